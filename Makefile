@@ -1,0 +1,42 @@
+# aifabric: `make demo` and `make test` set everything up themselves (idempotently).
+PY := .venv/bin/python
+SETUP_STAMP := .venv/.aifabric-installed
+
+.PHONY: help setup demo test unit e2e lint proto bench clean-net clean
+
+help:
+	@echo "make demo      set up, start fabricd and a 2-spine/4-leaf Mininet fabric, show topology and reachability"
+	@echo "make test      set up and run the whole test suite (unit + end-to-end on Mininet)"
+	@echo "make setup     install Debian packages, .venv, the project; start Open vSwitch"
+	@echo "make unit      unit tests of the pure core only (no root, no Mininet)"
+	@echo "make lint      ruff"
+	@echo "make proto     regenerate the gRPC/protobuf code from proto/"
+	@echo "make bench     run the benchmarks in bench/ and write docs/"
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) -m mininet_topos.cli demo --spines 2 --leaves 4 --hosts-per-leaf 2
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q tests
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+e2e: setup
+	$(PY) -m pytest -q tests/e2e
+
+lint: setup
+	$(PY) -m ruff check .
+
+proto: setup
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto proto/aifabric/v1/fabric.proto
+
+bench: setup
+	$(PY) -m bench.discovery
+
+clean-net:
+	-mn -c >/dev/null 2>&1

@@ -1,0 +1,1 @@
+"""os-ken apps: thin translators between OpenFlow and the pure core in ``controller``."""

@@ -1,0 +1,271 @@
+"""The os-ken app that owns the fabric: discovery, host learning, forwarding sync.
+
+A thin translator. OpenFlow events become calls into :class:`controller.core.FabricCore`
+on this app's own event thread (the only writer of controller state); the core's
+packet-outs and desired entries become OpenFlow messages. When a switch connects, what
+it already holds is read back first, so the difference is all that is ever sent: a
+reconnecting switch, or every switch after a controller restart, is reconciled in
+place, not wiped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from os_ken.base import app_manager
+from os_ken.controller import event, ofp_event
+from os_ken.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from apps import ofmsg, runtime
+from controller.core import CoreSettings, Effects, FabricCore
+from controller.model import Port
+from controller.openflow import FlowRule, GroupRule, SwitchMirror
+from controller.snapshot import TopologySnapshot
+
+log = logging.getLogger("aifabric.fabric")
+
+TICK_SECONDS = 0.25
+RESYNC_MIN_INTERVAL = 5.0
+
+
+class EventTick(event.EventBase):
+    """Posted by the ticker thread; handled on the app's own thread."""
+
+
+@dataclass
+class SwitchSync:
+    """Per-connection state: what the switch holds, and where its read-back stands."""
+
+    dp: object
+    phase: str = "reading"  # reading -> ready
+    mirror: SwitchMirror = field(default_factory=SwitchMirror)
+    flows: list[FlowRule] = field(default_factory=list)
+    groups: list[GroupRule] = field(default_factory=list)
+    flows_done: bool = False
+    groups_done: bool = False
+    last_read: float = 0.0
+
+
+def _port(desc) -> Port:
+    up = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
+    name = desc.name.decode(errors="replace") if isinstance(desc.name, bytes) else str(desc.name)
+    return Port(desc.port_no, name, desc.hw_addr, up)
+
+
+class FabricApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofp.OFP_VERSION]
+    _EVENTS = [EventTick]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = runtime.config()
+        disc = cfg.discovery
+        self.core = FabricCore(
+            CoreSettings(
+                lldp_interval=disc.lldp_interval,
+                link_timeout=disc.link_timeout,
+                settle_time=disc.settle_time,
+                role_overrides=dict(cfg.roles),
+            ),
+            secret=os.urandom(32),
+        )
+        self.syncs: dict[int, SwitchSync] = {}
+        self.snapshot: TopologySnapshot = TopologySnapshot.empty()
+        self._last_probe = 0.0
+        self._stop = threading.Event()
+        self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self):
+        thread = super().start()
+        threading.Thread(target=self._ticker, name="aifabric-ticker", daemon=True).start()
+        return thread
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _ticker(self) -> None:
+        # os-ken's own timed waits do not work on the native hub: a plain sleep loop posts
+        # ticks, and the work happens on the app thread.
+        while not self._stop.is_set():
+            time.sleep(TICK_SECONDS)
+            self.send_event(self.name, EventTick())
+
+    @set_ev_cls(EventTick)
+    def _on_tick(self, ev) -> None:
+        now = time.time()
+        eff = Effects()
+        if now - self._last_probe >= self.core.settings.lldp_interval:
+            self._last_probe = now
+            eff = self.core.tick(now)
+        self._apply(eff, now, force_sync=True)
+
+    # --- switch connection ------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _on_state_change(self, ev) -> None:
+        dp = ev.datapath
+        now = time.time()
+        if ev.state == MAIN_DISPATCHER:
+            if dp.id is None:
+                return
+            old = self.syncs.get(dp.id)
+            if old is not None and old.dp is not dp:
+                log.info("switch %d reconnected; the old connection is dropped", dp.id)
+            ports = [_port(p) for p in list(dp.ports.values())]
+            self.syncs[dp.id] = SwitchSync(dp, last_read=now)
+            self._request_state(dp)
+            self._apply(self.core.switch_connected(dp.id, ports, now), now)
+        elif ev.state == DEAD_DISPATCHER:
+            if dp.id is None:
+                return
+            sync = self.syncs.get(dp.id)
+            if sync is None or sync.dp is not dp:
+                return  # an old connection of a switch that has already reconnected
+            del self.syncs[dp.id]
+            self._apply(self.core.switch_disconnected(dp.id, now), now)
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _on_features(self, ev) -> None:
+        dp = ev.msg.datapath
+        # Full frames to the controller on table-miss (our own entries use NO_BUFFER).
+        dp.send_msg(parser.OFPSetConfig(dp, ofp.OFPC_FRAG_NORMAL, ofp.OFPCML_NO_BUFFER))
+
+    def _request_state(self, dp) -> None:
+        dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY))
+        dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+
+    def _sync_for(self, dp) -> SwitchSync | None:
+        sync = self.syncs.get(dp.id)
+        return sync if sync is not None and sync.dp is dp else None
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _on_flow_stats(self, ev) -> None:
+        sync = self._sync_for(ev.msg.datapath)
+        if sync is None or sync.phase != "reading":
+            return
+        sync.flows += [ofmsg.flow_from_stats(s) for s in ev.msg.body]
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            sync.flows_done = True
+            self._maybe_loaded(ev.msg.datapath.id, sync)
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _on_group_desc(self, ev) -> None:
+        sync = self._sync_for(ev.msg.datapath)
+        if sync is None or sync.phase != "reading":
+            return
+        sync.groups += [ofmsg.group_from_desc(g) for g in ev.msg.body]
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            sync.groups_done = True
+            self._maybe_loaded(ev.msg.datapath.id, sync)
+
+    def _maybe_loaded(self, dpid: int, sync: SwitchSync) -> None:
+        if not (sync.flows_done and sync.groups_done):
+            return
+        mine = [r for r in sync.flows if ofmsg.ours(r)]
+        foreign = len(sync.flows) - len(mine)
+        sync.mirror = SwitchMirror({r.key: r for r in mine}, {g.group_id: g for g in sync.groups})
+        sync.phase = "ready"
+        log.info(
+            "switch %d holds %d aifabric entries, %d groups, %d foreign entries (left alone)",
+            dpid, len(mine), len(sync.groups), foreign,
+        )
+        now = time.time()
+        self._apply(self.core.recover_hosts(dpid, mine, now), now, force_sync=True)
+        # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
+        self._apply(self.core.probe(dpid, now), now)
+
+    # --- OpenFlow input -----------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _on_packet_in(self, ev) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        if self._sync_for(dp) is None:
+            return
+        self.stats["packet_in"] += 1
+        in_port = msg.match.get("in_port")
+        if in_port is None:
+            return
+        now = time.time()
+        self._apply(self.core.packet_in(dp.id, in_port, bytes(msg.data), now), now)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _on_port_status(self, ev) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        if self._sync_for(dp) is None:
+            return
+        now = time.time()
+        port = _port(msg.desc)
+        deleted = msg.reason == ofp.OFPPR_DELETE
+        log.info(
+            "port %d:%d (%s) %s", dp.id, port.port_no, port.name,
+            "deleted" if deleted else ("up" if port.up else "down"),
+        )
+        self._apply(self.core.port_status(dp.id, port, deleted, now), now)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def _on_error(self, ev) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        log.error(
+            "switch %s reported OpenFlow error type=%d code=%d; its state will be re-read",
+            dp.id, msg.type, msg.code,
+        )
+        sync = self._sync_for(dp)
+        now = time.time()
+        due = sync is not None and now - sync.last_read > RESYNC_MIN_INTERVAL
+        if due and sync.phase == "ready":
+            self.syncs[dp.id] = SwitchSync(dp, last_read=now)
+            self._request_state(dp)
+
+    # --- output -----------------------------------------------------------------------------
+    def _apply(self, eff: Effects, now: float, force_sync: bool = False) -> None:
+        # Entries first, packet-outs after: a host that gets an ARP answer sends at once,
+        # and its packets must find the new entries already on their way.
+        if eff.changed or force_sync:
+            self._sync_all(now)
+            self.snapshot = self.core.snapshot(now)
+        for po in eff.packet_outs:
+            sync = self.syncs.get(po.dpid)
+            if sync is None:
+                continue
+            dp = sync.dp
+            actions = [parser.OFPActionOutput(p, 0) for p in po.ports]
+            dp.send_msg(
+                parser.OFPPacketOut(dp, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, actions, po.data)
+            )
+            self.stats["packet_out"] += 1
+
+    def _sync_all(self, now: float) -> None:
+        # Spines before leaves: a leaf entry lets traffic into the fabric, so the spine
+        # entries it relies on should be there first.
+        order = sorted(self.syncs, key=lambda d: (self.core.role(d) != "spine", d))
+        for dpid in order:
+            sync = self.syncs[dpid]
+            if sync.phase != "ready":
+                continue
+            desired, complete = self.core.desired(dpid, now)
+            plan = sync.mirror.plan(desired, additive=not complete)
+            if not plan:
+                continue
+            log.info("switch %d: %s", dpid, plan.summary())
+            for m in ofmsg.plan_messages(sync.dp, plan):
+                sync.dp.send_msg(m)
+            sync.mirror.apply(plan)
+            self.stats["flow_mods"] += len(plan.flow_adds) + len(plan.flow_mods) + len(
+                plan.flow_dels
+            )
+            self.stats["group_mods"] += len(plan.group_adds) + len(plan.group_mods) + len(
+                plan.group_dels
+            )

@@ -1,0 +1,147 @@
+"""Translation between the core's pure entries (``controller.openflow``) and os-ken
+OpenFlow 1.3 messages, in both directions (the reverse is used to read what a switch
+already holds when it connects)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from controller import constants as C
+from controller.openflow import Bucket, FlowRule, GroupRule, SyncPlan
+
+_GROUP_TYPES = {
+    "all": ofp.OFPGT_ALL,
+    "select": ofp.OFPGT_SELECT,
+    "indirect": ofp.OFPGT_INDIRECT,
+    "ff": ofp.OFPGT_FF,
+}
+_GROUP_NAMES = {v: k for k, v in _GROUP_TYPES.items()}
+
+
+# --- core -> os-ken --------------------------------------------------------------------
+def _action(a: tuple) -> Any:
+    kind = a[0]
+    if kind == "output":
+        return parser.OFPActionOutput(a[1], 0)
+    if kind == "controller":
+        return parser.OFPActionOutput(ofp.OFPP_CONTROLLER, a[1])
+    if kind == "group":
+        return parser.OFPActionGroup(a[1])
+    if kind == "set_field":
+        return parser.OFPActionSetField(**{a[1]: a[2]})
+    raise ValueError(f"unknown action {a!r}")
+
+
+def _instructions(rule: FlowRule) -> list[Any]:
+    out = []
+    for ins in rule.instructions:
+        if ins[0] == "apply":
+            out.append(
+                parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [_action(a) for a in ins[1]])
+            )
+        elif ins[0] == "goto":
+            out.append(parser.OFPInstructionGotoTable(ins[1]))
+        else:
+            raise ValueError(f"unknown instruction {ins!r}")
+    return out
+
+
+def flow_mod(dp, rule: FlowRule, command: int) -> parser.OFPFlowMod:
+    return parser.OFPFlowMod(
+        datapath=dp,
+        cookie=rule.cookie,
+        table_id=rule.table,
+        command=command,
+        priority=rule.priority,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        flags=0,
+        match=parser.OFPMatch(**dict(rule.match)),
+        instructions=[] if command == ofp.OFPFC_DELETE_STRICT else _instructions(rule),
+    )
+
+
+def group_mod(dp, group: GroupRule, command: int) -> parser.OFPGroupMod:
+    buckets = [
+        parser.OFPBucket(
+            weight=b.weight if group.group_type == "select" else 0,
+            watch_port=b.watch_port if b.watch_port is not None else ofp.OFPP_ANY,
+            watch_group=ofp.OFPG_ANY,
+            actions=[_action(a) for a in b.actions],
+        )
+        for b in group.buckets
+    ]
+    return parser.OFPGroupMod(dp, command, _GROUP_TYPES[group.group_type], group.group_id, buckets)
+
+
+def plan_messages(dp, plan: SyncPlan) -> list[Any]:
+    """The messages of a plan, in a safe order, with barriers between dependent phases."""
+    msgs: list[Any] = []
+    msgs += [group_mod(dp, g, ofp.OFPGC_ADD) for g in plan.group_adds]
+    msgs += [group_mod(dp, g, ofp.OFPGC_MODIFY) for g in plan.group_mods]
+    if msgs:
+        msgs.append(parser.OFPBarrierRequest(dp))
+    msgs += [flow_mod(dp, r, ofp.OFPFC_ADD) for r in plan.flow_adds]
+    msgs += [flow_mod(dp, r, ofp.OFPFC_MODIFY_STRICT) for r in plan.flow_mods]
+    msgs += [flow_mod(dp, r, ofp.OFPFC_DELETE_STRICT) for r in plan.flow_dels]
+    if plan.group_dels:
+        msgs.append(parser.OFPBarrierRequest(dp))
+        msgs += [
+            parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, gid, [])
+            for gid in plan.group_dels
+        ]
+    msgs.append(parser.OFPBarrierRequest(dp))
+    return msgs
+
+
+# --- os-ken -> core --------------------------------------------------------------------
+def _parse_action(a: Any) -> tuple:
+    if isinstance(a, parser.OFPActionOutput):
+        if a.port == ofp.OFPP_CONTROLLER:
+            return ("controller", a.max_len)
+        return ("output", a.port)
+    if isinstance(a, parser.OFPActionGroup):
+        return ("group", a.group_id)
+    if isinstance(a, parser.OFPActionSetField):
+        return ("set_field", a.key, a.value)
+    return ("unknown", type(a).__name__)
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def flow_from_stats(stat: Any) -> FlowRule:
+    match = tuple(sorted((k, _normal(v)) for k, v in stat.match.items()))
+    instructions = []
+    for ins in stat.instructions:
+        if isinstance(ins, parser.OFPInstructionActions) and ins.type == ofp.OFPIT_APPLY_ACTIONS:
+            instructions.append(("apply", tuple(_parse_action(a) for a in ins.actions)))
+        elif isinstance(ins, parser.OFPInstructionGotoTable):
+            instructions.append(("goto", ins.table_id))
+        else:
+            instructions.append(("unknown", type(ins).__name__))
+    return FlowRule(stat.table_id, stat.priority, match, tuple(instructions), stat.cookie)
+
+
+def group_from_desc(desc: Any) -> GroupRule:
+    gtype = _GROUP_NAMES.get(desc.type, "unknown")
+    buckets = tuple(
+        Bucket(
+            tuple(_parse_action(a) for a in b.actions),
+            b.weight if gtype == "select" else 1,
+            None if b.watch_port == ofp.OFPP_ANY else b.watch_port,
+        )
+        for b in desc.buckets
+    )
+    return GroupRule(desc.group_id, gtype, buckets)
+
+
+def ours(rule: FlowRule) -> bool:
+    return C.is_ours(rule.cookie)

@@ -1,0 +1,20 @@
+"""The configuration the daemon hands to the os-ken apps it starts.
+
+os-ken instantiates apps itself, without arguments of ours; the daemon sets the
+validated configuration here first, and the apps read it in their constructors.
+"""
+
+from __future__ import annotations
+
+from controller.config import FabricdConfig
+
+_config: FabricdConfig | None = None
+
+
+def set_config(config: FabricdConfig) -> None:
+    global _config
+    _config = config
+
+
+def config() -> FabricdConfig:
+    return _config if _config is not None else FabricdConfig()

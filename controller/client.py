@@ -1,0 +1,74 @@
+"""A small client for the aifabric management API (used by fabricctl, tests and bench)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+class FabricClient:
+    def __init__(self, server: str = DEFAULT_SERVER, timeout: float = 5.0) -> None:
+        self.server = server
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(server)
+        self.stub = fabric_pb2_grpc.FabricStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> FabricClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def topology(self) -> fabric_pb2.Topology:
+        return self.stub.GetTopology(fabric_pb2.GetTopologyRequest(), timeout=self.timeout)
+
+    def status(self) -> fabric_pb2.Status:
+        return self.stub.GetStatus(fabric_pb2.GetStatusRequest(), timeout=self.timeout)
+
+    def health(self, service: str = "") -> str:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+def topology_dict(topo: fabric_pb2.Topology) -> dict[str, Any]:
+    """The topology as plain JSON-able data with the API's field names (dpids as ints)."""
+    return {
+        "switches": [
+            {"dpid": s.dpid, "role": s.role, "connected": s.connected,
+             "connected_since": s.connected_since, "ports": s.ports}
+            for s in topo.switches
+        ],
+        "links": [
+            {"src_dpid": lk.src_dpid, "src_port": lk.src_port, "dst_dpid": lk.dst_dpid,
+             "dst_port": lk.dst_port, "discovered_at": lk.discovered_at}
+            for lk in topo.links
+        ],
+        "hosts": [
+            {"mac": h.mac, "ip": h.ip, "dpid": h.dpid, "port": h.port,
+             "first_seen": h.first_seen, "recovered": h.recovered}
+            for h in topo.hosts
+        ],
+        "warnings": list(topo.warnings),
+    }
+
+
+
+def status_dict(st: fabric_pb2.Status) -> dict[str, Any]:
+    return {
+        "version": st.version,
+        "started_at": st.started_at,
+        "openflow_port": st.openflow_port,
+        "qos_enabled": st.qos_enabled,
+        "te_enabled": st.te_enabled,
+        "link_speed_mbps": st.link_speed_mbps,
+        "counters": dict(sorted(st.counters.items())),
+    }

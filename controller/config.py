@@ -1,0 +1,159 @@
+"""fabricd configuration: a YAML file validated by pydantic, overridden by flags.
+
+Every problem is reported as one :class:`ConfigError` naming the key and the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from controller.roles import ROLES
+
+
+class ConfigError(Exception):
+    """Invalid configuration: ``key`` is dotted (``api.address``), ``reason`` says why."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}" if key else reason)
+        self.key, self.reason = key, reason
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6); raise ValueError with a reason."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"port must be 1-65535, got {port!r}")
+    if host not in ("localhost", "*"):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address") from None
+    return host, int(port)
+
+
+class OpenFlowConfig(_Strict):
+    listen_host: str = "0.0.0.0"
+    port: int = Field(6653, ge=1, le=65535)
+    echo_interval: float = Field(2.0, gt=0, description="seconds between echo requests")
+    echo_max_unanswered: int = Field(3, ge=1)
+
+    @field_validator("listen_host")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        ipaddress.ip_address(v)
+        return v
+
+
+class ApiConfig(_Strict):
+    address: str = "127.0.0.1:50051"
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        parse_host_port(v)
+        return v
+
+
+class DiscoveryConfig(_Strict):
+    lldp_interval: float = Field(1.0, gt=0, le=60)
+    link_timeout: float = Field(3.5, gt=0, le=600)
+    settle_time: float = Field(1.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _timeout_after_interval(self) -> DiscoveryConfig:
+        if self.link_timeout <= self.lldp_interval:
+            raise ValueError(
+                f"link_timeout ({self.link_timeout}) must be longer than lldp_interval "
+                f"({self.lldp_interval})"
+            )
+        return self
+
+
+class FeatureToggle(_Strict):
+    enabled: bool = True
+
+
+class FabricdConfig(_Strict):
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    link_speed_mbps: float | None = Field(None, gt=0, le=1_000_000)
+    openflow: OpenFlowConfig = OpenFlowConfig()
+    api: ApiConfig = ApiConfig()
+    discovery: DiscoveryConfig = DiscoveryConfig()
+    qos: FeatureToggle = FeatureToggle()
+    te: FeatureToggle = FeatureToggle()
+    roles: dict[int, Literal["spine", "leaf"]] = Field(default_factory=dict)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _dpid_keys(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for key, role in v.items():
+            try:
+                dpid = int(key, 0) if isinstance(key, str) else int(key)
+            except ValueError:
+                raise ValueError(f"dpid {key!r} is not an integer (use 42 or 0x2a)") from None
+            if role not in ROLES:
+                raise ValueError(f"role of {key} must be spine or leaf, got {role!r}")
+            out[dpid] = role
+        return out
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if prefix:
+        key = f"{prefix}.{key}" if key else prefix
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return ConfigError(key, msg)
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> FabricdConfig:
+    """Read ``path`` (or the built-in defaults) and apply dotted-key ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError("--config", f"cannot read {p}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError("--config", f"{p} is not valid YAML{where}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("--config", f"{p} must hold a mapping at the top level")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = value
+    try:
+        return FabricdConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc) from None

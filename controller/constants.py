@@ -1,0 +1,63 @@
+"""Named OpenFlow constants shared by the core and the apps: tables, priorities, cookies."""
+
+from __future__ import annotations
+
+# --- Tables -----------------------------------------------------------------------------
+TABLE_INGRESS = 0  # control punts (LLDP, ARP); later: QoS marking at host ports
+TABLE_FORWARD = 1  # destination lookup: host MAC -> port or ECMP group
+
+# --- Priorities (one place, so that the pipeline can be read at a glance) ---------------
+PRIO_LLDP = 1000  # table 0: LLDP to the controller, on every port
+PRIO_ARP = 900  # table 0: ARP to the controller (proxy ARP)
+PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to forwarding
+PRIO_PIN = 200  # table 1: traffic-engineering per-flow pins (issue 4)
+PRIO_HOST = 100  # table 1: eth_dst == known host
+PRIO_MULTICAST = 10  # table 1: broadcast/multicast from hosts -> controller (flooded to edges)
+PRIO_MISS = 0  # table 1: unknown unicast
+
+# --- Cookies ------------------------------------------------------------------------------
+# Top byte marks an entry as aifabric's; the next byte says which kind of entry it is.
+# Host entries carry the host's IPv4 address in the low 32 bits, so that a restarted
+# controller can recover its host table from what the switches hold.
+COOKIE_OWNER = 0xAF
+COOKIE_OWNER_SHIFT = 56
+COOKIE_OWNER_MASK = 0xFF << COOKIE_OWNER_SHIFT
+COOKIE_KIND_SHIFT = 48
+KIND_CONTROL = 0x01
+KIND_HOST = 0x02
+KIND_PIN = 0x03
+
+
+def make_cookie(kind: int, low: int = 0) -> int:
+    """Cookie for an aifabric entry of ``kind``, with ``low`` (32 bits) as payload."""
+    return (COOKIE_OWNER << COOKIE_OWNER_SHIFT) | (kind << COOKIE_KIND_SHIFT) | (low & 0xFFFFFFFF)
+
+
+def is_ours(cookie: int) -> bool:
+    """True when an entry's cookie says aifabric installed it."""
+    return (cookie >> COOKIE_OWNER_SHIFT) == COOKIE_OWNER
+
+
+def cookie_kind(cookie: int) -> int:
+    return (cookie >> COOKIE_KIND_SHIFT) & 0xFF
+
+
+def cookie_low(cookie: int) -> int:
+    return cookie & 0xFFFFFFFF
+
+
+# --- Ethernet -----------------------------------------------------------------------------
+ETH_TYPE_IP = 0x0800
+ETH_TYPE_ARP = 0x0806
+ETH_TYPE_VLAN = 0x8100
+ETH_TYPE_LLDP = 0x88CC
+ETH_TYPE_IPV6 = 0x86DD
+BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
+MULTICAST_BIT_MAC = "01:00:00:00:00:00"
+LLDP_MAC_NEAREST_BRIDGE = "01:80:c2:00:00:0e"
+
+# OpenFlow reserved port numbers we need (OF 1.3)
+OFPP_MAX = 0xFFFFFF00
+OFPP_LOCAL = 0xFFFFFFFE
+OFPP_CONTROLLER = 0xFFFFFFFD
+OFPCML_NO_BUFFER = 0xFFFF

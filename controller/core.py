@@ -1,0 +1,412 @@
+"""The controller's decision core: turns switch events into fabric state, packet-outs
+and desired per-switch entries. No os-ken, no sockets, no clock: ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from controller import constants as C
+from controller.forwarding import (
+    FabricView,
+    HostLocation,
+    assign_group_ids,
+    desired_state,
+    lldp_rule,
+)
+from controller.frames import (
+    ARP_REPLY,
+    ARP_REQUEST,
+    Arp,
+    FrameError,
+    build_arp_frame,
+    build_lldp,
+    ipv4_source,
+    is_multicast_mac,
+    parse_arp,
+    parse_ethernet,
+    parse_lldp,
+)
+from controller.model import Fabric, Link, LinkEnd, Port
+from controller.openflow import FlowRule, SwitchDesired
+from controller.roles import LEAF, infer_roles
+from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
+
+log = logging.getLogger("aifabric.core")
+
+FLOOD_ECHO_WINDOW = 0.5  # seconds during which a flooded frame coming back is dropped
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    lldp_interval: float = 1.0  # seconds between probes on every port
+    link_timeout: float = 3.5  # a link not re-confirmed for this long is gone
+    settle_time: float = 1.0  # after connecting, a switch is left this long to be discovered
+    flood_rate: float = 50.0  # broadcast/unknown frames per second per host port
+    flood_burst: float = 100.0
+    role_overrides: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PacketOut:
+    dpid: int
+    ports: tuple[int, ...]
+    data: bytes
+
+
+@dataclass
+class Effects:
+    """What one event asks of the apps."""
+
+    packet_outs: list[PacketOut] = field(default_factory=list)
+    changed: bool = False  # forwarding state must be recomputed and pushed
+
+    def merge(self, other: Effects) -> Effects:
+        self.packet_outs += other.packet_outs
+        self.changed = self.changed or other.changed
+        return self
+
+
+class _TokenBucket:
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class FabricCore:
+    def __init__(self, settings: CoreSettings, secret: bytes) -> None:
+        self.settings = settings
+        self.secret = secret
+        self.fabric = Fabric()
+        self._view: FabricView | None = None
+        self._warnings: tuple[str, ...] = ()
+        self._roles: dict[int, str] = {}  # last known role of every switch ever seen
+        self._buckets: dict[tuple[int, int], _TokenBucket] = {}
+        self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
+        self.counters: dict[str, int] = {}
+
+    # --- bookkeeping ------------------------------------------------------------------------
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _changed(self) -> Effects:
+        self._view = None
+        return Effects(changed=True)
+
+    def _probes(self, dpid: int, ports: list[int], now: float) -> list[PacketOut]:
+        return [PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now)) for p in ports]
+
+    # --- switch events ----------------------------------------------------------------------
+    def switch_connected(self, dpid: int, ports: list[Port], now: float) -> Effects:
+        """A switch (re)connected. Probe it with :meth:`probe` once its LLDP entry is in."""
+        self.fabric.switch_up(dpid, ports, now)
+        log.info("switch %d connected with %d ports", dpid, len(ports))
+        return self._changed()
+
+    def probe(self, dpid: int, now: float) -> Effects:
+        """LLDP probes out of every up port of one switch."""
+        sw = self.fabric.switches.get(dpid)
+        if sw is None or not sw.connected:
+            return Effects()
+        return Effects(packet_outs=self._probes(dpid, sw.up_ports(), now))
+
+    def switch_disconnected(self, dpid: int, now: float) -> Effects:
+        if not self.fabric.is_connected(dpid):
+            return Effects()
+        gone = self.fabric.switch_down(dpid)
+        log.warning("switch %d disconnected; %d link directions removed", dpid, len(gone))
+        return self._changed()
+
+    def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
+        if not self.fabric.is_connected(dpid):
+            return Effects()
+        if deleted:
+            gone = self.fabric.port_deleted(dpid, port.port_no)
+        else:
+            gone = self.fabric.port_update(dpid, port, now)
+        self._log_gone(gone, f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}")
+        eff = self._changed()
+        if port.up and not deleted:
+            eff.packet_outs += self._probes(dpid, [port.port_no], now)
+        return eff
+
+    def tick(self, now: float) -> Effects:
+        """Periodic work: probe every up port, expire links that stopped answering."""
+        eff = Effects()
+        for sw in self.fabric.switches.values():
+            if sw.connected:
+                eff.packet_outs += self._probes(sw.dpid, sw.up_ports(), now)
+        self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
+        gone = self.fabric.expire_links(now, self.settings.link_timeout)
+        if gone:
+            self._log_gone(gone, "LLDP timeout")
+            eff.merge(self._changed())
+        return eff
+
+    def _log_gone(self, gone: list[Link], why: str) -> None:
+        for lk in gone:
+            log.warning(
+                "link %d:%d -> %d:%d removed (%s)",
+                lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, why,
+            )
+
+    def is_settled(self, dpid: int, now: float) -> bool:
+        """A switch is settled once discovery had time to find its links."""
+        sw = self.fabric.switches.get(dpid)
+        if sw is None or not sw.connected:
+            return False
+        return now - sw.connected_since >= self.settings.settle_time
+
+    # --- packet-in ----------------------------------------------------------------------------
+    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+        if not self.fabric.is_connected(dpid):
+            return Effects()
+        try:
+            eth = parse_ethernet(data)
+        except FrameError as exc:
+            self._count("bad_frames")
+            log.debug("dropping frame from %d:%d: %s", dpid, in_port, exc)
+            return Effects()
+        if eth.ethertype == C.ETH_TYPE_LLDP:
+            return self._lldp_in(dpid, in_port, eth.payload, now)
+        if not self._is_host_port(dpid, in_port, now):
+            return self._transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
+        log.debug("frame %s -> %s type %#x from host port %d:%d",
+                  eth.src, eth.dst, eth.ethertype, dpid, in_port)
+        if is_multicast_mac(eth.src):
+            self._count("bad_frames")
+            return Effects()
+        if self._recent_floods.get(hash(data), 0.0) > now:
+            # A frame we flooded came back in: a port we took for a host port faces the
+            # fabric. Dropping it here breaks any loop through the controller.
+            self._count("flood_echo_dropped")
+            log.debug("dropped an echo of a flooded frame on %d:%d", dpid, in_port)
+            return Effects()
+        if eth.ethertype == C.ETH_TYPE_ARP:
+            return self._arp_in(dpid, in_port, eth.src, data, eth.payload, now)
+        ip = ipv4_source(eth.payload) if eth.ethertype == C.ETH_TYPE_IP else None
+        eff = self._learn(eth.src, ip, dpid, in_port, now)
+        if not is_multicast_mac(eth.dst):
+            dst = self.fabric.hosts.get(eth.dst)
+            if dst is not None:  # entries are on their way; deliver this one directly
+                eff.packet_outs.append(PacketOut(dst.dpid, (dst.port,), data))
+                return eff
+        return eff.merge(self._flood(dpid, in_port, data, now))
+
+    def host_ports(self, dpid: int, now: float) -> list[int]:
+        """Ports of a settled leaf where hosts are: up long enough, and no LLDP seen."""
+        if not self.is_settled(dpid, now) or self.role(dpid) != LEAF:
+            return []
+        return self.fabric.edge_ports(dpid, now, self.settings.settle_time)
+
+    def _is_host_port(self, dpid: int, port: int, now: float) -> bool:
+        return port in self.host_ports(dpid, now)
+
+    def _transit_miss(self, dpid: int, in_port: int, dst_mac: str, ethertype: int,
+                      data: bytes) -> Effects:
+        """A frame inside the fabric found no entry (entries for a new host are still on
+        their way to this switch): hand it straight to the destination host's port."""
+        dst = None if is_multicast_mac(dst_mac) else self.fabric.hosts.get(dst_mac)
+        if dst is None or ethertype == C.ETH_TYPE_ARP:
+            self._count("ignored_non_edge")
+            log.debug("ignored frame to %s type %#x on non-host port %d:%d",
+                      dst_mac, ethertype, dpid, in_port)
+            return Effects()
+        self._count("transit_miss_delivered")
+        return Effects(packet_outs=[PacketOut(dst.dpid, (dst.port,), data)])
+
+    def _lldp_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> Effects:
+        try:
+            probe = parse_lldp(
+                payload, self.secret, now, max_age=max(2.0, 2 * self.settings.lldp_interval)
+            )
+        except FrameError as exc:
+            self._count("rejected_lldp")
+            log.warning("rejected LLDP frame on %d:%d: %s", dpid, in_port, exc)
+            return Effects()
+        src, dst = LinkEnd(probe.dpid, probe.port), LinkEnd(dpid, in_port)
+        if src.dpid == dst.dpid:
+            self._count("rejected_lldp")
+            log.warning("rejected LLDP on %d:%d: loops back to its own switch", dpid, in_port)
+            return Effects()
+        if not self.fabric.port_is_up(src.dpid, src.port) or not self.fabric.port_is_up(
+            dst.dpid, dst.port
+        ):
+            self._count("rejected_lldp")
+            return Effects()
+        is_new, displaced = self.fabric.link_seen(src, dst, now)
+        if not is_new:
+            return Effects()
+        self._log_gone(displaced, "re-cabled")
+        log.info("link %d:%d -> %d:%d discovered", src.dpid, src.port, dst.dpid, dst.port)
+        eff = self._changed()
+        if LinkEnd(dst.dpid, dst.port) not in self.fabric.links:
+            # answer at once so that the reverse direction is found without waiting a tick
+            eff.packet_outs += self._probes(dst.dpid, [dst.port], now)
+        return eff
+
+    def _arp_in(
+        self, dpid: int, in_port: int, eth_src: str, frame: bytes, payload: bytes, now: float
+    ) -> Effects:
+        try:
+            arp = parse_arp(payload)
+        except FrameError as exc:
+            self._count("bad_frames")
+            log.debug("bad ARP from %d:%d: %s", dpid, in_port, exc)
+            return Effects()
+        if arp.sender_mac != eth_src:
+            self._count("bad_frames")
+            log.debug("ARP sender %s differs from frame source %s", arp.sender_mac, eth_src)
+            return Effects()
+        sender_ip = None if arp.sender_ip == "0.0.0.0" else arp.sender_ip
+        eff = self._learn(arp.sender_mac, sender_ip, dpid, in_port, now)
+        if arp.opcode == ARP_REQUEST and sender_ip and arp.target_ip != sender_ip:
+            target = self.fabric.host_by_ip(arp.target_ip)
+            if target is not None:
+                reply = Arp(ARP_REPLY, target.mac, arp.target_ip, arp.sender_mac, sender_ip)
+                data = build_arp_frame(arp.sender_mac, target.mac, reply)
+                eff.packet_outs.append(PacketOut(dpid, (in_port,), data))
+                self._count("arp_proxied")
+                return eff
+        elif arp.opcode == ARP_REPLY:
+            requester = self.fabric.hosts.get(arp.target_mac)
+            if requester is not None:
+                eff.packet_outs.append(PacketOut(requester.dpid, (requester.port,), frame))
+                return eff
+        return eff.merge(self._flood(dpid, in_port, frame, now))
+
+    def _learn(self, mac: str, ip: str | None, dpid: int, port: int, now: float) -> Effects:
+        old = self.fabric.hosts.get(mac)
+        if not self.fabric.learn_host(mac, ip, dpid, port, now):
+            return Effects()
+        if old is None:
+            log.info("host %s (%s) at %d:%d", mac, ip or "no IPv4", dpid, port)
+        else:
+            log.info("host %s (%s) now at %d:%d", mac, ip or "no IPv4", dpid, port)
+        return self._changed()
+
+    def _flood(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+        """Send a frame out of every host port of every leaf except where it came in."""
+        bucket = self._buckets.get((dpid, in_port))
+        if bucket is None:
+            bucket = self._buckets[(dpid, in_port)] = _TokenBucket(
+                self.settings.flood_rate, self.settings.flood_burst, now
+            )
+        if not bucket.take(now):
+            self._count("flood_rate_limited")
+            return Effects()
+        self._recent_floods[hash(data)] = now + FLOOD_ECHO_WINDOW
+        eff = Effects()
+        for leaf in sorted(d for d, r in self.roles().items() if r == LEAF):
+            ports = tuple(p for p in self.host_ports(leaf, now) if (leaf, p) != (dpid, in_port))
+            if ports:
+                eff.packet_outs.append(PacketOut(leaf, ports, data))
+        self._count("floods")
+        return eff
+
+    # --- host recovery after a controller restart -------------------------------------------
+    def recover_hosts(self, dpid: int, flows: list[FlowRule], now: float) -> Effects:
+        """Rebuild host entries from a leaf's own host rules (output to a port).
+
+        Host rules carry the host's IPv4 address in their cookie; a restarted controller
+        thus knows every host again before it computes what the switches should hold,
+        and keeps their entries instead of wiping them.
+        """
+        eff = Effects()
+        linked = self.fabric.link_ports(dpid)
+        for rule in flows:
+            if C.cookie_kind(rule.cookie) != C.KIND_HOST or rule.table != C.TABLE_FORWARD:
+                continue
+            mac = dict(rule.match).get("eth_dst")
+            outputs = [a[1] for ins in rule.instructions if ins[0] == "apply" for a in ins[1]
+                       if a[0] == "output"]
+            if not isinstance(mac, str) or len(outputs) != 1 or outputs[0] in linked:
+                continue
+            if mac in self.fabric.hosts:
+                continue
+            low = C.cookie_low(rule.cookie)
+            ip = ".".join(str((low >> s) & 0xFF) for s in (24, 16, 8, 0)) if low else None
+            self.fabric.learn_host(mac, ip, dpid, outputs[0], now, recovered=True)
+            log.info("host %s (%s) recovered from %d:%d", mac, ip, dpid, outputs[0])
+            eff.merge(self._changed())
+        return eff
+
+    # --- derived state ----------------------------------------------------------------------
+    def roles(self) -> dict[int, str]:
+        self.view()
+        return {d: r for d, r in self._roles.items() if self.fabric.is_connected(d)}
+
+    def role(self, dpid: int) -> str | None:
+        return self.roles().get(dpid)
+
+    def view(self) -> FabricView:
+        if self._view is not None:
+            return self._view
+        fab = self.fabric
+        connected = sorted(d for d, s in fab.switches.items() if s.connected)
+        cables = fab.cables()
+        result = infer_roles(
+            connected,
+            cables,
+            {d: len(fab.edge_ports(d)) for d in connected},
+            self.settings.role_overrides,
+        )
+        self._roles.update(result.roles)
+        self._warnings = result.warnings
+        adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in connected}
+        for c in cables:
+            adjacency[c.a.dpid].append((c.a.port, c.b.dpid, c.b.port))
+            adjacency[c.b.dpid].append((c.b.port, c.a.dpid, c.a.port))
+        leaves = [d for d in connected if result.roles[d] == LEAF]
+        hosts = tuple(
+            HostLocation(h.mac, h.ip, h.dpid, h.port)
+            for h in sorted(fab.hosts.values(), key=lambda h: h.mac)
+        )
+        self._view = FabricView(
+            roles=result.roles,
+            adjacency={d: tuple(sorted(v)) for d, v in adjacency.items()},
+            hosts=hosts,
+            group_ids=assign_group_ids(leaves),
+        )
+        return self._view
+
+    def desired(self, dpid: int, now: float) -> tuple[SwitchDesired, bool]:
+        """What switch ``dpid`` should hold, and whether that is the complete state.
+
+        Until a switch is settled it only gets its LLDP entry, added beside whatever it
+        already holds: its links are not known yet, and nothing is removed on a guess.
+        """
+        if not self.is_settled(dpid, now):
+            return SwitchDesired.build([lldp_rule()], []), False
+        return desired_state(self.view(), dpid), True
+
+    def snapshot(self, now: float) -> TopologySnapshot:
+        view = self.view()
+        fab = self.fabric
+        switches = tuple(
+            SwitchInfo(
+                dpid=sw.dpid,
+                role=view.roles.get(sw.dpid, self._roles.get(sw.dpid, "unknown")),
+                connected=sw.connected,
+                connected_since=sw.connected_since,
+                ports=len(sw.up_ports()),
+            )
+            for sw in sorted(fab.switches.values(), key=lambda s: s.dpid)
+        )
+        links = tuple(
+            LinkInfo(lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, lk.discovered_at)
+            for lk in sorted(fab.links.values(), key=lambda lk: (lk.src, lk.dst))
+        )
+        hosts = tuple(
+            HostInfo(h.mac, h.ip or "", h.dpid, h.port, h.first_seen, h.recovered)
+            for h in sorted(fab.hosts.values(), key=lambda h: (h.dpid, h.port, h.mac))
+        )
+        return TopologySnapshot(switches, links, hosts, self._warnings, now)

@@ -1,0 +1,180 @@
+"""``fabricd``: the aifabric controller daemon.
+
+Parses flags and the YAML config, checks that its ports are usable, starts the gRPC
+management API, then runs the os-ken apps on os-ken's native-thread hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any, NoReturn
+
+from controller import __version__
+from controller.config import ConfigError, FabricdConfig, load_config
+
+log = logging.getLogger("aifabric.daemon")
+
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``fabricd: error: <flag>: <reason>``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="fabricd",
+        description="aifabric controller: discovers a spine-leaf OpenFlow 1.3 fabric, forwards "
+        "across all spines (ECMP), and serves a gRPC management API.",
+        epilog="Flags override the config file; the config file overrides built-in defaults. "
+        "Example: fabricd --config config/fabricd.example.yaml --link-speed 10",
+    )
+    p.add_argument("--config", metavar="FILE", help="YAML config file (see config/)")
+    p.add_argument("--of-port", type=int, metavar="PORT",
+                   help="OpenFlow listen port (default 6653)")
+    p.add_argument("--of-host", metavar="ADDR", help="OpenFlow listen address (default 0.0.0.0)")
+    p.add_argument("--grpc-addr", metavar="HOST:PORT",
+                   help="management API address (default 127.0.0.1:50051)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   help="log verbosity (default info)")
+    p.add_argument("--link-speed", type=float, metavar="MBPS",
+                   help="fabric-wide link rate in Mbit/s, overriding what switches report "
+                   "(Mininet veths report 10 Gbit/s whatever they are shaped to)")
+    p.add_argument("--no-qos", action="store_true", help="do not provision QoS (baseline runs)")
+    p.add_argument("--no-te", action="store_true",
+                   help="no traffic engineering: plain ECMP only (baseline runs)")
+    p.add_argument("--version", action="version", version=f"fabricd {__version__}")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> FabricdConfig:
+    overrides: dict[str, Any] = {}
+    if args.of_port is not None:
+        overrides["openflow.port"] = args.of_port
+    if args.of_host is not None:
+        overrides["openflow.listen_host"] = args.of_host
+    if args.grpc_addr is not None:
+        overrides["api.address"] = args.grpc_addr
+    if args.log_level is not None:
+        overrides["log_level"] = args.log_level
+    if args.link_speed is not None:
+        overrides["link_speed_mbps"] = args.link_speed
+    if args.no_qos:
+        overrides["qos.enabled"] = False
+    if args.no_te:
+        overrides["te.enabled"] = False
+    return load_config(args.config, overrides)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "debug":
+        logging.getLogger("os_ken").setLevel(logging.WARNING)
+
+
+def check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot listen for OpenFlow on {host}:{port}: {exc.strerror}"
+            ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"fabricd: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.log_level)
+
+    # Imported late: os-ken registers its options and picks its hub at import time.
+    from os_ken import cfg
+    from os_ken.base import app_manager
+    from os_ken.controller import controller as _of_controller  # noqa: F401  (registers opts)
+
+    from apps import runtime
+    from apps.api_server import ControllerHandle, start_api_server
+
+    try:
+        check_port_free(config.openflow.listen_host, config.openflow.port)
+    except RuntimeError as exc:
+        print(f"fabricd: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+    def fabric_app():
+        return app_manager.lookup_service_brick("FabricApp")
+
+    def snapshot():
+        app = fabric_app()
+        return app.snapshot if app is not None else None
+
+    def counters():
+        app = fabric_app()
+        return None if app is None else {**app.stats, **app.core.counters}
+
+    try:
+        server = start_api_server(config, ControllerHandle(snapshot, counters))
+    except RuntimeError as exc:
+        print(f"fabricd: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+    def stop(signum, _frame) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        server.stop(grace=0.5).wait(1.0)
+        logging.shutdown()
+        # Switches keep their entries (fail-mode secure); os-ken's server threads cannot
+        # be joined, so leave at once.
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    runtime.set_config(config)
+    of = config.openflow
+    cfg.CONF(
+        [
+            "--ofp-tcp-listen-port", str(of.port),
+            "--ofp-listen-host", of.listen_host,
+        ],
+        project="os_ken",
+        version=__version__,
+    )
+    cfg.CONF.set_override("echo_request_interval", of.echo_interval)
+    cfg.CONF.set_override("maximum_unreplied_echo_requests", of.echo_max_unanswered)
+    log.info(
+        "fabricd %s: OpenFlow on %s:%d, API on %s, QoS %s, TE %s, link speed %s",
+        __version__, of.listen_host, of.port, config.api.address,
+        "on" if config.qos.enabled else "off", "on" if config.te.enabled else "off",
+        f"{config.link_speed_mbps:g} Mbit/s" if config.link_speed_mbps else "as reported",
+    )
+    started = time.time()
+    try:
+        app_manager.AppManager.run_apps(["apps.fabric_app"])
+    except Exception:
+        log.exception("controller failed after %.1f s", time.time() - started)
+        os._exit(EXIT_RUNTIME)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

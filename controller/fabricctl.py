@@ -1,0 +1,147 @@
+"""``fabricctl``: command-line client of the aifabric management API.
+
+Tables for people by default, ``--json`` for scripts. Exit status: 0 success,
+1 the server could not be reached or refused the call, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import grpc
+
+from controller import __version__
+from controller.client import DEFAULT_SERVER, FabricClient, status_dict, topology_dict
+
+ENV_SERVER = "AIFABRIC_SERVER"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _ago(ts: float) -> str:
+    if not ts:
+        return "-"
+    secs = max(0.0, time.time() - ts)
+    if secs < 120:
+        return f"{secs:.0f}s ago"
+    if secs < 7200:
+        return f"{secs / 60:.0f}m ago"
+    return f"{secs / 3600:.1f}h ago"
+
+
+def show_topology(topo: dict[str, Any]) -> str:
+    out = []
+    sw = topo["switches"]
+    out.append(f"Switches ({len(sw)})")
+    out.append(table(
+        ["DPID", "ROLE", "STATE", "PORTS", "SINCE"],
+        [[s["dpid"], s["role"], "connected" if s["connected"] else "down", s["ports"],
+          _ago(s["connected_since"]) if s["connected"] else "-"] for s in sw],
+    ))
+    links = topo["links"]
+    out.append(f"\nLinks ({len(links)} directions)")
+    out.append(table(
+        ["SRC DPID", "SRC PORT", "DST DPID", "DST PORT"],
+        [[lk["src_dpid"], lk["src_port"], lk["dst_dpid"], lk["dst_port"]] for lk in links],
+    ))
+    hosts = topo["hosts"]
+    out.append(f"\nHosts ({len(hosts)})")
+    out.append(table(
+        ["MAC", "IP", "LEAF DPID", "PORT"],
+        [[h["mac"], h["ip"] or "-", h["dpid"], h["port"]] for h in hosts],
+    ))
+    warnings = topo["warnings"]
+    out.append(f"\nWarnings ({len(warnings)})")
+    out.extend(f"  ! {w}" for w in warnings)
+    if not warnings:
+        out.append("  none: the wiring is a clean two-tier Clos")
+    return "\n".join(out)
+
+
+def cmd_topology(client: FabricClient, args) -> int:
+    topo = topology_dict(client.topology())
+    print(json.dumps(topo, indent=2) if args.json else show_topology(topo))
+    return 0
+
+
+def cmd_status(client: FabricClient, args) -> int:
+    st = status_dict(client.status())
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"fabricd {st['version']}, up {_ago(st['started_at']).replace(' ago', '')}")
+    print(f"OpenFlow port {st['openflow_port']}; QoS {'on' if st['qos_enabled'] else 'off'}; "
+          f"TE {'on' if st['te_enabled'] else 'off'}; link speed "
+          + (f"{st['link_speed_mbps']:g} Mbit/s" if st["link_speed_mbps"] else "as reported"))
+    if st["counters"]:
+        print(table(["COUNTER", "VALUE"], sorted(st["counters"].items())))
+    return 0
+
+
+def cmd_health(client: FabricClient, args) -> int:
+    status = client.health(args.service)
+    if args.json:
+        print(json.dumps({"status": status}))
+    else:
+        print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fabricctl", description="Client of the aifabric controller's gRPC API.")
+    p.add_argument("--server", default=os.environ.get(ENV_SERVER, DEFAULT_SERVER),
+                   metavar="HOST:PORT",
+                   help=f"API address (default ${ENV_SERVER} or {DEFAULT_SERVER})")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="per-call deadline (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    p.add_argument("--version", action="version", version=f"fabricctl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    t = sub.add_parser("topology", help="switches, links, hosts and wiring warnings")
+    t.set_defaults(func=cmd_topology)
+    s = sub.add_parser("status", help="controller version, settings and counters")
+    s.set_defaults(func=cmd_status)
+    h = sub.add_parser("health", help="exit 0 when the controller is serving")
+    h.add_argument("--service", default="", help="service name (default: the whole server)")
+    h.set_defaults(func=cmd_health)
+    for sp in (t, s, h):
+        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable JSON output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with FabricClient(args.server, args.timeout) as client:
+            return args.func(client, args)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            print(f"fabricctl: cannot reach the controller at {args.server} "
+                  f"({code.name.lower()})", file=sys.stderr)
+        else:
+            print(f"fabricctl: {code.name}: {exc.details()}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

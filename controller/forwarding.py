@@ -1,0 +1,183 @@
+"""Desired flow and group entries of each switch, from an immutable view of the fabric.
+
+Pipeline (see ``constants``): table 0 punts LLDP and ARP to the controller and sends the
+rest to table 1; table 1 forwards on the destination MAC. On a leaf, a local host is an
+output port; a host behind another leaf is a ``select`` group over the uplinks to the
+spines that reach that leaf (ECMP, per-flow hash). On a spine, a host is a group over the
+spine's links to the host's leaf. Broadcast and unknown traffic from hosts goes to the
+controller, which answers ARP itself and floods only out of edge ports: the Clos loops
+never see a flood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller import constants as C
+from controller.openflow import (
+    Bucket,
+    FlowRule,
+    GroupRule,
+    SwitchDesired,
+    apply_actions,
+    make_match,
+)
+from controller.roles import LEAF, SPINE
+
+
+@dataclass(frozen=True)
+class HostLocation:
+    mac: str
+    ip: str | None
+    dpid: int
+    port: int
+
+
+@dataclass(frozen=True)
+class FabricView:
+    """What forwarding needs to know, frozen at one instant."""
+
+    roles: Mapping[int, str]
+    # dpid -> ((local port, peer dpid, peer port), ...) over usable cables
+    adjacency: Mapping[int, tuple[tuple[int, int, int], ...]]
+    hosts: tuple[HostLocation, ...]
+    group_ids: Mapping[int, int]  # leaf dpid -> id of the group that reaches it
+
+    def ports_towards(self, dpid: int, peer: int) -> list[int]:
+        return sorted(lp for lp, pd, _ in self.adjacency.get(dpid, ()) if pd == peer)
+
+    def neighbours(self, dpid: int, role: str) -> set[int]:
+        return {pd for _, pd, _ in self.adjacency.get(dpid, ()) if self.roles.get(pd) == role}
+
+
+def assign_group_ids(leaves: list[int]) -> dict[int, int]:
+    """Stable group ids per leaf: the dpid's low 31 bits, probed on a clash.
+
+    Derived from the dpid alone (not from discovery order) so that a restarted
+    controller arrives at the ids the switches already hold.
+    """
+    ids: dict[int, int] = {}
+    used: set[int] = set()
+    for leaf in sorted(leaves):
+        gid = (leaf & 0x7FFFFFFF) or 1
+        while gid in used:
+            gid = (gid % 0x7FFFFFFF) + 1
+        ids[leaf] = gid
+        used.add(gid)
+    return ids
+
+
+def lldp_rule() -> FlowRule:
+    """The one entry a switch gets as soon as it connects, so discovery can start."""
+    return FlowRule(
+        C.TABLE_INGRESS,
+        C.PRIO_LLDP,
+        make_match(eth_type=C.ETH_TYPE_LLDP),
+        apply_actions(("controller", C.OFPCML_NO_BUFFER)),
+        C.make_cookie(C.KIND_CONTROL),
+    )
+
+
+def control_rules(role: str) -> list[FlowRule]:
+    """Entries every switch holds regardless of hosts: punts and table plumbing."""
+    cookie = C.make_cookie(C.KIND_CONTROL)
+    to_ctl = apply_actions(("controller", C.OFPCML_NO_BUFFER))
+    rules = [
+        lldp_rule(),
+        FlowRule(C.TABLE_INGRESS, C.PRIO_ARP, make_match(eth_type=C.ETH_TYPE_ARP), to_ctl, cookie),
+        FlowRule(
+            C.TABLE_INGRESS,
+            C.PRIO_INGRESS_DEFAULT,
+            make_match(),
+            (("goto", C.TABLE_FORWARD),),
+            cookie,
+        ),
+    ]
+    if role == LEAF:
+        rules += [
+            FlowRule(
+                C.TABLE_FORWARD,
+                C.PRIO_MULTICAST,
+                make_match(eth_dst=(C.MULTICAST_BIT_MAC, C.MULTICAST_BIT_MAC)),
+                to_ctl,
+                cookie,
+            ),
+            FlowRule(C.TABLE_FORWARD, C.PRIO_MISS, make_match(), to_ctl, cookie),
+        ]
+    else:
+        # A spine never floods and never learns hosts. A miss here is a packet that
+        # overtook the entries for its (new) destination: the controller delivers it.
+        rules += [
+            FlowRule(
+                C.TABLE_FORWARD,
+                C.PRIO_MULTICAST,
+                make_match(eth_dst=(C.MULTICAST_BIT_MAC, C.MULTICAST_BIT_MAC)),
+                (),
+                cookie,
+            ),
+            FlowRule(C.TABLE_FORWARD, C.PRIO_MISS, make_match(), to_ctl, cookie),
+        ]
+    return rules
+
+
+def _ip_low(ip: str | None) -> int:
+    if not ip:
+        return 0
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def host_rule(host: HostLocation, action: tuple) -> FlowRule:
+    return FlowRule(
+        C.TABLE_FORWARD,
+        C.PRIO_HOST,
+        make_match(eth_dst=host.mac),
+        apply_actions(action),
+        C.make_cookie(C.KIND_HOST, _ip_low(host.ip)),
+    )
+
+
+def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
+    """ECMP groups of a leaf: one per other leaf, over the uplinks whose spine reaches it."""
+    groups = []
+    spines = view.neighbours(leaf, SPINE)
+    for dest, gid in sorted(view.group_ids.items()):
+        if dest == leaf:
+            continue
+        buckets = []
+        for spine in sorted(spines):
+            if not view.ports_towards(spine, dest):
+                continue
+            for port in view.ports_towards(leaf, spine):
+                buckets.append(Bucket((("output", port),), 1, port))
+        groups.append(GroupRule(gid, "select", tuple(buckets)))
+    return groups
+
+
+def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
+    """Groups of a spine: one per leaf, over the spine's links to that leaf."""
+    groups = []
+    for dest, gid in sorted(view.group_ids.items()):
+        ports = view.ports_towards(spine, dest)
+        buckets = tuple(Bucket((("output", p),), 1, p) for p in ports)
+        groups.append(GroupRule(gid, "select", buckets))
+    return groups
+
+
+def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
+    """Every flow and group aifabric wants on switch ``dpid``."""
+    role = view.roles.get(dpid, LEAF)
+    flows = control_rules(role)
+    if role == LEAF:
+        groups = leaf_groups(view, dpid)
+    else:
+        groups = spine_groups(view, dpid)
+    for host in view.hosts:
+        if host.dpid not in view.group_ids:
+            continue  # its switch is not (or no longer) a connected leaf
+        if role == LEAF and host.dpid == dpid:
+            flows.append(host_rule(host, ("output", host.port)))
+        else:
+            flows.append(host_rule(host, ("group", view.group_ids[host.dpid])))
+    return SwitchDesired.build(flows, groups)

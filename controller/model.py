@@ -1,0 +1,219 @@
+"""The fabric model: switches and their ports, directed links found by LLDP, and hosts.
+
+Mutated only by :class:`controller.core.FabricCore` on the owning app's thread; every
+method that depends on time takes ``now`` as an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.constants import OFPP_MAX
+
+
+@dataclass(frozen=True)
+class Port:
+    port_no: int
+    name: str = ""
+    hw_addr: str = ""
+    up: bool = True
+
+
+@dataclass
+class Switch:
+    dpid: int
+    ports: dict[int, Port] = field(default_factory=dict)
+    connected: bool = True
+    connected_since: float = 0.0
+    port_up_since: dict[int, float] = field(default_factory=dict)
+
+    def up_ports(self) -> list[int]:
+        """Physical ports that are up (reserved ports such as LOCAL are left out)."""
+        return sorted(p.port_no for p in self.ports.values() if p.up and p.port_no <= OFPP_MAX)
+
+
+@dataclass(frozen=True, order=True)
+class LinkEnd:
+    dpid: int
+    port: int
+
+
+@dataclass
+class Link:
+    """One direction of a cable: LLDP sent out of ``src`` arrived at ``dst``."""
+
+    src: LinkEnd
+    dst: LinkEnd
+    discovered_at: float
+    last_seen: float
+
+
+@dataclass
+class Host:
+    mac: str
+    ip: str | None
+    dpid: int
+    port: int
+    first_seen: float
+    last_seen: float
+    recovered: bool = False  # rebuilt from a switch's entries after a controller restart
+
+
+@dataclass(frozen=True, order=True)
+class Cable:
+    """A usable bidirectional link between two connected switches, ``a < b``."""
+
+    a: LinkEnd
+    b: LinkEnd
+
+
+class Fabric:
+    """Switches, links and hosts as discovered so far."""
+
+    def __init__(self) -> None:
+        self.switches: dict[int, Switch] = {}
+        self.links: dict[LinkEnd, Link] = {}  # keyed by the source end
+        self.hosts: dict[str, Host] = {}  # keyed by MAC
+
+    # --- switches and ports -----------------------------------------------------------------
+    def switch_up(self, dpid: int, ports: list[Port], now: float) -> None:
+        self.switches[dpid] = Switch(
+            dpid, {p.port_no: p for p in ports}, True, now, {p.port_no: now for p in ports}
+        )
+
+    def switch_down(self, dpid: int) -> list[Link]:
+        """Mark a switch disconnected and drop every link that touches it."""
+        sw = self.switches.get(dpid)
+        if sw is not None:
+            sw.connected = False
+        return self._drop_links(lambda lk: dpid in (lk.src.dpid, lk.dst.dpid))
+
+    def port_update(self, dpid: int, port: Port, now: float) -> list[Link]:
+        """Record a port's new state; a port that is down loses its links."""
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        old = sw.ports.get(port.port_no)
+        sw.ports[port.port_no] = port
+        if port.up:
+            if old is None or not old.up:
+                sw.port_up_since[port.port_no] = now
+            return []
+        end = LinkEnd(dpid, port.port_no)
+        return self._drop_links(lambda lk: end in (lk.src, lk.dst))
+
+    def port_deleted(self, dpid: int, port_no: int) -> list[Link]:
+        sw = self.switches.get(dpid)
+        if sw is not None:
+            sw.ports.pop(port_no, None)
+        end = LinkEnd(dpid, port_no)
+        return self._drop_links(lambda lk: end in (lk.src, lk.dst))
+
+    def is_connected(self, dpid: int) -> bool:
+        sw = self.switches.get(dpid)
+        return sw is not None and sw.connected
+
+    def port_is_up(self, dpid: int, port_no: int) -> bool:
+        sw = self.switches.get(dpid)
+        if sw is None or not sw.connected:
+            return False
+        port = sw.ports.get(port_no)
+        return port is not None and port.up
+
+    # --- links ------------------------------------------------------------------------------
+    def link_seen(self, src: LinkEnd, dst: LinkEnd, now: float) -> tuple[bool, list[Link]]:
+        """Record an LLDP sighting; returns (is_new, links it displaced).
+
+        A port has one peer: a sighting that contradicts an older link replaces it
+        (re-cabling), and hosts learned on either end are forgotten.
+        """
+        current = self.links.get(src)
+        if current is not None and current.dst == dst:
+            current.last_seen = now
+            return False, []
+        displaced = self._drop_links(
+            lambda lk: lk.src == src or (lk.dst == dst and lk.src != src)
+        )
+        self.links[src] = Link(src, dst, now, now)
+        for end in (src, dst):
+            stale = [m for m, h in self.hosts.items() if (h.dpid, h.port) == (end.dpid, end.port)]
+            for mac in stale:
+                del self.hosts[mac]
+        return True, displaced
+
+    def expire_links(self, now: float, max_age: float) -> list[Link]:
+        return self._drop_links(lambda lk: now - lk.last_seen > max_age)
+
+    def _drop_links(self, pred) -> list[Link]:
+        gone = [lk for lk in self.links.values() if pred(lk)]
+        for lk in gone:
+            del self.links[lk.src]
+        return gone
+
+    def link_ports(self, dpid: int) -> set[int]:
+        """Ports of ``dpid`` that LLDP has shown to face another switch (either direction)."""
+        ports = {lk.src.port for lk in self.links.values() if lk.src.dpid == dpid}
+        ports |= {lk.dst.port for lk in self.links.values() if lk.dst.dpid == dpid}
+        return ports
+
+    def edge_ports(self, dpid: int, now: float | None = None, min_up: float = 0.0) -> list[int]:
+        """Up ports of a connected switch with no link on them: where hosts may be.
+
+        With ``now``, only ports that have been up for ``min_up`` seconds count: a port
+        that just came up may face a switch whose LLDP has not arrived yet.
+        """
+        sw = self.switches.get(dpid)
+        if sw is None or not sw.connected:
+            return []
+        linked = self.link_ports(dpid)
+        ports = [p for p in sw.up_ports() if p not in linked]
+        if now is not None:
+            ports = [p for p in ports if now - sw.port_up_since.get(p, now) >= min_up]
+        return ports
+
+    def cables(self) -> list[Cable]:
+        """Links seen in both directions, between connected switches, with both ports up."""
+        out = []
+        for lk in self.links.values():
+            if lk.src >= lk.dst:
+                continue
+            back = self.links.get(lk.dst)
+            if back is None or back.dst != lk.src:
+                continue
+            if self.port_is_up(lk.src.dpid, lk.src.port) and self.port_is_up(
+                lk.dst.dpid, lk.dst.port
+            ):
+                out.append(Cable(lk.src, lk.dst))
+        return sorted(out)
+
+    # --- hosts ------------------------------------------------------------------------------
+    def learn_host(
+        self, mac: str, ip: str | None, dpid: int, port: int, now: float, recovered: bool = False
+    ) -> bool:
+        """Record a host sighting; True when the forwarding-relevant facts changed."""
+        changed = False
+        if ip is not None:
+            for other in self.hosts.values():
+                if other.ip == ip and other.mac != mac:
+                    other.ip = None  # the address moved to another MAC
+                    changed = True
+        host = self.hosts.get(mac)
+        if host is None:
+            self.hosts[mac] = Host(mac, ip, dpid, port, now, now, recovered)
+            return True
+        host.last_seen = now
+        if (host.dpid, host.port) != (dpid, port):
+            host.dpid, host.port = dpid, port
+            changed = True
+        if ip is not None and host.ip != ip:
+            host.ip = ip
+            changed = True
+        if not recovered:
+            host.recovered = False
+        return changed
+
+    def host_by_ip(self, ip: str) -> Host | None:
+        for host in self.hosts.values():
+            if host.ip == ip:
+                return host
+        return None

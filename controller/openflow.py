@@ -1,0 +1,156 @@
+"""A pure, comparable description of OpenFlow flow and group entries, and the diff
+that reconciles what a switch holds with what the controller wants it to hold.
+
+Matches are sorted tuples of ``(field, value)`` (a masked value is ``(value, mask)``);
+instructions are tuples such as ``("apply", (("output", 3),))`` or ``("goto", 1)``;
+actions are ``("output", port)``, ``("controller", max_len)``, ``("group", id)``,
+``("set_field", field, value)``. The apps translate these to and from os-ken messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Match = tuple[tuple[str, Any], ...]
+Action = tuple[Any, ...]
+Instruction = tuple[Any, ...]
+
+
+def make_match(**fields: Any) -> Match:
+    """A canonical match from keyword fields (None values are left out)."""
+    return tuple(sorted((k, v) for k, v in fields.items() if v is not None))
+
+
+def apply_actions(*actions: Action) -> tuple[Instruction, ...]:
+    return (("apply", tuple(actions)),)
+
+
+@dataclass(frozen=True)
+class FlowRule:
+    table: int
+    priority: int
+    match: Match
+    instructions: tuple[Instruction, ...]
+    cookie: int
+
+    @property
+    def key(self) -> tuple[int, int, Match]:
+        """What identifies an entry in a switch: OpenFlow's strict match."""
+        return (self.table, self.priority, self.match)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    actions: tuple[Action, ...]
+    weight: int = 1
+    watch_port: int | None = None
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    group_id: int
+    group_type: str  # "select" | "all" | "indirect" | "ff"
+    buckets: tuple[Bucket, ...]
+
+
+@dataclass(frozen=True)
+class SwitchDesired:
+    """Everything aifabric wants one switch to hold."""
+
+    flows: Mapping[tuple[int, int, Match], FlowRule]
+    groups: Mapping[int, GroupRule]
+
+    @staticmethod
+    def build(flows: Iterable[FlowRule], groups: Iterable[GroupRule]) -> SwitchDesired:
+        flow_map: dict[tuple[int, int, Match], FlowRule] = {}
+        for rule in flows:
+            if rule.key in flow_map and flow_map[rule.key] != rule:
+                raise ValueError(f"two different rules for one match: {rule.key}")
+            flow_map[rule.key] = rule
+        return SwitchDesired(flow_map, {g.group_id: g for g in groups})
+
+
+@dataclass
+class SyncPlan:
+    """Messages that bring a switch from its current state to the desired one, in the
+    order they must be sent: groups before the flows that use them, flows deleted
+    before the groups they used."""
+
+    group_adds: list[GroupRule] = field(default_factory=list)
+    group_mods: list[GroupRule] = field(default_factory=list)
+    flow_adds: list[FlowRule] = field(default_factory=list)
+    flow_mods: list[FlowRule] = field(default_factory=list)
+    flow_dels: list[FlowRule] = field(default_factory=list)
+    group_dels: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(
+            len(x)
+            for x in (
+                self.group_adds,
+                self.group_mods,
+                self.flow_adds,
+                self.flow_mods,
+                self.flow_dels,
+                self.group_dels,
+            )
+        )
+
+    def summary(self) -> str:
+        return (
+            f"groups +{len(self.group_adds)} ~{len(self.group_mods)} -{len(self.group_dels)}, "
+            f"flows +{len(self.flow_adds)} ~{len(self.flow_mods)} -{len(self.flow_dels)}"
+        )
+
+
+@dataclass
+class SwitchMirror:
+    """What the controller believes one switch holds among aifabric's own entries.
+
+    It is loaded from the switch's flow and group statistics when the switch connects
+    (so a reconnecting switch is reconciled, not wiped) and updated with every plan sent.
+    """
+
+    flows: dict[tuple[int, int, Match], FlowRule] = field(default_factory=dict)
+    groups: dict[int, GroupRule] = field(default_factory=dict)
+
+    def plan(self, desired: SwitchDesired, additive: bool = False) -> SyncPlan:
+        """The difference to ``desired``; ``additive`` plans only adds and changes (used
+        before a switch is settled, when what it holds must not be removed yet)."""
+        out = SyncPlan()
+        for gid, group in sorted(desired.groups.items()):
+            have = self.groups.get(gid)
+            if have is None:
+                out.group_adds.append(group)
+            elif have != group:
+                out.group_mods.append(group)
+        for key, rule in sorted(desired.flows.items(), key=lambda kv: _sort_key(kv[0])):
+            have = self.flows.get(key)
+            if have is None or have.cookie != rule.cookie:
+                out.flow_adds.append(rule)  # an add replaces an entry with the same match
+            elif have.instructions != rule.instructions:
+                out.flow_mods.append(rule)
+        if additive:
+            return out
+        for key, rule in sorted(self.flows.items(), key=lambda kv: _sort_key(kv[0])):
+            if key not in desired.flows:
+                out.flow_dels.append(rule)
+        out.group_dels = sorted(gid for gid in self.groups if gid not in desired.groups)
+        return out
+
+    def apply(self, plan: SyncPlan) -> None:
+        for group in plan.group_adds + plan.group_mods:
+            self.groups[group.group_id] = group
+        for rule in plan.flow_adds + plan.flow_mods:
+            self.flows[rule.key] = rule
+        for rule in plan.flow_dels:
+            self.flows.pop(rule.key, None)
+        for gid in plan.group_dels:
+            self.groups.pop(gid, None)
+
+
+def _sort_key(key: tuple[int, int, Match]) -> tuple[int, int, str]:
+    table, priority, match = key
+    return (table, -priority, repr(match))

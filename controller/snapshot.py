@@ -1,0 +1,50 @@
+"""Immutable views of controller state, published for readers on other threads (gRPC).
+
+The owning app replaces the published snapshot as a whole (one attribute assignment),
+so a reader always sees one consistent instant and never a structure being mutated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SwitchInfo:
+    dpid: int
+    role: str
+    connected: bool
+    connected_since: float
+    ports: int
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    src_dpid: int
+    src_port: int
+    dst_dpid: int
+    dst_port: int
+    discovered_at: float
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    mac: str
+    ip: str
+    dpid: int
+    port: int
+    first_seen: float
+    recovered: bool
+
+
+@dataclass(frozen=True)
+class TopologySnapshot:
+    switches: tuple[SwitchInfo, ...]
+    links: tuple[LinkInfo, ...]
+    hosts: tuple[HostInfo, ...]
+    warnings: tuple[str, ...]
+    generated_at: float
+
+    @staticmethod
+    def empty() -> TopologySnapshot:
+        return TopologySnapshot((), (), (), (), 0.0)

@@ -1,0 +1,1 @@
+"""Mininet spine-leaf fabrics and helpers to run them against fabricd."""

@@ -1,0 +1,136 @@
+"""``aifabric-mininet``: bring up a spine-leaf fabric on Mininet against fabricd.
+
+  run   start a fabric against a running controller (--controller tcp:HOST:PORT) or
+        start fabricd itself, then open the Mininet CLI or wait for Ctrl-C
+  demo  start fabricd and a fabric, show the discovered topology and a reachability
+        matrix, and tear everything down (what `make demo` runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from mininet_topos.controller_proc import FabricdProcess
+from mininet_topos.discovery import discovery_seconds, wait_discovered
+from mininet_topos.network import cleanup, fabric_network, is_root, reachability
+from mininet_topos.spine_leaf import FabricSpec
+
+
+def _spec(args) -> FabricSpec:
+    try:
+        return FabricSpec(args.spines, args.leaves, args.hosts_per_leaf,
+                          None if args.bw == 0 else args.bw, args.oversub, args.uplink_bw)
+    except ValueError as exc:
+        raise SystemExit(f"aifabric-mininet: error: {exc}") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spines", type=int, default=2, help="number of spines (default 2)")
+    p.add_argument("--leaves", type=int, default=4, help="number of leaves (default 4)")
+    p.add_argument("--hosts-per-leaf", type=int, default=2, help="hosts per leaf (default 2)")
+    p.add_argument("--bw", type=float, default=10.0,
+                   help="host link rate in Mbit/s, 0 for unshaped (default 10)")
+    p.add_argument("--oversub", type=float, default=1.0,
+                   help="oversubscription, host:uplink bandwidth per leaf (default 1)")
+    p.add_argument("--uplink-bw", type=float, default=None,
+                   help="uplink rate in Mbit/s (default: derived from --bw and --oversub)")
+    p.add_argument("--log", default=None,
+                   help="fabricd log file when started here (default: a temporary file)")
+
+
+def print_matrix(names: list[str], ok: dict[tuple[str, str], bool]) -> None:
+    width = max(len(n) for n in names) + 1
+    print(" " * width + " ".join(n.rjust(width) for n in names))
+    for a in names:
+        cells = ["-" if a == b else ("ok" if ok[(a, b)] else "XX") for b in names]
+        print(a.ljust(width) + " ".join(c.rjust(width) for c in cells))
+
+
+def _start_fabricd(stack: ExitStack, args, extra: list[str]) -> FabricdProcess:
+    log = args.log or tempfile.mktemp(prefix="fabricd-", suffix=".log")
+    ctl = FabricdProcess(log, extra_args=extra)
+    print(f"starting fabricd (OpenFlow :{ctl.of_port}, API {ctl.grpc_addr}, log {log})")
+    ctl.start()
+    stack.callback(ctl.stop)
+    return ctl
+
+
+def cmd_demo(args) -> int:
+    spec = _spec(args)
+    cleanup()
+    with ExitStack() as stack:
+        ctl = _start_fabricd(stack, args, ["--link-speed", str(spec.bw or 10000)])
+        print(f"starting a {spec.spines}-spine, {spec.leaves}-leaf fabric with "
+              f"{spec.n_hosts} hosts on Mininet (userspace Open vSwitch)")
+        net = stack.enter_context(fabric_network(spec, ctl.controller))
+        with ctl.client() as client:
+            topo = wait_discovered(client, spec, timeout=60)
+        print(f"discovered {len(topo['switches'])} switches and {len(topo['links'])} link "
+              f"directions in {discovery_seconds(topo):.2f} s\n")
+        t0 = time.monotonic()
+        ok = reachability(net, count=1, timeout=2)
+        elapsed = time.monotonic() - t0
+        subprocess.run([sys.executable, "-m", "controller.fabricctl", "--server",
+                        ctl.grpc_addr, "topology"], check=False)
+        print(f"\nReachability ({len(ok)} ordered pairs, one ping each, {elapsed:.1f} s):")
+        print_matrix([h.name for h in net.hosts], ok)
+        failed = [pair for pair, good in ok.items() if not good]
+        print(f"\n{len(ok) - len(failed)}/{len(ok)} pairs reachable"
+              + ("" if not failed else f"; unreachable: {failed[:10]}"))
+        print("tearing down")
+    return 0 if not failed else 1
+
+
+def cmd_run(args) -> int:
+    spec = _spec(args)
+    with ExitStack() as stack:
+        controller = args.controller
+        if controller is None:
+            extra = ["--link-speed", str(spec.bw)] if spec.bw else []
+            controller = _start_fabricd(stack, args, extra).controller
+        net = stack.enter_context(fabric_network(spec, controller, quiet=False))
+        print(f"fabric up against {controller}; hosts: "
+              + " ".join(f"{h.name}={h.IP()}" for h in net.hosts))
+        if args.cli:
+            from mininet.cli import CLI
+
+            CLI(net)
+        else:
+            print("press Ctrl-C to stop")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="aifabric-mininet", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="bring a fabric up and keep it up")
+    _common(run)
+    run.add_argument("--controller", default=None, metavar="tcp:HOST:PORT",
+                     help="use a running controller (default: start fabricd here)")
+    run.add_argument("--cli", action="store_true", help="open the Mininet CLI")
+    run.set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="discovery + reachability demo, then tear down")
+    _common(demo)
+    demo.set_defaults(func=cmd_demo)
+    args = p.parse_args(argv)
+    if not is_root():
+        print("aifabric-mininet: must run as root (Mininet needs it)", file=sys.stderr)
+        return 1
+    Path("/tmp").mkdir(exist_ok=True)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Run ``fabricd`` as a child process (for the demo, the tests and the benchmarks)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from controller.client import FabricClient
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FabricdProcess:
+    """A fabricd child process with its own OpenFlow and API ports and log file."""
+
+    def __init__(self, log_path: str | Path, of_port: int | None = None,
+                 grpc_port: int | None = None, extra_args: list[str] | None = None) -> None:
+        self.of_port = of_port or free_port()
+        self.grpc_addr = f"127.0.0.1:{grpc_port or free_port()}"
+        self.log_path = Path(log_path)
+        self.extra_args = list(extra_args or [])
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def controller(self) -> str:
+        return f"tcp:127.0.0.1:{self.of_port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        cmd = [sys.executable, "-m", "controller.daemon", "--of-port", str(self.of_port),
+               "--grpc-addr", self.grpc_addr, *self.extra_args]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"fabricd exited with {self.proc.returncode}; see {self.log_path}:\n"
+                    + self.log_path.read_text()[-2000:]
+                )
+            try:
+                with FabricClient(self.grpc_addr, timeout=1.0) as c:
+                    if c.health() == "SERVING":
+                        return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"fabricd did not become healthy in {timeout} s; see {self.log_path}")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def client(self, timeout: float = 5.0) -> FabricClient:
+        return FabricClient(self.grpc_addr, timeout)
+
+    def __enter__(self) -> FabricdProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,139 @@
+"""Bring a spine-leaf fabric up on Mininet, on Open vSwitch's userspace datapath.
+
+Handles what this environment needs (see ``../shared/ENVIRONMENT.md``): OVS started
+without systemd, ``datapath=user`` bridges in fail-mode secure speaking OpenFlow 1.3,
+checksum offload off in every host, and clean-up even when something fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+from mininet.link import TCLink
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.node import OVSSwitch, RemoteController
+
+from mininet_topos.spine_leaf import FabricSpec, SpineLeafTopo
+
+log = logging.getLogger("aifabric.mininet")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ensure_ovs() -> None:
+    """Start Open vSwitch if it is not running (idempotent)."""
+    script = REPO / "scripts" / "ovs-start.sh"
+    subprocess.run(["bash", str(script)], check=True)
+
+
+def cleanup() -> None:
+    """Remove leftovers of an earlier Mininet run (bridges, veths, namespaces)."""
+    mn = shutil.which("mn")
+    if mn:
+        subprocess.run([mn, "-c"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120, check=False)
+
+
+def parse_controller(addr: str) -> tuple[str, int]:
+    """``tcp:HOST:PORT`` (or ``HOST:PORT``) -> (host, port)."""
+    text = addr[4:] if addr.startswith("tcp:") else addr
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"controller must be tcp:HOST:PORT, got {addr!r}")
+    return host, int(port)
+
+
+def prepare_interfaces(net: Mininet) -> None:
+    """Checksum offload off in hosts (TCP through the userspace datapath times out
+    otherwise), and IPv6 off on hosts and on the switch-side veths, whose kernel would
+    otherwise chatter (router solicitations, MLD) into the fabric."""
+    for host in net.hosts:
+        for intf in host.intfList():
+            if intf.name != "lo":
+                host.cmd(f"ethtool -K {intf.name} tx off rx off >/dev/null 2>&1")
+        host.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
+    for sw in net.switches:
+        for intf in sw.intfList():
+            if intf.name != "lo":
+                subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{intf.name}.disable_ipv6=1"],
+                               check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def build_network(spec: FabricSpec, controller: str) -> Mininet:
+    host, port = parse_controller(controller)
+    switch = partial(OVSSwitch, datapath="user", failMode="secure", protocols="OpenFlow13",
+                     reconnectms=1000)
+    net = Mininet(
+        topo=SpineLeafTopo(spec=spec),
+        switch=switch,
+        link=TCLink,
+        controller=None,
+        autoSetMacs=False,
+        build=False,
+    )
+    net.addController("c0", controller=RemoteController, ip=host, port=port)
+    net.build()
+    return net
+
+
+@contextmanager
+def fabric_network(spec: FabricSpec, controller: str, quiet: bool = True):
+    """A started Mininet fabric; stopped (and cleaned up) on exit, even on failure."""
+    setLogLevel("error" if quiet else "info")
+    ensure_ovs()
+    net = build_network(spec, controller)
+    try:
+        prepare_interfaces(net)
+        net.start()
+        yield net
+    finally:
+        try:
+            net.stop()
+        except Exception:  # pragma: no cover - best effort, then the big hammer
+            log.exception("net.stop() failed; running mn -c")
+            cleanup()
+
+
+def ping(src, dst_ip: str, count: int = 1, timeout: float = 1.0, interval: float = 0.2) -> int:
+    """Replies received by ``count`` pings from Mininet host ``src`` to ``dst_ip``."""
+    out = src.cmd(f"ping -n -q -c {count} -i {interval} -W {timeout} {dst_ip}")
+    for line in out.splitlines():
+        if "received" in line:
+            parts = [p.strip() for p in line.split(",")]
+            for p in parts:
+                if p.endswith("received"):
+                    return int(p.split()[0])
+    return 0
+
+
+def reachability(net: Mininet, count: int = 1, timeout: float = 1.0) -> dict[tuple[str, str], bool]:
+    """Ping every ordered pair of hosts; True where a reply came back."""
+    result = {}
+    for a in net.hosts:
+        for b in net.hosts:
+            if a is not b:
+                result[(a.name, b.name)] = ping(a, b.IP(), count, timeout) > 0
+    return result
+
+
+def wait_until(pred, timeout: float, interval: float = 0.2) -> bool:
+    """Poll ``pred`` until it is true or ``timeout`` seconds pass (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,98 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetTopologyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Switch(_message.Message):
+    __slots__ = ("dpid", "role", "connected", "connected_since", "ports")
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    role: str
+    connected: bool
+    connected_since: float
+    ports: int
+    def __init__(self, dpid: _Optional[int] = ..., role: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[float] = ..., ports: _Optional[int] = ...) -> None: ...
+
+class Link(_message.Message):
+    __slots__ = ("src_dpid", "src_port", "dst_dpid", "dst_port", "discovered_at")
+    SRC_DPID_FIELD_NUMBER: _ClassVar[int]
+    SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    DST_DPID_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    DISCOVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    src_dpid: int
+    src_port: int
+    dst_dpid: int
+    dst_port: int
+    discovered_at: float
+    def __init__(self, src_dpid: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_dpid: _Optional[int] = ..., dst_port: _Optional[int] = ..., discovered_at: _Optional[float] = ...) -> None: ...
+
+class Host(_message.Message):
+    __slots__ = ("mac", "ip", "dpid", "port", "first_seen", "recovered")
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_FIELD_NUMBER: _ClassVar[int]
+    mac: str
+    ip: str
+    dpid: int
+    port: int
+    first_seen: float
+    recovered: bool
+    def __init__(self, mac: _Optional[str] = ..., ip: _Optional[str] = ..., dpid: _Optional[int] = ..., port: _Optional[int] = ..., first_seen: _Optional[float] = ..., recovered: _Optional[bool] = ...) -> None: ...
+
+class Topology(_message.Message):
+    __slots__ = ("switches", "links", "hosts", "warnings", "generated_at")
+    SWITCHES_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_AT_FIELD_NUMBER: _ClassVar[int]
+    switches: _containers.RepeatedCompositeFieldContainer[Switch]
+    links: _containers.RepeatedCompositeFieldContainer[Link]
+    hosts: _containers.RepeatedCompositeFieldContainer[Host]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    generated_at: float
+    def __init__(self, switches: _Optional[_Iterable[_Union[Switch, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., generated_at: _Optional[float] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Status(_message.Message):
+    __slots__ = ("version", "started_at", "openflow_port", "qos_enabled", "te_enabled", "link_speed_mbps", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    OPENFLOW_PORT_FIELD_NUMBER: _ClassVar[int]
+    QOS_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    TE_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    LINK_SPEED_MBPS_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    started_at: float
+    openflow_port: int
+    qos_enabled: bool
+    te_enabled: bool
+    link_speed_mbps: float
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, version: _Optional[str] = ..., started_at: _Optional[float] = ..., openflow_port: _Optional[int] = ..., qos_enabled: _Optional[bool] = ..., te_enabled: _Optional[bool] = ..., link_speed_mbps: _Optional[float] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
