@@ -1,0 +1,243 @@
+"""The decision core driven through a simulated fabric: discovery, hosts, ARP, failures."""
+
+from controller import constants as C
+from controller.core import CoreSettings
+from controller.frames import (
+    ARP_REPLY,
+    ARP_REQUEST,
+    Arp,
+    build_arp_frame,
+    build_lldp,
+    parse_arp,
+    parse_ethernet,
+)
+from controller.model import Port
+from controller.roles import LEAF, SPINE
+from tests.unit.fakefabric import SECRET, FakeFabric
+
+H1 = ("00:00:00:00:00:01", "10.0.0.1")
+H3 = ("00:00:00:00:00:03", "10.0.0.3")
+
+
+def arp_request(src, target_ip):
+    arp = Arp(ARP_REQUEST, src[0], src[1], "00:00:00:00:00:00", target_ip)
+    return build_arp_frame("ff:ff:ff:ff:ff:ff", src[0], arp)
+
+
+def arp_reply(src, dst):
+    return build_arp_frame(dst[0], src[0], Arp(ARP_REPLY, src[0], src[1], dst[0], dst[1]))
+
+
+def discovered():
+    fab = FakeFabric()
+    fab.connect_all()
+    return fab
+
+
+def test_discovery_finds_every_link_and_role():
+    fab = discovered()
+    snap = fab.core.snapshot(fab.now)
+    assert len(snap.links) == 16
+    roles = {s.dpid: s.role for s in snap.switches}
+    assert all(roles[d] == SPINE for d in fab.spines)
+    assert all(roles[d] == LEAF for d in fab.leaves)
+    assert snap.warnings == ()
+
+
+def test_links_found_in_both_directions_at_connect_without_waiting_for_a_tick():
+    fab = FakeFabric()
+    for dpid in fab.spines + fab.leaves:
+        fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
+        fab.deliver(fab.core.probe(dpid, fab.now))
+    assert len(fab.core.fabric.cables()) == 8
+
+
+def test_leaf_groups_spread_over_all_spines():
+    fab = discovered()
+    desired, complete = fab.core.desired(2001, fab.now)
+    assert complete
+    gid_l2 = fab.core.view().group_ids[2002]
+    group = desired.groups[gid_l2]
+    assert group.group_type == "select"
+    assert sorted(b.actions[0][1] for b in group.buckets) == [1, 2]
+
+
+def learn(fab, leaf, port, host):
+    return fab.core.packet_in(leaf, port, arp_request(host, "10.0.0.250"), fab.now)
+
+
+def test_host_learned_on_leaf_edge_port_and_forwarded_everywhere():
+    fab = discovered()
+    eff = learn(fab, 2001, 3, H1)
+    assert eff.changed
+    host = fab.core.fabric.hosts[H1[0]]
+    assert (host.ip, host.dpid, host.port) == (H1[1], 2001, 3)
+    local, _ = fab.core.desired(2001, fab.now)
+    rule = local.flows[(C.TABLE_FORWARD, C.PRIO_HOST, (("eth_dst", H1[0]),))]
+    assert rule.instructions == (("apply", (("output", 3),)),)
+    remote, _ = fab.core.desired(2003, fab.now)
+    rule = remote.flows[(C.TABLE_FORWARD, C.PRIO_HOST, (("eth_dst", H1[0]),))]
+    assert rule.instructions == (("apply", (("group", fab.core.view().group_ids[2001]),)),)
+    spine, _ = fab.core.desired(1001, fab.now)
+    assert (C.TABLE_FORWARD, C.PRIO_HOST, (("eth_dst", H1[0]),)) in spine.flows
+
+
+def test_unknown_arp_target_is_flooded_to_host_ports_only():
+    fab = discovered()
+    eff = learn(fab, 2001, 3, H1)
+    targets = {(po.dpid, p) for po in eff.packet_outs for p in po.ports}
+    expected = {(leaf, p) for leaf in fab.leaves for p in (3, 4)} - {(2001, 3)}
+    assert targets == expected  # never a spine, never an uplink, never the ingress port
+
+
+def test_known_arp_target_is_answered_by_the_controller():
+    fab = discovered()
+    learn(fab, 2002, 3, H3)
+    eff = fab.core.packet_in(2001, 3, arp_request(H1, H3[1]), fab.now)
+    assert len(eff.packet_outs) == 1
+    po = eff.packet_outs[0]
+    assert (po.dpid, po.ports) == (2001, (3,))
+    reply = parse_arp(parse_ethernet(po.data).payload)
+    assert (reply.opcode, reply.sender_mac, reply.sender_ip) == (ARP_REPLY, H3[0], H3[1])
+    assert (reply.target_mac, reply.target_ip) == H1
+
+
+def test_arp_reply_goes_to_the_requester():
+    fab = discovered()
+    learn(fab, 2001, 3, H1)
+    eff = fab.core.packet_in(2002, 3, arp_reply(H3, H1), fab.now)
+    assert [(po.dpid, po.ports) for po in eff.packet_outs] == [(2001, (3,))]
+    assert H3[0] in fab.core.fabric.hosts
+
+
+def test_no_host_learning_on_uplinks_or_spines_or_before_settling():
+    fab = discovered()
+    fab.core.packet_in(2001, 1, arp_request(H1, "10.0.0.9"), fab.now)  # uplink
+    fab.core.packet_in(1001, 1, arp_request(H1, "10.0.0.9"), fab.now)  # spine
+    assert fab.core.fabric.hosts == {}
+    fresh = FakeFabric()
+    for dpid in fresh.spines + fresh.leaves:
+        fresh.deliver(fresh.core.switch_connected(dpid, fresh.ports(dpid), fresh.now))
+    fresh.core.packet_in(2001, 3, arp_request(H1, "10.0.0.9"), fresh.now)
+    assert fresh.core.fabric.hosts == {}
+
+
+def test_lldp_forged_by_a_host_creates_no_link():
+    fab = discovered()
+    links_before = len(fab.core.fabric.links)
+    forged = build_lldp(1001, 3, b"guessed-secret".ljust(32, b"0"), fab.now)
+    fab.core.packet_in(2001, 3, forged, fab.now)
+    # a genuine probe replayed back into the port it came out of: a self-loop
+    genuine = build_lldp(2001, 3, SECRET, fab.now)
+    fab.core.packet_in(2001, 3, genuine, fab.now)
+    assert len(fab.core.fabric.links) == links_before
+    assert fab.core.counters["rejected_lldp"] == 2
+
+
+def test_port_down_removes_the_uplink_from_every_group_at_once():
+    fab = discovered()
+    learn(fab, 2002, 3, H3)
+    gid = fab.core.view().group_ids[2002]
+    eff = fab.core.port_status(2001, Port(1, "p1", up=False), False, fab.now)
+    assert eff.changed
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert [b.actions[0][1] for b in desired.groups[gid].buckets] == [2]
+    # the far end (spine 1001 towards leaf 2001) no longer counts either
+    other, _ = fab.core.desired(2003, fab.now)
+    assert [b.actions[0][1] for b in other.groups[fab.core.view().group_ids[2001]].buckets] == [2]
+    fab.core.port_status(2001, Port(1, "p1", up=True), False, fab.now)
+    fab.advance(1.0)
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert sorted(b.actions[0][1] for b in desired.groups[gid].buckets) == [1, 2]
+
+
+def test_spine_disconnect_removes_it_everywhere_and_it_returns():
+    fab = discovered()
+    fab.core.switch_disconnected(1001, fab.now)
+    for leaf in fab.leaves:
+        desired, _ = fab.core.desired(leaf, fab.now)
+        for g in desired.groups.values():
+            assert [b.actions[0][1] for b in g.buckets] == [2]
+    fab.deliver(fab.core.switch_connected(1001, fab.ports(1001), fab.now))
+    fab.deliver(fab.core.probe(1001, fab.now))
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert all(len(g.buckets) == 2 for g in desired.groups.values())
+
+
+def test_silent_link_failure_expires_after_the_timeout():
+    fab = discovered()
+    fab.unwire((2001, 1))  # no port-down event: the probes just stop arriving
+    fab.advance(CoreSettings().link_timeout / 2)
+    assert len(fab.core.fabric.cables()) == 8
+    fab.advance(CoreSettings().link_timeout)
+    assert len(fab.core.fabric.cables()) == 7
+
+
+def test_hosts_recovered_from_switch_entries_after_restart():
+    fab = discovered()
+    learn(fab, 2001, 3, H1)
+    held, _ = fab.core.desired(2001, fab.now)
+    restarted = FakeFabric()
+    restarted.connect_all()
+    restarted.core.recover_hosts(2001, list(held.flows.values()), restarted.now)
+    host = restarted.core.fabric.hosts[H1[0]]
+    assert (host.ip, host.dpid, host.port, host.recovered) == (H1[1], 2001, 3, True)
+    again, _ = restarted.core.desired(2001, restarted.now)
+    assert again.flows == held.flows and again.groups == held.groups
+
+
+def test_unsettled_switch_only_gets_the_lldp_entry():
+    fab = FakeFabric()
+    fab.deliver(fab.core.switch_connected(2001, fab.ports(2001), fab.now))
+    desired, complete = fab.core.desired(2001, fab.now)
+    assert not complete
+    assert [r.match for r in desired.flows.values()] == [(("eth_type", C.ETH_TYPE_LLDP),)]
+
+
+def test_flood_echo_is_dropped():
+    fab = discovered()
+    frame = arp_request(H1, "10.0.0.250")
+    fab.core.packet_in(2001, 3, frame, fab.now)
+    eff = fab.core.packet_in(2002, 3, frame, fab.now + 0.01)  # came back in elsewhere
+    assert eff.packet_outs == [] and not eff.changed
+    assert fab.core.counters["flood_echo_dropped"] == 1
+
+
+def test_flooding_is_rate_limited_per_port():
+    fab = FakeFabric(settings=CoreSettings(flood_rate=1.0, flood_burst=3.0))
+    fab.connect_all()
+    floods = 0
+    for i in range(10):
+        eff = fab.core.packet_in(2001, 3, arp_request(H1, f"10.0.1.{i}"), fab.now)
+        floods += bool(eff.packet_outs)
+    assert floods == 3
+
+
+def test_malformed_frames_change_nothing():
+    fab = discovered()
+    for junk in (b"", b"\x00" * 10, b"\xff" * 12 + b"\x08\x06" + b"\x00" * 5,
+                 b"\xff" * 12 + b"\x88\xcc" + b"\xff" * 40):
+        eff = fab.core.packet_in(2001, 3, junk, fab.now)
+        assert eff.packet_outs == [] and not eff.changed
+    assert fab.core.fabric.hosts == {}
+
+
+def test_packet_overtaking_its_entries_in_the_fabric_is_delivered():
+    fab = discovered()
+    learn(fab, 2002, 3, H3)
+    frame = bytes.fromhex("000000000003" "000000000001" "0800") + b"\x45" + b"\x00" * 40
+    eff = fab.core.packet_in(1001, 2, frame, fab.now)  # a spine miss
+    assert [(po.dpid, po.ports) for po in eff.packet_outs] == [(2002, (3,))]
+
+
+def test_recabling_replaces_the_old_link():
+    fab = discovered()
+    fab.unwire((2001, 1))
+    fab.unwire((2002, 1))
+    fab.wire((2001, 1), (1001, 2))  # leaf 1 now in spine 1's port that led to leaf 2
+    fab.advance(0.1)
+    links = fab.core.fabric.links
+    from controller.model import LinkEnd
+
+    assert links[LinkEnd(1001, 2)].dst == LinkEnd(2001, 1)
+    assert LinkEnd(1001, 1) not in links or links[LinkEnd(1001, 1)].dst != LinkEnd(2001, 1)

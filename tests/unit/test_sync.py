@@ -1,0 +1,64 @@
+from controller.forwarding import lldp_rule
+from controller.openflow import (
+    Bucket,
+    FlowRule,
+    GroupRule,
+    SwitchDesired,
+    SwitchMirror,
+    apply_actions,
+    make_match,
+)
+
+
+def rule(mac, port, cookie=1, prio=100):
+    return FlowRule(1, prio, make_match(eth_dst=mac), apply_actions(("output", port)), cookie)
+
+
+def group(gid, *ports):
+    return GroupRule(gid, "select", tuple(Bucket((("output", p),), 1, p) for p in ports))
+
+
+def test_identical_state_needs_nothing():
+    desired = SwitchDesired.build([rule("a", 1), rule("b", 2)], [group(7, 1, 2)])
+    mirror = SwitchMirror(dict(desired.flows), dict(desired.groups))
+    assert len(mirror.plan(desired)) == 0
+
+
+def test_diff_adds_modifies_and_deletes_only_what_differs():
+    mirror = SwitchMirror(
+        {r.key: r for r in [rule("a", 1), rule("b", 2), rule("gone", 3)]},
+        {7: group(7, 1, 2), 8: group(8, 1)},
+    )
+    desired = SwitchDesired.build(
+        [rule("a", 1), rule("b", 4), rule("new", 5)], [group(7, 1), group(9, 2)]
+    )
+    plan = mirror.plan(desired)
+    assert [r.match for r in plan.flow_adds] == [make_match(eth_dst="new")]
+    assert [r.match for r in plan.flow_mods] == [make_match(eth_dst="b")]
+    assert [r.match for r in plan.flow_dels] == [make_match(eth_dst="gone")]
+    assert [g.group_id for g in plan.group_adds] == [9]
+    assert [g.group_id for g in plan.group_mods] == [7]
+    assert plan.group_dels == [8]
+    mirror.apply(plan)
+    assert len(mirror.plan(desired)) == 0
+
+
+def test_cookie_change_is_an_add_not_a_modify():
+    # OpenFlow MODIFY keeps the old cookie; the host's IP lives in it, so re-add.
+    mirror = SwitchMirror({rule("a", 1, cookie=1).key: rule("a", 1, cookie=1)}, {})
+    plan = mirror.plan(SwitchDesired.build([rule("a", 1, cookie=2)], []))
+    assert len(plan.flow_adds) == 1 and not plan.flow_mods
+
+
+def test_additive_plan_never_removes():
+    mirror = SwitchMirror({rule("a", 1).key: rule("a", 1)}, {7: group(7, 1)})
+    plan = mirror.plan(SwitchDesired.build([lldp_rule()], []), additive=True)
+    assert plan.flow_adds == [lldp_rule()]
+    assert not plan.flow_dels and not plan.group_dels
+
+
+def test_conflicting_desired_rules_are_refused():
+    import pytest
+
+    with pytest.raises(ValueError):
+        SwitchDesired.build([rule("a", 1), rule("a", 2)], [])
