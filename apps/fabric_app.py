@@ -27,13 +27,14 @@ from os_ken.controller.handler import (
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from apps import ofmsg, runtime
+from apps import ofmsg, oskenfix, runtime
 from controller.core import CoreSettings, Effects, FabricCore
 from controller.model import Port
 from controller.openflow import FlowRule, GroupRule, SwitchMirror
 from controller.snapshot import TopologySnapshot
 
 log = logging.getLogger("aifabric.fabric")
+oskenfix.apply()
 
 TICK_SECONDS = 0.25
 RESYNC_MIN_INTERVAL = 5.0

@@ -102,7 +102,16 @@ class FabricCore:
         return Effects(changed=True)
 
     def _probes(self, dpid: int, ports: list[int], now: float) -> list[PacketOut]:
-        return [PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now)) for p in ports]
+        # Never out of a port with a learned host: a host gets no genuine probe to replay.
+        hosted = self._hosted_ports(dpid)
+        return [
+            PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now))
+            for p in ports
+            if p not in hosted
+        ]
+
+    def _hosted_ports(self, dpid: int) -> set[int]:
+        return {h.port for h in self.fabric.hosts.values() if h.dpid == dpid}
 
     # --- switch events ----------------------------------------------------------------------
     def switch_connected(self, dpid: int, ports: list[Port], now: float) -> Effects:
@@ -242,6 +251,14 @@ class FabricCore:
         ):
             self._count("rejected_lldp")
             return Effects()
+        for end in (src, dst):
+            if end.port in self._hosted_ports(end.dpid):
+                self._count("rejected_lldp")
+                log.warning(
+                    "rejected LLDP %d:%d -> %d:%d: port %d:%d has a host behind it",
+                    src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
+                )
+                return Effects()
         is_new, displaced = self.fabric.link_seen(src, dst, now)
         if not is_new:
             return Effects()
@@ -358,6 +375,7 @@ class FabricCore:
             cables,
             {d: len(fab.edge_ports(d)) for d in connected},
             self.settings.role_overrides,
+            self._roles,
         )
         self._roles.update(result.roles)
         self._warnings = result.warnings

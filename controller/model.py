@@ -99,6 +99,7 @@ class Fabric:
             if old is None or not old.up:
                 sw.port_up_since[port.port_no] = now
             return []
+        self.forget_hosts_on(dpid, port.port_no)  # whatever comes back is learned afresh
         end = LinkEnd(dpid, port.port_no)
         return self._drop_links(lambda lk: end in (lk.src, lk.dst))
 
@@ -106,6 +107,7 @@ class Fabric:
         sw = self.switches.get(dpid)
         if sw is not None:
             sw.ports.pop(port_no, None)
+        self.forget_hosts_on(dpid, port_no)
         end = LinkEnd(dpid, port_no)
         return self._drop_links(lambda lk: end in (lk.src, lk.dst))
 
@@ -136,10 +138,14 @@ class Fabric:
         )
         self.links[src] = Link(src, dst, now, now)
         for end in (src, dst):
-            stale = [m for m, h in self.hosts.items() if (h.dpid, h.port) == (end.dpid, end.port)]
-            for mac in stale:
-                del self.hosts[mac]
+            self.forget_hosts_on(end.dpid, end.port)
         return True, displaced
+
+    def forget_hosts_on(self, dpid: int, port: int) -> list[str]:
+        gone = [m for m, h in self.hosts.items() if (h.dpid, h.port) == (dpid, port)]
+        for mac in gone:
+            del self.hosts[mac]
+        return gone
 
     def expire_links(self, now: float, max_age: float) -> list[Link]:
         return self._drop_links(lambda lk: now - lk.last_seen > max_age)

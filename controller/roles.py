@@ -30,9 +30,15 @@ def infer_roles(
     cables: list[Cable],
     edge_port_count: Mapping[int, int],
     overrides: Mapping[int, str] | None = None,
+    previous: Mapping[int, str] | None = None,
 ) -> RoleResult:
-    """Assign a role to each switch and list what makes the wiring not a clean Clos."""
+    """Assign a role to each switch and list what makes the wiring not a clean Clos.
+
+    A switch with no usable link keeps its ``previous`` role (a spine whose links are
+    all down is still a spine), or is taken for a leaf if it never had one.
+    """
     overrides = dict(overrides or {})
+    previous = dict(previous or {})
     graph = nx.Graph()
     graph.add_nodes_from(switches)
     for c in cables:
@@ -40,7 +46,9 @@ def infer_roles(
 
     roles: dict[int, str] = {}
     for comp in nx.connected_components(graph):
-        roles.update(_component_roles(graph.subgraph(comp), edge_port_count, overrides))
+        roles.update(
+            _component_roles(graph.subgraph(comp), edge_port_count, overrides, previous)
+        )
     for dpid, role in overrides.items():
         if dpid in roles:
             roles[dpid] = role
@@ -48,11 +56,14 @@ def infer_roles(
 
 
 def _component_roles(
-    comp: nx.Graph, edge_port_count: Mapping[int, int], overrides: Mapping[int, str]
+    comp: nx.Graph,
+    edge_port_count: Mapping[int, int],
+    overrides: Mapping[int, str],
+    previous: Mapping[int, str],
 ) -> dict[int, str]:
     nodes = sorted(comp.nodes)
     if len(nodes) == 1:
-        return {nodes[0]: overrides.get(nodes[0], LEAF)}
+        return {nodes[0]: overrides.get(nodes[0], previous.get(nodes[0], LEAF))}
     if nx.is_bipartite(comp):
         side_a = set(nx.bipartite.sets(comp)[0])
         side_b = set(nodes) - side_a

@@ -241,3 +241,23 @@ def test_recabling_replaces_the_old_link():
 
     assert links[LinkEnd(1001, 2)].dst == LinkEnd(2001, 1)
     assert LinkEnd(1001, 1) not in links or links[LinkEnd(1001, 1)].dst != LinkEnd(2001, 1)
+
+
+def test_lldp_into_or_from_a_port_with_a_host_creates_no_link():
+    fab = discovered()
+    learn(fab, 2001, 3, H1)
+    learn(fab, 2003, 3, H3)
+    # a genuine, fresh probe of another host port, relayed by a colluding host
+    relayed = build_lldp(2003, 3, SECRET, fab.now)
+    fab.core.packet_in(2001, 3, relayed, fab.now)
+    assert len(fab.core.fabric.links) == 16
+    # and no probe is ever sent out of a port with a host to be captured
+    eff = fab.core.tick(fab.now + 1)
+    assert (2001, (3,)) not in {(po.dpid, po.ports) for po in eff.packet_outs}
+
+
+def test_port_down_forgets_its_hosts():
+    fab = discovered()
+    learn(fab, 2001, 3, H1)
+    fab.core.port_status(2001, Port(3, "p3", up=False), False, fab.now)
+    assert H1[0] not in fab.core.fabric.hosts

@@ -69,3 +69,9 @@ def test_spine_to_spine_link_is_warned():
     res = infer_roles(spines + leaves, cables, {11: 1, 12: 1})
     assert res.roles[1] == SPINE and res.roles[2] == SPINE
     assert any("spine-to-spine" in w for w in res.warnings)
+
+
+def test_isolated_switch_keeps_its_previous_role():
+    res = infer_roles([1, 11], [], {11: 2}, previous={1: SPINE})
+    assert res.roles == {1: SPINE, 11: LEAF}
+    assert "spine 1 has no links to any leaf" in res.warnings

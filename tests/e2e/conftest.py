@@ -1,0 +1,122 @@
+"""Fixtures for end-to-end tests: a real fabricd process, real Open vSwitch, real Mininet.
+
+These tests need root. They fail (never skip) without it: a skipped end-to-end test
+must not pass for a green run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from mininet_topos.controller_proc import FabricdProcess
+from mininet_topos.discovery import wait_discovered
+from mininet_topos.network import cleanup, ensure_ovs, fabric_network, wait_until
+from mininet_topos.spine_leaf import FabricSpec
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _environment():
+    assert os.geteuid() == 0, "end-to-end tests need root (Mininet, Open vSwitch)"
+    ensure_ovs()
+    cleanup()
+    yield
+    cleanup()
+
+
+@pytest.fixture
+def controller_factory(tmp_path, request):
+    """Start fabricd processes; their logs are printed when a test fails."""
+    started: list[FabricdProcess] = []
+
+    def make(*extra: str, of_port: int | None = None, grpc_port: int | None = None,
+             start: bool = True) -> FabricdProcess:
+        ctl = FabricdProcess(tmp_path / f"fabricd-{len(started)}.log", of_port=of_port,
+                             grpc_port=grpc_port, extra_args=list(extra))
+        started.append(ctl)
+        if start:
+            ctl.start()
+        return ctl
+
+    yield make
+    for ctl in started:
+        ctl.stop()
+    if request.node.rep_call_failed if hasattr(request.node, "rep_call_failed") else False:
+        for log in sorted(Path(tmp_path).glob("fabricd-*.log")):
+            print(f"--- {log.name} ---\n{log.read_text()[-6000:]}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        item.rep_call_failed = True
+
+
+@contextmanager
+def running_fabric(ctl: FabricdProcess, spec: FabricSpec, timeout: float = 60.0):
+    """A Mininet fabric against ``ctl``, discovered and settled (hosts may speak)."""
+    with fabric_network(spec, ctl.controller) as net:
+        with ctl.client() as client:
+            topo = wait_discovered(client, spec, timeout=timeout)
+        yield net, topo
+
+
+@pytest.fixture
+def fabric_2x4(controller_factory):
+    ctl = controller_factory()
+    spec = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
+    with running_fabric(ctl, spec) as (net, topo):
+        yield ctl, net, spec
+
+
+def ofctl(switch: str, *args: str) -> str:
+    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args, switch], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def group_buckets(switch: str) -> dict[int, list[int]]:
+    """group id -> output ports of its buckets, as the switch holds them."""
+    out: dict[int, list[int]] = {}
+    for line in ofctl(switch, "dump-groups").splitlines():
+        line = line.strip()
+        if not line.startswith("group_id="):
+            continue
+        gid = int(line.split(",")[0].split("=")[1])
+        ports = []
+        for part in line.split("bucket=")[1:]:
+            for item in part.split(","):
+                if item.startswith("actions=output:") or item.startswith("output:"):
+                    ports.append(int(item.rsplit(":", 1)[1]))
+        out[gid] = sorted(ports)
+    return out
+
+
+__all__ = ["running_fabric", "ofctl", "group_buckets", "wait_until"]
+
+
+def flow_table(switch: str) -> dict[str, dict]:
+    """The switch's entries keyed by 'table/priority/match', with cookie, duration, packets."""
+    import re
+
+    flows = {}
+    pat = re.compile(
+        r"cookie=(0x[0-9a-f]+), duration=([\d.]+)s, table=(\d+), n_packets=(\d+), "
+        r"n_bytes=\d+, (?:.*?)priority=(\d+)(?:,(\S+))? actions=(\S+)"
+    )
+    for line in ofctl(switch, "dump-flows").splitlines():
+        m = pat.search(line)
+        if m:
+            cookie, dur, table, pkts, prio, match, actions = m.groups()
+            flows[f"{table}/{prio}/{match or ''}"] = {
+                "cookie": int(cookie, 16), "duration": float(dur), "packets": int(pkts),
+                "actions": actions,
+            }
+    return flows

@@ -1,0 +1,70 @@
+"""Link and spine failures, switch restarts: groups follow within a second, traffic flows."""
+
+from __future__ import annotations
+
+import time
+
+from mininet_topos.network import ping
+from tests.e2e.conftest import group_buckets, wait_until
+from tests.e2e.test_discovery import all_pairs_ok
+
+LEAVES = ("l1", "l2", "l3", "l4")
+
+
+def leaf_groups_use(ports_by_leaf: dict[str, list[int]]) -> bool:
+    for leaf, ports in ports_by_leaf.items():
+        groups = group_buckets(leaf)
+        if len(groups) != 3 or any(b != ports for b in groups.values()):
+            return False
+    return True
+
+
+def test_link_failure_and_recovery(fabric_2x4):
+    ctl, net, spec = fabric_2x4
+    all_pairs_ok(net)
+    h1, h3 = net.get("h1"), net.get("h3")
+    t0 = time.monotonic()
+    net.configLinkStatus("l1", "s1", "down")
+
+    def l1_off_s1() -> bool:
+        # l1 lost its uplink 1; every other leaf stops using spine 1 towards l1 (gid 2001)
+        if any(b != [2] for b in group_buckets("l1").values()):
+            return False
+        return all(group_buckets(leaf)[2001] == [2] for leaf in LEAVES[1:])
+
+    assert wait_until(l1_off_s1, timeout=1.0, interval=0.02), "groups not updated within 1 s"
+    took = time.monotonic() - t0
+    assert took <= 1.0
+    assert ping(h1, h3.IP(), count=20, interval=0.01, timeout=1) == 20
+    all_pairs_ok(net)
+    with ctl.client() as c:
+        links = {(lk.src_dpid, lk.dst_dpid) for lk in c.topology().links}
+    assert (2001, 1001) not in links and (1001, 2001) not in links
+
+    net.configLinkStatus("l1", "s1", "up")
+    assert wait_until(lambda: leaf_groups_use({leaf: [1, 2] for leaf in LEAVES}), timeout=5.0), \
+        "spine 1 not used again towards l1 after recovery"
+    all_pairs_ok(net)
+
+
+def test_spine_failure_and_restart(fabric_2x4):
+    ctl, net, spec = fabric_2x4
+    all_pairs_ok(net)
+    s1 = net.get("s1")
+    s1.stop(deleteIntfs=False)
+    assert wait_until(lambda: leaf_groups_use({leaf: [2] for leaf in LEAVES}), timeout=1.0,
+                      interval=0.02), "spine 1 still in groups 1 s after it went away"
+    all_pairs_ok(net)
+    with ctl.client() as c:
+        sw = {s.dpid: s.connected for s in c.topology().switches}
+    assert sw[1001] is False
+
+    s1.start(net.controllers)  # a fresh bridge: empty tables, must be filled again
+    assert wait_until(lambda: leaf_groups_use({leaf: [1, 2] for leaf in LEAVES}), timeout=10.0)
+    assert wait_until(lambda: len(group_buckets("s1")) == 4, timeout=5.0)
+    all_pairs_ok(net)
+    # traffic really crosses the restarted spine again: take it away from s2 and ping
+    net.configLinkStatus("l1", "s2", "down")
+    net.configLinkStatus("l3", "s2", "down")
+    assert wait_until(lambda: group_buckets("l1")[2003] == [1], timeout=1.0, interval=0.02)
+    assert ping(net.get("h1"), net.get("h5").IP(), count=10, interval=0.02) == 10
