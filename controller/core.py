@@ -130,8 +130,8 @@ class FabricCore:
     def switch_disconnected(self, dpid: int, now: float) -> Effects:
         if not self.fabric.is_connected(dpid):
             return Effects()
-        gone = self.fabric.switch_down(dpid)
-        log.warning("switch %d disconnected; %d link directions removed", dpid, len(gone))
+        self.fabric.switch_down(dpid)
+        log.warning("switch %d disconnected; its links are avoided where possible", dpid)
         return self._changed()
 
     def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
@@ -242,6 +242,9 @@ class FabricCore:
             log.warning("rejected LLDP frame on %d:%d: %s", dpid, in_port, exc)
             return Effects()
         src, dst = LinkEnd(probe.dpid, probe.port), LinkEnd(dpid, in_port)
+        if not self.fabric.is_connected(src.dpid):
+            self._count("rejected_lldp")
+            return Effects()
         if src.dpid == dst.dpid:
             self._count("rejected_lldp")
             log.warning("rejected LLDP on %d:%d: loops back to its own switch", dpid, in_port)
@@ -368,22 +371,27 @@ class FabricCore:
         if self._view is not None:
             return self._view
         fab = self.fabric
-        connected = sorted(d for d, s in fab.switches.items() if s.connected)
         cables = fab.cables()
+        # Disconnected switches still carrying (frozen) links remain part of the fabric.
+        members = sorted(
+            {d for d, s in fab.switches.items() if s.connected}
+            | {c.a.dpid for c in cables}
+            | {c.b.dpid for c in cables}
+        )
         result = infer_roles(
-            connected,
+            members,
             cables,
-            {d: len(fab.edge_ports(d)) for d in connected},
+            {d: len(fab.edge_ports(d)) for d in members if fab.is_connected(d)},
             self.settings.role_overrides,
             self._roles,
         )
         self._roles.update(result.roles)
         self._warnings = result.warnings
-        adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in connected}
+        adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in members}
         for c in cables:
             adjacency[c.a.dpid].append((c.a.port, c.b.dpid, c.b.port))
             adjacency[c.b.dpid].append((c.b.port, c.a.dpid, c.a.port))
-        leaves = [d for d in connected if result.roles[d] == LEAF]
+        leaves = [d for d in members if result.roles[d] == LEAF]
         hosts = tuple(
             HostLocation(h.mac, h.ip, h.dpid, h.port)
             for h in sorted(fab.hosts.values(), key=lambda h: h.mac)
@@ -393,6 +401,7 @@ class FabricCore:
             adjacency={d: tuple(sorted(v)) for d, v in adjacency.items()},
             hosts=hosts,
             group_ids=assign_group_ids(leaves),
+            connected=frozenset(d for d in members if fab.is_connected(d)),
         )
         return self._view
 
@@ -422,6 +431,7 @@ class FabricCore:
         links = tuple(
             LinkInfo(lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, lk.discovered_at)
             for lk in sorted(fab.links.values(), key=lambda lk: (lk.src, lk.dst))
+            if fab.is_connected(lk.src.dpid) and fab.is_connected(lk.dst.dpid)
         )
         hosts = tuple(
             HostInfo(h.mac, h.ip or "", h.dpid, h.port, h.first_seen, h.recovered)

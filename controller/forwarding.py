@@ -43,6 +43,7 @@ class FabricView:
     adjacency: Mapping[int, tuple[tuple[int, int, int], ...]]
     hosts: tuple[HostLocation, ...]
     group_ids: Mapping[int, int]  # leaf dpid -> id of the group that reaches it
+    connected: frozenset[int] = frozenset()  # switches with a live OpenFlow session
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return sorted(lp for lp, pd, _ in self.adjacency.get(dpid, ()) if pd == peer)
@@ -139,16 +140,20 @@ def host_rule(host: HostLocation, action: tuple) -> FlowRule:
 
 
 def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
-    """ECMP groups of a leaf: one per other leaf, over the uplinks whose spine reaches it."""
+    """ECMP groups of a leaf: one per other leaf, over the uplinks whose spine reaches it.
+
+    A spine that lost its controller session is used only when no connected spine
+    reaches the destination: it may be dead, and nobody can tell until it is back.
+    """
     groups = []
     spines = view.neighbours(leaf, SPINE)
     for dest, gid in sorted(view.group_ids.items()):
         if dest == leaf:
             continue
+        via = sorted(s for s in spines if view.ports_towards(s, dest))
+        live = [s for s in via if s in view.connected]
         buckets = []
-        for spine in sorted(spines):
-            if not view.ports_towards(spine, dest):
-                continue
+        for spine in live or via:
             for port in view.ports_towards(leaf, spine):
                 buckets.append(Bucket((("output", port),), 1, port))
         groups.append(GroupRule(gid, "select", tuple(buckets)))

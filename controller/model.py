@@ -81,12 +81,17 @@ class Fabric:
             dpid, {p.port_no: p for p in ports}, True, now, {p.port_no: now for p in ports}
         )
 
-    def switch_down(self, dpid: int) -> list[Link]:
-        """Mark a switch disconnected and drop every link that touches it."""
+    def switch_down(self, dpid: int) -> None:
+        """Mark a switch disconnected from the controller.
+
+        Its links are kept, frozen: a lost control connection says nothing about the
+        data plane, and LLDP cannot be exchanged through the switch until it is back.
+        Neighbours' port-down events still remove them; forwarding avoids them where
+        another path exists (see ``forwarding``).
+        """
         sw = self.switches.get(dpid)
         if sw is not None:
             sw.connected = False
-        return self._drop_links(lambda lk: dpid in (lk.src.dpid, lk.dst.dpid))
 
     def port_update(self, dpid: int, port: Port, now: float) -> list[Link]:
         """Record a port's new state; a port that is down loses its links."""
@@ -116,8 +121,9 @@ class Fabric:
         return sw is not None and sw.connected
 
     def port_is_up(self, dpid: int, port_no: int) -> bool:
+        """Last known state of a port (as reported before a disconnection, if any)."""
         sw = self.switches.get(dpid)
-        if sw is None or not sw.connected:
+        if sw is None:
             return False
         port = sw.ports.get(port_no)
         return port is not None and port.up
@@ -148,7 +154,12 @@ class Fabric:
         return gone
 
     def expire_links(self, now: float, max_age: float) -> list[Link]:
-        return self._drop_links(lambda lk: now - lk.last_seen > max_age)
+        """Drop links LLDP stopped confirming; frozen links of disconnected switches stay."""
+        return self._drop_links(
+            lambda lk: now - lk.last_seen > max_age
+            and self.is_connected(lk.src.dpid)
+            and self.is_connected(lk.dst.dpid)
+        )
 
     def _drop_links(self, pred) -> list[Link]:
         gone = [lk for lk in self.links.values() if pred(lk)]
@@ -178,7 +189,7 @@ class Fabric:
         return ports
 
     def cables(self) -> list[Cable]:
-        """Links seen in both directions, between connected switches, with both ports up."""
+        """Links seen in both directions with both ports up (frozen ones included)."""
         out = []
         for lk in self.links.values():
             if lk.src >= lk.dst:

@@ -261,3 +261,16 @@ def test_port_down_forgets_its_hosts():
     learn(fab, 2001, 3, H1)
     fab.core.port_status(2001, Port(3, "p3", up=False), False, fab.now)
     assert H1[0] not in fab.core.fabric.hosts
+
+
+def test_leaf_losing_its_controller_session_stays_reachable():
+    fab = discovered()
+    learn(fab, 2002, 3, H3)
+    before, _ = fab.core.desired(2001, fab.now)
+    fab.core.switch_disconnected(2002, fab.now)
+    fab.advance(10.0)  # far past the link timeout: frozen links do not expire
+    after, _ = fab.core.desired(2001, fab.now)
+    assert after.flows == before.flows and after.groups == before.groups
+    assert H3[0] in fab.core.fabric.hosts
+    # the API no longer lists links it cannot vouch for
+    assert all(2002 not in (lk.src_dpid, lk.dst_dpid) for lk in fab.core.snapshot(fab.now).links)
