@@ -257,6 +257,7 @@ class FabricCore:
         for end in (src, dst):
             if end.port in self._hosted_ports(end.dpid):
                 self._count("rejected_lldp")
+                self._count("rejected_lldp_host_port")
                 log.warning(
                     "rejected LLDP %d:%d -> %d:%d: port %d:%d has a host behind it",
                     src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,

@@ -1,0 +1,96 @@
+"""fabricd and fabricctl as a user runs them: flags, config errors, exit codes, gRPC."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from mininet_topos.controller_proc import free_port
+
+FABRICD = [sys.executable, "-m", "controller.daemon"]
+FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30, **kw)
+
+
+def test_bad_config_file_exits_2_with_one_line_naming_the_key(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("openflow:\n  port: 70000\n")
+    res = run([*FABRICD, "--config", str(cfg)])
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "openflow.port" in lines[0] and "65535" in lines[0]
+
+
+def test_unknown_key_and_bad_flags_exit_2(tmp_path):
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("discovery:\n  lldp_intreval: 1\n")
+    res = run([*FABRICD, "--config", str(cfg)])
+    assert res.returncode == 2 and "discovery.lldp_intreval: unknown key" in res.stderr
+    for args, needle in ((["--of-port", "abc"], "--of-port"),
+                         (["--grpc-addr", "localhost"], "api.address"),
+                         (["--link-speed", "-5"], "link_speed_mbps"),
+                         (["--config", str(tmp_path / "missing.yaml")], "cannot read"),
+                         (["--frobnicate"], "unrecognized arguments")):
+        res = run([*FABRICD, *args])
+        assert res.returncode == 2, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, res.stderr
+
+
+def test_openflow_port_in_use_is_a_clear_error():
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = run([*FABRICD, "--of-port", str(port), "--grpc-addr", f"127.0.0.1:{free_port()}"])
+    assert res.returncode == 1 and "cannot listen for OpenFlow" in res.stderr
+
+
+def test_help_and_version():
+    res = run([*FABRICD, "--help"])
+    assert res.returncode == 0 and "--link-speed" in res.stdout and "--no-te" in res.stdout
+    assert run([*FABRICCTL, "--help"]).returncode == 0
+
+
+def test_running_daemon_serves_health_reflection_and_status(controller_factory):
+    ctl = controller_factory("--link-speed", "25", "--no-te")
+    res = run([*FABRICCTL, "--server", ctl.grpc_addr, "health"])
+    assert res.returncode == 0 and res.stdout.strip() == "SERVING"
+    res = run([*FABRICCTL, "--server", ctl.grpc_addr, "status", "--json"])
+    st = json.loads(res.stdout)
+    assert st["link_speed_mbps"] == 25 and st["te_enabled"] is False and st["qos_enabled"]
+    res = run([*FABRICCTL, "--server", ctl.grpc_addr, "--json", "topology"])
+    assert json.loads(res.stdout) == {"switches": [], "links": [], "hosts": [], "warnings": []}
+    with grpc.insecure_channel(ctl.grpc_addr) as ch:
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+        reqs = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        names = {s.name for r in stub.ServerReflectionInfo(reqs, timeout=5)
+                 for s in r.list_services_response.service}
+    assert {"aifabric.v1.Fabric", "grpc.health.v1.Health"} <= names
+    # SIGTERM: a clean, quick exit
+    t0 = time.monotonic()
+    assert ctl.stop() == 0 and time.monotonic() - t0 < 5
+
+
+def test_fabricctl_unreachable_server_exits_1_with_one_line():
+    res = run([*FABRICCTL, "--server", f"127.0.0.1:{free_port()}", "--timeout", "1", "topology"])
+    assert res.returncode == 1
+    assert len(res.stderr.strip().splitlines()) == 1 and "cannot reach" in res.stderr
+
+
+def test_sigint_also_stops_cleanly(tmp_path):
+    proc = subprocess.Popen([*FABRICD, "--of-port", str(free_port()), "--grpc-addr",
+                             f"127.0.0.1:{free_port()}"], stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    assert "stopping" in proc.stderr.read()
