@@ -19,7 +19,7 @@ def capture(iface: str, out: str, timeout: float) -> int:
     while time.monotonic() < deadline:
         try:
             frame = s.recv(2048)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if frame[12:14] == b"\x88\xcc":
             with open(out, "w") as f:
