@@ -38,6 +38,7 @@ oskenfix.apply()
 
 TICK_SECONDS = 0.25
 RESYNC_MIN_INTERVAL = 5.0
+SYNC_MAX_DELAY = 0.05  # seconds a change may wait for a quiet event queue
 
 
 class EventTick(event.EventBase):
@@ -85,6 +86,9 @@ class FabricApp(app_manager.OSKenApp):
         self.snapshot: TopologySnapshot = TopologySnapshot.empty()
         self._last_probe = 0.0
         self._stop = threading.Event()
+        self._dirty_since: float | None = None  # a change waits for its sync since then
+        self._settled: frozenset[int] = frozenset()
+        self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -110,7 +114,11 @@ class FabricApp(app_manager.OSKenApp):
         if now - self._last_probe >= self.core.settings.lldp_interval:
             self._last_probe = now
             eff = self.core.tick(now)
-        self._apply(eff, now, force_sync=True)
+        # Switches become settled with time alone: sync when that happens.
+        settled = frozenset(d for d in self.syncs if self.core.is_settled(d, now))
+        newly = settled != self._settled
+        self._settled = settled
+        self._apply(eff, now, force_sync=newly)
 
     # --- switch connection ------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
@@ -232,12 +240,26 @@ class FabricApp(app_manager.OSKenApp):
 
     # --- output -----------------------------------------------------------------------------
     def _apply(self, eff: Effects, now: float, force_sync: bool = False) -> None:
-        # Entries first, packet-outs after: a host that gets an ARP answer sends at once,
-        # and its packets must find the new entries already on their way.
+        """Send what the core asked for. Changes are coalesced: the switches are synced
+        once the app's event queue is empty (or the change is SYNC_MAX_DELAY old), so a
+        burst of events (a fabric coming up) costs one recomputation, not one per event.
+        Packet-outs wait for that sync: a host that gets an ARP answer sends at once,
+        and its packets should find the new entries in place."""
         if eff.changed or force_sync:
+            self._dirty_since = self._dirty_since or now
+        if self._dirty_since is None:
+            self._send_packet_outs(eff.packet_outs)
+            return
+        self._held_outs += eff.packet_outs
+        if self.events.empty() or now - self._dirty_since >= SYNC_MAX_DELAY:
+            self._dirty_since = None
             self._sync_all(now)
             self.snapshot = self.core.snapshot(now)
-        for po in eff.packet_outs:
+            outs, self._held_outs = self._held_outs, []
+            self._send_packet_outs(outs)
+
+    def _send_packet_outs(self, outs) -> None:
+        for po in outs:
             sync = self.syncs.get(po.dpid)
             if sync is None:
                 continue

@@ -87,6 +87,7 @@ class FabricCore:
         self.secret = secret
         self.fabric = Fabric()
         self._view: FabricView | None = None
+        self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
         self._warnings: tuple[str, ...] = ()
         self._roles: dict[int, str] = {}  # last known role of every switch ever seen
         self._buckets: dict[tuple[int, int], _TokenBucket] = {}
@@ -99,6 +100,7 @@ class FabricCore:
 
     def _changed(self) -> Effects:
         self._view = None
+        self._desired.clear()
         return Effects(changed=True)
 
     def _probes(self, dpid: int, ports: list[int], now: float) -> list[PacketOut]:
@@ -414,7 +416,10 @@ class FabricCore:
         """
         if not self.is_settled(dpid, now):
             return SwitchDesired.build([lldp_rule()], []), False
-        return desired_state(self.view(), dpid), True
+        desired = self._desired.get(dpid)
+        if desired is None:
+            desired = self._desired[dpid] = desired_state(self.view(), dpid)
+        return desired, True
 
     def snapshot(self, now: float) -> TopologySnapshot:
         view = self.view()
