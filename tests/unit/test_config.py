@@ -48,3 +48,10 @@ def test_bad_config_names_key_and_reason(tmp_path, text, key, reason):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_example_config_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "config" / "fabricd.example.yaml"
+    assert load_config(example) == load_config(None)
