@@ -53,7 +53,8 @@ def print_matrix(names: list[str], ok: dict[tuple[str, str], bool]) -> None:
 
 
 def _start_fabricd(stack: ExitStack, args, extra: list[str]) -> FabricdProcess:
-    log = args.log or tempfile.mktemp(prefix="fabricd-", suffix=".log")
+    # not in /tmp: Mininet's clean-up (mn -c) deletes /tmp/*.log
+    log = args.log or tempfile.mktemp(prefix="aifabric-fabricd-", suffix=".log", dir="/var/tmp")
     ctl = FabricdProcess(log, extra_args=extra)
     print(f"starting fabricd (OpenFlow :{ctl.of_port}, API {ctl.grpc_addr}, log {log})")
     ctl.start()

@@ -11,23 +11,31 @@ from controller.client import FabricClient, topology_dict
 from mininet_topos.spine_leaf import FabricSpec
 
 
-def discovered(topo: dict[str, Any], spec: FabricSpec) -> bool:
-    """True when every switch is connected with its role and every link direction is known."""
+def discovered(topo: dict[str, Any], spec: FabricSpec, settled_at: float | None = None) -> bool:
+    """True when every switch is connected with its role and every link direction is
+    known; with ``settled_at`` (controller clock), also every switch connected before it."""
     roles = {s["dpid"]: s["role"] for s in topo["switches"] if s["connected"]}
     want = {d: "spine" for d in spec.spine_dpids()} | {d: "leaf" for d in spec.leaf_dpids()}
-    return roles == want and len(topo["links"]) == spec.n_directed_links
+    if roles != want or len(topo["links"]) != spec.n_directed_links:
+        return False
+    return settled_at is None or all(s["connected_since"] <= settled_at for s in topo["switches"])
 
 
-def wait_discovered(client: FabricClient, spec: FabricSpec, timeout: float = 30.0) -> dict:
-    """Poll GetTopology until the fabric is fully discovered; raise TimeoutError if not."""
+def wait_discovered(
+    client: FabricClient, spec: FabricSpec, timeout: float = 30.0, settle: float = 1.0
+) -> dict:
+    """Poll GetTopology until the fabric is fully discovered and every switch has been
+    connected for ``settle`` seconds (fabricd's default settle time: from then on its
+    entries are complete and hosts are learned); raise TimeoutError if not."""
     deadline = time.monotonic() + timeout
     topo: dict[str, Any] = {}
     while time.monotonic() < deadline:
         try:
-            topo = topology_dict(client.topology())
+            msg = client.topology()
+            topo = topology_dict(msg)
         except grpc.RpcError:
             topo = {}
-        if topo and discovered(topo, spec):
+        if topo and discovered(topo, spec, msg.generated_at - settle):
             return topo
         time.sleep(0.1)
     raise TimeoutError(

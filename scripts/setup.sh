@@ -35,7 +35,11 @@ stamp=.venv/.aifabric-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import controller, aifabric.v1' 2>/dev/null; then
     echo "setup: installing aifabric and its dependencies into .venv"
-    .venv/bin/pip install -q -e '.[dev]'
+    if ! .venv/bin/pip install -q -e '.[dev]' > .venv/pip-install.log 2>&1; then
+        cat .venv/pip-install.log >&2
+        echo "setup: pip install failed (log above, also in .venv/pip-install.log)" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
 
