@@ -79,6 +79,7 @@ class FabricApp(app_manager.OSKenApp):
                 link_timeout=disc.link_timeout,
                 settle_time=disc.settle_time,
                 role_overrides=dict(cfg.roles),
+                cabling=cfg.cabling_plan(),
             ),
             secret=os.urandom(32),
         )

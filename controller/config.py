@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from controller.cabling import make_cable, parse_end
+from controller.model import Cable
 from controller.roles import ROLES
 
 
@@ -95,6 +97,29 @@ class FabricdConfig(_Strict):
     qos: FeatureToggle = FeatureToggle()
     te: FeatureToggle = FeatureToggle()
     roles: dict[int, Literal["spine", "leaf"]] = Field(default_factory=dict)
+    # The cabling plan: pairs of "DPID:PORT" ends. Links missing from it or not in it
+    # are reported as warnings. Empty: no cabling validation.
+    cabling: list[tuple[str, str]] = Field(default_factory=list)
+
+    @field_validator("cabling")
+    @classmethod
+    def _cabling(cls, v: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        seen: set = set()
+        for i, (a, b) in enumerate(v):
+            try:
+                cable = make_cable(parse_end(a), parse_end(b))
+            except ValueError as exc:
+                raise ValueError(f"entry {i}: {exc}") from None
+            if cable.a.dpid == cable.b.dpid:
+                raise ValueError(f"entry {i}: both ends on switch {cable.a.dpid}")
+            for end in (cable.a, cable.b):
+                if end in seen:
+                    raise ValueError(f"entry {i}: port {end.dpid}:{end.port} cabled twice")
+                seen.add(end)
+        return v
+
+    def cabling_plan(self) -> tuple[Cable, ...]:
+        return tuple(make_cable(parse_end(a), parse_end(b)) for a, b in self.cabling)
 
     @field_validator("roles", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from controller import constants as C
+from controller.cabling import cabling_warnings
 from controller.forwarding import (
     FabricView,
     HostLocation,
@@ -28,7 +29,7 @@ from controller.frames import (
     parse_ethernet,
     parse_lldp,
 )
-from controller.model import Fabric, Link, LinkEnd, Port
+from controller.model import Cable, Fabric, Link, LinkEnd, Port
 from controller.openflow import FlowRule, SwitchDesired
 from controller.roles import LEAF, infer_roles
 from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
@@ -46,6 +47,7 @@ class CoreSettings:
     flood_rate: float = 50.0  # broadcast/unknown frames per second per host port
     flood_burst: float = 100.0
     role_overrides: dict[int, str] = field(default_factory=dict)
+    cabling: tuple[Cable, ...] = ()  # the operator's cabling plan, if any
 
 
 @dataclass(frozen=True)
@@ -389,7 +391,7 @@ class FabricCore:
             self._roles,
         )
         self._roles.update(result.roles)
-        self._warnings = result.warnings
+        self._warnings = result.warnings + tuple(cabling_warnings(self.settings.cabling, cables))
         adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in members}
         for c in cables:
             adjacency[c.a.dpid].append((c.a.port, c.b.dpid, c.b.port))

@@ -25,9 +25,18 @@ from mininet_topos.spine_leaf import FabricSpec
 def _spec(args) -> FabricSpec:
     try:
         return FabricSpec(args.spines, args.leaves, args.hosts_per_leaf,
-                          None if args.bw == 0 else args.bw, args.oversub, args.uplink_bw)
+                          None if args.bw == 0 else args.bw, args.oversub, args.uplink_bw,
+                          tuple(_pair(x) for x in args.extra_link),
+                          tuple(_pair(x) for x in args.omit_link))
     except ValueError as exc:
         raise SystemExit(f"aifabric-mininet: error: {exc}") from None
+
+
+def _pair(text: str) -> tuple[str, str]:
+    a, sep, b = text.partition("-")
+    if not sep or not a or not b:
+        raise SystemExit(f"aifabric-mininet: error: expected NODE-NODE (e.g. l1-l2), got {text!r}")
+    return a, b
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -40,6 +49,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="oversubscription, host:uplink bandwidth per leaf (default 1)")
     p.add_argument("--uplink-bw", type=float, default=None,
                    help="uplink rate in Mbit/s (default: derived from --bw and --oversub)")
+    p.add_argument("--extra-link", action="append", default=[], metavar="A-B",
+                   help="miswire on purpose: add a cable, e.g. l1-l2 (repeatable)")
+    p.add_argument("--omit-link", action="append", default=[], metavar="LEAF-SPINE",
+                   help="miswire on purpose: leave a leaf-spine cable out, e.g. l4-s2")
     p.add_argument("--log", default=None,
                    help="fabricd log file when started here (default: a temporary file)")
 

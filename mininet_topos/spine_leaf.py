@@ -25,6 +25,9 @@ class FabricSpec:
     bw: float | None = 10.0  # host link rate in Mbit/s (None: unshaped)
     oversubscription: float = 1.0  # host bandwidth : uplink bandwidth, per leaf
     uplink_bw: float | None = None  # explicit uplink rate, overrides the ratio
+    # Deliberate miswiring, to try cabling validation: ("l1", "l2") pairs of node names.
+    extra_links: tuple[tuple[str, str], ...] = ()  # cabled after everything else
+    omit_links: tuple[tuple[str, str], ...] = ()  # leaf-spine cables left out
 
     def __post_init__(self) -> None:
         if self.spines < 1 or self.leaves < 1 or self.hosts_per_leaf < 0:
@@ -51,7 +54,7 @@ class FabricSpec:
 
     @property
     def n_directed_links(self) -> int:
-        return 2 * self.spines * self.leaves
+        return 2 * (self.spines * self.leaves - len(self.omit_links) + len(self.extra_links))
 
     def spine_dpids(self) -> list[int]:
         return [SPINE_DPID_BASE + i for i in range(1, self.spines + 1)]
@@ -81,6 +84,8 @@ class SpineLeafTopo(Topo):
         for j in range(1, spec.leaves + 1):
             leaf = self.addSwitch(f"l{j}", dpid=dpid_str(LEAF_DPID_BASE + j))
             for spine in spines:
+                if (leaf, spine) in spec.omit_links or (spine, leaf) in spec.omit_links:
+                    continue
                 opts = {"bw": uplink} if uplink else {}
                 self.addLink(leaf, spine, **opts)
             for _ in range(spec.hosts_per_leaf):
@@ -92,3 +97,6 @@ class SpineLeafTopo(Topo):
                 )
                 opts = {"bw": spec.bw} if spec.bw else {}
                 self.addLink(host, leaf, **opts)
+        for a, b in spec.extra_links:
+            opts = {"bw": uplink} if uplink else {}
+            self.addLink(a, b, **opts)

@@ -55,3 +55,26 @@ def test_shipped_example_config_is_valid():
 
     example = Path(__file__).resolve().parents[2] / "config" / "fabricd.example.yaml"
     assert load_config(example) == load_config(None)
+
+
+def test_cabling_plan(tmp_path):
+    cfg = load_config(write(tmp_path, "cabling:\n  - ['1001:1', '0x7d1:1']\n"))
+    (cable,) = cfg.cabling_plan()
+    assert (cable.a.dpid, cable.a.port, cable.b.dpid, cable.b.port) == (1001, 1, 2001, 1)
+
+
+@pytest.mark.parametrize(
+    "plan,reason",
+    [
+        ("[['1001', '2001:1']]", "not DPID:PORT"),
+        ("[['1001:x', '2001:1']]", "integers"),
+        ("[['1001:1', '1001:2']]", "both ends on switch 1001"),
+        ("[['1001:1', '2001:1'], ['1001:1', '2002:1']]", "cabled twice"),
+        ("[['1001:1']]", "cabling.0"),
+    ],
+)
+def test_bad_cabling_plan(tmp_path, plan, reason):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f"cabling: {plan}\n"))
+    assert err.value.key.startswith("cabling")
+    assert reason in str(err.value)

@@ -75,3 +75,16 @@ def test_isolated_switch_keeps_its_previous_role():
     res = infer_roles([1, 11], [], {11: 2}, previous={1: SPINE})
     assert res.roles == {1: SPINE, 11: LEAF}
     assert "spine 1 has no links to any leaf" in res.warnings
+
+
+def test_cabling_plan_reports_missing_and_unexpected_links():
+    from controller.cabling import cabling_warnings
+
+    plan = clos([1, 2], [11, 12])
+    found = [c for c in plan if c != cable(12, 2, 2, 2)] + [cable(11, 9, 12, 9)]
+    warnings = cabling_warnings(plan, found)
+    assert warnings == [
+        "missing link 2:2 <-> 12:2 (in the cabling plan, not found)",
+        "unexpected link 11:9 <-> 12:9 (not in the cabling plan)",
+    ]
+    assert cabling_warnings([], found) == []
