@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controller.cabling import make_cable, parse_end
 from controller.model import Cable
+from controller.qos import QosPolicy, default_policy
 from controller.roles import ROLES
 
 
@@ -88,13 +89,21 @@ class FeatureToggle(_Strict):
     enabled: bool = True
 
 
+class QosConfig(_Strict):
+    enabled: bool = True
+    policy: QosPolicy = Field(default_factory=default_policy)
+    ovsdb: str | None = Field(None, description="OVSDB to provision (default: the local one)")
+    queue_limit_packets: int = Field(32, ge=2, le=10000,
+                                     description="per-queue FIFO length (userspace datapath)")
+
+
 class FabricdConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     link_speed_mbps: float | None = Field(None, gt=0, le=1_000_000)
     openflow: OpenFlowConfig = OpenFlowConfig()
     api: ApiConfig = ApiConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
-    qos: FeatureToggle = FeatureToggle()
+    qos: QosConfig = QosConfig()
     te: FeatureToggle = FeatureToggle()
     roles: dict[int, Literal["spine", "leaf"]] = Field(default_factory=dict)
     # The cabling plan: pairs of "DPID:PORT" ends. Links missing from it or not in it

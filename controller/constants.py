@@ -9,6 +9,8 @@ TABLE_FORWARD = 1  # destination lookup: host MAC -> port or ECMP group
 # --- Priorities (one place, so that the pipeline can be read at a glance) ---------------
 PRIO_LLDP = 1000  # table 0: LLDP to the controller, on every port
 PRIO_ARP = 900  # table 0: ARP to the controller (proxy ARP)
+PRIO_QOS_CLASS = 500  # table 0: host-port classification (+0..3 by specificity)
+PRIO_QOS_DEFAULT = 400  # table 0: unclassified IP from host ports -> DSCP 0
 PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to forwarding
 PRIO_PIN = 200  # table 1: traffic-engineering per-flow pins (issue 4)
 PRIO_HOST = 100  # table 1: eth_dst == known host
@@ -26,6 +28,7 @@ COOKIE_KIND_SHIFT = 48
 KIND_CONTROL = 0x01
 KIND_HOST = 0x02
 KIND_PIN = 0x03
+KIND_QOS = 0x04
 
 
 def make_cookie(kind: int, low: int = 0) -> int:

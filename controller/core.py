@@ -31,6 +31,7 @@ from controller.frames import (
 )
 from controller.model import Cable, Fabric, Link, LinkEnd, Port
 from controller.openflow import FlowRule, SwitchDesired
+from controller.qos import QosPolicy
 from controller.roles import LEAF, infer_roles
 from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
 
@@ -48,6 +49,7 @@ class CoreSettings:
     flood_burst: float = 100.0
     role_overrides: dict[int, str] = field(default_factory=dict)
     cabling: tuple[Cable, ...] = ()  # the operator's cabling plan, if any
+    qos: QosPolicy | None = None  # edge marking policy; None with --no-qos
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class FabricCore:
         self.settings = settings
         self.secret = secret
         self.fabric = Fabric()
+        self.qos: QosPolicy | None = settings.qos
         self._view: FabricView | None = None
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
         self._warnings: tuple[str, ...] = ()
@@ -364,6 +367,11 @@ class FabricCore:
             eff.merge(self._changed())
         return eff
 
+    def set_qos_policy(self, policy: QosPolicy | None) -> Effects:
+        """Replace the marking policy (validated already); entries follow on the next sync."""
+        self.qos = policy
+        return self._changed()
+
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:
         self.view()
@@ -407,6 +415,8 @@ class FabricCore:
             hosts=hosts,
             group_ids=assign_group_ids(leaves),
             connected=frozenset(d for d in members if fab.is_connected(d)),
+            edge_ports={d: tuple(fab.edge_ports(d)) for d in leaves},
+            qos=self.qos,
         )
         return self._view
 

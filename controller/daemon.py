@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.time()
     try:
-        app_manager.AppManager.run_apps(["apps.fabric_app"])
+        app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])
     except Exception:
         log.exception("controller failed after %.1f s", time.time() - started)
         os._exit(EXIT_RUNTIME)

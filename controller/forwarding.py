@@ -12,7 +12,7 @@ never see a flood.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller import constants as C
 from controller.openflow import (
@@ -23,6 +23,7 @@ from controller.openflow import (
     apply_actions,
     make_match,
 )
+from controller.qos import QosPolicy, marking_rules
 from controller.roles import LEAF, SPINE
 
 
@@ -44,6 +45,8 @@ class FabricView:
     hosts: tuple[HostLocation, ...]
     group_ids: Mapping[int, int]  # leaf dpid -> id of the group that reaches it
     connected: frozenset[int] = frozenset()  # switches with a live OpenFlow session
+    edge_ports: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # leaf -> ports
+    qos: QosPolicy | None = None  # None: no marking (--no-qos)
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return sorted(lp for lp, pd, _ in self.adjacency.get(dpid, ()) if pd == peer)
@@ -176,6 +179,8 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
     flows = control_rules(role)
     if role == LEAF:
         groups = leaf_groups(view, dpid)
+        if view.qos is not None:
+            flows += marking_rules(view.qos, list(view.edge_ports.get(dpid, ())))
     else:
         groups = spine_groups(view, dpid)
     for host in view.hosts:

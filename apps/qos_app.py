@@ -1,0 +1,198 @@
+"""The os-ken app that provisions queues on every switch port it sees.
+
+Its event handlers only record ports (they must never block os-ken); a worker thread
+does the slow part: read OVSDB, compute each port's queue plan from its rate and the
+policy, apply the difference in one OVSDB transaction, then make sure the DSCP -> queue
+filters are in place on userspace-datapath bridges. It re-checks every few seconds, so a
+qdisc that OVS rebuilt gets its filters back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from apps import runtime
+from apps.ovs_qos import (
+    OvsError,
+    OvsQos,
+    leaf_fifos,
+    ovs_htb_devices,
+    set_leaf_fifo,
+    set_tc_filters,
+    tc_filters,
+)
+from controller.qos import PortQosPlan, QosPolicy, port_plan
+
+log = logging.getLogger("aifabric.qos")
+
+AUDIT_SECONDS = 5.0
+# Passes a provisioned port may lack OVS's qdisc before its rows are re-made (something,
+# such as Mininet's TCLink, replaced the qdisc behind OVS's back).
+MISSING_QDISC_PASSES = 3
+
+
+def _name(desc) -> str:
+    return desc.name.decode(errors="replace") if isinstance(desc.name, bytes) else desc.name
+
+
+class QosApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofp.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = runtime.config()
+        self.enabled = cfg.qos.enabled
+        self.link_speed_mbps = cfg.link_speed_mbps
+        self.policy: QosPolicy | None = cfg.qos.policy if cfg.qos.enabled else None
+        self.ovs = OvsQos(db=cfg.qos.ovsdb)
+        self.queue_limit = cfg.qos.queue_limit_packets
+        self._lock = threading.Lock()
+        # dpid -> (bridge name, {port name: rate in bit/s})
+        self._switches: dict[int, tuple[str, dict[str, int]]] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.applied_ports = 0
+        self.errors = 0
+        self._missing: dict[str, int] = {}  # port -> passes without OVS's qdisc
+
+    def start(self):
+        thread = super().start()
+        threading.Thread(target=self._worker, name="aifabric-qos", daemon=True).start()
+        return thread
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def set_policy(self, policy: QosPolicy | None) -> None:
+        """Thread-safe: the worker applies it on its next pass (at once)."""
+        with self._lock:
+            self.policy = policy
+        self._wake.set()
+
+    # --- OpenFlow events: record ports only ---------------------------------------------------
+    def _rate(self, desc) -> int:
+        if self.link_speed_mbps:
+            return int(self.link_speed_mbps * 1_000_000)
+        return int(desc.curr_speed) * 1000  # OpenFlow reports kbit/s
+
+    def _record(self, dp) -> None:
+        ports = list(dp.ports.values())
+        bridge = next((_name(p) for p in ports if p.port_no == ofp.OFPP_LOCAL), None)
+        if bridge is None:
+            return
+        phys = {_name(p): self._rate(p) for p in ports
+                if p.port_no <= ofp.OFPP_MAX and not p.state & ofp.OFPPS_LINK_DOWN}
+        with self._lock:
+            self._switches[dp.id] = (bridge, phys)
+        self._wake.set()
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _on_state(self, ev) -> None:
+        if ev.datapath.id is None:
+            return
+        if ev.state == MAIN_DISPATCHER:
+            self._record(ev.datapath)
+        else:
+            with self._lock:
+                self._switches.pop(ev.datapath.id, None)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _on_port(self, ev) -> None:
+        # os-ken's ofp_handler updated dp.ports before this event was queued
+        self._record(ev.msg.datapath)
+
+    # --- worker -------------------------------------------------------------------------------
+    def _worker(self) -> None:
+        if not self.enabled:
+            log.info("QoS off (--no-qos): ports are left unprovisioned")
+        while not self._stop.is_set():
+            self._wake.wait(AUDIT_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.reconcile()
+            except OvsError as exc:
+                self.errors += 1
+                log.error("QoS provisioning failed: %s (retrying)", exc)
+                time.sleep(1.0)
+                self._wake.set()
+            except Exception:  # keep the worker alive whatever happens
+                self.errors += 1
+                log.exception("QoS provisioning failed")
+                time.sleep(1.0)
+
+    def desired(self) -> dict[str, tuple[str, PortQosPlan]]:
+        """Port name -> (bridge, plan) for every port of every connected switch."""
+        with self._lock:
+            policy = self.policy
+            switches = dict(self._switches)
+        if policy is None:
+            return {}
+        out = {}
+        for bridge, ports in switches.values():
+            for name, rate in ports.items():
+                if rate > 0:
+                    out[name] = (bridge, port_plan(policy, rate))
+        return out
+
+    def reconcile(self) -> None:
+        want = self.desired()
+        state, orphan_qos, orphan_queues = self.ovs.read()
+        # OVS caches the qdisc it installed: to make it install again, clear the port's
+        # QoS first (OVS then deletes the root qdisc); the next pass provisions it afresh.
+        stale = {p for p, n in self._missing.items()
+                 if n >= MISSING_QDISC_PASSES and p in state and state[p].ours}
+        change = {p: plan for p, (_, plan) in want.items()
+                  if p in state and p not in stale and not OvsQos.matches(state[p], plan)}
+        foreign = [p for p in change if state[p].qos_uuid and not state[p].ours]
+        for p in foreign:
+            log.warning("port %s has a QoS row aifabric did not make; leaving it alone", p)
+            del change[p]
+        clear = [p for p, st in state.items() if st.ours and (p not in want or p in stale)]
+        if change or clear or orphan_qos or orphan_queues:
+            self.ovs.apply(change, clear, state, (orphan_qos, orphan_queues))
+            log.info("QoS: %d ports provisioned, %d cleared (%d to be re-made: their qdisc "
+                     "was replaced behind OVS's back)", len(change), len(clear), len(stale))
+            for p in list(change) + clear:
+                self._missing.pop(p, None)
+        if stale:
+            self._wake.set()
+        self.applied_ports = len(want) - len(foreign)
+        if self.ovs.remote:
+            return  # tc only reaches local interfaces
+        htb = ovs_htb_devices()
+        pending = False
+        for port, (bridge, plan) in sorted(want.items()):
+            if port in foreign or port not in state or port in stale:
+                continue
+            if port not in htb:
+                if port not in change:
+                    self._missing[port] = self._missing.get(port, 0) + 1
+                pending = True  # OVS has not (re)installed its qdisc yet
+                continue
+            self._missing.pop(port, None)
+            if self.ovs.datapath_type(bridge) != "netdev":
+                continue  # the kernel datapath classifies with set_queue
+            try:
+                if tc_filters(port) != dict(plan.dscp_to_queue):
+                    set_tc_filters(port, plan.dscp_to_queue)
+                    log.debug("DSCP filters set on %s", port)
+                fifos = leaf_fifos(port)
+                for q in plan.queues:
+                    if fifos.get(q.queue) != self.queue_limit:
+                        set_leaf_fifo(port, q.queue, self.queue_limit)
+            except OvsError as exc:  # the port went away, or OVS is rebuilding its qdisc
+                log.debug("DSCP filters on %s: %s (retrying)", port, exc)
+                pending = True
+        if pending:
+            time.sleep(0.2)
+            self._wake.set()
