@@ -14,26 +14,103 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
-from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
+import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic import ValidationError
 
+from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from controller import __version__
 from controller.config import FabricdConfig
+from controller.qos import QosPolicy
 from controller.snapshot import TopologySnapshot
 
 log = logging.getLogger("aifabric.api")
 
 SERVICE_NAME = fabric_pb2.DESCRIPTOR.services_by_name["Fabric"].full_name
+MAX_DOCUMENT = 256 * 1024
 
 
 @dataclass
 class ControllerHandle:
-    """How the API reaches the controller: a snapshot reader and counters, both
-    callables that return None until the fabric app is running."""
+    """How the API reaches the controller. Readers return None until the apps run;
+    ``set_qos_policy`` submits a validated policy to the owning apps and returns
+    False if they did not take it in time."""
 
     snapshot: Callable[[], TopologySnapshot | None]
     counters: Callable[[], dict[str, int] | None]
+    qos_policy: Callable[[], QosPolicy | None] = lambda: None
+    set_qos_policy: Callable[[QosPolicy], bool] = lambda p: False
+    queue_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
+
+
+# --- QoS policy <-> protobuf -------------------------------------------------------------
+def policy_message(policy: QosPolicy | None, enabled: bool) -> fabric_pb2.QosPolicy:
+    if policy is None:
+        return fabric_pb2.QosPolicy(enabled=enabled)
+    return fabric_pb2.QosPolicy(
+        classes=[
+            fabric_pb2.TrafficClass(
+                name=c.name, dscp=c.dscp, queue=c.queue, scheduling=c.scheduling,
+                share=c.share,
+                match=fabric_pb2.ClassMatch(
+                    udp_dst=[str(p) for p in c.match.udp_dst],
+                    tcp_dst=[str(p) for p in c.match.tcp_dst],
+                    tcp_src=[str(p) for p in c.match.tcp_src],
+                    dscp=list(c.match.dscp), with_dscp=list(c.match.with_dscp),
+                ),
+            )
+            for c in policy.classes
+        ],
+        trust_unclassified_dscp=policy.trust_unclassified_dscp,
+        enabled=enabled,
+        best_effort_share=policy.best_effort_share,
+    )
+
+
+def policy_data(msg: fabric_pb2.QosPolicy) -> dict:
+    """The structured policy as plain data for validation (read-only fields left out)."""
+    return {
+        "classes": [
+            {
+                "name": c.name, "dscp": c.dscp, "queue": c.queue,
+                "scheduling": c.scheduling or "share", "share": c.share,
+                "match": {k: list(getattr(c.match, k)) for k in
+                          ("udp_dst", "tcp_dst", "tcp_src", "dscp", "with_dscp")
+                          if len(getattr(c.match, k))},
+            }
+            for c in msg.classes
+        ],
+        "trust_unclassified_dscp": msg.trust_unclassified_dscp,
+    }
+
+
+def validate_policy(request: fabric_pb2.SetQosPolicyRequest) -> QosPolicy:
+    """The request's policy, validated in full; ValueError with a message naming the
+    problem (field path and reason) otherwise."""
+    which = request.WhichOneof("source")
+    if which is None:
+        raise ValueError("give a policy or a document")
+    if which == "document":
+        if len(request.document) > MAX_DOCUMENT:
+            raise ValueError(f"document: larger than {MAX_DOCUMENT} bytes")
+        try:
+            data = yaml.safe_load(request.document)
+        except yaml.YAMLError as exc:
+            kind = exc.__class__.__name__
+            raise ValueError(f"document: not valid YAML or JSON ({kind})") from None
+        if not isinstance(data, dict):
+            raise ValueError("document: must be a mapping with a 'classes' list")
+    else:
+        data = policy_data(request.policy)
+    try:
+        return QosPolicy.model_validate(data)
+    except ValidationError as exc:
+        # a misspelt key explains a "missing" one: report unknown keys first
+        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+        where = ".".join(str(p) for p in err["loc"]) or "policy"
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ValueError(f"{where}: {msg.removeprefix('Value error, ')}") from None
 
 
 def topology_message(snap: TopologySnapshot) -> fabric_pb2.Topology:
@@ -85,6 +162,40 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             te_enabled=self.config.te.enabled,
             link_speed_mbps=self.config.link_speed_mbps or 0.0,
             counters=self.handle.counters() or {},
+        )
+
+    def GetQosPolicy(self, request, context):
+        return policy_message(self.handle.qos_policy(), self.config.qos.enabled)
+
+    def SetQosPolicy(self, request, context):
+        try:
+            policy = validate_policy(request)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if not self.config.qos.enabled:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "QoS is off (fabricd runs with --no-qos)")
+        if not self.handle.set_qos_policy(policy):
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the controller did not take the policy "
+                          "in time; it may still be starting")
+        log.info("QoS policy set through the API by %s", context.peer())
+        return policy_message(policy, True)
+
+    def GetQosStats(self, request, context):
+        got = self.handle.queue_stats()
+        if got is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
+        rows, at = got
+        if request.dpid and all(r[0] != request.dpid for r in rows):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no queue statistics for dpid "
+                          f"{request.dpid}")
+        return fabric_pb2.QosStats(
+            queues=[
+                fabric_pb2.QueueStats(dpid=d, port=p, port_name=n, queue=q, tx_bytes=b,
+                                      tx_packets=k, tx_errors=e)
+                for d, p, n, q, b, k, e in rows if not request.dpid or d == request.dpid
+            ],
+            collected_at=at,
         )
 
 

@@ -38,11 +38,21 @@ oskenfix.apply()
 
 TICK_SECONDS = 0.25
 RESYNC_MIN_INTERVAL = 5.0
+QUEUE_STATS_INTERVAL = 2.0
 SYNC_MAX_DELAY = 0.05  # seconds a change may wait for a quiet event queue
 
 
 class EventTick(event.EventBase):
     """Posted by the ticker thread; handled on the app's own thread."""
+
+
+class EventSetQosPolicy(event.EventBase):
+    """A validated policy from the API; ``done`` is set once the switches were sent it."""
+
+    def __init__(self, policy) -> None:
+        super().__init__()
+        self.policy = policy
+        self.done = threading.Event()
 
 
 @dataclass
@@ -67,7 +77,7 @@ def _port(desc) -> Port:
 
 class FabricApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick]
+    _EVENTS = [EventTick, EventSetQosPolicy]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -91,6 +101,10 @@ class FabricApp(app_manager.OSKenApp):
         self._dirty_since: float | None = None  # a change waits for its sync since then
         self._settled: frozenset[int] = frozenset()
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
+        self._last_queue_poll = 0.0
+        self._queue_counters: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        self.queue_stats: tuple = ()  # published: ((dpid, port, name, queue, bytes, pkts, err),)
+        self.queue_stats_at = 0.0
         self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -116,6 +130,11 @@ class FabricApp(app_manager.OSKenApp):
         if now - self._last_probe >= self.core.settings.lldp_interval:
             self._last_probe = now
             eff = self.core.tick(now)
+        if self.core.qos is not None and now - self._last_queue_poll >= QUEUE_STATS_INTERVAL:
+            self._last_queue_poll = now
+            for sync in self.syncs.values():
+                dp = sync.dp
+                dp.send_msg(parser.OFPQueueStatsRequest(dp, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
         # Switches become settled with time alone: sync when that happens.
         settled = frozenset(d for d in self.syncs if self.core.is_settled(d, now))
         newly = settled != self._settled
@@ -196,6 +215,34 @@ class FabricApp(app_manager.OSKenApp):
         # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
         self._apply(self.core.probe(dpid, now), now)
 
+    # --- QoS --------------------------------------------------------------------------------
+    @set_ev_cls(EventSetQosPolicy)
+    def _on_set_qos(self, ev) -> None:
+        now = time.time()
+        self._apply(self.core.set_qos_policy(ev.policy), now, flush=True)
+        log.info("QoS policy replaced: %s", ", ".join(c.name for c in ev.policy.classes))
+        ev.done.set()
+
+    @set_ev_cls(ofp_event.EventOFPQueueStatsReply, MAIN_DISPATCHER)
+    def _on_queue_stats(self, ev) -> None:
+        dp = ev.msg.datapath
+        if self._sync_for(dp) is None:
+            return
+        for s in ev.msg.body:
+            self._queue_counters[(dp.id, s.port_no, s.queue_id)] = (
+                s.tx_bytes, s.tx_packets, s.tx_errors)
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            names = {}
+            for sync in self.syncs.values():
+                for p in list(sync.dp.ports.values()):
+                    n = p.name.decode(errors="replace") if isinstance(p.name, bytes) else p.name
+                    names[(sync.dp.id, p.port_no)] = n
+            self.queue_stats = tuple(
+                (d, p, names.get((d, p), ""), q, *c)
+                for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.syncs
+            )
+            self.queue_stats_at = time.time()
+
     # --- OpenFlow input -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _on_packet_in(self, ev) -> None:
@@ -241,7 +288,8 @@ class FabricApp(app_manager.OSKenApp):
             self._request_state(dp)
 
     # --- output -----------------------------------------------------------------------------
-    def _apply(self, eff: Effects, now: float, force_sync: bool = False) -> None:
+    def _apply(self, eff: Effects, now: float, force_sync: bool = False,
+               flush: bool = False) -> None:
         """Send what the core asked for. Changes are coalesced: the switches are synced
         once the app's event queue is empty (or the change is SYNC_MAX_DELAY old), so a
         burst of events (a fabric coming up) costs one recomputation, not one per event.
@@ -253,7 +301,7 @@ class FabricApp(app_manager.OSKenApp):
             self._send_packet_outs(eff.packet_outs)
             return
         self._held_outs += eff.packet_outs
-        if self.events.empty() or now - self._dirty_since >= SYNC_MAX_DELAY:
+        if flush or self.events.empty() or now - self._dirty_since >= SYNC_MAX_DELAY:
             self._dirty_since = None
             self._sync_all(now)
             self.snapshot = self.core.snapshot(now)

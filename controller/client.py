@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -32,6 +33,17 @@ class FabricClient:
 
     def status(self) -> fabric_pb2.Status:
         return self.stub.GetStatus(fabric_pb2.GetStatusRequest(), timeout=self.timeout)
+
+    def qos_policy(self) -> fabric_pb2.QosPolicy:
+        return self.stub.GetQosPolicy(fabric_pb2.GetQosPolicyRequest(), timeout=self.timeout)
+
+    def set_qos_document(self, text: str) -> fabric_pb2.QosPolicy:
+        return self.stub.SetQosPolicy(fabric_pb2.SetQosPolicyRequest(document=text),
+                                      timeout=max(self.timeout, 15.0))
+
+    def qos_stats(self, dpid: int = 0) -> fabric_pb2.QosStats:
+        return self.stub.GetQosStats(fabric_pb2.GetQosStatsRequest(dpid=dpid),
+                                     timeout=self.timeout)
 
     def health(self, service: str = "") -> str:
         stub = health_pb2_grpc.HealthStub(self.channel)
@@ -72,3 +84,24 @@ def status_dict(st: fabric_pb2.Status) -> dict[str, Any]:
         "link_speed_mbps": st.link_speed_mbps,
         "counters": dict(sorted(st.counters.items())),
     }
+
+
+def policy_dict(p: fabric_pb2.QosPolicy) -> dict[str, Any]:
+    """A policy as data in the config file's shape (what ``fabricctl qos set`` accepts)."""
+    classes = []
+    for c in p.classes:
+        match = {k: [int(x) if k in ("dscp", "with_dscp") or str(x).isdigit() else x
+                     for x in getattr(c.match, k)]
+                 for k in ("udp_dst", "tcp_dst", "tcp_src", "dscp", "with_dscp")
+                 if len(getattr(c.match, k))}
+        classes.append({"name": c.name, "dscp": c.dscp, "queue": c.queue,
+                        "scheduling": c.scheduling, "share": round(c.share, 6), "match": match})
+    return {"enabled": p.enabled, "classes": classes,
+            "trust_unclassified_dscp": p.trust_unclassified_dscp,
+            "best_effort_share": round(p.best_effort_share, 6)}
+
+
+def qos_stats_list(st: fabric_pb2.QosStats) -> list[dict[str, Any]]:
+    return [{"dpid": q.dpid, "port": q.port, "port_name": q.port_name, "queue": q.queue,
+             "tx_bytes": q.tx_bytes, "tx_packets": q.tx_packets, "tx_errors": q.tx_errors}
+            for q in st.queues]

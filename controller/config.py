@@ -148,7 +148,8 @@ class FabricdConfig(_Strict):
 
 
 def _first_error(exc: ValidationError, prefix: str = "") -> ConfigError:
-    err = exc.errors()[0]
+    # a misspelt key explains a "missing" one: report unknown keys first
+    err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     key = ".".join(str(p) for p in err["loc"])
     if prefix:
         key = f"{prefix}.{key}" if key else prefix

@@ -132,8 +132,33 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else {**app.stats, **app.core.counters}
 
+    def qos_app():
+        return app_manager.lookup_service_brick("QosApp")
+
+    def qos_policy():
+        app = fabric_app()
+        return app.core.qos if app is not None else None
+
+    def set_qos_policy(policy) -> bool:
+        from apps.fabric_app import EventSetQosPolicy
+
+        app, qapp = fabric_app(), qos_app()
+        if app is None or qapp is None:
+            return False
+        ev = EventSetQosPolicy(policy)
+        app.send_event(app.name, ev)  # applied on the fabric app's own thread
+        if not ev.done.wait(10.0):
+            return False
+        qapp.set_policy(policy)  # thread-safe: its worker provisions the queues
+        return True
+
+    def queue_stats():
+        app = fabric_app()
+        return None if app is None else (app.queue_stats, app.queue_stats_at)
+
+    handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats)
     try:
-        server = start_api_server(config, ControllerHandle(snapshot, counters))
+        server = start_api_server(config, handle)
     except RuntimeError as exc:
         print(f"fabricd: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -17,7 +17,14 @@ from typing import Any, NoReturn
 import grpc
 
 from controller import __version__
-from controller.client import DEFAULT_SERVER, FabricClient, status_dict, topology_dict
+from controller.client import (
+    DEFAULT_SERVER,
+    FabricClient,
+    policy_dict,
+    qos_stats_list,
+    status_dict,
+    topology_dict,
+)
 
 ENV_SERVER = "AIFABRIC_SERVER"
 
@@ -96,6 +103,46 @@ def cmd_status(client: FabricClient, args) -> int:
     return 0
 
 
+def _match_text(match: dict) -> str:
+    parts = [f"{k} {','.join(map(str, v))}" for k, v in match.items()]
+    return "; ".join(parts)
+
+
+def show_policy(p: dict) -> str:
+    head = "QoS " + ("on" if p["enabled"] else "off (--no-qos)")
+    if not p["classes"]:
+        return head
+    rows = [[c["name"], c["dscp"], c["queue"], c["scheduling"], f"{c['share']:.0%}",
+             _match_text(c["match"])] for c in p["classes"]]
+    rows.append(["best-effort", 0, 0, "share", f"{p['best_effort_share']:.0%}",
+                 "everything else" + ("" if p["trust_unclassified_dscp"] else
+                                      " (re-marked to DSCP 0 at the edge)")])
+    return head + "\n" + table(["CLASS", "DSCP", "QUEUE", "SCHEDULING", "SHARE", "MATCH"], rows)
+
+
+def cmd_qos(client: FabricClient, args) -> int:
+    if args.qos_command == "show":
+        p = policy_dict(client.qos_policy())
+        print(json.dumps(p, indent=2) if args.json else show_policy(p))
+    elif args.qos_command == "set":
+        try:
+            text = sys.stdin.read() if args.file == "-" else open(args.file).read()
+        except OSError as exc:
+            print(f"fabricctl: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        p = policy_dict(client.set_qos_document(text))
+        print(json.dumps(p, indent=2) if args.json else "policy applied\n" + show_policy(p))
+    else:
+        rows = qos_stats_list(client.qos_stats(args.dpid))
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(table(["DPID", "PORT", "NAME", "QUEUE", "TX BYTES", "TX PACKETS", "DROPS"],
+                        [[r["dpid"], r["port"], r["port_name"], r["queue"], r["tx_bytes"],
+                          r["tx_packets"], r["tx_errors"]] for r in rows]))
+    return 0
+
+
 def cmd_health(client: FabricClient, args) -> int:
     status = client.health(args.service)
     if args.json:
@@ -122,7 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", help="exit 0 when the controller is serving")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
     h.set_defaults(func=cmd_health)
-    for sp in (t, s, h):
+    q = sub.add_parser("qos", help="QoS policy and queue statistics")
+    qsub = q.add_subparsers(dest="qos_command", required=True, metavar="ACTION")
+    qs = qsub.add_parser("show", help="the policy in force")
+    qset = qsub.add_parser("set", help="replace the policy (validated in full first)")
+    qset.add_argument("file", help="policy file, YAML or JSON ('-' for stdin)")
+    qst = qsub.add_parser("stats", help="per-port, per-queue counters and drops")
+    qst.add_argument("--dpid", type=int, default=0, help="one switch only")
+    q.set_defaults(func=cmd_qos)
+    for sp in (t, s, h, qs, qset, qst):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p
@@ -140,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({code.name.lower()})", file=sys.stderr)
         else:
             print(f"fabricctl: {code.name}: {exc.details()}", file=sys.stderr)
-        return 1
+        return 1 if code != grpc.StatusCode.INVALID_ARGUMENT else 2
 
 
 if __name__ == "__main__":

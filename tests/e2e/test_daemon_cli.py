@@ -46,6 +46,16 @@ def test_unknown_key_and_bad_flags_exit_2(tmp_path):
         assert len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, res.stderr
 
 
+def test_invalid_qos_policy_in_config_exits_2(tmp_path):
+    cfg = tmp_path / "qos.yaml"
+    cfg.write_text("qos:\n  policy:\n    classes:\n"
+                   "      - {name: a, dscp: 26, queue: 3, share: 0.6, match: {udp_dst: [4791]}}\n"
+                   "      - {name: b, dscp: 27, queue: 4, share: 0.6, match: {udp_dst: [1]}}\n")
+    res = run([*FABRICD, "--config", str(cfg)])
+    assert res.returncode == 2
+    assert "qos.policy" in res.stderr and "shares add up to 120%" in res.stderr
+
+
 def test_openflow_port_in_use_is_a_clear_error():
     with socket.socket() as s:
         s.bind(("0.0.0.0", 0))

@@ -96,3 +96,89 @@ class Status(_message.Message):
     link_speed_mbps: float
     counters: _containers.ScalarMap[str, int]
     def __init__(self, version: _Optional[str] = ..., started_at: _Optional[float] = ..., openflow_port: _Optional[int] = ..., qos_enabled: _Optional[bool] = ..., te_enabled: _Optional[bool] = ..., link_speed_mbps: _Optional[float] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class GetQosPolicyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClassMatch(_message.Message):
+    __slots__ = ("udp_dst", "tcp_dst", "tcp_src", "dscp", "with_dscp")
+    UDP_DST_FIELD_NUMBER: _ClassVar[int]
+    TCP_DST_FIELD_NUMBER: _ClassVar[int]
+    TCP_SRC_FIELD_NUMBER: _ClassVar[int]
+    DSCP_FIELD_NUMBER: _ClassVar[int]
+    WITH_DSCP_FIELD_NUMBER: _ClassVar[int]
+    udp_dst: _containers.RepeatedScalarFieldContainer[str]
+    tcp_dst: _containers.RepeatedScalarFieldContainer[str]
+    tcp_src: _containers.RepeatedScalarFieldContainer[str]
+    dscp: _containers.RepeatedScalarFieldContainer[int]
+    with_dscp: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, udp_dst: _Optional[_Iterable[str]] = ..., tcp_dst: _Optional[_Iterable[str]] = ..., tcp_src: _Optional[_Iterable[str]] = ..., dscp: _Optional[_Iterable[int]] = ..., with_dscp: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class TrafficClass(_message.Message):
+    __slots__ = ("name", "dscp", "queue", "scheduling", "share", "match")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DSCP_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dscp: int
+    queue: int
+    scheduling: str
+    share: float
+    match: ClassMatch
+    def __init__(self, name: _Optional[str] = ..., dscp: _Optional[int] = ..., queue: _Optional[int] = ..., scheduling: _Optional[str] = ..., share: _Optional[float] = ..., match: _Optional[_Union[ClassMatch, _Mapping]] = ...) -> None: ...
+
+class QosPolicy(_message.Message):
+    __slots__ = ("classes", "trust_unclassified_dscp", "enabled", "best_effort_share")
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    TRUST_UNCLASSIFIED_DSCP_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    BEST_EFFORT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    classes: _containers.RepeatedCompositeFieldContainer[TrafficClass]
+    trust_unclassified_dscp: bool
+    enabled: bool
+    best_effort_share: float
+    def __init__(self, classes: _Optional[_Iterable[_Union[TrafficClass, _Mapping]]] = ..., trust_unclassified_dscp: _Optional[bool] = ..., enabled: _Optional[bool] = ..., best_effort_share: _Optional[float] = ...) -> None: ...
+
+class SetQosPolicyRequest(_message.Message):
+    __slots__ = ("policy", "document")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    policy: QosPolicy
+    document: str
+    def __init__(self, policy: _Optional[_Union[QosPolicy, _Mapping]] = ..., document: _Optional[str] = ...) -> None: ...
+
+class GetQosStatsRequest(_message.Message):
+    __slots__ = ("dpid",)
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    def __init__(self, dpid: _Optional[int] = ...) -> None: ...
+
+class QueueStats(_message.Message):
+    __slots__ = ("dpid", "port", "port_name", "queue", "tx_bytes", "tx_packets", "tx_errors")
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    TX_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    port: int
+    port_name: str
+    queue: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+    def __init__(self, dpid: _Optional[int] = ..., port: _Optional[int] = ..., port_name: _Optional[str] = ..., queue: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., tx_packets: _Optional[int] = ..., tx_errors: _Optional[int] = ...) -> None: ...
+
+class QosStats(_message.Message):
+    __slots__ = ("queues", "collected_at")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[QueueStats]
+    collected_at: float
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueStats, _Mapping]]] = ..., collected_at: _Optional[float] = ...) -> None: ...

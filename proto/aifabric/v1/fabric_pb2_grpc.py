@@ -45,6 +45,21 @@ class FabricStub:
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=aifabric_dot_v1_dot_fabric__pb2.Status.FromString,
                 _registered_method=True)
+        self.GetQosPolicy = channel.unary_unary(
+                '/aifabric.v1.Fabric/GetQosPolicy',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetQosPolicyRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.QosPolicy.FromString,
+                _registered_method=True)
+        self.SetQosPolicy = channel.unary_unary(
+                '/aifabric.v1.Fabric/SetQosPolicy',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.SetQosPolicyRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.QosPolicy.FromString,
+                _registered_method=True)
+        self.GetQosStats = channel.unary_unary(
+                '/aifabric.v1.Fabric/GetQosStats',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetQosStatsRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.QosStats.FromString,
+                _registered_method=True)
 
 
 class FabricServicer:
@@ -67,6 +82,30 @@ class FabricServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQosPolicy(self, request, context):
+        """GetQosPolicy returns the QoS policy in force (enabled = false with --no-qos).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetQosPolicy(self, request, context):
+        """SetQosPolicy validates a new policy in full (INVALID_ARGUMENT naming the problem:
+        shares over the limit, a DSCP or queue used twice, overlapping matches, unknown
+        fields) and only then applies it to every switch: edge marking entries and the
+        queues of every port. FAILED_PRECONDITION when QoS is off (--no-qos).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQosStats(self, request, context):
+        """GetQosStats returns per-port, per-queue transmitted bytes/packets and drops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FabricServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +118,21 @@ def add_FabricServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetStatusRequest.FromString,
                     response_serializer=aifabric_dot_v1_dot_fabric__pb2.Status.SerializeToString,
+            ),
+            'GetQosPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQosPolicy,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetQosPolicyRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.QosPolicy.SerializeToString,
+            ),
+            'SetQosPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQosPolicy,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.SetQosPolicyRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.QosPolicy.SerializeToString,
+            ),
+            'GetQosStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQosStats,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetQosStatsRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.QosStats.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +190,87 @@ class Fabric:
             '/aifabric.v1.Fabric/GetStatus',
             aifabric_dot_v1_dot_fabric__pb2.GetStatusRequest.SerializeToString,
             aifabric_dot_v1_dot_fabric__pb2.Status.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQosPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/GetQosPolicy',
+            aifabric_dot_v1_dot_fabric__pb2.GetQosPolicyRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.QosPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQosPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/SetQosPolicy',
+            aifabric_dot_v1_dot_fabric__pb2.SetQosPolicyRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.QosPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQosStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/GetQosStats',
+            aifabric_dot_v1_dot_fabric__pb2.GetQosStatsRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.QosStats.FromString,
             options,
             channel_credentials,
             insecure,
