@@ -37,6 +37,7 @@ proto: setup
 
 bench: setup
 	$(PY) -m bench.discovery
+	$(PY) -m bench.qos
 
 clean-net:
 	-mn -c >/dev/null 2>&1

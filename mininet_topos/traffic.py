@@ -62,3 +62,35 @@ def result(proc: subprocess.Popen, timeout: float = 60) -> FlowResult:
     sent = end["sum_sent"]["bits_per_second"] / 1e6
     received = end["sum_received"]["bits_per_second"] / 1e6
     return FlowResult(sent, received, 0.0, 0, 0)
+
+
+def ring_allreduce(hosts: list, chunk_bytes: int, tos: int = 0, port: int = 7100,
+                   timeout: float = 60.0) -> float:
+    """Run one emulated ring all-reduce among ``hosts``; its completion time in seconds
+    (the slowest rank)."""
+    from pathlib import Path
+
+    script = Path(__file__).with_name("allreduce.py")
+    ips = ",".join(h.IP() for h in hosts)
+    procs = [h.popen(["python3", str(script), str(r), ips, str(chunk_bytes), "--tos",
+                      str(tos), "--port", str(port), "--timeout", str(timeout)],
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for r, h in enumerate(hosts)]
+    times = []
+    for p in procs:
+        out, _ = p.communicate(timeout=timeout + 10)
+        try:
+            data = json.loads(out.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            raise RuntimeError(f"all-reduce rank gave no result: {out[-300:]!r}") from None
+        if "error" in data:
+            raise RuntimeError(f"all-reduce rank {data['rank']}: {data['error']}")
+        times.append(data["seconds"])
+    return max(times)
+
+
+def ping_rtts(src, dst_ip: str, count: int, interval: float = 0.05, tos: int = 0) -> list[float]:
+    """Round-trip times (ms) of ``count`` pings; lost ones are left out."""
+    out = src.cmd(f"ping -n -c {count} -i {interval} -W 1 -Q {tos} {dst_ip}")
+    return [float(line.split("time=")[1].split()[0]) for line in out.splitlines()
+            if "time=" in line]
