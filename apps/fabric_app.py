@@ -137,6 +137,8 @@ class FabricApp(app_manager.OSKenApp):
                 dp.send_msg(parser.OFPQueueStatsRequest(dp, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
         # Switches become settled with time alone: sync when that happens.
         settled = frozenset(d for d in self.syncs if self.core.is_settled(d, now))
+        if self.core.fabric_settled(now):
+            settled |= {-1}  # the fabric as a whole settling is a change too
         newly = settled != self._settled
         self._settled = settled
         self._apply(eff, now, force_sync=newly)

@@ -420,18 +420,28 @@ class FabricCore:
         )
         return self._view
 
+    def fabric_settled(self, now: float) -> bool:
+        """No switch connected within the settle time. After a controller restart the
+        switches come back one by one; until the last is in (and its hosts recovered),
+        entries towards it must not be taken away from the others."""
+        last = max((s.connected_since for s in self.fabric.switches.values() if s.connected),
+                   default=0.0)
+        return now - last >= self.settings.settle_time
+
     def desired(self, dpid: int, now: float) -> tuple[SwitchDesired, bool]:
         """What switch ``dpid`` should hold, and whether that is the complete state.
 
         Until a switch is settled it only gets its LLDP entry, added beside whatever it
         already holds: its links are not known yet, and nothing is removed on a guess.
+        While other switches are still connecting, the state is not complete either:
+        it is applied without removing anything.
         """
         if not self.is_settled(dpid, now):
             return SwitchDesired.build([lldp_rule()], []), False
         desired = self._desired.get(dpid)
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)
-        return desired, True
+        return desired, self.fabric_settled(now)
 
     def snapshot(self, now: float) -> TopologySnapshot:
         view = self.view()

@@ -274,3 +274,24 @@ def test_leaf_losing_its_controller_session_stays_reachable():
     assert H3[0] in fab.core.fabric.hosts
     # the API no longer lists links it cannot vouch for
     assert all(2002 not in (lk.src_dpid, lk.dst_dpid) for lk in fab.core.snapshot(fab.now).links)
+
+
+def test_no_removal_while_switches_are_still_reconnecting():
+    fab = discovered()
+    learn(fab, 2004, 3, ("00:00:00:00:00:07", "10.0.0.7"))
+    held, _ = fab.core.desired(1001, fab.now)
+    # a restarted controller: the spine is back, leaf 2004 reconnects later
+    again = FakeFabric()
+    for dpid in again.spines + again.leaves[:3]:
+        again.deliver(again.core.switch_connected(dpid, again.ports(dpid), again.now))
+        again.deliver(again.core.probe(dpid, again.now))
+    again.advance(1.1)
+    again.deliver(again.core.switch_connected(2004, again.ports(2004), again.now))
+    again.deliver(again.core.probe(2004, again.now))
+    _, complete = again.core.desired(1001, again.now + 0.5)
+    assert not complete  # applied additively: the host entries of 2004 are not removed
+    again.core.recover_hosts(2004, [r for r in fab.core.desired(2004, fab.now)[0].flows.values()],
+                             again.now)
+    now = again.now + 1.1
+    spine, complete = again.core.desired(1001, now)
+    assert complete and spine.flows == held.flows
