@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from controller import __version__
 from controller.config import FabricdConfig
-from controller.qos import QosPolicy
+from controller.qos import PROFILES, QosPolicy, profile_policy
 from controller.snapshot import TopologySnapshot
 
 log = logging.getLogger("aifabric.api")
@@ -101,6 +101,12 @@ def validate_policy(request: fabric_pb2.SetQosPolicyRequest) -> QosPolicy:
             raise ValueError(f"document: not valid YAML or JSON ({kind})") from None
         if not isinstance(data, dict):
             raise ValueError("document: must be a mapping with a 'classes' list")
+        if set(data) == {"profile"}:
+            try:
+                return profile_policy(str(data["profile"]))
+            except KeyError:
+                raise ValueError(f"profile: unknown profile {data['profile']!r} (known: "
+                                 f"default, {', '.join(PROFILES)})") from None
     else:
         data = policy_data(request.policy)
     try:

@@ -90,7 +90,7 @@ class FabricApp(app_manager.OSKenApp):
                 settle_time=disc.settle_time,
                 role_overrides=dict(cfg.roles),
                 cabling=cfg.cabling_plan(),
-                qos=cfg.qos.policy if cfg.qos.enabled else None,
+                qos=cfg.qos.effective_policy() if cfg.qos.enabled else None,
             ),
             secret=os.urandom(32),
         )

@@ -50,7 +50,7 @@ class QosApp(app_manager.OSKenApp):
         cfg = runtime.config()
         self.enabled = cfg.qos.enabled
         self.link_speed_mbps = cfg.link_speed_mbps
-        self.policy: QosPolicy | None = cfg.qos.policy if cfg.qos.enabled else None
+        self.policy: QosPolicy | None = cfg.qos.effective_policy() if cfg.qos.enabled else None
         self.ovs = OvsQos(db=cfg.qos.ovsdb)
         self.queue_limit = cfg.qos.queue_limit_packets
         self._lock = threading.Lock()

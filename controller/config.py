@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controller.cabling import make_cable, parse_end
 from controller.model import Cable
-from controller.qos import QosPolicy, default_policy
+from controller.qos import QosPolicy, profile_policy
 from controller.roles import ROLES
 
 
@@ -91,10 +91,14 @@ class FeatureToggle(_Strict):
 
 class QosConfig(_Strict):
     enabled: bool = True
-    policy: QosPolicy = Field(default_factory=default_policy)
+    profile: Literal["default", "cumulus", "cisco", "sonic"] = "default"
+    policy: QosPolicy | None = Field(None, description="overrides the profile when given")
     ovsdb: str | None = Field(None, description="OVSDB to provision (default: the local one)")
     queue_limit_packets: int = Field(32, ge=2, le=10000,
                                      description="per-queue FIFO length (userspace datapath)")
+
+    def effective_policy(self) -> QosPolicy:
+        return self.policy if self.policy is not None else profile_policy(self.profile)
 
 
 class FabricdConfig(_Strict):

@@ -250,6 +250,39 @@ def port_plan(policy: QosPolicy, rate_bps: int) -> PortQosPlan:
     )
 
 
+_CNP = {"name": "cnp", "dscp": 48, "queue": 6, "scheduling": "strict", "share": 0.05,
+        "match": {"udp_dst": [4791], "with_dscp": [48]}}
+
+PROFILES: dict[str, dict] = {
+    # NVIDIA Cumulus "RoCE lossless": DSCP 26 -> priority 3 with 50%, CNP (DSCP 48) strict.
+    "cumulus": {"classes": [
+        _CNP,
+        {"name": "roce", "dscp": 26, "queue": 3, "share": 0.5,
+         "match": {"udp_dst": [4791], "dscp": [26]}},
+    ]},
+    # Cisco's AI/ML fabric guide: RoCEv2 on DSCP 24 -> queue 3 with 60%, CNP strict.
+    "cisco": {"classes": [
+        {**_CNP, "queue": 7},
+        {"name": "roce", "dscp": 24, "queue": 3, "share": 0.6,
+         "match": {"udp_dst": [4791], "dscp": [24]}},
+    ]},
+    # SONiC: lossless DSCP 3 and 4 on queues 3 and 4, DWRR 15:14 between them.
+    "sonic": {"classes": [
+        _CNP,
+        {"name": "lossless3", "dscp": 3, "queue": 3, "share": 0.45,
+         "match": {"udp_dst": [4791], "dscp": [3]}},
+        {"name": "lossless4", "dscp": 4, "queue": 4, "share": 0.42, "match": {"dscp": [4]}},
+    ]},
+}
+
+
+def profile_policy(name: str) -> QosPolicy:
+    """A named profile ("default", "cumulus", "cisco", "sonic"); KeyError if unknown."""
+    if name == "default":
+        return default_policy()
+    return QosPolicy.model_validate(PROFILES[name])
+
+
 def default_policy() -> QosPolicy:
     """Industry-style defaults (after NVIDIA's "RoCE lossless" and Cisco's AI fabric guide):
     CNP strict, RoCEv2 (UDP 4791, or DSCP 26/24 from the host) with half of every port,

@@ -11,6 +11,14 @@ from tests.e2e.test_discovery import all_pairs_ok
 LEAVES = ("l1", "l2", "l3", "l4")
 
 
+def dscp_filters(dev: str) -> int:
+    import subprocess
+
+    out = subprocess.run(["tc", "filter", "show", "dev", dev, "parent", "1:"],
+                         capture_output=True, text=True).stdout
+    return out.count("flowid")
+
+
 def leaf_groups_use(ports_by_leaf: dict[str, list[int]]) -> bool:
     for leaf, ports in ports_by_leaf.items():
         groups = group_buckets(leaf)
@@ -62,6 +70,9 @@ def test_spine_failure_and_restart(fabric_2x4):
     s1.start(net.controllers)  # a fresh bridge: empty tables, must be filled again
     assert wait_until(lambda: leaf_groups_use({leaf: [1, 2] for leaf in LEAVES}), timeout=10.0)
     assert wait_until(lambda: len(group_buckets("s1")) == 4, timeout=5.0)
+    # its ports, new to the controller, get their queues and DSCP filters again
+    assert wait_until(lambda: all(dscp_filters(f"s1-eth{p}") == 4 for p in range(1, 5)),
+                      timeout=15.0), "QoS not provisioned again on the restarted spine"
     all_pairs_ok(net)
     # traffic really crosses the restarted spine again: take it away from s2 and ping
     net.configLinkStatus("l1", "s2", "down")

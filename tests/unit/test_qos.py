@@ -105,3 +105,25 @@ def test_port_range_rules_use_masks():
     rules = [r for r in marking_rules(policy(cls), [3]) if "tcp_dst" in dict(r.match)]
     assert len(rules) == len(range_to_masks(5000, 5099))
     assert (5000, 0xFFF8) in [dict(r.match)["tcp_dst"] for r in rules]
+
+
+@pytest.mark.parametrize("name", ["default", "cumulus", "cisco", "sonic"])
+def test_named_profiles_are_valid(name):
+    from controller.qos import profile_policy
+
+    p = profile_policy(name)
+    assert any(c.match.udp_dst for c in p.classes)  # RoCEv2 is recognised by its port
+    assert p.best_effort_share >= 0.05
+
+
+def test_config_profile_and_policy(tmp_path):
+    from controller.config import load_config
+
+    f = tmp_path / "c.yaml"
+    f.write_text("qos: {profile: cisco}\n")
+    assert {c.dscp for c in load_config(f).qos.effective_policy().classes} == {48, 24}
+    f.write_text("qos: {profile: juniper}\n")
+    from controller.config import ConfigError
+
+    with pytest.raises(ConfigError, match="qos.profile"):
+        load_config(f)
