@@ -33,9 +33,10 @@ from controller.qos import PortQosPlan, QosPolicy, port_plan
 log = logging.getLogger("aifabric.qos")
 
 AUDIT_SECONDS = 5.0
-# Passes a provisioned port may lack OVS's qdisc before its rows are re-made (something,
-# such as Mininet's TCLink, replaced the qdisc behind OVS's back).
-MISSING_QDISC_PASSES = 3
+# How long a provisioned port may lack OVS's qdisc before its rows are re-made (something,
+# such as Mininet's TCLink, replaced the qdisc behind OVS's back). OVS itself can take
+# a second or more to install the qdiscs of a large transaction.
+MISSING_QDISC_SECONDS = 3.0
 
 
 def _name(desc) -> str:
@@ -60,7 +61,7 @@ class QosApp(app_manager.OSKenApp):
         self._stop = threading.Event()
         self.applied_ports = 0
         self.errors = 0
-        self._missing: dict[str, int] = {}  # port -> passes without OVS's qdisc
+        self._missing: dict[str, float] = {}  # port -> since when OVS's qdisc is missing
 
     def start(self):
         thread = super().start()
@@ -149,8 +150,9 @@ class QosApp(app_manager.OSKenApp):
         state, orphan_qos, orphan_queues = self.ovs.read()
         # OVS caches the qdisc it installed: to make it install again, clear the port's
         # QoS first (OVS then deletes the root qdisc); the next pass provisions it afresh.
-        stale = {p for p, n in self._missing.items()
-                 if n >= MISSING_QDISC_PASSES and p in state and state[p].ours}
+        now = time.monotonic()
+        stale = {p for p, since in self._missing.items()
+                 if now - since >= MISSING_QDISC_SECONDS and p in state and state[p].ours}
         change = {p: plan for p, (_, plan) in want.items()
                   if p in state and p not in stale and not OvsQos.matches(state[p], plan)}
         foreign = [p for p in change if state[p].qos_uuid and not state[p].ours]
@@ -176,7 +178,7 @@ class QosApp(app_manager.OSKenApp):
                 continue
             if port not in htb:
                 if port not in change:
-                    self._missing[port] = self._missing.get(port, 0) + 1
+                    self._missing.setdefault(port, now)
                 pending = True  # OVS has not (re)installed its qdisc yet
                 continue
             self._missing.pop(port, None)

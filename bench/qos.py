@@ -67,7 +67,7 @@ def run_mode(qos: bool, workdir: Path) -> dict:
             loaded = T.ping_rtts(h["h3"], h["h1"].IP(), 40, tos=DSCP_ROCE_TOS)
             T.result(flood)
             T.stop_servers(h["h1"])
-            delivered = r.sent_mbps * (1 - r.lost_percent / 100)  # packets that arrived
+            delivered = r.delivered_mbps
             out["roce"] = {
                 "demand_mbps": ROCE_MBPS,
                 "goodput_mbps": round(delivered, 3),

@@ -17,6 +17,12 @@ class FlowResult:
     packets: int
     lost_packets: int
 
+    @property
+    def delivered_mbps(self) -> float:
+        """The sending rate times the fraction of packets that arrived (UDP). The
+        receiver's own rate estimate also counts its idle wait at the end."""
+        return self.sent_mbps * (1 - self.lost_percent / 100)
+
 
 def start_servers(host, ports: list[int]) -> None:
     for port in ports:
@@ -33,13 +39,15 @@ def udp_flow(src, dst_ip: str, port: int, mbps: float, seconds: float, tos: int 
              length: int = 1200) -> subprocess.Popen:
     """Start a constant-rate UDP flow (iperf3 client) from ``src``; collect with ``result``."""
     cmd = (f"iperf3 -c {dst_ip} -p {port} -u -b {mbps}M -t {seconds} -l {length} "
-           f"--tos {tos} -J --connect-timeout 3000")
+           f"--tos {tos} -J --connect-timeout 5000")
     return src.popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 
 
-def tcp_flow(src, dst_ip: str, port: int, seconds: float, tos: int = 0) -> subprocess.Popen:
-    cmd = f"iperf3 -c {dst_ip} -p {port} -t {seconds} --tos {tos} -J --connect-timeout 3000"
+def tcp_flow(src, dst_ip: str, port: int, seconds: float, tos: int = 0,
+             streams: int = 1) -> subprocess.Popen:
+    cmd = (f"iperf3 -c {dst_ip} -p {port} -t {seconds} --tos {tos} -P {streams} -J "
+           "--connect-timeout 5000")
     return src.popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 
@@ -59,8 +67,11 @@ def result(proc: subprocess.Popen, timeout: float = 60) -> FlowResult:
         sent = s["bits_per_second"] / 1e6
         received = (recv / 1e6) if recv else sent * (1 - s["lost_percent"] / 100)
         return FlowResult(sent, received, s["lost_percent"], s["packets"], s["lost_packets"])
-    sent = end["sum_sent"]["bits_per_second"] / 1e6
-    received = end["sum_received"]["bits_per_second"] / 1e6
+    # TCP: bytes the receiver got over the sender's test time (the receiver's own
+    # clock may start late and inflate its rate)
+    sent_s = end["sum_sent"]["seconds"] or 1.0
+    sent = end["sum_sent"]["bytes"] * 8 / sent_s / 1e6
+    received = end["sum_received"]["bytes"] * 8 / sent_s / 1e6
     return FlowResult(sent, received, 0.0, 0, 0)
 
 

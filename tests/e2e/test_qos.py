@@ -10,6 +10,7 @@ import time
 import pytest
 
 from mininet_topos import traffic as T
+from mininet_topos.network import reachability
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric
 
@@ -17,7 +18,9 @@ ROCE_MBPS = 3.0
 
 
 def wait_qos_ready(net, timeout: float = 20.0) -> None:
-    """Until every switch port carries OVS's HTB with its DSCP filters."""
+    """Until every switch port carries OVS's HTB with its DSCP filters, and every host
+    pair has exchanged a packet (ARP resolved, hosts learned), as in a running job."""
+    reachability(net, count=1, timeout=2)
     import subprocess
 
     ports = [i.name for s in net.switches for i in s.intfList() if i.name != "lo"]
@@ -40,6 +43,8 @@ def roce_vs_bulk(controller_factory, spec, qos: bool, roce=("h3", "h1"), bulk=("
     with running_fabric(ctl, spec) as (net, topo):
         if qos:
             wait_qos_ready(net)
+        else:
+            reachability(net, count=1, timeout=2)
         src_r, dst_r = net.get(*roce)
         src_b, dst_b = net.get(*bulk)
         T.start_servers(dst_r, [4791])
@@ -66,7 +71,7 @@ def test_roce_keeps_its_guarantee_against_a_bulk_flood(controller_factory, spec,
     on, bulk_on = roce_vs_bulk(controller_factory, spec, True, roce, bulk)
     off, _ = roce_vs_bulk(controller_factory, spec, False, roce, bulk)
     assert on.lost_percent < 1.0, on
-    assert on.received_mbps >= 0.95 * ROCE_MBPS, on
+    assert on.delivered_mbps >= 0.95 * ROCE_MBPS, on
     assert bulk_on.received_mbps > 5.0, bulk_on  # the rest of the port is still used
     assert off.lost_percent > 5.0, off  # without QoS the same flood does hurt
 
@@ -84,10 +89,12 @@ def test_collective_tcp_keeps_its_share_against_bulk_tcp(controller_factory, tmp
         with running_fabric(ctl, HOST_PORT) as (net, topo):
             if mode == "on":
                 wait_qos_ready(net)
+            else:
+                reachability(net, count=1, timeout=2)
             h1 = net.get("h1")
-            senders = ("h2", "h4", "h5", "h6", "h7", "h8")  # six bulk TCP flows into h1
+            senders = ("h2", "h4", "h5", "h6", "h7", "h8")  # 6 x 4 bulk TCP flows into h1
             T.start_servers(h1, [5301] + [5310 + i for i in range(len(senders))])
-            bulks = [T.tcp_flow(net.get(h), h1.IP(), 5310 + i, 9)
+            bulks = [T.tcp_flow(net.get(h), h1.IP(), 5310 + i, 9, streams=4)
                      for i, h in enumerate(senders)]
             time.sleep(1.5)
             coll = T.tcp_flow(net.get("h3"), h1.IP(), 5301, 6, tos=34 << 2)
@@ -95,4 +102,4 @@ def test_collective_tcp_keeps_its_share_against_bulk_tcp(controller_factory, tmp
             rates[f"bulk-{mode}"] = round(sum(T.result(b).received_mbps for b in bulks), 2)
             T.stop_servers(h1)
     assert rates["on"] >= 0.8 * 6.0, rates  # 60% of a 10 Mbit/s port, TCP's own overhead aside
-    assert rates["on"] > 1.5 * rates["off"], rates  # its fair share among 7 would be ~1.4
+    assert rates["on"] > 1.5 * rates["off"], rates  # its fair share among 25 is ~0.4
