@@ -32,6 +32,8 @@ def _action(a: tuple) -> Any:
         return parser.OFPActionGroup(a[1])
     if kind == "set_field":
         return parser.OFPActionSetField(**{a[1]: a[2]})
+    if kind == "set_queue":
+        return parser.OFPActionSetQueue(a[1])
     raise ValueError(f"unknown action {a!r}")
 
 
@@ -108,6 +110,8 @@ def _parse_action(a: Any) -> tuple:
         return ("group", a.group_id)
     if isinstance(a, parser.OFPActionSetField):
         return ("set_field", a.key, a.value)
+    if isinstance(a, parser.OFPActionSetQueue):
+        return ("set_queue", a.queue_id)
     return ("unknown", type(a).__name__)
 
 

@@ -11,6 +11,7 @@ PRIO_LLDP = 1000  # table 0: LLDP to the controller, on every port
 PRIO_ARP = 900  # table 0: ARP to the controller (proxy ARP)
 PRIO_QOS_CLASS = 500  # table 0: host-port classification (+0..3 by specificity)
 PRIO_QOS_DEFAULT = 400  # table 0: unclassified IP from host ports -> DSCP 0
+PRIO_QOS_QUEUE = 300  # table 0: DSCP -> set_queue, for the kernel datapath (every switch)
 PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to forwarding
 PRIO_PIN = 200  # table 1: traffic-engineering per-flow pins (issue 4)
 PRIO_HOST = 100  # table 1: eth_dst == known host

@@ -23,7 +23,7 @@ from controller.openflow import (
     apply_actions,
     make_match,
 )
-from controller.qos import QosPolicy, marking_rules
+from controller.qos import QosPolicy, marking_rules, queue_rules
 from controller.roles import LEAF, SPINE
 
 
@@ -183,6 +183,8 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
             flows += marking_rules(view.qos, list(view.edge_ports.get(dpid, ())))
     else:
         groups = spine_groups(view, dpid)
+    if view.qos is not None:
+        flows += queue_rules(view.qos)
     for host in view.hosts:
         if host.dpid not in view.group_ids:
             continue  # its switch is not (or no longer) a connected leaf

@@ -194,7 +194,7 @@ def marking_rules(policy: QosPolicy, host_ports: list[int]) -> list[FlowRule]:
     rules: list[FlowRule] = []
     for port in host_ports:
         for cls in policy.classes:
-            mark = ("apply", (("set_field", "ip_dscp", cls.dscp),))
+            mark = ("apply", (("set_field", "ip_dscp", cls.dscp), ("set_queue", cls.queue)))
             for clause in match_clauses(cls.match):
                 prio = C.PRIO_QOS_CLASS + clause.specificity
                 dscps = sorted(clause.dscp) if clause.dscp else [None]
@@ -219,6 +219,21 @@ def marking_rules(policy: QosPolicy, host_ports: list[int]) -> list[FlowRule]:
                 (("apply", (("set_field", "ip_dscp", 0),)), goto), cookie,
             ))
     return rules
+
+
+def queue_rules(policy: QosPolicy) -> list[FlowRule]:
+    """Table-0 entries of every switch: DSCP -> ``set_queue``. The kernel datapath picks
+    the egress queue from it; the userspace datapath ignores it (the tc filters of
+    ``apps.ovs_qos`` classify there), so these are installed everywhere, harmlessly."""
+    cookie = C.make_cookie(C.KIND_QOS)
+    return [
+        FlowRule(
+            C.TABLE_INGRESS, C.PRIO_QOS_QUEUE,
+            make_match(eth_type=C.ETH_TYPE_IP, ip_dscp=cls.dscp),
+            (("apply", (("set_queue", cls.queue),)), ("goto", C.TABLE_FORWARD)), cookie,
+        )
+        for cls in policy.classes
+    ]
 
 
 # --- queue plans --------------------------------------------------------------------------
