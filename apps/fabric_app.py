@@ -71,8 +71,7 @@ class SwitchSync:
 
 def _port(desc) -> Port:
     up = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
-    name = desc.name.decode(errors="replace") if isinstance(desc.name, bytes) else str(desc.name)
-    return Port(desc.port_no, name, desc.hw_addr, up)
+    return Port(desc.port_no, ofmsg.port_name(desc), desc.hw_addr, up)
 
 
 class FabricApp(app_manager.OSKenApp):
@@ -237,8 +236,7 @@ class FabricApp(app_manager.OSKenApp):
             names = {}
             for sync in self.syncs.values():
                 for p in list(sync.dp.ports.values()):
-                    n = p.name.decode(errors="replace") if isinstance(p.name, bytes) else p.name
-                    names[(sync.dp.id, p.port_no)] = n
+                    names[(sync.dp.id, p.port_no)] = ofmsg.port_name(p)
             self.queue_stats = tuple(
                 (d, p, names.get((d, p), ""), q, *c)
                 for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.syncs

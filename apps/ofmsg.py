@@ -101,6 +101,13 @@ def plan_messages(dp, plan: SyncPlan) -> list[Any]:
 
 
 # --- os-ken -> core --------------------------------------------------------------------
+def port_name(desc: Any) -> str:
+    """A port description's name as text (os-ken gives bytes)."""
+    name = desc.name
+    return name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+
+
+
 def _parse_action(a: Any) -> tuple:
     if isinstance(a, parser.OFPActionOutput):
         if a.port == ofp.OFPP_CONTROLLER:

@@ -19,6 +19,7 @@ from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_c
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from apps import runtime
+from apps.ofmsg import port_name
 from apps.ovs_qos import (
     OvsError,
     OvsQos,
@@ -37,10 +38,6 @@ AUDIT_SECONDS = 5.0
 # such as Mininet's TCLink, replaced the qdisc behind OVS's back). OVS itself can take
 # a second or more to install the qdiscs of a large transaction.
 MISSING_QDISC_SECONDS = 3.0
-
-
-def _name(desc) -> str:
-    return desc.name.decode(errors="replace") if isinstance(desc.name, bytes) else desc.name
 
 
 class QosApp(app_manager.OSKenApp):
@@ -86,10 +83,10 @@ class QosApp(app_manager.OSKenApp):
 
     def _record(self, dp) -> None:
         ports = list(dp.ports.values())
-        bridge = next((_name(p) for p in ports if p.port_no == ofp.OFPP_LOCAL), None)
+        bridge = next((port_name(p) for p in ports if p.port_no == ofp.OFPP_LOCAL), None)
         if bridge is None:
             return
-        phys = {_name(p): self._rate(p) for p in ports
+        phys = {port_name(p): self._rate(p) for p in ports
                 if p.port_no <= ofp.OFPP_MAX and not p.state & ofp.OFPPS_LINK_DOWN}
         with self._lock:
             self._switches[dp.id] = (bridge, phys)
