@@ -90,8 +90,10 @@ def cmd_demo(args) -> int:
         t0 = time.monotonic()
         ok = reachability(net, count=1, timeout=2)
         elapsed = time.monotonic() - t0
-        subprocess.run([sys.executable, "-m", "controller.fabricctl", "--server",
-                        ctl.grpc_addr, "topology"], check=False)
+        for command in (["topology"], ["qos", "show"]):
+            subprocess.run([sys.executable, "-m", "controller.fabricctl", "--server",
+                            ctl.grpc_addr, *command], check=False)
+            print()
         print(f"\nReachability ({len(ok)} ordered pairs, one ping each, {elapsed:.1f} s):")
         print_matrix([h.name for h in net.hosts], ok)
         failed = [pair for pair, good in ok.items() if not good]
