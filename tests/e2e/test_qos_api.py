@@ -131,6 +131,23 @@ def test_qos_policy_through_the_api(controller_factory, tmp_path):
                        for r in rows)
 
         assert wait_until(roce_counted, timeout=6)
+
+        # two floods into h1 overflow its best-effort queue: the drops show up per queue
+        T.start_servers(h1, [5201, 5202])
+        floods = [T.udp_flow(net.get(h), h1.IP(), port, 20, 2)
+                  for h, port in (("h5", 5201), ("h7", 5202))]
+        for f in floods:
+            T.result(f)
+        T.stop_servers(h1)
+
+        def be_drops() -> int:
+            res = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "--json", "qos",
+                                  "stats", "--dpid", "2001"], capture_output=True, text=True,
+                                 check=True)
+            return sum(r["tx_errors"] for r in json.loads(res.stdout)
+                       if r["port_name"] == "l1-eth3" and r["queue"] == 0)
+
+        assert wait_until(lambda: be_drops() > 100, timeout=6)
         res = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "qos", "stats", "--dpid",
                               "2001"], capture_output=True, text=True, check=True)
         assert "l1-eth3" in res.stdout and "DROPS" in res.stdout
