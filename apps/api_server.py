@@ -42,6 +42,7 @@ class ControllerHandle:
     qos_policy: Callable[[], QosPolicy | None] = lambda: None
     set_qos_policy: Callable[[QosPolicy], bool] = lambda p: False
     queue_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
+    link_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
 
 
 # --- QoS policy <-> protobuf -------------------------------------------------------------
@@ -168,6 +169,21 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             te_enabled=self.config.te.enabled,
             link_speed_mbps=self.config.link_speed_mbps or 0.0,
             counters=self.handle.counters() or {},
+        )
+
+    def ListLinks(self, request, context):
+        got = self.handle.link_stats()
+        if got is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
+        rows, at = got
+        return fabric_pb2.LinkList(
+            links=[
+                fabric_pb2.LinkStatus(src_dpid=a, src_port=b, dst_dpid=c, dst_port=d,
+                                      rate_bps=bps, utilization=u, drops_per_second=dr,
+                                      errors_per_second=er)
+                for a, b, c, d, bps, u, dr, er in rows
+            ],
+            collected_at=at,
         )
 
     def GetQosPolicy(self, request, context):

@@ -30,6 +30,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from apps import ofmsg, oskenfix, runtime
 from controller.core import CoreSettings, Effects, FabricCore
 from controller.model import Port
+from controller.monitor import LoadMonitor, PortCounters, utilization
 from controller.openflow import FlowRule, GroupRule, SwitchMirror
 from controller.snapshot import TopologySnapshot
 
@@ -71,7 +72,8 @@ class SwitchSync:
 
 def _port(desc) -> Port:
     up = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
-    return Port(desc.port_no, ofmsg.port_name(desc), desc.hw_addr, up)
+    return Port(desc.port_no, ofmsg.port_name(desc), desc.hw_addr, up,
+                int(getattr(desc, "curr_speed", 0)) * 1000)
 
 
 class FabricApp(app_manager.OSKenApp):
@@ -104,6 +106,13 @@ class FabricApp(app_manager.OSKenApp):
         self._queue_counters: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self.queue_stats: tuple = ()  # published: ((dpid, port, name, queue, bytes, pkts, err),)
         self.queue_stats_at = 0.0
+        self.monitor = LoadMonitor(alpha=cfg.te.smoothing)
+        self.poll_interval = cfg.te.poll_interval
+        self.link_speed_bps = int((cfg.link_speed_mbps or 0) * 1_000_000)
+        self._last_port_poll = 0.0
+        # published: ((src_dpid, src_port, dst_dpid, dst_port, bps, util, drops/s, errors/s),)
+        self.link_stats: tuple = ()
+        self.link_stats_at = 0.0
         self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -129,6 +138,11 @@ class FabricApp(app_manager.OSKenApp):
         if now - self._last_probe >= self.core.settings.lldp_interval:
             self._last_probe = now
             eff = self.core.tick(now)
+        if now - self._last_port_poll >= self.poll_interval:
+            # asynchronous: replies come back as events, the loop never waits on a switch
+            self._last_port_poll = now
+            for sync in self.syncs.values():
+                sync.dp.send_msg(parser.OFPPortStatsRequest(sync.dp, 0, ofp.OFPP_ANY))
         if self.core.qos is not None and now - self._last_queue_poll >= QUEUE_STATS_INTERVAL:
             self._last_queue_poll = now
             for sync in self.syncs.values():
@@ -164,6 +178,7 @@ class FabricApp(app_manager.OSKenApp):
             if sync is None or sync.dp is not dp:
                 return  # an old connection of a switch that has already reconnected
             del self.syncs[dp.id]
+            self.monitor.forget_switch(dp.id)
             self._apply(self.core.switch_disconnected(dp.id, now), now)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -242,6 +257,37 @@ class FabricApp(app_manager.OSKenApp):
                 for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.syncs
             )
             self.queue_stats_at = time.time()
+
+    # --- monitoring -----------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    def _on_port_stats(self, ev) -> None:
+        dp = ev.msg.datapath
+        if self._sync_for(dp) is None:
+            return
+        now = time.time()
+        for s in ev.msg.body:
+            if s.port_no > ofp.OFPP_MAX:
+                continue
+            self.monitor.update(dp.id, s.port_no, PortCounters(
+                s.tx_bytes, s.rx_bytes, s.tx_dropped, s.rx_dropped, s.tx_errors, s.rx_errors),
+                now)
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            self._publish_link_stats(now)
+
+    def _publish_link_stats(self, now: float) -> None:
+        rows = []
+        fab = self.core.fabric
+        for lk in self.snapshot.links:
+            load = self.monitor.load(lk.src_dpid, lk.src_port)
+            sw = fab.switches.get(lk.src_dpid)
+            port = sw.ports.get(lk.src_port) if sw else None
+            speed = self.link_speed_bps or (port.speed_bps if port else 0)
+            bps = load.tx_bps if load else 0.0
+            rows.append((lk.src_dpid, lk.src_port, lk.dst_dpid, lk.dst_port, bps,
+                         utilization(bps, speed), load.drops_per_s if load else 0.0,
+                         load.errors_per_s if load else 0.0))
+        self.link_stats = tuple(rows)
+        self.link_stats_at = now
 
     # --- OpenFlow input -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)

@@ -34,6 +34,9 @@ class FabricClient:
     def status(self) -> fabric_pb2.Status:
         return self.stub.GetStatus(fabric_pb2.GetStatusRequest(), timeout=self.timeout)
 
+    def links(self) -> fabric_pb2.LinkList:
+        return self.stub.ListLinks(fabric_pb2.ListLinksRequest(), timeout=self.timeout)
+
     def qos_policy(self) -> fabric_pb2.QosPolicy:
         return self.stub.GetQosPolicy(fabric_pb2.GetQosPolicyRequest(), timeout=self.timeout)
 
@@ -105,3 +108,11 @@ def qos_stats_list(st: fabric_pb2.QosStats) -> list[dict[str, Any]]:
     return [{"dpid": q.dpid, "port": q.port, "port_name": q.port_name, "queue": q.queue,
              "tx_bytes": q.tx_bytes, "tx_packets": q.tx_packets, "tx_errors": q.tx_errors}
             for q in st.queues]
+
+
+def links_list(ll: fabric_pb2.LinkList) -> list[dict[str, Any]]:
+    return [{"src_dpid": lk.src_dpid, "src_port": lk.src_port, "dst_dpid": lk.dst_dpid,
+             "dst_port": lk.dst_port, "rate_bps": round(lk.rate_bps, 1),
+             "utilization": round(lk.utilization, 4),
+             "drops_per_second": round(lk.drops_per_second, 3),
+             "errors_per_second": round(lk.errors_per_second, 3)} for lk in ll.links]

@@ -85,8 +85,10 @@ class DiscoveryConfig(_Strict):
         return self
 
 
-class FeatureToggle(_Strict):
+class TeConfig(_Strict):
     enabled: bool = True
+    poll_interval: float = Field(1.0, gt=0, le=60, description="port statistics, seconds")
+    smoothing: float = Field(0.5, gt=0, le=1, description="EWMA weight of the newest sample")
 
 
 class QosConfig(_Strict):
@@ -108,7 +110,7 @@ class FabricdConfig(_Strict):
     api: ApiConfig = ApiConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
     qos: QosConfig = QosConfig()
-    te: FeatureToggle = FeatureToggle()
+    te: TeConfig = TeConfig()
     roles: dict[int, Literal["spine", "leaf"]] = Field(default_factory=dict)
     # The cabling plan: pairs of "DPID:PORT" ends. Links missing from it or not in it
     # are reported as warnings. Empty: no cabling validation.

@@ -156,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else (app.queue_stats, app.queue_stats_at)
 
-    handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats)
+    def link_stats():
+        app = fabric_app()
+        return None if app is None else (app.link_stats, app.link_stats_at)
+
+    handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats,
+                              link_stats)
     try:
         server = start_api_server(config, handle)
     except RuntimeError as exc:

@@ -20,6 +20,7 @@ from controller import __version__
 from controller.client import (
     DEFAULT_SERVER,
     FabricClient,
+    links_list,
     policy_dict,
     qos_stats_list,
     status_dict,
@@ -143,6 +144,18 @@ def cmd_qos(client: FabricClient, args) -> int:
     return 0
 
 
+def cmd_links(client: FabricClient, args) -> int:
+    rows = links_list(client.links())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(table(["SRC DPID", "SRC PORT", "DST DPID", "DST PORT", "MBIT/S", "UTIL", "DROPS/S"],
+                [[r["src_dpid"], r["src_port"], r["dst_dpid"], r["dst_port"],
+                  f"{r['rate_bps'] / 1e6:.2f}", f"{r['utilization']:.0%}",
+                  f"{r['drops_per_second']:.1f}"] for r in rows]))
+    return 0
+
+
 def cmd_health(client: FabricClient, args) -> int:
     status = client.health(args.service)
     if args.json:
@@ -169,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", help="exit 0 when the controller is serving")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
     h.set_defaults(func=cmd_health)
+    lk = sub.add_parser("links", help="link directions with measured rate and utilization")
+    lk.set_defaults(func=cmd_links)
     q = sub.add_parser("qos", help="QoS policy and queue statistics")
     qsub = q.add_subparsers(dest="qos_command", required=True, metavar="ACTION")
     qs = qsub.add_parser("show", help="the policy in force")
@@ -177,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     qst = qsub.add_parser("stats", help="per-port, per-queue counters and drops")
     qst.add_argument("--dpid", type=int, default=0, help="one switch only")
     q.set_defaults(func=cmd_qos)
-    for sp in (t, s, h, qs, qset, qst):
+    for sp in (t, s, h, lk, qs, qset, qst):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p

@@ -17,6 +17,7 @@ class Port:
     name: str = ""
     hw_addr: str = ""
     up: bool = True
+    speed_bps: int = 0  # as the switch reports it (0: unknown)
 
 
 @dataclass

@@ -182,3 +182,35 @@ class QosStats(_message.Message):
     queues: _containers.RepeatedCompositeFieldContainer[QueueStats]
     collected_at: float
     def __init__(self, queues: _Optional[_Iterable[_Union[QueueStats, _Mapping]]] = ..., collected_at: _Optional[float] = ...) -> None: ...
+
+class ListLinksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LinkStatus(_message.Message):
+    __slots__ = ("src_dpid", "src_port", "dst_dpid", "dst_port", "rate_bps", "utilization", "drops_per_second", "errors_per_second")
+    SRC_DPID_FIELD_NUMBER: _ClassVar[int]
+    SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    DST_DPID_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    DROPS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    src_dpid: int
+    src_port: int
+    dst_dpid: int
+    dst_port: int
+    rate_bps: float
+    utilization: float
+    drops_per_second: float
+    errors_per_second: float
+    def __init__(self, src_dpid: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_dpid: _Optional[int] = ..., dst_port: _Optional[int] = ..., rate_bps: _Optional[float] = ..., utilization: _Optional[float] = ..., drops_per_second: _Optional[float] = ..., errors_per_second: _Optional[float] = ...) -> None: ...
+
+class LinkList(_message.Message):
+    __slots__ = ("links", "collected_at")
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    links: _containers.RepeatedCompositeFieldContainer[LinkStatus]
+    collected_at: float
+    def __init__(self, links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., collected_at: _Optional[float] = ...) -> None: ...

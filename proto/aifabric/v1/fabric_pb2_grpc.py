@@ -45,6 +45,11 @@ class FabricStub:
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=aifabric_dot_v1_dot_fabric__pb2.Status.FromString,
                 _registered_method=True)
+        self.ListLinks = channel.unary_unary(
+                '/aifabric.v1.Fabric/ListLinks',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.ListLinksRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.LinkList.FromString,
+                _registered_method=True)
         self.GetQosPolicy = channel.unary_unary(
                 '/aifabric.v1.Fabric/GetQosPolicy',
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetQosPolicyRequest.SerializeToString,
@@ -77,6 +82,15 @@ class FabricServicer:
 
     def GetStatus(self, request, context):
         """GetStatus returns the controller's version, uptime and effective settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLinks(self, request, context):
+        """ListLinks returns every link direction with its measured load: transmit rate of the
+        source port (smoothed), utilization of the link rate (--link-speed, else the port's
+        reported speed), and drops and errors per second.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,6 +132,11 @@ def add_FabricServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetStatusRequest.FromString,
                     response_serializer=aifabric_dot_v1_dot_fabric__pb2.Status.SerializeToString,
+            ),
+            'ListLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLinks,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.ListLinksRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.LinkList.SerializeToString,
             ),
             'GetQosPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQosPolicy,
@@ -190,6 +209,33 @@ class Fabric:
             '/aifabric.v1.Fabric/GetStatus',
             aifabric_dot_v1_dot_fabric__pb2.GetStatusRequest.SerializeToString,
             aifabric_dot_v1_dot_fabric__pb2.Status.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/ListLinks',
+            aifabric_dot_v1_dot_fabric__pb2.ListLinksRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.LinkList.FromString,
             options,
             channel_credentials,
             insecure,
