@@ -43,6 +43,8 @@ class ControllerHandle:
     set_qos_policy: Callable[[QosPolicy], bool] = lambda p: False
     queue_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
     link_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
+    # (action, dpid, port) -> (status name or None, message); None if not taken in time
+    maintain: Callable[[str, int, int], tuple[str | None, str] | None] = lambda a, d, p: None
 
 
 # --- QoS policy <-> protobuf -------------------------------------------------------------
@@ -125,14 +127,14 @@ def topology_message(snap: TopologySnapshot) -> fabric_pb2.Topology:
         switches=[
             fabric_pb2.Switch(
                 dpid=s.dpid, role=s.role, connected=s.connected,
-                connected_since=s.connected_since, ports=s.ports,
+                connected_since=s.connected_since, ports=s.ports, drained=s.drained,
             )
             for s in snap.switches
         ],
         links=[
             fabric_pb2.Link(
                 src_dpid=lk.src_dpid, src_port=lk.src_port, dst_dpid=lk.dst_dpid,
-                dst_port=lk.dst_port, discovered_at=lk.discovered_at,
+                dst_port=lk.dst_port, discovered_at=lk.discovered_at, drained=lk.drained,
             )
             for lk in snap.links
         ],
@@ -185,6 +187,29 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             ],
             collected_at=at,
         )
+
+    def _maintain(self, context, action: str, dpid: int, port: int) -> fabric_pb2.DrainReply:
+        if dpid == 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
+        if action == "drain_link" and port == 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port: required")
+        got = self.handle.maintain(action, dpid, port)
+        if got is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the controller did not answer in time")
+        status, message = got
+        if status is not None:
+            context.abort(getattr(grpc.StatusCode, status), message)
+        log.info("%s by %s", message, context.peer())
+        return fabric_pb2.DrainReply(message=message)
+
+    def DrainLink(self, request, context):
+        return self._maintain(context, "drain_link", request.dpid, request.port)
+
+    def DrainSwitch(self, request, context):
+        return self._maintain(context, "drain_switch", request.dpid, 0)
+
+    def Undrain(self, request, context):
+        return self._maintain(context, "undrain", request.dpid, request.port)
 
     def GetQosPolicy(self, request, context):
         return policy_message(self.handle.qos_policy(), self.config.qos.enabled)

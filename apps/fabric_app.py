@@ -47,6 +47,18 @@ class EventTick(event.EventBase):
     """Posted by the ticker thread; handled on the app's own thread."""
 
 
+class EventMaintenance(event.EventBase):
+    """Drain or undrain, from the API. The app validates against its own state and
+    answers in ``error`` (None: done) and ``message``; ``done`` is set when it has."""
+
+    def __init__(self, action: str, dpid: int, port: int = 0) -> None:
+        super().__init__()
+        self.action, self.dpid, self.port = action, dpid, port
+        self.error: tuple[str, str] | None = None  # (status name, message)
+        self.message = ""
+        self.done = threading.Event()
+
+
 class EventSetQosPolicy(event.EventBase):
     """A validated policy from the API; ``done`` is set once the switches were sent it."""
 
@@ -78,7 +90,7 @@ def _port(desc) -> Port:
 
 class FabricApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick, EventSetQosPolicy]
+    _EVENTS = [EventTick, EventSetQosPolicy, EventMaintenance]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -257,6 +269,34 @@ class FabricApp(app_manager.OSKenApp):
                 for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.syncs
             )
             self.queue_stats_at = time.time()
+
+    # --- maintenance ----------------------------------------------------------------------
+    @set_ev_cls(EventMaintenance)
+    def _on_maintenance(self, ev) -> None:
+        try:
+            ev.message = self._maintain(ev)
+        except LookupError as exc:
+            ev.error = ("NOT_FOUND", str(exc))
+        except ValueError as exc:
+            ev.error = ("FAILED_PRECONDITION", str(exc))
+        finally:
+            ev.done.set()
+
+    def _maintain(self, ev) -> str:
+        core = self.core
+        if ev.dpid not in core.fabric.switches:
+            raise LookupError(f"no switch with dpid {ev.dpid}")
+        if ev.action == "drain_switch" or (ev.action == "undrain" and not ev.port):
+            eff = (core.drain if ev.action == "drain_switch" else core.undrain)(switch=ev.dpid)
+            what = f"switch {ev.dpid}"
+        else:
+            cable = core.cable_at(ev.dpid, ev.port)
+            if cable is None:
+                raise LookupError(f"no link at {ev.dpid}:{ev.port}")
+            eff = (core.drain if ev.action == "drain_link" else core.undrain)(cable=cable)
+            what = f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
+        self._apply(eff, time.time(), flush=True)
+        return f"{what} {'back in service' if ev.action == 'undrain' else 'drained'}"
 
     # --- monitoring -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)

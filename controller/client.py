@@ -37,6 +37,18 @@ class FabricClient:
     def links(self) -> fabric_pb2.LinkList:
         return self.stub.ListLinks(fabric_pb2.ListLinksRequest(), timeout=self.timeout)
 
+    def drain_link(self, dpid: int, port: int) -> str:
+        req = fabric_pb2.DrainLinkRequest(dpid=dpid, port=port)
+        return self.stub.DrainLink(req, timeout=max(self.timeout, 15.0)).message
+
+    def drain_switch(self, dpid: int) -> str:
+        req = fabric_pb2.DrainSwitchRequest(dpid=dpid)
+        return self.stub.DrainSwitch(req, timeout=max(self.timeout, 15.0)).message
+
+    def undrain(self, dpid: int, port: int = 0) -> str:
+        req = fabric_pb2.UndrainRequest(dpid=dpid, port=port)
+        return self.stub.Undrain(req, timeout=max(self.timeout, 15.0)).message
+
     def qos_policy(self) -> fabric_pb2.QosPolicy:
         return self.stub.GetQosPolicy(fabric_pb2.GetQosPolicyRequest(), timeout=self.timeout)
 
@@ -59,12 +71,13 @@ def topology_dict(topo: fabric_pb2.Topology) -> dict[str, Any]:
     return {
         "switches": [
             {"dpid": s.dpid, "role": s.role, "connected": s.connected,
-             "connected_since": s.connected_since, "ports": s.ports}
+             "connected_since": s.connected_since, "ports": s.ports, "drained": s.drained}
             for s in topo.switches
         ],
         "links": [
             {"src_dpid": lk.src_dpid, "src_port": lk.src_port, "dst_dpid": lk.dst_dpid,
-             "dst_port": lk.dst_port, "discovered_at": lk.discovered_at}
+             "dst_port": lk.dst_port, "discovered_at": lk.discovered_at,
+             "drained": lk.drained}
             for lk in topo.links
         ],
         "hosts": [

@@ -91,6 +91,8 @@ class FabricCore:
         self.secret = secret
         self.fabric = Fabric()
         self.qos: QosPolicy | None = settings.qos
+        self.drained_cables: set[Cable] = set()  # maintenance: carry no traffic
+        self.drained_switches: set[int] = set()
         self._view: FabricView | None = None
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
         self._warnings: tuple[str, ...] = ()
@@ -372,6 +374,67 @@ class FabricCore:
         self.qos = policy
         return self._changed()
 
+    # --- maintenance: drain and undrain -------------------------------------------------------
+    @staticmethod
+    def _carries(c: Cable, cables: set[Cable], switches: set[int]) -> bool:
+        return c not in cables and c.a.dpid not in switches and c.b.dpid not in switches
+
+    def cable_at(self, dpid: int, port: int) -> Cable | None:
+        end = LinkEnd(dpid, port)
+        return next((c for c in self.fabric.cables() if end in (c.a, c.b)), None)
+
+    def _cut_pairs(self, cables: set[Cable], switches: set[int]) -> list[tuple[int, int]]:
+        """Leaf pairs that have a path now and would have none with this drain set."""
+        roles = self.roles()
+
+        def spines_of(drained_c: set[Cable], drained_s: set[int]) -> dict[int, set[int]]:
+            out: dict[int, set[int]] = {d: set() for d, r in roles.items() if r == LEAF}
+            for c in self.fabric.cables():
+                if not self._carries(c, drained_c, drained_s):
+                    continue
+                for leaf, other in ((c.a.dpid, c.b.dpid), (c.b.dpid, c.a.dpid)):
+                    if leaf in out and roles.get(other) != LEAF:
+                        out[leaf].add(other)
+            return out
+
+        before = spines_of(self.drained_cables, self.drained_switches)
+        after = spines_of(cables, switches)
+        leaves = sorted(before)
+        return [(a, b) for i, a in enumerate(leaves) for b in leaves[i + 1:]
+                if before[a] & before[b] and not after[a] & after[b]]
+
+    def drain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
+        """Take a link or a spine out of service; ValueError (with the reason) if that
+        would leave two leaves without a path, or if a leaf is asked for."""
+        cables, switches = set(self.drained_cables), set(self.drained_switches)
+        if switch is not None:
+            if self.role(switch) == LEAF:
+                raise ValueError(f"switch {switch} is a leaf: its hosts have no other path")
+            switches.add(switch)
+        if cable is not None:
+            cables.add(cable)
+        cut = self._cut_pairs(cables, switches)
+        if cut:
+            a, b = cut[0]
+            raise ValueError(f"draining would leave leaf {a} without a path to leaf {b}"
+                             + (f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""))
+        self.drained_cables, self.drained_switches = cables, switches
+        log.warning("drained: %s", self._drain_text(cable, switch))
+        return self._changed()
+
+    def undrain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
+        self.drained_cables.discard(cable)  # type: ignore[arg-type]
+        self.drained_switches.discard(switch)  # type: ignore[arg-type]
+        log.warning("back in service: %s", self._drain_text(cable, switch))
+        return self._changed()
+
+    @staticmethod
+    def _drain_text(cable: Cable | None, switch: int | None) -> str:
+        if switch is not None:
+            return f"switch {switch}"
+        assert cable is not None
+        return f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
+
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:
         self.view()
@@ -402,6 +465,8 @@ class FabricCore:
         self._warnings = result.warnings + tuple(cabling_warnings(self.settings.cabling, cables))
         adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in members}
         for c in cables:
+            if not self._carries(c, self.drained_cables, self.drained_switches):
+                continue  # drained: still a link, no longer a path
             adjacency[c.a.dpid].append((c.a.port, c.b.dpid, c.b.port))
             adjacency[c.b.dpid].append((c.b.port, c.a.dpid, c.a.port))
         leaves = [d for d in members if result.roles[d] == LEAF]
@@ -453,11 +518,15 @@ class FabricCore:
                 connected=sw.connected,
                 connected_since=sw.connected_since,
                 ports=len(sw.up_ports()),
+                drained=sw.dpid in self.drained_switches,
             )
             for sw in sorted(fab.switches.values(), key=lambda s: s.dpid)
         )
+        drained = {e for c in self.drained_cables for e in (c.a, c.b)}
         links = tuple(
-            LinkInfo(lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, lk.discovered_at)
+            LinkInfo(lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, lk.discovered_at,
+                     lk.src in drained or bool({lk.src.dpid, lk.dst.dpid}
+                                               & self.drained_switches))
             for lk in sorted(fab.links.values(), key=lambda lk: (lk.src, lk.dst))
             if fab.is_connected(lk.src.dpid) and fab.is_connected(lk.dst.dpid)
         )

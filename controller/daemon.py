@@ -160,8 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else (app.link_stats, app.link_stats_at)
 
+    def maintain(action: str, dpid: int, port: int):
+        from apps.fabric_app import EventMaintenance
+
+        app = fabric_app()
+        if app is None:
+            return None
+        ev = EventMaintenance(action, dpid, port)
+        app.send_event(app.name, ev)  # validated and applied on the fabric app's thread
+        if not ev.done.wait(10.0):
+            return None
+        return (ev.error[0], ev.error[1]) if ev.error else (None, ev.message)
+
     handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats,
-                              link_stats)
+                              link_stats, maintain)
     try:
         server = start_api_server(config, handle)
     except RuntimeError as exc:

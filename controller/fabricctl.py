@@ -61,14 +61,16 @@ def show_topology(topo: dict[str, Any]) -> str:
     out.append(f"Switches ({len(sw)})")
     out.append(table(
         ["DPID", "ROLE", "STATE", "PORTS", "SINCE"],
-        [[s["dpid"], s["role"], "connected" if s["connected"] else "down", s["ports"],
+        [[s["dpid"], s["role"],
+          ("drained" if s["drained"] else "connected") if s["connected"] else "down", s["ports"],
           _ago(s["connected_since"]) if s["connected"] else "-"] for s in sw],
     ))
     links = topo["links"]
     out.append(f"\nLinks ({len(links)} directions)")
     out.append(table(
-        ["SRC DPID", "SRC PORT", "DST DPID", "DST PORT"],
-        [[lk["src_dpid"], lk["src_port"], lk["dst_dpid"], lk["dst_port"]] for lk in links],
+        ["SRC DPID", "SRC PORT", "DST DPID", "DST PORT", "STATE"],
+        [[lk["src_dpid"], lk["src_port"], lk["dst_dpid"], lk["dst_port"],
+          "drained" if lk["drained"] else "up"] for lk in links],
     ))
     hosts = topo["hosts"]
     out.append(f"\nHosts ({len(hosts)})")
@@ -156,6 +158,33 @@ def cmd_links(client: FabricClient, args) -> int:
     return 0
 
 
+def _dpid_port(text: str) -> tuple[int, int]:
+    dpid, sep, port = text.rpartition(":")
+    try:
+        return int(dpid, 0), int(port)
+    except ValueError:
+        raise SystemExit(f"fabricctl: error: expected DPID:PORT, got {text!r}") from None
+
+
+def cmd_maintenance(client: FabricClient, args) -> int:
+    if args.what == "link":
+        dpid, port = _dpid_port(args.target)
+    else:
+        try:
+            dpid, port = int(args.target, 0), 0
+        except ValueError:
+            print(f"fabricctl: error: expected a dpid, got {args.target!r}", file=sys.stderr)
+            return 2
+    if args.command == "undrain":
+        message = client.undrain(dpid, port)
+    elif args.what == "link":
+        message = client.drain_link(dpid, port)
+    else:
+        message = client.drain_switch(dpid)
+    print(json.dumps({"message": message}) if args.json else message)
+    return 0
+
+
 def cmd_health(client: FabricClient, args) -> int:
     status = client.health(args.service)
     if args.json:
@@ -182,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", help="exit 0 when the controller is serving")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
     h.set_defaults(func=cmd_health)
+    maint = []
+    for verb, text in (("drain", "take a link or spine out of service (traffic moves away)"),
+                       ("undrain", "put a drained link or switch back in service")):
+        mp = sub.add_parser(verb, help=text)
+        mp.add_argument("what", choices=["link", "switch"])
+        mp.add_argument("target", help="DPID:PORT (either end) for a link, DPID for a switch")
+        mp.set_defaults(func=cmd_maintenance)
+        maint.append(mp)
     lk = sub.add_parser("links", help="link directions with measured rate and utilization")
     lk.set_defaults(func=cmd_links)
     q = sub.add_parser("qos", help="QoS policy and queue statistics")
@@ -192,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     qst = qsub.add_parser("stats", help="per-port, per-queue counters and drops")
     qst.add_argument("--dpid", type=int, default=0, help="one switch only")
     q.set_defaults(func=cmd_qos)
-    for sp in (t, s, h, lk, qs, qset, qst):
+    for sp in (t, s, h, lk, qs, qset, qst, *maint):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p
@@ -210,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"({code.name.lower()})", file=sys.stderr)
         else:
             print(f"fabricctl: {code.name}: {exc.details()}", file=sys.stderr)
-        return 1 if code != grpc.StatusCode.INVALID_ARGUMENT else 2
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return 2
+        return 3 if code == grpc.StatusCode.FAILED_PRECONDITION else 1
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ class SwitchInfo:
     connected: bool
     connected_since: float
     ports: int
+    drained: bool = False
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class LinkInfo:
     dst_dpid: int
     dst_port: int
     discovered_at: float
+    drained: bool = False
 
 
 @dataclass(frozen=True)

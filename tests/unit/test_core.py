@@ -295,3 +295,31 @@ def test_no_removal_while_switches_are_still_reconnecting():
     now = again.now + 1.1
     spine, complete = again.core.desired(1001, now)
     assert complete and spine.flows == held.flows
+
+
+def test_drain_spine_and_link_then_undrain():
+    import pytest
+
+    fab = discovered()
+    fab.core.drain(switch=1001)
+    for leaf in fab.leaves:
+        desired, _ = fab.core.desired(leaf, fab.now)
+        assert all([b.actions[0][1] for b in g.buckets] == [2] for g in desired.groups.values())
+    # with spine 1 drained, taking leaf 2001's other uplink would cut it off
+    with pytest.raises(ValueError, match="without a path"):
+        fab.core.drain(cable=fab.core.cable_at(2001, 2))
+    with pytest.raises(ValueError, match="is a leaf"):
+        fab.core.drain(switch=2001)
+    fab.core.undrain(switch=1001)
+    fab.core.drain(cable=fab.core.cable_at(2001, 1))
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert all([b.actions[0][1] for b in g.buckets] == [2] for g in desired.groups.values())
+    other, _ = fab.core.desired(2003, fab.now)
+    assert [b.actions[0][1] for b in other.groups[fab.core.view().group_ids[2001]].buckets] == [2]
+    snap = fab.core.snapshot(fab.now)
+    assert {(lk.src_dpid, lk.dst_dpid) for lk in snap.links if lk.drained} == {
+        (2001, 1001), (1001, 2001)}
+    assert len(snap.links) == 16  # drained links are still links
+    fab.core.undrain(cable=fab.core.cable_at(2001, 1))
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert all(len(g.buckets) == 2 for g in desired.groups.values())

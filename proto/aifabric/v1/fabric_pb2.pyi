@@ -11,32 +11,36 @@ class GetTopologyRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Switch(_message.Message):
-    __slots__ = ("dpid", "role", "connected", "connected_since", "ports")
+    __slots__ = ("dpid", "role", "connected", "connected_since", "ports", "drained")
     DPID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_SINCE_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_FIELD_NUMBER: _ClassVar[int]
     dpid: int
     role: str
     connected: bool
     connected_since: float
     ports: int
-    def __init__(self, dpid: _Optional[int] = ..., role: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[float] = ..., ports: _Optional[int] = ...) -> None: ...
+    drained: bool
+    def __init__(self, dpid: _Optional[int] = ..., role: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[float] = ..., ports: _Optional[int] = ..., drained: _Optional[bool] = ...) -> None: ...
 
 class Link(_message.Message):
-    __slots__ = ("src_dpid", "src_port", "dst_dpid", "dst_port", "discovered_at")
+    __slots__ = ("src_dpid", "src_port", "dst_dpid", "dst_port", "discovered_at", "drained")
     SRC_DPID_FIELD_NUMBER: _ClassVar[int]
     SRC_PORT_FIELD_NUMBER: _ClassVar[int]
     DST_DPID_FIELD_NUMBER: _ClassVar[int]
     DST_PORT_FIELD_NUMBER: _ClassVar[int]
     DISCOVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_FIELD_NUMBER: _ClassVar[int]
     src_dpid: int
     src_port: int
     dst_dpid: int
     dst_port: int
     discovered_at: float
-    def __init__(self, src_dpid: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_dpid: _Optional[int] = ..., dst_port: _Optional[int] = ..., discovered_at: _Optional[float] = ...) -> None: ...
+    drained: bool
+    def __init__(self, src_dpid: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_dpid: _Optional[int] = ..., dst_port: _Optional[int] = ..., discovered_at: _Optional[float] = ..., drained: _Optional[bool] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("mac", "ip", "dpid", "port", "first_seen", "recovered")
@@ -214,3 +218,31 @@ class LinkList(_message.Message):
     links: _containers.RepeatedCompositeFieldContainer[LinkStatus]
     collected_at: float
     def __init__(self, links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., collected_at: _Optional[float] = ...) -> None: ...
+
+class DrainLinkRequest(_message.Message):
+    __slots__ = ("dpid", "port")
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    port: int
+    def __init__(self, dpid: _Optional[int] = ..., port: _Optional[int] = ...) -> None: ...
+
+class DrainSwitchRequest(_message.Message):
+    __slots__ = ("dpid",)
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    def __init__(self, dpid: _Optional[int] = ...) -> None: ...
+
+class UndrainRequest(_message.Message):
+    __slots__ = ("dpid", "port")
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    port: int
+    def __init__(self, dpid: _Optional[int] = ..., port: _Optional[int] = ...) -> None: ...
+
+class DrainReply(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...

@@ -50,6 +50,21 @@ class FabricStub:
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.ListLinksRequest.SerializeToString,
                 response_deserializer=aifabric_dot_v1_dot_fabric__pb2.LinkList.FromString,
                 _registered_method=True)
+        self.DrainLink = channel.unary_unary(
+                '/aifabric.v1.Fabric/DrainLink',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.DrainLinkRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.DrainReply.FromString,
+                _registered_method=True)
+        self.DrainSwitch = channel.unary_unary(
+                '/aifabric.v1.Fabric/DrainSwitch',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.DrainSwitchRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.DrainReply.FromString,
+                _registered_method=True)
+        self.Undrain = channel.unary_unary(
+                '/aifabric.v1.Fabric/Undrain',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.UndrainRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.DrainReply.FromString,
+                _registered_method=True)
         self.GetQosPolicy = channel.unary_unary(
                 '/aifabric.v1.Fabric/GetQosPolicy',
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetQosPolicyRequest.SerializeToString,
@@ -96,6 +111,30 @@ class FabricServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainLink(self, request, context):
+        """DrainLink takes the link with an end at dpid:port out of service: traffic moves to the
+        other paths (ECMP buckets removed), the link stays discovered. NOT_FOUND when no link
+        ends there; FAILED_PRECONDITION when it would leave two leaves without a path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainSwitch(self, request, context):
+        """DrainSwitch takes a spine out of service (FAILED_PRECONDITION for a leaf, or when
+        it would leave two leaves without a path; NOT_FOUND for an unknown dpid).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Undrain(self, request, context):
+        """Undrain puts a drained link (port != 0) or switch (port == 0) back in service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetQosPolicy(self, request, context):
         """GetQosPolicy returns the QoS policy in force (enabled = false with --no-qos).
         """
@@ -137,6 +176,21 @@ def add_FabricServicer_to_server(servicer, server):
                     servicer.ListLinks,
                     request_deserializer=aifabric_dot_v1_dot_fabric__pb2.ListLinksRequest.FromString,
                     response_serializer=aifabric_dot_v1_dot_fabric__pb2.LinkList.SerializeToString,
+            ),
+            'DrainLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainLink,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.DrainLinkRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.DrainReply.SerializeToString,
+            ),
+            'DrainSwitch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainSwitch,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.DrainSwitchRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.DrainReply.SerializeToString,
+            ),
+            'Undrain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Undrain,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.UndrainRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.DrainReply.SerializeToString,
             ),
             'GetQosPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQosPolicy,
@@ -236,6 +290,87 @@ class Fabric:
             '/aifabric.v1.Fabric/ListLinks',
             aifabric_dot_v1_dot_fabric__pb2.ListLinksRequest.SerializeToString,
             aifabric_dot_v1_dot_fabric__pb2.LinkList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/DrainLink',
+            aifabric_dot_v1_dot_fabric__pb2.DrainLinkRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.DrainReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainSwitch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/DrainSwitch',
+            aifabric_dot_v1_dot_fabric__pb2.DrainSwitchRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.DrainReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Undrain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/Undrain',
+            aifabric_dot_v1_dot_fabric__pb2.UndrainRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.DrainReply.FromString,
             options,
             channel_credentials,
             insecure,

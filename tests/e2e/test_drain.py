@@ -1,0 +1,60 @@
+"""Maintenance: drain a spine or a link with traffic running (no loss), refuse a drain
+that would cut leaves apart, undrain; through fabricctl over gRPC."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from mininet_topos.network import wait_until
+from tests.e2e.conftest import group_buckets
+from tests.e2e.test_discovery import all_pairs_ok
+
+FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+LEAVES = ("l1", "l2", "l3", "l4")
+
+
+def ctl_cmd(ctl, *args):
+    return subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_drain_and_undrain_without_loss(fabric_2x4):
+    ctl, net, spec = fabric_2x4
+    all_pairs_ok(net)
+    h1, h3, h5 = net.get("h1", "h3", "h5")
+    pingers = [src.popen(["ping", "-n", "-q", "-i", "0.01", "-w", "6", dst.IP()],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for src, dst in ((h1, h3), (h3, h5), (h5, h1))]
+
+    res = ctl_cmd(ctl, "drain", "switch", "1001")
+    assert res.returncode == 0 and "switch 1001 drained" in res.stdout, res.stderr
+    assert wait_until(lambda: all(b == [2] for leaf in LEAVES
+                                  for b in group_buckets(leaf).values()), 1.0, 0.02)
+    # the spine is drained, so l1's remaining uplink is its last path: refused
+    res = ctl_cmd(ctl, "drain", "link", "2001:2")
+    assert res.returncode == 3 and "without a path" in res.stderr
+    res = ctl_cmd(ctl, "drain", "switch", "2001")
+    assert res.returncode == 3 and "is a leaf" in res.stderr
+    res = ctl_cmd(ctl, "drain", "switch", "4242")
+    assert res.returncode == 1 and "NOT_FOUND" in res.stderr
+    res = ctl_cmd(ctl, "drain", "link", "2001:9")
+    assert res.returncode == 1 and "no link at 2001:9" in res.stderr
+
+    topo = json.loads(ctl_cmd(ctl, "--json", "topology").stdout)
+    assert {s["dpid"] for s in topo["switches"] if s["drained"]} == {1001}
+    assert sum(lk["drained"] for lk in topo["links"]) == 8 and len(topo["links"]) == 16
+
+    assert ctl_cmd(ctl, "undrain", "switch", "1001").returncode == 0
+    assert ctl_cmd(ctl, "drain", "link", "1001:3").returncode == 0  # spine 1 <-> leaf 3
+    assert wait_until(lambda: group_buckets("l3")[2001] == [2] and
+                      group_buckets("l1")[2003] == [2] and group_buckets("l1")[2002] == [1, 2],
+                      1.0, 0.02)
+    assert ctl_cmd(ctl, "undrain", "link", "2003:1").returncode == 0  # named by its other end
+    assert wait_until(lambda: all(b == [1, 2] for leaf in LEAVES
+                                  for b in group_buckets(leaf).values()), 1.0, 0.02)
+    for p in pingers:
+        out, _ = p.communicate(timeout=15)
+        assert " 0% packet loss" in out, out
+    all_pairs_ok(net)
