@@ -37,7 +37,7 @@ AUDIT_SECONDS = 5.0
 # How long a provisioned port may lack OVS's qdisc before its rows are re-made (something,
 # such as Mininet's TCLink, replaced the qdisc behind OVS's back). OVS itself can take
 # a second or more to install the qdiscs of a large transaction.
-MISSING_QDISC_SECONDS = 3.0
+MISSING_QDISC_SECONDS = 2.0
 
 
 class QosApp(app_manager.OSKenApp):

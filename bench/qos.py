@@ -25,7 +25,7 @@ from pathlib import Path
 from mininet_topos import traffic as T
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
-from mininet_topos.network import cleanup, fabric_network, reachability
+from mininet_topos.network import cleanup, fabric_network, reachability, wait_qos_provisioned
 from mininet_topos.spine_leaf import FabricSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +34,6 @@ SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=BW)
 ROCE_MBPS = 0.3 * BW
 DSCP_ROCE_TOS = 26 << 2
 CHUNK = 128 * 1024
-
-
-def wait_provisioned(seconds: float = 4.0) -> None:
-    time.sleep(seconds)  # QoS rows, then the qdisc re-made after Mininet's TCLink, filters
 
 
 def p99(values: list[float]) -> float:
@@ -54,7 +50,7 @@ def run_mode(qos: bool, workdir: Path) -> dict:
                 wait_discovered(c, SPEC, timeout=60)
             reachability(net)
             if qos:
-                wait_provisioned()
+                wait_qos_provisioned(net)
             h = {n: net.get(n) for n in ("h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8")}
 
             # roce + latency: flood h5 -> h1, RoCE h3 -> h1, marked ping h3 -> h1

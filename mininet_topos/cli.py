@@ -18,7 +18,13 @@ from pathlib import Path
 
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import discovery_seconds, wait_discovered
-from mininet_topos.network import cleanup, fabric_network, is_root, reachability
+from mininet_topos.network import (
+    cleanup,
+    fabric_network,
+    is_root,
+    reachability,
+    wait_qos_provisioned,
+)
 from mininet_topos.spine_leaf import FabricSpec
 
 
@@ -85,6 +91,8 @@ def cmd_demo(args) -> int:
         net = stack.enter_context(fabric_network(spec, ctl.controller))
         with ctl.client() as client:
             topo = wait_discovered(client, spec, timeout=60)
+            if client.status().qos_enabled:
+                wait_qos_provisioned(net)
         print(f"discovered {len(topo['switches'])} switches and {len(topo['links'])} link "
               f"directions in {discovery_seconds(topo):.2f} s\n")
         t0 = time.monotonic()

@@ -135,5 +135,23 @@ def wait_until(pred, timeout: float, interval: float = 0.2) -> bool:
         time.sleep(interval)
 
 
+def wait_qos_provisioned(net: Mininet, timeout: float = 30.0) -> None:
+    """Until every switch port carries OVS's HTB (handle 1:) with DSCP filters: the state a
+    QoS-enabled fabricd converges to. Traffic sent before may see a port's queues made
+    again (Mininet's TCLink replaces OVS's qdisc when a switch starts)."""
+    ports = [i.name for s in net.switches for i in s.intfList() if i.name != "lo"]
+    deadline = time.monotonic() + timeout
+    missing = ports
+    while time.monotonic() < deadline:
+        missing = [p for p in ports if "flowid" not in subprocess.run(
+            ["tc", "filter", "show", "dev", p, "parent", "1:"], capture_output=True,
+            text=True).stdout]
+        if not missing:
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"QoS not provisioned on {len(missing)} of {len(ports)} ports "
+                       f"in {timeout} s: {missing[:5]}")
+
+
 def is_root() -> bool:
     return os.geteuid() == 0

@@ -15,7 +15,13 @@ import pytest
 
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
-from mininet_topos.network import cleanup, ensure_ovs, fabric_network, wait_until
+from mininet_topos.network import (
+    cleanup,
+    ensure_ovs,
+    fabric_network,
+    wait_qos_provisioned,
+    wait_until,
+)
 from mininet_topos.spine_leaf import FabricSpec
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +72,8 @@ def running_fabric(ctl: FabricdProcess, spec: FabricSpec, timeout: float = 60.0)
     with fabric_network(spec, ctl.controller) as net:
         with ctl.client() as client:
             topo = wait_discovered(client, spec, timeout=timeout)
+            if client.status().qos_enabled:
+                wait_qos_provisioned(net)
         yield net, topo
 
 

@@ -10,31 +10,18 @@ import time
 import pytest
 
 from mininet_topos import traffic as T
-from mininet_topos.network import reachability
+from mininet_topos.network import reachability, wait_qos_provisioned
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric
 
 ROCE_MBPS = 3.0
 
 
-def wait_qos_ready(net, timeout: float = 20.0) -> None:
-    """Until every switch port carries OVS's HTB with its DSCP filters, and every host
-    pair has exchanged a packet (ARP resolved, hosts learned), as in a running job."""
+def wait_qos_ready(net) -> None:
+    """Queues are in place (the fixture waited for them); every host pair has exchanged a
+    packet (ARP resolved, hosts learned), as in a running job."""
+    wait_qos_provisioned(net)
     reachability(net, count=1, timeout=2)
-    import subprocess
-
-    ports = [i.name for s in net.switches for i in s.intfList() if i.name != "lo"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ok = 0
-        for p in ports:
-            out = subprocess.run(["tc", "filter", "show", "dev", p, "parent", "1:"],
-                                 capture_output=True, text=True).stdout
-            ok += out.count("flowid") >= 1
-        if ok == len(ports):
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"QoS not provisioned on all {len(ports)} ports in {timeout} s")
 
 
 def roce_vs_bulk(controller_factory, spec, qos: bool, roce=("h3", "h1"), bulk=("h5", "h1")):
