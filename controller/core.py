@@ -465,8 +465,6 @@ class FabricCore:
         self._warnings = result.warnings + tuple(cabling_warnings(self.settings.cabling, cables))
         adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in members}
         for c in cables:
-            if not self._carries(c, self.drained_cables, self.drained_switches):
-                continue  # drained: still a link, no longer a path
             adjacency[c.a.dpid].append((c.a.port, c.b.dpid, c.b.port))
             adjacency[c.b.dpid].append((c.b.port, c.a.dpid, c.a.port))
         leaves = [d for d in members if result.roles[d] == LEAF]
@@ -482,6 +480,9 @@ class FabricCore:
             connected=frozenset(d for d in members if fab.is_connected(d)),
             edge_ports={d: tuple(fab.edge_ports(d)) for d in leaves},
             qos=self.qos,
+            drained_ends=frozenset((e.dpid, e.port) for c in self.drained_cables
+                                   for e in (c.a, c.b)),
+            drained_switches=frozenset(self.drained_switches),
         )
         return self._view
 

@@ -47,6 +47,10 @@ class FabricView:
     connected: frozenset[int] = frozenset()  # switches with a live OpenFlow session
     edge_ports: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # leaf -> ports
     qos: QosPolicy | None = None  # None: no marking (--no-qos)
+    # maintenance: leaves stop sending over these; spines keep forwarding what still
+    # arrives, so nothing in flight is lost
+    drained_ends: frozenset[tuple[int, int]] = frozenset()
+    drained_switches: frozenset[int] = frozenset()
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return sorted(lp for lp, pd, _ in self.adjacency.get(dpid, ()) if pd == peer)
@@ -147,18 +151,35 @@ def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
 
     A spine that lost its controller session is used only when no connected spine
     reaches the destination: it may be dead, and nobody can tell until it is back.
+    Drained spines and links are used only when nothing else is left.
     """
     groups = []
     spines = view.neighbours(leaf, SPINE)
+    drained = view.drained_ends
+
+    def in_service(spine: int, dest: int) -> list[int]:
+        if spine in view.drained_switches:
+            return []
+        if all((spine, p) in drained for p in view.ports_towards(spine, dest)):
+            return []
+        return [p for p in view.ports_towards(leaf, spine) if (leaf, p) not in drained]
+
     for dest, gid in sorted(view.group_ids.items()):
         if dest == leaf:
             continue
         via = sorted(s for s in spines if view.ports_towards(s, dest))
-        live = [s for s in via if s in view.connected]
+        usable = [s for s in via if in_service(s, dest)]
+        live = [s for s in usable if s in view.connected]
         buckets = []
-        for spine in live or via:
-            for port in view.ports_towards(leaf, spine):
-                buckets.append(Bucket((("output", port),), 1, port))
+        if live or usable:
+            for spine in live or usable:
+                ports = in_service(spine, dest)
+                buckets += [Bucket((("output", p),), 1, p) for p in ports]
+        else:  # only drained or silent paths remain: better them than none
+            connected = [s for s in via if s in view.connected]
+            for spine in connected or via:
+                buckets += [Bucket((("output", p),), 1, p)
+                            for p in view.ports_towards(leaf, spine)]
         groups.append(GroupRule(gid, "select", tuple(buckets)))
     return groups
 

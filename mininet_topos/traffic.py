@@ -46,8 +46,9 @@ def udp_flow(src, dst_ip: str, port: int, mbps: float, seconds: float, tos: int 
 
 def tcp_flow(src, dst_ip: str, port: int, seconds: float, tos: int = 0,
              streams: int = 1) -> subprocess.Popen:
+    # a SYN into a congested best-effort queue may need its 1 s and 3 s retransmissions
     cmd = (f"iperf3 -c {dst_ip} -p {port} -t {seconds} --tos {tos} -P {streams} -J "
-           "--connect-timeout 5000")
+           "--connect-timeout 15000")
     return src.popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 

@@ -323,3 +323,10 @@ def test_drain_spine_and_link_then_undrain():
     fab.core.undrain(cable=fab.core.cable_at(2001, 1))
     desired, _ = fab.core.desired(2001, fab.now)
     assert all(len(g.buckets) == 2 for g in desired.groups.values())
+
+
+def test_drained_spine_still_forwards_what_reaches_it():
+    fab = discovered()
+    fab.core.drain(switch=1001)
+    spine, _ = fab.core.desired(1001, fab.now)
+    assert all(len(g.buckets) == 1 for g in spine.groups.values())  # in-flight traffic
