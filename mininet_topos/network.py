@@ -84,6 +84,33 @@ def build_network(spec: FabricSpec, controller: str) -> Mininet:
     return net
 
 
+def ensure_shaping(net: Mininet, rounds: int = 3) -> int:
+    """Re-apply TCLink's shaping where it did not stick. OVS and Mininet fight over a new
+    port's root qdisc (OVS may delete the one Mininet just made), which leaves links
+    unshaped at random. A port carrying OVS's own HTB (QoS, handle 1:) is left alone.
+    Returns how many interfaces needed it."""
+    fixed = 0
+    for _ in range(rounds):
+        time.sleep(0.3)
+        missing = []
+        for node in net.hosts + net.switches:
+            for intf in node.intfList():
+                if intf.name == "lo" or not intf.params.get("bw"):
+                    continue
+                out = node.cmd(f"tc qdisc show dev {intf.name}") if node in net.hosts else \
+                    subprocess.run(["tc", "qdisc", "show", "dev", intf.name],
+                                   capture_output=True, text=True).stdout
+                if "htb 5:" not in out and "htb 1:" not in out:
+                    missing.append(intf)
+        if not missing:
+            return fixed
+        for intf in missing:
+            intf.config(**intf.params)
+        fixed += len(missing)
+        log.warning("re-applied link shaping on %d interfaces", len(missing))
+    return fixed
+
+
 @contextmanager
 def fabric_network(spec: FabricSpec, controller: str, quiet: bool = True):
     """A started Mininet fabric; stopped (and cleaned up) on exit, even on failure."""
@@ -93,6 +120,7 @@ def fabric_network(spec: FabricSpec, controller: str, quiet: bool = True):
     try:
         prepare_interfaces(net)
         net.start()
+        ensure_shaping(net)
         yield net
     finally:
         try:
