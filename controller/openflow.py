@@ -124,7 +124,9 @@ class SwitchMirror:
             have = self.groups.get(gid)
             if have is None:
                 out.group_adds.append(group)
-            elif have != group:
+            elif have != group and not additive:
+                # (additive: a group is not rewritten on a partial view of the fabric, e.g.
+                # while the spines are still reconnecting after a controller restart)
                 out.group_mods.append(group)
         for key, rule in sorted(desired.flows.items(), key=lambda kv: _sort_key(kv[0])):
             have = self.flows.get(key)
