@@ -40,7 +40,7 @@ def udp_flow(src, dst_ip: str, port: int, mbps: float, seconds: float, tos: int 
     """Start a constant-rate UDP flow (iperf3 client) from ``src``; collect with ``result``."""
     cmd = (f"iperf3 -c {dst_ip} -p {port} -u -b {mbps}M -t {seconds} -l {length} "
            f"--tos {tos} -J --connect-timeout 5000")
-    return src.popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return src.popen(cmd.split(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 
 
@@ -49,7 +49,7 @@ def tcp_flow(src, dst_ip: str, port: int, seconds: float, tos: int = 0,
     # a SYN into a congested best-effort queue may need its 1 s and 3 s retransmissions
     cmd = (f"iperf3 -c {dst_ip} -p {port} -t {seconds} --tos {tos} -P {streams} -J "
            "--connect-timeout 15000")
-    return src.popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    return src.popen(cmd.split(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 
 
