@@ -61,5 +61,5 @@ def test_drain_and_undrain_without_loss(fabric_2x4):
             r"(\d+) packets transmitted, (\d+) received", out).groups())
         # Known issue (see the issue note): now and then one packet in ~500 is lost while
         # OVS's userspace datapath swaps a select group's buckets in place.
-        assert sent > 400 and sent - received <= 1, out
+        assert sent > 250 and sent - received <= 1, out  # ~600 at 10 ms; fewer on a busy CPU
     all_pairs_ok(net)
