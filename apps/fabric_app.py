@@ -28,11 +28,14 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from apps import ofmsg, oskenfix, runtime
+from apps.event_bus import EventBus
+from controller import constants as C
 from controller.core import CoreSettings, Effects, FabricCore
 from controller.model import Port
 from controller.monitor import LoadMonitor, PortCounters, utilization
 from controller.openflow import FlowRule, GroupRule, SwitchMirror
-from controller.snapshot import TopologySnapshot
+from controller.snapshot import FlowInfo, TopologySnapshot
+from controller.te import PROTO_NAMES, FlowKey
 
 log = logging.getLogger("aifabric.fabric")
 oskenfix.apply()
@@ -59,6 +62,18 @@ class EventMaintenance(event.EventBase):
         self.done = threading.Event()
 
 
+class EventCall(event.EventBase):
+    """Run ``fn(app)`` on the app's own thread, for a caller on another thread (the
+    API); the result or the exception is kept for it, and ``done`` set."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+        self.result = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 class EventSetQosPolicy(event.EventBase):
     """A validated policy from the API; ``done`` is set once the switches were sent it."""
 
@@ -80,6 +95,7 @@ class SwitchSync:
     flows_done: bool = False
     groups_done: bool = False
     last_read: float = 0.0
+    read_xid: int | None = None  # the flow-stats request that reads the switch's state
 
 
 def _port(desc) -> Port:
@@ -90,7 +106,7 @@ def _port(desc) -> Port:
 
 class FabricApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick, EventSetQosPolicy, EventMaintenance]
+    _EVENTS = [EventTick, EventSetQosPolicy, EventMaintenance, EventCall]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -104,6 +120,9 @@ class FabricApp(app_manager.OSKenApp):
                 role_overrides=dict(cfg.roles),
                 cabling=cfg.cabling_plan(),
                 qos=cfg.qos.effective_policy() if cfg.qos.enabled else None,
+                te=cfg.te.settings() if cfg.te.enabled else None,
+                link_speed_bps=(cfg.link_speed_mbps or 0) * 1_000_000,
+                new_flow_rate=cfg.te.new_flow_rate,
             ),
             secret=os.urandom(32),
         )
@@ -112,6 +131,7 @@ class FabricApp(app_manager.OSKenApp):
         self._last_probe = 0.0
         self._stop = threading.Event()
         self._dirty_since: float | None = None  # a change waits for its sync since then
+        self._dirty_all = False  # the change concerns every switch (else: self._touched)
         self._settled: frozenset[int] = frozenset()
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._last_queue_poll = 0.0
@@ -125,7 +145,13 @@ class FabricApp(app_manager.OSKenApp):
         # published: ((src_dpid, src_port, dst_dpid, dst_port, bps, util, drops/s, errors/s),)
         self.link_stats: tuple = ()
         self.link_stats_at = 0.0
-        self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0}
+        self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0,
+                      "te_passes": 0}
+        self.event_bus = EventBus()
+        self.flows: tuple[FlowInfo, ...] = ()  # published after every TE change
+        self.flows_at = 0.0
+        self._awaiting_ports: set[int] = set()  # switches yet to answer this poll round
+        self._touched: set[int] = set()  # switches whose TE pins changed since the last sync
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self):
@@ -152,9 +178,16 @@ class FabricApp(app_manager.OSKenApp):
             eff = self.core.tick(now)
         if now - self._last_port_poll >= self.poll_interval:
             # asynchronous: replies come back as events, the loop never waits on a switch
+            if self._awaiting_ports:  # a switch did not answer the last round in time
+                eff.merge(self._te_pass(now))
             self._last_port_poll = now
+            self._awaiting_ports = set(self.syncs)
             for sync in self.syncs.values():
                 sync.dp.send_msg(parser.OFPPortStatsRequest(sync.dp, 0, ofp.OFPP_ANY))
+                if self.core.te is not None and self.core.role(sync.dp.id) == "leaf":
+                    sync.dp.send_msg(parser.OFPFlowStatsRequest(
+                        sync.dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                        C.make_cookie(C.KIND_PIN), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK))
         if self.core.qos is not None and now - self._last_queue_poll >= QUEUE_STATS_INTERVAL:
             self._last_queue_poll = now
             for sync in self.syncs.values():
@@ -200,7 +233,11 @@ class FabricApp(app_manager.OSKenApp):
         dp.send_msg(parser.OFPSetConfig(dp, ofp.OFPC_FRAG_NORMAL, ofp.OFPCML_NO_BUFFER))
 
     def _request_state(self, dp) -> None:
-        dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY))
+        req = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY)
+        dp.send_msg(req)  # (numbers the request)
+        sync = self.syncs.get(dp.id)
+        if sync is not None:
+            sync.read_xid = req.xid
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
 
     def _sync_for(self, dp) -> SwitchSync | None:
@@ -210,7 +247,14 @@ class FabricApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _on_flow_stats(self, ev) -> None:
         sync = self._sync_for(ev.msg.datapath)
-        if sync is None or sync.phase != "reading":
+        if sync is None:
+            return
+        if ev.msg.xid != sync.read_xid:  # counters of the TE pins
+            now = time.time()
+            self.core.pin_counters(ev.msg.datapath.id, [
+                (ofmsg.flow_match(s), s.byte_count) for s in ev.msg.body], now)
+            return
+        if sync.phase != "reading":
             return
         sync.flows += [ofmsg.flow_from_stats(s) for s in ev.msg.body]
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
@@ -239,6 +283,7 @@ class FabricApp(app_manager.OSKenApp):
             dpid, len(mine), len(sync.groups), foreign,
         )
         now = time.time()
+        self.core.recover_pins(dpid, mine)
         self._apply(self.core.recover_hosts(dpid, mine, now), now, force_sync=True)
         # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
         self._apply(self.core.probe(dpid, now), now)
@@ -313,6 +358,38 @@ class FabricApp(app_manager.OSKenApp):
                 now)
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
             self._publish_link_stats(now)
+            self._awaiting_ports.discard(dp.id)
+            if not self._awaiting_ports:
+                self._apply(self._te_pass(now), now)
+
+    def _te_pass(self, now: float) -> Effects:
+        self._awaiting_ports = set()
+        self.stats["te_passes"] += 1
+        rates = {k: load.tx_bps for k, load in self.monitor.ports.items()}
+        return self.core.te_pass(rates, now)
+
+    # --- API calls ------------------------------------------------------------------------
+    @set_ev_cls(EventCall)
+    def _on_call(self, ev) -> None:
+        try:
+            ev.result = ev.fn(self)
+        except Exception as exc:  # handed to the caller, who maps it to a status
+            ev.error = exc
+        finally:
+            ev.done.set()
+
+    def pin_flow(self, key: FlowKey, spine: int) -> FlowInfo:
+        now = time.time()
+        flow, eff = self.core.pin_flow(key, spine, now)
+        self._apply(eff, now, flush=True)
+        return next(f for f in self.flows if (f.src_ip, f.dst_ip, f.protocol, f.src_port,
+                                               f.dst_port) == (key.src_ip, key.dst_ip,
+                                                               PROTO_NAMES[key.proto],
+                                                               key.src_port, key.dst_port))
+
+    def unpin_flow(self, key: FlowKey) -> None:
+        now = time.time()
+        self._apply(self.core.unpin_flow(key, now), now, flush=True)
 
     def _publish_link_stats(self, now: float) -> None:
         rows = []
@@ -341,6 +418,9 @@ class FabricApp(app_manager.OSKenApp):
         if in_port is None:
             return
         now = time.time()
+        if C.is_ours(msg.cookie) and C.cookie_kind(msg.cookie) == C.KIND_TE:
+            self._apply(self.core.flow_seen(dp.id, in_port, bytes(msg.data), now), now)
+            return
         self._apply(self.core.packet_in(dp.id, in_port, bytes(msg.data), now), now)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
@@ -383,16 +463,32 @@ class FabricApp(app_manager.OSKenApp):
         and its packets should find the new entries in place."""
         if eff.changed or force_sync:
             self._dirty_since = self._dirty_since or now
+            self._dirty_all = True
+        if eff.touched:
+            self._dirty_since = self._dirty_since or now
+            self._touched |= eff.touched
         if self._dirty_since is None:
             self._send_packet_outs(eff.packet_outs)
+            self._publish_events(now)
             return
         self._held_outs += eff.packet_outs
         if flush or self.events.empty() or now - self._dirty_since >= SYNC_MAX_DELAY:
             self._dirty_since = None
-            self._sync_all(now)
-            self.snapshot = self.core.snapshot(now)
+            if self._dirty_all:
+                self._sync_all(now)
+                self.snapshot = self.core.snapshot(now)
+            else:
+                self._sync_all(now, only=self._touched)
+            self._dirty_all = False
+            self._touched = set()
             outs, self._held_outs = self._held_outs, []
             self._send_packet_outs(outs)
+            if self.core.te is not None:
+                self.flows, self.flows_at = self.core.flows(now), now
+        self._publish_events(now)
+
+    def _publish_events(self, now: float) -> None:
+        self.event_bus.publish(self.core.take_events(), now)
 
     def _send_packet_outs(self, outs) -> None:
         for po in outs:
@@ -406,11 +502,13 @@ class FabricApp(app_manager.OSKenApp):
             )
             self.stats["packet_out"] += 1
 
-    def _sync_all(self, now: float) -> None:
+    def _sync_all(self, now: float, only: set[int] | None = None) -> None:
         # Spines before leaves: a leaf entry lets traffic into the fabric, so the spine
         # entries it relies on should be there first.
         order = sorted(self.syncs, key=lambda d: (self.core.role(d) != "spine", d))
         for dpid in order:
+            if only is not None and dpid not in only:
+                continue
             sync = self.syncs[dpid]
             if sync.phase != "ready":
                 continue

@@ -44,6 +44,12 @@ def _instructions(rule: FlowRule) -> list[Any]:
             out.append(
                 parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [_action(a) for a in ins[1]])
             )
+        elif ins[0] == "write":
+            out.append(
+                parser.OFPInstructionActions(ofp.OFPIT_WRITE_ACTIONS, [_action(a) for a in ins[1]])
+            )
+        elif ins[0] == "clear":
+            out.append(parser.OFPInstructionActions(ofp.OFPIT_CLEAR_ACTIONS, []))
         elif ins[0] == "goto":
             out.append(parser.OFPInstructionGotoTable(ins[1]))
         else:
@@ -128,12 +134,21 @@ def _normal(value: Any) -> Any:
     return value
 
 
+def flow_match(stat: Any) -> tuple:
+    """The match of a flow-stats entry in the core's canonical form."""
+    return tuple(sorted((k, _normal(v)) for k, v in stat.match.items()))
+
+
 def flow_from_stats(stat: Any) -> FlowRule:
-    match = tuple(sorted((k, _normal(v)) for k, v in stat.match.items()))
+    match = flow_match(stat)
     instructions = []
     for ins in stat.instructions:
         if isinstance(ins, parser.OFPInstructionActions) and ins.type == ofp.OFPIT_APPLY_ACTIONS:
             instructions.append(("apply", tuple(_parse_action(a) for a in ins.actions)))
+        elif isinstance(ins, parser.OFPInstructionActions) and ins.type == ofp.OFPIT_WRITE_ACTIONS:
+            instructions.append(("write", tuple(_parse_action(a) for a in ins.actions)))
+        elif isinstance(ins, parser.OFPInstructionActions) and ins.type == ofp.OFPIT_CLEAR_ACTIONS:
+            instructions.append(("clear",))
         elif isinstance(ins, parser.OFPInstructionGotoTable):
             instructions.append(("goto", ins.table_id))
         else:

@@ -16,6 +16,7 @@ from controller.cabling import make_cable, parse_end
 from controller.model import Cable
 from controller.qos import QosPolicy, profile_policy
 from controller.roles import ROLES
+from controller.te import TeSettings
 
 
 class ConfigError(Exception):
@@ -87,8 +88,40 @@ class DiscoveryConfig(_Strict):
 
 class TeConfig(_Strict):
     enabled: bool = True
-    poll_interval: float = Field(1.0, gt=0, le=60, description="port statistics, seconds")
+    poll_interval: float = Field(1.0, gt=0, le=60,
+                                 description="port and flow statistics, seconds")
     smoothing: float = Field(0.5, gt=0, le=1, description="EWMA weight of the newest sample")
+    large_flow_fraction: float = Field(0.10, gt=0, le=1,
+                                       description="a flow is large from this share of a link")
+    congestion_threshold: float = Field(0.80, gt=0, le=1.5,
+                                        description="link utilization that is congestion")
+    congestion_intervals: int = Field(3, ge=1, le=100,
+                                      description="readings in a row above the threshold")
+    hysteresis: float = Field(0.05, ge=0, le=1,
+                              description="least improvement (of a link rate) worth a move")
+    min_move_interval: float = Field(5.0, ge=0, le=3600,
+                                     description="seconds a moved flow stays put")
+    flow_idle_timeout: float = Field(10.0, gt=0, le=86400,
+                                     description="seconds without traffic before a flow "
+                                                 "is forgotten")
+    max_flows: int = Field(100_000, ge=1, le=10_000_000)
+    new_flow_rate: float = Field(2000.0, gt=0, description="new flows per second a host "
+                                                           "port may start (beyond: ECMP)")
+    rebalance: bool = Field(True, description="periodic rebalancing of large flows")
+
+    def settings(self) -> TeSettings:
+        return TeSettings(
+            large_flow_fraction=self.large_flow_fraction,
+            congestion_threshold=self.congestion_threshold,
+            congestion_intervals=self.congestion_intervals,
+            hysteresis=self.hysteresis,
+            min_move_interval=self.min_move_interval,
+            flow_idle_timeout=self.flow_idle_timeout,
+            fresh_window=2 * self.poll_interval,
+            max_flows=self.max_flows,
+            smoothing=self.smoothing,
+            rebalance=self.rebalance,
+        )
 
 
 class QosConfig(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 # --- Tables -----------------------------------------------------------------------------
 TABLE_INGRESS = 0  # control punts (LLDP, ARP); later: QoS marking at host ports
 TABLE_FORWARD = 1  # destination lookup: host MAC -> port or ECMP group
+TABLE_TE = 2  # leaves, with TE: per-flow pins; new flows are copied to the controller
 
 # --- Priorities (one place, so that the pipeline can be read at a glance) ---------------
 PRIO_LLDP = 1000  # table 0: LLDP to the controller, on every port
@@ -13,7 +14,10 @@ PRIO_QOS_CLASS = 500  # table 0: host-port classification (+0..3 by specificity)
 PRIO_QOS_DEFAULT = 400  # table 0: unclassified IP from host ports -> DSCP 0
 PRIO_QOS_QUEUE = 300  # table 0: DSCP -> set_queue, for the kernel datapath (every switch)
 PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to forwarding
-PRIO_PIN = 200  # table 1: traffic-engineering per-flow pins (issue 4)
+PRIO_PIN_OPERATOR = 300  # table 2: flows pinned through the API (ports may be wildcards)
+PRIO_PIN = 200  # table 2: flows placed by traffic engineering (exact 5-tuple)
+PRIO_TRACK = 100  # table 2: TCP/UDP not pinned yet -> copy of the header to the controller
+PRIO_TE_MISS = 0  # table 2: everything else keeps the ECMP group of table 1
 PRIO_HOST = 100  # table 1: eth_dst == known host
 PRIO_MULTICAST = 10  # table 1: broadcast/multicast from hosts -> controller (flooded to edges)
 PRIO_MISS = 0  # table 1: unknown unicast
@@ -26,10 +30,18 @@ COOKIE_OWNER = 0xAF
 COOKIE_OWNER_SHIFT = 56
 COOKIE_OWNER_MASK = 0xFF << COOKIE_OWNER_SHIFT
 COOKIE_KIND_SHIFT = 48
+COOKIE_KIND_MASK = 0xFF << COOKIE_KIND_SHIFT
 KIND_CONTROL = 0x01
 KIND_HOST = 0x02
 KIND_PIN = 0x03
 KIND_QOS = 0x04
+KIND_TE = 0x05  # the TE table's own plumbing (track and miss entries)
+
+# --- Groups -------------------------------------------------------------------------------
+# ECMP select groups take ids below FF_GROUP_BASE (derived from the destination leaf's
+# dpid); a leaf's fast-failover group for uplink port P is FF_GROUP_BASE + P.
+FF_GROUP_BASE = 0x70000000
+TRACK_MAX_LEN = 128  # bytes of a new flow's packet copied to the controller
 
 
 def make_cookie(kind: int, low: int = 0) -> int:

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 from controller import constants as C
 from controller.cabling import cabling_warnings
+from controller.events import FabricEvent
 from controller.forwarding import (
     FabricView,
     HostLocation,
     assign_group_ids,
     desired_state,
     lldp_rule,
+    uplinks,
 )
 from controller.frames import (
     ARP_REPLY,
@@ -28,12 +30,26 @@ from controller.frames import (
     parse_arp,
     parse_ethernet,
     parse_lldp,
+    parse_transport,
 )
 from controller.model import Cable, Fabric, Link, LinkEnd, Port
-from controller.openflow import FlowRule, SwitchDesired
+from controller.openflow import FlowRule, Match, SwitchDesired
 from controller.qos import QosPolicy
 from controller.roles import LEAF, infer_roles
-from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
+from controller.snapshot import FlowInfo, HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
+from controller.te import (
+    PROTO_NAMES,
+    Flow,
+    FlowKey,
+    Path,
+    Resource,
+    TeSettings,
+    TeTopology,
+    TrafficEngineer,
+    down,
+    pin_rule,
+    up,
+)
 
 log = logging.getLogger("aifabric.core")
 
@@ -50,6 +66,9 @@ class CoreSettings:
     role_overrides: dict[int, str] = field(default_factory=dict)
     cabling: tuple[Cable, ...] = ()  # the operator's cabling plan, if any
     qos: QosPolicy | None = None  # edge marking policy; None with --no-qos
+    te: TeSettings | None = None  # traffic engineering; None with --no-te
+    link_speed_bps: float = 0.0  # overrides what switches report (0: trust them)
+    new_flow_rate: float = 2000.0  # new flows per second per host port that TE places
 
 
 @dataclass(frozen=True)
@@ -65,10 +84,12 @@ class Effects:
 
     packet_outs: list[PacketOut] = field(default_factory=list)
     changed: bool = False  # forwarding state must be recomputed and pushed
+    touched: set[int] = field(default_factory=set)  # switches whose TE pins changed
 
     def merge(self, other: Effects) -> Effects:
         self.packet_outs += other.packet_outs
         self.changed = self.changed or other.changed
+        self.touched |= other.touched
         return self
 
 
@@ -100,15 +121,39 @@ class FabricCore:
         self._buckets: dict[tuple[int, int], _TokenBucket] = {}
         self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
         self.counters: dict[str, int] = {}
+        self.te: TrafficEngineer | None = (
+            TrafficEngineer(settings.te) if settings.te is not None else None)
+        self.events: list[FabricEvent] = []  # taken by the app with take_events()
+        self.port_bps: dict[tuple[int, int], float] = {}  # measured tx rates, set by the app
+        self._te_topo: TeTopology | None = None
+        self._change_reason = "topology change"
+        self._recovered_pins: dict[int, list[FlowRule]] = {}
+        self._flow_buckets: dict[tuple[int, int], _TokenBucket] = {}
+        self._now = 0.0  # time of the latest event, for decisions made while syncing
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
-    def _changed(self) -> Effects:
+    def _changed(self, reason: str | None = None) -> Effects:
         self._view = None
+        self._te_topo = None
         self._desired.clear()
+        if reason:
+            self._change_reason = reason
         return Effects(changed=True)
+
+    def _event(self, kind: str, message: str, **fields: object) -> None:
+        self.events.append(FabricEvent(kind, message,
+                                       tuple((k, str(v)) for k, v in fields.items())))
+
+    def take_events(self) -> list[FabricEvent]:
+        """Events since the last call (TE's included), oldest first."""
+        if self.te is not None and self.te.events:
+            self.events += self.te.events
+            self.te.events = []
+        out, self.events = self.events, []
+        return out
 
     def _probes(self, dpid: int, ports: list[int], now: float) -> list[PacketOut]:
         # Never out of a port with a learned host: a host gets no genuine probe to replay.
@@ -127,7 +172,8 @@ class FabricCore:
         """A switch (re)connected. Probe it with :meth:`probe` once its LLDP entry is in."""
         self.fabric.switch_up(dpid, ports, now)
         log.info("switch %d connected with %d ports", dpid, len(ports))
-        return self._changed()
+        self._event("switch_up", f"switch {dpid} connected with {len(ports)} ports", dpid=dpid)
+        return self._changed(f"switch {dpid} connected")
 
     def probe(self, dpid: int, now: float) -> Effects:
         """LLDP probes out of every up port of one switch."""
@@ -141,23 +187,27 @@ class FabricCore:
             return Effects()
         self.fabric.switch_down(dpid)
         log.warning("switch %d disconnected; its links are avoided where possible", dpid)
-        return self._changed()
+        self._event("switch_down", f"switch {dpid} disconnected", dpid=dpid)
+        return self._changed(f"switch {dpid} down")
 
     def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
+        self._now = now
         if not self.fabric.is_connected(dpid):
             return Effects()
         if deleted:
             gone = self.fabric.port_deleted(dpid, port.port_no)
         else:
             gone = self.fabric.port_update(dpid, port, now)
-        self._log_gone(gone, f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}")
-        eff = self._changed()
+        why = f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}"
+        self._log_gone(gone, why)
+        eff = self._changed(why if gone else None)
         if port.up and not deleted:
             eff.packet_outs += self._probes(dpid, [port.port_no], now)
         return eff
 
     def tick(self, now: float) -> Effects:
         """Periodic work: probe every up port, expire links that stopped answering."""
+        self._now = now
         eff = Effects()
         for sw in self.fabric.switches.values():
             if sw.connected:
@@ -166,7 +216,7 @@ class FabricCore:
         gone = self.fabric.expire_links(now, self.settings.link_timeout)
         if gone:
             self._log_gone(gone, "LLDP timeout")
-            eff.merge(self._changed())
+            eff.merge(self._changed("LLDP timeout"))
         return eff
 
     def _log_gone(self, gone: list[Link], why: str) -> None:
@@ -175,6 +225,10 @@ class FabricCore:
                 "link %d:%d -> %d:%d removed (%s)",
                 lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, why,
             )
+            self._event("link_down", f"link {lk.src.dpid}:{lk.src.port} -> "
+                        f"{lk.dst.dpid}:{lk.dst.port} removed ({why})",
+                        src=f"{lk.src.dpid}:{lk.src.port}", dst=f"{lk.dst.dpid}:{lk.dst.port}",
+                        reason=why)
 
     def is_settled(self, dpid: int, now: float) -> bool:
         """A switch is settled once discovery had time to find its links."""
@@ -277,7 +331,9 @@ class FabricCore:
             return Effects()
         self._log_gone(displaced, "re-cabled")
         log.info("link %d:%d -> %d:%d discovered", src.dpid, src.port, dst.dpid, dst.port)
-        eff = self._changed()
+        self._event("link_up", f"link {src.dpid}:{src.port} -> {dst.dpid}:{dst.port} "
+                    "discovered", src=f"{src.dpid}:{src.port}", dst=f"{dst.dpid}:{dst.port}")
+        eff = self._changed(f"link {src.dpid}:{src.port} -> {dst.dpid}:{dst.port} up")
         if LinkEnd(dst.dpid, dst.port) not in self.fabric.links:
             # answer at once so that the reverse direction is found without waiting a tick
             eff.packet_outs += self._probes(dst.dpid, [dst.port], now)
@@ -319,6 +375,8 @@ class FabricCore:
             return Effects()
         if old is None:
             log.info("host %s (%s) at %d:%d", mac, ip or "no IPv4", dpid, port)
+            self._event("host_learned", f"host {mac} ({ip or 'no IPv4'}) at {dpid}:{port}",
+                        mac=mac, ip=ip or "", dpid=dpid, port=port)
         else:
             log.info("host %s (%s) now at %d:%d", mac, ip or "no IPv4", dpid, port)
         return self._changed()
@@ -372,6 +430,9 @@ class FabricCore:
     def set_qos_policy(self, policy: QosPolicy | None) -> Effects:
         """Replace the marking policy (validated already); entries follow on the next sync."""
         self.qos = policy
+        if policy is not None:
+            self._event("qos_policy", "QoS policy replaced: "
+                        + ", ".join(c.name for c in policy.classes))
         return self._changed()
 
     # --- maintenance: drain and undrain -------------------------------------------------------
@@ -419,14 +480,18 @@ class FabricCore:
             raise ValueError(f"draining would leave leaf {a} without a path to leaf {b}"
                              + (f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""))
         self.drained_cables, self.drained_switches = cables, switches
-        log.warning("drained: %s", self._drain_text(cable, switch))
-        return self._changed()
+        what = self._drain_text(cable, switch)
+        log.warning("drained: %s", what)
+        self._event("drain", f"{what} drained", what=what)
+        return self._changed(f"drain of {what}")
 
     def undrain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
         self.drained_cables.discard(cable)  # type: ignore[arg-type]
         self.drained_switches.discard(switch)  # type: ignore[arg-type]
-        log.warning("back in service: %s", self._drain_text(cable, switch))
-        return self._changed()
+        what = self._drain_text(cable, switch)
+        log.warning("back in service: %s", what)
+        self._event("undrain", f"{what} back in service", what=what)
+        return self._changed(f"{what} back in service")
 
     @staticmethod
     def _drain_text(cable: Cable | None, switch: int | None) -> str:
@@ -434,6 +499,215 @@ class FabricCore:
             return f"switch {switch}"
         assert cable is not None
         return f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
+
+    # --- traffic engineering --------------------------------------------------------------
+    def _speed(self, dpid: int, port: int) -> float:
+        if self.settings.link_speed_bps:
+            return self.settings.link_speed_bps
+        sw = self.fabric.switches.get(dpid)
+        p = sw.ports.get(port) if sw else None
+        return float(p.speed_bps) if p else 0.0
+
+    def te_topology(self) -> TeTopology:
+        """The paths in service for TE; rebuilding it re-places flows whose path is gone."""
+        if self._te_topo is not None:
+            return self._te_topo
+        view = self.view()
+        roles = view.roles
+        leaves = [d for d, r in roles.items() if r == LEAF and d in view.connected]
+        spines = [d for d, r in roles.items() if r != LEAF and d in view.connected
+                  and d not in view.drained_switches]
+        drained = view.drained_ends
+        ups: dict[int, tuple[tuple[int, int], ...]] = {}
+        capacity: dict[Resource, float] = {}
+        for leaf in leaves:
+            usable = tuple((p, s) for p, s in uplinks(view, leaf)
+                           if s in spines and (leaf, p) not in drained)
+            ups[leaf] = usable
+            for p, _ in usable:
+                capacity[up(leaf, p)] = self._speed(leaf, p)
+        reach: dict[int, frozenset[int]] = {}
+        for spine in spines:
+            to = set()
+            for leaf in leaves:
+                ports = [p for p in view.ports_towards(spine, leaf) if (spine, p) not in drained]
+                if ports:
+                    to.add(leaf)
+                    capacity[down(spine, leaf)] = sum(self._speed(spine, p) for p in ports)
+            reach[spine] = frozenset(to)
+        edge = [self._speed(d, p) for d in leaves for p in view.edge_ports.get(d, ())]
+        host_rate = self.settings.link_speed_bps or (min(edge) if edge else 0.0)
+        self._te_topo = topo = TeTopology(ups, reach, capacity, host_rate)
+        if self.te is not None:
+            self._adopt_recovered_pins(view)
+            self.te.revalidate(topo, self.te_loads(), self._now, self._change_reason)
+        return topo
+
+    def te_loads(self) -> dict[Resource, float]:
+        """Measured load of every TE resource, from the port rates the app last read."""
+        topo = self._te_topo
+        if topo is None:
+            return {}
+        view = self.view()
+        out: dict[Resource, float] = {}
+        for r in topo.capacity:
+            kind, a, b = r
+            if kind == "up":
+                out[r] = self.port_bps.get((a, b), 0.0)
+            else:
+                out[r] = sum(self.port_bps.get((a, p), 0.0) for p in view.ports_towards(a, b))
+        return out
+
+    def recover_pins(self, dpid: int, flows: list[FlowRule]) -> None:
+        """Keep a leaf's pins (read back after a restart) until the fabric is known; they
+        are then adopted, so that flows stay where they were."""
+        pins = [r for r in flows if C.cookie_kind(r.cookie) == C.KIND_PIN
+                and r.table == C.TABLE_TE]
+        if pins and self.te is not None:
+            self._recovered_pins[dpid] = pins
+            self._te_topo = None
+
+    def _adopt_recovered_pins(self, view: FabricView) -> None:
+        assert self.te is not None
+        for leaf, rules in self._recovered_pins.items():
+            for rule in rules:
+                key = FlowKey.from_match(rule.match)
+                groups = [a[1] for ins in rule.instructions if ins[0] == "apply"
+                          for a in ins[1] if a[0] == "group"]
+                dst = self.fabric.host_by_ip(key.dst_ip) if key else None
+                if key is None or len(groups) != 1 or dst is None:
+                    continue
+                port = groups[0] - C.FF_GROUP_BASE
+                spine = next((pd for lp, pd, _ in view.adjacency.get(leaf, ()) if lp == port),
+                             None)
+                if spine is None:
+                    continue
+                self.te.adopt(Flow(key, leaf, dst.dpid, path=Path(leaf, port, spine),
+                                   operator=bool(C.cookie_low(rule.cookie) & 1),
+                                   first_seen=self._now, last_active=self._now,
+                                   bytes_at=self._now))
+                log.info("flow %s recovered on %d:%d", key, leaf, port)
+        self._recovered_pins.clear()
+
+    def _class_of(self, dscp: int) -> tuple[str, bool]:
+        if self.qos is not None:
+            for c in self.qos.classes:
+                if c.dscp == dscp:
+                    return c.name, True
+        return "best-effort", False
+
+    def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+        """A copy of a packet no pin holds yet, from a leaf's TE table: place its flow."""
+        self._now = now
+        if self.te is None or not self.fabric.is_connected(dpid):
+            return Effects()
+        if not self._is_host_port(dpid, in_port, now):
+            self._count("te_ignored_non_edge")
+            return Effects()
+        try:
+            eth = parse_ethernet(data)
+            if eth.ethertype != C.ETH_TYPE_IP:
+                raise FrameError("not IPv4")
+            t = parse_transport(eth.payload)
+        except FrameError as exc:
+            self._count("bad_frames")
+            log.debug("TE copy from %d:%d not placed: %s", dpid, in_port, exc)
+            return Effects()
+        key = FlowKey(t.src_ip, t.dst_ip, t.proto, t.src_port, t.dst_port)
+        if key in self.te.flows or self.te.covered_by_pin(key):
+            self._count("te_copies_after_placement")  # the pin is on its way
+            return Effects()
+        dst = self.fabric.hosts.get(eth.dst)
+        if dst is None or dst.dpid == dpid or not self.fabric_settled(now):
+            return Effects()
+        bucket = self._flow_buckets.get((dpid, in_port))
+        if bucket is None:
+            rate = self.settings.new_flow_rate
+            bucket = self._flow_buckets[(dpid, in_port)] = _TokenBucket(rate, rate, now)
+        if not bucket.take(now):
+            self._count("te_new_flows_rate_limited")  # stays on ECMP, copies keep coming
+            return Effects()
+        cls, priority = self._class_of(t.dscp)
+        topo = self.te_topology()
+        flow = self.te.new_flow(key, dpid, dst.dpid, topo, self.te_loads(), now, cls, priority)
+        if flow is None:
+            return Effects()
+        log.debug("flow %s placed on %s", key, flow.path)
+        return Effects(touched={dpid})
+
+    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float) -> Effects:
+        """One control interval: new rates in; idle flows out; congestion and rebalancing."""
+        self._now = now
+        self.port_bps = port_bps
+        if self.te is None or not self.fabric_settled(now):
+            return Effects()
+        topo = self.te_topology()
+        loads = self.te_loads()
+        touched = {f.src_leaf for f in self.te.expire(now)}
+        moves = self.te.congestion(topo, loads, now)
+        moves += self.te.rebalance(topo, loads, now)
+        touched |= {m.new.leaf for m in moves}
+        return Effects(touched=touched)
+
+    def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
+        """Byte counts of one leaf's pins (its flow statistics)."""
+        if self.te is None:
+            return
+        by_key = {}
+        for match, count in counters:
+            key = FlowKey.from_match(match)
+            if key is not None:
+                by_key[key] = count
+        self.te.update_counters(dpid, by_key, now)
+
+    def _leaves_of(self, key: FlowKey) -> tuple[int, int]:
+        src = self.fabric.host_by_ip(key.src_ip)
+        dst = self.fabric.host_by_ip(key.dst_ip)
+        if src is None or dst is None:
+            raise LookupError(f"no host with address {key.src_ip if src is None else key.dst_ip}")
+        if src.dpid == dst.dpid:
+            raise ValueError(f"{key.src_ip} and {key.dst_ip} are on the same leaf: "
+                             "their traffic crosses no spine")
+        return src.dpid, dst.dpid
+
+    def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
+        """An operator's pin: LookupError for an unknown host or switch, ValueError when
+        the spine cannot carry it."""
+        self._now = now
+        if self.te is None:
+            raise RuntimeError("traffic engineering is off (--no-te)")
+        if spine not in self.fabric.switches:
+            raise LookupError(f"no switch with dpid {spine}")
+        src_leaf, dst_leaf = self._leaves_of(key)
+        flow = self.te.pin(key, src_leaf, dst_leaf, spine, self.te_topology(), now)
+        assert flow.path is not None
+        self._event("pin", f"{key} pinned to spine {spine} (leaf {src_leaf} port "
+                    f"{flow.path.port})", flow=str(key), spine=spine)
+        return flow, Effects(touched={src_leaf})
+
+    def unpin_flow(self, key: FlowKey, now: float) -> Effects:
+        self._now = now
+        if self.te is None:
+            raise RuntimeError("traffic engineering is off (--no-te)")
+        flow = self.te.unpin(key)
+        self._event("unpin", f"{key} unpinned: traffic engineering places it again",
+                    flow=str(key))
+        return Effects(touched={flow.src_leaf})
+
+    def flows(self, now: float) -> tuple[FlowInfo, ...]:
+        if self.te is None:
+            return ()
+        topo = self._te_topo or self.te_topology()
+        out = []
+        for f in sorted(self.te.flows.values(), key=lambda f: f.key):
+            out.append(FlowInfo(
+                f.key.src_ip, f.key.dst_ip, PROTO_NAMES[f.key.proto], f.key.src_port,
+                f.key.dst_port, f.src_leaf, f.dst_leaf, f.path.spine if f.path else 0,
+                f.path.port if f.path else 0, f.rate_bps, f.demand_bps, f.cls, f.priority,
+                self.te.is_large(f, topo), "operator" if f.operator else "te",
+                now - f.first_seen, f.moves,
+            ))
+        return tuple(out)
 
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:
@@ -483,6 +757,7 @@ class FabricCore:
             drained_ends=frozenset((e.dpid, e.port) for c in self.drained_cables
                                    for e in (c.a, c.b)),
             drained_switches=frozenset(self.drained_switches),
+            te=self.te is not None,
         )
         return self._view
 
@@ -502,12 +777,22 @@ class FabricCore:
         While other switches are still connecting, the state is not complete either:
         it is applied without removing anything.
         """
+        self._now = now
         if not self.is_settled(dpid, now):
             return SwitchDesired.build([lldp_rule()], []), False
         desired = self._desired.get(dpid)
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)
-        return desired, self.fabric_settled(now)
+        complete = self.fabric_settled(now)
+        if self.te is None or self.role(dpid) != LEAF or not complete:
+            return desired, complete  # (incomplete: pins on the switch are left alone)
+        self.te_topology()
+        pins = {}
+        for flow in self.te.pins_of(dpid):
+            assert flow.path is not None
+            rule = pin_rule(flow, C.FF_GROUP_BASE + flow.path.port)
+            pins[rule.key] = rule
+        return SwitchDesired({**desired.flows, **pins}, desired.groups), complete
 
     def snapshot(self, now: float) -> TopologySnapshot:
         view = self.view()

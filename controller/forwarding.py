@@ -51,6 +51,7 @@ class FabricView:
     # arrives, so nothing in flight is lost
     drained_ends: frozenset[tuple[int, int]] = frozenset()
     drained_switches: frozenset[int] = frozenset()
+    te: bool = False  # traffic engineering: leaves send remote traffic through table 2
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return sorted(lp for lp, pd, _ in self.adjacency.get(dpid, ()) if pd == peer)
@@ -60,7 +61,7 @@ class FabricView:
 
 
 def assign_group_ids(leaves: list[int]) -> dict[int, int]:
-    """Stable group ids per leaf: the dpid's low 31 bits, probed on a clash.
+    """Stable group ids per leaf: the dpid below ``FF_GROUP_BASE``, probed on a clash.
 
     Derived from the dpid alone (not from discovery order) so that a restarted
     controller arrives at the ids the switches already hold.
@@ -68,9 +69,9 @@ def assign_group_ids(leaves: list[int]) -> dict[int, int]:
     ids: dict[int, int] = {}
     used: set[int] = set()
     for leaf in sorted(leaves):
-        gid = (leaf & 0x7FFFFFFF) or 1
+        gid = (leaf % C.FF_GROUP_BASE) or 1
         while gid in used:
-            gid = (gid % 0x7FFFFFFF) + 1
+            gid = (gid % (C.FF_GROUP_BASE - 1)) + 1
         ids[leaf] = gid
         used.add(gid)
     return ids
@@ -194,14 +195,51 @@ def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
     return groups
 
 
+def uplinks(view: FabricView, leaf: int) -> list[tuple[int, int]]:
+    """(port, spine) of every uplink of a leaf, in service first."""
+    ups = [(lp, pd) for lp, pd, _ in view.adjacency.get(leaf, ())
+           if view.roles.get(pd) == SPINE]
+    return sorted(ups, key=lambda u: ((leaf, u[0]) in view.drained_ends
+                                      or u[1] in view.drained_switches, u))
+
+
+def uplink_groups(view: FabricView, leaf: int) -> list[GroupRule]:
+    """One fast-failover group per uplink, which TE pins output through: the uplink
+    itself while it is up, else the next live uplink (until the controller re-places
+    the flow, its packets keep moving)."""
+    ups = uplinks(view, leaf)
+    groups = []
+    for port, _ in sorted(ups):
+        order = [port] + [p for p, _ in ups if p != port]
+        groups.append(GroupRule(C.FF_GROUP_BASE + port, "ff",
+                                tuple(Bucket((("output", p),), 1, p) for p in order)))
+    return groups
+
+
+def te_rules() -> list[FlowRule]:
+    """Table 2 of a leaf with TE: TCP and UDP that no pin holds are copied (header only)
+    to the controller, which places the flow; everything goes on by its ECMP group."""
+    cookie = C.make_cookie(C.KIND_TE)
+    copy = apply_actions(("controller", C.TRACK_MAX_LEN))
+    return [
+        FlowRule(C.TABLE_TE, C.PRIO_TRACK,
+                 make_match(eth_type=C.ETH_TYPE_IP, ip_proto=proto), copy, cookie)
+        for proto in (6, 17)
+    ] + [FlowRule(C.TABLE_TE, C.PRIO_TE_MISS, make_match(), (), cookie)]
+
+
 def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
-    """Every flow and group aifabric wants on switch ``dpid``."""
+    """Every flow and group aifabric wants on switch ``dpid`` (TE pins aside)."""
     role = view.roles.get(dpid, LEAF)
     flows = control_rules(role)
+    te_leaf = view.te and role == LEAF
     if role == LEAF:
         groups = leaf_groups(view, dpid)
         if view.qos is not None:
             flows += marking_rules(view.qos, list(view.edge_ports.get(dpid, ())))
+        if te_leaf:
+            groups += uplink_groups(view, dpid)
+            flows += te_rules()
     else:
         groups = spine_groups(view, dpid)
     if view.qos is not None:
@@ -211,6 +249,14 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
             continue  # its switch is not (or no longer) a connected leaf
         if role == LEAF and host.dpid == dpid:
             flows.append(host_rule(host, ("output", host.port)))
+        elif te_leaf:
+            # the group goes into the action set; a pin in table 2 may replace it
+            gid = view.group_ids[host.dpid]
+            flows.append(FlowRule(
+                C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=host.mac),
+                (("write", (("group", gid),)), ("goto", C.TABLE_TE)),
+                C.make_cookie(C.KIND_HOST, _ip_low(host.ip)),
+            ))
         else:
             flows.append(host_rule(host, ("group", view.group_ids[host.dpid])))
     return SwitchDesired.build(flows, groups)

@@ -117,6 +117,38 @@ def ipv4_source(payload: bytes) -> str | None:
     return str(ipaddress.IPv4Address(payload[12:16]))
 
 
+@dataclass(frozen=True)
+class Transport:
+    """The 5-tuple and DSCP of a TCP or UDP packet over IPv4."""
+
+    src_ip: str
+    dst_ip: str
+    proto: int
+    src_port: int
+    dst_port: int
+    dscp: int
+
+
+def parse_transport(payload: bytes) -> Transport:
+    """The 5-tuple of an IPv4 TCP/UDP packet (FrameError for anything else, and for a
+    fragment after the first: it carries no ports)."""
+    if len(payload) < 20 or payload[0] >> 4 != 4:
+        raise FrameError("not an IPv4 packet")
+    ihl = (payload[0] & 0x0F) * 4
+    if ihl < 20 or len(payload) < ihl + 4:
+        raise FrameError("IPv4 header truncated")
+    proto = payload[9]
+    if proto not in (6, 17):
+        raise FrameError(f"IP protocol {proto} is neither TCP nor UDP")
+    (frag,) = struct.unpack_from("!H", payload, 6)
+    if frag & 0x1FFF:
+        raise FrameError("a non-first fragment has no ports")
+    sport, dport = struct.unpack_from("!HH", payload, ihl)
+    return Transport(str(ipaddress.IPv4Address(payload[12:16])),
+                     str(ipaddress.IPv4Address(payload[16:20])), proto, sport, dport,
+                     payload[1] >> 2)
+
+
 # --- LLDP ---------------------------------------------------------------------------------
 # aifabric's probes carry an HMAC over (dpid, port, timestamp) keyed with a secret that
 # never leaves the controller, so a host cannot forge a link; the timestamp bounds replay.

@@ -50,3 +50,26 @@ class TopologySnapshot:
     @staticmethod
     def empty() -> TopologySnapshot:
         return TopologySnapshot((), (), (), (), 0.0)
+
+
+@dataclass(frozen=True)
+class FlowInfo:
+    """One tracked flow as the API shows it."""
+
+    src_ip: str
+    dst_ip: str
+    protocol: str
+    src_port: int
+    dst_port: int
+    src_leaf: int
+    dst_leaf: int
+    spine: int  # 0: on the ECMP groups
+    uplink_port: int
+    rate_bps: float
+    demand_bps: float
+    traffic_class: str
+    priority: bool
+    large: bool
+    pinned_by: str  # "te" | "operator"
+    age: float
+    moves: int

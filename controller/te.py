@@ -1,0 +1,737 @@
+"""Traffic engineering: which spine each tracked flow between two leaves crosses, and
+when it moves. Pure: the caller passes the topology, the measured link loads and the
+time; the answers are placements, moves and events.
+
+Vocabulary:
+
+* a *path* leaves the ingress leaf by one uplink port to one spine; the spine then
+  delivers to the destination leaf (over its own ECMP group when it has several links);
+* a *resource* is what a path loads: the uplink ``("up", leaf, port)`` and the spine's
+  bundle towards the destination leaf ``("down", spine, leaf)``; each has a capacity
+  (bit/s) and a measured load;
+* a flow is *large* once its measured rate reaches ``large_flow_fraction`` of the link
+  rate. Only large flows are rebalanced; every flow is placed once, when it is first seen.
+
+How flows are placed and moved (see docs/traffic-engineering.md for why):
+
+1. First entry: a new flow is placed on the path with the most headroom, counting the
+   measured load plus a nominal demand for every flow placed there since the last
+   measurement (so that flows starting together spread out).
+2. Rebalancing: every interval, the large flows are re-placed from their estimated
+   demands (priority classes first, then the largest); the result is taken only if it
+   lowers the overload (or the worst link) by at least the hysteresis margin, and a
+   flow that moved stays put for ``min_move_interval`` unless its path fails.
+3. Congestion: a link above ``congestion_threshold`` for ``congestion_intervals``
+   readings in a row has large flows moved off it to paths with headroom.
+4. Failure and drain: a flow whose path is no longer in service is re-placed at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import zlib
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from controller import constants as C
+from controller.events import FabricEvent
+from controller.openflow import FlowRule, Match, make_match
+
+TCP, UDP = 6, 17
+PROTO_NAMES = {TCP: "tcp", UDP: "udp"}
+PROTO_NUMBERS = {v: k for k, v in PROTO_NAMES.items()}
+
+Resource = tuple[str, int, int]  # ("up", leaf, port) | ("down", spine, leaf)
+
+
+@dataclass(frozen=True, order=True)
+class FlowKey:
+    """A transport flow: IPv4 5-tuple. A port of 0 means any (operator pins only)."""
+
+    src_ip: str
+    dst_ip: str
+    proto: int
+    src_port: int = 0
+    dst_port: int = 0
+
+    def __post_init__(self) -> None:
+        for ip in (self.src_ip, self.dst_ip):
+            ipaddress.IPv4Address(ip)  # ValueError with the address named
+        if self.proto not in PROTO_NAMES:
+            raise ValueError(f"protocol must be tcp or udp, not {self.proto}")
+        for port in (self.src_port, self.dst_port):
+            if not 0 <= port <= 0xFFFF:
+                raise ValueError(f"port {port} is out of range 0-65535")
+        # keys are hashed a great deal in a rebalancing pass: hash once
+        object.__setattr__(self, "_hash", hash((self.src_ip, self.dst_ip, self.proto,
+                                                self.src_port, self.dst_port)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
+
+    @property
+    def exact(self) -> bool:
+        return bool(self.src_port and self.dst_port)
+
+    def match(self) -> Match:
+        l4 = PROTO_NAMES[self.proto]
+        return make_match(
+            eth_type=C.ETH_TYPE_IP, ipv4_src=self.src_ip, ipv4_dst=self.dst_ip,
+            ip_proto=self.proto,
+            **{f"{l4}_src": self.src_port or None, f"{l4}_dst": self.dst_port or None},
+        )
+
+    @staticmethod
+    def from_match(match: Match) -> FlowKey | None:
+        m = dict(match)
+        proto = m.get("ip_proto")
+        if proto not in PROTO_NAMES or "ipv4_src" not in m or "ipv4_dst" not in m:
+            return None
+        l4 = PROTO_NAMES[proto]
+        try:
+            return FlowKey(str(m["ipv4_src"]), str(m["ipv4_dst"]), proto,
+                           int(m.get(f"{l4}_src", 0)), int(m.get(f"{l4}_dst", 0)))
+        except (TypeError, ValueError):
+            return None
+
+    def covers(self, other: FlowKey) -> bool:
+        """True when this (possibly wildcard) key matches the exact flow ``other``."""
+        return (self.src_ip, self.dst_ip, self.proto) == (
+            other.src_ip, other.dst_ip, other.proto
+        ) and self.src_port in (0, other.src_port) and self.dst_port in (0, other.dst_port)
+
+    def __str__(self) -> str:
+        def end(ip: str, port: int) -> str:
+            return f"{ip}:{port}" if port else f"{ip}:*"
+        return (f"{PROTO_NAMES[self.proto]} {end(self.src_ip, self.src_port)} -> "
+                f"{end(self.dst_ip, self.dst_port)}")
+
+
+@dataclass(frozen=True, order=True)
+class Path:
+    leaf: int  # ingress leaf
+    port: int  # its uplink port
+    spine: int
+
+    def __str__(self) -> str:
+        return f"{self.leaf}:{self.port} -> spine {self.spine}"
+
+
+def up(leaf: int, port: int) -> Resource:
+    return ("up", leaf, port)
+
+
+def down(spine: int, leaf: int) -> Resource:
+    return ("down", spine, leaf)
+
+
+def resource_text(r: Resource) -> str:
+    kind, a, b = r
+    return f"{a}:{b} (uplink)" if kind == "up" else f"spine {a} -> leaf {b}"
+
+
+@dataclass(frozen=True)
+class TeTopology:
+    """The paths in service and what each resource can carry."""
+
+    uplinks: Mapping[int, tuple[tuple[int, int], ...]]  # leaf -> ((port, spine), ...)
+    reach: Mapping[int, frozenset[int]]  # spine -> leaves it delivers to
+    capacity: Mapping[Resource, float]  # bit/s
+    host_rate: float = 0.0  # a host NIC's rate, bit/s (0: unknown)
+
+    def paths(self, src_leaf: int, dst_leaf: int) -> list[Path]:
+        key = (src_leaf, dst_leaf)
+        found = self._paths.get(key)
+        if found is None:
+            found = self._paths[key] = [] if src_leaf == dst_leaf else [
+                Path(src_leaf, port, spine) for port, spine in self.uplinks.get(src_leaf, ())
+                if dst_leaf in self.reach.get(spine, frozenset())]
+        return found
+
+    @cached_property
+    def _paths(self) -> dict[tuple[int, int], list[Path]]:
+        return {}
+
+    def cap(self, r: Resource) -> float:
+        return self.capacity.get(r, 0.0) or 1.0
+
+    @cached_property
+    def link_rate(self) -> float:
+        ups = [c for r, c in self.capacity.items() if r[0] == "up" and c > 0]
+        return min(ups) if ups else 0.0
+
+
+def resources(path: Path, dst_leaf: int) -> tuple[Resource, Resource]:
+    return up(path.leaf, path.port), down(path.spine, dst_leaf)
+
+
+@dataclass(frozen=True)
+class TeSettings:
+    large_flow_fraction: float = 0.10  # of the link rate
+    congestion_threshold: float = 0.80  # utilization
+    congestion_intervals: int = 3  # readings in a row above the threshold
+    hysteresis: float = 0.05  # of the link rate: the least improvement worth a move
+    min_move_interval: float = 5.0  # seconds a moved flow stays put (failures excepted)
+    flow_idle_timeout: float = 10.0  # seconds without a byte before a flow is forgotten
+    fresh_window: float = 2.0  # seconds a new placement counts as nominal load
+    max_flows: int = 100_000  # flows tracked at once; beyond that, new flows stay on ECMP
+    smoothing: float = 0.5  # EWMA weight of the newest rate sample
+    rebalance: bool = True  # periodic rebalancing (congestion and failures act regardless)
+
+
+@dataclass
+class Flow:
+    key: FlowKey
+    src_leaf: int
+    dst_leaf: int
+    cls: str = "best-effort"
+    priority: bool = False
+    path: Path | None = None
+    operator: bool = False  # pinned through the API: TE never moves it
+    first_seen: float = 0.0
+    last_active: float = 0.0
+    moved_at: float = -1e18
+    bytes: int = 0
+    bytes_at: float = 0.0
+    rate_bps: float = 0.0
+    samples: int = 0
+    demand_bps: float = 0.0
+    moves: int = 0
+
+
+@dataclass(frozen=True)
+class Move:
+    key: FlowKey
+    old: Path | None
+    new: Path
+    reason: str
+
+
+@dataclass
+class TrafficEngineer:
+    """Flow table and placement decisions of the whole fabric."""
+
+    settings: TeSettings = field(default_factory=TeSettings)
+    flows: dict[FlowKey, Flow] = field(default_factory=dict)
+    events: list[FabricEvent] = field(default_factory=list)  # drained by the caller
+    _hot: dict[Resource, int] = field(default_factory=dict)  # readings above threshold
+    _congested: set[Resource] = field(default_factory=set)
+    _fresh: deque[tuple[float, Resource, Resource]] = field(default_factory=deque)
+    _fresh_count: dict[Resource, int] = field(default_factory=dict)
+    _wildcards: set[FlowKey] = field(default_factory=set)  # operator pins with any-ports
+    stats: dict[str, int] = field(default_factory=dict)
+
+    # --- flows in and out -------------------------------------------------------------------
+    def _count(self, name: str, n: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + n
+
+    def new_flow(self, key: FlowKey, src_leaf: int, dst_leaf: int, topo: TeTopology,
+                 loads: Mapping[Resource, float], now: float, cls: str = "best-effort",
+                 priority: bool = False) -> Flow | None:
+        """Track a flow first seen at its ingress leaf and place it; None when it is
+        already tracked, has no path between leaves, or the table is full."""
+        if key in self.flows:
+            return None
+        if len(self.flows) >= self.settings.max_flows:
+            self._count("flows_over_limit")
+            return None
+        paths = topo.paths(src_leaf, dst_leaf)
+        if not paths:
+            return None
+        fresh = self._fresh_load(now)
+        best = min(paths, key=lambda p: self._first_fit_score(p, dst_leaf, topo, loads,
+                                                              fresh, key))
+        flow = Flow(key, src_leaf, dst_leaf, cls, priority, best, first_seen=now,
+                    last_active=now, bytes_at=now)
+        self.flows[key] = flow
+        u, d = resources(best, dst_leaf)
+        self._fresh.append((now, u, d))
+        fresh[u] = fresh.get(u, 0) + 1
+        fresh[d] = fresh.get(d, 0) + 1
+        self._count("flows_placed")
+        return flow
+
+    def _fresh_load(self, now: float) -> dict[Resource, int]:
+        """Placements per resource too recent to show in the measured load."""
+        count = self._fresh_count
+        while self._fresh and now - self._fresh[0][0] >= self.settings.fresh_window:
+            _, u, d = self._fresh.popleft()
+            for r in (u, d):
+                count[r] -= 1
+                if not count[r]:
+                    del count[r]
+        return count
+
+    def _first_fit_score(self, p: Path, dst_leaf: int, topo: TeTopology,
+                         loads: Mapping[Resource, float], fresh: Mapping[Resource, int],
+                         key: FlowKey) -> tuple[float, int, int]:
+        nominal = self.settings.large_flow_fraction
+        worst = 0.0
+        n = 0
+        for r in resources(p, dst_leaf):
+            cap = topo.cap(r)
+            worst = max(worst, loads.get(r, 0.0) / cap + nominal * fresh.get(r, 0))
+            n += fresh.get(r, 0)
+        # spread ties deterministically by the flow's own hash
+        tie = zlib.crc32(f"{key}{p.spine}{p.port}".encode())
+        return (round(worst, 3), n, tie)
+
+    def pin(self, key: FlowKey, src_leaf: int, dst_leaf: int, spine: int,
+            topo: TeTopology, now: float) -> Flow:
+        """An operator's placement (``ValueError`` when the spine offers no path)."""
+        paths = [p for p in topo.paths(src_leaf, dst_leaf) if p.spine == spine]
+        if not paths:
+            raise ValueError(f"spine {spine} has no path in service from leaf {src_leaf} "
+                             f"to leaf {dst_leaf}")
+        old = self.flows.get(key)
+        flow = Flow(key, src_leaf, dst_leaf, old.cls if old else "best-effort",
+                    old.priority if old else False, paths[0], operator=True,
+                    first_seen=old.first_seen if old else now, last_active=now,
+                    bytes_at=now, moved_at=now)
+        self.flows[key] = flow
+        # exact flows the pin now covers follow it
+        if not key.exact:
+            self._wildcards.add(key)
+            for k in [k for k, f in self.flows.items() if k != key and key.covers(k)
+                      and not f.operator]:
+                del self.flows[k]
+        return flow
+
+    def unpin(self, key: FlowKey) -> Flow:
+        flow = self.flows.get(key)
+        if flow is None or not flow.operator:
+            raise LookupError(f"no operator pin for {key}")
+        del self.flows[key]
+        self._wildcards.discard(key)
+        return flow
+
+    def covered_by_pin(self, key: FlowKey) -> bool:
+        return any(k.covers(key) for k in self._wildcards)
+
+    def forget(self, keys: Iterable[FlowKey]) -> None:
+        for k in keys:
+            self.flows.pop(k, None)
+
+    def adopt(self, flow: Flow) -> None:
+        """A flow recovered from a switch's entries after a controller restart."""
+        self.flows.setdefault(flow.key, flow)
+        if flow.operator and not flow.key.exact:
+            self._wildcards.add(flow.key)
+
+    # --- counters -----------------------------------------------------------------------------
+    def update_counters(self, leaf: int, counters: Mapping[FlowKey, int], now: float) -> None:
+        """Byte counters of the pins read from one leaf."""
+        a = self.settings.smoothing
+        for key, count in counters.items():
+            flow = self.flows.get(key)
+            if flow is None or flow.src_leaf != leaf:
+                continue
+            if count < flow.bytes or now <= flow.bytes_at:
+                flow.bytes, flow.bytes_at = count, now  # the entry was re-made
+                continue
+            if count > flow.bytes:
+                flow.last_active = now
+            sample = (count - flow.bytes) * 8 / (now - flow.bytes_at)
+            flow.rate_bps = sample if flow.samples == 0 else a * sample + (1 - a) * flow.rate_bps
+            flow.samples += 1
+            flow.bytes, flow.bytes_at = count, now
+
+    def expire(self, now: float) -> list[Flow]:
+        """Forget flows idle for longer than the timeout (operator pins stay)."""
+        limit = self.settings.flow_idle_timeout
+        gone = [f for f in self.flows.values()
+                if not f.operator and now - f.last_active > limit]
+        for f in gone:
+            del self.flows[f.key]
+        if gone:
+            self._count("flows_expired", len(gone))
+        return gone
+
+    def is_large(self, flow: Flow, topo: TeTopology) -> bool:
+        return flow.rate_bps >= self.settings.large_flow_fraction * topo.link_rate > 0
+
+    # --- failure and drain ----------------------------------------------------------------------
+    def revalidate(self, topo: TeTopology, loads: Mapping[Resource, float], now: float,
+                   reason: str) -> list[Move]:
+        """Re-place at once every flow whose path is no longer in service."""
+        moves: list[Move] = []
+        planned = dict(loads)
+        for flow in sorted(self.flows.values(), key=lambda f: (not f.priority, -f.rate_bps,
+                                                               f.key)):
+            valid = topo.paths(flow.src_leaf, flow.dst_leaf)
+            if flow.path in valid:
+                continue
+            if not valid:
+                continue  # nothing to move to: the data plane falls back on its groups
+            if flow.operator:
+                same = [p for p in valid if flow.path and p.spine == flow.path.spine]
+                if same:
+                    moves.append(self._move(flow, same[0], f"{reason}: uplink changed", now))
+                continue
+            new = min(valid, key=lambda p: _path_util(p, flow.dst_leaf, topo, planned,
+                                                      flow.rate_bps))
+            for r in resources(new, flow.dst_leaf):
+                planned[r] = planned.get(r, 0.0) + flow.rate_bps
+            moves.append(self._move(flow, new, reason, now))
+        return moves
+
+    def _move(self, flow: Flow, new: Path, reason: str, now: float) -> Move:
+        old = flow.path
+        move = Move(flow.key, old, new, reason)
+        flow.path, flow.moved_at = new, now
+        flow.moves += 1
+        self._count("reroutes")
+        self.events.append(FabricEvent(
+            "reroute",
+            f"{flow.key} moved from {_path_text(old, flow.dst_leaf)} to "
+            f"{_path_text(new, flow.dst_leaf)}: {reason}",
+            (("flow", str(flow.key)), ("from", _path_text(old, flow.dst_leaf)),
+             ("to", _path_text(new, flow.dst_leaf)), ("reason", reason)),
+        ))
+        return move
+
+    # --- congestion -------------------------------------------------------------------------
+    def congestion(self, topo: TeTopology, loads: Mapping[Resource, float],
+                   now: float) -> list[Move]:
+        """Count readings above the threshold; move large flows off a link that stayed
+        hot for ``congestion_intervals`` readings."""
+        s = self.settings
+        moves: list[Move] = []
+        for r in sorted(topo.capacity):
+            util = loads.get(r, 0.0) / topo.cap(r)
+            if util < s.congestion_threshold:
+                self._hot.pop(r, None)
+                if r in self._congested:
+                    self._congested.discard(r)
+                    self.events.append(FabricEvent(
+                        "congestion_cleared", f"link {resource_text(r)} back to {util:.0%}",
+                        (("link", resource_text(r)), ("utilization", f"{util:.3f}"))))
+                continue
+            self._hot[r] = self._hot.get(r, 0) + 1
+            if self._hot[r] < s.congestion_intervals:
+                continue
+            if r not in self._congested:
+                self._congested.add(r)
+                self._count("congestions")
+                self.events.append(FabricEvent(
+                    "congestion",
+                    f"link {resource_text(r)} at {util:.0%} for {self._hot[r]} readings",
+                    (("link", resource_text(r)), ("utilization", f"{util:.3f}"))))
+            moved = self._relieve(r, topo, loads, now)
+            moves += moved
+            if moved:
+                self._hot[r] = 0  # give the move time to show in the counters
+        return moves
+
+    def _relieve(self, hot: Resource, topo: TeTopology, loads: Mapping[Resource, float],
+                 now: float) -> list[Move]:
+        s = self.settings
+        planned = dict(loads)
+        cap = topo.cap(hot)
+        target = s.congestion_threshold * cap
+        on_it = [f for f in self.flows.values()
+                 if f.path is not None and not f.operator and self.is_large(f, topo)
+                 and hot in resources(f.path, f.dst_leaf)
+                 and now - f.moved_at >= s.min_move_interval]
+        # best effort moves first; priority classes keep their paths if possible
+        on_it.sort(key=lambda f: (f.priority, -f.rate_bps, f.key))
+        moves = []
+        for flow in on_it:
+            if planned.get(hot, 0.0) <= target:
+                break
+            assert flow.path is not None
+            best, best_util = None, planned.get(hot, 0.0) / cap
+            for p in topo.paths(flow.src_leaf, flow.dst_leaf):
+                if p == flow.path:
+                    continue
+                rs = resources(p, flow.dst_leaf)
+                util = max((planned.get(r, 0.0) + flow.rate_bps) / topo.cap(r) for r in rs)
+                if util < best_util - s.hysteresis and util < s.congestion_threshold + 1e-9:
+                    best, best_util = p, util
+            if best is None:
+                continue
+            for r in resources(flow.path, flow.dst_leaf):
+                planned[r] = max(0.0, planned.get(r, 0.0) - flow.rate_bps)
+            for r in resources(best, flow.dst_leaf):
+                planned[r] = planned.get(r, 0.0) + flow.rate_bps
+            moves.append(self._move(flow, best, f"congestion on {resource_text(hot)}", now))
+        return moves
+
+    @property
+    def congested(self) -> frozenset[Resource]:
+        return frozenset(self._congested)
+
+    # --- rebalancing ------------------------------------------------------------------------
+    def estimate_demands(self, flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
+        """Natural demand of each large flow (Hedera's estimation): TCP flows grow to a
+        fair share of their sender's and receiver's NIC; UDP flows keep their rate."""
+        if host_rate <= 0:
+            return {f.key: f.rate_bps for f in flows}
+        demand: dict[FlowKey, float] = {}
+        fixed_out: dict[str, float] = {}
+        fixed_in: dict[str, float] = {}
+        elastic: list[Flow] = []
+        for f in flows:
+            if f.key.proto == TCP:
+                elastic.append(f)
+                continue
+            d = demand[f.key] = min(f.rate_bps, host_rate)
+            fixed_out[f.key.src_ip] = fixed_out.get(f.key.src_ip, 0.0) + d
+            fixed_in[f.key.dst_ip] = fixed_in.get(f.key.dst_ip, 0.0) + d
+        by_src: dict[str, list[int]] = {}
+        by_dst: dict[str, list[int]] = {}
+        for i, f in enumerate(elastic):
+            by_src.setdefault(f.key.src_ip, []).append(i)
+            by_dst.setdefault(f.key.dst_ip, []).append(i)
+        est = [0.0] * len(elastic)
+        limited = [False] * len(elastic)  # receiver-limited: converged
+        for _ in range(20):
+            changed = False
+            for src, idx in by_src.items():
+                free = [i for i in idx if not limited[i]]
+                if not free:
+                    continue
+                conv = sum(est[i] for i in idx if limited[i])
+                share = max(0.0, host_rate - fixed_out.get(src, 0.0) - conv) / len(free)
+                for i in free:
+                    if abs(est[i] - share) > 1e-6:
+                        est[i], changed = share, True
+            for dst, idx in by_dst.items():
+                room = max(0.0, host_rate - fixed_in.get(dst, 0.0))
+                if sum(est[i] for i in idx) <= room + 1e-6:
+                    continue
+                # an equal share among the flows into dst; flows below it keep theirs
+                rest = sorted(idx, key=lambda i: est[i])
+                n, left = len(rest), room
+                for k, i in enumerate(rest):
+                    fair = left / (n - k)
+                    if est[i] <= fair and not limited[i]:
+                        left -= est[i]
+                        continue
+                    if not limited[i] or abs(est[i] - fair) > 1e-6:
+                        est[i], limited[i], changed = fair, True, True
+                    left -= fair
+            if not changed:
+                break
+        for i, f in enumerate(elastic):
+            demand[f.key] = max(est[i], f.rate_bps)
+        return demand
+
+    def rebalance(self, topo: TeTopology, loads: Mapping[Resource, float],
+                  now: float) -> list[Move]:
+        """Re-place the large flows when that lowers the overload by the hysteresis."""
+        s = self.settings
+        if not s.rebalance:
+            return []
+        large = [f for f in self.flows.values() if f.path is not None and self.is_large(f, topo)]
+        if not large:
+            return []
+        movable = [f for f in large if not f.operator and now - f.moved_at >= s.min_move_interval
+                   and len(topo.paths(f.src_leaf, f.dst_leaf)) > 1]
+        if not movable:
+            return []
+        demand = self.estimate_demands(large, topo.host_rate)
+        for f in large:
+            f.demand_bps = demand[f.key]
+        # what remains on each resource without the movable flows
+        base: dict[Resource, float] = dict(loads)
+        for f in movable:
+            assert f.path is not None
+            for r in resources(f.path, f.dst_leaf):
+                base[r] = max(0.0, base.get(r, 0.0) - f.rate_bps)
+        current = {f.key: f.path for f in movable}
+        plan = place(movable, demand, base, topo, current)
+        before = _cost(movable, demand, base, topo, current)
+        after = _cost(movable, demand, base, topo, plan)
+        margin = s.hysteresis
+        if not (before[0] - after[0] >= margin or
+                (abs(before[0] - after[0]) < 1e-9 and before[1] - after[1] >= margin)):
+            return []
+        reason = (f"rebalance: overload {before[0]:.2f} -> {after[0]:.2f}, "
+                  f"worst link {before[1]:.0%} -> {after[1]:.0%}")
+        moves = []
+        for f in movable:
+            new = plan[f.key]
+            if new != f.path:
+                moves.append(self._move(f, new, reason, now))
+        return moves
+
+    # --- entries ------------------------------------------------------------------------------
+    def pins_of(self, leaf: int) -> list[Flow]:
+        return [f for f in self.flows.values() if f.src_leaf == leaf and f.path is not None]
+
+
+def _path_text(p: Path | None, dst_leaf: int) -> str:
+    if p is None:
+        return "ECMP"
+    return f"leaf {p.leaf} port {p.port} -> spine {p.spine} -> leaf {dst_leaf}"
+
+
+def _path_util(p: Path, dst_leaf: int, topo: TeTopology, loads: Mapping[Resource, float],
+               extra: float) -> float:
+    return max((loads.get(r, 0.0) + extra) / topo.cap(r) for r in resources(p, dst_leaf))
+
+
+def _cost(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Resource, float],
+          topo: TeTopology, plan: Mapping[FlowKey, Path | None]) -> tuple[float, float]:
+    """(total overload in link rates, worst utilization) of a placement."""
+    load = dict(base)
+    for f in flows:
+        p = plan.get(f.key)
+        if p is None:
+            continue
+        for r in resources(p, f.dst_leaf):
+            load[r] = load.get(r, 0.0) + demand[f.key]
+    over = sum(max(0.0, v - topo.cap(r)) / topo.cap(r) for r, v in load.items())
+    worst = max((v / topo.cap(r) for r, v in load.items()), default=0.0)
+    return over, worst
+
+
+def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Resource, float],
+          topo: TeTopology, current: Mapping[FlowKey, Path | None],
+          budget: int = 400_000) -> dict[FlowKey, Path]:
+    """A placement of ``flows`` on top of the ``base`` load.
+
+    Greedy (priority classes first, then by demand, each flow on the path whose worse
+    link ends up least loaded), then local search that moves single flows while that
+    lowers the sum of squared utilizations. While the evaluation ``budget`` allows, the
+    search restarts from shuffled orders (priority classes still first) and keeps the
+    best result: (overload, worst link, flows moved), so that ties keep flows in place.
+    """
+    index: dict[Resource, int] = {}
+    caps: list[float] = []
+
+    def rid(r: Resource) -> int:
+        i = index.get(r)
+        if i is None:
+            i = index[r] = len(caps)
+            caps.append(topo.cap(r))
+        return i
+
+    by_pair: dict[tuple[int, int], tuple[list[tuple[Path, int, int]], dict[Path, int]]] = {}
+    options: list[list[tuple[Path, int, int]]] = []
+    cur: list[int] = []
+    for f in flows:
+        pair = (f.src_leaf, f.dst_leaf)
+        known = by_pair.get(pair)
+        if known is None:
+            opts = [(p, rid(up(p.leaf, p.port)), rid(down(p.spine, f.dst_leaf)))
+                    for p in topo.paths(*pair)]
+            known = by_pair[pair] = (opts, {o[0]: j for j, o in enumerate(opts)})
+        options.append(known[0])
+        now_on = current.get(f.key)
+        cur.append(known[1].get(now_on, -1) if now_on is not None else -1)
+    base_load = [0.0] * len(caps)
+    for r, v in base.items():
+        i = index.get(r)
+        if i is not None:
+            base_load[i] = v
+    dem = [demand[f.key] for f in flows]
+    first = sorted(range(len(flows)), key=lambda i: (not flows[i].priority, -dem[i],
+                                                     flows[i].key))
+    work = sum(len(o) for o in options) or 1
+    restarts = max(1, min(24, budget // (4 * work)))
+    rng = random.Random(len(flows))
+    best_choice: list[int] | None = None
+    best_score = (float("inf"), float("inf"), 0)
+    for attempt in range(restarts):
+        order = first
+        if attempt:
+            prio = [i for i in first if flows[i].priority]
+            rest = [i for i in first if not flows[i].priority]
+            rng.shuffle(prio)
+            rng.shuffle(rest)
+            order = prio + rest
+        choice, load = _greedy(order, options, dem, cur, caps, list(base_load))
+        _local_search(order, options, dem, choice, caps, load)
+        over = sum(max(0.0, v - c) / c for v, c in zip(load, caps, strict=True))
+        worst = max((v / c for v, c in zip(load, caps, strict=True)), default=0.0)
+        moved = sum(1 for a, b in zip(choice, cur, strict=True) if a != b)
+        score = (round(over, 6), round(worst, 6), moved)
+        if score < best_score:
+            best_choice, best_score = choice, score
+        if over < 1e-9 and attempt:
+            break
+    assert best_choice is not None
+    return {flows[i].key: options[i][j][0] for i, j in enumerate(best_choice) if j >= 0}
+
+
+def _greedy(order: list[int], options: list[list[tuple[Path, int, int]]], dem: list[float],
+            cur: list[int], caps: list[float], load: list[float]) -> tuple[list[int], list[float]]:
+    choice = [-1] * len(options)
+    for i in order:
+        opts = options[i]
+        if not opts:
+            continue
+        d = dem[i]
+        best_j, bm, bs, bc = -1, float("inf"), float("inf"), 2
+        for j, (_, u, w) in enumerate(opts):
+            lu = (load[u] + d) / caps[u]
+            lw = (load[w] + d) / caps[w]
+            m = lu if lu > lw else lw
+            s = lu + lw
+            c = 0 if j == cur[i] else 1
+            if m < bm - 1e-9 or (m < bm + 1e-9 and (s < bs - 1e-9 or
+                                                    (s < bs + 1e-9 and c < bc))):
+                best_j, bm, bs, bc = j, m, s, c
+        choice[i] = best_j
+        _, u, w = opts[best_j]
+        load[u] += d
+        load[w] += d
+    return choice, load
+
+
+def _local_search(order: list[int], options: list[list[tuple[Path, int, int]]],
+                  dem: list[float], choice: list[int], caps: list[float], load: list[float],
+                  rounds: int = 4) -> None:
+    """Move single flows while that lowers the sum of squared utilizations. Only flows
+    on the hottest links are tried: moving anything else cannot lower the worst link."""
+    for _ in range(rounds):
+        worst = max((v / c for v, c in zip(load, caps, strict=True)), default=0.0)
+        hot = 0.8 * worst
+        improved = False
+        for i in order:
+            opts = options[i]
+            if len(opts) < 2 or choice[i] < 0:
+                continue
+            d = dem[i]
+            _, u0, w0 = opts[choice[i]]
+            cu0, cw0 = caps[u0], caps[w0]
+            if load[u0] / cu0 < hot and load[w0] / cw0 < hot:
+                continue
+            off = ((load[u0] / cu0) ** 2 - ((load[u0] - d) / cu0) ** 2)
+            off_w = ((load[w0] / cw0) ** 2 - ((load[w0] - d) / cw0) ** 2)
+            for j, (_, u, w) in enumerate(opts):
+                if j == choice[i]:
+                    continue
+                cu, cw = caps[u], caps[w]
+                on = ((load[u] + d) / cu) ** 2 - (load[u] / cu) ** 2
+                if w == w0:  # same spine, other uplink: the spine side does not change
+                    gain = off - on
+                else:
+                    on += ((load[w] + d) / cw) ** 2 - (load[w] / cw) ** 2
+                    gain = off + off_w - on
+                if gain > 1e-9:
+                    load[u0] -= d
+                    load[w0] -= d
+                    load[u] += d
+                    load[w] += d
+                    choice[i] = j
+                    improved = True
+                    break
+        if not improved:
+            break
+
+
+def pin_rule(flow: Flow, group_id: int) -> FlowRule:
+    """The ingress-leaf entry that holds a flow on its path: output through the uplink's
+    fast-failover group (the uplink, or another if it goes down before we react)."""
+    prio = C.PRIO_PIN_OPERATOR if flow.operator else C.PRIO_PIN
+    return FlowRule(
+        C.TABLE_TE, prio, flow.key.match(),
+        (("apply", (("group", group_id),)), ("clear",)),
+        C.make_cookie(C.KIND_PIN, 1 if flow.operator else 0),
+    )
