@@ -7,11 +7,13 @@ they never touch os-ken or a datapath.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import yaml
@@ -20,10 +22,13 @@ from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
+from apps.event_bus import EventBus
 from controller import __version__
 from controller.config import FabricdConfig
+from controller.events import KINDS, StampedEvent
 from controller.qos import PROFILES, QosPolicy, profile_policy
-from controller.snapshot import TopologySnapshot
+from controller.snapshot import FlowInfo, TopologySnapshot
+from controller.te import PROTO_NUMBERS, FlowKey
 
 log = logging.getLogger("aifabric.api")
 
@@ -45,6 +50,49 @@ class ControllerHandle:
     link_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
     # (action, dpid, port) -> (status name or None, message); None if not taken in time
     maintain: Callable[[str, int, int], tuple[str | None, str] | None] = lambda a, d, p: None
+    flows: Callable[[], tuple[tuple[FlowInfo, ...], float] | None] = lambda: None
+    # runs fn(fabric_app) on the app's own thread; raises what fn raised, or TimeoutError
+    call: Callable[[Callable[[Any], Any]], Any] = lambda fn: (_ for _ in ()).throw(
+        TimeoutError("the controller is still starting"))
+    event_bus: Callable[[], EventBus | None] = lambda: None
+
+
+WATCH_POLL_SECONDS = 1.0  # how often a watcher checks that its client is still there
+
+
+def flow_key(msg: fabric_pb2.FlowMatch) -> FlowKey:
+    """A FlowKey from a request, ValueError naming the field that is wrong."""
+    if not msg.src_ip or not msg.dst_ip:
+        raise ValueError("flow.src_ip and flow.dst_ip: required")
+    proto = PROTO_NUMBERS.get(msg.protocol.lower())
+    if proto is None:
+        raise ValueError(f"flow.protocol: must be tcp or udp, not {msg.protocol!r}")
+    for name in ("src_port", "dst_port"):
+        if getattr(msg, name) > 0xFFFF:
+            raise ValueError(f"flow.{name}: {getattr(msg, name)} is out of range 0-65535")
+    for name in ("src_ip", "dst_ip"):
+        try:
+            ipaddress.IPv4Address(getattr(msg, name))
+        except ValueError:
+            raise ValueError(f"flow.{name}: {getattr(msg, name)!r} is not an IPv4 "
+                             "address") from None
+    return FlowKey(msg.src_ip, msg.dst_ip, proto, msg.src_port, msg.dst_port)
+
+
+def flow_message(f: FlowInfo) -> fabric_pb2.FlowStatus:
+    return fabric_pb2.FlowStatus(
+        flow=fabric_pb2.FlowMatch(src_ip=f.src_ip, dst_ip=f.dst_ip, protocol=f.protocol,
+                                  src_port=f.src_port, dst_port=f.dst_port),
+        src_leaf=f.src_leaf, dst_leaf=f.dst_leaf, spine=f.spine, uplink_port=f.uplink_port,
+        rate_bps=f.rate_bps, demand_bps=f.demand_bps, traffic_class=f.traffic_class,
+        priority=f.priority, large=f.large, pinned_by=f.pinned_by, age_seconds=f.age,
+        moves=f.moves,
+    )
+
+
+def event_message(e: StampedEvent) -> fabric_pb2.Event:
+    return fabric_pb2.Event(seq=e.seq, time=e.at, kind=e.event.kind,
+                            message=e.event.message, fields=dict(e.event.fields))
 
 
 # --- QoS policy <-> protobuf -------------------------------------------------------------
@@ -228,6 +276,63 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         log.info("QoS policy set through the API by %s", context.peer())
         return policy_message(policy, True)
 
+    def ListFlows(self, request, context):
+        if not self.config.te.enabled:
+            return fabric_pb2.FlowList(te_enabled=False)
+        got = self.handle.flows()
+        if got is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
+        flows, at = got
+        return fabric_pb2.FlowList(
+            flows=[flow_message(f) for f in flows if f.large or not request.large_only],
+            collected_at=at, te_enabled=True)
+
+    def _te_call(self, context, request, fn):
+        try:
+            key = flow_key(request.flow)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if not self.config.te.enabled:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "traffic engineering is off (fabricd runs with --no-te)")
+        try:
+            return key, self.handle.call(lambda app: fn(app, key))
+        except TimeoutError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"the controller did not answer: {exc}")
+        except LookupError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc).strip("'\""))
+        except (ValueError, RuntimeError) as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    def PinFlow(self, request, context):
+        if request.spine == 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spine: required")
+        key, info = self._te_call(context, request,
+                                  lambda app, key: app.pin_flow(key, request.spine))
+        log.info("%s pinned to spine %d by %s", key, request.spine, context.peer())
+        return flow_message(info)
+
+    def UnpinFlow(self, request, context):
+        key, _ = self._te_call(context, request, lambda app, key: app.unpin_flow(key))
+        log.info("%s unpinned by %s", key, context.peer())
+        return fabric_pb2.UnpinFlowReply(message=f"{key} unpinned")
+
+    def WatchEvents(self, request, context):
+        bus = self.handle.event_bus()
+        if bus is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
+        unknown = [k for k in request.kinds if k not in KINDS]
+        if unknown:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"kinds: unknown kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+        kinds = set(request.kinds)
+        seq = 0 if request.replay else bus.last_seq
+        while context.is_active():
+            for e in bus.wait(seq, WATCH_POLL_SECONDS):
+                seq = e.seq
+                if not kinds or e.event.kind in kinds:
+                    yield event_message(e)
+
     def GetQosStats(self, request, context):
         got = self.handle.queue_stats()
         if got is None:
@@ -249,7 +354,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
 def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Server:
     """Bind and start the API; raises RuntimeError with a reason if the address is unusable."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="aifabric-api"),
+        futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="aifabric-api"),
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
     fabric_pb2_grpc.add_FabricServicer_to_server(

@@ -60,6 +60,24 @@ class FabricClient:
         return self.stub.GetQosStats(fabric_pb2.GetQosStatsRequest(dpid=dpid),
                                      timeout=self.timeout)
 
+    def flows(self, large_only: bool = False) -> fabric_pb2.FlowList:
+        return self.stub.ListFlows(fabric_pb2.ListFlowsRequest(large_only=large_only),
+                                   timeout=self.timeout)
+
+    def pin_flow(self, flow: fabric_pb2.FlowMatch, spine: int) -> fabric_pb2.FlowStatus:
+        return self.stub.PinFlow(fabric_pb2.PinFlowRequest(flow=flow, spine=spine),
+                                 timeout=max(self.timeout, 15.0))
+
+    def unpin_flow(self, flow: fabric_pb2.FlowMatch) -> str:
+        return self.stub.UnpinFlow(fabric_pb2.UnpinFlowRequest(flow=flow),
+                                   timeout=max(self.timeout, 15.0)).message
+
+    def watch_events(self, kinds: list[str] | None = None, replay: bool = False,
+                     timeout: float | None = None):
+        """Iterator over events (a cancellable gRPC stream); ``timeout`` ends it."""
+        return self.stub.WatchEvents(
+            fabric_pb2.WatchEventsRequest(kinds=kinds or [], replay=replay), timeout=timeout)
+
     def health(self, service: str = "") -> str:
         stub = health_pb2_grpc.HealthStub(self.channel)
         resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
@@ -129,3 +147,24 @@ def links_list(ll: fabric_pb2.LinkList) -> list[dict[str, Any]]:
              "utilization": round(lk.utilization, 4),
              "drops_per_second": round(lk.drops_per_second, 3),
              "errors_per_second": round(lk.errors_per_second, 3)} for lk in ll.links]
+
+
+def flow_match(src_ip: str, dst_ip: str, protocol: str, src_port: int = 0,
+               dst_port: int = 0) -> fabric_pb2.FlowMatch:
+    return fabric_pb2.FlowMatch(src_ip=src_ip, dst_ip=dst_ip, protocol=protocol,
+                                src_port=src_port, dst_port=dst_port)
+
+
+def flow_dict(f: fabric_pb2.FlowStatus) -> dict[str, Any]:
+    return {"src_ip": f.flow.src_ip, "dst_ip": f.flow.dst_ip, "protocol": f.flow.protocol,
+            "src_port": f.flow.src_port, "dst_port": f.flow.dst_port,
+            "src_leaf": f.src_leaf, "dst_leaf": f.dst_leaf, "spine": f.spine,
+            "uplink_port": f.uplink_port, "rate_bps": round(f.rate_bps, 1),
+            "demand_bps": round(f.demand_bps, 1), "traffic_class": f.traffic_class,
+            "priority": f.priority, "large": f.large, "pinned_by": f.pinned_by,
+            "age_seconds": round(f.age_seconds, 1), "moves": f.moves}
+
+
+def event_dict(e: fabric_pb2.Event) -> dict[str, Any]:
+    return {"seq": e.seq, "time": e.time, "kind": e.kind, "message": e.message,
+            "fields": dict(e.fields)}

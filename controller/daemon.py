@@ -172,8 +172,30 @@ def main(argv: list[str] | None = None) -> int:
             return None
         return (ev.error[0], ev.error[1]) if ev.error else (None, ev.message)
 
+    def flows():
+        app = fabric_app()
+        return None if app is None else (app.flows, app.flows_at)
+
+    def call(fn, timeout: float = 10.0):
+        from apps.fabric_app import EventCall
+
+        app = fabric_app()
+        if app is None:
+            raise TimeoutError("the controller is still starting")
+        ev = EventCall(fn)
+        app.send_event(app.name, ev)  # run on the fabric app's own thread
+        if not ev.done.wait(timeout):
+            raise TimeoutError(f"no answer within {timeout:g} s")
+        if ev.error is not None:
+            raise ev.error
+        return ev.result
+
+    def event_bus():
+        app = fabric_app()
+        return None if app is None else app.event_bus
+
     handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats,
-                              link_stats, maintain)
+                              link_stats, maintain, flows, call, event_bus)
     try:
         server = start_api_server(config, handle)
     except RuntimeError as exc:

@@ -246,3 +246,112 @@ class DrainReply(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     message: str
     def __init__(self, message: _Optional[str] = ...) -> None: ...
+
+class ListFlowsRequest(_message.Message):
+    __slots__ = ("large_only",)
+    LARGE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    large_only: bool
+    def __init__(self, large_only: _Optional[bool] = ...) -> None: ...
+
+class FlowMatch(_message.Message):
+    __slots__ = ("src_ip", "dst_ip", "protocol", "src_port", "dst_port")
+    SRC_IP_FIELD_NUMBER: _ClassVar[int]
+    DST_IP_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    src_ip: str
+    dst_ip: str
+    protocol: str
+    src_port: int
+    dst_port: int
+    def __init__(self, src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., protocol: _Optional[str] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ...) -> None: ...
+
+class FlowStatus(_message.Message):
+    __slots__ = ("flow", "src_leaf", "dst_leaf", "spine", "uplink_port", "rate_bps", "demand_bps", "traffic_class", "priority", "large", "pinned_by", "age_seconds", "moves")
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    SRC_LEAF_FIELD_NUMBER: _ClassVar[int]
+    DST_LEAF_FIELD_NUMBER: _ClassVar[int]
+    SPINE_FIELD_NUMBER: _ClassVar[int]
+    UPLINK_PORT_FIELD_NUMBER: _ClassVar[int]
+    RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    DEMAND_BPS_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    LARGE_FIELD_NUMBER: _ClassVar[int]
+    PINNED_BY_FIELD_NUMBER: _ClassVar[int]
+    AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    flow: FlowMatch
+    src_leaf: int
+    dst_leaf: int
+    spine: int
+    uplink_port: int
+    rate_bps: float
+    demand_bps: float
+    traffic_class: str
+    priority: bool
+    large: bool
+    pinned_by: str
+    age_seconds: float
+    moves: int
+    def __init__(self, flow: _Optional[_Union[FlowMatch, _Mapping]] = ..., src_leaf: _Optional[int] = ..., dst_leaf: _Optional[int] = ..., spine: _Optional[int] = ..., uplink_port: _Optional[int] = ..., rate_bps: _Optional[float] = ..., demand_bps: _Optional[float] = ..., traffic_class: _Optional[str] = ..., priority: _Optional[bool] = ..., large: _Optional[bool] = ..., pinned_by: _Optional[str] = ..., age_seconds: _Optional[float] = ..., moves: _Optional[int] = ...) -> None: ...
+
+class FlowList(_message.Message):
+    __slots__ = ("flows", "collected_at", "te_enabled")
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    TE_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    flows: _containers.RepeatedCompositeFieldContainer[FlowStatus]
+    collected_at: float
+    te_enabled: bool
+    def __init__(self, flows: _Optional[_Iterable[_Union[FlowStatus, _Mapping]]] = ..., collected_at: _Optional[float] = ..., te_enabled: _Optional[bool] = ...) -> None: ...
+
+class PinFlowRequest(_message.Message):
+    __slots__ = ("flow", "spine")
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    SPINE_FIELD_NUMBER: _ClassVar[int]
+    flow: FlowMatch
+    spine: int
+    def __init__(self, flow: _Optional[_Union[FlowMatch, _Mapping]] = ..., spine: _Optional[int] = ...) -> None: ...
+
+class UnpinFlowRequest(_message.Message):
+    __slots__ = ("flow",)
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    flow: FlowMatch
+    def __init__(self, flow: _Optional[_Union[FlowMatch, _Mapping]] = ...) -> None: ...
+
+class UnpinFlowReply(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("kinds", "replay")
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    replay: bool
+    def __init__(self, kinds: _Optional[_Iterable[str]] = ..., replay: _Optional[bool] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("seq", "time", "kind", "message", "fields")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    time: float
+    kind: str
+    message: str
+    fields: _containers.ScalarMap[str, str]
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...

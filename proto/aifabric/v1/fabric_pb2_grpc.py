@@ -80,6 +80,26 @@ class FabricStub:
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetQosStatsRequest.SerializeToString,
                 response_deserializer=aifabric_dot_v1_dot_fabric__pb2.QosStats.FromString,
                 _registered_method=True)
+        self.ListFlows = channel.unary_unary(
+                '/aifabric.v1.Fabric/ListFlows',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.ListFlowsRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.FlowList.FromString,
+                _registered_method=True)
+        self.PinFlow = channel.unary_unary(
+                '/aifabric.v1.Fabric/PinFlow',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.PinFlowRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.FlowStatus.FromString,
+                _registered_method=True)
+        self.UnpinFlow = channel.unary_unary(
+                '/aifabric.v1.Fabric/UnpinFlow',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.UnpinFlowRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.UnpinFlowReply.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/aifabric.v1.Fabric/WatchEvents',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class FabricServicer:
@@ -159,6 +179,42 @@ class FabricServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFlows(self, request, context):
+        """ListFlows returns the flows traffic engineering tracks (TCP and UDP between hosts on
+        different leaves): each with its path (ingress leaf, uplink port, spine), measured
+        rate, estimated demand, QoS class, and who placed it. Empty with --no-te.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinFlow(self, request, context):
+        """PinFlow holds a flow (a 5-tuple; a port of 0 matches any port) on one spine until
+        UnpinFlow; traffic engineering never moves it, except off a failed uplink to another
+        link to the same spine. INVALID_ARGUMENT for a malformed flow, NOT_FOUND for an
+        unknown host or spine, FAILED_PRECONDITION when the spine has no path in service
+        between the hosts' leaves, or when TE is off (--no-te).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnpinFlow(self, request, context):
+        """UnpinFlow removes an operator pin (NOT_FOUND when there is none for that flow).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """WatchEvents streams fabric events as they happen: switches and links up and down,
+        hosts learned, congestion, reroutes (which flow, from which link to which, why),
+        drain and undrain, pins, QoS policy changes. With replay, recent events come first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FabricServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +262,26 @@ def add_FabricServicer_to_server(servicer, server):
                     servicer.GetQosStats,
                     request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetQosStatsRequest.FromString,
                     response_serializer=aifabric_dot_v1_dot_fabric__pb2.QosStats.SerializeToString,
+            ),
+            'ListFlows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFlows,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.ListFlowsRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.FlowList.SerializeToString,
+            ),
+            'PinFlow': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinFlow,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.PinFlowRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.FlowStatus.SerializeToString,
+            ),
+            'UnpinFlow': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpinFlow,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.UnpinFlowRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.UnpinFlowReply.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.WatchEventsRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -452,6 +528,114 @@ class Fabric:
             '/aifabric.v1.Fabric/GetQosStats',
             aifabric_dot_v1_dot_fabric__pb2.GetQosStatsRequest.SerializeToString,
             aifabric_dot_v1_dot_fabric__pb2.QosStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFlows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/ListFlows',
+            aifabric_dot_v1_dot_fabric__pb2.ListFlowsRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.FlowList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinFlow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/PinFlow',
+            aifabric_dot_v1_dot_fabric__pb2.PinFlowRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.FlowStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnpinFlow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/UnpinFlow',
+            aifabric_dot_v1_dot_fabric__pb2.UnpinFlowRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.UnpinFlowReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aifabric.v1.Fabric/WatchEvents',
+            aifabric_dot_v1_dot_fabric__pb2.WatchEventsRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,
