@@ -62,3 +62,29 @@ def test_conflicting_desired_rules_are_refused():
 
     with pytest.raises(ValueError):
         SwitchDesired.build([rule("a", 1), rule("a", 2)], [])
+
+
+def test_os_ken_messages_round_trip_the_te_instructions():
+    """What a switch reports back must equal what was sent, or every sync rewrites it."""
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    from apps import ofmsg
+    from controller import constants as C
+    from controller.openflow import FlowRule
+
+    rules = [
+        FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst="00:00:00:00:00:03"),
+                 (("write", (("group", 2002),)), ("goto", C.TABLE_TE)), C.make_cookie(2, 3)),
+        FlowRule(C.TABLE_TE, C.PRIO_PIN,
+                 make_match(eth_type=0x800, ipv4_src="10.0.0.1", ipv4_dst="10.0.0.3",
+                            ip_proto=17, udp_src=5, udp_dst=4791),
+                 (("apply", (("group", C.FF_GROUP_BASE + 1),)), ("clear",)),
+                 C.make_cookie(C.KIND_PIN)),
+    ]
+    for rule in rules:
+        mod = ofmsg.flow_mod(None, rule, ofp.OFPFC_ADD)
+        stat = parser.OFPFlowStats(table_id=mod.table_id, priority=mod.priority,
+                                   cookie=mod.cookie, match=mod.match,
+                                   instructions=mod.instructions)
+        assert ofmsg.flow_from_stats(stat) == rule

@@ -1,0 +1,213 @@
+"""Traffic engineering inside the core: the TE table, pins, failures, restart, events."""
+
+import struct
+
+import pytest
+
+from controller import constants as C
+from controller.core import CoreSettings
+from controller.frames import build_ethernet
+from controller.model import Port
+from controller.te import TCP, UDP, FlowKey, TeSettings
+from tests.unit.fakefabric import FakeFabric
+from tests.unit.test_core import learn
+
+HOSTS = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 9)}
+RATE = 5e6
+
+
+def te_fabric(te: TeSettings | None = TeSettings()) -> FakeFabric:
+    fab = FakeFabric(settings=CoreSettings(te=te, link_speed_bps=RATE))
+    fab.connect_all()
+    for n, h in HOSTS.items():
+        leaf = 2001 + (n - 1) // 2
+        learn(fab, leaf, 3 + (n - 1) % 2, h)
+    fab.advance(0.1)
+    fab.core.take_events()
+    return fab
+
+
+def packet(src: int, dst: int, sport: int, dport: int, proto: int = TCP,
+           dscp: int = 0) -> bytes:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, dscp << 2, 40, 0, 0, 64, proto, 0,
+                     bytes(int(x) for x in HOSTS[src][1].split(".")),
+                     bytes(int(x) for x in HOSTS[dst][1].split(".")))
+    l4 = struct.pack("!HH", sport, dport) + b"\0" * 16
+    return build_ethernet(HOSTS[dst][0], HOSTS[src][0], C.ETH_TYPE_IP, ip + l4)
+
+
+def pins(fab: FakeFabric, leaf: int) -> dict:
+    desired, _ = fab.core.desired(leaf, fab.now)
+    return {FlowKey.from_match(r.match): r for r in desired.flows.values()
+            if r.table == C.TABLE_TE and C.cookie_kind(r.cookie) == C.KIND_PIN}
+
+
+def spine_of(rule) -> int:
+    gid = rule.instructions[0][1][0][1]
+    return 1000 + gid - C.FF_GROUP_BASE  # leaf port i faces spine 1000+i
+
+
+def test_te_pipeline_on_leaves_and_plain_ecmp_without_te():
+    fab = te_fabric()
+    desired, _ = fab.core.desired(2001, fab.now)
+    remote = [r for r in desired.flows.values()
+              if r.table == C.TABLE_FORWARD and r.priority == C.PRIO_HOST
+              and dict(r.match)["eth_dst"] == HOSTS[3][0]]
+    gid = fab.core.view().group_ids[2002]
+    assert remote[0].instructions == (("write", (("group", gid),)), ("goto", C.TABLE_TE))
+    te_table = {(r.priority, r.match) for r in desired.flows.values() if r.table == C.TABLE_TE}
+    assert (C.PRIO_TE_MISS, ()) in te_table and len(te_table) == 3
+    ff = desired.groups[C.FF_GROUP_BASE + 1]
+    assert ff.group_type == "ff" and [b.watch_port for b in ff.buckets] == [1, 2]
+    spine, _ = fab.core.desired(1001, fab.now)
+    assert not any(r.table == C.TABLE_TE for r in spine.flows.values())
+
+    plain = te_fabric(te=None)
+    desired, _ = plain.core.desired(2001, plain.now)
+    assert not any(r.table == C.TABLE_TE for r in desired.flows.values())
+    assert all(g.group_type == "select" for g in desired.groups.values())
+    assert plain.core.flow_seen(2001, 3, packet(1, 3, 1000, 5201), plain.now).touched == set()
+
+
+def test_a_new_flow_gets_a_pin_at_its_ingress_leaf_only():
+    fab = te_fabric()
+    eff = fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
+    assert eff.touched == {2001} and not eff.changed
+    got = pins(fab, 2001)
+    assert list(got) == [FlowKey("10.0.0.1", "10.0.0.3", TCP, 40000, 5201)]
+    assert pins(fab, 2002) == {}
+    # more copies of the same flow (the pin is on its way) change nothing
+    assert fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now).touched == set()
+    # flows starting together use both spines
+    for sport in range(40001, 40004):
+        fab.core.flow_seen(2001, 3, packet(1, 3, sport, 5201), fab.now)
+    assert sorted(spine_of(r) for r in pins(fab, 2001).values()) == [1001, 1001, 1002, 1002]
+
+
+def test_copies_from_uplinks_or_bad_packets_are_ignored():
+    fab = te_fabric()
+    assert fab.core.flow_seen(2001, 1, packet(1, 3, 1, 2), fab.now).touched == set()
+    assert fab.core.counters["te_ignored_non_edge"] == 1
+    assert fab.core.flow_seen(2001, 3, packet(1, 3, 1, 2)[:30], fab.now).touched == set()
+    icmp = bytearray(packet(1, 3, 1, 2))
+    icmp[14 + 9] = 1
+    assert fab.core.flow_seen(2001, 3, bytes(icmp), fab.now).touched == set()
+    assert fab.core.counters["bad_frames"] == 2
+    assert pins(fab, 2001) == {}
+
+
+def test_new_flows_per_host_port_are_rate_limited():
+    fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
+                                           new_flow_rate=5))
+    fab.connect_all()
+    learn(fab, 2001, 3, HOSTS[1])
+    learn(fab, 2002, 3, HOSTS[3])
+    fab.advance(0.1)
+    placed = sum(bool(fab.core.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now).touched)
+                 for s in range(1, 20))
+    assert placed == 5 and fab.core.counters["te_new_flows_rate_limited"] == 14
+
+
+def test_priority_class_is_taken_from_the_dscp():
+    from controller.qos import default_policy
+
+    fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
+                                           qos=default_policy()))
+    fab.connect_all()
+    learn(fab, 2001, 3, HOSTS[1])
+    learn(fab, 2002, 3, HOSTS[3])
+    fab.advance(0.1)
+    fab.core.flow_seen(2001, 3, packet(1, 3, 9, 4791, UDP, dscp=26), fab.now)
+    (info,) = fab.core.flows(fab.now)
+    assert info.priority and info.traffic_class != "best-effort"
+
+
+def test_flows_leave_a_failed_link_within_the_same_event():
+    fab = te_fabric()
+    for sport in range(4):
+        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+    fab.core.take_events()
+    # spine 1001 loses its link to leaf 2002: flows through spine 1001 must move
+    eff = fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
+    assert eff.changed
+    assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
+    events = fab.core.take_events()
+    reroutes = [e for e in events if e.kind == "reroute"]
+    assert len(reroutes) == 2 and "port 1001:2 down" in reroutes[0].message
+    assert any(e.kind == "link_down" for e in events)
+
+
+def test_drain_moves_pinned_flows_away():
+    fab = te_fabric()
+    for sport in range(4):
+        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+    fab.core.drain(switch=1001)
+    assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
+    assert [e.kind for e in fab.core.take_events()].count("reroute") == 2
+
+
+def test_congestion_pass_moves_a_large_flow_and_records_why():
+    fab = te_fabric(TeSettings(congestion_intervals=2, rebalance=False))
+    fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
+    (key, rule), = pins(fab, 2001).items()
+    first = spine_of(rule)
+    port = first - 1000
+    fab.core.pin_counters(2001, [(rule.match, 0)], fab.now)
+    fab.advance(1.0)
+    fab.core.pin_counters(2001, [(rule.match, 375_000)], fab.now)  # 3 Mbit/s
+    hot = {(2001, port): 4.6e6}
+    fab.core.te_pass(hot, fab.now)
+    fab.advance(1.0)
+    eff = fab.core.te_pass(hot, fab.now)
+    assert eff.touched == {2001}
+    assert spine_of(pins(fab, 2001)[key]) != first
+    kinds = [e.kind for e in fab.core.take_events()]
+    assert kinds == ["congestion", "reroute"]
+
+
+def test_operator_pins_and_their_errors():
+    fab = te_fabric()
+    key = FlowKey("10.0.0.1", "10.0.0.3", UDP, 0, 4791)
+    flow, eff = fab.core.pin_flow(key, 1002, fab.now)
+    assert eff.touched == {2001} and flow.path.spine == 1002
+    rule = pins(fab, 2001)[key]
+    assert rule.priority == C.PRIO_PIN_OPERATOR and spine_of(rule) == 1002
+    # a flow the wildcard covers is not placed by TE on its own
+    assert fab.core.flow_seen(2001, 3, packet(1, 3, 7, 4791, UDP), fab.now).touched == set()
+    with pytest.raises(LookupError, match="10.0.0.99"):
+        fab.core.pin_flow(FlowKey("10.0.0.1", "10.0.0.99", UDP), 1002, fab.now)
+    with pytest.raises(ValueError, match="same leaf"):
+        fab.core.pin_flow(FlowKey("10.0.0.1", "10.0.0.2", UDP), 1002, fab.now)
+    with pytest.raises(LookupError, match="4242"):
+        fab.core.pin_flow(key, 4242, fab.now)
+    fab.core.unpin_flow(key, fab.now)
+    assert pins(fab, 2001) == {}
+    with pytest.raises(LookupError):
+        fab.core.unpin_flow(key, fab.now)
+    kinds = [e.kind for e in fab.core.take_events()]
+    assert kinds == ["pin", "unpin"]
+    off = te_fabric(te=None)
+    with pytest.raises(RuntimeError, match="--no-te"):
+        off.core.pin_flow(key, 1002, off.now)
+
+
+def test_pins_are_adopted_after_a_controller_restart():
+    fab = te_fabric()
+    for sport in range(4):
+        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+    fab.core.pin_flow(FlowKey("10.0.0.2", "10.0.0.4", UDP, 0, 4791), 1001, fab.now)
+    held, _ = fab.core.desired(2001, fab.now)
+    restarted = te_fabric()
+    restarted.core.recover_pins(2001, list(held.flows.values()))
+    again, _ = restarted.core.desired(2001, restarted.now)
+    assert again.flows == held.flows
+    by = {f.pinned_by for f in restarted.core.flows(restarted.now)}
+    assert by == {"te", "operator"}
+
+
+def test_idle_flows_are_forgotten_and_their_pins_removed():
+    fab = te_fabric(TeSettings(flow_idle_timeout=5.0))
+    fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
+    fab.advance(6.0)
+    eff = fab.core.te_pass({}, fab.now)
+    assert eff.touched == {2001} and pins(fab, 2001) == {}

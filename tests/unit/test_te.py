@@ -1,0 +1,366 @@
+"""Traffic-engineering decisions on synthetic fabrics and loads (no I/O)."""
+
+import random
+
+import pytest
+
+from controller import constants as C
+from controller.te import (
+    TCP,
+    UDP,
+    FlowKey,
+    Path,
+    TeSettings,
+    TeTopology,
+    TrafficEngineer,
+    down,
+    place,
+    resources,
+    up,
+)
+
+RATE = 5e6  # bit/s, like the Mininet fabrics
+
+
+def topo(spines: int = 2, leaves: int = 4, rate: float = RATE, cut=()) -> TeTopology:
+    """Leaf 2000+j port i goes to spine 1000+i; ``cut`` removes (leaf, spine) links."""
+    uplinks, reach, cap = {}, {}, {}
+    for j in range(1, leaves + 1):
+        leaf = 2000 + j
+        uplinks[leaf] = tuple((i, 1000 + i) for i in range(1, spines + 1)
+                              if (leaf, 1000 + i) not in cut)
+        for i in range(1, spines + 1):
+            if (leaf, 1000 + i) not in cut:
+                cap[up(leaf, i)] = rate
+                cap[down(1000 + i, leaf)] = rate
+    for i in range(1, spines + 1):
+        reach[1000 + i] = frozenset(2000 + j for j in range(1, leaves + 1)
+                                    if (2000 + j, 1000 + i) not in cut)
+    return TeTopology(uplinks, reach, cap, host_rate=rate)
+
+
+def host(n: int) -> str:
+    return f"10.0.0.{n}"
+
+
+def leaf_of(n: int) -> int:
+    return 2001 + (n - 1) // 2  # two hosts per leaf
+
+
+def key(a: int, b: int, sport: int = 40000, proto: int = TCP, dport: int = 5201) -> FlowKey:
+    return FlowKey(host(a), host(b), proto, sport, dport)
+
+
+def loads_of(te: TrafficEngineer) -> dict:
+    out: dict = {}
+    for f in te.flows.values():
+        for r in resources(f.path, f.dst_leaf):
+            out[r] = out.get(r, 0.0) + f.rate_bps
+    return out
+
+
+def per_resource(te: TrafficEngineer) -> dict:
+    out: dict = {}
+    for f in te.flows.values():
+        for r in resources(f.path, f.dst_leaf):
+            out[r] = out.get(r, 0) + 1
+    return out
+
+
+# --- flow keys ------------------------------------------------------------------------------
+def test_flow_key_match_round_trip_and_wildcards():
+    k = key(1, 3, 1234, UDP, 4791)
+    assert FlowKey.from_match(k.match()) == k
+    assert ("udp_src", 1234) in k.match() and ("ip_proto", 17) in k.match()
+    wild = FlowKey(host(1), host(3), UDP, 0, 4791)
+    assert "udp_src" not in dict(wild.match())
+    assert wild.covers(k) and not k.covers(wild) and not wild.covers(key(1, 3, 1234))
+    assert str(wild) == "udp 10.0.0.1:* -> 10.0.0.3:4791"
+
+
+@pytest.mark.parametrize("bad", [("10.0.0.1", "nope", TCP, 1, 2), ("10.0.0.1", "10.0.0.2", 1, 1, 2),
+                                 ("10.0.0.1", "10.0.0.2", TCP, 70000, 2)])
+def test_flow_key_rejects_bad_fields(bad):
+    with pytest.raises(ValueError):
+        FlowKey(*bad)
+
+
+def test_from_match_ignores_entries_that_are_not_flows():
+    assert FlowKey.from_match((("eth_type", 0x800), ("ip_proto", 1))) is None
+    assert FlowKey.from_match((("eth_dst", "00:00:00:00:00:01"),)) is None
+
+
+# --- first placement ------------------------------------------------------------------------
+def test_flows_starting_together_spread_over_the_spines():
+    t, te = topo(), TrafficEngineer()
+    for sport in range(4):
+        te.new_flow(key(1, 3, 40000 + sport), 2001, 2002, t, {}, 0.0)
+    spines = sorted(f.path.spine for f in te.flows.values())
+    assert spines == [1001, 1001, 1002, 1002]
+
+
+def test_new_flow_avoids_the_measured_hot_path():
+    t, te = topo(), TrafficEngineer()
+    hot = {up(2001, 1): 4.5e6}
+    for sport in range(3):
+        f = te.new_flow(key(1, 3, 40000 + sport), 2001, 2002, t, hot, 100.0 + 10 * sport)
+        assert f.path.spine == 1002
+
+
+def test_new_flow_is_not_placed_twice_nor_without_a_path_nor_beyond_the_limit():
+    t = topo()
+    te = TrafficEngineer(TeSettings(max_flows=2))
+    assert te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0) is not None
+    assert te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0) is None
+    assert te.new_flow(key(1, 2), 2001, 2001, t, {}, 0.0) is None  # same leaf
+    assert te.new_flow(key(1, 5), 2001, 2003, t, {}, 0.0) is not None
+    assert te.new_flow(key(1, 7), 2001, 2004, t, {}, 0.0) is None
+    assert te.stats["flows_over_limit"] == 1
+
+
+# --- demand estimation ----------------------------------------------------------------------
+def test_demand_estimation_gives_tcp_its_fair_share_of_the_nics():
+    te = TrafficEngineer()
+    flows = [te.new_flow(key(1, 3, s), 2001, 2002, topo(), {}, 0.0) for s in (1, 2)]
+    flows.append(te.new_flow(key(5, 3), 2003, 2002, topo(), {}, 0.0))  # same receiver
+    flows.append(te.new_flow(key(7, 8, proto=UDP), 2004, 2004, topo(), {}, 0.0) or
+                 te.new_flow(key(7, 1, proto=UDP), 2004, 2001, topo(), {}, 0.0))
+    for f in flows:
+        f.rate_bps = 1e6
+    d = te.estimate_demands(flows, RATE)
+    # host 3 receives three TCP flows: a third of its NIC each
+    assert [round(d[f.key] / 1e6, 2) for f in flows[:3]] == [1.67, 1.67, 1.67]
+    assert d[flows[3].key] == 1e6  # UDP keeps its measured rate
+
+
+def test_demand_is_never_below_the_measured_rate():
+    te = TrafficEngineer()
+    f = te.new_flow(key(1, 3), 2001, 2002, topo(), {}, 0.0)
+    f.rate_bps = 4.9e6
+    assert te.estimate_demands([f], 4e6)[f.key] == 4.9e6
+
+
+# --- rebalancing ----------------------------------------------------------------------------
+def permutation(rnd: random.Random) -> list[tuple[int, int]]:
+    hosts = list(range(1, 9))
+    while True:
+        perm = hosts[:]
+        rnd.shuffle(perm)
+        if all(leaf_of(a) != leaf_of(b) for a, b in zip(hosts, perm, strict=True)):
+            return list(zip(hosts, perm, strict=True))
+
+
+def collide(te: TrafficEngineer, spine: int) -> None:
+    """Every flow on one spine, rates as TCP would share the links."""
+    for f in te.flows.values():
+        f.path = Path(f.src_leaf, spine - 1000, spine)
+    counts = per_resource(te)
+    for f in te.flows.values():
+        f.rate_bps = RATE / max(counts[r] for r in resources(f.path, f.dst_leaf))
+
+
+def test_rebalancing_finds_a_non_blocking_placement_of_permutations():
+    rnd = random.Random(7)
+    t = topo()
+    perfect = 0
+    for _ in range(50):
+        te = TrafficEngineer()
+        for a, b in permutation(rnd):
+            te.new_flow(key(a, b, rnd.randint(1024, 65535)), leaf_of(a), leaf_of(b), t, {}, 0.0)
+        collide(te, 1001)
+        moves = te.rebalance(t, loads_of(te), 10.0)
+        assert moves and all(m.reason.startswith("rebalance") for m in moves)
+        perfect += max(per_resource(te).values()) == 1
+    assert perfect >= 48
+
+
+def test_no_move_without_enough_gain_hysteresis():
+    t = topo()
+    te = TrafficEngineer(TeSettings(hysteresis=0.5))
+    # UDP: the demand is the measured rate
+    a = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
+    b = te.new_flow(key(2, 4, proto=UDP), 2001, 2002, t, {}, 0.0)
+    a.path, b.path = Path(2001, 1, 1001), Path(2001, 2, 1002)
+    a.rate_bps = b.rate_bps = 2e6  # apart already: nothing to gain
+    assert te.rebalance(t, loads_of(te), 10.0) == []
+    b.path = Path(2001, 1, 1001)
+    a.rate_bps = b.rate_bps = 0.6e6  # worst link 24% -> 12%: under a 50% margin
+    assert te.rebalance(t, loads_of(te), 10.0) == []
+    a.rate_bps = b.rate_bps = 4e6  # 160% -> 80%, the overload gone: worth it
+    assert len(te.rebalance(t, loads_of(te), 10.0)) == 1
+    assert te.rebalance(t, loads_of(te), 20.0) == []  # and no flapping back
+
+
+def test_tcp_flows_are_placed_for_their_natural_demand():
+    t = topo()
+    te = TrafficEngineer()
+    a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    b = te.new_flow(key(2, 4), 2001, 2002, t, {}, 0.0)
+    a.path = b.path = Path(2001, 1, 1001)
+    a.rate_bps = b.rate_bps = 2.5e6  # two TCP flows halving one link: each could do 5
+    moves = te.rebalance(t, loads_of(te), 10.0)
+    assert len(moves) == 1 and {a.path.spine, b.path.spine} == {1001, 1002}
+    assert a.demand_bps == b.demand_bps == RATE
+
+
+def test_a_moved_flow_stays_put_for_the_minimum_interval():
+    t = topo()
+    te = TrafficEngineer(TeSettings(min_move_interval=5.0))
+    a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    b = te.new_flow(key(2, 4), 2001, 2002, t, {}, 0.0)
+    a.path = b.path = Path(2001, 1, 1001)
+    a.rate_bps = b.rate_bps = 2.5e6
+    a.moved_at = b.moved_at = 8.0
+    assert te.rebalance(t, loads_of(te), 10.0) == []
+    assert len(te.rebalance(t, loads_of(te), 13.5)) == 1
+
+
+def test_small_flows_are_not_rebalanced_and_operator_pins_never():
+    t = topo()
+    te = TrafficEngineer()
+    small = [te.new_flow(key(1, 3, s), 2001, 2002, t, {}, 0.0) for s in range(3)]
+    for f in small:
+        f.path, f.rate_bps = Path(2001, 1, 1001), 0.3e6  # 6% of the link each
+    assert te.rebalance(t, loads_of(te), 10.0) == []
+    pinned = te.pin(key(2, 4), 2001, 2002, 1001, t, 0.0)
+    pinned.rate_bps = 4e6
+    other = te.new_flow(key(1, 4), 2001, 2002, t, {}, 0.0)
+    other.path, other.rate_bps = Path(2001, 1, 1001), 3e6
+    moves = te.rebalance(t, loads_of(te), 10.0)
+    assert [m.key for m in moves] == [other.key] and pinned.path.spine == 1001
+
+
+def test_priority_classes_are_placed_first():
+    t = topo(spines=2)
+    te = TrafficEngineer()
+    # one uplink of leaf 2001 already carries 3 Mbit/s of background; two large flows
+    # need a path: the RoCE flow gets the free one
+    bulk = te.new_flow(key(1, 3, 1), 2001, 2002, t, {}, 0.0, cls="best-effort")
+    roce = te.new_flow(key(2, 4, 2, UDP, 4791), 2001, 2002, t, {}, 0.0, cls="roce",
+                       priority=True)
+    for f in (bulk, roce):
+        f.rate_bps, f.path = 3e6, Path(2001, 1, 1001)
+    base = {up(2001, 1): 0.0, up(2001, 2): 2.5e6, down(1002, 2002): 2.5e6}
+    demand = {bulk.key: 3e6, roce.key: 3e6}
+    plan = place([bulk, roce], demand, base, t, {})
+    assert plan[roce.key].spine == 1001
+
+
+def test_placement_of_the_large_scale_case_is_complete():
+    t = topo(spines=8, leaves=16, rate=100e9)
+    te = TrafficEngineer()
+    rnd = random.Random(3)
+    for n in range(600):
+        a, b = rnd.sample(range(1, 33), 2)
+        if leaf_of(a) == leaf_of(b):
+            continue
+        f = te.new_flow(FlowKey(host(a), host(b), TCP, 1024 + n, 80), leaf_of(a), leaf_of(b),
+                        t, {}, 0.0)
+        f.rate_bps = rnd.uniform(11e9, 40e9)
+    te.rebalance(t, loads_of(te), 100.0)
+    assert all(f.path in t.paths(f.src_leaf, f.dst_leaf) for f in te.flows.values())
+
+
+# --- congestion -----------------------------------------------------------------------------
+def test_congestion_needs_several_readings_then_moves_large_flows_off():
+    t = topo()
+    te = TrafficEngineer(TeSettings(congestion_intervals=3, rebalance=False))
+    big = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    big.path, big.rate_bps = Path(2001, 1, 1001), 2e6
+    hot = {up(2001, 1): 4.6e6, down(1001, 2002): 2e6}
+    assert te.congestion(t, hot, 10.0) == []
+    assert te.congestion(t, hot, 11.0) == []
+    moves = te.congestion(t, hot, 12.0)
+    assert [(m.key, m.new.spine) for m in moves] == [(big.key, 1002)]
+    kinds = [e.kind for e in te.events]
+    assert kinds == ["congestion", "reroute"]
+    assert "congestion on 2001:1 (uplink)" in te.events[1].message
+    te.congestion(t, {up(2001, 1): 1e6}, 13.0)
+    assert te.events[-1].kind == "congestion_cleared"
+
+
+def test_a_short_spike_is_not_congestion():
+    t = topo()
+    te = TrafficEngineer(TeSettings(congestion_intervals=3))
+    big = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    big.path, big.rate_bps = Path(2001, 1, 1001), 2e6
+    for now, load in ((10.0, 4.8e6), (11.0, 4.8e6), (12.0, 1e6), (13.0, 4.8e6), (14.0, 4.8e6)):
+        assert te.congestion(t, {up(2001, 1): load}, now) == []
+    assert te.events == []
+
+
+def test_congestion_without_a_better_path_moves_nothing():
+    t = topo()
+    te = TrafficEngineer(TeSettings(congestion_intervals=1))
+    a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    a.path, a.rate_bps = Path(2001, 1, 1001), 2.4e6
+    full = {up(2001, 1): 4.8e6, up(2001, 2): 4.8e6}
+    assert te.congestion(t, full, 10.0) == []
+    assert [e.kind for e in te.events] == ["congestion", "congestion"]
+
+
+# --- failures and drain ---------------------------------------------------------------------
+def test_flows_on_a_failed_link_are_replaced_at_once():
+    t = topo()
+    te = TrafficEngineer()
+    a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    a.path, a.moved_at = Path(2001, 1, 1001), 9.9  # moved just now: failures move it anyway
+    b = te.new_flow(key(5, 7), 2003, 2004, t, {}, 0.0)
+    b.path = Path(2003, 1, 1001)
+    broken = topo(cut={(2002, 1001)})  # spine 1 lost its link to leaf 2002
+    moves = te.revalidate(broken, {}, 10.0, "port 1001:2 down")
+    assert [(m.key, m.old.spine, m.new.spine) for m in moves] == [(a.key, 1001, 1002)]
+    assert b.path.spine == 1001  # untouched
+    assert "port 1001:2 down" in te.events[-1].message
+
+
+def test_operator_pin_keeps_its_spine_or_waits():
+    t = topo()
+    te = TrafficEngineer()
+    p = te.pin(key(1, 3), 2001, 2002, 1001, t, 0.0)
+    assert p.operator and p.path == Path(2001, 1, 1001)
+    assert te.revalidate(topo(cut={(2002, 1001)}), {}, 1.0, "down") == []
+    assert p.path.spine == 1001
+    with pytest.raises(ValueError, match="spine 1001 has no path"):
+        te.pin(key(2, 4), 2001, 2002, 1001, topo(cut={(2002, 1001)}), 0.0)
+    te.unpin(p.key)
+    with pytest.raises(LookupError):
+        te.unpin(p.key)
+
+
+def test_wildcard_pin_takes_over_the_flows_it_covers():
+    t = topo()
+    te = TrafficEngineer()
+    te.new_flow(key(1, 3, 1111, UDP, 4791), 2001, 2002, t, {}, 0.0)
+    wild = FlowKey(host(1), host(3), UDP, 0, 4791)
+    te.pin(wild, 2001, 2002, 1002, t, 0.0)
+    assert list(te.flows) == [wild]
+    assert te.covered_by_pin(key(1, 3, 2222, UDP, 4791))
+    assert not te.covered_by_pin(key(1, 3, 2222, TCP, 4791))
+
+
+def test_idle_flows_expire_and_counters_make_rates():
+    t = topo()
+    te = TrafficEngineer(TeSettings(flow_idle_timeout=10.0, smoothing=1.0))
+    f = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    te.update_counters(2001, {f.key: 0}, 0.0)
+    te.update_counters(2001, {f.key: 500_000}, 1.0)
+    assert f.rate_bps == 4e6 and f.last_active == 1.0
+    te.update_counters(2002, {f.key: 10**9}, 2.0)  # another leaf's counters: ignored
+    assert f.rate_bps == 4e6
+    assert te.expire(5.0) == []
+    assert [g.key for g in te.expire(11.5)] == [f.key]
+    assert not te.flows
+
+
+def test_pin_rule_outputs_through_the_uplinks_failover_group():
+    from controller.te import pin_rule
+
+    t = topo()
+    te = TrafficEngineer()
+    f = te.new_flow(key(1, 3, 5, UDP, 4791), 2001, 2002, t, {}, 0.0)
+    rule = pin_rule(f, C.FF_GROUP_BASE + f.path.port)
+    assert rule.table == C.TABLE_TE and rule.priority == C.PRIO_PIN
+    assert rule.instructions == (("apply", (("group", C.FF_GROUP_BASE + f.path.port),)),
+                                 ("clear",))
+    assert C.cookie_kind(rule.cookie) == C.KIND_PIN
