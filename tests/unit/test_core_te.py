@@ -14,9 +14,10 @@ from tests.unit.test_core import learn
 
 HOSTS = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 9)}
 RATE = 5e6
+DEFAULT_TE = TeSettings()
 
 
-def te_fabric(te: TeSettings | None = TeSettings()) -> FakeFabric:
+def te_fabric(te: TeSettings | None = DEFAULT_TE) -> FakeFabric:
     fab = FakeFabric(settings=CoreSettings(te=te, link_speed_bps=RATE))
     fab.connect_all()
     for n, h in HOSTS.items():
