@@ -180,6 +180,7 @@ class FabricApp(app_manager.OSKenApp):
             # asynchronous: replies come back as events, the loop never waits on a switch
             if self._awaiting_ports:  # a switch did not answer the last round in time
                 eff.merge(self._te_pass(now))
+                self._publish_flows(now)
             self._last_port_poll = now
             self._awaiting_ports = set(self.syncs)
             for sync in self.syncs.values():
@@ -361,6 +362,7 @@ class FabricApp(app_manager.OSKenApp):
             self._awaiting_ports.discard(dp.id)
             if not self._awaiting_ports:
                 self._apply(self._te_pass(now), now)
+                self._publish_flows(now)
 
     def _te_pass(self, now: float) -> Effects:
         self._awaiting_ports = set()
@@ -483,9 +485,12 @@ class FabricApp(app_manager.OSKenApp):
             self._touched = set()
             outs, self._held_outs = self._held_outs, []
             self._send_packet_outs(outs)
-            if self.core.te is not None:
-                self.flows, self.flows_at = self.core.flows(now), now
+            self._publish_flows(now)
         self._publish_events(now)
+
+    def _publish_flows(self, now: float) -> None:
+        if self.core.te is not None:
+            self.flows, self.flows_at = self.core.flows(now), now
 
     def _publish_events(self, now: float) -> None:
         self.event_bus.publish(self.core.take_events(), now)

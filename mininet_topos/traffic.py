@@ -45,10 +45,12 @@ def udp_flow(src, dst_ip: str, port: int, mbps: float, seconds: float, tos: int 
 
 
 def tcp_flow(src, dst_ip: str, port: int, seconds: float, tos: int = 0,
-             streams: int = 1) -> subprocess.Popen:
+             streams: int = 1, omit: int = 0) -> subprocess.Popen:
+    """A TCP flow (iperf3 client); ``omit`` leaves the first seconds (slow start, the
+    controller placing the flow) out of the result."""
     # a SYN into a congested best-effort queue may need its 1 s and 3 s retransmissions
     cmd = (f"iperf3 -c {dst_ip} -p {port} -t {seconds} --tos {tos} -P {streams} -J "
-           "--connect-timeout 15000")
+           f"--connect-timeout 15000 -O {omit}")
     return src.popen(cmd.split(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 

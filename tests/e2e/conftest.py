@@ -90,12 +90,13 @@ def ofctl(switch: str, *args: str) -> str:
                           capture_output=True, text=True).stdout
 
 
-def group_buckets(switch: str) -> dict[int, list[int]]:
-    """group id -> output ports of its buckets, as the switch holds them."""
+def group_buckets(switch: str, kind: str = "select") -> dict[int, list[int]]:
+    """group id -> output ports of its buckets, for the switch's groups of one type
+    (ECMP ``select`` groups by default; TE's per-uplink groups are ``ff``)."""
     out: dict[int, list[int]] = {}
     for line in ofctl(switch, "dump-groups").splitlines():
         line = line.strip()
-        if not line.startswith("group_id="):
+        if not line.startswith("group_id=") or f",type={kind}," not in line:
             continue
         gid = int(line.split(",")[0].split("=")[1])
         ports = []

@@ -1,0 +1,223 @@
+"""Traffic engineering on Mininet with real TCP/UDP flows and 5 Mbit/s links (2 spines,
+4 leaves, 2 hosts per leaf): permutation throughput, a hotspot routed around, a spine
+link cut during a ping, flows listed and pinned through the API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from mininet_topos import traffic as T
+from mininet_topos.network import wait_until
+from mininet_topos.spine_leaf import FabricSpec
+from tests.e2e.conftest import running_fabric
+
+FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=5)
+RATE = 5.0  # Mbit/s
+# QoS off: these tests are about paths; the QoS tests cover the queues
+ARGS = ("--link-speed", "5", "--no-qos")
+
+
+def ctl_json(ctl, *args: str):
+    res = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "--json", *args],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def flows(ctl, **match) -> list[dict]:
+    rows = ctl_json(ctl, "flows")["flows"]
+    return [r for r in rows if all(r[k] == v for k, v in match.items())]
+
+
+class EventRecorder:
+    """Collects WatchEvents in a thread for the duration of a test."""
+
+    def __init__(self, ctl) -> None:
+        self.events: list[dict] = []
+        self.client = ctl.client()
+        self.stream = self.client.watch_events()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import grpc
+
+        try:
+            for e in self.stream:
+                self.events.append({"kind": e.kind, "message": e.message,
+                                    "fields": dict(e.fields), "time": e.time})
+        except grpc.RpcError:
+            pass
+
+    def of(self, kind: str) -> list[dict]:
+        return [e for e in list(self.events) if e["kind"] == kind]
+
+    def close(self) -> None:
+        self.stream.cancel()
+        self.thread.join(5)
+        self.client.close()
+
+
+def test_permutation_reaches_the_non_blocking_rate(controller_factory):
+    ctl = controller_factory(*ARGS)
+    with running_fabric(ctl, SPEC) as (net, topo):
+        hosts = [net.get(f"h{i}") for i in range(1, 9)]
+        # every leaf sends two flows to one other leaf: hashing alone often stacks
+        # both on one spine (the leaf pair needs both)
+        pairs = [(0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 0), (7, 1)]
+        for _, d in pairs:
+            T.start_servers(hosts[d], [5201])
+        procs = [T.tcp_flow(hosts[s], hosts[d].IP(), 5201, 15, omit=5) for s, d in pairs]
+
+        def placed() -> bool:
+            big = flows(ctl, dst_port=5201, large=True)
+            by_leaf: dict[int, set[int]] = {}
+            for r in big:
+                by_leaf.setdefault(r["src_leaf"], set()).add(r["spine"])
+            return len(big) == 8 and all(len(s) == 2 for s in by_leaf.values())
+
+        assert wait_until(placed, timeout=12, interval=0.5), flows(ctl, dst_port=5201)
+        results = [T.result(p, timeout=60) for p in procs]
+    total = sum(r.received_mbps for r in results)
+    assert total >= 0.85 * 8 * RATE, [round(r.received_mbps, 2) for r in results]
+
+
+@pytest.mark.parametrize("rebalance", [True, False], ids=["rebalancing", "congestion-only"])
+def test_a_hotspot_on_one_spine_is_routed_around(controller_factory, tmp_path, rebalance):
+    # With periodic rebalancing the flow moves as soon as the demands show a better
+    # placement; without it, congestion detection (80% for 3 readings) moves it.
+    cfg = tmp_path / "fabricd.yaml"
+    cfg.write_text(f"te:\n  rebalance: {str(rebalance).lower()}\n")
+    ctl = controller_factory(*ARGS, "--config", str(cfg))
+    with running_fabric(ctl, SPEC) as (net, topo):
+        h1, h2, h3, h4 = net.get("h1", "h2", "h3", "h4")
+        T.start_servers(h3, [5201])
+        T.start_servers(h4, [5202])
+        h2.cmd(f"ping -c 1 -W 1 {h4.IP()}")  # pins name hosts the controller knows
+        events = EventRecorder(ctl)
+        try:
+            tcp = T.tcp_flow(h1, h3.IP(), 5201, 24)
+            assert wait_until(lambda: flows(ctl, dst_port=5201, large=True), timeout=8), \
+                json.dumps(flows(ctl))
+            (flow,) = flows(ctl, dst_port=5201, large=True)
+            hot = flow["spine"]
+            # background traffic held on the same spine by an operator pin
+            ctl_json(ctl, "pin", "udp", h2.IP(), h4.IP(), "--dport", "5202",
+                     "--spine", str(hot))
+            t0 = time.time()
+            udp = T.udp_flow(h2, h4.IP(), 5202, 4.5, 14)
+
+            def moved() -> bool:
+                rows = flows(ctl, dst_port=5201, src_port=flow["src_port"])
+                return bool(rows) and rows[0]["spine"] != hot
+
+            assert wait_until(moved, timeout=12, interval=0.5), events.events
+            reroutes = [e for e in events.of("reroute")
+                        if e["fields"]["flow"].startswith(f"tcp {h1.IP()}:{flow['src_port']}")]
+            why = "rebalance" if rebalance else "congestion"
+            assert reroutes and reroutes[0]["fields"]["reason"].startswith(why), reroutes
+            if not rebalance:
+                assert events.of("congestion")
+            took = reroutes[0]["time"] - t0
+            time.sleep(5)  # the TCP flow has the other spine to itself
+            (after,) = flows(ctl, dst_port=5201, src_port=flow["src_port"])
+            assert after["rate_bps"] >= 0.7 * RATE * 1e6, after
+            udp_res = T.result(udp, timeout=30)
+            T.result(tcp, timeout=40)
+        finally:
+            events.close()
+    assert took < 8.0  # 3 readings of 1 s, plus counter smoothing
+    assert udp_res.lost_percent < 10, udp_res  # the pinned flow itself keeps its path
+
+
+def test_cutting_a_spine_link_loses_under_100_ms(controller_factory):
+    ctl = controller_factory(*ARGS)
+    with running_fabric(ctl, SPEC) as (net, topo):
+        h1, h3 = net.get("h1", "h3")
+        T.start_servers(h3, [5201])
+        events = EventRecorder(ctl)
+        try:
+            # a UDP "ping" at 100 packets/s that TE places, and a real ping at 10 ms
+            udp = T.udp_flow(h1, h3.IP(), 5201, 0.08, 9, length=100)
+            pinger = h1.popen(["ping", "-n", "-q", "-i", "0.01", "-w", "8", h3.IP()],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            mine = {"dst_port": 5201, "protocol": "udp", "src_ip": h1.IP()}
+            assert wait_until(lambda: flows(ctl, **mine), timeout=4)
+            (flow,) = flows(ctl, **mine)
+            spine = flow["spine"]
+            time.sleep(1.0)
+            # the far side of the path: the spine's link to the destination leaf
+            net.configLinkStatus(f"s{spine - 1000}", "l2", "down")
+            out, _ = pinger.communicate(timeout=20)
+            res = T.result(udp, timeout=30)
+            (after,) = flows(ctl, **mine)
+            reroutes = events.of("reroute")
+        finally:
+            events.close()
+            net.configLinkStatus(f"s{spine - 1000}", "l2", "up")
+    sent, received = (int(x) for x in out.split("packets transmitted")[0].split()[-1:] +
+                      out.split("received")[0].split()[-1:])
+    assert sent > 300 and sent - received <= 10, out  # 10 pings = 100 ms
+    assert res.packets > 500 and res.lost_packets <= 10, res
+    assert after["spine"] != spine and after["moves"] >= 1
+    assert any("down" in e["fields"]["reason"] for e in reroutes), reroutes
+
+
+def test_flows_pins_and_errors_through_fabricctl(controller_factory):
+    ctl = controller_factory(*ARGS)
+    with running_fabric(ctl, SPEC) as (net, topo):
+        h1, h3 = net.get("h1", "h3")
+        T.start_servers(h3, [5201])
+        for h in (h3, net.get("h2")):
+            h1.cmd(f"ping -c 1 -W 1 {h.IP()}")  # pins name hosts the controller knows
+        pin = ctl_json(ctl, "pin", "udp", h1.IP(), h3.IP(), "--dport", "5201",
+                       "--spine", "1002")
+        assert (pin["spine"], pin["pinned_by"], pin["src_port"]) == (1002, "operator", 0)
+        udp = T.udp_flow(h1, h3.IP(), 5201, 2, 4)
+        res = T.result(udp, timeout=20)
+        assert res.lost_percent < 5
+        (row,) = flows(ctl, protocol="udp", src_ip=h1.IP())
+        assert row["spine"] == 1002 and row["rate_bps"] > 1e6  # its counters: the pin's
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, *args],
+                                  capture_output=True, text=True, timeout=30)
+
+        bad = run("pin", "udp", h1.IP(), "10.9.9.9", "--spine", "1001")
+        assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr and "10.9.9.9" in bad.stderr
+        bad = run("pin", "udp", h1.IP(), net.get("h2").IP(), "--spine", "1001")
+        assert bad.returncode == 3 and "same leaf" in bad.stderr
+        bad = run("pin", "udp", "1.2.3", h3.IP(), "--spine", "1001")
+        assert bad.returncode == 2 and "src_ip" in bad.stderr
+        bad = run("pin", "udp", h1.IP(), h3.IP(), "--spine", "2001")
+        assert bad.returncode == 3 and "no path" in bad.stderr
+        assert run("unpin", "udp", h1.IP(), h3.IP(), "--dport", "5201").returncode == 0
+        again = run("unpin", "udp", h1.IP(), h3.IP(), "--dport", "5201")
+        assert again.returncode == 1 and "NOT_FOUND" in again.stderr
+        listed = run("events", "--replay", "--kind", "pin", "--kind", "unpin", "--count", "2",
+                     "--duration", "5")
+        assert listed.returncode == 0 and "pinned to spine 1002" in listed.stdout
+        assert "unpinned" in listed.stdout
+
+
+def test_no_te_keeps_plain_ecmp(controller_factory):
+    ctl = controller_factory(*ARGS, "--no-te")
+    with running_fabric(ctl, SPEC) as (net, topo):
+        h1, h3 = net.get("h1", "h3")
+        T.start_servers(h3, [5201])
+        T.result(T.udp_flow(h1, h3.IP(), 5201, 1, 2), timeout=20)
+        got = ctl_json(ctl, "flows")
+        assert got == {"te_enabled": False, "flows": []}
+        res = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "l1", "table=2"],
+                             capture_output=True, text=True, check=True).stdout
+        assert "priority" not in res  # no TE table at all
+        bad = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "pin", "udp", h1.IP(),
+                              h3.IP(), "--spine", "1001"], capture_output=True, text=True)
+        assert bad.returncode == 3 and "--no-te" in bad.stderr
