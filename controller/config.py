@@ -95,7 +95,7 @@ class TeConfig(_Strict):
                                        description="a flow is large from this share of a link")
     congestion_threshold: float = Field(0.80, gt=0, le=1.5,
                                         description="link utilization that is congestion")
-    congestion_intervals: int = Field(3, ge=1, le=100,
+    congestion_intervals: int = Field(2, ge=1, le=100,
                                       description="readings in a row above the threshold")
     hysteresis: float = Field(0.05, ge=0, le=1,
                               description="least improvement (of a link rate) worth a move")

@@ -29,7 +29,6 @@ How flows are placed and moved (see docs/traffic-engineering.md for why):
 from __future__ import annotations
 
 import ipaddress
-import random
 import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -39,6 +38,7 @@ from functools import cached_property
 from controller import constants as C
 from controller.events import FabricEvent
 from controller.openflow import FlowRule, Match, make_match
+from controller.placement import place
 
 TCP, UDP = 6, 17
 PROTO_NAMES = {TCP: "tcp", UDP: "udp"}
@@ -155,6 +155,32 @@ class TeTopology:
     def _paths(self) -> dict[tuple[int, int], list[Path]]:
         return {}
 
+    @cached_property
+    def index(self) -> dict[Resource, int]:
+        """Every resource numbered, for the array-based placement search."""
+        return {r: i for i, r in enumerate(sorted(self.capacity))}
+
+    @cached_property
+    def caps(self) -> list[float]:
+        return [self.cap(r) for r in sorted(self.capacity)]
+
+    def options(self, src_leaf: int, dst_leaf: int) -> tuple[list[tuple[Path, int, int]],
+                                                              dict[Path, int]]:
+        """The paths between two leaves with their resources' numbers, and each path's
+        position in that list (cached)."""
+        key = (src_leaf, dst_leaf)
+        got = self._options.get(key)
+        if got is None:
+            idx = self.index
+            opts = [(p, idx[up(p.leaf, p.port)], idx[down(p.spine, dst_leaf)])
+                    for p in self.paths(src_leaf, dst_leaf)]
+            got = self._options[key] = (opts, {o[0]: j for j, o in enumerate(opts)})
+        return got
+
+    @cached_property
+    def _options(self) -> dict:
+        return {}
+
     def cap(self, r: Resource) -> float:
         return self.capacity.get(r, 0.0) or 1.0
 
@@ -172,7 +198,7 @@ def resources(path: Path, dst_leaf: int) -> tuple[Resource, Resource]:
 class TeSettings:
     large_flow_fraction: float = 0.10  # of the link rate
     congestion_threshold: float = 0.80  # utilization
-    congestion_intervals: int = 3  # readings in a row above the threshold
+    congestion_intervals: int = 2  # readings in a row above the threshold
     hysteresis: float = 0.05  # of the link rate: the least improvement worth a move
     min_move_interval: float = 5.0  # seconds a moved flow stays put (failures excepted)
     flow_idle_timeout: float = 10.0  # seconds without a byte before a flow is forgotten
@@ -488,6 +514,7 @@ class TrafficEngineer:
             by_dst.setdefault(f.key.dst_ip, []).append(i)
         est = [0.0] * len(elastic)
         limited = [False] * len(elastic)  # receiver-limited: converged
+        tol = host_rate * 1e-6
         for _ in range(20):
             changed = False
             for src, idx in by_src.items():
@@ -497,11 +524,11 @@ class TrafficEngineer:
                 conv = sum(est[i] for i in idx if limited[i])
                 share = max(0.0, host_rate - fixed_out.get(src, 0.0) - conv) / len(free)
                 for i in free:
-                    if abs(est[i] - share) > 1e-6:
+                    if abs(est[i] - share) > tol:
                         est[i], changed = share, True
             for dst, idx in by_dst.items():
                 room = max(0.0, host_rate - fixed_in.get(dst, 0.0))
-                if sum(est[i] for i in idx) <= room + 1e-6:
+                if sum(est[i] for i in idx) <= room + tol:
                     continue
                 # an equal share among the flows into dst; flows below it keep theirs
                 rest = sorted(idx, key=lambda i: est[i])
@@ -511,7 +538,7 @@ class TrafficEngineer:
                     if est[i] <= fair and not limited[i]:
                         left -= est[i]
                         continue
-                    if not limited[i] or abs(est[i] - fair) > 1e-6:
+                    if not limited[i] or abs(est[i] - fair) > tol:
                         est[i], limited[i], changed = fair, True, True
                     left -= fair
             if not changed:
@@ -543,9 +570,7 @@ class TrafficEngineer:
             for r in resources(f.path, f.dst_leaf):
                 base[r] = max(0.0, base.get(r, 0.0) - f.rate_bps)
         current = {f.key: f.path for f in movable}
-        plan = place(movable, demand, base, topo, current)
-        before = _cost(movable, demand, base, topo, current)
-        after = _cost(movable, demand, base, topo, plan)
+        plan, before, after = place(movable, demand, base, topo, current)
         margin = s.hysteresis
         if not (before[0] - after[0] >= margin or
                 (abs(before[0] - after[0]) < 1e-9 and before[1] - after[1] >= margin)):
@@ -573,157 +598,6 @@ def _path_text(p: Path | None, dst_leaf: int) -> str:
 def _path_util(p: Path, dst_leaf: int, topo: TeTopology, loads: Mapping[Resource, float],
                extra: float) -> float:
     return max((loads.get(r, 0.0) + extra) / topo.cap(r) for r in resources(p, dst_leaf))
-
-
-def _cost(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Resource, float],
-          topo: TeTopology, plan: Mapping[FlowKey, Path | None]) -> tuple[float, float]:
-    """(total overload in link rates, worst utilization) of a placement."""
-    load = dict(base)
-    for f in flows:
-        p = plan.get(f.key)
-        if p is None:
-            continue
-        for r in resources(p, f.dst_leaf):
-            load[r] = load.get(r, 0.0) + demand[f.key]
-    over = sum(max(0.0, v - topo.cap(r)) / topo.cap(r) for r, v in load.items())
-    worst = max((v / topo.cap(r) for r, v in load.items()), default=0.0)
-    return over, worst
-
-
-def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Resource, float],
-          topo: TeTopology, current: Mapping[FlowKey, Path | None],
-          budget: int = 400_000) -> dict[FlowKey, Path]:
-    """A placement of ``flows`` on top of the ``base`` load.
-
-    Greedy (priority classes first, then by demand, each flow on the path whose worse
-    link ends up least loaded), then local search that moves single flows while that
-    lowers the sum of squared utilizations. While the evaluation ``budget`` allows, the
-    search restarts from shuffled orders (priority classes still first) and keeps the
-    best result: (overload, worst link, flows moved), so that ties keep flows in place.
-    """
-    index: dict[Resource, int] = {}
-    caps: list[float] = []
-
-    def rid(r: Resource) -> int:
-        i = index.get(r)
-        if i is None:
-            i = index[r] = len(caps)
-            caps.append(topo.cap(r))
-        return i
-
-    by_pair: dict[tuple[int, int], tuple[list[tuple[Path, int, int]], dict[Path, int]]] = {}
-    options: list[list[tuple[Path, int, int]]] = []
-    cur: list[int] = []
-    for f in flows:
-        pair = (f.src_leaf, f.dst_leaf)
-        known = by_pair.get(pair)
-        if known is None:
-            opts = [(p, rid(up(p.leaf, p.port)), rid(down(p.spine, f.dst_leaf)))
-                    for p in topo.paths(*pair)]
-            known = by_pair[pair] = (opts, {o[0]: j for j, o in enumerate(opts)})
-        options.append(known[0])
-        now_on = current.get(f.key)
-        cur.append(known[1].get(now_on, -1) if now_on is not None else -1)
-    base_load = [0.0] * len(caps)
-    for r, v in base.items():
-        i = index.get(r)
-        if i is not None:
-            base_load[i] = v
-    dem = [demand[f.key] for f in flows]
-    first = sorted(range(len(flows)), key=lambda i: (not flows[i].priority, -dem[i],
-                                                     flows[i].key))
-    work = sum(len(o) for o in options) or 1
-    restarts = max(1, min(24, budget // (4 * work)))
-    rng = random.Random(len(flows))
-    best_choice: list[int] | None = None
-    best_score = (float("inf"), float("inf"), 0)
-    for attempt in range(restarts):
-        order = first
-        if attempt:
-            prio = [i for i in first if flows[i].priority]
-            rest = [i for i in first if not flows[i].priority]
-            rng.shuffle(prio)
-            rng.shuffle(rest)
-            order = prio + rest
-        choice, load = _greedy(order, options, dem, cur, caps, list(base_load))
-        _local_search(order, options, dem, choice, caps, load)
-        over = sum(max(0.0, v - c) / c for v, c in zip(load, caps, strict=True))
-        worst = max((v / c for v, c in zip(load, caps, strict=True)), default=0.0)
-        moved = sum(1 for a, b in zip(choice, cur, strict=True) if a != b)
-        score = (round(over, 6), round(worst, 6), moved)
-        if score < best_score:
-            best_choice, best_score = choice, score
-        if over < 1e-9 and attempt:
-            break
-    assert best_choice is not None
-    return {flows[i].key: options[i][j][0] for i, j in enumerate(best_choice) if j >= 0}
-
-
-def _greedy(order: list[int], options: list[list[tuple[Path, int, int]]], dem: list[float],
-            cur: list[int], caps: list[float], load: list[float]) -> tuple[list[int], list[float]]:
-    choice = [-1] * len(options)
-    for i in order:
-        opts = options[i]
-        if not opts:
-            continue
-        d = dem[i]
-        best_j, bm, bs, bc = -1, float("inf"), float("inf"), 2
-        for j, (_, u, w) in enumerate(opts):
-            lu = (load[u] + d) / caps[u]
-            lw = (load[w] + d) / caps[w]
-            m = lu if lu > lw else lw
-            s = lu + lw
-            c = 0 if j == cur[i] else 1
-            if m < bm - 1e-9 or (m < bm + 1e-9 and (s < bs - 1e-9 or
-                                                    (s < bs + 1e-9 and c < bc))):
-                best_j, bm, bs, bc = j, m, s, c
-        choice[i] = best_j
-        _, u, w = opts[best_j]
-        load[u] += d
-        load[w] += d
-    return choice, load
-
-
-def _local_search(order: list[int], options: list[list[tuple[Path, int, int]]],
-                  dem: list[float], choice: list[int], caps: list[float], load: list[float],
-                  rounds: int = 4) -> None:
-    """Move single flows while that lowers the sum of squared utilizations. Only flows
-    on the hottest links are tried: moving anything else cannot lower the worst link."""
-    for _ in range(rounds):
-        worst = max((v / c for v, c in zip(load, caps, strict=True)), default=0.0)
-        hot = 0.8 * worst
-        improved = False
-        for i in order:
-            opts = options[i]
-            if len(opts) < 2 or choice[i] < 0:
-                continue
-            d = dem[i]
-            _, u0, w0 = opts[choice[i]]
-            cu0, cw0 = caps[u0], caps[w0]
-            if load[u0] / cu0 < hot and load[w0] / cw0 < hot:
-                continue
-            off = ((load[u0] / cu0) ** 2 - ((load[u0] - d) / cu0) ** 2)
-            off_w = ((load[w0] / cw0) ** 2 - ((load[w0] - d) / cw0) ** 2)
-            for j, (_, u, w) in enumerate(opts):
-                if j == choice[i]:
-                    continue
-                cu, cw = caps[u], caps[w]
-                on = ((load[u] + d) / cu) ** 2 - (load[u] / cu) ** 2
-                if w == w0:  # same spine, other uplink: the spine side does not change
-                    gain = off - on
-                else:
-                    on += ((load[w] + d) / cw) ** 2 - (load[w] / cw) ** 2
-                    gain = off + off_w - on
-                if gain > 1e-9:
-                    load[u0] -= d
-                    load[w0] -= d
-                    load[u] += d
-                    load[w] += d
-                    choice[i] = j
-                    improved = True
-                    break
-        if not improved:
-            break
 
 
 def pin_rule(flow: Flow, group_id: int) -> FlowRule:

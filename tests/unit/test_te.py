@@ -5,6 +5,7 @@ import random
 import pytest
 
 from controller import constants as C
+from controller.placement import place
 from controller.te import (
     TCP,
     UDP,
@@ -14,7 +15,6 @@ from controller.te import (
     TeTopology,
     TrafficEngineer,
     down,
-    place,
     resources,
     up,
 )
@@ -242,7 +242,7 @@ def test_priority_classes_are_placed_first():
         f.rate_bps, f.path = 3e6, Path(2001, 1, 1001)
     base = {up(2001, 1): 0.0, up(2001, 2): 2.5e6, down(1002, 2002): 2.5e6}
     demand = {bulk.key: 3e6, roce.key: 3e6}
-    plan = place([bulk, roce], demand, base, t, {})
+    plan, _, _ = place([bulk, roce], demand, base, t, {})
     assert plan[roce.key].spine == 1001
 
 
