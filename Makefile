@@ -5,7 +5,7 @@ SETUP_STAMP := .venv/.aifabric-installed
 .PHONY: help setup demo test unit e2e lint proto bench clean-net clean
 
 help:
-	@echo "make demo      set up, start fabricd and a 2-spine/4-leaf Mininet fabric, show topology and reachability"
+	@echo "make demo      set up, start fabricd and a 2-spine/4-leaf Mininet fabric, show topology, reachability and TE-placed flows"
 	@echo "make test      set up and run the whole test suite (unit + end-to-end on Mininet)"
 	@echo "make setup     install Debian packages, .venv, the project; start Open vSwitch"
 	@echo "make unit      unit tests of the pure core only (no root, no Mininet)"
@@ -38,6 +38,8 @@ proto: setup
 bench: setup
 	$(PY) -m bench.discovery
 	$(PY) -m bench.qos
+	$(PY) -m bench.te
+	$(PY) -m bench.te_scale
 
 clean-net:
 	-mn -c >/dev/null 2>&1

@@ -162,20 +162,23 @@ def reroute(net, ctl) -> dict:
             return [f for f in c.flows(large_only=True).flows if f.flow.dst_port == 5301]
 
         wait_until(lambda: bool(mine()), timeout=10)
-        spine = mine()[0].spine
+        first = mine()[0]
+        spine = first.spine
+        key = f"tcp {h1.IP()}:{first.flow.src_port} -> "
         c.pin_flow(flow_match(h2.IP(), h4.IP(), "udp", 0, 5302), spine)
         t0 = time.time()
         udp = T.udp_flow(h2, h4.IP(), 5302, 0.9 * BW, 10)
         moved = wait_until(lambda: any(f.spine != spine for f in mine()), timeout=12,
                            interval=0.1)
-        times = [t for t, kind, f in ev.items if kind == "reroute"
-                 and f.get("flow", "").startswith(f"tcp {h1.IP()}:")]
+        mine_moved = [(t, f) for t, kind, f in ev.items if kind == "reroute"
+                      and f.get("flow", "").startswith(key) and t >= t0]
+        times = [t for t, _ in mine_moved]
         T.result(udp, timeout=30)
         T.result(tcp, timeout=40)
         ev.stream.cancel()
     return {"rerouted": bool(moved and times),
             "seconds_from_onset": round(times[0] - t0, 3) if times else None,
-            "reason": next((f["reason"] for t, k, f in ev.items if k == "reroute"), None)}
+            "reason": mine_moved[0][1]["reason"] if mine_moved else None}
 
 
 def failover(net, ctl, mode: str) -> dict:

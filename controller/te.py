@@ -222,7 +222,8 @@ class Flow:
     moved_at: float = -1e18
     bytes: int = 0
     bytes_at: float = 0.0
-    rate_bps: float = 0.0
+    rate_bps: float = 0.0  # smoothed
+    last_bps: float | None = None  # the latest reading alone: 0 once the flow stopped
     samples: int = 0
     demand_bps: float = 0.0
     moves: int = 0
@@ -362,6 +363,7 @@ class TrafficEngineer:
                 flow.last_active = now
             sample = (count - flow.bytes) * 8 / (now - flow.bytes_at)
             flow.rate_bps = sample if flow.samples == 0 else a * sample + (1 - a) * flow.rate_bps
+            flow.last_bps = sample
             flow.samples += 1
             flow.bytes, flow.bytes_at = count, now
 
@@ -553,7 +555,11 @@ class TrafficEngineer:
         s = self.settings
         if not s.rebalance:
             return []
-        large = [f for f in self.flows.values() if f.path is not None and self.is_large(f, topo)]
+        # a flow that carried (almost) nothing in the last reading has ended or paused:
+        # its smoothed rate still decays, but it must not be given a demand
+        active = 0.5 * s.large_flow_fraction * topo.link_rate
+        large = [f for f in self.flows.values() if f.path is not None and self.is_large(f, topo)
+                 and (f.last_bps is None or f.last_bps >= active)]
         if not large:
             return []
         movable = [f for f in large if not f.operator and now - f.moved_at >= s.min_move_interval

@@ -215,6 +215,21 @@ def test_a_moved_flow_stays_put_for_the_minimum_interval():
     assert len(te.rebalance(t, loads_of(te), 13.5)) == 1
 
 
+def test_a_flow_that_stopped_gets_no_demand():
+    t = topo()
+    te = TrafficEngineer(TeSettings(smoothing=0.5))
+    gone = te.new_flow(key(1, 3, 1), 2001, 2002, t, {}, 0.0)
+    new = te.new_flow(key(1, 3, 2), 2001, 2002, t, {}, 0.0)
+    gone.path = new.path = Path(2001, 1, 1001)
+    te.update_counters(2001, {gone.key: 0, new.key: 0}, 0.0)
+    te.update_counters(2001, {gone.key: 600_000, new.key: 0}, 1.0)
+    te.update_counters(2001, {gone.key: 600_000, new.key: 600_000}, 2.0)  # gone stopped
+    assert gone.rate_bps > 0.5e6 and gone.last_bps == 0  # still "large" when smoothed
+    link = {r: new.rate_bps for r in resources(new.path, 2002)}  # what the ports measure
+    assert te.rebalance(t, link, 10.0) == []  # alone, the new flow gains nothing by a move
+    assert gone.demand_bps == 0.0
+
+
 def test_small_flows_are_not_rebalanced_and_operator_pins_never():
     t = topo()
     te = TrafficEngineer()
