@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m bench.qos
 	$(PY) -m bench.te
 	$(PY) -m bench.te_scale
+	$(PY) -m bench.api
 
 clean-net:
 	-mn -c >/dev/null 2>&1

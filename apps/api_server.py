@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
+from apps.api_auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
 from apps.event_bus import EventBus
 from controller import __version__
 from controller.config import FabricdConfig
@@ -34,6 +37,7 @@ log = logging.getLogger("aifabric.api")
 
 SERVICE_NAME = fabric_pb2.DESCRIPTOR.services_by_name["Fabric"].full_name
 MAX_DOCUMENT = 256 * 1024
+MAX_REQUEST_BYTES = 1024 * 1024  # larger requests: RESOURCE_EXHAUSTED before any handler
 
 
 @dataclass
@@ -353,9 +357,21 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
 
 def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Server:
     """Bind and start the API; raises RuntimeError with a reason if the address is unusable."""
+    api = config.api
+    if api.tokens:
+        tokens = {t.token: Principal(t.name, t.role) for t in api.tokens}
+    else:
+        try:
+            token, made = load_or_create_token(api.token_file)
+        except OSError as exc:
+            raise RuntimeError(f"api.token_file {api.token_file}: {exc.strerror}") from None
+        tokens = {token: Principal("local-admin", "admin")}
+        log.info("API admin token %s %s (fabricctl reads it from there)",
+                 "generated in" if made else "read from", api.token_file)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="aifabric-api"),
-        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+        interceptors=[TokenAuthInterceptor(tokens, AuditLog(api.audit_log))],
     )
     fabric_pb2_grpc.add_FabricServicer_to_server(
         FabricServicer(handle, config, time.time()), server
@@ -365,15 +381,41 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    address = config.api.address
+    address = api.address
     try:
-        port = server.add_insecure_port(address)
-    except RuntimeError as exc:
+        if api.tls is not None:
+            def read(path: str) -> bytes:
+                return Path(path).expanduser().read_bytes()
+
+            creds = grpc.ssl_server_credentials(
+                [(read(api.tls.key), read(api.tls.cert))],
+                root_certificates=read(api.tls.client_ca) if api.tls.client_ca else None,
+                require_client_auth=api.tls.client_ca is not None,
+            )
+            port = server.add_secure_port(address, creds)
+        else:
+            if not api.loopback:
+                log.warning("the API on %s is not loopback and has no TLS: tokens travel "
+                            "in clear text (--insecure-api)", address)
+            port = server.add_insecure_port(address)
+    except (RuntimeError, OSError) as exc:
         raise RuntimeError(f"cannot listen on {address}: {exc}") from None
     if port == 0:
         raise RuntimeError(f"cannot listen on {address} (address in use?)")
     server.start()
     for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("management API listening on %s", address)
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def serving_once_the_apps_run() -> None:
+        # SERVING means the controller answers, not just that the port is open
+        while handle.snapshot() is None:
+            time.sleep(0.05)
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    threading.Thread(target=serving_once_the_apps_run, name="aifabric-health",
+                     daemon=True).start()
+    log.info("management API listening on %s (%s)", address,
+             "TLS" + (", client certificates required" if api.tls.client_ca else "")
+             if api.tls else "plain TCP")
     return server

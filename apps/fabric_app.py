@@ -29,6 +29,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from apps import ofmsg, oskenfix, runtime
 from apps.event_bus import EventBus
+from apps.metrics import LOOP_LAG
 from controller import constants as C
 from controller.core import CoreSettings, Effects, FabricCore
 from controller.model import Port
@@ -48,6 +49,10 @@ SYNC_MAX_DELAY = 0.05  # seconds a change may wait for a quiet event queue
 
 class EventTick(event.EventBase):
     """Posted by the ticker thread; handled on the app's own thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posted = time.monotonic()
 
 
 class EventMaintenance(event.EventBase):
@@ -148,6 +153,7 @@ class FabricApp(app_manager.OSKenApp):
         self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0,
                       "te_passes": 0}
         self.event_bus = EventBus()
+        self.published_counters: dict[str, int] = {}  # copied every tick, for other threads
         self.flows: tuple[FlowInfo, ...] = ()  # published after every TE change
         self.flows_at = 0.0
         self._awaiting_ports: set[int] = set()  # switches yet to answer this poll round
@@ -171,6 +177,7 @@ class FabricApp(app_manager.OSKenApp):
 
     @set_ev_cls(EventTick)
     def _on_tick(self, ev) -> None:
+        LOOP_LAG.observe(time.monotonic() - ev.posted)
         now = time.time()
         eff = Effects()
         if now - self._last_probe >= self.core.settings.lldp_interval:
@@ -201,6 +208,8 @@ class FabricApp(app_manager.OSKenApp):
         newly = settled != self._settled
         self._settled = settled
         self._apply(eff, now, force_sync=newly)
+        te_stats = self.core.te.stats if self.core.te is not None else {}
+        self.published_counters = {**self.stats, **self.core.counters, **te_stats}
 
     # --- switch connection ------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
@@ -493,7 +502,11 @@ class FabricApp(app_manager.OSKenApp):
             self.flows, self.flows_at = self.core.flows(now), now
 
     def _publish_events(self, now: float) -> None:
-        self.event_bus.publish(self.core.take_events(), now)
+        events = self.core.take_events()
+        for e in events:
+            if e.kind in ("reroute", "congestion", "congestion_cleared", "pin", "unpin"):
+                log.info("%s: %s", e.kind, e.message)
+        self.event_bus.publish(events, now)
 
     def _send_packet_outs(self, outs) -> None:
         for po in outs:

@@ -108,7 +108,11 @@ class Events:
             pass
 
 
+QUIET_S = 4.0  # between scenarios: the last one's flows end and the counters settle
+
+
 def throughput(net, ctl, mode: str, pairs, port: int) -> dict:
+    time.sleep(QUIET_S)
     hosts = [net.get(f"h{i + 1}") for i in range(N_HOSTS)]
     ports = [port + k for k in range(len(pairs))]
     placement, best = oracle(pairs)
@@ -118,9 +122,14 @@ def throughput(net, ctl, mode: str, pairs, port: int) -> dict:
                 c.pin_flow(flow_match(hosts[a].IP(), hosts[b].IP(), "tcp", 0, p), SPINES[s])
     for (_, b), p in zip(pairs, ports, strict=True):
         T.start_servers(hosts[b], [p])
-    procs = [T.tcp_flow(hosts[a], hosts[b].IP(), p, MEASURE_S, omit=OMIT_S)
-             for (a, b), p in zip(pairs, ports, strict=True)]
-    results = [T.result(pr, timeout=MEASURE_S + OMIT_S + 40) for pr in procs]
+    with ctl.client() as c:
+        ev = Events(c)
+        t0 = time.time()
+        procs = [T.tcp_flow(hosts[a], hosts[b].IP(), p, MEASURE_S, omit=OMIT_S)
+                 for (a, b), p in zip(pairs, ports, strict=True)]
+        results = [T.result(pr, timeout=MEASURE_S + OMIT_S + 40) for pr in procs]
+        ev.stream.cancel()
+    moves = [t - t0 for t, kind, _ in ev.items if kind == "reroute"]
     total = sum(r.received_mbps for r in results)
     if mode == "oracle":
         with ctl.client() as c:
@@ -130,10 +139,13 @@ def throughput(net, ctl, mode: str, pairs, port: int) -> dict:
     return {"aggregate_mbps": round(total, 3), "non_blocking_mbps": round(nonblocking, 3),
             "oracle_model_mbps": round(best, 3),
             "fraction_of_non_blocking": round(total / nonblocking, 3),
+            "reroutes_while_omitted": sum(1 for t in moves if t < OMIT_S),
+            "reroutes_while_measured": sum(1 for t in moves if t >= OMIT_S),
             "flows_mbps": [round(r.received_mbps, 3) for r in results]}
 
 
 def allreduce(net, ctl, mode: str, port: int) -> dict:
+    time.sleep(QUIET_S)
     hosts = [net.get(f"h{i + 1}") for i in RING]
     pairs = [(RING[k], RING[(k + 1) % len(RING)]) for k in range(len(RING))]
     if mode == "oracle":
@@ -151,6 +163,7 @@ def allreduce(net, ctl, mode: str, port: int) -> dict:
 
 
 def reroute(net, ctl) -> dict:
+    time.sleep(QUIET_S)
     h1, h2, h3, h4 = net.get("h1", "h2", "h3", "h4")
     T.start_servers(h3, [5301])
     T.start_servers(h4, [5302])
@@ -246,8 +259,9 @@ def write_docs(res: dict, path: Path) -> None:
         f"Produced by `python -m bench.te` on {platform.node()} ({time.strftime('%Y-%m-%d')}): "
         f"2 spines, 4 leaves, 2 hosts per leaf, {BW:g} Mbit/s links, userspace Open vSwitch, "
         f"QoS off. 8 long TCP flows per matrix, {MEASURE_S} s measured after {OMIT_S} s "
-        "omitted. All three columns come from the same invocation; the oracle pins every "
-        "flow in advance to the placement with the best max-min fair throughput.",
+        f"omitted, {QUIET_S:g} s of quiet between scenarios. All three columns come from the "
+        "same invocation; the oracle pins every flow in advance to the placement with the "
+        "best max-min fair throughput.",
         "",
         "| matrix | non-blocking (Mbit/s) | ECMP | TE | oracle | TE / oracle | "
         "TE / non-blocking | ECMP / non-blocking |",
@@ -262,6 +276,11 @@ def write_docs(res: dict, path: Path) -> None:
             f"{t[name]['fraction_of_non_blocking']:.0%} | "
             f"{e[name]['fraction_of_non_blocking']:.0%} |")
     lines += [
+        "",
+        "TE moves (reroute events) per matrix, during the omitted start / the measured "
+        "window: " + ", ".join(
+            f"{n} {t[n]['reroutes_while_omitted']}/{t[n]['reroutes_while_measured']}"
+            for n in MATRICES) + ".",
         "",
         "| measure | ECMP | TE | oracle |",
         "| --- | --- | --- | --- |",

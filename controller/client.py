@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -10,17 +12,71 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 
 DEFAULT_SERVER = "127.0.0.1:50051"
+DEFAULT_TOKEN_FILE = "~/.config/aifabric/api-token"  # where a local fabricd keeps its token
+
+
+def default_token() -> str | None:
+    """$AIFABRIC_TOKEN, else the token file ($AIFABRIC_TOKEN_FILE or the local default)
+    when it is readable, else None."""
+    token = os.environ.get("AIFABRIC_TOKEN")
+    if token:
+        return token.strip()
+    path = Path(os.environ.get("AIFABRIC_TOKEN_FILE") or DEFAULT_TOKEN_FILE).expanduser()
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds ``authorization: Bearer TOKEN`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self.metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, d):
+        metadata = [*(d.metadata or ()), self.metadata]
+        return d._replace(metadata=metadata) if hasattr(d, "_replace") else _Details(
+            d.method, d.timeout, metadata, d.credentials, d.wait_for_ready, d.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready = credentials, wait_for_ready
+        self.compression = compression
 
 
 class FabricClient:
-    def __init__(self, server: str = DEFAULT_SERVER, timeout: float = 5.0) -> None:
+    """``token``: None reads the default (see :func:`default_token`), "" sends none.
+    TLS when ``ca`` is given (with ``cert``/``key`` for a client certificate)."""
+
+    def __init__(self, server: str = DEFAULT_SERVER, timeout: float = 5.0,
+                 token: str | None = None, ca: str | None = None, cert: str | None = None,
+                 key: str | None = None) -> None:
         self.server = server
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(server)
+        if ca is not None:
+            def read(path: str | None) -> bytes | None:
+                return Path(path).expanduser().read_bytes() if path else None
+
+            creds = grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
+            channel = grpc.secure_channel(server, creds)
+        else:
+            channel = grpc.insecure_channel(server)
+        self.raw_channel = channel
+        token = default_token() if token is None else token
+        self.channel = grpc.intercept_channel(channel, _Bearer(token)) if token else channel
         self.stub = fabric_pb2_grpc.FabricStub(self.channel)
 
     def close(self) -> None:
-        self.channel.close()
+        self.raw_channel.close()
 
     def __enter__(self) -> FabricClient:
         return self

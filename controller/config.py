@@ -61,8 +61,78 @@ class OpenFlowConfig(_Strict):
         return v
 
 
+DEFAULT_TOKEN_FILE = "~/.config/aifabric/api-token"
+
+
+class TokenConfig(_Strict):
+    """One API token: who it stands for and what it may do."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: Literal["reader", "admin"]
+    token: str = Field(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")
+
+
+class TlsConfig(_Strict):
+    cert: str = Field(description="server certificate chain (PEM)")
+    key: str = Field(description="its private key (PEM)")
+    client_ca: str | None = Field(None, description="CA of client certificates; set: "
+                                                    "clients must present one")
+
+    @model_validator(mode="after")
+    def _readable(self) -> TlsConfig:
+        for name in ("cert", "key", "client_ca"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).expanduser().is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        return self
+
+
 class ApiConfig(_Strict):
     address: str = "127.0.0.1:50051"
+    # No tokens configured: one admin token is read from token_file, or generated and
+    # written there (mode 0600) for local use; fabricctl reads the same file.
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    token_file: str = DEFAULT_TOKEN_FILE
+    tls: TlsConfig | None = None
+    audit_log: str | None = Field(None, description="JSON lines of every mutation; "
+                                                    "None: the daemon's log only")
+    allow_insecure: bool = Field(False, description="serve a non-loopback address "
+                                                    "without TLS")
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        parse_host_port(v)
+        return v
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique(cls, v: list[TokenConfig]) -> list[TokenConfig]:
+        seen: set[str] = set()
+        for t in v:
+            if t.token in seen:
+                raise ValueError(f"token of {t.name!r} is used twice")
+            seen.add(t.token)
+        return v
+
+    @model_validator(mode="after")
+    def _exposed(self) -> ApiConfig:
+        if not self.loopback and self.tls is None and not self.allow_insecure:
+            raise ValueError(f"serving {self.address} (not loopback) without TLS needs "
+                             "api.tls, or api.allow_insecure / --insecure-api")
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        host, _ = parse_host_port(self.address)
+        return host == "localhost" or (host != "*" and ipaddress.ip_address(host).is_loopback)
+
+
+class MetricsConfig(_Strict):
+    """Prometheus metrics over HTTP (``/metrics``)."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1:9464"
 
     @field_validator("address")
     @classmethod
@@ -108,6 +178,8 @@ class TeConfig(_Strict):
     new_flow_rate: float = Field(2000.0, gt=0, description="new flows per second a host "
                                                            "port may start (beyond: ECMP)")
     rebalance: bool = Field(True, description="periodic rebalancing of large flows")
+    rebalance_floor: float = Field(0.5, ge=0, le=1.5, description="without overload, "
+                                   "rebalance only for a worst link this busy")
 
     def settings(self) -> TeSettings:
         return TeSettings(
@@ -121,6 +193,7 @@ class TeConfig(_Strict):
             max_flows=self.max_flows,
             smoothing=self.smoothing,
             rebalance=self.rebalance,
+            rebalance_floor=self.rebalance_floor,
         )
 
 
@@ -141,6 +214,7 @@ class FabricdConfig(_Strict):
     link_speed_mbps: float | None = Field(None, gt=0, le=1_000_000)
     openflow: OpenFlowConfig = OpenFlowConfig()
     api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
     qos: QosConfig = QosConfig()
     te: TeConfig = TeConfig()

@@ -45,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--of-host", metavar="ADDR", help="OpenFlow listen address (default 0.0.0.0)")
     p.add_argument("--grpc-addr", metavar="HOST:PORT",
                    help="management API address (default 127.0.0.1:50051)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="admin API token, read or else generated and written there (0600) "
+                   "when the config lists no tokens (default ~/.config/aifabric/api-token)")
+    p.add_argument("--audit-log", metavar="FILE",
+                   help="append a JSON line per API mutation (default: the daemon log only)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve the API over TLS with this "
+                   "certificate chain (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    p.add_argument("--tls-client-ca", metavar="PEM",
+                   help="require client certificates signed by this CA")
+    p.add_argument("--insecure-api", action="store_true",
+                   help="allow a non-loopback API address without TLS (logs a warning)")
+    p.add_argument("--metrics-addr", metavar="HOST:PORT",
+                   help="Prometheus metrics address, or 'off' (default 127.0.0.1:9464)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                    help="log verbosity (default info)")
     p.add_argument("--link-speed", type=float, metavar="MBPS",
@@ -65,6 +79,20 @@ def config_from_args(args: argparse.Namespace) -> FabricdConfig:
         overrides["openflow.listen_host"] = args.of_host
     if args.grpc_addr is not None:
         overrides["api.address"] = args.grpc_addr
+    if args.token_file is not None:
+        overrides["api.token_file"] = args.token_file
+    if args.audit_log is not None:
+        overrides["api.audit_log"] = args.audit_log
+    if args.tls_cert or args.tls_key or args.tls_client_ca:
+        overrides["api.tls"] = {"cert": args.tls_cert, "key": args.tls_key,
+                                "client_ca": args.tls_client_ca}
+    if args.insecure_api:
+        overrides["api.allow_insecure"] = True
+    if args.metrics_addr is not None:
+        if args.metrics_addr == "off":
+            overrides["metrics.enabled"] = False
+        else:
+            overrides["metrics.address"] = args.metrics_addr
     if args.log_level is not None:
         overrides["log_level"] = args.log_level
     if args.link_speed is not None:
@@ -130,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def counters():
         app = fabric_app()
-        return None if app is None else {**app.stats, **app.core.counters}
+        return None if app is None else dict(app.published_counters)
 
     def qos_app():
         return app_manager.lookup_service_brick("QosApp")
@@ -198,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                               link_stats, maintain, flows, call, event_bus)
     try:
         server = start_api_server(config, handle)
+        if config.metrics.enabled:
+            from apps.metrics import start_metrics_server
+
+            start_metrics_server(config.metrics.address, fabric_app)
     except RuntimeError as exc:
         print(f"fabricd: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -1,7 +1,8 @@
 """``fabricctl``: command-line client of the aifabric management API.
 
 Tables for people by default, ``--json`` for scripts. Exit status: 0 success,
-1 the server could not be reached or refused the call, 2 usage error.
+1 the server could not be reached or refused the call (NOT_FOUND, ...), 2 usage error or
+invalid input, 3 the fabric's state forbids it, 4 not authenticated or not permitted.
 """
 
 from __future__ import annotations
@@ -92,7 +93,40 @@ def show_topology(topo: dict[str, Any]) -> str:
 
 def cmd_topology(client: FabricClient, args) -> int:
     topo = topology_dict(client.topology())
+    if args.output:
+        return write_picture(topo, links_list(client.links()), args.output)
     print(json.dumps(topo, indent=2) if args.json else show_topology(topo))
+    return 0
+
+
+def write_picture(topo: dict, links: list[dict], path: str) -> int:
+    """SVG, or PNG through rsvg-convert (Debian: librsvg2-bin)."""
+    import shutil
+    import subprocess
+
+    from controller.picture import render_svg
+
+    svg = render_svg(topo, links)
+    kind = path.rsplit(".", 1)[-1].lower()
+    if kind not in ("svg", "png"):
+        print(f"fabricctl: error: --output must end in .svg or .png, got {path!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        if kind == "svg":
+            with open(path, "w") as f:
+                f.write(svg)
+        else:
+            tool = shutil.which("rsvg-convert")
+            if tool is None:
+                print("fabricctl: error: PNG needs rsvg-convert (apt install librsvg2-bin); "
+                      "SVG works without it", file=sys.stderr)
+                return 2
+            subprocess.run([tool, "-f", "png", "-o", path], input=svg.encode(), check=True)
+    except OSError as exc:
+        print(f"fabricctl: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} ({len(topo['switches'])} switches, {len(topo['hosts'])} hosts)")
     return 0
 
 
@@ -257,6 +291,69 @@ def cmd_events(client: FabricClient, args) -> int:
     return 0
 
 
+def _bar(fraction: float, width: int = 20) -> str:
+    filled = max(0, min(width, round(fraction * width)))
+    return "#" * filled + "." * (width - filled)
+
+
+def top_frame(links: list[dict], queues: list[dict], prev: dict, elapsed: float,
+              flows: int, rows: int) -> str:
+    """One screen of ``fabricctl top``: the busiest link directions, then the queues
+    that dropped packets since the previous frame."""
+    busiest = sorted(links, key=lambda r: -r["utilization"])[:rows]
+    out = [f"aifabric top  {time.strftime('%H:%M:%S')}  {len(links)} link directions, "
+           f"{flows} tracked flows", ""]
+    out.append(table(["LINK", "MBIT/S", "UTIL", "", "DROPS/S"],
+                     [[f"{r['src_dpid']}:{r['src_port']} -> {r['dst_dpid']}:{r['dst_port']}",
+                       f"{r['rate_bps'] / 1e6:.2f}", f"{r['utilization']:.0%}",
+                       _bar(r["utilization"]), f"{r['drops_per_second']:.1f}"]
+                      for r in busiest]))
+    dropping = []
+    for q in queues:
+        key = (q["dpid"], q["port"], q["queue"])
+        before = prev.get(key)
+        if before is not None and q["tx_errors"] > before and elapsed > 0:
+            dropping.append((q, (q["tx_errors"] - before) / elapsed))
+    out.append("")
+    if dropping:
+        out.append(table(["QUEUE", "PORT", "DROPS/S"],
+                         [[f"{q['dpid']}:{q['port']} q{q['queue']}", q["port_name"],
+                           f"{rate:.1f}"] for q, rate in sorted(dropping, key=lambda x: -x[1])
+                          [:rows]]))
+    else:
+        out.append("no queue dropped packets since the last refresh")
+    return "\n".join(out)
+
+
+def cmd_top(client: FabricClient, args) -> int:
+    prev: dict = {}
+    last = time.monotonic()
+    shown = 0
+    clear = sys.stdout.isatty() and not args.json
+    try:
+        while True:
+            links = links_list(client.links())
+            queues = qos_stats_list(client.qos_stats())
+            flows = len(client.flows().flows)
+            now = time.monotonic()
+            if args.json:
+                print(json.dumps({"time": time.time(), "links": links, "queues": queues,
+                                  "flows": flows}), flush=True)
+            else:
+                frame = top_frame(links, queues, prev, now - last, flows, args.rows)
+                print(("\x1b[H\x1b[2J" if clear else "") + frame, flush=True)
+                if not clear:
+                    print()
+            prev = {(q["dpid"], q["port"], q["queue"]): q["tx_errors"] for q in queues}
+            last = now
+            shown += 1
+            if args.count and shown >= args.count:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_health(client: FabricClient, args) -> int:
     status = client.health(args.service)
     if args.json:
@@ -271,12 +368,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=os.environ.get(ENV_SERVER, DEFAULT_SERVER),
                    metavar="HOST:PORT",
                    help=f"API address (default ${ENV_SERVER} or {DEFAULT_SERVER})")
+    p.add_argument("--token", default=None,
+                   help="API token (default $AIFABRIC_TOKEN, else the file "
+                   "$AIFABRIC_TOKEN_FILE or ~/.config/aifabric/api-token a local fabricd "
+                   "writes)")
+    p.add_argument("--ca", default=os.environ.get("AIFABRIC_CA"), metavar="PEM",
+                   help="use TLS, trusting this CA (default $AIFABRIC_CA)")
+    p.add_argument("--cert", default=os.environ.get("AIFABRIC_CERT"), metavar="PEM",
+                   help="client certificate for TLS (default $AIFABRIC_CERT)")
+    p.add_argument("--key", default=os.environ.get("AIFABRIC_KEY"), metavar="PEM",
+                   help="its private key (default $AIFABRIC_KEY)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                    help="per-call deadline (default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
     p.add_argument("--version", action="version", version=f"fabricctl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     t = sub.add_parser("topology", help="switches, links, hosts and wiring warnings")
+    t.add_argument("--output", "-o", metavar="FILE",
+                   help="draw the fabric instead: FILE.svg (or .png with rsvg-convert), "
+                   "links coloured by utilization, drained ones dashed")
     t.set_defaults(func=cmd_topology)
     s = sub.add_parser("status", help="controller version, settings and counters")
     s.set_defaults(func=cmd_status)
@@ -319,6 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                     help="stop after this long")
     ev.set_defaults(func=cmd_events)
+    tp = sub.add_parser("top", help="live link utilization and queue drops, refreshed in "
+                                    "place (Ctrl-C to leave)")
+    tp.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                    help="refresh period (default 1)")
+    tp.add_argument("--count", type=int, default=0, help="stop after this many refreshes")
+    tp.add_argument("--rows", type=int, default=16, help="rows per table (default 16)")
+    tp.set_defaults(func=cmd_top)
     q = sub.add_parser("qos", help="QoS policy and queue statistics")
     qsub = q.add_subparsers(dest="qos_command", required=True, metavar="ACTION")
     qs = qsub.add_parser("show", help="the policy in force")
@@ -327,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     qst = qsub.add_parser("stats", help="per-port, per-queue counters and drops")
     qst.add_argument("--dpid", type=int, default=0, help="one switch only")
     q.set_defaults(func=cmd_qos)
-    for sp in (t, s, h, lk, qs, qset, qst, fl, ev, *maint, *pins):
+    for sp in (t, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p
@@ -336,8 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with FabricClient(args.server, args.timeout) as client:
+        with FabricClient(args.server, args.timeout, token=args.token, ca=args.ca,
+                          cert=args.cert, key=args.key) as client:
             return args.func(client, args)
+    except OSError as exc:  # a --ca/--cert/--key file
+        print(f"fabricctl: cannot read {exc.filename or ''}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     except grpc.RpcError as exc:
         code = exc.code()
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -347,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fabricctl: {code.name}: {exc.details()}", file=sys.stderr)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return 2
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return 4
         return 3 if code == grpc.StatusCode.FAILED_PRECONDITION else 1
 
 

@@ -206,6 +206,7 @@ class TeSettings:
     max_flows: int = 100_000  # flows tracked at once; beyond that, new flows stay on ECMP
     smoothing: float = 0.5  # EWMA weight of the newest rate sample
     rebalance: bool = True  # periodic rebalancing (congestion and failures act regardless)
+    rebalance_floor: float = 0.5  # no overload: move only if the worst link is this busy
 
 
 @dataclass
@@ -578,8 +579,12 @@ class TrafficEngineer:
         current = {f.key: f.path for f in movable}
         plan, before, after = place(movable, demand, base, topo, current)
         margin = s.hysteresis
-        if not (before[0] - after[0] >= margin or
-                (abs(before[0] - after[0]) < 1e-9 and before[1] - after[1] >= margin)):
+        less_overload = before[0] - after[0] >= margin
+        # without overload, only a busy worst link is worth moving flows for: below the
+        # floor every link has room, and a move only costs the flows a hiccup
+        cooler = (abs(before[0] - after[0]) < 1e-9 and before[1] >= s.rebalance_floor
+                  and before[1] - after[1] >= margin)
+        if not (less_overload or cooler):
             return []
         reason = (f"rebalance: overload {before[0]:.2f} -> {after[0]:.2f}, "
                   f"worst link {before[1]:.0%} -> {after[1]:.0%}")

@@ -27,9 +27,12 @@ class FabricdProcess:
                  grpc_port: int | None = None, extra_args: list[str] | None = None) -> None:
         self.of_port = of_port or free_port()
         self.grpc_addr = f"127.0.0.1:{grpc_port or free_port()}"
+        self.metrics_addr = f"127.0.0.1:{free_port()}"
         self.log_path = Path(log_path)
         self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
+        self.tls: dict[str, str] = {}  # ca/cert/key for clients, when it serves TLS
+        self.token_file: Path | None = None  # else the default token file
 
     @property
     def controller(self) -> str:
@@ -37,7 +40,8 @@ class FabricdProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         cmd = [sys.executable, "-m", "controller.daemon", "--of-port", str(self.of_port),
-               "--grpc-addr", self.grpc_addr, *self.extra_args]
+               "--grpc-addr", self.grpc_addr, "--metrics-addr", self.metrics_addr,
+               *self.extra_args]
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -49,7 +53,7 @@ class FabricdProcess:
                     + self.log_path.read_text()[-2000:]
                 )
             try:
-                with FabricClient(self.grpc_addr, timeout=1.0) as c:
+                with self.client(timeout=1.0) as c:
                     if c.health() == "SERVING":
                         return
             except grpc.RpcError:
@@ -73,7 +77,10 @@ class FabricdProcess:
         return rc
 
     def client(self, timeout: float = 5.0) -> FabricClient:
-        return FabricClient(self.grpc_addr, timeout)
+        token = None
+        if self.token_file is not None and self.token_file.exists():
+            token = self.token_file.read_text().strip()
+        return FabricClient(self.grpc_addr, timeout, token=token, **self.tls)
 
     def __enter__(self) -> FabricdProcess:
         self.start()

@@ -21,7 +21,7 @@ def links(ctl) -> list[dict]:
     return json.loads(res.stdout)
 
 
-def test_link_utilization_follows_traffic(controller_factory):
+def test_link_utilization_follows_traffic(controller_factory, tmp_path):
     ctl = controller_factory("--link-speed", "10", "--no-qos")
     spec = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
     with running_fabric(ctl, spec) as (net, topo):
@@ -39,6 +39,16 @@ def test_link_utilization_follows_traffic(controller_factory):
         assert wait_until(loaded, timeout=6, interval=0.5)
         time.sleep(2.5)
         rows = links(ctl)
+        metrics = scrape(ctl)
+        top = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "top", "--count", "2",
+                              "--interval", "0.5"], capture_output=True, text=True, timeout=30)
+        pictures = {}
+        for kind in ("svg", "png"):
+            path = tmp_path / f"fabric.{kind}"
+            res = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "topology", "--output",
+                                  str(path)], capture_output=True, text=True, timeout=30)
+            assert res.returncode == 0, res.stderr
+            pictures[kind] = path.read_bytes()
         T.result(flow)
         T.stop_servers(h3)
     by = {(r["src_dpid"], r["dst_dpid"]): r for r in rows}
@@ -50,3 +60,39 @@ def test_link_utilization_follows_traffic(controller_factory):
     idle = [r for k, r in by.items() if k not in ((2001, spine), (spine, 2002))]
     assert all(r["utilization"] < 0.05 for r in idle), idle
     assert all(r["drops_per_second"] == 0 for r in rows)
+    assert top.returncode == 0 and top.stdout.count("aifabric top") == 2, top.stderr
+    first = [x for x in top.stdout.splitlines() if "->" in x][0]
+    assert first.startswith(("2001:", f"{spine}:")) and "#" in first  # busiest first
+    # the picture: every switch, the busy uplink in the colour of its load
+    from controller.picture import util_colour
+
+    svg = pictures["svg"].decode()
+    assert svg.startswith("<svg") and svg.count("<rect") == 7
+    assert f'stroke="{util_colour(0.0)}"' in svg and svg.count("<circle") == 8
+    assert pictures["png"].startswith(b"\x89PNG") and len(pictures["png"]) > 1000
+    # the same through Prometheus
+    util = {(s.labels["src_dpid"], s.labels["dst_dpid"]): s.value
+            for s in metrics["aifabric_link_utilization_ratio"].samples}
+    assert len(util) == 16 and util[("2001", str(spine))] >= 0.4
+    connected = metrics["aifabric_switch_connected"].samples
+    assert sorted((s.labels["role"], s.value) for s in connected) == \
+        [("leaf", 1.0)] * 4 + [("spine", 1.0)] * 2
+    assert metrics["aifabric_hosts"].samples[0].value >= 2
+    pkt_in = [s for s in metrics["aifabric_openflow_messages"].samples
+              if s.name == "aifabric_openflow_messages_total" and s.labels["type"] == "packet_in"]
+    assert pkt_in[0].value > 0
+    lag = [s for s in metrics["aifabric_event_loop_lag_seconds"].samples
+           if s.name == "aifabric_event_loop_lag_seconds_count"]
+    assert lag[0].value > 10  # four ticks a second
+    assert metrics["aifabric_flows"].samples  # the UDP flow, placed by TE
+
+
+def scrape(ctl) -> dict:
+    """The controller's /metrics, parsed by prometheus_client (families by name)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{ctl.metrics_addr}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}

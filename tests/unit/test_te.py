@@ -191,6 +191,18 @@ def test_no_move_without_enough_gain_hysteresis():
     assert te.rebalance(t, loads_of(te), 20.0) == []  # and no flapping back
 
 
+def test_no_churn_for_a_cooler_link_when_every_link_has_room():
+    t = topo()
+    te = TrafficEngineer(TeSettings(hysteresis=0.05, rebalance_floor=0.5))
+    f = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
+    f.path, f.rate_bps = Path(2001, 1, 1001), 1.35e6  # 27%
+    # the port's smoothed rate leads the flow's: 5% more than the flow on its uplink
+    lagging = {up(2001, 1): 1.6e6, down(1001, 2002): 1.35e6}
+    assert te.rebalance(t, lagging, 10.0) == []  # 32% -> 27% would be a pointless move
+    busy = {up(2001, 1): 1.35e6 + 1.5e6, down(1001, 2002): 1.35e6}  # 57% -> 27%
+    assert len(te.rebalance(t, busy, 20.0)) == 1
+
+
 def test_tcp_flows_are_placed_for_their_natural_demand():
     t = topo()
     te = TrafficEngineer()

@@ -1,0 +1,145 @@
+"""Prometheus metrics (``/metrics`` over HTTP), read from what the fabric app publishes.
+
+The collector runs on the HTTP server's thread at scrape time and only reads immutable
+values the fabric app has published (snapshots, statistics tuples, counter copies);
+it never touches the core, a datapath or os-ken.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from controller import __version__
+from controller.config import parse_host_port
+
+log = logging.getLogger("aifabric.metrics")
+
+LINK_LABELS = ["src_dpid", "src_port", "dst_dpid", "dst_port"]
+# OpenFlow messages the fabric app counts, and the metric label each one gets
+MESSAGE_COUNTERS = {"packet_in": "packet_in", "packet_out": "packet_out",
+                    "flow_mods": "flow_mod", "group_mods": "group_mod"}
+
+# Event-loop latency: how long a tick waited in the fabric app's queue before it ran.
+LOOP_LAG = Histogram(
+    "aifabric_event_loop_lag_seconds",
+    "Time a periodic tick waited in the fabric app's event queue before it ran",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=None,
+)
+
+
+class FabricCollector(Collector):
+    def __init__(self, fabric_app: Callable[[], Any]) -> None:
+        self.fabric_app = fabric_app
+
+    def collect(self) -> Iterator:
+        yield InfoMetricFamily("aifabric_build", "aifabric version",
+                               value={"version": __version__})
+        app = self.fabric_app()
+        up = GaugeMetricFamily("aifabric_controller_ready",
+                               "1 once the fabric app runs and publishes state")
+        up.add_metric([], 0 if app is None else 1)
+        yield up
+        if app is None:
+            return
+        snap = app.snapshot
+        switches = GaugeMetricFamily("aifabric_switch_connected",
+                                     "1 while the switch holds an OpenFlow session",
+                                     labels=["dpid", "role"])
+        for s in snap.switches:
+            switches.add_metric([str(s.dpid), s.role], 1 if s.connected else 0)
+        yield switches
+        for name, doc, value in (
+            ("aifabric_links", "Link directions discovered", len(snap.links)),
+            ("aifabric_hosts", "Hosts learned at leaf edge ports", len(snap.hosts)),
+            ("aifabric_wiring_warnings", "Wiring warnings (not a clean Clos, cabling)",
+             len(snap.warnings)),
+        ):
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], value)
+            yield g
+
+        util = GaugeMetricFamily("aifabric_link_utilization_ratio",
+                                 "Transmit rate over the link rate, smoothed", labels=LINK_LABELS)
+        rate = GaugeMetricFamily("aifabric_link_transmit_bits_per_second",
+                                 "Transmit rate of the link's source port, smoothed",
+                                 labels=LINK_LABELS)
+        drops = GaugeMetricFamily("aifabric_link_drops_per_second",
+                                  "Packets dropped per second at both ends' ports, smoothed",
+                                  labels=LINK_LABELS)
+        errors = GaugeMetricFamily("aifabric_link_errors_per_second",
+                                   "Errors per second, smoothed", labels=LINK_LABELS)
+        for a, b, c, d, bps, u, dr, er in app.link_stats:
+            labels = [str(a), str(b), str(c), str(d)]
+            util.add_metric(labels, u)
+            rate.add_metric(labels, bps)
+            drops.add_metric(labels, dr)
+            errors.add_metric(labels, er)
+        yield from (util, rate, drops, errors)
+
+        qlabels = ["dpid", "port", "port_name", "queue"]
+        qbytes = CounterMetricFamily("aifabric_queue_transmit_bytes",
+                                     "Bytes sent from the queue", labels=qlabels)
+        qpkts = CounterMetricFamily("aifabric_queue_transmit_packets",
+                                    "Packets sent from the queue", labels=qlabels)
+        qdrops = CounterMetricFamily("aifabric_queue_dropped_packets",
+                                     "Packets the queue dropped (OpenFlow tx_errors)",
+                                     labels=qlabels)
+        for dpid, port, pname, queue, b, k, e in app.queue_stats:
+            labels = [str(dpid), str(port), pname, str(queue)]
+            qbytes.add_metric(labels, b)
+            qpkts.add_metric(labels, k)
+            qdrops.add_metric(labels, e)
+        yield from (qbytes, qpkts, qdrops)
+
+        flows = app.flows
+        tracked = GaugeMetricFamily("aifabric_flows", "Flows traffic engineering tracks",
+                                    labels=["placed_by", "large"])
+        counts: dict[tuple[str, str], int] = {}
+        for f in flows:
+            key = (f.pinned_by, "true" if f.large else "false")
+            counts[key] = counts.get(key, 0) + 1
+        for (by, large), n in sorted(counts.items()):
+            tracked.add_metric([by, large], n)
+        yield tracked
+
+        counters = app.published_counters
+        messages = CounterMetricFamily("aifabric_openflow_messages",
+                                       "OpenFlow messages by type", labels=["type"])
+        for key, label in MESSAGE_COUNTERS.items():
+            messages.add_metric([label], counters.get(key, 0))
+        yield messages
+        for name, key, doc in (
+            ("aifabric_reroutes", "reroutes", "Flows moved by traffic engineering"),
+            ("aifabric_congestion_events", "congestions", "Links found congested"),
+            ("aifabric_flows_placed", "flows_placed", "Flows placed at their first packet"),
+            ("aifabric_flows_expired", "flows_expired", "Idle flows forgotten"),
+            ("aifabric_te_passes", "te_passes", "Traffic-engineering passes"),
+            ("aifabric_floods", "floods", "Frames flooded to host ports"),
+            ("aifabric_arp_proxied", "arp_proxied", "ARP requests answered by the controller"),
+            ("aifabric_lldp_rejected", "rejected_lldp", "LLDP frames refused"),
+            ("aifabric_bad_frames", "bad_frames", "Malformed frames from hosts dropped"),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], counters.get(key, 0))
+            yield c
+
+
+def start_metrics_server(address: str, fabric_app: Callable[[], Any]) -> CollectorRegistry:
+    """Serve ``/metrics`` on ``address``; RuntimeError with a reason if it cannot bind."""
+    host, port = parse_host_port(address)
+    registry = CollectorRegistry()
+    registry.register(FabricCollector(fabric_app))
+    registry.register(LOOP_LAG)
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise RuntimeError(f"cannot serve metrics on {address}: {exc.strerror}") from None
+    log.info("Prometheus metrics on http://%s/metrics", address)
+    return registry

@@ -1,0 +1,21 @@
+"""The generated gRPC code in proto/ is what `make proto` makes of the .proto today."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+PROTO = Path(__file__).resolve().parents[2] / "proto"
+GENERATED = ("fabric_pb2.py", "fabric_pb2.pyi", "fabric_pb2_grpc.py")
+
+
+def test_generated_code_is_not_stale(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO}", f"--python_out={tmp_path}",
+         f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}",
+         str(PROTO / "aifabric" / "v1" / "fabric.proto")],
+        check=True, capture_output=True, text=True,
+    )
+    for name in GENERATED:
+        fresh = (tmp_path / "aifabric" / "v1" / name).read_text()
+        committed = (PROTO / "aifabric" / "v1" / name).read_text()
+        assert fresh == committed, f"proto/aifabric/v1/{name} is stale: run `make proto`"
