@@ -42,7 +42,8 @@ def p99(values: list[float]) -> float:
 
 def run_mode(qos: bool, workdir: Path) -> dict:
     cleanup()
-    extra = ["--link-speed", str(BW)] + ([] if qos else ["--no-qos"])
+    # TE off in both runs: this compares queues, not paths (bench/te.py does paths)
+    extra = ["--link-speed", str(BW), "--no-te"] + ([] if qos else ["--no-qos"])
     out: dict = {"qos": qos}
     with FabricdProcess(workdir / f"fabricd-qos-{qos}.log", extra_args=extra) as ctl:
         with fabric_network(SPEC, ctl.controller) as net:
@@ -112,8 +113,9 @@ def write_docs(off: dict, on: dict, path: Path) -> None:
         "",
         f"Produced by `python -m bench.qos` on {platform.node()} ({time.strftime('%Y-%m-%d')}): "
         f"2 spines, 4 leaves, 2 hosts per leaf, {BW:g} Mbit/s links, userspace Open vSwitch, "
-        "default policy (RoCE = UDP 4791 or DSCP 26, 50% of every port). Both columns come "
-        "from the same invocation.",
+        "default policy (RoCE = UDP 4791 or DSCP 26, 50% of every port), traffic "
+        "engineering off in both runs (plain ECMP). Both columns come from the same "
+        "invocation.",
         "",
         "| measure | QoS off | QoS on |",
         "| --- | --- | --- |",
