@@ -108,7 +108,16 @@ def group_buckets(switch: str, kind: str = "select") -> dict[int, list[int]]:
     return out
 
 
-__all__ = ["running_fabric", "ofctl", "group_buckets", "wait_until"]
+def audit_entries(ctl: FabricdProcess) -> list[tuple[str, str, str]]:
+    """(who, method, result) of every audit line in the controller's log."""
+    import json
+
+    return [(a["who"], a["method"], a["result"]) for a in (
+        json.loads(line.split("audit: ", 1)[1]) for line in ctl.log_path.read_text()
+        .splitlines() if "aifabric.api: audit: " in line)]
+
+
+__all__ = ["running_fabric", "ofctl", "group_buckets", "wait_until", "audit_entries"]
 
 
 def flow_table(switch: str) -> dict[str, dict]:

