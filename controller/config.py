@@ -180,6 +180,8 @@ class TeConfig(_Strict):
     rebalance: bool = Field(True, description="periodic rebalancing of large flows")
     rebalance_floor: float = Field(0.5, ge=0, le=1.5, description="without overload, "
                                    "rebalance only for a worst link this busy")
+    rebalance_cooldown: float = Field(5.0, ge=0, le=3600, description="seconds after a "
+                                      "rebalancing pass that moved flows before the next")
 
     def settings(self) -> TeSettings:
         return TeSettings(
@@ -194,6 +196,7 @@ class TeConfig(_Strict):
             smoothing=self.smoothing,
             rebalance=self.rebalance,
             rebalance_floor=self.rebalance_floor,
+            rebalance_cooldown=self.rebalance_cooldown,
         )
 
 

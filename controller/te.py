@@ -207,6 +207,7 @@ class TeSettings:
     smoothing: float = 0.5  # EWMA weight of the newest rate sample
     rebalance: bool = True  # periodic rebalancing (congestion and failures act regardless)
     rebalance_floor: float = 0.5  # no overload: move only if the worst link is this busy
+    rebalance_cooldown: float = 5.0  # seconds after a pass that moved flows before the next
 
 
 @dataclass
@@ -250,6 +251,7 @@ class TrafficEngineer:
     _fresh: deque[tuple[float, Resource, Resource]] = field(default_factory=deque)
     _fresh_count: dict[Resource, int] = field(default_factory=dict)
     _wildcards: set[FlowKey] = field(default_factory=set)  # operator pins with any-ports
+    _last_rebalance: float = -1e18  # when a rebalancing pass last moved flows
     stats: dict[str, int] = field(default_factory=dict)
 
     # --- flows in and out -------------------------------------------------------------------
@@ -554,8 +556,8 @@ class TrafficEngineer:
                   now: float) -> list[Move]:
         """Re-place the large flows when that lowers the overload by the hysteresis."""
         s = self.settings
-        if not s.rebalance:
-            return []
+        if not s.rebalance or now - self._last_rebalance < s.rebalance_cooldown:
+            return []  # (the last moves must show in the counters before the next)
         # a flow that carried (almost) nothing in the last reading has ended or paused:
         # its smoothed rate still decays, but it must not be given a demand
         active = 0.5 * s.large_flow_fraction * topo.link_rate
@@ -593,6 +595,8 @@ class TrafficEngineer:
             new = plan[f.key]
             if new != f.path:
                 moves.append(self._move(f, new, reason, now))
+        if moves:
+            self._last_rebalance = now
         return moves
 
     # --- entries ------------------------------------------------------------------------------

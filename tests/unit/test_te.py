@@ -203,6 +203,19 @@ def test_no_churn_for_a_cooler_link_when_every_link_has_room():
     assert len(te.rebalance(t, busy, 20.0)) == 1
 
 
+def test_rebalancing_passes_that_move_flows_are_spaced_out():
+    t = topo()
+    te = TrafficEngineer(TeSettings(rebalance_cooldown=5.0, min_move_interval=0.0))
+    a = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
+    b = te.new_flow(key(2, 4, proto=UDP), 2001, 2002, t, {}, 0.0)
+    a.path = b.path = Path(2001, 1, 1001)
+    a.rate_bps = b.rate_bps = 4e6
+    assert len(te.rebalance(t, loads_of(te), 10.0)) == 1
+    a.path = b.path = Path(2001, 1, 1001)  # as if put back together
+    assert te.rebalance(t, loads_of(te), 12.0) == []  # within the cooldown
+    assert len(te.rebalance(t, loads_of(te), 15.5)) == 1
+
+
 def test_tcp_flows_are_placed_for_their_natural_demand():
     t = topo()
     te = TrafficEngineer()
