@@ -52,8 +52,6 @@ class ControllerHandle:
     set_qos_policy: Callable[[QosPolicy], bool] = lambda p: False
     queue_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
     link_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
-    # (action, dpid, port) -> (status name or None, message); None if not taken in time
-    maintain: Callable[[str, int, int], tuple[str | None, str] | None] = lambda a, d, p: None
     flows: Callable[[], tuple[tuple[FlowInfo, ...], float] | None] = lambda: None
     # runs fn(fabric_app) on the app's own thread; raises what fn raised, or TimeoutError
     call: Callable[[Callable[[Any], Any]], Any] = lambda fn: (_ for _ in ()).throw(
@@ -245,12 +243,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
         if action == "drain_link" and port == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port: required")
-        got = self.handle.maintain(action, dpid, port)
-        if got is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the controller did not answer in time")
-        status, message = got
-        if status is not None:
-            context.abort(getattr(grpc.StatusCode, status), message)
+        message = self._call(context, lambda app: app.maintain(action, dpid, port))
         log.info("%s by %s", message, context.peer())
         return fabric_pb2.DrainReply(message=message)
 
@@ -299,8 +292,12 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         if not self.config.te.enabled:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "traffic engineering is off (fabricd runs with --no-te)")
+        return key, self._call(context, lambda app: fn(app, key))
+
+    def _call(self, context, fn):
+        """Run ``fn(fabric_app)`` on the app's thread; its exceptions become statuses."""
         try:
-            return key, self.handle.call(lambda app: fn(app, key))
+            return self.handle.call(fn)
         except TimeoutError as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the controller did not answer: {exc}")
         except LookupError as exc:

@@ -55,18 +55,6 @@ class EventTick(event.EventBase):
         self.posted = time.monotonic()
 
 
-class EventMaintenance(event.EventBase):
-    """Drain or undrain, from the API. The app validates against its own state and
-    answers in ``error`` (None: done) and ``message``; ``done`` is set when it has."""
-
-    def __init__(self, action: str, dpid: int, port: int = 0) -> None:
-        super().__init__()
-        self.action, self.dpid, self.port = action, dpid, port
-        self.error: tuple[str, str] | None = None  # (status name, message)
-        self.message = ""
-        self.done = threading.Event()
-
-
 class EventCall(event.EventBase):
     """Run ``fn(app)`` on the app's own thread, for a caller on another thread (the
     API); the result or the exception is kept for it, and ``done`` set."""
@@ -111,7 +99,7 @@ def _port(desc) -> Port:
 
 class FabricApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick, EventSetQosPolicy, EventMaintenance, EventCall]
+    _EVENTS = [EventTick, EventSetQosPolicy, EventCall]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -325,33 +313,24 @@ class FabricApp(app_manager.OSKenApp):
             )
             self.queue_stats_at = time.time()
 
-    # --- maintenance ----------------------------------------------------------------------
-    @set_ev_cls(EventMaintenance)
-    def _on_maintenance(self, ev) -> None:
-        try:
-            ev.message = self._maintain(ev)
-        except LookupError as exc:
-            ev.error = ("NOT_FOUND", str(exc))
-        except ValueError as exc:
-            ev.error = ("FAILED_PRECONDITION", str(exc))
-        finally:
-            ev.done.set()
-
-    def _maintain(self, ev) -> str:
+    # --- maintenance (called through EventCall) ---------------------------------------------
+    def maintain(self, action: str, dpid: int, port: int) -> str:
+        """Drain or undrain; LookupError for an unknown switch or link, ValueError when
+        the fabric's state forbids it."""
         core = self.core
-        if ev.dpid not in core.fabric.switches:
-            raise LookupError(f"no switch with dpid {ev.dpid}")
-        if ev.action == "drain_switch" or (ev.action == "undrain" and not ev.port):
-            eff = (core.drain if ev.action == "drain_switch" else core.undrain)(switch=ev.dpid)
-            what = f"switch {ev.dpid}"
+        if dpid not in core.fabric.switches:
+            raise LookupError(f"no switch with dpid {dpid}")
+        if action == "drain_switch" or (action == "undrain" and not port):
+            eff = (core.drain if action == "drain_switch" else core.undrain)(switch=dpid)
+            what = f"switch {dpid}"
         else:
-            cable = core.cable_at(ev.dpid, ev.port)
+            cable = core.cable_at(dpid, port)
             if cable is None:
-                raise LookupError(f"no link at {ev.dpid}:{ev.port}")
-            eff = (core.drain if ev.action == "drain_link" else core.undrain)(cable=cable)
+                raise LookupError(f"no link at {dpid}:{port}")
+            eff = (core.drain if action == "drain_link" else core.undrain)(cable=cable)
             what = f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
         self._apply(eff, time.time(), flush=True)
-        return f"{what} {'back in service' if ev.action == 'undrain' else 'drained'}"
+        return f"{what} {'back in service' if action == 'undrain' else 'drained'}"
 
     # --- monitoring -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)

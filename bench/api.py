@@ -15,7 +15,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.client import FabricClient, default_token
+from mininet_topos.certs import make_test_certs
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import cleanup, fabric_network, reachability
@@ -89,28 +89,14 @@ def load(ctl: FabricdProcess, clients: int, tls: dict) -> dict:
             "p99_ms": round(flat[int(len(flat) * 0.99) - 1] * 1e3, 3) if flat else None}
 
 
-def make_certs(d: Path) -> dict[str, str]:
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=bench-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=fabricd", "-keyout",
-        "server.key", "-out", "server.csr")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-out", "server.pem", "-extfile", "san.ext")
-    return {"ca": str(d / "ca.pem"), "cert": str(d / "server.pem"), "key": str(d / "server.key")}
-
-
 def run_mode(tls: bool, workdir: Path) -> dict:
     cleanup()
     extra = ["--no-qos", "--link-speed", "10"]
     client_tls: dict = {}
     if tls:
-        certs = make_certs(workdir)
-        extra += ["--tls-cert", certs["cert"], "--tls-key", certs["key"]]
-        client_tls = {"ca": certs["ca"]}
+        certs = make_test_certs(workdir)
+        extra += ["--tls-cert", str(certs["server.pem"]), "--tls-key", str(certs["server.key"])]
+        client_tls = {"ca": str(certs["ca.pem"])}
     ctl = FabricdProcess(workdir / f"fabricd-tls-{tls}.log", extra_args=extra)
     ctl.tls = client_tls
     out: dict = {"tls": tls}

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from controller import constants as C
 from controller.cabling import cabling_warnings
+from controller.core_te import TrafficEngineeringMixin
+from controller.effects import Effects, PacketOut, TokenBucket
 from controller.events import FabricEvent
 from controller.forwarding import (
     FabricView,
@@ -16,7 +18,6 @@ from controller.forwarding import (
     assign_group_ids,
     desired_state,
     lldp_rule,
-    uplinks,
 )
 from controller.frames import (
     ARP_REPLY,
@@ -30,25 +31,17 @@ from controller.frames import (
     parse_arp,
     parse_ethernet,
     parse_lldp,
-    parse_transport,
 )
 from controller.model import Cable, Fabric, Link, LinkEnd, Port
-from controller.openflow import FlowRule, Match, SwitchDesired
+from controller.openflow import FlowRule, SwitchDesired
 from controller.qos import QosPolicy
 from controller.roles import LEAF, infer_roles
-from controller.snapshot import FlowInfo, HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
+from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
 from controller.te import (
-    PROTO_NAMES,
-    Flow,
-    FlowKey,
-    Path,
-    Resource,
     TeSettings,
     TeTopology,
     TrafficEngineer,
-    down,
     pin_rule,
-    up,
 )
 
 log = logging.getLogger("aifabric.core")
@@ -71,42 +64,7 @@ class CoreSettings:
     new_flow_rate: float = 2000.0  # new flows per second per host port that TE places
 
 
-@dataclass(frozen=True)
-class PacketOut:
-    dpid: int
-    ports: tuple[int, ...]
-    data: bytes
-
-
-@dataclass
-class Effects:
-    """What one event asks of the apps."""
-
-    packet_outs: list[PacketOut] = field(default_factory=list)
-    changed: bool = False  # forwarding state must be recomputed and pushed
-    touched: set[int] = field(default_factory=set)  # switches whose TE pins changed
-
-    def merge(self, other: Effects) -> Effects:
-        self.packet_outs += other.packet_outs
-        self.changed = self.changed or other.changed
-        self.touched |= other.touched
-        return self
-
-
-class _TokenBucket:
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class FabricCore:
+class FabricCore(TrafficEngineeringMixin):
     def __init__(self, settings: CoreSettings, secret: bytes) -> None:
         self.settings = settings
         self.secret = secret
@@ -118,7 +76,7 @@ class FabricCore:
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
         self._warnings: tuple[str, ...] = ()
         self._roles: dict[int, str] = {}  # last known role of every switch ever seen
-        self._buckets: dict[tuple[int, int], _TokenBucket] = {}
+        self._buckets: dict[tuple[int, int], TokenBucket] = {}
         self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
         self.counters: dict[str, int] = {}
         self.te: TrafficEngineer | None = (
@@ -128,7 +86,7 @@ class FabricCore:
         self._te_topo: TeTopology | None = None
         self._change_reason = "topology change"
         self._recovered_pins: dict[int, list[FlowRule]] = {}
-        self._flow_buckets: dict[tuple[int, int], _TokenBucket] = {}
+        self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
         self._now = 0.0  # time of the latest event, for decisions made while syncing
 
     # --- bookkeeping ------------------------------------------------------------------------
@@ -385,7 +343,7 @@ class FabricCore:
         """Send a frame out of every host port of every leaf except where it came in."""
         bucket = self._buckets.get((dpid, in_port))
         if bucket is None:
-            bucket = self._buckets[(dpid, in_port)] = _TokenBucket(
+            bucket = self._buckets[(dpid, in_port)] = TokenBucket(
                 self.settings.flood_rate, self.settings.flood_burst, now
             )
         if not bucket.take(now):
@@ -499,215 +457,6 @@ class FabricCore:
             return f"switch {switch}"
         assert cable is not None
         return f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
-
-    # --- traffic engineering --------------------------------------------------------------
-    def _speed(self, dpid: int, port: int) -> float:
-        if self.settings.link_speed_bps:
-            return self.settings.link_speed_bps
-        sw = self.fabric.switches.get(dpid)
-        p = sw.ports.get(port) if sw else None
-        return float(p.speed_bps) if p else 0.0
-
-    def te_topology(self) -> TeTopology:
-        """The paths in service for TE; rebuilding it re-places flows whose path is gone."""
-        if self._te_topo is not None:
-            return self._te_topo
-        view = self.view()
-        roles = view.roles
-        leaves = [d for d, r in roles.items() if r == LEAF and d in view.connected]
-        spines = [d for d, r in roles.items() if r != LEAF and d in view.connected
-                  and d not in view.drained_switches]
-        drained = view.drained_ends
-        ups: dict[int, tuple[tuple[int, int], ...]] = {}
-        capacity: dict[Resource, float] = {}
-        for leaf in leaves:
-            usable = tuple((p, s) for p, s in uplinks(view, leaf)
-                           if s in spines and (leaf, p) not in drained)
-            ups[leaf] = usable
-            for p, _ in usable:
-                capacity[up(leaf, p)] = self._speed(leaf, p)
-        reach: dict[int, frozenset[int]] = {}
-        for spine in spines:
-            to = set()
-            for leaf in leaves:
-                ports = [p for p in view.ports_towards(spine, leaf) if (spine, p) not in drained]
-                if ports:
-                    to.add(leaf)
-                    capacity[down(spine, leaf)] = sum(self._speed(spine, p) for p in ports)
-            reach[spine] = frozenset(to)
-        edge = [self._speed(d, p) for d in leaves for p in view.edge_ports.get(d, ())]
-        host_rate = self.settings.link_speed_bps or (min(edge) if edge else 0.0)
-        self._te_topo = topo = TeTopology(ups, reach, capacity, host_rate)
-        if self.te is not None:
-            self._adopt_recovered_pins(view)
-            self.te.revalidate(topo, self.te_loads(), self._now, self._change_reason)
-        return topo
-
-    def te_loads(self) -> dict[Resource, float]:
-        """Measured load of every TE resource, from the port rates the app last read."""
-        topo = self._te_topo
-        if topo is None:
-            return {}
-        view = self.view()
-        out: dict[Resource, float] = {}
-        for r in topo.capacity:
-            kind, a, b = r
-            if kind == "up":
-                out[r] = self.port_bps.get((a, b), 0.0)
-            else:
-                out[r] = sum(self.port_bps.get((a, p), 0.0) for p in view.ports_towards(a, b))
-        return out
-
-    def recover_pins(self, dpid: int, flows: list[FlowRule]) -> None:
-        """Keep a leaf's pins (read back after a restart) until the fabric is known; they
-        are then adopted, so that flows stay where they were."""
-        pins = [r for r in flows if C.cookie_kind(r.cookie) == C.KIND_PIN
-                and r.table == C.TABLE_TE]
-        if pins and self.te is not None:
-            self._recovered_pins[dpid] = pins
-            self._te_topo = None
-
-    def _adopt_recovered_pins(self, view: FabricView) -> None:
-        assert self.te is not None
-        for leaf, rules in self._recovered_pins.items():
-            for rule in rules:
-                key = FlowKey.from_match(rule.match)
-                groups = [a[1] for ins in rule.instructions if ins[0] == "apply"
-                          for a in ins[1] if a[0] == "group"]
-                dst = self.fabric.host_by_ip(key.dst_ip) if key else None
-                if key is None or len(groups) != 1 or dst is None:
-                    continue
-                port = groups[0] - C.FF_GROUP_BASE
-                spine = next((pd for lp, pd, _ in view.adjacency.get(leaf, ()) if lp == port),
-                             None)
-                if spine is None:
-                    continue
-                self.te.adopt(Flow(key, leaf, dst.dpid, path=Path(leaf, port, spine),
-                                   operator=bool(C.cookie_low(rule.cookie) & 1),
-                                   first_seen=self._now, last_active=self._now,
-                                   bytes_at=self._now))
-                log.info("flow %s recovered on %d:%d", key, leaf, port)
-        self._recovered_pins.clear()
-
-    def _class_of(self, dscp: int) -> tuple[str, bool]:
-        if self.qos is not None:
-            for c in self.qos.classes:
-                if c.dscp == dscp:
-                    return c.name, True
-        return "best-effort", False
-
-    def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
-        """A copy of a packet no pin holds yet, from a leaf's TE table: place its flow."""
-        self._now = now
-        if self.te is None or not self.fabric.is_connected(dpid):
-            return Effects()
-        if not self._is_host_port(dpid, in_port, now):
-            self._count("te_ignored_non_edge")
-            return Effects()
-        try:
-            eth = parse_ethernet(data)
-            if eth.ethertype != C.ETH_TYPE_IP:
-                raise FrameError("not IPv4")
-            t = parse_transport(eth.payload)
-        except FrameError as exc:
-            self._count("bad_frames")
-            log.debug("TE copy from %d:%d not placed: %s", dpid, in_port, exc)
-            return Effects()
-        key = FlowKey(t.src_ip, t.dst_ip, t.proto, t.src_port, t.dst_port)
-        if key in self.te.flows or self.te.covered_by_pin(key):
-            self._count("te_copies_after_placement")  # the pin is on its way
-            return Effects()
-        dst = self.fabric.hosts.get(eth.dst)
-        if dst is None or dst.dpid == dpid or not self.fabric_settled(now):
-            return Effects()
-        bucket = self._flow_buckets.get((dpid, in_port))
-        if bucket is None:
-            rate = self.settings.new_flow_rate
-            bucket = self._flow_buckets[(dpid, in_port)] = _TokenBucket(rate, rate, now)
-        if not bucket.take(now):
-            self._count("te_new_flows_rate_limited")  # stays on ECMP, copies keep coming
-            return Effects()
-        cls, priority = self._class_of(t.dscp)
-        topo = self.te_topology()
-        flow = self.te.new_flow(key, dpid, dst.dpid, topo, self.te_loads(), now, cls, priority)
-        if flow is None:
-            return Effects()
-        log.debug("flow %s placed on %s", key, flow.path)
-        return Effects(touched={dpid})
-
-    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float) -> Effects:
-        """One control interval: new rates in; idle flows out; congestion and rebalancing."""
-        self._now = now
-        self.port_bps = port_bps
-        if self.te is None or not self.fabric_settled(now):
-            return Effects()
-        topo = self.te_topology()
-        loads = self.te_loads()
-        touched = {f.src_leaf for f in self.te.expire(now)}
-        moves = self.te.congestion(topo, loads, now)
-        moves += self.te.rebalance(topo, loads, now)
-        touched |= {m.new.leaf for m in moves}
-        return Effects(touched=touched)
-
-    def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
-        """Byte counts of one leaf's pins (its flow statistics)."""
-        if self.te is None:
-            return
-        by_key = {}
-        for match, count in counters:
-            key = FlowKey.from_match(match)
-            if key is not None:
-                by_key[key] = count
-        self.te.update_counters(dpid, by_key, now)
-
-    def _leaves_of(self, key: FlowKey) -> tuple[int, int]:
-        src = self.fabric.host_by_ip(key.src_ip)
-        dst = self.fabric.host_by_ip(key.dst_ip)
-        if src is None or dst is None:
-            raise LookupError(f"no host with address {key.src_ip if src is None else key.dst_ip}")
-        if src.dpid == dst.dpid:
-            raise ValueError(f"{key.src_ip} and {key.dst_ip} are on the same leaf: "
-                             "their traffic crosses no spine")
-        return src.dpid, dst.dpid
-
-    def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
-        """An operator's pin: LookupError for an unknown host or switch, ValueError when
-        the spine cannot carry it."""
-        self._now = now
-        if self.te is None:
-            raise RuntimeError("traffic engineering is off (--no-te)")
-        if spine not in self.fabric.switches:
-            raise LookupError(f"no switch with dpid {spine}")
-        src_leaf, dst_leaf = self._leaves_of(key)
-        flow = self.te.pin(key, src_leaf, dst_leaf, spine, self.te_topology(), now)
-        assert flow.path is not None
-        self._event("pin", f"{key} pinned to spine {spine} (leaf {src_leaf} port "
-                    f"{flow.path.port})", flow=str(key), spine=spine)
-        return flow, Effects(touched={src_leaf})
-
-    def unpin_flow(self, key: FlowKey, now: float) -> Effects:
-        self._now = now
-        if self.te is None:
-            raise RuntimeError("traffic engineering is off (--no-te)")
-        flow = self.te.unpin(key)
-        self._event("unpin", f"{key} unpinned: traffic engineering places it again",
-                    flow=str(key))
-        return Effects(touched={flow.src_leaf})
-
-    def flows(self, now: float) -> tuple[FlowInfo, ...]:
-        if self.te is None:
-            return ()
-        topo = self._te_topo or self.te_topology()
-        out = []
-        for f in sorted(self.te.flows.values(), key=lambda f: f.key):
-            out.append(FlowInfo(
-                f.key.src_ip, f.key.dst_ip, PROTO_NAMES[f.key.proto], f.key.src_port,
-                f.key.dst_port, f.src_leaf, f.dst_leaf, f.path.spine if f.path else 0,
-                f.path.port if f.path else 0, f.rate_bps, f.demand_bps, f.cls, f.priority,
-                self.te.is_large(f, topo), "operator" if f.operator else "te",
-                now - f.first_seen, f.moves,
-            ))
-        return tuple(out)
 
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:

@@ -188,18 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else (app.link_stats, app.link_stats_at)
 
-    def maintain(action: str, dpid: int, port: int):
-        from apps.fabric_app import EventMaintenance
-
-        app = fabric_app()
-        if app is None:
-            return None
-        ev = EventMaintenance(action, dpid, port)
-        app.send_event(app.name, ev)  # validated and applied on the fabric app's thread
-        if not ev.done.wait(10.0):
-            return None
-        return (ev.error[0], ev.error[1]) if ev.error else (None, ev.message)
-
     def flows():
         app = fabric_app()
         return None if app is None else (app.flows, app.flows_at)
@@ -223,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         return None if app is None else app.event_bus
 
     handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats,
-                              link_stats, maintain, flows, call, event_bus)
+                              link_stats, flows, call, event_bus)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:

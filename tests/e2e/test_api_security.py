@@ -9,13 +9,13 @@ import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import grpc
 import pytest
 
 from aifabric.v1 import fabric_pb2
 from controller.client import FabricClient, flow_match
+from mininet_topos.certs import make_test_certs
 from mininet_topos.controller_proc import FabricdProcess, free_port
 
 FABRICD = [sys.executable, "-m", "controller.daemon"]
@@ -103,28 +103,8 @@ def test_fabricctl_token_flag_and_exit_codes(secured):
     assert res.returncode == 1 and "NOT_FOUND" in res.stderr
 
 
-def make_certs(d: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", None)):
-        ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        extra = []
-        if ext:
-            (d / f"{name}.ext").write_text(ext + "\n")
-            extra = ["-extfile", f"{name}.ext"]
-        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", *extra)
-    return {n: d / n for n in ("ca.pem", "server.pem", "server.key", "client.pem",
-                               "client.key")}
-
-
 def test_tls_with_client_certificates(tmp_path, controller_factory):
-    certs = make_certs(tmp_path)
+    certs = make_test_certs(tmp_path)
     ctl = controller_factory("--no-qos", "--tls-cert", str(certs["server.pem"]),
                              "--tls-key", str(certs["server.key"]),
                              "--tls-client-ca", str(certs["ca.pem"]), start=False)

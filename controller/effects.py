@@ -1,0 +1,40 @@
+"""What the core asks of the apps after an event, and a token bucket it rate-limits with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PacketOut:
+    dpid: int
+    ports: tuple[int, ...]
+    data: bytes
+
+
+@dataclass
+class Effects:
+    """What one event asks of the apps."""
+
+    packet_outs: list[PacketOut] = field(default_factory=list)
+    changed: bool = False  # forwarding state must be recomputed and pushed
+    touched: set[int] = field(default_factory=set)  # switches whose TE pins changed
+
+    def merge(self, other: Effects) -> Effects:
+        self.packet_outs += other.packet_outs
+        self.changed = self.changed or other.changed
+        self.touched |= other.touched
+        return self
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
