@@ -622,5 +622,7 @@ def pin_rule(flow: Flow, group_id: int) -> FlowRule:
     return FlowRule(
         C.TABLE_TE, prio, flow.key.match(),
         (("apply", (("group", group_id),)), ("clear",)),
-        C.make_cookie(C.KIND_PIN, 1 if flow.operator else 0),
+        # the uplink is in the cookie: a move changes it, so the switch gets a fresh
+        # entry (add) rather than a modified one
+        C.make_cookie(C.KIND_PIN, (group_id - C.FF_GROUP_BASE) << 1 | int(flow.operator)),
     )
