@@ -26,9 +26,10 @@ from pydantic import ValidationError
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from apps.api_auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
 from apps.event_bus import EventBus
+from apps.guard import WATCHDOG_TRIPS
 from controller import __version__
 from controller.config import FabricdConfig
-from controller.events import KINDS, StampedEvent
+from controller.events import KINDS, FabricEvent, StampedEvent
 from controller.qos import PROFILES, QosPolicy, profile_policy
 from controller.snapshot import FlowInfo, TopologySnapshot
 from controller.te import PROTO_NUMBERS, FlowKey
@@ -57,9 +58,13 @@ class ControllerHandle:
     call: Callable[[Callable[[Any], Any]], Any] = lambda fn: (_ for _ in ()).throw(
         TimeoutError("the controller is still starting"))
     event_bus: Callable[[], EventBus | None] = lambda: None
+    # why the fabric app's event loop looks stalled (the watchdog), or None
+    stalled: Callable[[], str | None] = lambda: None
 
 
-WATCH_POLL_SECONDS = 1.0  # how often a watcher checks that its client is still there
+WATCH_POLL_SECONDS = 1.0
+WATCHDOG_POLL_SECONDS = 0.5
+  # how often a watcher checks that its client is still there
 
 
 def flow_key(msg: fabric_pb2.FlowMatch) -> FlowKey:
@@ -404,11 +409,31 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     def serving_once_the_apps_run() -> None:
-        # SERVING means the controller answers, not just that the port is open
+        # SERVING means the controller answers, not just that the port is open; the
+        # watchdog turns it NOT_SERVING while the fabric app's event loop is stalled.
         while handle.snapshot() is None:
             time.sleep(0.05)
-        for name in ("", SERVICE_NAME):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        serving = None
+        tripped = False
+        while True:
+            why = handle.stalled()
+            if (why is None) != serving:
+                serving = why is None
+                state = (health_pb2.HealthCheckResponse.SERVING if serving
+                         else health_pb2.HealthCheckResponse.NOT_SERVING)
+                for name in ("", SERVICE_NAME):
+                    health_servicer.set(name, state)
+                if why is not None:
+                    log.error("watchdog: NOT_SERVING: %s", why)
+                    WATCHDOG_TRIPS.inc()
+                    tripped = True
+                    bus = handle.event_bus()
+                    if bus is not None:
+                        bus.publish([FabricEvent("watchdog", f"health NOT_SERVING: {why}")],
+                                    time.time())
+                elif tripped:
+                    log.warning("watchdog: the fabric app answers again; SERVING")
+            time.sleep(WATCHDOG_POLL_SECONDS)
 
     threading.Thread(target=serving_once_the_apps_run, name="aifabric-health",
                      daemon=True).start()

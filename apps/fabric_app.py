@@ -29,6 +29,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from apps import ofmsg, oskenfix, runtime
 from apps.event_bus import EventBus
+from apps.guard import guarded, handler_errors
 from apps.metrics import LOOP_LAG
 from controller import constants as C
 from controller.core import CoreSettings, Effects, FabricCore
@@ -116,6 +117,7 @@ class FabricApp(app_manager.OSKenApp):
                 te=cfg.te.settings() if cfg.te.enabled else None,
                 link_speed_bps=(cfg.link_speed_mbps or 0) * 1_000_000,
                 new_flow_rate=cfg.te.new_flow_rate,
+                hosts=cfg.host_settings(),
             ),
             secret=os.urandom(32),
         )
@@ -146,6 +148,7 @@ class FabricApp(app_manager.OSKenApp):
         self.flows_at = 0.0
         self._awaiting_ports: set[int] = set()  # switches yet to answer this poll round
         self._touched: set[int] = set()  # switches whose TE pins changed since the last sync
+        self.last_tick_at = time.monotonic()  # read by the watchdog (another thread)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self):
@@ -156,6 +159,15 @@ class FabricApp(app_manager.OSKenApp):
     def close(self) -> None:
         self._stop.set()
 
+    def stalled(self, limit: float) -> str | None:
+        """Why the event loop looks stuck (no tick processed for ``limit`` seconds), or
+        None. Safe to call from any thread."""
+        idle = time.monotonic() - self.last_tick_at
+        if idle <= limit:
+            return None
+        return (f"the fabric app has processed no tick for {idle:.1f} s (limit {limit:g} s):"
+                " its event loop is stalled or its thread has died")
+
     def _ticker(self) -> None:
         # os-ken's own timed waits do not work on the native hub: a plain sleep loop posts
         # ticks, and the work happens on the app thread.
@@ -164,8 +176,10 @@ class FabricApp(app_manager.OSKenApp):
             self.send_event(self.name, EventTick())
 
     @set_ev_cls(EventTick)
+    @guarded
     def _on_tick(self, ev) -> None:
-        LOOP_LAG.observe(time.monotonic() - ev.posted)
+        self.last_tick_at = time.monotonic()
+        LOOP_LAG.observe(self.last_tick_at - ev.posted)
         now = time.time()
         eff = Effects()
         if now - self._last_probe >= self.core.settings.lldp_interval:
@@ -197,10 +211,12 @@ class FabricApp(app_manager.OSKenApp):
         self._settled = settled
         self._apply(eff, now, force_sync=newly)
         te_stats = self.core.te.stats if self.core.te is not None else {}
-        self.published_counters = {**self.stats, **self.core.counters, **te_stats}
+        errors = {f"handler_errors.{k}": v for k, v in handler_errors().items()}
+        self.published_counters = {**self.stats, **self.core.counters, **te_stats, **errors}
 
     # --- switch connection ------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @guarded
     def _on_state_change(self, ev) -> None:
         dp = ev.datapath
         now = time.time()
@@ -225,6 +241,7 @@ class FabricApp(app_manager.OSKenApp):
             self._apply(self.core.switch_disconnected(dp.id, now), now)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    @guarded
     def _on_features(self, ev) -> None:
         dp = ev.msg.datapath
         # Full frames to the controller on table-miss (our own entries use NO_BUFFER).
@@ -243,6 +260,7 @@ class FabricApp(app_manager.OSKenApp):
         return sync if sync is not None and sync.dp is dp else None
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @guarded
     def _on_flow_stats(self, ev) -> None:
         sync = self._sync_for(ev.msg.datapath)
         if sync is None:
@@ -260,6 +278,7 @@ class FabricApp(app_manager.OSKenApp):
             self._maybe_loaded(ev.msg.datapath.id, sync)
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    @guarded
     def _on_group_desc(self, ev) -> None:
         sync = self._sync_for(ev.msg.datapath)
         if sync is None or sync.phase != "reading":
@@ -288,6 +307,7 @@ class FabricApp(app_manager.OSKenApp):
 
     # --- QoS --------------------------------------------------------------------------------
     @set_ev_cls(EventSetQosPolicy)
+    @guarded
     def _on_set_qos(self, ev) -> None:
         now = time.time()
         self._apply(self.core.set_qos_policy(ev.policy), now, flush=True)
@@ -295,6 +315,7 @@ class FabricApp(app_manager.OSKenApp):
         ev.done.set()
 
     @set_ev_cls(ofp_event.EventOFPQueueStatsReply, MAIN_DISPATCHER)
+    @guarded
     def _on_queue_stats(self, ev) -> None:
         dp = ev.msg.datapath
         if self._sync_for(dp) is None:
@@ -334,6 +355,7 @@ class FabricApp(app_manager.OSKenApp):
 
     # --- monitoring -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    @guarded
     def _on_port_stats(self, ev) -> None:
         dp = ev.msg.datapath
         if self._sync_for(dp) is None:
@@ -360,6 +382,7 @@ class FabricApp(app_manager.OSKenApp):
 
     # --- API calls ------------------------------------------------------------------------
     @set_ev_cls(EventCall)
+    @guarded
     def _on_call(self, ev) -> None:
         try:
             ev.result = ev.fn(self)
@@ -398,6 +421,7 @@ class FabricApp(app_manager.OSKenApp):
 
     # --- OpenFlow input -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @guarded
     def _on_packet_in(self, ev) -> None:
         msg = ev.msg
         dp = msg.datapath
@@ -414,6 +438,7 @@ class FabricApp(app_manager.OSKenApp):
         self._apply(self.core.packet_in(dp.id, in_port, bytes(msg.data), now), now)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    @guarded
     def _on_port_status(self, ev) -> None:
         msg = ev.msg
         dp = msg.datapath
@@ -429,6 +454,7 @@ class FabricApp(app_manager.OSKenApp):
         self._apply(self.core.port_status(dp.id, port, deleted, now), now)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    @guarded
     def _on_error(self, ev) -> None:
         msg = ev.msg
         dp = msg.datapath

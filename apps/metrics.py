@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from apps.guard import HANDLER_ERRORS, WATCHDOG_TRIPS
 from controller import __version__
 from controller.config import parse_host_port
 
@@ -137,6 +138,8 @@ def start_metrics_server(address: str, fabric_app: Callable[[], Any]) -> Collect
     registry = CollectorRegistry()
     registry.register(FabricCollector(fabric_app))
     registry.register(LOOP_LAG)
+    registry.register(HANDLER_ERRORS)
+    registry.register(WATCHDOG_TRIPS)
     try:
         start_http_server(port, addr=host, registry=registry)
     except OSError as exc:

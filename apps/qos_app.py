@@ -19,6 +19,7 @@ from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_c
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from apps import runtime
+from apps.guard import guarded
 from apps.ofmsg import port_name
 from apps.ovs_qos import (
     OvsError,
@@ -93,6 +94,7 @@ class QosApp(app_manager.OSKenApp):
         self._wake.set()
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @guarded
     def _on_state(self, ev) -> None:
         if ev.datapath.id is None:
             return
@@ -103,6 +105,7 @@ class QosApp(app_manager.OSKenApp):
                 self._switches.pop(ev.datapath.id, None)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    @guarded
     def _on_port(self, ev) -> None:
         # os-ken's ofp_handler updated dp.ports before this event was queued
         self._record(ev.msg.datapath)

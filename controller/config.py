@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.cabling import make_cable, parse_end
+from controller.hosts import HostSettings, StaticHost, host_address, unicast_mac
 from controller.model import Cable
 from controller.qos import QosPolicy, profile_policy
 from controller.roles import ROLES
@@ -200,6 +201,49 @@ class TeConfig(_Strict):
         )
 
 
+class EdgeConfig(_Strict):
+    """What one host (edge port) may make the controller hold or do."""
+
+    max_hosts_per_port: int = Field(32, ge=1, le=4096, description="MACs one edge port "
+                                    "may have; beyond, new ones are ignored")
+    host_idle_timeout: float = Field(300.0, gt=0, le=86400, description="seconds without "
+                                     "a frame to the controller before a host is probed")
+    probe_timeout: float = Field(1.0, gt=0, le=60, description="seconds a probed host has "
+                                 "to answer before its binding is released")
+    packet_in_rate: int = Field(100, ge=1, le=100_000, description="packets/s one edge "
+                                "port may send to the controller (switch meter)")
+    packet_in_burst: int = Field(200, ge=1, le=1_000_000)
+    te_copy_rate: int = Field(200, ge=1, le=100_000, description="new-flow copies/s one "
+                              "edge port may send to the controller (switch meter)")
+    lldp_rate: int = Field(1000, ge=1, le=100_000, description="LLDP packets/s a switch "
+                           "may send to the controller (its own meter)")
+    declined_flow_timeout: int = Field(10, ge=1, le=3600, description="seconds a flow TE "
+                                       "declined to place is no longer copied")
+
+
+class StaticHostConfig(_Strict):
+    """A host bound by the operator: nothing a frame claims can move it."""
+
+    mac: str = Field(pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+    ip: str
+    leaf: int = Field(ge=1, le=2**64 - 1, description="dpid of its leaf")
+    port: int = Field(ge=1, le=0xFFFFFF00)
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        if host_address(v) is None:
+            raise ValueError(f"{v!r} is not a unicast IPv4 address a host may own")
+        return v
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str) -> str:
+        if not unicast_mac(v.lower()):
+            raise ValueError(f"{v} is not a unicast MAC address")
+        return v.lower()
+
+
 class QosConfig(_Strict):
     enabled: bool = True
     profile: Literal["default", "cumulus", "cisco", "sonic"] = "default"
@@ -221,6 +265,11 @@ class FabricdConfig(_Strict):
     discovery: DiscoveryConfig = DiscoveryConfig()
     qos: QosConfig = QosConfig()
     te: TeConfig = TeConfig()
+    edge: EdgeConfig = EdgeConfig()
+    hosts: list[StaticHostConfig] = Field(default_factory=list)
+    watchdog_seconds: float = Field(5.0, gt=0, le=3600, description="health turns "
+                                    "NOT_SERVING when the event loop processed no tick "
+                                    "for this long")
     roles: dict[int, Literal["spine", "leaf"]] = Field(default_factory=dict)
     # The cabling plan: pairs of "DPID:PORT" ends. Links missing from it or not in it
     # are reported as warnings. Empty: no cabling validation.
@@ -242,6 +291,28 @@ class FabricdConfig(_Strict):
                     raise ValueError(f"entry {i}: port {end.dpid}:{end.port} cabled twice")
                 seen.add(end)
         return v
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: list[StaticHostConfig]) -> list[StaticHostConfig]:
+        macs: set[str] = set()
+        ips: set[str] = set()
+        for i, h in enumerate(v):
+            if h.mac in macs:
+                raise ValueError(f"entry {i}: MAC {h.mac} is listed twice")
+            if h.ip in ips:
+                raise ValueError(f"entry {i}: address {h.ip} is listed twice")
+            macs.add(h.mac)
+            ips.add(h.ip)
+        return v
+
+    def host_settings(self) -> HostSettings:
+        return HostSettings(
+            max_per_port=self.edge.max_hosts_per_port,
+            idle_timeout=self.edge.host_idle_timeout,
+            probe_timeout=self.edge.probe_timeout,
+            static=tuple(StaticHost(h.mac, h.ip, h.leaf, h.port) for h in self.hosts),
+        )
 
     def cabling_plan(self) -> tuple[Cable, ...]:
         return tuple(make_cable(parse_end(a), parse_end(b)) for a, b in self.cabling)

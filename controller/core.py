@@ -32,9 +32,11 @@ from controller.frames import (
     parse_ethernet,
     parse_lldp,
 )
+from controller.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
 from controller.model import Cable, Fabric, Link, LinkEnd, Port
 from controller.openflow import FlowRule, SwitchDesired
 from controller.qos import QosPolicy
+from controller.ratelog import RateLimitedLog
 from controller.roles import LEAF, infer_roles
 from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
 from controller.te import (
@@ -62,6 +64,7 @@ class CoreSettings:
     te: TeSettings | None = None  # traffic engineering; None with --no-te
     link_speed_bps: float = 0.0  # overrides what switches report (0: trust them)
     new_flow_rate: float = 2000.0  # new flows per second per host port that TE places
+    hosts: HostSettings = field(default_factory=HostSettings)  # identity rules at the edge
 
 
 class FabricCore(TrafficEngineeringMixin):
@@ -88,6 +91,9 @@ class FabricCore(TrafficEngineeringMixin):
         self._recovered_pins: dict[int, list[FlowRule]] = {}
         self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
         self._now = 0.0  # time of the latest event, for decisions made while syncing
+        self.host_guard = HostGuard(self.fabric, settings.hosts)
+        self.host_guard.install_static(0.0)
+        self._rlog = RateLimitedLog(log)
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _count(self, name: str) -> None:
@@ -156,6 +162,8 @@ class FabricCore(TrafficEngineeringMixin):
             gone = self.fabric.port_deleted(dpid, port.port_no)
         else:
             gone = self.fabric.port_update(dpid, port, now)
+        if deleted or not port.up:
+            self.host_guard.forget_port(dpid, port.port_no)
         why = f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}"
         self._log_gone(gone, why)
         eff = self._changed(why if gone else None)
@@ -171,6 +179,7 @@ class FabricCore(TrafficEngineeringMixin):
             if sw.connected:
                 eff.packet_outs += self._probes(sw.dpid, sw.up_ports(), now)
         self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
+        eff.merge(self._host_outcome(self.host_guard.expire(now), now))
         gone = self.fabric.expire_links(now, self.settings.link_timeout)
         if gone:
             self._log_gone(gone, "LLDP timeout")
@@ -223,7 +232,12 @@ class FabricCore(TrafficEngineeringMixin):
         if eth.ethertype == C.ETH_TYPE_ARP:
             return self._arp_in(dpid, in_port, eth.src, data, eth.payload, now)
         ip = ipv4_source(eth.payload) if eth.ethertype == C.ETH_TYPE_IP else None
-        eff = self._learn(eth.src, ip, dpid, in_port, now)
+        if ip == "0.0.0.0":  # DHCP and the like: nobody to bind yet
+            eff = Effects()
+        else:
+            eff, accepted = self._learn(eth.src, ip, dpid, in_port, now)
+            if not accepted:
+                return eff  # refused: dropped here, not flooded (a probe may go out)
         if not is_multicast_mac(eth.dst):
             dst = self.fabric.hosts.get(eth.dst)
             if dst is not None:  # entries are on their way; deliver this one directly
@@ -260,7 +274,8 @@ class FabricCore(TrafficEngineeringMixin):
             )
         except FrameError as exc:
             self._count("rejected_lldp")
-            log.warning("rejected LLDP frame on %d:%d: %s", dpid, in_port, exc)
+            self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
+                           "rejected LLDP frame on %d:%d: %s", dpid, in_port, exc)
             return Effects()
         src, dst = LinkEnd(probe.dpid, probe.port), LinkEnd(dpid, in_port)
         if not self.fabric.is_connected(src.dpid):
@@ -268,7 +283,8 @@ class FabricCore(TrafficEngineeringMixin):
             return Effects()
         if src.dpid == dst.dpid:
             self._count("rejected_lldp")
-            log.warning("rejected LLDP on %d:%d: loops back to its own switch", dpid, in_port)
+            self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
+                           "rejected LLDP on %d:%d: loops back to its own switch", dpid, in_port)
             return Effects()
         if not self.fabric.port_is_up(src.dpid, src.port) or not self.fabric.port_is_up(
             dst.dpid, dst.port
@@ -279,9 +295,9 @@ class FabricCore(TrafficEngineeringMixin):
             if end.port in self._hosted_ports(end.dpid):
                 self._count("rejected_lldp")
                 self._count("rejected_lldp_host_port")
-                log.warning(
-                    "rejected LLDP %d:%d -> %d:%d: port %d:%d has a host behind it",
-                    src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
+                self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
+                               "rejected LLDP %d:%d -> %d:%d: port %d:%d has a host behind it",
+                               src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
                 )
                 return Effects()
         is_new, displaced = self.fabric.link_seen(src, dst, now)
@@ -310,8 +326,16 @@ class FabricCore(TrafficEngineeringMixin):
             self._count("bad_frames")
             log.debug("ARP sender %s differs from frame source %s", arp.sender_mac, eth_src)
             return Effects()
-        sender_ip = None if arp.sender_ip == "0.0.0.0" else arp.sender_ip
-        eff = self._learn(arp.sender_mac, sender_ip, dpid, in_port, now)
+        if arp.sender_ip == "0.0.0.0":  # an ARP probe (RFC 5227): nobody to bind yet
+            sender_ip = None
+            eff = Effects()
+        else:
+            sender_ip = arp.sender_ip
+            eff, accepted = self._learn(arp.sender_mac, sender_ip, dpid, in_port, now)
+            if not accepted:
+                return eff  # refused: dropped here, neither answered nor flooded
+        if arp.target_mac == PROBE_MAC:
+            return eff  # the answer to one of our probes: it has done its work
         if arp.opcode == ARP_REQUEST and sender_ip and arp.target_ip != sender_ip:
             target = self.fabric.host_by_ip(arp.target_ip)
             if target is not None:
@@ -327,17 +351,32 @@ class FabricCore(TrafficEngineeringMixin):
                 return eff
         return eff.merge(self._flood(dpid, in_port, frame, now))
 
-    def _learn(self, mac: str, ip: str | None, dpid: int, port: int, now: float) -> Effects:
-        old = self.fabric.hosts.get(mac)
-        if not self.fabric.learn_host(mac, ip, dpid, port, now):
-            return Effects()
-        if old is None:
-            log.info("host %s (%s) at %d:%d", mac, ip or "no IPv4", dpid, port)
-            self._event("host_learned", f"host {mac} ({ip or 'no IPv4'}) at {dpid}:{port}",
-                        mac=mac, ip=ip or "", dpid=dpid, port=port)
-        else:
-            log.info("host %s (%s) now at %d:%d", mac, ip or "no IPv4", dpid, port)
-        return self._changed()
+    def _learn(self, mac: str, ip: str | None, dpid: int, port: int,
+               now: float) -> tuple[Effects, bool]:
+        """Apply the binding rules (:mod:`controller.hosts`) to a sighting; False when the
+        frame is refused and must be dropped (the effects then hold only probes)."""
+        out = self.host_guard.sighting(mac, ip, dpid, port, now)
+        return self._host_outcome(out, now), out.accepted
+
+    def _host_outcome(self, out: Outcome, now: float) -> Effects:
+        for name in out.counters:
+            self._count(name)
+        for e in out.events:
+            level = logging.INFO if e.kind == "host_learned" else logging.WARNING
+            self._rlog.log(level, f"{e.kind}:{dict(e.fields).get('at', '')}", now,
+                           "%s: %s", e.kind, e.message)
+        self.events += out.events
+        eff = self._changed() if out.changed else Effects()
+        eff.packet_outs += [self._probe_host(p) for p in out.probes]
+        self.counters["host_probes"] = self.counters.get("host_probes", 0) + len(out.probes)
+        return eff
+
+    @staticmethod
+    def _probe_host(p: Probe) -> PacketOut:
+        """An ARP request for ``p.ip`` to the bound host alone (unicast to its MAC), in
+        probe form (sender 0.0.0.0): its answer says it is still there."""
+        arp = Arp(ARP_REQUEST, PROBE_MAC, "0.0.0.0", "00:00:00:00:00:00", p.ip)
+        return PacketOut(p.dpid, (p.port,), build_arp_frame(p.mac, PROBE_MAC, arp))
 
     def _flood(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
         """Send a frame out of every host port of every leaf except where it came in."""

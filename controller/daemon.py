@@ -210,8 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else app.event_bus
 
+    def stalled():
+        app = fabric_app()
+        return None if app is None else app.stalled(config.watchdog_seconds)
+
     handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats,
-                              link_stats, flows, call, event_bus)
+                              link_stats, flows, call, event_bus, stalled)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:

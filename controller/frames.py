@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import struct
 from dataclasses import dataclass
 
@@ -23,7 +24,13 @@ from controller.constants import (
 
 
 class FrameError(ValueError):
-    """A frame that cannot be parsed or fails validation."""
+    """A frame that cannot be parsed or fails validation. The parsers here raise only
+    this, whatever bytes they are given (the property tests hold them to it)."""
+
+
+MAX_DPID = 2**64 - 1
+MAX_PORT = 0xFFFFFF00  # OFPP_MAX: the highest physical port number in OpenFlow 1.3
+_DPID_TEXT = re.compile(r"dpid:([0-9a-fA-F]{1,16})")
 
 
 def mac_to_bytes(mac: str) -> bytes:
@@ -167,6 +174,8 @@ def _tlv(tlv_type: int, value: bytes) -> bytes:
 
 
 def _lldp_mac(dpid: int, secret: bytes, data: bytes) -> bytes:
+    if not 0 <= dpid <= MAX_DPID:
+        raise FrameError(f"dpid {dpid} is outside 0..2^64-1")
     return hmac.new(secret, struct.pack("!Q", dpid) + data, hashlib.sha256).digest()[:_MAC_LEN]
 
 
@@ -225,19 +234,19 @@ def parse_lldp(payload: bytes, secret: bytes, now: float, max_age: float) -> Lld
         raise FrameError("LLDP frame is not an aifabric probe (no aifabric TLV)")
     if len(chassis) < 2 or chassis[0] != _CHASSIS_SUBTYPE_LOCAL:
         raise FrameError("LLDP chassis ID is not a local dpid")
-    text = chassis[1:].decode("ascii", errors="replace")
-    if not text.startswith("dpid:"):
-        raise FrameError("LLDP chassis ID is not a dpid")
-    try:
-        dpid = int(text[5:], 16)
-    except ValueError as exc:
-        raise FrameError("LLDP chassis ID has a bad dpid") from exc
+    # Strictly "dpid:" and 1-16 hex digits: int() alone would take "-1", "+1", " 1_0 ".
+    found = _DPID_TEXT.fullmatch(chassis[1:].decode("ascii", errors="replace"))
+    if found is None:
+        raise FrameError("LLDP chassis ID is not dpid:<1-16 hex digits>")
+    dpid = int(found.group(1), 16)  # 0..2^64-1 by construction
     signed, mac = org[4:16], org[16:]
     if len(signed) != 12 or len(mac) != _MAC_LEN:
         raise FrameError("aifabric LLDP TLV has a bad length")
     if not hmac.compare_digest(mac, _lldp_mac(dpid, secret, signed)):
         raise FrameError("LLDP probe signature does not verify (forged or from another controller)")
     port, stamp_ms = struct.unpack("!IQ", signed)
+    if not 1 <= port <= MAX_PORT:
+        raise FrameError(f"LLDP probe names port {port}, outside 1..{MAX_PORT:#x}")
     sent_at = stamp_ms / 1000.0
     if abs(now - sent_at) > max_age:
         raise FrameError(f"LLDP probe is stale ({now - sent_at:.1f} s old)")

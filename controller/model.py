@@ -58,6 +58,7 @@ class Host:
     first_seen: float
     last_seen: float
     recovered: bool = False  # rebuilt from a switch's entries after a controller restart
+    static: bool = False  # bound by the config: never moved, aged or forgotten
 
 
 @dataclass(frozen=True, order=True)
@@ -149,7 +150,8 @@ class Fabric:
         return True, displaced
 
     def forget_hosts_on(self, dpid: int, port: int) -> list[str]:
-        gone = [m for m, h in self.hosts.items() if (h.dpid, h.port) == (dpid, port)]
+        gone = [m for m, h in self.hosts.items()
+                if (h.dpid, h.port) == (dpid, port) and not h.static]
         for mac in gone:
             del self.hosts[mac]
         return gone
