@@ -33,9 +33,10 @@ from apps.guard import guarded, handler_errors
 from apps.metrics import LOOP_LAG
 from controller import constants as C
 from controller.core import CoreSettings, Effects, FabricCore
+from controller.events import FabricEvent
 from controller.model import Port
 from controller.monitor import LoadMonitor, PortCounters, utilization
-from controller.openflow import FlowRule, GroupRule, SwitchMirror
+from controller.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror
 from controller.snapshot import FlowInfo, TopologySnapshot
 from controller.te import PROTO_NAMES, FlowKey
 
@@ -45,6 +46,8 @@ oskenfix.apply()
 TICK_SECONDS = 0.25
 RESYNC_MIN_INTERVAL = 5.0
 QUEUE_STATS_INTERVAL = 2.0
+METER_STATS_INTERVAL = 1.0
+METER_EVENT_INTERVAL = 10.0  # seconds between two meter_drops events of one meter
 SYNC_MAX_DELAY = 0.05  # seconds a change may wait for a quiet event queue
 
 
@@ -54,6 +57,7 @@ class EventTick(event.EventBase):
     def __init__(self) -> None:
         super().__init__()
         self.posted = time.monotonic()
+        self.posted_wall = time.time()
 
 
 class EventCall(event.EventBase):
@@ -86,10 +90,23 @@ class SwitchSync:
     mirror: SwitchMirror = field(default_factory=SwitchMirror)
     flows: list[FlowRule] = field(default_factory=list)
     groups: list[GroupRule] = field(default_factory=list)
+    meters: list[MeterRule] = field(default_factory=list)
     flows_done: bool = False
     groups_done: bool = False
+    meters_done: bool = False
     last_read: float = 0.0
     read_xid: int | None = None  # the flow-stats request that reads the switch's state
+
+
+def meter_role(meter_id: int) -> tuple[str, int]:
+    """What a meter of ours polices, and for which port (0: the whole switch)."""
+    if meter_id == C.METER_LLDP:
+        return "lldp", 0
+    if meter_id == C.METER_CONTROL:
+        return "shared", 0
+    if meter_id >= C.METER_TE_BASE:
+        return "te_copy", meter_id - C.METER_TE_BASE
+    return "host", meter_id - C.METER_HOST_BASE
 
 
 def _port(desc) -> Port:
@@ -118,6 +135,9 @@ class FabricApp(app_manager.OSKenApp):
                 link_speed_bps=(cfg.link_speed_mbps or 0) * 1_000_000,
                 new_flow_rate=cfg.te.new_flow_rate,
                 hosts=cfg.host_settings(),
+                punt=cfg.punt_limits(),
+                declined_flow_timeout=cfg.edge.declined_flow_timeout,
+                max_flows_per_port=cfg.te.max_flows_per_port,
             ),
             secret=os.urandom(32),
         )
@@ -130,6 +150,10 @@ class FabricApp(app_manager.OSKenApp):
         self._settled: frozenset[int] = frozenset()
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._last_queue_poll = 0.0
+        self._last_meter_poll = 0.0
+        self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
+        self._meter_event_at: dict[tuple[int, int], float] = {}
+        self.meter_stats: tuple = ()  # published: ((dpid, meter, kind, port, dropped),)
         self._queue_counters: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self.queue_stats: tuple = ()  # published: ((dpid, port, name, queue, bytes, pkts, err),)
         self.queue_stats_at = 0.0
@@ -184,7 +208,9 @@ class FabricApp(app_manager.OSKenApp):
         eff = Effects()
         if now - self._last_probe >= self.core.settings.lldp_interval:
             self._last_probe = now
-            eff = self.core.tick(now)
+            # Links expire by the tick's posting time: every LLDP reply that arrived
+            # before it has been handled by now (one queue), however busy the loop was.
+            eff = self.core.tick(now, horizon=ev.posted_wall)
         if now - self._last_port_poll >= self.poll_interval:
             # asynchronous: replies come back as events, the loop never waits on a switch
             if self._awaiting_ports:  # a switch did not answer the last round in time
@@ -203,6 +229,10 @@ class FabricApp(app_manager.OSKenApp):
             for sync in self.syncs.values():
                 dp = sync.dp
                 dp.send_msg(parser.OFPQueueStatsRequest(dp, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
+        if now - self._last_meter_poll >= METER_STATS_INTERVAL:
+            self._last_meter_poll = now
+            for sync in self.syncs.values():
+                sync.dp.send_msg(parser.OFPMeterStatsRequest(sync.dp, 0, ofp.OFPM_ALL))
         # Switches become settled with time alone: sync when that happens.
         settled = frozenset(d for d in self.syncs if self.core.is_settled(d, now))
         if self.core.fabric_settled(now):
@@ -254,6 +284,7 @@ class FabricApp(app_manager.OSKenApp):
         if sync is not None:
             sync.read_xid = req.xid
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+        dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
 
     def _sync_for(self, dp) -> SwitchSync | None:
         sync = self.syncs.get(dp.id)
@@ -288,16 +319,34 @@ class FabricApp(app_manager.OSKenApp):
             sync.groups_done = True
             self._maybe_loaded(ev.msg.datapath.id, sync)
 
-    def _maybe_loaded(self, dpid: int, sync: SwitchSync) -> None:
-        if not (sync.flows_done and sync.groups_done):
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_meter_config(self, ev) -> None:
+        sync = self._sync_for(ev.msg.datapath)
+        if sync is None or sync.phase != "reading":
             return
-        mine = [r for r in sync.flows if ofmsg.ours(r)]
+        for stat in ev.msg.body:
+            if C.is_our_meter(stat.meter_id):
+                # a meter of ours in another shape is held as "rate 0": it gets modified
+                sync.meters.append(ofmsg.meter_from_config(stat)
+                                   or MeterRule(stat.meter_id, 0, 0))
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            sync.meters_done = True
+            self._maybe_loaded(ev.msg.datapath.id, sync)
+
+    def _maybe_loaded(self, dpid: int, sync: SwitchSync) -> None:
+        if not (sync.flows_done and sync.groups_done and sync.meters_done):
+            return
+        # (entries for declined flows expire by themselves: not part of the mirror)
+        mine = [r for r in sync.flows if ofmsg.ours(r)
+                and C.cookie_kind(r.cookie) != C.KIND_NOCOPY]
         foreign = len(sync.flows) - len(mine)
-        sync.mirror = SwitchMirror({r.key: r for r in mine}, {g.group_id: g for g in sync.groups})
+        sync.mirror = SwitchMirror({r.key: r for r in mine}, {g.group_id: g for g in sync.groups},
+                                   {m.meter_id: m for m in sync.meters})
         sync.phase = "ready"
         log.info(
-            "switch %d holds %d aifabric entries, %d groups, %d foreign entries (left alone)",
-            dpid, len(mine), len(sync.groups), foreign,
+            "switch %d holds %d aifabric entries, %d groups, %d meters, %d foreign entries "
+            "(left alone)", dpid, len(mine), len(sync.groups), len(sync.meters), foreign,
         )
         now = time.time()
         self.core.recover_pins(dpid, mine)
@@ -333,6 +382,39 @@ class FabricApp(app_manager.OSKenApp):
                 for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.syncs
             )
             self.queue_stats_at = time.time()
+
+    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_meter_stats(self, ev) -> None:
+        dp = ev.msg.datapath
+        if self._sync_for(dp) is None:
+            return
+        now = time.time()
+        events = []
+        for s in ev.msg.body:
+            if not C.is_our_meter(s.meter_id) or not s.band_stats:
+                continue
+            key = (dp.id, s.meter_id)
+            dropped = s.band_stats[0].packet_band_count
+            before = self._meter_drops.get(key, dropped)
+            self._meter_drops[key] = dropped
+            if dropped > before and now - self._meter_event_at.get(key, 0.0) >= \
+                    METER_EVENT_INTERVAL:
+                self._meter_event_at[key] = now
+                kind, port = meter_role(s.meter_id)
+                what = f"port {dp.id}:{port}" if port else f"switch {dp.id}"
+                events.append(FabricEvent(
+                    "meter_drops", f"{what} sends more {kind} traffic to the controller than "
+                    f"its meter allows: {dropped - before} packets dropped at the switch",
+                    (("dpid", str(dp.id)), ("meter", str(s.meter_id)), ("kind", kind),
+                     ("port", str(port)), ("dropped", str(dropped - before)))))
+                log.warning("meter_drops: %s", events[-1].message)
+        self.event_bus.publish(events, now)
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            self.meter_stats = tuple(
+                (d, m, *meter_role(m), n) for (d, m), n in sorted(self._meter_drops.items())
+                if d in self.syncs)
+            self.stats["meter_drops"] = sum(n for *_, n in self.meter_stats)
 
     # --- maintenance (called through EventCall) ---------------------------------------------
     def maintain(self, action: str, dpid: int, port: int) -> str:
@@ -432,10 +514,14 @@ class FabricApp(app_manager.OSKenApp):
         if in_port is None:
             return
         now = time.time()
+        # The core judges a frame by when it arrived (os-ken stamps it in the receive
+        # thread), not by how long it queued: a busy loop must not reject its own fresh
+        # LLDP probes as stale.
+        arrived = min(getattr(ev, "timestamp", now) or now, now)
         if C.is_ours(msg.cookie) and C.cookie_kind(msg.cookie) == C.KIND_TE:
-            self._apply(self.core.flow_seen(dp.id, in_port, bytes(msg.data), now), now)
+            self._apply(self.core.flow_seen(dp.id, in_port, bytes(msg.data), arrived), now)
             return
-        self._apply(self.core.packet_in(dp.id, in_port, bytes(msg.data), now), now)
+        self._apply(self.core.packet_in(dp.id, in_port, bytes(msg.data), arrived), now)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
@@ -477,6 +563,11 @@ class FabricApp(app_manager.OSKenApp):
         burst of events (a fabric coming up) costs one recomputation, not one per event.
         Packet-outs wait for that sync: a host that gets an ARP answer sends at once,
         and its packets should find the new entries in place."""
+        for dpid, rule, timeout in eff.ephemeral:
+            sync = self.syncs.get(dpid)
+            if sync is not None and sync.phase == "ready":
+                sync.dp.send_msg(ofmsg.flow_add_expiring(sync.dp, rule, timeout))
+                self.stats["flow_mods"] += 1
         if eff.changed or force_sync:
             self._dirty_since = self._dirty_since or now
             self._dirty_all = True

@@ -99,6 +99,14 @@ class FabricCollector(Collector):
             qdrops.add_metric(labels, e)
         yield from (qbytes, qpkts, qdrops)
 
+        meters = CounterMetricFamily(
+            "aifabric_meter_dropped_packets",
+            "Packets a switch meter dropped on their way to the controller",
+            labels=["dpid", "meter", "kind", "port"])
+        for dpid, meter, kind, port, dropped in app.meter_stats:
+            meters.add_metric([str(dpid), str(meter), kind, str(port)], dropped)
+        yield meters
+
         flows = app.flows
         tracked = GaugeMetricFamily("aifabric_flows", "Flows traffic engineering tracks",
                                     labels=["placed_by", "large"])
@@ -126,6 +134,16 @@ class FabricCollector(Collector):
             ("aifabric_arp_proxied", "arp_proxied", "ARP requests answered by the controller"),
             ("aifabric_lldp_rejected", "rejected_lldp", "LLDP frames refused"),
             ("aifabric_bad_frames", "bad_frames", "Malformed frames from hosts dropped"),
+            ("aifabric_host_conflicts", "host_conflicts",
+             "Frames refused for claiming a MAC or address bound to another host"),
+            ("aifabric_hosts_refused", "hosts_refused",
+             "New MACs ignored on ports at their host limit"),
+            ("aifabric_hosts_moved", "hosts_moved",
+             "Bindings released to a new location after the old one stopped answering"),
+            ("aifabric_hosts_aged_out", "hosts_aged_out", "Idle hosts forgotten"),
+            ("aifabric_host_probes", "host_probes", "ARP probes sent to bound hosts"),
+            ("aifabric_te_declined", "te_new_flows_rate_limited",
+             "New flows left on ECMP by the per-port rate limit"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], counters.get(key, 0))

@@ -4,13 +4,46 @@ already holds when it connects)."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller import constants as C
-from controller.openflow import Bucket, FlowRule, GroupRule, SyncPlan
+from controller.openflow import Bucket, FlowRule, GroupRule, MeterRule, SyncPlan
+
+# --- OVS's metered controller action ----------------------------------------------------
+# OVS's controller(max_len=N, meter_id=M) is NXAST_CONTROLLER2 with property 5
+# (NXAC2PT_METER_ID, a be32). os-ken knows the action but not that property: register it
+# with the property table of the OpenFlow 1.3 parser's class, so that it is both sent
+# and read back (the table is a closure variable of the class's serializer).
+_NXAC2PT_METER_ID = 5
+
+
+def _register_meter_id_property() -> None:
+    c2 = parser.NXActionController2
+    cells = dict(zip(c2.serialize_body.__code__.co_freevars,
+                     (c.cell_contents for c in c2.serialize_body.__closure__ or ()),
+                     strict=True))
+    prop = cells["NXActionController2Prop"]
+    if _NXAC2PT_METER_ID in prop._TYPES:
+        return
+
+    @prop.register_type(_NXAC2PT_METER_ID)
+    class _MeterId(prop):  # type: ignore[misc, valid-type]
+        _arg_name = "meter_id"
+
+        @classmethod
+        def parser_prop(cls, buf, length):
+            return struct.unpack_from("!I", buf, 0)[0], 4
+
+        @classmethod
+        def serialize_prop(cls, meter_id):
+            return bytearray(struct.pack("!HHI", _NXAC2PT_METER_ID, 8, meter_id))
+
+
+_register_meter_id_property()
 
 _GROUP_TYPES = {
     "all": ofp.OFPGT_ALL,
@@ -28,6 +61,8 @@ def _action(a: tuple) -> Any:
         return parser.OFPActionOutput(a[1], 0)
     if kind == "controller":
         return parser.OFPActionOutput(ofp.OFPP_CONTROLLER, a[1])
+    if kind == "meter_controller":
+        return parser.NXActionController2(max_len=a[1], meter_id=a[2])
     if kind == "group":
         return parser.OFPActionGroup(a[1])
     if kind == "set_field":
@@ -86,9 +121,25 @@ def group_mod(dp, group: GroupRule, command: int) -> parser.OFPGroupMod:
     return parser.OFPGroupMod(dp, command, _GROUP_TYPES[group.group_type], group.group_id, buckets)
 
 
+def meter_mod(dp, meter: MeterRule, command: int) -> parser.OFPMeterMod:
+    return parser.OFPMeterMod(
+        dp, command, ofp.OFPMF_PKTPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS, meter.meter_id,
+        [parser.OFPMeterBandDrop(rate=meter.rate_pps, burst_size=meter.burst)])
+
+
+def flow_add_expiring(dp, rule: FlowRule, hard_timeout: int) -> parser.OFPFlowMod:
+    """An entry outside the desired state that the switch removes by itself."""
+    msg = flow_mod(dp, rule, ofp.OFPFC_ADD)
+    msg.hard_timeout = hard_timeout
+    return msg
+
+
 def plan_messages(dp, plan: SyncPlan) -> list[Any]:
-    """The messages of a plan, in a safe order, with barriers between dependent phases."""
+    """The messages of a plan, in a safe order, with barriers between dependent phases:
+    meters and groups before the flows that use them, flows deleted before them."""
     msgs: list[Any] = []
+    msgs += [meter_mod(dp, m, ofp.OFPMC_ADD) for m in plan.meter_adds]
+    msgs += [meter_mod(dp, m, ofp.OFPMC_MODIFY) for m in plan.meter_mods]
     msgs += [group_mod(dp, g, ofp.OFPGC_ADD) for g in plan.group_adds]
     msgs += [group_mod(dp, g, ofp.OFPGC_MODIFY) for g in plan.group_mods]
     if msgs:
@@ -102,6 +153,10 @@ def plan_messages(dp, plan: SyncPlan) -> list[Any]:
             parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, gid, [])
             for gid in plan.group_dels
         ]
+    if plan.meter_dels:
+        msgs.append(parser.OFPBarrierRequest(dp))
+        msgs += [parser.OFPMeterMod(dp, ofp.OFPMC_DELETE, 0, mid, [])
+                 for mid in plan.meter_dels]
     msgs.append(parser.OFPBarrierRequest(dp))
     return msgs
 
@@ -121,6 +176,9 @@ def _parse_action(a: Any) -> tuple:
         return ("output", a.port)
     if isinstance(a, parser.OFPActionGroup):
         return ("group", a.group_id)
+    if isinstance(a, parser.NXActionController2):
+        return ("meter_controller", getattr(a, "max_len", 0xFFFF),
+                getattr(a, "meter_id", 0xFFFFFFFF))
     if isinstance(a, parser.OFPActionSetField):
         return ("set_field", a.key, a.value)
     if isinstance(a, parser.OFPActionSetQueue):
@@ -171,3 +229,11 @@ def group_from_desc(desc: Any) -> GroupRule:
 
 def ours(rule: FlowRule) -> bool:
     return C.is_ours(rule.cookie)
+
+
+def meter_from_config(stat: Any) -> MeterRule | None:
+    """One of our meters from a meter-config reply (None: not a pktps drop meter)."""
+    bands = [b for b in stat.bands if isinstance(b, parser.OFPMeterBandDrop)]
+    if len(bands) != 1 or not stat.flags & ofp.OFPMF_PKTPS:
+        return None
+    return MeterRule(stat.meter_id, bands[0].rate, bands[0].burst_size)

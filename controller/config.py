@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.cabling import make_cable, parse_end
+from controller.forwarding import PuntLimits
 from controller.hosts import HostSettings, StaticHost, host_address, unicast_mac
 from controller.model import Cable
 from controller.qos import QosPolicy, profile_policy
@@ -176,6 +177,8 @@ class TeConfig(_Strict):
                                      description="seconds without traffic before a flow "
                                                  "is forgotten")
     max_flows: int = Field(100_000, ge=1, le=10_000_000)
+    max_flows_per_port: int = Field(4096, ge=1, le=10_000_000, description="flows one host "
+                                    "port may have tracked (its share of max_flows)")
     new_flow_rate: float = Field(2000.0, gt=0, description="new flows per second a host "
                                                            "port may start (beyond: ECMP)")
     rebalance: bool = Field(True, description="periodic rebalancing of large flows")
@@ -305,6 +308,11 @@ class FabricdConfig(_Strict):
             macs.add(h.mac)
             ips.add(h.ip)
         return v
+
+    def punt_limits(self) -> PuntLimits:
+        e = self.edge
+        return PuntLimits(host_pps=e.packet_in_rate, host_burst=e.packet_in_burst,
+                          te_pps=e.te_copy_rate, lldp_pps=e.lldp_rate)
 
     def host_settings(self) -> HostSettings:
         return HostSettings(

@@ -16,6 +16,7 @@ PRIO_QOS_QUEUE = 300  # table 0: DSCP -> set_queue, for the kernel datapath (eve
 PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to forwarding
 PRIO_PIN_OPERATOR = 300  # table 2: flows pinned through the API (ports may be wildcards)
 PRIO_PIN = 200  # table 2: flows placed by traffic engineering (exact 5-tuple)
+PRIO_NOCOPY = 150  # table 2: a flow TE declined to place: ECMP, no more copies (expires)
 PRIO_TRACK = 100  # table 2: TCP/UDP not pinned yet -> copy of the header to the controller
 PRIO_TE_MISS = 0  # table 2: everything else keeps the ECMP group of table 1
 PRIO_HOST = 100  # table 1: eth_dst == known host
@@ -36,6 +37,32 @@ KIND_HOST = 0x02
 KIND_PIN = 0x03
 KIND_QOS = 0x04
 KIND_TE = 0x05  # the TE table's own plumbing (track and miss entries)
+KIND_NOCOPY = 0x06  # short-lived entries for flows TE declined (not in the desired state)
+
+# --- Meters -------------------------------------------------------------------------------
+# Every entry that sends packets to the controller does so through a meter (OVS's
+# controller action with meter_id), so that a flood is dropped at the switch: one meter
+# per edge port for host traffic, one per edge port for TE's new-flow copies, one for
+# LLDP, one shared by every other punt. Ids above these ranges are not aifabric's.
+METER_LLDP = 1
+METER_CONTROL = 2
+METER_HOST_BASE = 0x100  # + edge port number
+METER_TE_BASE = 0x20000  # + edge port number
+METER_MAX_PORT = 0xFFFF  # ports beyond share METER_CONTROL
+
+
+def host_meter(port: int) -> int:
+    return METER_HOST_BASE + port if port <= METER_MAX_PORT else METER_CONTROL
+
+
+def te_meter(port: int) -> int:
+    return METER_TE_BASE + port if port <= METER_MAX_PORT else METER_CONTROL
+
+
+def is_our_meter(meter_id: int) -> bool:
+    return meter_id in (METER_LLDP, METER_CONTROL) or (
+        METER_HOST_BASE <= meter_id <= METER_HOST_BASE + METER_MAX_PORT) or (
+        METER_TE_BASE <= meter_id <= METER_TE_BASE + METER_MAX_PORT)
 
 # --- Groups -------------------------------------------------------------------------------
 # ECMP select groups take ids below FF_GROUP_BASE (derived from the destination leaf's

@@ -15,8 +15,10 @@ from controller.events import FabricEvent
 from controller.forwarding import (
     FabricView,
     HostLocation,
+    PuntLimits,
     assign_group_ids,
     desired_state,
+    lldp_meters,
     lldp_rule,
 )
 from controller.frames import (
@@ -65,6 +67,9 @@ class CoreSettings:
     link_speed_bps: float = 0.0  # overrides what switches report (0: trust them)
     new_flow_rate: float = 2000.0  # new flows per second per host port that TE places
     hosts: HostSettings = field(default_factory=HostSettings)  # identity rules at the edge
+    punt: PuntLimits = field(default_factory=PuntLimits)  # switch meters towards us
+    declined_flow_timeout: int = 10  # seconds a flow TE declined is not copied again
+    max_flows_per_port: int = 4096  # TE-tracked flows one host port may hold
 
 
 class FabricCore(TrafficEngineeringMixin):
@@ -90,6 +95,7 @@ class FabricCore(TrafficEngineeringMixin):
         self._change_reason = "topology change"
         self._recovered_pins: dict[int, list[FlowRule]] = {}
         self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
+        self._port_flows: dict[tuple[int, int], int] = {}
         self._now = 0.0  # time of the latest event, for decisions made while syncing
         self.host_guard = HostGuard(self.fabric, settings.hosts)
         self.host_guard.install_static(0.0)
@@ -171,8 +177,12 @@ class FabricCore(TrafficEngineeringMixin):
             eff.packet_outs += self._probes(dpid, [port.port_no], now)
         return eff
 
-    def tick(self, now: float) -> Effects:
-        """Periodic work: probe every up port, expire links that stopped answering."""
+    def tick(self, now: float, horizon: float | None = None) -> Effects:
+        """Periodic work: probe every up port, expire links that stopped answering.
+
+        ``horizon`` is the time up to which every frame that arrived has been handled
+        (the app's queue position): links are judged by it, not by ``now``, so a loop
+        that lags does not expire links whose probes are merely waiting in its queue."""
         self._now = now
         eff = Effects()
         for sw in self.fabric.switches.values():
@@ -180,7 +190,8 @@ class FabricCore(TrafficEngineeringMixin):
                 eff.packet_outs += self._probes(sw.dpid, sw.up_ports(), now)
         self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
         eff.merge(self._host_outcome(self.host_guard.expire(now), now))
-        gone = self.fabric.expire_links(now, self.settings.link_timeout)
+        gone = self.fabric.expire_links(now if horizon is None else min(horizon, now),
+                                        self.settings.link_timeout)
         if gone:
             self._log_gone(gone, "LLDP timeout")
             eff.merge(self._changed("LLDP timeout"))
@@ -546,6 +557,7 @@ class FabricCore(TrafficEngineeringMixin):
                                    for e in (c.a, c.b)),
             drained_switches=frozenset(self.drained_switches),
             te=self.te is not None,
+            punt=self.settings.punt,
         )
         return self._view
 
@@ -567,7 +579,8 @@ class FabricCore(TrafficEngineeringMixin):
         """
         self._now = now
         if not self.is_settled(dpid, now):
-            return SwitchDesired.build([lldp_rule()], []), False
+            return SwitchDesired.build([lldp_rule()], [],
+                                       lldp_meters(self.settings.punt)), False
         desired = self._desired.get(dpid)
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)
@@ -580,7 +593,8 @@ class FabricCore(TrafficEngineeringMixin):
             assert flow.path is not None
             rule = pin_rule(flow, C.FF_GROUP_BASE + flow.path.port)
             pins[rule.key] = rule
-        return SwitchDesired({**desired.flows, **pins}, desired.groups), complete
+        return SwitchDesired({**desired.flows, **pins}, desired.groups,
+                             desired.meters), complete
 
     def snapshot(self, now: float) -> TopologySnapshot:
         view = self.view()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from controller import constants as C
 from controller.effects import Effects, TokenBucket
-from controller.forwarding import FabricView, uplinks
+from controller.forwarding import FabricView, nocopy_rule, uplinks
 from controller.frames import FrameError, parse_ethernet, parse_transport
 from controller.openflow import FlowRule, Match
 from controller.roles import LEAF
@@ -45,6 +45,7 @@ class TrafficEngineeringMixin:
     _change_reason: str
     _recovered_pins: dict[int, list[FlowRule]]
     _flow_buckets: dict[tuple[int, int], TokenBucket]
+    _port_flows: dict[tuple[int, int], int]
     _now: float
 
     def _speed(self, dpid: int, port: int) -> float:
@@ -164,22 +165,45 @@ class TrafficEngineeringMixin:
             self._count("te_copies_after_placement")  # the pin is on its way
             return Effects()
         dst = self.fabric.hosts.get(eth.dst)
-        if dst is None or dst.dpid == dpid or not self.fabric_settled(now):
+        if dst is None or dst.dpid == dpid:
             return Effects()
-        bucket = self._flow_buckets.get((dpid, in_port))
+        where = (dpid, in_port)
+        if not self.fabric_settled(now):
+            return self._decline(dpid, key, "te_declined_unsettled")
+        bucket = self._flow_buckets.get(where)
         if bucket is None:
             rate = self.settings.new_flow_rate
-            bucket = self._flow_buckets[(dpid, in_port)] = TokenBucket(rate, rate, now)
+            bucket = self._flow_buckets[where] = TokenBucket(rate, rate, now)
         if not bucket.take(now):
-            self._count("te_new_flows_rate_limited")  # stays on ECMP, copies keep coming
-            return Effects()
+            return self._decline(dpid, key, "te_new_flows_rate_limited")
+        if self._port_flows.get(where, 0) >= self.settings.max_flows_per_port:
+            return self._decline(dpid, key, "te_port_share_full")
         cls, priority = self._class_of(t.dscp)
         topo = self.te_topology()
         flow = self.te.new_flow(key, dpid, dst.dpid, topo, self.te_loads(), now, cls, priority)
         if flow is None:
-            return Effects()
+            return self._decline(dpid, key, "te_declined")
+        self._port_flows[where] = self._port_flows.get(where, 0) + 1
         log.debug("flow %s placed on %s", key, flow.path)
         return Effects(touched={dpid})
+
+    def _decline(self, dpid: int, key: FlowKey, why: str) -> Effects:
+        """The flow stays on ECMP; a short-lived entry stops its packets being copied,
+        so a host opening flows faster than TE takes them costs one copy per flow."""
+        self._count(why)
+        return Effects(ephemeral=[(dpid, nocopy_rule(key.match()),
+                                   self.settings.declined_flow_timeout)])
+
+    def _count_port_flows(self) -> None:
+        """Tracked flows per ingress host port (the per-port share of the table)."""
+        assert self.te is not None
+        at = {h.ip: (h.dpid, h.port) for h in self.fabric.hosts.values() if h.ip}
+        counts: dict[tuple[int, int], int] = {}
+        for f in self.te.flows.values():
+            where = at.get(f.key.src_ip)
+            if where is not None and not f.operator:
+                counts[where] = counts.get(where, 0) + 1
+        self._port_flows = counts
 
     def te_pass(self, port_bps: dict[tuple[int, int], float], now: float) -> Effects:
         """One control interval: new rates in; idle flows out; congestion and rebalancing."""
@@ -190,6 +214,7 @@ class TrafficEngineeringMixin:
         topo = self.te_topology()
         loads = self.te_loads()
         touched = {f.src_leaf for f in self.te.expire(now)}
+        self._count_port_flows()
         moves = self.te.congestion(topo, loads, now)
         moves += self.te.rebalance(topo, loads, now)
         touched |= {m.new.leaf for m in moves}

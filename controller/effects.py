@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from controller.openflow import FlowRule
+
 
 @dataclass(frozen=True)
 class PacketOut:
@@ -19,9 +21,13 @@ class Effects:
     packet_outs: list[PacketOut] = field(default_factory=list)
     changed: bool = False  # forwarding state must be recomputed and pushed
     touched: set[int] = field(default_factory=set)  # switches whose TE pins changed
+    # entries outside the desired state that expire on the switch by themselves:
+    # (dpid, rule, hard timeout in seconds)
+    ephemeral: list[tuple[int, FlowRule, int]] = field(default_factory=list)
 
     def merge(self, other: Effects) -> Effects:
         self.packet_outs += other.packet_outs
+        self.ephemeral += other.ephemeral
         self.changed = self.changed or other.changed
         self.touched |= other.touched
         return self

@@ -19,6 +19,7 @@ from controller.openflow import (
     Bucket,
     FlowRule,
     GroupRule,
+    MeterRule,
     SwitchDesired,
     apply_actions,
     make_match,
@@ -33,6 +34,21 @@ class HostLocation:
     ip: str | None
     dpid: int
     port: int
+
+
+@dataclass(frozen=True)
+class PuntLimits:
+    """Packets per second the switch lets through to the controller (its meters)."""
+
+    host_pps: int = 100  # per edge port: ARP, broadcast, unknown destinations
+    host_burst: int = 200
+    te_pps: int = 200  # per edge port: TE's new-flow copies
+    lldp_pps: int = 1000  # per switch: discovery, apart from everything hosts send
+
+    @property
+    def control_pps(self) -> int:
+        """Shared by punts from ports that are not (yet) known edge ports."""
+        return 5 * self.host_pps
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,7 @@ class FabricView:
     drained_ends: frozenset[tuple[int, int]] = frozenset()
     drained_switches: frozenset[int] = frozenset()
     te: bool = False  # traffic engineering: leaves send remote traffic through table 2
+    punt: PuntLimits = PuntLimits()
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return sorted(lp for lp, pd, _ in self.adjacency.get(dpid, ()) if pd == peer)
@@ -77,24 +94,47 @@ def assign_group_ids(leaves: list[int]) -> dict[int, int]:
     return ids
 
 
+def to_controller(meter: int, max_len: int = C.OFPCML_NO_BUFFER) -> tuple:
+    """The action that sends a packet to the controller through ``meter``."""
+    return ("meter_controller", max_len, meter)
+
+
 def lldp_rule() -> FlowRule:
     """The one entry a switch gets as soon as it connects, so discovery can start."""
     return FlowRule(
         C.TABLE_INGRESS,
         C.PRIO_LLDP,
         make_match(eth_type=C.ETH_TYPE_LLDP),
-        apply_actions(("controller", C.OFPCML_NO_BUFFER)),
+        apply_actions(to_controller(C.METER_LLDP)),
         C.make_cookie(C.KIND_CONTROL),
     )
 
 
-def control_rules(role: str) -> list[FlowRule]:
-    """Entries every switch holds regardless of hosts: punts and table plumbing."""
+def lldp_meters(limits: PuntLimits) -> list[MeterRule]:
+    return [MeterRule(C.METER_LLDP, limits.lldp_pps, limits.lldp_pps)]
+
+
+def punt_meters(limits: PuntLimits, edge_ports: tuple[int, ...], te: bool) -> list[MeterRule]:
+    """Every meter a switch needs: LLDP, the shared one, and per edge port."""
+    meters = lldp_meters(limits) + [
+        MeterRule(C.METER_CONTROL, limits.control_pps, 2 * limits.control_pps)]
+    for p in edge_ports:
+        if C.host_meter(p) != C.METER_CONTROL:
+            meters.append(MeterRule(C.host_meter(p), limits.host_pps, limits.host_burst))
+        if te and C.te_meter(p) != C.METER_CONTROL:
+            meters.append(MeterRule(C.te_meter(p), limits.te_pps, limits.te_pps))
+    return meters
+
+
+def control_rules(role: str, edge_ports: tuple[int, ...] = ()) -> list[FlowRule]:
+    """Entries every switch holds regardless of hosts: punts and table plumbing. Host
+    ports punt through their own meter; every other port through the shared one."""
     cookie = C.make_cookie(C.KIND_CONTROL)
-    to_ctl = apply_actions(("controller", C.OFPCML_NO_BUFFER))
+    shared = apply_actions(to_controller(C.METER_CONTROL))
     rules = [
         lldp_rule(),
-        FlowRule(C.TABLE_INGRESS, C.PRIO_ARP, make_match(eth_type=C.ETH_TYPE_ARP), to_ctl, cookie),
+        FlowRule(C.TABLE_INGRESS, C.PRIO_ARP, make_match(eth_type=C.ETH_TYPE_ARP), shared,
+                 cookie),
         FlowRule(
             C.TABLE_INGRESS,
             C.PRIO_INGRESS_DEFAULT,
@@ -103,29 +143,30 @@ def control_rules(role: str) -> list[FlowRule]:
             cookie,
         ),
     ]
+    multicast = (C.MULTICAST_BIT_MAC, C.MULTICAST_BIT_MAC)
     if role == LEAF:
         rules += [
-            FlowRule(
-                C.TABLE_FORWARD,
-                C.PRIO_MULTICAST,
-                make_match(eth_dst=(C.MULTICAST_BIT_MAC, C.MULTICAST_BIT_MAC)),
-                to_ctl,
-                cookie,
-            ),
-            FlowRule(C.TABLE_FORWARD, C.PRIO_MISS, make_match(), to_ctl, cookie),
+            FlowRule(C.TABLE_FORWARD, C.PRIO_MULTICAST, make_match(eth_dst=multicast),
+                     shared, cookie),
+            FlowRule(C.TABLE_FORWARD, C.PRIO_MISS, make_match(), shared, cookie),
         ]
+        for p in edge_ports:
+            own = apply_actions(to_controller(C.host_meter(p)))
+            rules += [
+                FlowRule(C.TABLE_INGRESS, C.PRIO_ARP + 1,
+                         make_match(in_port=p, eth_type=C.ETH_TYPE_ARP), own, cookie),
+                FlowRule(C.TABLE_FORWARD, C.PRIO_MULTICAST + 1,
+                         make_match(in_port=p, eth_dst=multicast), own, cookie),
+                FlowRule(C.TABLE_FORWARD, C.PRIO_MISS + 1, make_match(in_port=p), own,
+                         cookie),
+            ]
     else:
         # A spine never floods and never learns hosts. A miss here is a packet that
         # overtook the entries for its (new) destination: the controller delivers it.
         rules += [
-            FlowRule(
-                C.TABLE_FORWARD,
-                C.PRIO_MULTICAST,
-                make_match(eth_dst=(C.MULTICAST_BIT_MAC, C.MULTICAST_BIT_MAC)),
-                (),
-                cookie,
-            ),
-            FlowRule(C.TABLE_FORWARD, C.PRIO_MISS, make_match(), to_ctl, cookie),
+            FlowRule(C.TABLE_FORWARD, C.PRIO_MULTICAST, make_match(eth_dst=multicast), (),
+                     cookie),
+            FlowRule(C.TABLE_FORWARD, C.PRIO_MISS, make_match(), shared, cookie),
         ]
     return rules
 
@@ -216,30 +257,43 @@ def uplink_groups(view: FabricView, leaf: int) -> list[GroupRule]:
     return groups
 
 
-def te_rules() -> list[FlowRule]:
-    """Table 2 of a leaf with TE: TCP and UDP that no pin holds are copied (header only)
-    to the controller, which places the flow; everything goes on by its ECMP group."""
+def te_rules(edge_ports: tuple[int, ...]) -> list[FlowRule]:
+    """Table 2 of a leaf with TE: TCP and UDP from a host port that no pin holds are
+    copied (header only, through the port's own meter) to the controller, which places
+    the flow; everything goes on by its ECMP group."""
     cookie = C.make_cookie(C.KIND_TE)
-    copy = apply_actions(("controller", C.TRACK_MAX_LEN))
-    return [
-        FlowRule(C.TABLE_TE, C.PRIO_TRACK,
-                 make_match(eth_type=C.ETH_TYPE_IP, ip_proto=proto), copy, cookie)
-        for proto in (6, 17)
-    ] + [FlowRule(C.TABLE_TE, C.PRIO_TE_MISS, make_match(), (), cookie)]
+    rules = [FlowRule(C.TABLE_TE, C.PRIO_TE_MISS, make_match(), (), cookie)]
+    for p in edge_ports:
+        copy = apply_actions(to_controller(C.te_meter(p), C.TRACK_MAX_LEN))
+        rules += [
+            FlowRule(C.TABLE_TE, C.PRIO_TRACK,
+                     make_match(in_port=p, eth_type=C.ETH_TYPE_IP, ip_proto=proto), copy,
+                     cookie)
+            for proto in (6, 17)
+        ]
+    return rules
+
+
+def nocopy_rule(match) -> FlowRule:
+    """A flow TE declined to place (rate limit, table full, fabric unsettled) stays on
+    ECMP and stops being copied: the switch expires this entry by itself."""
+    return FlowRule(C.TABLE_TE, C.PRIO_NOCOPY, match, (), C.make_cookie(C.KIND_NOCOPY))
 
 
 def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
     """Every flow and group aifabric wants on switch ``dpid`` (TE pins aside)."""
     role = view.roles.get(dpid, LEAF)
-    flows = control_rules(role)
+    edge = tuple(view.edge_ports.get(dpid, ())) if role == LEAF else ()
+    flows = control_rules(role, edge)
     te_leaf = view.te and role == LEAF
+    meters = punt_meters(view.punt, edge, te_leaf)
     if role == LEAF:
         groups = leaf_groups(view, dpid)
         if view.qos is not None:
-            flows += marking_rules(view.qos, list(view.edge_ports.get(dpid, ())))
+            flows += marking_rules(view.qos, list(edge))
         if te_leaf:
             groups += uplink_groups(view, dpid)
-            flows += te_rules()
+            flows += te_rules(edge)
     else:
         groups = spine_groups(view, dpid)
     if view.qos is not None:
@@ -259,4 +313,4 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
             ))
         else:
             flows.append(host_rule(host, ("group", view.group_ids[host.dpid])))
-    return SwitchDesired.build(flows, groups)
+    return SwitchDesired.build(flows, groups, meters)

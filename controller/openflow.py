@@ -4,7 +4,9 @@ that reconciles what a switch holds with what the controller wants it to hold.
 Matches are sorted tuples of ``(field, value)`` (a masked value is ``(value, mask)``);
 instructions are tuples such as ``("apply", (("output", 3),))`` or ``("goto", 1)``;
 actions are ``("output", port)``, ``("controller", max_len)``, ``("group", id)``,
-``("set_field", field, value)``. The apps translate these to and from os-ken messages.
+``("set_field", field, value)``, ``("meter_controller", max_len, meter_id)`` (to the
+controller through a meter). Meters are ``MeterRule`` (packets per second, drop band).
+The apps translate these to and from os-ken messages.
 """
 
 from __future__ import annotations
@@ -56,20 +58,32 @@ class GroupRule:
 
 
 @dataclass(frozen=True)
+class MeterRule:
+    """A packets-per-second meter with one drop band."""
+
+    meter_id: int
+    rate_pps: int
+    burst: int
+
+
+@dataclass(frozen=True)
 class SwitchDesired:
     """Everything aifabric wants one switch to hold."""
 
     flows: Mapping[tuple[int, int, Match], FlowRule]
     groups: Mapping[int, GroupRule]
+    meters: Mapping[int, MeterRule] = field(default_factory=dict)
 
     @staticmethod
-    def build(flows: Iterable[FlowRule], groups: Iterable[GroupRule]) -> SwitchDesired:
+    def build(flows: Iterable[FlowRule], groups: Iterable[GroupRule],
+              meters: Iterable[MeterRule] = ()) -> SwitchDesired:
         flow_map: dict[tuple[int, int, Match], FlowRule] = {}
         for rule in flows:
             if rule.key in flow_map and flow_map[rule.key] != rule:
                 raise ValueError(f"two different rules for one match: {rule.key}")
             flow_map[rule.key] = rule
-        return SwitchDesired(flow_map, {g.group_id: g for g in groups})
+        return SwitchDesired(flow_map, {g.group_id: g for g in groups},
+                             {m.meter_id: m for m in meters})
 
 
 @dataclass
@@ -78,12 +92,15 @@ class SyncPlan:
     order they must be sent: groups before the flows that use them, flows deleted
     before the groups they used."""
 
+    meter_adds: list[MeterRule] = field(default_factory=list)
+    meter_mods: list[MeterRule] = field(default_factory=list)
     group_adds: list[GroupRule] = field(default_factory=list)
     group_mods: list[GroupRule] = field(default_factory=list)
     flow_adds: list[FlowRule] = field(default_factory=list)
     flow_mods: list[FlowRule] = field(default_factory=list)
     flow_dels: list[FlowRule] = field(default_factory=list)
     group_dels: list[int] = field(default_factory=list)
+    meter_dels: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return sum(
@@ -95,6 +112,9 @@ class SyncPlan:
                 self.flow_mods,
                 self.flow_dels,
                 self.group_dels,
+                self.meter_adds,
+                self.meter_mods,
+                self.meter_dels,
             )
         )
 
@@ -102,6 +122,9 @@ class SyncPlan:
         return (
             f"groups +{len(self.group_adds)} ~{len(self.group_mods)} -{len(self.group_dels)}, "
             f"flows +{len(self.flow_adds)} ~{len(self.flow_mods)} -{len(self.flow_dels)}"
+            + (f", meters +{len(self.meter_adds)} ~{len(self.meter_mods)} "
+               f"-{len(self.meter_dels)}"
+               if self.meter_adds or self.meter_mods or self.meter_dels else "")
         )
 
 
@@ -115,11 +138,18 @@ class SwitchMirror:
 
     flows: dict[tuple[int, int, Match], FlowRule] = field(default_factory=dict)
     groups: dict[int, GroupRule] = field(default_factory=dict)
+    meters: dict[int, MeterRule] = field(default_factory=dict)
 
     def plan(self, desired: SwitchDesired, additive: bool = False) -> SyncPlan:
         """The difference to ``desired``; ``additive`` plans only adds and changes (used
         before a switch is settled, when what it holds must not be removed yet)."""
         out = SyncPlan()
+        for mid, meter in sorted(desired.meters.items()):
+            have_meter = self.meters.get(mid)
+            if have_meter is None:
+                out.meter_adds.append(meter)
+            elif have_meter != meter:
+                out.meter_mods.append(meter)
         for gid, group in sorted(desired.groups.items()):
             have = self.groups.get(gid)
             if have is None:
@@ -140,6 +170,7 @@ class SwitchMirror:
             if key not in desired.flows:
                 out.flow_dels.append(rule)
         out.group_dels = sorted(gid for gid in self.groups if gid not in desired.groups)
+        out.meter_dels = sorted(mid for mid in self.meters if mid not in desired.meters)
         return out
 
     def apply(self, plan: SyncPlan) -> None:
@@ -151,6 +182,10 @@ class SwitchMirror:
             self.flows.pop(rule.key, None)
         for gid in plan.group_dels:
             self.groups.pop(gid, None)
+        for meter in plan.meter_adds + plan.meter_mods:
+            self.meters[meter.meter_id] = meter
+        for mid in plan.meter_dels:
+            self.meters.pop(mid, None)
 
 
 def _sort_key(key: tuple[int, int, Match]) -> tuple[int, int, str]:

@@ -57,7 +57,14 @@ def test_te_pipeline_on_leaves_and_plain_ecmp_without_te():
     gid = fab.core.view().group_ids[2002]
     assert remote[0].instructions == (("write", (("group", gid),)), ("goto", C.TABLE_TE))
     te_table = {(r.priority, r.match) for r in desired.flows.values() if r.table == C.TABLE_TE}
-    assert (C.PRIO_TE_MISS, ()) in te_table and len(te_table) == 3
+    # the miss, and TCP and UDP copies from each of the two host ports through its meter
+    assert (C.PRIO_TE_MISS, ()) in te_table and len(te_table) == 5
+    tracks = [r for r in desired.flows.values() if r.table == C.TABLE_TE and r.priority ==
+              C.PRIO_TRACK]
+    assert {r.instructions[0][1][0] for r in tracks} == {
+        ("meter_controller", C.TRACK_MAX_LEN, C.te_meter(p)) for p in (3, 4)}
+    assert {C.te_meter(3), C.te_meter(4), C.host_meter(3), C.host_meter(4),
+            C.METER_LLDP, C.METER_CONTROL} == set(desired.meters)
     ff = desired.groups[C.FF_GROUP_BASE + 1]
     assert ff.group_type == "ff" and [b.watch_port for b in ff.buckets] == [1, 2]
     spine, _ = fab.core.desired(1001, fab.now)
