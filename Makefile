@@ -41,6 +41,7 @@ bench: setup
 	$(PY) -m bench.te
 	$(PY) -m bench.te_scale
 	$(PY) -m bench.api
+	$(PY) -m bench.hostile
 
 clean-net:
 	-mn -c >/dev/null 2>&1

@@ -196,7 +196,7 @@ def topology_message(snap: TopologySnapshot) -> fabric_pb2.Topology:
         hosts=[
             fabric_pb2.Host(
                 mac=h.mac, ip=h.ip, dpid=h.dpid, port=h.port, first_seen=h.first_seen,
-                recovered=h.recovered,
+                recovered=h.recovered, state=h.state, last_seen=h.last_seen,
             )
             for h in snap.hosts
         ],

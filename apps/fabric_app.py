@@ -173,6 +173,7 @@ class FabricApp(app_manager.OSKenApp):
         self._awaiting_ports: set[int] = set()  # switches yet to answer this poll round
         self._touched: set[int] = set()  # switches whose TE pins changed since the last sync
         self.last_tick_at = time.monotonic()  # read by the watchdog (another thread)
+        self._hosts_generation = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self):
@@ -241,6 +242,10 @@ class FabricApp(app_manager.OSKenApp):
         self._settled = settled
         self._apply(eff, now, force_sync=newly)
         te_stats = self.core.te.stats if self.core.te is not None else {}
+        generation = self.core.host_guard.generation
+        if generation != self._hosts_generation:  # a host's state changed, maybe silently
+            self._hosts_generation = generation
+            self.snapshot = self.core.snapshot(now)
         errors = {f"handler_errors.{k}": v for k, v in handler_errors().items()}
         self.published_counters = {**self.stats, **self.core.counters, **te_stats, **errors}
 
@@ -599,6 +604,8 @@ class FabricApp(app_manager.OSKenApp):
 
     def _publish_events(self, now: float) -> None:
         events = self.core.take_events()
+        if any(e.kind.startswith("host_") for e in events):
+            self.snapshot = self.core.snapshot(now)  # a host's state changed
         for e in events:
             if e.kind in ("reroute", "congestion", "congestion_cleared", "pin", "unpin"):
                 log.info("%s: %s", e.kind, e.message)

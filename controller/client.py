@@ -156,7 +156,8 @@ def topology_dict(topo: fabric_pb2.Topology) -> dict[str, Any]:
         ],
         "hosts": [
             {"mac": h.mac, "ip": h.ip, "dpid": h.dpid, "port": h.port,
-             "first_seen": h.first_seen, "recovered": h.recovered}
+             "first_seen": h.first_seen, "recovered": h.recovered, "state": h.state,
+             "last_seen": h.last_seen}
             for h in topo.hosts
         ],
         "warnings": list(topo.warnings),

@@ -618,8 +618,11 @@ class FabricCore(TrafficEngineeringMixin):
             for lk in sorted(fab.links.values(), key=lambda lk: (lk.src, lk.dst))
             if fab.is_connected(lk.src.dpid) and fab.is_connected(lk.dst.dpid)
         )
+        probing = self.host_guard.pending
         hosts = tuple(
-            HostInfo(h.mac, h.ip or "", h.dpid, h.port, h.first_seen, h.recovered)
+            HostInfo(h.mac, h.ip or "", h.dpid, h.port, h.first_seen, h.recovered,
+                     "static" if h.static else "probing" if h.mac in probing
+                     else "recovered" if h.recovered else "bound", h.last_seen)
             for h in sorted(fab.hosts.values(), key=lambda h: (h.dpid, h.port, h.mac))
         )
         return TopologySnapshot(switches, links, hosts, self._warnings, now)

@@ -91,6 +91,24 @@ def show_topology(topo: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def show_hosts(hosts: list[dict[str, Any]]) -> str:
+    return table(
+        ["MAC", "IP", "LEAF DPID", "PORT", "STATE", "LAST SEEN", "FIRST SEEN"],
+        [[h["mac"], h["ip"] or "-", h["dpid"], h["port"], h["state"],
+          _ago(h["last_seen"]) if h["last_seen"] else "-", _ago(h["first_seen"])]
+         for h in hosts],
+    )
+
+
+def cmd_hosts(client: FabricClient, args) -> int:
+    hosts = topology_dict(client.topology())["hosts"]
+    if args.state:
+        hosts = [h for h in hosts if h["state"] == args.state]
+    print(json.dumps(hosts, indent=2) if args.json else
+          f"Hosts ({len(hosts)})\n" + show_hosts(hosts))
+    return 0
+
+
 def cmd_topology(client: FabricClient, args) -> int:
     topo = topology_dict(client.topology())
     if args.output:
@@ -388,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw the fabric instead: FILE.svg (or .png with rsvg-convert), "
                    "links coloured by utilization, drained ones dashed")
     t.set_defaults(func=cmd_topology)
+    ho = sub.add_parser("hosts", help="hosts bound at leaf edge ports, with their state "
+                                      "(bound, static, recovered, probing)")
+    ho.add_argument("--state", choices=["bound", "static", "recovered", "probing"],
+                    help="only hosts in this state")
+    ho.set_defaults(func=cmd_hosts)
     s = sub.add_parser("status", help="controller version, settings and counters")
     s.set_defaults(func=cmd_status)
     h = sub.add_parser("health", help="exit 0 when the controller is serving")
@@ -444,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     qst = qsub.add_parser("stats", help="per-port, per-queue counters and drops")
     qst.add_argument("--dpid", type=int, default=0, help="one switch only")
     q.set_defaults(func=cmd_qos)
-    for sp in (t, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins):
+    for sp in (t, ho, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p

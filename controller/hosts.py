@@ -119,9 +119,17 @@ class HostGuard:
         self.fabric = fabric
         self.settings = settings
         self.pending: dict[str, Verification] = {}  # by the bound host's MAC
+        self.generation = 0  # bumped whenever a host starts or stops being probed
         self._full_reported: set[tuple[int, int]] = set()
         self.static = {s.mac: s for s in settings.static}
         self.static_ips = {s.ip: s for s in settings.static}
+
+    def _set_pending(self, mac: str, v: Verification | None) -> None:
+        if v is None:
+            self.pending.pop(mac, None)
+        else:
+            self.pending[mac] = v
+        self.generation += 1
 
     # --- static bindings --------------------------------------------------------------------
     def install_static(self, now: float) -> bool:
@@ -168,7 +176,7 @@ class HostGuard:
         host.last_seen = now
         out = Outcome()
         if host.mac in self.pending:  # it answered (or spoke): the binding stands
-            del self.pending[host.mac]
+            self._set_pending(host.mac, None)
         if ip is None or host.ip == ip:
             return out
         if host.static:
@@ -206,8 +214,8 @@ class HostGuard:
         if not verify:
             return out
         if pending is None:
-            self.pending[bound.mac] = Verification(
-                bound.mac, now + self.settings.probe_timeout, "conflict", claim)
+            self._set_pending(bound.mac, Verification(
+                bound.mac, now + self.settings.probe_timeout, "conflict", claim))
             assert bound.ip is not None
             out.probes.append(Probe(bound.dpid, bound.port, bound.mac, bound.ip))
         elif pending.claim is None:  # an idle probe is under way: the claim waits on it
@@ -247,7 +255,7 @@ class HostGuard:
         for mac, v in list(self.pending.items()):
             if now < v.deadline:
                 continue
-            del self.pending[mac]
+            self._set_pending(mac, None)
             host = self.fabric.hosts.get(mac)
             if host is not None:  # still pending: it did not answer
                 del self.fabric.hosts[mac]
@@ -284,8 +292,8 @@ class HostGuard:
                     "was idle: forgotten", (("mac", host.mac), ("ip", ""),
                                             ("at", f"{host.dpid}:{host.port}"))))
                 continue
-            self.pending[host.mac] = Verification(host.mac, now + self.settings.probe_timeout,
-                                                  "idle")
+            self._set_pending(host.mac, Verification(
+                host.mac, now + self.settings.probe_timeout, "idle"))
             out.probes.append(Probe(host.dpid, host.port, host.mac, host.ip))
         return out
 

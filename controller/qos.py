@@ -253,11 +253,17 @@ class PortQosPlan:
 
 
 def port_plan(policy: QosPolicy, rate_bps: int) -> PortQosPlan:
-    """Queues of one port from its rate and the class shares."""
+    """Queues of one port from its rate and the class shares.
+
+    A shared class may borrow up to the port rate; a strict class is capped at its own
+    share (its ceiling), since hosts can mark traffic into it (UDP 4791 with DSCP 48
+    is CNP): served first, it would otherwise take the whole port from everyone."""
     queues = [QueueSpec(0, int(policy.best_effort_share * rate_bps), rate_bps, 2)]
     for c in sorted(policy.classes, key=lambda c: c.queue):
-        prio = 0 if c.scheduling == "strict" else 1
-        queues.append(QueueSpec(c.queue, int(c.share * rate_bps), rate_bps, prio))
+        strict = c.scheduling == "strict"
+        share = int(c.share * rate_bps)
+        queues.append(QueueSpec(c.queue, share, share if strict else rate_bps,
+                                0 if strict else 1))
     return PortQosPlan(
         rate_bps,
         tuple(queues),

@@ -37,6 +37,8 @@ class HostInfo:
     port: int
     first_seen: float
     recovered: bool
+    state: str = "bound"  # bound | static | recovered | probing
+    last_seen: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,26 @@
-"""Run inside a Mininet host: what a hostile tenant sends (tests and bench/hostile.py).
+"""What a hostile tenant sends, for tests and bench/hostile.py.
 
-  python3 -m mininet_topos.attack send IFACE HEX...          raw frames, once each
-  python3 -m mininet_topos.attack macflood IFACE COUNT RATE  ARP from random source MACs
-  python3 -m mininet_topos.attack flowflood DST_IP SECONDS RATE   new UDP 5-tuples
-  python3 -m mininet_topos.attack udp DST_IP PORT SECONDS MBPS TOS  paced UDP at one port
+Run inside a Mininet host (stdlib only, paced with sleeps; every loop ends by itself):
 
-Stdlib only, paced with sleeps; every loop ends by itself. Prints what it sent.
+  python3 attack.py send IFACE HEX...          raw frames, once each
+  python3 attack.py macflood IFACE COUNT RATE  ARP from random source MACs
+  python3 attack.py flowflood DST_IP SECONDS RATE   one datagram per new UDP 5-tuple
+  python3 attack.py udp DST_IP PORT SECONDS MBPS TOS  paced UDP at one port
+
+From the test process: :func:`run` starts it in a host, :func:`start_ping` and
+:func:`ping_result` measure the bystanders.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import struct
 import sys
 import time
+from dataclasses import dataclass
 
 
 def _pace(i: int, start: float, rate: float) -> None:
@@ -84,6 +89,84 @@ def udp(dst: str, port: int, seconds: float, mbps: float, tos: int) -> int:
         _pace(i, start, rate)
     print(f"sent {i}")
     return 0
+
+
+# --- used from the test process -------------------------------------------------------
+@dataclass(frozen=True)
+class PingResult:
+    sent: int
+    received: int
+    rtts_ms: tuple[float, ...]
+
+    @property
+    def loss(self) -> float:
+        return 1 - self.received / self.sent if self.sent else 1.0
+
+
+def run(host, *args: str, wait: bool = True, timeout: float = 120):
+    """Run this script in Mininet host ``host``; its output, or the process if not
+    ``wait``."""
+    import subprocess
+
+    proc = host.popen([sys.executable, os.path.abspath(__file__), *args],
+                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not wait:
+        return proc
+    out, _ = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"attack {args[0]} failed: {out}")
+    return out
+
+
+def lldp_with_chassis(chassis: bytes) -> bytes:
+    """An LLDP frame in aifabric's format (its organisational TLV, signed with a guessed
+    key) whose chassis ID TLV holds ``chassis``."""
+    from controller.frames import build_ethernet, build_lldp, parse_ethernet
+
+    genuine = parse_ethernet(build_lldp(1001, 3, b"x" * 32, time.time())).payload
+    org = genuine[genuine.index(b"\x02\xaf\x00") - 2:]
+    tlv = ((1 << 9) | len(chassis)).to_bytes(2, "big") + chassis
+    return build_ethernet("01:80:c2:00:00:0e", "02:00:00:00:00:66", 0x88CC, tlv + org)
+
+
+def malformed_lldp() -> list[bytes]:
+    """LLDP frames whose chassis ID, lengths or TLVs are out of range."""
+    from controller.frames import build_ethernet
+
+    frames = [lldp_with_chassis(b"\x07" + c) for c in (
+        b"dpid:-1", b"dpid:+1", b"dpid:" + b"f" * 40, b"dpid:\xff", b"")]
+    return frames + [frames[0][:20], build_ethernet("01:80:c2:00:00:0e", "02:00:00:00:00:66",
+                                                    0x88CC, b"\xfe\x00" * 300)]
+
+
+def gratuitous_arp(mac: str, ip: str) -> list[bytes]:
+    """Gratuitous ARP claiming ``ip`` for ``mac``, in request and reply form."""
+    raw_mac = bytes.fromhex(mac.replace(":", ""))
+    raw_ip = bytes(int(x) for x in ip.split("."))
+    frames = []
+    for op in (1, 2):
+        arp = (b"\x00\x01\x08\x00\x06\x04" + op.to_bytes(2, "big") + raw_mac + raw_ip
+               + (b"\xff" * 6 if op == 2 else bytes(6)) + raw_ip)
+        frames.append((b"\xff" * 6 + raw_mac + b"\x08\x06" + arp).ljust(60, b"\0"))
+    return frames
+
+
+def start_ping(src, dst_ip: str, seconds: float, interval: float = 0.01):
+    """A ping of ``seconds`` at ``interval`` from ``src``; collect with ping_result."""
+    import subprocess
+
+    return src.popen(["ping", "-n", "-i", str(interval), "-W", "1",
+                      "-c", str(int(seconds / interval)), dst_ip],
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def ping_result(proc, timeout: float = 120) -> PingResult:
+    out, _ = proc.communicate(timeout=timeout)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    if m is None:
+        raise RuntimeError(f"no ping summary in: {out[-500:]}")
+    rtts = tuple(float(x) for x in re.findall(r"time=([\d.]+) ms", out))
+    return PingResult(int(m.group(1)), int(m.group(2)), rtts)
 
 
 def main(argv: list[str]) -> int:

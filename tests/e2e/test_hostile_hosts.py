@@ -5,23 +5,24 @@ own starting point)."""
 
 from __future__ import annotations
 
-import re
+import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import grpc
 import pytest
 
-from controller.frames import build_ethernet, build_lldp, parse_ethernet
+from mininet_topos import traffic as T
+from mininet_topos.attack import gratuitous_arp, malformed_lldp, ping_result, start_ping
+from mininet_topos.attack import run as attack
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.network import ping, reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric
 
-ATTACK = Path(__file__).resolve().parents[2] / "mininet_topos" / "attack.py"
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
+ROCE_MBPS = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +41,14 @@ def fabric(tmp_path_factory):
         ctl.stop()
 
 
-def attack(host, *args: str, wait: bool = True, timeout: float = 120):
-    proc = host.popen([sys.executable, str(ATTACK), *args], stdout=subprocess.PIPE,
-                      stderr=subprocess.STDOUT, text=True)
-    if not wait:
-        return proc
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out
-    return out
-
-
-def ping_loss(proc: subprocess.Popen) -> tuple[int, int]:
-    out, _ = proc.communicate(timeout=120)
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    assert m, out
-    return int(m.group(1)), int(m.group(2))
-
-
-def start_ping(src, dst_ip: str, seconds: float, interval: float = 0.01):
-    count = int(seconds / interval)
-    return src.popen(["ping", "-n", "-q", "-i", str(interval), "-W", "1", "-c", str(count),
-                      dst_ip], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def fabricctl(ctl, *args: str):
+    res = subprocess.run([sys.executable, "-m", "controller.fabricctl", "--server",
+                          ctl.grpc_addr, "--json", *args], capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.strip()
+    return json.loads(out) if out.startswith("[") else [json.loads(x) for x in
+                                                          out.splitlines() if x]
 
 
 def topology(ctl):
@@ -97,22 +85,10 @@ def all_pairs_ok(net) -> bool:
     return all(result.values())
 
 
-def lldp_chassis(chassis: bytes) -> bytes:
-    """An LLDP frame in aifabric's format whose chassis ID is ``chassis``."""
-    genuine = parse_ethernet(build_lldp(1001, 3, b"x" * 32, time.time())).payload
-    org = genuine[genuine.index(b"\x02\xaf\x00") - 2:]
-    tlv = ((1 << 9) | len(chassis)).to_bytes(2, "big") + chassis
-    return build_ethernet("01:80:c2:00:00:0e", "02:00:00:00:00:66", 0x88CC, tlv + org)
-
-
 def test_malformed_lldp_does_not_stop_the_controller(fabric):
     ctl, net = fabric
     h1 = net.get("h1")
-    frames = [lldp_chassis(b"\x07" + c) for c in (b"dpid:-1", b"dpid:+1", b"dpid:" + b"f" * 40,
-                                                   b"dpid:\xff", b"")]
-    frames += [frames[0][:20], build_ethernet("01:80:c2:00:00:0e", "02:00:00:00:00:66",
-                                              0x88CC, b"\xfe\x00" * 300)]
-    attack(h1, "send", "h1-eth0", *(f.hex() for f in frames))
+    attack(h1, "send", "h1-eth0", *(f.hex() for f in malformed_lldp()))
     time.sleep(1.0)
     with ctl.client() as c:
         assert c.health() == "SERVING"
@@ -130,13 +106,7 @@ def test_gratuitous_arp_cannot_hijack_an_address(fabric):
     ctl, net = fabric
     h1, h3, h5 = net.get("h1"), net.get("h3"), net.get("h5")
     victim_ip, victim_mac = h1.IP(), h1.MAC()
-    mac3 = bytes.fromhex(h3.MAC().replace(":", ""))
-    ip1 = bytes(int(x) for x in victim_ip.split("."))
-    frames = []
-    for op in (1, 2):  # request and reply forms of gratuitous ARP
-        arp = (b"\x00\x01\x08\x00\x06\x04" + op.to_bytes(2, "big") + mac3 + ip1
-               + (b"\xff" * 6 if op == 2 else bytes(6)) + ip1)
-        frames.append((b"\xff" * 6 + mac3 + b"\x08\x06" + arp).ljust(60, b"\0"))
+    frames = gratuitous_arp(h3.MAC(), victim_ip)  # h3 claims h1's address
     for _ in range(3):
         attack(h3, "send", "h3-eth0", *(f.hex() for f in frames))
         time.sleep(0.2)
@@ -150,6 +120,12 @@ def test_gratuitous_arp_cannot_hijack_an_address(fabric):
     conflicts = events(ctl, "host_conflict")
     assert conflicts and any(e.fields["bound_mac"] == victim_mac for e in conflicts)
     assert counters(ctl).get("host_conflicts", 0) >= 2
+    # and as an operator sees it
+    rows = fabricctl(ctl, "hosts")
+    states = {r["mac"]: r["state"] for r in rows}
+    assert states[victim_mac] == "bound" and states[h3.MAC()] == "bound", states
+    got = fabricctl(ctl, "events", "--kind", "host_conflict", "--replay", "--count", "1")
+    assert got[0]["kind"] == "host_conflict"
 
 
 def test_mac_flood_is_bounded_and_bystanders_keep_their_ping(fabric):
@@ -159,9 +135,9 @@ def test_mac_flood_is_bounded_and_bystanders_keep_their_ping(fabric):
     pinger = start_ping(h2, h6.IP(), seconds=12)
     time.sleep(1.0)
     out = attack(h8, "macflood", "h8-eth0", "20000", "2000")
-    sent, received = ping_loss(pinger)
-    assert sent >= 600, f"the pinger itself was starved: {sent} sent"
-    assert received >= 0.99 * sent, f"bystander ping lost {sent - received} of {sent} ({out})"
+    p = ping_result(pinger)
+    assert p.sent >= 600, f"the pinger itself was starved: {p.sent} sent"
+    assert p.loss <= 0.01, f"bystander ping lost {p.sent - p.received} of {p.sent} ({out})"
     topo = topology(ctl)
     assert len(topo.links) == 16
     on_port = [h for h in topo.hosts if (h.dpid, h.port) == (2004, 4)]
@@ -198,9 +174,9 @@ def test_new_flow_flood_is_policed_at_the_switch(fabric):
     client.wait(20)
     server.wait(20)
     out, _ = flood.communicate(timeout=60)
-    sent, received = ping_loss(pinger)
-    assert sent >= 700, f"the pinger itself was starved: {sent} sent"
-    assert received >= 0.99 * sent, f"bystander ping lost {sent - received} of {sent} ({out})"
+    p = ping_result(pinger)
+    assert p.sent >= 700, f"the pinger itself was starved: {p.sent} sent"
+    assert p.loss <= 0.01, f"bystander ping lost {p.sent - p.received} of {p.sent} ({out})"
     st = counters(ctl)
     with ctl.client() as c:
         tracked = [f for f in c.flows().flows if f.flow.src_ip == h7.IP()]
@@ -208,3 +184,71 @@ def test_new_flow_flood_is_policed_at_the_switch(fabric):
     assert len(tracked) <= 200 * 14, len(tracked)
     assert st.get("meter_drops", 0) > 0
     assert len(topology(ctl).links) == 16
+
+
+def test_a_cnp_marked_flood_does_not_starve_roce(fabric):
+    """A host marks a flood as CNP (UDP 4791, DSCP 48: the strict class). The strict class
+    is capped at its share, so an honest RoCE flow to the same host keeps its guarantee."""
+    ctl, net = fabric
+    h1, h3, h5 = net.get("h1"), net.get("h3"), net.get("h5")
+    T.start_servers(h1, [4791, 5202])
+    try:
+        flood = T.udp_flow(h5, h1.IP(), 4791, 12, 8, tos=48 << 2)
+        time.sleep(1.5)
+        roce = T.udp_flow(h3, h1.IP(), 5202, ROCE_MBPS, 5, tos=26 << 2)
+        r, f = T.result(roce), T.result(flood)
+    finally:
+        T.stop_servers(h1)
+    assert r.lost_percent < 2.0, r
+    assert r.delivered_mbps >= 0.9 * ROCE_MBPS, r
+    # the flood got no more than the strict class's share (5% of 10 Mbit/s) and change
+    assert f.received_mbps < 2.0, f
+
+
+def test_a_host_that_really_moved_is_accepted(fabric):
+    """Two genuine moves (run last: h8 and h7 end up on other leaves). h8 migrates like a
+    VM: its old port stays up but nothing there answers for it any more, so the probe
+    goes unanswered and the binding follows it. h7 is re-cabled: its old port goes down,
+    which releases the binding at once."""
+    ctl, net = fabric
+    h1, h7, h8, l3 = (net.get(n) for n in ("h1", "h7", "h8", "l3"))
+    mac8, ip8, mac7, ip7 = h8.MAC(), h8.IP(), h7.MAC(), h7.IP()
+    new_ports = {}
+    for host in (h8, h7):
+        link = net.addLink(host, l3)
+        l3.attach(link.intf2)
+        ofport = subprocess.run(["ovs-vsctl", "get", "Interface", link.intf2.name, "ofport"],
+                                capture_output=True, text=True, check=True).stdout
+        new_ports[host.name] = (link.intf1.name, int(ofport))
+    time.sleep(1.5)  # the new ports have been up for the settle time: edge ports
+    # h8: the old interface keeps its carrier but takes another MAC and no address
+    new8, l3port8 = new_ports["h8"]
+    h8.cmd(f"ip addr flush dev h8-eth0; ip link set h8-eth0 address 02:00:00:00:08:08;"
+           f" ip link set {new8} address {mac8}; ip addr add {ip8}/8 dev {new8};"
+           f" ip link set {new8} up; ethtool -K {new8} tx off rx off; ip neigh flush all")
+
+    def bound_at(mac: str) -> tuple[int, int] | None:
+        for h in topology(ctl).hosts:
+            if h.mac == mac:
+                return (h.dpid, h.port)
+        return None
+
+    def h8_reaches_h1() -> bool:
+        return ping(h8, h1.IP(), count=1, timeout=0.5) == 1
+
+    assert wait_until(h8_reaches_h1, timeout=10.0, interval=0.5)
+    assert bound_at(mac8) == (2003, l3port8)
+    moved = events(ctl, "host_moved")
+    assert any(e.fields["mac"] == mac8 for e in moved), moved
+    # h7: re-cabled, the old port goes down first
+    new7, l3port7 = new_ports["h7"]
+    net.configLinkStatus("h7", "l4", "down")
+    h7.cmd(f"ip addr flush dev h7-eth0; ip link set {new7} address {mac7};"
+           f" ip addr add {ip7}/8 dev {new7}; ip link set {new7} up;"
+           f" ethtool -K {new7} tx off rx off; ip neigh flush all")
+    assert wait_until(lambda: ping(h7, h1.IP(), count=1, timeout=0.5) == 1, timeout=10.0,
+                      interval=0.5)
+    assert bound_at(mac7) == (2003, l3port7)
+    h1.cmd("ip neigh flush all")
+    assert ping(h1, ip7, count=3, interval=0.1) >= 2
+    assert ping(h1, ip8, count=3, interval=0.1) >= 2

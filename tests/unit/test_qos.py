@@ -72,7 +72,9 @@ def test_port_plan_shares_and_ceiling():
     assert queues[3].min_rate == 5_000_000 and queues[3].max_rate == 10_000_000
     assert queues[6].priority == 0 and queues[3].priority == 1 and queues[0].priority == 2
     assert queues[0].min_rate == 1_500_000
-    assert all(q.max_rate == plan.rate for q in plan.queues)
+    # the strict class (CNP, which hosts can mark into) is capped at its share
+    assert queues[6].max_rate == queues[6].min_rate == 500_000
+    assert all(q.max_rate == plan.rate for q in plan.queues if q.queue != 6)
     assert dict(plan.dscp_to_queue) == {48: 6, 26: 3, 34: 4, 10: 2}
 
 

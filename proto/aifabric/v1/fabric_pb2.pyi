@@ -43,20 +43,24 @@ class Link(_message.Message):
     def __init__(self, src_dpid: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_dpid: _Optional[int] = ..., dst_port: _Optional[int] = ..., discovered_at: _Optional[float] = ..., drained: _Optional[bool] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("mac", "ip", "dpid", "port", "first_seen", "recovered")
+    __slots__ = ("mac", "ip", "dpid", "port", "first_seen", "recovered", "state", "last_seen")
     MAC_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     DPID_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
     RECOVERED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
     mac: str
     ip: str
     dpid: int
     port: int
     first_seen: float
     recovered: bool
-    def __init__(self, mac: _Optional[str] = ..., ip: _Optional[str] = ..., dpid: _Optional[int] = ..., port: _Optional[int] = ..., first_seen: _Optional[float] = ..., recovered: _Optional[bool] = ...) -> None: ...
+    state: str
+    last_seen: float
+    def __init__(self, mac: _Optional[str] = ..., ip: _Optional[str] = ..., dpid: _Optional[int] = ..., port: _Optional[int] = ..., first_seen: _Optional[float] = ..., recovered: _Optional[bool] = ..., state: _Optional[str] = ..., last_seen: _Optional[float] = ...) -> None: ...
 
 class Topology(_message.Message):
     __slots__ = ("switches", "links", "hosts", "warnings", "generated_at")
