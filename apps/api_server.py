@@ -416,7 +416,11 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
         serving = None
         tripped = False
         while True:
-            why = handle.stalled()
+            try:
+                why = handle.stalled()
+            except Exception:  # the watchdog itself must not die
+                log.exception("watchdog: cannot read the fabric app's heartbeat")
+                why = "the fabric app's heartbeat cannot be read"
             if (why is None) != serving:
                 serving = why is None
                 state = (health_pb2.HealthCheckResponse.SERVING if serving

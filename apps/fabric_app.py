@@ -29,7 +29,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from apps import ofmsg, oskenfix, runtime
 from apps.event_bus import EventBus
-from apps.guard import guarded, handler_errors
+from apps.guard import Heartbeat, guarded, handler_errors
 from apps.metrics import LOOP_LAG
 from controller import constants as C
 from controller.core import CoreSettings, Effects, FabricCore
@@ -172,7 +172,7 @@ class FabricApp(app_manager.OSKenApp):
         self.flows_at = 0.0
         self._awaiting_ports: set[int] = set()  # switches yet to answer this poll round
         self._touched: set[int] = set()  # switches whose TE pins changed since the last sync
-        self.last_tick_at = time.monotonic()  # read by the watchdog (another thread)
+        self.heartbeat = Heartbeat()  # read by the watchdog (another thread)
         self._hosts_generation = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -185,13 +185,8 @@ class FabricApp(app_manager.OSKenApp):
         self._stop.set()
 
     def stalled(self, limit: float) -> str | None:
-        """Why the event loop looks stuck (no tick processed for ``limit`` seconds), or
-        None. Safe to call from any thread."""
-        idle = time.monotonic() - self.last_tick_at
-        if idle <= limit:
-            return None
-        return (f"the fabric app has processed no tick for {idle:.1f} s (limit {limit:g} s):"
-                " its event loop is stalled or its thread has died")
+        """Why the event loop looks stuck, or None. Safe to call from any thread."""
+        return self.heartbeat.stalled(limit)
 
     def _ticker(self) -> None:
         # os-ken's own timed waits do not work on the native hub: a plain sleep loop posts
@@ -203,8 +198,8 @@ class FabricApp(app_manager.OSKenApp):
     @set_ev_cls(EventTick)
     @guarded
     def _on_tick(self, ev) -> None:
-        self.last_tick_at = time.monotonic()
-        LOOP_LAG.observe(self.last_tick_at - ev.posted)
+        self.heartbeat.beat()
+        LOOP_LAG.observe(time.monotonic() - ev.posted)
         now = time.time()
         eff = Effects()
         if now - self._last_probe >= self.core.settings.lldp_interval:

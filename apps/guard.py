@@ -74,3 +74,22 @@ def guarded(fn: F) -> F:
             return None
 
     return wrapper  # type: ignore[return-value]
+
+
+class Heartbeat:
+    """When an event loop last did its periodic work, for a watchdog on another thread."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self.last = clock()
+
+    def beat(self) -> None:
+        self.last = self._clock()
+
+    def stalled(self, limit: float, what: str = "the fabric app") -> str | None:
+        """Why the loop looks stuck (nothing for ``limit`` seconds), or None."""
+        idle = self._clock() - self.last
+        if idle <= limit:
+            return None
+        return (f"{what} has processed no tick for {idle:.1f} s (limit {limit:g} s): its "
+                "event loop is stalled or its thread has died")

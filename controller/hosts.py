@@ -218,10 +218,10 @@ class HostGuard:
                 bound.mac, now + self.settings.probe_timeout, "conflict", claim))
             assert bound.ip is not None
             out.probes.append(Probe(bound.dpid, bound.port, bound.mac, bound.ip))
-        elif pending.claim is None:  # an idle probe is under way: the claim waits on it
-            pending.claim = claim
         else:
-            pending.claim = claim  # the latest claim is what a genuine move looks like
+            # a probe is under way (for a conflict or idleness): the claim waits on it,
+            # the latest one being what a genuine move looks like
+            pending.claim = claim
         return out
 
     def _learn(self, claim: Claim, now: float) -> Outcome:

@@ -111,9 +111,38 @@ def test_new_flows_per_host_port_are_rate_limited():
     learn(fab, 2001, 3, HOSTS[1])
     learn(fab, 2002, 3, HOSTS[3])
     fab.advance(0.1)
-    placed = sum(bool(fab.core.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now).touched)
-                 for s in range(1, 20))
+    effects = [fab.core.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now) for s in range(1, 20)]
+    placed = sum(bool(e.touched) for e in effects)
     assert placed == 5 and fab.core.counters["te_new_flows_rate_limited"] == 14
+    # each declined flow gets one self-expiring entry that stops its copies at the switch
+    declined = [e.ephemeral for e in effects if not e.touched]
+    assert all(len(x) == 1 for x in declined)
+    dpid, rule, timeout = declined[0][0]
+    assert (dpid, rule.table, rule.priority, timeout) == (2001, C.TABLE_TE, C.PRIO_NOCOPY, 10)
+    assert C.cookie_kind(rule.cookie) == C.KIND_NOCOPY and rule.instructions == ()
+    assert FlowKey.from_match(rule.match) == FlowKey(HOSTS[1][1], HOSTS[3][1], TCP, 6, 80)
+    # and they stay out of what the switch should hold (the switch expires them)
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert not any(C.cookie_kind(r.cookie) == C.KIND_NOCOPY for r in desired.flows.values())
+
+
+def test_one_host_port_cannot_take_the_whole_flow_table():
+    fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
+                                           max_flows_per_port=10))
+    fab.connect_all()
+    for n in (1, 2, 3):
+        learn(fab, 2001 + (n - 1) // 2, 3 + (n - 1) % 2, HOSTS[n])
+    fab.advance(0.1)
+    for s in range(1, 30):
+        fab.core.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now)
+        fab.now += 0.01
+        if s % 5 == 0:
+            fab.core.te_pass({}, fab.now)  # recounts each port's share
+    from_h1 = [f for f in fab.core.te.flows.values() if f.key.src_ip == HOSTS[1][1]]
+    assert len(from_h1) == 10
+    assert fab.core.counters["te_port_share_full"] == 19
+    # another port of the same leaf still gets its flows placed
+    assert fab.core.flow_seen(2001, 4, packet(2, 3, 7, 80), fab.now).touched == {2001}
 
 
 def test_priority_class_is_taken_from_the_dscp():

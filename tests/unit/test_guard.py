@@ -1,0 +1,62 @@
+"""Handler guards, the heartbeat the watchdog reads, and rate-limited log lines."""
+
+import logging
+
+from apps.guard import Heartbeat, guarded, handler_errors
+from controller.ratelog import RateLimitedLog
+
+
+def test_a_guarded_handler_survives_its_exception_and_counts_it(caplog):
+    calls = []
+
+    class App:
+        @guarded
+        def on_event(self, ev):
+            calls.append(ev)
+            if ev == "bad":
+                raise ValueError("hostile input")
+            return ev
+
+    app = App()
+    name = App.on_event.__qualname__
+    before = handler_errors().get(name, 0)
+    with caplog.at_level(logging.ERROR, logger="aifabric.guard"):
+        assert app.on_event("bad") is None
+        assert app.on_event("bad") is None
+        assert app.on_event("good") == "good"
+    assert calls == ["bad", "bad", "good"]
+    assert handler_errors()[name] == before + 2
+    # one traceback per interval, not one per event
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) <= 1
+
+
+def test_heartbeat_reports_a_stall_and_its_end():
+    t = [100.0]
+    hb = Heartbeat(clock=lambda: t[0])
+    assert hb.stalled(5.0) is None
+    t[0] += 6.0
+    why = hb.stalled(5.0)
+    assert why is not None and "6.0 s" in why
+    hb.beat()
+    assert hb.stalled(5.0) is None
+
+
+def test_rate_limited_log_holds_back_repeats_and_counts_them(caplog):
+    rl = RateLimitedLog(logging.getLogger("test.ratelog"), interval=10.0)
+    with caplog.at_level(logging.WARNING, logger="test.ratelog"):
+        assert rl.log(logging.WARNING, "port1", 0.0, "bad frame on %s", "port1")
+        for i in range(100):
+            assert not rl.log(logging.WARNING, "port1", 1.0 + i * 0.01, "bad frame")
+        assert rl.log(logging.WARNING, "port2", 2.0, "bad frame on %s", "port2")
+        assert rl.log(logging.WARNING, "port1", 11.0, "bad frame on %s", "port1")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert "100 more like it" in lines[2]
+
+
+def test_rate_limited_log_bounds_its_keys():
+    rl = RateLimitedLog(logging.getLogger("test.ratelog2"), interval=10.0, max_keys=8)
+    logged = sum(rl.log(logging.INFO, f"k{i}", 0.0, "x") for i in range(100))
+    assert logged == 8
+    assert len(rl._last) <= 8
