@@ -174,6 +174,7 @@ class FabricApp(app_manager.OSKenApp):
         self._touched: set[int] = set()  # switches whose TE pins changed since the last sync
         self.heartbeat = Heartbeat()  # read by the watchdog (another thread)
         self._hosts_generation = 0
+        self._errors_seen: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self):
@@ -241,7 +242,16 @@ class FabricApp(app_manager.OSKenApp):
         if generation != self._hosts_generation:  # a host's state changed, maybe silently
             self._hosts_generation = generation
             self.snapshot = self.core.snapshot(now)
-        errors = {f"handler_errors.{k}": v for k, v in handler_errors().items()}
+        errors_now = handler_errors()
+        if errors_now != self._errors_seen:  # (counted in guard; announced from here)
+            self.event_bus.publish([FabricEvent(
+                "handler_error", f"handler {name} failed {n - self._errors_seen.get(name, 0)} "
+                f"time(s) ({n} in all); the events were dropped, the app goes on (see the "
+                "log for the traceback)", (("handler", name), ("total", str(n))))
+                for name, n in sorted(errors_now.items())
+                if n != self._errors_seen.get(name, 0)], now)
+            self._errors_seen = errors_now
+        errors = {f"handler_errors.{k}": v for k, v in errors_now.items()}
         self.published_counters = {**self.stats, **self.core.counters, **te_stats, **errors}
 
     # --- switch connection ------------------------------------------------------------------
