@@ -96,6 +96,7 @@ class SwitchSync:
     meters_done: bool = False
     last_read: float = 0.0
     read_xid: int | None = None  # the flow-stats request that reads the switch's state
+    meter_xid: int | None = None  # the meter-config request
 
 
 def meter_role(meter_id: int) -> tuple[str, int]:
@@ -294,7 +295,10 @@ class FabricApp(app_manager.OSKenApp):
         if sync is not None:
             sync.read_xid = req.xid
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
-        dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
+        meters = parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL)
+        dp.send_msg(meters)
+        if sync is not None:
+            sync.meter_xid = meters.xid
 
     def _sync_for(self, dp) -> SwitchSync | None:
         sync = self.syncs.get(dp.id)
@@ -560,6 +564,14 @@ class FabricApp(app_manager.OSKenApp):
         )
         sync = self._sync_for(dp)
         now = time.time()
+        if sync is not None and sync.phase == "reading" and msg.xid == sync.meter_xid:
+            # a switch without meters must not stay unread forever; the meters it is sent
+            # will fail too, and its punts then go unpoliced: say so loudly
+            log.error("switch %s cannot report its meters: packets to the controller are "
+                      "not policed at this switch", dp.id)
+            sync.meters_done = True
+            self._maybe_loaded(dp.id, sync)
+            return
         due = sync is not None and now - sync.last_read > RESYNC_MIN_INTERVAL
         if due and sync.phase == "ready":
             self.syncs[dp.id] = SwitchSync(dp, last_read=now)
