@@ -162,9 +162,10 @@ def run(workdir: Path) -> dict:
                 print(json.dumps({name: out[name]}), flush=True)
 
             # the CNP-marked flood against an honest RoCE flow to the same host
-            T.start_servers(h["h1"], [4791, 5202])
+            T.start_servers(h["h1"], [5202])
             roce_alone = T.result(T.udp_flow(h["h3"], h["h1"].IP(), 5202, ROCE_MBPS, 5,
                                              tos=26 << 2))
+            T.start_servers(h["h1"], [4791, 5202])  # (each iperf3 server answers one test)
             flood = T.udp_flow(h["h5"], h["h1"].IP(), 4791, 2 * BW, 8, tos=48 << 2)
             time.sleep(1.5)
             roce = T.result(T.udp_flow(h["h3"], h["h1"].IP(), 5202, ROCE_MBPS, 5,

@@ -77,12 +77,17 @@ class FlowKey:
         return bool(self.src_port and self.dst_port)
 
     def match(self) -> Match:
+        cached = self.__dict__.get("_match")  # (built once: every sync of a leaf asks)
+        if cached is not None:
+            return cached
         l4 = PROTO_NAMES[self.proto]
-        return make_match(
+        m = make_match(
             eth_type=C.ETH_TYPE_IP, ipv4_src=self.src_ip, ipv4_dst=self.dst_ip,
             ip_proto=self.proto,
             **{f"{l4}_src": self.src_port or None, f"{l4}_dst": self.dst_port or None},
         )
+        object.__setattr__(self, "_match", m)
+        return m
 
     @staticmethod
     def from_match(match: Match) -> FlowKey | None:
