@@ -149,6 +149,7 @@ class FabricApp(app_manager.OSKenApp):
         self._dirty_since: float | None = None  # a change waits for its sync since then
         self._dirty_all = False  # the change concerns every switch (else: self._touched)
         self._settled: frozenset[int] = frozenset()
+        self._frozen: frozenset[int] = frozenset()  # groups towards leaves not back yet
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._last_queue_poll = 0.0
         self._last_meter_poll = 0.0
@@ -233,10 +234,9 @@ class FabricApp(app_manager.OSKenApp):
                 sync.dp.send_msg(parser.OFPMeterStatsRequest(sync.dp, 0, ofp.OFPM_ALL))
         # Switches become settled with time alone: sync when that happens.
         settled = frozenset(d for d in self.syncs if self.core.is_settled(d, now))
-        if self.core.fabric_settled(now):
-            settled |= {-1}  # the fabric as a whole settling is a change too
-        newly = settled != self._settled
-        self._settled = settled
+        frozen = self.core.frozen_groups(now)
+        newly = settled != self._settled or frozen != self._frozen
+        self._settled, self._frozen = settled, frozen
         self._apply(eff, now, force_sync=newly)
         te_stats = self.core.te.stats if self.core.te is not None else {}
         generation = self.core.host_guard.generation
@@ -364,6 +364,7 @@ class FabricApp(app_manager.OSKenApp):
         )
         now = time.time()
         self.core.recover_pins(dpid, mine)
+        self.core.recover_layout(dpid, mine, [g.group_id for g in sync.groups])
         self._apply(self.core.recover_hosts(dpid, mine, now), now, force_sync=True)
         # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
         self._apply(self.core.probe(dpid, now), now)
@@ -644,6 +645,7 @@ class FabricApp(app_manager.OSKenApp):
         # Spines before leaves: a leaf entry lets traffic into the fabric, so the spine
         # entries it relies on should be there first.
         order = sorted(self.syncs, key=lambda d: (self.core.role(d) != "spine", d))
+        frozen = self.core.frozen_groups(now)
         for dpid in order:
             if only is not None and dpid not in only:
                 continue
@@ -651,7 +653,7 @@ class FabricApp(app_manager.OSKenApp):
             if sync.phase != "ready":
                 continue
             desired, complete = self.core.desired(dpid, now)
-            plan = sync.mirror.plan(desired, additive=not complete)
+            plan = sync.mirror.plan(desired, additive=not complete, keep_groups=frozen)
             if not plan:
                 continue
             log.info("switch %d: %s", dpid, plan.summary())

@@ -39,7 +39,7 @@ from controller.model import Cable, Fabric, Link, LinkEnd, Port
 from controller.openflow import FlowRule, SwitchDesired
 from controller.qos import QosPolicy
 from controller.ratelog import RateLimitedLog
-from controller.roles import LEAF, infer_roles
+from controller.roles import LEAF, SPINE, infer_roles
 from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
 from controller.te import (
     TeSettings,
@@ -58,6 +58,9 @@ class CoreSettings:
     lldp_interval: float = 1.0  # seconds between probes on every port
     link_timeout: float = 3.5  # a link not re-confirmed for this long is gone
     settle_time: float = 1.0  # after connecting, a switch is left this long to be discovered
+    # after a controller restart, entries towards a leaf that has not reconnected are
+    # kept (frozen) this long, counted from the first switch back
+    absent_timeout: float = 30.0
     flood_rate: float = 50.0  # broadcast/unknown frames per second per host port
     flood_burst: float = 100.0
     role_overrides: dict[int, str] = field(default_factory=dict)
@@ -97,6 +100,8 @@ class FabricCore(TrafficEngineeringMixin):
         self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
         self._port_flows: dict[tuple[int, int], int] = {}
         self._now = 0.0  # time of the latest event, for decisions made while syncing
+        self._expected_groups: set[int] = set()  # ECMP groups the switches held at start
+        self._grace_until: float | None = None  # end of the restart grace period
         self.host_guard = HostGuard(self.fabric, settings.hosts)
         self.host_guard.install_static(0.0)
         self._rlog = RateLimitedLog(log)
@@ -140,6 +145,8 @@ class FabricCore(TrafficEngineeringMixin):
     # --- switch events ----------------------------------------------------------------------
     def switch_connected(self, dpid: int, ports: list[Port], now: float) -> Effects:
         """A switch (re)connected. Probe it with :meth:`probe` once its LLDP entry is in."""
+        if self._grace_until is None:
+            self._grace_until = now + self.settings.absent_timeout
         self.fabric.switch_up(dpid, ports, now)
         log.info("switch %d connected with %d ports", dpid, len(ports))
         self._event("switch_up", f"switch {dpid} connected with {len(ports)} ports", dpid=dpid)
@@ -435,6 +442,38 @@ class FabricCore(TrafficEngineeringMixin):
             eff.merge(self._changed())
         return eff
 
+    def recover_layout(self, dpid: int, flows: list[FlowRule], group_ids: list[int]) -> None:
+        """What a switch held when it connected, beyond its hosts: its ECMP groups (each
+        leads to a leaf: until that leaf is back, or the grace period ends, they and the
+        entries using them stay) and its role (a spine drops multicast in table 1, a leaf
+        punts it), so that a switch whose links are not known yet keeps its role."""
+        self._expected_groups |= {g for g in group_ids if 0 < g < C.FF_GROUP_BASE}
+        if dpid in self._roles:
+            return
+        for rule in flows:
+            if (rule.table, rule.priority, C.cookie_kind(rule.cookie)) == (
+                    C.TABLE_FORWARD, C.PRIO_MULTICAST, C.KIND_CONTROL):
+                self._roles[dpid] = LEAF if rule.instructions else SPINE
+                self._view = None
+                return
+
+    def frozen_groups(self, now: float) -> frozenset[int]:
+        """Groups towards leaves that have not come back (yet) since the restart."""
+        if not self._expected_groups:
+            return frozenset()
+        if self._grace_until is None or now >= self._grace_until:
+            gone = sorted(self._expected_groups - set(self.view().group_ids.values()))
+            if gone:
+                log.warning("%d ECMP group(s) towards leaves that did not come back within "
+                            "%g s are removed: %s", len(gone), self.settings.absent_timeout,
+                            gone)
+            self._expected_groups.clear()
+            return frozenset()
+        # a leaf's groups thaw once it is settled (its own entries read back, its hosts
+        # recovered, its links found): until then nobody can judge what it reaches
+        live = {g for d, g in self.view().group_ids.items() if self.is_settled(d, now)}
+        return frozenset(g for g in self._expected_groups if g not in live)
+
     def set_qos_policy(self, policy: QosPolicy | None) -> Effects:
         """Replace the marking policy (validated already); entries follow on the next sync."""
         self.qos = policy
@@ -561,21 +600,14 @@ class FabricCore(TrafficEngineeringMixin):
         )
         return self._view
 
-    def fabric_settled(self, now: float) -> bool:
-        """No switch connected within the settle time. After a controller restart the
-        switches come back one by one; until the last is in (and its hosts recovered),
-        entries towards it must not be taken away from the others."""
-        last = max((s.connected_since for s in self.fabric.switches.values() if s.connected),
-                   default=0.0)
-        return now - last >= self.settings.settle_time
-
     def desired(self, dpid: int, now: float) -> tuple[SwitchDesired, bool]:
         """What switch ``dpid`` should hold, and whether that is the complete state.
 
         Until a switch is settled it only gets its LLDP entry, added beside whatever it
         already holds: its links are not known yet, and nothing is removed on a guess.
-        While other switches are still connecting, the state is not complete either:
-        it is applied without removing anything.
+        Settling is per switch: once settled, its state is complete, whatever other
+        switches do (one that flaps its session must not hold the fabric back). What it
+        holds towards leaves that are not back yet is kept by :meth:`frozen_groups`.
         """
         self._now = now
         if not self.is_settled(dpid, now):
@@ -584,9 +616,9 @@ class FabricCore(TrafficEngineeringMixin):
         desired = self._desired.get(dpid)
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)
-        complete = self.fabric_settled(now)
-        if self.te is None or self.role(dpid) != LEAF or not complete:
-            return desired, complete  # (incomplete: pins on the switch are left alone)
+        complete = True
+        if self.te is None or self.role(dpid) != LEAF:
+            return desired, complete
         self.te_topology()
         pins = {}
         for flow in self.te.pins_of(dpid):

@@ -168,7 +168,7 @@ class TrafficEngineeringMixin:
         if dst is None or dst.dpid == dpid:
             return Effects()
         where = (dpid, in_port)
-        if not self.fabric_settled(now):
+        if not (self.is_settled(dpid, now) and self.is_settled(dst.dpid, now)):
             return self._decline(dpid, key, "te_declined_unsettled")
         bucket = self._flow_buckets.get(where)
         if bucket is None:
@@ -209,7 +209,7 @@ class TrafficEngineeringMixin:
         """One control interval: new rates in; idle flows out; congestion and rebalancing."""
         self._now = now
         self.port_bps = port_bps
-        if self.te is None or not self.fabric_settled(now):
+        if self.te is None:
             return Effects()
         topo = self.te_topology()
         loads = self.te_loads()

@@ -140,9 +140,14 @@ class SwitchMirror:
     groups: dict[int, GroupRule] = field(default_factory=dict)
     meters: dict[int, MeterRule] = field(default_factory=dict)
 
-    def plan(self, desired: SwitchDesired, additive: bool = False) -> SyncPlan:
+    def plan(self, desired: SwitchDesired, additive: bool = False,
+             keep_groups: frozenset[int] = frozenset()) -> SyncPlan:
         """The difference to ``desired``; ``additive`` plans only adds and changes (used
-        before a switch is settled, when what it holds must not be removed yet)."""
+        before a switch is settled, when what it holds must not be removed yet).
+
+        ``keep_groups`` are frozen: groups towards a switch the controller cannot judge
+        yet (a leaf not back after a restart). They, and the entries that send to them,
+        are neither removed nor changed unless ``desired`` says otherwise for an entry."""
         out = SyncPlan()
         for mid, meter in sorted(desired.meters.items()):
             have_meter = self.meters.get(mid)
@@ -154,7 +159,7 @@ class SwitchMirror:
             have = self.groups.get(gid)
             if have is None:
                 out.group_adds.append(group)
-            elif have != group and not additive:
+            elif have != group and not additive and gid not in keep_groups:
                 # (additive: a group is not rewritten on a partial view of the fabric, e.g.
                 # while the spines are still reconnecting after a controller restart)
                 out.group_mods.append(group)
@@ -171,8 +176,11 @@ class SwitchMirror:
         if additive:
             return out
         out.flow_dels = sorted((rule for key, rule in self.flows.items()
-                                if key not in desired.flows), key=lambda r: _sort_key(r.key))
-        out.group_dels = sorted(gid for gid in self.groups if gid not in desired.groups)
+                                if key not in desired.flows
+                                and not (keep_groups and uses_groups(rule) & keep_groups)),
+                               key=lambda r: _sort_key(r.key))
+        out.group_dels = sorted(gid for gid in self.groups
+                                if gid not in desired.groups and gid not in keep_groups)
         out.meter_dels = sorted(mid for mid in self.meters if mid not in desired.meters)
         return out
 
@@ -189,6 +197,12 @@ class SwitchMirror:
             self.meters[meter.meter_id] = meter
         for mid in plan.meter_dels:
             self.meters.pop(mid, None)
+
+
+def uses_groups(rule: FlowRule) -> set[int]:
+    """Groups an entry sends to (applied or written)."""
+    return {a[1] for ins in rule.instructions if ins[0] in ("apply", "write")
+            for a in ins[1] if a[0] == "group"}
 
 
 def _sort_key(key: tuple[int, int, Match]) -> tuple[int, int, str]:

@@ -276,25 +276,87 @@ def test_leaf_losing_its_controller_session_stays_reachable():
     assert all(2002 not in (lk.src_dpid, lk.dst_dpid) for lk in fab.core.snapshot(fab.now).links)
 
 
-def test_no_removal_while_switches_are_still_reconnecting():
+def _restart(fab, present, mirrors):
+    """A fresh core to which the switches in ``present`` reconnect and are read back."""
+    again = FakeFabric()
+    again.now = fab.now + 10
+    for dpid in present:
+        again.deliver(again.core.switch_connected(dpid, again.ports(dpid), again.now))
+        _read_back(again, dpid, mirrors[dpid])
+    return again
+
+
+def _read_back(again, dpid, mirror):
+    flows = list(mirror.flows.values())
+    again.core.recover_pins(dpid, flows)
+    again.core.recover_layout(dpid, flows, list(mirror.groups))
+    again.deliver(again.core.recover_hosts(dpid, flows, again.now))
+    again.deliver(again.core.probe(dpid, again.now))
+
+
+def _sync(again, mirrors, present):
+    """What the app would send each connected switch now; applied to its mirror."""
+    plans = {}
+    frozen = again.core.frozen_groups(again.now)
+    for dpid in present:
+        desired, complete = again.core.desired(dpid, again.now)
+        plans[dpid] = mirrors[dpid].plan(desired, additive=not complete, keep_groups=frozen)
+        mirrors[dpid].apply(plans[dpid])
+    return plans
+
+
+def test_restart_with_a_late_leaf_keeps_what_leads_to_it():
+    from controller.openflow import SwitchMirror
+
+    fab = discovered()
+    for i, leaf in enumerate(fab.leaves):
+        learn(fab, leaf, 3, (f"00:00:00:00:00:0{2 * i + 1}", f"10.0.0.{2 * i + 1}"))
+    fab.advance(0.1)
+    mirrors = {}
+    for d in fab.spines + fab.leaves:
+        desired, _ = fab.core.desired(d, fab.now)
+        mirrors[d] = SwitchMirror(dict(desired.flows), dict(desired.groups),
+                                  dict(desired.meters))
+    held = {d: dict(m.flows) for d, m in mirrors.items()}
+    early = fab.spines + fab.leaves[:3]
+    again = _restart(fab, early, mirrors)
+    for _ in range(8):  # leaf 2004 stays away for 4 s: nothing towards it is touched
+        again.advance(0.5)
+        for plan in _sync(again, mirrors, early).values():
+            assert plan.flow_dels == [] and plan.group_dels == [] and plan.group_mods == []
+    assert again.core.frozen_groups(again.now) == {again.core.view().group_ids.get(
+        2004, 2004)}
+    # it is back: read back, settled, and every switch holds what it held before
+    again.deliver(again.core.switch_connected(2004, again.ports(2004), again.now))
+    _read_back(again, 2004, mirrors[2004])
+    again.advance(1.1)
+    _sync(again, mirrors, early + [2004])
+    assert again.core.frozen_groups(again.now) == frozenset()
+    assert {d: dict(m.flows) for d, m in mirrors.items()} == held
+    assert all(len(p) == 0 for p in _sync(again, mirrors, early + [2004]).values())
+
+
+def test_a_leaf_that_never_comes_back_is_removed_after_the_grace_period():
+    from controller.openflow import SwitchMirror
+
     fab = discovered()
     learn(fab, 2004, 3, ("00:00:00:00:00:07", "10.0.0.7"))
-    held, _ = fab.core.desired(1001, fab.now)
-    # a restarted controller: the spine is back, leaf 2004 reconnects later
-    again = FakeFabric()
-    for dpid in again.spines + again.leaves[:3]:
-        again.deliver(again.core.switch_connected(dpid, again.ports(dpid), again.now))
-        again.deliver(again.core.probe(dpid, again.now))
+    fab.advance(0.1)
+    mirrors = {}
+    for d in fab.spines + fab.leaves:
+        desired, _ = fab.core.desired(d, fab.now)
+        mirrors[d] = SwitchMirror(dict(desired.flows), dict(desired.groups),
+                                  dict(desired.meters))
+    early = fab.spines + fab.leaves[:3]
+    again = _restart(fab, early, mirrors)
     again.advance(1.1)
-    again.deliver(again.core.switch_connected(2004, again.ports(2004), again.now))
-    again.deliver(again.core.probe(2004, again.now))
-    _, complete = again.core.desired(1001, again.now + 0.5)
-    assert not complete  # applied additively: the host entries of 2004 are not removed
-    again.core.recover_hosts(2004, [r for r in fab.core.desired(2004, fab.now)[0].flows.values()],
-                             again.now)
-    now = again.now + 1.1
-    spine, complete = again.core.desired(1001, now)
-    assert complete and spine.flows == held.flows
+    _sync(again, mirrors, early)
+    assert any(C.cookie_kind(r.cookie) == C.KIND_HOST and dict(r.match)["eth_dst"] ==
+               "00:00:00:00:00:07" for r in mirrors[2001].flows.values())
+    again.advance(again.core.settings.absent_timeout)
+    plans = _sync(again, mirrors, early)
+    assert [dict(r.match)["eth_dst"] for r in plans[2001].flow_dels] == ["00:00:00:00:00:07"]
+    assert plans[2001].group_dels
 
 
 def test_drain_spine_and_link_then_undrain():
