@@ -15,7 +15,7 @@ import time
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.handler import MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from apps import runtime
@@ -41,6 +41,16 @@ AUDIT_SECONDS = 5.0
 MISSING_QDISC_SECONDS = 2.0
 
 
+def ports_to_clear(state: dict, want: dict, stale: set[str], deleted: set[str],
+                   no_policy: bool) -> list[str]:
+    """Ports whose QoS rows (ours) go. Only what the controller positively knows: no
+    policy at all (--no-qos), a port the switch deleted, or rows to be re-made (stale).
+    A port merely not known yet (its switch has not reconnected since a restart) or
+    whose switch lost its session keeps its rows."""
+    return sorted(p for p, st in state.items() if st.ours and (
+        no_policy or p in stale or (p in deleted and p not in want)))
+
+
 class QosApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
@@ -60,6 +70,7 @@ class QosApp(app_manager.OSKenApp):
         self.applied_ports = 0
         self.errors = 0
         self._missing: dict[str, float] = {}  # port -> since when OVS's qdisc is missing
+        self._deleted: set[str] = set()  # ports the switches said were deleted
 
     def start(self):
         thread = super().start()
@@ -87,27 +98,28 @@ class QosApp(app_manager.OSKenApp):
         bridge = next((port_name(p) for p in ports if p.port_no == ofp.OFPP_LOCAL), None)
         if bridge is None:
             return
-        phys = {port_name(p): self._rate(p) for p in ports
-                if p.port_no <= ofp.OFPP_MAX and not p.state & ofp.OFPPS_LINK_DOWN}
+        # down ports keep their queues: a flapping link must not churn OVSDB rows
+        phys = {port_name(p): self._rate(p) for p in ports if p.port_no <= ofp.OFPP_MAX}
         with self._lock:
             self._switches[dp.id] = (bridge, phys)
+            self._deleted -= set(phys)
         self._wake.set()
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER])
     @guarded
     def _on_state(self, ev) -> None:
-        if ev.datapath.id is None:
-            return
-        if ev.state == MAIN_DISPATCHER:
+        # A switch that loses its OpenFlow session keeps its queues (OVSDB does not care
+        # who holds the session): only a deleted port or a policy change removes rows.
+        if ev.datapath.id is not None:
             self._record(ev.datapath)
-        else:
-            with self._lock:
-                self._switches.pop(ev.datapath.id, None)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def _on_port(self, ev) -> None:
         # os-ken's ofp_handler updated dp.ports before this event was queued
+        if ev.msg.reason == ofp.OFPPR_DELETE:
+            with self._lock:
+                self._deleted.add(port_name(ev.msg.desc))
         self._record(ev.msg.datapath)
 
     # --- worker -------------------------------------------------------------------------------
@@ -132,7 +144,8 @@ class QosApp(app_manager.OSKenApp):
                 time.sleep(1.0)
 
     def desired(self) -> dict[str, tuple[str, PortQosPlan]]:
-        """Port name -> (bridge, plan) for every port of every connected switch."""
+        """Port name -> (bridge, plan) for every port of every switch seen (connected
+        or not: a lost session changes nothing in OVSDB)."""
         with self._lock:
             policy = self.policy
             switches = dict(self._switches)
@@ -159,7 +172,9 @@ class QosApp(app_manager.OSKenApp):
         for p in foreign:
             log.warning("port %s has a QoS row aifabric did not make; leaving it alone", p)
             del change[p]
-        clear = [p for p, st in state.items() if st.ours and (p not in want or p in stale)]
+        with self._lock:
+            policy, deleted = self.policy, set(self._deleted)
+        clear = ports_to_clear(state, want, stale, deleted, policy is None)
         if change or clear or orphan_qos or orphan_queues:
             self.ovs.apply(change, clear, state, (orphan_qos, orphan_queues))
             log.info("QoS: %d ports provisioned, %d cleared (%d to be re-made: their qdisc "

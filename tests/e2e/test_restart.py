@@ -83,3 +83,62 @@ def test_switch_reconnect_is_reconciled_not_wiped(fabric_2x4):
     time.sleep(1.5)  # settled and synced
     assert_kept(before, host_entries("l2"), time.monotonic() - t0 - 0.5)
     all_pairs_ok(net)
+
+
+def test_sigkill_restart_with_a_late_leaf_loses_nothing(fabric_2x4, controller_factory):
+    """fabricd is killed; it comes back with one leaf reconnecting 4 s after the others.
+    Nothing towards that leaf's hosts may be taken away meanwhile."""
+    from mininet_topos.attack import ping_result, start_ping
+
+    ctl, net, spec = fabric_2x4
+    all_pairs_ok(net)
+    h1, h3, h5, h7 = net.get("h1", "h3", "h5", "h7")
+    before = {sw: host_entries(sw) for sw in ("l1", "l3", "s1")}
+    qos_before = qos_rows()
+    assert len(qos_before) == 24  # every port of the 2x4 fabric has its queues
+    controller = subprocess.run(["ovs-vsctl", "get-controller", "l4"], capture_output=True,
+                                text=True, check=True).stdout.split()
+    others = start_ping(h1, h3.IP(), 12)  # between two leaves that come back at once
+    towards = start_ping(h5, h7.IP(), 12)  # towards a host of the late leaf
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    ctl.proc.kill()
+    ctl.proc.wait(5)
+    subprocess.run(["ovs-vsctl", "set-controller", "l4", "tcp:127.0.0.1:1"], check=True)
+    time.sleep(2.0)
+    again = controller_factory(of_port=ctl.of_port, grpc_port=int(ctl.grpc_addr.split(":")[1]))
+    with again.client() as client:
+        def connected() -> set[int]:
+            return {s.dpid for s in client.topology().switches if s.connected}
+
+        assert wait_until(lambda: len(connected()) == 7, timeout=10)
+        time.sleep(4.0)  # the late leaf stays away while the others settle
+        assert 2004 not in connected()
+        subprocess.run(["ovs-vsctl", "set-controller", "l4", *controller], check=True)
+        assert wait_until(lambda: 2004 in connected(), timeout=10)
+        wait_discovered(client, spec, timeout=15)
+        assert wait_until(lambda: len(client.topology().hosts) == 8, timeout=5)
+    p_others, p_towards = ping_result(others), ping_result(towards)
+    assert p_others.loss == 0, p_others
+    assert p_towards.loss == 0, p_towards
+    time.sleep(1.5)
+    for sw, old in before.items():
+        assert_kept(old, host_entries(sw), time.monotonic() - t0 - 1.0)
+    # the queues were never removed and re-made: neither by the session drop nor by
+    # the restarted controller's first pass, which knew only some switches
+    assert qos_rows() == qos_before
+    all_pairs_ok(net)
+
+
+def qos_rows() -> dict[str, str]:
+    """Port name -> the uuid of its QoS row, for every port that has one."""
+    import json
+
+    out = json.loads(subprocess.run(
+        ["ovs-vsctl", "--format=json", "--columns=name,qos", "list", "port"],
+        capture_output=True, text=True, check=True).stdout)
+    rows = {}
+    for name, qos in out["data"]:
+        if isinstance(qos, list) and qos[0] == "uuid":
+            rows[name] = qos[1]
+    return rows

@@ -139,3 +139,21 @@ def test_every_switch_maps_dscp_to_queue_for_the_kernel_datapath():
     assert set(rules) == {48, 26, 34, 10}
     assert rules[26].instructions == (("apply", (("set_queue", 3),)), ("goto", 1))
     assert all(r.priority < C.PRIO_QOS_DEFAULT for r in rules.values())
+
+
+def test_qos_rows_are_removed_only_when_positively_gone():
+    from apps.ovs_qos import PortQosState
+    from apps.qos_app import ports_to_clear
+
+    ours = PortQosState("u", True, 10, {}, ())
+    foreign = PortQosState("v", False, 10, {}, ())
+    state = {"l1-eth1": ours, "l2-eth1": ours, "l3-eth1": ours, "x-eth1": foreign}
+    want = {"l1-eth1": ("l1", None)}
+    # after a restart only l1 is known: l2's and l3's rows stay
+    assert ports_to_clear(state, want, set(), set(), False) == []
+    # l3-eth1 was deleted by its switch; l1-eth1 must be re-made
+    assert ports_to_clear(state, want, {"l1-eth1"}, {"l3-eth1"}, False) == [
+        "l1-eth1", "l3-eth1"]
+    # --no-qos: every row of ours goes, never a foreign one
+    assert ports_to_clear(state, want, set(), set(), True) == [
+        "l1-eth1", "l2-eth1", "l3-eth1"]
