@@ -129,6 +129,8 @@ class FabricApp(app_manager.OSKenApp):
                 lldp_interval=disc.lldp_interval,
                 link_timeout=disc.link_timeout,
                 settle_time=disc.settle_time,
+                absent_timeout=disc.absent_timeout,
+                damping=disc.dampening.settings(),
                 role_overrides=dict(cfg.roles),
                 cabling=cfg.cabling_plan(),
                 qos=cfg.qos.effective_policy() if cfg.qos.enabled else None,

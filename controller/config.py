@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.cabling import make_cable, parse_end
+from controller.dampening import DampingSettings
 from controller.forwarding import PuntLimits
 from controller.hosts import HostSettings, StaticHost, host_address, unicast_mac
 from controller.model import Cable
@@ -143,10 +144,37 @@ class MetricsConfig(_Strict):
         return v
 
 
+class DampingConfig(_Strict):
+    """Link-flap dampening (RFC 2439 style): each down of a fabric port earns a penalty
+    that halves every half_life seconds; from suppress on, its link is held down until
+    the penalty is below reuse."""
+
+    enabled: bool = True
+    half_life: float = Field(2.0, gt=0, le=3600)
+    suppress: float = Field(2.5, gt=1, le=100, description="penalty (1 per flap) that "
+                            "holds a link down")
+    reuse: float = Field(0.5, gt=0, le=100)
+    max_penalty: float = Field(8.0, gt=1, le=1000, description="bounds the hold time")
+
+    @model_validator(mode="after")
+    def _order(self) -> DampingConfig:
+        if not self.reuse < self.suppress <= self.max_penalty:
+            raise ValueError("need reuse < suppress <= max_penalty")
+        return self
+
+    def settings(self) -> DampingSettings:
+        return DampingSettings(penalty=1.0, suppress=self.suppress, reuse=self.reuse,
+                               half_life=self.half_life, max_penalty=self.max_penalty,
+                               enabled=self.enabled)
+
+
 class DiscoveryConfig(_Strict):
     lldp_interval: float = Field(1.0, gt=0, le=60)
     link_timeout: float = Field(3.5, gt=0, le=600)
     settle_time: float = Field(1.0, ge=0, le=60)
+    absent_timeout: float = Field(30.0, ge=0, le=3600, description="after a restart, how "
+                                  "long entries towards a leaf not back yet are kept")
+    dampening: DampingConfig = DampingConfig()
 
     @model_validator(mode="after")
     def _timeout_after_interval(self) -> DiscoveryConfig:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from controller import constants as C
 from controller.cabling import cabling_warnings
 from controller.core_te import TrafficEngineeringMixin
+from controller.dampening import DampingSettings, FlapDamper
 from controller.effects import Effects, PacketOut, TokenBucket
 from controller.events import FabricEvent
 from controller.forwarding import (
@@ -61,6 +62,7 @@ class CoreSettings:
     # after a controller restart, entries towards a leaf that has not reconnected are
     # kept (frozen) this long, counted from the first switch back
     absent_timeout: float = 30.0
+    damping: DampingSettings = field(default_factory=DampingSettings)  # link flaps
     flood_rate: float = 50.0  # broadcast/unknown frames per second per host port
     flood_burst: float = 100.0
     role_overrides: dict[int, str] = field(default_factory=dict)
@@ -103,6 +105,7 @@ class FabricCore(TrafficEngineeringMixin):
         self._expected_groups: set[int] = set()  # ECMP groups the switches held at start
         self._grace_until: float | None = None  # end of the restart grace period
         self.host_guard = HostGuard(self.fabric, settings.hosts)
+        self.damper = FlapDamper(settings.damping)
         self.host_guard.install_static(0.0)
         self._rlog = RateLimitedLog(log)
 
@@ -175,14 +178,32 @@ class FabricCore(TrafficEngineeringMixin):
             gone = self.fabric.port_deleted(dpid, port.port_no)
         else:
             gone = self.fabric.port_update(dpid, port, now)
+        end = LinkEnd(dpid, port.port_no)
         if deleted or not port.up:
             self.host_guard.forget_port(dpid, port.port_no)
+            # both ends of the cable earn the penalty (the far end's own down event may
+            # come later or, when its switch is not ours, never)
+            ends = {e for lk in gone for e in (lk.src, lk.dst)}
+            if self.damper.knows(end):
+                ends.add(end)
+            for e in sorted(ends):
+                if self.damper.flap(e, now):
+                    self._hold(e, now)
         why = f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}"
         self._log_gone(gone, why)
         eff = self._changed(why if gone else None)
-        if port.up and not deleted:
+        if port.up and not deleted and end not in self.fabric.held:
             eff.packet_outs += self._probes(dpid, [port.port_no], now)
         return eff
+
+    def _hold(self, end: LinkEnd, now: float) -> None:
+        self.fabric.held.add(end)
+        self._count("links_dampened")
+        self._rlog.log(logging.WARNING, f"dampened:{end.dpid}:{end.port}", now,
+                       "port %d:%d flaps: its link is held down until it is stable",
+                       end.dpid, end.port)
+        self._event("link_dampened", f"port {end.dpid}:{end.port} flaps: its link is held "
+                    "down until it has been stable for a while", at=f"{end.dpid}:{end.port}")
 
     def tick(self, now: float, horizon: float | None = None) -> Effects:
         """Periodic work: probe every up port, expire links that stopped answering.
@@ -197,6 +218,14 @@ class FabricCore(TrafficEngineeringMixin):
                 eff.packet_outs += self._probes(sw.dpid, sw.up_ports(), now)
         self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
         eff.merge(self._host_outcome(self.host_guard.expire(now), now))
+        for end in self.damper.release(now):
+            self.fabric.held.discard(end)
+            log.info("port %d:%d has been stable: its link may come back", end.dpid, end.port)
+            self._event("link_undampened", f"port {end.dpid}:{end.port} has been stable: "
+                        "its link may come back", at=f"{end.dpid}:{end.port}")
+            if self.fabric.port_is_up(end.dpid, end.port):
+                eff.packet_outs += self._probes(end.dpid, [end.port], now)
+            eff.merge(self._changed())  # (it may be an edge port again, or a link soon)
         gone = self.fabric.expire_links(now if horizon is None else min(horizon, now),
                                         self.settings.link_timeout)
         if gone:
@@ -296,6 +325,9 @@ class FabricCore(TrafficEngineeringMixin):
                            "rejected LLDP frame on %d:%d: %s", dpid, in_port, exc)
             return Effects()
         src, dst = LinkEnd(probe.dpid, probe.port), LinkEnd(dpid, in_port)
+        if src in self.fabric.held or dst in self.fabric.held:
+            self._count("lldp_dampened")  # a flapping link stays down until it is stable
+            return Effects()
         if not self.fabric.is_connected(src.dpid):
             self._count("rejected_lldp")
             return Effects()

@@ -13,7 +13,7 @@ KINDS = (
     "switch_up", "switch_down", "link_up", "link_down", "host_learned",
     "congestion", "congestion_cleared", "reroute", "drain", "undrain", "pin", "unpin",
     "qos_policy", "host_conflict", "host_moved", "host_refused", "host_aged_out",
-    "meter_drops", "handler_error", "watchdog",
+    "meter_drops", "handler_error", "watchdog", "link_dampened", "link_undampened",
 )
 
 

@@ -76,6 +76,7 @@ class Fabric:
         self.switches: dict[int, Switch] = {}
         self.links: dict[LinkEnd, Link] = {}  # keyed by the source end
         self.hosts: dict[str, Host] = {}  # keyed by MAC
+        self.held: set[LinkEnd] = set()  # fabric ports held down by flap dampening
 
     # --- switches and ports -----------------------------------------------------------------
     def switch_up(self, dpid: int, ports: list[Port], now: float) -> None:
@@ -186,7 +187,8 @@ class Fabric:
         if sw is None or not sw.connected:
             return []
         linked = self.link_ports(dpid)
-        ports = [p for p in sw.up_ports() if p not in linked]
+        ports = [p for p in sw.up_ports() if p not in linked
+                 and LinkEnd(dpid, p) not in self.held]
         if now is not None:
             ports = [p for p in ports if now - sw.port_up_since.get(p, now) >= min_up]
         return ports
