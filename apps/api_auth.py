@@ -75,9 +75,15 @@ def _abort_handler(code: grpc.StatusCode, message: str, streaming: bool):
 class TokenAuthInterceptor(grpc.ServerInterceptor):
     """Checks the bearer token of every Fabric call and audits mutations."""
 
-    def __init__(self, tokens: dict[str, Principal], audit: AuditLog) -> None:
+    def __init__(self, tokens: dict[str, Principal], audit: AuditLog,
+                 max_watchers: int = 64, max_watchers_per_token: int = 32) -> None:
         self.tokens = tokens
         self.audit = audit
+        # Each watcher holds a server thread for as long as it watches: capped, so that
+        # watchers never take the threads unary calls and health need.
+        self.max_watchers, self.max_per_token = max_watchers, max_watchers_per_token
+        self._watch_lock = threading.Lock()
+        self._watchers: dict[str, int] = {}  # by token name
 
     def _who(self, metadata) -> Principal | None:
         value = ""
@@ -113,6 +119,12 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
                                   f"{name} needs the admin role; token {who.name!r} is "
                                   f"{who.role}", streaming)
         handler = continuation(details)
+        if handler is not None and streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self._bounded(handler.unary_stream, who),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler is None or name not in MUTATING:
             return handler
         return grpc.unary_unary_rpc_method_handler(
@@ -120,6 +132,32 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+    def _bounded(self, behavior, who: Principal):
+        def stream(request, context):
+            with self._watch_lock:
+                mine = self._watchers.get(who.name, 0)
+                total = sum(self._watchers.values())
+                refused = (f"{total} watchers already (the limit, api.max_watchers)"
+                           if total >= self.max_watchers else
+                           f"token {who.name!r} has {mine} watchers already (the limit, "
+                           "api.max_watchers_per_token)" if mine >= self.max_per_token
+                           else None)
+                if refused is None:
+                    self._watchers[who.name] = mine + 1
+            if refused is not None:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+            try:
+                yield from behavior(request, context)
+            finally:
+                with self._watch_lock:
+                    self._watchers[who.name] -= 1
+
+        return stream
+
+    def watching(self) -> int:
+        with self._watch_lock:
+            return sum(self._watchers.values())
 
     def _audited(self, behavior, who: Principal, name: str):
         audit = self.audit

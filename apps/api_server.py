@@ -63,6 +63,7 @@ class ControllerHandle:
 
 
 WATCH_POLL_SECONDS = 1.0
+UNARY_THREADS = 32  # server threads only unary calls and health can use
 WATCHDOG_POLL_SECONDS = 0.5
   # how often a watcher checks that its client is still there
 
@@ -371,9 +372,12 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
         log.info("API admin token %s %s (fabricctl reads it from there)",
                  "generated in" if made else "read from", api.token_file)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="aifabric-api"),
+        # watchers are capped below the pool: UNARY_THREADS always remain for the rest
+        futures.ThreadPoolExecutor(max_workers=api.max_watchers + UNARY_THREADS,
+                                   thread_name_prefix="aifabric-api"),
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
-        interceptors=[TokenAuthInterceptor(tokens, AuditLog(api.audit_log))],
+        interceptors=[TokenAuthInterceptor(tokens, AuditLog(api.audit_log),
+                                           api.max_watchers, api.max_watchers_per_token)],
     )
     fabric_pb2_grpc.add_FabricServicer_to_server(
         FabricServicer(handle, config, time.time()), server

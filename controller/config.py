@@ -101,6 +101,9 @@ class ApiConfig(_Strict):
                                                     "None: the daemon's log only")
     allow_insecure: bool = Field(False, description="serve a non-loopback address "
                                                     "without TLS")
+    max_watchers: int = Field(64, ge=1, le=4096, description="WatchEvents streams at "
+                              "once (each holds a server thread)")
+    max_watchers_per_token: int = Field(32, ge=1, le=4096)
 
     @field_validator("address")
     @classmethod

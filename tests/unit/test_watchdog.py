@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from apps.api_server import ControllerHandle, start_api_server
 from apps.event_bus import EventBus
 from controller.config import load_config
+from controller.events import FabricEvent
 from controller.snapshot import TopologySnapshot
 
 
@@ -55,4 +56,68 @@ def test_health_turns_not_serving_while_the_loop_is_stalled_and_back(tmp_path):
         stall[0] = None
         assert wait_for(addr, "SERVING")
     finally:
+        server.stop(0)
+
+
+def test_watchers_are_capped_and_never_starve_unary_calls(tmp_path):
+    from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
+
+    addr = f"127.0.0.1:{free_port()}"
+    tokens = [{"name": "a", "role": "reader", "token": "a" * 20},
+              {"name": "b", "role": "admin", "token": "b" * 20}]
+    config = load_config(None, {"api.address": addr, "api.tokens": tokens,
+                                "api.max_watchers": 4, "api.max_watchers_per_token": 3})
+    bus = EventBus()
+    handle = ControllerHandle(snapshot=TopologySnapshot.empty, counters=dict,
+                              event_bus=lambda: bus)
+    server = start_api_server(config, handle)
+    channel = grpc.insecure_channel(addr)
+    stub = fabric_pb2_grpc.FabricStub(channel)
+
+    def watch(token: str, replay: bool = False):
+        return stub.WatchEvents(fabric_pb2.WatchEventsRequest(replay=replay), timeout=10,
+                                metadata=[("authorization", f"Bearer {token}")])
+
+    def refused(call) -> str | None:
+        try:
+            next(call)
+        except grpc.RpcError as exc:
+            return exc.code().name if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED \
+                else None
+        return None
+
+    try:
+        held = [watch("a" * 20) for _ in range(3)]
+        time.sleep(0.5)  # all three are being served
+        fourth = watch("a" * 20)  # over token a's cap
+        assert refused(fourth) == "RESOURCE_EXHAUSTED"
+        held.append(watch("b" * 20))
+        time.sleep(0.3)
+        fifth = watch("b" * 20)  # over the total cap
+        assert refused(fifth) == "RESOURCE_EXHAUSTED"
+        # unary calls and health still answer at once
+        t0 = time.monotonic()
+        for _ in range(20):
+            stub.GetStatus(fabric_pb2.GetStatusRequest(), timeout=2,
+                           metadata=[("authorization", "Bearer " + "a" * 20)])
+        assert health(addr) == "SERVING"
+        assert time.monotonic() - t0 < 2.0
+        # a watcher that leaves frees its slot (the server notices within a poll, 1 s)
+        held.pop().cancel()
+        bus.publish([FabricEvent("drain", "x")], time.time())
+        deadline = time.monotonic() + 3.0
+        while True:
+            again = watch("b" * 20, replay=True)
+            try:
+                assert next(again).kind == "drain"
+                break
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert time.monotonic() < deadline, "the slot was never freed"
+                time.sleep(0.2)
+        again.cancel()
+        for call in held:
+            call.cancel()
+    finally:
+        channel.close()
         server.stop(0)
