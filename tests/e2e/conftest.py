@@ -6,6 +6,7 @@ must not pass for a green run.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from contextlib import contextmanager
@@ -110,14 +111,13 @@ def group_buckets(switch: str, kind: str = "select") -> dict[int, list[int]]:
 
 def audit_entries(ctl: FabricdProcess) -> list[tuple[str, str, str]]:
     """(who, method, result) of every audit line in the controller's log."""
-    import json
-
     return [(a["who"], a["method"], a["result"]) for a in (
         json.loads(line.split("audit: ", 1)[1]) for line in ctl.log_path.read_text()
         .splitlines() if "aifabric.api: audit: " in line)]
 
 
-__all__ = ["running_fabric", "ofctl", "group_buckets", "wait_until", "audit_entries"]
+__all__ = ["running_fabric", "ofctl", "group_buckets", "wait_until", "audit_entries",
+           "flow_table", "qos_rows", "replay_events"]
 
 
 def flow_table(switch: str) -> dict[str, dict]:
@@ -138,3 +138,30 @@ def flow_table(switch: str) -> dict[str, dict]:
                 "actions": actions,
             }
     return flows
+
+
+def qos_rows() -> dict[str, str]:
+    """Port name -> the uuid of its QoS row, for every port that has one."""
+    out = json.loads(subprocess.run(
+        ["ovs-vsctl", "--format=json", "--columns=name,qos", "list", "port"],
+        capture_output=True, text=True, check=True).stdout)
+    rows = {}
+    for name, qos in out["data"]:
+        if isinstance(qos, list) and qos[0] == "uuid":
+            rows[name] = qos[1]
+    return rows
+
+
+def replay_events(ctl: FabricdProcess, *kinds: str) -> list:
+    """Every event of ``kinds`` so far (a replayed watch, read for a second)."""
+    import grpc
+
+    got = []
+    with ctl.client() as c:
+        try:
+            for e in c.watch_events(list(kinds), replay=True, timeout=1.0):
+                got.append(e)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+    return got

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import grpc
 import pytest
 
 from mininet_topos import traffic as T
@@ -19,7 +18,7 @@ from mininet_topos.attack import run as attack
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.network import ping, reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import running_fabric
+from tests.e2e.conftest import replay_events, running_fabric
 
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
 ROCE_MBPS = 3.0
@@ -59,19 +58,6 @@ def topology(ctl):
 def counters(ctl) -> dict[str, int]:
     with ctl.client() as c:
         return dict(c.status().counters)
-
-
-def events(ctl, *kinds: str) -> list:
-    """Every event of ``kinds`` so far (a replayed watch, read for a second)."""
-    got = []
-    with ctl.client() as c:
-        try:
-            for e in c.watch_events(list(kinds), replay=True, timeout=1.0):
-                got.append(e)
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise
-    return got
 
 
 def flush_arp(net) -> None:
@@ -117,7 +103,7 @@ def test_gratuitous_arp_cannot_hijack_an_address(fabric):
     hosts = {h.mac: (h.ip, h.dpid, h.port) for h in topology(ctl).hosts}
     assert hosts[victim_mac] == (victim_ip, 2001, 3)
     assert hosts[h3.MAC()][0] == h3.IP()
-    conflicts = events(ctl, "host_conflict")
+    conflicts = replay_events(ctl, "host_conflict")
     assert conflicts and any(e.fields["bound_mac"] == victim_mac for e in conflicts)
     assert counters(ctl).get("host_conflicts", 0) >= 2
     # and as an operator sees it
@@ -143,7 +129,7 @@ def test_mac_flood_is_bounded_and_bystanders_keep_their_ping(fabric):
     on_port = [h for h in topo.hosts if (h.dpid, h.port) == (2004, 4)]
     assert len(on_port) <= 32
     assert len(topo.hosts) <= 8 + 32
-    drops = events(ctl, "meter_drops", "host_refused")
+    drops = replay_events(ctl, "meter_drops", "host_refused")
     assert any(e.kind == "host_refused" for e in drops)
     assert any(e.kind == "meter_drops" and e.fields["port"] == "4"
                and e.fields["dpid"] == "2004" for e in drops)
@@ -238,7 +224,7 @@ def test_a_host_that_really_moved_is_accepted(fabric):
 
     assert wait_until(h8_reaches_h1, timeout=10.0, interval=0.5)
     assert bound_at(mac8) == (2003, l3port8)
-    moved = events(ctl, "host_moved")
+    moved = replay_events(ctl, "host_moved")
     assert any(e.fields["mac"] == mac8 for e in moved), moved
     # h7: re-cabled, the old port goes down first
     new7, l3port7 = new_ports["h7"]

@@ -9,7 +9,7 @@ import time
 
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import ping
-from tests.e2e.conftest import flow_table, wait_until
+from tests.e2e.conftest import flow_table, qos_rows, wait_until
 from tests.e2e.test_discovery import all_pairs_ok
 
 
@@ -128,17 +128,3 @@ def test_sigkill_restart_with_a_late_leaf_loses_nothing(fabric_2x4, controller_f
     # the restarted controller's first pass, which knew only some switches
     assert qos_rows() == qos_before
     all_pairs_ok(net)
-
-
-def qos_rows() -> dict[str, str]:
-    """Port name -> the uuid of its QoS row, for every port that has one."""
-    import json
-
-    out = json.loads(subprocess.run(
-        ["ovs-vsctl", "--format=json", "--columns=name,qos", "list", "port"],
-        capture_output=True, text=True, check=True).stdout)
-    rows = {}
-    for name, qos in out["data"]:
-        if isinstance(qos, list) and qos[0] == "uuid":
-            rows[name] = qos[1]
-    return rows
