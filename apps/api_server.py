@@ -44,18 +44,17 @@ MAX_REQUEST_BYTES = 1024 * 1024  # larger requests: RESOURCE_EXHAUSTED before an
 @dataclass
 class ControllerHandle:
     """How the API reaches the controller. Readers return None until the apps run;
-    ``set_qos_policy`` submits a validated policy to the owning apps and returns
-    False if they did not take it in time."""
+    ``call`` runs a command on the fabric app's thread (every mutation goes that
+    way)."""
 
     snapshot: Callable[[], TopologySnapshot | None]
     counters: Callable[[], dict[str, int] | None]
     qos_policy: Callable[[], QosPolicy | None] = lambda: None
-    set_qos_policy: Callable[[QosPolicy], bool] = lambda p: False
     queue_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
     link_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
     flows: Callable[[], tuple[tuple[FlowInfo, ...], float] | None] = lambda: None
     # runs fn(fabric_app) on the app's own thread; raises what fn raised, or TimeoutError
-    call: Callable[[Callable[[Any], Any]], Any] = lambda fn: (_ for _ in ()).throw(
+    call: Callable[..., Any] = lambda fn, timeout=10.0: (_ for _ in ()).throw(
         TimeoutError("the controller is still starting"))
     event_bus: Callable[[], EventBus | None] = lambda: None
     # why the fabric app's event loop looks stalled (the watchdog), or None
@@ -63,6 +62,7 @@ class ControllerHandle:
 
 
 WATCH_POLL_SECONDS = 1.0
+CALL_TIMEOUT = 10.0  # seconds a mutation may wait for the fabric app
 UNARY_THREADS = 32  # server threads only unary calls and health can use
 WATCHDOG_POLL_SECONDS = 0.5
   # how often a watcher checks that its client is still there
@@ -273,9 +273,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         if not self.config.qos.enabled:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "QoS is off (fabricd runs with --no-qos)")
-        if not self.handle.set_qos_policy(policy):
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the controller did not take the policy "
-                          "in time; it may still be starting")
+        self._call(context, lambda app: app.set_qos_policy(policy))
         log.info("QoS policy set through the API by %s", context.peer())
         return policy_message(policy, True)
 
@@ -302,8 +300,12 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
 
     def _call(self, context, fn):
         """Run ``fn(fabric_app)`` on the app's thread; its exceptions become statuses."""
+        # Wait no longer than the client does: a command not started by then is not
+        # applied, and the status (and the audit line) say so.
+        left = context.time_remaining()
+        timeout = CALL_TIMEOUT if left is None else max(0.05, min(CALL_TIMEOUT, left - 0.2))
         try:
-            return self.handle.call(fn)
+            return self.handle.call(fn, timeout)
         except TimeoutError as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the controller did not answer: {exc}")
         except LookupError as exc:

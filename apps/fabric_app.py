@@ -62,7 +62,11 @@ class EventTick(event.EventBase):
 
 class EventCall(event.EventBase):
     """Run ``fn(app)`` on the app's own thread, for a caller on another thread (the
-    API); the result or the exception is kept for it, and ``done`` set."""
+    API); the result or the exception is kept for it, and ``done`` set.
+
+    A caller that gives up first cancels it with :meth:`cancel`: then either it never
+    runs, or it has already started and the caller waits for its outcome, so that what
+    the caller reports is what happened."""
 
     def __init__(self, fn) -> None:
         super().__init__()
@@ -70,15 +74,24 @@ class EventCall(event.EventBase):
         self.result = None
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._started = False
+        self._cancelled = False
 
+    def cancel(self) -> bool:
+        """True if it will not run; False if it is running or ran."""
+        with self._lock:
+            if not self._started:
+                self._cancelled = True
+            return self._cancelled
 
-class EventSetQosPolicy(event.EventBase):
-    """A validated policy from the API; ``done`` is set once the switches were sent it."""
-
-    def __init__(self, policy) -> None:
-        super().__init__()
-        self.policy = policy
-        self.done = threading.Event()
+    def start(self) -> bool:
+        """Called by the app: False if the caller cancelled it."""
+        with self._lock:
+            if self._cancelled:
+                return False
+            self._started = True
+            return True
 
 
 @dataclass
@@ -118,7 +131,7 @@ def _port(desc) -> Port:
 
 class FabricApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick, EventSetQosPolicy, EventCall]
+    _EVENTS = [EventTick, EventCall]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -371,14 +384,16 @@ class FabricApp(app_manager.OSKenApp):
         # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
         self._apply(self.core.probe(dpid, now), now)
 
-    # --- QoS --------------------------------------------------------------------------------
-    @set_ev_cls(EventSetQosPolicy)
-    @guarded
-    def _on_set_qos(self, ev) -> None:
+    # --- QoS (called through EventCall) -----------------------------------------------------
+    def set_qos_policy(self, policy) -> None:
+        """Marking on the switches and the queues' plan as one change, on this thread:
+        two policies set at once are applied one after the other, whole."""
         now = time.time()
-        self._apply(self.core.set_qos_policy(ev.policy), now, flush=True)
-        log.info("QoS policy replaced: %s", ", ".join(c.name for c in ev.policy.classes))
-        ev.done.set()
+        self._apply(self.core.set_qos_policy(policy), now, flush=True)
+        qos_app = app_manager.lookup_service_brick("QosApp")
+        if qos_app is not None:
+            qos_app.set_policy(policy)  # thread-safe: its worker provisions the queues
+        log.info("QoS policy replaced: %s", ", ".join(c.name for c in policy.classes))
 
     @set_ev_cls(ofp_event.EventOFPQueueStatsReply, MAIN_DISPATCHER)
     @guarded
@@ -483,6 +498,8 @@ class FabricApp(app_manager.OSKenApp):
     @set_ev_cls(EventCall)
     @guarded
     def _on_call(self, ev) -> None:
+        if not ev.start():
+            return  # its caller gave up before it ran: not applied
         try:
             ev.result = ev.fn(self)
         except Exception as exc:  # handed to the caller, who maps it to a status

@@ -167,19 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return app.core.qos if app is not None else None
 
-    def set_qos_policy(policy) -> bool:
-        from apps.fabric_app import EventSetQosPolicy
-
-        app, qapp = fabric_app(), qos_app()
-        if app is None or qapp is None:
-            return False
-        ev = EventSetQosPolicy(policy)
-        app.send_event(app.name, ev)  # applied on the fabric app's own thread
-        if not ev.done.wait(10.0):
-            return False
-        qapp.set_policy(policy)  # thread-safe: its worker provisions the queues
-        return True
-
     def queue_stats():
         app = fabric_app()
         return None if app is None else (app.queue_stats, app.queue_stats_at)
@@ -201,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         ev = EventCall(fn)
         app.send_event(app.name, ev)  # run on the fabric app's own thread
         if not ev.done.wait(timeout):
-            raise TimeoutError(f"no answer within {timeout:g} s")
+            if ev.cancel():
+                raise TimeoutError(f"not started within {timeout:g} s: not applied")
+            ev.done.wait(60.0)  # it is running: report what it did, not a guess
         if ev.error is not None:
             raise ev.error
         return ev.result
@@ -214,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else app.stalled(config.watchdog_seconds)
 
-    handle = ControllerHandle(snapshot, counters, qos_policy, set_qos_policy, queue_stats,
-                              link_stats, flows, call, event_bus, stalled)
+    handle = ControllerHandle(snapshot, counters, qos_policy, queue_stats=queue_stats,
+                              link_stats=link_stats, flows=flows, call=call,
+                              event_bus=event_bus, stalled=stalled)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:
