@@ -88,3 +88,48 @@ def test_fifty_clients_and_a_watcher_do_not_slow_forwarding(controller_factory):
     assert sent > 250 and sent - received <= max(1, sent // 100), out
     ticks, slow = after[0] - before[0], after[1] - before[1]
     assert ticks >= SECONDS * 2 and slow <= 0.1 * ticks, (ticks, slow)
+
+
+def test_seventy_watchers_leave_room_for_a_drain_and_health(controller_factory):
+    """More watchers than the API admits: the extra ones are refused with a reason, and
+    an admin mutation and health checks are answered within their deadlines meanwhile;
+    the mutation is audited as it happened."""
+    import grpc
+
+    from tests.e2e.conftest import audit_entries
+
+    ctl = controller_factory("--no-qos", "--no-te")
+    spec = FabricSpec(spines=2, leaves=2, hosts_per_leaf=1, bw=10)
+    with running_fabric(ctl, spec):
+        clients = [ctl.client(timeout=30) for _ in range(70)]
+        streams = [c.watch_events(replay=True, timeout=30) for c in clients]
+        outcomes: list[str] = []
+
+        def first(stream) -> None:
+            try:
+                next(stream)
+                outcomes.append("watching")
+            except grpc.RpcError as exc:
+                outcomes.append(exc.code().name)
+
+        threads = [threading.Thread(target=first, args=(s,)) for s in streams]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        try:
+            assert outcomes.count("watching") == 64, outcomes
+            assert outcomes.count("RESOURCE_EXHAUSTED") == 6, outcomes
+            with ctl.client(timeout=3) as admin:
+                t0 = time.monotonic()
+                assert "drained" in admin.drain_link(2001, 1)
+                assert "back in service" in admin.undrain(2001, 1)
+                assert admin.health() == "SERVING"
+                assert time.monotonic() - t0 < 3.0
+        finally:
+            for s in streams:
+                s.cancel()
+            for c in clients:
+                c.close()
+    assert [(m, r) for _, m, r in audit_entries(ctl)][-2:] == [("DrainLink", "OK"),
+                                                              ("Undrain", "OK")]
