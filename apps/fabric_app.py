@@ -164,7 +164,8 @@ class FabricApp(app_manager.OSKenApp):
         self._dirty_since: float | None = None  # a change waits for its sync since then
         self._dirty_all = False  # the change concerns every switch (else: self._touched)
         self._settled: frozenset[int] = frozenset()
-        self._frozen: frozenset[int] = frozenset()  # groups towards leaves not back yet
+        # groups towards leaves not back yet, and switches waiting for one
+        self._frozen: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._last_queue_poll = 0.0
         self._last_meter_poll = 0.0
@@ -250,8 +251,9 @@ class FabricApp(app_manager.OSKenApp):
         # Switches become settled with time alone: sync when that happens.
         settled = frozenset(d for d in self.syncs if self.core.is_settled(d, now))
         frozen = self.core.frozen_groups(now)
-        newly = settled != self._settled or frozen != self._frozen
-        self._settled, self._frozen = settled, frozen
+        waiting = frozenset(d for d in self.syncs if self.core.waiting(d, now))
+        newly = settled != self._settled or (frozen, waiting) != self._frozen
+        self._settled, self._frozen = settled, (frozen, waiting)
         self._apply(eff, now, force_sync=newly)
         te_stats = self.core.te.stats if self.core.te is not None else {}
         generation = self.core.host_guard.generation
@@ -379,7 +381,7 @@ class FabricApp(app_manager.OSKenApp):
         )
         now = time.time()
         self.core.recover_pins(dpid, mine)
-        self.core.recover_layout(dpid, mine, [g.group_id for g in sync.groups])
+        self.core.recover_layout(dpid, mine, sync.groups)
         self._apply(self.core.recover_hosts(dpid, mine, now), now, force_sync=True)
         # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
         self._apply(self.core.probe(dpid, now), now)
@@ -672,7 +674,10 @@ class FabricApp(app_manager.OSKenApp):
             if sync.phase != "ready":
                 continue
             desired, complete = self.core.desired(dpid, now)
-            plan = sync.mirror.plan(desired, additive=not complete, keep_groups=frozen)
+            keep = frozen
+            if self.core.waiting(dpid, now):  # a switch it faces is not back yet
+                keep = frozen | frozenset(sync.mirror.groups)
+            plan = sync.mirror.plan(desired, additive=not complete, keep_groups=keep)
             if not plan:
                 continue
             log.info("switch %d: %s", dpid, plan.summary())

@@ -37,7 +37,7 @@ from controller.frames import (
 )
 from controller.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
 from controller.model import Cable, Fabric, Link, LinkEnd, Port
-from controller.openflow import FlowRule, SwitchDesired
+from controller.openflow import FlowRule, GroupRule, SwitchDesired
 from controller.qos import QosPolicy
 from controller.ratelog import RateLimitedLog
 from controller.roles import LEAF, SPINE, infer_roles
@@ -180,6 +180,7 @@ class FabricCore(TrafficEngineeringMixin):
             gone = self.fabric.port_update(dpid, port, now)
         end = LinkEnd(dpid, port.port_no)
         if deleted or not port.up:
+            self.fabric.expected.discard(end)
             self.host_guard.forget_port(dpid, port.port_no)
             # both ends of the cable earn the penalty (the far end's own down event may
             # come later or, when its switch is not ours, never)
@@ -218,6 +219,7 @@ class FabricCore(TrafficEngineeringMixin):
                 eff.packet_outs += self._probes(sw.dpid, sw.up_ports(), now)
         self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
         eff.merge(self._host_outcome(self.host_guard.expire(now), now))
+        eff.merge(self._end_grace(now))
         for end in self.damper.release(now):
             self.fabric.held.discard(end)
             log.info("port %d:%d has been stable: its link may come back", end.dpid, end.port)
@@ -350,6 +352,8 @@ class FabricCore(TrafficEngineeringMixin):
                                src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
                 )
                 return Effects()
+        self.fabric.expected.discard(src)
+        self.fabric.expected.discard(dst)
         is_new, displaced = self.fabric.link_seen(src, dst, now)
         if not is_new:
             return Effects()
@@ -474,12 +478,22 @@ class FabricCore(TrafficEngineeringMixin):
             eff.merge(self._changed())
         return eff
 
-    def recover_layout(self, dpid: int, flows: list[FlowRule], group_ids: list[int]) -> None:
+    def recover_layout(self, dpid: int, flows: list[FlowRule],
+                       groups: list[GroupRule]) -> None:
         """What a switch held when it connected, beyond its hosts: its ECMP groups (each
         leads to a leaf: until that leaf is back, or the grace period ends, they and the
-        entries using them stay) and its role (a spine drops multicast in table 1, a leaf
-        punts it), so that a switch whose links are not known yet keeps its role."""
-        self._expected_groups |= {g for g in group_ids if 0 < g < C.FF_GROUP_BASE}
+        entries using them stay), the ports its groups send out of (they face switches:
+        until each is judged, by a link found over it or the port going down, the
+        switch's groups are kept as they are, and the port is not taken for a host
+        port), and its role (a spine drops multicast in table 1, a leaf punts it), so
+        that a switch whose links are not known yet keeps its role."""
+        self._expected_groups |= {g.group_id for g in groups
+                                  if 0 < g.group_id < C.FF_GROUP_BASE}
+        linked = self.fabric.link_ports(dpid)
+        self.fabric.expected |= {
+            LinkEnd(dpid, a[1]) for g in groups for b in g.buckets for a in b.actions
+            if a[0] == "output" and a[1] not in linked
+            and self.fabric.port_is_up(dpid, a[1])}
         if dpid in self._roles:
             return
         for rule in flows:
@@ -489,22 +503,38 @@ class FabricCore(TrafficEngineeringMixin):
                 self._view = None
                 return
 
+    def waiting(self, dpid: int, now: float) -> bool:
+        """True while a port of ``dpid`` that faced a switch before the restart is not
+        judged yet (that switch is not back): its groups are then kept as they are."""
+        return self._in_grace(now) and any(e.dpid == dpid for e in self.fabric.expected)
+
     def frozen_groups(self, now: float) -> frozenset[int]:
         """Groups towards leaves that have not come back (yet) since the restart."""
-        if not self._expected_groups:
-            return frozenset()
-        if self._grace_until is None or now >= self._grace_until:
-            gone = sorted(self._expected_groups - set(self.view().group_ids.values()))
-            if gone:
-                log.warning("%d ECMP group(s) towards leaves that did not come back within "
-                            "%g s are removed: %s", len(gone), self.settings.absent_timeout,
-                            gone)
-            self._expected_groups.clear()
+        if not self._expected_groups or not self._in_grace(now):
             return frozenset()
         # a leaf's groups thaw once it is settled (its own entries read back, its hosts
         # recovered, its links found): until then nobody can judge what it reaches
         live = {g for d, g in self.view().group_ids.items() if self.is_settled(d, now)}
         return frozenset(g for g in self._expected_groups if g not in live)
+
+    def _in_grace(self, now: float) -> bool:
+        return self._grace_until is not None and now < self._grace_until
+
+    def _end_grace(self, now: float) -> Effects:
+        """After the grace period, what did not come back is judged without it."""
+        if self._in_grace(now) or not (self._expected_groups or self.fabric.expected):
+            return Effects()
+        gone = sorted(self._expected_groups - set(self.view().group_ids.values()))
+        if gone:
+            log.warning("%d ECMP group(s) towards leaves that did not come back within %g s "
+                        "are removed: %s", len(gone), self.settings.absent_timeout, gone)
+        if self.fabric.expected:
+            log.warning("ports facing switches that did not come back within %g s are "
+                        "judged without them: %s", self.settings.absent_timeout,
+                        sorted((e.dpid, e.port) for e in self.fabric.expected))
+        self._expected_groups.clear()
+        self.fabric.expected.clear()
+        return self._changed("grace period after the restart ended")
 
     def set_qos_policy(self, policy: QosPolicy | None) -> Effects:
         """Replace the marking policy (validated already); entries follow on the next sync."""

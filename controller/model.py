@@ -77,6 +77,8 @@ class Fabric:
         self.links: dict[LinkEnd, Link] = {}  # keyed by the source end
         self.hosts: dict[str, Host] = {}  # keyed by MAC
         self.held: set[LinkEnd] = set()  # fabric ports held down by flap dampening
+        # ports that faced a switch before a controller restart, not judged yet
+        self.expected: set[LinkEnd] = set()
 
     # --- switches and ports -----------------------------------------------------------------
     def switch_up(self, dpid: int, ports: list[Port], now: float) -> None:
@@ -188,7 +190,8 @@ class Fabric:
             return []
         linked = self.link_ports(dpid)
         ports = [p for p in sw.up_ports() if p not in linked
-                 and LinkEnd(dpid, p) not in self.held]
+                 and LinkEnd(dpid, p) not in self.held
+                 and LinkEnd(dpid, p) not in self.expected]
         if now is not None:
             ports = [p for p in ports if now - sw.port_up_since.get(p, now) >= min_up]
         return ports

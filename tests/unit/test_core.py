@@ -289,7 +289,7 @@ def _restart(fab, present, mirrors):
 def _read_back(again, dpid, mirror):
     flows = list(mirror.flows.values())
     again.core.recover_pins(dpid, flows)
-    again.core.recover_layout(dpid, flows, list(mirror.groups))
+    again.core.recover_layout(dpid, flows, list(mirror.groups.values()))
     again.deliver(again.core.recover_hosts(dpid, flows, again.now))
     again.deliver(again.core.probe(dpid, again.now))
 
@@ -300,9 +300,40 @@ def _sync(again, mirrors, present):
     frozen = again.core.frozen_groups(again.now)
     for dpid in present:
         desired, complete = again.core.desired(dpid, again.now)
-        plans[dpid] = mirrors[dpid].plan(desired, additive=not complete, keep_groups=frozen)
+        keep = frozen
+        if again.core.waiting(dpid, again.now):
+            keep = frozen | frozenset(mirrors[dpid].groups)
+        plans[dpid] = mirrors[dpid].plan(desired, additive=not complete, keep_groups=keep)
         mirrors[dpid].apply(plans[dpid])
     return plans
+
+
+def test_restart_with_a_late_spine_changes_no_group_meanwhile():
+    from controller.openflow import SwitchMirror
+
+    fab = discovered()
+    for i, leaf in enumerate(fab.leaves):
+        learn(fab, leaf, 3, (f"00:00:00:00:00:0{2 * i + 1}", f"10.0.0.{2 * i + 1}"))
+    fab.advance(0.1)
+    mirrors = {}
+    for d in fab.spines + fab.leaves:
+        desired, _ = fab.core.desired(d, fab.now)
+        mirrors[d] = SwitchMirror(dict(desired.flows), dict(desired.groups),
+                                  dict(desired.meters))
+    held = {d: (dict(m.flows), dict(m.groups)) for d, m in mirrors.items()}
+    early = [1001] + fab.leaves
+    again = _restart(fab, early, mirrors)
+    for _ in range(6):  # spine 1002 stays away for 3 s
+        again.advance(0.5)
+        for plan in _sync(again, mirrors, early).values():
+            assert plan.group_mods == [] and plan.group_dels == [] and plan.flow_dels == []
+        # the leaves' ports towards the missing spine are not taken for host ports
+        assert 2 not in again.core.host_ports(2001, again.now)
+    again.deliver(again.core.switch_connected(1002, again.ports(1002), again.now))
+    _read_back(again, 1002, mirrors[1002])
+    again.advance(1.1)
+    _sync(again, mirrors, early + [1002])
+    assert {d: (dict(m.flows), dict(m.groups)) for d, m in mirrors.items()} == held
 
 
 def test_restart_with_a_late_leaf_keeps_what_leads_to_it():
