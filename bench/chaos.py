@@ -144,7 +144,7 @@ class Chaos:
         pid = int(subprocess.run(["pgrep", "-x", "ovs-vswitchd"], capture_output=True,
                                  text=True, check=True).stdout.split()[0])
         os.kill(pid, signal.SIGKILL)
-        time.sleep(1.0)
+        time.sleep(1.0)  # (ovs-start.sh waits for the old one to be gone)
         subprocess.run(["bash", str(REPO / "scripts" / "ovs-start.sh")], check=True)
         return "SIGKILL"
 

@@ -124,6 +124,7 @@ def fabric_network(spec: FabricSpec, controller: str, quiet: bool = True):
         yield net
     finally:
         try:
+            ensure_ovs()  # (a test may have killed ovs-vswitchd: del-br would wait forever)
             net.stop()
         except Exception:  # pragma: no cover - best effort, then the big hammer
             log.exception("net.stop() failed; running mn -c")

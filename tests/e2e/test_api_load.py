@@ -118,8 +118,10 @@ def test_seventy_watchers_leave_room_for_a_drain_and_health(controller_factory):
         for t in threads:
             t.join(15)
         try:
-            assert outcomes.count("watching") == 64, outcomes
-            assert outcomes.count("RESOURCE_EXHAUSTED") == 6, outcomes
+            # one token: its cap (api.max_watchers_per_token, 32) is what binds here;
+            # the total cap has its own test over gRPC in tests/unit/test_watchdog.py
+            assert outcomes.count("watching") == 32, outcomes
+            assert outcomes.count("RESOURCE_EXHAUSTED") == 38, outcomes
             with ctl.client(timeout=3) as admin:
                 t0 = time.monotonic()
                 assert "drained" in admin.drain_link(2001, 1)

@@ -132,7 +132,16 @@ def test_ovs_vswitchd_restart_is_reinstalled_and_keeps_its_queues(fabric_2x4):
     pid = int(subprocess.run(["pgrep", "-x", "ovs-vswitchd"], capture_output=True, text=True,
                              check=True).stdout.split()[0])
     os.kill(pid, signal.SIGKILL)
-    time.sleep(1.0)
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    assert wait_until(gone, timeout=10)
+    time.sleep(0.5)
     t0 = time.monotonic()
     subprocess.run(["bash", "scripts/ovs-start.sh"], check=True)
     with ctl.client() as c:
