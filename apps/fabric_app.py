@@ -270,6 +270,10 @@ class FabricApp(app_manager.OSKenApp):
                 if n != self._errors_seen.get(name, 0)], now)
             self._errors_seen = errors_now
         errors = {f"handler_errors.{k}": v for k, v in errors_now.items()}
+        qos_app = app_manager.lookup_service_brick("QosApp")
+        if qos_app is not None:  # (read-only: ints and a reference)
+            errors["qos_errors"] = qos_app.errors
+            errors["qos_failing"] = int(qos_app.failing is not None)
         self.published_counters = {**self.stats, **self.core.counters, **te_stats, **errors}
 
     # --- switch connection ------------------------------------------------------------------

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from apps.guard import HANDLER_ERRORS, WATCHDOG_TRIPS
+from apps.qos_app import QOS_ERRORS
 from controller import __version__
 from controller.config import parse_host_port
 
@@ -158,6 +159,7 @@ def start_metrics_server(address: str, fabric_app: Callable[[], Any]) -> Collect
     registry.register(LOOP_LAG)
     registry.register(HANDLER_ERRORS)
     registry.register(WATCHDOG_TRIPS)
+    registry.register(QOS_ERRORS)
     try:
         start_http_server(port, addr=host, registry=registry)
     except OSError as exc:

@@ -17,6 +17,7 @@ from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
+from prometheus_client import Counter
 
 from apps import runtime
 from apps.guard import guarded
@@ -30,11 +31,16 @@ from apps.ovs_qos import (
     set_tc_filters,
     tc_filters,
 )
+from controller.events import FabricEvent
 from controller.qos import PortQosPlan, QosPolicy, port_plan
 
 log = logging.getLogger("aifabric.qos")
 
 AUDIT_SECONDS = 5.0
+RETRY_MIN, RETRY_MAX = 1.0, 30.0  # seconds between attempts while OVSDB fails
+QOS_ERRORS = Counter("aifabric_qos_errors", "Failed QoS provisioning passes (OVSDB or tc "
+                     "unreachable or refusing); nothing is removed on a failed read",
+                     registry=None)
 # How long a provisioned port may lack OVS's qdisc before its rows are re-made (something,
 # such as Mininet's TCLink, replaced the qdisc behind OVS's back). OVS itself can take
 # a second or more to install the qdiscs of a large transaction.
@@ -69,6 +75,7 @@ class QosApp(app_manager.OSKenApp):
         self._stop = threading.Event()
         self.applied_ports = 0
         self.errors = 0
+        self.failing: str | None = None  # why provisioning fails now (None: it works)
         self._missing: dict[str, float] = {}  # port -> since when OVS's qdisc is missing
         self._deleted: set[str] = set()  # ports the switches said were deleted
 
@@ -126,6 +133,7 @@ class QosApp(app_manager.OSKenApp):
     def _worker(self) -> None:
         if not self.enabled:
             log.info("QoS off (--no-qos): ports are left unprovisioned")
+        backoff = RETRY_MIN
         while not self._stop.is_set():
             self._wake.wait(AUDIT_SECONDS)
             self._wake.clear()
@@ -133,15 +141,31 @@ class QosApp(app_manager.OSKenApp):
                 return
             try:
                 self.reconcile()
-            except OvsError as exc:
+            except Exception as exc:  # keep the worker alive whatever happens
                 self.errors += 1
-                log.error("QoS provisioning failed: %s (retrying)", exc)
-                time.sleep(1.0)
+                QOS_ERRORS.inc()
+                what = str(exc) if isinstance(exc, OvsError) else repr(exc)
+                if self.failing is None:  # say it once, then count
+                    self.failing = what
+                    log.error("QoS provisioning failed: %s (retrying with backoff; nothing "
+                              "is removed while OVSDB cannot be read)", what,
+                              exc_info=not isinstance(exc, OvsError))
+                    self._announce("qos_unavailable", f"QoS provisioning failed: {what}")
+                time.sleep(backoff)
+                backoff = min(RETRY_MAX, backoff * 2)
                 self._wake.set()
-            except Exception:  # keep the worker alive whatever happens
-                self.errors += 1
-                log.exception("QoS provisioning failed")
-                time.sleep(1.0)
+                continue
+            if self.failing is not None:
+                log.warning("QoS provisioning works again (it failed with: %s)", self.failing)
+                self._announce("qos_available", "QoS provisioning works again")
+                self.failing = None
+            backoff = RETRY_MIN
+
+    def _announce(self, kind: str, message: str) -> None:
+        """An event for API watchers (the fabric app's bus is thread-safe)."""
+        fabric = app_manager.lookup_service_brick("FabricApp")
+        if fabric is not None:
+            fabric.event_bus.publish([FabricEvent(kind, message)], time.time())
 
     def desired(self) -> dict[str, tuple[str, PortQosPlan]]:
         """Port name -> (bridge, plan) for every port of every switch seen (connected
