@@ -1,7 +1,9 @@
 """Chaos run: a random sequence of faults on one fabric, with traffic, in one invocation.
 
 A 2-spine/4-leaf fabric (10 Mbit/s links) carries 10 ms pings between four host pairs
-that span every leaf, and two long TCP flows. Faults are drawn at random (seeded) from:
+that span every leaf, and two long TCP flows (which share queues with the pings: the
+first window has no fault and gives the loss they cause by themselves). Faults are then
+drawn at random (seeded) from:
 
   link_flap        a leaf uplink down for 2 s, then up
   switch_session   a leaf's OpenFlow session lost for 3 s (its tables stay)
@@ -11,9 +13,10 @@ that span every leaf, and two long TCP flows. Faults are drawn at random (seeded
   qos_change       a QoS policy change through the API, and back
   drain            a spine drained, then undrained
 
-For each fault: the pings lost during it (over all pairs), the time until every pair
-answers again and the fabric is whole (16 link directions), and afterwards whether the
-switches hold what they held before the fault (flows by table/priority/match, groups).
+For each fault: the pings lost during it (over all pairs), the time from the end of the
+fault (the link back up, the controller started again...) until every pair answers and
+the fabric is whole (16 link directions), and afterwards whether the switches hold what
+they held before the fault (flows by table/priority/match, groups).
 At the end the controller is restarted cleanly and must change nothing: the end state
 equals what a fresh controller installs (no stale and no missing entries).
 
@@ -108,6 +111,10 @@ class Chaos:
                    .count(" 0% packet loss") for a, b in PAIRS)
 
     # --- the faults -----------------------------------------------------------------------
+    def none(self) -> str:
+        time.sleep(2.0)
+        return "nothing (baseline)"
+
     def link_flap(self) -> str:
         leaf, spine = f"l{self.rng.randint(1, 4)}", f"s{self.rng.randint(1, 2)}"
         self.net.configLinkStatus(leaf, spine, "down")
@@ -190,14 +197,18 @@ def run(seconds: float, seed: int, workdir: Path) -> dict:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
             time.sleep(3.0)
             deadline = time.monotonic() + seconds
+            first = True
             try:
                 while time.monotonic() < deadline:
-                    fault = rng.choice(FAULTS)
+                    # the first window has no fault: the loss the traffic itself causes
+                    # (the pings share queues with the TCP flows) is the baseline
+                    fault = "none" if first else rng.choice(FAULTS)
+                    first = False
                     before = tables(net)
                     pingers = [start_ping(net.get(a), net.get(b).IP(), 30) for a, b in PAIRS]
                     time.sleep(1.0)
-                    t0 = time.monotonic()
                     what = getattr(chaos, fault)()
+                    t0 = time.monotonic()  # the fault is over (the link is back...)
                     healed = wait_until(lambda: chaos.whole() and chaos.pairs_ok(),
                                         timeout=30, interval=0.2)
                     recovery = time.monotonic() - t0
@@ -232,10 +243,11 @@ def table(res: dict) -> str:
     by: dict[str, list[dict]] = {}
     for r in res["faults"]:
         by.setdefault(r["fault"], []).append(r)
-    rows = ["| fault | times | pings lost (of sent, 4 pairs at 10 ms) | recovery s (max) | "
+    rows = ["| fault | times | pings lost (of sent, 4 pairs at 10 ms) | recovery s after it "
+            "ends (max) | "
             "entries differing after (stale / missing) |",
             "| --- | --- | --- | --- | --- |"]
-    for fault in FAULTS:
+    for fault in ("none", *FAULTS):
         rs = by.get(fault)
         if not rs:
             continue
