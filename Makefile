@@ -42,6 +42,7 @@ bench: setup
 	$(PY) -m bench.te_scale
 	$(PY) -m bench.api
 	$(PY) -m bench.hostile
+	$(PY) -m bench.chaos
 
 clean-net:
 	-mn -c >/dev/null 2>&1
