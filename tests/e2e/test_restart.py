@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 
 from mininet_topos.discovery import wait_discovered
@@ -127,4 +128,47 @@ def test_sigkill_restart_with_a_late_leaf_loses_nothing(fabric_2x4, controller_f
     # the queues were never removed and re-made: neither by the session drop nor by
     # the restarted controller's first pass, which knew only some switches
     assert qos_rows() == qos_before
+    all_pairs_ok(net)
+
+
+def test_a_reconnect_storm_of_one_leaf_does_not_hold_back_the_others(fabric_2x4):
+    """l4 loses and regains its session every 0.3 s. Settling is per switch: a new TCP
+    flow between two other leaves is still placed by TE meanwhile, and afterwards every
+    pair forwards."""
+    ctl, net, spec = fabric_2x4
+    all_pairs_ok(net)
+    h1, h3 = net.get("h1", "h3")
+    target = subprocess.run(["ovs-vsctl", "get-controller", "l4"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    stop = threading.Event()
+
+    def storm() -> None:
+        while not stop.is_set():
+            subprocess.run(["ovs-vsctl", "set-controller", "l4", "tcp:127.0.0.1:1"],
+                           check=True)
+            time.sleep(0.3)
+            subprocess.run(["ovs-vsctl", "set-controller", "l4", *target], check=True)
+            time.sleep(0.3)
+
+    stormer = threading.Thread(target=storm)
+    stormer.start()
+    try:
+        time.sleep(2.0)  # the storm is on
+        h3.cmd("iperf3 -s -1 -D -p 5301 >/dev/null 2>&1")
+        time.sleep(0.3)
+        client = h1.popen(["iperf3", "-c", h3.IP(), "-p", "5301", "-t", "5", "--cport",
+                           "40777"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def placed() -> bool:
+            with ctl.client() as c:
+                return any(f.flow.src_port == 40777 and f.spine for f in c.flows().flows)
+
+        assert wait_until(placed, timeout=4.0, interval=0.3), "TE placed nothing"
+        client.wait(20)
+    finally:
+        stop.set()
+        stormer.join(10)
+        subprocess.run(["ovs-vsctl", "set-controller", "l4", *target], check=True)
+    with ctl.client() as c:
+        wait_discovered(c, spec, timeout=15)
     all_pairs_ok(net)
