@@ -155,10 +155,6 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
 
         return stream
 
-    def watching(self) -> int:
-        with self._watch_lock:
-            return sum(self._watchers.values())
-
     def _audited(self, behavior, who: Principal, name: str):
         audit = self.audit
 

@@ -670,7 +670,6 @@ class FabricApp(app_manager.OSKenApp):
         # Spines before leaves: a leaf entry lets traffic into the fabric, so the spine
         # entries it relies on should be there first.
         order = sorted(self.syncs, key=lambda d: (self.core.role(d) != "spine", d))
-        frozen = self.core.frozen_groups(now)
         for dpid in order:
             if only is not None and dpid not in only:
                 continue
@@ -678,9 +677,7 @@ class FabricApp(app_manager.OSKenApp):
             if sync.phase != "ready":
                 continue
             desired, complete = self.core.desired(dpid, now)
-            keep = frozen
-            if self.core.waiting(dpid, now):  # a switch it faces is not back yet
-                keep = frozen | frozenset(sync.mirror.groups)
+            keep = self.core.kept_groups(dpid, sync.mirror.groups, now)
             plan = sync.mirror.plan(desired, additive=not complete, keep_groups=keep)
             if not plan:
                 continue

@@ -36,7 +36,13 @@ from mininet_topos.attack import gratuitous_arp, malformed_lldp, ping_result, st
 from mininet_topos.attack import run as attack
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
-from mininet_topos.network import cleanup, fabric_network, reachability, wait_qos_provisioned
+from mininet_topos.network import (
+    cleanup,
+    cold_reachability,
+    fabric_network,
+    reachability,
+    wait_qos_provisioned,
+)
 from mininet_topos.spine_leaf import FabricSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,9 +93,7 @@ def counters(ctl) -> dict[str, int]:
 
 
 def all_pairs(net) -> float:
-    for h in net.hosts:
-        h.cmd("ip neigh flush all")
-    result = reachability(net, count=2, timeout=1.0)
+    result = cold_reachability(net)
     return sum(result.values()) / len(result)
 
 

@@ -5,6 +5,7 @@ and desired per-switch entries. No os-ken, no sockets, no clock: ``now`` is an a
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from controller import constants as C
@@ -507,6 +508,13 @@ class FabricCore(TrafficEngineeringMixin):
         """True while a port of ``dpid`` that faced a switch before the restart is not
         judged yet (that switch is not back): its groups are then kept as they are."""
         return self._in_grace(now) and any(e.dpid == dpid for e in self.fabric.expected)
+
+    def kept_groups(self, dpid: int, held: Iterable[int], now: float) -> frozenset[int]:
+        """The groups (of ``held``, what switch ``dpid`` holds) that a sync must leave as
+        they are: those towards leaves not back yet, and all of them while a switch
+        ``dpid`` faces is not back (see :meth:`waiting`)."""
+        frozen = self.frozen_groups(now)
+        return frozen | frozenset(held) if self.waiting(dpid, now) else frozen
 
     def frozen_groups(self, now: float) -> frozenset[int]:
         """Groups towards leaves that have not come back (yet) since the restart."""

@@ -80,6 +80,3 @@ class FlapDamper:
             if not rec.suppressed and p < 0.01:
                 del self._records[end]
         return sorted(out)
-
-    def held(self) -> list[LinkEnd]:
-        return sorted(e for e, r in self._records.items() if r.suppressed)

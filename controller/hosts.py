@@ -60,8 +60,7 @@ class Verification:
 
     mac: str
     deadline: float
-    reason: str  # "conflict" | "idle"
-    claim: Claim | None = None
+    claim: Claim | None = None  # None: an idle host is probed, nobody waits on it
 
 
 @dataclass(frozen=True)
@@ -121,8 +120,6 @@ class HostGuard:
         self.pending: dict[str, Verification] = {}  # by the bound host's MAC
         self.generation = 0  # bumped whenever a host starts or stops being probed
         self._full_reported: set[tuple[int, int]] = set()
-        self.static = {s.mac: s for s in settings.static}
-        self.static_ips = {s.ip: s for s in settings.static}
 
     def _set_pending(self, mac: str, v: Verification | None) -> None:
         if v is None:
@@ -215,7 +212,7 @@ class HostGuard:
             return out
         if pending is None:
             self._set_pending(bound.mac, Verification(
-                bound.mac, now + self.settings.probe_timeout, "conflict", claim))
+                bound.mac, now + self.settings.probe_timeout, claim))
             assert bound.ip is not None
             out.probes.append(Probe(bound.dpid, bound.port, bound.mac, bound.ip))
         else:
@@ -293,7 +290,7 @@ class HostGuard:
                                             ("at", f"{host.dpid}:{host.port}"))))
                 continue
             self._set_pending(host.mac, Verification(
-                host.mac, now + self.settings.probe_timeout, "idle"))
+                host.mac, now + self.settings.probe_timeout))
             out.probes.append(Probe(host.dpid, host.port, host.mac, host.ip))
         return out
 

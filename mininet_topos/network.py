@@ -153,6 +153,15 @@ def reachability(net: Mininet, count: int = 1, timeout: float = 1.0) -> dict[tup
     return result
 
 
+def cold_reachability(net: Mininet, count: int = 2,
+                      timeout: float = 1.0) -> dict[tuple[str, str], bool]:
+    """``reachability`` after every host forgot its ARP cache: every pair must be
+    resolved again, through the controller, as after an attack or a fault."""
+    for h in net.hosts:
+        h.cmd("ip neigh flush all")
+    return reachability(net, count, timeout)
+
+
 def wait_until(pred, timeout: float, interval: float = 0.2) -> bool:
     """Poll ``pred`` until it is true or ``timeout`` seconds pass (bounded)."""
     deadline = time.monotonic() + timeout

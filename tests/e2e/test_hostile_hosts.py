@@ -16,7 +16,7 @@ from mininet_topos import traffic as T
 from mininet_topos.attack import gratuitous_arp, malformed_lldp, ping_result, start_ping
 from mininet_topos.attack import run as attack
 from mininet_topos.controller_proc import FabricdProcess
-from mininet_topos.network import ping, reachability, wait_until
+from mininet_topos.network import cold_reachability, ping, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import replay_events, running_fabric
 
@@ -60,15 +60,8 @@ def counters(ctl) -> dict[str, int]:
         return dict(c.status().counters)
 
 
-def flush_arp(net) -> None:
-    for h in net.hosts:
-        h.cmd("ip neigh flush all")
-
-
 def all_pairs_ok(net) -> bool:
-    flush_arp(net)
-    result = reachability(net, count=2, timeout=1.0)
-    return all(result.values())
+    return all(cold_reachability(net).values())
 
 
 def test_malformed_lldp_does_not_stop_the_controller(fabric):

@@ -276,6 +276,28 @@ def test_leaf_losing_its_controller_session_stays_reachable():
     assert all(2002 not in (lk.src_dpid, lk.dst_dpid) for lk in fab.core.snapshot(fab.now).links)
 
 
+def _hosts_on_every_leaf() -> dict:
+    return {leaf: (f"00:00:00:00:00:0{2 * i + 1}", f"10.0.0.{2 * i + 1}")
+            for i, leaf in enumerate(range(2001, 2005))}
+
+
+def _running_with_hosts(hosts: dict):
+    """A discovered fabric with one host on port 3 of each leaf in ``hosts``, and what
+    every switch then holds (as mirrors the app would load when reading it back)."""
+    from controller.openflow import SwitchMirror
+
+    fab = discovered()
+    for leaf, host in hosts.items():
+        learn(fab, leaf, 3, host)
+    fab.advance(0.1)
+    mirrors = {}
+    for d in fab.spines + fab.leaves:
+        desired, _ = fab.core.desired(d, fab.now)
+        mirrors[d] = SwitchMirror(dict(desired.flows), dict(desired.groups),
+                                  dict(desired.meters))
+    return fab, mirrors
+
+
 def _restart(fab, present, mirrors):
     """A fresh core to which the switches in ``present`` reconnect and are read back."""
     again = FakeFabric()
@@ -297,29 +319,16 @@ def _read_back(again, dpid, mirror):
 def _sync(again, mirrors, present):
     """What the app would send each connected switch now; applied to its mirror."""
     plans = {}
-    frozen = again.core.frozen_groups(again.now)
     for dpid in present:
         desired, complete = again.core.desired(dpid, again.now)
-        keep = frozen
-        if again.core.waiting(dpid, again.now):
-            keep = frozen | frozenset(mirrors[dpid].groups)
+        keep = again.core.kept_groups(dpid, mirrors[dpid].groups, again.now)
         plans[dpid] = mirrors[dpid].plan(desired, additive=not complete, keep_groups=keep)
         mirrors[dpid].apply(plans[dpid])
     return plans
 
 
 def test_restart_with_a_late_spine_changes_no_group_meanwhile():
-    from controller.openflow import SwitchMirror
-
-    fab = discovered()
-    for i, leaf in enumerate(fab.leaves):
-        learn(fab, leaf, 3, (f"00:00:00:00:00:0{2 * i + 1}", f"10.0.0.{2 * i + 1}"))
-    fab.advance(0.1)
-    mirrors = {}
-    for d in fab.spines + fab.leaves:
-        desired, _ = fab.core.desired(d, fab.now)
-        mirrors[d] = SwitchMirror(dict(desired.flows), dict(desired.groups),
-                                  dict(desired.meters))
+    fab, mirrors = _running_with_hosts(_hosts_on_every_leaf())
     held = {d: (dict(m.flows), dict(m.groups)) for d, m in mirrors.items()}
     early = [1001] + fab.leaves
     again = _restart(fab, early, mirrors)
@@ -337,17 +346,7 @@ def test_restart_with_a_late_spine_changes_no_group_meanwhile():
 
 
 def test_restart_with_a_late_leaf_keeps_what_leads_to_it():
-    from controller.openflow import SwitchMirror
-
-    fab = discovered()
-    for i, leaf in enumerate(fab.leaves):
-        learn(fab, leaf, 3, (f"00:00:00:00:00:0{2 * i + 1}", f"10.0.0.{2 * i + 1}"))
-    fab.advance(0.1)
-    mirrors = {}
-    for d in fab.spines + fab.leaves:
-        desired, _ = fab.core.desired(d, fab.now)
-        mirrors[d] = SwitchMirror(dict(desired.flows), dict(desired.groups),
-                                  dict(desired.meters))
+    fab, mirrors = _running_with_hosts(_hosts_on_every_leaf())
     held = {d: dict(m.flows) for d, m in mirrors.items()}
     early = fab.spines + fab.leaves[:3]
     again = _restart(fab, early, mirrors)
@@ -368,16 +367,7 @@ def test_restart_with_a_late_leaf_keeps_what_leads_to_it():
 
 
 def test_a_leaf_that_never_comes_back_is_removed_after_the_grace_period():
-    from controller.openflow import SwitchMirror
-
-    fab = discovered()
-    learn(fab, 2004, 3, ("00:00:00:00:00:07", "10.0.0.7"))
-    fab.advance(0.1)
-    mirrors = {}
-    for d in fab.spines + fab.leaves:
-        desired, _ = fab.core.desired(d, fab.now)
-        mirrors[d] = SwitchMirror(dict(desired.flows), dict(desired.groups),
-                                  dict(desired.meters))
+    fab, mirrors = _running_with_hosts({2004: ("00:00:00:00:00:07", "10.0.0.7")})
     early = fab.spines + fab.leaves[:3]
     again = _restart(fab, early, mirrors)
     again.advance(1.1)
