@@ -342,6 +342,14 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
                 if not kinds or e.event.kind in kinds:
                     yield event_message(e)
 
+    def GetSwitchEntries(self, request, context):
+        if request.dpid == 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
+        got = self._call(context, lambda app: app.switch_entries(request.dpid))
+        return fabric_pb2.SwitchEntries(
+            dpid=got.dpid, complete=got.complete, flows=got.flows, groups=got.groups,
+            meters=got.meters, kept_groups=got.kept_groups, pending=got.pending)
+
     def GetQosStats(self, request, context):
         got = self.handle.queue_stats()
         if got is None:

@@ -30,10 +30,6 @@ class EventBus:
         with self._cond:
             return self._seq
 
-    def since(self, seq: int) -> list[StampedEvent]:
-        with self._cond:
-            return [e for e in self._events if e.seq > seq]
-
     def wait(self, seq: int, timeout: float) -> list[StampedEvent]:
         """Events after ``seq``, waiting up to ``timeout`` seconds for the first one."""
         with self._cond:

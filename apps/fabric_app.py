@@ -32,12 +32,13 @@ from apps.event_bus import EventBus
 from apps.guard import Heartbeat, guarded, handler_errors
 from apps.metrics import LOOP_LAG
 from controller import constants as C
+from controller import ofctl_text
 from controller.core import CoreSettings, Effects, FabricCore
 from controller.events import FabricEvent
 from controller.model import Port
 from controller.monitor import LoadMonitor, PortCounters, utilization
 from controller.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror
-from controller.snapshot import FlowInfo, TopologySnapshot
+from controller.snapshot import FlowInfo, SwitchEntries, TopologySnapshot
 from controller.te import PROTO_NAMES, FlowKey
 
 log = logging.getLogger("aifabric.fabric")
@@ -400,6 +401,26 @@ class FabricApp(app_manager.OSKenApp):
         if qos_app is not None:
             qos_app.set_policy(policy)  # thread-safe: its worker provisions the queues
         log.info("QoS policy replaced: %s", ", ".join(c.name for c in policy.classes))
+
+    # --- reads that need the app's thread (called through EventCall) ------------------------
+    def switch_entries(self, dpid: int) -> SwitchEntries:
+        """What switch ``dpid`` should hold, and how far its session is from it."""
+        sync = self.syncs.get(dpid)
+        if sync is None:
+            raise LookupError(f"switch {dpid} is not connected")
+        now = time.time()
+        desired, complete = self.core.desired(dpid, now)
+        keep = self.core.kept_groups(dpid, sync.mirror.groups, now)
+        # (while its state is being read back, nothing of it is known: all is pending)
+        held = sync.mirror if sync.phase == "ready" else SwitchMirror()
+        pending = len(held.plan(desired, additive=not complete, keep_groups=keep))
+        return SwitchEntries(
+            dpid, complete,
+            tuple(ofctl_text.flow_text(r) for _, r in sorted(desired.flows.items(),
+                                                              key=lambda kv: repr(kv[0]))),
+            tuple(ofctl_text.group_text(g) for _, g in sorted(desired.groups.items())),
+            tuple(ofctl_text.meter_text(m) for _, m in sorted(desired.meters.items())),
+            tuple(sorted(keep)), pending)
 
     @set_ev_cls(ofp_event.EventOFPQueueStatsReply, MAIN_DISPATCHER)
     @guarded

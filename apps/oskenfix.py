@@ -8,16 +8,28 @@
    that it exits too.
 2. A switch that stops reading must not stall the controller. ``Datapath.send`` waits
    for room in a 16-message queue for as long as the socket's timeout; the fabric app
-   sends from its only thread, so one stuck switch stopped every other. Here a send
-   waits at most ``SEND_WAIT`` seconds; a switch whose queue stays full that long is
-   dropped (its socket shut down) and is reconciled when it reconnects.
+   sends from its only thread, so one stuck switch stopped every other. Here each switch
+   gets a queue of ``SEND_QUEUE`` messages, and its send thread's progress is tracked:
+   a send finds room at once (a healthy switch drains its queue far faster than the
+   controller fills it), waits only while the switch is still reading, and a switch
+   whose queue is full while it has read nothing for ``SEND_WAIT`` seconds is dropped
+   at once (its socket shut down) and reconciled when it reconnects. A stuck switch
+   that is sent little is dropped by the echo requests it never answers, long before
+   its queue is full: the others do not wait for it. What a stuck switch can make the
+   controller hold is bounded: ``SEND_QUEUE`` messages and ``SEND_BUFFER`` bytes of
+   kernel buffer (left alone, Linux grows a session's buffer up to 16 MiB). A burst
+   larger than both to a switch that stops reading in the middle of it costs the
+   others at most ``SEND_WAIT`` once (it cannot be told from a slow switch sooner).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import queue
 import socket
+import threading
+import time
 
 from os_ken.base import app_manager  # noqa: F401  (os-ken's own import order needs it first)
 from os_ken.controller import controller
@@ -25,11 +37,32 @@ from os_ken.controller.handler import DEAD_DISPATCHER
 
 log = logging.getLogger("aifabric.oskenfix")
 _MARK = "_aifabric_patched"
-SEND_WAIT = 1.0  # seconds a send may wait for room in a switch's queue
+SEND_WAIT = 1.0  # seconds without progress after which a switch with a full queue is stuck
+SEND_QUEUE = 4096  # messages waiting for one switch's send thread
+SEND_BUFFER = 1 << 20  # bytes of kernel send buffer per session (no autotuning to 16 MiB)
+
+
+def configure(send_queue: int, send_buffer: int) -> None:
+    """Per-switch bounds on what the controller holds for a switch that does not read."""
+    global SEND_QUEUE, SEND_BUFFER
+    SEND_QUEUE, SEND_BUFFER = send_queue, send_buffer
+
+
+class ProgressQueue(queue.Queue):
+    """A switch's send queue that remembers when its send thread last took a message."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.taken_at = time.monotonic()
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        item = super().get(block, timeout)
+        self.taken_at = time.monotonic()
+        return item
 
 
 def apply() -> None:
-    """Patch ``Datapath._recv_loop`` (idempotent)."""
+    """Patch ``Datapath`` (idempotent): its receive loop, its send queue, its send."""
     original = controller.Datapath._recv_loop
     if getattr(original, _MARK, False):
         return
@@ -40,32 +73,56 @@ def apply() -> None:
             original(self)
         finally:
             self.set_state(DEAD_DISPATCHER)
-            queue = self.send_q
-            if queue is not None and self._send_q_sem.acquire(blocking=False):
-                queue.put((b"", True))  # the send loop exits after this (closing) item
+            q = self.send_q
+            if q is not None and self._send_q_sem.acquire(blocking=False):
+                q.put((b"", True))  # the send loop exits after this (closing) item
+
+    init = controller.Datapath.__init__
+
+    @functools.wraps(init)
+    def datapath_init(self, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        self.send_q = ProgressQueue(SEND_QUEUE)
+        self._send_q_sem = threading.BoundedSemaphore(SEND_QUEUE)
 
     setattr(recv_loop, _MARK, True)
     controller.Datapath._recv_loop = recv_loop
+    controller.Datapath.__init__ = datapath_init
     controller.Datapath.send = bounded_send
 
 
 def bounded_send(self, buf, close_socket=False) -> bool:
-    """``Datapath.send`` that never waits more than SEND_WAIT for a switch."""
+    """``Datapath.send`` that waits for a switch only while the switch is reading."""
     if getattr(self, "_aifabric_stuck", False):
         return False
-    if not self._send_q_sem.acquire(timeout=SEND_WAIT):
-        self._aifabric_stuck = True
-        log.error("switch %s (%s) has not read its OpenFlow session for %g s: its "
-                  "connection is dropped; it is reconciled when it reconnects",
-                  self.id, self.address, SEND_WAIT)
-        try:
-            self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    sem = self._send_q_sem
+    if not sem.acquire(blocking=False):  # full: is the switch still reading?
+        while True:
+            taken_at = getattr(self.send_q, "taken_at", None)
+            idle = 0.0 if taken_at is None else time.monotonic() - taken_at
+            if idle >= SEND_WAIT:
+                _drop(self, idle)
+                return False
+            if sem.acquire(timeout=SEND_WAIT - idle):
+                break
+            if taken_at is None:  # a plain queue: no progress to judge, the wait is all
+                _drop(self, SEND_WAIT)
+                return False
+    q = self.send_q
+    if q is None:  # terminating
+        sem.release()
         return False
-    queue = self.send_q
-    if queue is None:  # terminating
-        self._send_q_sem.release()
-        return False
-    queue.put((buf, close_socket))
+    q.put((buf, close_socket))
     return True
+
+
+def _drop(dp, idle: float) -> None:
+    dp._aifabric_stuck = True
+    log.error("switch %s (%s) has not read its OpenFlow session for %.1f s and its send "
+              "queue is full: its connection is dropped; it is reconciled when it "
+              "reconnects", dp.id, dp.address, idle)
+    try:
+        dp.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -15,8 +15,9 @@ drawn at random (seeded) from:
 
 For each fault: the pings lost during it (over all pairs), the time from the end of the
 fault (the link back up, the controller started again...) until every pair answers and
-the fabric is whole (16 link directions), and afterwards whether the switches hold what
-they held before the fault (flows by table/priority/match, groups).
+the fabric is whole (16 link directions), and afterwards how far the switches are from
+what the controller wants them to hold (its desired state through the API, compared
+with what OVS dumps: stale and missing flow entries, groups and meters).
 At the end the controller is restarted cleanly and must change nothing: the end state
 equals what a fresh controller installs (no stale and no missing entries).
 
@@ -36,7 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from controller import constants as C
 from controller.client import policy_dict
+from mininet_topos import tables
 from mininet_topos.attack import ping_result, start_ping
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
@@ -55,43 +58,40 @@ SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
 PAIRS = (("h1", "h3"), ("h4", "h6"), ("h5", "h7"), ("h8", "h2"))  # every leaf, both ways
 FAULTS = ("link_flap", "switch_session", "spine_loss", "controller_kill",
           "vswitchd_restart", "qos_change", "drain")
+PIN_COOKIE = f"{C.make_cookie(C.KIND_PIN):#x}"[:6]  # "0xaf03"
 BEGIN, END = "<!-- bench:chaos:begin -->", "<!-- bench:chaos:end -->"
 
 
-def ofctl(switch: str, what: str) -> list[str]:
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", what, switch],
-                         capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[1:]
-
-
-def tables(net) -> dict[str, set[str]]:
-    """Every switch's entries (table, priority, match, actions) and groups, without
-    counters: what must be the same before and after a fault."""
+def entries(net) -> dict[str, set[str]]:
+    """Every switch's flow entries, groups and meters (TE pins aside: they come and go
+    with the traffic), as OVS dumps them."""
     out = {}
     for sw in net.switches:
-        flows = set()
-        for line in ofctl(sw.name, "dump-flows"):
-            parts = [p for p in line.strip().split(", ") if not p.startswith(
-                ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age="))]
-            flows.add(", ".join(parts))
-        groups = {g.strip() for g in ofctl(sw.name, "dump-groups")}
-        out[sw.name] = flows | groups
+        held = tables.held(sw.name)
+        out[sw.name] = {f for f in held["flows"] if f"cookie={PIN_COOKIE}" not in f} | \
+            held["groups"] | held["meters"]
     return out
 
 
-def ephemeral(entry: str) -> bool:
-    """Entries that come and go with traffic: TE pins and declined-flow entries."""
-    return "cookie=0xaf03" in entry or "cookie=0xaf06" in entry
+def changed(before: dict[str, set[str]], after: dict[str, set[str]]) -> tuple[int, int]:
+    """(entries only in after, entries only in before), over all switches."""
+    return (sum(len(after.get(sw, set()) - old) for sw, old in before.items()),
+            sum(len(old - after.get(sw, set())) for sw, old in before.items()))
 
 
-def diff(before: dict[str, set[str]], after: dict[str, set[str]]) -> tuple[int, int]:
-    """(stale, missing) entries of after against before, traffic-driven ones aside."""
-    stale = missing = 0
-    for sw, old in before.items():
-        new = after.get(sw, set())
-        stale += sum(1 for e in new - old if not ephemeral(e))
-        missing += sum(1 for e in old - new if not ephemeral(e))
-    return stale, missing
+def drift_after(ctl: FabricdProcess, net, timeout: float = 10.0) -> tuple[int, int, float]:
+    """(stale, missing) entries against the controller's desired state once the switches
+    have caught up, or at ``timeout``; and how long catching up took."""
+    t0 = time.monotonic()
+    while True:
+        with ctl.client() as c:
+            found = tables.drift(c, tables.dpids(net))
+        took = time.monotonic() - t0
+        if not found or took >= timeout:
+            return (sum(len(v) for d in found for v in d.stale.values()),
+                    sum(len(v) for d in found for v in d.missing.values())
+                    + sum(1 for d in found if not d.complete or d.pending), took)
+        time.sleep(0.5)
 
 
 class Chaos:
@@ -204,7 +204,6 @@ def run(seconds: float, seed: int, workdir: Path) -> dict:
                     # (the pings share queues with the TCP flows) is the baseline
                     fault = "none" if first else rng.choice(FAULTS)
                     first = False
-                    before = tables(net)
                     pingers = [start_ping(net.get(a), net.get(b).IP(), 30) for a, b in PAIRS]
                     time.sleep(1.0)
                     what = getattr(chaos, fault)()
@@ -215,26 +214,27 @@ def run(seconds: float, seed: int, workdir: Path) -> dict:
                     for p in pingers:
                         p.send_signal(signal.SIGINT)  # ping prints its summary and ends
                     pings = [ping_result(p) for p in pingers]
-                    time.sleep(2.0)  # what the switches hold once things have calmed
-                    stale, missing = diff(before, tables(net))
+                    stale, missing, in_sync = drift_after(ctl, net)
                     row = {"fault": fault, "what": what, "healed": healed,
                            "recovery_s": round(recovery, 2),
                            "pings_sent": sum(p.sent for p in pings),
                            "pings_lost": sum(p.sent - p.received for p in pings),
-                           "stale_entries": stale, "missing_entries": missing}
+                           "stale_entries": stale, "missing_entries": missing,
+                           "in_sync_s": round(in_sync, 2)}
                     results.append(row)
                     print(json.dumps(row), flush=True)
             finally:
                 for p in tcp:
                     p.kill()
             # the end state must be what a fresh controller installs
-            before = tables(net)
+            time.sleep(12.0)  # the TCP flows' pins idle out
+            before = entries(net)
             ctl.stop()
             ctl.start()
             with ctl.client() as c:
                 wait_discovered(c, SPEC, timeout=60)
             time.sleep(3.0)
-            stale, missing = diff(before, tables(net))
+            stale, missing = changed(before, entries(net))
     return {"faults": results, "fresh_controller_changes": {"stale": stale,
                                                            "missing": missing}}
 
@@ -245,8 +245,9 @@ def table(res: dict) -> str:
         by.setdefault(r["fault"], []).append(r)
     rows = ["| fault | times | pings lost (of sent, 4 pairs at 10 ms) | recovery s after it "
             "ends (max) | "
-            "entries differing after (stale / missing) |",
-            "| --- | --- | --- | --- | --- |"]
+            "entries differing from the desired state after (stale / missing) | "
+            "in sync s after healed (max) |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for fault in ("none", *FAULTS):
         rs = by.get(fault)
         if not rs:
@@ -256,7 +257,8 @@ def table(res: dict) -> str:
         rows.append(f"| {fault} | {len(rs)} | {lost} of {sent} | "
                     f"{max(r['recovery_s'] for r in rs):.1f} | "
                     f"{sum(r['stale_entries'] for r in rs)} / "
-                    f"{sum(r['missing_entries'] for r in rs)} |")
+                    f"{sum(r['missing_entries'] for r in rs)} | "
+                    f"{max(r.get('in_sync_s', 0.0) for r in rs):.1f} |")
     f = res["fresh_controller_changes"]
     rows.append(f"\nA fresh controller started on the end state changed {f['stale']} stale and "
                 f"{f['missing']} missing entries.")

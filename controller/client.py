@@ -128,6 +128,10 @@ class FabricClient:
         return self.stub.UnpinFlow(fabric_pb2.UnpinFlowRequest(flow=flow),
                                    timeout=max(self.timeout, 15.0)).message
 
+    def switch_entries(self, dpid: int) -> fabric_pb2.SwitchEntries:
+        return self.stub.GetSwitchEntries(fabric_pb2.GetSwitchEntriesRequest(dpid=dpid),
+                                          timeout=self.timeout)
+
     def watch_events(self, kinds: list[str] | None = None, replay: bool = False,
                      timeout: float | None = None):
         """Iterator over events (a cancellable gRPC stream); ``timeout`` ends it."""

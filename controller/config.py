@@ -56,6 +56,11 @@ class OpenFlowConfig(_Strict):
     port: int = Field(6653, ge=1, le=65535)
     echo_interval: float = Field(2.0, gt=0, description="seconds between echo requests")
     echo_max_unanswered: int = Field(3, ge=1)
+    send_queue: int = Field(4096, ge=64, le=1 << 20, description="messages queued for one "
+                            "switch; a switch whose queue is full and that has read nothing "
+                            "for a second is dropped")
+    send_buffer: int = Field(1 << 20, ge=1 << 16, le=64 << 20, description="kernel send "
+                             "buffer per switch session, bytes")
 
     @field_validator("listen_host")
     @classmethod

@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     cfg.CONF.set_override("echo_request_interval", of.echo_interval)
     cfg.CONF.set_override("maximum_unreplied_echo_requests", of.echo_max_unanswered)
+    from apps import oskenfix
+
+    oskenfix.configure(send_queue=of.send_queue, send_buffer=of.send_buffer)
     log.info(
         "fabricd %s: OpenFlow on %s:%d, API on %s, QoS %s, TE %s, link speed %s",
         __version__, of.listen_host, of.port, config.api.address,

@@ -117,6 +117,28 @@ def cmd_topology(client: FabricClient, args) -> int:
     return 0
 
 
+def cmd_entries(client: FabricClient, args) -> int:
+    got = client.switch_entries(args.dpid)
+    sections = {"flows": list(got.flows), "groups": list(got.groups),
+                "meters": list(got.meters)}
+    if args.json:
+        print(json.dumps({"dpid": got.dpid, "complete": got.complete, **sections,
+                          "kept_groups": list(got.kept_groups), "pending": got.pending},
+                         indent=2))
+        return 0
+    if args.only:  # bare lines, for ovs-ofctl add-flows/add-groups/diff-flows
+        print("\n".join(sections[args.only]))
+        return 0
+    state = "complete" if got.complete else "settling (only its LLDP entry is required yet)"
+    print(f"# switch {got.dpid}: {state}; {got.pending} changes not sent yet"
+          + (f"; groups kept as held: {', '.join(map(str, got.kept_groups))}"
+             if got.kept_groups else ""))
+    for name, lines in sections.items():
+        print(f"# {name} ({len(lines)})")
+        print("\n".join(lines))
+    return 0
+
+
 def write_picture(topo: dict, links: list[dict], path: str) -> int:
     """SVG, or PNG through rsvg-convert (Debian: librsvg2-bin)."""
     import shutil
@@ -411,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     ho.add_argument("--state", choices=["bound", "static", "recovered", "probing"],
                     help="only hosts in this state")
     ho.set_defaults(func=cmd_hosts)
+    en = sub.add_parser(
+        "entries", help="what the controller wants one switch to hold, in ovs-ofctl syntax",
+        description="Print the flow entries, groups and meters the controller wants switch "
+        "DPID to hold, one ovs-ofctl line each (OpenFlow 1.3). To compare with the switch: "
+        "fabricctl entries DPID --only flows > want.txt; "
+        "ovs-ofctl -O OpenFlow13 diff-flows BRIDGE want.txt")
+    en.add_argument("dpid", type=lambda v: int(v, 0), help="the switch's datapath id")
+    en.add_argument("--only", choices=["flows", "groups", "meters"],
+                    help="print only these lines, with no comments")
+    en.set_defaults(func=cmd_entries)
     s = sub.add_parser("status", help="controller version, settings and counters")
     s.set_defaults(func=cmd_status)
     h = sub.add_parser("health", help="exit 0 when the controller is serving")
@@ -467,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     qst = qsub.add_parser("stats", help="per-port, per-queue counters and drops")
     qst.add_argument("--dpid", type=int, default=0, help="one switch only")
     q.set_defaults(func=cmd_qos)
-    for sp in (t, ho, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins):
+    for sp in (t, ho, en, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p

@@ -75,3 +75,16 @@ class FlowInfo:
     pinned_by: str  # "te" | "operator"
     age: float
     moves: int
+
+
+@dataclass(frozen=True)
+class SwitchEntries:
+    """What the controller wants one switch to hold, in ovs-ofctl syntax."""
+
+    dpid: int
+    complete: bool
+    flows: tuple[str, ...]
+    groups: tuple[str, ...]
+    meters: tuple[str, ...]
+    kept_groups: tuple[int, ...]
+    pending: int

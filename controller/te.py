@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -346,10 +346,6 @@ class TrafficEngineer:
     def covered_by_pin(self, key: FlowKey) -> bool:
         return any(k.covers(key) for k in self._wildcards)
 
-    def forget(self, keys: Iterable[FlowKey]) -> None:
-        for k in keys:
-            self.flows.pop(k, None)
-
     def adopt(self, flow: Flow) -> None:
         """A flow recovered from a switch's entries after a controller restart."""
         self.flows.setdefault(flow.key, flow)
@@ -495,10 +491,6 @@ class TrafficEngineer:
                 planned[r] = planned.get(r, 0.0) + flow.rate_bps
             moves.append(self._move(flow, best, f"congestion on {resource_text(hot)}", now))
         return moves
-
-    @property
-    def congested(self) -> frozenset[Resource]:
-        return frozenset(self._congested)
 
     # --- rebalancing ------------------------------------------------------------------------
     def estimate_demands(self, flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:

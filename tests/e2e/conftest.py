@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mininet_topos import tables
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import (
@@ -86,6 +87,22 @@ def fabric_2x4(controller_factory):
         yield ctl, net, spec
 
 
+def assert_switches_hold_desired(ctl: FabricdProcess, net, timeout: float = 15.0) -> None:
+    """Every switch holds exactly what the controller wants (flows, groups, meters, as
+    OVS dumps them), within ``timeout``: no stale, no missing entry, nothing pending."""
+    last: list = []
+
+    def in_sync() -> bool:
+        nonlocal last
+        with ctl.client() as c:
+            last = tables.drift(c, tables.dpids(net))
+        return not last
+
+    assert wait_until(in_sync, timeout, interval=0.5), (
+        "switches differ from the controller's desired state:\n"
+        + "\n".join(str(d) for d in last))
+
+
 def ofctl(switch: str, *args: str) -> str:
     return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args, switch], check=True,
                           capture_output=True, text=True).stdout
@@ -116,8 +133,8 @@ def audit_entries(ctl: FabricdProcess) -> list[tuple[str, str, str]]:
         .splitlines() if "aifabric.api: audit: " in line)]
 
 
-__all__ = ["running_fabric", "ofctl", "group_buckets", "wait_until", "audit_entries",
-           "flow_table", "qos_rows", "replay_events"]
+__all__ = ["running_fabric", "assert_switches_hold_desired", "ofctl", "group_buckets",
+           "wait_until", "audit_entries", "flow_table", "qos_rows", "replay_events"]
 
 
 def flow_table(switch: str) -> dict[str, dict]:

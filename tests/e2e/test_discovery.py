@@ -46,7 +46,7 @@ def all_pairs_ok(net) -> None:
     assert lost == []
 
 
-def test_2x4_discovery_hosts_and_all_pairs(fabric_2x4):
+def test_2x4_discovery_hosts_and_all_pairs(fabric_2x4, tmp_path):
     ctl, net, spec = fabric_2x4
     out = subprocess.run(
         [sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr, "--json",
@@ -69,6 +69,20 @@ def test_2x4_discovery_hosts_and_all_pairs(fabric_2x4):
         others = [d for d in spec.leaf_dpids() if d != spec.leaf_dpids()[int(leaf_name[1]) - 1]]
         for dest in others:
             assert groups[dest] == [1, 2], (leaf_name, dest, groups)
+
+    # what the controller wants each switch to hold, as an operator checks it: fabricctl
+    # prints it in ovs-ofctl syntax, ovs-ofctl compares it with the bridge (no output:
+    # no difference; a missing entry would show as a '+' line, a stray one as '-')
+    for name, dpid in (("l1", 2001), ("s2", 1002)):
+        want = tmp_path / f"{name}.flows"
+        want.write_text(subprocess.run(
+            [sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr,
+             "entries", str(dpid), "--only", "flows"], capture_output=True, text=True,
+            check=True).stdout)
+        assert len(want.read_text().splitlines()) > 5
+        diff = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "diff-flows", name, str(want)],
+                              capture_output=True, text=True)
+        assert diff.returncode == 0 and diff.stdout == "", diff.stdout + diff.stderr
 
 
 @pytest.mark.timeout(600)

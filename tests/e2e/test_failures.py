@@ -8,7 +8,16 @@ import subprocess
 import time
 
 from mininet_topos.network import ping
-from tests.e2e.conftest import flow_table, group_buckets, qos_rows, replay_events, wait_until
+from mininet_topos.spine_leaf import FabricSpec
+from tests.e2e.conftest import (
+    assert_switches_hold_desired,
+    flow_table,
+    group_buckets,
+    qos_rows,
+    replay_events,
+    running_fabric,
+    wait_until,
+)
 from tests.e2e.test_discovery import all_pairs_ok
 
 LEAVES = ("l1", "l2", "l3", "l4")
@@ -54,6 +63,7 @@ def test_link_failure_and_recovery(fabric_2x4):
     assert wait_until(lambda: leaf_groups_use({leaf: [1, 2] for leaf in LEAVES}), timeout=5.0), \
         "spine 1 not used again towards l1 after recovery"
     all_pairs_ok(net)
+    assert_switches_hold_desired(ctl, net)
 
 
 def test_spine_failure_and_restart(fabric_2x4):
@@ -80,6 +90,7 @@ def test_spine_failure_and_restart(fabric_2x4):
     net.configLinkStatus("l3", "s2", "down")
     assert wait_until(lambda: group_buckets("l1")[2003] == [1], timeout=1.0, interval=0.02)
     assert ping(net.get("h1"), net.get("h5").IP(), count=10, interval=0.02) == 10
+    assert_switches_hold_desired(ctl, net)
 
 
 def test_a_flapping_uplink_is_dampened(fabric_2x4):
@@ -117,6 +128,7 @@ def test_a_flapping_uplink_is_dampened(fabric_2x4):
     assert time.monotonic() - stopped < 20
     assert wait_until(lambda: leaf_groups_use({leaf: [1, 2] for leaf in LEAVES}), timeout=5)
     all_pairs_ok(net)
+    assert_switches_hold_desired(ctl, net)
 
 
 def test_ovs_vswitchd_restart_is_reinstalled_and_keeps_its_queues(fabric_2x4):
@@ -156,3 +168,59 @@ def test_ovs_vswitchd_restart_is_reinstalled_and_keeps_its_queues(fabric_2x4):
     assert qos_rows() == qos  # OVSDB kept them; nothing was removed and re-made
     assert wait_until(lambda: all(dscp_filters(f"{leaf}-eth3") > 0 for leaf in LEAVES),
                       timeout=15)
+    assert_switches_hold_desired(ctl, net)
+
+
+def test_a_switch_that_stops_reading_delays_no_one(controller_factory, tmp_path):
+    """A switch (a fake one: real OVS will not wedge on demand) with 100 edge ports stops
+    reading its session, keeping it open, just before the controller sends it its full
+    state (some 1,700 messages, more than the session's kernel buffer takes). The
+    controller's thread keeps answering at once, the fabric keeps forwarding, the wedged
+    switch is dropped, and when it connects again it is reconciled."""
+    from mininet_topos.attack import ping_result, start_ping
+    from tests.e2e.fake_switch import FakeSwitch
+
+    config = tmp_path / "fabricd.yaml"
+    config.write_text("openflow:\n  send_buffer: 131072\n")
+    ctl = controller_factory("--config", str(config))
+    spec = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
+    with running_fabric(ctl, spec) as (net, _):
+        all_pairs_ok(net)
+        fake = FakeSwitch(ctl.of_port, dpid=0xFA, ports=100)
+
+        def connected(c) -> bool:
+            return any(s.dpid == 0xFA and s.connected for s in c.topology().switches)
+
+        pinger = start_ping(net.get("h1"), net.get("h5").IP(), 14)
+        time.sleep(0.5)
+        fake.wedge_after("flow_mod", 1)  # its LLDP entry came; its full state will not
+        fake.connect()
+        try:
+            with ctl.client() as c:
+                assert wait_until(lambda: connected(c), timeout=10)
+                t0 = time.monotonic()
+                worst = 0.0
+                while (connected(c) or time.monotonic() - t0 < 2) and \
+                        time.monotonic() - t0 < 20:
+                    t = time.monotonic()
+                    c.switch_entries(2001)  # runs on the controller's thread
+                    worst = max(worst, time.monotonic() - t)
+                    time.sleep(0.1)
+                dropped = time.monotonic() - t0
+                assert not connected(c), "the wedged switch was never dropped"
+                assert fake.received["flow_mod"] == 1, fake.received  # it read no more
+                assert worst < 0.5, f"the controller's thread answered in {worst:.2f} s"
+                assert dropped < 15, dropped
+                p = ping_result(pinger)
+                assert p.loss == 0, p
+                # it comes back: read back (empty) and given its entries again
+                fake.close()
+                fake.connect()
+                assert wait_until(lambda: connected(c), timeout=10)
+                assert wait_until(lambda: fake.received["meter_mod"] >= 200
+                                  and fake.received["flow_mod"] >= 1000, timeout=15), \
+                    fake.received
+        finally:
+            fake.close()
+        all_pairs_ok(net)
+        assert_switches_hold_desired(ctl, net)

@@ -10,7 +10,7 @@ import time
 
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import ping
-from tests.e2e.conftest import flow_table, qos_rows, wait_until
+from tests.e2e.conftest import assert_switches_hold_desired, flow_table, qos_rows, wait_until
 from tests.e2e.test_discovery import all_pairs_ok
 
 
@@ -60,6 +60,7 @@ def test_controller_restart_loses_no_packet_and_wipes_nothing(fabric_2x4, contro
         assert_kept(old, host_entries(sw), elapsed - 1.0)
     assert len(topo["links"]) == 16
     all_pairs_ok(net)
+    assert_switches_hold_desired(again, net)
 
 
 def test_switch_reconnect_is_reconciled_not_wiped(fabric_2x4):
@@ -84,6 +85,7 @@ def test_switch_reconnect_is_reconciled_not_wiped(fabric_2x4):
     time.sleep(1.5)  # settled and synced
     assert_kept(before, host_entries("l2"), time.monotonic() - t0 - 0.5)
     all_pairs_ok(net)
+    assert_switches_hold_desired(ctl, net)
 
 
 def test_sigkill_restart_with_a_late_leaf_loses_nothing(fabric_2x4, controller_factory):
@@ -129,6 +131,7 @@ def test_sigkill_restart_with_a_late_leaf_loses_nothing(fabric_2x4, controller_f
     # the restarted controller's first pass, which knew only some switches
     assert qos_rows() == qos_before
     all_pairs_ok(net)
+    assert_switches_hold_desired(again, net)
 
 
 def test_a_reconnect_storm_of_one_leaf_does_not_hold_back_the_others(fabric_2x4):
@@ -171,4 +174,37 @@ def test_a_reconnect_storm_of_one_leaf_does_not_hold_back_the_others(fabric_2x4)
         subprocess.run(["ovs-vsctl", "set-controller", "l4", *target], check=True)
     with ctl.client() as c:
         wait_discovered(c, spec, timeout=15)
+    all_pairs_ok(net)
+    assert_switches_hold_desired(ctl, net)
+
+
+def test_tampered_tables_are_seen_and_reconciled_on_reconnect(fabric_2x4):
+    """Someone edits a leaf's tables behind the controller's back: an entry of ours
+    removed, a stray one added with our cookie. The drift check names both; the leaf's
+    next session puts back exactly the desired state."""
+    from mininet_topos import tables
+
+    ctl, net, spec = fabric_2x4
+    all_pairs_ok(net)
+    h3 = net.get("h3")
+    assert_switches_hold_desired(ctl, net)
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--strict", "del-flows", "l1",
+                    f"table=1,priority=100,dl_dst={h3.MAC()}"], check=True)
+    subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", "l1",
+                    "table=1,priority=100,cookie=0xaf0200000a0000fe,dl_dst=02:00:00:00:00:fe,"
+                    "actions=drop"], check=True)
+    with ctl.client() as c:
+        found = tables.drift(c, tables.dpids(net))
+    assert [d.switch for d in found] == ["l1"], "\n".join(map(str, found))
+    assert any(h3.MAC() in line for line in found[0].missing["flows"]), found[0]
+    assert any("02:00:00:00:00:fe" in line for line in found[0].stale["flows"]), found[0]
+    target = subprocess.run(["ovs-vsctl", "get-controller", "l1"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    subprocess.run(["ovs-vsctl", "set-controller", "l1", "tcp:127.0.0.1:1"], check=True)
+    with ctl.client() as c:
+        assert wait_until(
+            lambda: not {s.dpid: s.connected for s in c.topology().switches}[2001], 5)
+        subprocess.run(["ovs-vsctl", "set-controller", "l1", *target], check=True)
+        wait_discovered(c, spec, timeout=10)
+    assert_switches_hold_desired(ctl, net)
     all_pairs_ok(net)

@@ -1,6 +1,5 @@
 """A switch that stops reading its session cannot stall the controller's thread."""
 
-import queue
 import socket
 import threading
 import time
@@ -8,40 +7,81 @@ import time
 from apps import oskenfix
 
 
-class StuckDatapath:
-    """What bounded_send touches of an os-ken Datapath, with its queue already full."""
+class FullDatapath:
+    """What bounded_send touches of an os-ken Datapath, with its send queue full and its
+    send thread last seen taking a message ``idle`` seconds ago."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle: float) -> None:
         self.id, self.address = 2001, ("127.0.0.1", 40000)
-        self.send_q: queue.Queue | None = queue.Queue(1)
+        self.send_q: oskenfix.ProgressQueue | None = oskenfix.ProgressQueue(1)
         self._send_q_sem = threading.BoundedSemaphore(1)
         self.socket, self.peer = socket.socketpair()
         self.send_q.put((b"x", False))
         self._send_q_sem.acquire()
+        self.send_q.taken_at = time.monotonic() - idle
+
+    def take_one_after(self, delay: float) -> threading.Thread:
+        """The send thread, reading again ``delay`` seconds from now."""
+        def run() -> None:
+            time.sleep(delay)
+            self.send_q.get()
+            self._send_q_sem.release()
+
+        t = threading.Thread(target=run)
+        t.start()
+        return t
 
 
-def test_a_full_queue_costs_at_most_the_send_wait_then_nothing():
-    dp = StuckDatapath()
+def test_a_full_queue_of_a_switch_that_stopped_reading_is_dropped_at_once():
+    dp = FullDatapath(idle=oskenfix.SEND_WAIT + 0.5)
     t0 = time.monotonic()
     assert oskenfix.bounded_send(dp, b"hello") is False
-    assert time.monotonic() - t0 < oskenfix.SEND_WAIT + 0.5
-    t1 = time.monotonic()
+    assert time.monotonic() - t0 < 0.1  # no wait at all: it has been stuck long enough
     for _ in range(1000):  # every later send returns at once
         assert oskenfix.bounded_send(dp, b"more") is False
-    assert time.monotonic() - t1 < 0.1
+    assert time.monotonic() - t0 < 0.2
     assert dp.peer.recv(10) == b""  # the session was shut down: the switch reconnects
 
 
-def test_a_healthy_queue_takes_the_message():
-    dp = StuckDatapath()
+def test_a_full_queue_of_a_reading_switch_waits_for_room():
+    dp = FullDatapath(idle=0.0)
+    reader = dp.take_one_after(0.3)
+    t0 = time.monotonic()
+    assert oskenfix.bounded_send(dp, b"flow-mod") is True
+    assert 0.2 < time.monotonic() - t0 < oskenfix.SEND_WAIT
+    reader.join()
+    assert dp.send_q.get() == (b"flow-mod", False)
+
+
+def test_a_switch_that_stops_reading_while_we_wait_costs_at_most_the_send_wait():
+    dp = FullDatapath(idle=0.4)
+    t0 = time.monotonic()
+    assert oskenfix.bounded_send(dp, b"flow-mod") is False
+    took = time.monotonic() - t0
+    assert oskenfix.SEND_WAIT - 0.4 - 0.1 < took < oskenfix.SEND_WAIT - 0.4 + 0.3
+
+
+def test_a_queue_with_room_takes_the_message_without_waiting():
+    dp = FullDatapath(idle=60.0)
     dp.send_q.get()
     dp._send_q_sem.release()
     assert oskenfix.bounded_send(dp, b"flow-mod") is True
     assert dp.send_q.get() == (b"flow-mod", False)
 
 
-def test_the_patch_is_installed_on_os_ken():
+def test_the_patch_is_installed_on_os_ken_with_a_deep_queue():
     from os_ken.controller import controller
 
     oskenfix.apply()
     assert controller.Datapath.send is oskenfix.bounded_send
+    server = socket.create_server(("127.0.0.1", 0))
+    b = socket.create_connection(server.getsockname())
+    a, _ = server.accept()
+    server.close()
+    dp = controller.Datapath(a, ("127.0.0.1", 1))
+    assert isinstance(dp.send_q, oskenfix.ProgressQueue)
+    assert dp.send_q.maxsize == oskenfix.SEND_QUEUE
+    for n in range(oskenfix.SEND_QUEUE):  # a burst as long as the queue never waits
+        assert dp.send(b"m%d" % n) is True
+    a.close()
+    b.close()

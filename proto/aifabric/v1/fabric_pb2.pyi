@@ -359,3 +359,27 @@ class Event(_message.Message):
     message: str
     fields: _containers.ScalarMap[str, str]
     def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class GetSwitchEntriesRequest(_message.Message):
+    __slots__ = ("dpid",)
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    def __init__(self, dpid: _Optional[int] = ...) -> None: ...
+
+class SwitchEntries(_message.Message):
+    __slots__ = ("dpid", "complete", "flows", "groups", "meters", "kept_groups", "pending")
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    METERS_FIELD_NUMBER: _ClassVar[int]
+    KEPT_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    complete: bool
+    flows: _containers.RepeatedScalarFieldContainer[str]
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    meters: _containers.RepeatedScalarFieldContainer[str]
+    kept_groups: _containers.RepeatedScalarFieldContainer[int]
+    pending: int
+    def __init__(self, dpid: _Optional[int] = ..., complete: _Optional[bool] = ..., flows: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., meters: _Optional[_Iterable[str]] = ..., kept_groups: _Optional[_Iterable[int]] = ..., pending: _Optional[int] = ...) -> None: ...

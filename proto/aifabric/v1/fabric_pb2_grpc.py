@@ -100,6 +100,11 @@ class FabricStub:
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=aifabric_dot_v1_dot_fabric__pb2.Event.FromString,
                 _registered_method=True)
+        self.GetSwitchEntries = channel.unary_unary(
+                '/aifabric.v1.Fabric/GetSwitchEntries',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetSwitchEntriesRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.SwitchEntries.FromString,
+                _registered_method=True)
 
 
 class FabricServicer:
@@ -215,6 +220,16 @@ class FabricServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSwitchEntries(self, request, context):
+        """GetSwitchEntries returns what the controller wants one switch to hold: its flow
+        entries, groups and meters, each one line in ovs-ofctl syntax (OpenFlow 1.3), so an
+        operator can compare them with the switch (`ovs-ofctl diff-flows BRIDGE FILE`).
+        NOT_FOUND when the switch is not connected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FabricServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -282,6 +297,11 @@ def add_FabricServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=aifabric_dot_v1_dot_fabric__pb2.WatchEventsRequest.FromString,
                     response_serializer=aifabric_dot_v1_dot_fabric__pb2.Event.SerializeToString,
+            ),
+            'GetSwitchEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSwitchEntries,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetSwitchEntriesRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.SwitchEntries.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -636,6 +656,33 @@ class Fabric:
             '/aifabric.v1.Fabric/WatchEvents',
             aifabric_dot_v1_dot_fabric__pb2.WatchEventsRequest.SerializeToString,
             aifabric_dot_v1_dot_fabric__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSwitchEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/GetSwitchEntries',
+            aifabric_dot_v1_dot_fabric__pb2.GetSwitchEntriesRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.SwitchEntries.FromString,
             options,
             channel_credentials,
             insecure,
