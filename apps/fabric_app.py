@@ -477,22 +477,10 @@ class FabricApp(app_manager.OSKenApp):
 
     # --- maintenance (called through EventCall) ---------------------------------------------
     def maintain(self, action: str, dpid: int, port: int) -> str:
-        """Drain or undrain; LookupError for an unknown switch or link, ValueError when
-        the fabric's state forbids it."""
-        core = self.core
-        if dpid not in core.fabric.switches:
-            raise LookupError(f"no switch with dpid {dpid}")
-        if action == "drain_switch" or (action == "undrain" and not port):
-            eff = (core.drain if action == "drain_switch" else core.undrain)(switch=dpid)
-            what = f"switch {dpid}"
-        else:
-            cable = core.cable_at(dpid, port)
-            if cable is None:
-                raise LookupError(f"no link at {dpid}:{port}")
-            eff = (core.drain if action == "drain_link" else core.undrain)(cable=cable)
-            what = f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
+        """Drain or undrain (see ``FabricCore.maintain``); what happened, in words."""
+        eff, message = self.core.maintain(action, dpid, port)
         self._apply(eff, time.time(), flush=True)
-        return f"{what} {'back in service' if action == 'undrain' else 'drained'}"
+        return message
 
     # --- monitoring -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)

@@ -98,7 +98,7 @@ class FabricCore(TrafficEngineeringMixin):
         self.events: list[FabricEvent] = []  # taken by the app with take_events()
         self.port_bps: dict[tuple[int, int], float] = {}  # measured tx rates, set by the app
         self._te_topo: TeTopology | None = None
-        self._change_reason = "topology change"
+        self._change_reasons: list[str] = []  # why the TE topology is to be rebuilt
         self._recovered_pins: dict[int, list[FlowRule]] = {}
         self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
         self._port_flows: dict[tuple[int, int], int] = {}
@@ -118,8 +118,9 @@ class FabricCore(TrafficEngineeringMixin):
         self._view = None
         self._te_topo = None
         self._desired.clear()
-        if reason:
-            self._change_reason = reason
+        reason = reason or "topology change"
+        if reason not in self._change_reasons:
+            self._change_reasons.append(reason)
         return Effects(changed=True)
 
     def _event(self, kind: str, message: str, **fields: object) -> None:
@@ -610,6 +611,50 @@ class FabricCore(TrafficEngineeringMixin):
         self._event("undrain", f"{what} back in service", what=what)
         return self._changed(f"{what} back in service")
 
+    def drained_at(self, dpid: int, port: int) -> list[Cable]:
+        """Drained cables with an end at ``dpid:port`` (cabled now or not)."""
+        end = LinkEnd(dpid, port)
+        return sorted((c for c in self.drained_cables if end in (c.a, c.b)),
+                      key=lambda c: (c.a, c.b))
+
+    def drained_ends(self) -> frozenset[LinkEnd]:
+        """Port ends out of service: those of drained cables that are cabled now (a drain
+        outlives the link going down and up; a port cabled elsewhere is not drained)."""
+        present = set(self.fabric.cables())
+        return frozenset(e for c in self.drained_cables if c in present for e in (c.a, c.b))
+
+    def maintain(self, action: str, dpid: int, port: int = 0) -> tuple[Effects, str]:
+        """An operator's drain or undrain (``drain_link``, ``drain_switch``, ``undrain``
+        with a port for a link, without for a switch), and what happened, in words.
+        LookupError for an unknown switch or link; ValueError when the fabric's state
+        forbids it."""
+        if dpid not in self.fabric.switches:
+            raise LookupError(f"no switch with dpid {dpid}")
+        if action == "drain_switch":
+            return self.drain(switch=dpid), f"switch {dpid} drained"
+        if action == "undrain" and not port:
+            if dpid not in self.drained_switches:
+                return Effects(), f"switch {dpid} is not drained"
+            return self.undrain(switch=dpid), f"switch {dpid} back in service"
+        if action == "undrain":
+            drained = self.drained_at(dpid, port)
+            if not drained:
+                cable = self.cable_at(dpid, port)
+                if cable is None:
+                    raise LookupError(f"no link at {dpid}:{port}")
+                return Effects(), f"{self._drain_text(cable, None)} is not drained"
+            eff = Effects()
+            for c in drained:  # (with one before re-cabling: whatever was drained there)
+                eff.merge(self.undrain(cable=c))
+            return eff, " and ".join(f"{self._drain_text(c, None)} back in service"
+                                     for c in drained)
+        if action != "drain_link":
+            raise ValueError(f"unknown maintenance action {action!r}")
+        cable = self.cable_at(dpid, port)
+        if cable is None:
+            raise LookupError(f"no link at {dpid}:{port}")
+        return self.drain(cable=cable), f"{self._drain_text(cable, None)} drained"
+
     @staticmethod
     def _drain_text(cable: Cable | None, switch: int | None) -> str:
         if switch is not None:
@@ -662,8 +707,7 @@ class FabricCore(TrafficEngineeringMixin):
             connected=frozenset(d for d in members if fab.is_connected(d)),
             edge_ports={d: tuple(fab.edge_ports(d)) for d in leaves},
             qos=self.qos,
-            drained_ends=frozenset((e.dpid, e.port) for c in self.drained_cables
-                                   for e in (c.a, c.b)),
+            drained_ends=frozenset((e.dpid, e.port) for e in self.drained_ends()),
             drained_switches=frozenset(self.drained_switches),
             te=self.te is not None,
             punt=self.settings.punt,
@@ -712,7 +756,7 @@ class FabricCore(TrafficEngineeringMixin):
             )
             for sw in sorted(fab.switches.values(), key=lambda s: s.dpid)
         )
-        drained = {e for c in self.drained_cables for e in (c.a, c.b)}
+        drained = self.drained_ends()
         links = tuple(
             LinkInfo(lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, lk.discovered_at,
                      lk.src in drained or bool({lk.src.dpid, lk.dst.dpid}

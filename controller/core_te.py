@@ -42,7 +42,7 @@ class TrafficEngineeringMixin:
     te: TrafficEngineer | None
     port_bps: dict[tuple[int, int], float]
     _te_topo: TeTopology | None
-    _change_reason: str
+    _change_reasons: list[str]
     _recovered_pins: dict[int, list[FlowRule]]
     _flow_buckets: dict[tuple[int, int], TokenBucket]
     _port_flows: dict[tuple[int, int], int]
@@ -85,9 +85,11 @@ class TrafficEngineeringMixin:
         edge = [self._speed(d, p) for d in leaves for p in view.edge_ports.get(d, ())]
         host_rate = self.settings.link_speed_bps or (min(edge) if edge else 0.0)
         self._te_topo = topo = TeTopology(ups, reach, capacity, host_rate)
+        reason = "; ".join(self._change_reasons) or "topology change"
+        self._change_reasons = []  # (moves made now say why; later ones say their own)
         if self.te is not None:
             self._adopt_recovered_pins(view)
-            self.te.revalidate(topo, self.te_loads(), self._now, self._change_reason)
+            self.te.revalidate(topo, self.te_loads(), self._now, reason)
         return topo
 
     def te_loads(self) -> dict[Resource, float]:

@@ -408,6 +408,47 @@ def test_drain_spine_and_link_then_undrain():
     assert all(len(g.buckets) == 2 for g in desired.groups.values())
 
 
+def test_a_drain_is_of_a_cable_and_undrain_at_a_recabled_port_says_what_it_did():
+    fab = discovered()
+    eff, message = fab.core.maintain("drain_link", 2001, 1)
+    assert eff.changed and message == "link 1001:1 <-> 2001:1 drained"
+    assert {(e.dpid, e.port) for e in fab.core.drained_ends()} == {(1001, 1), (2001, 1)}
+    # leaf 1's first uplink moves to spine 1's port that led to leaf 2: the drained cable
+    # is gone, the new one is in service (a drain is not inherited by what is cabled next)
+    fab.unwire((2001, 1))
+    fab.unwire((2002, 1))
+    fab.wire((2001, 1), (1001, 2))
+    for _ in range(5):
+        fab.advance(1.0)
+    from controller.model import LinkEnd
+
+    assert fab.core.fabric.links[LinkEnd(2001, 1)].dst == LinkEnd(1001, 2)
+    assert fab.core.drained_ends() == frozenset()
+    desired, _ = fab.core.desired(2001, fab.now)
+    towards_3 = desired.groups[fab.core.view().group_ids[2003]]
+    assert sorted(b.actions[0][1] for b in towards_3.buckets) == [1, 2]
+    # undrain at the port clears the old record, and says which link it was
+    eff, message = fab.core.maintain("undrain", 2001, 1)
+    assert message == "link 1001:1 <-> 2001:1 back in service"
+    assert fab.core.drained_cables == set()
+    _, message = fab.core.maintain("undrain", 2001, 1)
+    assert message == "link 1001:2 <-> 2001:1 is not drained"
+    _, message = fab.core.maintain("undrain", 1001, 0)
+    assert message == "switch 1001 is not drained"
+
+
+def test_maintain_refuses_unknown_switches_and_ports():
+    import pytest
+
+    fab = discovered()
+    with pytest.raises(LookupError, match="no switch"):
+        fab.core.maintain("drain_switch", 42)
+    with pytest.raises(LookupError, match="no link at 2001:3"):
+        fab.core.maintain("drain_link", 2001, 3)
+    with pytest.raises(LookupError, match="no link at 2001:3"):
+        fab.core.maintain("undrain", 2001, 3)
+
+
 def test_drained_spine_still_forwards_what_reaches_it():
     fab = discovered()
     fab.core.drain(switch=1001)

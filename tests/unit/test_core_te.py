@@ -183,6 +183,21 @@ def test_drain_moves_pinned_flows_away():
     assert [e.kind for e in fab.core.take_events()].count("reroute") == 2
 
 
+def test_a_reroute_names_the_change_that_caused_it():
+    fab = te_fabric()
+    for sport in range(4):
+        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+    fab.core.take_events()
+    # two changes before the paths are next looked at: the one that moves the flows
+    # (spine 1001 loses leaf 2002), then another that moves nothing of theirs
+    fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
+    fab.core.port_status(2004, Port(1, "p1", up=False), False, fab.now)
+    fab.core.te_topology()
+    reroutes = [e for e in fab.core.take_events() if e.kind == "reroute"]
+    assert reroutes
+    assert all("port 1001:2 down" in e.message for e in reroutes), [e.message for e in reroutes]
+
+
 def test_congestion_pass_moves_a_large_flow_and_records_why():
     fab = te_fabric(TeSettings(congestion_intervals=2, rebalance=False))
     fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
