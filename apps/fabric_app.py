@@ -28,18 +28,18 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from apps import ofmsg, oskenfix, runtime
-from apps.event_bus import EventBus
+from apps.api.event_bus import EventBus
+from apps.api.metrics import LOOP_LAG
 from apps.guard import Heartbeat, guarded, handler_errors
-from apps.metrics import LOOP_LAG
-from controller import constants as C
-from controller import ofctl_text
-from controller.core import CoreSettings, Effects, FabricCore
-from controller.events import FabricEvent
-from controller.model import Port
-from controller.monitor import LoadMonitor, PortCounters, utilization
-from controller.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror
-from controller.snapshot import FlowInfo, SwitchEntries, TopologySnapshot
-from controller.te import PROTO_NAMES, FlowKey
+from controller.core import constants as C
+from controller.core import ofctl_text
+from controller.core.events import FabricEvent
+from controller.core.fabric_core import CoreSettings, Effects, FabricCore
+from controller.core.model import Port
+from controller.core.monitor import LoadMonitor, PortCounters, utilization
+from controller.core.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror
+from controller.core.snapshot import FlowInfo, SwitchEntries, TopologySnapshot
+from controller.core.te import PROTO_NAMES, FlowKey
 
 log = logging.getLogger("aifabric.fabric")
 oskenfix.apply()

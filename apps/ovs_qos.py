@@ -14,7 +14,7 @@ import logging
 import subprocess
 from dataclasses import dataclass
 
-from controller.qos import PortQosPlan
+from controller.core.qos import PortQosPlan
 
 log = logging.getLogger("aifabric.qos.ovs")
 

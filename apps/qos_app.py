@@ -31,8 +31,8 @@ from apps.ovs_qos import (
     set_tc_filters,
     tc_filters,
 )
-from controller.events import FabricEvent
-from controller.qos import PortQosPlan, QosPolicy, port_plan
+from controller.core.events import FabricEvent
+from controller.core.qos import PortQosPlan, QosPolicy, port_plan
 
 log = logging.getLogger("aifabric.qos")
 

@@ -6,7 +6,7 @@ validated configuration here first, and the apps read it in their constructors.
 
 from __future__ import annotations
 
-from controller.config import FabricdConfig
+from controller.core.config import FabricdConfig
 
 _config: FabricdConfig | None = None
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.client import FabricClient, default_token
+from controller.cli.client import FabricClient, default_token
 from mininet_topos.certs import make_test_certs
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered

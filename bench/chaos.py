@@ -37,8 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from controller import constants as C
-from controller.client import policy_dict
+from controller.cli.client import policy_dict
+from controller.core import constants as C
 from mininet_topos import tables
 from mininet_topos.attack import ping_result, start_ping
 from mininet_topos.controller_proc import FabricdProcess

@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from controller.client import flow_match
+from controller.cli.client import flow_match
 from mininet_topos import patterns as P
 from mininet_topos import traffic as T
 from mininet_topos.controller_proc import FabricdProcess

@@ -24,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-from controller.te import TCP, FlowKey, TeTopology, TrafficEngineer, down, resources, up
+from controller.core.te import TCP, FlowKey, TeTopology, TrafficEngineer, down, resources, up
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 100e9

@@ -1,7 +1,12 @@
-"""aifabric pure core: fabric model, discovery, forwarding decisions, configuration.
+"""aifabric, the controller side.
 
-Nothing in this package imports os-ken or opens a socket (except ``daemon`` and
-``fabricctl``, the entry points); time is always passed in as an argument.
+- ``controller.core``: the pure core. It turns events (switches, ports, frames, counters,
+  operator commands, the time, always passed in) into desired switch state and effects.
+  It imports no os-ken, gRPC, socket or clock; a lint rule (``TID251`` in
+  ``pyproject.toml``) keeps it so.
+- ``controller.daemon``: ``fabricd``, which wires the core to os-ken (``apps``), the
+  gRPC API (``apps.api``) and the metrics endpoint.
+- ``controller.cli``: ``fabricctl`` and the API client library.
 """
 
 __version__ = "0.1.0"

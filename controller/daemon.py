@@ -16,7 +16,7 @@ import time
 from typing import Any, NoReturn
 
 from controller import __version__
-from controller.config import ConfigError, FabricdConfig, load_config
+from controller.core.config import ConfigError, FabricdConfig, load_config
 
 log = logging.getLogger("aifabric.daemon")
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from os_ken.controller import controller as _of_controller  # noqa: F401  (registers opts)
 
     from apps import runtime
-    from apps.api_server import ControllerHandle, start_api_server
+    from apps.api.server import ControllerHandle, start_api_server
 
     try:
         check_port_free(config.openflow.listen_host, config.openflow.port)
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:
-            from apps.metrics import start_metrics_server
+            from apps.api.metrics import start_metrics_server
 
             start_metrics_server(config.metrics.address, fabric_app)
     except RuntimeError as exc:

@@ -99,7 +99,7 @@ def cmd_demo(args) -> int:
         ok = reachability(net, count=1, timeout=2)
         elapsed = time.monotonic() - t0
         for command in (["topology"], ["qos", "show"]):
-            subprocess.run([sys.executable, "-m", "controller.fabricctl", "--server",
+            subprocess.run([sys.executable, "-m", "controller.cli.fabricctl", "--server",
                             ctl.grpc_addr, *command], check=False)
             print()
         print(f"\nReachability ({len(ok)} ordered pairs, one ping each, {elapsed:.1f} s):")
@@ -129,7 +129,7 @@ def demo_traffic(net, ctl, spec: FabricSpec, seconds: float) -> None:
         T.start_servers(hosts[d], [5201])
     procs = [T.tcp_flow(hosts[a], hosts[b].IP(), 5201, seconds, omit=3) for a, b in pairs]
     time.sleep(3 + seconds / 2)
-    subprocess.run([sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr,
+    subprocess.run([sys.executable, "-m", "controller.cli.fabricctl", "--server", ctl.grpc_addr,
                     "flows", "--large"], check=False)
     results = [T.result(p, timeout=seconds + 60) for p in procs]
     total = sum(r.received_mbps for r in results)

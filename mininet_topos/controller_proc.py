@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from controller.client import FabricClient
+from controller.cli.client import FabricClient
 
 
 def free_port() -> int:

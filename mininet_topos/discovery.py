@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from controller.client import FabricClient, topology_dict
+from controller.cli.client import FabricClient, topology_dict
 from mininet_topos.spine_leaf import FabricSpec
 
 

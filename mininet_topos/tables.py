@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller import constants as C
-from controller.client import FabricClient
+from controller.cli.client import FabricClient
+from controller.core import constants as C
 
 SCRATCH = "afcheck"  # a bridge with no ports and no controller: OVS's own normal form
 _COUNTERS = ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age=")

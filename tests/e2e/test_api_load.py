@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from controller.client import FabricClient
+from controller.cli.client import FabricClient
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric
 from tests.e2e.test_monitoring import scrape

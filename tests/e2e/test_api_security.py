@@ -14,12 +14,12 @@ import grpc
 import pytest
 
 from aifabric.v1 import fabric_pb2
-from controller.client import FabricClient, flow_match
+from controller.cli.client import FabricClient, flow_match
 from mininet_topos.certs import make_test_certs
 from mininet_topos.controller_proc import FabricdProcess, free_port
 
 FABRICD = [sys.executable, "-m", "controller.daemon"]
-FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 ADMIN = "admin-token-0123456789abcdef"
 READER = "reader-token-0123456789abcdef"
 

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mininet_topos.controller_proc import free_port
 
 FABRICD = [sys.executable, "-m", "controller.daemon"]
-FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 
 
 def run(cmd, **kw):

@@ -49,13 +49,13 @@ def all_pairs_ok(net) -> None:
 def test_2x4_discovery_hosts_and_all_pairs(fabric_2x4, tmp_path):
     ctl, net, spec = fabric_2x4
     out = subprocess.run(
-        [sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr, "--json",
+        [sys.executable, "-m", "controller.cli.fabricctl", "--server", ctl.grpc_addr, "--json",
          "topology"], capture_output=True, text=True, check=True,
     ).stdout
     check_topology(json.loads(out), spec)
     all_pairs_ok(net)
     topo = json.loads(subprocess.run(
-        [sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr, "topology",
+        [sys.executable, "-m", "controller.cli.fabricctl", "--server", ctl.grpc_addr, "topology",
          "--json"], capture_output=True, text=True, check=True).stdout)
     assert set(topo) == {"switches", "links", "hosts", "warnings"}
     hosts = {h["mac"]: (h["ip"], h["dpid"], h["port"]) for h in topo["hosts"]}
@@ -76,7 +76,7 @@ def test_2x4_discovery_hosts_and_all_pairs(fabric_2x4, tmp_path):
     for name, dpid in (("l1", 2001), ("s2", 1002)):
         want = tmp_path / f"{name}.flows"
         want.write_text(subprocess.run(
-            [sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr,
+            [sys.executable, "-m", "controller.cli.fabricctl", "--server", ctl.grpc_addr,
              "entries", str(dpid), "--only", "flows"], capture_output=True, text=True,
             check=True).stdout)
         assert len(want.read_text().splitlines()) > 5

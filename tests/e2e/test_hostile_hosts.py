@@ -41,7 +41,7 @@ def fabric(tmp_path_factory):
 
 
 def fabricctl(ctl, *args: str):
-    res = subprocess.run([sys.executable, "-m", "controller.fabricctl", "--server",
+    res = subprocess.run([sys.executable, "-m", "controller.cli.fabricctl", "--server",
                           ctl.grpc_addr, "--json", *args], capture_output=True, text=True,
                          timeout=30)
     assert res.returncode == 0, res.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from controller.frames import build_ethernet, build_lldp
+from controller.core.frames import build_ethernet, build_lldp
 from mininet_topos.network import ping
 
 TOOL = Path(__file__).with_name("lldp_tool.py")

@@ -25,7 +25,7 @@ def test_miswired_fabric_is_reported_and_still_forwards(controller_factory, tmp_
                       extra_links=(("l1", "l2"),), omit_links=(("l4", "s2"),))
     with running_fabric(ctl, spec) as (net, topo):
         out = subprocess.run(
-            [sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr,
+            [sys.executable, "-m", "controller.cli.fabricctl", "--server", ctl.grpc_addr,
              "--json", "topology"], capture_output=True, text=True, check=True).stdout
         warnings = set(json.loads(out)["warnings"])
         assert warnings == {
@@ -38,7 +38,7 @@ def test_miswired_fabric_is_reported_and_still_forwards(controller_factory, tmp_
         assert roles == {1001: "spine", 1002: "spine", 2001: "leaf", 2002: "leaf",
                          2003: "leaf", 2004: "leaf"}
         human = subprocess.run(
-            [sys.executable, "-m", "controller.fabricctl", "--server", ctl.grpc_addr,
+            [sys.executable, "-m", "controller.cli.fabricctl", "--server", ctl.grpc_addr,
              "topology"], capture_output=True, text=True, check=True).stdout
         assert "Warnings (4)" in human and "! leaf 2004 has no link to spine(s) 1002" in human
         all_pairs_ok(net)

@@ -12,7 +12,7 @@ from mininet_topos.network import reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric
 
-FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 
 
 def links(ctl) -> list[dict]:
@@ -64,7 +64,7 @@ def test_link_utilization_follows_traffic(controller_factory, tmp_path):
     first = [x for x in top.stdout.splitlines() if "->" in x][0]
     assert first.startswith(("2001:", f"{spine}:")) and "#" in first  # busiest first
     # the picture: every switch, the busy uplink in the colour of its load
-    from controller.picture import util_colour
+    from controller.cli.picture import util_colour
 
     svg = pictures["svg"].decode()
     assert svg.startswith("<svg") and svg.count("<rect") == 7

@@ -18,7 +18,7 @@ from mininet_topos.network import wait_until
 from tests.e2e.conftest import audit_entries, flow_table, running_fabric
 from tests.e2e.test_qos import HOST_PORT, wait_qos_ready
 
-FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 
 
 def queue_rates(port: str) -> dict[int, int]:

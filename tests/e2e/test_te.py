@@ -17,7 +17,7 @@ from mininet_topos.network import wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric
 
-FABRICCTL = [sys.executable, "-m", "controller.fabricctl"]
+FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=5)
 RATE = 5.0  # Mbit/s
 # QoS off: these tests are about paths; the QoS tests cover the queues
@@ -34,7 +34,7 @@ def ctl_json(ctl, *args: str):
 def flows(ctl, **match) -> list[dict]:
     """ListFlows, in process: a fabricctl process per poll would take CPU from the
     userspace datapath these tests measure."""
-    from controller.client import flow_dict
+    from controller.cli.client import flow_dict
 
     with ctl.client() as c:
         rows = [flow_dict(f) for f in c.flows().flows]

@@ -7,8 +7,8 @@ are delivered to the far end of the wire, as a switch would punt them.
 
 from __future__ import annotations
 
-from controller.core import CoreSettings, Effects, FabricCore
-from controller.model import Port
+from controller.core.fabric_core import CoreSettings, Effects, FabricCore
+from controller.core.model import Port
 
 SPINE0, LEAF0 = 1000, 2000
 SECRET = b"k" * 32

@@ -1,6 +1,6 @@
 import pytest
 
-from controller.config import ConfigError, load_config
+from controller.core.config import ConfigError, load_config
 
 
 def write(tmp_path, text):

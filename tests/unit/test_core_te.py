@@ -4,11 +4,11 @@ import struct
 
 import pytest
 
-from controller import constants as C
-from controller.core import CoreSettings
-from controller.frames import build_ethernet
-from controller.model import Port
-from controller.te import TCP, UDP, FlowKey, TeSettings
+from controller.core import constants as C
+from controller.core.fabric_core import CoreSettings
+from controller.core.frames import build_ethernet
+from controller.core.model import Port
+from controller.core.te import TCP, UDP, FlowKey, TeSettings
 from tests.unit.fakefabric import FakeFabric
 from tests.unit.test_core import learn
 
@@ -146,7 +146,7 @@ def test_one_host_port_cannot_take_the_whole_flow_table():
 
 
 def test_priority_class_is_taken_from_the_dscp():
-    from controller.qos import default_policy
+    from controller.core.qos import default_policy
 
     fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
                                            qos=default_policy()))

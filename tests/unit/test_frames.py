@@ -1,6 +1,6 @@
 import pytest
 
-from controller.frames import (
+from controller.core.frames import (
     ARP_REQUEST,
     Arp,
     FrameError,

@@ -8,9 +8,9 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller import constants as C
-from controller.core import CoreSettings
-from controller.frames import (
+from controller.core import constants as C
+from controller.core.fabric_core import CoreSettings
+from controller.core.frames import (
     Arp,
     FrameError,
     build_arp_frame,
@@ -22,7 +22,7 @@ from controller.frames import (
     parse_lldp,
     parse_transport,
 )
-from controller.te import TeSettings
+from controller.core.te import TeSettings
 from tests.unit.fakefabric import SECRET, FakeFabric
 
 NOW = 1000.0

@@ -1,6 +1,6 @@
 import pytest
 
-from controller.monitor import LoadMonitor, PortCounters, utilization
+from controller.core.monitor import LoadMonitor, PortCounters, utilization
 
 
 def counters(tx, rx=0, drops=0, errors=0):

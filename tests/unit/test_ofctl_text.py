@@ -3,12 +3,19 @@ into a real bridge; here, the spelling of each kind of entry)."""
 
 import pytest
 
-from controller import constants as C
-from controller.core import CoreSettings
-from controller.ofctl_text import flow_text, group_text, meter_text
-from controller.openflow import Bucket, FlowRule, GroupRule, MeterRule, apply_actions, make_match
-from controller.qos import default_policy
-from controller.te import TeSettings
+from controller.core import constants as C
+from controller.core.fabric_core import CoreSettings
+from controller.core.ofctl_text import flow_text, group_text, meter_text
+from controller.core.openflow import (
+    Bucket,
+    FlowRule,
+    GroupRule,
+    MeterRule,
+    apply_actions,
+    make_match,
+)
+from controller.core.qos import default_policy
+from controller.core.te import TeSettings
 from tests.unit.fakefabric import FakeFabric
 
 
@@ -66,7 +73,7 @@ def test_every_entry_a_fabric_wants_has_a_spelling():
 
 
 def test_a_te_pin_uses_ovs_names_for_ipv4_addresses():
-    from controller.te import FlowKey
+    from controller.core.te import FlowKey
 
     key = FlowKey("10.0.0.1", "10.0.0.3", 6, 40777, 5301)
     pin = FlowRule(C.TABLE_TE, 200, key.match(), (("apply", (("group", 7),)), ("clear",)), 3)

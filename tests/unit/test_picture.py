@@ -2,7 +2,7 @@
 
 import xml.etree.ElementTree as ET
 
-from controller.picture import render_svg, util_colour
+from controller.cli.picture import render_svg, util_colour
 
 NS = "{http://www.w3.org/2000/svg}"
 

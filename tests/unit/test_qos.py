@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from controller import constants as C
-from controller.qos import (
+from controller.core import constants as C
+from controller.core.qos import (
     QosPolicy,
     default_policy,
     marking_rules,
@@ -112,7 +112,7 @@ def test_port_range_rules_use_masks():
 
 @pytest.mark.parametrize("name", ["default", "cumulus", "cisco", "sonic"])
 def test_named_profiles_are_valid(name):
-    from controller.qos import profile_policy
+    from controller.core.qos import profile_policy
 
     p = profile_policy(name)
     assert any(c.match.udp_dst for c in p.classes)  # RoCEv2 is recognised by its port
@@ -120,20 +120,20 @@ def test_named_profiles_are_valid(name):
 
 
 def test_config_profile_and_policy(tmp_path):
-    from controller.config import load_config
+    from controller.core.config import load_config
 
     f = tmp_path / "c.yaml"
     f.write_text("qos: {profile: cisco}\n")
     assert {c.dscp for c in load_config(f).qos.effective_policy().classes} == {48, 24}
     f.write_text("qos: {profile: juniper}\n")
-    from controller.config import ConfigError
+    from controller.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="qos.profile"):
         load_config(f)
 
 
 def test_every_switch_maps_dscp_to_queue_for_the_kernel_datapath():
-    from controller.qos import queue_rules
+    from controller.core.qos import queue_rules
 
     rules = {dict(r.match)["ip_dscp"]: r for r in queue_rules(default_policy())}
     assert set(rules) == {48, 26, 34, 10}

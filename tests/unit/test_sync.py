@@ -1,5 +1,5 @@
-from controller.forwarding import lldp_rule
-from controller.openflow import (
+from controller.core.forwarding import lldp_rule
+from controller.core.openflow import (
     Bucket,
     FlowRule,
     GroupRule,
@@ -70,8 +70,8 @@ def test_os_ken_messages_round_trip_the_te_instructions():
     from os_ken.ofproto import ofproto_v1_3_parser as parser
 
     from apps import ofmsg
-    from controller import constants as C
-    from controller.openflow import FlowRule
+    from controller.core import constants as C
+    from controller.core.openflow import FlowRule
 
     rules = [
         FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst="00:00:00:00:00:03"),
@@ -91,7 +91,7 @@ def test_os_ken_messages_round_trip_the_te_instructions():
 
 
 def test_meters_are_planned_before_flows_and_removed_after():
-    from controller.openflow import MeterRule
+    from controller.core.openflow import MeterRule
 
     mirror = SwitchMirror({}, {}, {1: MeterRule(1, 1000, 1000), 9: MeterRule(9, 5, 5),
                                    0x103: MeterRule(0x103, 50, 50)})
@@ -114,9 +114,9 @@ def test_metered_controller_action_round_trips_through_bytes():
     from os_ken.ofproto import ofproto_v1_3_parser as parser
 
     from apps import ofmsg
-    from controller import constants as C
-    from controller.forwarding import to_controller
-    from controller.openflow import MeterRule
+    from controller.core import constants as C
+    from controller.core.forwarding import to_controller
+    from controller.core.openflow import MeterRule
 
     action = to_controller(C.te_meter(3), C.TRACK_MAX_LEN)
     buf = bytearray()

@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from controller import constants as C
-from controller.placement import place
-from controller.te import (
+from controller.core import constants as C
+from controller.core.placement import place
+from controller.core.te import (
     TCP,
     UDP,
     FlowKey,
@@ -394,7 +394,7 @@ def test_idle_flows_expire_and_counters_make_rates():
 
 
 def test_pin_rule_outputs_through_the_uplinks_failover_group():
-    from controller.te import pin_rule
+    from controller.core.te import pin_rule
 
     t = topo()
     te = TrafficEngineer()

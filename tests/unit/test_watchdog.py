@@ -8,11 +8,11 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from apps.api_server import ControllerHandle, start_api_server
-from apps.event_bus import EventBus
-from controller.config import load_config
-from controller.events import FabricEvent
-from controller.snapshot import TopologySnapshot
+from apps.api.event_bus import EventBus
+from apps.api.server import ControllerHandle, start_api_server
+from controller.core.config import load_config
+from controller.core.events import FabricEvent
+from controller.core.snapshot import TopologySnapshot
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from controller.constants import (
+from controller.core.constants import (
     ETH_TYPE_ARP,
     ETH_TYPE_IP,
     ETH_TYPE_LLDP,

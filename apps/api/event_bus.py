@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from controller.events import FabricEvent, StampedEvent
+from controller.core.events import FabricEvent, StampedEvent
 
 
 class EventBus:

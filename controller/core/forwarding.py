@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controller import constants as C
-from controller.openflow import (
+from controller.core import constants as C
+from controller.core.openflow import (
     Bucket,
     FlowRule,
     GroupRule,
@@ -24,8 +24,8 @@ from controller.openflow import (
     apply_actions,
     make_match,
 )
-from controller.qos import QosPolicy, marking_rules, queue_rules
-from controller.roles import LEAF, SPINE
+from controller.core.qos import QosPolicy, marking_rules, queue_rules
+from controller.core.roles import LEAF, SPINE
 
 
 @dataclass(frozen=True)

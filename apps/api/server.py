@@ -24,15 +24,15 @@ from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
-from apps.api_auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
-from apps.event_bus import EventBus
+from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
+from apps.api.event_bus import EventBus
 from apps.guard import WATCHDOG_TRIPS
 from controller import __version__
-from controller.config import FabricdConfig
-from controller.events import KINDS, FabricEvent, StampedEvent
-from controller.qos import PROFILES, QosPolicy, profile_policy
-from controller.snapshot import FlowInfo, TopologySnapshot
-from controller.te import PROTO_NUMBERS, FlowKey
+from controller.core.config import FabricdConfig
+from controller.core.events import KINDS, FabricEvent, StampedEvent
+from controller.core.qos import PROFILES, QosPolicy, profile_policy
+from controller.core.snapshot import FlowInfo, TopologySnapshot
+from controller.core.te import PROTO_NUMBERS, FlowKey
 
 log = logging.getLogger("aifabric.api")
 

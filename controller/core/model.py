@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.constants import OFPP_MAX
+from controller.core.constants import OFPP_MAX
 
 
 @dataclass(frozen=True)

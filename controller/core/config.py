@@ -12,14 +12,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from controller.cabling import make_cable, parse_end
-from controller.dampening import DampingSettings
-from controller.forwarding import PuntLimits
-from controller.hosts import HostSettings, StaticHost, host_address, unicast_mac
-from controller.model import Cable
-from controller.qos import QosPolicy, profile_policy
-from controller.roles import ROLES
-from controller.te import TeSettings
+from controller.core.cabling import make_cable, parse_end
+from controller.core.dampening import DampingSettings
+from controller.core.forwarding import PuntLimits
+from controller.core.hosts import HostSettings, StaticHost, host_address, unicast_mac
+from controller.core.model import Cable
+from controller.core.qos import QosPolicy, profile_policy
+from controller.core.roles import ROLES
+from controller.core.te import TeSettings
 
 
 class ConfigError(Exception):

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import grpc
 
 from controller import __version__
-from controller.client import (
+from controller.cli.client import (
     DEFAULT_SERVER,
     FabricClient,
     event_dict,
@@ -30,7 +30,7 @@ from controller.client import (
     status_dict,
     topology_dict,
 )
-from controller.events import KINDS
+from controller.core.events import KINDS
 
 ENV_SERVER = "AIFABRIC_SERVER"
 
@@ -144,7 +144,7 @@ def write_picture(topo: dict, links: list[dict], path: str) -> int:
     import shutil
     import subprocess
 
-    from controller.picture import render_svg
+    from controller.cli.picture import render_svg
 
     svg = render_svg(topo, links)
     kind = path.rsplit(".", 1)[-1].lower()

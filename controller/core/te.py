@@ -35,10 +35,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from controller import constants as C
-from controller.events import FabricEvent
-from controller.openflow import FlowRule, Match, make_match
-from controller.placement import place
+from controller.core import constants as C
+from controller.core.events import FabricEvent
+from controller.core.openflow import FlowRule, Match, make_match
+from controller.core.placement import place
 
 TCP, UDP = 6, 17
 PROTO_NAMES = {TCP: "tcp", UDP: "udp"}

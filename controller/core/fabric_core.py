@@ -8,13 +8,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from controller import constants as C
-from controller.cabling import cabling_warnings
-from controller.core_te import TrafficEngineeringMixin
-from controller.dampening import DampingSettings, FlapDamper
-from controller.effects import Effects, PacketOut, TokenBucket
-from controller.events import FabricEvent
-from controller.forwarding import (
+from controller.core import constants as C
+from controller.core.cabling import cabling_warnings
+from controller.core.dampening import DampingSettings, FlapDamper
+from controller.core.effects import Effects, PacketOut, TokenBucket
+from controller.core.events import FabricEvent
+from controller.core.fabric_core_te import TrafficEngineeringMixin
+from controller.core.forwarding import (
     FabricView,
     HostLocation,
     PuntLimits,
@@ -23,7 +23,7 @@ from controller.forwarding import (
     lldp_meters,
     lldp_rule,
 )
-from controller.frames import (
+from controller.core.frames import (
     ARP_REPLY,
     ARP_REQUEST,
     Arp,
@@ -36,14 +36,14 @@ from controller.frames import (
     parse_ethernet,
     parse_lldp,
 )
-from controller.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
-from controller.model import Cable, Fabric, Link, LinkEnd, Port
-from controller.openflow import FlowRule, GroupRule, SwitchDesired
-from controller.qos import QosPolicy
-from controller.ratelog import RateLimitedLog
-from controller.roles import LEAF, SPINE, infer_roles
-from controller.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
-from controller.te import (
+from controller.core.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
+from controller.core.model import Cable, Fabric, Link, LinkEnd, Port
+from controller.core.openflow import FlowRule, GroupRule, SwitchDesired
+from controller.core.qos import QosPolicy
+from controller.core.ratelog import RateLimitedLog
+from controller.core.roles import LEAF, SPINE, infer_roles
+from controller.core.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
+from controller.core.te import (
     TeSettings,
     TeTopology,
     TrafficEngineer,
@@ -409,7 +409,7 @@ class FabricCore(TrafficEngineeringMixin):
 
     def _learn(self, mac: str, ip: str | None, dpid: int, port: int,
                now: float) -> tuple[Effects, bool]:
-        """Apply the binding rules (:mod:`controller.hosts`) to a sighting; False when the
+        """Apply the binding rules (:mod:`controller.core.hosts`) to a sighting; False when the
         frame is refused and must be dropped (the effects then hold only probes)."""
         out = self.host_guard.sighting(mac, ip, dpid, port, now)
         return self._host_outcome(out, now), out.accepted

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from controller.te import Flow, FlowKey, Path, Resource, TeTopology
+    from controller.core.te import Flow, FlowKey, Path, Resource, TeTopology
 
 
 def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Resource, float],

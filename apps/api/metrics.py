@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from apps.guard import HANDLER_ERRORS, WATCHDOG_TRIPS
 from apps.qos_app import QOS_ERRORS
 from controller import __version__
-from controller.config import parse_host_port
+from controller.core.config import parse_host_port
 
 log = logging.getLogger("aifabric.metrics")
 

@@ -1,5 +1,5 @@
 """The traffic-engineering half of the core: the glue between the fabric model and
-:mod:`controller.te`. New-flow copies in, pins out; the TE topology and loads derived
+:mod:`controller.core.te`. New-flow copies in, pins out; the TE topology and loads derived
 from the current view; operator pins; restart adoption. Mixed into
 :class:`controller.core.FabricCore`, whose state (fabric, view, settings, events) it uses.
 """
@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from controller import constants as C
-from controller.effects import Effects, TokenBucket
-from controller.forwarding import FabricView, nocopy_rule, uplinks
-from controller.frames import FrameError, parse_ethernet, parse_transport
-from controller.openflow import FlowRule, Match
-from controller.roles import LEAF
-from controller.snapshot import FlowInfo
-from controller.te import (
+from controller.core import constants as C
+from controller.core.effects import Effects, TokenBucket
+from controller.core.forwarding import FabricView, nocopy_rule, uplinks
+from controller.core.frames import FrameError, parse_ethernet, parse_transport
+from controller.core.openflow import FlowRule, Match
+from controller.core.roles import LEAF
+from controller.core.snapshot import FlowInfo
+from controller.core.te import (
     PROTO_NAMES,
     Flow,
     FlowKey,
@@ -28,9 +28,9 @@ from controller.te import (
 )
 
 if TYPE_CHECKING:
-    from controller.core import CoreSettings
-    from controller.model import Fabric
-    from controller.te import TrafficEngineer
+    from controller.core.fabric_core import CoreSettings
+    from controller.core.model import Fabric
+    from controller.core.te import TrafficEngineer
 
 log = logging.getLogger("aifabric.core")
 

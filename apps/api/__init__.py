@@ -1,0 +1,2 @@
+"""The management plane: the gRPC server, token auth and audit, the event bus behind
+``WatchEvents``, and the Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""``fabricctl`` and the gRPC client library it is built on."""
