@@ -13,10 +13,12 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, NoReturn
+from typing import Any
 
 from controller import __version__
+from controller.cli.args import OneLineParser
 from controller.core.config import ConfigError, FabricdConfig, load_config
+from controller.core.constants import DEFAULT_TOKEN_FILE
 
 log = logging.getLogger("aifabric.daemon")
 
@@ -24,15 +26,8 @@ EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``fabricd: error: <flag>: <reason>``, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="fabricd",
         description="aifabric controller: discovers a spine-leaf OpenFlow 1.3 fabric, forwards "
         "across all spines (ECMP), and serves a gRPC management API.",
@@ -47,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="management API address (default 127.0.0.1:50051)")
     p.add_argument("--token-file", metavar="FILE",
                    help="admin API token, read or else generated and written there (0600) "
-                   "when the config lists no tokens (default ~/.config/aifabric/api-token)")
+                   f"when the config lists no tokens (default {DEFAULT_TOKEN_FILE})")
     p.add_argument("--audit-log", metavar="FILE",
                    help="append a JSON line per API mutation (default: the daemon log only)")
     p.add_argument("--tls-cert", metavar="PEM", help="serve the API over TLS with this "

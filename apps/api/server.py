@@ -1,8 +1,9 @@
 """The gRPC management API: ``aifabric.v1.Fabric`` plus health checking and reflection.
 
-Handlers run on gRPC's own threads. They only read immutable snapshots published by
-the fabric app (and, for mutations in later API versions, submit commands to it);
-they never touch os-ken or a datapath.
+Handlers run on gRPC's own threads and never touch os-ken, a datapath or the core's
+state: reads take the immutable snapshots the fabric app publishes; anything that
+changes state (or must read it consistently) runs on the app's thread through
+``_call`` (an ``EventCall``), waiting no longer than the client's deadline.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_cre
 from apps.api.event_bus import EventBus
 from apps.guard import WATCHDOG_TRIPS
 from controller import __version__
-from controller.core.config import FabricdConfig
+from controller.core.config import FabricdConfig, first_error
 from controller.core.events import KINDS, FabricEvent, StampedEvent
 from controller.core.qos import PROFILES, QosPolicy, profile_policy
 from controller.core.snapshot import FlowInfo, TopologySnapshot
@@ -171,11 +172,8 @@ def validate_policy(request: fabric_pb2.SetQosPolicyRequest) -> QosPolicy:
     try:
         return QosPolicy.model_validate(data)
     except ValidationError as exc:
-        # a misspelt key explains a "missing" one: report unknown keys first
-        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-        where = ".".join(str(p) for p in err["loc"]) or "policy"
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ValueError(f"{where}: {msg.removeprefix('Value error, ')}") from None
+        where, msg = first_error(exc, unknown="unknown field")
+        raise ValueError(f"{where or 'policy'}: {msg}") from None
 
 
 def topology_message(snap: TopologySnapshot) -> fabric_pb2.Topology:

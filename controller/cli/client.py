@@ -10,9 +10,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
+from controller.core.constants import DEFAULT_TOKEN_FILE
 
 DEFAULT_SERVER = "127.0.0.1:50051"
-DEFAULT_TOKEN_FILE = "~/.config/aifabric/api-token"  # where a local fabricd keeps its token
 
 
 def default_token() -> str | None:

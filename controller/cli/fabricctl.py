@@ -13,11 +13,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 
 from controller import __version__
+from controller.cli.args import OneLineParser
 from controller.cli.client import (
     DEFAULT_SERVER,
     FabricClient,
@@ -30,14 +31,11 @@ from controller.cli.client import (
     status_dict,
     topology_dict,
 )
+from controller.core.cabling import parse_end
+from controller.core.constants import DEFAULT_TOKEN_FILE
 from controller.core.events import KINDS
 
 ENV_SERVER = "AIFABRIC_SERVER"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -237,11 +235,12 @@ def cmd_links(client: FabricClient, args) -> int:
 
 
 def _dpid_port(text: str) -> tuple[int, int]:
-    dpid, sep, port = text.rpartition(":")
     try:
-        return int(dpid, 0), int(port)
-    except ValueError:
-        raise SystemExit(f"fabricctl: error: expected DPID:PORT, got {text!r}") from None
+        end = parse_end(text)
+    except ValueError as exc:
+        print(f"fabricctl: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return end.dpid, end.port
 
 
 def cmd_maintenance(client: FabricClient, args) -> int:
@@ -404,13 +403,13 @@ def cmd_health(client: FabricClient, args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="fabricctl", description="Client of the aifabric controller's gRPC API.")
+    p = OneLineParser(prog="fabricctl", description="Client of the aifabric controller's gRPC API.")
     p.add_argument("--server", default=os.environ.get(ENV_SERVER, DEFAULT_SERVER),
                    metavar="HOST:PORT",
                    help=f"API address (default ${ENV_SERVER} or {DEFAULT_SERVER})")
     p.add_argument("--token", default=None,
                    help="API token (default $AIFABRIC_TOKEN, else the file "
-                   "$AIFABRIC_TOKEN_FILE or ~/.config/aifabric/api-token a local fabricd "
+                   f"$AIFABRIC_TOKEN_FILE or {DEFAULT_TOKEN_FILE} a local fabricd "
                    "writes)")
     p.add_argument("--ca", default=os.environ.get("AIFABRIC_CA"), metavar="PEM",
                    help="use TLS, trusting this CA (default $AIFABRIC_CA)")

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.core.cabling import make_cable, parse_end
+from controller.core.constants import DEFAULT_TOKEN_FILE
 from controller.core.dampening import DampingSettings
 from controller.core.forwarding import PuntLimits
 from controller.core.hosts import HostSettings, StaticHost, host_address, unicast_mac
@@ -69,7 +70,6 @@ class OpenFlowConfig(_Strict):
         return v
 
 
-DEFAULT_TOKEN_FILE = "~/.config/aifabric/api-token"
 
 
 class TokenConfig(_Strict):
@@ -378,15 +378,19 @@ class FabricdConfig(_Strict):
         return out
 
 
-def _first_error(exc: ValidationError, prefix: str = "") -> ConfigError:
-    # a misspelt key explains a "missing" one: report unknown keys first
+def first_error(exc: ValidationError, unknown: str = "unknown key") -> tuple[str, str]:
+    """The dotted key and the reason of the error to show first: a misspelt key explains
+    a "missing" one, so unknown keys (reported as ``unknown``) come first."""
     err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     key = ".".join(str(p) for p in err["loc"])
+    msg = unknown if err["type"] == "extra_forbidden" else err["msg"]
+    return key, msg.removeprefix("Value error, ")
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+    key, msg = first_error(exc)
     if prefix:
         key = f"{prefix}.{key}" if key else prefix
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
     return ConfigError(key, msg)
 
 

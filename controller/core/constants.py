@@ -27,6 +27,8 @@ PRIO_MISS = 0  # table 1: unknown unicast
 # Top byte marks an entry as aifabric's; the next byte says which kind of entry it is.
 # Host entries carry the host's IPv4 address in the low 32 bits, so that a restarted
 # controller can recover its host table from what the switches hold.
+DEFAULT_TOKEN_FILE = "~/.config/aifabric/api-token"  # where a local fabricd keeps its token
+
 COOKIE_OWNER = 0xAF
 COOKIE_OWNER_SHIFT = 56
 COOKIE_OWNER_MASK = 0xFF << COOKIE_OWNER_SHIFT
@@ -79,6 +81,20 @@ def make_cookie(kind: int, low: int = 0) -> int:
 def is_ours(cookie: int) -> bool:
     """True when an entry's cookie says aifabric installed it."""
     return (cookie >> COOKIE_OWNER_SHIFT) == COOKIE_OWNER
+
+
+def ip_to_cookie_low(ip: str | None) -> int:
+    """A host's IPv4 address as the low 32 bits of its entries' cookie (0: none)."""
+    if not ip:
+        return 0
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def ip_from_cookie_low(low: int) -> str | None:
+    """The inverse of :func:`ip_to_cookie_low`."""
+    low &= 0xFFFFFFFF
+    return ".".join(str((low >> s) & 0xFF) for s in (24, 16, 8, 0)) if low else None
 
 
 def cookie_kind(cookie: int) -> int:

@@ -473,8 +473,7 @@ class FabricCore(TrafficEngineeringMixin):
                 continue
             if mac in self.fabric.hosts:
                 continue
-            low = C.cookie_low(rule.cookie)
-            ip = ".".join(str((low >> s) & 0xFF) for s in (24, 16, 8, 0)) if low else None
+            ip = C.ip_from_cookie_low(C.cookie_low(rule.cookie))
             self.fabric.learn_host(mac, ip, dpid, outputs[0], now, recovered=True)
             log.info("host %s (%s) recovered from %d:%d", mac, ip, dpid, outputs[0])
             eff.merge(self._changed())

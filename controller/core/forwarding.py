@@ -171,20 +171,13 @@ def control_rules(role: str, edge_ports: tuple[int, ...] = ()) -> list[FlowRule]
     return rules
 
 
-def _ip_low(ip: str | None) -> int:
-    if not ip:
-        return 0
-    a, b, c, d = (int(x) for x in ip.split("."))
-    return (a << 24) | (b << 16) | (c << 8) | d
-
-
 def host_rule(host: HostLocation, action: tuple) -> FlowRule:
     return FlowRule(
         C.TABLE_FORWARD,
         C.PRIO_HOST,
         make_match(eth_dst=host.mac),
         apply_actions(action),
-        C.make_cookie(C.KIND_HOST, _ip_low(host.ip)),
+        C.make_cookie(C.KIND_HOST, C.ip_to_cookie_low(host.ip)),
     )
 
 
@@ -309,7 +302,7 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
             flows.append(FlowRule(
                 C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=host.mac),
                 (("write", (("group", gid),)), ("goto", C.TABLE_TE)),
-                C.make_cookie(C.KIND_HOST, _ip_low(host.ip)),
+                C.make_cookie(C.KIND_HOST, C.ip_to_cookie_low(host.ip)),
             ))
         else:
             flows.append(host_rule(host, ("group", view.group_ids[host.dpid])))

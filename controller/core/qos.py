@@ -311,8 +311,7 @@ def default_policy() -> QosPolicy:
     (NVMe/TCP, iSCSI) with guaranteed shares; best effort keeps 15%."""
     return QosPolicy.model_validate({
         "classes": [
-            {"name": "cnp", "dscp": 48, "queue": 6, "scheduling": "strict", "share": 0.05,
-             "match": {"udp_dst": [4791], "with_dscp": [48]}},
+            _CNP,
             {"name": "roce", "dscp": 26, "queue": 3, "share": 0.5,
              "match": {"udp_dst": [4791], "dscp": [26, 24]}},
             {"name": "collective", "dscp": 34, "queue": 4, "share": 0.2,
