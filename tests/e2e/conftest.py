@@ -21,6 +21,7 @@ from mininet_topos.network import (
     cleanup,
     ensure_ovs,
     fabric_network,
+    reachability,
     wait_qos_provisioned,
     wait_until,
 )
@@ -103,6 +104,39 @@ def assert_switches_hold_desired(ctl: FabricdProcess, net, timeout: float = 15.0
         + "\n".join(str(d) for d in last))
 
 
+def all_pairs_ok(net) -> None:
+    result = reachability(net, count=1, timeout=2)
+    failed = [pair for pair, ok in result.items() if not ok]
+    assert failed == []
+    # and then with several packets each, not one lost
+    lost = []
+    for a in net.hosts:
+        for b in net.hosts:
+            if a is not b:
+                out = a.cmd(f"ping -n -q -c 3 -i 0.05 -W 1 {b.IP()}")
+                if " 0% packet loss" not in out:
+                    lost.append((a.name, b.name))
+    assert lost == []
+
+
+def wait_qos_ready(net) -> None:
+    """Queues are in place (the fixture waited for them); every host pair has exchanged a
+    packet (ARP resolved, hosts learned), as in a running job."""
+    wait_qos_provisioned(net)
+    reachability(net, count=1, timeout=2)
+
+
+def scrape(ctl) -> dict:
+    """The controller's /metrics, parsed by prometheus_client (families by name)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{ctl.metrics_addr}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
 def ofctl(switch: str, *args: str) -> str:
     return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args, switch], check=True,
                           capture_output=True, text=True).stdout
@@ -133,7 +167,8 @@ def audit_entries(ctl: FabricdProcess) -> list[tuple[str, str, str]]:
         .splitlines() if "aifabric.api: audit: " in line)]
 
 
-__all__ = ["running_fabric", "assert_switches_hold_desired", "ofctl", "group_buckets",
+__all__ = ["running_fabric", "assert_switches_hold_desired", "all_pairs_ok", "scrape",
+           "wait_qos_ready", "ofctl", "group_buckets",
            "wait_until", "audit_entries", "flow_table", "qos_rows", "replay_events"]
 
 

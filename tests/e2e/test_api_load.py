@@ -11,8 +11,7 @@ import time
 
 from controller.cli.client import FabricClient
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import running_fabric
-from tests.e2e.test_monitoring import scrape
+from tests.e2e.conftest import running_fabric, scrape
 
 CLIENTS = 50
 SECONDS = 6.0

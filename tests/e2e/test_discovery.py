@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from mininet_topos.network import reachability
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import group_buckets, running_fabric
+from tests.e2e.conftest import all_pairs_ok, group_buckets, running_fabric
 
 
 def expected_links(spec: FabricSpec) -> set[tuple[int, int, int, int]]:
@@ -29,21 +28,6 @@ def check_topology(topo: dict, spec: FabricSpec) -> None:
     got = {(lk["src_dpid"], lk["src_port"], lk["dst_dpid"], lk["dst_port"]) for lk in topo["links"]}
     assert got == expected_links(spec)
     assert topo["warnings"] == []
-
-
-def all_pairs_ok(net) -> None:
-    result = reachability(net, count=1, timeout=2)
-    failed = [pair for pair, ok in result.items() if not ok]
-    assert failed == []
-    # and then with several packets each, not one lost
-    lost = []
-    for a in net.hosts:
-        for b in net.hosts:
-            if a is not b:
-                out = a.cmd(f"ping -n -q -c 3 -i 0.05 -W 1 {b.IP()}")
-                if " 0% packet loss" not in out:
-                    lost.append((a.name, b.name))
-    assert lost == []
 
 
 def test_2x4_discovery_hosts_and_all_pairs(fabric_2x4, tmp_path):

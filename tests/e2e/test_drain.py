@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 from mininet_topos.network import wait_until
-from tests.e2e.conftest import audit_entries, group_buckets
-from tests.e2e.test_discovery import all_pairs_ok
+from tests.e2e.conftest import all_pairs_ok, audit_entries, group_buckets
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 LEAVES = ("l1", "l2", "l3", "l4")

@@ -10,6 +10,7 @@ import time
 from mininet_topos.network import ping
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import (
+    all_pairs_ok,
     assert_switches_hold_desired,
     flow_table,
     group_buckets,
@@ -18,7 +19,6 @@ from tests.e2e.conftest import (
     running_fabric,
     wait_until,
 )
-from tests.e2e.test_discovery import all_pairs_ok
 
 LEAVES = ("l1", "l2", "l3", "l4")
 

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import running_fabric
-from tests.e2e.test_discovery import all_pairs_ok
+from tests.e2e.conftest import all_pairs_ok, running_fabric
 
 
 def clean_plan(spines: int, leaves: int) -> list[list[str]]:

@@ -10,7 +10,7 @@ import time
 from mininet_topos import traffic as T
 from mininet_topos.network import reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import running_fabric
+from tests.e2e.conftest import running_fabric, scrape
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 
@@ -85,14 +85,3 @@ def test_link_utilization_follows_traffic(controller_factory, tmp_path):
            if s.name == "aifabric_event_loop_lag_seconds_count"]
     assert lag[0].value > 10  # four ticks a second
     assert metrics["aifabric_flows"].samples  # the UDP flow, placed by TE
-
-
-def scrape(ctl) -> dict:
-    """The controller's /metrics, parsed by prometheus_client (families by name)."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://{ctl.metrics_addr}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return {f.name: f for f in text_string_to_metric_families(text)}

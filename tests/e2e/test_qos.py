@@ -10,18 +10,11 @@ import time
 import pytest
 
 from mininet_topos import traffic as T
-from mininet_topos.network import reachability, wait_qos_provisioned
+from mininet_topos.network import reachability
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import running_fabric
+from tests.e2e.conftest import running_fabric, wait_qos_ready
 
 ROCE_MBPS = 3.0
-
-
-def wait_qos_ready(net) -> None:
-    """Queues are in place (the fixture waited for them); every host pair has exchanged a
-    packet (ARP resolved, hosts learned), as in a running job."""
-    wait_qos_provisioned(net)
-    reachability(net, count=1, timeout=2)
 
 
 def roce_vs_bulk(controller_factory, spec, qos: bool, roce=("h3", "h1"), bulk=("h5", "h1")):

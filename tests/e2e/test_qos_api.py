@@ -15,8 +15,8 @@ import pytest
 from aifabric.v1 import fabric_pb2
 from mininet_topos import traffic as T
 from mininet_topos.network import wait_until
-from tests.e2e.conftest import audit_entries, flow_table, running_fabric
-from tests.e2e.test_qos import HOST_PORT, wait_qos_ready
+from mininet_topos.spine_leaf import FabricSpec
+from tests.e2e.conftest import audit_entries, flow_table, running_fabric, wait_qos_ready
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 
@@ -61,7 +61,8 @@ BAD = [
 
 def test_qos_policy_through_the_api(controller_factory, tmp_path):
     ctl = controller_factory("--link-speed", "10")
-    with running_fabric(ctl, HOST_PORT) as (net, topo):
+    with running_fabric(ctl, FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)) as (
+            net, topo):
         wait_qos_ready(net)
         before_marking, before_queues = marking("l1"), queue_rates("l1-eth3")
         assert before_queues[3] == 5_000_000  # default policy: RoCE gets half of 10 Mbit/s

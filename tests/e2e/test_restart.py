@@ -10,8 +10,13 @@ import time
 
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import ping
-from tests.e2e.conftest import assert_switches_hold_desired, flow_table, qos_rows, wait_until
-from tests.e2e.test_discovery import all_pairs_ok
+from tests.e2e.conftest import (
+    all_pairs_ok,
+    assert_switches_hold_desired,
+    flow_table,
+    qos_rows,
+    wait_until,
+)
 
 
 def host_entries(switch: str) -> dict[str, dict]:

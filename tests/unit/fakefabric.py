@@ -8,6 +8,7 @@ are delivered to the far end of the wire, as a switch would punt them.
 from __future__ import annotations
 
 from controller.core.fabric_core import CoreSettings, Effects, FabricCore
+from controller.core.frames import ARP_REPLY, ARP_REQUEST, Arp, build_arp_frame
 from controller.core.model import Port
 
 SPINE0, LEAF0 = 1000, 2000
@@ -65,3 +66,17 @@ class FakeFabric:
     def advance(self, seconds: float) -> None:
         self.now += seconds
         self.deliver(self.core.tick(self.now))
+
+
+# --- frames a host sends ---------------------------------------------------------------
+def arp_request(src, target_ip):
+    arp = Arp(ARP_REQUEST, src[0], src[1], "00:00:00:00:00:00", target_ip)
+    return build_arp_frame("ff:ff:ff:ff:ff:ff", src[0], arp)
+
+
+def arp_reply(src, dst):
+    return build_arp_frame(dst[0], src[0], Arp(ARP_REPLY, src[0], src[1], dst[0], dst[1]))
+
+
+def learn(fab, leaf, port, host):
+    return fab.core.packet_in(leaf, port, arp_request(host, "10.0.0.250"), fab.now)

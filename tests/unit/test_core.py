@@ -4,28 +4,16 @@ from controller.core import constants as C
 from controller.core.fabric_core import CoreSettings
 from controller.core.frames import (
     ARP_REPLY,
-    ARP_REQUEST,
-    Arp,
-    build_arp_frame,
     build_lldp,
     parse_arp,
     parse_ethernet,
 )
 from controller.core.model import Port
 from controller.core.roles import LEAF, SPINE
-from tests.unit.fakefabric import SECRET, FakeFabric
+from tests.unit.fakefabric import SECRET, FakeFabric, arp_reply, arp_request, learn
 
 H1 = ("00:00:00:00:00:01", "10.0.0.1")
 H3 = ("00:00:00:00:00:03", "10.0.0.3")
-
-
-def arp_request(src, target_ip):
-    arp = Arp(ARP_REQUEST, src[0], src[1], "00:00:00:00:00:00", target_ip)
-    return build_arp_frame("ff:ff:ff:ff:ff:ff", src[0], arp)
-
-
-def arp_reply(src, dst):
-    return build_arp_frame(dst[0], src[0], Arp(ARP_REPLY, src[0], src[1], dst[0], dst[1]))
 
 
 def discovered():
@@ -60,10 +48,6 @@ def test_leaf_groups_spread_over_all_spines():
     group = desired.groups[gid_l2]
     assert group.group_type == "select"
     assert sorted(b.actions[0][1] for b in group.buckets) == [1, 2]
-
-
-def learn(fab, leaf, port, host):
-    return fab.core.packet_in(leaf, port, arp_request(host, "10.0.0.250"), fab.now)
 
 
 def test_host_learned_on_leaf_edge_port_and_forwarded_everywhere():

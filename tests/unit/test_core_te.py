@@ -9,8 +9,7 @@ from controller.core.fabric_core import CoreSettings
 from controller.core.frames import build_ethernet
 from controller.core.model import Port
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
-from tests.unit.fakefabric import FakeFabric
-from tests.unit.test_core import learn
+from tests.unit.fakefabric import FakeFabric, learn
 
 HOSTS = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 9)}
 RATE = 5e6
