@@ -10,6 +10,7 @@ place, not wiped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -38,7 +39,15 @@ from controller.core.fabric_core import CoreSettings, Effects, FabricCore
 from controller.core.model import Port
 from controller.core.monitor import LoadMonitor, PortCounters, utilization
 from controller.core.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror
-from controller.core.snapshot import FlowInfo, SwitchEntries, TopologySnapshot
+from controller.core.snapshot import (
+    FlowInfo,
+    LinkStat,
+    MeterStat,
+    Published,
+    QueueStat,
+    SwitchEntries,
+    TopologySnapshot,
+)
 from controller.core.te import PROTO_NAMES, FlowKey
 
 log = logging.getLogger("aifabric.fabric")
@@ -159,7 +168,8 @@ class FabricApp(app_manager.OSKenApp):
             secret=os.urandom(32),
         )
         self.syncs: dict[int, SwitchSync] = {}
-        self.snapshot: TopologySnapshot = TopologySnapshot.empty()
+        # what other threads see (the API, metrics): one value, replaced whole
+        self.published = Published(TopologySnapshot.empty(), qos_policy=self.core.qos)
         self._last_probe = 0.0
         self._stop = threading.Event()
         self._dirty_since: float | None = None  # a change waits for its sync since then
@@ -172,23 +182,14 @@ class FabricApp(app_manager.OSKenApp):
         self._last_meter_poll = 0.0
         self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
         self._meter_event_at: dict[tuple[int, int], float] = {}
-        self.meter_stats: tuple = ()  # published: ((dpid, meter, kind, port, dropped),)
         self._queue_counters: dict[tuple[int, int, int], tuple[int, int, int]] = {}
-        self.queue_stats: tuple = ()  # published: ((dpid, port, name, queue, bytes, pkts, err),)
-        self.queue_stats_at = 0.0
         self.monitor = LoadMonitor(alpha=cfg.te.smoothing)
         self.poll_interval = cfg.te.poll_interval
         self.link_speed_bps = int((cfg.link_speed_mbps or 0) * 1_000_000)
         self._last_port_poll = 0.0
-        # published: ((src_dpid, src_port, dst_dpid, dst_port, bps, util, drops/s, errors/s),)
-        self.link_stats: tuple = ()
-        self.link_stats_at = 0.0
         self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0,
                       "te_passes": 0}
         self.event_bus = EventBus()
-        self.published_counters: dict[str, int] = {}  # copied every tick, for other threads
-        self.flows: tuple[FlowInfo, ...] = ()  # published after every TE change
-        self.flows_at = 0.0
         self._awaiting_ports: set[int] = set()  # switches yet to answer this poll round
         self._touched: set[int] = set()  # switches whose TE pins changed since the last sync
         self.heartbeat = Heartbeat()  # read by the watchdog (another thread)
@@ -260,7 +261,7 @@ class FabricApp(app_manager.OSKenApp):
         generation = self.core.host_guard.generation
         if generation != self._hosts_generation:  # a host's state changed, maybe silently
             self._hosts_generation = generation
-            self.snapshot = self.core.snapshot(now)
+            self._publish(topology=self.core.snapshot(now))
         errors_now = handler_errors()
         if errors_now != self._errors_seen:  # (counted in guard; announced from here)
             self.event_bus.publish([FabricEvent(
@@ -275,7 +276,7 @@ class FabricApp(app_manager.OSKenApp):
         if qos_app is not None:  # (read-only: ints and a reference)
             errors["qos_errors"] = qos_app.errors
             errors["qos_failing"] = int(qos_app.failing is not None)
-        self.published_counters = {**self.stats, **self.core.counters, **te_stats, **errors}
+        self._publish(counters={**self.stats, **self.core.counters, **te_stats, **errors})
 
     # --- switch connection ------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
@@ -397,6 +398,7 @@ class FabricApp(app_manager.OSKenApp):
         two policies set at once are applied one after the other, whole."""
         now = time.time()
         self._apply(self.core.set_qos_policy(policy), now, flush=True)
+        self._publish(qos_policy=policy)
         qos_app = app_manager.lookup_service_brick("QosApp")
         if qos_app is not None:
             qos_app.set_policy(policy)  # thread-safe: its worker provisions the queues
@@ -436,11 +438,10 @@ class FabricApp(app_manager.OSKenApp):
             for sync in self.syncs.values():
                 for p in list(sync.dp.ports.values()):
                     names[(sync.dp.id, p.port_no)] = ofmsg.port_name(p)
-            self.queue_stats = tuple(
-                (d, p, names.get((d, p), ""), q, *c)
+            self._publish(queues=tuple(
+                QueueStat(d, p, names.get((d, p), ""), q, *c)
                 for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.syncs
-            )
-            self.queue_stats_at = time.time()
+            ), queues_at=time.time())
 
     @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
     @guarded
@@ -470,10 +471,11 @@ class FabricApp(app_manager.OSKenApp):
                 log.warning("meter_drops: %s", events[-1].message)
         self.event_bus.publish(events, now)
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
-            self.meter_stats = tuple(
-                (d, m, *meter_role(m), n) for (d, m), n in sorted(self._meter_drops.items())
-                if d in self.syncs)
-            self.stats["meter_drops"] = sum(n for *_, n in self.meter_stats)
+            meters = tuple(
+                MeterStat(d, m, *meter_role(m), n)
+                for (d, m), n in sorted(self._meter_drops.items()) if d in self.syncs)
+            self._publish(meters=meters)
+            self.stats["meter_drops"] = sum(m.dropped for m in meters)
 
     # --- maintenance (called through EventCall) ---------------------------------------------
     def maintain(self, action: str, dpid: int, port: int) -> str:
@@ -526,10 +528,9 @@ class FabricApp(app_manager.OSKenApp):
         now = time.time()
         flow, eff = self.core.pin_flow(key, spine, now)
         self._apply(eff, now, flush=True)
-        return next(f for f in self.flows if (f.src_ip, f.dst_ip, f.protocol, f.src_port,
-                                               f.dst_port) == (key.src_ip, key.dst_ip,
-                                                               PROTO_NAMES[key.proto],
-                                                               key.src_port, key.dst_port))
+        want = (key.src_ip, key.dst_ip, PROTO_NAMES[key.proto], key.src_port, key.dst_port)
+        return next(f for f in self.published.flows
+                    if (f.src_ip, f.dst_ip, f.protocol, f.src_port, f.dst_port) == want)
 
     def unpin_flow(self, key: FlowKey) -> None:
         now = time.time()
@@ -538,17 +539,16 @@ class FabricApp(app_manager.OSKenApp):
     def _publish_link_stats(self, now: float) -> None:
         rows = []
         fab = self.core.fabric
-        for lk in self.snapshot.links:
+        for lk in self.published.topology.links:
             load = self.monitor.load(lk.src_dpid, lk.src_port)
             sw = fab.switches.get(lk.src_dpid)
             port = sw.ports.get(lk.src_port) if sw else None
             speed = self.link_speed_bps or (port.speed_bps if port else 0)
             bps = load.tx_bps if load else 0.0
-            rows.append((lk.src_dpid, lk.src_port, lk.dst_dpid, lk.dst_port, bps,
-                         utilization(bps, speed), load.drops_per_s if load else 0.0,
-                         load.errors_per_s if load else 0.0))
-        self.link_stats = tuple(rows)
-        self.link_stats_at = now
+            rows.append(LinkStat(lk.src_dpid, lk.src_port, lk.dst_dpid, lk.dst_port, bps,
+                                 utilization(bps, speed), load.drops_per_s if load else 0.0,
+                                 load.errors_per_s if load else 0.0))
+        self._publish(links=tuple(rows), links_at=now)
 
     # --- OpenFlow input -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -640,7 +640,7 @@ class FabricApp(app_manager.OSKenApp):
             self._dirty_since = None
             if self._dirty_all:
                 self._sync_all(now)
-                self.snapshot = self.core.snapshot(now)
+                self._publish(topology=self.core.snapshot(now))
             else:
                 self._sync_all(now, only=self._touched)
             self._dirty_all = False
@@ -650,14 +650,18 @@ class FabricApp(app_manager.OSKenApp):
             self._publish_flows(now)
         self._publish_events(now)
 
+    def _publish(self, **changes) -> None:
+        """Replace the published value (one assignment: readers see before or after)."""
+        self.published = dataclasses.replace(self.published, **changes)
+
     def _publish_flows(self, now: float) -> None:
         if self.core.te is not None:
-            self.flows, self.flows_at = self.core.flows(now), now
+            self._publish(flows=self.core.flows(now), flows_at=now)
 
     def _publish_events(self, now: float) -> None:
         events = self.core.take_events()
         if any(e.kind.startswith("host_") for e in events):
-            self.snapshot = self.core.snapshot(now)  # a host's state changed
+            self._publish(topology=self.core.snapshot(now))  # a host's state changed
         for e in events:
             if e.kind in ("reroute", "congestion", "congestion_cleared", "pin", "unpin"):
                 log.info("%s: %s", e.kind, e.message)

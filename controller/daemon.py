@@ -147,32 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     def fabric_app():
         return app_manager.lookup_service_brick("FabricApp")
 
-    def snapshot():
+    def published():
         app = fabric_app()
-        return app.snapshot if app is not None else None
-
-    def counters():
-        app = fabric_app()
-        return None if app is None else dict(app.published_counters)
-
-    def qos_app():
-        return app_manager.lookup_service_brick("QosApp")
-
-    def qos_policy():
-        app = fabric_app()
-        return app.core.qos if app is not None else None
-
-    def queue_stats():
-        app = fabric_app()
-        return None if app is None else (app.queue_stats, app.queue_stats_at)
-
-    def link_stats():
-        app = fabric_app()
-        return None if app is None else (app.link_stats, app.link_stats_at)
-
-    def flows():
-        app = fabric_app()
-        return None if app is None else (app.flows, app.flows_at)
+        return None if app is None else app.published
 
     def call(fn, timeout: float = 10.0):
         from apps.fabric_app import EventCall
@@ -198,15 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else app.stalled(config.watchdog_seconds)
 
-    handle = ControllerHandle(snapshot, counters, qos_policy, queue_stats=queue_stats,
-                              link_stats=link_stats, flows=flows, call=call,
-                              event_bus=event_bus, stalled=stalled)
+    handle = ControllerHandle(published, call=call, event_bus=event_bus, stalled=stalled)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:
             from apps.api.metrics import start_metrics_server
 
-            start_metrics_server(config.metrics.address, fabric_app)
+            start_metrics_server(config.metrics.address, published)
     except RuntimeError as exc:
         print(f"fabricd: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

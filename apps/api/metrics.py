@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -19,6 +18,7 @@ from apps.guard import HANDLER_ERRORS, WATCHDOG_TRIPS
 from apps.qos_app import QOS_ERRORS
 from controller import __version__
 from controller.core.config import parse_host_port
+from controller.core.snapshot import Published
 
 log = logging.getLogger("aifabric.metrics")
 
@@ -37,20 +37,20 @@ LOOP_LAG = Histogram(
 
 
 class FabricCollector(Collector):
-    def __init__(self, fabric_app: Callable[[], Any]) -> None:
-        self.fabric_app = fabric_app
+    def __init__(self, published: Callable[[], Published | None]) -> None:
+        self.published = published
 
     def collect(self) -> Iterator:
         yield InfoMetricFamily("aifabric_build", "aifabric version",
                                value={"version": __version__})
-        app = self.fabric_app()
+        pub = self.published()  # one value: every family below is from the same instant
         up = GaugeMetricFamily("aifabric_controller_ready",
                                "1 once the fabric app runs and publishes state")
-        up.add_metric([], 0 if app is None else 1)
+        up.add_metric([], 0 if pub is None else 1)
         yield up
-        if app is None:
+        if pub is None:
             return
-        snap = app.snapshot
+        snap = pub.topology
         switches = GaugeMetricFamily("aifabric_switch_connected",
                                      "1 while the switch holds an OpenFlow session",
                                      labels=["dpid", "role"])
@@ -77,12 +77,12 @@ class FabricCollector(Collector):
                                   labels=LINK_LABELS)
         errors = GaugeMetricFamily("aifabric_link_errors_per_second",
                                    "Errors per second, smoothed", labels=LINK_LABELS)
-        for a, b, c, d, bps, u, dr, er in app.link_stats:
-            labels = [str(a), str(b), str(c), str(d)]
-            util.add_metric(labels, u)
-            rate.add_metric(labels, bps)
-            drops.add_metric(labels, dr)
-            errors.add_metric(labels, er)
+        for s in pub.links:
+            labels = [str(s.src_dpid), str(s.src_port), str(s.dst_dpid), str(s.dst_port)]
+            util.add_metric(labels, s.utilization)
+            rate.add_metric(labels, s.rate_bps)
+            drops.add_metric(labels, s.drops_per_second)
+            errors.add_metric(labels, s.errors_per_second)
         yield from (util, rate, drops, errors)
 
         qlabels = ["dpid", "port", "port_name", "queue"]
@@ -93,22 +93,22 @@ class FabricCollector(Collector):
         qdrops = CounterMetricFamily("aifabric_queue_dropped_packets",
                                      "Packets the queue dropped (OpenFlow tx_errors)",
                                      labels=qlabels)
-        for dpid, port, pname, queue, b, k, e in app.queue_stats:
-            labels = [str(dpid), str(port), pname, str(queue)]
-            qbytes.add_metric(labels, b)
-            qpkts.add_metric(labels, k)
-            qdrops.add_metric(labels, e)
+        for q in pub.queues:
+            labels = [str(q.dpid), str(q.port), q.port_name, str(q.queue)]
+            qbytes.add_metric(labels, q.tx_bytes)
+            qpkts.add_metric(labels, q.tx_packets)
+            qdrops.add_metric(labels, q.tx_errors)
         yield from (qbytes, qpkts, qdrops)
 
         meters = CounterMetricFamily(
             "aifabric_meter_dropped_packets",
             "Packets a switch meter dropped on their way to the controller",
             labels=["dpid", "meter", "kind", "port"])
-        for dpid, meter, kind, port, dropped in app.meter_stats:
-            meters.add_metric([str(dpid), str(meter), kind, str(port)], dropped)
+        for m in pub.meters:
+            meters.add_metric([str(m.dpid), str(m.meter_id), m.kind, str(m.port)], m.dropped)
         yield meters
 
-        flows = app.flows
+        flows = pub.flows
         tracked = GaugeMetricFamily("aifabric_flows", "Flows traffic engineering tracks",
                                     labels=["placed_by", "large"])
         counts: dict[tuple[str, str], int] = {}
@@ -119,7 +119,7 @@ class FabricCollector(Collector):
             tracked.add_metric([by, large], n)
         yield tracked
 
-        counters = app.published_counters
+        counters = pub.counters
         messages = CounterMetricFamily("aifabric_openflow_messages",
                                        "OpenFlow messages by type", labels=["type"])
         for key, label in MESSAGE_COUNTERS.items():
@@ -151,11 +151,12 @@ class FabricCollector(Collector):
             yield c
 
 
-def start_metrics_server(address: str, fabric_app: Callable[[], Any]) -> CollectorRegistry:
+def start_metrics_server(address: str,
+                         published: Callable[[], Published | None]) -> CollectorRegistry:
     """Serve ``/metrics`` on ``address``; RuntimeError with a reason if it cannot bind."""
     host, port = parse_host_port(address)
     registry = CollectorRegistry()
-    registry.register(FabricCollector(fabric_app))
+    registry.register(FabricCollector(published))
     registry.register(LOOP_LAG)
     registry.register(HANDLER_ERRORS)
     registry.register(WATCHDOG_TRIPS)

@@ -32,7 +32,7 @@ from controller import __version__
 from controller.core.config import FabricdConfig, first_error
 from controller.core.events import KINDS, FabricEvent, StampedEvent
 from controller.core.qos import PROFILES, QosPolicy, profile_policy
-from controller.core.snapshot import FlowInfo, TopologySnapshot
+from controller.core.snapshot import FlowInfo, Published, TopologySnapshot
 from controller.core.te import PROTO_NUMBERS, FlowKey
 
 log = logging.getLogger("aifabric.api")
@@ -44,16 +44,11 @@ MAX_REQUEST_BYTES = 1024 * 1024  # larger requests: RESOURCE_EXHAUSTED before an
 
 @dataclass
 class ControllerHandle:
-    """How the API reaches the controller. Readers return None until the apps run;
-    ``call`` runs a command on the fabric app's thread (every mutation goes that
-    way)."""
+    """How the API reaches the controller: ``published`` is what the fabric app last
+    published (None until the apps run), read once per call; ``call`` runs a command on
+    the fabric app's thread (every mutation goes that way)."""
 
-    snapshot: Callable[[], TopologySnapshot | None]
-    counters: Callable[[], dict[str, int] | None]
-    qos_policy: Callable[[], QosPolicy | None] = lambda: None
-    queue_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
-    link_stats: Callable[[], tuple[tuple, float] | None] = lambda: None
-    flows: Callable[[], tuple[tuple[FlowInfo, ...], float] | None] = lambda: None
+    published: Callable[[], Published | None]
     # runs fn(fabric_app) on the app's own thread; raises what fn raised, or TimeoutError
     call: Callable[..., Any] = lambda fn, timeout=10.0: (_ for _ in ()).throw(
         TimeoutError("the controller is still starting"))
@@ -210,11 +205,14 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self.config = config
         self.started_at = started_at
 
-    def GetTopology(self, request, context):
-        snap = self.handle.snapshot()
-        if snap is None:
+    def _published(self, context) -> Published:
+        got = self.handle.published()
+        if got is None:
             context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
-        return topology_message(snap)
+        return got
+
+    def GetTopology(self, request, context):
+        return topology_message(self._published(context).topology)
 
     def GetStatus(self, request, context):
         return fabric_pb2.Status(
@@ -224,22 +222,20 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             qos_enabled=self.config.qos.enabled,
             te_enabled=self.config.te.enabled,
             link_speed_mbps=self.config.link_speed_mbps or 0.0,
-            counters=self.handle.counters() or {},
+            counters=dict(pub.counters) if (pub := self.handle.published()) else {},
         )
 
     def ListLinks(self, request, context):
-        got = self.handle.link_stats()
-        if got is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
-        rows, at = got
+        pub = self._published(context)
         return fabric_pb2.LinkList(
             links=[
-                fabric_pb2.LinkStatus(src_dpid=a, src_port=b, dst_dpid=c, dst_port=d,
-                                      rate_bps=bps, utilization=u, drops_per_second=dr,
-                                      errors_per_second=er)
-                for a, b, c, d, bps, u, dr, er in rows
+                fabric_pb2.LinkStatus(
+                    src_dpid=s.src_dpid, src_port=s.src_port, dst_dpid=s.dst_dpid,
+                    dst_port=s.dst_port, rate_bps=s.rate_bps, utilization=s.utilization,
+                    drops_per_second=s.drops_per_second, errors_per_second=s.errors_per_second)
+                for s in pub.links
             ],
-            collected_at=at,
+            collected_at=pub.links_at,
         )
 
     def _maintain(self, context, action: str, dpid: int, port: int) -> fabric_pb2.DrainReply:
@@ -261,7 +257,8 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         return self._maintain(context, "undrain", request.dpid, request.port)
 
     def GetQosPolicy(self, request, context):
-        return policy_message(self.handle.qos_policy(), self.config.qos.enabled)
+        pub = self.handle.published()
+        return policy_message(pub.qos_policy if pub else None, self.config.qos.enabled)
 
     def SetQosPolicy(self, request, context):
         try:
@@ -278,13 +275,10 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
     def ListFlows(self, request, context):
         if not self.config.te.enabled:
             return fabric_pb2.FlowList(te_enabled=False)
-        got = self.handle.flows()
-        if got is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
-        flows, at = got
+        pub = self._published(context)
         return fabric_pb2.FlowList(
-            flows=[flow_message(f) for f in flows if f.large or not request.large_only],
-            collected_at=at, te_enabled=True)
+            flows=[flow_message(f) for f in pub.flows if f.large or not request.large_only],
+            collected_at=pub.flows_at, te_enabled=True)
 
     def _te_call(self, context, request, fn):
         try:
@@ -349,20 +343,19 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             meters=got.meters, kept_groups=got.kept_groups, pending=got.pending)
 
     def GetQosStats(self, request, context):
-        got = self.handle.queue_stats()
-        if got is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
-        rows, at = got
-        if request.dpid and all(r[0] != request.dpid for r in rows):
+        pub = self._published(context)
+        rows = pub.queues
+        if request.dpid and all(r.dpid != request.dpid for r in rows):
             context.abort(grpc.StatusCode.NOT_FOUND, f"no queue statistics for dpid "
                           f"{request.dpid}")
         return fabric_pb2.QosStats(
             queues=[
-                fabric_pb2.QueueStats(dpid=d, port=p, port_name=n, queue=q, tx_bytes=b,
-                                      tx_packets=k, tx_errors=e)
-                for d, p, n, q, b, k, e in rows if not request.dpid or d == request.dpid
+                fabric_pb2.QueueStats(dpid=r.dpid, port=r.port, port_name=r.port_name,
+                                      queue=r.queue, tx_bytes=r.tx_bytes,
+                                      tx_packets=r.tx_packets, tx_errors=r.tx_errors)
+                for r in rows if not request.dpid or r.dpid == request.dpid
             ],
-            collected_at=at,
+            collected_at=pub.queues_at,
         )
 
 
@@ -423,7 +416,7 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
     def serving_once_the_apps_run() -> None:
         # SERVING means the controller answers, not just that the port is open; the
         # watchdog turns it NOT_SERVING while the fabric app's event loop is stalled.
-        while handle.snapshot() is None:
+        while handle.published() is None:
             time.sleep(0.05)
         serving = None
         tripped = False

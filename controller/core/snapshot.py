@@ -6,7 +6,12 @@ so a reader always sees one consistent instant and never a structure being mutat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controller.core.qos import QosPolicy
 
 
 @dataclass(frozen=True)
@@ -88,3 +93,57 @@ class SwitchEntries:
     meters: tuple[str, ...]
     kept_groups: tuple[int, ...]
     pending: int
+
+
+@dataclass(frozen=True)
+class LinkStat:
+    """One link direction's measured load (the source port's counters, smoothed)."""
+
+    src_dpid: int
+    src_port: int
+    dst_dpid: int
+    dst_port: int
+    rate_bps: float
+    utilization: float
+    drops_per_second: float
+    errors_per_second: float
+
+
+@dataclass(frozen=True)
+class QueueStat:
+    dpid: int
+    port: int
+    port_name: str
+    queue: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+
+
+@dataclass(frozen=True)
+class MeterStat:
+    """Packets one of our meters dropped on their way to the controller."""
+
+    dpid: int
+    meter_id: int
+    kind: str  # lldp | shared | host | te_copy
+    port: int  # 0: the whole switch
+    dropped: int
+
+
+@dataclass(frozen=True)
+class Published:
+    """Everything readers on other threads see of the controller, as one value: the app
+    replaces it whole (``dataclasses.replace`` then one assignment), a reader takes it
+    once, so a timestamp is always read with the data it belongs to."""
+
+    topology: TopologySnapshot
+    links: tuple[LinkStat, ...] = ()
+    links_at: float = 0.0
+    queues: tuple[QueueStat, ...] = ()
+    queues_at: float = 0.0
+    meters: tuple[MeterStat, ...] = ()
+    flows: tuple[FlowInfo, ...] = ()
+    flows_at: float = 0.0
+    counters: Mapping[str, int] = field(default_factory=dict)
+    qos_policy: QosPolicy | None = None  # the policy in force (None with --no-qos)

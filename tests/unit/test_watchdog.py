@@ -12,7 +12,7 @@ from apps.api.event_bus import EventBus
 from apps.api.server import ControllerHandle, start_api_server
 from controller.core.config import load_config
 from controller.core.events import FabricEvent
-from controller.core.snapshot import TopologySnapshot
+from controller.core.snapshot import Published, TopologySnapshot
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ def test_health_turns_not_serving_while_the_loop_is_stalled_and_back(tmp_path):
                                 "api.token_file": str(tmp_path / "token")})
     stall: list[str | None] = [None]
     bus = EventBus()
-    handle = ControllerHandle(snapshot=TopologySnapshot.empty, counters=dict,
+    handle = ControllerHandle(published=lambda: Published(TopologySnapshot.empty()),
                               event_bus=lambda: bus, stalled=lambda: stall[0])
     server = start_api_server(config, handle)
     try:
@@ -68,7 +68,7 @@ def test_watchers_are_capped_and_never_starve_unary_calls(tmp_path):
     config = load_config(None, {"api.address": addr, "api.tokens": tokens,
                                 "api.max_watchers": 4, "api.max_watchers_per_token": 3})
     bus = EventBus()
-    handle = ControllerHandle(snapshot=TopologySnapshot.empty, counters=dict,
+    handle = ControllerHandle(published=lambda: Published(TopologySnapshot.empty()),
                               event_bus=lambda: bus)
     server = start_api_server(config, handle)
     channel = grpc.insecure_channel(addr)
