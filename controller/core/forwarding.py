@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from controller.core import constants as C
 from controller.core.openflow import (
@@ -71,7 +72,16 @@ class FabricView:
     punt: PuntLimits = PuntLimits()
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
-        return sorted(lp for lp, pd, _ in self.adjacency.get(dpid, ()) if pd == peer)
+        return list(self._towards.get((dpid, peer), ()))
+
+    @cached_property
+    def _towards(self) -> dict[tuple[int, int], tuple[int, ...]]:
+        """(switch, neighbour) -> the switch's ports to it, sorted (built once per view)."""
+        out: dict[tuple[int, int], list[int]] = {}
+        for dpid, adj in self.adjacency.items():
+            for lp, pd, _ in adj:
+                out.setdefault((dpid, pd), []).append(lp)
+        return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def neighbours(self, dpid: int, role: str) -> set[int]:
         return {pd for _, pd, _ in self.adjacency.get(dpid, ()) if self.roles.get(pd) == role}

@@ -74,7 +74,9 @@ class Fabric:
 
     def __init__(self) -> None:
         self.switches: dict[int, Switch] = {}
-        self.links: dict[LinkEnd, Link] = {}  # keyed by the source end
+        self.links: dict[LinkEnd, Link] = {}  # by source end; changed only in this class
+        self._link_ports: dict[int, set[int]] | None = None  # dpid -> linked ports (cache)
+        self._into: dict[LinkEnd, LinkEnd] | None = None  # link dst -> src (same cache)
         self.hosts: dict[str, Host] = {}  # keyed by MAC
         self.held: set[LinkEnd] = set()  # fabric ports held down by flap dampening
         # ports that faced a switch before a controller restart, not judged yet
@@ -144,10 +146,14 @@ class Fabric:
         if current is not None and current.dst == dst:
             current.last_seen = now
             return False, []
+        # (the links this one contradicts: from src, or into dst from elsewhere)
+        into_dst = self._link_into(dst)
+        suspects = {e for e in (src, into_dst) if e is not None and e in self.links}
         displaced = self._drop_links(
-            lambda lk: lk.src == src or (lk.dst == dst and lk.src != src)
-        )
+            lambda lk: lk.src in suspects and (lk.src == src or lk.dst == dst)
+        ) if suspects else []
         self.links[src] = Link(src, dst, now, now)
+        self._link_ports = None
         for end in (src, dst):
             self.forget_hosts_on(end.dpid, end.port)
         return True, displaced
@@ -171,13 +177,28 @@ class Fabric:
         gone = [lk for lk in self.links.values() if pred(lk)]
         for lk in gone:
             del self.links[lk.src]
+        if gone:
+            self._link_ports = None
         return gone
+
+    def _link_into(self, dst: LinkEnd) -> LinkEnd | None:
+        """The source end of a link that arrives at ``dst``, if any."""
+        if self._link_ports is None:
+            self.link_ports(dst.dpid)  # (builds both indexes)
+        assert self._into is not None
+        return self._into.get(dst)
 
     def link_ports(self, dpid: int) -> set[int]:
         """Ports of ``dpid`` that LLDP has shown to face another switch (either direction)."""
-        ports = {lk.src.port for lk in self.links.values() if lk.src.dpid == dpid}
-        ports |= {lk.dst.port for lk in self.links.values() if lk.dst.dpid == dpid}
-        return ports
+        if self._link_ports is None:  # (rebuilt once per change of the links, not per call)
+            index: dict[int, set[int]] = {}
+            into: dict[LinkEnd, LinkEnd] = {}
+            for lk in self.links.values():
+                index.setdefault(lk.src.dpid, set()).add(lk.src.port)
+                index.setdefault(lk.dst.dpid, set()).add(lk.dst.port)
+                into[lk.dst] = lk.src
+            self._link_ports, self._into = index, into
+        return set(self._link_ports.get(dpid, ()))
 
     def edge_ports(self, dpid: int, now: float | None = None, min_up: float = 0.0) -> list[int]:
         """Up ports of a connected switch with no link on them: where hosts may be.

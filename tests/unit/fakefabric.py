@@ -7,8 +7,11 @@ are delivered to the far end of the wire, as a switch would punt them.
 
 from __future__ import annotations
 
+import struct
+
+from controller.core import constants as C
 from controller.core.fabric_core import CoreSettings, Effects, FabricCore
-from controller.core.frames import ARP_REPLY, ARP_REQUEST, Arp, build_arp_frame
+from controller.core.frames import ARP_REPLY, ARP_REQUEST, Arp, build_arp_frame, build_ethernet
 from controller.core.model import Port
 
 SPINE0, LEAF0 = 1000, 2000
@@ -80,3 +83,13 @@ def arp_reply(src, dst):
 
 def learn(fab, leaf, port, host):
     return fab.core.packet_in(leaf, port, arp_request(host, "10.0.0.250"), fab.now)
+
+
+def ip_frame(src: tuple[str, str], dst: tuple[str, str], sport: int, dport: int,
+             proto: int = 6, dscp: int = 0) -> bytes:
+    """An Ethernet/IPv4 TCP or UDP frame between two (mac, ip) hosts (header only)."""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, dscp << 2, 40, 0, 0, 64, proto, 0,
+                     bytes(int(x) for x in src[1].split(".")),
+                     bytes(int(x) for x in dst[1].split(".")))
+    l4 = struct.pack("!HH", sport, dport) + b"\0" * 16
+    return build_ethernet(dst[0], src[0], C.ETH_TYPE_IP, ip + l4)

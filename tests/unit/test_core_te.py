@@ -1,15 +1,13 @@
 """Traffic engineering inside the core: the TE table, pins, failures, restart, events."""
 
-import struct
 
 import pytest
 
 from controller.core import constants as C
 from controller.core.fabric_core import CoreSettings
-from controller.core.frames import build_ethernet
 from controller.core.model import Port
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
-from tests.unit.fakefabric import FakeFabric, learn
+from tests.unit.fakefabric import FakeFabric, ip_frame, learn
 
 HOSTS = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 9)}
 RATE = 5e6
@@ -29,11 +27,7 @@ def te_fabric(te: TeSettings | None = DEFAULT_TE) -> FakeFabric:
 
 def packet(src: int, dst: int, sport: int, dport: int, proto: int = TCP,
            dscp: int = 0) -> bytes:
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, dscp << 2, 40, 0, 0, 64, proto, 0,
-                     bytes(int(x) for x in HOSTS[src][1].split(".")),
-                     bytes(int(x) for x in HOSTS[dst][1].split(".")))
-    l4 = struct.pack("!HH", sport, dport) + b"\0" * 16
-    return build_ethernet(HOSTS[dst][0], HOSTS[src][0], C.ETH_TYPE_IP, ip + l4)
+    return ip_frame(HOSTS[src], HOSTS[dst], sport, dport, proto, dscp)
 
 
 def pins(fab: FakeFabric, leaf: int) -> dict:

@@ -1,0 +1,253 @@
+"""A fake data plane for unit tests: switches that hold what the core's plans install
+(flow tables, select / fast-failover / all groups, meters) and a tracer that follows a
+packet from a host through tables 0-2 and the groups, hop by hop, to where it leaves
+the fabric, with the queue and DSCP it carries on each link.
+
+The core is synced exactly as the fabric app syncs a real switch: its desired state is
+diffed (``SwitchMirror.plan``) against what the fake switch holds and only the plan is
+applied. OpenFlow 1.3 semantics as far as the core uses them: highest priority first,
+apply-actions at once (outputs included), write-actions into the action set, which runs
+when the pipeline ends; set_queue holds for later outputs; a select group hashes the
+5-tuple over its live buckets; a fast-failover group takes its first live bucket.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror, SyncPlan
+from tests.unit.fakefabric import FakeFabric
+
+CONTROLLER = "controller"
+
+
+@dataclass
+class Switch:
+    """What one fake switch holds."""
+
+    dpid: int
+    flows: dict[tuple, FlowRule] = field(default_factory=dict)
+    groups: dict[int, GroupRule] = field(default_factory=dict)
+    meters: dict[int, MeterRule] = field(default_factory=dict)
+    down: set[int] = field(default_factory=set)  # ports whose link is down
+
+    def apply(self, plan: SyncPlan) -> None:
+        for m in plan.meter_adds + plan.meter_mods:
+            self.meters[m.meter_id] = m
+        for g in plan.group_adds + plan.group_mods:
+            self.groups[g.group_id] = g
+        for r in plan.flow_adds + plan.flow_mods:
+            self.flows[r.key] = r
+        for r in plan.flow_dels:
+            self.flows.pop(r.key, None)
+        for gid in plan.group_dels:
+            self.groups.pop(gid, None)
+        for mid in plan.meter_dels:
+            self.meters.pop(mid, None)
+
+    def mirror(self) -> SwitchMirror:
+        """What the controller reads back from this switch."""
+        return SwitchMirror(dict(self.flows), dict(self.groups), dict(self.meters))
+
+    def lookup(self, table: int, pkt: dict[str, Any]) -> FlowRule | None:
+        best = None
+        for rule in self.flows.values():
+            if rule.table == table and _matches(rule.match, pkt) and (
+                    best is None or rule.priority > best.priority):
+                best = rule
+        return best
+
+
+def _mac(value: str) -> int:
+    return int(value.replace(":", ""), 16)
+
+
+def _matches(match: tuple, pkt: dict[str, Any]) -> bool:
+    for name, want in match:
+        have = pkt.get(name)
+        if have is None:
+            return False
+        if isinstance(want, tuple):  # (value, mask): MAC addresses here
+            value, mask = want
+            if _mac(have) & _mac(mask) != _mac(value) & _mac(mask):
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Hop:
+    """The packet leaving switch ``dpid`` by ``port`` (or to the controller)."""
+
+    dpid: int
+    in_port: int
+    out_port: int | str
+    queue: int
+    dscp: int | None
+
+
+@dataclass
+class Trace:
+    hops: list[Hop]
+    delivered: list[tuple[int, int]]  # (leaf, host port) the packet came out of
+    to_controller: list[int]  # switches that sent it (or a copy) to the controller
+
+    @property
+    def spines(self) -> list[int]:
+        """Switches crossed between the first and the last (copies to the controller
+        aside)."""
+        return [h.dpid for h in self.hops if h.out_port != CONTROLLER][1:-1]
+
+    def queues(self) -> list[int]:
+        return [h.queue for h in self.hops if h.out_port != CONTROLLER]
+
+
+class DataPlane:
+    """Fake switches for every switch of a ``FakeFabric``, synced from its core."""
+
+    def __init__(self, fab: FakeFabric) -> None:
+        self.fab = fab
+        self.switches = {d: Switch(d) for d in fab.spines + fab.leaves}
+
+    def sync(self) -> dict[int, SyncPlan]:
+        """Bring every switch to the core's desired state, as the fabric app does."""
+        plans = {}
+        core, now = self.fab.core, self.fab.now
+        order = sorted(self.switches, key=lambda d: (core.role(d) != "spine", d))
+        for dpid in order:
+            sw = self.switches[dpid]
+            if not core.fabric.is_connected(dpid):
+                continue
+            desired, complete = core.desired(dpid, now)
+            keep = core.kept_groups(dpid, sw.groups, now)
+            plan = sw.mirror().plan(desired, additive=not complete, keep_groups=keep)
+            sw.apply(plan)
+            plans[dpid] = plan
+        return plans
+
+    def controller_restarted(self, fab: FakeFabric, present: list[int] | None = None) -> None:
+        """A fresh controller (``fab``'s core) to which the switches in ``present`` (all
+        by default) connect: each is read back, as the fabric app does, then probed."""
+        self.fab = fab
+        for dpid in self.switches if present is None else present:
+            fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
+            held = list(self.switches[dpid].flows.values())
+            fab.core.recover_pins(dpid, held)
+            fab.core.recover_layout(dpid, held, list(self.switches[dpid].groups.values()))
+            fab.deliver(fab.core.recover_hosts(dpid, held, fab.now))
+            fab.deliver(fab.core.probe(dpid, fab.now))
+
+    def link_down(self, a: tuple[int, int]) -> None:
+        """The cable at ``a`` fails: both ends see their port down (the switches'
+        fast-failover reacts at once; the core hears of it as port status)."""
+        b = self.fab.wires[a]
+        for dpid, port in (a, b):
+            self.switches[dpid].down.add(port)
+
+    def trace(self, leaf: int, port: int, pkt: dict[str, Any], ttl: int = 8) -> Trace:
+        """Send ``pkt`` (header fields by OpenFlow name) into ``leaf`` at host ``port``."""
+        out = Trace([], [], [])
+        pending = [(leaf, port, dict(pkt, in_port=port), ttl)]
+        while pending:
+            dpid, in_port, p, left = pending.pop(0)
+            if left == 0:
+                raise AssertionError(f"loop: still forwarding after {ttl} hops: {out.hops}")
+            for out_port, q in self._switch(self.switches[dpid], dict(p, in_port=in_port)):
+                dscp = q.get("ip_dscp")
+                out.hops.append(Hop(dpid, in_port, out_port, q.get("_queue", 0), dscp))
+                if out_port == CONTROLLER:
+                    out.to_controller.append(dpid)
+                    continue
+                if out_port in self.switches[dpid].down:
+                    continue  # lost on a dead link
+                peer = self.fab.wires.get((dpid, out_port))
+                if peer is None:
+                    out.delivered.append((dpid, out_port))
+                else:
+                    nxt = {k: v for k, v in q.items() if k != "_queue"}
+                    pending.append((peer[0], peer[1], nxt, left - 1))
+        return out
+
+    # --- one switch's pipeline --------------------------------------------------------------
+    def _switch(self, sw: Switch, pkt: dict[str, Any]) -> list[tuple[int | str, dict]]:
+        emitted: list[tuple[int | str, dict]] = []
+        action_set: dict[str, tuple] = {}
+        table = 0
+        while True:
+            rule = sw.lookup(table, pkt)
+            if rule is None:
+                return emitted  # table miss: dropped (we install no miss-to-controller)
+            goto = None
+            for ins in rule.instructions:
+                if ins[0] == "apply":
+                    for action in ins[1]:
+                        pkt = self._act(sw, action, pkt, emitted)
+                elif ins[0] == "clear":
+                    action_set.clear()
+                elif ins[0] == "write":
+                    for action in ins[1]:
+                        action_set[action[0]] = action
+                elif ins[0] == "goto":
+                    goto = ins[1]
+            if goto is None:
+                break
+            table = goto
+        # the action set: queue and fields first, then the group, else the output
+        for kind in ("set_field", "set_queue"):
+            if kind in action_set:
+                pkt = self._act(sw, action_set[kind], pkt, emitted)
+        if "group" in action_set:
+            self._act(sw, action_set["group"], pkt, emitted)
+        elif "output" in action_set:
+            self._act(sw, action_set["output"], pkt, emitted)
+        return emitted
+
+    def _act(self, sw: Switch, action: tuple, pkt: dict, emitted: list) -> dict:
+        kind = action[0]
+        if kind == "output":
+            emitted.append((action[1], dict(pkt)))
+        elif kind in ("controller", "meter_controller"):
+            emitted.append((CONTROLLER, dict(pkt)))
+        elif kind == "set_field":
+            pkt = dict(pkt, **{action[1]: action[2]})
+        elif kind == "set_queue":
+            pkt = dict(pkt, _queue=action[1])
+        elif kind == "group":
+            group = sw.groups.get(action[1])
+            if group is None:
+                raise AssertionError(f"switch {sw.dpid} sends to group {action[1]} it lacks")
+            for bucket in self._buckets(sw, group, pkt):
+                for a in bucket.actions:
+                    self._act(sw, a, pkt, emitted)
+        else:
+            raise AssertionError(f"the fake data plane does not know action {action!r}")
+        return pkt
+
+    @staticmethod
+    def _buckets(sw: Switch, group: GroupRule, pkt: dict) -> list:
+        live = [b for b in group.buckets if b.watch_port is None or b.watch_port not in sw.down]
+        if not live:
+            return []
+        if group.group_type == "all":
+            return live
+        if group.group_type == "ff":
+            return live[:1]
+        key = repr(tuple(pkt.get(f) for f in ("ipv4_src", "ipv4_dst", "ip_proto", "tcp_src",
+                                              "tcp_dst", "udp_src", "udp_dst", "eth_src",
+                                              "eth_dst")))
+        return [live[zlib.crc32(key.encode()) % len(live)]]
+
+
+def ip_packet(src: tuple[str, str], dst: tuple[str, str], proto: int = 6, sport: int = 40000,
+              dport: int = 5201, dscp: int = 0) -> dict[str, Any]:
+    """Header fields of an IPv4 TCP/UDP packet between two (mac, ip) hosts."""
+    l4 = "tcp" if proto == 6 else "udp"
+    return {"eth_src": src[0], "eth_dst": dst[0], "eth_type": 0x0800, "ipv4_src": src[1],
+            "ipv4_dst": dst[1], "ip_proto": proto, "ip_dscp": dscp, f"{l4}_src": sport,
+            f"{l4}_dst": dport}
+
+
+__all__ = ["DataPlane", "Trace", "Hop", "ip_packet", "CONTROLLER"]
