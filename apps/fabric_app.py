@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from typing import Any
 
 from os_ken.base import app_manager
 from os_ken.controller import event, ofp_event
@@ -38,7 +38,7 @@ from controller.core.events import FabricEvent
 from controller.core.fabric_core import CoreSettings, Effects, FabricCore
 from controller.core.model import Port
 from controller.core.monitor import LoadMonitor, PortCounters, utilization
-from controller.core.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror
+from controller.core.openflow import MeterRule
 from controller.core.snapshot import (
     FlowInfo,
     LinkStat,
@@ -48,6 +48,7 @@ from controller.core.snapshot import (
     SwitchEntries,
     TopologySnapshot,
 )
+from controller.core.sync import Session, SwitchSync
 from controller.core.te import PROTO_NAMES, FlowKey
 
 log = logging.getLogger("aifabric.fabric")
@@ -58,7 +59,7 @@ RESYNC_MIN_INTERVAL = 5.0
 QUEUE_STATS_INTERVAL = 2.0
 METER_STATS_INTERVAL = 1.0
 METER_EVENT_INTERVAL = 10.0  # seconds between two meter_drops events of one meter
-SYNC_MAX_DELAY = 0.05  # seconds a change may wait for a quiet event queue
+SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriving
 
 
 class EventTick(event.EventBase):
@@ -68,6 +69,11 @@ class EventTick(event.EventBase):
         super().__init__()
         self.posted = time.monotonic()
         self.posted_wall = time.time()
+
+
+class EventSync(event.EventBase):
+    """Posted by the app to itself when a change waits for its sync: it is handled after
+    every event queued before it, so a burst of events is synced once."""
 
 
 class EventCall(event.EventBase):
@@ -104,24 +110,6 @@ class EventCall(event.EventBase):
             return True
 
 
-@dataclass
-class SwitchSync:
-    """Per-connection state: what the switch holds, and where its read-back stands."""
-
-    dp: object
-    phase: str = "reading"  # reading -> ready
-    mirror: SwitchMirror = field(default_factory=SwitchMirror)
-    flows: list[FlowRule] = field(default_factory=list)
-    groups: list[GroupRule] = field(default_factory=list)
-    meters: list[MeterRule] = field(default_factory=list)
-    flows_done: bool = False
-    groups_done: bool = False
-    meters_done: bool = False
-    last_read: float = 0.0
-    read_xid: int | None = None  # the flow-stats request that reads the switch's state
-    meter_xid: int | None = None  # the meter-config request
-
-
 def meter_role(meter_id: int) -> tuple[str, int]:
     """What a meter of ours polices, and for which port (0: the whole switch)."""
     if meter_id == C.METER_LLDP:
@@ -141,7 +129,7 @@ def _port(desc) -> Port:
 
 class FabricApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick, EventCall]
+    _EVENTS = [EventTick, EventCall, EventSync]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -167,7 +155,8 @@ class FabricApp(app_manager.OSKenApp):
             ),
             secret=os.urandom(32),
         )
-        self.syncs: dict[int, SwitchSync] = {}
+        self.sync = SwitchSync(self.core)  # per-switch sessions: read-back, mirror, plans
+        self.dps: dict[int, Any] = {}  # dpid -> its current connection (os-ken Datapath)
         # what other threads see (the API, metrics): one value, replaced whole
         self.published = Published(TopologySnapshot.empty(), qos_policy=self.core.qos)
         self._last_probe = 0.0
@@ -178,6 +167,7 @@ class FabricApp(app_manager.OSKenApp):
         # groups towards leaves not back yet, and switches waiting for one
         self._frozen: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
+        self._sync_posted = False  # an EventSync is on its way
         self._last_queue_poll = 0.0
         self._last_meter_poll = 0.0
         self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
@@ -234,26 +224,25 @@ class FabricApp(app_manager.OSKenApp):
                 eff.merge(self._te_pass(now))
                 self._publish_flows(now)
             self._last_port_poll = now
-            self._awaiting_ports = set(self.syncs)
-            for sync in self.syncs.values():
-                sync.dp.send_msg(parser.OFPPortStatsRequest(sync.dp, 0, ofp.OFPP_ANY))
-                if self.core.te is not None and self.core.role(sync.dp.id) == "leaf":
-                    sync.dp.send_msg(parser.OFPFlowStatsRequest(
-                        sync.dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
+            self._awaiting_ports = set(self.dps)
+            for dp in self.dps.values():
+                dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
+                if self.core.te is not None and self.core.role(dp.id) == "leaf":
+                    dp.send_msg(parser.OFPFlowStatsRequest(
+                        dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
                         C.make_cookie(C.KIND_PIN), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK))
         if self.core.qos is not None and now - self._last_queue_poll >= QUEUE_STATS_INTERVAL:
             self._last_queue_poll = now
-            for sync in self.syncs.values():
-                dp = sync.dp
+            for dp in self.dps.values():
                 dp.send_msg(parser.OFPQueueStatsRequest(dp, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
         if now - self._last_meter_poll >= METER_STATS_INTERVAL:
             self._last_meter_poll = now
-            for sync in self.syncs.values():
-                sync.dp.send_msg(parser.OFPMeterStatsRequest(sync.dp, 0, ofp.OFPM_ALL))
+            for dp in self.dps.values():
+                dp.send_msg(parser.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL))
         # Switches become settled with time alone: sync when that happens.
-        settled = frozenset(d for d in self.syncs if self.core.is_settled(d, now))
+        settled = frozenset(d for d in self.dps if self.core.is_settled(d, now))
         frozen = self.core.frozen_groups(now)
-        waiting = frozenset(d for d in self.syncs if self.core.waiting(d, now))
+        waiting = frozenset(d for d in self.dps if self.core.waiting(d, now))
         newly = settled != self._settled or (frozen, waiting) != self._frozen
         self._settled, self._frozen = settled, (frozen, waiting)
         self._apply(eff, now, force_sync=newly)
@@ -287,20 +276,19 @@ class FabricApp(app_manager.OSKenApp):
         if ev.state == MAIN_DISPATCHER:
             if dp.id is None:
                 return
-            old = self.syncs.get(dp.id)
-            if old is not None and old.dp is not dp:
+            old = self.dps.get(dp.id)
+            if old is not None and old is not dp:
                 log.info("switch %d reconnected; the old connection is dropped", dp.id)
             ports = [_port(p) for p in list(dp.ports.values())]
-            self.syncs[dp.id] = SwitchSync(dp, last_read=now)
-            self._request_state(dp)
+            self.dps[dp.id] = dp
+            self._request_state(dp, self.sync.connect(dp.id, dp, now))
             self._apply(self.core.switch_connected(dp.id, ports, now), now)
         elif ev.state == DEAD_DISPATCHER:
             if dp.id is None:
                 return
-            sync = self.syncs.get(dp.id)
-            if sync is None or sync.dp is not dp:
+            if not self.sync.disconnect(dp.id, dp):
                 return  # an old connection of a switch that has already reconnected
-            del self.syncs[dp.id]
+            del self.dps[dp.id]
             self.monitor.forget_switch(dp.id)
             self._apply(self.core.switch_disconnected(dp.id, now), now)
 
@@ -311,21 +299,18 @@ class FabricApp(app_manager.OSKenApp):
         # Full frames to the controller on table-miss (our own entries use NO_BUFFER).
         dp.send_msg(parser.OFPSetConfig(dp, ofp.OFPC_FRAG_NORMAL, ofp.OFPCML_NO_BUFFER))
 
-    def _request_state(self, dp) -> None:
+    def _request_state(self, dp, session: Session) -> None:
+        """Read the switch's entries, groups and meters back (its session's read-back)."""
         req = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY)
         dp.send_msg(req)  # (numbers the request)
-        sync = self.syncs.get(dp.id)
-        if sync is not None:
-            sync.read_xid = req.xid
+        session.read_xid = req.xid
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
         meters = parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL)
         dp.send_msg(meters)
-        if sync is not None:
-            sync.meter_xid = meters.xid
+        session.meter_xid = meters.xid
 
-    def _sync_for(self, dp) -> SwitchSync | None:
-        sync = self.syncs.get(dp.id)
-        return sync if sync is not None and sync.dp is dp else None
+    def _sync_for(self, dp) -> Session | None:
+        return self.sync.current(dp.id, dp)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     @guarded
@@ -338,57 +323,38 @@ class FabricApp(app_manager.OSKenApp):
             self.core.pin_counters(ev.msg.datapath.id, [
                 (ofmsg.flow_match(s), s.byte_count) for s in ev.msg.body], now)
             return
-        if sync.phase != "reading":
-            return
-        sync.flows += [ofmsg.flow_from_stats(s) for s in ev.msg.body]
-        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
-            sync.flows_done = True
-            self._maybe_loaded(ev.msg.datapath.id, sync)
+        self._read(ev.msg, "flows", [ofmsg.flow_from_stats(s) for s in ev.msg.body])
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     @guarded
     def _on_group_desc(self, ev) -> None:
-        sync = self._sync_for(ev.msg.datapath)
-        if sync is None or sync.phase != "reading":
-            return
-        sync.groups += [ofmsg.group_from_desc(g) for g in ev.msg.body]
-        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
-            sync.groups_done = True
-            self._maybe_loaded(ev.msg.datapath.id, sync)
+        self._read(ev.msg, "groups", [ofmsg.group_from_desc(g) for g in ev.msg.body])
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
     @guarded
     def _on_meter_config(self, ev) -> None:
-        sync = self._sync_for(ev.msg.datapath)
-        if sync is None or sync.phase != "reading":
-            return
-        for stat in ev.msg.body:
-            if C.is_our_meter(stat.meter_id):
-                # a meter of ours in another shape is held as "rate 0": it gets modified
-                sync.meters.append(ofmsg.meter_from_config(stat)
-                                   or MeterRule(stat.meter_id, 0, 0))
-        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
-            sync.meters_done = True
-            self._maybe_loaded(ev.msg.datapath.id, sync)
+        # (a meter of ours in another shape is held as "rate 0": it gets modified)
+        self._read(ev.msg, "meters", [ofmsg.meter_from_config(stat)
+                                      or MeterRule(stat.meter_id, 0, 0)
+                                      for stat in ev.msg.body if C.is_our_meter(stat.meter_id)])
 
-    def _maybe_loaded(self, dpid: int, sync: SwitchSync) -> None:
-        if not (sync.flows_done and sync.groups_done and sync.meters_done):
+    def _read(self, msg, part: str, items: list, last: bool | None = None) -> None:
+        """One reply of a switch's read-back; once complete, the core recovers from it."""
+        dp = msg.datapath
+        if last is None:
+            last = not msg.flags & ofp.OFPMPF_REPLY_MORE
+        got = self.sync.read(dp.id, dp, part, items, last)
+        if got is None:
             return
-        # (entries for declined flows expire by themselves: not part of the mirror)
-        mine = [r for r in sync.flows if ofmsg.ours(r)
-                and C.cookie_kind(r.cookie) != C.KIND_NOCOPY]
-        foreign = len(sync.flows) - len(mine)
-        sync.mirror = SwitchMirror({r.key: r for r in mine}, {g.group_id: g for g in sync.groups},
-                                   {m.meter_id: m for m in sync.meters})
-        sync.phase = "ready"
         log.info(
             "switch %d holds %d aifabric entries, %d groups, %d meters, %d foreign entries "
-            "(left alone)", dpid, len(mine), len(sync.groups), len(sync.meters), foreign,
+            "(left alone)", got.dpid, len(got.flows), len(got.groups), len(got.meters),
+            got.foreign,
         )
-        now = time.time()
-        self.core.recover_pins(dpid, mine)
-        self.core.recover_layout(dpid, mine, sync.groups)
-        self._apply(self.core.recover_hosts(dpid, mine, now), now, force_sync=True)
+        dpid, now = got.dpid, time.time()
+        self.core.recover_pins(dpid, got.flows)
+        self.core.recover_layout(dpid, got.flows, got.groups)
+        self._apply(self.core.recover_hosts(dpid, got.flows, now), now, force_sync=True)
         # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
         self._apply(self.core.probe(dpid, now), now)
 
@@ -407,15 +373,13 @@ class FabricApp(app_manager.OSKenApp):
     # --- reads that need the app's thread (called through EventCall) ------------------------
     def switch_entries(self, dpid: int) -> SwitchEntries:
         """What switch ``dpid`` should hold, and how far its session is from it."""
-        sync = self.syncs.get(dpid)
-        if sync is None:
+        session = self.sync.sessions.get(dpid)
+        if session is None:
             raise LookupError(f"switch {dpid} is not connected")
         now = time.time()
         desired, complete = self.core.desired(dpid, now)
-        keep = self.core.kept_groups(dpid, sync.mirror.groups, now)
-        # (while its state is being read back, nothing of it is known: all is pending)
-        held = sync.mirror if sync.phase == "ready" else SwitchMirror()
-        pending = len(held.plan(desired, additive=not complete, keep_groups=keep))
+        keep = self.core.kept_groups(dpid, session.mirror.groups, now)
+        pending = len(self.sync.plan_for(session, now))
         return SwitchEntries(
             dpid, complete,
             tuple(ofctl_text.flow_text(r) for _, r in sorted(desired.flows.items(),
@@ -435,12 +399,12 @@ class FabricApp(app_manager.OSKenApp):
                 s.tx_bytes, s.tx_packets, s.tx_errors)
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
             names = {}
-            for sync in self.syncs.values():
-                for p in list(sync.dp.ports.values()):
-                    names[(sync.dp.id, p.port_no)] = ofmsg.port_name(p)
+            for d in self.dps.values():
+                for p in list(d.ports.values()):
+                    names[(d.id, p.port_no)] = ofmsg.port_name(p)
             self._publish(queues=tuple(
                 QueueStat(d, p, names.get((d, p), ""), q, *c)
-                for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.syncs
+                for (d, p, q), c in sorted(self._queue_counters.items()) if d in self.dps
             ), queues_at=time.time())
 
     @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
@@ -473,7 +437,7 @@ class FabricApp(app_manager.OSKenApp):
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
             meters = tuple(
                 MeterStat(d, m, *meter_role(m), n)
-                for (d, m), n in sorted(self._meter_drops.items()) if d in self.syncs)
+                for (d, m), n in sorted(self._meter_drops.items()) if d in self.dps)
             self._publish(meters=meters)
             self.stats["meter_drops"] = sum(m.dropped for m in meters)
 
@@ -599,31 +563,32 @@ class FabricApp(app_manager.OSKenApp):
         )
         sync = self._sync_for(dp)
         now = time.time()
-        if sync is not None and sync.phase == "reading" and msg.xid == sync.meter_xid:
+        if sync is not None and not sync.ready and msg.xid == sync.meter_xid:
             # a switch without meters must not stay unread forever; the meters it is sent
             # will fail too, and its punts then go unpoliced: say so loudly
             log.error("switch %s cannot report its meters: packets to the controller are "
                       "not policed at this switch", dp.id)
-            sync.meters_done = True
-            self._maybe_loaded(dp.id, sync)
+            self._read(msg, "meters", [], last=True)
             return
-        due = sync is not None and now - sync.last_read > RESYNC_MIN_INTERVAL
-        if due and sync.phase == "ready":
-            self.syncs[dp.id] = SwitchSync(dp, last_read=now)
-            self._request_state(dp)
+        if sync is not None and now - sync.started > RESYNC_MIN_INTERVAL:
+            session = self.sync.reread(dp.id, dp, now)
+            if session is not None:
+                self._request_state(dp, session)
 
     # --- output -----------------------------------------------------------------------------
     def _apply(self, eff: Effects, now: float, force_sync: bool = False,
                flush: bool = False) -> None:
         """Send what the core asked for. Changes are coalesced: the switches are synced
-        once the app's event queue is empty (or the change is SYNC_MAX_DELAY old), so a
-        burst of events (a fabric coming up) costs one recomputation, not one per event.
+        when an ``EventSync`` the app posts to itself comes round (after every event
+        queued before it), or once a change is SYNC_MAX_DELAY old, so a burst of events
+        (a fabric coming up) costs one recomputation, not one per event.
         Packet-outs wait for that sync: a host that gets an ARP answer sends at once,
         and its packets should find the new entries in place."""
         for dpid, rule, timeout in eff.ephemeral:
-            sync = self.syncs.get(dpid)
-            if sync is not None and sync.phase == "ready":
-                sync.dp.send_msg(ofmsg.flow_add_expiring(sync.dp, rule, timeout))
+            session = self.sync.sessions.get(dpid)
+            if session is not None and session.ready:
+                dp = self.dps[dpid]
+                dp.send_msg(ofmsg.flow_add_expiring(dp, rule, timeout))
                 self.stats["flow_mods"] += 1
         if eff.changed or force_sync:
             self._dirty_since = self._dirty_since or now
@@ -636,19 +601,35 @@ class FabricApp(app_manager.OSKenApp):
             self._publish_events(now)
             return
         self._held_outs += eff.packet_outs
-        if flush or self.events.empty() or now - self._dirty_since >= SYNC_MAX_DELAY:
-            self._dirty_since = None
-            if self._dirty_all:
-                self._sync_all(now)
-                self._publish(topology=self.core.snapshot(now))
-            else:
-                self._sync_all(now, only=self._touched)
-            self._dirty_all = False
-            self._touched = set()
-            outs, self._held_outs = self._held_outs, []
-            self._send_packet_outs(outs)
-            self._publish_flows(now)
+        if flush or now - self._dirty_since >= SYNC_MAX_DELAY:
+            self._flush(now)
+        elif not self._sync_posted:  # after the events already queued: then sync
+            self._sync_posted = True
+            self.send_event(self.name, EventSync())
         self._publish_events(now)
+
+    @set_ev_cls(EventSync)
+    @guarded
+    def _on_sync(self, ev) -> None:
+        self._sync_posted = False
+        if self._dirty_since is not None:
+            now = time.time()
+            self._flush(now)
+            self._publish_events(now)
+
+    def _flush(self, now: float) -> None:
+        """Sync the switches the waiting changes concern, then send the held packet-outs."""
+        self._dirty_since = None
+        if self._dirty_all:
+            self._sync_all(now)
+            self._publish(topology=self.core.snapshot(now))
+        else:
+            self._sync_all(now, only=self._touched)
+        self._dirty_all = False
+        self._touched = set()
+        outs, self._held_outs = self._held_outs, []
+        self._send_packet_outs(outs)
+        self._publish_flows(now)
 
     def _publish(self, **changes) -> None:
         """Replace the published value (one assignment: readers see before or after)."""
@@ -669,10 +650,9 @@ class FabricApp(app_manager.OSKenApp):
 
     def _send_packet_outs(self, outs) -> None:
         for po in outs:
-            sync = self.syncs.get(po.dpid)
-            if sync is None:
+            dp = self.dps.get(po.dpid)
+            if dp is None:
                 continue
-            dp = sync.dp
             actions = [parser.OFPActionOutput(p, 0) for p in po.ports]
             dp.send_msg(
                 parser.OFPPacketOut(dp, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, actions, po.data)
@@ -680,24 +660,11 @@ class FabricApp(app_manager.OSKenApp):
             self.stats["packet_out"] += 1
 
     def _sync_all(self, now: float, only: set[int] | None = None) -> None:
-        # Spines before leaves: a leaf entry lets traffic into the fabric, so the spine
-        # entries it relies on should be there first.
-        order = sorted(self.syncs, key=lambda d: (self.core.role(d) != "spine", d))
-        for dpid in order:
-            if only is not None and dpid not in only:
-                continue
-            sync = self.syncs[dpid]
-            if sync.phase != "ready":
-                continue
-            desired, complete = self.core.desired(dpid, now)
-            keep = self.core.kept_groups(dpid, sync.mirror.groups, now)
-            plan = sync.mirror.plan(desired, additive=not complete, keep_groups=keep)
-            if not plan:
-                continue
+        for dpid, plan in self.sync.plans(now, only):
             log.info("switch %d: %s", dpid, plan.summary())
-            for m in ofmsg.plan_messages(sync.dp, plan):
-                sync.dp.send_msg(m)
-            sync.mirror.apply(plan)
+            dp = self.dps[dpid]
+            for m in ofmsg.plan_messages(dp, plan):
+                dp.send_msg(m)
             self.stats["flow_mods"] += len(plan.flow_adds) + len(plan.flow_mods) + len(
                 plan.flow_dels
             )

@@ -91,6 +91,12 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
             return len(big) == 8 and all(len(s) == 2 for s in by_leaf.values())
 
         assert wait_until(placed, timeout=12, interval=1.0), flows(ctl, dst_port=5201)
+        # the data plane follows: every leaf's two uplinks each carry one flow (with two
+        # flows hashed onto one spine, the other uplink would stand idle)
+        time.sleep(max(0.0, t0 + 11 - time.time()))
+        with ctl.client() as c:
+            uplinks = {(lk.src_dpid, lk.src_port): lk.rate_bps / 1e6 for lk in c.links().links
+                       if lk.src_dpid in SPEC.leaf_dpids()}
         results = [T.result(p, timeout=60) for p in procs]
         events.close()
         # what the leaves held at the end, for the failure message
@@ -100,8 +106,11 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
             for leaf in ("l1", "l2", "l3", "l4")}
     total = sum(r.received_mbps for r in results)
     moves = [(round(e["time"] - t0, 1), e["message"]) for e in events.of("reroute")]
-    assert total >= 0.85 * 8 * RATE, ([round(r.received_mbps, 2) for r in results], moves,
-                                      pins)
+    why = ([round(r.received_mbps, 2) for r in results], uplinks, moves, pins)
+    assert len(uplinks) == 8 and min(uplinks.values()) >= 0.5 * RATE, why
+    # (a generous bound: the rate itself is measured in bench/te.py; on 2 shared cores
+    # the emulated links deliver 80-95% of their rate when all eight flows run)
+    assert total >= 0.7 * 8 * RATE, why
 
 
 @pytest.mark.parametrize("rebalance", [True, False], ids=["rebalancing", "congestion-only"])

@@ -3,12 +3,13 @@
 packet from a host through tables 0-2 and the groups, hop by hop, to where it leaves
 the fabric, with the queue and DSCP it carries on each link.
 
-The core is synced exactly as the fabric app syncs a real switch: its desired state is
-diffed (``SwitchMirror.plan``) against what the fake switch holds and only the plan is
-applied. OpenFlow 1.3 semantics as far as the core uses them: highest priority first,
-apply-actions at once (outputs included), write-actions into the action set, which runs
-when the pipeline ends; set_queue holds for later outputs; a select group hashes the
-5-tuple over its live buckets; a fast-failover group takes its first live bucket.
+The core is synced exactly as the fabric app syncs a real switch, through the core's
+``SwitchSync``: each switch is read back when it connects, then sent only the plans
+that bring it to the desired state. OpenFlow 1.3 semantics as far as the core uses
+them: highest priority first, apply-actions at once (outputs included), write-actions
+into the action set, which runs when the pipeline ends; set_queue holds for later
+outputs; a select group hashes the 5-tuple over its live buckets; a fast-failover group
+takes its first live bucket.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.core.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror, SyncPlan
+from controller.core.openflow import FlowRule, GroupRule, MeterRule, SyncPlan
+from controller.core.sync import SwitchSync
 from tests.unit.fakefabric import FakeFabric
 
 CONTROLLER = "controller"
@@ -46,10 +48,6 @@ class Switch:
             self.groups.pop(gid, None)
         for mid in plan.meter_dels:
             self.meters.pop(mid, None)
-
-    def mirror(self) -> SwitchMirror:
-        """What the controller reads back from this switch."""
-        return SwitchMirror(dict(self.flows), dict(self.groups), dict(self.meters))
 
     def lookup(self, table: int, pkt: dict[str, Any]) -> FlowRule | None:
         best = None
@@ -109,35 +107,42 @@ class DataPlane:
     """Fake switches for every switch of a ``FakeFabric``, synced from its core."""
 
     def __init__(self, fab: FakeFabric) -> None:
+        """Fake switches for ``fab``'s (already connected) switches, read back empty."""
         self.fab = fab
         self.switches = {d: Switch(d) for d in fab.spines + fab.leaves}
+        self.sync_engine = SwitchSync(fab.core)
+        for dpid in self.switches:
+            self.read_back(dpid)
+
+    def read_back(self, dpid: int) -> None:
+        """A session for the switch, read back as the fabric app reads a switch."""
+        sw, fab = self.switches[dpid], self.fab
+        self.sync_engine.connect(dpid, sw, fab.now)
+        got = None
+        for part, items in (("flows", list(sw.flows.values())),
+                            ("groups", list(sw.groups.values())),
+                            ("meters", list(sw.meters.values()))):
+            got = self.sync_engine.read(dpid, sw, part, items, last=True)
+        assert got is not None
+        fab.core.recover_pins(dpid, got.flows)
+        fab.core.recover_layout(dpid, got.flows, got.groups)
+        fab.deliver(fab.core.recover_hosts(dpid, got.flows, fab.now))
 
     def sync(self) -> dict[int, SyncPlan]:
         """Bring every switch to the core's desired state, as the fabric app does."""
-        plans = {}
-        core, now = self.fab.core, self.fab.now
-        order = sorted(self.switches, key=lambda d: (core.role(d) != "spine", d))
-        for dpid in order:
-            sw = self.switches[dpid]
-            if not core.fabric.is_connected(dpid):
-                continue
-            desired, complete = core.desired(dpid, now)
-            keep = core.kept_groups(dpid, sw.groups, now)
-            plan = sw.mirror().plan(desired, additive=not complete, keep_groups=keep)
-            sw.apply(plan)
-            plans[dpid] = plan
+        plans = dict(self.sync_engine.plans(self.fab.now))
+        for dpid, plan in plans.items():
+            self.switches[dpid].apply(plan)
         return plans
 
     def controller_restarted(self, fab: FakeFabric, present: list[int] | None = None) -> None:
         """A fresh controller (``fab``'s core) to which the switches in ``present`` (all
         by default) connect: each is read back, as the fabric app does, then probed."""
         self.fab = fab
+        self.sync_engine = SwitchSync(fab.core)
         for dpid in self.switches if present is None else present:
             fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
-            held = list(self.switches[dpid].flows.values())
-            fab.core.recover_pins(dpid, held)
-            fab.core.recover_layout(dpid, held, list(self.switches[dpid].groups.values()))
-            fab.deliver(fab.core.recover_hosts(dpid, held, fab.now))
+            self.read_back(dpid)
             fab.deliver(fab.core.probe(dpid, fab.now))
 
     def link_down(self, a: tuple[int, int]) -> None:

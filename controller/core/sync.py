@@ -1,0 +1,139 @@
+"""The per-switch sync state machine: what the controller knows each switch holds, and
+the plan that brings it to what the core wants.
+
+A switch's session goes ``reading`` -> ``ready``. On connect its flow entries, groups
+and meters are read back (three multipart replies, in any order); once all three are
+complete the session holds a mirror of aifabric's own entries (foreign ones are left
+alone, declined-flow entries expire by themselves) and the core recovers what the
+entries say (hosts, pins, the layout before a restart). From then on, every plan sent
+is applied to the mirror, so the next plan is the difference again. A reply from an
+older connection of the same switch is ignored: sessions carry the connection as an
+opaque token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from controller.core import constants as C
+from controller.core.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror, SyncPlan
+
+if TYPE_CHECKING:
+    from controller.core.fabric_core import FabricCore
+
+READ_PARTS = ("flows", "groups", "meters")
+
+
+@dataclass
+class Session:
+    """One OpenFlow session of one switch, as the sync sees it."""
+
+    dpid: int
+    conn: object  # the connection (opaque): replies on another one are not this session's
+    started: float
+    phase: str = "reading"  # reading -> ready
+    mirror: SwitchMirror = field(default_factory=SwitchMirror)
+    flows: list[FlowRule] = field(default_factory=list)
+    groups: list[GroupRule] = field(default_factory=list)
+    meters: list[MeterRule] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)  # parts of the read-back complete
+    read_xid: int | None = None  # the request that reads the switch's entries
+    meter_xid: int | None = None  # the request that reads its meters
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == "ready"
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """A switch's complete read-back: aifabric's own entries, and how many others."""
+
+    dpid: int
+    flows: list[FlowRule]
+    groups: list[GroupRule]
+    meters: list[MeterRule]
+    foreign: int
+
+
+class SwitchSync:
+    """Sessions of every connected switch, and the plans that bring them in line."""
+
+    def __init__(self, core: FabricCore) -> None:
+        self.core = core
+        self.sessions: dict[int, Session] = {}
+
+    # --- sessions ---------------------------------------------------------------------------
+    def connect(self, dpid: int, conn: object, now: float) -> Session:
+        """A new session (replacing any older one of the switch): to be read back."""
+        session = self.sessions[dpid] = Session(dpid, conn, now)
+        return session
+
+    def disconnect(self, dpid: int, conn: object) -> bool:
+        """Forget the switch's session if it is this connection's (False: an older one)."""
+        session = self.sessions.get(dpid)
+        if session is None or session.conn is not conn:
+            return False
+        del self.sessions[dpid]
+        return True
+
+    def current(self, dpid: int, conn: object) -> Session | None:
+        """The switch's session if ``conn`` is its connection."""
+        session = self.sessions.get(dpid)
+        return session if session is not None and session.conn is conn else None
+
+    def reread(self, dpid: int, conn: object, now: float) -> Session | None:
+        """Read a ready switch back again (its state is in doubt), on the same connection."""
+        session = self.current(dpid, conn)
+        if session is None or not session.ready:
+            return None
+        return self.connect(dpid, conn, now)
+
+    # --- read-back --------------------------------------------------------------------------
+    def read(self, dpid: int, conn: object, part: str, items: list,
+             last: bool) -> ReadBack | None:
+        """One reply of the read-back (``part``: flows, groups or meters); the complete
+        read-back once all three parts are in, else None."""
+        session = self.current(dpid, conn)
+        if session is None or session.ready or part not in READ_PARTS:
+            return None
+        getattr(session, part).extend(items)
+        if last:
+            session.done.add(part)
+        if len(session.done) < len(READ_PARTS):
+            return None
+        # (entries for declined flows expire by themselves: not part of the mirror)
+        mine = [r for r in session.flows if C.is_ours(r.cookie)
+                and C.cookie_kind(r.cookie) != C.KIND_NOCOPY]
+        session.mirror = SwitchMirror({r.key: r for r in mine},
+                                      {g.group_id: g for g in session.groups},
+                                      {m.meter_id: m for m in session.meters})
+        session.phase = "ready"
+        return ReadBack(dpid, mine, list(session.groups), list(session.meters),
+                        len(session.flows) - len(mine))
+
+    # --- plans ------------------------------------------------------------------------------
+    def plan_for(self, session: Session, now: float) -> SyncPlan:
+        """What ``session``'s switch must be sent now to hold what the core wants (all of
+        it while its state is being read back: nothing of it is known yet)."""
+        desired, complete = self.core.desired(session.dpid, now)
+        held = session.mirror if session.ready else SwitchMirror()
+        keep = self.core.kept_groups(session.dpid, held.groups, now)
+        return held.plan(desired, additive=not complete, keep_groups=keep)
+
+    def plans(self, now: float, only: set[int] | None = None) -> list[tuple[int, SyncPlan]]:
+        """The plan of every ready switch (of ``only``, if given) that differs, spines
+        first: a leaf entry lets traffic into the fabric, so the spine entries it relies
+        on should be there first. Each plan is taken as sent (applied to its mirror)."""
+        out = []
+        order = sorted(self.sessions, key=lambda d: (self.core.role(d) != "spine", d))
+        for dpid in order:
+            session = self.sessions[dpid]
+            if not session.ready or (only is not None and dpid not in only):
+                continue
+            plan = self.plan_for(session, now)
+            if plan:
+                session.mirror.apply(plan)
+                out.append((dpid, plan))
+        return out
