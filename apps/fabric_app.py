@@ -39,6 +39,7 @@ from controller.core.fabric_core import CoreSettings, Effects, FabricCore
 from controller.core.model import Port
 from controller.core.monitor import LoadMonitor, PortCounters, utilization
 from controller.core.openflow import MeterRule
+from controller.core.schedule import Job, Schedule
 from controller.core.snapshot import (
     FlowInfo,
     LinkStat,
@@ -159,7 +160,6 @@ class FabricApp(app_manager.OSKenApp):
         self.dps: dict[int, Any] = {}  # dpid -> its current connection (os-ken Datapath)
         # what other threads see (the API, metrics): one value, replaced whole
         self.published = Published(TopologySnapshot.empty(), qos_policy=self.core.qos)
-        self._last_probe = 0.0
         self._stop = threading.Event()
         self._dirty_since: float | None = None  # a change waits for its sync since then
         self._dirty_all = False  # the change concerns every switch (else: self._touched)
@@ -168,15 +168,21 @@ class FabricApp(app_manager.OSKenApp):
         self._frozen: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._sync_posted = False  # an EventSync is on its way
-        self._last_queue_poll = 0.0
-        self._last_meter_poll = 0.0
         self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
         self._meter_event_at: dict[tuple[int, int], float] = {}
         self._queue_counters: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self.monitor = LoadMonitor(alpha=cfg.te.smoothing)
         self.poll_interval = cfg.te.poll_interval
         self.link_speed_bps = int((cfg.link_speed_mbps or 0) * 1_000_000)
-        self._last_port_poll = 0.0
+        # periodic work: what runs how often (each is a method taking (now, tick))
+        self.schedule = Schedule([
+            Job("probe", self.core.settings.lldp_interval),  # LLDP out, links expire
+            Job("port_stats", self.poll_interval),  # link load, TE pin counters, TE pass
+            Job("queue_stats", QUEUE_STATS_INTERVAL),
+            Job("meter_stats", METER_STATS_INTERVAL),
+        ])
+        self._jobs = {"probe": self._probe, "port_stats": self._poll_ports,
+                      "queue_stats": self._poll_queues, "meter_stats": self._poll_meters}
         self.stats = {"packet_in": 0, "flow_mods": 0, "group_mods": 0, "packet_out": 0,
                       "te_passes": 0}
         self.event_bus = EventBus()
@@ -206,6 +212,38 @@ class FabricApp(app_manager.OSKenApp):
             time.sleep(TICK_SECONDS)
             self.send_event(self.name, EventTick())
 
+    # --- periodic work: the table is in __init__ (self.schedule) ---------------------------
+    def _probe(self, now: float, ev) -> Effects:
+        # Links expire by the tick's posting time: every LLDP reply that arrived before
+        # it has been handled by now (one queue), however busy the loop was.
+        return self.core.tick(now, horizon=ev.posted_wall)
+
+    def _poll_ports(self, now: float, ev) -> Effects:
+        # asynchronous: replies come back as events, the loop never waits on a switch
+        eff = Effects()
+        if self._awaiting_ports:  # a switch did not answer the last round in time
+            eff = self._te_pass(now)
+            self._publish_flows(now)
+        self._awaiting_ports = set(self.dps)
+        for dp in self.dps.values():
+            dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
+            if self.core.te is not None and self.core.role(dp.id) == "leaf":
+                dp.send_msg(parser.OFPFlowStatsRequest(
+                    dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                    C.make_cookie(C.KIND_PIN), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK))
+        return eff
+
+    def _poll_queues(self, now: float, ev) -> Effects:
+        if self.core.qos is not None:
+            for dp in self.dps.values():
+                dp.send_msg(parser.OFPQueueStatsRequest(dp, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
+        return Effects()
+
+    def _poll_meters(self, now: float, ev) -> Effects:
+        for dp in self.dps.values():
+            dp.send_msg(parser.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL))
+        return Effects()
+
     @set_ev_cls(EventTick)
     @guarded
     def _on_tick(self, ev) -> None:
@@ -213,32 +251,8 @@ class FabricApp(app_manager.OSKenApp):
         LOOP_LAG.observe(time.monotonic() - ev.posted)
         now = time.time()
         eff = Effects()
-        if now - self._last_probe >= self.core.settings.lldp_interval:
-            self._last_probe = now
-            # Links expire by the tick's posting time: every LLDP reply that arrived
-            # before it has been handled by now (one queue), however busy the loop was.
-            eff = self.core.tick(now, horizon=ev.posted_wall)
-        if now - self._last_port_poll >= self.poll_interval:
-            # asynchronous: replies come back as events, the loop never waits on a switch
-            if self._awaiting_ports:  # a switch did not answer the last round in time
-                eff.merge(self._te_pass(now))
-                self._publish_flows(now)
-            self._last_port_poll = now
-            self._awaiting_ports = set(self.dps)
-            for dp in self.dps.values():
-                dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
-                if self.core.te is not None and self.core.role(dp.id) == "leaf":
-                    dp.send_msg(parser.OFPFlowStatsRequest(
-                        dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                        C.make_cookie(C.KIND_PIN), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK))
-        if self.core.qos is not None and now - self._last_queue_poll >= QUEUE_STATS_INTERVAL:
-            self._last_queue_poll = now
-            for dp in self.dps.values():
-                dp.send_msg(parser.OFPQueueStatsRequest(dp, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
-        if now - self._last_meter_poll >= METER_STATS_INTERVAL:
-            self._last_meter_poll = now
-            for dp in self.dps.values():
-                dp.send_msg(parser.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL))
+        for job in self.schedule.due(now):
+            eff.merge(self._jobs[job](now, ev))
         # Switches become settled with time alone: sync when that happens.
         settled = frozenset(d for d in self.dps if self.core.is_settled(d, now))
         frozen = self.core.frozen_groups(now)
