@@ -37,6 +37,7 @@ from controller.core.frames import (
     parse_lldp,
 )
 from controller.core.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
+from controller.core.maintenance import Maintenance, cable_text
 from controller.core.model import Cable, Fabric, Link, LinkEnd, Port
 from controller.core.openflow import FlowRule, GroupRule, SwitchDesired
 from controller.core.qos import QosPolicy
@@ -84,8 +85,7 @@ class FabricCore(TrafficEngineeringMixin):
         self.secret = secret
         self.fabric = Fabric()
         self.qos: QosPolicy | None = settings.qos
-        self.drained_cables: set[Cable] = set()  # maintenance: carry no traffic
-        self.drained_switches: set[int] = set()
+        self.maintenance = Maintenance(self.fabric)  # drained links and spines
         self._view: FabricView | None = None
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
         self._warnings: tuple[str, ...] = ()
@@ -552,75 +552,34 @@ class FabricCore(TrafficEngineeringMixin):
                         + ", ".join(c.name for c in policy.classes))
         return self._changed()
 
-    # --- maintenance: drain and undrain -------------------------------------------------------
-    @staticmethod
-    def _carries(c: Cable, cables: set[Cable], switches: set[int]) -> bool:
-        return c not in cables and c.a.dpid not in switches and c.b.dpid not in switches
+    # --- maintenance: drain and undrain (the state and its rules: maintenance.py) ---------
+    @property
+    def drained_cables(self) -> set[Cable]:
+        return self.maintenance.cables
+
+    @property
+    def drained_switches(self) -> set[int]:
+        return self.maintenance.switches
 
     def cable_at(self, dpid: int, port: int) -> Cable | None:
-        end = LinkEnd(dpid, port)
-        return next((c for c in self.fabric.cables() if end in (c.a, c.b)), None)
+        return self.maintenance.cable_at(dpid, port)
 
-    def _cut_pairs(self, cables: set[Cable], switches: set[int]) -> list[tuple[int, int]]:
-        """Leaf pairs that have a path now and would have none with this drain set."""
-        roles = self.roles()
-
-        def spines_of(drained_c: set[Cable], drained_s: set[int]) -> dict[int, set[int]]:
-            out: dict[int, set[int]] = {d: set() for d, r in roles.items() if r == LEAF}
-            for c in self.fabric.cables():
-                if not self._carries(c, drained_c, drained_s):
-                    continue
-                for leaf, other in ((c.a.dpid, c.b.dpid), (c.b.dpid, c.a.dpid)):
-                    if leaf in out and roles.get(other) != LEAF:
-                        out[leaf].add(other)
-            return out
-
-        before = spines_of(self.drained_cables, self.drained_switches)
-        after = spines_of(cables, switches)
-        leaves = sorted(before)
-        return [(a, b) for i, a in enumerate(leaves) for b in leaves[i + 1:]
-                if before[a] & before[b] and not after[a] & after[b]]
+    def drained_ends(self) -> frozenset[LinkEnd]:
+        return self.maintenance.drained_ends()
 
     def drain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
         """Take a link or a spine out of service; ValueError (with the reason) if that
         would leave two leaves without a path, or if a leaf is asked for."""
-        cables, switches = set(self.drained_cables), set(self.drained_switches)
-        if switch is not None:
-            if self.role(switch) == LEAF:
-                raise ValueError(f"switch {switch} is a leaf: its hosts have no other path")
-            switches.add(switch)
-        if cable is not None:
-            cables.add(cable)
-        cut = self._cut_pairs(cables, switches)
-        if cut:
-            a, b = cut[0]
-            raise ValueError(f"draining would leave leaf {a} without a path to leaf {b}"
-                             + (f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""))
-        self.drained_cables, self.drained_switches = cables, switches
-        what = self._drain_text(cable, switch)
+        what = self.maintenance.drain(self.roles(), cable, switch)
         log.warning("drained: %s", what)
         self._event("drain", f"{what} drained", what=what)
         return self._changed(f"drain of {what}")
 
     def undrain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
-        self.drained_cables.discard(cable)  # type: ignore[arg-type]
-        self.drained_switches.discard(switch)  # type: ignore[arg-type]
-        what = self._drain_text(cable, switch)
+        what = self.maintenance.undrain(cable, switch)
         log.warning("back in service: %s", what)
         self._event("undrain", f"{what} back in service", what=what)
         return self._changed(f"{what} back in service")
-
-    def drained_at(self, dpid: int, port: int) -> list[Cable]:
-        """Drained cables with an end at ``dpid:port`` (cabled now or not)."""
-        end = LinkEnd(dpid, port)
-        return sorted((c for c in self.drained_cables if end in (c.a, c.b)),
-                      key=lambda c: (c.a, c.b))
-
-    def drained_ends(self) -> frozenset[LinkEnd]:
-        """Port ends out of service: those of drained cables that are cabled now (a drain
-        outlives the link going down and up; a port cabled elsewhere is not drained)."""
-        present = set(self.fabric.cables())
-        return frozenset(e for c in self.drained_cables if c in present for e in (c.a, c.b))
 
     def maintain(self, action: str, dpid: int, port: int = 0) -> tuple[Effects, str]:
         """An operator's drain or undrain (``drain_link``, ``drain_switch``, ``undrain``
@@ -636,30 +595,22 @@ class FabricCore(TrafficEngineeringMixin):
                 return Effects(), f"switch {dpid} is not drained"
             return self.undrain(switch=dpid), f"switch {dpid} back in service"
         if action == "undrain":
-            drained = self.drained_at(dpid, port)
+            drained = self.maintenance.drained_at(dpid, port)
             if not drained:
                 cable = self.cable_at(dpid, port)
                 if cable is None:
                     raise LookupError(f"no link at {dpid}:{port}")
-                return Effects(), f"{self._drain_text(cable, None)} is not drained"
+                return Effects(), f"{cable_text(cable)} is not drained"
             eff = Effects()
             for c in drained:  # (with one before re-cabling: whatever was drained there)
                 eff.merge(self.undrain(cable=c))
-            return eff, " and ".join(f"{self._drain_text(c, None)} back in service"
-                                     for c in drained)
+            return eff, " and ".join(f"{cable_text(c)} back in service" for c in drained)
         if action != "drain_link":
             raise ValueError(f"unknown maintenance action {action!r}")
         cable = self.cable_at(dpid, port)
         if cable is None:
             raise LookupError(f"no link at {dpid}:{port}")
-        return self.drain(cable=cable), f"{self._drain_text(cable, None)} drained"
-
-    @staticmethod
-    def _drain_text(cable: Cable | None, switch: int | None) -> str:
-        if switch is not None:
-            return f"switch {switch}"
-        assert cable is not None
-        return f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
+        return self.drain(cable=cable), f"{cable_text(cable)} drained"
 
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:

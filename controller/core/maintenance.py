@@ -1,0 +1,84 @@
+"""Maintenance: the links and spines an operator has taken out of service (drained).
+
+This holds the operator's intent and its rules (a leaf cannot be drained; a drain that
+would leave two leaves without a path is refused); the core turns changes into events
+and new desired state. A drain is of a cable: it outlives the link going down and up,
+and applies only while that cable is cabled (a port re-cabled elsewhere is in service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from controller.core.model import Cable, Fabric, LinkEnd
+from controller.core.roles import LEAF
+
+
+def cable_text(cable: Cable) -> str:
+    return f"link {cable.a.dpid}:{cable.a.port} <-> {cable.b.dpid}:{cable.b.port}"
+
+
+class Maintenance:
+    def __init__(self, fabric: Fabric) -> None:
+        self.fabric = fabric
+        self.cables: set[Cable] = set()  # drained: carry no traffic
+        self.switches: set[int] = set()
+
+    def cable_at(self, dpid: int, port: int) -> Cable | None:
+        """The cable with an end at ``dpid:port`` now."""
+        end = LinkEnd(dpid, port)
+        return next((c for c in self.fabric.cables() if end in (c.a, c.b)), None)
+
+    def drained_at(self, dpid: int, port: int) -> list[Cable]:
+        """Drained cables with an end at ``dpid:port`` (cabled now or not)."""
+        end = LinkEnd(dpid, port)
+        return sorted((c for c in self.cables if end in (c.a, c.b)), key=lambda c: (c.a, c.b))
+
+    def drained_ends(self) -> frozenset[LinkEnd]:
+        """Port ends out of service: those of drained cables that are cabled now."""
+        present = set(self.fabric.cables())
+        return frozenset(e for c in self.cables if c in present for e in (c.a, c.b))
+
+    def cut_pairs(self, cables: set[Cable], switches: set[int],
+                  roles: Mapping[int, str]) -> list[tuple[int, int]]:
+        """Leaf pairs that have a path now and would have none with this drain set."""
+        def spines_of(drained_c: set[Cable], drained_s: set[int]) -> dict[int, set[int]]:
+            out: dict[int, set[int]] = {d: set() for d, r in roles.items() if r == LEAF}
+            for c in self.fabric.cables():
+                if c in drained_c or c.a.dpid in drained_s or c.b.dpid in drained_s:
+                    continue
+                for leaf, other in ((c.a.dpid, c.b.dpid), (c.b.dpid, c.a.dpid)):
+                    if leaf in out and roles.get(other) != LEAF:
+                        out[leaf].add(other)
+            return out
+
+        before = spines_of(self.cables, self.switches)
+        after = spines_of(cables, switches)
+        leaves = sorted(before)
+        return [(a, b) for i, a in enumerate(leaves) for b in leaves[i + 1:]
+                if before[a] & before[b] and not after[a] & after[b]]
+
+    def drain(self, roles: Mapping[int, str], cable: Cable | None = None,
+              switch: int | None = None) -> str:
+        """Take a cable or a spine out of service, and say which; ValueError (with the
+        reason) for a leaf, or if two leaves would be left without a path."""
+        cables, switches = set(self.cables), set(self.switches)
+        if switch is not None:
+            if roles.get(switch) == LEAF:
+                raise ValueError(f"switch {switch} is a leaf: its hosts have no other path")
+            switches.add(switch)
+        if cable is not None:
+            cables.add(cable)
+        cut = self.cut_pairs(cables, switches, roles)
+        if cut:
+            a, b = cut[0]
+            raise ValueError(f"draining would leave leaf {a} without a path to leaf {b}"
+                             + (f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""))
+        self.cables, self.switches = cables, switches
+        return f"switch {switch}" if switch is not None else cable_text(cable)  # type: ignore[arg-type]
+
+    def undrain(self, cable: Cable | None = None, switch: int | None = None) -> str:
+        """Put a cable or a switch back in service, and say which."""
+        self.cables.discard(cable)  # type: ignore[arg-type]
+        self.switches.discard(switch)  # type: ignore[arg-type]
+        return f"switch {switch}" if switch is not None else cable_text(cable)  # type: ignore[arg-type]
