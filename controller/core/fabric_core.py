@@ -13,7 +13,7 @@ from controller.core.cabling import cabling_warnings
 from controller.core.dampening import DampingSettings, FlapDamper
 from controller.core.effects import Effects, PacketOut, TokenBucket
 from controller.core.events import FabricEvent
-from controller.core.fabric_core_te import TrafficEngineeringMixin
+from controller.core.fabric_te import FabricTE
 from controller.core.forwarding import (
     FabricView,
     HostLocation,
@@ -39,17 +39,12 @@ from controller.core.frames import (
 from controller.core.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
 from controller.core.maintenance import Maintenance, cable_text
 from controller.core.model import Cable, Fabric, Link, LinkEnd, Port
-from controller.core.openflow import FlowRule, GroupRule, SwitchDesired
+from controller.core.openflow import FlowRule, GroupRule, Match, SwitchDesired
 from controller.core.qos import QosPolicy
 from controller.core.ratelog import RateLimitedLog
 from controller.core.roles import LEAF, SPINE, infer_roles
-from controller.core.snapshot import HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
-from controller.core.te import (
-    TeSettings,
-    TeTopology,
-    TrafficEngineer,
-    pin_rule,
-)
+from controller.core.snapshot import FlowInfo, HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
+from controller.core.te import Flow, FlowKey, TeSettings, TeTopology, TrafficEngineer
 
 log = logging.getLogger("aifabric.core")
 
@@ -79,7 +74,12 @@ class CoreSettings:
     max_flows_per_port: int = 4096  # TE-tracked flows one host port may hold
 
 
-class FabricCore(TrafficEngineeringMixin):
+class FabricCore:
+    """Events in (switches, ports, frames, counters, operator commands, the time),
+    desired switch state and effects out. Traffic engineering (``traffic``), maintenance
+    (``maintenance``), host identity (``host_guard``) and flap dampening (``damper``) are
+    components it owns."""
+
     def __init__(self, settings: CoreSettings, secret: bytes) -> None:
         self.settings = settings
         self.secret = secret
@@ -93,15 +93,7 @@ class FabricCore(TrafficEngineeringMixin):
         self._buckets: dict[tuple[int, int], TokenBucket] = {}
         self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
         self.counters: dict[str, int] = {}
-        self.te: TrafficEngineer | None = (
-            TrafficEngineer(settings.te) if settings.te is not None else None)
         self.events: list[FabricEvent] = []  # taken by the app with take_events()
-        self.port_bps: dict[tuple[int, int], float] = {}  # measured tx rates, set by the app
-        self._te_topo: TeTopology | None = None
-        self._change_reasons: list[str] = []  # why the TE topology is to be rebuilt
-        self._recovered_pins: dict[int, list[FlowRule]] = {}
-        self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
-        self._port_flows: dict[tuple[int, int], int] = {}
         self._now = 0.0  # time of the latest event, for decisions made while syncing
         self._expected_groups: set[int] = set()  # ECMP groups the switches held at start
         self._grace_until: float | None = None  # end of the restart grace period
@@ -109,6 +101,51 @@ class FabricCore(TrafficEngineeringMixin):
         self.damper = FlapDamper(settings.damping)
         self.host_guard.install_static(0.0)
         self._rlog = RateLimitedLog(log)
+        self.traffic: FabricTE | None = (  # traffic engineering (None with --no-te)
+            FabricTE(settings, TrafficEngineer(settings.te), self, self._count, self._event)
+            if settings.te is not None else None)
+
+    @property
+    def te(self) -> TrafficEngineer | None:
+        """The traffic engineer (its flows, pins, stats), or None with --no-te."""
+        return self.traffic.te if self.traffic is not None else None
+
+    # --- traffic engineering: entry points of the component ---------------------------------
+    def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+        """A copy of a packet no pin holds yet, from a leaf's TE table: place its flow."""
+        self._now = now
+        return self.traffic.flow_seen(dpid, in_port, data, now) if self.traffic else Effects()
+
+    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float) -> Effects:
+        """One control interval: new rates in; idle flows out; congestion and rebalancing."""
+        self._now = now
+        return self.traffic.te_pass(port_bps, now) if self.traffic else Effects()
+
+    def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
+        if self.traffic is not None:
+            self.traffic.pin_counters(dpid, counters, now)
+
+    def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
+        if self.traffic is None:
+            raise RuntimeError("traffic engineering is off (--no-te)")
+        return self.traffic.pin_flow(key, spine, now)
+
+    def unpin_flow(self, key: FlowKey, now: float) -> Effects:
+        if self.traffic is None:
+            raise RuntimeError("traffic engineering is off (--no-te)")
+        return self.traffic.unpin_flow(key, now)
+
+    def flows(self, now: float) -> tuple[FlowInfo, ...]:
+        return self.traffic.flows(now) if self.traffic is not None else ()
+
+    def recover_pins(self, dpid: int, flows: list[FlowRule]) -> None:
+        """Keep a leaf's pins (read back after a restart) for TE to adopt."""
+        if self.traffic is not None:
+            self.traffic.recover_pins(dpid, flows)
+
+    def te_topology(self) -> TeTopology | None:
+        """TE's view of the paths in service (rebuilt, and flows checked, if stale)."""
+        return self.traffic.te_topology() if self.traffic is not None else None
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _count(self, name: str) -> None:
@@ -116,11 +153,9 @@ class FabricCore(TrafficEngineeringMixin):
 
     def _changed(self, reason: str | None = None) -> Effects:
         self._view = None
-        self._te_topo = None
         self._desired.clear()
-        reason = reason or "topology change"
-        if reason not in self._change_reasons:
-            self._change_reasons.append(reason)
+        if self.traffic is not None:
+            self.traffic.invalidate(reason or "topology change")
         return Effects(changed=True)
 
     def _event(self, kind: str, message: str, **fields: object) -> None:
@@ -267,7 +302,7 @@ class FabricCore(TrafficEngineeringMixin):
             return Effects()
         if eth.ethertype == C.ETH_TYPE_LLDP:
             return self._lldp_in(dpid, in_port, eth.payload, now)
-        if not self._is_host_port(dpid, in_port, now):
+        if not self.is_host_port(dpid, in_port, now):
             return self._transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
         log.debug("frame %s -> %s type %#x from host port %d:%d",
                   eth.src, eth.dst, eth.ethertype, dpid, in_port)
@@ -302,7 +337,7 @@ class FabricCore(TrafficEngineeringMixin):
             return []
         return self.fabric.edge_ports(dpid, now, self.settings.settle_time)
 
-    def _is_host_port(self, dpid: int, port: int, now: float) -> bool:
+    def is_host_port(self, dpid: int, port: int, now: float) -> bool:
         return port in self.host_ports(dpid, now)
 
     def _transit_miss(self, dpid: int, in_port: int, dst_mac: str, ethertype: int,
@@ -681,14 +716,9 @@ class FabricCore(TrafficEngineeringMixin):
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)
         complete = True
-        if self.te is None or self.role(dpid) != LEAF:
+        if self.traffic is None or self.role(dpid) != LEAF:
             return desired, complete
-        self.te_topology()
-        pins = {}
-        for flow in self.te.pins_of(dpid):
-            assert flow.path is not None
-            rule = pin_rule(flow, C.FF_GROUP_BASE + flow.path.port)
-            pins[rule.key] = rule
+        pins = self.traffic.pins_of(dpid, now)
         return SwitchDesired({**desired.flows, **pins}, desired.groups,
                              desired.meters), complete
 

@@ -1,13 +1,17 @@
-"""The traffic-engineering half of the core: the glue between the fabric model and
+"""Traffic engineering as a component of the core: the glue between the fabric view and
 :mod:`controller.core.te`. New-flow copies in, pins out; the TE topology and loads derived
-from the current view; operator pins; restart adoption. Mixed into
-:class:`controller.core.FabricCore`, whose state (fabric, view, settings, events) it uses.
+from the current view; operator pins; restart adoption.
+
+It reads the fabric through a narrow interface (:class:`FabricReader`: the view, the
+model, whether a switch is settled and a port faces hosts) and reports through two
+sinks (a counter and an event); it keeps its own state (flows, pins, measured loads).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from controller.core import constants as C
 from controller.core.effects import Effects, TokenBucket
@@ -24,6 +28,7 @@ from controller.core.te import (
     Resource,
     TeTopology,
     down,
+    pin_rule,
     up,
 )
 
@@ -35,18 +40,52 @@ if TYPE_CHECKING:
 log = logging.getLogger("aifabric.core")
 
 
-class TrafficEngineeringMixin:
-    # FabricCore's state this half reads and writes (set in FabricCore.__init__)
-    settings: CoreSettings
+class FabricReader(Protocol):
+    """What traffic engineering reads of the rest of the core."""
+
     fabric: Fabric
-    te: TrafficEngineer | None
-    port_bps: dict[tuple[int, int], float]
-    _te_topo: TeTopology | None
-    _change_reasons: list[str]
-    _recovered_pins: dict[int, list[FlowRule]]
-    _flow_buckets: dict[tuple[int, int], TokenBucket]
-    _port_flows: dict[tuple[int, int], int]
-    _now: float
+
+    def view(self) -> FabricView: ...
+
+    def is_settled(self, dpid: int, now: float) -> bool: ...
+
+    def is_host_port(self, dpid: int, port: int, now: float) -> bool: ...
+
+
+class FabricTE:
+    def __init__(self, settings: CoreSettings, engineer: TrafficEngineer, reader: FabricReader,
+                 count: Callable[[str], None], event: Callable[..., None]) -> None:
+        self.settings = settings
+        self.te = engineer
+        self.reader = reader
+        self.fabric = reader.fabric
+        self._count = count
+        self._event = event
+        self.port_bps: dict[tuple[int, int], float] = {}  # measured tx rates (te_pass)
+        self._te_topo: TeTopology | None = None
+        self._change_reasons: list[str] = []  # why the TE topology is to be rebuilt
+        self._recovered_pins: dict[int, list[FlowRule]] = {}
+        self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
+        self._port_flows: dict[tuple[int, int], int] = {}
+        self._now = 0.0  # time of the latest event
+
+    def invalidate(self, reason: str) -> None:
+        """The fabric changed: the paths are derived again (and flows checked) when next
+        needed; moves made then name every change since."""
+        self._te_topo = None
+        if reason not in self._change_reasons:
+            self._change_reasons.append(reason)
+
+    def view(self) -> FabricView:
+        return self.reader.view()
+
+    def is_settled(self, dpid: int, now: float) -> bool:
+        return self.reader.is_settled(dpid, now)
+
+
+    @property
+    def qos(self):
+        return self.reader.view().qos
 
     def _speed(self, dpid: int, port: int) -> float:
         if self.settings.link_speed_bps:
@@ -59,7 +98,7 @@ class TrafficEngineeringMixin:
         """The paths in service for TE; rebuilding it re-places flows whose path is gone."""
         if self._te_topo is not None:
             return self._te_topo
-        view = self.view()
+        view = self.reader.view()
         roles = view.roles
         leaves = [d for d, r in roles.items() if r == LEAF and d in view.connected]
         spines = [d for d, r in roles.items() if r != LEAF and d in view.connected
@@ -87,9 +126,8 @@ class TrafficEngineeringMixin:
         self._te_topo = topo = TeTopology(ups, reach, capacity, host_rate)
         reason = "; ".join(self._change_reasons) or "topology change"
         self._change_reasons = []  # (moves made now say why; later ones say their own)
-        if self.te is not None:
-            self._adopt_recovered_pins(view)
-            self.te.revalidate(topo, self.te_loads(), self._now, reason)
+        self._adopt_recovered_pins(view)
+        self.te.revalidate(topo, self.te_loads(), self._now, reason)
         return topo
 
     def te_loads(self) -> dict[Resource, float]:
@@ -97,7 +135,7 @@ class TrafficEngineeringMixin:
         topo = self._te_topo
         if topo is None:
             return {}
-        view = self.view()
+        view = self.reader.view()
         out: dict[Resource, float] = {}
         for r in topo.capacity:
             kind, a, b = r
@@ -112,12 +150,11 @@ class TrafficEngineeringMixin:
         are then adopted, so that flows stay where they were."""
         pins = [r for r in flows if C.cookie_kind(r.cookie) == C.KIND_PIN
                 and r.table == C.TABLE_TE]
-        if pins and self.te is not None:
+        if pins:
             self._recovered_pins[dpid] = pins
             self._te_topo = None
 
     def _adopt_recovered_pins(self, view: FabricView) -> None:
-        assert self.te is not None
         for leaf, rules in self._recovered_pins.items():
             for rule in rules:
                 key = FlowKey.from_match(rule.match)
@@ -139,8 +176,9 @@ class TrafficEngineeringMixin:
         self._recovered_pins.clear()
 
     def _class_of(self, dscp: int) -> tuple[str, bool]:
-        if self.qos is not None:
-            for c in self.qos.classes:
+        qos = self.reader.view().qos
+        if qos is not None:
+            for c in qos.classes:
                 if c.dscp == dscp:
                     return c.name, True
         return "best-effort", False
@@ -148,9 +186,9 @@ class TrafficEngineeringMixin:
     def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
         """A copy of a packet no pin holds yet, from a leaf's TE table: place its flow."""
         self._now = now
-        if self.te is None or not self.fabric.is_connected(dpid):
+        if not self.fabric.is_connected(dpid):
             return Effects()
-        if not self._is_host_port(dpid, in_port, now):
+        if not self.reader.is_host_port(dpid, in_port, now):
             self._count("te_ignored_non_edge")
             return Effects()
         try:
@@ -170,7 +208,7 @@ class TrafficEngineeringMixin:
         if dst is None or dst.dpid == dpid:
             return Effects()
         where = (dpid, in_port)
-        if not (self.is_settled(dpid, now) and self.is_settled(dst.dpid, now)):
+        if not (self.reader.is_settled(dpid, now) and self.reader.is_settled(dst.dpid, now)):
             return self._decline(dpid, key, "te_declined_unsettled")
         bucket = self._flow_buckets.get(where)
         if bucket is None:
@@ -198,7 +236,6 @@ class TrafficEngineeringMixin:
 
     def _count_port_flows(self) -> None:
         """Tracked flows per ingress host port (the per-port share of the table)."""
-        assert self.te is not None
         at = {h.ip: (h.dpid, h.port) for h in self.fabric.hosts.values() if h.ip}
         counts: dict[tuple[int, int], int] = {}
         for f in self.te.flows.values():
@@ -211,8 +248,6 @@ class TrafficEngineeringMixin:
         """One control interval: new rates in; idle flows out; congestion and rebalancing."""
         self._now = now
         self.port_bps = port_bps
-        if self.te is None:
-            return Effects()
         topo = self.te_topology()
         loads = self.te_loads()
         touched = {f.src_leaf for f in self.te.expire(now)}
@@ -224,8 +259,6 @@ class TrafficEngineeringMixin:
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
         """Byte counts of one leaf's pins (its flow statistics)."""
-        if self.te is None:
-            return
         by_key = {}
         for match, count in counters:
             key = FlowKey.from_match(match)
@@ -247,8 +280,6 @@ class TrafficEngineeringMixin:
         """An operator's pin: LookupError for an unknown host or switch, ValueError when
         the spine cannot carry it."""
         self._now = now
-        if self.te is None:
-            raise RuntimeError("traffic engineering is off (--no-te)")
         if spine not in self.fabric.switches:
             raise LookupError(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
@@ -260,16 +291,12 @@ class TrafficEngineeringMixin:
 
     def unpin_flow(self, key: FlowKey, now: float) -> Effects:
         self._now = now
-        if self.te is None:
-            raise RuntimeError("traffic engineering is off (--no-te)")
         flow = self.te.unpin(key)
         self._event("unpin", f"{key} unpinned: traffic engineering places it again",
                     flow=str(key))
         return Effects(touched={flow.src_leaf})
 
     def flows(self, now: float) -> tuple[FlowInfo, ...]:
-        if self.te is None:
-            return ()
         topo = self._te_topo or self.te_topology()
         out = []
         for f in sorted(self.te.flows.values(), key=lambda f: f.key):
@@ -281,3 +308,16 @@ class TrafficEngineeringMixin:
                 now - f.first_seen, f.moves,
             ))
         return tuple(out)
+
+
+    def pins_of(self, leaf: int, now: float) -> dict:
+        """The pin entries ``leaf`` should hold now (after the paths are brought up to
+        date: flows whose path is gone are re-placed first)."""
+        self._now = now
+        self.te_topology()
+        pins = {}
+        for flow in self.te.pins_of(leaf):
+            assert flow.path is not None
+            rule = pin_rule(flow, C.FF_GROUP_BASE + flow.path.port)
+            pins[rule.key] = rule
+        return pins
