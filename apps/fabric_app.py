@@ -391,6 +391,8 @@ class FabricApp(app_manager.OSKenApp):
         if session is None:
             raise LookupError(f"switch {dpid} is not connected")
         now = time.time()
+        # (a change not synced yet: its re-placements first, as the sync would make them)
+        self._apply(self.core.prepare(now), now)
         desired, complete = self.core.desired(dpid, now)
         keep = self.core.kept_groups(dpid, session.mirror.groups, now)
         pending = len(self.sync.plan_for(session, now))

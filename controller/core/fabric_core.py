@@ -144,8 +144,17 @@ class FabricCore:
             self.traffic.recover_pins(dpid, flows)
 
     def te_topology(self) -> TeTopology | None:
-        """TE's view of the paths in service (rebuilt, and flows checked, if stale)."""
+        """TE's view of the paths in service (a getter)."""
         return self.traffic.te_topology() if self.traffic is not None else None
+
+    def prepare(self, now: float) -> Effects:
+        """The step between a change and computing desired state: flows whose path is
+        gone are re-placed (and pins recovered after a restart adopted). ``desired`` is
+        a getter and does none of that; a sync calls this first."""
+        self._now = now
+        if self.traffic is None:
+            return Effects()
+        return Effects(touched=self.traffic.refresh(now))
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _count(self, name: str) -> None:
@@ -718,7 +727,7 @@ class FabricCore:
         complete = True
         if self.traffic is None or self.role(dpid) != LEAF:
             return desired, complete
-        pins = self.traffic.pins_of(dpid, now)
+        pins = self.traffic.pins_of(dpid)
         return SwitchDesired({**desired.flows, **pins}, desired.groups,
                              desired.meters), complete
 

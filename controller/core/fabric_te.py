@@ -94,8 +94,23 @@ class FabricTE:
         p = sw.ports.get(port) if sw else None
         return float(p.speed_bps) if p else 0.0
 
+    def refresh(self, now: float) -> set[int]:
+        """The explicit step after the fabric changed: derive the paths in service again,
+        adopt pins recovered after a restart, re-place every flow whose path is gone.
+        Returns the leaves whose pins changed (nothing when nothing changed)."""
+        self._now = now
+        if self._te_topo is not None and not self._recovered_pins:
+            return set()
+        topo = self.te_topology()
+        reason = "; ".join(self._change_reasons) or "topology change"
+        self._change_reasons = []  # (moves made now say why; later ones say their own)
+        self._adopt_recovered_pins(self.reader.view())
+        moves = self.te.revalidate(topo, self.te_loads(), now, reason)
+        return {m.new.leaf for m in moves} | {m.old.leaf for m in moves if m.old}
+
     def te_topology(self) -> TeTopology:
-        """The paths in service for TE; rebuilding it re-places flows whose path is gone."""
+        """The paths in service for TE, as the current view has them (a getter: flows
+        are re-placed by :meth:`refresh`)."""
         if self._te_topo is not None:
             return self._te_topo
         view = self.reader.view()
@@ -124,10 +139,6 @@ class FabricTE:
         edge = [self._speed(d, p) for d in leaves for p in view.edge_ports.get(d, ())]
         host_rate = self.settings.link_speed_bps or (min(edge) if edge else 0.0)
         self._te_topo = topo = TeTopology(ups, reach, capacity, host_rate)
-        reason = "; ".join(self._change_reasons) or "topology change"
-        self._change_reasons = []  # (moves made now say why; later ones say their own)
-        self._adopt_recovered_pins(view)
-        self.te.revalidate(topo, self.te_loads(), self._now, reason)
         return topo
 
     def te_loads(self) -> dict[Resource, float]:
@@ -219,13 +230,16 @@ class FabricTE:
         if self._port_flows.get(where, 0) >= self.settings.max_flows_per_port:
             return self._decline(dpid, key, "te_port_share_full")
         cls, priority = self._class_of(t.dscp)
+        refreshed = self.refresh(now)
         topo = self.te_topology()
         flow = self.te.new_flow(key, dpid, dst.dpid, topo, self.te_loads(), now, cls, priority)
         if flow is None:
-            return self._decline(dpid, key, "te_declined")
+            eff = self._decline(dpid, key, "te_declined")
+            eff.touched |= refreshed
+            return eff
         self._port_flows[where] = self._port_flows.get(where, 0) + 1
         log.debug("flow %s placed on %s", key, flow.path)
-        return Effects(touched={dpid})
+        return Effects(touched={dpid} | refreshed)
 
     def _decline(self, dpid: int, key: FlowKey, why: str) -> Effects:
         """The flow stays on ECMP; a short-lived entry stops its packets being copied,
@@ -248,9 +262,10 @@ class FabricTE:
         """One control interval: new rates in; idle flows out; congestion and rebalancing."""
         self._now = now
         self.port_bps = port_bps
+        touched = self.refresh(now)
         topo = self.te_topology()
         loads = self.te_loads()
-        touched = {f.src_leaf for f in self.te.expire(now)}
+        touched |= {f.src_leaf for f in self.te.expire(now)}
         self._count_port_flows()
         moves = self.te.congestion(topo, loads, now)
         moves += self.te.rebalance(topo, loads, now)
@@ -283,11 +298,12 @@ class FabricTE:
         if spine not in self.fabric.switches:
             raise LookupError(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
+        refreshed = self.refresh(now)
         flow = self.te.pin(key, src_leaf, dst_leaf, spine, self.te_topology(), now)
         assert flow.path is not None
         self._event("pin", f"{key} pinned to spine {spine} (leaf {src_leaf} port "
                     f"{flow.path.port})", flow=str(key), spine=spine)
-        return flow, Effects(touched={src_leaf})
+        return flow, Effects(touched={src_leaf} | refreshed)
 
     def unpin_flow(self, key: FlowKey, now: float) -> Effects:
         self._now = now
@@ -310,11 +326,8 @@ class FabricTE:
         return tuple(out)
 
 
-    def pins_of(self, leaf: int, now: float) -> dict:
-        """The pin entries ``leaf`` should hold now (after the paths are brought up to
-        date: flows whose path is gone are re-placed first)."""
-        self._now = now
-        self.te_topology()
+    def pins_of(self, leaf: int) -> dict:
+        """The pin entries ``leaf`` should hold (as of the last :meth:`refresh`)."""
         pins = {}
         for flow in self.te.pins_of(leaf):
             assert flow.path is not None

@@ -116,7 +116,8 @@ class SwitchSync:
     # --- plans ------------------------------------------------------------------------------
     def plan_for(self, session: Session, now: float) -> SyncPlan:
         """What ``session``'s switch must be sent now to hold what the core wants (all of
-        it while its state is being read back: nothing of it is known yet)."""
+        it while its state is being read back: nothing of it is known yet), as of the
+        core's last :meth:`FabricCore.prepare`."""
         desired, complete = self.core.desired(session.dpid, now)
         held = session.mirror if session.ready else SwitchMirror()
         keep = self.core.kept_groups(session.dpid, held.groups, now)
@@ -126,6 +127,9 @@ class SwitchSync:
         """The plan of every ready switch (of ``only``, if given) that differs, spines
         first: a leaf entry lets traffic into the fabric, so the spine entries it relies
         on should be there first. Each plan is taken as sent (applied to its mirror)."""
+        touched = self.core.prepare(now).touched  # (flows re-placed after a change)
+        if only is not None:
+            only = only | touched
         out = []
         order = sorted(self.sessions, key=lambda d: (self.core.role(d) != "spine", d))
         for dpid in order:

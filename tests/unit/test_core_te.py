@@ -31,6 +31,8 @@ def packet(src: int, dst: int, sport: int, dport: int, proto: int = TCP,
 
 
 def pins(fab: FakeFabric, leaf: int) -> dict:
+    """The pins ``leaf`` gets at the next sync (which prepares the core first)."""
+    fab.core.prepare(fab.now)
     desired, _ = fab.core.desired(leaf, fab.now)
     return {FlowKey.from_match(r.match): r for r in desired.flows.values()
             if r.table == C.TABLE_TE and C.cookie_kind(r.cookie) == C.KIND_PIN}
@@ -185,7 +187,7 @@ def test_a_reroute_names_the_change_that_caused_it():
     # (spine 1001 loses leaf 2002), then another that moves nothing of theirs
     fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
     fab.core.port_status(2004, Port(1, "p1", up=False), False, fab.now)
-    fab.core.te_topology()
+    fab.core.prepare(fab.now)
     reroutes = [e for e in fab.core.take_events() if e.kind == "reroute"]
     assert reroutes
     assert all("port 1001:2 down" in e.message for e in reroutes), [e.message for e in reroutes]
@@ -244,6 +246,7 @@ def test_pins_are_adopted_after_a_controller_restart():
     held, _ = fab.core.desired(2001, fab.now)
     restarted = te_fabric()
     restarted.core.recover_pins(2001, list(held.flows.values()))
+    restarted.core.prepare(restarted.now)  # (what a sync does first: the pins are adopted)
     again, _ = restarted.core.desired(2001, restarted.now)
     assert again.flows == held.flows
     by = {f.pinned_by for f in restarted.core.flows(restarted.now)}
@@ -271,3 +274,21 @@ def test_a_flapping_switch_does_not_hold_back_the_rest_of_the_fabric():
     # a flow towards the flapping leaf waits (its placement would be a guess)
     eff = fab.core.flow_seen(2001, 3, packet(1, 7, 5, 80), fab.now)
     assert not eff.touched and eff.ephemeral
+
+
+def test_desired_is_a_getter_and_prepare_is_the_step_that_re_places():
+    fab = te_fabric()
+    for sport in range(4):
+        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+    fab.core.prepare(fab.now)
+    fab.core.take_events()
+    fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
+    fab.core.take_events()
+    first, _ = fab.core.desired(2001, fab.now)
+    again, _ = fab.core.desired(2001, fab.now)
+    assert first == again
+    assert not [e for e in fab.core.take_events() if e.kind == "reroute"]  # read, no moves
+    eff = fab.core.prepare(fab.now)
+    assert eff.touched == {2001}
+    assert [e.kind for e in fab.core.take_events()].count("reroute") >= 1
+    assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
