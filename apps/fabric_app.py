@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from os_ken.base import app_manager
@@ -51,6 +52,7 @@ from controller.core.snapshot import (
 )
 from controller.core.sync import Session, SwitchSync
 from controller.core.te import PROTO_NAMES, FlowKey
+from controller.core.te import search as te_search
 
 log = logging.getLogger("aifabric.fabric")
 oskenfix.apply()
@@ -75,6 +77,14 @@ class EventTick(event.EventBase):
 class EventSync(event.EventBase):
     """Posted by the app to itself when a change waits for its sync: it is handled after
     every event queued before it, so a burst of events is synced once."""
+
+
+class EventRebalanced(event.EventBase):
+    """A rebalancing pass searched on the worker thread comes back (None: it failed)."""
+
+    def __init__(self, plan) -> None:
+        super().__init__()
+        self.plan = plan
 
 
 class EventCall(event.EventBase):
@@ -130,7 +140,7 @@ def _port(desc) -> Port:
 
 class FabricApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick, EventCall, EventSync]
+    _EVENTS = [EventTick, EventCall, EventSync, EventRebalanced]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -168,6 +178,10 @@ class FabricApp(app_manager.OSKenApp):
         self._frozen: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._sync_posted = False  # an EventSync is on its way
+        # TE's rebalancing search runs here, one pass at a time (its result comes back
+        # as an event and is applied only if the fabric did not change meanwhile)
+        self._rebalancer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aifabric-te")
+        self._rebalancing = False
         self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
         self._meter_event_at: dict[tuple[int, int], float] = {}
         self._queue_counters: dict[tuple[int, int, int], tuple[int, int, int]] = {}
@@ -199,6 +213,7 @@ class FabricApp(app_manager.OSKenApp):
         return thread
 
     def close(self) -> None:
+        self._rebalancer.shutdown(wait=False, cancel_futures=True)
         self._stop.set()
 
     def stalled(self, limit: float) -> str | None:
@@ -486,10 +501,37 @@ class FabricApp(app_manager.OSKenApp):
                 self._publish_flows(now)
 
     def _te_pass(self, now: float) -> Effects:
+        """Expiry and congestion here; the rebalancing search (the long part) on the worker
+        thread, so that packet-ins, LLDP and port status never wait for it."""
         self._awaiting_ports = set()
         self.stats["te_passes"] += 1
         rates = {k: load.tx_bps for k, load in self.monitor.ports.items()}
-        return self.core.te_pass(rates, now)
+        eff = self.core.te_pass(rates, now, rebalance=False)
+        if not self._rebalancing:
+            job = self.core.rebalance_job(now)
+            if job is not None:
+                self._rebalancing = True
+                self._rebalancer.submit(self._search, job)
+        return eff
+
+    def _search(self, job) -> None:
+        """On the worker thread: the pure search, then the result back to the app."""
+        try:
+            plan = te_search(job)
+        except Exception:  # (a bug must not leave rebalancing stuck "in flight")
+            log.exception("rebalancing search failed; the flows stay where they are")
+            plan = None
+        self.send_event(self.name, EventRebalanced(plan))
+
+    @set_ev_cls(EventRebalanced)
+    @guarded
+    def _on_rebalanced(self, ev) -> None:
+        self._rebalancing = False
+        if ev.plan is None:
+            return
+        now = time.time()
+        self._apply(self.core.rebalanced(ev.plan, now), now)
+        self._publish_flows(now)
 
     # --- API calls ------------------------------------------------------------------------
     @set_ev_cls(EventCall)

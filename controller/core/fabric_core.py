@@ -44,7 +44,15 @@ from controller.core.qos import QosPolicy
 from controller.core.ratelog import RateLimitedLog
 from controller.core.roles import LEAF, SPINE, infer_roles
 from controller.core.snapshot import FlowInfo, HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
-from controller.core.te import Flow, FlowKey, TeSettings, TeTopology, TrafficEngineer
+from controller.core.te import (
+    Flow,
+    FlowKey,
+    RebalanceJob,
+    RebalancePlan,
+    TeSettings,
+    TeTopology,
+    TrafficEngineer,
+)
 
 log = logging.getLogger("aifabric.core")
 
@@ -116,10 +124,21 @@ class FabricCore:
         self._now = now
         return self.traffic.flow_seen(dpid, in_port, data, now) if self.traffic else Effects()
 
-    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float) -> Effects:
-        """One control interval: new rates in; idle flows out; congestion and rebalancing."""
+    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float,
+                rebalance: bool = True) -> Effects:
+        """One control interval: new rates in; idle flows out; congestion, and
+        rebalancing unless the caller runs it apart (``rebalance_job``/``rebalanced``)."""
         self._now = now
-        return self.traffic.te_pass(port_bps, now) if self.traffic else Effects()
+        return self.traffic.te_pass(port_bps, now, rebalance) if self.traffic else Effects()
+
+    def rebalance_job(self, now: float) -> RebalanceJob | None:
+        """The input of a rebalancing pass, for ``te.search`` on another thread."""
+        return self.traffic.rebalance_job(now) if self.traffic is not None else None
+
+    def rebalanced(self, plan: RebalancePlan, now: float) -> Effects:
+        """A searched rebalancing pass: applied if it still holds."""
+        self._now = now
+        return self.traffic.rebalanced(plan, now) if self.traffic is not None else Effects()
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
         if self.traffic is not None:

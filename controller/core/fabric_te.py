@@ -25,6 +25,8 @@ from controller.core.te import (
     Flow,
     FlowKey,
     Path,
+    RebalanceJob,
+    RebalancePlan,
     Resource,
     TeTopology,
     down,
@@ -68,11 +70,13 @@ class FabricTE:
         self._flow_buckets: dict[tuple[int, int], TokenBucket] = {}
         self._port_flows: dict[tuple[int, int], int] = {}
         self._now = 0.0  # time of the latest event
+        self._unchecked = False  # the fabric changed since flows were last checked
 
     def invalidate(self, reason: str) -> None:
         """The fabric changed: the paths are derived again (and flows checked) when next
         needed; moves made then name every change since."""
         self._te_topo = None
+        self._unchecked = True
         if reason not in self._change_reasons:
             self._change_reasons.append(reason)
 
@@ -99,8 +103,9 @@ class FabricTE:
         adopt pins recovered after a restart, re-place every flow whose path is gone.
         Returns the leaves whose pins changed (nothing when nothing changed)."""
         self._now = now
-        if self._te_topo is not None and not self._recovered_pins:
+        if not self._unchecked and not self._recovered_pins:
             return set()
+        self._unchecked = False
         topo = self.te_topology()
         reason = "; ".join(self._change_reasons) or "topology change"
         self._change_reasons = []  # (moves made now say why; later ones say their own)
@@ -258,8 +263,10 @@ class FabricTE:
                 counts[where] = counts.get(where, 0) + 1
         self._port_flows = counts
 
-    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float) -> Effects:
-        """One control interval: new rates in; idle flows out; congestion and rebalancing."""
+    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float,
+                rebalance: bool = True) -> Effects:
+        """One control interval: new rates in; idle flows out; congestion, and (unless
+        the caller runs it apart: :meth:`rebalance_job`) rebalancing."""
         self._now = now
         self.port_bps = port_bps
         touched = self.refresh(now)
@@ -268,9 +275,22 @@ class FabricTE:
         touched |= {f.src_leaf for f in self.te.expire(now)}
         self._count_port_flows()
         moves = self.te.congestion(topo, loads, now)
-        moves += self.te.rebalance(topo, loads, now)
+        if rebalance:
+            moves += self.te.rebalance(topo, loads, now)
         touched |= {m.new.leaf for m in moves}
         return Effects(touched=touched)
+
+    def rebalance_job(self, now: float) -> RebalanceJob | None:
+        """A rebalancing pass to search apart (``te.search``), or None."""
+        self.refresh(now)
+        return self.te.rebalance_job(self.te_topology(), self.te_loads(), now)
+
+    def rebalanced(self, plan: RebalancePlan, now: float) -> Effects:
+        """A searched pass comes back: its moves, if they still hold."""
+        self._now = now
+        self.refresh(now)
+        moves = self.te.finish_rebalance(plan, self.te_topology(), now)
+        return Effects(touched={m.new.leaf for m in moves})
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
         """Byte counts of one leaf's pins (its flow statistics)."""

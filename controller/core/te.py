@@ -32,7 +32,7 @@ import ipaddress
 import zlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from controller.core import constants as C
@@ -242,6 +242,35 @@ class Move:
     old: Path | None
     new: Path
     reason: str
+
+
+@dataclass(frozen=True)
+class RebalanceJob:
+    """A rebalancing pass's input: copies of the movable flows, their demands, the load
+    without them, the topology and where they are now."""
+
+    flows: tuple[Flow, ...]
+    demand: Mapping[FlowKey, float]
+    base: Mapping[Resource, float]
+    topo: TeTopology
+    current: Mapping[FlowKey, Path | None]
+    started: float
+
+
+@dataclass(frozen=True)
+class RebalancePlan:
+    job: RebalanceJob
+    placement: Mapping[FlowKey, Path]
+    before: tuple[float, float]  # (overload, worst utilization) now
+    after: tuple[float, float]  # and with the placement
+
+
+def search(job: RebalanceJob) -> RebalancePlan:
+    """The search of a rebalancing pass: pure, it touches nothing but the job (so it may
+    run on another thread while the controller goes on)."""
+    placement, before, after = place(list(job.flows), job.demand, job.base, job.topo,
+                                     job.current)
+    return RebalancePlan(job, placement, before, after)
 
 
 @dataclass
@@ -551,21 +580,29 @@ class TrafficEngineer:
 
     def rebalance(self, topo: TeTopology, loads: Mapping[Resource, float],
                   now: float) -> list[Move]:
-        """Re-place the large flows when that lowers the overload by the hysteresis."""
+        """Re-place the large flows when that lowers the overload by the hysteresis (the
+        three steps below, on this thread)."""
+        job = self.rebalance_job(topo, loads, now)
+        return [] if job is None else self.finish_rebalance(search(job), topo, now)
+
+    def rebalance_job(self, topo: TeTopology, loads: Mapping[Resource, float],
+                      now: float) -> RebalanceJob | None:
+        """The input of a rebalancing pass, copied so that the search (:func:`search`)
+        can run on another thread; None when there is nothing to rebalance now."""
         s = self.settings
         if not s.rebalance or now - self._last_rebalance < s.rebalance_cooldown:
-            return []  # (the last moves must show in the counters before the next)
+            return None  # (the last moves must show in the counters before the next)
         # a flow that carried (almost) nothing in the last reading has ended or paused:
         # its smoothed rate still decays, but it must not be given a demand
         active = 0.5 * s.large_flow_fraction * topo.link_rate
         large = [f for f in self.flows.values() if f.path is not None and self.is_large(f, topo)
                  and (f.last_bps is None or f.last_bps >= active)]
         if not large:
-            return []
+            return None
         movable = [f for f in large if not f.operator and now - f.moved_at >= s.min_move_interval
                    and len(topo.paths(f.src_leaf, f.dst_leaf)) > 1]
         if not movable:
-            return []
+            return None
         demand = self.estimate_demands(large, topo.host_rate)
         for f in large:
             f.demand_bps = demand[f.key]
@@ -575,8 +612,20 @@ class TrafficEngineer:
             assert f.path is not None
             for r in resources(f.path, f.dst_leaf):
                 base[r] = max(0.0, base.get(r, 0.0) - f.rate_bps)
-        current = {f.key: f.path for f in movable}
-        plan, before, after = place(movable, demand, base, topo, current)
+        return RebalanceJob(tuple(replace(f) for f in movable),
+                            {f.key: demand[f.key] for f in movable}, base, topo,
+                            {f.key: f.path for f in movable}, now)
+
+    def finish_rebalance(self, plan: RebalancePlan, topo: TeTopology,
+                         now: float) -> list[Move]:
+        """Apply a searched placement if it is worth it and still holds: nothing if the
+        fabric changed meanwhile (``topo`` is not the one searched on); a flow that ended,
+        moved or was pinned meanwhile stays as it is."""
+        job, s = plan.job, self.settings
+        if job.topo is not topo:
+            self.stats["rebalance_stale"] = self.stats.get("rebalance_stale", 0) + 1
+            return []
+        before, after = plan.before, plan.after
         margin = s.hysteresis
         less_overload = before[0] - after[0] >= margin
         # without overload, only a busy worst link is worth moving flows for: below the
@@ -588,8 +637,11 @@ class TrafficEngineer:
         reason = (f"rebalance: overload {before[0]:.2f} -> {after[0]:.2f}, "
                   f"worst link {before[1]:.0%} -> {after[1]:.0%}")
         moves = []
-        for f in movable:
-            new = plan[f.key]
+        for copy in job.flows:
+            f = self.flows.get(copy.key)
+            if f is None or f.operator or f.path != job.current[copy.key]:
+                continue  # ended, pinned or moved while the search ran
+            new = plan.placement[f.key]
             if new != f.path:
                 moves.append(self._move(f, new, reason, now))
         if moves:

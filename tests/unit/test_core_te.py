@@ -292,3 +292,15 @@ def test_desired_is_a_getter_and_prepare_is_the_step_that_re_places():
     assert eff.touched == {2001}
     assert [e.kind for e in fab.core.take_events()].count("reroute") >= 1
     assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
+
+
+def test_reading_the_paths_after_a_change_does_not_skip_the_re_placement():
+    fab = te_fabric()
+    for sport in range(4):
+        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+    fab.core.prepare(fab.now)
+    fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
+    fab.core.flows(fab.now)  # a reader (the published flows) looks at the paths first
+    fab.core.te_topology()
+    assert fab.core.prepare(fab.now).touched == {2001}
+    assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}

@@ -404,3 +404,48 @@ def test_pin_rule_outputs_through_the_uplinks_failover_group():
     assert rule.instructions == (("apply", (("group", C.FF_GROUP_BASE + f.path.port),)),
                                  ("clear",))
     assert C.cookie_kind(rule.cookie) == C.KIND_PIN
+
+
+def _collided_pair():
+    t = topo()
+    te = TrafficEngineer(TeSettings(min_move_interval=0.0))
+    a = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
+    b = te.new_flow(key(2, 4, proto=UDP), 2001, 2002, t, {}, 0.0)
+    a.path = b.path = Path(2001, 1, 1001)
+    a.rate_bps = b.rate_bps = 4e6
+    return t, te, a, b
+
+
+def test_a_pass_searched_apart_moves_what_the_pass_on_the_thread_would():
+    from controller.core.te import search
+
+    t, te, a, b = _collided_pair()
+    job = te.rebalance_job(t, loads_of(te), 10.0)
+    assert job is not None and {f.key for f in job.flows} == {a.key, b.key}
+    a.rate_bps = 9e9  # the copies in the job do not see later changes of the flows
+    assert {f.rate_bps for f in job.flows} == {4e6}
+    moves = te.finish_rebalance(search(job), t, 10.0)
+    assert len(moves) == 1 and {a.path, b.path} == {Path(2001, 1, 1001), Path(2001, 2, 1002)}
+
+
+def test_a_searched_pass_is_dropped_when_the_fabric_changed_meanwhile():
+    from controller.core.te import TeTopology, search
+
+    t, te, a, b = _collided_pair()
+    plan = search(te.rebalance_job(t, loads_of(te), 10.0))
+    rebuilt = TeTopology(t.uplinks, t.reach, t.capacity, t.host_rate)  # a new view
+    assert te.finish_rebalance(plan, rebuilt, 10.0) == []
+    assert a.path == b.path == Path(2001, 1, 1001)
+    assert te.stats["rebalance_stale"] == 1
+
+
+def test_a_flow_that_moved_or_ended_while_the_search_ran_is_left_alone():
+    from controller.core.te import search
+
+    t, te, a, b = _collided_pair()
+    plan = search(te.rebalance_job(t, loads_of(te), 10.0))
+    moved = next(f for f in (a, b) if plan.placement[f.key] != f.path)
+    moved.path = Path(2001, 2, 1002)  # moved meanwhile (a failure, an operator)
+    assert te.finish_rebalance(plan, t, 10.0) == []
+    del te.flows[moved.key]  # or ended
+    assert te.finish_rebalance(plan, t, 10.0) == []
