@@ -219,6 +219,9 @@ def run(seconds: float, seed: int, workdir: Path) -> dict:
                            "recovery_s": round(recovery, 2),
                            "pings_sent": sum(p.sent for p in pings),
                            "pings_lost": sum(p.sent - p.received for p in pings),
+                           "lost_by_pair": {f"{a}-{b}": p.sent - p.received
+                                            for (a, b), p in zip(PAIRS, pings, strict=True)},
+                           "at": round(time.time(), 1),
                            "stale_entries": stale, "missing_entries": missing,
                            "in_sync_s": round(in_sync, 2)}
                     results.append(row)
@@ -282,9 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "chaos.json"))
     p.add_argument("--doc", default=str(ROOT / "docs" / "reliability.md"))
+    p.add_argument("--keep-logs", metavar="DIR",
+                   help="keep fabricd's logs in DIR (default: a temporary directory)")
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
-        res = run(args.seconds, args.seed, Path(tmp))
+    if args.keep_logs:
+        Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
+        res = run(args.seconds, args.seed, Path(args.keep_logs))
+    else:
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+            res = run(args.seconds, args.seed, Path(tmp))
     Path(args.out).write_text(json.dumps({"benchmark": "chaos", "seconds": args.seconds,
                                           "seed": args.seed, **res}, indent=2) + "\n")
     write_docs(res, Path(args.doc), args.seconds, args.seed)
