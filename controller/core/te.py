@@ -32,8 +32,9 @@ import ipaddress
 import zlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from controller.core import constants as C
 from controller.core.events import FabricEvent
@@ -244,17 +245,36 @@ class Move:
     reason: str
 
 
+class FlowSnapshot(NamedTuple):
+    """What a rebalancing search reads of a flow (cheap to take: a tuple)."""
+
+    key: FlowKey
+    src_leaf: int
+    dst_leaf: int
+    priority: bool
+    rate_bps: float
+    path: Path | None
+
+
 @dataclass(frozen=True)
 class RebalanceJob:
-    """A rebalancing pass's input: copies of the movable flows, their demands, the load
-    without them, the topology and where they are now."""
+    """A rebalancing pass's input, taken cheaply on the controller's thread: copies of
+    the large flows (which of them may move), the measured loads, the topology."""
 
-    flows: tuple[Flow, ...]
-    demand: Mapping[FlowKey, float]
-    base: Mapping[Resource, float]
+    large: tuple[FlowSnapshot, ...]
+    movable: frozenset[FlowKey]
+    loads: Mapping[Resource, float]
     topo: TeTopology
-    current: Mapping[FlowKey, Path | None]
     started: float
+
+    @property
+    def flows(self) -> tuple[FlowSnapshot, ...]:
+        """The flows that may move."""
+        return tuple(f for f in self.large if f.key in self.movable)
+
+    @property
+    def current(self) -> dict[FlowKey, Path | None]:
+        return {f.key: f.path for f in self.large if f.key in self.movable}
 
 
 @dataclass(frozen=True)
@@ -263,14 +283,79 @@ class RebalancePlan:
     placement: Mapping[FlowKey, Path]
     before: tuple[float, float]  # (overload, worst utilization) now
     after: tuple[float, float]  # and with the placement
+    demand: Mapping[FlowKey, float]  # of every large flow
+
+
+def estimate_demands(flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
+    """Natural demand of each large flow (Hedera's estimation): TCP flows grow to a
+    fair share of their sender's and receiver's NIC; UDP flows keep their rate."""
+    if host_rate <= 0:
+        return {f.key: f.rate_bps for f in flows}
+    demand: dict[FlowKey, float] = {}
+    fixed_out: dict[str, float] = {}
+    fixed_in: dict[str, float] = {}
+    elastic: list[Flow] = []
+    for f in flows:
+        if f.key.proto == TCP:
+            elastic.append(f)
+            continue
+        d = demand[f.key] = min(f.rate_bps, host_rate)
+        fixed_out[f.key.src_ip] = fixed_out.get(f.key.src_ip, 0.0) + d
+        fixed_in[f.key.dst_ip] = fixed_in.get(f.key.dst_ip, 0.0) + d
+    by_src: dict[str, list[int]] = {}
+    by_dst: dict[str, list[int]] = {}
+    for i, f in enumerate(elastic):
+        by_src.setdefault(f.key.src_ip, []).append(i)
+        by_dst.setdefault(f.key.dst_ip, []).append(i)
+    est = [0.0] * len(elastic)
+    limited = [False] * len(elastic)  # receiver-limited: converged
+    tol = host_rate * 1e-6
+    for _ in range(20):
+        changed = False
+        for src, idx in by_src.items():
+            free = [i for i in idx if not limited[i]]
+            if not free:
+                continue
+            conv = sum(est[i] for i in idx if limited[i])
+            share = max(0.0, host_rate - fixed_out.get(src, 0.0) - conv) / len(free)
+            for i in free:
+                if abs(est[i] - share) > tol:
+                    est[i], changed = share, True
+        for dst, idx in by_dst.items():
+            room = max(0.0, host_rate - fixed_in.get(dst, 0.0))
+            if sum(est[i] for i in idx) <= room + tol:
+                continue
+            # an equal share among the flows into dst; flows below it keep theirs
+            rest = sorted(idx, key=lambda i: est[i])
+            n, left = len(rest), room
+            for k, i in enumerate(rest):
+                fair = left / (n - k)
+                if est[i] <= fair and not limited[i]:
+                    left -= est[i]
+                    continue
+                if not limited[i] or abs(est[i] - fair) > tol:
+                    est[i], limited[i], changed = fair, True, True
+                left -= fair
+        if not changed:
+            break
+    for i, f in enumerate(elastic):
+        demand[f.key] = max(est[i], f.rate_bps)
+    return demand
 
 
 def search(job: RebalanceJob) -> RebalancePlan:
     """The search of a rebalancing pass: pure, it touches nothing but the job (so it may
     run on another thread while the controller goes on)."""
-    placement, before, after = place(list(job.flows), job.demand, job.base, job.topo,
-                                     job.current)
-    return RebalancePlan(job, placement, before, after)
+    demand = estimate_demands(list(job.large), job.topo.host_rate)
+    movable = list(job.flows)
+    # what remains on each resource without the movable flows
+    base: dict[Resource, float] = dict(job.loads)
+    for f in movable:
+        assert f.path is not None
+        for r in resources(f.path, f.dst_leaf):
+            base[r] = max(0.0, base.get(r, 0.0) - f.rate_bps)
+    placement, before, after = place(movable, demand, base, job.topo, job.current)
+    return RebalancePlan(job, placement, before, after, demand)
 
 
 @dataclass
@@ -523,60 +608,7 @@ class TrafficEngineer:
 
     # --- rebalancing ------------------------------------------------------------------------
     def estimate_demands(self, flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
-        """Natural demand of each large flow (Hedera's estimation): TCP flows grow to a
-        fair share of their sender's and receiver's NIC; UDP flows keep their rate."""
-        if host_rate <= 0:
-            return {f.key: f.rate_bps for f in flows}
-        demand: dict[FlowKey, float] = {}
-        fixed_out: dict[str, float] = {}
-        fixed_in: dict[str, float] = {}
-        elastic: list[Flow] = []
-        for f in flows:
-            if f.key.proto == TCP:
-                elastic.append(f)
-                continue
-            d = demand[f.key] = min(f.rate_bps, host_rate)
-            fixed_out[f.key.src_ip] = fixed_out.get(f.key.src_ip, 0.0) + d
-            fixed_in[f.key.dst_ip] = fixed_in.get(f.key.dst_ip, 0.0) + d
-        by_src: dict[str, list[int]] = {}
-        by_dst: dict[str, list[int]] = {}
-        for i, f in enumerate(elastic):
-            by_src.setdefault(f.key.src_ip, []).append(i)
-            by_dst.setdefault(f.key.dst_ip, []).append(i)
-        est = [0.0] * len(elastic)
-        limited = [False] * len(elastic)  # receiver-limited: converged
-        tol = host_rate * 1e-6
-        for _ in range(20):
-            changed = False
-            for src, idx in by_src.items():
-                free = [i for i in idx if not limited[i]]
-                if not free:
-                    continue
-                conv = sum(est[i] for i in idx if limited[i])
-                share = max(0.0, host_rate - fixed_out.get(src, 0.0) - conv) / len(free)
-                for i in free:
-                    if abs(est[i] - share) > tol:
-                        est[i], changed = share, True
-            for dst, idx in by_dst.items():
-                room = max(0.0, host_rate - fixed_in.get(dst, 0.0))
-                if sum(est[i] for i in idx) <= room + tol:
-                    continue
-                # an equal share among the flows into dst; flows below it keep theirs
-                rest = sorted(idx, key=lambda i: est[i])
-                n, left = len(rest), room
-                for k, i in enumerate(rest):
-                    fair = left / (n - k)
-                    if est[i] <= fair and not limited[i]:
-                        left -= est[i]
-                        continue
-                    if not limited[i] or abs(est[i] - fair) > tol:
-                        est[i], limited[i], changed = fair, True, True
-                    left -= fair
-            if not changed:
-                break
-        for i, f in enumerate(elastic):
-            demand[f.key] = max(est[i], f.rate_bps)
-        return demand
+        return estimate_demands(flows, host_rate)
 
     def rebalance(self, topo: TeTopology, loads: Mapping[Resource, float],
                   now: float) -> list[Move]:
@@ -599,22 +631,14 @@ class TrafficEngineer:
                  and (f.last_bps is None or f.last_bps >= active)]
         if not large:
             return None
-        movable = [f for f in large if not f.operator and now - f.moved_at >= s.min_move_interval
-                   and len(topo.paths(f.src_leaf, f.dst_leaf)) > 1]
+        movable = frozenset(
+            f.key for f in large if not f.operator and now - f.moved_at >= s.min_move_interval
+            and len(topo.paths(f.src_leaf, f.dst_leaf)) > 1)
         if not movable:
             return None
-        demand = self.estimate_demands(large, topo.host_rate)
-        for f in large:
-            f.demand_bps = demand[f.key]
-        # what remains on each resource without the movable flows
-        base: dict[Resource, float] = dict(loads)
-        for f in movable:
-            assert f.path is not None
-            for r in resources(f.path, f.dst_leaf):
-                base[r] = max(0.0, base.get(r, 0.0) - f.rate_bps)
-        return RebalanceJob(tuple(replace(f) for f in movable),
-                            {f.key: demand[f.key] for f in movable}, base, topo,
-                            {f.key: f.path for f in movable}, now)
+        return RebalanceJob(tuple(FlowSnapshot(f.key, f.src_leaf, f.dst_leaf, f.priority,
+                                               f.rate_bps, f.path) for f in large),
+                            movable, dict(loads), topo, now)
 
     def finish_rebalance(self, plan: RebalancePlan, topo: TeTopology,
                          now: float) -> list[Move]:
@@ -625,6 +649,10 @@ class TrafficEngineer:
         if job.topo is not topo:
             self.stats["rebalance_stale"] = self.stats.get("rebalance_stale", 0) + 1
             return []
+        for key, d in plan.demand.items():  # (shown with the flows)
+            live = self.flows.get(key)
+            if live is not None:
+                live.demand_bps = d
         before, after = plan.before, plan.after
         margin = s.hysteresis
         less_overload = before[0] - after[0] >= margin
@@ -637,9 +665,10 @@ class TrafficEngineer:
         reason = (f"rebalance: overload {before[0]:.2f} -> {after[0]:.2f}, "
                   f"worst link {before[1]:.0%} -> {after[1]:.0%}")
         moves = []
-        for copy in job.flows:
-            f = self.flows.get(copy.key)
-            if f is None or f.operator or f.path != job.current[copy.key]:
+        current = job.current
+        for searched in job.flows:
+            f = self.flows.get(searched.key)
+            if f is None or f.operator or f.path != current[searched.key]:
                 continue  # ended, pinned or moved while the search ran
             new = plan.placement[f.key]
             if new != f.path:
