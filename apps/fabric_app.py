@@ -38,12 +38,11 @@ from controller.core import ofctl_text
 from controller.core.events import FabricEvent
 from controller.core.fabric_core import CoreSettings, Effects, FabricCore
 from controller.core.model import Port
-from controller.core.monitor import LoadMonitor, PortCounters, utilization
+from controller.core.monitor import LoadMonitor, PortCounters, link_stats
 from controller.core.openflow import MeterRule
 from controller.core.schedule import Job, Schedule
 from controller.core.snapshot import (
     FlowInfo,
-    LinkStat,
     MeterStat,
     Published,
     QueueStat,
@@ -559,18 +558,16 @@ class FabricApp(app_manager.OSKenApp):
         self._apply(self.core.unpin_flow(key, now), now, flush=True)
 
     def _publish_link_stats(self, now: float) -> None:
-        rows = []
-        fab = self.core.fabric
-        for lk in self.published.topology.links:
-            load = self.monitor.load(lk.src_dpid, lk.src_port)
-            sw = fab.switches.get(lk.src_dpid)
-            port = sw.ports.get(lk.src_port) if sw else None
-            speed = self.link_speed_bps or (port.speed_bps if port else 0)
-            bps = load.tx_bps if load else 0.0
-            rows.append(LinkStat(lk.src_dpid, lk.src_port, lk.dst_dpid, lk.dst_port, bps,
-                                 utilization(bps, speed), load.drops_per_s if load else 0.0,
-                                 load.errors_per_s if load else 0.0))
-        self._publish(links=tuple(rows), links_at=now)
+        self._publish(links=link_stats(self.published.topology.links, self.monitor,
+                                       self._link_speed), links_at=now)
+
+    def _link_speed(self, dpid: int, port: int) -> float:
+        """The configured link speed, else what the switch reports for the port."""
+        if self.link_speed_bps:
+            return self.link_speed_bps
+        sw = self.core.fabric.switches.get(dpid)
+        p = sw.ports.get(port) if sw else None
+        return p.speed_bps if p else 0
 
     # --- OpenFlow input -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)

@@ -3,7 +3,10 @@ caller passes the counters and the time they were read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from controller.core.snapshot import LinkInfo, LinkStat
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,18 @@ class LoadMonitor:
 def utilization(bps: float, speed_bps: float) -> float:
     """Fraction of the link rate in use (0 when the rate is unknown)."""
     return bps / speed_bps if speed_bps > 0 else 0.0
+
+
+def link_stats(links: Iterable[LinkInfo], monitor: LoadMonitor,
+               speed_of: Callable[[int, int], float]) -> tuple[LinkStat, ...]:
+    """Each link direction's load, from its source port: rate, utilization of the link's
+    speed (``speed_of(dpid, port)``, 0 when unknown), drops and errors per second."""
+    rows = []
+    for lk in links:
+        load = monitor.load(lk.src_dpid, lk.src_port)
+        bps = load.tx_bps if load else 0.0
+        rows.append(LinkStat(lk.src_dpid, lk.src_port, lk.dst_dpid, lk.dst_port, bps,
+                             utilization(bps, speed_of(lk.src_dpid, lk.src_port)),
+                             load.drops_per_s if load else 0.0,
+                             load.errors_per_s if load else 0.0))
+    return tuple(rows)

@@ -107,7 +107,9 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
     total = sum(r.received_mbps for r in results)
     moves = [(round(e["time"] - t0, 1), e["message"]) for e in events.of("reroute")]
     why = ([round(r.received_mbps, 2) for r in results], uplinks, moves, pins)
-    assert len(uplinks) == 8 and min(uplinks.values()) >= 0.5 * RATE, why
+    # (an idle uplink carries only ACKs, ~0.1 Mbit/s; a used one at least several times
+    # the 1 Mbit/s bound even when the emulation runs slow)
+    assert len(uplinks) == 8 and min(uplinks.values()) >= 0.2 * RATE, why
     # (a generous bound: the rate itself is measured in bench/te.py; on 2 shared cores
     # the emulated links deliver 80-95% of their rate when all eight flows run)
     assert total >= 0.7 * 8 * RATE, why

@@ -43,3 +43,18 @@ def test_forget_switch_and_unknown_speed():
     m.forget_switch(1)
     assert m.load(1, 1) is None and m.load(2, 1) is not None
     assert utilization(5e6, 0) == 0.0
+
+
+def test_link_stats_from_the_source_port_of_each_direction():
+    from controller.core.monitor import link_stats
+    from controller.core.snapshot import LinkInfo
+
+    m = LoadMonitor(alpha=1.0)
+    m.update(2001, 1, PortCounters(0, 0, 0, 0, 0, 0), 1.0)
+    m.update(2001, 1, PortCounters(625_000, 0, 10, 0, 2, 0), 2.0)  # 5 Mbit/s, 10 drops/s
+    links = [LinkInfo(2001, 1, 1001, 1, 0.0), LinkInfo(1001, 1, 2001, 1, 0.0)]
+    speeds = {(2001, 1): 10e6}  # the other end's speed is unknown
+    up, down = link_stats(links, m, lambda d, p: speeds.get((d, p), 0.0))
+    assert (up.rate_bps, up.utilization, up.drops_per_second, up.errors_per_second) == (
+        pytest.approx(5e6), pytest.approx(0.5), pytest.approx(10.0), pytest.approx(2.0))
+    assert (down.rate_bps, down.utilization) == (0.0, 0.0)  # no reading: nothing made up
