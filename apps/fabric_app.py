@@ -186,7 +186,6 @@ class FabricApp(app_manager.OSKenApp):
         self._queue_counters: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self.monitor = LoadMonitor(alpha=cfg.te.smoothing)
         self.poll_interval = cfg.te.poll_interval
-        self.link_speed_bps = int((cfg.link_speed_mbps or 0) * 1_000_000)
         # periodic work: what runs how often (each is a method taking (now, tick))
         self.schedule = Schedule([
             Job("probe", self.core.settings.lldp_interval),  # LLDP out, links expire
@@ -559,15 +558,7 @@ class FabricApp(app_manager.OSKenApp):
 
     def _publish_link_stats(self, now: float) -> None:
         self._publish(links=link_stats(self.published.topology.links, self.monitor,
-                                       self._link_speed), links_at=now)
-
-    def _link_speed(self, dpid: int, port: int) -> float:
-        """The configured link speed, else what the switch reports for the port."""
-        if self.link_speed_bps:
-            return self.link_speed_bps
-        sw = self.core.fabric.switches.get(dpid)
-        p = sw.ports.get(port) if sw else None
-        return p.speed_bps if p else 0
+                                       self.core.port_speed), links_at=now)
 
     # --- OpenFlow input -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)

@@ -365,6 +365,15 @@ class FabricCore:
             return []
         return self.fabric.edge_ports(dpid, now, self.settings.settle_time)
 
+    def port_speed(self, dpid: int, port: int) -> float:
+        """A port's rate in bit/s: the configured link speed, else what the switch
+        reports (0: unknown)."""
+        if self.settings.link_speed_bps:
+            return self.settings.link_speed_bps
+        sw = self.fabric.switches.get(dpid)
+        p = sw.ports.get(port) if sw else None
+        return float(p.speed_bps) if p else 0.0
+
     def is_host_port(self, dpid: int, port: int, now: float) -> bool:
         return port in self.host_ports(dpid, now)
 

@@ -53,6 +53,8 @@ class FabricReader(Protocol):
 
     def is_host_port(self, dpid: int, port: int, now: float) -> bool: ...
 
+    def port_speed(self, dpid: int, port: int) -> float: ...
+
 
 class FabricTE:
     def __init__(self, settings: CoreSettings, engineer: TrafficEngineer, reader: FabricReader,
@@ -80,23 +82,8 @@ class FabricTE:
         if reason not in self._change_reasons:
             self._change_reasons.append(reason)
 
-    def view(self) -> FabricView:
-        return self.reader.view()
-
-    def is_settled(self, dpid: int, now: float) -> bool:
-        return self.reader.is_settled(dpid, now)
-
-
-    @property
-    def qos(self):
-        return self.reader.view().qos
-
     def _speed(self, dpid: int, port: int) -> float:
-        if self.settings.link_speed_bps:
-            return self.settings.link_speed_bps
-        sw = self.fabric.switches.get(dpid)
-        p = sw.ports.get(port) if sw else None
-        return float(p.speed_bps) if p else 0.0
+        return self.reader.port_speed(dpid, port)
 
     def refresh(self, now: float) -> set[int]:
         """The explicit step after the fabric changed: derive the paths in service again,

@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.core.openflow import FlowRule, GroupRule, MeterRule, SyncPlan
+from controller.core.openflow import FlowRule, GroupRule, SwitchMirror, SyncPlan
 from controller.core.sync import SwitchSync
 from tests.unit.fakefabric import FakeFabric
 
@@ -26,28 +26,12 @@ CONTROLLER = "controller"
 
 
 @dataclass
-class Switch:
-    """What one fake switch holds."""
+class Switch(SwitchMirror):
+    """What one fake switch holds: its entries (a plan is applied the way the
+    controller's mirror applies it), and which of its ports are down."""
 
-    dpid: int
-    flows: dict[tuple, FlowRule] = field(default_factory=dict)
-    groups: dict[int, GroupRule] = field(default_factory=dict)
-    meters: dict[int, MeterRule] = field(default_factory=dict)
+    dpid: int = 0
     down: set[int] = field(default_factory=set)  # ports whose link is down
-
-    def apply(self, plan: SyncPlan) -> None:
-        for m in plan.meter_adds + plan.meter_mods:
-            self.meters[m.meter_id] = m
-        for g in plan.group_adds + plan.group_mods:
-            self.groups[g.group_id] = g
-        for r in plan.flow_adds + plan.flow_mods:
-            self.flows[r.key] = r
-        for r in plan.flow_dels:
-            self.flows.pop(r.key, None)
-        for gid in plan.group_dels:
-            self.groups.pop(gid, None)
-        for mid in plan.meter_dels:
-            self.meters.pop(mid, None)
 
     def lookup(self, table: int, pkt: dict[str, Any]) -> FlowRule | None:
         best = None
@@ -109,7 +93,7 @@ class DataPlane:
     def __init__(self, fab: FakeFabric) -> None:
         """Fake switches for ``fab``'s (already connected) switches, read back empty."""
         self.fab = fab
-        self.switches = {d: Switch(d) for d in fab.spines + fab.leaves}
+        self.switches = {d: Switch(dpid=d) for d in fab.spines + fab.leaves}
         self.sync_engine = SwitchSync(fab.core)
         for dpid in self.switches:
             self.read_back(dpid)
