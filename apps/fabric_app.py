@@ -61,6 +61,9 @@ RESYNC_MIN_INTERVAL = 5.0
 QUEUE_STATS_INTERVAL = 2.0
 METER_STATS_INTERVAL = 1.0
 METER_EVENT_INTERVAL = 10.0  # seconds between two meter_drops events of one meter
+# moves of a rebalancing pass applied per event (whole leaves): a pass that moves
+# thousands of flows is applied in slices, other events served between them
+REBALANCE_SLICE = 256
 SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriving
 
 
@@ -524,11 +527,16 @@ class FabricApp(app_manager.OSKenApp):
     @set_ev_cls(EventRebalanced)
     @guarded
     def _on_rebalanced(self, ev) -> None:
-        self._rebalancing = False
         if ev.plan is None:
+            self._rebalancing = False
             return
         now = time.time()
-        self._apply(self.core.rebalanced(ev.plan, now), now)
+        eff, rest = self.core.rebalanced(ev.plan, now, REBALANCE_SLICE)
+        self._apply(eff, now)
+        if rest is not None:  # the next slice after whatever else is waiting
+            self.send_event(self.name, EventRebalanced(rest))
+            return
+        self._rebalancing = False
         self._publish_flows(now)
 
     # --- API calls ------------------------------------------------------------------------

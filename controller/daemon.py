@@ -7,6 +7,7 @@ management API, then runs the os-ken apps on os-ken's native-thread hub.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -218,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         "on" if config.qos.enabled else "off", "on" if config.te.enabled else "off",
         f"{config.link_speed_mbps:g} Mbit/s" if config.link_speed_mbps else "as reported",
     )
+    # Everything imported so far lives as long as the process: keep it out of the
+    # collector's full passes, which hold the GIL (and so every app's event loop) for
+    # as long as they take to walk the heap.
+    gc.collect()
+    gc.freeze()
     started = time.time()
     try:
         app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])

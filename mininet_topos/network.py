@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -124,11 +125,40 @@ def fabric_network(spec: FabricSpec, controller: str, quiet: bool = True):
         yield net
     finally:
         try:
+            kill_host_processes(net)
             ensure_ovs()  # (a test may have killed ovs-vswitchd: del-br would wait forever)
             net.stop()
         except Exception:  # pragma: no cover - best effort, then the big hammer
             log.exception("net.stop() failed; running mn -c")
             cleanup()
+
+
+def kill_host_processes(net: Mininet) -> int:
+    """SIGKILL every process left in a host's network namespace (traffic generators a
+    failed test did not collect, MPI ranks...) but the host's own shell: once the
+    network is gone they would spin on dead sockets and starve the next test of CPU.
+    Returns how many were killed."""
+    shells = {h.pid for h in net.hosts if h.pid}
+    spaces = set()
+    for pid in shells:
+        try:
+            spaces.add(os.readlink(f"/proc/{pid}/ns/net"))
+        except OSError:
+            continue
+    spaces.discard(os.readlink("/proc/self/ns/net"))  # (never the machine's own)
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in shells:
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/net") in spaces:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+        except OSError:  # (gone meanwhile, or a kernel thread)
+            continue
+    if killed:
+        log.info("killed %d process(es) left on the Mininet hosts", killed)
+    return killed
 
 
 def ping(src, dst_ip: str, count: int = 1, timeout: float = 1.0, interval: float = 0.2) -> int:

@@ -135,10 +135,14 @@ class FabricCore:
         """The input of a rebalancing pass, for ``te.search`` on another thread."""
         return self.traffic.rebalance_job(now) if self.traffic is not None else None
 
-    def rebalanced(self, plan: RebalancePlan, now: float) -> Effects:
-        """A searched rebalancing pass: applied if it still holds."""
+    def rebalanced(self, plan: RebalancePlan, now: float,
+                   limit: int | None = None) -> tuple[Effects, RebalancePlan | None]:
+        """A searched rebalancing pass: applied if it still holds, at most about
+        ``limit`` moves now; returns the rest of the plan for the next step."""
         self._now = now
-        return self.traffic.rebalanced(plan, now) if self.traffic is not None else Effects()
+        if self.traffic is None:
+            return Effects(), None
+        return self.traffic.rebalanced(plan, now, limit)
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
         if self.traffic is not None:

@@ -272,12 +272,14 @@ class FabricTE:
         self.refresh(now)
         return self.te.rebalance_job(self.te_topology(), self.te_loads(), now)
 
-    def rebalanced(self, plan: RebalancePlan, now: float) -> Effects:
-        """A searched pass comes back: its moves, if they still hold."""
+    def rebalanced(self, plan: RebalancePlan, now: float,
+                   limit: int | None = None) -> tuple[Effects, RebalancePlan | None]:
+        """A searched pass comes back: its moves if they still hold (at most about
+        ``limit`` now), and what is left of it to apply next."""
         self._now = now
         self.refresh(now)
-        moves = self.te.finish_rebalance(plan, self.te_topology(), now)
-        return Effects(touched={m.new.leaf for m in moves})
+        moves, rest = self.te.finish_rebalance(plan, self.te_topology(), now, limit)
+        return Effects(touched={m.new.leaf for m in moves}), rest
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
         """Byte counts of one leaf's pins (its flow statistics)."""

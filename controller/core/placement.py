@@ -68,6 +68,7 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
         if over < 1e-9 and attempt:
             break
     assert best_choice is not None
+    best_score = _keep_in_place(best_choice, cur, options, dem, caps, base_load, best_score)
     now_load = list(base_load)
     for i, j in enumerate(cur):
         if j >= 0:
@@ -77,6 +78,42 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
     before = _score(now_load, caps)
     plan = {flows[i].key: options[i][j][0] for i, j in enumerate(best_choice) if j >= 0}
     return plan, before, best_score[:2]
+
+
+def _keep_in_place(choice: list[int], cur: list[int],
+                   options: list[list[tuple[Path, int, int]]], dem: list[float],
+                   caps: list[float], base_load: list[float],
+                   score: tuple[float, float, int]) -> tuple[float, float, int]:
+    """Put back on its current path every flow the search moved whose return raises
+    neither the worst utilization nor any overload of the placement found (smallest
+    flows first, since they fit most often): a pass moves only the flows that buy the
+    improvement, not every flow whose place in a reshuffle happened to differ."""
+    load = list(base_load)
+    for i, j in enumerate(choice):
+        if j >= 0:
+            _, u, w = options[i][j]
+            load[u] += dem[i]
+            load[w] += dem[i]
+    worst = score[1]
+    moved = [i for i, j in enumerate(choice) if j != cur[i] and cur[i] >= 0 and j >= 0]
+    moved.sort(key=lambda i: dem[i])
+    for i in moved:
+        d = dem[i]
+        _, u0, w0 = options[i][choice[i]]
+        _, u, w = options[i][cur[i]]
+        load[u0] -= d
+        load[w0] -= d
+        # no new overload where it returns (where it leaves, load only falls)
+        fits = all(load[r] + d <= min(worst, 1.0) * caps[r] * (1 + 1e-9) for r in {u, w})
+        if fits:
+            choice[i] = cur[i]
+            load[u] += d
+            load[w] += d
+        else:
+            load[u0] += d
+            load[w0] += d
+    over, worst = _score(load, caps)
+    return over, worst, sum(1 for a, b in zip(choice, cur, strict=True) if a != b)
 
 
 def _score(load: list[float], caps: list[float]) -> tuple[float, float]:

@@ -32,7 +32,7 @@ import ipaddress
 import zlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
 
@@ -213,6 +213,7 @@ class TeSettings:
     smoothing: float = 0.5  # EWMA weight of the newest rate sample
     rebalance: bool = True  # periodic rebalancing (congestion and failures act regardless)
     rebalance_floor: float = 0.5  # no overload: move only if the worst link is this busy
+    reroute_events: int = 16  # a pass reports this many moves one by one, the rest in sum
     rebalance_cooldown: float = 5.0  # seconds after a pass that moved flows before the next
 
 
@@ -258,14 +259,50 @@ class FlowSnapshot(NamedTuple):
 
 @dataclass(frozen=True)
 class RebalanceJob:
-    """A rebalancing pass's input, taken cheaply on the controller's thread: copies of
-    the large flows (which of them may move), the measured loads, the topology."""
+    """A rebalancing pass's input, taken in well under a millisecond on the controller's
+    thread: the tracked flows as they are (a tuple of references), the measured loads,
+    the topology. The search (:func:`search`, on a worker) first copies what it needs of
+    the flows into tuples (:attr:`large`); a flow the controller moves meanwhile is left
+    alone when the result comes back (:meth:`TrafficEngineer.finish_rebalance`)."""
 
-    large: tuple[FlowSnapshot, ...]
-    movable: frozenset[FlowKey]
+    candidates: tuple[Flow, ...]
+    settings: TeSettings
     loads: Mapping[Resource, float]
     topo: TeTopology
     started: float
+
+    @cached_property
+    def _snapshot(self) -> tuple[tuple[FlowSnapshot, ...], frozenset[FlowKey]]:
+        s, topo = self.settings, self.topo
+        large_rate = s.large_flow_fraction * topo.link_rate
+        # a flow that carried (almost) nothing in the last reading has ended or paused:
+        # its smoothed rate still decays, but it must not be given a demand
+        active = 0.5 * large_rate
+        settled = self.started - s.min_move_interval
+        paths = topo.paths
+        large: list[FlowSnapshot] = []
+        movable: set[FlowKey] = set()
+        for f in self.candidates:
+            snap = FlowSnapshot(f.key, f.src_leaf, f.dst_leaf, f.priority, f.rate_bps,
+                                f.path)  # (read once: the live flow may change meanwhile)
+            last, operator, moved_at = f.last_bps, f.operator, f.moved_at
+            if snap.path is None or snap.rate_bps < large_rate or (
+                    last is not None and last < active):
+                continue
+            large.append(snap)
+            if not operator and moved_at <= settled and \
+                    len(paths(snap.src_leaf, snap.dst_leaf)) > 1:
+                movable.add(snap.key)
+        return tuple(large), frozenset(movable)
+
+    @property
+    def large(self) -> tuple[FlowSnapshot, ...]:
+        """Copies of the large flows (taken on first use)."""
+        return self._snapshot[0]
+
+    @property
+    def movable(self) -> frozenset[FlowKey]:
+        return self._snapshot[1]
 
     @property
     def flows(self) -> tuple[FlowSnapshot, ...]:
@@ -279,11 +316,16 @@ class RebalanceJob:
 
 @dataclass(frozen=True)
 class RebalancePlan:
+    """A searched pass: the placement, and the moves it implies grouped by ingress leaf
+    (``changes``), applied from ``start`` on in slices that end at a leaf boundary."""
+
     job: RebalanceJob
     placement: Mapping[FlowKey, Path]
     before: tuple[float, float]  # (overload, worst utilization) now
     after: tuple[float, float]  # and with the placement
     demand: Mapping[FlowKey, float]  # of every large flow
+    changes: tuple[FlowSnapshot, ...] = ()  # flows whose placement differs, by src leaf
+    start: int = 0  # how many of ``changes`` earlier slices applied
 
 
 def estimate_demands(flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
@@ -344,10 +386,13 @@ def estimate_demands(flows: list[Flow], host_rate: float) -> dict[FlowKey, float
 
 
 def search(job: RebalanceJob) -> RebalancePlan:
-    """The search of a rebalancing pass: pure, it touches nothing but the job (so it may
-    run on another thread while the controller goes on)."""
-    demand = estimate_demands(list(job.large), job.topo.host_rate)
+    """The search of a rebalancing pass, meant for another thread while the controller
+    goes on: it only reads the job (and, once, the flows it refers to) and changes
+    nothing."""
     movable = list(job.flows)
+    if not movable:
+        return RebalancePlan(job, {}, (0.0, 0.0), (0.0, 0.0), {}, ())
+    demand = estimate_demands(list(job.large), job.topo.host_rate)
     # what remains on each resource without the movable flows
     base: dict[Resource, float] = dict(job.loads)
     for f in movable:
@@ -355,7 +400,9 @@ def search(job: RebalanceJob) -> RebalancePlan:
         for r in resources(f.path, f.dst_leaf):
             base[r] = max(0.0, base.get(r, 0.0) - f.rate_bps)
     placement, before, after = place(movable, demand, base, job.topo, job.current)
-    return RebalancePlan(job, placement, before, after, demand)
+    changes = sorted((f for f in movable if placement.get(f.key, f.path) != f.path),
+                     key=lambda f: (f.src_leaf, f.key))
+    return RebalancePlan(job, placement, before, after, demand, tuple(changes))
 
 
 @dataclass
@@ -524,19 +571,21 @@ class TrafficEngineer:
             moves.append(self._move(flow, new, reason, now))
         return moves
 
-    def _move(self, flow: Flow, new: Path, reason: str, now: float) -> Move:
+    def _move(self, flow: Flow, new: Path, reason: str, now: float,
+              announce: bool = True) -> Move:
         old = flow.path
         move = Move(flow.key, old, new, reason)
         flow.path, flow.moved_at = new, now
         flow.moves += 1
         self._count("reroutes")
-        self.events.append(FabricEvent(
-            "reroute",
-            f"{flow.key} moved from {_path_text(old, flow.dst_leaf)} to "
-            f"{_path_text(new, flow.dst_leaf)}: {reason}",
-            (("flow", str(flow.key)), ("from", _path_text(old, flow.dst_leaf)),
-             ("to", _path_text(new, flow.dst_leaf)), ("reason", reason)),
-        ))
+        if announce:
+            self.events.append(FabricEvent(
+                "reroute",
+                f"{flow.key} moved from {_path_text(old, flow.dst_leaf)} to "
+                f"{_path_text(new, flow.dst_leaf)}: {reason}",
+                (("flow", str(flow.key)), ("from", _path_text(old, flow.dst_leaf)),
+                 ("to", _path_text(new, flow.dst_leaf)), ("reason", reason)),
+            ))
         return move
 
     # --- congestion -------------------------------------------------------------------------
@@ -615,7 +664,7 @@ class TrafficEngineer:
         """Re-place the large flows when that lowers the overload by the hysteresis (the
         three steps below, on this thread)."""
         job = self.rebalance_job(topo, loads, now)
-        return [] if job is None else self.finish_rebalance(search(job), topo, now)
+        return [] if job is None else self.finish_rebalance(search(job), topo, now)[0]
 
     def rebalance_job(self, topo: TeTopology, loads: Mapping[Resource, float],
                       now: float) -> RebalanceJob | None:
@@ -624,35 +673,57 @@ class TrafficEngineer:
         s = self.settings
         if not s.rebalance or now - self._last_rebalance < s.rebalance_cooldown:
             return None  # (the last moves must show in the counters before the next)
-        # a flow that carried (almost) nothing in the last reading has ended or paused:
-        # its smoothed rate still decays, but it must not be given a demand
-        active = 0.5 * s.large_flow_fraction * topo.link_rate
-        large = [f for f in self.flows.values() if f.path is not None and self.is_large(f, topo)
-                 and (f.last_bps is None or f.last_bps >= active)]
-        if not large:
+        if s.large_flow_fraction * topo.link_rate <= 0 or not self.flows:
             return None
-        movable = frozenset(
-            f.key for f in large if not f.operator and now - f.moved_at >= s.min_move_interval
-            and len(topo.paths(f.src_leaf, f.dst_leaf)) > 1)
-        if not movable:
-            return None
-        return RebalanceJob(tuple(FlowSnapshot(f.key, f.src_leaf, f.dst_leaf, f.priority,
-                                               f.rate_bps, f.path) for f in large),
-                            movable, dict(loads), topo, now)
+        return RebalanceJob(tuple(self.flows.values()), s, dict(loads), topo, now)
 
-    def finish_rebalance(self, plan: RebalancePlan, topo: TeTopology,
-                         now: float) -> list[Move]:
+    def finish_rebalance(self, plan: RebalancePlan, topo: TeTopology, now: float,
+                         limit: int | None = None) -> tuple[list[Move], RebalancePlan | None]:
         """Apply a searched placement if it is worth it and still holds: nothing if the
         fabric changed meanwhile (``topo`` is not the one searched on); a flow that ended,
-        moved or was pinned meanwhile stays as it is."""
+        moved or was pinned meanwhile stays as it is. With a ``limit``, at most about that
+        many moves (whole ingress leaves) now, and the rest of the plan to apply next
+        (so that a pass moving thousands of flows never holds the caller for long)."""
         job, s = plan.job, self.settings
         if job.topo is not topo:
             self.stats["rebalance_stale"] = self.stats.get("rebalance_stale", 0) + 1
-            return []
-        for key, d in plan.demand.items():  # (shown with the flows)
-            live = self.flows.get(key)
-            if live is not None:
-                live.demand_bps = d
+            return [], None
+        if plan.start == 0:
+            for key, d in plan.demand.items():  # (shown with the flows)
+                live = self.flows.get(key)
+                if live is not None:
+                    live.demand_bps = d
+            if not plan.changes or not self._worth_it(plan):
+                return [], None
+        before, after = plan.before, plan.after
+        reason = (f"rebalance: overload {before[0]:.2f} -> {after[0]:.2f}, "
+                  f"worst link {before[1]:.0%} -> {after[1]:.0%}")
+        if plan.start == 0 and len(plan.changes) > s.reroute_events:
+            self.events.append(FabricEvent(
+                "rebalance", f"moving {len(plan.changes)} flows ({reason}); the first "
+                f"{s.reroute_events} are reported one by one",
+                (("flows", str(len(plan.changes))), ("reason", reason))))
+        end = len(plan.changes) if limit is None else min(len(plan.changes),
+                                                          plan.start + limit)
+        while end < len(plan.changes) and \
+                plan.changes[end].src_leaf == plan.changes[end - 1].src_leaf:
+            end += 1  # (a leaf's moves together: its entries are rewritten once)
+        moves = []
+        for n, searched in enumerate(plan.changes[plan.start:end], plan.start):
+            f = self.flows.get(searched.key)
+            if f is None or f.operator or f.path != searched.path:
+                continue  # ended, pinned or moved while the search ran
+            moves.append(self._move(f, plan.placement[f.key], reason, now,
+                                    announce=n < s.reroute_events))
+        if moves:
+            self._last_rebalance = now
+        rest = replace(plan, start=end) if end < len(plan.changes) else None
+        return moves, rest
+
+    def _worth_it(self, plan: RebalancePlan) -> bool:
+        """True if the placement lowers the overload, or the worst link when that is
+        busy, by at least the hysteresis."""
+        s = self.settings
         before, after = plan.before, plan.after
         margin = s.hysteresis
         less_overload = before[0] - after[0] >= margin
@@ -660,22 +731,7 @@ class TrafficEngineer:
         # floor every link has room, and a move only costs the flows a hiccup
         cooler = (abs(before[0] - after[0]) < 1e-9 and before[1] >= s.rebalance_floor
                   and before[1] - after[1] >= margin)
-        if not (less_overload or cooler):
-            return []
-        reason = (f"rebalance: overload {before[0]:.2f} -> {after[0]:.2f}, "
-                  f"worst link {before[1]:.0%} -> {after[1]:.0%}")
-        moves = []
-        current = job.current
-        for searched in job.flows:
-            f = self.flows.get(searched.key)
-            if f is None or f.operator or f.path != current[searched.key]:
-                continue  # ended, pinned or moved while the search ran
-            new = plan.placement[f.key]
-            if new != f.path:
-                moves.append(self._move(f, new, reason, now))
-        if moves:
-            self._last_rebalance = now
-        return moves
+        return less_overload or cooler
 
     # --- entries ------------------------------------------------------------------------------
     def pins_of(self, leaf: int) -> list[Flow]:

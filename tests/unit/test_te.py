@@ -422,10 +422,11 @@ def test_a_pass_searched_apart_moves_what_the_pass_on_the_thread_would():
     t, te, a, b = _collided_pair()
     job = te.rebalance_job(t, loads_of(te), 10.0)
     assert job is not None and {f.key for f in job.flows} == {a.key, b.key}
-    a.rate_bps = 9e9  # the copies in the job do not see later changes of the flows
+    a.rate_bps = 9e9  # the copies the search took do not see later changes of the flows
     assert {f.rate_bps for f in job.flows} == {4e6}
-    moves = te.finish_rebalance(search(job), t, 10.0)
-    assert len(moves) == 1 and {a.path, b.path} == {Path(2001, 1, 1001), Path(2001, 2, 1002)}
+    moves, rest = te.finish_rebalance(search(job), t, 10.0)
+    assert rest is None and len(moves) == 1
+    assert {a.path, b.path} == {Path(2001, 1, 1001), Path(2001, 2, 1002)}
 
 
 def test_a_searched_pass_is_dropped_when_the_fabric_changed_meanwhile():
@@ -434,7 +435,7 @@ def test_a_searched_pass_is_dropped_when_the_fabric_changed_meanwhile():
     t, te, a, b = _collided_pair()
     plan = search(te.rebalance_job(t, loads_of(te), 10.0))
     rebuilt = TeTopology(t.uplinks, t.reach, t.capacity, t.host_rate)  # a new view
-    assert te.finish_rebalance(plan, rebuilt, 10.0) == []
+    assert te.finish_rebalance(plan, rebuilt, 10.0) == ([], None)
     assert a.path == b.path == Path(2001, 1, 1001)
     assert te.stats["rebalance_stale"] == 1
 
@@ -446,6 +447,83 @@ def test_a_flow_that_moved_or_ended_while_the_search_ran_is_left_alone():
     plan = search(te.rebalance_job(t, loads_of(te), 10.0))
     moved = next(f for f in (a, b) if plan.placement[f.key] != f.path)
     moved.path = Path(2001, 2, 1002)  # moved meanwhile (a failure, an operator)
-    assert te.finish_rebalance(plan, t, 10.0) == []
+    assert te.finish_rebalance(plan, t, 10.0) == ([], None)
     del te.flows[moved.key]  # or ended
-    assert te.finish_rebalance(plan, t, 10.0) == []
+    assert te.finish_rebalance(plan, t, 10.0) == ([], None)
+
+
+def _scrambled(seed: int = 7, spines: int = 4, leaves: int = 8, n: int = 120):
+    """Many large flows, all first placed on spine 1: a pass moves most of them."""
+    t = topo(spines, leaves, rate=100e6)
+    te = TrafficEngineer(TeSettings(min_move_interval=0.0))
+    rnd = random.Random(seed)
+    while len(te.flows) < n:
+        a, b = rnd.sample(range(leaves), 2)
+        f = te.new_flow(FlowKey(f"10.0.{a}.{rnd.randint(1, 8)}", f"10.0.{b}.{rnd.randint(1, 8)}",
+                                TCP, rnd.randint(1024, 65535), 5201), 2001 + a, 2001 + b,
+                        t, {}, 0.0)
+        if f is not None:
+            f.path = Path(2001 + a, 1, 1001)
+            f.rate_bps = rnd.uniform(0.11, 0.3) * 100e6
+    return t, te
+
+
+def test_a_large_pass_is_applied_in_slices_of_whole_leaves():
+    from controller.core.te import search
+
+    t, te = _scrambled()
+    plan = search(te.rebalance_job(t, loads_of(te), 10.0))
+    assert len(plan.changes) > 40
+    assert [f.src_leaf for f in plan.changes] == sorted(f.src_leaf for f in plan.changes)
+    slices, rest = [], plan
+    while rest is not None:
+        moves, rest = te.finish_rebalance(rest, t, 10.0, limit=10)
+        assert moves
+        slices.append(moves)
+    assert len(slices) > 2
+    seen: set = set()
+    for moves in slices:  # a leaf's moves never straddle two slices
+        leaves = {m.new.leaf for m in moves}
+        assert not leaves & seen
+        seen |= leaves
+    assert sum(len(m) for m in slices) == len(plan.changes)
+    assert {f.key: f.path for f in te.flows.values() if f.key in plan.placement} == \
+        dict(plan.placement)
+    # a big pass is reported in sum and its first moves one by one, not one event each
+    kinds = [e.kind for e in te.events]
+    assert kinds.count("rebalance") == 1
+    assert kinds.count("reroute") == te.settings.reroute_events
+
+
+def test_a_slice_after_a_topology_change_is_dropped():
+    from controller.core.te import TeTopology, search
+
+    t, te = _scrambled()
+    plan = search(te.rebalance_job(t, loads_of(te), 10.0))
+    first, rest = te.finish_rebalance(plan, t, 10.0, limit=10)
+    assert first and rest is not None
+    rebuilt = TeTopology(t.uplinks, t.reach, t.capacity, t.host_rate)
+    assert te.finish_rebalance(rest, rebuilt, 10.0) == ([], None)
+
+
+def test_a_pass_moves_only_the_flows_that_buy_its_gain():
+    """The search reshuffles; flows whose old path is as good go back to it."""
+    from controller.core.te import search
+
+    t, te = _scrambled(n=60)
+    for f in list(te.flows.values())[:30]:  # half the flows already spread well
+        f.path = Path(f.src_leaf, 1 + hash(f.key) % 4, 1001 + hash(f.key) % 4)
+    job = te.rebalance_job(t, loads_of(te), 10.0)
+    plan = search(job)
+    current, dst = job.current, {f.key: f.dst_leaf for f in job.flows}
+    loads: dict = {}
+    for k, p in plan.placement.items():
+        for r in resources(p, dst[k]):
+            loads[r] = loads.get(r, 0.0) + plan.demand[k]
+    assert 0 < len(plan.changes) < len(job.flows)
+    for f in plan.changes:  # each move: its old path would be over the placement's worst
+        d = plan.demand[f.key]  # link (or over capacity), so it buys the gain
+        back = [(loads.get(r, 0.0) + d - (d if r in resources(plan.placement[f.key],
+                                                              f.dst_leaf) else 0.0)) / t.cap(r)
+                for r in resources(current[f.key], f.dst_leaf)]
+        assert max(back) > min(plan.after[1], 1.0) + 1e-9
