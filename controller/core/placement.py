@@ -69,15 +69,21 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
             break
     assert best_choice is not None
     best_score = _keep_in_place(best_choice, cur, options, dem, caps, base_load, best_score)
-    now_load = list(base_load)
-    for i, j in enumerate(cur):
-        if j >= 0:
-            _, u, w = options[i][j]
-            now_load[u] += dem[i]
-            now_load[w] += dem[i]
-    before = _score(now_load, caps)
+    before = _score(_load_of(cur, options, dem, base_load), caps)
     plan = {flows[i].key: options[i][j][0] for i, j in enumerate(best_choice) if j >= 0}
     return plan, before, best_score[:2]
+
+
+def _load_of(choice: list[int], options: list[list[tuple[Path, int, int]]],
+             dem: list[float], base_load: list[float]) -> list[float]:
+    """Each resource's load with every flow on its chosen option (-1: none)."""
+    load = list(base_load)
+    for i, j in enumerate(choice):
+        if j >= 0:
+            _, u, w = options[i][j]
+            load[u] += dem[i]
+            load[w] += dem[i]
+    return load
 
 
 def _keep_in_place(choice: list[int], cur: list[int],
@@ -88,12 +94,7 @@ def _keep_in_place(choice: list[int], cur: list[int],
     neither the worst utilization nor any overload of the placement found (smallest
     flows first, since they fit most often): a pass moves only the flows that buy the
     improvement, not every flow whose place in a reshuffle happened to differ."""
-    load = list(base_load)
-    for i, j in enumerate(choice):
-        if j >= 0:
-            _, u, w = options[i][j]
-            load[u] += dem[i]
-            load[w] += dem[i]
+    load = _load_of(choice, options, dem, base_load)
     worst = score[1]
     moved = [i for i, j in enumerate(choice) if j != cur[i] and cur[i] >= 0 and j >= 0]
     moved.sort(key=lambda i: dem[i])
