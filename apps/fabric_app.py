@@ -33,16 +33,19 @@ from apps import ofmsg, oskenfix, runtime
 from apps.api.event_bus import EventBus
 from apps.api.metrics import LOOP_LAG
 from apps.guard import Heartbeat, guarded, handler_errors
+from apps.job_store import save_jobs
 from controller.core import constants as C
 from controller.core import ofctl_text
 from controller.core.events import FabricEvent
 from controller.core.fabric_core import CoreSettings, Effects, FabricCore
+from controller.core.jobs import JobSpec
 from controller.core.model import Port
 from controller.core.monitor import LoadMonitor, PortCounters, link_stats
 from controller.core.openflow import MeterRule
 from controller.core.schedule import Job, Schedule
 from controller.core.snapshot import (
     FlowInfo,
+    JobInfo,
     MeterStat,
     Published,
     QueueStat,
@@ -165,6 +168,7 @@ class FabricApp(app_manager.OSKenApp):
                 punt=cfg.punt_limits(),
                 declined_flow_timeout=cfg.edge.declined_flow_timeout,
                 max_flows_per_port=cfg.te.max_flows_per_port,
+                job_limits=cfg.jobs.limits(),
             ),
             secret=os.urandom(32),
         )
@@ -183,6 +187,9 @@ class FabricApp(app_manager.OSKenApp):
         # TE's rebalancing search runs here, one pass at a time (its result comes back
         # as an event and is applied only if the fabric did not change meanwhile)
         self._rebalancer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aifabric-te")
+        self._jobs_file = cfg.jobs.state_file
+        if cfg.te.enabled:  # (jobs kept across a restart: placed once their hosts are known)
+            self.core.restore_jobs(runtime.jobs(), time.time())
         self._rebalancing = False
         self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
         self._meter_event_at: dict[tuple[int, int], float] = {}
@@ -244,9 +251,10 @@ class FabricApp(app_manager.OSKenApp):
         for dp in self.dps.values():
             dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
             if self.core.te is not None and self.core.role(dp.id) == "leaf":
-                dp.send_msg(parser.OFPFlowStatsRequest(
-                    dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                    C.make_cookie(C.KIND_PIN), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK))
+                for kind in (C.KIND_PIN, C.KIND_JOB):
+                    dp.send_msg(parser.OFPFlowStatsRequest(
+                        dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                        C.make_cookie(kind), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK))
         return eff
 
     def _poll_queues(self, now: float, ev) -> Effects:
@@ -348,10 +356,10 @@ class FabricApp(app_manager.OSKenApp):
         sync = self._sync_for(ev.msg.datapath)
         if sync is None:
             return
-        if ev.msg.xid != sync.read_xid:  # counters of the TE pins
+        if ev.msg.xid != sync.read_xid:  # counters of the TE pins and job pairs
             now = time.time()
             self.core.pin_counters(ev.msg.datapath.id, [
-                (ofmsg.flow_match(s), s.byte_count) for s in ev.msg.body], now)
+                (ofmsg.flow_match(s), s.cookie, s.byte_count) for s in ev.msg.body], now)
             return
         self._read(ev.msg, "flows", [ofmsg.flow_from_stats(s) for s in ev.msg.body])
 
@@ -564,6 +572,31 @@ class FabricApp(app_manager.OSKenApp):
         now = time.time()
         self._apply(self.core.unpin_flow(key, now), now, flush=True)
 
+    def register_job(self, spec: JobSpec) -> JobInfo:
+        """Check the job, keep it in the state file, then register and place it (a job
+        that cannot be kept is not applied: nothing half done)."""
+        now = time.time()
+        self.core.check_job(spec)
+        save_jobs(self._jobs_file, [*self.core.job_specs(), spec])
+        self._apply(self.core.register_job(spec, now), now, flush=True)
+        self._publish_flows(now)
+        return self.job_info(spec.job_id)
+
+    def delete_job(self, job_id: str) -> None:
+        now = time.time()
+        specs = self.core.job_specs()
+        if all(s.job_id != job_id for s in specs):
+            raise LookupError(f"no job {job_id!r}")
+        save_jobs(self._jobs_file, [s for s in specs if s.job_id != job_id])
+        self._apply(self.core.delete_job(job_id, now), now, flush=True)
+        self._publish_flows(now)
+
+    def job_info(self, job_id: str) -> JobInfo:
+        found = next((j for j in self.core.job_infos() if j.job_id == job_id), None)
+        if found is None:
+            raise LookupError(f"no job {job_id!r}")
+        return found
+
     def _publish_link_stats(self, now: float) -> None:
         self._publish(links=link_stats(self.published.topology.links, self.monitor,
                                        self.core.port_speed), links_at=now)
@@ -691,7 +724,8 @@ class FabricApp(app_manager.OSKenApp):
 
     def _publish_flows(self, now: float) -> None:
         if self.core.te is not None:
-            self._publish(flows=self.core.flows(now), flows_at=now)
+            self._publish(flows=self.core.flows(now), flows_at=now,
+                          jobs=self.core.job_infos(), jobs_at=now)
 
     def _publish_events(self, now: float) -> None:
         events = self.core.take_events()

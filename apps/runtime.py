@@ -7,8 +7,10 @@ validated configuration here first, and the apps read it in their constructors.
 from __future__ import annotations
 
 from controller.core.config import FabricdConfig
+from controller.core.jobs import JobSpec
 
 _config: FabricdConfig | None = None
+_jobs: list[JobSpec] = []
 
 
 def set_config(config: FabricdConfig) -> None:
@@ -18,3 +20,13 @@ def set_config(config: FabricdConfig) -> None:
 
 def config() -> FabricdConfig:
     return _config if _config is not None else FabricdConfig()
+
+
+def set_jobs(specs: list[JobSpec]) -> None:
+    """The jobs read from the state file, for the fabric app to restore."""
+    global _jobs
+    _jobs = list(specs)
+
+
+def jobs() -> list[JobSpec]:
+    return list(_jobs)

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-qos", action="store_true", help="do not provision QoS (baseline runs)")
     p.add_argument("--no-te", action="store_true",
                    help="no traffic engineering: plain ECMP only (baseline runs)")
+    p.add_argument("--jobs-file", metavar="FILE", help="where registered training jobs are "
+                   "kept across restarts (default /var/lib/aifabric/jobs.json)")
     p.add_argument("--version", action="version", version=f"fabricd {__version__}")
     return p
 
@@ -97,6 +99,8 @@ def config_from_args(args: argparse.Namespace) -> FabricdConfig:
         overrides["qos.enabled"] = False
     if args.no_te:
         overrides["te.enabled"] = False
+    if args.jobs_file is not None:
+        overrides["jobs.state_file"] = args.jobs_file
     return load_config(args.config, overrides)
 
 
@@ -138,6 +142,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from apps import runtime
     from apps.api.server import ControllerHandle, start_api_server
+    from apps.job_store import JobStoreError, load_jobs
+
+    try:
+        jobs = load_jobs(config.jobs.state_file, config.jobs.limits())
+    except JobStoreError as exc:
+        print(f"fabricd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if jobs and not config.te.enabled:
+        log.warning("%d registered jobs in %s are not placed: traffic engineering is off",
+                    len(jobs), config.jobs.state_file)
+    runtime.set_jobs(jobs)
 
     try:
         check_port_free(config.openflow.listen_host, config.openflow.port)

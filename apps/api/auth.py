@@ -24,7 +24,7 @@ log = logging.getLogger("aifabric.api")
 
 SERVICE_PREFIX = "/aifabric.v1.Fabric/"
 MUTATING = frozenset({"SetQosPolicy", "DrainLink", "DrainSwitch", "Undrain", "PinFlow",
-                      "UnpinFlow"})
+                      "UnpinFlow", "RegisterJob", "DeleteJob"})
 ROLES = ("reader", "admin")
 
 
@@ -162,6 +162,9 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
             req = MessageToDict(request, preserving_proto_field_name=True)
             if "document" in req and len(req["document"]) > 200:
                 req["document"] = req["document"][:200] + "..."
+            for many in ("members", "pairs"):  # (a job's lists: the first ones say enough)
+                if len(req.get(many, ())) > 16:
+                    req[many] = [*req[many][:16], f"... ({len(req[many])} in all)"]
             try:
                 response = behavior(request, context)
             except Exception:

@@ -28,11 +28,14 @@ from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
 from apps.api.event_bus import EventBus
 from apps.guard import WATCHDOG_TRIPS
+from apps.job_store import JobStoreError
 from controller import __version__
 from controller.core.config import FabricdConfig, first_error
 from controller.core.events import KINDS, FabricEvent, StampedEvent
+from controller.core.fabric_jobs import JobExists
+from controller.core.jobs import JobError, JobSpec
 from controller.core.qos import PROFILES, QosPolicy, profile_policy
-from controller.core.snapshot import FlowInfo, Published, TopologySnapshot
+from controller.core.snapshot import FlowInfo, JobInfo, Published, TopologySnapshot
 from controller.core.te import PROTO_NUMBERS, FlowKey
 
 log = logging.getLogger("aifabric.api")
@@ -92,6 +95,29 @@ def flow_message(f: FlowInfo) -> fabric_pb2.FlowStatus:
         priority=f.priority, large=f.large, pinned_by=f.pinned_by, age_seconds=f.age,
         moves=f.moves,
     )
+
+
+def job_spec(msg: fabric_pb2.JobSpec) -> JobSpec:
+    """The API's JobSpec as the core's (validated by the core)."""
+    return JobSpec(msg.id, tuple(msg.members), msg.pattern,
+                   tuple((p.src, p.dst) for p in msg.pairs), msg.transport or "any",
+                   msg.traffic_class, msg.priority)
+
+
+def job_message(j: JobInfo) -> fabric_pb2.JobStatus:
+    return fabric_pb2.JobStatus(
+        spec=fabric_pb2.JobSpec(
+            id=j.job_id, members=j.members, pattern=j.pattern,
+            pairs=[fabric_pb2.RankPair(src=a, dst=b) for a, b in j.rank_pairs],
+            transport=j.transport, traffic_class=j.traffic_class, priority=j.priority),
+        registered_at=j.registered_at, state=j.state,
+        pairs=[fabric_pb2.JobPairStatus(
+            src_rank=p.src_rank, dst_rank=p.dst_rank, src_ip=p.src_ip, dst_ip=p.dst_ip,
+            src_leaf=p.src_leaf, dst_leaf=p.dst_leaf, spine=p.spine,
+            uplink_port=p.uplink_port, step=p.step, state=p.state, bytes=p.bytes,
+            rate_bps=p.rate_bps) for p in j.pairs],
+        worst_link=j.worst_link, worst_link_pairs=j.worst_link_pairs,
+        worst_link_utilization=j.worst_link_utilization)
 
 
 def event_message(e: StampedEvent) -> fabric_pb2.Event:
@@ -300,6 +326,12 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             return self.handle.call(fn, timeout)
         except TimeoutError as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"the controller did not answer: {exc}")
+        except JobError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except JobExists as exc:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except JobStoreError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}: not applied")
         except LookupError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc).strip("'\""))
         except (ValueError, RuntimeError) as exc:
@@ -341,6 +373,45 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         return fabric_pb2.SwitchEntries(
             dpid=got.dpid, complete=got.complete, flows=got.flows, groups=got.groups,
             meters=got.meters, kept_groups=got.kept_groups, pending=got.pending)
+
+    def _jobs_enabled(self, context) -> None:
+        if not self.config.te.enabled:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "traffic engineering is off (fabricd runs with --no-te): jobs "
+                          "cannot be placed")
+
+    def RegisterJob(self, request, context):
+        self._jobs_enabled(context)
+        spec = job_spec(request)
+        try:  # (malformed jobs are refused here, before they reach the controller)
+            spec.validate(self.config.jobs.limits())
+        except JobError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        info = self._call(context, lambda app: app.register_job(spec))
+        log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,
+                 len(spec.members), context.peer())
+        return job_message(info)
+
+    def ListJobs(self, request, context):
+        pub = self._published(context)
+        return fabric_pb2.JobList(jobs=[job_message(j) for j in pub.jobs])
+
+    def GetJob(self, request, context):
+        if not request.id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
+        pub = self._published(context)
+        found = next((j for j in pub.jobs if j.job_id == request.id), None)
+        if found is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.id!r}")
+        return job_message(found)
+
+    def DeleteJob(self, request, context):
+        self._jobs_enabled(context)
+        if not request.id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
+        self._call(context, lambda app: app.delete_job(request.id))
+        log.info("job %s deleted by %s", request.id, context.peer())
+        return fabric_pb2.DeleteJobReply(message=f"job {request.id} deleted")
 
     def GetQosStats(self, request, context):
         pub = self._published(context)

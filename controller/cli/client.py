@@ -128,6 +128,19 @@ class FabricClient:
         return self.stub.UnpinFlow(fabric_pb2.UnpinFlowRequest(flow=flow),
                                    timeout=max(self.timeout, 15.0)).message
 
+    def register_job(self, spec: fabric_pb2.JobSpec) -> fabric_pb2.JobStatus:
+        return self.stub.RegisterJob(spec, timeout=max(self.timeout, 15.0))
+
+    def jobs(self) -> fabric_pb2.JobList:
+        return self.stub.ListJobs(fabric_pb2.ListJobsRequest(), timeout=self.timeout)
+
+    def job(self, job_id: str) -> fabric_pb2.JobStatus:
+        return self.stub.GetJob(fabric_pb2.GetJobRequest(id=job_id), timeout=self.timeout)
+
+    def delete_job(self, job_id: str) -> str:
+        return self.stub.DeleteJob(fabric_pb2.DeleteJobRequest(id=job_id),
+                                   timeout=max(self.timeout, 15.0)).message
+
     def switch_entries(self, dpid: int) -> fabric_pb2.SwitchEntries:
         return self.stub.GetSwitchEntries(fabric_pb2.GetSwitchEntriesRequest(dpid=dpid),
                                           timeout=self.timeout)
@@ -229,3 +242,29 @@ def flow_dict(f: fabric_pb2.FlowStatus) -> dict[str, Any]:
 def event_dict(e: fabric_pb2.Event) -> dict[str, Any]:
     return {"seq": e.seq, "time": e.time, "kind": e.kind, "message": e.message,
             "fields": dict(e.fields)}
+
+
+def job_spec_message(d: dict[str, Any]) -> fabric_pb2.JobSpec:
+    """A job as a scheduler's file has it (``JobSpec.to_dict`` shape) for the API."""
+    return fabric_pb2.JobSpec(
+        id=d["id"], members=d["members"], pattern=d["pattern"],
+        pairs=[fabric_pb2.RankPair(src=a, dst=b) for a, b in d.get("pairs", [])],
+        transport=d.get("transport", ""), traffic_class=d.get("traffic_class", ""),
+        priority=d.get("priority", 0))
+
+
+def job_dict(j: fabric_pb2.JobStatus) -> dict[str, Any]:
+    sp = j.spec
+    return {
+        "id": sp.id, "members": list(sp.members), "pattern": sp.pattern,
+        "pairs_given": [[p.src, p.dst] for p in sp.pairs], "transport": sp.transport,
+        "traffic_class": sp.traffic_class, "priority": sp.priority,
+        "registered_at": j.registered_at, "state": j.state,
+        "worst_link": j.worst_link, "worst_link_pairs": j.worst_link_pairs,
+        "worst_link_utilization": j.worst_link_utilization,
+        "pairs": [{"src_rank": p.src_rank, "dst_rank": p.dst_rank, "src_ip": p.src_ip,
+                   "dst_ip": p.dst_ip, "src_leaf": p.src_leaf, "dst_leaf": p.dst_leaf,
+                   "spine": p.spine, "uplink_port": p.uplink_port, "step": p.step,
+                   "state": p.state, "bytes": p.bytes, "rate_bps": p.rate_bps}
+                  for p in j.pairs],
+    }

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -31,20 +30,13 @@ from controller.cli.client import (
     status_dict,
     topology_dict,
 )
+from controller.cli.job_cmd import add_job_parser
+from controller.cli.text import table
 from controller.core.cabling import parse_end
 from controller.core.constants import DEFAULT_TOKEN_FILE
 from controller.core.events import KINDS
 
 ENV_SERVER = "AIFABRIC_SERVER"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _ago(ts: float) -> str:
@@ -498,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     qst = qsub.add_parser("stats", help="per-port, per-queue counters and drops")
     qst.add_argument("--dpid", type=int, default=0, help="one switch only")
     q.set_defaults(func=cmd_qos)
-    for sp in (t, ho, en, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins):
+    jobs = add_job_parser(sub)
+    for sp in (t, ho, en, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins, *jobs):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p

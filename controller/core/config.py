@@ -17,6 +17,7 @@ from controller.core.constants import DEFAULT_TOKEN_FILE
 from controller.core.dampening import DampingSettings
 from controller.core.forwarding import PuntLimits
 from controller.core.hosts import HostSettings, StaticHost, host_address, unicast_mac
+from controller.core.jobs import JobLimits
 from controller.core.model import Cable
 from controller.core.qos import QosPolicy, profile_policy
 from controller.core.roles import ROLES
@@ -240,6 +241,21 @@ class TeConfig(_Strict):
         )
 
 
+class JobsConfig(_Strict):
+    """Training jobs registered through the API (RegisterJob)."""
+
+    state_file: str = Field("/var/lib/aifabric/jobs.json", min_length=1, description=""
+                            "where registered jobs are kept across restarts (written on "
+                            "every change; empty list when absent)")
+    max_jobs: int = Field(64, ge=1, le=10_000)
+    max_members: int = Field(512, ge=2, le=100_000, description="hosts in one job")
+    max_pairs: int = Field(20_000, ge=1, le=10_000_000, description="directed host pairs "
+                           "one job's pattern may imply")
+
+    def limits(self) -> JobLimits:
+        return JobLimits(self.max_jobs, self.max_members, self.max_pairs)
+
+
 class EdgeConfig(_Strict):
     """What one host (edge port) may make the controller hold or do."""
 
@@ -304,6 +320,7 @@ class FabricdConfig(_Strict):
     discovery: DiscoveryConfig = DiscoveryConfig()
     qos: QosConfig = QosConfig()
     te: TeConfig = TeConfig()
+    jobs: JobsConfig = JobsConfig()
     edge: EdgeConfig = EdgeConfig()
     hosts: list[StaticHostConfig] = Field(default_factory=list)
     watchdog_seconds: float = Field(5.0, gt=0, le=3600, description="health turns "

@@ -15,6 +15,7 @@ PRIO_QOS_DEFAULT = 400  # table 0: unclassified IP from host ports -> DSCP 0
 PRIO_QOS_QUEUE = 300  # table 0: DSCP -> set_queue, for the kernel datapath (every switch)
 PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to forwarding
 PRIO_PIN_OPERATOR = 300  # table 2: flows pinned through the API (ports may be wildcards)
+PRIO_JOB = 250  # table 2: a registered job's host pairs (every connection between two)
 PRIO_PIN = 200  # table 2: flows placed by traffic engineering (exact 5-tuple)
 PRIO_NOCOPY = 150  # table 2: a flow TE declined to place: ECMP, no more copies (expires)
 PRIO_TRACK = 100  # table 2: TCP/UDP not pinned yet -> copy of the header to the controller
@@ -40,6 +41,7 @@ KIND_PIN = 0x03
 KIND_QOS = 0x04
 KIND_TE = 0x05  # the TE table's own plumbing (track and miss entries)
 KIND_NOCOPY = 0x06  # short-lived entries for flows TE declined (not in the desired state)
+KIND_JOB = 0x07  # a registered job's pair entries (TE table of the ingress leaf)
 
 # --- Meters -------------------------------------------------------------------------------
 # Every entry that sends packets to the controller does so through a meter (OVS's

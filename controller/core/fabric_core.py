@@ -37,13 +37,21 @@ from controller.core.frames import (
     parse_lldp,
 )
 from controller.core.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
+from controller.core.jobs import JobLimits, JobSpec
 from controller.core.maintenance import Maintenance, cable_text
 from controller.core.model import Cable, Fabric, Link, LinkEnd, Port
 from controller.core.openflow import FlowRule, GroupRule, Match, SwitchDesired
 from controller.core.qos import QosPolicy
 from controller.core.ratelog import RateLimitedLog
 from controller.core.roles import LEAF, SPINE, infer_roles
-from controller.core.snapshot import FlowInfo, HostInfo, LinkInfo, SwitchInfo, TopologySnapshot
+from controller.core.snapshot import (
+    FlowInfo,
+    HostInfo,
+    JobInfo,
+    LinkInfo,
+    SwitchInfo,
+    TopologySnapshot,
+)
 from controller.core.te import (
     Flow,
     FlowKey,
@@ -80,6 +88,7 @@ class CoreSettings:
     punt: PuntLimits = field(default_factory=PuntLimits)  # switch meters towards us
     declined_flow_timeout: int = 10  # seconds a flow TE declined is not copied again
     max_flows_per_port: int = 4096  # TE-tracked flows one host port may hold
+    job_limits: JobLimits = field(default_factory=JobLimits)  # registered training jobs
 
 
 class FabricCore:
@@ -144,9 +153,40 @@ class FabricCore:
             return Effects(), None
         return self.traffic.rebalanced(plan, now, limit)
 
-    def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
+    def pin_counters(self, dpid: int, counters: list[tuple[Match, int, int]],
+                     now: float) -> None:
+        """A leaf's TE pins and job pair entries: (match, cookie, bytes)."""
         if self.traffic is not None:
             self.traffic.pin_counters(dpid, counters, now)
+
+    # --- training jobs (TE's JobBook) ---------------------------------------------------------
+    def _traffic(self) -> FabricTE:
+        if self.traffic is None:
+            raise RuntimeError("traffic engineering is off (--no-te): jobs cannot be placed")
+        return self.traffic
+
+    def check_job(self, spec: JobSpec) -> None:
+        """JobError (naming the field) or JobExists unless ``spec`` can be registered."""
+        self._traffic().check_job(spec)
+
+    def register_job(self, spec: JobSpec, now: float) -> Effects:
+        """Check, register and place a job (JobError naming the field, JobExists)."""
+        self._now = now
+        return self._traffic().register_job(spec, now)
+
+    def delete_job(self, job_id: str, now: float) -> Effects:
+        self._now = now
+        return self._traffic().delete_job(job_id, now)
+
+    def restore_jobs(self, specs: list[JobSpec], now: float) -> None:
+        self._traffic().restore_jobs(specs, now)
+
+    def job_specs(self) -> list[JobSpec]:
+        """The registered jobs, in placement order (what the state file keeps)."""
+        return self.traffic.jobs.specs() if self.traffic is not None else []
+
+    def job_infos(self) -> tuple[JobInfo, ...]:
+        return self.traffic.job_infos() if self.traffic is not None else ()
 
     def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
         if self.traffic is None:

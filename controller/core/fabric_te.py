@@ -15,13 +15,17 @@ from typing import TYPE_CHECKING, Protocol
 
 from controller.core import constants as C
 from controller.core.effects import Effects, TokenBucket
+from controller.core.fabric_jobs import ROCE_PORT, JobBook
 from controller.core.forwarding import FabricView, nocopy_rule, uplinks
 from controller.core.frames import FrameError, parse_ethernet, parse_transport
+from controller.core.jobs import JobSpec
 from controller.core.openflow import FlowRule, Match
 from controller.core.roles import LEAF
-from controller.core.snapshot import FlowInfo
+from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.te import (
     PROTO_NAMES,
+    TCP,
+    UDP,
     Flow,
     FlowKey,
     Path,
@@ -73,6 +77,7 @@ class FabricTE:
         self._port_flows: dict[tuple[int, int], int] = {}
         self._now = 0.0  # time of the latest event
         self._unchecked = False  # the fabric changed since flows were last checked
+        self.jobs = JobBook(settings.job_limits, event)  # registered training jobs
 
     def invalidate(self, reason: str) -> None:
         """The fabric changed: the paths are derived again (and flows checked) when next
@@ -87,18 +92,72 @@ class FabricTE:
 
     def refresh(self, now: float) -> set[int]:
         """The explicit step after the fabric changed: derive the paths in service again,
-        adopt pins recovered after a restart, re-place every flow whose path is gone.
-        Returns the leaves whose pins changed (nothing when nothing changed)."""
+        adopt pins recovered after a restart, re-place every flow whose path is gone and
+        the pairs of every job (in the same step, so within the event that changed the
+        fabric). Returns the leaves whose pins changed (nothing when nothing changed)."""
         self._now = now
-        if not self._unchecked and not self._recovered_pins:
-            return set()
-        self._unchecked = False
-        topo = self.te_topology()
-        reason = "; ".join(self._change_reasons) or "topology change"
-        self._change_reasons = []  # (moves made now say why; later ones say their own)
-        self._adopt_recovered_pins(self.reader.view())
-        moves = self.te.revalidate(topo, self.te_loads(), now, reason)
-        return {m.new.leaf for m in moves} | {m.old.leaf for m in moves if m.old}
+        touched: set[int] = set()
+        reason = ""
+        if self._unchecked or self._recovered_pins:
+            self._unchecked = False
+            topo = self.te_topology()
+            reason = "; ".join(self._change_reasons) or "topology change"
+            self._change_reasons = []  # (moves made now say why; later ones say their own)
+            self._adopt_recovered_pins(self.reader.view())
+            moves = self.te.revalidate(topo, self.te_loads(), now, reason)
+            touched = {m.new.leaf for m in moves} | {m.old.leaf for m in moves if m.old}
+        if reason and len(self.jobs) or self.jobs.dirty:
+            touched |= self._place_jobs(reason or "jobs changed")
+        return touched
+
+    def _leaf_of(self) -> dict[str, int]:
+        """Every learned host address and its leaf."""
+        return {h.ip: h.dpid for h in self.fabric.hosts.values() if h.ip}
+
+    def _place_jobs(self, reason: str) -> set[int]:
+        touched = self.jobs.place(self.te_topology(), self._leaf_of(), self.te_loads(), reason)
+        # TE's own pins under a job's pair entries carry nothing any more: gone
+        dropped = self.te.forget([k for k in self.te.flows if self._job_covers(k)])
+        return touched | {f.src_leaf for f in dropped}
+
+    def _job_covers(self, key: FlowKey) -> bool:
+        transport = self.jobs.covering(key.src_ip, key.dst_ip)
+        if transport is None:
+            return False
+        return (transport == "any" or (transport == "tcp" and key.proto == TCP)
+                or (transport == "udp" and key.proto == UDP)
+                or (transport == "roce" and key.proto == UDP and key.dst_port == ROCE_PORT))
+
+    # --- jobs ----------------------------------------------------------------------------------
+    def _classes(self) -> dict[str, int] | None:
+        qos = self.reader.view().qos
+        return None if qos is None else {c.name: c.dscp for c in qos.classes}
+
+    def check_job(self, spec: JobSpec) -> None:
+        self.jobs.check(spec, self._leaf_of(), self._classes())
+
+    def register_job(self, spec: JobSpec, now: float) -> Effects:
+        """Check, register and place a job: JobError (naming the field) or JobExists,
+        and nothing changed, when it cannot be."""
+        self._now = now
+        self.check_job(spec)
+        touched = self.refresh(now)
+        self.jobs.add(spec, now)
+        return Effects(touched=touched | self._place_jobs(f"job {spec.job_id} registered"))
+
+    def delete_job(self, job_id: str, now: float) -> Effects:
+        self._now = now
+        touched = self.refresh(now)
+        self.jobs.delete(job_id)
+        return Effects(touched=touched | self._place_jobs(f"job {job_id} deleted"))
+
+    def restore_jobs(self, specs: list[JobSpec], now: float) -> None:
+        """Jobs kept across a restart (placed once the fabric and their hosts are known)."""
+        self.jobs.restore(specs, now)
+
+    def job_infos(self) -> tuple[JobInfo, ...]:
+        topo = self._te_topo or self.te_topology()
+        return self.jobs.infos(self._leaf_of(), self.te_loads(), topo)
 
     def te_topology(self) -> TeTopology:
         """The paths in service for TE, as the current view has them (a getter: flows
@@ -151,6 +210,8 @@ class FabricTE:
     def recover_pins(self, dpid: int, flows: list[FlowRule]) -> None:
         """Keep a leaf's pins (read back after a restart) until the fabric is known; they
         are then adopted, so that flows stay where they were."""
+        self.jobs.recover(dpid, [r for r in flows if C.cookie_kind(r.cookie) == C.KIND_JOB
+                                 and r.table == C.TABLE_TE])
         pins = [r for r in flows if C.cookie_kind(r.cookie) == C.KIND_PIN
                 and r.table == C.TABLE_TE]
         if pins:
@@ -204,7 +265,7 @@ class FabricTE:
             log.debug("TE copy from %d:%d not placed: %s", dpid, in_port, exc)
             return Effects()
         key = FlowKey(t.src_ip, t.dst_ip, t.proto, t.src_port, t.dst_port)
-        if key in self.te.flows or self.te.covered_by_pin(key):
+        if key in self.te.flows or self.te.covered_by_pin(key) or self._job_covers(key):
             self._count("te_copies_after_placement")  # the pin is on its way
             return Effects()
         dst = self.fabric.hosts.get(eth.dst)
@@ -257,6 +318,8 @@ class FabricTE:
         self._now = now
         self.port_bps = port_bps
         touched = self.refresh(now)
+        if len(self.jobs) and self.jobs.needs_placing(self._leaf_of()):
+            touched |= self._place_jobs("a job's hosts appeared or moved")
         topo = self.te_topology()
         loads = self.te_loads()
         touched |= {f.src_leaf for f in self.te.expire(now)}
@@ -281,14 +344,23 @@ class FabricTE:
         moves, rest = self.te.finish_rebalance(plan, self.te_topology(), now, limit)
         return Effects(touched={m.new.leaf for m in moves}), rest
 
-    def pin_counters(self, dpid: int, counters: list[tuple[Match, int]], now: float) -> None:
-        """Byte counts of one leaf's pins (its flow statistics)."""
-        by_key = {}
-        for match, count in counters:
+    def pin_counters(self, dpid: int, counters: list[tuple[Match, int, int]],
+                     now: float) -> None:
+        """Byte counts of one leaf's pins and job pair entries (its flow statistics):
+        (match, cookie, bytes)."""
+        by_key, by_pair = {}, {}
+        for match, cookie, count in counters:
+            if C.cookie_kind(cookie) == C.KIND_JOB:
+                m = dict(match)
+                by_pair[(str(m.get("ipv4_src")), str(m.get("ipv4_dst")))] = count
+                continue
             key = FlowKey.from_match(match)
             if key is not None:
                 by_key[key] = count
-        self.te.update_counters(dpid, by_key, now)
+        if by_key:
+            self.te.update_counters(dpid, by_key, now)
+        if by_pair:
+            self.jobs.update_counters(by_pair, now, self.te.settings.smoothing)
 
     def _leaves_of(self, key: FlowKey) -> tuple[int, int]:
         src = self.fabric.host_by_ip(key.src_ip)
@@ -336,10 +408,13 @@ class FabricTE:
 
 
     def pins_of(self, leaf: int) -> dict:
-        """The pin entries ``leaf`` should hold (as of the last :meth:`refresh`)."""
+        """The pin and job pair entries ``leaf`` should hold (as of the last
+        :meth:`refresh`)."""
         pins = {}
         for flow in self.te.pins_of(leaf):
             assert flow.path is not None
             rule = pin_rule(flow, C.FF_GROUP_BASE + flow.path.port)
             pins[rule.key] = rule
+        if len(self.jobs):
+            pins.update(self.jobs.rules_of(leaf, self._classes()))
         return pins

@@ -83,6 +83,43 @@ class FlowInfo:
 
 
 @dataclass(frozen=True)
+class JobPairInfo:
+    """One directed host pair of a job: where it goes and what it carried."""
+
+    src_rank: int
+    dst_rank: int
+    src_ip: str
+    dst_ip: str
+    src_leaf: int
+    dst_leaf: int
+    spine: int  # 0: not placed (see state)
+    uplink_port: int
+    step: int  # the step of the schedule it belongs to (0-based)
+    state: str  # "placed" | "local" (one leaf) | "shared:<job>" | "no path" | "pending"
+    bytes: int
+    rate_bps: float
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A registered job as the API shows it."""
+
+    job_id: str
+    members: tuple[str, ...]
+    pattern: str
+    transport: str
+    traffic_class: str
+    priority: int
+    registered_at: float
+    state: str  # "placed" | "pending: ..." | "partly placed: ..."
+    pairs: tuple[JobPairInfo, ...]
+    worst_link: str  # the link carrying most of its concurrent pairs ("" if none)
+    worst_link_pairs: int
+    worst_link_utilization: float  # measured, of the link rate
+    rank_pairs: tuple[tuple[int, int], ...] = ()  # (for pattern "pairs")
+
+
+@dataclass(frozen=True)
 class SwitchEntries:
     """What the controller wants one switch to hold, in ovs-ofctl syntax."""
 
@@ -146,4 +183,6 @@ class Published:
     flows: tuple[FlowInfo, ...] = ()
     flows_at: float = 0.0
     counters: Mapping[str, int] = field(default_factory=dict)
+    jobs: tuple[JobInfo, ...] = ()
+    jobs_at: float = 0.0
     qos_policy: QosPolicy | None = None  # the policy in force (None with --no-qos)

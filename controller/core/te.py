@@ -507,6 +507,16 @@ class TrafficEngineer:
     def covered_by_pin(self, key: FlowKey) -> bool:
         return any(k.covers(key) for k in self._wildcards)
 
+    def forget(self, keys: list[FlowKey]) -> list[Flow]:
+        """Stop tracking flows that something else now holds (a job's pair entries);
+        their pins go. Operator pins are kept."""
+        gone = []
+        for key in keys:
+            f = self.flows.get(key)
+            if f is not None and not f.operator:
+                gone.append(self.flows.pop(key))
+        return gone
+
     def adopt(self, flow: Flow) -> None:
         """A flow recovered from a switch's entries after a controller restart."""
         self.flows.setdefault(flow.key, flow)

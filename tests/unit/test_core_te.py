@@ -199,9 +199,9 @@ def test_congestion_pass_moves_a_large_flow_and_records_why():
     (key, rule), = pins(fab, 2001).items()
     first = spine_of(rule)
     port = first - 1000
-    fab.core.pin_counters(2001, [(rule.match, 0)], fab.now)
+    fab.core.pin_counters(2001, [(rule.match, rule.cookie, 0)], fab.now)
     fab.advance(1.0)
-    fab.core.pin_counters(2001, [(rule.match, 375_000)], fab.now)  # 3 Mbit/s
+    fab.core.pin_counters(2001, [(rule.match, rule.cookie, 375_000)], fab.now)  # 3 Mbit/s
     hot = {(2001, port): 4.6e6}
     fab.core.te_pass(hot, fab.now)
     fab.advance(1.0)

@@ -383,3 +383,103 @@ class SwitchEntries(_message.Message):
     kept_groups: _containers.RepeatedScalarFieldContainer[int]
     pending: int
     def __init__(self, dpid: _Optional[int] = ..., complete: _Optional[bool] = ..., flows: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., meters: _Optional[_Iterable[str]] = ..., kept_groups: _Optional[_Iterable[int]] = ..., pending: _Optional[int] = ...) -> None: ...
+
+class RankPair(_message.Message):
+    __slots__ = ("src", "dst")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    src: int
+    dst: int
+    def __init__(self, src: _Optional[int] = ..., dst: _Optional[int] = ...) -> None: ...
+
+class JobSpec(_message.Message):
+    __slots__ = ("id", "members", "pattern", "pairs", "transport", "traffic_class", "priority")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    pattern: str
+    pairs: _containers.RepeatedCompositeFieldContainer[RankPair]
+    transport: str
+    traffic_class: str
+    priority: int
+    def __init__(self, id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., pairs: _Optional[_Iterable[_Union[RankPair, _Mapping]]] = ..., transport: _Optional[str] = ..., traffic_class: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class JobPairStatus(_message.Message):
+    __slots__ = ("src_rank", "dst_rank", "src_ip", "dst_ip", "src_leaf", "dst_leaf", "spine", "uplink_port", "step", "state", "bytes", "rate_bps")
+    SRC_RANK_FIELD_NUMBER: _ClassVar[int]
+    DST_RANK_FIELD_NUMBER: _ClassVar[int]
+    SRC_IP_FIELD_NUMBER: _ClassVar[int]
+    DST_IP_FIELD_NUMBER: _ClassVar[int]
+    SRC_LEAF_FIELD_NUMBER: _ClassVar[int]
+    DST_LEAF_FIELD_NUMBER: _ClassVar[int]
+    SPINE_FIELD_NUMBER: _ClassVar[int]
+    UPLINK_PORT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    src_rank: int
+    dst_rank: int
+    src_ip: str
+    dst_ip: str
+    src_leaf: int
+    dst_leaf: int
+    spine: int
+    uplink_port: int
+    step: int
+    state: str
+    bytes: int
+    rate_bps: float
+    def __init__(self, src_rank: _Optional[int] = ..., dst_rank: _Optional[int] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., src_leaf: _Optional[int] = ..., dst_leaf: _Optional[int] = ..., spine: _Optional[int] = ..., uplink_port: _Optional[int] = ..., step: _Optional[int] = ..., state: _Optional[str] = ..., bytes: _Optional[int] = ..., rate_bps: _Optional[float] = ...) -> None: ...
+
+class JobStatus(_message.Message):
+    __slots__ = ("spec", "registered_at", "state", "pairs", "worst_link", "worst_link_pairs", "worst_link_utilization")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    WORST_LINK_FIELD_NUMBER: _ClassVar[int]
+    WORST_LINK_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    WORST_LINK_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    spec: JobSpec
+    registered_at: float
+    state: str
+    pairs: _containers.RepeatedCompositeFieldContainer[JobPairStatus]
+    worst_link: str
+    worst_link_pairs: int
+    worst_link_utilization: float
+    def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ..., registered_at: _Optional[float] = ..., state: _Optional[str] = ..., pairs: _Optional[_Iterable[_Union[JobPairStatus, _Mapping]]] = ..., worst_link: _Optional[str] = ..., worst_link_pairs: _Optional[int] = ..., worst_link_utilization: _Optional[float] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class JobList(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobStatus]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobStatus, _Mapping]]] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobReply(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...

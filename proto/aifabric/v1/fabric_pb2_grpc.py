@@ -105,6 +105,26 @@ class FabricStub:
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetSwitchEntriesRequest.SerializeToString,
                 response_deserializer=aifabric_dot_v1_dot_fabric__pb2.SwitchEntries.FromString,
                 _registered_method=True)
+        self.RegisterJob = channel.unary_unary(
+                '/aifabric.v1.Fabric/RegisterJob',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.JobSpec.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.JobStatus.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/aifabric.v1.Fabric/ListJobs',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.JobList.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/aifabric.v1.Fabric/GetJob',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.JobStatus.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/aifabric.v1.Fabric/DeleteJob',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobReply.FromString,
+                _registered_method=True)
 
 
 class FabricServicer:
@@ -230,6 +250,43 @@ class FabricServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterJob(self, request, context):
+        """RegisterJob registers a training job: its member hosts (by IPv4 address, in rank
+        order) and its communication pattern. The host pairs the pattern implies are
+        assigned spines together, so that the job's concurrent pairs share as few links as
+        the fabric allows, and held there by pair entries at the ingress leaves (every
+        connection between two members, whatever its ports). INVALID_ARGUMENT naming the
+        field for a malformed job, unknown hosts, a class not in the QoS policy or a job over
+        the limits; ALREADY_EXISTS for a registered id; FAILED_PRECONDITION with --no-te.
+        Jobs are kept in fabricd's job state file and survive restarts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """ListJobs returns every registered job, in placement order (priority, then
+        registration).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """GetJob returns one job: its pairs with their paths and measured traffic, and its
+        worst link. NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """DeleteJob removes a job; its pairs go back to ECMP and traffic engineering.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FabricServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -302,6 +359,26 @@ def add_FabricServicer_to_server(servicer, server):
                     servicer.GetSwitchEntries,
                     request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetSwitchEntriesRequest.FromString,
                     response_serializer=aifabric_dot_v1_dot_fabric__pb2.SwitchEntries.SerializeToString,
+            ),
+            'RegisterJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterJob,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.JobSpec.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.JobStatus.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.ListJobsRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.JobList.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.GetJobRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.JobStatus.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -683,6 +760,114 @@ class Fabric:
             '/aifabric.v1.Fabric/GetSwitchEntries',
             aifabric_dot_v1_dot_fabric__pb2.GetSwitchEntriesRequest.SerializeToString,
             aifabric_dot_v1_dot_fabric__pb2.SwitchEntries.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/RegisterJob',
+            aifabric_dot_v1_dot_fabric__pb2.JobSpec.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.JobStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/ListJobs',
+            aifabric_dot_v1_dot_fabric__pb2.ListJobsRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.JobList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/GetJob',
+            aifabric_dot_v1_dot_fabric__pb2.GetJobRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.JobStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/DeleteJob',
+            aifabric_dot_v1_dot_fabric__pb2.DeleteJobRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.DeleteJobReply.FromString,
             options,
             channel_credentials,
             insecure,

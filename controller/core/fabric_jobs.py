@@ -1,0 +1,322 @@
+"""Registered training jobs as a component of traffic engineering: the jobs, where their
+host pairs go (:func:`controller.core.jobs.place_jobs`), the pair entries each ingress
+leaf holds for them, their byte counters, and their recovery after a restart.
+
+A job's pair entry matches every packet between two hosts (or only the job's transport)
+in the TE table of the source's leaf, above TE's per-flow pins and below operator pins,
+and sends it through the chosen uplink's fast-failover group; with a traffic class it
+also sets the class's DSCP, so hosts need not mark their collectives themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from controller.core import constants as C
+from controller.core.jobs import (
+    JobError,
+    JobLimits,
+    JobPlacement,
+    JobSpec,
+    Pair,
+    job_order,
+    place_jobs,
+)
+from controller.core.openflow import FlowRule, make_match
+from controller.core.snapshot import JobInfo, JobPairInfo
+from controller.core.te import TCP, UDP, Path, Resource, TeTopology, resource_text, resources
+
+log = logging.getLogger("aifabric.core")
+
+ROCE_PORT = 4791
+MOVE_EVENTS = 16  # a re-placement reports this many moved pairs one by one, then a sum
+
+
+class JobExists(Exception):
+    """A job with that id is registered already."""
+
+
+@dataclass
+class PairCounter:
+    bytes: int = 0
+    at: float = 0.0
+    rate_bps: float = 0.0
+
+
+def pair_match(pair: Pair, transport: str) -> tuple:
+    """What a job's pair entry matches: every packet from one host to the other, or only
+    the job's transport (RoCEv2: UDP to 4791)."""
+    src, dst = pair
+    if transport == "tcp":
+        return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst, ip_proto=TCP)
+    if transport == "udp":
+        return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst, ip_proto=UDP)
+    if transport == "roce":
+        return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst, ip_proto=UDP,
+                          udp_dst=ROCE_PORT)
+    return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst)
+
+
+def pair_rule(pair: Pair, transport: str, port: int, dscp: int | None) -> FlowRule:
+    actions: tuple = (("group", C.FF_GROUP_BASE + port),)
+    if dscp is not None:
+        actions = (("set_field", "ip_dscp", dscp), *actions)
+    return FlowRule(C.TABLE_TE, C.PRIO_JOB, pair_match(pair, transport),
+                    (("apply", actions), ("clear",)), C.make_cookie(C.KIND_JOB, port))
+
+
+def pair_of(match) -> Pair | None:
+    m = dict(match)
+    src, dst = m.get("ipv4_src"), m.get("ipv4_dst")
+    return (str(src), str(dst)) if src and dst else None
+
+
+class JobBook:
+    """The registered jobs, their placement, entries and counters. Every method runs on
+    the controller's thread; readers get :meth:`infos`."""
+
+    def __init__(self, limits: JobLimits, event: Callable[..., None]) -> None:
+        self.limits = limits
+        self._event = event
+        self._jobs: dict[str, tuple[int, JobSpec, float]] = {}  # id -> (seq, spec, when)
+        self._seq = 0
+        self.placements: dict[str, JobPlacement] = {}
+        self._placed_with: dict[str, int] = {}  # member -> leaf when last placed
+        self.dirty = False
+        self._recovered: dict[Pair, tuple[int, int]] = {}  # pair -> (leaf, port) read back
+        self.counters: dict[Pair, PairCounter] = {}
+        self._entries: dict[int, dict] = {}  # leaf -> its pair entries (cached)
+        self._covered: dict[Pair, str] = {}  # pair with an entry -> the transport it takes
+
+    # --- registration ------------------------------------------------------------------------
+    def __contains__(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def specs(self) -> list[JobSpec]:
+        """The jobs in placement order (priority, then registration)."""
+        return job_order([(seq, spec) for seq, spec, _ in self._jobs.values()])
+
+    def check(self, spec: JobSpec, leaf_of: Mapping[str, int],
+              classes: Mapping[str, int] | None, replacing: bool = False) -> None:
+        """JobError (naming the field) or JobExists unless ``spec`` can be registered now."""
+        spec.validate(self.limits)
+        if spec.job_id in self._jobs and not replacing:
+            raise JobExists(f"job {spec.job_id!r} is registered already (delete it first)")
+        if spec.job_id not in self._jobs and len(self._jobs) >= self.limits.max_jobs:
+            raise JobError("id", f"{self.limits.max_jobs} jobs are registered, the limit")
+        for i, ip in enumerate(spec.members):
+            if ip not in leaf_of:
+                raise JobError(f"members[{i}]", f"no host with address {ip} is known")
+        if spec.traffic_class:
+            if classes is None:
+                raise JobError("traffic_class", "QoS is off: there are no classes")
+            if spec.traffic_class not in classes:
+                raise JobError("traffic_class", f"{spec.traffic_class!r} is not a class of "
+                               f"the QoS policy (classes: {', '.join(sorted(classes))})")
+
+    def add(self, spec: JobSpec, now: float) -> None:
+        """Register a checked job (placed at the next :meth:`place`)."""
+        self._seq += 1
+        self._jobs[spec.job_id] = (self._seq, spec, now)
+        self.dirty = True
+        self._event("job_registered", f"job {spec.job_id} registered: {spec.pattern} over "
+                    f"{len(spec.members)} hosts", job=spec.job_id)
+
+    def restore(self, specs: list[JobSpec], now: float) -> None:
+        """Jobs from the state file at start-up, in their registration order (members not
+        known yet leave a job pending until they are)."""
+        for spec in specs:
+            spec.validate(self.limits)
+            self._seq += 1
+            self._jobs[spec.job_id] = (self._seq, spec, now)
+        self.dirty = bool(specs)
+
+    def delete(self, job_id: str) -> None:
+        if job_id not in self._jobs:
+            raise LookupError(f"no job {job_id!r}")
+        del self._jobs[job_id]
+        self.placements.pop(job_id, None)
+        self.dirty = True
+        self._event("job_deleted", f"job {job_id} deleted: its pairs return to ECMP and "
+                    "traffic engineering", job=job_id)
+
+    # --- placement -----------------------------------------------------------------------------
+    def needs_placing(self, leaf_of: Mapping[str, int]) -> bool:
+        """A job was added or removed, or a member host appeared or moved."""
+        if self.dirty:
+            return True
+        return any(leaf_of.get(ip) != self._placed_with.get(ip)
+                   for _, spec, _ in self._jobs.values() for ip in spec.members)
+
+    def place(self, topo: TeTopology, leaf_of: Mapping[str, int],
+              background: Mapping[Resource, float], reason: str) -> set[int]:
+        """Place every job again (the pairs whose paths hold stay); returns the leaves
+        whose pair entries changed."""
+        self.dirty = False
+        specs = self.specs()
+        members = {ip for spec in specs for ip in spec.members}
+        self._placed_with = {ip: leaf_of[ip] for ip in members if ip in leaf_of}
+        current = self._current(topo)
+        before = self._all_entries()
+        self.placements = place_jobs(specs, topo, leaf_of,
+                                     self._background(background, leaf_of), current)
+        for pair in [p for p, (leaf, _) in self._recovered.items() if leaf in topo.uplinks]:
+            del self._recovered[pair]  # (judged; a leaf not back yet keeps its read-back)
+        self._entries.clear()
+        owners = self._owners()
+        self._covered = {pair: spec.transport for pair, (spec, _) in owners.items()}
+        after = self._all_entries()
+        moved = [(job, pair, current[pair], p) for job, pl in self.placements.items()
+                 for pair, p in pl.paths.items() if pair in current and current[pair] != p]
+        for n, (job, pair, old, new) in enumerate(moved):
+            if n < MOVE_EVENTS:
+                self._event("job_reroute", f"job {job}: {pair[0]} -> {pair[1]} moved from "
+                            f"spine {old.spine} (port {old.port}) to spine {new.spine} "
+                            f"(port {new.port}): {reason}", job=job, src=pair[0],
+                            dst=pair[1], spine=new.spine, reason=reason)
+        if len(moved) > MOVE_EVENTS:
+            self._event("job_reroute", f"{len(moved)} job pairs moved in all: {reason}",
+                        pairs=len(moved), reason=reason)
+        return {leaf for leaf in set(before) | set(after)
+                if before.get(leaf) != after.get(leaf)}
+
+    def _current(self, topo: TeTopology) -> dict[Pair, Path]:
+        """Where each pair is now: placed, or read back from the switches after a
+        restart (when that uplink still leads to a spine)."""
+        out: dict[Pair, Path] = {}
+        for pair, (leaf, port) in self._recovered.items():
+            spine = next((s for p, s in topo.uplinks.get(leaf, ()) if p == port), None)
+            if spine is not None:
+                out[pair] = Path(leaf, port, spine)
+        for pl in self.placements.values():
+            out.update(pl.paths)
+        return out
+
+    def _background(self, loads: Mapping[Resource, float],
+                    leaf_of: Mapping[str, int]) -> dict[Resource, float]:
+        """Measured load without the jobs' own pairs (they are placed anew)."""
+        out = dict(loads)
+        for pl in self.placements.values():
+            for pair, path in pl.paths.items():
+                c = self.counters.get(pair)
+                dst = leaf_of.get(pair[1])
+                if c is None or dst is None:
+                    continue
+                for r in resources(path, dst):
+                    if r in out:
+                        out[r] = max(0.0, out[r] - c.rate_bps)
+        return out
+
+    # --- entries -------------------------------------------------------------------------------
+    def _owners(self) -> dict[Pair, tuple[JobSpec, Path]]:
+        specs = {s.job_id: s for s in self.specs()}
+        out: dict[Pair, tuple[JobSpec, Path]] = {}
+        for job, pl in self.placements.items():
+            spec = specs.get(job)
+            if spec is not None:
+                for pair, path in pl.paths.items():
+                    out[pair] = (spec, path)
+        return out
+
+    def _all_entries(self) -> dict[int, dict]:
+        by_leaf: dict[int, dict] = {}
+        for pair, (spec, path) in self._owners().items():
+            by_leaf.setdefault(path.leaf, {})[pair] = (spec.transport, path.port,
+                                                       spec.traffic_class)
+        return by_leaf
+
+    def rules_of(self, leaf: int, dscp_of: Mapping[str, int] | None) -> dict:
+        """The pair entries ``leaf`` should hold (keyed like the rest of its flows)."""
+        cached = self._entries.get(leaf)
+        if cached is not None:
+            return cached
+        rules = {}
+        for pair, (transport, port, cls) in self._all_entries().get(leaf, {}).items():
+            dscp = dscp_of.get(cls) if cls and dscp_of else None
+            rule = pair_rule(pair, transport, port, dscp)
+            rules[rule.key] = rule
+        self._entries[leaf] = rules
+        return rules
+
+    def forget_entries(self) -> None:
+        """The QoS policy changed: entries are built again (their DSCP may differ)."""
+        self._entries.clear()
+
+    def covering(self, src_ip: str, dst_ip: str) -> str | None:
+        """The transport of the job pair entry that holds traffic from ``src_ip`` to
+        ``dst_ip`` ("any", "tcp", "udp", "roce"), or None."""
+        return self._covered.get((src_ip, dst_ip))
+
+    def recover(self, leaf: int, rules: list[FlowRule]) -> None:
+        """A leaf's pair entries read back after a restart: the jobs (from the state
+        file) keep those paths where they still hold."""
+        for rule in rules:
+            pair = pair_of(rule.match)
+            if pair is not None:
+                self._recovered[pair] = (leaf, C.cookie_low(rule.cookie))
+        if rules:
+            self.dirty = True
+
+    # --- counters and status -------------------------------------------------------------------
+    def update_counters(self, counters: Mapping[Pair, int], now: float,
+                        smoothing: float = 0.5) -> None:
+        for pair, count in counters.items():
+            c = self.counters.get(pair)
+            if c is None:
+                self.counters[pair] = PairCounter(count, now, 0.0)
+                continue
+            if count < c.bytes or now <= c.at:  # the entry was re-made
+                c.bytes, c.at = count, now
+                continue
+            sample = (count - c.bytes) * 8 / (now - c.at)
+            c.rate_bps = smoothing * sample + (1 - smoothing) * c.rate_bps
+            c.bytes, c.at = count, now
+        placed = {pair for pl in self.placements.values() for pair in pl.paths}
+        for pair in [p for p in self.counters if p not in placed]:
+            del self.counters[pair]
+
+    def infos(self, leaf_of: Mapping[str, int], loads: Mapping[Resource, float],
+              topo: TeTopology | None) -> tuple[JobInfo, ...]:
+        out = []
+        for spec in self.specs():
+            seq, _, registered = self._jobs[spec.job_id]
+            pl = self.placements.get(spec.job_id) or JobPlacement()
+            pairs = []
+            for k, step in enumerate(spec.steps()):
+                for a, b in step:
+                    pair = spec.host_pair((a, b))
+                    path = pl.paths.get(pair)
+                    state = "placed" if path else (
+                        "pending" if pl.pending or spec.job_id not in self.placements else
+                        "local" if pair in pl.local else
+                        f"shared:{pl.shared[pair]}" if pair in pl.shared else "no path")
+                    if pair in pl.shared:  # it follows the other job's entry
+                        path = next((o.paths[pair] for o in self.placements.values()
+                                     if pair in o.paths), None)
+                    c = self.counters.get(pair) or PairCounter()
+                    pairs.append(JobPairInfo(
+                        a, b, pair[0], pair[1], leaf_of.get(pair[0], 0),
+                        leaf_of.get(pair[1], 0), path.spine if path else 0,
+                        path.port if path else 0, k, state, c.bytes, c.rate_bps))
+            worst, count = pl.worst
+            util = 0.0
+            if worst is not None and topo is not None and worst in topo.capacity:
+                util = loads.get(worst, 0.0) / topo.cap(worst)
+            if pl.pending:
+                state = f"pending: {', '.join(pl.pending)} not known as hosts yet"
+            elif spec.job_id not in self.placements:
+                state = "pending"
+            elif pl.unplaced:
+                state = f"partly placed: {len(pl.unplaced)} pairs have no path in service"
+            else:
+                state = "placed"
+            out.append(JobInfo(spec.job_id, spec.members, spec.pattern, spec.transport,
+                               spec.traffic_class, spec.priority, registered, state,
+                               tuple(pairs), resource_text(worst) if worst else "", count,
+                               util, spec.pairs))
+        return tuple(out)

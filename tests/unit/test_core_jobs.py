@@ -1,0 +1,175 @@
+"""Registered jobs through the core and the fake data plane: pair entries hold every
+connection of a pair on its spine, mark its class, follow failures, survive restarts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from controller.core.fabric_core import CoreSettings
+from controller.core.fabric_jobs import JobExists
+from controller.core.jobs import JobError, JobSpec
+from controller.core.model import Port
+from controller.core.qos import default_policy
+from controller.core.te import TeSettings
+from tests.unit.dataplane import DataPlane, ip_packet
+from tests.unit.fakefabric import FakeFabric, learn
+
+RATE = 5e6
+
+
+def host(n: int) -> tuple[str, str]:
+    return (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}")
+
+
+def fabric(spines: int = 4, leaves: int = 4, per_leaf: int = 2, te: bool = True):
+    fab = FakeFabric(spines, leaves, per_leaf, settings=CoreSettings(
+        te=TeSettings() if te else None, qos=default_policy(), link_speed_bps=RATE))
+    fab.connect_all()
+    hosts = {}
+    for i, leaf in enumerate(fab.leaves):
+        for j in range(per_leaf):
+            n = i * per_leaf + j + 1
+            learn(fab, leaf, spines + j + 1, host(n))
+            hosts[n] = (*host(n), leaf, spines + j + 1)
+    fab.advance(0.1)
+    dp = DataPlane(fab)
+    dp.sync()
+    return fab, dp, hosts
+
+
+def ring_members(hosts, leaves: int = 4) -> list[str]:
+    """Rank r on leaf r mod 4, as the lab runs MPI: hosts 1,3,5,7,2,4,6,8."""
+    order = sorted(hosts, key=lambda n: ((n - 1) % 2, (n - 1) // 2))
+    return [hosts[n][1] for n in order]
+
+
+def send(dp, hosts, a: int, b: int, **kw):
+    src, dst = hosts[a], hosts[b]
+    return dp.trace(src[2], src[3], ip_packet(src[:2], dst[:2], **kw))
+
+
+def by_ip(hosts) -> dict[str, int]:
+    return {h[1]: n for n, h in hosts.items()}
+
+
+def register(fab, dp, spec: JobSpec) -> None:
+    fab.deliver(fab.core.register_job(spec, fab.now))
+    dp.sync()
+
+
+def test_a_ring_job_holds_every_connection_of_a_pair_on_its_spine():
+    fab, dp, hosts = fabric()
+    spec = JobSpec("ring1", tuple(ring_members(hosts)), "ring")
+    register(fab, dp, spec)
+    (info,) = fab.core.job_infos()
+    assert info.state == "placed" and info.worst_link_pairs == 1  # 4 spines: disjoint
+    num = by_ip(hosts)
+    uplinks = Counter()
+    for p in info.pairs:
+        assert p.state == "placed" and p.spine in fab.spines
+        a, b = num[p.src_ip], num[p.dst_ip]
+        for proto, sport, dport in ((6, 40000, 5201), (6, 51000, 33000), (17, 4000, 4791)):
+            t = send(dp, hosts, a, b, proto=proto, sport=sport, dport=dport)
+            assert t.delivered == [hosts[b][2:]] and t.spines == [p.spine], (p, t.hops)
+            assert t.to_controller == []  # no TE copy: the job decides
+        uplinks[(p.src_leaf, p.uplink_port)] += 1
+    assert max(uplinks.values()) == 1
+    assert fab.core.flows(fab.now) == ()
+
+
+def test_a_jobs_class_is_marked_at_the_edge():
+    fab, dp, hosts = fabric()
+    members = ring_members(hosts)[:4]
+    register(fab, dp, JobSpec("c1", tuple(members), "ring", traffic_class="collective"))
+    num = by_ip(hosts)
+    t = send(dp, hosts, num[members[0]], num[members[1]])
+    assert {h.dscp for h in t.hops} == {34}  # the collective class DSCP, from the edge on
+    # a pair outside the job keeps its best-effort marking
+    assert {h.dscp for h in send(dp, hosts, 2, 4).hops} == {0}
+
+
+def test_a_cut_link_re_places_the_jobs_pairs_in_the_same_event():
+    fab, dp, hosts = fabric()
+    register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
+    leaf = fab.leaves[0]
+    (info,) = fab.core.job_infos()
+    port = next(p.uplink_port for p in info.pairs if p.src_leaf == leaf)
+    dp.link_down((leaf, port))
+    spine, sport = fab.wires[(leaf, port)]
+    fab.core.port_status(leaf, Port(port, f"p{port}", up=False), False, fab.now)
+    fab.core.port_status(spine, Port(sport, f"p{sport}", up=False), False, fab.now)
+    dp.sync()  # (no tick, no TE pass: the same event)
+    (info,) = fab.core.job_infos()
+    num = by_ip(hosts)
+    for p in info.pairs:
+        assert (p.src_leaf, p.uplink_port) != (leaf, port)
+        assert not (p.spine == spine and p.dst_leaf == leaf)
+        t = send(dp, hosts, num[p.src_ip], num[p.dst_ip], sport=45000)
+        assert t.delivered == [hosts[num[p.dst_ip]][2:]] and t.spines == [p.spine]
+    assert any(e.kind == "job_reroute" for e in fab.core.take_events())
+
+
+def test_bad_jobs_are_refused_and_nothing_changes():
+    fab, dp, hosts = fabric()
+    members = tuple(ring_members(hosts))
+    register(fab, dp, JobSpec("ring1", members, "ring"))
+    before = {d: dict(s.flows) for d, s in dp.switches.items()}
+    with pytest.raises(JobExists):
+        fab.core.register_job(JobSpec("ring1", members[:2], "ring"), fab.now)
+    with pytest.raises(JobError) as err:
+        fab.core.register_job(JobSpec("j2", (*members[:2], "10.0.0.99"), "ring"), fab.now)
+    assert err.value.field == "members[2]" and "10.0.0.99" in str(err.value)
+    with pytest.raises(JobError) as err:
+        fab.core.register_job(JobSpec("j3", members, "ring", traffic_class="gold"), fab.now)
+    assert err.value.field == "traffic_class" and "collective" in str(err.value)
+    with pytest.raises(LookupError):
+        fab.core.delete_job("nope", fab.now)
+    assert [j.job_id for j in fab.core.job_infos()] == ["ring1"]
+    assert all(not p.flow_adds and not p.flow_dels for p in dp.sync().values())
+    assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
+
+
+def test_jobs_need_traffic_engineering():
+    fab, dp, hosts = fabric(te=False)
+    with pytest.raises(RuntimeError, match="--no-te"):
+        fab.core.register_job(JobSpec("r", tuple(ring_members(hosts)), "ring"), fab.now)
+
+
+def test_deleting_a_job_hands_its_pairs_back_to_ecmp_and_te():
+    fab, dp, hosts = fabric()
+    register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
+    fab.deliver(fab.core.delete_job("ring1", fab.now))
+    dp.sync()
+    assert fab.core.job_infos() == ()
+    t = send(dp, hosts, 1, 3)
+    assert t.to_controller == [hosts[1][2]]  # copied to TE again
+
+
+def test_a_restarted_controller_keeps_the_jobs_paths_and_changes_nothing():
+    fab, dp, hosts = fabric()
+    spec = JobSpec("ring1", tuple(ring_members(hosts)), "all_to_all")
+    register(fab, dp, spec)
+    (info,) = fab.core.job_infos()
+    before = {d: dict(s.flows) for d, s in dp.switches.items()}
+    again = FakeFabric(4, 4, 2, settings=fab.core.settings)
+    again.now = fab.now + 10
+    again.core.restore_jobs([spec], again.now)  # (from the state file)
+    dp.controller_restarted(again)
+    for _ in range(3):
+        again.advance(0.5)
+        for plan in dp.sync().values():
+            assert plan.flow_dels == [] and plan.flow_adds == [], plan
+    assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
+    (after,) = again.core.job_infos()
+    assert [(p.src_ip, p.dst_ip, p.spine) for p in after.pairs] == \
+        [(p.src_ip, p.dst_ip, p.spine) for p in info.pairs]
+
+
+def test_fewer_spines_than_pairs_per_leaf_shares_links_evenly():
+    fab, dp, hosts = fabric(spines=2)
+    register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
+    (info,) = fab.core.job_infos()
+    uplinks = Counter((p.src_leaf, p.uplink_port) for p in info.pairs)
+    assert info.worst_link_pairs == 2 and set(uplinks.values()) == {2}

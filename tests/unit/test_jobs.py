@@ -1,0 +1,217 @@
+"""Training jobs: validation, the pairs and steps of each pattern, joint placement."""
+
+import itertools
+
+import pytest
+
+from controller.core.jobs import JobError, JobLimits, JobSpec, job_order, place_jobs
+from controller.core.te import Path, TeTopology, down, resources, up
+
+RATE = 5e6
+
+
+def topo(spines: int, leaves: int, cut=()) -> TeTopology:
+    """Leaf 2001.. port i goes to spine 1000+i; ``cut`` removes (leaf, spine) links."""
+    uplinks, reach, cap = {}, {}, {}
+    for j in range(1, leaves + 1):
+        leaf = 2000 + j
+        uplinks[leaf] = tuple((i, 1000 + i) for i in range(1, spines + 1)
+                              if (leaf, 1000 + i) not in cut)
+        for i in range(1, spines + 1):
+            if (leaf, 1000 + i) not in cut:
+                cap[up(leaf, i)] = RATE
+                cap[down(1000 + i, leaf)] = RATE
+    for i in range(1, spines + 1):
+        reach[1000 + i] = frozenset(2000 + j for j in range(1, leaves + 1)
+                                    if (2000 + j, 1000 + i) not in cut)
+    return TeTopology(uplinks, reach, cap, host_rate=RATE)
+
+
+def hosts(leaves: int, per_leaf: int) -> dict[str, int]:
+    """10.0.0.N with N = 1.., host k of leaf j is number j + leaves*k + 1 (rank order
+    r on leaf r mod leaves, as the lab runs MPI)."""
+    return {f"10.0.0.{j + leaves * k + 1}": 2001 + j for k in range(per_leaf)
+            for j in range(leaves)}
+
+
+def job(members, pattern="ring", **kw) -> JobSpec:
+    return JobSpec(kw.pop("job_id", "j1"), tuple(members), pattern, **kw)
+
+
+def per_step_max(spec: JobSpec, placement, leaf_of) -> int:
+    worst = 0
+    for step in placement.steps:
+        count: dict = {}
+        for pair in step:
+            p = placement.paths.get(pair)
+            if p is not None:
+                for r in resources(p, leaf_of[pair[1]]):
+                    count[r] = count.get(r, 0) + 1
+        worst = max([worst, *count.values()])
+    return worst
+
+
+# --- patterns -------------------------------------------------------------------------------
+def test_ring_talks_to_both_neighbours_at_once():
+    spec = job([f"10.0.0.{i}" for i in range(1, 5)])
+    assert spec.steps() == (((0, 1), (0, 3), (1, 0), (1, 2), (2, 1), (2, 3), (3, 0),
+                             (3, 2)),)
+
+
+def test_all_to_all_is_pairwise_exchange_step_by_step():
+    spec = job([f"10.0.0.{i}" for i in range(1, 5)], "all_to_all")
+    steps = spec.steps()
+    assert steps[0] == ((0, 1), (1, 2), (2, 3), (3, 0))
+    assert steps[1] == ((0, 2), (1, 3), (2, 0), (3, 1))
+    assert len(steps) == 3 and len(set(itertools.chain(*steps))) == 12
+
+
+def test_tree_and_explicit_pairs():
+    tree = job([f"10.0.0.{i}" for i in range(1, 6)], "tree")
+    assert set(tree.rank_pairs()) == {(0, 1), (1, 0), (0, 2), (2, 0), (1, 3), (3, 1),
+                                      (1, 4), (4, 1)}
+    pairs = job(["10.0.0.1", "10.0.0.2", "10.0.0.3"], "pairs", pairs=((0, 2), (2, 1), (0, 2)))
+    assert pairs.steps() == (((0, 2), (2, 1)),)
+
+
+# --- validation -----------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, field", [
+    (job(["10.0.0.1", "10.0.0.2"], job_id="bad id"), "id"),
+    (job(["10.0.0.1"]), "members"),
+    (job(["10.0.0.1", "10.0.0.x"]), "members[1]"),
+    (job(["10.0.0.1", "10.0.0.1"]), "members[1]"),
+    (job(["10.0.0.1", "224.0.0.1"]), "members[1]"),
+    (job(["10.0.0.1", "10.0.0.2"], "mesh"), "pattern"),
+    (job(["10.0.0.1", "10.0.0.2"], "pairs"), "pairs"),
+    (job(["10.0.0.1", "10.0.0.2"], "pairs", pairs=((0, 2),)), "pairs[0]"),
+    (job(["10.0.0.1", "10.0.0.2"], "pairs", pairs=((1, 1),)), "pairs[0]"),
+    (job(["10.0.0.1", "10.0.0.2"], pairs=((0, 1),)), "pairs"),
+    (job(["10.0.0.1", "10.0.0.2"], transport="sctp"), "transport"),
+    (job(["10.0.0.1", "10.0.0.2"], priority=5000), "priority"),
+])
+def test_malformed_jobs_are_refused_naming_the_field(spec, field):
+    with pytest.raises(JobError) as err:
+        spec.validate(JobLimits())
+    assert err.value.field == field and str(err.value).startswith(field + ": ")
+
+
+def test_jobs_over_the_size_limits_are_refused():
+    members = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(40)]
+    with pytest.raises(JobError, match="over the limit of 30"):
+        job(members).validate(JobLimits(max_members=30))
+    with pytest.raises(JobError, match="1560 pairs, over the limit of 1000"):
+        job(members, "all_to_all").validate(JobLimits(max_pairs=1000))
+
+
+def test_a_job_file_round_trips_and_unknown_fields_are_named():
+    spec = job(["10.0.0.1", "10.0.0.2", "10.0.0.3"], "pairs", pairs=((0, 1),),
+               transport="roce", traffic_class="collective", priority=3)
+    assert JobSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(JobError) as err:
+        JobSpec.from_dict({**spec.to_dict(), "ranks": 3})
+    assert err.value.field == "ranks"
+    with pytest.raises(JobError) as err:
+        JobSpec.from_dict({"id": "x", "members": "10.0.0.1", "pattern": "ring"})
+    assert err.value.field == "members"
+    with pytest.raises(JobError) as err:
+        JobSpec.from_dict({"members": ["10.0.0.1"], "pattern": "ring"})
+    assert err.value.field == "id"
+
+
+# --- placement ------------------------------------------------------------------------------
+@pytest.mark.parametrize("spines, leaves, per_leaf, best", [
+    (4, 4, 2, 1),  # enough spines: every link carries at most one pair of the ring
+    (2, 4, 2, 2),  # 4 pairs leave each leaf over 2 uplinks: 2 each at best
+    (1, 4, 2, 4),  # one spine: everything shares it
+    (8, 8, 1, 1),
+])
+def test_a_ring_is_spread_as_evenly_as_the_fabric_allows(spines, leaves, per_leaf, best):
+    leaf_of = hosts(leaves, per_leaf)
+    spec = job(list(leaf_of))
+    got = place_jobs([spec], topo(spines, leaves), leaf_of, {}, {})["j1"]
+    assert per_step_max(spec, got, leaf_of) == best == got.worst[1]
+    inter = [p for p in spec.rank_pairs() if leaf_of[spec.host_pair(p)[0]]
+             != leaf_of[spec.host_pair(p)[1]]]
+    assert len(got.paths) == len(inter) and not got.unplaced and not got.pending
+
+
+@pytest.mark.parametrize("spines, best", [(4, 1), (2, 1), (1, 2)])
+def test_all_to_all_steps_never_share_a_link_where_the_fabric_allows(spines, best):
+    leaf_of = hosts(4, 2)
+    spec = job(list(leaf_of), "all_to_all")
+    got = place_jobs([spec], topo(spines, 4), leaf_of, {}, {})["j1"]
+    assert per_step_max(spec, got, leaf_of) == best
+    assert len(got.steps) == 7 and got.local  # rank r and r+4 share a leaf
+
+
+def test_a_second_job_takes_the_links_the_first_left_free():
+    leaf_of = hosts(4, 2)
+    members = list(leaf_of)
+    a, b = job(members[:4], job_id="a"), job(members[4:], job_id="b")
+    got = place_jobs([a, b], topo(4, 4), leaf_of, {}, {})
+    count: dict = {}
+    for name in ("a", "b"):
+        for (_, dst), p in got[name].paths.items():
+            for r in resources(p, leaf_of[dst]):
+                count[r] = count.get(r, 0) + 1
+    assert max(count.values()) == 1  # 16 pairs, 16 uplinks and 16 downlinks
+
+
+def test_priority_then_registration_order():
+    a, b, c = (job(["10.0.0.1", "10.0.0.2"], job_id=n, priority=p)
+               for n, p in (("a", 0), ("b", 5), ("c", 0)))
+    assert [s.job_id for s in job_order([(1, a), (2, b), (3, c)])] == ["b", "a", "c"]
+
+
+def test_measured_background_is_avoided():
+    leaf_of = hosts(4, 1)
+    spec = job(list(leaf_of)[:2], "pairs", pairs=((0, 1),))
+    hot = {up(2001, 1): 0.9 * RATE, up(2001, 2): 0.9 * RATE, up(2001, 3): 0.1 * RATE}
+    got = place_jobs([spec], topo(4, 4), leaf_of, hot, {})["j1"]
+    assert got.paths[("10.0.0.1", "10.0.0.2")].port == 4  # the idle uplink
+
+
+def test_failures_leave_only_paths_in_service_and_keep_the_rest():
+    leaf_of = hosts(4, 2)
+    spec = job(list(leaf_of))
+    before = place_jobs([spec], topo(4, 4), leaf_of, {}, {})["j1"].paths
+    cut = topo(4, 4, cut=((2001, 1001),))
+    after = place_jobs([spec], cut, leaf_of, {}, before)["j1"]
+    for (src, dst), p in after.paths.items():
+        assert p in cut.paths(leaf_of[src], leaf_of[dst])
+    touched = {pair for pair, p in before.items()
+               if p.spine == 1001 and 2001 in (leaf_of[pair[0]], leaf_of[pair[1]])}
+    assert touched  # the cut link carried some of the ring
+    moved = {pair for pair in before if after.paths[pair] != before[pair]}
+    assert touched <= moved
+    # the re-placement moves what it must, not the whole job
+    assert len(moved) < len(before)
+    assert per_step_max(spec, after, leaf_of) <= 2
+
+
+def test_a_leaf_cut_off_from_every_spine_leaves_its_pairs_unplaced():
+    leaf_of = hosts(2, 1)
+    spec = job(list(leaf_of), "pairs", pairs=((0, 1),))
+    cut = topo(1, 2, cut=((2002, 1001),))
+    got = place_jobs([spec], cut, leaf_of, {}, {})["j1"]
+    assert got.unplaced == (("10.0.0.1", "10.0.0.2"),) and not got.paths
+
+
+def test_unknown_members_leave_a_job_pending_and_shared_pairs_follow_the_first():
+    leaf_of = hosts(4, 1)
+    a = job(["10.0.0.1", "10.0.0.2"], "pairs", pairs=((0, 1),), job_id="a")
+    b = job(["10.0.0.1", "10.0.0.2", "10.0.0.9"], job_id="b")
+    c = job(["10.0.0.1", "10.0.0.2"], "pairs", pairs=((0, 1), (1, 0)), job_id="c")
+    got = place_jobs([a, b, c], topo(2, 4), leaf_of, {}, {})
+    assert got["b"].pending == ("10.0.0.9",) and not got["b"].paths
+    assert got["c"].shared == {("10.0.0.1", "10.0.0.2"): "a"}
+    assert set(got["c"].paths) == {("10.0.0.2", "10.0.0.1")}
+
+
+def test_current_paths_are_kept_when_as_good():
+    leaf_of = hosts(4, 2)
+    spec = job(list(leaf_of))
+    first = place_jobs([spec], topo(4, 4), leaf_of, {}, {})["j1"].paths
+    again = place_jobs([spec], topo(4, 4), leaf_of, {}, first)["j1"].paths
+    assert again == first
+    assert all(isinstance(p, Path) for p in again.values())
