@@ -190,6 +190,7 @@ class FabricApp(app_manager.OSKenApp):
         self._jobs_file = cfg.jobs.state_file
         if cfg.te.enabled:  # (jobs kept across a restart: placed once their hosts are known)
             self.core.restore_jobs(runtime.jobs(), time.time())
+            self._publish(jobs=self.core.job_infos(), jobs_at=time.time())  # (pending)
         self._rebalancing = False
         self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
         self._meter_event_at: dict[tuple[int, int], float] = {}

@@ -11,7 +11,7 @@ also sets the class's DSCP, so hosts need not mark their collectives themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from controller.core import constants as C
@@ -85,9 +85,10 @@ class JobBook:
         self.placements: dict[str, JobPlacement] = {}
         self._placed_with: dict[str, int] = {}  # member -> leaf when last placed
         self.dirty = False
-        self._recovered: dict[Pair, tuple[int, int]] = {}  # pair -> (leaf, port) read back
+        self._recovered: dict[Pair, tuple[int, FlowRule]] = {}  # pair -> its read-back entry
         self.counters: dict[Pair, PairCounter] = {}
-        self._entries: dict[int, dict] = {}  # leaf -> its pair entries (cached)
+        self._rules: dict[int, dict] = {}  # leaf -> its pair entries, as last placed
+        self.waiting_on: frozenset[int] = frozenset()  # leaves some job waits for
         self._covered: dict[Pair, str] = {}  # pair with an entry -> the transport it takes
 
     # --- registration ------------------------------------------------------------------------
@@ -147,30 +148,54 @@ class JobBook:
 
     # --- placement -----------------------------------------------------------------------------
     def needs_placing(self, leaf_of: Mapping[str, int]) -> bool:
-        """A job was added or removed, or a member host appeared or moved."""
-        if self.dirty:
+        """A job was added or removed, waits for a leaf to settle, or a member host
+        appeared or moved."""
+        if self.dirty or self.waiting_on:
             return True
         return any(leaf_of.get(ip) != self._placed_with.get(ip)
                    for _, spec, _ in self._jobs.values() for ip in spec.members)
 
     def place(self, topo: TeTopology, leaf_of: Mapping[str, int],
-              background: Mapping[Resource, float], reason: str) -> set[int]:
-        """Place every job again (the pairs whose paths hold stay); returns the leaves
-        whose pair entries changed."""
+              background: Mapping[Resource, float], reason: str,
+              settled: Collection[int], dscp_of: Mapping[str, int] | None) -> set[int]:
+        """Place every job again (the pairs whose paths hold stay) and build the pair
+        entries; returns the leaves whose entries changed. A job waits (its entries read
+        back after a restart kept as they are) until the leaves of its members are
+        settled: before that their uplinks may not be known yet, and a guess would
+        move pairs that are fine."""
         self.dirty = False
         specs = self.specs()
-        members = {ip for spec in specs for ip in spec.members}
-        self._placed_with = {ip: leaf_of[ip] for ip in members if ip in leaf_of}
+        ready, waiting = [], {}
+        for spec in specs:
+            unsettled = sorted({leaf_of[ip] for ip in spec.members
+                                if ip in leaf_of and leaf_of[ip] not in settled})
+            if unsettled:
+                waiting[spec.job_id] = unsettled
+            else:
+                ready.append(spec)
+        self.waiting_on = frozenset(d for leaves in waiting.values() for d in leaves)
+        self._placed_with = {ip: leaf_of[ip] for spec in ready for ip in spec.members
+                             if ip in leaf_of}
         current = self._current(topo)
-        before = self._all_entries()
-        self.placements = place_jobs(specs, topo, leaf_of,
+        self.placements = place_jobs(ready, topo, leaf_of,
                                      self._background(background, leaf_of), current)
-        for pair in [p for p, (leaf, _) in self._recovered.items() if leaf in topo.uplinks]:
-            del self._recovered[pair]  # (judged; a leaf not back yet keeps its read-back)
-        self._entries.clear()
+        for spec in specs:
+            if spec.job_id in waiting:
+                self.placements[spec.job_id] = JobPlacement(
+                    waiting=tuple(waiting[spec.job_id]),
+                    steps=tuple(tuple(spec.host_pair(rp) for rp in step)
+                                for step in spec.steps()))
         owners = self._owners()
         self._covered = {pair: spec.transport for pair, (spec, _) in owners.items()}
-        after = self._all_entries()
+        # read-back entries: kept while their job waits (for a leaf, for its hosts),
+        # dropped once placed or when no registered job has the pair
+        wanted = {spec.host_pair(rp) for spec in specs
+                  if spec.job_id in waiting or self.placements[spec.job_id].pending
+                  for rp in spec.rank_pairs()}
+        self._recovered = {pair: got for pair, got in self._recovered.items()
+                           if pair in wanted and pair not in self._covered}
+        before = self._rules
+        after = self._rules = self._build_rules(owners, dscp_of)
         moved = [(job, pair, current[pair], p) for job, pl in self.placements.items()
                  for pair, p in pl.paths.items() if pair in current and current[pair] != p]
         for n, (job, pair, old, new) in enumerate(moved):
@@ -189,7 +214,8 @@ class JobBook:
         """Where each pair is now: placed, or read back from the switches after a
         restart (when that uplink still leads to a spine)."""
         out: dict[Pair, Path] = {}
-        for pair, (leaf, port) in self._recovered.items():
+        for pair, (leaf, rule) in self._recovered.items():
+            port = C.cookie_low(rule.cookie)
             spine = next((s for p, s in topo.uplinks.get(leaf, ()) if p == port), None)
             if spine is not None:
                 out[pair] = Path(leaf, port, spine)
@@ -223,29 +249,21 @@ class JobBook:
                     out[pair] = (spec, path)
         return out
 
-    def _all_entries(self) -> dict[int, dict]:
+    def _build_rules(self, owners: Mapping[Pair, tuple[JobSpec, Path]],
+                     dscp_of: Mapping[str, int] | None) -> dict[int, dict]:
         by_leaf: dict[int, dict] = {}
-        for pair, (spec, path) in self._owners().items():
-            by_leaf.setdefault(path.leaf, {})[pair] = (spec.transport, path.port,
-                                                       spec.traffic_class)
+        for pair, (spec, path) in owners.items():
+            cls = spec.traffic_class
+            dscp = dscp_of.get(cls) if cls and dscp_of else None
+            rule = pair_rule(pair, spec.transport, path.port, dscp)
+            by_leaf.setdefault(path.leaf, {})[rule.key] = rule
+        for leaf, rule in self._recovered.values():  # (their jobs wait for a leaf)
+            by_leaf.setdefault(leaf, {})[rule.key] = rule
         return by_leaf
 
-    def rules_of(self, leaf: int, dscp_of: Mapping[str, int] | None) -> dict:
+    def rules_of(self, leaf: int) -> dict:
         """The pair entries ``leaf`` should hold (keyed like the rest of its flows)."""
-        cached = self._entries.get(leaf)
-        if cached is not None:
-            return cached
-        rules = {}
-        for pair, (transport, port, cls) in self._all_entries().get(leaf, {}).items():
-            dscp = dscp_of.get(cls) if cls and dscp_of else None
-            rule = pair_rule(pair, transport, port, dscp)
-            rules[rule.key] = rule
-        self._entries[leaf] = rules
-        return rules
-
-    def forget_entries(self) -> None:
-        """The QoS policy changed: entries are built again (their DSCP may differ)."""
-        self._entries.clear()
+        return self._rules.get(leaf, {})
 
     def covering(self, src_ip: str, dst_ip: str) -> str | None:
         """The transport of the job pair entry that holds traffic from ``src_ip`` to
@@ -258,7 +276,7 @@ class JobBook:
         for rule in rules:
             pair = pair_of(rule.match)
             if pair is not None:
-                self._recovered[pair] = (leaf, C.cookie_low(rule.cookie))
+                self._recovered[pair] = (leaf, rule)
         if rules:
             self.dirty = True
 
@@ -292,7 +310,8 @@ class JobBook:
                     pair = spec.host_pair((a, b))
                     path = pl.paths.get(pair)
                     state = "placed" if path else (
-                        "pending" if pl.pending or spec.job_id not in self.placements else
+                        "pending" if pl.pending or pl.waiting
+                        or spec.job_id not in self.placements else
                         "local" if pair in pl.local else
                         f"shared:{pl.shared[pair]}" if pair in pl.shared else "no path")
                     if pair in pl.shared:  # it follows the other job's entry
@@ -309,6 +328,9 @@ class JobBook:
                 util = loads.get(worst, 0.0) / topo.cap(worst)
             if pl.pending:
                 state = f"pending: {', '.join(pl.pending)} not known as hosts yet"
+            elif pl.waiting:
+                state = ("pending: waiting for leaf "
+                         f"{', '.join(map(str, pl.waiting))} to settle")
             elif spec.job_id not in self.placements:
                 state = "pending"
             elif pl.unplaced:

@@ -106,7 +106,8 @@ class FabricTE:
             self._adopt_recovered_pins(self.reader.view())
             moves = self.te.revalidate(topo, self.te_loads(), now, reason)
             touched = {m.new.leaf for m in moves} | {m.old.leaf for m in moves if m.old}
-        if reason and len(self.jobs) or self.jobs.dirty:
+        waited = any(self.reader.is_settled(d, now) for d in self.jobs.waiting_on)
+        if reason and len(self.jobs) or self.jobs.dirty or waited:
             touched |= self._place_jobs(reason or "jobs changed")
         return touched
 
@@ -115,7 +116,10 @@ class FabricTE:
         return {h.ip: h.dpid for h in self.fabric.hosts.values() if h.ip}
 
     def _place_jobs(self, reason: str) -> set[int]:
-        touched = self.jobs.place(self.te_topology(), self._leaf_of(), self.te_loads(), reason)
+        leaf_of = self._leaf_of()
+        settled = {d for d in set(leaf_of.values()) if self.reader.is_settled(d, self._now)}
+        touched = self.jobs.place(self.te_topology(), leaf_of, self.te_loads(), reason,
+                                  settled, self._classes())
         # TE's own pins under a job's pair entries carry nothing any more: gone
         dropped = self.te.forget([k for k in self.te.flows if self._job_covers(k)])
         return touched | {f.src_leaf for f in dropped}
@@ -416,5 +420,5 @@ class FabricTE:
             rule = pin_rule(flow, C.FF_GROUP_BASE + flow.path.port)
             pins[rule.key] = rule
         if len(self.jobs):
-            pins.update(self.jobs.rules_of(leaf, self._classes()))
+            pins.update(self.jobs.rules_of(leaf))
         return pins

@@ -198,6 +198,7 @@ class JobPlacement:
     unplaced: tuple[Pair, ...] = ()  # no path in service between the leaves
     shared: dict[Pair, str] = field(default_factory=dict)  # placed by an earlier job
     pending: tuple[str, ...] = ()  # members not known as hosts yet
+    waiting: tuple[int, ...] = ()  # leaves of members not settled yet (not placed)
     worst: tuple[Resource | None, int] = (None, 0)  # the link with most concurrent pairs
     steps: tuple[tuple[Pair, ...], ...] = ()  # the host pairs of each step
 

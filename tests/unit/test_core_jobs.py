@@ -140,31 +140,46 @@ def test_jobs_need_traffic_engineering():
 def test_deleting_a_job_hands_its_pairs_back_to_ecmp_and_te():
     fab, dp, hosts = fabric()
     register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
-    fab.deliver(fab.core.delete_job("ring1", fab.now))
+    eff = fab.core.delete_job("ring1", fab.now)
+    assert eff.touched == set(fab.leaves)  # every leaf held some of its pairs: synced
+    fab.deliver(eff)
     dp.sync()
     assert fab.core.job_infos() == ()
     t = send(dp, hosts, 1, 3)
     assert t.to_controller == [hosts[1][2]]  # copied to TE again
 
 
-def test_a_restarted_controller_keeps_the_jobs_paths_and_changes_nothing():
+def restarted(pattern: str, present_but: int | None = None):
+    """A job registered and synced, then a fresh controller restoring it from the state
+    file; the switches (all, or all but leaf index ``present_but``) reconnect and are
+    synced three times, adding and deleting nothing. Returns what the test needs."""
     fab, dp, hosts = fabric()
-    spec = JobSpec("ring1", tuple(ring_members(hosts)), "all_to_all")
+    spec = JobSpec("ring1", tuple(ring_members(hosts)), pattern)
     register(fab, dp, spec)
     (info,) = fab.core.job_infos()
     before = {d: dict(s.flows) for d, s in dp.switches.items()}
+    late = None if present_but is None else fab.leaves[present_but]
     again = FakeFabric(4, 4, 2, settings=fab.core.settings)
     again.now = fab.now + 10
     again.core.restore_jobs([spec], again.now)  # (from the state file)
-    dp.controller_restarted(again)
+    dp.controller_restarted(again, present=[d for d in dp.switches if d != late])
     for _ in range(3):
         again.advance(0.5)
         for plan in dp.sync().values():
             assert plan.flow_dels == [] and plan.flow_adds == [], plan
+    return again, dp, info, before, late
+
+
+def same_paths(a, b) -> bool:
+    return [(p.src_ip, p.dst_ip, p.spine) for p in a.pairs] == \
+        [(p.src_ip, p.dst_ip, p.spine) for p in b.pairs]
+
+
+def test_a_restarted_controller_keeps_the_jobs_paths_and_changes_nothing():
+    again, dp, info, before, _ = restarted("all_to_all")
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
     (after,) = again.core.job_infos()
-    assert [(p.src_ip, p.dst_ip, p.spine) for p in after.pairs] == \
-        [(p.src_ip, p.dst_ip, p.spine) for p in info.pairs]
+    assert same_paths(after, info)
 
 
 def test_fewer_spines_than_pairs_per_leaf_shares_links_evenly():
@@ -173,3 +188,20 @@ def test_fewer_spines_than_pairs_per_leaf_shares_links_evenly():
     (info,) = fab.core.job_infos()
     uplinks = Counter((p.src_leaf, p.uplink_port) for p in info.pairs)
     assert info.worst_link_pairs == 2 and set(uplinks.values()) == {2}
+
+
+def test_after_a_restart_a_job_waits_for_a_late_leaf_and_keeps_its_entries():
+    again, dp, info, before, late = restarted("ring", present_but=3)
+    (waiting,) = again.core.job_infos()
+    # (the late leaf's hosts are not known yet: nothing read them back)
+    assert waiting.state == "pending: 10.0.0.7, 10.0.0.8 not known as hosts yet"
+    # the late leaf is back: the job is placed where the switches hold it
+    again.deliver(again.core.switch_connected(late, again.ports(late), again.now))
+    dp.read_back(late)
+    again.deliver(again.core.probe(late, again.now))
+    for _ in range(4):
+        again.advance(0.5)
+        dp.sync()
+    assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
+    (after,) = again.core.job_infos()
+    assert after.state == "placed" and same_paths(after, info)
