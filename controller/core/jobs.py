@@ -4,12 +4,12 @@ same time (the schedule), and the joint placement of a job's pairs on the spines
 
 Schedules assumed (see docs/jobs.md):
 
-- ``ring``: rank r talks to r+1 and r-1 (mod n), both directions, all pairs at once
-  (NCCL's and OpenMPI's ring all-reduce, in rank order).
+- ``ring``: rank r sends to r+1 (mod n), all pairs at once (OpenMPI's and NCCL's ring
+  all-reduce, in rank order), and r to r-1 as a second step (two-way rings).
 - ``all_to_all``: pairwise exchange, step k = 1..n-1 sends rank r to r+k (mod n); the
   n pairs of one step run together, the steps one after the other.
-- ``tree``: a binary tree over the ranks (rank r's parent is (r-1)//2), both directions,
-  all edges at once.
+- ``tree``: a binary tree over the ranks (rank r's parent is (r-1)//2): children to
+  parents at once, then parents to children.
 - ``pairs``: an explicit list of rank pairs, all at once.
 
 Placement assigns each inter-leaf pair a path (ingress uplink and spine) so that, step
@@ -34,6 +34,7 @@ JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 FIELDS = ("id", "members", "pattern", "pairs", "transport", "traffic_class", "priority")
 
 Pair = tuple[str, str]  # (source IP, destination IP): every packet between the two hosts
+TIE = 1e-3  # weight of a job's other steps when placing one: a tie-breaker only
 
 
 class JobError(ValueError):
@@ -111,25 +112,28 @@ class JobSpec:
 
     def steps(self) -> tuple[tuple[tuple[int, int], ...], ...]:
         """The directed rank pairs of each step of the schedule (pairs in one step run
-        at the same time)."""
+        at the same time). A ring's two directions are two steps, and so are a tree's
+        (up, then down): a one-way ring (OpenMPI's all-reduce) then gets links of its
+        own for every pair, and a two-way one (NCCL's) as few shared as the fabric
+        allows, since each step is placed away from the job's other steps when there is
+        room."""
         n = len(self.members)
         if self.pattern == "all_to_all":
             return tuple(tuple((r, (r + k) % n) for r in range(n)) for k in range(1, n))
+        if self.pattern == "ring":
+            fwd = tuple(dict.fromkeys((r, (r + 1) % n) for r in range(n)))
+            back = tuple(dict.fromkeys((b, a) for a, b in fwd if (b, a) not in fwd))
+            return (fwd, back) if back else (fwd,)
+        if self.pattern == "tree":
+            up = tuple((r, (r - 1) // 2) for r in range(1, n))
+            return (up, tuple((b, a) for a, b in up))
         return (self.rank_pairs(),)
 
     def rank_pairs(self) -> tuple[tuple[int, int], ...]:
         """Every directed rank pair the pattern implies, each once."""
-        n = len(self.members)
-        if self.pattern == "ring":
-            edges = {(r, (r + 1) % n) for r in range(n)}
-        elif self.pattern == "tree":
-            edges = {((r - 1) // 2, r) for r in range(1, n)}
-        elif self.pattern == "pairs":
+        if self.pattern == "pairs":
             return tuple(dict.fromkeys(self.pairs))
-        else:
-            return tuple(p for step in self.steps() for p in step)
-        both = {(a, b) for a, b in edges} | {(b, a) for a, b in edges}
-        return tuple(sorted(both))
+        return tuple(sorted({p for step in self.steps() for p in step}))
 
     def host_pair(self, ranks: tuple[int, int]) -> Pair:
         return self.members[ranks[0]], self.members[ranks[1]]
@@ -243,6 +247,7 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
             continue
         local, unplaced = [], []
         profile: dict[Resource, float] = {}  # this job's busiest step, per resource
+        earlier: dict[Resource, float] = {}  # its steps placed so far, summed
         for step in steps:
             outdeg: dict[str, int] = {}
             indeg: dict[str, int] = {}
@@ -275,6 +280,8 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
                 base = dict(prior)
                 for r, v in step_load.items():
                     base[r] = base.get(r, 0.0) + v
+                for r, v in earlier.items():  # (away from the job's other steps when
+                    base[r] = base.get(r, 0.0) + TIE * v  # that costs nothing)
                 plan, _, _ = place(items, demand, base, topo,  # type: ignore[arg-type]
                                    {i.key: current[i.key] for i in items if i.key in current})
                 for item in items:
@@ -286,6 +293,7 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
                         step_load[r] = step_load.get(r, 0.0) + demand[item.key]
             for r, v in step_load.items():
                 profile[r] = max(profile.get(r, 0.0), v)
+                earlier[r] = earlier.get(r, 0.0) + v
         for r, v in profile.items():
             prior[r] = prior.get(r, 0.0) + v
         result.local = tuple(dict.fromkeys(local))

@@ -52,10 +52,11 @@ def per_step_max(spec: JobSpec, placement, leaf_of) -> int:
 
 
 # --- patterns -------------------------------------------------------------------------------
-def test_ring_talks_to_both_neighbours_at_once():
+def test_a_ring_sends_to_the_next_rank_then_to_the_previous():
     spec = job([f"10.0.0.{i}" for i in range(1, 5)])
-    assert spec.steps() == (((0, 1), (0, 3), (1, 0), (1, 2), (2, 1), (2, 3), (3, 0),
-                             (3, 2)),)
+    assert spec.steps() == (((0, 1), (1, 2), (2, 3), (3, 0)),
+                            ((1, 0), (2, 1), (3, 2), (0, 3)))
+    assert job(["10.0.0.1", "10.0.0.2"]).steps() == (((0, 1), (1, 0)),)
 
 
 def test_all_to_all_is_pairwise_exchange_step_by_step():
@@ -119,17 +120,23 @@ def test_a_job_file_round_trips_and_unknown_fields_are_named():
 
 
 # --- placement ------------------------------------------------------------------------------
-@pytest.mark.parametrize("spines, leaves, per_leaf, best", [
-    (4, 4, 2, 1),  # enough spines: every link carries at most one pair of the ring
-    (2, 4, 2, 2),  # 4 pairs leave each leaf over 2 uplinks: 2 each at best
-    (1, 4, 2, 4),  # one spine: everything shares it
-    (8, 8, 1, 1),
+@pytest.mark.parametrize("spines, leaves, per_leaf, best, both", [
+    (4, 4, 2, 1, 1),  # enough spines: every link carries one pair of the two-way ring
+    (2, 4, 2, 1, 2),  # each direction has links of its own; both ways, two per link
+    (1, 4, 2, 2, 4),  # one spine: everything shares it
+    (8, 8, 1, 1, 1),
 ])
-def test_a_ring_is_spread_as_evenly_as_the_fabric_allows(spines, leaves, per_leaf, best):
+def test_a_ring_is_spread_as_evenly_as_the_fabric_allows(spines, leaves, per_leaf, best,
+                                                         both):
     leaf_of = hosts(leaves, per_leaf)
     spec = job(list(leaf_of))
     got = place_jobs([spec], topo(spines, leaves), leaf_of, {}, {})["j1"]
     assert per_step_max(spec, got, leaf_of) == best == got.worst[1]
+    count: dict = {}
+    for (_, dst), p in got.paths.items():
+        for r in resources(p, leaf_of[dst]):
+            count[r] = count.get(r, 0) + 1
+    assert max(count.values()) == both
     inter = [p for p in spec.rank_pairs() if leaf_of[spec.host_pair(p)[0]]
              != leaf_of[spec.host_pair(p)[1]]]
     assert len(got.paths) == len(inter) and not got.unplaced and not got.pending

@@ -1,0 +1,101 @@
+"""Run an MPI program across Mininet hosts with OpenMPI (Debian's openmpi-bin).
+
+The hosts share one kernel and hostname, so ``mpirun`` runs inside the first host and
+starts the other ranks through OpenMPI's rsh launcher with an agent script that enters
+a host's namespaces (``mnexec -a PID``); transport is TCP only (``btl tcp,self``: no
+shared memory between "machines"), on the fabric's 10.0.0.0/8 addresses. Rank order is
+the order of the hosts given (``-H 10.0.0.1:1,10.0.0.3:1,...``).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# OpenMPI's tuned collectives: the algorithm numbers of Open MPI 4.1
+ALLREDUCE_RING = 4
+ALLTOALL_PAIRWISE = 2
+
+
+class MpiError(RuntimeError):
+    """mpirun failed (the message has its output)."""
+
+
+def agent_script(net, hosts: list[str], directory: Path) -> Path:
+    """The rsh agent: ``agent ADDRESS CMD...`` runs CMD in the Mininet host with that
+    address (mpirun is given addresses, not names: a name would cost it a DNS lookup
+    that times out, per host)."""
+    pids = {net.get(h).IP(): net.get(h).pid for h in hosts}
+    cases = "\n".join(f"    {h}) pid={pid} ;;" for h, pid in pids.items())
+    path = directory / "mn-agent.sh"
+    path.write_text(f"""#!/bin/sh
+# OpenMPI rsh agent for Mininet hosts (written by mininet_topos.mpi)
+while [ "${{1#-}}" != "$1" ]; do shift; done  # (options an ssh would take)
+host="$1"; shift
+case "$host" in
+{cases}
+    *) echo "mn-agent: unknown host $host" >&2; exit 1 ;;
+esac
+exec mnexec -a "$pid" /bin/sh -c "$*"
+""")
+    path.chmod(0o755)
+    return path
+
+
+def mpirun_command(addresses: list[str], program: list[str], agent: Path,
+                   mca: dict[str, str | int] | None = None) -> list[str]:
+    cmd = ["mpirun", "--allow-run-as-root", "-np", str(len(addresses)),
+           "-H", ",".join(f"{a}:1" for a in addresses),
+           "--mca", "plm_rsh_agent", str(agent),
+           "--mca", "btl", "tcp,self",
+           "--mca", "btl_tcp_if_include", "10.0.0.0/8",
+           "--mca", "oob_tcp_if_include", "10.0.0.0/8"]
+    for k, v in (mca or {}).items():
+        cmd += ["--mca", k, str(v)]
+    return cmd + program
+
+
+def collective_mca(collective: str) -> dict[str, str | int]:
+    """Force the schedule a job registration assumes: OpenMPI's ring all-reduce, or its
+    pairwise-exchange all-to-all."""
+    if collective == "allreduce":
+        return {"coll_tuned_use_dynamic_rules": 1,
+                "coll_tuned_allreduce_algorithm": ALLREDUCE_RING}
+    return {"coll_tuned_use_dynamic_rules": 1,
+            "coll_tuned_alltoall_algorithm": ALLTOALL_PAIRWISE}
+
+
+def run_collective(net, hosts: list[str], collective: str, nbytes: int, iters: int = 5,
+                   warmup: int = 1, timeout: float = 300) -> dict:
+    """Run :mod:`mininet_topos.mpi_collective` on ``hosts`` (rank order); its JSON."""
+    root = Path(__file__).resolve().parent.parent
+    program = [sys.executable, "-m", "mininet_topos.mpi_collective", collective,
+               "--bytes", str(nbytes), "--iters", str(iters), "--warmup", str(warmup)]
+    with tempfile.TemporaryDirectory(prefix="aifabric-mpi-") as tmp:
+        agent = agent_script(net, hosts, Path(tmp))
+        cmd = mpirun_command([net.get(h).IP() for h in hosts], program, agent,
+                             collective_mca(collective))
+        env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+               "PYTHONPATH": str(root), "HOME": tmp, "OMPI_MCA_plm_rsh_no_tree_spawn": "1"}
+        line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        first = net.get(hosts[0])
+        proc = first.popen(["/bin/sh", "-c", f"cd {shlex.quote(str(root))} && env {line} "
+                            + shlex.join(cmd)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise MpiError(f"mpirun did not finish in {timeout:g} s:\n{out[-3000:]}") from None
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            result = json.loads(line)
+            if proc.returncode != 0 or not result.get("correct"):
+                break
+            return result
+    raise MpiError(f"mpirun exited with {proc.returncode}:\n{out[-3000:]}")
