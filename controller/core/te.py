@@ -109,6 +109,15 @@ class FlowKey:
             other.src_ip, other.dst_ip, other.proto
         ) and self.src_port in (0, other.src_port) and self.dst_port in (0, other.dst_port)
 
+    def reverse(self) -> FlowKey:
+        """The other direction of the same connection."""
+        cached = self.__dict__.get("_reverse")
+        if cached is None:
+            cached = FlowKey(self.dst_ip, self.src_ip, self.proto, self.dst_port,
+                             self.src_port)
+            object.__setattr__(self, "_reverse", cached)
+        return cached
+
     def __str__(self) -> str:
         def end(ip: str, port: int) -> str:
             return f"{ip}:{port}" if port else f"{ip}:*"
@@ -209,6 +218,7 @@ class TeSettings:
     min_move_interval: float = 5.0  # seconds a moved flow stays put (failures excepted)
     flow_idle_timeout: float = 10.0  # seconds without a byte before a flow is forgotten
     fresh_window: float = 2.0  # seconds a new placement counts as nominal load
+    active_window: float = 3.0  # seconds since its last byte a priority flow counts as busy
     max_flows: int = 100_000  # flows tracked at once; beyond that, new flows stay on ECMP
     smoothing: float = 0.5  # EWMA weight of the newest rate sample
     rebalance: bool = True  # periodic rebalancing (congestion and failures act regardless)
@@ -414,8 +424,9 @@ class TrafficEngineer:
     events: list[FabricEvent] = field(default_factory=list)  # drained by the caller
     _hot: dict[Resource, int] = field(default_factory=dict)  # readings above threshold
     _congested: set[Resource] = field(default_factory=set)
-    _fresh: deque[tuple[float, Resource, Resource]] = field(default_factory=deque)
-    _fresh_count: dict[Resource, int] = field(default_factory=dict)
+    _fresh: deque[tuple[float, Resource, Resource, float]] = field(default_factory=deque)
+    _fresh_count: dict[Resource, float] = field(default_factory=dict)
+    _busy: tuple[float, dict[Resource, float]] | None = None  # (when, active priority load)
     _wildcards: set[FlowKey] = field(default_factory=set)  # operator pins with any-ports
     _last_rebalance: float = -1e18  # when a rebalancing pass last moved flows
     stats: dict[str, int] = field(default_factory=dict)
@@ -428,7 +439,13 @@ class TrafficEngineer:
                  loads: Mapping[Resource, float], now: float, cls: str = "best-effort",
                  priority: bool = False) -> Flow | None:
         """Track a flow first seen at its ingress leaf and place it; None when it is
-        already tracked, has no path between leaves, or the table is full."""
+        already tracked, has no path between leaves, or the table is full.
+
+        First fit counts, on every link, the larger of its measured load and the demand
+        of the active priority-class flows on it (collectives are bursty: between two
+        steps they measure as nothing), plus the flows placed too recently to show:
+        a priority flow at the full host rate, any other at the large-flow share, and the
+        reverse direction of a tracked connection at nothing (its ACKs)."""
         if key in self.flows:
             return None
         if len(self.flows) >= self.settings.max_flows:
@@ -438,39 +455,79 @@ class TrafficEngineer:
         if not paths:
             return None
         fresh = self._fresh_load(now)
+        busy = self._priority_load(topo, now)
         best = min(paths, key=lambda p: self._first_fit_score(p, dst_leaf, topo, loads,
-                                                              fresh, key))
+                                                              busy, fresh, key))
         flow = Flow(key, src_leaf, dst_leaf, cls, priority, best, first_seen=now,
                     last_active=now, bytes_at=now)
         self.flows[key] = flow
-        u, d = resources(best, dst_leaf)
-        self._fresh.append((now, u, d))
-        fresh[u] = fresh.get(u, 0) + 1
-        fresh[d] = fresh.get(d, 0) + 1
+        if key.reverse() in self.flows:
+            weight = 0.0  # the reply direction of a connection placed already
+            self._count("reverse_flows_placed")
+        elif priority:
+            weight = topo.host_rate or topo.link_rate
+        else:
+            weight = self.settings.large_flow_fraction * topo.link_rate
+        if weight:
+            u, d = resources(best, dst_leaf)
+            self._fresh.append((now, u, d, weight))
+            fresh[u] = fresh.get(u, 0.0) + weight
+            fresh[d] = fresh.get(d, 0.0) + weight
+        if priority:
+            self._busy = None  # (it counts from now on)
         self._count("flows_placed")
         return flow
 
-    def _fresh_load(self, now: float) -> dict[Resource, int]:
-        """Placements per resource too recent to show in the measured load."""
+    def _fresh_load(self, now: float) -> dict[Resource, float]:
+        """Load (bit/s) per resource of placements too recent to show in the counters."""
         count = self._fresh_count
         while self._fresh and now - self._fresh[0][0] >= self.settings.fresh_window:
-            _, u, d = self._fresh.popleft()
+            _, u, d, w = self._fresh.popleft()
             for r in (u, d):
-                count[r] -= 1
-                if not count[r]:
+                count[r] -= w
+                if count[r] <= 1e-6:
                     del count[r]
         return count
 
+    def _priority_load(self, topo: TeTopology, now: float) -> dict[Resource, float]:
+        """Demand per resource of the active priority-class flows: each at its share of
+        its sender's NIC (recomputed at most every half second, and after a new
+        priority flow)."""
+        cached = self._busy
+        if cached is not None and now - cached[0] < 0.5:
+            return cached[1]
+        window = self.settings.active_window
+        active = [f for f in self.flows.values() if f.priority and f.path is not None
+                  and now - f.last_active <= window and not self._is_reply(f)]
+        per_src: dict[str, int] = {}
+        for f in active:
+            per_src[f.key.src_ip] = per_src.get(f.key.src_ip, 0) + 1
+        rate = topo.host_rate or topo.link_rate
+        load: dict[Resource, float] = {}
+        for f in active:
+            assert f.path is not None
+            d = rate / per_src[f.key.src_ip]
+            for r in resources(f.path, f.dst_leaf):
+                load[r] = load.get(r, 0.0) + d
+        self._busy = (now, load)
+        return load
+
+    def _is_reply(self, f: Flow) -> bool:
+        """The reverse direction of a connection whose other direction came first."""
+        other = self.flows.get(f.key.reverse())
+        return other is not None and (other.first_seen, other.key) < (f.first_seen, f.key)
+
     def _first_fit_score(self, p: Path, dst_leaf: int, topo: TeTopology,
-                         loads: Mapping[Resource, float], fresh: Mapping[Resource, int],
-                         key: FlowKey) -> tuple[float, int, int]:
-        nominal = self.settings.large_flow_fraction
+                         loads: Mapping[Resource, float], busy: Mapping[Resource, float],
+                         fresh: Mapping[Resource, float], key: FlowKey
+                         ) -> tuple[float, int, int]:
         worst = 0.0
         n = 0
         for r in resources(p, dst_leaf):
             cap = topo.cap(r)
-            worst = max(worst, loads.get(r, 0.0) / cap + nominal * fresh.get(r, 0))
-            n += fresh.get(r, 0)
+            load = max(loads.get(r, 0.0), busy.get(r, 0.0)) + fresh.get(r, 0.0)
+            worst = max(worst, load / cap)
+            n += r in fresh
         # spread ties deterministically by the flow's own hash
         tie = zlib.crc32(f"{key}{p.spine}{p.port}".encode())
         return (round(worst, 3), n, tie)

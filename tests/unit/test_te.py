@@ -527,3 +527,32 @@ def test_a_pass_moves_only_the_flows_that_buy_its_gain():
                                                               f.dst_leaf) else 0.0)) / t.cap(r)
                 for r in resources(current[f.key], f.dst_leaf)]
         assert max(back) > min(plan.after[1], 1.0) + 1e-9
+
+
+def test_an_active_collective_flow_counts_at_full_rate_between_its_bursts():
+    """A priority-class flow placed seconds ago, idle in the last reading (a collective
+    between two steps), still holds its spine against the next collective flow."""
+    for seed in range(8):  # (whatever the hashes: not luck)
+        t = topo()
+        te = TrafficEngineer()
+        a = te.new_flow(key(1, 3, sport=40000 + seed), 2001, 2002, t, {}, 0.0,
+                        "collective", True)
+        te.update_counters(2001, {a.key: 0}, 4.0)
+        te.update_counters(2001, {a.key: 1000}, 5.0)  # active, at next to no rate
+        b = te.new_flow(key(2, 4, sport=41000 + seed), 2001, 2002, t, {}, 5.5,
+                        "collective", True)
+        assert a.path.spine != b.path.spine, seed
+
+
+def test_the_reply_direction_of_a_connection_is_not_a_new_demand():
+    t = topo()
+    te = TrafficEngineer()
+    a = te.new_flow(key(1, 3, sport=40000, dport=5201), 2001, 2002, t, {}, 0.0)
+    reply = te.new_flow(FlowKey(host(3), host(1), TCP, 5201, 40000), 2002, 2001, t, {}, 0.0)
+    assert reply is not None and te.stats["reverse_flows_placed"] == 1
+    # only the first direction weighs on the links: the leaf-2 -> leaf-1 links carry
+    # no fresh load, so a flow between them sees both spines idle
+    fresh = te._fresh_load(0.1)
+    assert all(r[1] != 2002 or r[0] != "up" for r in fresh), fresh
+    assert sum(1 for r in fresh if r[0] == "up") == 1
+    del a
