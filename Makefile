@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m bench.qos
 	$(PY) -m bench.te
 	$(PY) -m bench.te_scale
+	$(PY) -m bench.collectives
 	$(PY) -m bench.api
 	$(PY) -m bench.hostile
 	$(PY) -m bench.chaos

@@ -34,12 +34,12 @@ import threading
 import time
 from pathlib import Path
 
+from bench.common import discovered_fabric, mode_args
 from controller.cli.client import flow_match
 from mininet_topos import patterns as P
 from mininet_topos import traffic as T
 from mininet_topos.controller_proc import FabricdProcess
-from mininet_topos.discovery import wait_discovered
-from mininet_topos.network import cleanup, fabric_network, reachability, wait_until
+from mininet_topos.network import cleanup, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,19 +227,10 @@ def _tx(dev: str) -> int:
 
 def run_mode(mode: str, workdir: Path) -> dict:
     cleanup()
-    extra = ["--link-speed", str(BW), "--no-qos"]
-    if mode == "ecmp":
-        extra.append("--no-te")
-    if mode == "oracle":
-        cfg = workdir / "oracle.yaml"
-        cfg.write_text("te:\n  rebalance: false\n  congestion_threshold: 1.5\n")
-        extra += ["--config", str(cfg)]
+    extra = mode_args(mode, workdir, ["--link-speed", str(BW), "--no-qos"])
     out: dict = {"mode": mode}
     with FabricdProcess(workdir / f"fabricd-{mode}.log", extra_args=extra) as ctl:
-        with fabric_network(SPEC, ctl.controller) as net:
-            with ctl.client() as c:
-                wait_discovered(c, SPEC, timeout=60)
-            reachability(net)
+        with discovered_fabric(SPEC, ctl) as net:
             for k, (name, pairs) in enumerate(MATRICES.items()):
                 out[name] = throughput(net, ctl, mode, pairs, 6000 + 100 * k)
                 print(mode, name, out[name]["aggregate_mbps"], flush=True)

@@ -70,8 +70,26 @@ def collective_mca(collective: str) -> dict[str, str | int]:
 
 
 def run_collective(net, hosts: list[str], collective: str, nbytes: int, iters: int = 5,
-                   warmup: int = 1, timeout: float = 300) -> dict:
-    """Run :mod:`mininet_topos.mpi_collective` on ``hosts`` (rank order); its JSON."""
+                   warmup: int = 1, timeout: float = 300, attempts: int = 2) -> dict:
+    """Run :mod:`mininet_topos.mpi_collective` on ``hosts`` (rank order); its JSON, with
+    ``attempts_made``. OpenMPI's launch over the rsh agent very rarely loses a daemon
+    (one mpirun in a few dozen waited for it forever): an attempt that fails is retried
+    up to ``attempts`` times in all, and the result says how many it took."""
+    last: MpiError | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            result = _run_once(net, hosts, collective, nbytes, iters, warmup, timeout)
+        except MpiError as exc:
+            last = exc
+            continue
+        result["attempts_made"] = attempt
+        return result
+    assert last is not None
+    raise last
+
+
+def _run_once(net, hosts: list[str], collective: str, nbytes: int, iters: int,
+              warmup: int, timeout: float) -> dict:
     root = Path(__file__).resolve().parent.parent
     program = [sys.executable, "-m", "mininet_topos.mpi_collective", collective,
                "--bytes", str(nbytes), "--iters", str(iters), "--warmup", str(warmup)]
@@ -83,14 +101,21 @@ def run_collective(net, hosts: list[str], collective: str, nbytes: int, iters: i
                "PYTHONPATH": str(root), "HOME": tmp, "OMPI_MCA_plm_rsh_no_tree_spawn": "1"}
         line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         first = net.get(hosts[0])
-        proc = first.popen(["/bin/sh", "-c", f"cd {shlex.quote(str(root))} && env {line} "
-                            + shlex.join(cmd)], stdout=subprocess.PIPE,
+        # (exec: the process we hold is mpirun itself, which takes its daemons down
+        # when it is terminated; its own --timeout aborts a job that hangs)
+        cmd[1:1] = ["--timeout", str(int(timeout))]
+        proc = first.popen(["/bin/sh", "-c", f"cd {shlex.quote(str(root))} && exec env "
+                            f"{line} " + shlex.join(cmd)], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            out, _ = proc.communicate(timeout=timeout + 15)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+            proc.terminate()
+            try:
+                out, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
             raise MpiError(f"mpirun did not finish in {timeout:g} s:\n{out[-3000:]}") from None
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
