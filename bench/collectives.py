@@ -18,8 +18,8 @@ Scenarios, each in every mode:
   two-jobs        two 4-rank MPI all-reduces at once (odd and even hosts), mean
   job+bulk        the MPI all-reduce while two bulk TCP flows cross the fabric
 
-The OpenMPI scenarios run ``--repeats`` separate mpiruns (new connections, so new
-hashes under ECMP) and report the mean. Results: bench/results/collectives.json and
+Every OpenMPI scenario runs ``--repeats`` separate mpiruns (new connections, so new
+hashes under ECMP) and reports the mean. Results: bench/results/collectives.json and
 docs/bench-collectives.md (shares of the link rate and of the oracle).
 """
 
@@ -74,13 +74,15 @@ def alltoall_steps(hosts: list[str]) -> list[list[tuple[str, str]]]:
 
 def oracle(steps: list[list[tuple[str, str]]]) -> dict[tuple[str, str], int]:
     """Per step, the spine of every inter-leaf pair that minimizes the most pairs on one
-    link, then the sum of squares (all 2^k choices tried); a pair in several steps keeps
-    its first choice."""
+    link, then the sum of squares, then the overlap with the steps before (ranks drift
+    apart by a step or so); all 2^k choices tried. A pair in several steps keeps its
+    first choice."""
     chosen: dict[tuple[str, str], int] = {}
+    before: dict = {}  # pairs of the earlier steps on each link
     for step in steps:
         free = [p for p in dict.fromkeys(step) if leaf(p[0]) != leaf(p[1]) and p not in chosen]
 
-        def cost(choice, free=free, step=step) -> tuple[int, int]:
+        def count_of(choice, free=free, step=step) -> dict:
             count: dict = {}
             spines = {**chosen, **dict(zip(free, choice, strict=True))}
             for a, b in step:
@@ -88,11 +90,25 @@ def oracle(steps: list[list[tuple[str, str]]]) -> dict[tuple[str, str], int]:
                     s = spines[(a, b)]
                     for r in (("up", leaf(a), s), ("down", s, leaf(b))):
                         count[r] = count.get(r, 0) + 1
-            return max(count.values(), default=0), sum(v * v for v in count.values())
+            return count
+
+        def cost(choice) -> tuple[int, int, int]:
+            count = count_of(choice)
+            return (max(count.values(), default=0), sum(v * v for v in count.values()),
+                    sum(v * before.get(r, 0) for r, v in count.items()))
 
         best = min(itertools.product(SPINES, repeat=len(free)), key=cost)
         chosen.update(zip(free, best, strict=True))
+        for r, v in count_of(best).items():
+            before[r] = before.get(r, 0) + v
     return chosen
+
+
+def steps_of(jobs: list[tuple[list[str], str]]) -> list[list[tuple[str, str]]]:
+    """The steps of jobs that run at once, side by side (step k of each together)."""
+    per_job = [ring_steps(h) if p == "ring" else alltoall_steps(h) for h, p in jobs]
+    return [[pair for steps in per_job if k < len(steps) for pair in steps[k]]
+            for k in range(max(len(steps) for steps in per_job))]
 
 
 class Run:
@@ -105,23 +121,25 @@ class Run:
     def ip(self, h: str) -> str:
         return self.net.get(h).IP()
 
-    def prepare(self, job_id: str, hosts: list[str], pattern: str) -> None:
-        steps = ring_steps(hosts) if pattern == "ring" else alltoall_steps(hosts)
+    def prepare(self, jobs: dict[str, tuple[list[str], str]]) -> None:
+        """Before a scenario: its jobs registered (job), or every pair of all of them
+        pinned to the oracle's placement of their steps side by side (oracle)."""
         with self.ctl.client() as c:
             if self.mode == "job":
-                c.register_job(fabric_pb2.JobSpec(id=job_id, members=[self.ip(h) for h in hosts],
-                                                  pattern=pattern))
+                for job_id, (hosts, pattern) in jobs.items():
+                    c.register_job(fabric_pb2.JobSpec(
+                        id=job_id, members=[self.ip(h) for h in hosts], pattern=pattern))
             elif self.mode == "oracle":
-                for (a, b), spine in oracle(steps).items():
+                for (a, b), spine in oracle(steps_of(list(jobs.values()))).items():
                     c.pin_flow(flow_match(self.ip(a), self.ip(b), "tcp", 0, 0), spine)
 
-    def finish(self, job_id: str, hosts: list[str], pattern: str) -> None:
-        steps = ring_steps(hosts) if pattern == "ring" else alltoall_steps(hosts)
+    def finish(self, jobs: dict[str, tuple[list[str], str]]) -> None:
         with self.ctl.client() as c:
             if self.mode == "job":
-                c.delete_job(job_id)
+                for job_id in jobs:
+                    c.delete_job(job_id)
             elif self.mode == "oracle":
-                for a, b in oracle(steps):
+                for a, b in oracle(steps_of(list(jobs.values()))):
                     c.unpin_flow(flow_match(self.ip(a), self.ip(b), "tcp", 0, 0))
 
 
@@ -130,12 +148,13 @@ def mpi(run: Run, collective: str, nbytes: int, repeats: int, hosts=RING) -> dic
     values = []
     for k in range(repeats):
         time.sleep(QUIET_S)
-        run.prepare(f"{collective}-{k}", hosts, pattern)
+        jobs = {f"{collective}-{k}": (hosts, pattern)}
+        run.prepare(jobs)
         try:
             r = run_collective(run.net, hosts, collective, nbytes, iters=3, timeout=150)
             run.retries += r["attempts_made"] - 1
         finally:
-            run.finish(f"{collective}-{k}", hosts, pattern)
+            run.finish(jobs)
         values.append(r["busbw_bps"] / (BW * 1e6))
     return {"busbw_fraction_of_link": round(statistics.mean(values), 3),
             "runs": [round(v, 3) for v in values]}
@@ -143,57 +162,60 @@ def mpi(run: Run, collective: str, nbytes: int, repeats: int, hosts=RING) -> dic
 
 def emulated_ring(run: Run) -> dict:
     time.sleep(QUIET_S)
-    run.prepare("emulated", RING, "ring")
+    jobs = {"emulated": (RING, "ring")}
+    run.prepare(jobs)
     try:
         seconds = T.ring_allreduce([run.net.get(h) for h in RING], CHUNK, tos=DSCP << 2,
                                    port=7300, timeout=120)
     finally:
-        run.finish("emulated", RING, "ring")
+        run.finish(jobs)
     busbw = 2 * (len(RING) - 1) * CHUNK * 8 / seconds / 1e6
     return {"busbw_fraction_of_link": round(busbw / BW, 3), "seconds": round(seconds, 3)}
 
 
-def two_jobs(run: Run) -> dict:
+def two_jobs(run: Run, repeats: int) -> dict:
     import threading
 
-    time.sleep(QUIET_S)
-    results: dict = {}
-    for name, hosts in (("odd", ODD), ("even", EVEN)):
-        run.prepare(name, hosts, "ring")
+    values = []
+    for k in range(repeats):
+        time.sleep(QUIET_S)
+        jobs = {f"odd-{k}": (ODD, "ring"), f"even-{k}": (EVEN, "ring")}
+        results: dict = {}
+        run.prepare(jobs)
 
-    def go(name: str, hosts: list[str]) -> None:
-        results[name] = run_collective(run.net, hosts, "allreduce", ALLREDUCE_BYTES, iters=3,
-                                       timeout=150)
-        run.retries += results[name]["attempts_made"] - 1
+        def go(name: str, hosts: list[str], results=results) -> None:
+            results[name] = run_collective(run.net, hosts, "allreduce", ALLREDUCE_BYTES,
+                                           iters=3, timeout=150)
 
-    try:
-        threads = [threading.Thread(target=go, args=a) for a in (("odd", ODD), ("even", EVEN))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        for name, hosts in (("odd", ODD), ("even", EVEN)):
-            run.finish(name, hosts, "ring")
-    if len(results) != 2:
-        raise RuntimeError("a job of the pair failed (see above)")
-    values = [results[n]["busbw_bps"] / (BW * 1e6) for n in ("odd", "even")]
+        try:
+            threads = [threading.Thread(target=go, args=(name, hosts))
+                       for name, (hosts, _) in jobs.items()]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            run.finish(jobs)
+        if len(results) != 2:
+            raise RuntimeError("a job of the pair failed (see above)")
+        run.retries += sum(r["attempts_made"] - 1 for r in results.values())
+        values.append(statistics.mean(r["busbw_bps"] / (BW * 1e6) for r in results.values()))
     return {"busbw_fraction_of_link": round(statistics.mean(values), 3),
-            "jobs": [round(v, 3) for v in values]}
+            "runs": [round(v, 3) for v in values]}
 
 
-def with_bulk(run: Run) -> dict:
+def with_bulk(run: Run, repeats: int) -> dict:
     time.sleep(QUIET_S)
     pairs = [("h2", "h6"), ("h8", "h4")]  # across the fabric, on the ring's links
     for k, (_, b) in enumerate(pairs):
         T.start_servers(run.net.get(b), [5500 + k])
-    procs = [T.tcp_flow(run.net.get(a), run.ip(b), 5500 + k, 40)
+    procs = [T.tcp_flow(run.net.get(a), run.ip(b), 5500 + k, 10 + 45 * repeats)
              for k, (a, b) in enumerate(pairs)]
     time.sleep(4.0)  # the bulk flows are placed and measured first
     try:
-        got = mpi(run, "allreduce", ALLREDUCE_BYTES, 1)
+        got = mpi(run, "allreduce", ALLREDUCE_BYTES, repeats)
     finally:
-        bulk = [T.result(p, timeout=90).received_mbps for p in procs]
+        bulk = [T.result(p, timeout=60 + 45 * repeats).received_mbps for p in procs]
     return {**got, "bulk_mbps": [round(b, 3) for b in bulk]}
 
 
@@ -221,9 +243,9 @@ def run_mode(mode: str, workdir: Path, repeats: int) -> dict:
             print(mode, "mpi-alltoall", out["mpi-alltoall"], flush=True)
             out["emulated-ring"] = emulated_ring(run)
             print(mode, "emulated-ring", out["emulated-ring"], flush=True)
-            out["two-jobs"] = two_jobs(run)
+            out["two-jobs"] = two_jobs(run, repeats)
             print(mode, "two-jobs", out["two-jobs"], flush=True)
-            out["job+bulk"] = with_bulk(run)
+            out["job+bulk"] = with_bulk(run, repeats)
             print(mode, "job+bulk", out["job+bulk"], flush=True)
             out["mpirun_retries"] = run.retries
     return out
@@ -239,7 +261,7 @@ def write_docs(result: dict, path: Path) -> None:
         f"Produced by `python -m bench.collectives` on {platform.node()} "
         f"({time.strftime('%Y-%m-%d')}): 2 spines, 4 leaves, 2 hosts per leaf, "
         f"{BW:g} Mbit/s links, 8 ranks with rank r on leaf r mod 4, every mode in the same "
-        f"invocation. OpenMPI scenarios: mean of {result['repeats']} separate runs. "
+        f"invocation. Every OpenMPI scenario: the mean of {result['repeats']} separate runs. "
         "Bus bandwidth as a share of the link rate, and (in brackets) of the oracle.", "",
         "| scenario | " + " | ".join(m for m in MODES if m in modes) + " |",
         "| --- |" + " --- |" * len([m for m in MODES if m in modes]),
@@ -268,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
-    p.add_argument("--repeats", type=int, default=2, help="separate runs per MPI scenario")
+    p.add_argument("--repeats", type=int, default=3, help="separate runs per MPI scenario")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "collectives.json"))
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench-collectives.md"))
     args = p.parse_args(argv)

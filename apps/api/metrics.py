@@ -119,6 +119,22 @@ class FabricCollector(Collector):
             tracked.add_metric([by, large], n)
         yield tracked
 
+        # registered jobs: how evenly they are placed, how busy their worst link is,
+        # what their pairs carry (one series per job: bounded by jobs.max_jobs)
+        worst = GaugeMetricFamily("aifabric_job_worst_link_pairs",
+                                  "Most of a job's concurrent pairs on one link",
+                                  labels=["job"])
+        util = GaugeMetricFamily("aifabric_job_worst_link_utilization",
+                                 "Measured utilization of a job's worst link",
+                                 labels=["job"])
+        carried = CounterMetricFamily("aifabric_job_bytes",
+                                      "Bytes a job's pair entries counted", labels=["job"])
+        for j in pub.jobs:
+            worst.add_metric([j.job_id], j.worst_link_pairs)
+            util.add_metric([j.job_id], j.worst_link_utilization)
+            carried.add_metric([j.job_id], sum(p.bytes for p in j.pairs))
+        yield from (worst, util, carried)
+
         counters = pub.counters
         messages = CounterMetricFamily("aifabric_openflow_messages",
                                        "OpenFlow messages by type", labels=["type"])

@@ -229,12 +229,16 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
                background: Mapping[Resource, float],
                current: Mapping[Pair, Path]) -> dict[str, JobPlacement]:
     """Place ``jobs`` in the order given (priority order, then registration order), each
-    on top of the ``background`` load and of the jobs before it (each earlier job counts
-    with its busiest step on every link). ``current`` paths are kept where they are as
-    good as any (a re-placement moves only the pairs that buy something). A pair two
-    jobs share follows the earlier job's path."""
+    on top of the ``background`` load and of the jobs before it. An earlier job with as
+    many steps counts step by step (two rings: forward against forward, backward against
+    backward, as they run), any other with its busiest step on every link; all of them
+    also as a tie-breaker, so that jobs take links of their own when there are enough.
+    ``current`` paths are kept where they are as good as any (a re-placement moves only
+    the pairs that buy something). A pair two jobs share follows the earlier job's
+    path."""
     rate = topo.host_rate or 1.0
-    prior: dict[Resource, float] = dict(background)
+    placed: list[tuple[list[dict[Resource, float]], dict[Resource, float]]] = []
+    everything: dict[Resource, float] = {}  # every earlier step of every job, summed
     owner: dict[Pair, str] = {}
     taken: dict[Pair, Path] = {}
     out: dict[str, JobPlacement] = {}
@@ -247,8 +251,8 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
             continue
         local, unplaced = [], []
         profile: dict[Resource, float] = {}  # this job's busiest step, per resource
-        earlier: dict[Resource, float] = {}  # its steps placed so far, summed
-        for step in steps:
+        step_loads: list[dict[Resource, float]] = []
+        for k, step in enumerate(steps):
             outdeg: dict[str, int] = {}
             indeg: dict[str, int] = {}
             for a, b in step:
@@ -277,11 +281,14 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
                 items.append(PairItem(pair, la, lb))
                 demand[pair] = d
             if items:
-                base = dict(prior)
+                base = dict(background)
+                for loads, busiest in placed:  # the jobs before, as they run beside it
+                    for r, v in (loads[k] if len(loads) == len(steps) else busiest).items():
+                        base[r] = base.get(r, 0.0) + v
                 for r, v in step_load.items():
                     base[r] = base.get(r, 0.0) + v
-                for r, v in earlier.items():  # (away from the job's other steps when
-                    base[r] = base.get(r, 0.0) + TIE * v  # that costs nothing)
+                for r, v in everything.items():  # (away from the other steps and jobs
+                    base[r] = base.get(r, 0.0) + TIE * v  # when that costs nothing)
                 plan, _, _ = place(items, demand, base, topo,  # type: ignore[arg-type]
                                    {i.key: current[i.key] for i in items if i.key in current})
                 for item in items:
@@ -293,9 +300,9 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
                         step_load[r] = step_load.get(r, 0.0) + demand[item.key]
             for r, v in step_load.items():
                 profile[r] = max(profile.get(r, 0.0), v)
-                earlier[r] = earlier.get(r, 0.0) + v
-        for r, v in profile.items():
-            prior[r] = prior.get(r, 0.0) + v
+                everything[r] = everything.get(r, 0.0) + v
+            step_loads.append(step_load)
+        placed.append((step_loads, profile))
         result.local = tuple(dict.fromkeys(local))
         result.unplaced = tuple(dict.fromkeys(unplaced))
         all_paths = {**{p: taken[p] for p in result.shared if p in taken}, **result.paths}

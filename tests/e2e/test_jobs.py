@@ -11,7 +11,7 @@ import time
 
 from mininet_topos.attack import ping_result, start_ping
 from mininet_topos.network import wait_until
-from tests.e2e.conftest import all_pairs_ok, assert_switches_hold_desired
+from tests.e2e.conftest import all_pairs_ok, assert_switches_hold_desired, scrape
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 RING = ("h1", "h3", "h5", "h7", "h2", "h4", "h6", "h8")  # rank r on leaf r mod 4
@@ -80,6 +80,11 @@ def test_a_job_through_fabricctl_marks_its_class_and_refuses_bad_input(fabric_2x
     # and counted by the pair's entry
     assert wait_until(lambda: pair(job_json(ctl, "ring8"), h1.IP(), h3.IP())["bytes"] > 0,
                       timeout=5)
+    metrics = scrape(ctl)
+    (worst,) = metrics["aifabric_job_worst_link_pairs"].samples
+    assert worst.labels == {"job": "ring8"} and worst.value == 1
+    (carried,) = metrics["aifabric_job_bytes"].samples
+    assert carried.value > 0
     listed = fabricctl(ctl, "job", "list")
     assert listed.returncode == 0 and "ring8" in listed.stdout and "placed" in listed.stdout
     shown = fabricctl(ctl, "job", "show", "ring8")

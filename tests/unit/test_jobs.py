@@ -222,3 +222,20 @@ def test_current_paths_are_kept_when_as_good():
     again = place_jobs([spec], topo(4, 4), leaf_of, {}, first)["j1"].paths
     assert again == first
     assert all(isinstance(p, Path) for p in again.values())
+
+
+@pytest.mark.parametrize("spines", [2, 4])
+def test_two_rings_at_once_get_their_forward_pairs_on_links_of_their_own(spines):
+    """Two 4-rank rings over the same leaves (a host each per leaf): what one sends
+    forward never shares a link with what the other sends forward (one-way rings, as
+    OpenMPI's all-reduce, run at full speed side by side)."""
+    leaf_of = hosts(4, 2)
+    members = list(leaf_of)
+    a, b = job(members[:4], job_id="a"), job(members[4:], job_id="b")
+    got = place_jobs([a, b], topo(spines, 4), leaf_of, {}, {})
+    forward: dict = {}
+    for spec in (a, b):
+        for pair in (spec.host_pair(rp) for rp in spec.steps()[0]):
+            for r in resources(got[spec.job_id].paths[pair], leaf_of[pair[1]]):
+                forward[r] = forward.get(r, 0) + 1
+    assert max(forward.values()) == 1
