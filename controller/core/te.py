@@ -441,9 +441,10 @@ class TrafficEngineer:
         """Track a flow first seen at its ingress leaf and place it; None when it is
         already tracked, has no path between leaves, or the table is full.
 
-        First fit counts, on every link, the larger of its measured load and the demand
-        of the active priority-class flows on it (collectives are bursty: between two
-        steps they measure as nothing), plus the flows placed too recently to show:
+        First fit counts, on every link, its measured load (for a priority-class flow,
+        the larger of that and the demand of the active priority-class flows on it:
+        collectives are bursty, between two steps they measure as nothing), plus the
+        flows placed too recently to show:
         a priority flow at the full host rate, any other at the large-flow share, and the
         reverse direction of a tracked connection at nothing (its ACKs)."""
         if key in self.flows:
@@ -455,7 +456,10 @@ class TrafficEngineer:
         if not paths:
             return None
         fresh = self._fresh_load(now)
-        busy = self._priority_load(topo, now)
+        # (a best-effort flow goes by what the counters show: holding links free for
+        # collectives that pause is for the collectives themselves, not a reason to stack
+        # bulk flows together)
+        busy = self._priority_load(topo, now) if priority else {}
         best = min(paths, key=lambda p: self._first_fit_score(p, dst_leaf, topo, loads,
                                                               busy, fresh, key))
         flow = Flow(key, src_leaf, dst_leaf, cls, priority, best, first_seen=now,
