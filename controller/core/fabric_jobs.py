@@ -26,7 +26,16 @@ from controller.core.jobs import (
 )
 from controller.core.openflow import FlowRule, make_match
 from controller.core.snapshot import JobInfo, JobPairInfo
-from controller.core.te import TCP, UDP, Path, Resource, TeTopology, resource_text, resources
+from controller.core.te import (
+    TCP,
+    UDP,
+    FlowKey,
+    Path,
+    Resource,
+    TeTopology,
+    resource_text,
+    resources,
+)
 
 log = logging.getLogger("aifabric.core")
 
@@ -45,18 +54,19 @@ class PairCounter:
     rate_bps: float = 0.0
 
 
+# what a job's pair entry matches beyond the two addresses, by the job's transport
+TRANSPORT_FIELDS: dict[str, dict[str, int]] = {
+    "any": {}, "tcp": {"ip_proto": TCP}, "udp": {"ip_proto": UDP},
+    "roce": {"ip_proto": UDP, "udp_dst": ROCE_PORT},  # RoCEv2
+}
+
+
 def pair_match(pair: Pair, transport: str) -> tuple:
     """What a job's pair entry matches: every packet from one host to the other, or only
-    the job's transport (RoCEv2: UDP to 4791)."""
+    the job's transport."""
     src, dst = pair
-    if transport == "tcp":
-        return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst, ip_proto=TCP)
-    if transport == "udp":
-        return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst, ip_proto=UDP)
-    if transport == "roce":
-        return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst, ip_proto=UDP,
-                          udp_dst=ROCE_PORT)
-    return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst)
+    return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst,
+                      **TRANSPORT_FIELDS[transport])
 
 
 def pair_rule(pair: Pair, transport: str, port: int, dscp: int | None) -> FlowRule:
@@ -92,9 +102,6 @@ class JobBook:
         self._covered: dict[Pair, str] = {}  # pair with an entry -> the transport it takes
 
     # --- registration ------------------------------------------------------------------------
-    def __contains__(self, job_id: str) -> bool:
-        return job_id in self._jobs
-
     def __len__(self) -> int:
         return len(self._jobs)
 
@@ -103,12 +110,12 @@ class JobBook:
         return job_order([(seq, spec) for seq, spec, _ in self._jobs.values()])
 
     def check(self, spec: JobSpec, leaf_of: Mapping[str, int],
-              classes: Mapping[str, int] | None, replacing: bool = False) -> None:
+              classes: Mapping[str, int] | None) -> None:
         """JobError (naming the field) or JobExists unless ``spec`` can be registered now."""
         spec.validate(self.limits)
-        if spec.job_id in self._jobs and not replacing:
+        if spec.job_id in self._jobs:
             raise JobExists(f"job {spec.job_id!r} is registered already (delete it first)")
-        if spec.job_id not in self._jobs and len(self._jobs) >= self.limits.max_jobs:
+        if len(self._jobs) >= self.limits.max_jobs:
             raise JobError("id", f"{self.limits.max_jobs} jobs are registered, the limit")
         for i, ip in enumerate(spec.members):
             if ip not in leaf_of:
@@ -265,10 +272,14 @@ class JobBook:
         """The pair entries ``leaf`` should hold (keyed like the rest of its flows)."""
         return self._rules.get(leaf, {})
 
-    def covering(self, src_ip: str, dst_ip: str) -> str | None:
-        """The transport of the job pair entry that holds traffic from ``src_ip`` to
-        ``dst_ip`` ("any", "tcp", "udp", "roce"), or None."""
-        return self._covered.get((src_ip, dst_ip))
+    def covers(self, key: FlowKey) -> bool:
+        """True when a job's pair entry holds the flow ``key`` (the pair has an entry and
+        the flow is of its transport)."""
+        transport = self._covered.get((key.src_ip, key.dst_ip))
+        if transport is None:
+            return False
+        fields = {"ip_proto": key.proto, "udp_dst": key.dst_port if key.proto == UDP else None}
+        return all(fields[f] == v for f, v in TRANSPORT_FIELDS[transport].items())
 
     def recover(self, leaf: int, rules: list[FlowRule]) -> None:
         """A leaf's pair entries read back after a restart: the jobs (from the state

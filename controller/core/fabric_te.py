@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from controller.core import constants as C
 from controller.core.effects import Effects, TokenBucket
-from controller.core.fabric_jobs import ROCE_PORT, JobBook
+from controller.core.fabric_jobs import JobBook, pair_of
 from controller.core.forwarding import FabricView, nocopy_rule, uplinks
 from controller.core.frames import FrameError, parse_ethernet, parse_transport
 from controller.core.jobs import JobSpec
@@ -24,8 +24,6 @@ from controller.core.roles import LEAF
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.te import (
     PROTO_NAMES,
-    TCP,
-    UDP,
     Flow,
     FlowKey,
     Path,
@@ -121,16 +119,8 @@ class FabricTE:
         touched = self.jobs.place(self.te_topology(), leaf_of, self.te_loads(), reason,
                                   settled, self._classes())
         # TE's own pins under a job's pair entries carry nothing any more: gone
-        dropped = self.te.forget([k for k in self.te.flows if self._job_covers(k)])
+        dropped = self.te.forget([k for k in self.te.flows if self.jobs.covers(k)])
         return touched | {f.src_leaf for f in dropped}
-
-    def _job_covers(self, key: FlowKey) -> bool:
-        transport = self.jobs.covering(key.src_ip, key.dst_ip)
-        if transport is None:
-            return False
-        return (transport == "any" or (transport == "tcp" and key.proto == TCP)
-                or (transport == "udp" and key.proto == UDP)
-                or (transport == "roce" and key.proto == UDP and key.dst_port == ROCE_PORT))
 
     # --- jobs ----------------------------------------------------------------------------------
     def _classes(self) -> dict[str, int] | None:
@@ -269,7 +259,7 @@ class FabricTE:
             log.debug("TE copy from %d:%d not placed: %s", dpid, in_port, exc)
             return Effects()
         key = FlowKey(t.src_ip, t.dst_ip, t.proto, t.src_port, t.dst_port)
-        if key in self.te.flows or self.te.covered_by_pin(key) or self._job_covers(key):
+        if key in self.te.flows or self.te.covered_by_pin(key) or self.jobs.covers(key):
             self._count("te_copies_after_placement")  # the pin is on its way
             return Effects()
         dst = self.fabric.hosts.get(eth.dst)
@@ -355,8 +345,9 @@ class FabricTE:
         by_key, by_pair = {}, {}
         for match, cookie, count in counters:
             if C.cookie_kind(cookie) == C.KIND_JOB:
-                m = dict(match)
-                by_pair[(str(m.get("ipv4_src")), str(m.get("ipv4_dst")))] = count
+                pair = pair_of(match)
+                if pair is not None:
+                    by_pair[pair] = count
                 continue
             key = FlowKey.from_match(match)
             if key is not None:

@@ -14,7 +14,7 @@ from controller.core.model import Port
 from controller.core.qos import default_policy
 from controller.core.te import TeSettings
 from tests.unit.dataplane import DataPlane, ip_packet
-from tests.unit.fakefabric import FakeFabric, learn
+from tests.unit.fakefabric import FakeFabric, ip_frame, learn
 
 RATE = 5e6
 
@@ -208,3 +208,21 @@ def test_after_a_restart_a_job_waits_for_a_late_leaf_and_keeps_its_entries():
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
     (after,) = again.core.job_infos()
     assert after.state == "placed" and same_paths(after, info)
+
+
+def test_a_roce_job_holds_only_its_transport_and_te_places_the_rest():
+    fab, dp, hosts = fabric()
+    members = ring_members(hosts)[:4]
+    register(fab, dp, JobSpec("r", tuple(members), "ring", transport="roce"))
+    num = by_ip(hosts)
+    a, b = num[members[0]], num[members[1]]
+    leaf, port = hosts[a][2], hosts[a][3]
+    # RoCE between members follows the job's entry: not copied, not tracked by TE
+    assert send(dp, hosts, a, b, proto=17, sport=5000, dport=4791).to_controller == []
+    fab.core.flow_seen(leaf, port, ip_frame(host(a), host(b), 5000, 4791, proto=17), fab.now)
+    assert fab.core.flows(fab.now) == ()
+    # TCP between the same members is not the job's: TE places it
+    assert send(dp, hosts, a, b, sport=40000, dport=5201).to_controller == [leaf]
+    fab.deliver(fab.core.flow_seen(leaf, port, ip_frame(host(a), host(b), 40000, 5201),
+                                   fab.now))
+    assert [(f.protocol, f.dst_port) for f in fab.core.flows(fab.now)] == [("tcp", 5201)]

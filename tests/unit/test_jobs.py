@@ -5,26 +5,8 @@ import itertools
 import pytest
 
 from controller.core.jobs import JobError, JobLimits, JobSpec, job_order, place_jobs
-from controller.core.te import Path, TeTopology, down, resources, up
-
-RATE = 5e6
-
-
-def topo(spines: int, leaves: int, cut=()) -> TeTopology:
-    """Leaf 2001.. port i goes to spine 1000+i; ``cut`` removes (leaf, spine) links."""
-    uplinks, reach, cap = {}, {}, {}
-    for j in range(1, leaves + 1):
-        leaf = 2000 + j
-        uplinks[leaf] = tuple((i, 1000 + i) for i in range(1, spines + 1)
-                              if (leaf, 1000 + i) not in cut)
-        for i in range(1, spines + 1):
-            if (leaf, 1000 + i) not in cut:
-                cap[up(leaf, i)] = RATE
-                cap[down(1000 + i, leaf)] = RATE
-    for i in range(1, spines + 1):
-        reach[1000 + i] = frozenset(2000 + j for j in range(1, leaves + 1)
-                                    if (2000 + j, 1000 + i) not in cut)
-    return TeTopology(uplinks, reach, cap, host_rate=RATE)
+from controller.core.te import Path, resources, up
+from tests.unit.tetopo import RATE, topo
 
 
 def hosts(leaves: int, per_leaf: int) -> dict[str, int]:

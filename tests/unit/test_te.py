@@ -18,25 +18,7 @@ from controller.core.te import (
     resources,
     up,
 )
-
-RATE = 5e6  # bit/s, like the Mininet fabrics
-
-
-def topo(spines: int = 2, leaves: int = 4, rate: float = RATE, cut=()) -> TeTopology:
-    """Leaf 2000+j port i goes to spine 1000+i; ``cut`` removes (leaf, spine) links."""
-    uplinks, reach, cap = {}, {}, {}
-    for j in range(1, leaves + 1):
-        leaf = 2000 + j
-        uplinks[leaf] = tuple((i, 1000 + i) for i in range(1, spines + 1)
-                              if (leaf, 1000 + i) not in cut)
-        for i in range(1, spines + 1):
-            if (leaf, 1000 + i) not in cut:
-                cap[up(leaf, i)] = rate
-                cap[down(1000 + i, leaf)] = rate
-    for i in range(1, spines + 1):
-        reach[1000 + i] = frozenset(2000 + j for j in range(1, leaves + 1)
-                                    if (2000 + j, 1000 + i) not in cut)
-    return TeTopology(uplinks, reach, cap, host_rate=rate)
+from tests.unit.tetopo import RATE, topo
 
 
 def host(n: int) -> str:
@@ -430,7 +412,7 @@ def test_a_pass_searched_apart_moves_what_the_pass_on_the_thread_would():
 
 
 def test_a_searched_pass_is_dropped_when_the_fabric_changed_meanwhile():
-    from controller.core.te import TeTopology, search
+    from controller.core.te import search
 
     t, te, a, b = _collided_pair()
     plan = search(te.rebalance_job(t, loads_of(te), 10.0))
@@ -496,7 +478,7 @@ def test_a_large_pass_is_applied_in_slices_of_whole_leaves():
 
 
 def test_a_slice_after_a_topology_change_is_dropped():
-    from controller.core.te import TeTopology, search
+    from controller.core.te import search
 
     t, te = _scrambled()
     plan = search(te.rebalance_job(t, loads_of(te), 10.0))
