@@ -151,6 +151,22 @@ def gratuitous_arp(mac: str, ip: str) -> list[bytes]:
     return frames
 
 
+def forged_udp(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int,
+               dport: int, tos: int = 0, payload: bytes = b"x" * 32) -> bytes:
+    """An Ethernet/IPv4/UDP frame with whatever source address the sender claims (UDP
+    checksum left out, as IPv4 allows)."""
+    udp_len = 8 + len(payload)
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + udp_len, 0, 0, 64, 17, 0,
+                         socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+    total = sum(struct.unpack("!10H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    header = header[:10] + struct.pack("!H", ~total & 0xFFFF) + header[12:]
+    udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
+    macs = bytes.fromhex(dst_mac.replace(":", "") + src_mac.replace(":", ""))
+    return (macs + b"\x08\x00" + header + udp).ljust(60, b"\0")
+
+
 def start_ping(src, dst_ip: str, seconds: float, interval: float = 0.01):
     """A ping of ``seconds`` at ``interval`` from ``src``; collect with ping_result."""
     import subprocess

@@ -41,6 +41,7 @@ log = logging.getLogger("aifabric.core")
 
 ROCE_PORT = 4791
 MOVE_EVENTS = 16  # a re-placement reports this many moved pairs one by one, then a sum
+HostPort = tuple[int, int]  # (leaf, port) a host is attached at
 
 
 class JobExists(Exception):
@@ -61,19 +62,22 @@ TRANSPORT_FIELDS: dict[str, dict[str, int]] = {
 }
 
 
-def pair_match(pair: Pair, transport: str) -> tuple:
+def pair_match(pair: Pair, transport: str, in_port: int) -> tuple:
     """What a job's pair entry matches: every packet from one host to the other, or only
-    the job's transport."""
+    the job's transport, and only as it enters from the source member's own port (a
+    neighbour forging the member's address gets neither the path nor the class)."""
     src, dst = pair
-    return make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst,
+    return make_match(in_port=in_port, eth_type=C.ETH_TYPE_IP, ipv4_src=src, ipv4_dst=dst,
                       **TRANSPORT_FIELDS[transport])
 
 
-def pair_rule(pair: Pair, transport: str, port: int, dscp: int | None) -> FlowRule:
+def pair_rule(pair: Pair, transport: str, in_port: int, port: int,
+              dscp: int | None) -> FlowRule:
+    """The entry that sends ``pair`` (entering at ``in_port``) up the uplink ``port``."""
     actions: tuple = (("group", C.FF_GROUP_BASE + port),)
     if dscp is not None:
         actions = (("set_field", "ip_dscp", dscp), *actions)
-    return FlowRule(C.TABLE_TE, C.PRIO_JOB, pair_match(pair, transport),
+    return FlowRule(C.TABLE_TE, C.PRIO_JOB, pair_match(pair, transport, in_port),
                     (("apply", actions), ("clear",)), C.make_cookie(C.KIND_JOB, port))
 
 
@@ -93,7 +97,7 @@ class JobBook:
         self._jobs: dict[str, tuple[int, JobSpec, float]] = {}  # id -> (seq, spec, when)
         self._seq = 0
         self.placements: dict[str, JobPlacement] = {}
-        self._placed_with: dict[str, int] = {}  # member -> leaf when last placed
+        self._placed_with: dict[str, HostPort] = {}  # member -> where when last placed
         self.dirty = False
         self._recovered: dict[Pair, tuple[int, FlowRule]] = {}  # pair -> its read-back entry
         self.counters: dict[Pair, PairCounter] = {}
@@ -154,23 +158,24 @@ class JobBook:
                     "traffic engineering", job=job_id)
 
     # --- placement -----------------------------------------------------------------------------
-    def needs_placing(self, leaf_of: Mapping[str, int]) -> bool:
+    def needs_placing(self, where: Mapping[str, HostPort]) -> bool:
         """A job was added or removed, waits for a leaf to settle, or a member host
-        appeared or moved."""
+        appeared or moved (to another leaf or port)."""
         if self.dirty or self.waiting_on:
             return True
-        return any(leaf_of.get(ip) != self._placed_with.get(ip)
+        return any(where.get(ip) != self._placed_with.get(ip)
                    for _, spec, _ in self._jobs.values() for ip in spec.members)
 
-    def place(self, topo: TeTopology, leaf_of: Mapping[str, int],
+    def place(self, topo: TeTopology, where: Mapping[str, HostPort],
               background: Mapping[Resource, float], reason: str,
               settled: Collection[int], dscp_of: Mapping[str, int] | None) -> set[int]:
         """Place every job again (the pairs whose paths hold stay) and build the pair
-        entries; returns the leaves whose entries changed. A job waits (its entries read
-        back after a restart kept as they are) until the leaves of its members are
-        settled: before that their uplinks may not be known yet, and a guess would
-        move pairs that are fine."""
+        entries; ``where`` has each known host's (leaf, port). Returns the leaves whose
+        entries changed. A job waits (its entries read back after a restart kept as they
+        are) until the leaves of its members are settled: before that their uplinks may
+        not be known yet, and a guess would move pairs that are fine."""
         self.dirty = False
+        leaf_of = {ip: leaf for ip, (leaf, _) in where.items()}
         specs = self.specs()
         ready, waiting = [], {}
         for spec in specs:
@@ -181,8 +186,8 @@ class JobBook:
             else:
                 ready.append(spec)
         self.waiting_on = frozenset(d for leaves in waiting.values() for d in leaves)
-        self._placed_with = {ip: leaf_of[ip] for spec in ready for ip in spec.members
-                             if ip in leaf_of}
+        self._placed_with = {ip: where[ip] for spec in ready for ip in spec.members
+                             if ip in where}
         current = self._current(topo)
         self.placements = place_jobs(ready, topo, leaf_of,
                                      self._background(background, leaf_of), current)
@@ -202,7 +207,7 @@ class JobBook:
         self._recovered = {pair: got for pair, got in self._recovered.items()
                            if pair in wanted and pair not in self._covered}
         before = self._rules
-        after = self._rules = self._build_rules(owners, dscp_of)
+        after = self._rules = self._build_rules(owners, where, dscp_of)
         moved = [(job, pair, current[pair], p) for job, pl in self.placements.items()
                  for pair, p in pl.paths.items() if pair in current and current[pair] != p]
         for n, (job, pair, old, new) in enumerate(moved):
@@ -257,12 +262,13 @@ class JobBook:
         return out
 
     def _build_rules(self, owners: Mapping[Pair, tuple[JobSpec, Path]],
+                     where: Mapping[str, HostPort],
                      dscp_of: Mapping[str, int] | None) -> dict[int, dict]:
         by_leaf: dict[int, dict] = {}
         for pair, (spec, path) in owners.items():
             cls = spec.traffic_class
             dscp = dscp_of.get(cls) if cls and dscp_of else None
-            rule = pair_rule(pair, spec.transport, path.port, dscp)
+            rule = pair_rule(pair, spec.transport, where[pair[0]][1], path.port, dscp)
             by_leaf.setdefault(path.leaf, {})[rule.key] = rule
         for leaf, rule in self._recovered.values():  # (their jobs wait for a leaf)
             by_leaf.setdefault(leaf, {})[rule.key] = rule

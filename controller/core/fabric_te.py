@@ -109,14 +109,18 @@ class FabricTE:
             touched |= self._place_jobs(reason or "jobs changed")
         return touched
 
+    def _where(self) -> dict[str, tuple[int, int]]:
+        """Every learned host address and the (leaf, port) it is attached at."""
+        return {h.ip: (h.dpid, h.port) for h in self.fabric.hosts.values() if h.ip}
+
     def _leaf_of(self) -> dict[str, int]:
         """Every learned host address and its leaf."""
         return {h.ip: h.dpid for h in self.fabric.hosts.values() if h.ip}
 
     def _place_jobs(self, reason: str) -> set[int]:
-        leaf_of = self._leaf_of()
-        settled = {d for d in set(leaf_of.values()) if self.reader.is_settled(d, self._now)}
-        touched = self.jobs.place(self.te_topology(), leaf_of, self.te_loads(), reason,
+        where = self._where()
+        settled = {d for d, _ in set(where.values()) if self.reader.is_settled(d, self._now)}
+        touched = self.jobs.place(self.te_topology(), where, self.te_loads(), reason,
                                   settled, self._classes())
         # TE's own pins under a job's pair entries carry nothing any more: gone
         dropped = self.te.forget([k for k in self.te.flows if self.jobs.covers(k)])
@@ -312,7 +316,7 @@ class FabricTE:
         self._now = now
         self.port_bps = port_bps
         touched = self.refresh(now)
-        if len(self.jobs) and self.jobs.needs_placing(self._leaf_of()):
+        if len(self.jobs) and self.jobs.needs_placing(self._where()):
             touched |= self._place_jobs("a job's hosts appeared or moved")
         topo = self.te_topology()
         loads = self.te_loads()

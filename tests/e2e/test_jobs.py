@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 
-from mininet_topos.attack import ping_result, start_ping
+from mininet_topos import attack
+from mininet_topos.attack import forged_udp, ping_result, start_ping
 from mininet_topos.network import wait_until
 from tests.e2e.conftest import all_pairs_ok, assert_switches_hold_desired, scrape
 
@@ -42,10 +43,11 @@ def register_ring(ctl, net, tmp_path, job_id: str = "ring8", **extra) -> dict:
     return json.loads(res.stdout)
 
 
-def dscp_seen(receiver, sender_ip: str, send) -> set[int]:
-    """DSCP values of the ICMP packets from ``sender_ip`` that reach ``receiver``."""
+def dscp_seen(receiver, sender_ip: str, send, proto: str = "icmp") -> set[int]:
+    """DSCP values of the packets (``proto``: a tcpdump expression) from ``sender_ip``
+    that reach ``receiver``."""
     cap = receiver.popen(["tcpdump", "-l", "-n", "-v", "-c", "3", "-i",
-                          f"{receiver.name}-eth0", "icmp", "and", "src", sender_ip],
+                          f"{receiver.name}-eth0", *proto.split(), "and", "src", sender_ip],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(1.0)
     send()
@@ -77,6 +79,15 @@ def test_a_job_through_fabricctl_marks_its_class_and_refuses_bad_input(fabric_2x
     assert sorted(uplinks.values()) == [2] * 8
     # real packets between two members are marked into the class at the first leaf
     assert dscp_seen(h3, h1.IP(), lambda: h1.cmd(f"ping -c 3 -i 0.2 {h3.IP()}")) == {34}
+    # h2, h1's leaf neighbour, sending as h1 gets neither the class nor the pair's path;
+    # the same frame from h1's own port does (so the frames themselves are fine)
+    def as_h1(sender) -> set[int]:
+        frame = forged_udp(sender.MAC(), h3.MAC(), h1.IP(), h3.IP(), 40000, 9).hex()
+        return dscp_seen(h3, h1.IP(), lambda: attack.run(
+            sender, "send", f"{sender.name}-eth0", frame, frame, frame), "udp port 9")
+
+    assert as_h1(h2) == {0}
+    assert as_h1(h1) == {34}
     # and counted by the pair's entry
     assert wait_until(lambda: pair(job_json(ctl, "ring8"), h1.IP(), h3.IP())["bytes"] > 0,
                       timeout=5)
@@ -125,7 +136,6 @@ def test_a_job_through_fabricctl_marks_its_class_and_refuses_bad_input(fabric_2x
     assert ("RegisterJob", "INVALID_ARGUMENT") in got and ("RegisterJob",
                                                            "ALREADY_EXISTS") in got
     assert ("DeleteJob", "OK") in got and ("DeleteJob", "NOT_FOUND") in got
-    del h2
 
 
 def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(

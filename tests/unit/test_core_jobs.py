@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from controller.core import constants as C
 from controller.core.fabric_core import CoreSettings
 from controller.core.fabric_jobs import JobExists
 from controller.core.jobs import JobError, JobSpec
@@ -14,7 +15,7 @@ from controller.core.model import Port
 from controller.core.qos import default_policy
 from controller.core.te import TeSettings
 from tests.unit.dataplane import DataPlane, ip_packet
-from tests.unit.fakefabric import FakeFabric, ip_frame, learn
+from tests.unit.fakefabric import FakeFabric, arp_request, ip_frame, learn
 
 RATE = 5e6
 
@@ -23,8 +24,9 @@ def host(n: int) -> tuple[str, str]:
     return (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}")
 
 
-def fabric(spines: int = 4, leaves: int = 4, per_leaf: int = 2, te: bool = True):
-    fab = FakeFabric(spines, leaves, per_leaf, settings=CoreSettings(
+def fabric(spines: int = 4, leaves: int = 4, per_leaf: int = 2, te: bool = True,
+           spare_ports: int = 0):
+    fab = FakeFabric(spines, leaves, per_leaf + spare_ports, settings=CoreSettings(
         te=TeSettings() if te else None, qos=default_policy(), link_speed_bps=RATE))
     fab.connect_all()
     hosts = {}
@@ -88,6 +90,45 @@ def test_a_jobs_class_is_marked_at_the_edge():
     assert {h.dscp for h in t.hops} == {34}  # the collective class DSCP, from the edge on
     # a pair outside the job keeps its best-effort marking
     assert {h.dscp for h in send(dp, hosts, 2, 4).hops} == {0}
+
+
+def test_a_neighbour_forging_a_members_address_gets_neither_class_nor_path():
+    fab, dp, hosts = fabric()
+    members = ring_members(hosts)[:4]  # hosts 1, 3, 5, 7: one per leaf
+    register(fab, dp, JobSpec("c1", tuple(members), "ring", traffic_class="collective"))
+    num = by_ip(hosts)
+    a, b = num[members[0]], num[members[1]]
+    real = send(dp, hosts, a, b, sport=45000)
+    assert {h.dscp for h in real.hops} == {34} and real.to_controller == []
+    # host 2 shares host 1's leaf and sends as host 1 (its address, its own MAC)
+    liar = hosts[a + 1]
+    assert liar[2] == hosts[a][2] and num.get(liar[1]) == a + 1
+    forged = dp.trace(liar[2], liar[3], ip_packet((liar[0], hosts[a][1]), hosts[b][:2],
+                                                  sport=45000))
+    assert forged.delivered == [hosts[b][2:]]  # (source checks are not the job's to make)
+    assert {h.dscp for h in forged.hops} == {0}  # no class
+    assert forged.to_controller == [liar[2]]  # seen by TE like any new flow, not the job's
+
+
+def test_a_member_re_cabled_on_its_leaf_takes_its_pair_entries_along():
+    fab, dp, hosts = fabric(spare_ports=1)
+    members = ring_members(hosts)[:4]
+    register(fab, dp, JobSpec("c1", tuple(members), "ring", traffic_class="collective"))
+    num = by_ip(hosts)
+    a, b = num[members[0]], num[members[1]]
+    mac, ip, leaf, old = hosts[a]
+    new = old + 2  # the spare port
+    fab.deliver(fab.core.port_status(leaf, Port(old, f"p{old}", up=False), False, fab.now))
+    # (a new ARP request: the same frame again would be taken for an echo of our flood)
+    fab.deliver(fab.core.packet_in(leaf, new, arp_request((mac, ip), "10.0.0.251"), fab.now))
+    hosts[a] = (mac, ip, leaf, new)
+    fab.deliver(fab.core.te_pass({}, fab.now))
+    dp.sync()
+    t = send(dp, hosts, a, b, sport=45000)
+    assert t.delivered == [hosts[b][2:]] and {h.dscp for h in t.hops} == {34}
+    assert t.to_controller == []
+    assert not any(("in_port", old) in r.match for r in dp.switches[leaf].flows.values()
+                   if r.priority == C.PRIO_JOB)
 
 
 def test_a_cut_link_re_places_the_jobs_pairs_in_the_same_event():
