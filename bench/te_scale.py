@@ -95,12 +95,14 @@ def pass_as_fabricd_runs_it(te: TrafficEngineer, topo: TeTopology, loads: dict,
     worker = threading.Thread(target=lambda: found.append(search(job)))
     worker.start()
     plan, applying, moves = None, 0.0, 0
+    quality: dict = {}
     searching = applied = 0.0
     while True:
         t = time.perf_counter()
         if plan is None and found:
             plan = found.pop()
             searching = t - t1
+            quality = {"before": plan.before, "after": plan.after}
         if plan is not None:
             moved, plan = te.finish_rebalance(plan, topo, 100.0, slice_moves)
             moves += len(moved)
@@ -112,7 +114,7 @@ def pass_as_fabricd_runs_it(te: TrafficEngineer, topo: TeTopology, loads: dict,
         lags.append(time.perf_counter() - t - 0.001)
     worker.join()
     return {"job": t1 - t0, "search": searching, "apply": applying, "moves": moves,
-            "total": applied - t0, "lags": lags}
+            "total": applied - t0, "lags": lags, **quality}
 
 
 def run_case(spines: int, leaves: int, n_flows: int, repeats: int) -> dict:
@@ -142,6 +144,10 @@ def run_case(spines: int, leaves: int, n_flows: int, repeats: int) -> dict:
         "first_pass_after_topology_change_ms": round(times[0] * 1e3, 1),
         "repeats": repeats,
         "flows_moved": moves,
+        # (overload in link rates, worst link utilization) with the demands the pass
+        # estimated: where the flows are, and where the pass puts them
+        "overload_worst_before": runs[0]["before"],
+        "overload_worst_after": runs[0]["after"],
         "job_on_loop_ms_median": med("job"),
         "search_on_worker_ms_median": med("search"),
         "moves_on_loop_ms_median": med("apply"),
@@ -165,17 +171,18 @@ def write_docs(rows: list[dict], path: Path) -> None:
         "",
         "| fabric | flows | first placement (us/flow) | rebalancing pass in one go, "
         "median (ms) | min-max (ms) | first pass after a topology change (ms) "
-        "| flows moved | as fabricd runs it: job on the loop / search on the worker / "
-        "moves on the loop (ms, medians) | whole pass (ms) "
+        "| flows moved | worst link before -> after | as fabricd runs it: job on the "
+        "loop / search on the worker / moves on the loop (ms, medians) | whole pass (ms) "
         "| event loop's lag during the pass, p99 / max (ms) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(f"| {r['spines']} spines x {r['leaves']} leaves | {r['flows']:,} | "
                      f"{r['first_placement_us_per_flow']} | {r['rebalance_pass_ms_median']} | "
                      f"{r['rebalance_pass_ms_min']}-{r['rebalance_pass_ms_max']} | "
                      f"{r['first_pass_after_topology_change_ms']} | "
-                     f"{r['flows_moved']:,} | {r['job_on_loop_ms_median']} / "
+                     f"{r['flows_moved']:,} | {r['overload_worst_before'][1]:.2f} -> "
+                     f"{r['overload_worst_after'][1]:.2f} | {r['job_on_loop_ms_median']} / "
                      f"{r['search_on_worker_ms_median']} / {r['moves_on_loop_ms_median']} | "
                      f"{r['pass_as_run_ms_median']} | "
                      f"{r['loop_lag_during_pass_ms_p99']} / "
@@ -183,7 +190,15 @@ def write_docs(rows: list[dict], path: Path) -> None:
     lines += ["", "The first pass after a topology change also numbers the resources and "
               "paths of the new topology (cached until the next change); the passes after "
               "it reuse them. A pass moves only the flows that buy its gain: a flow whose "
-              "old path is as good as the one the search found stays on it.", "",
+              "old path is as good as the one the search found stays on it. The worst link "
+              "column is the most loaded link's utilization with the demands the pass "
+              "estimated, where the flows were and where the pass puts them.", "",
+              "The search's greedy step chooses each flow's path in turn, but in waves: a "
+              "flow's choice depends only on the flows before it that share a leaf with it, "
+              "so each wave (flows with no leaf in common) is one array operation over all "
+              "its flows' paths (numpy). It chooses exactly as one flow at a time would "
+              "(a unit test holds it to that); so does the array form of the demand "
+              "estimation.", "",
               "fabricd runs a pass in three steps: the job (copies of the large flows, as "
               "tuples) on the controller's event loop, the search (demands, placement) on "
               "a worker thread, and the moves back on the loop, in slices of "

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
 
+import numpy as np
+
 from controller.core import constants as C
 from controller.core.events import FabricEvent
 from controller.core.openflow import FlowRule, Match, make_match
@@ -125,8 +127,10 @@ class FlowKey:
                 f"{end(self.dst_ip, self.dst_port)}")
 
 
-@dataclass(frozen=True, order=True)
-class Path:
+class Path(NamedTuple):
+    """Where a flow leaves its ingress leaf (a tuple: hashed and compared in C, as the
+    placement search does a great deal)."""
+
     leaf: int  # ingress leaf
     port: int  # its uplink port
     spine: int
@@ -195,6 +199,44 @@ class TeTopology:
     @cached_property
     def _options(self) -> dict:
         return {}
+
+    @cached_property
+    def width(self) -> int:
+        """The most paths two leaves can have (the length of :meth:`option_rows`)."""
+        return max((len(u) for u in self.uplinks.values()), default=0)
+
+    def option_table(self, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray,
+                                                                   np.ndarray]:
+        """The options of each (src leaf, dst leaf) of ``pairs`` as arrays of
+        :attr:`width` resource numbers, their uplinks and their spine links, padded with
+        ``len(caps)`` (a resource the placement search never picks), and how many each
+        pair has: one row per pair. Rows are kept per topology; a table with new rows is
+        built whole and published in one assignment, so threads may share it."""
+        rows, ups, downs, counts = self._table[0]
+        new = [p for p in dict.fromkeys(pairs) if p not in rows]
+        if new:
+            pad, width = len(self.caps), self.width
+            add_u, add_d, add_n = [], [], []
+            for p in new:
+                opts, _ = self.options(*p)
+                filler = [pad] * (width - len(opts))
+                add_u.append([o[1] for o in opts] + filler)
+                add_d.append([o[2] for o in opts] + filler)
+                add_n.append(len(opts))
+            rows = dict(rows)
+            rows.update((p, k) for k, p in enumerate(new, start=len(rows)))
+            shape = (len(new), width)
+            ups = np.concatenate([ups, np.array(add_u, dtype=np.int32).reshape(shape)])
+            downs = np.concatenate([downs, np.array(add_d, dtype=np.int32).reshape(shape)])
+            counts = np.concatenate([counts, np.array(add_n, dtype=np.int32)])
+            self._table[0] = (rows, ups, downs, counts)
+        ids = np.array([rows[p] for p in pairs], dtype=np.intp)
+        return ups[ids], downs[ids], counts[ids]
+
+    @cached_property
+    def _table(self) -> list:
+        empty = np.zeros((0, self.width), dtype=np.int32)
+        return [({}, empty, empty, np.zeros(0, dtype=np.int32))]
 
     def cap(self, r: Resource) -> float:
         return self.capacity.get(r, 0.0) or 1.0
@@ -314,14 +356,15 @@ class RebalanceJob:
     def movable(self) -> frozenset[FlowKey]:
         return self._snapshot[1]
 
-    @property
+    @cached_property
     def flows(self) -> tuple[FlowSnapshot, ...]:
         """The flows that may move."""
-        return tuple(f for f in self.large if f.key in self.movable)
+        movable = self.movable
+        return tuple(f for f in self.large if f.key in movable)
 
     @property
     def current(self) -> dict[FlowKey, Path | None]:
-        return {f.key: f.path for f in self.large if f.key in self.movable}
+        return {f.key: f.path for f in self.flows}
 
 
 @dataclass(frozen=True)
@@ -330,7 +373,7 @@ class RebalancePlan:
     (``changes``), applied from ``start`` on in slices that end at a leaf boundary."""
 
     job: RebalanceJob
-    placement: Mapping[FlowKey, Path]
+    placement: Mapping[FlowKey, Path]  # the new path of each flow that moves
     before: tuple[float, float]  # (overload, worst utilization) now
     after: tuple[float, float]  # and with the placement
     demand: Mapping[FlowKey, float]  # of every large flow
@@ -354,42 +397,54 @@ def estimate_demands(flows: list[Flow], host_rate: float) -> dict[FlowKey, float
         d = demand[f.key] = min(f.rate_bps, host_rate)
         fixed_out[f.key.src_ip] = fixed_out.get(f.key.src_ip, 0.0) + d
         fixed_in[f.key.dst_ip] = fixed_in.get(f.key.dst_ip, 0.0) + d
-    by_src: dict[str, list[int]] = {}
-    by_dst: dict[str, list[int]] = {}
-    for i, f in enumerate(elastic):
-        by_src.setdefault(f.key.src_ip, []).append(i)
-        by_dst.setdefault(f.key.dst_ip, []).append(i)
-    est = [0.0] * len(elastic)
-    limited = [False] * len(elastic)  # receiver-limited: converged
+    if not elastic:
+        return demand
+    # arrays: the senders' room after the fixed flows, each flow's sender and receiver
+    srcs: dict[str, int] = {}
+    dsts: dict[str, int] = {}
+    src_of = np.array([srcs.setdefault(f.key.src_ip, len(srcs)) for f in elastic])
+    dst_of = np.array([dsts.setdefault(f.key.dst_ip, len(dsts)) for f in elastic])
+    by_dst: list[list[int]] = [[] for _ in dsts]
+    for i, d in enumerate(dst_of.tolist()):
+        by_dst[d].append(i)
+    src_room = np.array([host_rate - fixed_out.get(ip, 0.0) for ip in srcs])
+    dst_room = np.maximum(0.0, np.array([host_rate - fixed_in.get(ip, 0.0) for ip in dsts]))
+    est = np.zeros(len(elastic))
+    limited = np.zeros(len(elastic), dtype=bool)  # receiver-limited: converged
     tol = host_rate * 1e-6
+    n_src = len(srcs)
     for _ in range(20):
         changed = False
-        for src, idx in by_src.items():
-            free = [i for i in idx if not limited[i]]
-            if not free:
-                continue
-            conv = sum(est[i] for i in idx if limited[i])
-            share = max(0.0, host_rate - fixed_out.get(src, 0.0) - conv) / len(free)
-            for i in free:
-                if abs(est[i] - share) > tol:
-                    est[i], changed = share, True
-        for dst, idx in by_dst.items():
-            room = max(0.0, host_rate - fixed_in.get(dst, 0.0))
-            if sum(est[i] for i in idx) <= room + tol:
-                continue
-            # an equal share among the flows into dst; flows below it keep theirs
-            rest = sorted(idx, key=lambda i: est[i])
-            n, left = len(rest), room
-            for k, i in enumerate(rest):
-                fair = left / (n - k)
-                if est[i] <= fair and not limited[i]:
-                    left -= est[i]
-                    continue
-                if not limited[i] or abs(est[i] - fair) > tol:
-                    est[i], limited[i], changed = fair, True, True
-                left -= fair
+        # each sender's room, less its receiver-limited flows, shared by the others
+        free = ~limited
+        count = np.bincount(src_of[free], minlength=n_src)
+        conv = np.bincount(src_of[limited], weights=est[limited], minlength=n_src)
+        share = (np.maximum(0.0, src_room - conv) / np.maximum(count, 1))[src_of]
+        update = free & (np.abs(est - share) > tol)
+        if update.any():
+            est[update] = share[update]
+            changed = True
+        # a receiver asked for more than its room: an equal share among the flows into
+        # it; flows below the share keep theirs
+        into = np.bincount(dst_of, weights=est, minlength=len(dsts))
+        over = np.nonzero(into > dst_room + tol)[0].tolist()
+        if over:  # (element by element: lists are faster than arrays)
+            val, lim, rooms = est.tolist(), limited.tolist(), dst_room.tolist()
+            for dst in over:
+                idx = by_dst[dst]
+                n, left = len(idx), rooms[dst]
+                for k, i in enumerate(sorted(idx, key=val.__getitem__)):
+                    fair = left / (n - k)
+                    if val[i] <= fair and not lim[i]:
+                        left -= val[i]
+                        continue
+                    if not lim[i] or abs(val[i] - fair) > tol:
+                        val[i], lim[i], changed = fair, True, True
+                    left -= fair
+            est, limited = np.array(val), np.array(lim, dtype=bool)
         if not changed:
             break
+    est = est.tolist()
     for i, f in enumerate(elastic):
         demand[f.key] = max(est[i], f.rate_bps)
     return demand
@@ -403,14 +458,10 @@ def search(job: RebalanceJob) -> RebalancePlan:
     if not movable:
         return RebalancePlan(job, {}, (0.0, 0.0), (0.0, 0.0), {}, ())
     demand = estimate_demands(list(job.large), job.topo.host_rate)
-    # what remains on each resource without the movable flows
-    base: dict[Resource, float] = dict(job.loads)
-    for f in movable:
-        assert f.path is not None
-        for r in resources(f.path, f.dst_leaf):
-            base[r] = max(0.0, base.get(r, 0.0) - f.rate_bps)
-    placement, before, after = place(movable, demand, base, job.topo, job.current)
-    changes = sorted((f for f in movable if placement.get(f.key, f.path) != f.path),
+    # (the measured loads, less each movable flow's own rate on its path)
+    placement, before, after = place(movable, demand, job.loads, job.topo, moves_only=True,
+                                     own=[f.rate_bps for f in movable])
+    changes = sorted((f for f in movable if f.key in placement),
                      key=lambda f: (f.src_leaf, f.key))
     return RebalancePlan(job, placement, before, after, demand, tuple(changes))
 
