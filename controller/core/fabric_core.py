@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from controller.core import constants as C
 from controller.core.cabling import cabling_warnings
 from controller.core.dampening import DampingSettings, FlapDamper
-from controller.core.effects import Effects, PacketOut, TokenBucket
+from controller.core.discovery import Discovery
+from controller.core.edge import Edge
+from controller.core.effects import Effects
 from controller.core.events import FabricEvent
 from controller.core.fabric_te import FabricTE
 from controller.core.forwarding import (
@@ -24,22 +26,13 @@ from controller.core.forwarding import (
     lldp_rule,
 )
 from controller.core.frames import (
-    ARP_REPLY,
-    ARP_REQUEST,
-    Arp,
     FrameError,
-    build_arp_frame,
-    build_lldp,
-    ipv4_source,
-    is_multicast_mac,
-    parse_arp,
     parse_ethernet,
-    parse_lldp,
 )
-from controller.core.hosts import PROBE_MAC, HostGuard, HostSettings, Outcome, Probe
+from controller.core.hosts import HostGuard, HostSettings
 from controller.core.jobs import JobLimits, JobSpec
 from controller.core.maintenance import Maintenance, cable_text
-from controller.core.model import Cable, Fabric, Link, LinkEnd, Port
+from controller.core.model import Cable, Fabric, LinkEnd, Port
 from controller.core.openflow import FlowRule, GroupRule, Match, SwitchDesired
 from controller.core.qos import QosPolicy
 from controller.core.ratelog import RateLimitedLog
@@ -64,7 +57,6 @@ from controller.core.te import (
 
 log = logging.getLogger("aifabric.core")
 
-FLOOD_ECHO_WINDOW = 0.5  # seconds during which a flooded frame coming back is dropped
 
 
 @dataclass(frozen=True)
@@ -93,13 +85,14 @@ class CoreSettings:
 
 class FabricCore:
     """Events in (switches, ports, frames, counters, operator commands, the time),
-    desired switch state and effects out. Traffic engineering (``traffic``), maintenance
-    (``maintenance``), host identity (``host_guard``) and flap dampening (``damper``) are
-    components it owns."""
+    desired switch state and effects out. Discovery (``discovery``: LLDP, links, flap
+    dampening), the leaf edge (``edge``: frames from hosts, flooding, hosts read back
+    after a restart), host identity (``host_guard``), maintenance (``maintenance``) and
+    traffic engineering (``traffic``) are components it owns; it keeps the roles, the
+    restart grace period, the QoS policy and the derived views (``view``, ``desired``)."""
 
     def __init__(self, settings: CoreSettings, secret: bytes) -> None:
         self.settings = settings
-        self.secret = secret
         self.fabric = Fabric()
         self.qos: QosPolicy | None = settings.qos
         self.maintenance = Maintenance(self.fabric)  # drained links and spines
@@ -107,8 +100,6 @@ class FabricCore:
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
         self._warnings: tuple[str, ...] = ()
         self._roles: dict[int, str] = {}  # last known role of every switch ever seen
-        self._buckets: dict[tuple[int, int], TokenBucket] = {}
-        self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
         self.counters: dict[str, int] = {}
         self.events: list[FabricEvent] = []  # taken by the app with take_events()
         self._now = 0.0  # time of the latest event, for decisions made while syncing
@@ -118,6 +109,17 @@ class FabricCore:
         self.damper = FlapDamper(settings.damping)
         self.host_guard.install_static(0.0)
         self._rlog = RateLimitedLog(log)
+        self.discovery = Discovery(
+            self.fabric, secret, self.damper, self.host_guard,
+            lldp_interval=settings.lldp_interval, link_timeout=settings.link_timeout,
+            settle_time=settings.settle_time, count=self._count, event=self._event,
+            changed=self._changed, rlog=self._rlog)
+        self.edge = Edge(
+            self.fabric, self.host_guard, flood_rate=settings.flood_rate,
+            flood_burst=settings.flood_burst, host_ports=self.host_ports,
+            leaves=lambda: sorted(d for d, r in self.roles().items() if r == LEAF),
+            count=self._count, emit=lambda e: self.events.append(e), changed=self._changed,
+            rlog=self._rlog)
         self.traffic: FabricTE | None = (  # traffic engineering (None with --no-te)
             FabricTE(settings, TrafficEngineer(settings.te), self, self._count, self._event)
             if settings.te is not None else None)
@@ -220,8 +222,8 @@ class FabricCore:
         return Effects(touched=self.traffic.refresh(now))
 
     # --- bookkeeping ------------------------------------------------------------------------
-    def _count(self, name: str) -> None:
-        self.counters[name] = self.counters.get(name, 0) + 1
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
 
     def _changed(self, reason: str | None = None) -> Effects:
         self._view = None
@@ -242,125 +244,41 @@ class FabricCore:
         out, self.events = self.events, []
         return out
 
-    def _probes(self, dpid: int, ports: list[int], now: float) -> list[PacketOut]:
-        # Never out of a port with a learned host: a host gets no genuine probe to replay.
-        hosted = self._hosted_ports(dpid)
-        return [
-            PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now))
-            for p in ports
-            if p not in hosted
-        ]
-
-    def _hosted_ports(self, dpid: int) -> set[int]:
-        return {h.port for h in self.fabric.hosts.values() if h.dpid == dpid}
-
     # --- switch events ----------------------------------------------------------------------
     def switch_connected(self, dpid: int, ports: list[Port], now: float) -> Effects:
         """A switch (re)connected. Probe it with :meth:`probe` once its LLDP entry is in."""
         if self._grace_until is None:
             self._grace_until = now + self.settings.absent_timeout
-        self.fabric.switch_up(dpid, ports, now)
-        log.info("switch %d connected with %d ports", dpid, len(ports))
-        self._event("switch_up", f"switch {dpid} connected with {len(ports)} ports", dpid=dpid)
-        return self._changed(f"switch {dpid} connected")
+        return self.discovery.switch_connected(dpid, ports, now)
 
     def probe(self, dpid: int, now: float) -> Effects:
         """LLDP probes out of every up port of one switch."""
-        sw = self.fabric.switches.get(dpid)
-        if sw is None or not sw.connected:
-            return Effects()
-        return Effects(packet_outs=self._probes(dpid, sw.up_ports(), now))
+        return self.discovery.probe(dpid, now)
 
     def switch_disconnected(self, dpid: int, now: float) -> Effects:
-        if not self.fabric.is_connected(dpid):
-            return Effects()
-        self.fabric.switch_down(dpid)
-        log.warning("switch %d disconnected; its links are avoided where possible", dpid)
-        self._event("switch_down", f"switch {dpid} disconnected", dpid=dpid)
-        return self._changed(f"switch {dpid} down")
+        return self.discovery.switch_disconnected(dpid)
 
     def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
         self._now = now
-        if not self.fabric.is_connected(dpid):
-            return Effects()
-        if deleted:
-            gone = self.fabric.port_deleted(dpid, port.port_no)
-        else:
-            gone = self.fabric.port_update(dpid, port, now)
-        end = LinkEnd(dpid, port.port_no)
-        if deleted or not port.up:
-            self.fabric.expected.discard(end)
-            self.host_guard.forget_port(dpid, port.port_no)
-            # both ends of the cable earn the penalty (the far end's own down event may
-            # come later or, when its switch is not ours, never)
-            ends = {e for lk in gone for e in (lk.src, lk.dst)}
-            if self.damper.knows(end):
-                ends.add(end)
-            for e in sorted(ends):
-                if self.damper.flap(e, now):
-                    self._hold(e, now)
-        why = f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}"
-        self._log_gone(gone, why)
-        eff = self._changed(why if gone else None)
-        if port.up and not deleted and end not in self.fabric.held:
-            eff.packet_outs += self._probes(dpid, [port.port_no], now)
-        return eff
-
-    def _hold(self, end: LinkEnd, now: float) -> None:
-        self.fabric.held.add(end)
-        self._count("links_dampened")
-        self._rlog.log(logging.WARNING, f"dampened:{end.dpid}:{end.port}", now,
-                       "port %d:%d flaps: its link is held down until it is stable",
-                       end.dpid, end.port)
-        self._event("link_dampened", f"port {end.dpid}:{end.port} flaps: its link is held "
-                    "down until it has been stable for a while", at=f"{end.dpid}:{end.port}")
+        return self.discovery.port_status(dpid, port, deleted, now)
 
     def tick(self, now: float, horizon: float | None = None) -> Effects:
-        """Periodic work: probe every up port, expire links that stopped answering.
+        """Periodic work: probe every up port, expire links that stopped answering,
+        hosts that did not answer a probe, and the restart grace period.
 
         ``horizon`` is the time up to which every frame that arrived has been handled
         (the app's queue position): links are judged by it, not by ``now``, so a loop
         that lags does not expire links whose probes are merely waiting in its queue."""
         self._now = now
-        eff = Effects()
-        for sw in self.fabric.switches.values():
-            if sw.connected:
-                eff.packet_outs += self._probes(sw.dpid, sw.up_ports(), now)
-        self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
-        eff.merge(self._host_outcome(self.host_guard.expire(now), now))
+        eff = self.discovery.probe_all(now)
+        eff.merge(self.edge.expire(now))
         eff.merge(self._end_grace(now))
-        for end in self.damper.release(now):
-            self.fabric.held.discard(end)
-            log.info("port %d:%d has been stable: its link may come back", end.dpid, end.port)
-            self._event("link_undampened", f"port {end.dpid}:{end.port} has been stable: "
-                        "its link may come back", at=f"{end.dpid}:{end.port}")
-            if self.fabric.port_is_up(end.dpid, end.port):
-                eff.packet_outs += self._probes(end.dpid, [end.port], now)
-            eff.merge(self._changed())  # (it may be an edge port again, or a link soon)
-        gone = self.fabric.expire_links(now if horizon is None else min(horizon, now),
-                                        self.settings.link_timeout)
-        if gone:
-            self._log_gone(gone, "LLDP timeout")
-            eff.merge(self._changed("LLDP timeout"))
-        return eff
-
-    def _log_gone(self, gone: list[Link], why: str) -> None:
-        for lk in gone:
-            log.warning(
-                "link %d:%d -> %d:%d removed (%s)",
-                lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, why,
-            )
-            self._event("link_down", f"link {lk.src.dpid}:{lk.src.port} -> "
-                        f"{lk.dst.dpid}:{lk.dst.port} removed ({why})",
-                        src=f"{lk.src.dpid}:{lk.src.port}", dst=f"{lk.dst.dpid}:{lk.dst.port}",
-                        reason=why)
+        return eff.merge(self.discovery.expire(now, now if horizon is None
+                                               else min(horizon, now)))
 
     def is_settled(self, dpid: int, now: float) -> bool:
         """A switch is settled once discovery had time to find its links."""
-        sw = self.fabric.switches.get(dpid)
-        if sw is None or not sw.connected:
-            return False
-        return now - sw.connected_since >= self.settings.settle_time
+        return self.discovery.is_settled(dpid, now)
 
     # --- packet-in ----------------------------------------------------------------------------
     def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
@@ -373,35 +291,10 @@ class FabricCore:
             log.debug("dropping frame from %d:%d: %s", dpid, in_port, exc)
             return Effects()
         if eth.ethertype == C.ETH_TYPE_LLDP:
-            return self._lldp_in(dpid, in_port, eth.payload, now)
+            return self.discovery.lldp_in(dpid, in_port, eth.payload, now)
         if not self.is_host_port(dpid, in_port, now):
-            return self._transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
-        log.debug("frame %s -> %s type %#x from host port %d:%d",
-                  eth.src, eth.dst, eth.ethertype, dpid, in_port)
-        if is_multicast_mac(eth.src):
-            self._count("bad_frames")
-            return Effects()
-        if self._recent_floods.get(hash(data), 0.0) > now:
-            # A frame we flooded came back in: a port we took for a host port faces the
-            # fabric. Dropping it here breaks any loop through the controller.
-            self._count("flood_echo_dropped")
-            log.debug("dropped an echo of a flooded frame on %d:%d", dpid, in_port)
-            return Effects()
-        if eth.ethertype == C.ETH_TYPE_ARP:
-            return self._arp_in(dpid, in_port, eth.src, data, eth.payload, now)
-        ip = ipv4_source(eth.payload) if eth.ethertype == C.ETH_TYPE_IP else None
-        if ip == "0.0.0.0":  # DHCP and the like: nobody to bind yet
-            eff = Effects()
-        else:
-            eff, accepted = self._learn(eth.src, ip, dpid, in_port, now)
-            if not accepted:
-                return eff  # refused: dropped here, not flooded (a probe may go out)
-        if not is_multicast_mac(eth.dst):
-            dst = self.fabric.hosts.get(eth.dst)
-            if dst is not None:  # entries are on their way; deliver this one directly
-                eff.packet_outs.append(PacketOut(dst.dpid, (dst.port,), data))
-                return eff
-        return eff.merge(self._flood(dpid, in_port, data, now))
+            return self.edge.transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
+        return self.edge.host_frame(dpid, in_port, eth, data, now)
 
     def host_ports(self, dpid: int, now: float) -> list[int]:
         """Ports of a settled leaf where hosts are: up long enough, and no LLDP seen."""
@@ -421,179 +314,10 @@ class FabricCore:
     def is_host_port(self, dpid: int, port: int, now: float) -> bool:
         return port in self.host_ports(dpid, now)
 
-    def _transit_miss(self, dpid: int, in_port: int, dst_mac: str, ethertype: int,
-                      data: bytes) -> Effects:
-        """A frame inside the fabric found no entry (entries for a new host are still on
-        their way to this switch): hand it straight to the destination host's port."""
-        dst = None if is_multicast_mac(dst_mac) else self.fabric.hosts.get(dst_mac)
-        if dst is None or ethertype == C.ETH_TYPE_ARP:
-            self._count("ignored_non_edge")
-            log.debug("ignored frame to %s type %#x on non-host port %d:%d",
-                      dst_mac, ethertype, dpid, in_port)
-            return Effects()
-        self._count("transit_miss_delivered")
-        return Effects(packet_outs=[PacketOut(dst.dpid, (dst.port,), data)])
-
-    def _lldp_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> Effects:
-        try:
-            probe = parse_lldp(
-                payload, self.secret, now, max_age=max(2.0, 2 * self.settings.lldp_interval)
-            )
-        except FrameError as exc:
-            self._count("rejected_lldp")
-            self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
-                           "rejected LLDP frame on %d:%d: %s", dpid, in_port, exc)
-            return Effects()
-        src, dst = LinkEnd(probe.dpid, probe.port), LinkEnd(dpid, in_port)
-        if src in self.fabric.held or dst in self.fabric.held:
-            self._count("lldp_dampened")  # a flapping link stays down until it is stable
-            return Effects()
-        if not self.fabric.is_connected(src.dpid):
-            self._count("rejected_lldp")
-            return Effects()
-        if src.dpid == dst.dpid:
-            self._count("rejected_lldp")
-            self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
-                           "rejected LLDP on %d:%d: loops back to its own switch", dpid, in_port)
-            return Effects()
-        if not self.fabric.port_is_up(src.dpid, src.port) or not self.fabric.port_is_up(
-            dst.dpid, dst.port
-        ):
-            self._count("rejected_lldp")
-            return Effects()
-        for end in (src, dst):
-            if end.port in self._hosted_ports(end.dpid):
-                self._count("rejected_lldp")
-                self._count("rejected_lldp_host_port")
-                self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
-                               "rejected LLDP %d:%d -> %d:%d: port %d:%d has a host behind it",
-                               src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
-                )
-                return Effects()
-        self.fabric.expected.discard(src)
-        self.fabric.expected.discard(dst)
-        is_new, displaced = self.fabric.link_seen(src, dst, now)
-        if not is_new:
-            return Effects()
-        self._log_gone(displaced, "re-cabled")
-        log.info("link %d:%d -> %d:%d discovered", src.dpid, src.port, dst.dpid, dst.port)
-        self._event("link_up", f"link {src.dpid}:{src.port} -> {dst.dpid}:{dst.port} "
-                    "discovered", src=f"{src.dpid}:{src.port}", dst=f"{dst.dpid}:{dst.port}")
-        eff = self._changed(f"link {src.dpid}:{src.port} -> {dst.dpid}:{dst.port} up")
-        if LinkEnd(dst.dpid, dst.port) not in self.fabric.links:
-            # answer at once so that the reverse direction is found without waiting a tick
-            eff.packet_outs += self._probes(dst.dpid, [dst.port], now)
-        return eff
-
-    def _arp_in(
-        self, dpid: int, in_port: int, eth_src: str, frame: bytes, payload: bytes, now: float
-    ) -> Effects:
-        try:
-            arp = parse_arp(payload)
-        except FrameError as exc:
-            self._count("bad_frames")
-            log.debug("bad ARP from %d:%d: %s", dpid, in_port, exc)
-            return Effects()
-        if arp.sender_mac != eth_src:
-            self._count("bad_frames")
-            log.debug("ARP sender %s differs from frame source %s", arp.sender_mac, eth_src)
-            return Effects()
-        if arp.sender_ip == "0.0.0.0":  # an ARP probe (RFC 5227): nobody to bind yet
-            sender_ip = None
-            eff = Effects()
-        else:
-            sender_ip = arp.sender_ip
-            eff, accepted = self._learn(arp.sender_mac, sender_ip, dpid, in_port, now)
-            if not accepted:
-                return eff  # refused: dropped here, neither answered nor flooded
-        if arp.target_mac == PROBE_MAC:
-            return eff  # the answer to one of our probes: it has done its work
-        if arp.opcode == ARP_REQUEST and sender_ip and arp.target_ip != sender_ip:
-            target = self.fabric.host_by_ip(arp.target_ip)
-            if target is not None:
-                reply = Arp(ARP_REPLY, target.mac, arp.target_ip, arp.sender_mac, sender_ip)
-                data = build_arp_frame(arp.sender_mac, target.mac, reply)
-                eff.packet_outs.append(PacketOut(dpid, (in_port,), data))
-                self._count("arp_proxied")
-                return eff
-        elif arp.opcode == ARP_REPLY:
-            requester = self.fabric.hosts.get(arp.target_mac)
-            if requester is not None:
-                eff.packet_outs.append(PacketOut(requester.dpid, (requester.port,), frame))
-                return eff
-        return eff.merge(self._flood(dpid, in_port, frame, now))
-
-    def _learn(self, mac: str, ip: str | None, dpid: int, port: int,
-               now: float) -> tuple[Effects, bool]:
-        """Apply the binding rules (:mod:`controller.core.hosts`) to a sighting; False when the
-        frame is refused and must be dropped (the effects then hold only probes)."""
-        out = self.host_guard.sighting(mac, ip, dpid, port, now)
-        return self._host_outcome(out, now), out.accepted
-
-    def _host_outcome(self, out: Outcome, now: float) -> Effects:
-        for name in out.counters:
-            self._count(name)
-        for e in out.events:
-            level = logging.INFO if e.kind == "host_learned" else logging.WARNING
-            self._rlog.log(level, f"{e.kind}:{dict(e.fields).get('at', '')}", now,
-                           "%s: %s", e.kind, e.message)
-        self.events += out.events
-        eff = self._changed() if out.changed else Effects()
-        eff.packet_outs += [self._probe_host(p) for p in out.probes]
-        self.counters["host_probes"] = self.counters.get("host_probes", 0) + len(out.probes)
-        return eff
-
-    @staticmethod
-    def _probe_host(p: Probe) -> PacketOut:
-        """An ARP request for ``p.ip`` to the bound host alone (unicast to its MAC), in
-        probe form (sender 0.0.0.0): its answer says it is still there."""
-        arp = Arp(ARP_REQUEST, PROBE_MAC, "0.0.0.0", "00:00:00:00:00:00", p.ip)
-        return PacketOut(p.dpid, (p.port,), build_arp_frame(p.mac, PROBE_MAC, arp))
-
-    def _flood(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
-        """Send a frame out of every host port of every leaf except where it came in."""
-        bucket = self._buckets.get((dpid, in_port))
-        if bucket is None:
-            bucket = self._buckets[(dpid, in_port)] = TokenBucket(
-                self.settings.flood_rate, self.settings.flood_burst, now
-            )
-        if not bucket.take(now):
-            self._count("flood_rate_limited")
-            return Effects()
-        self._recent_floods[hash(data)] = now + FLOOD_ECHO_WINDOW
-        eff = Effects()
-        for leaf in sorted(d for d, r in self.roles().items() if r == LEAF):
-            ports = tuple(p for p in self.host_ports(leaf, now) if (leaf, p) != (dpid, in_port))
-            if ports:
-                eff.packet_outs.append(PacketOut(leaf, ports, data))
-        self._count("floods")
-        return eff
-
-    # --- host recovery after a controller restart -------------------------------------------
+    # --- after a controller restart ------------------------------------------------------
     def recover_hosts(self, dpid: int, flows: list[FlowRule], now: float) -> Effects:
-        """Rebuild host entries from a leaf's own host rules (output to a port).
-
-        Host rules carry the host's IPv4 address in their cookie; a restarted controller
-        thus knows every host again before it computes what the switches should hold,
-        and keeps their entries instead of wiping them.
-        """
-        eff = Effects()
-        linked = self.fabric.link_ports(dpid)
-        for rule in flows:
-            if C.cookie_kind(rule.cookie) != C.KIND_HOST or rule.table != C.TABLE_FORWARD:
-                continue
-            mac = dict(rule.match).get("eth_dst")
-            outputs = [a[1] for ins in rule.instructions if ins[0] == "apply" for a in ins[1]
-                       if a[0] == "output"]
-            if not isinstance(mac, str) or len(outputs) != 1 or outputs[0] in linked:
-                continue
-            if mac in self.fabric.hosts:
-                continue
-            ip = C.ip_from_cookie_low(C.cookie_low(rule.cookie))
-            self.fabric.learn_host(mac, ip, dpid, outputs[0], now, recovered=True)
-            log.info("host %s (%s) recovered from %d:%d", mac, ip, dpid, outputs[0])
-            eff.merge(self._changed())
-        return eff
+        """Hosts read back from a leaf's own host entries (see :class:`Edge`)."""
+        return self.edge.recover_hosts(dpid, flows, now)
 
     def recover_layout(self, dpid: int, flows: list[FlowRule],
                        groups: list[GroupRule]) -> None:

@@ -1,0 +1,209 @@
+"""Discovery: switches, ports and the links between them, found with signed LLDP probes.
+
+A component of :class:`~controller.core.fabric_core.FabricCore`. It owns the probes (out
+of every up port that has no learned host behind it), the checks an LLDP frame must
+pass before it makes a link (signature and age, both ends ours and up, no host behind
+either end, not a loop back to its own switch, not a flapping port held down), link
+expiry, and flap dampening. What changes the topology is reported through the core's
+``changed`` sink, which invalidates the views derived from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from controller.core.dampening import FlapDamper
+from controller.core.effects import Effects, PacketOut
+from controller.core.frames import FrameError, build_lldp, parse_lldp
+from controller.core.hosts import HostGuard
+from controller.core.model import Fabric, Link, LinkEnd, Port
+from controller.core.ratelog import RateLimitedLog
+
+log = logging.getLogger("aifabric.core")
+
+
+class Discovery:
+    def __init__(self, fabric: Fabric, secret: bytes, damper: FlapDamper,
+                 host_guard: HostGuard, *, lldp_interval: float, link_timeout: float,
+                 settle_time: float, count: Callable[[str], None],
+                 event: Callable[..., None], changed: Callable[[str | None], Effects],
+                 rlog: RateLimitedLog) -> None:
+        self.fabric = fabric
+        self.secret = secret
+        self.damper = damper
+        self.host_guard = host_guard
+        self.lldp_interval = lldp_interval
+        self.link_timeout = link_timeout
+        self.settle_time = settle_time
+        self._count = count
+        self._event = event
+        self._changed = changed
+        self._rlog = rlog
+
+    # --- probes ---------------------------------------------------------------------------------
+    def probes(self, dpid: int, ports: list[int], now: float) -> list[PacketOut]:
+        """LLDP probes out of ``ports`` of one switch, never out of a port with a learned
+        host (a host gets no genuine probe to replay)."""
+        hosted = self._hosted_ports(dpid)
+        return [PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now))
+                for p in ports if p not in hosted]
+
+    def probe(self, dpid: int, now: float) -> Effects:
+        """Probes out of every up port of one switch."""
+        sw = self.fabric.switches.get(dpid)
+        if sw is None or not sw.connected:
+            return Effects()
+        return Effects(packet_outs=self.probes(dpid, sw.up_ports(), now))
+
+    def probe_all(self, now: float) -> Effects:
+        """Probes out of every up port of every connected switch (each interval)."""
+        eff = Effects()
+        for sw in self.fabric.switches.values():
+            if sw.connected:
+                eff.packet_outs += self.probes(sw.dpid, sw.up_ports(), now)
+        return eff
+
+    def _hosted_ports(self, dpid: int) -> set[int]:
+        return {h.port for h in self.fabric.hosts.values() if h.dpid == dpid}
+
+    # --- switches and ports ---------------------------------------------------------------------
+    def switch_connected(self, dpid: int, ports: list[Port], now: float) -> Effects:
+        self.fabric.switch_up(dpid, ports, now)
+        log.info("switch %d connected with %d ports", dpid, len(ports))
+        self._event("switch_up", f"switch {dpid} connected with {len(ports)} ports", dpid=dpid)
+        return self._changed(f"switch {dpid} connected")
+
+    def switch_disconnected(self, dpid: int) -> Effects:
+        if not self.fabric.is_connected(dpid):
+            return Effects()
+        self.fabric.switch_down(dpid)
+        log.warning("switch %d disconnected; its links are avoided where possible", dpid)
+        self._event("switch_down", f"switch {dpid} disconnected", dpid=dpid)
+        return self._changed(f"switch {dpid} down")
+
+    def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
+        """A port came up, went down or was deleted: its links go with it; a port that
+        goes down too often is held down (dampened); one that comes up is probed."""
+        if not self.fabric.is_connected(dpid):
+            return Effects()
+        if deleted:
+            gone = self.fabric.port_deleted(dpid, port.port_no)
+        else:
+            gone = self.fabric.port_update(dpid, port, now)
+        end = LinkEnd(dpid, port.port_no)
+        if deleted or not port.up:
+            self.fabric.expected.discard(end)
+            self.host_guard.forget_port(dpid, port.port_no)
+            # both ends of the cable earn the penalty (the far end's own down event may
+            # come later or, when its switch is not ours, never)
+            ends = {e for lk in gone for e in (lk.src, lk.dst)}
+            if self.damper.knows(end):
+                ends.add(end)
+            for e in sorted(ends):
+                if self.damper.flap(e, now):
+                    self._hold(e, now)
+        why = f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}"
+        self._log_gone(gone, why)
+        eff = self._changed(why if gone else None)
+        if port.up and not deleted and end not in self.fabric.held:
+            eff.packet_outs += self.probes(dpid, [port.port_no], now)
+        return eff
+
+    def is_settled(self, dpid: int, now: float) -> bool:
+        """A switch is settled once discovery had time to find its links."""
+        sw = self.fabric.switches.get(dpid)
+        if sw is None or not sw.connected:
+            return False
+        return now - sw.connected_since >= self.settle_time
+
+    # --- time -----------------------------------------------------------------------------------
+    def expire(self, now: float, horizon: float) -> Effects:
+        """Release ports that have been stable (probing them again) and remove links
+        not confirmed by a probe that arrived before ``horizon``."""
+        eff = Effects()
+        for end in self.damper.release(now):
+            self.fabric.held.discard(end)
+            log.info("port %d:%d has been stable: its link may come back", end.dpid, end.port)
+            self._event("link_undampened", f"port {end.dpid}:{end.port} has been stable: "
+                        "its link may come back", at=f"{end.dpid}:{end.port}")
+            if self.fabric.port_is_up(end.dpid, end.port):
+                eff.packet_outs += self.probes(end.dpid, [end.port], now)
+            eff.merge(self._changed(None))  # (it may be an edge port again, or a link soon)
+        gone = self.fabric.expire_links(horizon, self.link_timeout)
+        if gone:
+            self._log_gone(gone, "LLDP timeout")
+            eff.merge(self._changed("LLDP timeout"))
+        return eff
+
+    def _hold(self, end: LinkEnd, now: float) -> None:
+        self.fabric.held.add(end)
+        self._count("links_dampened")
+        self._rlog.log(logging.WARNING, f"dampened:{end.dpid}:{end.port}", now,
+                       "port %d:%d flaps: its link is held down until it is stable",
+                       end.dpid, end.port)
+        self._event("link_dampened", f"port {end.dpid}:{end.port} flaps: its link is held "
+                    "down until it has been stable for a while", at=f"{end.dpid}:{end.port}")
+
+    def _log_gone(self, gone: list[Link], why: str) -> None:
+        for lk in gone:
+            log.warning(
+                "link %d:%d -> %d:%d removed (%s)",
+                lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, why,
+            )
+            self._event("link_down", f"link {lk.src.dpid}:{lk.src.port} -> "
+                        f"{lk.dst.dpid}:{lk.dst.port} removed ({why})",
+                        src=f"{lk.src.dpid}:{lk.src.port}", dst=f"{lk.dst.dpid}:{lk.dst.port}",
+                        reason=why)
+
+    # --- LLDP -------------------------------------------------------------------------------------
+    def lldp_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> Effects:
+        """An LLDP frame arrived: a link, if it passes every check."""
+        try:
+            probe = parse_lldp(payload, self.secret, now,
+                               max_age=max(2.0, 2 * self.lldp_interval))
+        except FrameError as exc:
+            self._count("rejected_lldp")
+            self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
+                           "rejected LLDP frame on %d:%d: %s", dpid, in_port, exc)
+            return Effects()
+        src, dst = LinkEnd(probe.dpid, probe.port), LinkEnd(dpid, in_port)
+        if src in self.fabric.held or dst in self.fabric.held:
+            self._count("lldp_dampened")  # a flapping link stays down until it is stable
+            return Effects()
+        if not self.fabric.is_connected(src.dpid):
+            self._count("rejected_lldp")
+            return Effects()
+        if src.dpid == dst.dpid:
+            self._count("rejected_lldp")
+            self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
+                           "rejected LLDP on %d:%d: loops back to its own switch", dpid, in_port)
+            return Effects()
+        if not self.fabric.port_is_up(src.dpid, src.port) or not self.fabric.port_is_up(
+            dst.dpid, dst.port
+        ):
+            self._count("rejected_lldp")
+            return Effects()
+        for end in (src, dst):
+            if end.port in self._hosted_ports(end.dpid):
+                self._count("rejected_lldp")
+                self._count("rejected_lldp_host_port")
+                self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
+                               "rejected LLDP %d:%d -> %d:%d: port %d:%d has a host behind it",
+                               src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
+                )
+                return Effects()
+        self.fabric.expected.discard(src)
+        self.fabric.expected.discard(dst)
+        is_new, displaced = self.fabric.link_seen(src, dst, now)
+        if not is_new:
+            return Effects()
+        self._log_gone(displaced, "re-cabled")
+        log.info("link %d:%d -> %d:%d discovered", src.dpid, src.port, dst.dpid, dst.port)
+        self._event("link_up", f"link {src.dpid}:{src.port} -> {dst.dpid}:{dst.port} "
+                    "discovered", src=f"{src.dpid}:{src.port}", dst=f"{dst.dpid}:{dst.port}")
+        eff = self._changed(f"link {src.dpid}:{src.port} -> {dst.dpid}:{dst.port} up")
+        if LinkEnd(dst.dpid, dst.port) not in self.fabric.links:
+            # answer at once so that the reverse direction is found without waiting a tick
+            eff.packet_outs += self.probes(dst.dpid, [dst.port], now)
+        return eff

@@ -1,0 +1,221 @@
+"""The leaf edge: frames from host ports, and the hosts rebuilt after a restart.
+
+A component of :class:`~controller.core.fabric_core.FabricCore`. Every frame from a host
+port is hostile input: its sender is bound to the port only if the identity rules allow
+(:mod:`controller.core.hosts`), ARP requests for known hosts are answered here, frames to
+known hosts are delivered straight to their port, and the rest is flooded to the other
+host ports at a bounded rate per port (a flooded frame that comes back in is dropped:
+that port faces the fabric). After a controller restart the hosts are read back from the
+leaves' own host entries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from controller.core import constants as C
+from controller.core.effects import Effects, PacketOut, TokenBucket
+from controller.core.events import FabricEvent
+from controller.core.frames import (
+    ARP_REPLY,
+    ARP_REQUEST,
+    Arp,
+    Ethernet,
+    FrameError,
+    build_arp_frame,
+    ipv4_source,
+    is_multicast_mac,
+    parse_arp,
+)
+from controller.core.hosts import PROBE_MAC, HostGuard, Outcome, Probe
+from controller.core.model import Fabric
+from controller.core.openflow import FlowRule
+from controller.core.ratelog import RateLimitedLog
+
+log = logging.getLogger("aifabric.core")
+
+FLOOD_ECHO_WINDOW = 0.5  # seconds during which a flooded frame coming back is dropped
+
+
+class Edge:
+    def __init__(self, fabric: Fabric, host_guard: HostGuard, *, flood_rate: float,
+                 flood_burst: float, host_ports: Callable[[int, float], list[int]],
+                 leaves: Callable[[], list[int]], count: Callable[..., None],
+                 emit: Callable[[FabricEvent], None],
+                 changed: Callable[[str | None], Effects], rlog: RateLimitedLog) -> None:
+        self.fabric = fabric
+        self.host_guard = host_guard
+        self.flood_rate = flood_rate
+        self.flood_burst = flood_burst
+        self._host_ports = host_ports
+        self._leaves = leaves
+        self._count = count
+        self._emit = emit
+        self._changed = changed
+        self._rlog = rlog
+        self._buckets: dict[tuple[int, int], TokenBucket] = {}
+        self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
+
+    def expire(self, now: float) -> Effects:
+        """Forget old flood echoes; resolve host probes whose time is up."""
+        self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
+        return self.host_outcome(self.host_guard.expire(now), now)
+
+    def host_frame(self, dpid: int, in_port: int, eth: Ethernet, data: bytes,
+                   now: float) -> Effects:
+        """A frame from a host port: its sender bound (or refused), ARP answered for
+        known hosts, a frame to a known host delivered, the rest flooded."""
+        log.debug("frame %s -> %s type %#x from host port %d:%d",
+                  eth.src, eth.dst, eth.ethertype, dpid, in_port)
+        if is_multicast_mac(eth.src):
+            self._count("bad_frames")
+            return Effects()
+        if self._recent_floods.get(hash(data), 0.0) > now:
+            # A frame we flooded came back in: a port we took for a host port faces the
+            # fabric. Dropping it here breaks any loop through the controller.
+            self._count("flood_echo_dropped")
+            log.debug("dropped an echo of a flooded frame on %d:%d", dpid, in_port)
+            return Effects()
+        if eth.ethertype == C.ETH_TYPE_ARP:
+            return self._arp_in(dpid, in_port, eth.src, data, eth.payload, now)
+        ip = ipv4_source(eth.payload) if eth.ethertype == C.ETH_TYPE_IP else None
+        if ip == "0.0.0.0":  # DHCP and the like: nobody to bind yet
+            eff = Effects()
+        else:
+            eff, accepted = self._learn(eth.src, ip, dpid, in_port, now)
+            if not accepted:
+                return eff  # refused: dropped here, not flooded (a probe may go out)
+        if not is_multicast_mac(eth.dst):
+            dst = self.fabric.hosts.get(eth.dst)
+            if dst is not None:  # entries are on their way; deliver this one directly
+                eff.packet_outs.append(PacketOut(dst.dpid, (dst.port,), data))
+                return eff
+        return eff.merge(self._flood(dpid, in_port, data, now))
+
+
+    def transit_miss(self, dpid: int, in_port: int, dst_mac: str, ethertype: int,
+                      data: bytes) -> Effects:
+        """A frame inside the fabric found no entry (entries for a new host are still on
+        their way to this switch): hand it straight to the destination host's port."""
+        dst = None if is_multicast_mac(dst_mac) else self.fabric.hosts.get(dst_mac)
+        if dst is None or ethertype == C.ETH_TYPE_ARP:
+            self._count("ignored_non_edge")
+            log.debug("ignored frame to %s type %#x on non-host port %d:%d",
+                      dst_mac, ethertype, dpid, in_port)
+            return Effects()
+        self._count("transit_miss_delivered")
+        return Effects(packet_outs=[PacketOut(dst.dpid, (dst.port,), data)])
+
+    def _arp_in(
+        self, dpid: int, in_port: int, eth_src: str, frame: bytes, payload: bytes, now: float
+    ) -> Effects:
+        try:
+            arp = parse_arp(payload)
+        except FrameError as exc:
+            self._count("bad_frames")
+            log.debug("bad ARP from %d:%d: %s", dpid, in_port, exc)
+            return Effects()
+        if arp.sender_mac != eth_src:
+            self._count("bad_frames")
+            log.debug("ARP sender %s differs from frame source %s", arp.sender_mac, eth_src)
+            return Effects()
+        if arp.sender_ip == "0.0.0.0":  # an ARP probe (RFC 5227): nobody to bind yet
+            sender_ip = None
+            eff = Effects()
+        else:
+            sender_ip = arp.sender_ip
+            eff, accepted = self._learn(arp.sender_mac, sender_ip, dpid, in_port, now)
+            if not accepted:
+                return eff  # refused: dropped here, neither answered nor flooded
+        if arp.target_mac == PROBE_MAC:
+            return eff  # the answer to one of our probes: it has done its work
+        if arp.opcode == ARP_REQUEST and sender_ip and arp.target_ip != sender_ip:
+            target = self.fabric.host_by_ip(arp.target_ip)
+            if target is not None:
+                reply = Arp(ARP_REPLY, target.mac, arp.target_ip, arp.sender_mac, sender_ip)
+                data = build_arp_frame(arp.sender_mac, target.mac, reply)
+                eff.packet_outs.append(PacketOut(dpid, (in_port,), data))
+                self._count("arp_proxied")
+                return eff
+        elif arp.opcode == ARP_REPLY:
+            requester = self.fabric.hosts.get(arp.target_mac)
+            if requester is not None:
+                eff.packet_outs.append(PacketOut(requester.dpid, (requester.port,), frame))
+                return eff
+        return eff.merge(self._flood(dpid, in_port, frame, now))
+
+    def _learn(self, mac: str, ip: str | None, dpid: int, port: int,
+               now: float) -> tuple[Effects, bool]:
+        """Apply the binding rules (:mod:`controller.core.hosts`) to a sighting; False when the
+        frame is refused and must be dropped (the effects then hold only probes)."""
+        out = self.host_guard.sighting(mac, ip, dpid, port, now)
+        return self.host_outcome(out, now), out.accepted
+
+    def host_outcome(self, out: Outcome, now: float) -> Effects:
+        for name in out.counters:
+            self._count(name)
+        for e in out.events:
+            level = logging.INFO if e.kind == "host_learned" else logging.WARNING
+            self._rlog.log(level, f"{e.kind}:{dict(e.fields).get('at', '')}", now,
+                           "%s: %s", e.kind, e.message)
+        for e in out.events:
+            self._emit(e)
+        eff = self._changed(None) if out.changed else Effects()
+        eff.packet_outs += [self._probe_host(p) for p in out.probes]
+        self._count("host_probes", len(out.probes))
+        return eff
+
+    @staticmethod
+    def _probe_host(p: Probe) -> PacketOut:
+        """An ARP request for ``p.ip`` to the bound host alone (unicast to its MAC), in
+        probe form (sender 0.0.0.0): its answer says it is still there."""
+        arp = Arp(ARP_REQUEST, PROBE_MAC, "0.0.0.0", "00:00:00:00:00:00", p.ip)
+        return PacketOut(p.dpid, (p.port,), build_arp_frame(p.mac, PROBE_MAC, arp))
+
+    def _flood(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+        """Send a frame out of every host port of every leaf except where it came in."""
+        bucket = self._buckets.get((dpid, in_port))
+        if bucket is None:
+            bucket = self._buckets[(dpid, in_port)] = TokenBucket(
+                self.flood_rate, self.flood_burst, now
+            )
+        if not bucket.take(now):
+            self._count("flood_rate_limited")
+            return Effects()
+        self._recent_floods[hash(data)] = now + FLOOD_ECHO_WINDOW
+        eff = Effects()
+        for leaf in self._leaves():
+            ports = tuple(p for p in self._host_ports(leaf, now)
+                          if (leaf, p) != (dpid, in_port))
+            if ports:
+                eff.packet_outs.append(PacketOut(leaf, ports, data))
+        self._count("floods")
+        return eff
+
+    # --- host recovery after a controller restart -------------------------------------------
+    def recover_hosts(self, dpid: int, flows: list[FlowRule], now: float) -> Effects:
+        """Rebuild host entries from a leaf's own host rules (output to a port).
+
+        Host rules carry the host's IPv4 address in their cookie; a restarted controller
+        thus knows every host again before it computes what the switches should hold,
+        and keeps their entries instead of wiping them.
+        """
+        eff = Effects()
+        linked = self.fabric.link_ports(dpid)
+        for rule in flows:
+            if C.cookie_kind(rule.cookie) != C.KIND_HOST or rule.table != C.TABLE_FORWARD:
+                continue
+            mac = dict(rule.match).get("eth_dst")
+            outputs = [a[1] for ins in rule.instructions if ins[0] == "apply" for a in ins[1]
+                       if a[0] == "output"]
+            if not isinstance(mac, str) or len(outputs) != 1 or outputs[0] in linked:
+                continue
+            if mac in self.fabric.hosts:
+                continue
+            ip = C.ip_from_cookie_low(C.cookie_low(rule.cookie))
+            self.fabric.learn_host(mac, ip, dpid, outputs[0], now, recovered=True)
+            log.info("host %s (%s) recovered from %d:%d", mac, ip, dpid, outputs[0])
+            eff.merge(self._changed(None))
+        return eff
+
