@@ -138,9 +138,10 @@ def run_case(spines: int, leaves: int, n_flows: int, repeats: int) -> dict:
     return {
         "spines": spines, "leaves": leaves, "flows": n_flows,
         "first_placement_us_per_flow": round(placing / n_flows * 1e6, 1),
-        "rebalance_pass_ms_median": round(statistics.median(times) * 1e3, 1),
-        "rebalance_pass_ms_min": round(min(times) * 1e3, 1),
-        "rebalance_pass_ms_max": round(max(times) * 1e3, 1),
+        # (the first pass also builds the topology's caches: it has its own column)
+        "rebalance_pass_ms_median": round(statistics.median(times[1:] or times) * 1e3, 1),
+        "rebalance_pass_ms_min": round(min(times[1:] or times) * 1e3, 1),
+        "rebalance_pass_ms_max": round(max(times[1:] or times) * 1e3, 1),
         "first_pass_after_topology_change_ms": round(times[0] * 1e3, 1),
         "repeats": repeats,
         "flows_moved": moves,
@@ -170,7 +171,8 @@ def write_docs(rows: list[dict], path: Path) -> None:
         "every flow large (11-60% of a link).",
         "",
         "| fabric | flows | first placement (us/flow) | rebalancing pass in one go, "
-        "median (ms) | min-max (ms) | first pass after a topology change (ms) "
+        "median of the passes after the first (ms) | min-max (ms) "
+        "| first pass after a topology change (ms) "
         "| flows moved | worst link before -> after | as fabricd runs it: job on the "
         "loop / search on the worker / moves on the loop (ms, medians) | whole pass (ms) "
         "| event loop's lag during the pass, p99 / max (ms) |",

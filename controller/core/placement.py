@@ -50,12 +50,12 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
         i = index.get(r)
         if i is not None:
             base_load[i] = v
-    if own is not None:
-        _take_out(flows, own, options, cur, index, base_load)
     dem = [demand[f.key] for f in flows]
     # priority classes first, then by demand (then as given: the order is the caller's)
     first = sorted(range(len(flows)), key=lambda i: (not flows[i].priority, -dem[i]))
     arrays = _Arrays(flows, topo, dem, base_load)
+    if own is not None:
+        arrays.take_out(flows, own, cur, index)
     work = sum(len(o) for o in options) or 1
     restarts = max(1, min(24, budget // (4 * work)))
     rng = random.Random(len(flows))
@@ -85,28 +85,6 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
     plan = {flows[i].key: options[i][j][0] for i, j in enumerate(best_choice)
             if j >= 0 and not (moves_only and j == cur[i])}
     return plan, before, best_score[:2]
-
-
-def _take_out(flows: list[Flow], own: list[float],
-              options: list[list[tuple[Path, int, int]]], cur: list[int],
-              index: Mapping[Resource, int], load: list[float]) -> None:
-    """Take each flow's own rate off the links of its current path (not below 0)."""
-    for i, f in enumerate(flows):
-        if cur[i] >= 0:
-            _, u, w = options[i][cur[i]]
-            ends: tuple[int | None, ...] = (u, w)
-        elif f.path is not None:  # (a path out of service: its links may be measured)
-            from controller.core.te import resources  # (te imports this module)
-
-            ends = tuple(index.get(r) for r in resources(f.path, f.dst_leaf))
-        else:
-            continue
-        for r in ends:
-            if r is not None:
-                load[r] -= own[i]
-    for r, v in enumerate(load):
-        if v < 0.0:
-            load[r] = 0.0
 
 
 def _keep_in_place(choice: list[int], cur: list[int],
@@ -165,6 +143,28 @@ class _Arrays:
         self.dem = np.array(dem, dtype=float)
         self.cap = np.array([*topo.caps, 1.0])
         self.base = np.array([*base_load, BIG])
+
+    def take_out(self, flows: list[Flow], own: list[float], cur: list[int],
+                 index: Mapping[Resource, int]) -> None:
+        """Take each flow's own rate off the links of its current path (not below 0)."""
+        pick = np.array(cur, dtype=np.intp)
+        rate = np.array(own, dtype=float)
+        on = np.nonzero(pick >= 0)[0]
+        n = len(self.base)
+        self.base -= np.bincount(self.ups[on, pick[on]], weights=rate[on], minlength=n)
+        self.base -= np.bincount(self.downs[on, pick[on]], weights=rate[on], minlength=n)
+        for i in np.nonzero(pick < 0)[0].tolist():
+            path = flows[i].path
+            if path is None:
+                continue
+            from controller.core.te import resources  # (te imports this module)
+
+            for r in resources(path, flows[i].dst_leaf):  # (out of service: maybe measured)
+                k = index.get(r)
+                if k is not None:
+                    self.base[k] -= own[i]
+        np.maximum(self.base, 0.0, out=self.base)
+        self.base[-1] = BIG
 
     def load_of(self, choice: list[int]) -> list[float]:
         """Each resource's load with every flow on its chosen option (-1: none)."""
