@@ -1,0 +1,202 @@
+"""Mastership decisions against a fake store with etcd's semantics (leases, create-if-
+absent, revisions) and fake switches with OpenFlow's role rules (generation ids, one
+master): one master per switch, spread, takeover after a kill, step-down when the lease
+may have expired, no two writers, a deposed master's late request refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.core.mastership import (
+    MASTER,
+    SLAVE,
+    Claim,
+    Holder,
+    Mastership,
+    Release,
+    RoleRequest,
+    StoreView,
+    preferred,
+)
+
+TTL = 1.0
+
+
+@dataclass
+class FakeStore:
+    """Keys bound to leases, as etcd does them: a lease not kept alive for its ttl
+    expires and takes its keys; every write takes the next revision."""
+
+    revision: int = 100
+    leases: dict[str, float] = field(default_factory=dict)  # node -> expiry
+    masters: dict[int, Holder] = field(default_factory=dict)
+    connected: dict[str, frozenset[int]] = field(default_factory=dict)
+
+    def keepalive(self, node: str, now: float) -> None:
+        self.leases[node] = now + TTL
+
+    def expire(self, now: float) -> None:
+        for node, until in list(self.leases.items()):
+            if until <= now:
+                del self.leases[node]
+                self.masters = {d: h for d, h in self.masters.items() if h.node != node}
+
+    def claim(self, node: str, dpid: int) -> None:
+        if node in self.leases and dpid not in self.masters:  # create if absent
+            self.revision += 1
+            self.masters[dpid] = Holder(node, self.revision)
+
+    def release(self, node: str, dpid: int) -> None:
+        if self.masters.get(dpid, Holder("", 0)).node == node:  # delete if ours
+            self.revision += 1
+            del self.masters[dpid]
+
+    def view(self) -> StoreView:
+        return StoreView(frozenset(self.leases), dict(self.masters), dict(self.connected))
+
+
+@dataclass
+class FakeSwitch:
+    """OpenFlow 1.3 roles: a MASTER request demotes the other master; a request whose
+    generation id is older than the latest one seen is refused (stale)."""
+
+    dpid: int
+    generation: int | None = None
+    roles: dict[str, str] = field(default_factory=dict)
+    refused: list[tuple[str, int]] = field(default_factory=list)
+
+    def request(self, node: str, role: str, generation: int) -> bool:
+        if self.generation is not None and generation - self.generation < 0:
+            self.refused.append((node, generation))
+            return False
+        self.generation = generation
+        if role == MASTER:
+            for other, r in self.roles.items():
+                if r == MASTER:
+                    self.roles[other] = SLAVE
+        self.roles[node] = role
+        return True
+
+    def writers(self) -> set[str]:
+        return {n for n, r in self.roles.items() if r == MASTER}
+
+
+class Cluster:
+    def __init__(self, nodes: list[str], dpids: list[int]) -> None:
+        self.store = FakeStore()
+        self.switches = {d: FakeSwitch(d) for d in dpids}
+        self.nodes = {n: Mastership(n, TTL) for n in nodes}
+        self.alive = set(nodes)  # processes running
+        self.reaching = set(nodes)  # processes that reach the store
+        self.now = 0.0
+        for n in nodes:
+            self.store.connected[n] = frozenset(dpids)
+
+    def step(self, dt: float = 0.1) -> None:
+        self.now += dt
+        for n in sorted(self.alive & self.reaching):
+            self.store.keepalive(n, self.now)
+            self.nodes[n].keepalive(self.now)
+        self.store.expire(self.now)
+        for n in sorted(self.alive):
+            m = self.nodes[n]
+            view = self.store.view() if n in self.reaching else StoreView(frozenset(), {})
+            for action in m.decide(view, self.store.connected.get(n, ()), self.now):
+                if isinstance(action, Claim) and n in self.reaching:
+                    self.store.claim(n, action.dpid)
+                elif isinstance(action, Release) and n in self.reaching:
+                    self.store.release(n, action.dpid)
+                elif isinstance(action, RoleRequest):
+                    self.switches[action.dpid].request(n, action.role, action.generation)
+        # never two instances allowed to write to one switch
+        for d in self.switches:
+            writing = {n for n in self.alive if self.nodes[n].may_write(d, self.now)}
+            assert len(writing) <= 1, (d, writing, self.now)
+
+    def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / 0.1)):
+            self.step()
+
+    def master_of(self, dpid: int) -> str | None:
+        writers = self.switches[dpid].writers()
+        assert len(writers) <= 1
+        return next(iter(writers), None)
+
+
+DPIDS = [1001, 1002, 2001, 2002, 2003, 2004, 2005, 2006, 2007, 2008, 2009, 2010]
+
+
+def test_every_switch_gets_one_master_spread_over_the_instances():
+    c = Cluster(["a", "b", "c"], DPIDS)
+    c.run(0.5)
+    masters = {d: c.master_of(d) for d in DPIDS}
+    assert all(masters.values())
+    assert masters == {d: preferred(d, ["a", "b", "c"]) for d in DPIDS}
+    assert all(list(masters.values()).count(n) >= 2 for n in "abc")  # spread
+    for d in DPIDS:  # the store and the switch agree, with the store's generation
+        assert c.switches[d].generation == c.store.masters[d].generation
+        assert c.nodes[masters[d]].may_write(d, c.now)
+
+
+def test_a_killed_master_is_replaced_within_about_one_ttl_with_a_newer_generation():
+    c = Cluster(["a", "b", "c"], DPIDS)
+    c.run(0.5)
+    victim = c.master_of(2001)
+    lost = [d for d in DPIDS if c.master_of(d) == victim]
+    before = {d: c.switches[d].generation for d in lost}
+    c.alive.discard(victim)  # SIGKILL: no more keepalives, no step-down either
+    c.run(TTL + 0.3)
+    for d in lost:
+        new = c.master_of(d)
+        assert new not in (None, victim), d
+        assert new == preferred(d, {"a", "b", "c"} - {victim})
+        assert c.switches[d].generation > before[d]
+
+
+def test_an_instance_cut_off_from_the_store_steps_down_before_its_lease_can_expire():
+    c = Cluster(["a", "b"], DPIDS)
+    c.run(0.5)
+    held = [d for d in DPIDS if c.master_of(d) == "a"]
+    old = {d: c.switches[d].generation for d in held}
+    c.reaching.discard("a")  # partitioned from etcd, still connected to its switches
+    c.run(TTL * 0.8)
+    assert not any(c.nodes["a"].may_write(d, c.now) for d in DPIDS)
+    c.run(TTL)  # its lease expired in the store: b took over with newer generations
+    assert all(c.master_of(d) == "b" for d in held)
+    # a's late request with its old generation is refused by the switch
+    d = held[0]
+    assert not c.switches[d].request("a", MASTER, old[d])
+    assert c.switches[d].refused == [("a", old[d])] and c.master_of(d) == "b"
+
+
+def test_a_joining_instance_takes_the_switches_it_prefers_and_nothing_is_left_masterless():
+    c = Cluster(["a", "b"], DPIDS)
+    c.run(0.5)
+    c.nodes["c"] = Mastership("c", TTL)
+    c.store.connected["c"] = frozenset(DPIDS)
+    c.alive.add("c")
+    c.reaching.add("c")
+    for _ in range(10):
+        c.step()
+        assert all(c.master_of(d) for d in DPIDS)  # the old master holds until demoted
+    assert {d: c.master_of(d) for d in DPIDS} == {d: preferred(d, "abc") for d in DPIDS}
+
+
+def test_a_switch_its_preferred_instance_cannot_reach_is_taken_by_another():
+    c = Cluster(["a", "b"], DPIDS)
+    d = next(d for d in DPIDS if preferred(d, "ab") == "a")
+    c.store.connected["a"] = frozenset(set(DPIDS) - {d})
+    c.run(0.3)
+    assert c.master_of(d) == "b"  # b is the only one connected to it
+    c.run(TTL)
+    assert c.master_of(d) == "b"
+
+
+def test_a_new_instance_is_slave_until_it_holds_the_key():
+    m = Mastership("a", TTL)
+    m.keepalive(0.0)
+    actions = m.decide(StoreView(frozenset({"a", "b"}), {7: Holder("b", 55)}), [7], 0.1)
+    assert actions == [RoleRequest(7, SLAVE, 55)] and not m.may_write(7, 0.1)
+    assert m.decide(StoreView(frozenset({"a", "b"}), {7: Holder("b", 55)}), [7], 0.2) == []
+    actions = m.decide(StoreView(frozenset({"a"}), {7: Holder("a", 60)}), [7], 0.3)
+    assert actions == [RoleRequest(7, MASTER, 60)] and m.may_write(7, 0.3)
