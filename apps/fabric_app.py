@@ -170,7 +170,7 @@ class FabricApp(app_manager.OSKenApp):
                 max_flows_per_port=cfg.te.max_flows_per_port,
                 job_limits=cfg.jobs.limits(),
             ),
-            secret=os.urandom(32),
+            secret=runtime.secret() or os.urandom(32),
         )
         self.sync = SwitchSync(self.core)  # per-switch sessions: read-back, mirror, plans
         self.dps: dict[int, Any] = {}  # dpid -> its current connection (os-ken Datapath)
@@ -214,6 +214,16 @@ class FabricApp(app_manager.OSKenApp):
         self.heartbeat = Heartbeat()  # read by the watchdog (another thread)
         self._hosts_generation = 0
         self._errors_seen: dict[str, int] = {}
+        # Cluster mode: this instance writes only to the switches it masters (the
+        # cluster agent decides, set_roles carries it out); alone, to every switch.
+        self.clustered = cfg.cluster.enabled
+        self.masters: set[int] = set()
+        self.cluster_agent = None  # set by the daemon once the app runs (cluster mode)
+        self._publish(masters=frozenset() if self.clustered else None)
+
+    def writable(self, dpid: int) -> bool:
+        """True if this instance may write to ``dpid`` (alone: always)."""
+        return not self.clustered or dpid in self.masters
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self):
@@ -320,6 +330,9 @@ class FabricApp(app_manager.OSKenApp):
                 log.info("switch %d reconnected; the old connection is dropped", dp.id)
             ports = [_port(p) for p in list(dp.ports.values())]
             self.dps[dp.id] = dp
+            if self.clustered:
+                self._lose_master(dp.id)  # (a new connection starts as an equal)
+                dp.send_msg(ofmsg.async_all_roles(dp))
             self._request_state(dp, self.sync.connect(dp.id, dp, now))
             self._apply(self.core.switch_connected(dp.id, ports, now), now)
         elif ev.state == DEAD_DISPATCHER:
@@ -328,6 +341,8 @@ class FabricApp(app_manager.OSKenApp):
             if not self.sync.disconnect(dp.id, dp):
                 return  # an old connection of a switch that has already reconnected
             del self.dps[dp.id]
+            if self.clustered:
+                self._lose_master(dp.id)
             self.monitor.forget_switch(dp.id)
             self._apply(self.core.switch_disconnected(dp.id, now), now)
 
@@ -645,6 +660,17 @@ class FabricApp(app_manager.OSKenApp):
     def _on_error(self, ev) -> None:
         msg = ev.msg
         dp = msg.datapath
+        if self.clustered and (
+                (msg.type, msg.code) == (ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_IS_SLAVE)
+                or msg.type == ofp.OFPET_ROLE_REQUEST_FAILED):
+            # another instance took the switch (or our request was stale): stop writing
+            stale = msg.type == ofp.OFPET_ROLE_REQUEST_FAILED
+            log.log(logging.INFO if stale else logging.WARNING,
+                    "switch %s: not its master (%s)", dp.id,
+                    "a newer master's generation is in force" if stale
+                    else "the switch refused a write: another instance masters it")
+            self._lose_master(dp.id)
+            return
         log.error(
             "switch %s reported OpenFlow error type=%d code=%d; its state will be re-read",
             dp.id, msg.type, msg.code,
@@ -663,6 +689,60 @@ class FabricApp(app_manager.OSKenApp):
             if session is not None:
                 self._request_state(dp, session)
 
+    # --- cluster mode: roles (set_roles is called through EventCall) ------------------------
+    def connected(self) -> frozenset[int]:
+        """The switches connected to this instance (any thread: one read of a dict)."""
+        return frozenset(self.dps)
+
+    def set_roles(self, requests) -> None:
+        """Send the role requests the cluster agent decided. A slave request takes effect
+        here at once (stop writing before the switch even answers); a master request
+        when the switch accepts it (:meth:`_on_role_reply`)."""
+        for req in requests:
+            dp = self.dps.get(req.dpid)
+            if dp is None:
+                continue
+            if req.role != "master":
+                self._lose_master(req.dpid)
+            dp.send_msg(ofmsg.role_request(dp, req.role, req.generation))
+            log.info("switch %d: asking for the %s role (generation %d)", req.dpid, req.role,
+                     req.generation)
+
+    def _lose_master(self, dpid: int) -> None:
+        if dpid in self.masters:
+            self.masters.discard(dpid)
+            self._masters_changed()
+
+    def _masters_changed(self) -> None:
+        masters = frozenset(self.masters)
+        self._publish(masters=masters)
+        qos_app = app_manager.lookup_service_brick("QosApp")
+        if qos_app is not None:
+            qos_app.set_masters(masters)
+
+    @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_role_reply(self, ev) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        if self.dps.get(dp.id) is not dp:
+            return
+        if msg.role == ofp.OFPCR_ROLE_MASTER:
+            if dp.id not in self.masters:
+                self.masters.add(dp.id)
+                self._masters_changed()
+                log.info("switch %d: this instance is its master (generation %d)", dp.id,
+                         msg.generation_id)
+                # another instance wrote to it meanwhile: read it back, then sync
+                now = time.time()
+                session = self.sync.reread(dp.id, dp, now)
+                if session is not None:
+                    self._request_state(dp, session)
+                else:
+                    self._apply(Effects(changed=True), now)
+        else:
+            self._lose_master(dp.id)
+
     # --- output -----------------------------------------------------------------------------
     def _apply(self, eff: Effects, now: float, force_sync: bool = False,
                flush: bool = False) -> None:
@@ -674,7 +754,7 @@ class FabricApp(app_manager.OSKenApp):
         and its packets should find the new entries in place."""
         for dpid, rule, timeout in eff.ephemeral:
             session = self.sync.sessions.get(dpid)
-            if session is not None and session.ready:
+            if session is not None and session.ready and self.writable(dpid):
                 dp = self.dps[dpid]
                 dp.send_msg(ofmsg.flow_add_expiring(dp, rule, timeout))
                 self.stats["flow_mods"] += 1
@@ -740,7 +820,7 @@ class FabricApp(app_manager.OSKenApp):
     def _send_packet_outs(self, outs) -> None:
         for po in outs:
             dp = self.dps.get(po.dpid)
-            if dp is None:
+            if dp is None or not self.writable(po.dpid):
                 continue
             actions = [parser.OFPActionOutput(p, 0) for p in po.ports]
             dp.send_msg(
@@ -749,7 +829,8 @@ class FabricApp(app_manager.OSKenApp):
             self.stats["packet_out"] += 1
 
     def _sync_all(self, now: float, only: set[int] | None = None) -> None:
-        for dpid, plan in self.sync.plans(now, only):
+        writable = self.masters if self.clustered else None
+        for dpid, plan in self.sync.plans(now, only, writable):
             log.info("switch %d: %s", dpid, plan.summary())
             dp = self.dps[dpid]
             for m in ofmsg.plan_messages(dp, plan):

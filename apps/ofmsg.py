@@ -134,6 +134,27 @@ def flow_add_expiring(dp, rule: FlowRule, hard_timeout: int) -> parser.OFPFlowMo
     return msg
 
 
+_ROLES = {"master": ofp.OFPCR_ROLE_MASTER, "slave": ofp.OFPCR_ROLE_SLAVE,
+          "equal": ofp.OFPCR_ROLE_EQUAL}
+
+
+def role_request(dp, role: str, generation: int) -> parser.OFPRoleRequest:
+    """Ask the switch for ``role``; ``generation`` orders masters (an older one is
+    refused as stale)."""
+    return parser.OFPRoleRequest(dp, _ROLES[role], generation % (1 << 64))
+
+
+def async_all_roles(dp) -> parser.OFPSetAsync:
+    """Packet-ins and port status in every role (a slave sees what the master sees, so
+    every instance of a cluster builds the same view), flow-removed for the master."""
+    packet_in = (1 << ofp.OFPR_NO_MATCH) | (1 << ofp.OFPR_ACTION) | (1 << ofp.OFPR_INVALID_TTL)
+    port_status = (1 << ofp.OFPPR_ADD) | (1 << ofp.OFPPR_DELETE) | (1 << ofp.OFPPR_MODIFY)
+    removed = (1 << ofp.OFPRR_IDLE_TIMEOUT) | (1 << ofp.OFPRR_HARD_TIMEOUT) | \
+        (1 << ofp.OFPRR_DELETE) | (1 << ofp.OFPRR_GROUP_DELETE)
+    return parser.OFPSetAsync(dp, [packet_in, packet_in], [port_status, port_status],
+                              [removed, 0])
+
+
 def plan_messages(dp, plan: SyncPlan) -> list[Any]:
     """The messages of a plan, in a safe order, with barriers between dependent phases:
     meters and groups before the flows that use them, flows deleted before them."""

@@ -78,6 +78,8 @@ class QosApp(app_manager.OSKenApp):
         self.failing: str | None = None  # why provisioning fails now (None: it works)
         self._missing: dict[str, float] = {}  # port -> since when OVS's qdisc is missing
         self._deleted: set[str] = set()  # ports the switches said were deleted
+        # in cluster mode, the switches this instance masters (only it provisions them)
+        self._masters: frozenset[int] | None = None
 
     def start(self):
         thread = super().start()
@@ -86,6 +88,12 @@ class QosApp(app_manager.OSKenApp):
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def set_masters(self, masters: frozenset[int]) -> None:
+        """Cluster mode, thread-safe: provision only the ports of these switches."""
+        with self._lock:
+            self._masters = masters
         self._wake.set()
 
     def set_policy(self, policy: QosPolicy | None) -> None:
@@ -171,8 +179,9 @@ class QosApp(app_manager.OSKenApp):
         """Port name -> (bridge, plan) for every port of every switch seen (connected
         or not: a lost session changes nothing in OVSDB)."""
         with self._lock:
-            policy = self.policy
-            switches = dict(self._switches)
+            policy, masters = self.policy, self._masters
+            switches = {d: sw for d, sw in self._switches.items()
+                        if masters is None or d in masters}
         if policy is None:
             return {}
         out = {}

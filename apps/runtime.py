@@ -11,6 +11,7 @@ from controller.core.jobs import JobSpec
 
 _config: FabricdConfig | None = None
 _jobs: list[JobSpec] = []
+_secret: bytes | None = None
 
 
 def set_config(config: FabricdConfig) -> None:
@@ -30,3 +31,13 @@ def set_jobs(specs: list[JobSpec]) -> None:
 
 def jobs() -> list[JobSpec]:
     return list(_jobs)
+
+
+def set_secret(secret: bytes) -> None:
+    """The LLDP key shared by a cluster's instances (alone: each run makes its own)."""
+    global _secret
+    _secret = secret
+
+
+def secret() -> bytes | None:
+    return _secret

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -65,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no traffic engineering: plain ECMP only (baseline runs)")
     p.add_argument("--jobs-file", metavar="FILE", help="where registered training jobs are "
                    "kept across restarts (default /var/lib/aifabric/jobs.json)")
+    p.add_argument("--etcd", metavar="URL[,URL...]", help="join a cluster on this etcd "
+                   "(http(s)://HOST:PORT, comma-separated); needs --node-id")
+    p.add_argument("--node-id", metavar="NAME", help="this instance's name in the cluster")
+    p.add_argument("--cluster", metavar="NAME", help="the cluster's name (default: default)")
+    p.add_argument("--lease-ttl", type=int, metavar="SECONDS",
+                   help="lease of this instance in etcd (default 1)")
     p.add_argument("--version", action="version", version=f"fabricd {__version__}")
     return p
 
@@ -101,6 +108,11 @@ def config_from_args(args: argparse.Namespace) -> FabricdConfig:
         overrides["te.enabled"] = False
     if args.jobs_file is not None:
         overrides["jobs.state_file"] = args.jobs_file
+    if args.etcd is not None:
+        overrides["cluster.etcd"] = [u.strip() for u in args.etcd.split(",") if u.strip()]
+    for flag, key in (("node_id", "node_id"), ("cluster", "name"), ("lease_ttl", "lease_ttl")):
+        if getattr(args, flag) is not None:
+            overrides[f"cluster.{key}"] = getattr(args, flag)
     return load_config(args.config, overrides)
 
 
@@ -124,6 +136,53 @@ def check_port_free(host: str, port: int) -> None:
             raise RuntimeError(
                 f"cannot listen for OpenFlow on {host}:{port}: {exc.strerror}"
             ) from None
+
+
+def join_cluster(config: FabricdConfig):
+    """Join the cluster's etcd (an EtcdStore), or None after saying why not."""
+    from apps.cluster_store import EtcdStore, StoreUnavailable
+
+    c = config.cluster
+    assert c.node_id is not None
+    store = EtcdStore(c.etcd, c.name, c.node_id, timeout=c.etcd_timeout, ca_cert=c.etcd_ca,
+                      cert=(c.etcd_cert, c.etcd_key) if c.etcd_cert and c.etcd_key else None)
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            store.join(c.lease_ttl)
+            log.info("cluster %s: joined as %s (etcd %s, lease %d s)", c.name, c.node_id,
+                     ", ".join(c.etcd), c.lease_ttl)
+            return store
+        except StoreUnavailable as exc:
+            if time.monotonic() > deadline:
+                print(f"fabricd: cannot join cluster {c.name!r}: {exc}", file=sys.stderr)
+                return None
+            time.sleep(0.5)
+
+
+def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
+    """Once the fabric app runs, start the agent that keeps this instance's mastership."""
+    from apps.cluster_agent import ClusterAgent
+    from apps.fabric_app import EventCall
+    from controller.core.mastership import Mastership
+
+    while (app := fabric_app()) is None:
+        time.sleep(0.05)
+
+    def send_roles(requests) -> None:
+        def apply(a) -> None:  # (on the app's thread; nobody waits for the result)
+            try:
+                a.set_roles(requests)
+            except Exception:
+                log.exception("cluster: sending role requests failed")
+
+        app.send_event(app.name, EventCall(apply))
+
+    c = config.cluster
+    agent = ClusterAgent(store, Mastership(c.node_id, float(c.lease_ttl)), app.connected,
+                         send_roles, interval=max(0.05, c.lease_ttl / 5))
+    app.cluster_agent = agent
+    agent.start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fabricd: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
 
+    store = None
+    if config.cluster.enabled:
+        store = join_cluster(config)
+        if store is None:
+            return EXIT_RUNTIME
+        runtime.set_secret(store.shared_secret(os.urandom(32)))
+
     def fabric_app():
         return app_manager.lookup_service_brick("FabricApp")
 
@@ -191,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else app.stalled(config.watchdog_seconds)
 
-    handle = ControllerHandle(published, call=call, event_bus=event_bus, stalled=stalled)
+    def cluster():
+        agent = getattr(fabric_app(), "cluster_agent", None)
+        return None if agent is None else agent.status
+
+    handle = ControllerHandle(published, call=call, event_bus=event_bus, stalled=stalled,
+                              cluster=cluster)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:
@@ -205,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     def stop(signum, _frame) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         server.stop(grace=0.5).wait(1.0)
+        if store is not None:  # hand the switches over now, not when the lease expires
+            try:
+                store.leave()
+            except Exception as exc:  # (stopping anyway)
+                log.warning("cluster: could not revoke the lease: %s", exc)
         logging.shutdown()
         # Switches keep their entries (fail-mode secure); os-ken's server threads cannot
         # be joined, so leave at once.
@@ -239,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     # as long as they take to walk the heap.
     gc.collect()
     gc.freeze()
+    if store is not None:
+        threading.Thread(target=start_cluster_agent, args=(config, store, fabric_app),
+                         name="aifabric-cluster-start", daemon=True).start()
     started = time.time()
     try:
         app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])

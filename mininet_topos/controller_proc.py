@@ -20,6 +20,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_logged(cmd: list[str], log_path: Path, ready, timeout: float,
+                 name: str) -> subprocess.Popen:
+    """Start ``cmd`` with its output appended to ``log_path`` and wait until ``ready()``;
+    RuntimeError (with the log's end) if it exits or is not ready in ``timeout`` s (it
+    is then killed)."""
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {log_path}:\n"
+                               + log_path.read_text()[-2000:])
+        if ready():
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(5)
+    raise RuntimeError(f"{name} was not ready within {timeout} s; see {log_path}:\n"
+                       + log_path.read_text()[-2000:])
+
+
 class FabricdProcess:
     """A fabricd child process with its own OpenFlow and API ports and log file."""
 
@@ -47,25 +69,14 @@ class FabricdProcess:
                *([] if "--jobs-file" in self.extra_args else
                  ["--jobs-file", str(self.jobs_file)]),
                *self.extra_args]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"fabricd exited with {self.proc.returncode}; see {self.log_path}:\n"
-                    + self.log_path.read_text()[-2000:]
-                )
-            try:
-                with self.client(timeout=1.0) as c:
-                    if c.health() == "SERVING":
-                        return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"fabricd did not become healthy in {timeout} s; see {self.log_path}")
+        self.proc = start_logged(cmd, self.log_path, self._serving, timeout, "fabricd")
+
+    def _serving(self) -> bool:
+        try:
+            with self.client(timeout=1.0) as c:
+                return c.health() == "SERVING"
+        except grpc.RpcError:
+            return False
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc is None:

@@ -68,8 +68,11 @@ def prepare_interfaces(net: Mininet) -> None:
                                check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def build_network(spec: FabricSpec, controller: str) -> Mininet:
-    host, port = parse_controller(controller)
+def build_network(spec: FabricSpec, controller: str | list[str]) -> Mininet:
+    """The fabric, each switch connected to ``controller`` (several: a cluster's
+    instances, every switch connected to each)."""
+    targets = [parse_controller(c) for c in ([controller] if isinstance(controller, str)
+                                             else controller)]
     switch = partial(OVSSwitch, datapath="user", failMode="secure", protocols="OpenFlow13",
                      reconnectms=1000)
     net = Mininet(
@@ -80,7 +83,8 @@ def build_network(spec: FabricSpec, controller: str) -> Mininet:
         autoSetMacs=False,
         build=False,
     )
-    net.addController("c0", controller=RemoteController, ip=host, port=port)
+    for i, (host, port) in enumerate(targets):
+        net.addController(f"c{i}", controller=RemoteController, ip=host, port=port)
     net.build()
     return net
 
@@ -113,7 +117,7 @@ def ensure_shaping(net: Mininet, rounds: int = 3) -> int:
 
 
 @contextmanager
-def fabric_network(spec: FabricSpec, controller: str, quiet: bool = True):
+def fabric_network(spec: FabricSpec, controller: str | list[str], quiet: bool = True):
     """A started Mininet fabric; stopped (and cleaned up) on exit, even on failure."""
     setLogLevel("error" if quiet else "info")
     ensure_ovs()

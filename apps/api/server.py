@@ -58,6 +58,8 @@ class ControllerHandle:
     event_bus: Callable[[], EventBus | None] = lambda: None
     # why the fabric app's event loop looks stalled (the watchdog), or None
     stalled: Callable[[], str | None] = lambda: None
+    # cluster mode: what the cluster agent last read from etcd (a ClusterStatus), or None
+    cluster: Callable[[], Any] = lambda: None
 
 
 WATCH_POLL_SECONDS = 1.0
@@ -231,6 +233,15 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self.config = config
         self.started_at = started_at
 
+    def _local_only(self, context, what: str) -> None:
+        """Cluster mode: operator state is not shared between instances yet, and a
+        change applied by one instance alone would leave the switches of the others
+        disagreeing: refused, with nothing changed."""
+        if self.config.cluster.enabled:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"cluster mode: {what} is not yet shared between the instances "
+                          "(docs/cluster.md), so it cannot be changed here")
+
     def _published(self, context) -> Published:
         got = self.handle.published()
         if got is None:
@@ -249,7 +260,24 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             te_enabled=self.config.te.enabled,
             link_speed_mbps=self.config.link_speed_mbps or 0.0,
             counters=dict(pub.counters) if (pub := self.handle.published()) else {},
+            cluster=self._cluster_status(pub),
         )
+
+    def _cluster_status(self, pub: Published | None) -> fabric_pb2.ClusterStatus | None:
+        c = self.config.cluster
+        if not c.enabled:
+            return None
+        got = self.handle.cluster()
+        mine = sorted(pub.masters or ()) if pub is not None else []
+        if got is None:
+            return fabric_pb2.ClusterStatus(name=c.name, node_id=c.node_id or "",
+                                            mastered_here=mine,
+                                            etcd_error="the cluster agent is starting")
+        return fabric_pb2.ClusterStatus(
+            name=c.name, node_id=got.node, members=list(got.members),
+            masters=[fabric_pb2.SwitchMaster(dpid=d, node_id=n) for d, n in got.masters],
+            mastered_here=mine, etcd_ok=got.etcd_ok, etcd_error=got.etcd_error,
+            checked_at=got.checked_at)
 
     def ListLinks(self, request, context):
         pub = self._published(context)
@@ -274,12 +302,15 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         return fabric_pb2.DrainReply(message=message)
 
     def DrainLink(self, request, context):
+        self._local_only(context, "maintenance (drains)")
         return self._maintain(context, "drain_link", request.dpid, request.port)
 
     def DrainSwitch(self, request, context):
+        self._local_only(context, "maintenance (drains)")
         return self._maintain(context, "drain_switch", request.dpid, 0)
 
     def Undrain(self, request, context):
+        self._local_only(context, "maintenance (drains)")
         return self._maintain(context, "undrain", request.dpid, request.port)
 
     def GetQosPolicy(self, request, context):
@@ -294,6 +325,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         if not self.config.qos.enabled:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "QoS is off (fabricd runs with --no-qos)")
+        self._local_only(context, "the QoS policy")
         self._call(context, lambda app: app.set_qos_policy(policy))
         log.info("QoS policy set through the API by %s", context.peer())
         return policy_message(policy, True)
@@ -340,12 +372,14 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
     def PinFlow(self, request, context):
         if request.spine == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spine: required")
+        self._local_only(context, "an operator pin")
         key, info = self._te_call(context, request,
                                   lambda app, key: app.pin_flow(key, request.spine))
         log.info("%s pinned to spine %d by %s", key, request.spine, context.peer())
         return flow_message(info)
 
     def UnpinFlow(self, request, context):
+        self._local_only(context, "an operator pin")
         key, _ = self._te_call(context, request, lambda app, key: app.unpin_flow(key))
         log.info("%s unpinned by %s", key, context.peer())
         return fabric_pb2.UnpinFlowReply(message=f"{key} unpinned")
@@ -387,6 +421,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             spec.validate(self.config.jobs.limits())
         except JobError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self._local_only(context, "the registered jobs")
         info = self._call(context, lambda app: app.register_job(spec))
         log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,
                  len(spec.members), context.peer())
@@ -409,6 +444,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self._jobs_enabled(context)
         if not request.id:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
+        self._local_only(context, "the registered jobs")
         self._call(context, lambda app: app.delete_job(request.id))
         log.info("job %s deleted by %s", request.id, context.peer())
         return fabric_pb2.DeleteJobReply(message=f"job {request.id} deleted")

@@ -191,6 +191,20 @@ def status_dict(st: fabric_pb2.Status) -> dict[str, Any]:
         "te_enabled": st.te_enabled,
         "link_speed_mbps": st.link_speed_mbps,
         "counters": dict(sorted(st.counters.items())),
+        "cluster": cluster_dict(st.cluster) if st.HasField("cluster") else None,
+    }
+
+
+def cluster_dict(c: fabric_pb2.ClusterStatus) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "node_id": c.node_id,
+        "members": list(c.members),
+        "masters": {str(m.dpid): m.node_id for m in c.masters},
+        "mastered_here": list(c.mastered_here),
+        "etcd_ok": c.etcd_ok,
+        "etcd_error": c.etcd_error,
+        "checked_at": c.checked_at,
     }
 
 

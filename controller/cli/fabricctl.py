@@ -174,6 +174,26 @@ def cmd_status(client: FabricClient, args) -> int:
     return 0
 
 
+def cmd_cluster(client: FabricClient, args) -> int:
+    c = status_dict(client.status())["cluster"]
+    if args.json:
+        print(json.dumps(c, indent=2))
+        return 0 if c is not None else 1
+    if c is None:
+        print("fabricd runs alone (no cluster: start it with --etcd and --node-id)")
+        return 1
+    etcd = "etcd ok" if c["etcd_ok"] else f"etcd UNREACHABLE: {c['etcd_error']}"
+    print(f"cluster {c['name']}: this is {c['node_id']}; {etcd}; read "
+          f"{_ago(c['checked_at']) if c['checked_at'] else 'never'}")
+    held: dict[str, list[str]] = {m: [] for m in c["members"]}
+    for dpid, node in sorted(c["masters"].items(), key=lambda kv: int(kv[0])):
+        held.setdefault(node, []).append(dpid)
+    rows = [[node, "yes" if node in c["members"] else "no (lease expired)", len(dpids),
+             " ".join(dpids) or "-"] for node, dpids in sorted(held.items())]
+    print(table(["INSTANCE", "LIVE", "SWITCHES", "MASTERS"], rows))
+    return 0
+
+
 def _match_text(match: dict) -> str:
     parts = [f"{k} {','.join(map(str, v))}" for k, v in match.items()]
     return "; ".join(parts)
@@ -436,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.set_defaults(func=cmd_entries)
     s = sub.add_parser("status", help="controller version, settings and counters")
     s.set_defaults(func=cmd_status)
+    cl = sub.add_parser("cluster", help="cluster mode: the instances, which switches each "
+                        "masters, etcd's health")
+    cl.set_defaults(func=cmd_cluster)
     h = sub.add_parser("health", help="exit 0 when the controller is serving")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
     h.set_defaults(func=cmd_health)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -311,6 +312,53 @@ class QosConfig(_Strict):
         return self.policy if self.policy is not None else profile_policy(self.profile)
 
 
+class ClusterConfig(_Strict):
+    """Cluster mode (docs/cluster.md): several fabricd on one etcd, each switch mastered
+    by one of them. Off without ``etcd`` endpoints."""
+
+    etcd: list[str] = Field(default_factory=list, description="etcd client URLs, "
+                            "http(s)://HOST:PORT; empty: fabricd runs alone")
+    node_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                                description="this instance's name, unique in the cluster")
+    name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                      description="the cluster's name: its keys in etcd")
+    lease_ttl: int = Field(1, ge=1, le=60, description="seconds an instance's lease "
+                           "lives without a keepalive (etcd raises it to 1.5 x its "
+                           "election timeout)")
+    etcd_timeout: float = Field(0.5, gt=0, le=30, description="seconds one etcd request "
+                                "may take")
+    etcd_ca: str | None = Field(None, description="CA of etcd's certificate (https)")
+    etcd_cert: str | None = Field(None, description="client certificate for etcd (PEM)")
+    etcd_key: str | None = Field(None, description="its private key (PEM)")
+
+    @field_validator("etcd")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        for i, url in enumerate(v):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"entry {i}: expected http(s)://HOST:PORT, got {url!r}")
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if not port:
+                raise ValueError(f"entry {i}: expected http(s)://HOST:PORT, got {url!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> ClusterConfig:
+        if self.etcd and not self.node_id:
+            raise ValueError("node_id is needed with etcd endpoints (--node-id NAME)")
+        if bool(self.etcd_cert) != bool(self.etcd_key):
+            raise ValueError("etcd_cert and etcd_key go together")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.etcd)
+
+
 class FabricdConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     link_speed_mbps: float | None = Field(None, gt=0, le=1_000_000)
@@ -322,6 +370,7 @@ class FabricdConfig(_Strict):
     te: TeConfig = TeConfig()
     jobs: JobsConfig = JobsConfig()
     edge: EdgeConfig = EdgeConfig()
+    cluster: ClusterConfig = ClusterConfig()
     hosts: list[StaticHostConfig] = Field(default_factory=list)
     watchdog_seconds: float = Field(5.0, gt=0, le=3600, description="health turns "
                                     "NOT_SERVING when the event loop processed no tick "

@@ -8,9 +8,9 @@ switch's master key, send an OpenFlow role request). See ``docs/cluster.md``.
   (highest hash of switch and member wins): the switches spread evenly, and a member
   joining or leaving moves only the switches it wins or held.
 - An instance claims the master key of a switch it is connected to when it is the
-  preferred member, or when the key has stayed empty for ``takeover_after`` seconds
-  (the preferred member is not connected to that switch). A claim is a create-if-absent
-  bound to the instance's lease: etcd lets one claim win.
+  preferred live member, or when the key has stayed empty for ``takeover_after``
+  seconds (the preferred member is not connected to that switch, or not yet). A claim
+  is a create-if-absent bound to the instance's lease: etcd lets one claim win.
 - The winner's generation id is the revision at which its key was created: revisions
   only grow, so a later master always has a larger generation, and a switch refuses a
   deposed master's late role request (OFPRRFC_STALE).
@@ -148,8 +148,10 @@ class Mastership:
         return got[0] if got else None
 
     def _may_claim(self, dpid: int, view: StoreView, now: float) -> bool:
-        live = self._eligible(dpid, view)
-        if preferred(dpid, live) == self.node:
+        """The preferred live member claims at once; any other once the key has been
+        empty for ``takeover_after`` (the preferred one may not reach the switch, or
+        not yet: instances starting together connect to the switches one by one)."""
+        if preferred(dpid, view.members | {self.node}) == self.node:
             return True
         return now - self._empty_since[dpid] >= self.takeover_after
 

@@ -186,3 +186,4 @@ class Published:
     jobs: tuple[JobInfo, ...] = ()
     jobs_at: float = 0.0
     qos_policy: QosPolicy | None = None  # the policy in force (None with --no-qos)
+    masters: frozenset[int] | None = None  # cluster mode: the switches this one masters

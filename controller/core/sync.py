@@ -13,6 +13,7 @@ opaque token.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -123,8 +124,10 @@ class SwitchSync:
         keep = self.core.kept_groups(session.dpid, held.groups, now)
         return held.plan(desired, additive=not complete, keep_groups=keep)
 
-    def plans(self, now: float, only: set[int] | None = None) -> list[tuple[int, SyncPlan]]:
-        """The plan of every ready switch (of ``only``, if given) that differs, spines
+    def plans(self, now: float, only: set[int] | None = None,
+              writable: Collection[int] | None = None) -> list[tuple[int, SyncPlan]]:
+        """The plan of every ready switch (of ``only``, if given; of ``writable``, if
+        given: in a cluster, the switches this instance masters) that differs, spines
         first: a leaf entry lets traffic into the fabric, so the spine entries it relies
         on should be there first. Each plan is taken as sent (applied to its mirror)."""
         touched = self.core.prepare(now).touched  # (flows re-placed after a change)
@@ -134,7 +137,8 @@ class SwitchSync:
         order = sorted(self.sessions, key=lambda d: (self.core.role(d) != "spine", d))
         for dpid in order:
             session = self.sessions[dpid]
-            if not session.ready or (only is not None and dpid not in only):
+            if not session.ready or (only is not None and dpid not in only) or (
+                    writable is not None and dpid not in writable):
                 continue
             plan = self.plan_for(session, now)
             if plan:

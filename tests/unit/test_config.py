@@ -36,6 +36,14 @@ def test_file_and_overrides(tmp_path):
         ("link_speed_mbps: -3\n", "link_speed_mbps", "greater than 0"),
         ("[1, 2]\n", "--config", "mapping"),
         ("a: [\n", "--config", "not valid YAML"),
+        ("cluster: {etcd: ['http://127.0.0.1:2379']}\n", "cluster", "node_id is needed"),
+        ("cluster: {etcd: ['127.0.0.1:2379'], node_id: a}\n", "cluster.etcd",
+         "entry 0: expected http(s)://HOST:PORT"),
+        ("cluster: {etcd: ['http://h:x'], node_id: a}\n", "cluster.etcd", "entry 0"),
+        ("cluster: {node_id: 'a b'}\n", "cluster.node_id", "should match pattern"),
+        ("cluster: {etcd: ['http://h:1'], node_id: a, etcd_cert: c.pem}\n", "cluster",
+         "go together"),
+        ("cluster: {lease_ttl: 0}\n", "cluster.lease_ttl", "greater than or equal to 1"),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path, text, key, reason):

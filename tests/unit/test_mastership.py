@@ -187,9 +187,11 @@ def test_a_switch_its_preferred_instance_cannot_reach_is_taken_by_another():
     d = next(d for d in DPIDS if preferred(d, "ab") == "a")
     c.store.connected["a"] = frozenset(set(DPIDS) - {d})
     c.run(0.3)
+    assert c.master_of(d) is None  # b waits for a, which prefers it
+    c.run(TTL)
     assert c.master_of(d) == "b"  # b is the only one connected to it
     c.run(TTL)
-    assert c.master_of(d) == "b"
+    assert c.master_of(d) == "b"  # and keeps it: a cannot take it
 
 
 def test_a_new_instance_is_slave_until_it_holds_the_key():

@@ -81,7 +81,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("version", "started_at", "openflow_port", "qos_enabled", "te_enabled", "link_speed_mbps", "counters")
+    __slots__ = ("version", "started_at", "openflow_port", "qos_enabled", "te_enabled", "link_speed_mbps", "counters", "cluster")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,7 @@ class Status(_message.Message):
     TE_ENABLED_FIELD_NUMBER: _ClassVar[int]
     LINK_SPEED_MBPS_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     version: str
     started_at: float
     openflow_port: int
@@ -103,7 +104,36 @@ class Status(_message.Message):
     te_enabled: bool
     link_speed_mbps: float
     counters: _containers.ScalarMap[str, int]
-    def __init__(self, version: _Optional[str] = ..., started_at: _Optional[float] = ..., openflow_port: _Optional[int] = ..., qos_enabled: _Optional[bool] = ..., te_enabled: _Optional[bool] = ..., link_speed_mbps: _Optional[float] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    cluster: ClusterStatus
+    def __init__(self, version: _Optional[str] = ..., started_at: _Optional[float] = ..., openflow_port: _Optional[int] = ..., qos_enabled: _Optional[bool] = ..., te_enabled: _Optional[bool] = ..., link_speed_mbps: _Optional[float] = ..., counters: _Optional[_Mapping[str, int]] = ..., cluster: _Optional[_Union[ClusterStatus, _Mapping]] = ...) -> None: ...
+
+class ClusterStatus(_message.Message):
+    __slots__ = ("name", "node_id", "members", "masters", "mastered_here", "etcd_ok", "etcd_error", "checked_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MASTERS_FIELD_NUMBER: _ClassVar[int]
+    MASTERED_HERE_FIELD_NUMBER: _ClassVar[int]
+    ETCD_OK_FIELD_NUMBER: _ClassVar[int]
+    ETCD_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    node_id: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    masters: _containers.RepeatedCompositeFieldContainer[SwitchMaster]
+    mastered_here: _containers.RepeatedScalarFieldContainer[int]
+    etcd_ok: bool
+    etcd_error: str
+    checked_at: float
+    def __init__(self, name: _Optional[str] = ..., node_id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., masters: _Optional[_Iterable[_Union[SwitchMaster, _Mapping]]] = ..., mastered_here: _Optional[_Iterable[int]] = ..., etcd_ok: _Optional[bool] = ..., etcd_error: _Optional[str] = ..., checked_at: _Optional[float] = ...) -> None: ...
+
+class SwitchMaster(_message.Message):
+    __slots__ = ("dpid", "node_id")
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    dpid: int
+    node_id: str
+    def __init__(self, dpid: _Optional[int] = ..., node_id: _Optional[str] = ...) -> None: ...
 
 class GetQosPolicyRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,124 @@
+"""The cluster side of one fabricd instance, on a thread of its own.
+
+Every ``interval`` it keeps the instance's lease alive, tells the store which switches
+it is connected to, reads who masters what, asks :class:`Mastership` what to do, claims
+and releases master keys, and hands the role requests to the fabric app (which sends
+them on its own thread: one writer). When etcd cannot be reached it does nothing but
+count the time: once its lease may have expired it asks for the slave role on every
+switch, so that it never acts as a master another instance may have replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apps.cluster_store import EtcdStore, StoreUnavailable
+from controller.core.mastership import Claim, Mastership, Release, RoleRequest, StoreView
+
+log = logging.getLogger("aifabric.cluster")
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What the API shows of the cluster (replaced whole on every step)."""
+
+    node: str
+    members: tuple[str, ...] = ()
+    masters: tuple[tuple[int, str], ...] = ()  # (dpid, node) for every held switch
+    etcd_ok: bool = False
+    etcd_error: str = ""
+    checked_at: float = 0.0
+
+
+class ClusterAgent:
+    def __init__(self, store: EtcdStore, mastership: Mastership,
+                 connected: Callable[[], frozenset[int]],
+                 send_roles: Callable[[list[RoleRequest]], None],
+                 interval: float) -> None:
+        self.store = store
+        self.mastership = mastership
+        self._connected = connected
+        self._send_roles = send_roles
+        self.interval = interval
+        self.status = ClusterStatus(mastership.node)
+        self._announced: frozenset[int] | None = None
+        self._stop = threading.Event()
+        self._unavailable_since: float | None = None
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="aifabric-cluster", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step(time.monotonic())
+            except Exception:  # (a bug here must not end the thread: mastership stops)
+                log.exception("cluster step failed")
+            time.sleep(self.interval)
+
+    def step(self, now: float) -> None:
+        switches = self._connected()
+        view: StoreView | None = None
+        try:
+            if self.store.lease_id is None or not self.store.keepalive():
+                log.warning("cluster: lease of %s expired or missing: joining again",
+                            self.mastership.node)
+                self.store.join(self.mastership_ttl(), switches)
+                self._announced = switches
+            self.mastership.keepalive(now)
+            if switches != self._announced:
+                self.store.announce(switches)
+                self._announced = switches
+            view = self.store.view()
+        except StoreUnavailable as exc:
+            if self._unavailable_since is None:
+                self._unavailable_since = now
+                log.error("cluster: %s; switches keep forwarding, mastership is kept "
+                          "until the lease may have expired", exc)
+            self.status = ClusterStatus(self.mastership.node, self.status.members,
+                                        self.status.masters, False, str(exc), time.time())
+        if view is None:
+            if self.mastership.lease_holds(now):
+                return
+            actions = self.mastership.decide(StoreView(frozenset(), {}), switches, now)
+        else:
+            if self._unavailable_since is not None:
+                log.warning("cluster: etcd reachable again after %.1f s",
+                            now - self._unavailable_since)
+                self._unavailable_since = None
+            actions = self.mastership.decide(view, switches, now)
+            self.status = ClusterStatus(
+                self.mastership.node, tuple(sorted(view.members)),
+                tuple(sorted((d, h.node) for d, h in view.holders.items())), True, "",
+                time.time())
+        roles = []
+        for action in actions:
+            if isinstance(action, RoleRequest):
+                roles.append(action)
+                continue
+            try:
+                if isinstance(action, Claim):
+                    gen = self.store.claim(action.dpid)
+                    if gen is not None:
+                        log.info("cluster: %s won switch %d (generation %d)",
+                                 self.mastership.node, action.dpid, gen)
+                elif isinstance(action, Release):
+                    if self.store.release(action.dpid):
+                        log.info("cluster: %s released switch %d to its preferred "
+                                 "instance", self.mastership.node, action.dpid)
+            except StoreUnavailable as exc:
+                log.warning("cluster: %s", exc)
+        if roles:
+            self._send_roles(roles)
+
+    def mastership_ttl(self) -> int:
+        return max(1, round(self.mastership.ttl))

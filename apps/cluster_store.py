@@ -1,0 +1,222 @@
+"""The cluster's store: etcd, through its JSON gateway (HTTP, the standard library).
+
+What :class:`~controller.core.mastership.Mastership` reads and asks for, as etcd keys
+under ``/aifabric/<cluster>/``:
+
+- ``members/<node>``: one per live instance, bound to its lease; the value (JSON) says
+  which switches it is connected to.
+- ``master/<dpid>``: the node that masters the switch, bound to that node's lease; the
+  revision at which the key was created is the master's OpenFlow generation id.
+
+Every call is one HTTP request with a timeout; a store that cannot be reached raises
+:class:`StoreUnavailable` (with the reason), tried on each endpoint in turn.
+
+Why no client library: ``etcd3`` (gRPC) is unmaintained and breaks with current
+protobuf; ``etcd3gw`` (the gateway) pulls in futurist, which imports eventlet into the
+process, and fabricd runs os-ken on native threads (eventlet and gRPC do not mix). The
+six gateway calls used here are a page of code.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from controller.core.mastership import Holder, StoreView
+
+
+class StoreUnavailable(Exception):
+    """No endpoint of the store answered (the message says why)."""
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+def _prefix_end(prefix: str) -> str:
+    """The end of etcd's range for every key starting with ``prefix``."""
+    raw = prefix.encode()
+    return (raw[:-1] + bytes([raw[-1] + 1])).decode()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    protocol: str = "http"
+
+    @staticmethod
+    def parse(url: str) -> Endpoint:
+        """``http://HOST:PORT`` (or https); ValueError naming what is wrong."""
+        parts = urlsplit(url if "//" in url else f"http://{url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
+            raise ValueError(f"etcd endpoint must be http(s)://HOST:PORT, got {url!r}")
+        return Endpoint(parts.hostname, parts.port, parts.scheme)
+
+
+class EtcdStore:
+    """One instance's connection to the cluster's etcd (one writer: its owner's thread)."""
+
+    def __init__(self, endpoints: Iterable[str], cluster: str, node: str,
+                 timeout: float = 1.0, ca_cert: str | None = None,
+                 cert: tuple[str, str] | None = None) -> None:
+        self.endpoints = [Endpoint.parse(e) for e in endpoints]
+        if not self.endpoints:
+            raise ValueError("at least one etcd endpoint is needed")
+        self.prefix = f"/aifabric/{cluster}/"
+        self.node = node
+        self.timeout = timeout
+        self._tls: ssl.SSLContext | None = None
+        if any(e.protocol == "https" for e in self.endpoints):
+            self._tls = ssl.create_default_context(cafile=ca_cert)
+            if cert is not None:
+                self._tls.load_cert_chain(*cert)
+        self._conns: dict[int, http.client.HTTPConnection] = {}
+        self._current = 0
+        self.lease_id: int | None = None
+
+    # --- transport ------------------------------------------------------------------------------
+    def _connection(self, i: int) -> http.client.HTTPConnection:
+        conn = self._conns.get(i)
+        if conn is None:
+            e = self.endpoints[i]
+            conn = (http.client.HTTPSConnection(e.host, e.port, timeout=self.timeout,
+                                                context=self._tls)
+                    if e.protocol == "https"
+                    else http.client.HTTPConnection(e.host, e.port, timeout=self.timeout))
+            self._conns[i] = conn
+        return conn
+
+    def _post(self, i: int, path: str, payload: dict) -> dict:
+        conn = self._connection(i)
+        try:
+            conn.request("POST", "/v3" + path, body=json.dumps(payload),
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            del self._conns[i]
+            raise
+        if resp.status != 200:
+            raise OSError(f"HTTP {resp.status}: {body[:200].decode(errors='replace')}")
+        return json.loads(body)
+
+    def _call(self, path: str, payload: dict) -> dict:
+        """POST ``payload`` to the gateway, trying each endpoint from the last good one."""
+        errors = []
+        for k in range(len(self.endpoints)):
+            i = (self._current + k) % len(self.endpoints)
+            try:
+                result = self._post(i, path, payload)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                e = self.endpoints[i]
+                errors.append(f"{e.host}:{e.port}: {type(exc).__name__}: {str(exc)[:160]}")
+                continue
+            self._current = i
+            return result
+        raise StoreUnavailable("etcd unreachable: " + "; ".join(errors))
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+    # --- lease and membership -------------------------------------------------------------------
+    def join(self, ttl: int, connected: Iterable[int] = ()) -> None:
+        """Take a lease of ``ttl`` seconds and register this node as a member under it."""
+        got = self._call("/lease/grant", {"TTL": ttl, "ID": 0})
+        self.lease_id = int(got["ID"])
+        self.announce(connected)
+
+    def announce(self, connected: Iterable[int]) -> None:
+        """Say (again) which switches this node is connected to."""
+        value = json.dumps({"node": self.node, "connected": sorted(connected)})
+        self._call("/kv/put", {"key": _b64(f"{self.prefix}members/{self.node}"),
+                               "value": _b64(value), "lease": str(self.lease_id)})
+
+    def keepalive(self) -> bool:
+        """Refresh the lease; False if it has expired (the node must join again)."""
+        got = self._call("/lease/keepalive", {"ID": str(self.lease_id)})
+        return int(got.get("result", {}).get("TTL", -1)) > 0
+
+    def leave(self) -> None:
+        """Revoke the lease: this node's member and master keys go at once."""
+        if self.lease_id is not None:
+            self._call("/kv/lease/revoke", {"ID": str(self.lease_id)})
+            self.lease_id = None
+
+    # --- reading ----------------------------------------------------------------------------------
+    def view(self) -> StoreView:
+        """Members and master keys as the store holds them now (one range request)."""
+        got = self._call("/kv/range", {"key": _b64(self.prefix),
+                                       "range_end": _b64(_prefix_end(self.prefix))})
+        members: set[str] = set()
+        connected: dict[str, frozenset[int]] = {}
+        holders: dict[int, Holder] = {}
+        for kv in got.get("kvs", []):
+            key = _unb64(kv["key"])[len(self.prefix):]
+            value = _unb64(kv.get("value", ""))
+            kind, _, name = key.partition("/")
+            if kind == "members":
+                members.add(name)
+                try:
+                    connected[name] = frozenset(int(d) for d in json.loads(value)["connected"])
+                except (ValueError, KeyError, TypeError):
+                    connected[name] = frozenset()
+            elif kind == "master":
+                try:
+                    holders[int(name, 16)] = Holder(value, int(kv["create_revision"]))
+                except (ValueError, KeyError):
+                    continue
+        return StoreView(frozenset(members), holders, connected)
+
+    # --- mastership -------------------------------------------------------------------------------
+    def _master_key(self, dpid: int) -> str:
+        return f"{self.prefix}master/{dpid:016x}"
+
+    def claim(self, dpid: int) -> int | None:
+        """Create the switch's master key for this node if it is absent: the generation
+        id (the key's create revision) when this node won, else None."""
+        key = _b64(self._master_key(dpid))
+        got = self._call("/kv/txn", {
+            "compare": [{"key": key, "result": "EQUAL", "target": "CREATE",
+                         "create_revision": 0}],
+            "success": [{"request_put": {"key": key, "value": _b64(self.node),
+                                         "lease": str(self.lease_id)}}],
+            "failure": []})
+        return int(got["header"]["revision"]) if got.get("succeeded") else None
+
+    def release(self, dpid: int) -> bool:
+        """Delete the switch's master key if this node holds it."""
+        key = _b64(self._master_key(dpid))
+        got = self._call("/kv/txn", {
+            "compare": [{"key": key, "result": "EQUAL", "target": "VALUE",
+                         "value": _b64(self.node)}],
+            "success": [{"request_delete_range": {"key": key}}],
+            "failure": []})
+        return bool(got.get("succeeded"))
+
+    # --- shared settings --------------------------------------------------------------------------
+    def shared_secret(self, fresh: bytes) -> bytes:
+        """The cluster's LLDP key: ``fresh`` if this node is the first to set it, else
+        the one already there (every instance must sign and check probes alike)."""
+        key = _b64(f"{self.prefix}lldp-secret")
+        got = self._call("/kv/txn", {
+            "compare": [{"key": key, "result": "EQUAL", "target": "CREATE",
+                         "create_revision": 0}],
+            "success": [{"request_put": {"key": key, "value": _b64(fresh.hex())}}],
+            "failure": [{"request_range": {"key": key}}]})
+        if got.get("succeeded"):
+            return fresh
+        kvs = got["responses"][0]["response_range"].get("kvs", [])
+        return bytes.fromhex(_unb64(kvs[0]["value"]))

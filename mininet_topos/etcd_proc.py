@@ -1,0 +1,79 @@
+"""Run a one-member etcd as a child process on free loopback ports (for the cluster
+tests, the demo and the benchmarks), in its own data directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from mininet_topos.controller_proc import free_port, start_logged
+
+
+class EtcdProcess:
+    """etcd with tuned timing: ``heartbeat_ms`` and ``election_ms`` set the lease floor
+    (etcd raises a lease to 1.5 x the election timeout)."""
+
+    def __init__(self, data_dir: str | Path, heartbeat_ms: int = 50,
+                 election_ms: int = 500) -> None:
+        self.data_dir = Path(data_dir)
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.heartbeat_ms = heartbeat_ms
+        self.election_ms = election_ms
+        self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        etcd = shutil.which("etcd")
+        if etcd is None:
+            raise RuntimeError("etcd is not installed (make setup installs etcd-server)")
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        cmd = [etcd, "--name", "aifabric-test", "--data-dir", str(self.data_dir),
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+               "--initial-cluster", f"aifabric-test={peer}",
+               "--heartbeat-interval", str(self.heartbeat_ms),
+               "--election-timeout", str(self.election_ms)]
+        self.proc = start_logged(cmd, self.log_path, self.healthy, timeout, "etcd")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
+                return json.loads(resp.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def pause(self) -> None:
+        """Stop answering (SIGSTOP): the store is unreachable, nothing is lost."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGCONT)  # (a paused etcd cannot handle SIGTERM)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> EtcdProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

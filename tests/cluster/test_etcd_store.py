@@ -1,0 +1,121 @@
+"""The cluster store against a real etcd (started on free loopback ports): membership
+under a lease, one winner per switch's master key with the create revision as its
+generation, release by the holder only, keys gone with an expired lease, every endpoint
+tried, a clear error when none answers; and the mastership decisions of two instances
+driven through it, with a takeover after one stops keeping its lease alive."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from apps.cluster_store import Endpoint, EtcdStore, StoreUnavailable
+from controller.core.mastership import Claim, Mastership, Release, RoleRequest, preferred
+from mininet_topos.controller_proc import free_port
+from mininet_topos.etcd_proc import EtcdProcess
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory):
+    with EtcdProcess(tmp_path_factory.mktemp("etcd") / "data") as proc:
+        yield proc
+
+
+def store(etcd, node: str, cluster: str) -> EtcdStore:
+    return EtcdStore([etcd.url], cluster, node)
+
+
+def test_members_and_one_winner_per_master_key(etcd):
+    a, b = store(etcd, "a", "c1"), store(etcd, "b", "c1")
+    a.join(2, connected=[1, 2])
+    b.join(2, connected=[2])
+    view = a.view()
+    assert view.members == {"a", "b"}
+    assert view.connected == {"a": {1, 2}, "b": {2}}
+    gen = a.claim(2)
+    assert gen is not None and b.claim(2) is None
+    assert b.view().holders[2].node == "a" and b.view().holders[2].generation == gen
+    assert not b.release(2) and a.view().holders[2].node == "a"  # not b's to release
+    assert a.release(2) and 2 not in a.view().holders
+    again = b.claim(2)
+    assert again is not None and again > gen  # a later master, a larger generation
+    a.leave()
+    b.leave()
+    assert a.view().members == frozenset() and a.view().holders == {}
+
+
+def test_keys_go_with_a_lease_that_is_not_kept_alive(etcd):
+    a, b = store(etcd, "a", "c2"), store(etcd, "b", "c2")
+    a.join(1)
+    b.join(1)
+    first = a.claim(7)
+    assert first is not None
+    t0 = time.monotonic()
+    while 7 in b.view().holders:  # a stops refreshing; b goes on
+        assert b.keepalive()
+        assert time.monotonic() - t0 < 5, "a's lease did not expire"
+        time.sleep(0.1)
+    assert "a" not in b.view().members and "b" in b.view().members
+    assert not a.keepalive()  # a learns its lease is gone
+    assert (b.claim(7) or 0) > first
+    b.leave()
+
+
+def test_every_endpoint_is_tried_and_none_answering_is_a_clear_error(etcd):
+    dead = f"http://127.0.0.1:{free_port()}"
+    s = EtcdStore([dead, etcd.url], "c3", "a")
+    s.join(2)
+    assert s.view().members == {"a"}
+    s.leave()
+    nobody = EtcdStore([dead], "c3", "a", timeout=0.5)
+    with pytest.raises(StoreUnavailable, match="etcd unreachable: 127.0.0.1:"):
+        nobody.view()
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        Endpoint.parse("ftp://x")
+
+
+def drive(node: Mastership, s: EtcdStore, switches: list[int], now: float,
+          roles: dict) -> None:
+    """One step of an instance: keep the lease, read the store, carry out the actions."""
+    if s.keepalive():
+        node.keepalive(now)
+    for action in node.decide(s.view(), switches, now):
+        if isinstance(action, Claim):
+            s.claim(action.dpid)
+        elif isinstance(action, Release):
+            s.release(action.dpid)
+        elif isinstance(action, RoleRequest):
+            roles[(node.node, action.dpid)] = (action.role, action.generation)
+
+
+def test_two_instances_share_the_switches_and_one_takes_over_from_the_other(etcd):
+    dpids = list(range(1, 9))
+    stores = {n: store(etcd, n, "c4") for n in "ab"}
+    nodes = {n: Mastership(n, ttl=1.0) for n in "ab"}
+    for s in stores.values():
+        s.join(1, connected=dpids)
+    roles: dict = {}
+    t0 = time.monotonic()
+    for _ in range(10):
+        for n in "ab":
+            drive(nodes[n], stores[n], dpids, time.monotonic() - t0, roles)
+        time.sleep(0.05)
+    holders = stores["a"].view().holders
+    assert {d: h.node for d, h in holders.items()} == {d: preferred(d, "ab") for d in dpids}
+    lost = [d for d in dpids if holders[d].node == "a"]
+    assert lost, "a masters nothing: the spread is wrong"
+    killed = time.monotonic()  # a stops (no keepalive, no release)
+    while any(stores["b"].view().holders.get(d) is None or
+              stores["b"].view().holders[d].node != "b" for d in lost):
+        drive(nodes["b"], stores["b"], dpids, time.monotonic() - t0, roles)
+        assert time.monotonic() - killed < 4, "b did not take over"
+        time.sleep(0.05)
+    taken = time.monotonic() - killed
+    drive(nodes["b"], stores["b"], dpids, time.monotonic() - t0, roles)
+    holders = stores["b"].view().holders
+    for d in lost:  # b asks for the master role with the newer generation
+        assert roles[("b", d)] == ("master", holders[d].generation)
+        assert holders[d].generation > roles[("a", d)][1]
+    assert taken < 3.0  # about one lease ttl (the floor etcd keeps) plus a few steps
+    stores["b"].leave()
