@@ -17,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from apps.cluster_store import EtcdStore, StoreUnavailable
-from controller.core.mastership import Claim, Mastership, Release, RoleRequest, StoreView
+from controller.core.mastership import (
+    Claim,
+    Mastership,
+    Release,
+    RoleRequest,
+    StoreView,
+    Yield,
+)
 
 log = logging.getLogger("aifabric.cluster")
 
@@ -37,7 +44,7 @@ class ClusterStatus:
 class ClusterAgent:
     def __init__(self, store: EtcdStore, mastership: Mastership,
                  connected: Callable[[], frozenset[int]],
-                 send_roles: Callable[[list[RoleRequest]], None],
+                 send_roles: Callable[[list[RoleRequest | Yield]], None],
                  interval: float) -> None:
         self.store = store
         self.mastership = mastership
@@ -70,8 +77,11 @@ class ClusterAgent:
         view: StoreView | None = None
         try:
             if self.store.lease_id is None or not self.store.keepalive():
-                log.warning("cluster: lease of %s expired or missing: joining again",
-                            self.mastership.node)
+                log.warning("cluster: lease of %s expired or missing: stepping down, "
+                            "joining again", self.mastership.node)
+                down = self.mastership.step_down()
+                if down:  # (before anything else: another instance may master them)
+                    self._send_roles(down)
                 self.store.join(self.mastership_ttl(), switches)
                 self._announced = switches
             self.mastership.keepalive(now)
@@ -100,21 +110,29 @@ class ClusterAgent:
                 self.mastership.node, tuple(sorted(view.members)),
                 tuple(sorted((d, h.node) for d, h in view.holders.items())), True, "",
                 time.time())
-        roles = []
+        roles: list[RoleRequest | Yield] = []
+        won = False
         for action in actions:
-            if isinstance(action, RoleRequest):
+            if isinstance(action, RoleRequest | Yield):
                 roles.append(action)
                 continue
             try:
                 if isinstance(action, Claim):
                     gen = self.store.claim(action.dpid)
                     if gen is not None:
+                        won = True
                         log.info("cluster: %s won switch %d (generation %d)",
                                  self.mastership.node, action.dpid, gen)
                 elif isinstance(action, Release):
                     if self.store.release(action.dpid):
                         log.info("cluster: %s released switch %d to its preferred "
                                  "instance", self.mastership.node, action.dpid)
+            except StoreUnavailable as exc:
+                log.warning("cluster: %s", exc)
+        if won:  # ask for the master role now, not a step later
+            try:
+                roles += [a for a in self.mastership.decide(self.store.view(), switches, now)
+                          if isinstance(a, RoleRequest | Yield)]
             except StoreUnavailable as exc:
                 log.warning("cluster: %s", exc)
         if roles:

@@ -39,6 +39,7 @@ from controller.core import ofctl_text
 from controller.core.events import FabricEvent
 from controller.core.fabric_core import CoreSettings, Effects, FabricCore
 from controller.core.jobs import JobSpec
+from controller.core.mastership import Yield
 from controller.core.model import Port
 from controller.core.monitor import LoadMonitor, PortCounters, link_stats
 from controller.core.openflow import MeterRule
@@ -699,6 +700,9 @@ class FabricApp(app_manager.OSKenApp):
         here at once (stop writing before the switch even answers); a master request
         when the switch accepts it (:meth:`_on_role_reply`)."""
         for req in requests:
+            if isinstance(req, Yield):  # another instance holds it: stop writing, quietly
+                self._lose_master(req.dpid)
+                continue
             dp = self.dps.get(req.dpid)
             if dp is None:
                 continue

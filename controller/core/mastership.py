@@ -4,13 +4,13 @@ Pure: the cluster's store (etcd) is read by an adapter into :class:`StoreView` v
 the decisions come back as actions for the adapter to carry out (claim or release a
 switch's master key, send an OpenFlow role request). See ``docs/cluster.md``.
 
-- Every switch has a preferred instance among the live members, by rendezvous hashing
-  (highest hash of switch and member wins): the switches spread evenly, and a member
-  joining or leaving moves only the switches it wins or held.
+- Every switch has a preferred instance among the live members connected to it, by
+  rendezvous hashing with bounded loads (:func:`assignment`): the switches spread evenly,
+  and a member joining or leaving moves few of them.
 - An instance claims the master key of a switch it is connected to when it is the
-  preferred live member, or when the key has stayed empty for ``takeover_after``
-  seconds (the preferred member is not connected to that switch, or not yet). A claim
-  is a create-if-absent bound to the instance's lease: etcd lets one claim win.
+  preferred member, or when the key has stayed empty for ``takeover_after`` seconds
+  (the preferred member has not claimed it). A claim is a create-if-absent bound to the
+  instance's lease: etcd lets one claim win.
 - The winner's generation id is the revision at which its key was created: revisions
   only grow, so a later master always has a larger generation, and a switch refuses a
   deposed master's late role request (OFPRRFC_STALE).
@@ -36,8 +36,36 @@ def preference(dpid: int, member: str) -> int:
 
 
 def preferred(dpid: int, members: Iterable[str]) -> str | None:
-    """The live member that should master ``dpid`` (None when there is none)."""
+    """The member ``dpid`` ranks first by rendezvous hashing (None when there is none)."""
     return max(members, key=lambda m: (preference(dpid, m), m), default=None)
+
+
+def assignment(members: Iterable[str],
+               connected: Mapping[str, Iterable[int]]) -> dict[int, str]:
+    """Which member should master each switch some member is connected to: rendezvous
+    hashing with bounded loads (each switch, in dpid order, goes to the member it ranks
+    highest among those connected to it that hold fewer than their even share), so a few
+    switches spread evenly too, and a member joining or leaving moves few of them. Every
+    instance computes the same answer from the same store view."""
+    live = sorted(set(members))
+    reach = {m: set(connected.get(m, ())) for m in live}
+    switches = sorted(set().union(*reach.values())) if live else []
+    if not switches:
+        return {}
+    base, extra = divmod(len(switches), len(live))  # each gets base, `extra` one more
+    load = dict.fromkeys(live, 0)
+    full = 0  # members holding base + 1 already
+    out: dict[int, str] = {}
+    for dpid in switches:
+        ranked = sorted((m for m in live if dpid in reach[m]),
+                        key=lambda m: (-preference(dpid, m), m))
+        chosen = next((m for m in ranked if load[m] < base or
+                       (load[m] == base and full < extra)), ranked[0])
+        if load[chosen] == base:
+            full += 1
+        out[dpid] = chosen
+        load[chosen] += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -75,7 +103,16 @@ class RoleRequest:
     generation: int
 
 
-Action = Claim | Release | RoleRequest
+@dataclass(frozen=True)
+class Yield:
+    """Stop writing to ``dpid`` now, without a message: another instance holds its key,
+    and its own role request demotes this one on the switch (asking for the slave role
+    first would leave the switch without a master until then)."""
+
+    dpid: int
+
+
+Action = Claim | Release | RoleRequest | Yield
 
 
 @dataclass
@@ -109,6 +146,13 @@ class Mastership:
         """True if this instance masters ``dpid`` and its lease still holds."""
         return self.roles.get(dpid, ("", 0))[0] == MASTER and self.lease_holds(now)
 
+    def step_down(self) -> list[RoleRequest]:
+        """The lease is gone (found expired): the slave role for every switch this
+        instance masters, with the generation it last knew (a switch that has a newer
+        master refuses it as stale: it is the slave already)."""
+        return [self._role(d, SLAVE, self._seen.get(d, gen))
+                for d, (role, gen) in sorted(self.roles.items()) if role == MASTER]
+
     def forget(self, dpid: int) -> None:
         """The switch disconnected from this instance: its role must be sent again."""
         self.roles.pop(dpid, None)
@@ -122,11 +166,15 @@ class Mastership:
             return [self._role(d, SLAVE, self._seen.get(d, 0)) for d in mine
                     if self._sent(d) != SLAVE]
         out: list[Action] = []
+        reach = {m: set(view.connected.get(m, ())) for m in view.members}
+        reach[self.node] = reach.get(self.node, set()) | set(mine)
+        wanted = assignment(reach, reach)
         for dpid in mine:
             holder = view.holders.get(dpid)
             if holder is None:
                 self._empty_since.setdefault(dpid, now)
-                if self._may_claim(dpid, view, now):
+                if wanted.get(dpid) == self.node or \
+                        now - self._empty_since[dpid] >= self.takeover_after:
                     out.append(Claim(dpid))
                 if self._sent(dpid) is None:  # first contact: not a master yet
                     out.append(self._role(dpid, SLAVE, self._seen.get(dpid, 0)))
@@ -137,33 +185,18 @@ class Mastership:
             if holder.node == self.node:
                 if self.roles.get(dpid) != (MASTER, holder.generation):
                     out.append(self._role(dpid, MASTER, holder.generation))
-                if self._successor(dpid, view) is not None:
-                    out.append(Release(dpid))
-            elif self._sent(dpid) != SLAVE:
+                if wanted.get(dpid, self.node) != self.node:  # (another live member,
+                    out.append(Release(dpid))  # connected to it, should have it)
+            elif self._sent(dpid) == MASTER:
+                self.roles[dpid] = (SLAVE, holder.generation)
+                out.append(Yield(dpid))
+            elif self._sent(dpid) is None:  # first contact
                 out.append(self._role(dpid, SLAVE, holder.generation))
         return out
 
     def _sent(self, dpid: int) -> str | None:
         got = self.roles.get(dpid)
         return got[0] if got else None
-
-    def _may_claim(self, dpid: int, view: StoreView, now: float) -> bool:
-        """The preferred live member claims at once; any other once the key has been
-        empty for ``takeover_after`` (the preferred one may not reach the switch, or
-        not yet: instances starting together connect to the switches one by one)."""
-        if preferred(dpid, view.members | {self.node}) == self.node:
-            return True
-        return now - self._empty_since[dpid] >= self.takeover_after
-
-    def _eligible(self, dpid: int, view: StoreView) -> set[str]:
-        """Live members connected to ``dpid`` (this one counts as connected)."""
-        return {m for m in view.members
-                if m == self.node or dpid in view.connected.get(m, frozenset())}
-
-    def _successor(self, dpid: int, view: StoreView) -> str | None:
-        """Another live, connected member that this switch now prefers, if any."""
-        best = preferred(dpid, self._eligible(dpid, view))
-        return best if best is not None and best != self.node else None
 
     def _role(self, dpid: int, role: str, generation: int) -> RoleRequest:
         self.roles[dpid] = (role, generation)
