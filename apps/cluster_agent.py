@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from apps.cluster_store import EtcdStore, StoreUnavailable
 from controller.core.mastership import (
@@ -94,8 +94,8 @@ class ClusterAgent:
                 self._unavailable_since = now
                 log.error("cluster: %s; switches keep forwarding, mastership is kept "
                           "until the lease may have expired", exc)
-            self.status = ClusterStatus(self.mastership.node, self.status.members,
-                                        self.status.masters, False, str(exc), time.time())
+            self.status = replace(self.status, etcd_ok=False, etcd_error=str(exc),
+                                  checked_at=time.time())
         if view is None:
             if self.mastership.lease_holds(now):
                 return

@@ -25,8 +25,8 @@ import json
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from controller.core.config import etcd_endpoint
 from controller.core.mastership import Holder, StoreView
 
 
@@ -56,11 +56,9 @@ class Endpoint:
 
     @staticmethod
     def parse(url: str) -> Endpoint:
-        """``http://HOST:PORT`` (or https); ValueError naming what is wrong."""
-        parts = urlsplit(url if "//" in url else f"http://{url}")
-        if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
-            raise ValueError(f"etcd endpoint must be http(s)://HOST:PORT, got {url!r}")
-        return Endpoint(parts.hostname, parts.port, parts.scheme)
+        """``http(s)://HOST:PORT``; ValueError naming what is wrong."""
+        scheme, host, port = etcd_endpoint(url)
+        return Endpoint(host, port, scheme)
 
 
 class EtcdStore:

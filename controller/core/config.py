@@ -312,6 +312,19 @@ class QosConfig(_Strict):
         return self.policy if self.policy is not None else profile_policy(self.profile)
 
 
+def etcd_endpoint(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an etcd client URL ``http(s)://HOST:PORT``; ValueError
+    saying what is expected otherwise."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+        raise ValueError(f"expected http(s)://HOST:PORT, got {url!r}")
+    return parts.scheme, parts.hostname, port
+
+
 class ClusterConfig(_Strict):
     """Cluster mode (docs/cluster.md): several fabricd on one etcd, each switch mastered
     by one of them. Off without ``etcd`` endpoints."""
@@ -335,15 +348,10 @@ class ClusterConfig(_Strict):
     @classmethod
     def _endpoints(cls, v: list[str]) -> list[str]:
         for i, url in enumerate(v):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"entry {i}: expected http(s)://HOST:PORT, got {url!r}")
             try:
-                port = parts.port
-            except ValueError:
-                port = None
-            if not port:
-                raise ValueError(f"entry {i}: expected http(s)://HOST:PORT, got {url!r}")
+                etcd_endpoint(url)
+            except ValueError as exc:
+                raise ValueError(f"entry {i}: {exc}") from None
         return v
 
     @model_validator(mode="after")

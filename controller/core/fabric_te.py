@@ -115,7 +115,7 @@ class FabricTE:
 
     def _leaf_of(self) -> dict[str, int]:
         """Every learned host address and its leaf."""
-        return {h.ip: h.dpid for h in self.fabric.hosts.values() if h.ip}
+        return {ip: leaf for ip, (leaf, _) in self._where().items()}
 
     def _place_jobs(self, reason: str) -> set[int]:
         where = self._where()

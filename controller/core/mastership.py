@@ -35,11 +35,6 @@ def preference(dpid: int, member: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def preferred(dpid: int, members: Iterable[str]) -> str | None:
-    """The member ``dpid`` ranks first by rendezvous hashing (None when there is none)."""
-    return max(members, key=lambda m: (preference(dpid, m), m), default=None)
-
-
 def assignment(members: Iterable[str],
                connected: Mapping[str, Iterable[int]]) -> dict[int, str]:
     """Which member should master each switch some member is connected to: rendezvous

@@ -153,12 +153,12 @@ class _Arrays:
         n = len(self.base)
         self.base -= np.bincount(self.ups[on, pick[on]], weights=rate[on], minlength=n)
         self.base -= np.bincount(self.downs[on, pick[on]], weights=rate[on], minlength=n)
+        from controller.core.te import resources  # (te imports this module)
+
         for i in np.nonzero(pick < 0)[0].tolist():
             path = flows[i].path
             if path is None:
                 continue
-            from controller.core.te import resources  # (te imports this module)
-
             for r in resources(path, flows[i].dst_leaf):  # (out of service: maybe measured)
                 k = index.get(r)
                 if k is not None:

@@ -202,7 +202,7 @@ class TeTopology:
 
     @cached_property
     def width(self) -> int:
-        """The most paths two leaves can have (the length of :meth:`option_rows`)."""
+        """The most paths two leaves can have (the width of :meth:`option_table`)."""
         return max((len(u) for u in self.uplinks.values()), default=0)
 
     def option_table(self, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray,
