@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from apps.cluster_store import EtcdStore, StoreUnavailable
@@ -43,7 +43,7 @@ class ClusterStatus:
 
 class ClusterAgent:
     def __init__(self, store: EtcdStore, mastership: Mastership,
-                 connected: Callable[[], frozenset[int]],
+                 connected: Callable[[], Mapping[int, int]],
                  send_roles: Callable[[list[RoleRequest | Yield]], None],
                  interval: float) -> None:
         self.store = store
@@ -53,6 +53,7 @@ class ClusterAgent:
         self.interval = interval
         self.status = ClusterStatus(mastership.node)
         self._announced: frozenset[int] | None = None
+        self._connections: Mapping[int, int] = {}  # dpid -> connection, as last seen
         self._stop = threading.Event()
         self._unavailable_since: float | None = None
 
@@ -73,7 +74,12 @@ class ClusterAgent:
             time.sleep(self.interval)
 
     def step(self, now: float) -> None:
-        switches = self._connected()
+        connections = self._connected()
+        for dpid, number in self._connections.items():
+            if connections.get(dpid) != number:  # gone, or reconnected: a new session
+                self.mastership.forget(dpid)  # (whose role must be asked for again)
+        self._connections = connections
+        switches = frozenset(connections)
         view: StoreView | None = None
         try:
             if self.store.lease_id is None or not self.store.keepalive():

@@ -219,6 +219,8 @@ class FabricApp(app_manager.OSKenApp):
         # cluster agent decides, set_roles carries it out); alone, to every switch.
         self.clustered = cfg.cluster.enabled
         self.masters: set[int] = set()
+        self._connections: dict[int, int] = {}  # dpid -> number of its current connection
+        self._connection_count = 0
         self.cluster_agent = None  # set by the daemon once the app runs (cluster mode)
         self._publish(masters=frozenset() if self.clustered else None)
 
@@ -333,6 +335,8 @@ class FabricApp(app_manager.OSKenApp):
             self.dps[dp.id] = dp
             if self.clustered:
                 self._lose_master(dp.id)  # (a new connection starts as an equal)
+                self._connection_count += 1
+                self._connections[dp.id] = self._connection_count
                 dp.send_msg(ofmsg.async_all_roles(dp))
             self._request_state(dp, self.sync.connect(dp.id, dp, now))
             self._apply(self.core.switch_connected(dp.id, ports, now), now)
@@ -344,6 +348,7 @@ class FabricApp(app_manager.OSKenApp):
             del self.dps[dp.id]
             if self.clustered:
                 self._lose_master(dp.id)
+                self._connections.pop(dp.id, None)
             self.monitor.forget_switch(dp.id)
             self._apply(self.core.switch_disconnected(dp.id, now), now)
 
@@ -691,9 +696,11 @@ class FabricApp(app_manager.OSKenApp):
                 self._request_state(dp, session)
 
     # --- cluster mode: roles (set_roles is called through EventCall) ------------------------
-    def connected(self) -> frozenset[int]:
-        """The switches connected to this instance (any thread: one read of a dict)."""
-        return frozenset(self.dps)
+    def connected(self) -> dict[int, int]:
+        """The switches connected to this instance, each with the number of its current
+        connection (a reconnected switch has a new one: its role must be asked for
+        again). Any thread: one copy of a dict."""
+        return dict(self._connections)
 
     def set_roles(self, requests) -> None:
         """Send the role requests the cluster agent decided. A slave request takes effect
