@@ -8,7 +8,8 @@ Array-based (resources numbered by the topology) because a rebalancing pass of a
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     from controller.core.te import Flow, FlowKey, Path, Resource, TeTopology
 
 
-def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Resource, float],
-          topo: TeTopology, current: Mapping[FlowKey, Path | None] | None = None,
+def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
+          base: Mapping[Resource, float], topo: TeTopology,
+          current: Mapping[FlowKey, Path | None] | None = None,
           budget: int = 400_000, moves_only: bool = False,
           own: list[float] | None = None
           ) -> tuple[dict[FlowKey, Path], tuple[float, float], tuple[float, float]]:
@@ -29,34 +31,27 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
     lowers the sum of squared utilizations. While the evaluation ``budget`` allows, the
     search restarts from shuffled orders (priority classes still first) and keeps the
     best result: (overload, worst link, flows moved), so that ties keep flows in place.
-    Where each flow is now comes from ``current``, or without it from the flows' own
-    ``path``. With ``own`` (each flow's measured rate), ``base`` is the measured load,
-    which still holds each flow on its current path: that is taken out first.
+    ``demand`` is by flow key, or a sequence in the order of ``flows``. Where each flow
+    is now comes from ``current``, or without it from the flows' own ``path``. With
+    ``own`` (each flow's measured rate), ``base`` is the measured load, which still
+    holds each flow on its current path: that is taken out first.
 
     Returns the placement (with ``moves_only``, of the flows whose path changes) and
     (total overload in link rates, worst utilization) of the current placement and of
     the new one.
     """
-    index, caps = topo.index, topo.caps
-    options: list[list[tuple[Path, int, int]]] = []
-    cur: list[int] = []
-    for f in flows:
-        opts, pos = topo.options(f.src_leaf, f.dst_leaf)
-        options.append(opts)
-        now_on = f.path if current is None else current.get(f.key)  # type: ignore[union-attr]
-        cur.append(pos.get(now_on, -1) if now_on is not None else -1)
-    base_load = [0.0] * len(caps)
-    for r, v in base.items():
-        i = index.get(r)
-        if i is not None:
-            base_load[i] = v
-    dem = [demand[f.key] for f in flows]
-    # priority classes first, then by demand (then as given: the order is the caller's)
-    first = sorted(range(len(flows)), key=lambda i: (not flows[i].priority, -dem[i]))
-    arrays = _Arrays(flows, topo, dem, base_load)
+    caps = topo.caps
+    dem = ([demand[f.key] for f in flows] if isinstance(demand, Mapping)
+           else list(demand))
+    arrays = _Arrays(flows, topo, dem, topo.load_list(base))
+    cur = arrays.positions([f.path for f in flows] if current is None
+                           else [current.get(f.key) for f in flows], topo)
     if own is not None:
-        arrays.take_out(flows, own, cur, index)
-    work = sum(len(o) for o in options) or 1
+        arrays.take_out(flows, own, cur, topo.index)
+    # priority classes first, then by demand (then as given: the order is the caller's)
+    prio = np.array([f.priority for f in flows], dtype=bool)
+    first = np.lexsort((-arrays.dem, ~prio)).tolist() if flows else []
+    work = sum(arrays.count) or 1
     restarts = max(1, min(24, budget // (4 * work)))
     rng = random.Random(len(flows))
     best_choice: list[int] | None = None
@@ -64,13 +59,14 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
     for attempt in range(restarts):
         order = first
         if attempt:
-            prio = [i for i in first if flows[i].priority]
-            rest = [i for i in first if not flows[i].priority]
-            rng.shuffle(prio)
+            is_prio = prio.tolist()
+            top = [i for i in first if is_prio[i]]
+            rest = [i for i in first if not is_prio[i]]
+            rng.shuffle(top)
             rng.shuffle(rest)
-            order = prio + rest
+            order = top + rest
         choice, load = _greedy(order, arrays, cur)
-        _local_search(order, options, dem, choice, caps, load)
+        _local_search(order, arrays, dem, choice, caps, load)
         over, worst = _score(load, caps)
         moved = sum(1 for a, b in zip(choice, cur, strict=True) if a != b)
         score = (over, worst, moved)
@@ -79,16 +75,18 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float], base: Mapping[Reso
         if over < 1e-9 and attempt:
             break
     assert best_choice is not None
-    best_score = _keep_in_place(best_choice, cur, options, dem, caps,
+    best_score = _keep_in_place(best_choice, cur, arrays, dem, caps,
                                 arrays.load_of(best_choice), best_score)
     before = _score(arrays.load_of(cur), caps)
-    plan = {flows[i].key: options[i][j][0] for i, j in enumerate(best_choice)
-            if j >= 0 and not (moves_only and j == cur[i])}
+    plan = {}
+    for i, j in enumerate(best_choice):
+        if j >= 0 and not (moves_only and j == cur[i]):
+            f = flows[i]
+            plan[f.key] = topo.options(f.src_leaf, f.dst_leaf)[0][j][0]
     return plan, before, best_score[:2]
 
 
-def _keep_in_place(choice: list[int], cur: list[int],
-                   options: list[list[tuple[Path, int, int]]], dem: list[float],
+def _keep_in_place(choice: list[int], cur: list[int], rows: _Arrays, dem: list[float],
                    caps: list[float], load: list[float],
                    score: tuple[float, float, int]) -> tuple[float, float, int]:
     """Put back on its current path every flow the search moved whose return raises
@@ -99,10 +97,12 @@ def _keep_in_place(choice: list[int], cur: list[int],
     limit = min(score[1], 1.0) * (1 + 1e-9)
     moved = [i for i, j in enumerate(choice) if j != cur[i] and cur[i] >= 0 and j >= 0]
     moved.sort(key=dem.__getitem__)
-    for i in moved:
+    at = np.array(moved, dtype=np.intp)
+    to, back = np.array(choice, dtype=np.intp)[at], np.array(cur, dtype=np.intp)[at]
+    links = zip(moved, rows.ups[at, to].tolist(), rows.downs[at, to].tolist(),
+                rows.ups[at, back].tolist(), rows.downs[at, back].tolist(), strict=True)
+    for i, u0, w0, u, w in links:
         d = dem[i]
-        _, u0, w0 = options[i][choice[i]]
-        _, u, w = options[i][cur[i]]
         load[u0] -= d
         load[w0] -= d
         # no new overload where it returns (where it leaves, load only falls)
@@ -138,11 +138,24 @@ class _Arrays:
     def __init__(self, flows: list[Flow], topo: TeTopology, dem: list[float],
                  base_load: list[float]) -> None:
         self.leaves = [(f.src_leaf, f.dst_leaf) for f in flows]
-        self.ups, self.downs, count = topo.option_table(self.leaves)
+        self.both, count = topo.option_table(self.leaves)
+        self.width = topo.width
+        self.ups, self.downs = self.both[:, :self.width], self.both[:, self.width:]
+        self.count_a = count
         self.count = count.tolist()
         self.dem = np.array(dem, dtype=float)
         self.cap = np.array([*topo.caps, 1.0])
         self.base = np.array([*base_load, BIG])
+
+    def positions(self, paths: list[Path | None], topo: TeTopology) -> list[int]:
+        """Each flow's option that is the path given (-1: none, or not in service)."""
+        if not paths:
+            return []
+        # (an uplink in service leads to one spine: a path's uplink names its option)
+        ups = np.fromiter(map(topo.uplink_number.get, paths, repeat(-3)), np.int64,
+                          len(paths))
+        hit = self.ups == ups[:, None]
+        return np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
 
     def take_out(self, flows: list[Flow], own: list[float], cur: list[int],
                  index: Mapping[Resource, int]) -> None:
@@ -194,7 +207,7 @@ def _greedy(order: list[int], rows: _Arrays, cur: list[int]) -> tuple[list[int],
     waves: list[list[int]] = []
     src_wave: dict[int, int] = {}
     dst_wave: dict[int, int] = {}
-    leaves, count = rows.leaves, rows.count
+    leaves, count, width = rows.leaves, rows.count, rows.width
     for i in order:
         if not count[i]:
             continue
@@ -206,10 +219,11 @@ def _greedy(order: list[int], rows: _Arrays, cur: list[int]) -> tuple[list[int],
         waves[wave].append(i)
     for members in waves:
         batch = np.array(members, dtype=np.intp)
-        ups, downs = rows.ups[batch], rows.downs[batch]
+        both = rows.both[batch]
+        ups, downs = both[:, :width], both[:, width:]
         d = dem_a[batch][:, None]
-        a = np.round((load[ups] + d) / cap[ups], 9)
-        b = np.round((load[downs] + d) / cap[downs], 9)
+        util = np.round((load[both] + d) / cap[both], 9)
+        a, b = util[:, :width], util[:, width:]
         key = np.abs(a - b) + (a + b) * (1 + TIE)
         best = key.argmin(axis=1)
         here = cur_a[batch]
@@ -224,27 +238,35 @@ def _greedy(order: list[int], rows: _Arrays, cur: list[int]) -> tuple[list[int],
     return choice, load[:-1].tolist()
 
 
-def _local_search(order: list[int], options: list[list[tuple[Path, int, int]]],
-                  dem: list[float], choice: list[int], caps: list[float], load: list[float],
-                  rounds: int = 4) -> None:
+def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: list[int],
+                  caps: list[float], load: list[float], rounds: int = 4) -> None:
     """Move single flows while that lowers the sum of squared utilizations. Only flows
-    on the hottest links are tried: moving anything else cannot lower the worst link."""
+    on the hottest links as a round starts are tried: moving anything else cannot lower
+    the worst link."""
+    cap_a = rows.cap[:-1]
     for _ in range(rounds):
-        worst = max((v / c for v, c in zip(load, caps, strict=True)), default=0.0)
+        util = np.array(load) / cap_a
+        worst = float(util.max()) if len(util) else 0.0
         hot = 0.8 * worst
+        pick = np.array(choice, dtype=np.intp)
+        line = np.arange(len(pick))
+        hot_at = np.append(util >= hot, False)  # (the padding is never hot)
+        tried = (pick >= 0) & (rows.count_a >= 2) & (
+            hot_at[rows.ups[line, pick]] | hot_at[rows.downs[line, pick]])
+        is_tried = tried.tolist()
         improved = False
         for i in order:
-            opts = options[i]
-            if len(opts) < 2 or choice[i] < 0:
+            if not is_tried[i]:
                 continue
-            d = dem[i]
-            _, u0, w0 = opts[choice[i]]
+            d, n = dem[i], rows.count[i]
+            ups, downs = rows.ups[i, :n].tolist(), rows.downs[i, :n].tolist()
+            u0, w0 = ups[choice[i]], downs[choice[i]]
             cu0, cw0 = caps[u0], caps[w0]
             if load[u0] / cu0 < hot and load[w0] / cw0 < hot:
                 continue
             off = ((load[u0] / cu0) ** 2 - ((load[u0] - d) / cu0) ** 2)
             off_w = ((load[w0] / cw0) ** 2 - ((load[w0] - d) / cw0) ** 2)
-            for j, (_, u, w) in enumerate(opts):
+            for j, (u, w) in enumerate(zip(ups, downs, strict=True)):
                 if j == choice[i]:
                     continue
                 cu, cw = caps[u], caps[w]

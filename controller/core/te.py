@@ -29,11 +29,14 @@ How flows are placed and moved (see docs/traffic-engineering.md for why):
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import zlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
+from itertools import repeat
+from operator import attrgetter, is_
 from typing import NamedTuple
 
 import numpy as np
@@ -175,13 +178,30 @@ class TeTopology:
         return {}
 
     @cached_property
+    def order(self) -> tuple[Resource, ...]:
+        """Every resource, in the order of their numbers (:attr:`index`)."""
+        return tuple(sorted(self.capacity))
+
+    @cached_property
     def index(self) -> dict[Resource, int]:
         """Every resource numbered, for the array-based placement search."""
-        return {r: i for i, r in enumerate(sorted(self.capacity))}
+        return {r: i for i, r in enumerate(self.order)}
 
     @cached_property
     def caps(self) -> list[float]:
-        return [self.cap(r) for r in sorted(self.capacity)]
+        return [self.cap(r) for r in self.order]
+
+    @cached_property
+    def uplink_number(self) -> dict[Path, int]:
+        """The resource number of each path's uplink, for the paths in service."""
+        idx = self.index
+        return {Path(leaf, port, spine): idx[up(leaf, port)]
+                for leaf, ups in self.uplinks.items() for port, spine in ups
+                if up(leaf, port) in idx}
+
+    def load_list(self, loads: Mapping[Resource, float]) -> list[float]:
+        """``loads`` by resource number (0 where not given)."""
+        return list(map(loads.get, self.order, repeat(0.0)))
 
     def options(self, src_leaf: int, dst_leaf: int) -> tuple[list[tuple[Path, int, int]],
                                                               dict[Path, int]]:
@@ -205,38 +225,35 @@ class TeTopology:
         """The most paths two leaves can have (the width of :meth:`option_table`)."""
         return max((len(u) for u in self.uplinks.values()), default=0)
 
-    def option_table(self, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray]:
-        """The options of each (src leaf, dst leaf) of ``pairs`` as arrays of
-        :attr:`width` resource numbers, their uplinks and their spine links, padded with
+    def option_table(self, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The options of each (src leaf, dst leaf) of ``pairs`` as one row of resource
+        numbers: :attr:`width` uplinks, then as many spine links, padded with
         ``len(caps)`` (a resource the placement search never picks), and how many each
-        pair has: one row per pair. Rows are kept per topology; a table with new rows is
-        built whole and published in one assignment, so threads may share it."""
-        rows, ups, downs, counts = self._table[0]
+        pair has. Rows are kept per topology; a table with new rows is built whole and
+        published in one assignment, so threads may share it."""
+        rows, table, counts = self._table[0]
         new = [p for p in dict.fromkeys(pairs) if p not in rows]
         if new:
             pad, width = len(self.caps), self.width
-            add_u, add_d, add_n = [], [], []
+            add, add_n = [], []
             for p in new:
                 opts, _ = self.options(*p)
                 filler = [pad] * (width - len(opts))
-                add_u.append([o[1] for o in opts] + filler)
-                add_d.append([o[2] for o in opts] + filler)
+                add.append([o[1] for o in opts] + filler + [o[2] for o in opts] + filler)
                 add_n.append(len(opts))
             rows = dict(rows)
             rows.update((p, k) for k, p in enumerate(new, start=len(rows)))
-            shape = (len(new), width)
-            ups = np.concatenate([ups, np.array(add_u, dtype=np.int32).reshape(shape)])
-            downs = np.concatenate([downs, np.array(add_d, dtype=np.int32).reshape(shape)])
+            added = np.array(add, dtype=np.int32).reshape((len(new), 2 * width))
+            table = np.concatenate([table, added])
             counts = np.concatenate([counts, np.array(add_n, dtype=np.int32)])
-            self._table[0] = (rows, ups, downs, counts)
-        ids = np.array([rows[p] for p in pairs], dtype=np.intp)
-        return ups[ids], downs[ids], counts[ids]
+            self._table[0] = (rows, table, counts)
+        ids = np.fromiter(map(rows.__getitem__, pairs), np.intp, len(pairs))
+        return table[ids], counts[ids]
 
     @cached_property
     def _table(self) -> list:
-        empty = np.zeros((0, self.width), dtype=np.int32)
-        return [({}, empty, empty, np.zeros(0, dtype=np.int32))]
+        return [({}, np.zeros((0, 2 * self.width), dtype=np.int32),
+                 np.zeros(0, dtype=np.int32))]
 
     def cap(self, r: Resource) -> float:
         return self.capacity.get(r, 0.0) or 1.0
@@ -324,28 +341,38 @@ class RebalanceJob:
     started: float
 
     @cached_property
-    def _snapshot(self) -> tuple[tuple[FlowSnapshot, ...], frozenset[FlowKey]]:
+    def _snapshot(self) -> tuple[tuple[FlowSnapshot, ...], tuple[Flow, ...],
+                                 tuple[int, ...]]:
         s, topo = self.settings, self.topo
         large_rate = s.large_flow_fraction * topo.link_rate
+        if not self.candidates:
+            return (), (), ()
+        # each flow read once, in C (the live flow may change meanwhile), then in columns
+        rows = list(map(_SNAPSHOT_FIELDS, self.candidates))
+        _, src, dst, _, rate, path, last, pinned, moved_at = zip(*rows, strict=True)
+        rate_a = np.array(rate, dtype=float)
+        last_a = np.array(last, dtype=float)  # (None: nan, never below anything)
         # a flow that carried (almost) nothing in the last reading has ended or paused:
         # its smoothed rate still decays, but it must not be given a demand
-        active = 0.5 * large_rate
-        settled = self.started - s.min_move_interval
-        paths = topo.paths
-        large: list[FlowSnapshot] = []
-        movable: set[FlowKey] = set()
-        for f in self.candidates:
-            snap = FlowSnapshot(f.key, f.src_leaf, f.dst_leaf, f.priority, f.rate_bps,
-                                f.path)  # (read once: the live flow may change meanwhile)
-            last, operator, moved_at = f.last_bps, f.operator, f.moved_at
-            if snap.path is None or snap.rate_bps < large_rate or (
-                    last is not None and last < active):
-                continue
-            large.append(snap)
-            if not operator and moved_at <= settled and \
-                    len(paths(snap.src_leaf, snap.dst_leaf)) > 1:
-                movable.add(snap.key)
-        return tuple(large), frozenset(movable)
+        no_path = np.fromiter(map(is_, path, repeat(None)), bool, len(rows))
+        keep = ~no_path & (rate_a >= large_rate) & ~(last_a < 0.5 * large_rate)
+        settled = ~np.array(pinned, dtype=bool) & (
+            np.array(moved_at, dtype=float) <= self.started - s.min_move_interval)
+        chosen = np.nonzero(keep)[0]
+        paths, n_paths = topo.paths, {}
+        at = chosen.tolist()
+        movable: list[int] = []
+        for k in np.nonzero(settled[chosen])[0].tolist():
+            i = at[k]
+            pair = (src[i], dst[i])
+            n = n_paths.get(pair)
+            if n is None:
+                n = n_paths[pair] = len(paths(*pair))
+            if n > 1:
+                movable.append(k)
+        large = tuple(_new_snapshot(rows[i][:6]) for i in at)
+        live = tuple(self.candidates[i] for i in at)
+        return large, live, tuple(movable)
 
     @property
     def large(self) -> tuple[FlowSnapshot, ...]:
@@ -353,18 +380,29 @@ class RebalanceJob:
         return self._snapshot[0]
 
     @property
-    def movable(self) -> frozenset[FlowKey]:
+    def large_flows(self) -> tuple[Flow, ...]:
+        """The live flows :attr:`large` copies, in the same order."""
         return self._snapshot[1]
+
+    @property
+    def movable(self) -> tuple[int, ...]:
+        """The positions in :attr:`large` of the flows that may move."""
+        return self._snapshot[2]
 
     @cached_property
     def flows(self) -> tuple[FlowSnapshot, ...]:
         """The flows that may move."""
-        movable = self.movable
-        return tuple(f for f in self.large if f.key in movable)
+        large = self.large
+        return tuple(large[i] for i in self.movable)
 
     @property
     def current(self) -> dict[FlowKey, Path | None]:
         return {f.key: f.path for f in self.flows}
+
+
+_SNAPSHOT_FIELDS = attrgetter("key", "src_leaf", "dst_leaf", "priority", "rate_bps", "path",
+                              "last_bps", "operator", "moved_at")
+_new_snapshot = partial(tuple.__new__, FlowSnapshot)  # (from a row in that order)
 
 
 @dataclass(frozen=True)
@@ -376,50 +414,68 @@ class RebalancePlan:
     placement: Mapping[FlowKey, Path]  # the new path of each flow that moves
     before: tuple[float, float]  # (overload, worst utilization) now
     after: tuple[float, float]  # and with the placement
-    demand: Mapping[FlowKey, float]  # of every large flow
+    demands: tuple[float, ...]  # of every large flow, in the order of ``job.large``
+    # (none when no flow may move)
     changes: tuple[FlowSnapshot, ...] = ()  # flows whose placement differs, by src leaf
     start: int = 0  # how many of ``changes`` earlier slices applied
 
+    @cached_property
+    def demand(self) -> dict[FlowKey, float]:
+        """The demand of every large flow, by key."""
+        if not self.demands:
+            return {}
+        return dict(zip((f.key for f in self.job.large), self.demands, strict=True))
 
-def estimate_demands(flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
-    """Natural demand of each large flow (Hedera's estimation): TCP flows grow to a
-    fair share of their sender's and receiver's NIC; UDP flows keep their rate."""
+
+def estimate_demands(flows: Sequence[Flow | FlowSnapshot],
+                     host_rate: float) -> dict[FlowKey, float]:
+    """Natural demand of each large flow, by key (:func:`demand_list`)."""
+    return dict(zip((f.key for f in flows), demand_list(flows, host_rate), strict=True))
+
+
+def demand_list(flows: Sequence[Flow | FlowSnapshot], host_rate: float) -> list[float]:
+    """Natural demand of each large flow, in their order (Hedera's estimation): TCP
+    flows grow to a fair share of their sender's and receiver's NIC; UDP flows keep
+    their rate."""
+    demand = [f.rate_bps for f in flows]
     if host_rate <= 0:
-        return {f.key: f.rate_bps for f in flows}
-    demand: dict[FlowKey, float] = {}
+        return demand
+    keys = [f.key for f in flows]
     fixed_out: dict[str, float] = {}
     fixed_in: dict[str, float] = {}
-    elastic: list[Flow] = []
-    for f in flows:
-        if f.key.proto == TCP:
-            elastic.append(f)
+    elastic: list[int] = []
+    for i, k in enumerate(keys):
+        if k.proto == TCP:
+            elastic.append(i)
             continue
-        d = demand[f.key] = min(f.rate_bps, host_rate)
-        fixed_out[f.key.src_ip] = fixed_out.get(f.key.src_ip, 0.0) + d
-        fixed_in[f.key.dst_ip] = fixed_in.get(f.key.dst_ip, 0.0) + d
+        d = demand[i] = min(demand[i], host_rate)
+        fixed_out[k.src_ip] = fixed_out.get(k.src_ip, 0.0) + d
+        fixed_in[k.dst_ip] = fixed_in.get(k.dst_ip, 0.0) + d
     if not elastic:
         return demand
+    n = len(elastic)
     # arrays: the senders' room after the fixed flows, each flow's sender and receiver
-    srcs: dict[str, int] = {}
-    dsts: dict[str, int] = {}
-    src_of = np.array([srcs.setdefault(f.key.src_ip, len(srcs)) for f in elastic])
-    dst_of = np.array([dsts.setdefault(f.key.dst_ip, len(dsts)) for f in elastic])
-    by_dst: list[list[int]] = [[] for _ in dsts]
-    for i, d in enumerate(dst_of.tolist()):
-        by_dst[d].append(i)
+    src_ips = [keys[i].src_ip for i in elastic]
+    dst_ips = [keys[i].dst_ip for i in elastic]
+    srcs = dict(zip(dict.fromkeys(src_ips), itertools.count()))
+    dsts = dict(zip(dict.fromkeys(dst_ips), itertools.count()))
+    src_of = np.fromiter(map(srcs.__getitem__, src_ips), np.intp, n)
+    dst_of = np.fromiter(map(dsts.__getitem__, dst_ips), np.intp, n)
+    into_order = np.argsort(dst_of, kind="stable")  # (flows by receiver, in their order)
+    bounds = np.searchsorted(dst_of[into_order], np.arange(len(dsts) + 1)).tolist()
     src_room = np.array([host_rate - fixed_out.get(ip, 0.0) for ip in srcs])
     dst_room = np.maximum(0.0, np.array([host_rate - fixed_in.get(ip, 0.0) for ip in dsts]))
-    est = np.zeros(len(elastic))
-    limited = np.zeros(len(elastic), dtype=bool)  # receiver-limited: converged
+    est = np.zeros(n)
+    limited = np.zeros(n, dtype=bool)  # receiver-limited: converged
     tol = host_rate * 1e-6
     n_src = len(srcs)
     for _ in range(20):
         changed = False
         # each sender's room, less its receiver-limited flows, shared by the others
         free = ~limited
-        count = np.bincount(src_of[free], minlength=n_src)
+        senders = np.bincount(src_of[free], minlength=n_src)
         conv = np.bincount(src_of[limited], weights=est[limited], minlength=n_src)
-        share = (np.maximum(0.0, src_room - conv) / np.maximum(count, 1))[src_of]
+        share = (np.maximum(0.0, src_room - conv) / np.maximum(senders, 1))[src_of]
         update = free & (np.abs(est - share) > tol)
         if update.any():
             est[update] = share[update]
@@ -431,10 +487,10 @@ def estimate_demands(flows: list[Flow], host_rate: float) -> dict[FlowKey, float
         if over:  # (element by element: lists are faster than arrays)
             val, lim, rooms = est.tolist(), limited.tolist(), dst_room.tolist()
             for dst in over:
-                idx = by_dst[dst]
-                n, left = len(idx), rooms[dst]
+                idx = into_order[bounds[dst]:bounds[dst + 1]].tolist()
+                m, left = len(idx), rooms[dst]
                 for k, i in enumerate(sorted(idx, key=val.__getitem__)):
-                    fair = left / (n - k)
+                    fair = left / (m - k)
                     if val[i] <= fair and not lim[i]:
                         left -= val[i]
                         continue
@@ -444,9 +500,9 @@ def estimate_demands(flows: list[Flow], host_rate: float) -> dict[FlowKey, float
             est, limited = np.array(val), np.array(lim, dtype=bool)
         if not changed:
             break
-    est = est.tolist()
-    for i, f in enumerate(elastic):
-        demand[f.key] = max(est[i], f.rate_bps)
+    rates = np.array([demand[i] for i in elastic])
+    for i, d in zip(elastic, np.maximum(est, rates).tolist(), strict=True):
+        demand[i] = d
     return demand
 
 
@@ -456,14 +512,15 @@ def search(job: RebalanceJob) -> RebalancePlan:
     nothing."""
     movable = list(job.flows)
     if not movable:
-        return RebalancePlan(job, {}, (0.0, 0.0), (0.0, 0.0), {}, ())
-    demand = estimate_demands(list(job.large), job.topo.host_rate)
+        return RebalancePlan(job, {}, (0.0, 0.0), (0.0, 0.0), (), ())
+    demands = demand_list(job.large, job.topo.host_rate)
     # (the measured loads, less each movable flow's own rate on its path)
-    placement, before, after = place(movable, demand, job.loads, job.topo, moves_only=True,
+    placement, before, after = place(movable, [demands[i] for i in job.movable], job.loads,
+                                     job.topo, moves_only=True,
                                      own=[f.rate_bps for f in movable])
     changes = sorted((f for f in movable if f.key in placement),
                      key=lambda f: (f.src_leaf, f.key))
-    return RebalancePlan(job, placement, before, after, demand, tuple(changes))
+    return RebalancePlan(job, placement, before, after, tuple(demands), tuple(changes))
 
 
 @dataclass
@@ -811,10 +868,9 @@ class TrafficEngineer:
             self.stats["rebalance_stale"] = self.stats.get("rebalance_stale", 0) + 1
             return [], None
         if plan.start == 0:
-            for key, d in plan.demand.items():  # (shown with the flows)
-                live = self.flows.get(key)
-                if live is not None:
-                    live.demand_bps = d
+            if plan.demands:  # (none when nothing could move)
+                for live, d in zip(job.large_flows, plan.demands, strict=True):
+                    live.demand_bps = d  # (shown with the flows)
             if not plan.changes or not self._worth_it(plan):
                 return [], None
         before, after = plan.before, plan.after
