@@ -774,6 +774,9 @@ class TrafficEngineer:
         hot for ``congestion_intervals`` readings."""
         s = self.settings
         moves: list[Move] = []
+        # the loads with this pass's moves made: a move off one hot link often relieves
+        # another (a flow's uplink and its spine link), which must not move a second flow
+        planned = dict(loads)
         for r in sorted(topo.capacity):
             util = loads.get(r, 0.0) / topo.cap(r)
             if util < s.congestion_threshold:
@@ -794,16 +797,17 @@ class TrafficEngineer:
                     "congestion",
                     f"link {resource_text(r)} at {util:.0%} for {self._hot[r]} readings",
                     (("link", resource_text(r)), ("utilization", f"{util:.3f}"))))
-            moved = self._relieve(r, topo, loads, now)
+            moved = self._relieve(r, topo, planned, now)
             moves += moved
             if moved:
                 self._hot[r] = 0  # give the move time to show in the counters
         return moves
 
-    def _relieve(self, hot: Resource, topo: TeTopology, loads: Mapping[Resource, float],
+    def _relieve(self, hot: Resource, topo: TeTopology, planned: dict[Resource, float],
                  now: float) -> list[Move]:
+        """Move large flows off ``hot`` until it is below the threshold; ``planned`` (the
+        loads with the moves made so far) follows each move."""
         s = self.settings
-        planned = dict(loads)
         cap = topo.cap(hot)
         target = s.congestion_threshold * cap
         on_it = [f for f in self.flows.values()

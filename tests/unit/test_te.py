@@ -301,6 +301,20 @@ def test_congestion_needs_several_readings_then_moves_large_flows_off():
     assert te.events[-1].kind == "congestion_cleared"
 
 
+def test_two_collided_flows_hot_on_uplink_and_spine_link_move_only_one():
+    # both flows of a leaf pair on spine 1: its uplink and its spine link are both hot;
+    # moving one relieves both (moving the second as well only swaps the collision)
+    t = topo()
+    te = TrafficEngineer(TeSettings(congestion_intervals=1, rebalance=False))
+    a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    b = te.new_flow(key(2, 4), 2001, 2002, t, {}, 0.0)
+    for f in (a, b):
+        f.path, f.rate_bps, f.moved_at = Path(2001, 1, 1001), 2.5e6, -100.0
+    moves = te.congestion(t, loads_of(te), 10.0)
+    assert len(moves) == 1, [(m.key, m.reason) for m in moves]
+    assert {a.path.spine, b.path.spine} == {1001, 1002}
+
+
 def test_a_short_spike_is_not_congestion():
     t = topo()
     te = TrafficEngineer(TeSettings(congestion_intervals=3))
