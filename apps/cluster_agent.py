@@ -1,11 +1,13 @@
 """The cluster side of one fabricd instance, on a thread of its own.
 
 Every ``interval`` it keeps the instance's lease alive, tells the store which switches
-it is connected to, reads who masters what, asks :class:`Mastership` what to do, claims
-and releases master keys, and hands the role requests to the fabric app (which sends
-them on its own thread: one writer). When etcd cannot be reached it does nothing but
-count the time: once its lease may have expired it asks for the slave role on every
-switch, so that it never acts as a master another instance may have replaced.
+it is connected to, reads who masters what and the operator intent the instances share,
+hands the fabric app the intent that changed, asks :class:`Mastership` what to do,
+claims and releases master keys, and hands the role requests to the fabric app (which
+applies and sends both on its own thread: one writer). When etcd cannot be reached it
+does nothing but count the time: once its lease may have expired it asks for the slave
+role on every switch, so that it never acts as a master another instance may have
+replaced.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from controller.core.mastership import (
     StoreView,
     Yield,
 )
+from controller.core.shared import Intent
 
 log = logging.getLogger("aifabric.cluster")
 
@@ -45,11 +48,14 @@ class ClusterAgent:
     def __init__(self, store: EtcdStore, mastership: Mastership,
                  connected: Callable[[], Mapping[int, int]],
                  send_roles: Callable[[list[RoleRequest | Yield]], None],
-                 interval: float) -> None:
+                 interval: float,
+                 apply_intents: Callable[[list[Intent]], None] = lambda _: None) -> None:
         self.store = store
         self.mastership = mastership
         self._connected = connected
         self._send_roles = send_roles
+        self._apply_intents = apply_intents
+        self._intents_sent: dict[str, int] = {}  # kind -> revision handed to the app
         self.interval = interval
         self.status = ClusterStatus(mastership.node)
         self._announced: frozenset[int] | None = None
@@ -111,6 +117,13 @@ class ClusterAgent:
                 log.warning("cluster: etcd reachable again after %.1f s",
                             now - self._unavailable_since)
                 self._unavailable_since = None
+            # the shared intent first: the app applies it before any role this step asks
+            # for, so a new master writes what the cluster wants
+            fresh = [i for i in view.intents.values()
+                     if i.revision > self._intents_sent.get(i.kind, 0)]
+            if fresh:
+                self._apply_intents(sorted(fresh, key=lambda i: i.revision))
+                self._intents_sent.update((i.kind, i.revision) for i in fresh)
             actions = self.mastership.decide(view, switches, now)
             self.status = ClusterStatus(
                 self.mastership.node, tuple(sorted(view.members)),

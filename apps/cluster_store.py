@@ -7,6 +7,8 @@ under ``/aifabric/<cluster>/``:
   which switches it is connected to.
 - ``master/<dpid>``: the node that masters the switch, bound to that node's lease; the
   revision at which the key was created is the master's OpenFlow generation id.
+- ``intent/<kind>``: operator intent every instance applies (controller/core/shared.py),
+  replaced whole by compare-and-swap on its revision.
 
 Every call is one HTTP request with a timeout; a store that cannot be reached raises
 :class:`StoreUnavailable` (with the reason), tried on each endpoint in turn.
@@ -23,11 +25,13 @@ import base64
 import http.client
 import json
 import ssl
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controller.core.config import etcd_endpoint
 from controller.core.mastership import Holder, StoreView
+from controller.core.shared import Intent
 
 
 class StoreUnavailable(Exception):
@@ -79,6 +83,7 @@ class EtcdStore:
             if cert is not None:
                 self._tls.load_cert_chain(*cert)
         self._conns: dict[int, http.client.HTTPConnection] = {}
+        self._lock = threading.Lock()  # (the agent's thread and the API's share it)
         self._current = 0
         self.lease_id: int | None = None
 
@@ -95,15 +100,21 @@ class EtcdStore:
         return conn
 
     def _post(self, i: int, path: str, payload: dict) -> dict:
+        reused = i in self._conns
         conn = self._connection(i)
         try:
             conn.request("POST", "/v3" + path, body=json.dumps(payload),
                          headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
             body = resp.read()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as exc:
             conn.close()
             del self._conns[i]
+            # a kept-alive connection the server closed meanwhile (etcd restarted): the
+            # request never reached it, so it is sent once more on a new connection
+            if reused and isinstance(exc, BrokenPipeError | ConnectionResetError |
+                                     http.client.RemoteDisconnected):
+                return self._post(i, path, payload)
             raise
         if resp.status != 200:
             raise OSError(f"HTTP {resp.status}: {body[:200].decode(errors='replace')}")
@@ -112,16 +123,18 @@ class EtcdStore:
     def _call(self, path: str, payload: dict) -> dict:
         """POST ``payload`` to the gateway, trying each endpoint from the last good one."""
         errors = []
-        for k in range(len(self.endpoints)):
-            i = (self._current + k) % len(self.endpoints)
-            try:
-                result = self._post(i, path, payload)
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                e = self.endpoints[i]
-                errors.append(f"{e.host}:{e.port}: {type(exc).__name__}: {str(exc)[:160]}")
-                continue
-            self._current = i
-            return result
+        with self._lock:
+            for k in range(len(self.endpoints)):
+                i = (self._current + k) % len(self.endpoints)
+                try:
+                    result = self._post(i, path, payload)
+                except (OSError, http.client.HTTPException, ValueError) as exc:
+                    e = self.endpoints[i]
+                    errors.append(f"{e.host}:{e.port}: {type(exc).__name__}: "
+                                  f"{str(exc)[:160]}")
+                    continue
+                self._current = i
+                return result
         raise StoreUnavailable("etcd unreachable: " + "; ".join(errors))
 
     def close(self) -> None:
@@ -161,6 +174,7 @@ class EtcdStore:
         members: set[str] = set()
         connected: dict[str, frozenset[int]] = {}
         holders: dict[int, Holder] = {}
+        intents: dict[str, Intent] = {}
         for kv in got.get("kvs", []):
             key = _unb64(kv["key"])[len(self.prefix):]
             value = _unb64(kv.get("value", ""))
@@ -171,12 +185,14 @@ class EtcdStore:
                     connected[name] = frozenset(int(d) for d in json.loads(value)["connected"])
                 except (ValueError, KeyError, TypeError):
                     connected[name] = frozenset()
+            elif kind == "intent":
+                intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
             elif kind == "master":
                 try:
                     holders[int(name, 16)] = Holder(value, int(kv["create_revision"]))
                 except (ValueError, KeyError):
                     continue
-        return StoreView(frozenset(members), holders, connected)
+        return StoreView(frozenset(members), holders, connected, intents)
 
     # --- mastership -------------------------------------------------------------------------------
     def _master_key(self, dpid: int) -> str:
@@ -203,6 +219,24 @@ class EtcdStore:
             "success": [{"request_delete_range": {"key": key}}],
             "failure": []})
         return bool(got.get("succeeded"))
+
+    # --- shared operator intent -------------------------------------------------------------------
+    def write_intent(self, kind: str, value: str, expect: int) -> tuple[bool, Intent]:
+        """Replace ``kind``'s value if the store still holds the revision ``expect`` of it
+        (0: never written): (True, the new intent), or (False, what the store holds now,
+        for the caller to apply before it computes its change again)."""
+        key = _b64(f"{self.prefix}intent/{kind}")
+        got = self._call("/kv/txn", {
+            "compare": [{"key": key, "result": "EQUAL", "target": "MOD",
+                         "mod_revision": str(expect)}],
+            "success": [{"request_put": {"key": key, "value": _b64(value)}}],
+            "failure": [{"request_range": {"key": key}}]})
+        if got.get("succeeded"):
+            return True, Intent(kind, int(got["header"]["revision"]), value)
+        kvs = got["responses"][0]["response_range"].get("kvs", [])
+        if not kvs:
+            return False, Intent(kind, 0, "")
+        return False, Intent(kind, int(kvs[0]["mod_revision"]), _unb64(kvs[0].get("value", "")))
 
     # --- shared settings --------------------------------------------------------------------------
     def shared_secret(self, fresh: bytes) -> bytes:

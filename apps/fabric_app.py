@@ -44,6 +44,7 @@ from controller.core.model import Port
 from controller.core.monitor import LoadMonitor, PortCounters, link_stats
 from controller.core.openflow import MeterRule
 from controller.core.schedule import Job, Schedule
+from controller.core.shared import Applied, Drains, Intent, IntentError, decode_policy
 from controller.core.snapshot import (
     FlowInfo,
     JobInfo,
@@ -222,6 +223,7 @@ class FabricApp(app_manager.OSKenApp):
         self._connections: dict[int, int] = {}  # dpid -> number of its current connection
         self._connection_count = 0
         self.cluster_agent = None  # set by the daemon once the app runs (cluster mode)
+        self.shared = Applied()  # the revision of each shared kind applied here
         self._publish(masters=frozenset() if self.clustered else None)
 
     def writable(self, dpid: int) -> bool:
@@ -718,6 +720,46 @@ class FabricApp(app_manager.OSKenApp):
             dp.send_msg(ofmsg.role_request(dp, req.role, req.generation))
             log.info("switch %d: asking for the %s role (generation %d)", req.dpid, req.role,
                      req.generation)
+
+    # --- cluster mode: operator intent shared through etcd (controller/core/shared.py) ----
+    def apply_intents(self, intents) -> None:
+        """Apply the kinds the cluster agent read that are newer than what this instance
+        applied (each on its own: one unreadable value does not hold up the others)."""
+        for intent in intents:
+            try:
+                self.apply_intent(intent)
+            except IntentError as exc:
+                log.error("cluster: shared %s at revision %d not applied: %s", intent.kind,
+                          intent.revision, exc)
+                self.shared.mark(intent)  # (said once; the next change is read anew)
+
+    def apply_intent(self, intent: Intent) -> bool:
+        """Make a kind's value as the store holds it this instance's own, unless this
+        revision or a later one is applied already (False then). IntentError for a
+        value that cannot be read."""
+        if not self.shared.is_new(intent):
+            return False
+        now = time.time()
+        if intent.kind == "drains":
+            self._apply(self.core.set_drains(Drains.decode(intent.value)), now, flush=True)
+        elif intent.kind == "qos":
+            policy = decode_policy(intent.value)
+            if not runtime.config().qos.enabled:
+                log.warning("cluster: a shared QoS policy is not applied here: QoS is off")
+            elif policy != self.core.qos:
+                self.set_qos_policy(policy)
+        else:
+            log.warning("cluster: unknown shared kind %r ignored (a newer fabricd wrote "
+                        "it?)", intent.kind)
+        self.shared.mark(intent)
+        log.info("cluster: shared %s at revision %d applied", intent.kind, intent.revision)
+        return True
+
+    def maintenance_change(self, action: str, dpid: int, port: int) -> tuple[Drains, str, int]:
+        """The drain set an operator's drain or undrain would make, what it does, and the
+        revision of the shared drains it was computed from (nothing changes here)."""
+        drains, message = self.core.maintenance_change(action, dpid, port)
+        return drains, message, self.shared.revision("drains")
 
     def _lose_master(self, dpid: int) -> None:
         if dpid in self.masters:

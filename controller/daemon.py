@@ -178,9 +178,19 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
 
         app.send_event(app.name, EventCall(apply))
 
+    def apply_intents(intents) -> None:
+        def apply(a) -> None:  # (on the app's thread, before the role requests that follow)
+            try:
+                a.apply_intents(intents)
+            except Exception:
+                log.exception("cluster: applying the shared intent failed")
+
+        app.send_event(app.name, EventCall(apply))
+
     c = config.cluster
     agent = ClusterAgent(store, Mastership(c.node_id, float(c.lease_ttl)), app.connected,
-                         send_roles, interval=max(0.05, c.lease_ttl / 5))
+                         send_roles, interval=max(0.05, c.lease_ttl / 5),
+                         apply_intents=apply_intents)
     app.cluster_agent = agent
     agent.start()
 
@@ -262,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         return None if agent is None else agent.status
 
     handle = ControllerHandle(published, call=call, event_bus=event_bus, stalled=stalled,
-                              cluster=cluster)
+                              cluster=cluster,
+                              write_intent=None if store is None else store.write_intent)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
 from apps.api.event_bus import EventBus
+from apps.cluster_store import StoreUnavailable
 from apps.guard import WATCHDOG_TRIPS
 from apps.job_store import JobStoreError
 from controller import __version__
@@ -35,6 +36,7 @@ from controller.core.events import KINDS, FabricEvent, StampedEvent
 from controller.core.fabric_jobs import JobExists
 from controller.core.jobs import JobError, JobSpec
 from controller.core.qos import PROFILES, QosPolicy, profile_policy
+from controller.core.shared import TITLES, Intent, encode_policy
 from controller.core.snapshot import FlowInfo, JobInfo, Published, TopologySnapshot
 from controller.core.te import PROTO_NUMBERS, FlowKey
 
@@ -60,9 +62,12 @@ class ControllerHandle:
     stalled: Callable[[], str | None] = lambda: None
     # cluster mode: what the cluster agent last read from etcd (a ClusterStatus), or None
     cluster: Callable[[], Any] = lambda: None
+    # cluster mode: write a shared kind by compare-and-swap (EtcdStore.write_intent)
+    write_intent: Callable[[str, str, int], tuple[bool, Intent]] | None = None
 
 
 WATCH_POLL_SECONDS = 1.0
+SHARED_WRITE_ATTEMPTS = 3  # cluster mode: tries of a change racing other instances
 CALL_TIMEOUT = 10.0  # seconds a mutation may wait for the fabric app
 UNARY_THREADS = 32  # server threads only unary calls and health can use
 WATCHDOG_POLL_SECONDS = 0.5
@@ -233,6 +238,33 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self.config = config
         self.started_at = started_at
 
+    def _shared(self, context, kind: str, compute: Callable[[Any], tuple[str | None, str,
+                                                                        int]]) -> str:
+        """Cluster mode: a change of the operator intent the instances share. ``compute``
+        runs on the fabric app's thread and returns the kind's new value (None: nothing
+        to change), what the change does in words, and the revision of the kind it was
+        computed from. The value is written to etcd only if etcd still holds that
+        revision; then it is applied here at once, and by the other instances as they
+        read it. When another instance changed the kind meanwhile, its change is applied
+        here first and this one computed again."""
+        assert self.handle.write_intent is not None
+        what = TITLES.get(kind, kind)
+        for _ in range(SHARED_WRITE_ATTEMPTS):
+            value, message, expect = self._call(context, compute)
+            if value is None:
+                return message
+            try:
+                ok, intent = self.handle.write_intent(kind, value, expect)
+            except StoreUnavailable as exc:
+                context.abort(grpc.StatusCode.UNAVAILABLE,
+                              f"{exc}: not applied (in cluster mode {what} is kept in etcd)")
+            self._call(context, lambda app, i=intent: app.apply_intent(i))
+            if ok:
+                return message
+        context.abort(grpc.StatusCode.ABORTED,
+                      f"{what} changed {SHARED_WRITE_ATTEMPTS} times while this request was "
+                      "computed (other instances are changing it): not applied; try again")
+
     def _local_only(self, context, what: str) -> None:
         """Cluster mode: operator state is not shared between instances yet, and a
         change applied by one instance alone would leave the switches of the others
@@ -297,20 +329,25 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
         if action == "drain_link" and port == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port: required")
-        message = self._call(context, lambda app: app.maintain(action, dpid, port))
+        if self.config.cluster.enabled:
+            def compute(app) -> tuple[str | None, str, int]:
+                drains, message, revision = app.maintenance_change(action, dpid, port)
+                return (None if drains == app.core.drains else drains.encode(), message,
+                        revision)
+
+            message = self._shared(context, "drains", compute)
+        else:
+            message = self._call(context, lambda app: app.maintain(action, dpid, port))
         log.info("%s by %s", message, context.peer())
         return fabric_pb2.DrainReply(message=message)
 
     def DrainLink(self, request, context):
-        self._local_only(context, "maintenance (drains)")
         return self._maintain(context, "drain_link", request.dpid, request.port)
 
     def DrainSwitch(self, request, context):
-        self._local_only(context, "maintenance (drains)")
         return self._maintain(context, "drain_switch", request.dpid, 0)
 
     def Undrain(self, request, context):
-        self._local_only(context, "maintenance (drains)")
         return self._maintain(context, "undrain", request.dpid, request.port)
 
     def GetQosPolicy(self, request, context):
@@ -325,8 +362,11 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         if not self.config.qos.enabled:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "QoS is off (fabricd runs with --no-qos)")
-        self._local_only(context, "the QoS policy")
-        self._call(context, lambda app: app.set_qos_policy(policy))
+        if self.config.cluster.enabled:
+            value = encode_policy(policy)
+            self._shared(context, "qos", lambda app: (value, "", app.shared.revision("qos")))
+        else:
+            self._call(context, lambda app: app.set_qos_policy(policy))
         log.info("QoS policy set through the API by %s", context.peer())
         return policy_message(policy, True)
 

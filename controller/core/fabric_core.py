@@ -37,6 +37,7 @@ from controller.core.openflow import FlowRule, GroupRule, Match, SwitchDesired
 from controller.core.qos import QosPolicy
 from controller.core.ratelog import RateLimitedLog
 from controller.core.roles import LEAF, SPINE, infer_roles
+from controller.core.shared import Drains
 from controller.core.snapshot import (
     FlowInfo,
     HostInfo,
@@ -407,50 +408,75 @@ class FabricCore:
     def drained_ends(self) -> frozenset[LinkEnd]:
         return self.maintenance.drained_ends()
 
+    @property
+    def drains(self) -> Drains:
+        """The cables and switches out of service now."""
+        return Drains(frozenset(self.maintenance.cables), frozenset(self.maintenance.switches))
+
+    def set_drains(self, drains: Drains) -> Effects:
+        """Make ``drains`` the cables and switches out of service: an operator's change
+        checked already (:meth:`maintenance_change`), or the set a cluster shares. An
+        event for each drain and each return to service."""
+        drained, back = self.maintenance.set(set(drains.cables), set(drains.switches))
+        for what in drained:
+            log.warning("drained: %s", what)
+            self._event("drain", f"{what} drained", what=what)
+        for what in back:
+            log.warning("back in service: %s", what)
+            self._event("undrain", f"{what} back in service", what=what)
+        if not drained and not back:
+            return Effects()
+        return self._changed("; ".join([*(f"drain of {w}" for w in drained),
+                                        *(f"{w} back in service" for w in back)]))
+
     def drain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
         """Take a link or a spine out of service; ValueError (with the reason) if that
         would leave two leaves without a path, or if a leaf is asked for."""
-        what = self.maintenance.drain(self.roles(), cable, switch)
-        log.warning("drained: %s", what)
-        self._event("drain", f"{what} drained", what=what)
-        return self._changed(f"drain of {what}")
+        cables, switches = self.maintenance.with_drain(self.roles(), cable, switch)
+        return self.set_drains(Drains(frozenset(cables), frozenset(switches)))
 
     def undrain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
-        what = self.maintenance.undrain(cable, switch)
-        log.warning("back in service: %s", what)
-        self._event("undrain", f"{what} back in service", what=what)
-        return self._changed(f"{what} back in service")
+        d = self.drains
+        return self.set_drains(Drains(d.cables - {cable}, d.switches - {switch}))
 
     def maintain(self, action: str, dpid: int, port: int = 0) -> tuple[Effects, str]:
-        """An operator's drain or undrain (``drain_link``, ``drain_switch``, ``undrain``
-        with a port for a link, without for a switch), and what happened, in words.
-        LookupError for an unknown switch or link; ValueError when the fabric's state
-        forbids it."""
+        """An operator's drain or undrain, applied (:meth:`maintenance_change`)."""
+        drains, message = self.maintenance_change(action, dpid, port)
+        return self.set_drains(drains), message
+
+    def maintenance_change(self, action: str, dpid: int, port: int = 0) -> tuple[Drains, str]:
+        """The drain sets an operator's drain or undrain would make (``drain_link``,
+        ``drain_switch``, ``undrain`` with a port for a link, without for a switch), and
+        what it does, in words; nothing changes here. LookupError for an unknown switch
+        or link; ValueError when the fabric's state forbids it."""
         if dpid not in self.fabric.switches:
             raise LookupError(f"no switch with dpid {dpid}")
+        now = self.drains
         if action == "drain_switch":
-            return self.drain(switch=dpid), f"switch {dpid} drained"
+            cables, switches = self.maintenance.with_drain(self.roles(), switch=dpid)
+            return Drains(frozenset(cables), frozenset(switches)), f"switch {dpid} drained"
         if action == "undrain" and not port:
-            if dpid not in self.drained_switches:
-                return Effects(), f"switch {dpid} is not drained"
-            return self.undrain(switch=dpid), f"switch {dpid} back in service"
+            if dpid not in now.switches:
+                return now, f"switch {dpid} is not drained"
+            return (Drains(now.cables, now.switches - {dpid}),
+                    f"switch {dpid} back in service")
         if action == "undrain":
             drained = self.maintenance.drained_at(dpid, port)
             if not drained:
                 cable = self.cable_at(dpid, port)
                 if cable is None:
                     raise LookupError(f"no link at {dpid}:{port}")
-                return Effects(), f"{cable_text(cable)} is not drained"
-            eff = Effects()
-            for c in drained:  # (with one before re-cabling: whatever was drained there)
-                eff.merge(self.undrain(cable=c))
-            return eff, " and ".join(f"{cable_text(c)} back in service" for c in drained)
+                return now, f"{cable_text(cable)} is not drained"
+            # (with one before re-cabling: whatever was drained there)
+            return (Drains(now.cables - set(drained), now.switches),
+                    " and ".join(f"{cable_text(c)} back in service" for c in drained))
         if action != "drain_link":
             raise ValueError(f"unknown maintenance action {action!r}")
         cable = self.cable_at(dpid, port)
         if cable is None:
             raise LookupError(f"no link at {dpid}:{port}")
-        return self.drain(cable=cable), f"{cable_text(cable)} drained"
+        cables, switches = self.maintenance.with_drain(self.roles(), cable=cable)
+        return Drains(frozenset(cables), frozenset(switches)), f"{cable_text(cable)} drained"
 
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:

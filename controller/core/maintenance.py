@@ -58,10 +58,10 @@ class Maintenance:
         return [(a, b) for i, a in enumerate(leaves) for b in leaves[i + 1:]
                 if before[a] & before[b] and not after[a] & after[b]]
 
-    def drain(self, roles: Mapping[int, str], cable: Cable | None = None,
-              switch: int | None = None) -> str:
-        """Take a cable or a spine out of service, and say which; ValueError (with the
-        reason) for a leaf, or if two leaves would be left without a path."""
+    def with_drain(self, roles: Mapping[int, str], cable: Cable | None = None,
+                   switch: int | None = None) -> tuple[set[Cable], set[int]]:
+        """The drain sets with a cable or a spine more (nothing changes here); ValueError
+        (with the reason) for a leaf, or if two leaves would be left without a path."""
         cables, switches = set(self.cables), set(self.switches)
         if switch is not None:
             if roles.get(switch) == LEAF:
@@ -74,11 +74,15 @@ class Maintenance:
             a, b = cut[0]
             raise ValueError(f"draining would leave leaf {a} without a path to leaf {b}"
                              + (f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""))
-        self.cables, self.switches = cables, switches
-        return f"switch {switch}" if switch is not None else cable_text(cable)  # type: ignore[arg-type]
+        return cables, switches
 
-    def undrain(self, cable: Cable | None = None, switch: int | None = None) -> str:
-        """Put a cable or a switch back in service, and say which."""
-        self.cables.discard(cable)  # type: ignore[arg-type]
-        self.switches.discard(switch)  # type: ignore[arg-type]
-        return f"switch {switch}" if switch is not None else cable_text(cable)  # type: ignore[arg-type]
+    def set(self, cables: set[Cable], switches: set[int]) -> tuple[list[str], list[str]]:
+        """Make these the drain sets (as the cluster decided: no rule is checked again);
+        what was drained and what is back in service, in words."""
+        drained = [cable_text(c) for c in sorted(cables - self.cables,
+                                                 key=lambda c: (c.a, c.b))]
+        drained += [f"switch {d}" for d in sorted(switches - self.switches)]
+        back = [cable_text(c) for c in sorted(self.cables - cables, key=lambda c: (c.a, c.b))]
+        back += [f"switch {d}" for d in sorted(self.switches - switches)]
+        self.cables, self.switches = set(cables), set(switches)
+        return drained, back

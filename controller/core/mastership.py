@@ -26,6 +26,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from controller.core.shared import Intent
+
 MASTER, SLAVE = "master", "slave"
 
 
@@ -74,11 +76,13 @@ class Holder:
 @dataclass(frozen=True)
 class StoreView:
     """What the store says now: the live members (those whose lease holds), who holds
-    each switch's master key, and which switches each member is connected to."""
+    each switch's master key, which switches each member is connected to, and the
+    operator intent the instances share (by kind)."""
 
     members: frozenset[str]
     holders: Mapping[int, Holder]
     connected: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    intents: Mapping[str, Intent] = field(default_factory=dict)  # shared operator intent
 
 
 @dataclass(frozen=True)

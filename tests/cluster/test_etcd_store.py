@@ -122,3 +122,20 @@ def test_two_instances_share_the_switches_and_one_takes_over_from_the_other(etcd
         assert holders[d].generation > roles[("a", d)][1]
     assert taken < 3.0  # about one lease ttl (the floor etcd keeps) plus a few steps
     stores["b"].leave()
+
+
+def test_shared_intent_is_replaced_by_compare_and_swap_on_its_revision(etcd):
+    a, b = store(etcd, "a", "c9"), store(etcd, "b", "c9")
+    assert a.view().intents == {}
+    ok, first = a.write_intent("drains", '{"one": 1}', 0)  # never written: revision 0
+    assert ok and first.revision > 0 and first.value == '{"one": 1}'
+    assert b.view().intents == {"drains": first}
+    # b computed its change from the empty store: refused, and told what is there now
+    ok, now = b.write_intent("drains", '{"two": 2}', 0)
+    assert not ok and now == first
+    ok, second = b.write_intent("drains", '{"two": 2}', now.revision)
+    assert ok and second.revision > first.revision
+    ok, _ = a.write_intent("drains", '{"three": 3}', first.revision)  # stale now
+    assert not ok and a.view().intents["drains"] == second
+    ok, qos = a.write_intent("qos", "{}", 0)  # kinds are apart
+    assert ok and a.view().intents == {"drains": second, "qos": qos}

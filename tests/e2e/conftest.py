@@ -142,6 +142,25 @@ def ofctl(switch: str, *args: str) -> str:
                           capture_output=True, text=True).stdout
 
 
+def queue_rates(port: str) -> dict[int, int]:
+    """queue -> min-rate, as OVSDB holds it for ``port``."""
+    qos = subprocess.run(["ovs-vsctl", "get", "port", port, "qos"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    queues = subprocess.run(["ovs-vsctl", "get", "qos", qos, "queues"], capture_output=True,
+                            text=True, check=True).stdout.strip().strip("{}")
+    out = {}
+    for item in queues.split(", "):
+        q, uuid = item.split("=")
+        rate = subprocess.run(["ovs-vsctl", "get", "queue", uuid, "other_config:min-rate"],
+                              capture_output=True, text=True, check=True).stdout
+        out[int(q)] = int(rate.strip().strip('"'))
+    return out
+
+
+def marking(switch: str) -> dict[str, str]:
+    return {k: v["actions"] for k, v in flow_table(switch).items() if k.startswith("0/5")}
+
+
 def group_buckets(switch: str, kind: str = "select") -> dict[int, list[int]]:
     """group id -> output ports of its buckets, for the switch's groups of one type
     (ECMP ``select`` groups by default; TE's per-uplink groups are ``ff``)."""

@@ -18,16 +18,29 @@ import time
 import grpc
 import pytest
 
+from aifabric.v1 import fabric_pb2
 from mininet_topos.attack import ping_result, start_ping
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.etcd_proc import EtcdProcess
 from mininet_topos.network import fabric_network, wait_until
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import all_pairs_ok
+from tests.e2e.conftest import (
+    all_pairs_ok,
+    group_buckets,
+    marking,
+    queue_rates,
+    wait_qos_ready,
+)
 
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
 DPIDS = [1001, 1002, 2001, 2002, 2003, 2004]
+SWITCHES = {"s1", "s2", "l1", "l2", "l3", "l4"}
+LEAVES = ["l1", "l2", "l3", "l4"]
+POLICY = ("classes:\n"
+          "  - {name: roce, dscp: 26, queue: 3, share: 0.3, match: {udp_dst: [4791]}}\n"
+          "  - {name: nccl, dscp: 34, queue: 4, share: 0.4,\n"
+          "     match: {tcp_dst: ['5000-5099'], tcp_src: ['5000-5099']}}\n")
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 
 
@@ -79,15 +92,14 @@ def masters(ctls: list[FabricdProcess]) -> dict[str, str]:
     return out
 
 
-@pytest.fixture
-def cluster(tmp_path, request):
+def start_cluster(tmp_path, request, extra: list[str]):
     etcd = EtcdProcess(tmp_path / "etcd")
     etcd.start()
     ctls = []
     try:
         for i in range(3):
             ctl = FabricdProcess(tmp_path / f"fabricd-{i}.log", extra_args=[
-                "--etcd", etcd.url, "--node-id", f"n{i}", "--link-speed", "10", "--no-qos"])
+                "--etcd", etcd.url, "--node-id", f"n{i}", "--link-speed", "10", *extra])
             ctl.node = f"n{i}"  # type: ignore[attr-defined]
             ctls.append(ctl)
             ctl.start()
@@ -99,6 +111,16 @@ def cluster(tmp_path, request):
         if getattr(request.node, "rep_call_failed", False):
             for log in sorted(tmp_path.glob("*.log")):
                 print(f"--- {log.name} ---\n{log.read_text()[-5000:]}")
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    yield from start_cluster(tmp_path, request, ["--no-qos"])
+
+
+@pytest.fixture
+def cluster_qos(tmp_path, request):
+    yield from start_cluster(tmp_path, request, [])
 
 
 def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
@@ -122,9 +144,9 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
         assert {int(d) for d in shown["masters"]} == set(DPIDS)
         # etcd and the switches agree on who masters what
         assert {bridge_of(int(d)): n for d, n in shown["masters"].items()} == masters(ctls)
-        # operator state is not shared yet: a change is refused, nothing half-applied
+        # what is not shared yet is refused, nothing half-applied
         with ctls[0].client() as c, pytest.raises(grpc.RpcError) as err:
-            c.drain_switch(1001)
+            c.stub.DeleteJob(fabric_pb2.DeleteJobRequest(id="j1"), timeout=5)
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "cluster mode" in err.value.details()
 
@@ -184,3 +206,80 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
                           timeout=20), roles()
         all_pairs_ok(net)
         del etcd
+
+
+def test_operator_changes_on_any_instance_are_in_force_on_every_switch(cluster_qos):
+    """The QoS policy and drains live in etcd: set on one instance, every instance
+    applies them and the master of each switch writes them; with etcd stopped, writes
+    are refused and forwarding goes on; with etcd back, writes are accepted again."""
+    etcd, ctls = cluster_qos
+    with fabric_network(SPEC, [c.controller for c in ctls]) as net:
+        assert wait_until(lambda: set(masters(ctls)) == SWITCHES, timeout=20), roles()
+        assert len(set(masters(ctls).values())) == 3  # the leaves span every instance
+        for ctl in ctls:
+            with ctl.client() as c:
+                wait_discovered(c, SPEC, timeout=30)
+        wait_qos_ready(net)
+        clients = [c.client() for c in ctls]
+        try:
+            # a QoS policy set on n0: every instance's, and on every leaf's marking entries
+            # and queues (written by each leaf's own master)
+            clients[0].set_qos_document(POLICY)
+            for c in clients:
+                assert wait_until(lambda c=c: [k.name for k in c.qos_policy().classes]
+                                  == ["roce", "nccl"], timeout=5)
+            assert wait_until(lambda: all(any("tp_dst=0x1388/0xfff8" in k
+                                              for k in marking(leaf)) for leaf in LEAVES),
+                              timeout=10), {leaf: marking(leaf) for leaf in LEAVES}
+            want = {0: 3_000_000, 3: 3_000_000, 4: 4_000_000}
+            assert wait_until(lambda: all(queue_rates(f"{leaf}-eth3") == want
+                                          for leaf in LEAVES), timeout=15)
+
+            # a drain on n1 is honoured by all: every leaf's groups leave spine 1 out
+            assert clients[1].drain_switch(1001) == "switch 1001 drained"
+            for c in clients:
+                assert wait_until(lambda c=c: {s.dpid for s in c.topology().switches
+                                               if s.drained} == {1001}, timeout=5)
+            assert wait_until(lambda: all(set(b) == {2} for leaf in LEAVES
+                                          for b in group_buckets(leaf).values()), timeout=10)
+            # a drain the fabric forbids is refused wherever it is asked, nothing written
+            with pytest.raises(grpc.RpcError) as err:
+                clients[2].drain_switch(1002)  # (the last spine)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            all_pairs_ok(net)
+            assert clients[2].undrain(1001) == "switch 1001 back in service"
+            for c in clients:
+                assert wait_until(lambda c=c: not any(s.drained
+                                                      for s in c.topology().switches), 5)
+            assert wait_until(lambda: all(set(b) == {1, 2} for leaf in LEAVES
+                                          for b in group_buckets(leaf).values()), timeout=10)
+
+            # etcd stopped: established traffic flows on, writes are refused with the reason
+            h3, h8 = net.get("h3", "h8")
+            pinger = start_ping(h3, h8.IP(), seconds=6, interval=0.01)
+            time.sleep(0.5)
+            etcd.stop()
+            with pytest.raises(grpc.RpcError) as err:
+                clients[1].drain_switch(1001)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "etcd unreachable" in err.value.details(), err.value.details()
+            with pytest.raises(grpc.RpcError) as err:
+                clients[0].set_qos_document(POLICY)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert not any(s.drained for c in clients for s in c.topology().switches)
+            time.sleep(2.0)  # (past the lease: the instances stepped down)
+            etcd.start()
+            result = ping_result(pinger)
+            assert result.received == result.sent, result
+            # etcd back: every switch mastered again, and writes accepted
+            assert wait_until(lambda: all(c.status().cluster.etcd_ok for c in clients) and
+                              {d for c in clients for d in c.status().cluster.mastered_here}
+                              == set(DPIDS), timeout=15)
+            assert clients[1].drain_switch(1001) == "switch 1001 drained"
+            assert wait_until(lambda: all(set(b) == {2} for leaf in LEAVES
+                                          for b in group_buckets(leaf).values()), timeout=10)
+            clients[0].undrain(1001)
+            all_pairs_ok(net)
+        finally:
+            for c in clients:
+                c.close()

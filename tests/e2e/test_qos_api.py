@@ -16,28 +16,16 @@ from aifabric.v1 import fabric_pb2
 from mininet_topos import traffic as T
 from mininet_topos.network import wait_until
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import audit_entries, flow_table, running_fabric, wait_qos_ready
+from tests.e2e.conftest import (
+    audit_entries,
+    flow_table,
+    marking,
+    queue_rates,
+    running_fabric,
+    wait_qos_ready,
+)
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
-
-
-def queue_rates(port: str) -> dict[int, int]:
-    """queue -> min-rate, as OVSDB holds it for ``port``."""
-    qos = subprocess.run(["ovs-vsctl", "get", "port", port, "qos"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    queues = subprocess.run(["ovs-vsctl", "get", "qos", qos, "queues"], capture_output=True,
-                            text=True, check=True).stdout.strip().strip("{}")
-    out = {}
-    for item in queues.split(", "):
-        q, uuid = item.split("=")
-        rate = subprocess.run(["ovs-vsctl", "get", "queue", uuid, "other_config:min-rate"],
-                              capture_output=True, text=True, check=True).stdout
-        out[int(q)] = int(rate.strip().strip('"'))
-    return out
-
-
-def marking(switch: str) -> dict[str, str]:
-    return {k: v["actions"] for k, v in flow_table(switch).items() if k.startswith("0/5")}
 
 
 BAD = [

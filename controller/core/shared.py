@@ -1,0 +1,93 @@
+"""Operator intent a cluster shares through its store: what every instance must apply
+alike, in the store's order.
+
+Each kind is one value in the store (``intent/<kind>``), replaced whole by a write that
+names the revision it was computed from (compare-and-swap), so two instances changing
+the same kind at once cannot lose one change: the second write is refused, and its
+instance applies the first and computes its change again. Every instance applies each
+kind's latest value as a whole (a set of drains, a policy), never a delta, so one that
+missed changes (started late, cut off from the store) converges on the next reading.
+
+Kinds:
+
+- ``qos``: the QoS policy in force (the policy's JSON).
+- ``drains``: the cables and switches out of service.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from controller.core.model import Cable, LinkEnd
+from controller.core.qos import QosPolicy
+
+KINDS = ("qos", "drains")
+TITLES = {"qos": "the QoS policy", "drains": "the drains"}  # (in messages)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One kind's value as the store holds it: ``revision`` is the store revision that
+    last changed it (0: never written), ``value`` its text."""
+
+    kind: str
+    revision: int
+    value: str
+
+
+class IntentError(ValueError):
+    """A stored value that cannot be read (the message says which kind and why)."""
+
+
+@dataclass(frozen=True)
+class Drains:
+    """The cables and switches out of service."""
+
+    cables: frozenset[Cable] = frozenset()
+    switches: frozenset[int] = frozenset()
+
+    def encode(self) -> str:
+        cables = sorted([c.a.dpid, c.a.port, c.b.dpid, c.b.port] for c in self.cables)
+        return json.dumps({"cables": cables, "switches": sorted(self.switches)})
+
+    @staticmethod
+    def decode(text: str) -> Drains:
+        try:
+            data = json.loads(text)
+            cables = frozenset(
+                Cable(LinkEnd(int(a), int(pa)), LinkEnd(int(b), int(pb)))
+                for a, pa, b, pb in data["cables"])
+            switches = frozenset(int(d) for d in data["switches"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntentError(f"drains: not a drain set ({type(exc).__name__}: "
+                              f"{str(exc)[:120]})") from None
+        return Drains(cables, switches)
+
+
+def encode_policy(policy: QosPolicy) -> str:
+    return policy.model_dump_json()
+
+
+def decode_policy(text: str) -> QosPolicy:
+    try:
+        return QosPolicy.model_validate_json(text)
+    except ValueError as exc:  # (pydantic's ValidationError is one)
+        raise IntentError(f"qos: not a valid policy ({str(exc)[:200]})") from None
+
+
+class Applied:
+    """Which revision of each kind an instance has applied: a value is applied once, and
+    never one older than the last (the store's readings may arrive out of order)."""
+
+    def __init__(self) -> None:
+        self.revisions: dict[str, int] = {}
+
+    def revision(self, kind: str) -> int:
+        return self.revisions.get(kind, 0)
+
+    def is_new(self, intent: Intent) -> bool:
+        return intent.revision > self.revision(intent.kind)
+
+    def mark(self, intent: Intent) -> None:
+        self.revisions[intent.kind] = max(self.revision(intent.kind), intent.revision)

@@ -1,0 +1,212 @@
+"""Operator intent a cluster shares (controller/core/shared.py): values that survive the
+store's encoding, a core that computes an operator's drain without applying it and
+applies a drain set as a whole, an agent that hands each revision to the app once and
+before the role requests of its step, and the API's compare-and-swap loop (a change
+that raced another instance's is computed again; etcd down: UNAVAILABLE, nothing
+applied)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from apps.api.server import FabricServicer
+from apps.cluster_agent import ClusterAgent
+from apps.cluster_store import StoreUnavailable
+from controller.core.config import FabricdConfig
+from controller.core.mastership import Mastership, StoreView
+from controller.core.model import Cable, LinkEnd
+from controller.core.qos import default_policy, profile_policy
+from controller.core.shared import (
+    Applied,
+    Drains,
+    Intent,
+    IntentError,
+    decode_policy,
+    encode_policy,
+)
+from tests.unit.fakefabric import FakeFabric
+
+
+def discovered() -> FakeFabric:
+    fab = FakeFabric()
+    fab.connect_all()
+    return fab
+
+
+def test_values_survive_the_store_and_bad_ones_are_named():
+    d = Drains(frozenset({Cable(LinkEnd(1001, 3), LinkEnd(2002, 1))}), frozenset({1002}))
+    assert Drains.decode(d.encode()) == d
+    assert Drains.decode(Drains().encode()) == Drains()
+    policy = profile_policy("sonic")
+    assert decode_policy(encode_policy(policy)) == policy
+    with pytest.raises(IntentError, match="drains"):
+        Drains.decode('{"cables": [[1, 2, 3]], "switches": []}')
+    with pytest.raises(IntentError, match="qos"):
+        decode_policy('{"classes": "no"}')
+
+
+def test_a_revision_is_applied_once_and_never_an_older_one():
+    applied = Applied()
+    assert applied.is_new(Intent("qos", 5, ""))
+    applied.mark(Intent("qos", 5, ""))
+    assert not applied.is_new(Intent("qos", 5, ""))
+    assert not applied.is_new(Intent("qos", 3, ""))
+    applied.mark(Intent("qos", 3, ""))  # (a late reading does not go back)
+    assert applied.revision("qos") == 5 and applied.revision("drains") == 0
+
+
+def test_an_operators_drain_is_computed_without_being_applied():
+    fab = discovered()
+    before = fab.core.drains
+    drains, message = fab.core.maintenance_change("drain_switch", 1001)
+    assert drains.switches == {1001} and message == "switch 1001 drained"
+    assert fab.core.drains == before == Drains()
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert all(len(g.buckets) == 2 for g in desired.groups.values())  # still both spines
+    with pytest.raises(ValueError, match="is a leaf"):
+        fab.core.maintenance_change("drain_switch", 2001)
+    with pytest.raises(LookupError):
+        fab.core.maintenance_change("drain_link", 2001, 9)
+    same, message = fab.core.maintenance_change("undrain", 1001)
+    assert same == Drains() and message == "switch 1001 is not drained"
+
+
+def test_a_shared_drain_set_is_applied_whole_with_an_event_per_change():
+    fab = discovered()
+    cable = fab.core.cable_at(2001, 1)
+    # another instance drained a spine and a cable: both arrive as one set
+    eff = fab.core.set_drains(Drains(frozenset({cable}), frozenset({1002})))
+    assert eff.changed
+    assert fab.core.drained_switches == {1002} and fab.core.drained_cables == {cable}
+    kinds = [(e.kind, e.message) for e in fab.core.events[-2:]]
+    assert ("drain", "switch 1002 drained") in kinds
+    assert not fab.core.set_drains(fab.core.drains).changed  # the same set: nothing to do
+    fab.core.set_drains(Drains())
+    assert fab.core.drains == Drains()
+    assert [e.kind for e in fab.core.events[-2:]] == ["undrain", "undrain"]
+
+
+class IntentStore:
+    """What the agent reads: one member, no switches, the shared intent as given."""
+
+    lease_id = 1
+
+    def __init__(self) -> None:
+        self.intents: dict[str, Intent] = {}
+
+    def keepalive(self) -> bool:
+        return True
+
+    def announce(self, connected) -> None:
+        pass
+
+    def view(self) -> StoreView:
+        return StoreView(frozenset({"a"}), {}, {"a": frozenset()}, dict(self.intents))
+
+
+def test_the_agent_hands_each_revision_over_once():
+    store = IntentStore()
+    got: list = []
+    agent = ClusterAgent(store, Mastership("a", 1.0), dict, got.append,  # type: ignore[arg-type]
+                         interval=0.2, apply_intents=got.append)
+    store.intents = {"qos": Intent("qos", 4, "q"), "drains": Intent("drains", 7, "d")}
+    agent.step(0.0)
+    assert got == [[Intent("qos", 4, "q"), Intent("drains", 7, "d")]]  # in store order
+    agent.step(0.2)
+    assert len(got) == 1
+    store.intents["drains"] = Intent("drains", 9, "d2")
+    agent.step(0.4)
+    assert got[1:] == [[Intent("drains", 9, "d2")]]
+
+
+class Aborted(Exception):
+    pass
+
+
+class Context:
+    def time_remaining(self) -> float:
+        return 5.0
+
+    def abort(self, code, message):
+        raise Aborted(code, message)
+
+    def peer(self) -> str:
+        return "test"
+
+
+class App:
+    """The fabric app as the API's calls see it (run at once, on this thread)."""
+
+    def __init__(self) -> None:
+        self.shared = Applied()
+        self.applied: list[Intent] = []
+
+    def apply_intent(self, intent: Intent) -> bool:
+        if not self.shared.is_new(intent):
+            return False
+        self.applied.append(intent)
+        self.shared.mark(intent)
+        return True
+
+
+def servicer(app: App, write) -> FabricServicer:
+    from apps.api.server import ControllerHandle
+
+    config = FabricdConfig.model_validate(
+        {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a"}})
+    handle = ControllerHandle(lambda: None, call=lambda fn, timeout=10.0: fn(app),
+                              write_intent=write)
+    return FabricServicer(handle, config, 0.0)
+
+
+def test_a_change_that_raced_another_instances_is_computed_again_on_top_of_it():
+    app = App()
+    theirs = Intent("qos", 12, encode_policy(default_policy()))
+    writes: list = []
+
+    def write(kind, value, expect):
+        writes.append(expect)
+        if expect < theirs.revision:  # another instance wrote first
+            return False, theirs
+        return True, Intent(kind, 13, value)
+
+    computed: list = []
+
+    def compute(a):
+        computed.append(a.shared.revision("qos"))
+        return "mine", "done", a.shared.revision("qos")
+
+    assert servicer(app, write)._shared(Context(), "qos", compute) == "done"
+    assert writes == [0, 12] and computed == [0, 12]
+    assert app.applied == [theirs, Intent("qos", 13, "mine")]  # theirs first, then mine
+
+
+def test_no_change_writes_nothing_and_an_unreachable_store_applies_nothing():
+    app = App()
+
+    def unreachable(kind, value, expect):
+        raise StoreUnavailable("etcd unreachable: 127.0.0.1:2379: ConnectionRefusedError")
+
+    s = servicer(app, unreachable)
+    assert s._shared(Context(), "drains", lambda a: (None, "not drained", 0)) == "not drained"
+    with pytest.raises(Aborted) as err:
+        s._shared(Context(), "drains", lambda a: ("x", "drained", 0))
+    code, message = err.value.args
+    assert code == grpc.StatusCode.UNAVAILABLE and "etcd unreachable" in message
+    assert "not applied" in message and app.applied == []
+
+
+def test_a_change_racing_others_every_time_is_refused_whole():
+    app = App()
+    revision = [20]
+
+    def write(kind, value, expect):
+        revision[0] += 1  # someone else always got there first
+        return False, Intent(kind, revision[0], "theirs")
+
+    with pytest.raises(Aborted) as err:
+        servicer(app, write)._shared(Context(), "drains",
+                                     lambda a: ("mine", "", a.shared.revision("drains")))
+    assert err.value.args[0] == grpc.StatusCode.ABORTED
+    assert all(i.value == "theirs" for i in app.applied)
