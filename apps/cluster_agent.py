@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from apps.cluster_peers import PeerWatch
 from apps.cluster_store import EtcdStore, StoreUnavailable
 from controller.core.mastership import (
     Claim,
@@ -49,7 +50,8 @@ class ClusterAgent:
                  connected: Callable[[], Mapping[int, int]],
                  send_roles: Callable[[list[RoleRequest | Yield]], None],
                  interval: float,
-                 apply_intents: Callable[[list[Intent]], None] = lambda _: None) -> None:
+                 apply_intents: Callable[[list[Intent]], None] = lambda _: None,
+                 watch_peers: bool = False) -> None:
         self.store = store
         self.mastership = mastership
         self._connected = connected
@@ -61,6 +63,8 @@ class ClusterAgent:
         self._announced: frozenset[int] | None = None
         self._connections: Mapping[int, int] = {}  # dpid -> connection, as last seen
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set: step now (a peer's process ended)
+        self.peers = PeerWatch(self._peer_gone) if watch_peers else None
         self._unavailable_since: float | None = None
 
     def start(self) -> threading.Thread:
@@ -77,7 +81,19 @@ class ClusterAgent:
                 self.step(time.monotonic())
             except Exception:  # (a bug here must not end the thread: mastership stops)
                 log.exception("cluster step failed")
-            time.sleep(self.interval)
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def _peer_gone(self, node: str, lease: int) -> None:
+        """A member's process ended (apps/cluster_peers.py): revoke its lease, so that
+        its master keys go now rather than when the lease expires, and step at once."""
+        try:
+            if self.store.revoke(lease):
+                log.warning("cluster: revoked the lease of %s: its switches are taken over",
+                            node)
+        except StoreUnavailable as exc:
+            log.warning("cluster: could not revoke the lease of %s: %s", node, exc)
+        self._wake.set()
 
     def step(self, now: float) -> None:
         connections = self._connected()
@@ -124,6 +140,9 @@ class ClusterAgent:
             if fresh:
                 self._apply_intents(sorted(fresh, key=lambda i: i.revision))
                 self._intents_sent.update((i.kind, i.revision) for i in fresh)
+            if self.peers is not None:
+                self.peers.update({n: p for n, p in view.peers.items()
+                                   if n != self.mastership.node and n in view.members})
             actions = self.mastership.decide(view, switches, now)
             self.status = ClusterStatus(
                 self.mastership.node, tuple(sorted(view.members)),

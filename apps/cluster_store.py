@@ -4,7 +4,7 @@ What :class:`~controller.core.mastership.Mastership` reads and asks for, as etcd
 under ``/aifabric/<cluster>/``:
 
 - ``members/<node>``: one per live instance, bound to its lease; the value (JSON) says
-  which switches it is connected to.
+  which switches it is connected to, and where its peer port is (apps/cluster_peers.py).
 - ``master/<dpid>``: the node that masters the switch, bound to that node's lease; the
   revision at which the key was created is the master's OpenFlow generation id.
 - ``intent/<kind>``: operator intent every instance applies (controller/core/shared.py),
@@ -70,12 +70,13 @@ class EtcdStore:
 
     def __init__(self, endpoints: Iterable[str], cluster: str, node: str,
                  timeout: float = 1.0, ca_cert: str | None = None,
-                 cert: tuple[str, str] | None = None) -> None:
+                 cert: tuple[str, str] | None = None, peer_address: str = "") -> None:
         self.endpoints = [Endpoint.parse(e) for e in endpoints]
         if not self.endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.prefix = f"/aifabric/{cluster}/"
         self.node = node
+        self.peer_address = peer_address  # announced: where peers see this process end
         self.timeout = timeout
         self._tls: ssl.SSLContext | None = None
         if any(e.protocol == "https" for e in self.endpoints):
@@ -151,7 +152,8 @@ class EtcdStore:
 
     def announce(self, connected: Iterable[int]) -> None:
         """Say (again) which switches this node is connected to."""
-        value = json.dumps({"node": self.node, "connected": sorted(connected)})
+        value = json.dumps({"node": self.node, "connected": sorted(connected),
+                            "peer": self.peer_address})
         self._call("/kv/put", {"key": _b64(f"{self.prefix}members/{self.node}"),
                                "value": _b64(value), "lease": str(self.lease_id)})
 
@@ -159,6 +161,17 @@ class EtcdStore:
         """Refresh the lease; False if it has expired (the node must join again)."""
         got = self._call("/lease/keepalive", {"ID": str(self.lease_id)})
         return int(got.get("result", {}).get("TTL", -1)) > 0
+
+    def revoke(self, lease_id: int) -> bool:
+        """Revoke another member's lease (its process ended): its keys go at once.
+        False if etcd no longer has that lease."""
+        try:
+            self._call("/kv/lease/revoke", {"ID": str(lease_id)})
+        except StoreUnavailable as exc:
+            if "lease not found" in str(exc):
+                return False
+            raise
+        return True
 
     def leave(self) -> None:
         """Revoke the lease: this node's member and master keys go at once."""
@@ -175,6 +188,7 @@ class EtcdStore:
         connected: dict[str, frozenset[int]] = {}
         holders: dict[int, Holder] = {}
         intents: dict[str, Intent] = {}
+        peers: dict[str, tuple[str, int]] = {}
         for kv in got.get("kvs", []):
             key = _unb64(kv["key"])[len(self.prefix):]
             value = _unb64(kv.get("value", ""))
@@ -182,9 +196,13 @@ class EtcdStore:
             if kind == "members":
                 members.add(name)
                 try:
-                    connected[name] = frozenset(int(d) for d in json.loads(value)["connected"])
+                    doc = json.loads(value)
+                    connected[name] = frozenset(int(d) for d in doc["connected"])
                 except (ValueError, KeyError, TypeError):
                     connected[name] = frozenset()
+                    continue
+                if isinstance(doc.get("peer"), str) and doc["peer"] and kv.get("lease"):
+                    peers[name] = (doc["peer"], int(kv["lease"]))
             elif kind == "intent":
                 intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
             elif kind == "master":
@@ -192,7 +210,7 @@ class EtcdStore:
                     holders[int(name, 16)] = Holder(value, int(kv["create_revision"]))
                 except (ValueError, KeyError):
                     continue
-        return StoreView(frozenset(members), holders, connected, intents)
+        return StoreView(frozenset(members), holders, connected, intents, peers)
 
     # --- mastership -------------------------------------------------------------------------------
     def _master_key(self, dpid: int) -> str:

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", metavar="NAME", help="the cluster's name (default: default)")
     p.add_argument("--lease-ttl", type=int, metavar="SECONDS",
                    help="lease of this instance in etcd (default 1)")
+    p.add_argument("--peer-address", metavar="HOST:PORT", help="where the other instances "
+                   "connect to see this one end, for a takeover well within the lease "
+                   "(default 127.0.0.1:0, any free port; '' to rely on the lease alone)")
     p.add_argument("--version", action="version", version=f"fabricd {__version__}")
     return p
 
@@ -110,7 +113,8 @@ def config_from_args(args: argparse.Namespace) -> FabricdConfig:
         overrides["jobs.state_file"] = args.jobs_file
     if args.etcd is not None:
         overrides["cluster.etcd"] = [u.strip() for u in args.etcd.split(",") if u.strip()]
-    for flag, key in (("node_id", "node_id"), ("cluster", "name"), ("lease_ttl", "lease_ttl")):
+    for flag, key in (("node_id", "node_id"), ("cluster", "name"), ("lease_ttl", "lease_ttl"),
+                      ("peer_address", "peer_address")):
         if getattr(args, flag) is not None:
             overrides[f"cluster.{key}"] = getattr(args, flag)
     return load_config(args.config, overrides)
@@ -140,18 +144,28 @@ def check_port_free(host: str, port: int) -> None:
 
 def join_cluster(config: FabricdConfig):
     """Join the cluster's etcd (an EtcdStore), or None after saying why not."""
+    from apps.cluster_peers import PeerListener
     from apps.cluster_store import EtcdStore, StoreUnavailable
 
     c = config.cluster
     assert c.node_id is not None
+    peer = ""
+    if c.peer_address:
+        try:  # (held open for the life of the process: its end is what peers see)
+            peer = PeerListener(c.peer_address).address
+        except OSError as exc:
+            print(f"fabricd: cannot listen for peers on {c.peer_address}: {exc.strerror}",
+                  file=sys.stderr)
+            return None
     store = EtcdStore(c.etcd, c.name, c.node_id, timeout=c.etcd_timeout, ca_cert=c.etcd_ca,
-                      cert=(c.etcd_cert, c.etcd_key) if c.etcd_cert and c.etcd_key else None)
+                      cert=(c.etcd_cert, c.etcd_key) if c.etcd_cert and c.etcd_key else None,
+                      peer_address=peer)
     deadline = time.monotonic() + 10.0
     while True:
         try:
             store.join(c.lease_ttl)
-            log.info("cluster %s: joined as %s (etcd %s, lease %d s)", c.name, c.node_id,
-                     ", ".join(c.etcd), c.lease_ttl)
+            log.info("cluster %s: joined as %s (etcd %s, lease %d s, peer port %s)", c.name,
+                     c.node_id, ", ".join(c.etcd), c.lease_ttl, peer or "off")
             return store
         except StoreUnavailable as exc:
             if time.monotonic() > deadline:
@@ -190,7 +204,7 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
     c = config.cluster
     agent = ClusterAgent(store, Mastership(c.node_id, float(c.lease_ttl)), app.connected,
                          send_roles, interval=max(0.05, c.lease_ttl / 5),
-                         apply_intents=apply_intents)
+                         apply_intents=apply_intents, watch_peers=bool(store.peer_address))
     app.cluster_agent = agent
     agent.start()
 

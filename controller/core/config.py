@@ -37,15 +37,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def parse_host_port(value: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[v6]:port`` for IPv6); raise ValueError with a reason."""
+def parse_host_port(value: str, any_port: bool = False) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` for IPv6); raise ValueError with a reason.
+    With ``any_port``, port 0 (any free port) is allowed."""
     host, sep, port = value.rpartition(":")
     if not sep or not host:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"port must be 1-65535, got {port!r}")
+    low = 0 if any_port else 1
+    if not port.isdigit() or not low <= int(port) < 65536:
+        raise ValueError(f"port must be {low}-65535, got {port!r}")
     if host not in ("localhost", "*"):
         try:
             ipaddress.ip_address(host)
@@ -340,6 +342,11 @@ class ClusterConfig(_Strict):
                            "election timeout)")
     etcd_timeout: float = Field(0.5, gt=0, le=30, description="seconds one etcd request "
                                 "may take")
+    peer_address: str = Field("127.0.0.1:0", description="where the other instances "
+                              "connect to see this process end (HOST:PORT, port 0: any "
+                              "free port; a routable address when they run on other "
+                              "machines; empty: no fast failure detection, the lease "
+                              "TTL only)")
     etcd_ca: str | None = Field(None, description="CA of etcd's certificate (https)")
     etcd_cert: str | None = Field(None, description="client certificate for etcd (PEM)")
     etcd_key: str | None = Field(None, description="its private key (PEM)")
@@ -352,6 +359,13 @@ class ClusterConfig(_Strict):
                 etcd_endpoint(url)
             except ValueError as exc:
                 raise ValueError(f"entry {i}: {exc}") from None
+        return v
+
+    @field_validator("peer_address")
+    @classmethod
+    def _peer(cls, v: str) -> str:
+        if v:
+            parse_host_port(v, any_port=True)
         return v
 
     @model_validator(mode="after")

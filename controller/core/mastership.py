@@ -83,6 +83,8 @@ class StoreView:
     holders: Mapping[int, Holder]
     connected: Mapping[str, frozenset[int]] = field(default_factory=dict)
     intents: Mapping[str, Intent] = field(default_factory=dict)  # shared operator intent
+    # member -> (its peer port's address, its lease): for fast failure detection
+    peers: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Cluster mode on Mininet: three fabricd on a real etcd, every switch connected to each.
 Every switch gets one master (as Open vSwitch itself reports the roles), the fabric is
 discovered and every pair of hosts reaches the other; a SIGKILL of the master of a leaf
-loses no packet of established traffic, its switches get a new master within about one
-lease, and a host whose ARP cache was flushed is reachable again right after; a master
-frozen past its lease is replaced, and once woken the switches refuse its old
-generation."""
+loses no packet of established traffic, its switches get a new master well within one
+lease (the survivors see its process end), and a host whose ARP cache was flushed at the
+kill reaches another within 2 s of it; a master frozen past its lease is replaced, and
+once woken the switches refuse its old generation. The QoS policy and drains set on any
+instance are in force on every switch; with etcd stopped, writes are refused and
+forwarding goes on."""
 
 from __future__ import annotations
 
@@ -158,6 +160,7 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
         time.sleep(0.5)
         os.kill(victim.proc.pid, signal.SIGKILL)
         killed = time.monotonic()
+        h1.cmd("ip neigh flush all")  # h1 (on l1) must resolve h8 again, through l1
         survivors = [c for c in ctls if c is not victim]
 
         clients = [c.client() for c in survivors]
@@ -171,16 +174,21 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
         print(f"new masters {took:.2f} s after the kill")
         for c in clients:
             c.close()
+        # a host that forgot its neighbours resolves them again through the new master
+        reached = None
+        while reached is None and time.monotonic() - killed < 5:
+            if "1 received" in h1.cmd(f"ping -c 1 -W 0.3 {h8.IP()}"):
+                reached = time.monotonic() - killed
+        print(f"h1 reached h8 again {reached} s after the kill")
+        assert reached is not None and reached < 2.0, reached
+        result = ping_result(pinger)
+        assert result.received == result.sent, result  # not one packet lost
         # and Open vSwitch says so too (it updates its database every few seconds)
         assert wait_until(lambda: all(masters(ctls).get(b) not in (None, victim_node)
                                       for b in lost), timeout=15), roles()
-        # a host that forgot its neighbours resolves them again through the new master
-        h1.cmd("ip neigh flush all")
-        assert wait_until(lambda: "1 received" in h1.cmd(f"ping -c 1 -W 1 {h8.IP()}"),
-                          timeout=4, interval=0.1)
-        result = ping_result(pinger)
-        assert result.received == result.sent, result  # not one packet lost
-        assert took < 2.5, took  # one lease (1 s), etcd's expiry check, a step or two
+        # (the survivors see the victim's peer connection close and revoke its lease:
+        # well within the lease TTL of 1 s)
+        assert took < 1.0, took
         assert set(masters(ctls)) == switches
         assert victim_node not in cluster_json(survivors[0])["members"]
 
