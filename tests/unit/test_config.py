@@ -44,6 +44,9 @@ def test_file_and_overrides(tmp_path):
         ("cluster: {etcd: ['http://h:1'], node_id: a, etcd_cert: c.pem}\n", "cluster",
          "go together"),
         ("cluster: {lease_ttl: 0}\n", "cluster.lease_ttl", "greater than or equal to 1"),
+        ("cluster: {peer_address: 'h:1'}\n", "cluster.peer_address", "not an IP address"),
+        ("cluster: {peer_address: '127.0.0.1'}\n", "cluster.peer_address",
+         "expected HOST:PORT"),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path, text, key, reason):
