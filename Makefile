@@ -43,6 +43,7 @@ bench: setup
 	$(PY) -m bench.collectives
 	$(PY) -m bench.api
 	$(PY) -m bench.hostile
+	$(PY) -m bench.cluster
 	$(PY) -m bench.chaos
 
 clean-net:

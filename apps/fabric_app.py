@@ -44,7 +44,15 @@ from controller.core.model import Port
 from controller.core.monitor import LoadMonitor, PortCounters, link_stats
 from controller.core.openflow import MeterRule
 from controller.core.schedule import Job, Schedule
-from controller.core.shared import Applied, Drains, Intent, IntentError, decode_policy
+from controller.core.shared import (
+    Applied,
+    Drains,
+    Intent,
+    IntentError,
+    decode_jobs,
+    decode_policy,
+    encode_jobs,
+)
 from controller.core.snapshot import (
     FlowInfo,
     JobInfo,
@@ -224,6 +232,7 @@ class FabricApp(app_manager.OSKenApp):
         self._connection_count = 0
         self.cluster_agent = None  # set by the daemon once the app runs (cluster mode)
         self.shared = Applied()  # the revision of each shared kind applied here
+        self.shared_jobs: list[JobSpec] = []  # the cluster's jobs, in registration order
         self._publish(masters=frozenset() if self.clustered else None)
 
     def writable(self, dpid: int) -> bool:
@@ -742,6 +751,14 @@ class FabricApp(app_manager.OSKenApp):
         now = time.time()
         if intent.kind == "drains":
             self._apply(self.core.set_drains(Drains.decode(intent.value)), now, flush=True)
+        elif intent.kind == "jobs":
+            specs = decode_jobs(intent.value)
+            if not runtime.config().te.enabled:
+                log.warning("cluster: shared jobs are not placed here: TE is off")
+            else:
+                self._apply(self.core.set_jobs(specs, now), now, flush=True)
+                self._publish_flows(now)
+            self.shared_jobs = specs
         elif intent.kind == "qos":
             policy = decode_policy(intent.value)
             if not runtime.config().qos.enabled:
@@ -754,6 +771,23 @@ class FabricApp(app_manager.OSKenApp):
         self.shared.mark(intent)
         log.info("cluster: shared %s at revision %d applied", intent.kind, intent.revision)
         return True
+
+    def job_change(self, register: JobSpec | None = None,
+                   delete: str | None = None) -> tuple[str, str, int]:
+        """The shared job list with a job registered (checked here as alone: JobError,
+        JobExists) or deleted (LookupError), what it does, and the revision of the
+        shared jobs it was computed from (nothing changes here)."""
+        specs = list(self.shared_jobs)
+        if register is not None:
+            self.core.check_job(register)
+            specs.append(register)
+            message = f"job {register.job_id} registered"
+        else:
+            if all(s.job_id != delete for s in specs):
+                raise LookupError(f"no job {delete!r}")
+            specs = [s for s in specs if s.job_id != delete]
+            message = f"job {delete} deleted"
+        return encode_jobs(specs), message, self.shared.revision("jobs")
 
     def maintenance_change(self, action: str, dpid: int, port: int) -> tuple[Drains, str, int]:
         """The drain set an operator's drain or undrain would make, what it does, and the

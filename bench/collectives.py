@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import platform
 import statistics
 import tempfile
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 
 from aifabric.v1 import fabric_pb2
-from bench.common import discovered_fabric, mode_args
+from bench.common import discovered_fabric, mode_args, save
 from controller.cli.client import flow_match
 from mininet_topos import traffic as T
 from mininet_topos.controller_proc import FabricdProcess
@@ -302,11 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aifabric-bench-") as tmp:
         for mode in modes:
             result["modes"].append(run_mode(mode, Path(tmp), args.repeats))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    write_docs(result, Path(args.doc))
-    print(f"wrote {out} and {args.doc}")
+    save(result, args.out, args.doc, write_docs)
     return 0
 
 

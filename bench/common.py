@@ -3,7 +3,8 @@ that is discovered and whose hosts are known before a scenario starts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,3 +38,12 @@ def discovered_fabric(spec: FabricSpec, ctl: FabricdProcess) -> Iterator:
             wait_discovered(c, spec, timeout=60)
         reachability(net)
         yield net
+
+
+def save(result: dict, out: str, doc: str, write_docs: Callable[[dict, Path], None]) -> None:
+    """Write a benchmark's JSON and its page in docs/."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_docs(result, Path(doc))
+    print(f"wrote {path} and {doc}")

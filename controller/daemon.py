@@ -227,11 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     from apps.api.server import ControllerHandle, start_api_server
     from apps.job_store import JobStoreError, load_jobs
 
-    try:
-        jobs = load_jobs(config.jobs.state_file, config.jobs.limits())
-    except JobStoreError as exc:
-        print(f"fabricd: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    jobs = []
+    if config.cluster.enabled:  # (the cluster's jobs are kept in etcd: the file is not read)
+        log.info("cluster mode: registered jobs are kept in etcd, not in %s",
+                 config.jobs.state_file)
+    else:
+        try:
+            jobs = load_jobs(config.jobs.state_file, config.jobs.limits())
+        except JobStoreError as exc:
+            print(f"fabricd: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     if jobs and not config.te.enabled:
         log.warning("%d registered jobs in %s are not placed: traffic engineering is off",
                     len(jobs), config.jobs.state_file)

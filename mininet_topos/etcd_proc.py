@@ -8,9 +8,11 @@ import shutil
 import signal
 import subprocess
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from mininet_topos.controller_proc import free_port, start_logged
+from mininet_topos.controller_proc import FabricdProcess, free_port, start_logged
 
 
 class EtcdProcess:
@@ -77,3 +79,27 @@ class EtcdProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def fabricd_cluster(workdir: Path, n: int, extra: list[str], heartbeat_ms: int = 50,
+                    election_ms: int = 500) -> Iterator[tuple[EtcdProcess,
+                                                             list[FabricdProcess]]]:
+    """An etcd and ``n`` fabricd joined to it (node ids n0, n1, ...; logs in
+    ``workdir``), all stopped at the end."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    etcd = EtcdProcess(workdir / "etcd", heartbeat_ms, election_ms)
+    etcd.start()
+    ctls: list[FabricdProcess] = []
+    try:
+        for i in range(n):
+            ctl = FabricdProcess(workdir / f"fabricd-{i}.log", extra_args=[
+                "--etcd", etcd.url, "--node-id", f"n{i}", *extra])
+            ctl.node = f"n{i}"  # type: ignore[attr-defined]
+            ctls.append(ctl)
+            ctl.start()
+        yield etcd, ctls
+    finally:
+        for ctl in ctls:
+            ctl.stop()
+        etcd.stop()

@@ -461,8 +461,11 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             spec.validate(self.config.jobs.limits())
         except JobError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        self._local_only(context, "the registered jobs")
-        info = self._call(context, lambda app: app.register_job(spec))
+        if self.config.cluster.enabled:
+            self._shared(context, "jobs", lambda app: app.job_change(register=spec))
+            info = self._call(context, lambda app: app.job_info(spec.job_id))
+        else:
+            info = self._call(context, lambda app: app.register_job(spec))
         log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,
                  len(spec.members), context.peer())
         return job_message(info)
@@ -484,8 +487,10 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self._jobs_enabled(context)
         if not request.id:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
-        self._local_only(context, "the registered jobs")
-        self._call(context, lambda app: app.delete_job(request.id))
+        if self.config.cluster.enabled:
+            self._shared(context, "jobs", lambda app: app.job_change(delete=request.id))
+        else:
+            self._call(context, lambda app: app.delete_job(request.id))
         log.info("job %s deleted by %s", request.id, context.peer())
         return fabric_pb2.DeleteJobReply(message=f"job {request.id} deleted")
 

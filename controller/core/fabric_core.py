@@ -181,6 +181,11 @@ class FabricCore:
         self._now = now
         return self._traffic().delete_job(job_id, now)
 
+    def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
+        """The registered jobs as a cluster shares them (FabricTE.set_jobs)."""
+        self._now = now
+        return self._traffic().set_jobs(specs, now)
+
     def restore_jobs(self, specs: list[JobSpec], now: float) -> None:
         self._traffic().restore_jobs(specs, now)
 

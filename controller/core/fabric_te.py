@@ -149,6 +149,28 @@ class FabricTE:
         self.jobs.delete(job_id)
         return Effects(touched=touched | self._place_jobs(f"job {job_id} deleted"))
 
+    def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
+        """Make ``specs`` (in registration order) the registered jobs, as a cluster shares
+        them: jobs gone are deleted, new or changed ones registered (a member not known
+        here yet leaves a job pending until it is), the rest left as placed."""
+        self._now = now
+        current = {s.job_id: s for s in self.jobs.specs()}
+        wanted = {s.job_id: s for s in specs}
+        changed = False
+        for job_id, spec in current.items():
+            if wanted.get(job_id) != spec:
+                self.jobs.delete(job_id)
+                changed = True
+        for spec in specs:
+            if current.get(spec.job_id) != spec:
+                spec.validate(self.jobs.limits)
+                self.jobs.add(spec, now)
+                changed = True
+        if not changed:
+            return Effects()
+        touched = self.refresh(now)
+        return Effects(touched=touched | self._place_jobs("the cluster's jobs changed"))
+
     def restore_jobs(self, specs: list[JobSpec], now: float) -> None:
         """Jobs kept across a restart (placed once the fabric and their hosts are known)."""
         self.jobs.restore(specs, now)

@@ -12,6 +12,8 @@ Kinds:
 
 - ``qos``: the QoS policy in force (the policy's JSON).
 - ``drains``: the cables and switches out of service.
+- ``jobs``: the registered training jobs, in registration order (each job's spec as the
+  API and the state file write it).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from controller.core.jobs import JobError, JobSpec
 from controller.core.model import Cable, LinkEnd
 from controller.core.qos import QosPolicy
 
-KINDS = ("qos", "drains")
-TITLES = {"qos": "the QoS policy", "drains": "the drains"}  # (in messages)
+KINDS = ("qos", "drains", "jobs")
+TITLES = {"qos": "the QoS policy", "drains": "the drains",
+          "jobs": "the registered jobs"}  # (in messages)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,23 @@ def decode_policy(text: str) -> QosPolicy:
         return QosPolicy.model_validate_json(text)
     except ValueError as exc:  # (pydantic's ValidationError is one)
         raise IntentError(f"qos: not a valid policy ({str(exc)[:200]})") from None
+
+
+def encode_jobs(specs: list[JobSpec]) -> str:
+    return json.dumps([s.to_dict() for s in specs])
+
+
+def decode_jobs(text: str) -> list[JobSpec]:
+    try:
+        data = json.loads(text) if text else []
+        if not isinstance(data, list):
+            raise ValueError("not a list")
+        specs = [JobSpec.from_dict(d) for d in data]
+    except (ValueError, JobError) as exc:
+        raise IntentError(f"jobs: not a job list ({str(exc)[:200]})") from None
+    if len({s.job_id for s in specs}) != len(specs):
+        raise IntentError("jobs: a job is listed twice")
+    return specs
 
 
 class Applied:

@@ -24,13 +24,14 @@ from aifabric.v1 import fabric_pb2
 from mininet_topos.attack import ping_result, start_ping
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
-from mininet_topos.etcd_proc import EtcdProcess
+from mininet_topos.etcd_proc import fabricd_cluster
 from mininet_topos.network import fabric_network, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import (
     all_pairs_ok,
     group_buckets,
     marking,
+    ofctl,
     queue_rates,
     wait_qos_ready,
 )
@@ -95,21 +96,10 @@ def masters(ctls: list[FabricdProcess]) -> dict[str, str]:
 
 
 def start_cluster(tmp_path, request, extra: list[str]):
-    etcd = EtcdProcess(tmp_path / "etcd")
-    etcd.start()
-    ctls = []
     try:
-        for i in range(3):
-            ctl = FabricdProcess(tmp_path / f"fabricd-{i}.log", extra_args=[
-                "--etcd", etcd.url, "--node-id", f"n{i}", "--link-speed", "10", *extra])
-            ctl.node = f"n{i}"  # type: ignore[attr-defined]
-            ctls.append(ctl)
-            ctl.start()
-        yield etcd, ctls
+        with fabricd_cluster(tmp_path, 3, ["--link-speed", "10", *extra]) as got:
+            yield got
     finally:
-        for ctl in ctls:
-            ctl.stop()
-        etcd.stop()
         if getattr(request.node, "rep_call_failed", False):
             for log in sorted(tmp_path.glob("*.log")):
                 print(f"--- {log.name} ---\n{log.read_text()[-5000:]}")
@@ -148,7 +138,8 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
         assert {bridge_of(int(d)): n for d, n in shown["masters"].items()} == masters(ctls)
         # what is not shared yet is refused, nothing half-applied
         with ctls[0].client() as c, pytest.raises(grpc.RpcError) as err:
-            c.stub.DeleteJob(fabric_pb2.DeleteJobRequest(id="j1"), timeout=5)
+            c.stub.UnpinFlow(fabric_pb2.UnpinFlowRequest(flow=fabric_pb2.FlowMatch(
+                src_ip="10.0.0.1", dst_ip="10.0.0.3", protocol="tcp")), timeout=5)
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "cluster mode" in err.value.details()
 
@@ -261,6 +252,40 @@ def test_operator_changes_on_any_instance_are_in_force_on_every_switch(cluster_q
                                                       for s in c.topology().switches), 5)
             assert wait_until(lambda: all(set(b) == {1, 2} for leaf in LEAVES
                                           for b in group_buckets(leaf).values()), timeout=10)
+
+            # a job registered on n2: every instance places it, and each leaf's master
+            # writes the pair entries of the pairs that leave it
+            members = [net.get(f"h{i}").IP() for i in range(1, 9)]
+            clients[2].register_job(fabric_pb2.JobSpec(id="ring8", members=members,
+                                                       pattern="ring"))
+
+            def placed(c) -> list[tuple[str, str, int, int]]:
+                try:
+                    job = c.job("ring8")
+                except grpc.RpcError:
+                    return []
+                return sorted((p.src_ip, p.dst_ip, p.src_leaf, p.spine) for p in job.pairs
+                              if p.state == "placed")
+
+            assert wait_until(lambda: all(len(placed(c)) == 8 for c in clients), 10)
+            pairs = placed(clients[0])
+
+            def entries_of(pairs) -> list[bool]:
+                return [f"nw_src={a},nw_dst={b}" in ofctl(bridge_of(leaf), "dump-flows")
+                        for a, b, leaf, _ in pairs]
+
+            assert wait_until(lambda: all(entries_of(pairs)), timeout=10), (
+                pairs, entries_of(pairs))
+            # a job naming an unknown host is refused where it is asked, nothing shared
+            with pytest.raises(grpc.RpcError) as err:
+                clients[1].register_job(fabric_pb2.JobSpec(
+                    id="bad", members=[members[0], "10.0.0.99"], pattern="ring"))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "10.0.0.99" in err.value.details()
+            assert clients[1].delete_job("ring8") == "job ring8 deleted"
+            for c in clients:
+                assert wait_until(lambda c=c: list(c.jobs().jobs) == [], timeout=5)
+            assert wait_until(lambda: not any(entries_of(pairs)), timeout=10)
 
             # etcd stopped: established traffic flows on, writes are refused with the reason
             h3, h8 = net.get("h3", "h8")

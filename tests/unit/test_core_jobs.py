@@ -267,3 +267,30 @@ def test_a_roce_job_holds_only_its_transport_and_te_places_the_rest():
     fab.deliver(fab.core.flow_seen(leaf, port, ip_frame(host(a), host(b), 40000, 5201),
                                    fab.now))
     assert [(f.protocol, f.dst_port) for f in fab.core.flows(fab.now)] == [("tcp", 5201)]
+
+
+def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known():
+    from controller.core.shared import decode_jobs, encode_jobs
+
+    fab, dp, hosts = fabric()
+    ring = JobSpec("ring", tuple(ring_members(hosts)), "ring")
+    later = JobSpec("later", ("10.0.0.1", "10.0.0.99"), "ring")  # .99 not seen yet
+    shared = decode_jobs(encode_jobs([ring, later]))
+    assert shared == [ring, later]
+    fab.deliver(fab.core.set_jobs(shared, fab.now))
+    dp.sync()
+    assert [s.job_id for s in fab.core.job_specs()] == ["ring", "later"]
+    infos = {j.job_id: j for j in fab.core.job_infos()}
+    assert infos["ring"].pairs and {p.state for p in infos["ring"].pairs} == {"placed"}
+    assert {p.state for p in infos["later"].pairs} == {"pending"}  # .99 is unknown here
+    # every ring pair's traffic takes its assigned spine through the data plane
+    ip = by_ip(hosts)
+    for p in infos["ring"].pairs:
+        t = send(dp, hosts, ip[p.src_ip], ip[p.dst_ip], proto=6, sport=40000, dport=80)
+        assert t.spines == [p.spine], (p, t.hops)
+    assert not fab.core.set_jobs(shared, fab.now).touched  # the same list: no change
+    fab.deliver(fab.core.set_jobs([ring], fab.now))  # "later" deleted elsewhere
+    assert [s.job_id for s in fab.core.job_specs()] == ["ring"]
+    fab.deliver(fab.core.set_jobs([], fab.now))
+    dp.sync()
+    assert fab.core.job_specs() == []

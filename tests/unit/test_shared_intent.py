@@ -14,6 +14,7 @@ from apps.api.server import FabricServicer
 from apps.cluster_agent import ClusterAgent
 from apps.cluster_store import StoreUnavailable
 from controller.core.config import FabricdConfig
+from controller.core.jobs import JobSpec
 from controller.core.mastership import Mastership, StoreView
 from controller.core.model import Cable, LinkEnd
 from controller.core.qos import default_policy, profile_policy
@@ -22,7 +23,9 @@ from controller.core.shared import (
     Drains,
     Intent,
     IntentError,
+    decode_jobs,
     decode_policy,
+    encode_jobs,
     encode_policy,
 )
 from tests.unit.fakefabric import FakeFabric
@@ -44,6 +47,12 @@ def test_values_survive_the_store_and_bad_ones_are_named():
         Drains.decode('{"cables": [[1, 2, 3]], "switches": []}')
     with pytest.raises(IntentError, match="qos"):
         decode_policy('{"classes": "no"}')
+    job = JobSpec("j1", ("10.0.0.1", "10.0.0.2"), "ring")
+    assert decode_jobs(encode_jobs([job])) == [job] and decode_jobs("") == []
+    with pytest.raises(IntentError, match="listed twice"):
+        decode_jobs(encode_jobs([job, job]))
+    with pytest.raises(IntentError, match="jobs"):
+        decode_jobs('[{"id": "j2", "members": "x"}]')
 
 
 def test_a_revision_is_applied_once_and_never_an_older_one():
