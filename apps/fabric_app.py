@@ -50,8 +50,10 @@ from controller.core.shared import (
     Intent,
     IntentError,
     decode_jobs,
+    decode_pins,
     decode_policy,
     encode_jobs,
+    encode_pins,
 )
 from controller.core.snapshot import (
     FlowInfo,
@@ -233,6 +235,7 @@ class FabricApp(app_manager.OSKenApp):
         self.cluster_agent = None  # set by the daemon once the app runs (cluster mode)
         self.shared = Applied()  # the revision of each shared kind applied here
         self.shared_jobs: list[JobSpec] = []  # the cluster's jobs, in registration order
+        self.shared_pins: dict[FlowKey, int] = {}  # the cluster's operator pins
         self._publish(masters=frozenset() if self.clustered else None)
 
     def writable(self, dpid: int) -> bool:
@@ -597,9 +600,17 @@ class FabricApp(app_manager.OSKenApp):
         now = time.time()
         flow, eff = self.core.pin_flow(key, spine, now)
         self._apply(eff, now, flush=True)
+        return self.flow_info(key)
+
+    def flow_info(self, key: FlowKey) -> FlowInfo:
+        """The flow as published (LookupError if TE does not track it)."""
         want = (key.src_ip, key.dst_ip, PROTO_NAMES[key.proto], key.src_port, key.dst_port)
-        return next(f for f in self.published.flows
-                    if (f.src_ip, f.dst_ip, f.protocol, f.src_port, f.dst_port) == want)
+        found = next((f for f in self.published.flows
+                      if (f.src_ip, f.dst_ip, f.protocol, f.src_port, f.dst_port) == want),
+                     None)
+        if found is None:
+            raise LookupError(f"no flow {key}")
+        return found
 
     def unpin_flow(self, key: FlowKey) -> None:
         now = time.time()
@@ -753,12 +764,14 @@ class FabricApp(app_manager.OSKenApp):
             self._apply(self.core.set_drains(Drains.decode(intent.value)), now, flush=True)
         elif intent.kind == "jobs":
             specs = decode_jobs(intent.value)
-            if not runtime.config().te.enabled:
-                log.warning("cluster: shared jobs are not placed here: TE is off")
-            else:
-                self._apply(self.core.set_jobs(specs, now), now, flush=True)
-                self._publish_flows(now)
+            self._apply_te_intent("jobs are not placed", lambda: self.core.set_jobs(specs, now),
+                                  now)
             self.shared_jobs = specs
+        elif intent.kind == "pins":
+            pins = decode_pins(intent.value)
+            self._apply_te_intent("pins are not made", lambda: self.core.set_pins(pins, now),
+                                  now)
+            self.shared_pins = pins
         elif intent.kind == "qos":
             policy = decode_policy(intent.value)
             if not runtime.config().qos.enabled:
@@ -771,6 +784,29 @@ class FabricApp(app_manager.OSKenApp):
         self.shared.mark(intent)
         log.info("cluster: shared %s at revision %d applied", intent.kind, intent.revision)
         return True
+
+    def _apply_te_intent(self, refused: str, change, now: float) -> None:
+        if not runtime.config().te.enabled:
+            log.warning("cluster: shared %s here: TE is off", refused)
+            return
+        self._apply(change(), now, flush=True)
+        self._publish_flows(now)
+
+    def pin_change(self, key: FlowKey, spine: int | None) -> tuple[str, str, int]:
+        """The shared pins with ``key`` pinned to ``spine`` (checked here as alone:
+        LookupError, ValueError) or unpinned (None; LookupError if it is not pinned),
+        what it does, and the revision of the shared pins it was computed from."""
+        pins = dict(self.shared_pins)
+        if spine is not None:
+            self.core.check_pin(key, spine)
+            pins[key] = spine
+            message = f"{key} pinned to spine {spine}"
+        else:
+            if key not in pins:
+                raise LookupError(f"no operator pin for {key}")
+            del pins[key]
+            message = f"{key} unpinned"
+        return encode_pins(pins), message, self.shared.revision("pins")
 
     def job_change(self, register: JobSpec | None = None,
                    delete: str | None = None) -> tuple[str, str, int]:

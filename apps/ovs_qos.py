@@ -60,9 +60,17 @@ class PortQosState:
     queue_uuids: tuple[str, ...]
 
 
+NODE_KEY = "aifabric-node"  # cluster mode: the instance that made a row
+
+
 class OvsQos:
-    def __init__(self, vsctl: str = "ovs-vsctl", db: str | None = None) -> None:
+    def __init__(self, vsctl: str = "ovs-vsctl", db: str | None = None,
+                 node: str | None = None) -> None:
         self.vsctl = [vsctl, "--timeout=5"] + ([f"--db={db}"] if db else [])
+        # cluster mode: rows are marked with the instance that made them, and only this
+        # instance's unreferenced rows are removed here (switches that share one OVSDB
+        # may be mastered by several instances: another's row may be a moment from use)
+        self.node = node
         self.remote = bool(db) and not db.startswith("unix:")
         self._dp_type: dict[str, str] = {}
 
@@ -112,10 +120,16 @@ class OvsQos:
                 tuple(qmap.values()),
             )
         orphan_qos = [u for u, r in qos_rows.items() if u not in used_qos
-                      and (r["external_ids"] or {}).get(OWNER_KEY) == OWNER_VALUE]
+                      and self._removable(r["external_ids"])]
         orphan_queues = [u for u, r in queues.items() if u not in used_queues
-                         and (r["external_ids"] or {}).get(OWNER_KEY) == OWNER_VALUE]
+                         and self._removable(r["external_ids"])]
         return state, orphan_qos, orphan_queues
+
+    def _removable(self, ids: dict | None) -> bool:
+        """An unreferenced row this instance may remove: one aifabric made, and in
+        cluster mode this instance (or an aifabric that ran alone)."""
+        ids = ids or {}
+        return ids.get(OWNER_KEY) == OWNER_VALUE and ids.get(NODE_KEY) in (None, self.node)
 
     @staticmethod
     def matches(state: PortQosState, plan: PortQosPlan) -> bool:
@@ -127,18 +141,19 @@ class OvsQos:
         """One transaction: point ports at new rows, clear others, destroy what we replaced."""
         args: list[str] = []
         destroy_qos, destroy_queues = list(orphans[0]), list(orphans[1])
+        mark = [f"external-ids:{OWNER_KEY}={OWNER_VALUE}"]
+        if self.node:
+            mark.append(f"external-ids:{NODE_KEY}={self.node}")
         for i, (port, plan) in enumerate(sorted(plans.items())):
             qrefs = " ".join(f"queues:{q.queue}=@p{i}q{q.queue}" for q in plan.queues)
             args += ["--", "set", "port", port, f"qos=@p{i}"]
             args += ["--", f"--id=@p{i}", "create", "qos", "type=linux-htb",
-                     f"other-config:max-rate={plan.rate}",
-                     f"external-ids:{OWNER_KEY}={OWNER_VALUE}", *qrefs.split()]
+                     f"other-config:max-rate={plan.rate}", *mark, *qrefs.split()]
             for q in plan.queues:
                 args += ["--", f"--id=@p{i}q{q.queue}", "create", "queue",
                          f"other-config:min-rate={q.min_rate}",
                          f"other-config:max-rate={q.max_rate}",
-                         f"other-config:priority={q.priority}",
-                         f"external-ids:{OWNER_KEY}={OWNER_VALUE}"]
+                         f"other-config:priority={q.priority}", *mark]
         for port in sorted(clear):
             args += ["--", "clear", "port", port, "qos"]
         for port in list(plans) + list(clear):

@@ -66,7 +66,8 @@ class QosApp(app_manager.OSKenApp):
         self.enabled = cfg.qos.enabled
         self.link_speed_mbps = cfg.link_speed_mbps
         self.policy: QosPolicy | None = cfg.qos.effective_policy() if cfg.qos.enabled else None
-        self.ovs = OvsQos(db=cfg.qos.ovsdb)
+        self.ovs = OvsQos(db=cfg.qos.ovsdb,
+                          node=cfg.cluster.node_id if cfg.cluster.enabled else None)
         self.queue_limit = cfg.qos.queue_limit_packets
         self._lock = threading.Lock()
         # dpid -> (bridge name, {port name: rate in bit/s})

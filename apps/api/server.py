@@ -265,15 +265,6 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
                       f"{what} changed {SHARED_WRITE_ATTEMPTS} times while this request was "
                       "computed (other instances are changing it): not applied; try again")
 
-    def _local_only(self, context, what: str) -> None:
-        """Cluster mode: operator state is not shared between instances yet, and a
-        change applied by one instance alone would leave the switches of the others
-        disagreeing: refused, with nothing changed."""
-        if self.config.cluster.enabled:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"cluster mode: {what} is not yet shared between the instances "
-                          "(docs/cluster.md), so it cannot be changed here")
-
     def _published(self, context) -> Published:
         got = self.handle.published()
         if got is None:
@@ -378,7 +369,8 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             flows=[flow_message(f) for f in pub.flows if f.large or not request.large_only],
             collected_at=pub.flows_at, te_enabled=True)
 
-    def _te_call(self, context, request, fn):
+    def _te_key(self, context, request) -> FlowKey:
+        """The request's flow, once TE is known to be on (else a status)."""
         try:
             key = flow_key(request.flow)
         except ValueError as exc:
@@ -386,6 +378,10 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         if not self.config.te.enabled:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "traffic engineering is off (fabricd runs with --no-te)")
+        return key
+
+    def _te_call(self, context, request, fn):
+        key = self._te_key(context, request)
         return key, self._call(context, lambda app: fn(app, key))
 
     def _call(self, context, fn):
@@ -412,15 +408,22 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
     def PinFlow(self, request, context):
         if request.spine == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spine: required")
-        self._local_only(context, "an operator pin")
-        key, info = self._te_call(context, request,
-                                  lambda app, key: app.pin_flow(key, request.spine))
+        if self.config.cluster.enabled:
+            key = self._te_key(context, request)
+            self._shared(context, "pins", lambda app: app.pin_change(key, request.spine))
+            info = self._call(context, lambda app: app.flow_info(key))
+        else:
+            key, info = self._te_call(context, request,
+                                      lambda app, key: app.pin_flow(key, request.spine))
         log.info("%s pinned to spine %d by %s", key, request.spine, context.peer())
         return flow_message(info)
 
     def UnpinFlow(self, request, context):
-        self._local_only(context, "an operator pin")
-        key, _ = self._te_call(context, request, lambda app, key: app.unpin_flow(key))
+        if self.config.cluster.enabled:
+            key = self._te_key(context, request)
+            self._shared(context, "pins", lambda app: app.pin_change(key, None))
+        else:
+            key, _ = self._te_call(context, request, lambda app, key: app.unpin_flow(key))
         log.info("%s unpinned by %s", key, context.peer())
         return fabric_pb2.UnpinFlowReply(message=f"{key} unpinned")
 

@@ -201,6 +201,15 @@ class FabricCore:
             raise RuntimeError("traffic engineering is off (--no-te)")
         return self.traffic.pin_flow(key, spine, now)
 
+    def check_pin(self, key: FlowKey, spine: int) -> None:
+        """LookupError or ValueError unless ``key`` can be pinned to ``spine`` now."""
+        self._traffic().check_pin(key, spine)
+
+    def set_pins(self, pins: dict[FlowKey, int], now: float) -> Effects:
+        """The operator pins as a cluster shares them (FabricTE.set_pins)."""
+        self._now = now
+        return self._traffic().set_pins(pins, now)
+
     def unpin_flow(self, key: FlowKey, now: float) -> Effects:
         if self.traffic is None:
             raise RuntimeError("traffic engineering is off (--no-te)")

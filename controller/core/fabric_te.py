@@ -10,7 +10,7 @@ sinks (a counter and an event); it keeps its own state (flows, pins, measured lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from controller.core import constants as C
@@ -76,6 +76,11 @@ class FabricTE:
         self._now = 0.0  # time of the latest event
         self._unchecked = False  # the fabric changed since flows were last checked
         self.jobs = JobBook(settings.job_limits, event)  # registered training jobs
+        # cluster mode: the operator pins the cluster shares (None: alone), and those of
+        # them not made here yet (their hosts not seen yet), with the reason
+        self.shared_pins: dict[FlowKey, int] | None = None
+        self.unmet_pins: dict[FlowKey, str] = {}
+        self._reconciling = False
 
     def invalidate(self, reason: str) -> None:
         """The fabric changed: the paths are derived again (and flows checked) when next
@@ -107,6 +112,8 @@ class FabricTE:
         waited = any(self.reader.is_settled(d, now) for d in self.jobs.waiting_on)
         if reason and len(self.jobs) or self.jobs.dirty or waited:
             touched |= self._place_jobs(reason or "jobs changed")
+        if self.unmet_pins:  # (a shared pin whose hosts were not known: maybe now)
+            touched |= self._reconcile_pins(now)
         return touched
 
     def _where(self) -> dict[str, tuple[int, int]]:
@@ -406,6 +413,51 @@ class FabricTE:
         self._event("pin", f"{key} pinned to spine {spine} (leaf {src_leaf} port "
                     f"{flow.path.port})", flow=str(key), spine=spine)
         return flow, Effects(touched={src_leaf} | refreshed)
+
+    def check_pin(self, key: FlowKey, spine: int) -> None:
+        """LookupError (unknown host or switch) or ValueError (the spine cannot carry
+        it) unless ``key`` can be pinned to ``spine`` now; nothing changes."""
+        if spine not in self.fabric.switches:
+            raise LookupError(f"no switch with dpid {spine}")
+        src_leaf, dst_leaf = self._leaves_of(key)
+        if not any(p.spine == spine for p in self.te_topology().paths(src_leaf, dst_leaf)):
+            raise ValueError(f"spine {spine} has no path in service from leaf {src_leaf} "
+                             f"to leaf {dst_leaf}")
+
+    def set_pins(self, pins: Mapping[FlowKey, int], now: float) -> Effects:
+        """Make ``pins`` (flow -> spine) the operator pins, as a cluster shares them. A
+        pin this instance cannot make yet (a host not seen here yet) is made once it can
+        (:meth:`refresh` tries again); :attr:`unmet_pins` says which and why."""
+        self._now = now
+        self.shared_pins = dict(pins)
+        return Effects(touched=self._reconcile_pins(now))
+
+    def _reconcile_pins(self, now: float) -> set[int]:
+        if self.shared_pins is None or self._reconciling:
+            return set()
+        self._reconciling = True  # (pin_flow refreshes, which would come back here)
+        try:
+            touched: set[int] = set()
+            current = {k: f.path.spine if f.path else 0 for k, f in self.te.flows.items()
+                       if f.operator}
+            for key in current.keys() - self.shared_pins.keys():
+                touched |= self.unpin_flow(key, now).touched
+            unmet: dict[FlowKey, str] = {}
+            for key, spine in sorted(self.shared_pins.items()):
+                if current.get(key) == spine:
+                    continue
+                try:
+                    _, eff = self.pin_flow(key, spine, now)
+                    touched |= eff.touched
+                except (LookupError, ValueError) as exc:
+                    unmet[key] = str(exc)
+                    if key not in self.unmet_pins:
+                        log.warning("shared pin of %s to spine %d not made here yet: %s",
+                                    key, spine, exc)
+            self.unmet_pins = unmet
+            return touched
+        finally:
+            self._reconciling = False
 
     def unpin_flow(self, key: FlowKey, now: float) -> Effects:
         self._now = now

@@ -14,6 +14,7 @@ Kinds:
 - ``drains``: the cables and switches out of service.
 - ``jobs``: the registered training jobs, in registration order (each job's spec as the
   API and the state file write it).
+- ``pins``: the operator pins, each flow (its 5-tuple, ports 0 for any) and its spine.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from dataclasses import dataclass
 from controller.core.jobs import JobError, JobSpec
 from controller.core.model import Cable, LinkEnd
 from controller.core.qos import QosPolicy
+from controller.core.te import FlowKey
 
-KINDS = ("qos", "drains", "jobs")
-TITLES = {"qos": "the QoS policy", "drains": "the drains",
-          "jobs": "the registered jobs"}  # (in messages)
+KINDS = ("qos", "drains", "jobs", "pins")
+TITLES = {"qos": "the QoS policy", "drains": "the drains", "jobs": "the registered jobs",
+          "pins": "the operator pins"}  # (in messages)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,24 @@ def decode_jobs(text: str) -> list[JobSpec]:
     if len({s.job_id for s in specs}) != len(specs):
         raise IntentError("jobs: a job is listed twice")
     return specs
+
+
+def encode_pins(pins: dict[FlowKey, int]) -> str:
+    return json.dumps([{"flow": [k.src_ip, k.dst_ip, k.proto, k.src_port, k.dst_port],
+                        "spine": spine} for k, spine in sorted(pins.items())])
+
+
+def decode_pins(text: str) -> dict[FlowKey, int]:
+    try:
+        data = json.loads(text) if text else []
+        pins = {FlowKey(str(a), str(b), int(proto), int(sp), int(dp)): int(d["spine"])
+                for d in data for a, b, proto, sp, dp in [d["flow"]]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntentError(f"pins: not a pin list ({type(exc).__name__}: "
+                          f"{str(exc)[:160]})") from None
+    if len(pins) != len(data):
+        raise IntentError("pins: a flow is listed twice")
+    return pins
 
 
 class Applied:

@@ -143,17 +143,27 @@ def ofctl(switch: str, *args: str) -> str:
 
 
 def queue_rates(port: str) -> dict[int, int]:
-    """queue -> min-rate, as OVSDB holds it for ``port``."""
-    qos = subprocess.run(["ovs-vsctl", "get", "port", port, "qos"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    queues = subprocess.run(["ovs-vsctl", "get", "qos", qos, "queues"], capture_output=True,
-                            text=True, check=True).stdout.strip().strip("{}")
+    """queue -> min-rate, as OVSDB holds it for ``port`` ({} while the port has no QoS,
+    as between a controller clearing it and making it again)."""
+    def get(*args: str) -> str | None:
+        res = subprocess.run(["ovs-vsctl", "get", *args], capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    qos = get("port", port, "qos")
+    if not qos or qos == "[]":
+        return {}
+    queues = get("qos", qos, "queues")
+    if queues is None:
+        return {}  # (replaced meanwhile)
     out = {}
-    for item in queues.split(", "):
+    for item in queues.strip("{}").split(", "):
+        if not item:
+            continue
         q, uuid = item.split("=")
-        rate = subprocess.run(["ovs-vsctl", "get", "queue", uuid, "other_config:min-rate"],
-                              capture_output=True, text=True, check=True).stdout
-        out[int(q)] = int(rate.strip().strip('"'))
+        rate = get("queue", uuid, "other_config:min-rate")
+        if rate is None:
+            return {}
+        out[int(q)] = int(rate.strip('"'))
     return out
 
 

@@ -294,3 +294,34 @@ def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known(
     fab.deliver(fab.core.set_jobs([], fab.now))
     dp.sync()
     assert fab.core.job_specs() == []
+
+
+def test_shared_pins_are_made_here_once_their_hosts_are_known():
+    from controller.core.shared import decode_pins, encode_pins
+    from controller.core.te import TCP, FlowKey
+
+    fab, dp, hosts = fabric(per_leaf=2, spare_ports=1)
+    known = FlowKey(hosts[1][1], hosts[3][1], TCP)  # leaf 1 -> leaf 2, any ports
+    later = FlowKey(hosts[1][1], "10.0.0.99", TCP)  # .99 has not spoken yet
+    pins = decode_pins(encode_pins({known: 1003, later: 1002}))
+    assert pins == {known: 1003, later: 1002}
+    fab.deliver(fab.core.set_pins(pins, fab.now))
+    dp.sync()
+    assert set(fab.core.traffic.unmet_pins) == {later}
+    t = send(dp, hosts, 1, 3, proto=TCP, sport=41000, dport=22)
+    assert t.spines == [1003] and t.delivered == [hosts[3][2:]]
+    # .99 appears on leaf 4's spare port: the pin is made at the next step
+    leaf4 = fab.leaves[3]
+    fab.deliver(learn(fab, leaf4, 4 + 2 + 1, ("00:00:00:00:00:63", "10.0.0.99")))
+    fab.advance(0.1)
+    dp.sync()
+    assert fab.core.traffic.unmet_pins == {}
+    got = {f.dst_ip: f.spine for f in fab.core.flows(fab.now) if f.pinned_by == "operator"}
+    assert got == {hosts[3][1]: 1003, "10.0.0.99": 1002}
+    # another instance unpinned one: gone here too
+    fab.deliver(fab.core.set_pins({later: 1002}, fab.now))
+    dp.sync()
+    got = {f.dst_ip for f in fab.core.flows(fab.now) if f.pinned_by == "operator"}
+    assert got == {"10.0.0.99"}
+    with pytest.raises(ValueError, match="no path"):
+        fab.core.check_pin(known, leaf4)  # (a leaf is no spine)

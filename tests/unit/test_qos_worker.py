@@ -38,3 +38,15 @@ def test_the_worker_backs_off_reports_and_recovers(monkeypatch):
     assert app.failing is None
     gaps = [b - a for a, b in zip(attempts[:5], attempts[1:6], strict=True)]
     assert gaps[3] >= 0.08  # it backed off: 0.01, 0.02, 0.04, 0.08 s
+
+
+def test_in_a_cluster_only_this_instances_unreferenced_rows_are_removed():
+    from apps.ovs_qos import NODE_KEY, OWNER_KEY, OWNER_VALUE, OvsQos
+
+    ours = {OWNER_KEY: OWNER_VALUE}
+    alone, n1 = OvsQos(), OvsQos(node="n1")
+    assert alone._removable(ours) and n1._removable(ours)  # (made by a lone aifabric)
+    assert n1._removable({**ours, NODE_KEY: "n1"})
+    assert not n1._removable({**ours, NODE_KEY: "n2"})  # another instance's, maybe in use
+    assert not alone._removable({**ours, NODE_KEY: "n2"})
+    assert not n1._removable({}) and not n1._removable(None)  # not aifabric's

@@ -24,10 +24,13 @@ from controller.core.shared import (
     Intent,
     IntentError,
     decode_jobs,
+    decode_pins,
     decode_policy,
     encode_jobs,
+    encode_pins,
     encode_policy,
 )
+from controller.core.te import FlowKey
 from tests.unit.fakefabric import FakeFabric
 
 
@@ -53,6 +56,12 @@ def test_values_survive_the_store_and_bad_ones_are_named():
         decode_jobs(encode_jobs([job, job]))
     with pytest.raises(IntentError, match="jobs"):
         decode_jobs('[{"id": "j2", "members": "x"}]')
+    pin = {FlowKey("10.0.0.1", "10.0.0.3", 6, 0, 5201): 1002}
+    assert decode_pins(encode_pins(pin)) == pin and decode_pins("") == {}
+    with pytest.raises(IntentError, match="listed twice"):
+        decode_pins(encode_pins(pin)[:-1] + ", " + encode_pins(pin)[1:])
+    with pytest.raises(IntentError, match="pins"):
+        decode_pins('[{"flow": ["10.0.0.1", "10.0.0.300", 6, 0, 0], "spine": 1}]')
 
 
 def test_a_revision_is_applied_once_and_never_an_older_one():
