@@ -101,7 +101,7 @@ def test_two_instances_share_the_switches_and_one_takes_over_from_the_other(etcd
     while {d: h.node for d, h in stores["a"].view().holders.items()} != want:
         for n in "ab":
             drive(nodes[n], stores[n], dpids, time.monotonic() - t0, roles)
-        assert time.monotonic() - t0 < 5, stores["a"].view()
+        assert time.monotonic() - t0 < 10, stores["a"].view()
         time.sleep(0.05)
     for n in "ab":  # (the holders ask for the master role on the step after their claim)
         drive(nodes[n], stores[n], dpids, time.monotonic() - t0, roles)
@@ -112,7 +112,7 @@ def test_two_instances_share_the_switches_and_one_takes_over_from_the_other(etcd
     while any(stores["b"].view().holders.get(d) is None or
               stores["b"].view().holders[d].node != "b" for d in lost):
         drive(nodes["b"], stores["b"], dpids, time.monotonic() - t0, roles)
-        assert time.monotonic() - killed < 4, "b did not take over"
+        assert time.monotonic() - killed < 8, "b did not take over"
         time.sleep(0.05)
     taken = time.monotonic() - killed
     drive(nodes["b"], stores["b"], dpids, time.monotonic() - t0, roles)
@@ -120,7 +120,10 @@ def test_two_instances_share_the_switches_and_one_takes_over_from_the_other(etcd
     for d in lost:  # b asks for the master role with the newer generation
         assert roles[("b", d)] == ("master", holders[d].generation)
         assert holders[d].generation > roles[("a", d)][1]
-    assert taken < 3.0  # about one lease ttl (the floor etcd keeps) plus a few steps
+    # about one lease TTL (the floor etcd keeps) plus a few steps; generous: etcd checks
+    # for expired leases every 0.5 s, later when the machine is busy (bench/cluster.py
+    # measures the time)
+    assert taken < 6.0
     stores["b"].leave()
 
 
