@@ -234,8 +234,6 @@ class FabricApp(app_manager.OSKenApp):
         self._connection_count = 0
         self.cluster_agent = None  # set by the daemon once the app runs (cluster mode)
         self.shared = Applied()  # the revision of each shared kind applied here
-        self.shared_jobs: list[JobSpec] = []  # the cluster's jobs, in registration order
-        self.shared_pins: dict[FlowKey, int] = {}  # the cluster's operator pins
         self._publish(masters=frozenset() if self.clustered else None)
 
     def writable(self, dpid: int) -> bool:
@@ -766,12 +764,10 @@ class FabricApp(app_manager.OSKenApp):
             specs = decode_jobs(intent.value)
             self._apply_te_intent("jobs are not placed", lambda: self.core.set_jobs(specs, now),
                                   now)
-            self.shared_jobs = specs
         elif intent.kind == "pins":
             pins = decode_pins(intent.value)
             self._apply_te_intent("pins are not made", lambda: self.core.set_pins(pins, now),
                                   now)
-            self.shared_pins = pins
         elif intent.kind == "qos":
             policy = decode_policy(intent.value)
             if not runtime.config().qos.enabled:
@@ -796,7 +792,7 @@ class FabricApp(app_manager.OSKenApp):
         """The shared pins with ``key`` pinned to ``spine`` (checked here as alone:
         LookupError, ValueError) or unpinned (None; LookupError if it is not pinned),
         what it does, and the revision of the shared pins it was computed from."""
-        pins = dict(self.shared_pins)
+        pins = self.core.shared_pins()
         if spine is not None:
             self.core.check_pin(key, spine)
             pins[key] = spine
@@ -813,7 +809,7 @@ class FabricApp(app_manager.OSKenApp):
         """The shared job list with a job registered (checked here as alone: JobError,
         JobExists) or deleted (LookupError), what it does, and the revision of the
         shared jobs it was computed from (nothing changes here)."""
-        specs = list(self.shared_jobs)
+        specs = self.core.registered_jobs()
         if register is not None:
             self.core.check_job(register)
             specs.append(register)

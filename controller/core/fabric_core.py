@@ -181,6 +181,10 @@ class FabricCore:
         self._now = now
         return self._traffic().delete_job(job_id, now)
 
+    def registered_jobs(self) -> list[JobSpec]:
+        """The registered jobs in registration order ([] with TE off)."""
+        return self.traffic.jobs.registered() if self.traffic is not None else []
+
     def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
         """The registered jobs as a cluster shares them (FabricTE.set_jobs)."""
         self._now = now
@@ -204,6 +208,11 @@ class FabricCore:
     def check_pin(self, key: FlowKey, spine: int) -> None:
         """LookupError or ValueError unless ``key`` can be pinned to ``spine`` now."""
         self._traffic().check_pin(key, spine)
+
+    def shared_pins(self) -> dict[FlowKey, int]:
+        """The operator pins a cluster shares, as last set here ({} alone or TE off)."""
+        pins = self.traffic.shared_pins if self.traffic is not None else None
+        return dict(pins or {})
 
     def set_pins(self, pins: dict[FlowKey, int], now: float) -> Effects:
         """The operator pins as a cluster shares them (FabricTE.set_pins)."""
@@ -431,7 +440,7 @@ class FabricCore:
         """Make ``drains`` the cables and switches out of service: an operator's change
         checked already (:meth:`maintenance_change`), or the set a cluster shares. An
         event for each drain and each return to service."""
-        drained, back = self.maintenance.set(set(drains.cables), set(drains.switches))
+        drained, back = self.maintenance.set(drains)
         for what in drained:
             log.warning("drained: %s", what)
             self._event("drain", f"{what} drained", what=what)
@@ -446,8 +455,7 @@ class FabricCore:
     def drain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
         """Take a link or a spine out of service; ValueError (with the reason) if that
         would leave two leaves without a path, or if a leaf is asked for."""
-        cables, switches = self.maintenance.with_drain(self.roles(), cable, switch)
-        return self.set_drains(Drains(frozenset(cables), frozenset(switches)))
+        return self.set_drains(self.maintenance.with_drain(self.roles(), cable, switch))
 
     def undrain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
         d = self.drains
@@ -465,14 +473,14 @@ class FabricCore:
         or link; ValueError when the fabric's state forbids it."""
         if dpid not in self.fabric.switches:
             raise LookupError(f"no switch with dpid {dpid}")
-        now = self.drains
+        current = self.drains
         if action == "drain_switch":
-            cables, switches = self.maintenance.with_drain(self.roles(), switch=dpid)
-            return Drains(frozenset(cables), frozenset(switches)), f"switch {dpid} drained"
+            return self.maintenance.with_drain(self.roles(), switch=dpid), \
+                f"switch {dpid} drained"
         if action == "undrain" and not port:
-            if dpid not in now.switches:
-                return now, f"switch {dpid} is not drained"
-            return (Drains(now.cables, now.switches - {dpid}),
+            if dpid not in current.switches:
+                return current, f"switch {dpid} is not drained"
+            return (Drains(current.cables, current.switches - {dpid}),
                     f"switch {dpid} back in service")
         if action == "undrain":
             drained = self.maintenance.drained_at(dpid, port)
@@ -480,17 +488,17 @@ class FabricCore:
                 cable = self.cable_at(dpid, port)
                 if cable is None:
                     raise LookupError(f"no link at {dpid}:{port}")
-                return now, f"{cable_text(cable)} is not drained"
+                return current, f"{cable_text(cable)} is not drained"
             # (with one before re-cabling: whatever was drained there)
-            return (Drains(now.cables - set(drained), now.switches),
+            return (Drains(current.cables - set(drained), current.switches),
                     " and ".join(f"{cable_text(c)} back in service" for c in drained))
         if action != "drain_link":
             raise ValueError(f"unknown maintenance action {action!r}")
         cable = self.cable_at(dpid, port)
         if cable is None:
             raise LookupError(f"no link at {dpid}:{port}")
-        cables, switches = self.maintenance.with_drain(self.roles(), cable=cable)
-        return Drains(frozenset(cables), frozenset(switches)), f"{cable_text(cable)} drained"
+        return self.maintenance.with_drain(self.roles(), cable=cable), \
+            f"{cable_text(cable)} drained"
 
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:

@@ -109,6 +109,10 @@ class JobBook:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def registered(self) -> list[JobSpec]:
+        """The jobs in registration order (what a cluster shares)."""
+        return [spec for _, spec, _ in sorted(self._jobs.values(), key=lambda v: v[0])]
+
     def specs(self) -> list[JobSpec]:
         """The jobs in placement order (priority, then registration)."""
         return job_order([(seq, spec) for seq, spec, _ in self._jobs.values()])

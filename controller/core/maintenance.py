@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from controller.core.model import Cable, Fabric, LinkEnd
 from controller.core.roles import LEAF
+from controller.core.shared import Drains
 
 
 def cable_text(cable: Cable) -> str:
@@ -59,7 +60,7 @@ class Maintenance:
                 if before[a] & before[b] and not after[a] & after[b]]
 
     def with_drain(self, roles: Mapping[int, str], cable: Cable | None = None,
-                   switch: int | None = None) -> tuple[set[Cable], set[int]]:
+                   switch: int | None = None) -> Drains:
         """The drain sets with a cable or a spine more (nothing changes here); ValueError
         (with the reason) for a leaf, or if two leaves would be left without a path."""
         cables, switches = set(self.cables), set(self.switches)
@@ -74,11 +75,12 @@ class Maintenance:
             a, b = cut[0]
             raise ValueError(f"draining would leave leaf {a} without a path to leaf {b}"
                              + (f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""))
-        return cables, switches
+        return Drains(frozenset(cables), frozenset(switches))
 
-    def set(self, cables: set[Cable], switches: set[int]) -> tuple[list[str], list[str]]:
-        """Make these the drain sets (as the cluster decided: no rule is checked again);
-        what was drained and what is back in service, in words."""
+    def set(self, drains: Drains) -> tuple[list[str], list[str]]:
+        """Make these the drain sets (checked already, or as the cluster decided: no rule
+        is checked again); what was drained and what is back in service, in words."""
+        cables, switches = drains.cables, drains.switches
         drained = [cable_text(c) for c in sorted(cables - self.cables,
                                                  key=lambda c: (c.a, c.b))]
         drained += [f"switch {d}" for d in sorted(switches - self.switches)]

@@ -280,6 +280,7 @@ def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known(
     fab.deliver(fab.core.set_jobs(shared, fab.now))
     dp.sync()
     assert [s.job_id for s in fab.core.job_specs()] == ["ring", "later"]
+    assert fab.core.registered_jobs() == [ring, later]  # (what this instance writes next)
     infos = {j.job_id: j for j in fab.core.job_infos()}
     assert infos["ring"].pairs and {p.state for p in infos["ring"].pairs} == {"placed"}
     assert {p.state for p in infos["later"].pairs} == {"pending"}  # .99 is unknown here
@@ -308,6 +309,7 @@ def test_shared_pins_are_made_here_once_their_hosts_are_known():
     fab.deliver(fab.core.set_pins(pins, fab.now))
     dp.sync()
     assert set(fab.core.traffic.unmet_pins) == {later}
+    assert fab.core.shared_pins() == pins  # unmet ones included: they are the cluster's
     t = send(dp, hosts, 1, 3, proto=TCP, sport=41000, dport=22)
     assert t.spines == [1003] and t.delivered == [hosts[3][2:]]
     # .99 appears on leaf 4's spare port: the pin is made at the next step
