@@ -82,7 +82,7 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
     for i, j in enumerate(best_choice):
         if j >= 0 and not (moves_only and j == cur[i]):
             f = flows[i]
-            plan[f.key] = topo.options(f.src_leaf, f.dst_leaf)[0][j][0]
+            plan[f.key] = topo.options(f.src_leaf, f.dst_leaf)[j][0]
     return plan, before, best_score[:2]
 
 

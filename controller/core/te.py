@@ -203,17 +203,15 @@ class TeTopology:
         """``loads`` by resource number (0 where not given)."""
         return list(map(loads.get, self.order, repeat(0.0)))
 
-    def options(self, src_leaf: int, dst_leaf: int) -> tuple[list[tuple[Path, int, int]],
-                                                              dict[Path, int]]:
-        """The paths between two leaves with their resources' numbers, and each path's
-        position in that list (cached)."""
+    def options(self, src_leaf: int, dst_leaf: int) -> list[tuple[Path, int, int]]:
+        """The paths between two leaves with their resources' numbers (cached)."""
         key = (src_leaf, dst_leaf)
         got = self._options.get(key)
         if got is None:
             idx = self.index
-            opts = [(p, idx[up(p.leaf, p.port)], idx[down(p.spine, dst_leaf)])
-                    for p in self.paths(src_leaf, dst_leaf)]
-            got = self._options[key] = (opts, {o[0]: j for j, o in enumerate(opts)})
+            got = self._options[key] = [(p, idx[up(p.leaf, p.port)],
+                                         idx[down(p.spine, dst_leaf)])
+                                        for p in self.paths(src_leaf, dst_leaf)]
         return got
 
     @cached_property
@@ -237,7 +235,7 @@ class TeTopology:
             pad, width = len(self.caps), self.width
             add, add_n = [], []
             for p in new:
-                opts, _ = self.options(*p)
+                opts = self.options(*p)
                 filler = [pad] * (width - len(opts))
                 add.append([o[1] for o in opts] + filler + [o[2] for o in opts] + filler)
                 add_n.append(len(opts))
