@@ -23,7 +23,17 @@ from controller.core.config import parse_host_port
 
 log = logging.getLogger("aifabric.cluster")
 
-MAX_HELD = 256  # connections a listener keeps open (one per peer; more: oldest closed)
+MAX_HELD = 256  # connections a listener keeps open (one per peer; more are refused)
+
+
+def _open(conn: socket.socket) -> bool:
+    """False once the other end closed ``conn`` (or it failed)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True  # (open, nothing sent)
+    except OSError:
+        return False
 
 
 class PeerListener:
@@ -43,9 +53,14 @@ class PeerListener:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # (closed)
+            if len(self._held) >= MAX_HELD:
+                self._held = [c for c in self._held if _open(c)]
+            if len(self._held) >= MAX_HELD:
+                # refused, not the oldest closed: a flood of connections must not close
+                # a peer's (the peer would take it for this process's end)
+                conn.close()
+                continue
             self._held.append(conn)  # kept open for as long as this process lives
-            if len(self._held) > MAX_HELD:
-                self._held.pop(0).close()
 
     def close(self) -> None:
         self._sock.close()

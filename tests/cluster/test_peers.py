@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -103,3 +104,29 @@ def test_a_revoked_lease_takes_its_members_keys_at_once(etcd):
     assert not b.revoke(a.lease_id)  # gone already
     assert not a.keepalive()  # a finds out at its next keepalive
     b.leave()
+
+
+def test_a_flood_of_connections_never_closes_a_peers_connection(monkeypatch):
+    import apps.cluster_peers as P
+
+    monkeypatch.setattr(P, "MAX_HELD", 4)
+    listener = PeerListener("127.0.0.1:0")
+    gone: list = []
+    watch = PeerWatch(lambda node, lease: gone.append(node))
+    try:
+        watch.update({"peer": (listener.address, 1)})
+        time.sleep(0.2)
+        host, port = listener.address.split(":")
+        flood = [socket.create_connection((host, int(port))) for _ in range(20)]
+        time.sleep(0.3)
+        assert gone == [] and "peer" in watch.watching()  # the peer's is kept
+        for c in flood:
+            c.close()  # closed ones free their places for peers
+        time.sleep(0.2)
+        late = socket.create_connection((host, int(port)))
+        time.sleep(0.2)
+        assert any(c.getpeername() == late.getsockname() for c in listener._held)
+        late.close()
+    finally:
+        watch.update({})
+        listener.close()
