@@ -10,8 +10,10 @@ under ``/aifabric/<cluster>/``:
 - ``intent/<kind>``: operator intent every instance applies (controller/core/shared.py),
   replaced whole by compare-and-swap on its revision.
 
-Every call is one HTTP request with a timeout; a store that cannot be reached raises
-:class:`StoreUnavailable` (with the reason), tried on each endpoint in turn.
+Every call is one HTTP request with a timeout, tried on each endpoint in turn; a store
+that cannot be reached raises :class:`StoreUnavailable` (with the reason). A request
+etcd answers with an error of its own (a lease it does not have, a permission) raises
+:class:`StoreRefused` at once: another endpoint of the same cluster would answer alike.
 
 Why no client library: ``etcd3`` (gRPC) is unmaintained and breaks with current
 protobuf; ``etcd3gw`` (the gateway) pulls in futurist, which imports eventlet into the
@@ -36,6 +38,39 @@ from controller.core.shared import Intent
 
 class StoreUnavailable(Exception):
     """No endpoint of the store answered (the message says why)."""
+
+
+class StoreRefused(StoreUnavailable):
+    """etcd answered the request with an error (``code``: its gRPC status code).
+
+    A subclass of :class:`StoreUnavailable`, so that callers that refuse a write while
+    the store cannot take it do so for this too, with etcd's message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"etcd refused the request: {message} (gRPC code {code})")
+        self.code = code
+        self.message = message
+
+
+# gRPC status codes in etcd's answers: the ones that say the endpoint cannot serve now
+# (another may: no leader, shutting down, too many requests) rather than that the request
+# itself is refused
+_ENDPOINT_CODES = {1, 4, 8, 10, 13, 14}  # cancelled, deadline, exhausted, aborted,
+#                                          internal, unavailable
+NOT_FOUND = 5
+
+
+def _refusal(status: int, body: bytes) -> StoreRefused | None:
+    """etcd's error answer as a refusal of the request, or None when it says the
+    endpoint cannot serve (or is not etcd's gateway's JSON)."""
+    try:
+        doc = json.loads(body)
+        code, message = int(doc["code"]), str(doc.get("message") or doc.get("error"))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if code in _ENDPOINT_CODES or status >= 500 and code == 2:  # (2: unknown)
+        return None
+    return StoreRefused(code, message[:300])
 
 
 def _b64(text: str) -> str:
@@ -118,6 +153,9 @@ class EtcdStore:
                 return self._post(i, path, payload)
             raise
         if resp.status != 200:
+            refused = _refusal(resp.status, body)
+            if refused is not None:
+                raise refused
             raise OSError(f"HTTP {resp.status}: {body[:200].decode(errors='replace')}")
         return json.loads(body)
 
@@ -167,8 +205,8 @@ class EtcdStore:
         False if etcd no longer has that lease."""
         try:
             self._call("/kv/lease/revoke", {"ID": str(lease_id)})
-        except StoreUnavailable as exc:
-            if "lease not found" in str(exc):
+        except StoreRefused as exc:
+            if exc.code == NOT_FOUND:
                 return False
             raise
         return True

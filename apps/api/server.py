@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
 from apps.api.event_bus import EventBus
-from apps.cluster_store import StoreUnavailable
+from apps.cluster_store import StoreRefused, StoreUnavailable
 from apps.guard import WATCHDOG_TRIPS
 from apps.job_store import JobStoreError
 from controller import __version__
@@ -256,7 +256,11 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             try:
                 ok, intent = self.handle.write_intent(kind, value, expect)
             except StoreUnavailable as exc:
-                context.abort(grpc.StatusCode.UNAVAILABLE,
+                # (etcd's own refusal, e.g. a value over its request size, is no better
+                # on a retry: FAILED_PRECONDITION; an unreachable etcd: UNAVAILABLE)
+                code = (grpc.StatusCode.FAILED_PRECONDITION if isinstance(exc, StoreRefused)
+                        else grpc.StatusCode.UNAVAILABLE)
+                context.abort(code,
                               f"{exc}: not applied (in cluster mode {what} is kept in etcd)")
             self._call(context, lambda app, i=intent: app.apply_intent(i))
             if ok:

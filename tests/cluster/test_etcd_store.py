@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from apps.cluster_store import Endpoint, EtcdStore, StoreUnavailable
+from apps.cluster_store import NOT_FOUND, Endpoint, EtcdStore, StoreRefused, StoreUnavailable
 from controller.core.mastership import Claim, Mastership, Release, RoleRequest, assignment
 from mininet_topos.controller_proc import free_port
 from mininet_topos.etcd_proc import EtcdProcess
@@ -73,6 +73,25 @@ def test_every_endpoint_is_tried_and_none_answering_is_a_clear_error(etcd):
         nobody.view()
     with pytest.raises(ValueError, match="HOST:PORT"):
         Endpoint.parse("ftp://x")
+
+
+def test_an_error_answer_from_etcd_is_a_refusal_not_an_unreachable_store(etcd):
+    """etcd's own error (a lease it does not have) is raised at once as StoreRefused
+    with its code and message; the endpoints after the answering one are not tried."""
+    unused = f"http://127.0.0.1:{free_port()}"
+    s = EtcdStore([etcd.url, unused], "c4", "a")
+    s.join(2)
+    other = EtcdStore([etcd.url], "c4", "b")
+    other.join(2)
+    gone = other.lease_id
+    assert s.revoke(gone) and "b" not in s.view().members
+    assert not s.revoke(gone)  # etcd no longer has it: not an error
+    s.lease_id = gone
+    with pytest.raises(StoreRefused, match="lease not found") as refused:
+        s.announce([])
+    assert refused.value.code == NOT_FOUND and "unreachable" not in str(refused.value)
+    assert isinstance(refused.value, StoreUnavailable)  # (callers refuse writes alike)
+    assert s._current == 0 and list(s._conns) == [0]  # the unused endpoint never tried
 
 
 def drive(node: Mastership, s: EtcdStore, switches: list[int], now: float,

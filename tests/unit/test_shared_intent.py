@@ -12,7 +12,7 @@ import pytest
 
 from apps.api.server import FabricServicer
 from apps.cluster_agent import ClusterAgent
-from apps.cluster_store import StoreUnavailable
+from apps.cluster_store import StoreRefused, StoreUnavailable
 from controller.core.config import FabricdConfig
 from controller.core.jobs import JobSpec
 from controller.core.mastership import Mastership, StoreView
@@ -212,6 +212,19 @@ def test_no_change_writes_nothing_and_an_unreachable_store_applies_nothing():
         s._shared(Context(), "drains", lambda a: ("x", "drained", 0))
     code, message = err.value.args
     assert code == grpc.StatusCode.UNAVAILABLE and "etcd unreachable" in message
+    assert "not applied" in message and app.applied == []
+
+
+def test_a_change_etcd_refuses_is_a_failed_precondition_with_its_reason():
+    app = App()
+
+    def too_large(kind, value, expect):
+        raise StoreRefused(3, "etcdserver: request is too large")
+
+    with pytest.raises(Aborted) as err:
+        servicer(app, too_large)._shared(Context(), "jobs", lambda a: ("x" * 10, "ok", 0))
+    code, message = err.value.args
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "too large" in message
     assert "not applied" in message and app.applied == []
 
 
