@@ -18,9 +18,10 @@ Scenarios, each in every mode:
   two-jobs        two 4-rank MPI all-reduces at once (odd and even hosts), mean
   job+bulk        the MPI all-reduce while two bulk TCP flows cross the fabric
 
-Every OpenMPI scenario runs ``--repeats`` separate mpiruns (new connections, so new
-hashes under ECMP) and reports the mean. Results: bench/results/collectives.json and
-docs/bench-collectives.md (shares of the link rate and of the oracle).
+Every scenario runs ``--repeats`` separate times (new connections, so new hashes under
+ECMP) and reports the mean; ``--modes`` and ``--scenarios`` pick subsets. Results:
+bench/results/collectives.json and docs/bench-collectives.md (shares of the link rate
+and of the oracle).
 """
 
 from __future__ import annotations
@@ -73,10 +74,13 @@ def alltoall_steps(hosts: list[str]) -> list[list[tuple[str, str]]]:
 
 def oracle(steps: list[list[tuple[str, str]]]) -> dict[tuple[str, str], int]:
     """Per step, the spine of every inter-leaf pair that minimizes the most pairs on one
-    link, then the sum of squares, then the overlap with the steps before (ranks drift
-    apart by a step or so); all 2^k choices tried. A pair in several steps keeps its
-    first choice."""
+    link, then the sum of squares, then the pairs whose sender leaves by another spine
+    than in the steps before (a host's pairs together cost nothing: its NIC limits
+    them, and OpenMPI's steps may overlap), then the overlap with the steps before
+    (ranks drift apart by a step or so); all 2^k choices tried. A pair in several steps
+    keeps its first choice."""
     chosen: dict[tuple[str, str], int] = {}
+    home: dict[str, int] = {}  # host -> the spine its first placed pair leaves by
     before: dict = {}  # pairs of the earlier steps on each link
     for step in steps:
         free = [p for p in dict.fromkeys(step) if leaf(p[0]) != leaf(p[1]) and p not in chosen]
@@ -91,13 +95,17 @@ def oracle(steps: list[list[tuple[str, str]]]) -> dict[tuple[str, str], int]:
                         count[r] = count.get(r, 0) + 1
             return count
 
-        def cost(choice) -> tuple[int, int, int]:
+        def cost(choice, free=free) -> tuple[int, int, int, int]:
             count = count_of(choice)
+            away = sum(1 for (a, _), s in zip(free, choice, strict=True)
+                       if home.get(a, s) != s)
             return (max(count.values(), default=0), sum(v * v for v in count.values()),
-                    sum(v * before.get(r, 0) for r, v in count.items()))
+                    away, sum(v * before.get(r, 0) for r, v in count.items()))
 
         best = min(itertools.product(SPINES, repeat=len(free)), key=cost)
         chosen.update(zip(free, best, strict=True))
+        for (a, _), s in zip(free, best, strict=True):
+            home.setdefault(a, s)
         for r, v in count_of(best).items():
             before[r] = before.get(r, 0) + v
     return chosen
@@ -159,17 +167,22 @@ def mpi(run: Run, collective: str, nbytes: int, repeats: int, hosts=RING) -> dic
             "runs": [round(v, 3) for v in values]}
 
 
-def emulated_ring(run: Run) -> dict:
-    time.sleep(QUIET_S)
-    jobs = {"emulated": (RING, "ring")}
-    run.prepare(jobs)
-    try:
-        seconds = T.ring_allreduce([run.net.get(h) for h in RING], CHUNK, tos=DSCP << 2,
-                                   port=7300, timeout=120)
-    finally:
-        run.finish(jobs)
-    busbw = 2 * (len(RING) - 1) * CHUNK * 8 / seconds / 1e6
-    return {"busbw_fraction_of_link": round(busbw / BW, 3), "seconds": round(seconds, 3)}
+def emulated_ring(run: Run, repeats: int) -> dict:
+    values, times = [], []
+    for k in range(repeats):
+        time.sleep(QUIET_S)
+        jobs = {f"emulated-{k}": (RING, "ring")}
+        run.prepare(jobs)
+        try:
+            seconds = T.ring_allreduce([run.net.get(h) for h in RING], CHUNK,
+                                       tos=DSCP << 2, port=7300 + 10 * k, timeout=120)
+        finally:
+            run.finish(jobs)
+        busbw = 2 * (len(RING) - 1) * CHUNK * 8 / seconds / 1e6
+        values.append(busbw / BW)
+        times.append(round(seconds, 3))
+    return {"busbw_fraction_of_link": round(statistics.mean(values), 3),
+            "runs": [round(v, 3) for v in values], "seconds": times}
 
 
 def two_jobs(run: Run, repeats: int) -> dict:
@@ -227,7 +240,7 @@ def mark_collectives(net) -> None:
             raise RuntimeError(f"{h.name}: cannot mark DSCP with iptables: {out.strip()}")
 
 
-def run_mode(mode: str, workdir: Path, repeats: int) -> dict:
+def run_mode(mode: str, workdir: Path, repeats: int, scenarios: list[str]) -> dict:
     cleanup()
     extra = mode_args(mode, workdir, ["--link-speed", str(BW),
                                       "--jobs-file", str(workdir / f"jobs-{mode}.json")])
@@ -236,16 +249,16 @@ def run_mode(mode: str, workdir: Path, repeats: int) -> dict:
         with discovered_fabric(SPEC, ctl) as net:
             mark_collectives(net)
             run = Run(mode, net, ctl)
-            out["mpi-allreduce"] = mpi(run, "allreduce", ALLREDUCE_BYTES, repeats)
-            print(mode, "mpi-allreduce", out["mpi-allreduce"], flush=True)
-            out["mpi-alltoall"] = mpi(run, "alltoall", ALLTOALL_BYTES, repeats)
-            print(mode, "mpi-alltoall", out["mpi-alltoall"], flush=True)
-            out["emulated-ring"] = emulated_ring(run)
-            print(mode, "emulated-ring", out["emulated-ring"], flush=True)
-            out["two-jobs"] = two_jobs(run, repeats)
-            print(mode, "two-jobs", out["two-jobs"], flush=True)
-            out["job+bulk"] = with_bulk(run, repeats)
-            print(mode, "job+bulk", out["job+bulk"], flush=True)
+            runners = {
+                "mpi-allreduce": lambda: mpi(run, "allreduce", ALLREDUCE_BYTES, repeats),
+                "mpi-alltoall": lambda: mpi(run, "alltoall", ALLTOALL_BYTES, repeats),
+                "emulated-ring": lambda: emulated_ring(run, repeats),
+                "two-jobs": lambda: two_jobs(run, repeats),
+                "job+bulk": lambda: with_bulk(run, repeats),
+            }
+            for name in scenarios:
+                out[name] = runners[name]()
+                print(mode, name, out[name], flush=True)
             out["mpirun_retries"] = run.retries
     return out
 
@@ -260,12 +273,12 @@ def write_docs(result: dict, path: Path) -> None:
         f"Produced by `python -m bench.collectives` on {platform.node()} "
         f"({time.strftime('%Y-%m-%d')}): 2 spines, 4 leaves, 2 hosts per leaf, "
         f"{BW:g} Mbit/s links, 8 ranks with rank r on leaf r mod 4, every mode in the same "
-        f"invocation. Every OpenMPI scenario: the mean of {result['repeats']} separate runs. "
+        f"invocation. Every scenario: the mean of {result['repeats']} separate runs. "
         "Bus bandwidth as a share of the link rate, and (in brackets) of the oracle.", "",
         "| scenario | " + " | ".join(m for m in MODES if m in modes) + " |",
         "| --- |" + " --- |" * len([m for m in MODES if m in modes]),
     ]
-    for s in SCENARIOS:
+    for s in result["scenarios"]:
         o = modes.get("oracle", {}).get(s, {}).get("busbw_fraction_of_link")
         cells = []
         for m in MODES:
@@ -289,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
-    p.add_argument("--repeats", type=int, default=3, help="separate runs per MPI scenario")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
+    p.add_argument("--repeats", type=int, default=3, help="separate runs per scenario")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "collectives.json"))
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench-collectives.md"))
     args = p.parse_args(argv)
@@ -297,10 +311,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         p.error(f"unknown mode {unknown[0]!r} (modes: {', '.join(MODES)})")
-    result = {"benchmark": "collectives", "repeats": args.repeats, "modes": []}
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario {unknown[0]!r} (scenarios: {', '.join(SCENARIOS)})")
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    result = {"benchmark": "collectives", "repeats": args.repeats, "scenarios": scenarios,
+              "modes": []}
     with tempfile.TemporaryDirectory(prefix="aifabric-bench-") as tmp:
         for mode in modes:
-            result["modes"].append(run_mode(mode, Path(tmp), args.repeats))
+            result["modes"].append(run_mode(mode, Path(tmp), args.repeats, scenarios))
     save(result, args.out, args.doc, write_docs)
     return 0
 

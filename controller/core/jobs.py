@@ -14,7 +14,11 @@ Schedules assumed (see docs/jobs.md):
 
 Placement assigns each inter-leaf pair a path (ingress uplink and spine) so that, step
 by step, the most loaded uplink and downlink carry as few of the job's concurrent pairs
-as the fabric allows, on top of the background and of the jobs placed before it.
+as the fabric allows, on top of the background and of the jobs placed before it. Among
+placements as good, a host's pairs leave by the spine its pairs of the earlier steps
+leave by (rail alignment): a host sends no faster than its NIC, so its pairs cost
+nothing together, and a job whose library does not follow the assumed schedule step
+by step (steps that overlap, or all pairs at once) keeps each uplink to one host.
 """
 
 from __future__ import annotations
@@ -225,6 +229,14 @@ def _step_counts(steps: tuple[tuple[Pair, ...], ...], paths: Mapping[Pair, Path]
     return worst
 
 
+def _home_path(topo: TeTopology, item: PairItem, spine: int | None) -> Path | None:
+    """The path of ``item`` through ``spine`` (None: no spine, or none there)."""
+    if spine is None:
+        return None
+    return next((p for p in topo.paths(item.src_leaf, item.dst_leaf) if p.spine == spine),
+                None)
+
+
 def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int],
                background: Mapping[Resource, float],
                current: Mapping[Pair, Path]) -> dict[str, JobPlacement]:
@@ -250,6 +262,7 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
         if pending:
             continue
         local, unplaced = [], []
+        home: dict[str, int] = {}  # host -> the spine its first placed pair leaves by
         profile: dict[Resource, float] = {}  # this job's busiest step, per resource
         step_loads: list[dict[Resource, float]] = []
         for k, step in enumerate(steps):
@@ -289,10 +302,15 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
                     base[r] = base.get(r, 0.0) + v
                 for r, v in everything.items():  # (away from the other steps and jobs
                     base[r] = base.get(r, 0.0) + TIE * v  # when that costs nothing)
+                # where each pair is now, or else its source's spine in this job so far
+                # (kept where that is as good as any: the search keeps flows in place)
+                start = {i.key: current[i.key] if i.key in current else
+                         _home_path(topo, i, home.get(i.key[0])) for i in items}
                 plan, _, _ = place(items, demand, base, topo,  # type: ignore[arg-type]
-                                   {i.key: current[i.key] for i in items if i.key in current})
+                                   {k: p for k, p in start.items() if p is not None})
                 for item in items:
                     path = plan[item.key]
+                    home.setdefault(item.key[0], path.spine)
                     result.paths[item.key] = path
                     taken[item.key] = path
                     owner[item.key] = spec.job_id

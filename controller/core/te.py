@@ -521,6 +521,63 @@ def search(job: RebalanceJob) -> RebalancePlan:
     return RebalancePlan(job, placement, before, after, tuple(demands), tuple(changes))
 
 
+def _tie(key: FlowKey, p: Path) -> int:
+    """Spreads ties deterministically by the flow's own hash."""
+    return zlib.crc32(f"{key}{p.spine}{p.port}".encode())
+
+
+class PriorityUse:
+    """The active priority-class flows on each link, as the hosts that send and that
+    receive over it: both directions of a connection (a collective library sends both
+    ways over one; OpenMPI's all-to-all sends r+k -> r over the connection rank r opened
+    to r+k, n-2k steps later).
+
+    A host sends and receives no faster than its NIC, so a link that carries the
+    priority flows of s senders to d receivers is asked for at most min(s, d) host
+    rates, however many flows they are and whenever each runs: the bound a collective's
+    flows are placed on, with this order of concerns:
+
+    1. the uplink's bound (with its measured load): hosts of a leaf leave by different
+       spines where the fabric has enough;
+    2. a host's flows stay on the spine its other priority flows leave by: its own NIC
+       limits them together (when it is no faster than the uplink), and the other
+       hosts' flows are kept off its links whatever the order of the collective's
+       steps (the rail alignment of AI fabrics, learnt from the traffic);
+    3. the worse of the uplink's and the downlink's bound, then the fewest new
+       receivers on links, then the flow's hash."""
+
+    def __init__(self, host_rate: float) -> None:
+        self.host_rate = host_rate
+        self.senders: dict[Resource, set[str]] = {}
+        self.receivers: dict[Resource, set[str]] = {}
+
+    def add(self, flow: Flow) -> None:
+        assert flow.path is not None
+        for r in resources(flow.path, flow.dst_leaf):
+            self.senders.setdefault(r, set()).add(flow.key.src_ip)
+            self.receivers.setdefault(r, set()).add(flow.key.dst_ip)
+
+    def score(self, p: Path, dst_leaf: int, key: FlowKey, topo: TeTopology,
+              loads: Mapping[Resource, float], fresh: Mapping[Resource, float]
+              ) -> tuple[float, int, float, int, int]:
+        """The order of the paths for a new priority flow (smaller is better)."""
+        util = []
+        new_senders, new_receivers = [], 0
+        empty: set[str] = set()
+        for r in resources(p, dst_leaf):
+            senders = self.senders.get(r, empty)
+            receivers = self.receivers.get(r, empty)
+            new_s, new_r = key.src_ip not in senders, key.dst_ip not in receivers
+            new_senders.append(new_s)
+            new_receivers += new_r
+            bound = min(len(senders) + new_s, len(receivers) + new_r) * self.host_rate
+            load = max(loads.get(r, 0.0), bound) + fresh.get(r, 0.0)
+            util.append(round(load / topo.cap(r), 3))
+        uplink = resources(p, dst_leaf)[0]
+        away = new_senders[0] if self.host_rate <= topo.cap(uplink) else 0
+        return (util[0], away, max(util), new_receivers, _tie(key, p))
+
+
 @dataclass
 class TrafficEngineer:
     """Flow table and placement decisions of the whole fabric."""
@@ -530,9 +587,12 @@ class TrafficEngineer:
     events: list[FabricEvent] = field(default_factory=list)  # drained by the caller
     _hot: dict[Resource, int] = field(default_factory=dict)  # readings above threshold
     _congested: set[Resource] = field(default_factory=set)
-    _fresh: deque[tuple[float, Resource, Resource, float]] = field(default_factory=deque)
+    # placements too recent to show in the counters: (when, uplink, downlink, bit/s,
+    # priority class), and their sum per resource, one dict per kind of flow
+    _fresh: deque[tuple[float, Resource, Resource, float, bool]] = field(default_factory=deque)
     _fresh_count: dict[Resource, float] = field(default_factory=dict)
-    _busy: tuple[float, dict[Resource, float]] | None = None  # (when, active priority load)
+    _fresh_priority: dict[Resource, float] = field(default_factory=dict)
+    _busy: tuple[float, PriorityUse] | None = None  # (when, active priority flows' use)
     _wildcards: set[FlowKey] = field(default_factory=set)  # operator pins with any-ports
     _last_rebalance: float = -1e18  # when a rebalancing pass last moved flows
     stats: dict[str, int] = field(default_factory=dict)
@@ -547,12 +607,12 @@ class TrafficEngineer:
         """Track a flow first seen at its ingress leaf and place it; None when it is
         already tracked, has no path between leaves, or the table is full.
 
-        First fit counts, on every link, its measured load (for a priority-class flow,
-        the larger of that and the demand of the active priority-class flows on it:
-        collectives are bursty, between two steps they measure as nothing), plus the
-        flows placed too recently to show:
-        a priority flow at the full host rate, any other at the large-flow share, and the
-        reverse direction of a tracked connection at nothing (its ACKs)."""
+        First fit counts, on every link, its measured load plus the flows placed too
+        recently to show: a priority flow at the full host rate, any other at the
+        large-flow share, and the reverse direction of a tracked connection at nothing
+        (its ACKs). A priority-class flow is placed on the links' priority use instead
+        (see ``PriorityUse``), with this flow on them: collectives are bursty, between
+        two steps they measure as nothing."""
         if key in self.flows:
             return None
         if len(self.flows) >= self.settings.max_flows:
@@ -561,13 +621,16 @@ class TrafficEngineer:
         paths = topo.paths(src_leaf, dst_leaf)
         if not paths:
             return None
-        fresh = self._fresh_load(now)
+        fresh, fresh_priority = self._fresh_load(now)
         # (a best-effort flow goes by what the counters show: holding links free for
         # collectives that pause is for the collectives themselves, not a reason to stack
         # bulk flows together)
-        busy = self._priority_load(topo, now) if priority else {}
-        best = min(paths, key=lambda p: self._first_fit_score(p, dst_leaf, topo, loads,
-                                                              busy, fresh, key))
+        if priority:
+            use = self._priority_use(topo, now)
+            best = min(paths, key=lambda p: use.score(p, dst_leaf, key, topo, loads, fresh))
+        else:
+            best = min(paths, key=lambda p: self._first_fit_score(
+                p, dst_leaf, topo, loads, (fresh, fresh_priority), key))
         flow = Flow(key, src_leaf, dst_leaf, cls, priority, best, first_seen=now,
                     last_active=now, bytes_at=now)
         self.flows[key] = flow
@@ -580,67 +643,56 @@ class TrafficEngineer:
             weight = self.settings.large_flow_fraction * topo.link_rate
         if weight:
             u, d = resources(best, dst_leaf)
-            self._fresh.append((now, u, d, weight))
-            fresh[u] = fresh.get(u, 0.0) + weight
-            fresh[d] = fresh.get(d, 0.0) + weight
-        if priority:
-            self._busy = None  # (it counts from now on)
+            self._fresh.append((now, u, d, weight, priority))
+            count = fresh_priority if priority else fresh
+            for r in (u, d):
+                count[r] = count.get(r, 0.0) + weight
+        if priority and self._busy is not None:
+            self._busy[1].add(flow)  # (it counts from now on)
         self._count("flows_placed")
         return flow
 
-    def _fresh_load(self, now: float) -> dict[Resource, float]:
-        """Load (bit/s) per resource of placements too recent to show in the counters."""
-        count = self._fresh_count
+    def _fresh_load(self, now: float
+                    ) -> tuple[dict[Resource, float], dict[Resource, float]]:
+        """Load (bit/s) per resource of placements too recent to show in the counters:
+        of flows of other classes, and of priority-class flows."""
         while self._fresh and now - self._fresh[0][0] >= self.settings.fresh_window:
-            _, u, d, w = self._fresh.popleft()
+            _, u, d, w, priority = self._fresh.popleft()
+            count = self._fresh_priority if priority else self._fresh_count
             for r in (u, d):
                 count[r] -= w
                 if count[r] <= 1e-6:
                     del count[r]
-        return count
+        return self._fresh_count, self._fresh_priority
 
-    def _priority_load(self, topo: TeTopology, now: float) -> dict[Resource, float]:
-        """Demand per resource of the active priority-class flows: each at its share of
-        its sender's NIC (recomputed at most every half second, and after a new
-        priority flow)."""
+    def _priority_use(self, topo: TeTopology, now: float) -> PriorityUse:
+        """Who sends and receives priority-class traffic on each link (recomputed at
+        most every half second; new priority flows are added as they come)."""
         cached = self._busy
         if cached is not None and now - cached[0] < 0.5:
             return cached[1]
         window = self.settings.active_window
-        active = [f for f in self.flows.values() if f.priority and f.path is not None
-                  and now - f.last_active <= window and not self._is_reply(f)]
-        per_src: dict[str, int] = {}
-        for f in active:
-            per_src[f.key.src_ip] = per_src.get(f.key.src_ip, 0) + 1
-        rate = topo.host_rate or topo.link_rate
-        load: dict[Resource, float] = {}
-        for f in active:
-            assert f.path is not None
-            d = rate / per_src[f.key.src_ip]
-            for r in resources(f.path, f.dst_leaf):
-                load[r] = load.get(r, 0.0) + d
-        self._busy = (now, load)
-        return load
-
-    def _is_reply(self, f: Flow) -> bool:
-        """The reverse direction of a connection whose other direction came first."""
-        other = self.flows.get(f.key.reverse())
-        return other is not None and (other.first_seen, other.key) < (f.first_seen, f.key)
+        use = PriorityUse(topo.host_rate or topo.link_rate)
+        for f in self.flows.values():
+            if f.priority and f.path is not None and now - f.last_active <= window:
+                use.add(f)
+        self._busy = (now, use)
+        return use
 
     def _first_fit_score(self, p: Path, dst_leaf: int, topo: TeTopology,
-                         loads: Mapping[Resource, float], busy: Mapping[Resource, float],
-                         fresh: Mapping[Resource, float], key: FlowKey
+                         loads: Mapping[Resource, float],
+                         fresh: tuple[dict[Resource, float], ...], key: FlowKey
                          ) -> tuple[float, int, int]:
         worst = 0.0
         n = 0
         for r in resources(p, dst_leaf):
-            cap = topo.cap(r)
-            load = max(loads.get(r, 0.0), busy.get(r, 0.0)) + fresh.get(r, 0.0)
-            worst = max(worst, load / cap)
-            n += r in fresh
-        # spread ties deterministically by the flow's own hash
-        tie = zlib.crc32(f"{key}{p.spine}{p.port}".encode())
-        return (round(worst, 3), n, tie)
+            load = loads.get(r, 0.0)
+            for count in fresh:
+                if r in count:
+                    load += count[r]
+                    n += 1
+            worst = max(worst, load / topo.cap(r))
+        return (round(worst, 3), n, _tie(key, p))
 
     def pin(self, key: FlowKey, src_leaf: int, dst_leaf: int, spine: int,
             topo: TeTopology, now: float) -> Flow:
@@ -917,6 +969,46 @@ class TrafficEngineer:
     def pins_of(self, leaf: int) -> list[Flow]:
         return [f for f in self.flows.values() if f.src_leaf == leaf and f.path is not None]
 
+    # --- cluster mode: leaves another instance writes -----------------------------------------
+    def mirror(self, leaf: int, held: Sequence[tuple[FlowKey, Path, int, bool]],
+               now: float) -> None:
+        """The TE entries of a leaf another instance masters, as read from the switch
+        ((flow, path, destination leaf, priority class) each): its flows are tracked as
+        the switch holds them, so that the TE leader decides on the whole fabric. A flow
+        moved here within ``min_move_interval`` keeps the path it was moved to (the
+        leaf's master has yet to write it); operator pins are the cluster's shared
+        intent, not read from switches."""
+        pending = self.settings.min_move_interval
+        seen = set()
+        for key, path, dst_leaf, priority in held:
+            seen.add(key)
+            f = self.flows.get(key)
+            if f is None:
+                if len(self.flows) >= self.settings.max_flows:
+                    self._count("flows_over_limit")
+                    continue
+                self.flows[key] = Flow(key, leaf, dst_leaf,
+                                       "priority" if priority else "best-effort", priority,
+                                       path, first_seen=now, last_active=now, bytes_at=now)
+            elif not f.operator and f.path != path and now - f.moved_at >= pending:
+                f.path = path  # (moved by its master: a failure, or a new placement)
+        gone = [k for k, f in self.flows.items()
+                if f.src_leaf == leaf and k not in seen and not f.operator
+                and now - f.moved_at >= pending and now - f.first_seen >= pending]
+        for k in gone:
+            del self.flows[k]
+
+    def move_to(self, key: FlowKey, spine: int, topo: TeTopology, reason: str,
+                now: float) -> Move | None:
+        """Move a tracked flow to ``spine`` (another instance's decision); None when the
+        flow is not tracked here, is pinned by an operator, is there already, or the
+        spine has no path in service for it."""
+        f = self.flows.get(key)
+        if f is None or f.operator or f.path is None or f.path.spine == spine:
+            return None
+        paths = [p for p in topo.paths(f.src_leaf, f.dst_leaf) if p.spine == spine]
+        return self._move(f, paths[0], reason, now) if paths else None
+
 
 def _path_text(p: Path | None, dst_leaf: int) -> str:
     if p is None:
@@ -929,6 +1021,18 @@ def _path_util(p: Path, dst_leaf: int, topo: TeTopology, loads: Mapping[Resource
     return max((loads.get(r, 0.0) + extra) / topo.cap(r) for r in resources(p, dst_leaf))
 
 
+def pin_cookie_low(port: int, priority: bool, operator: bool) -> int:
+    """A TE entry's cookie (low bits): its uplink, whether its flow is of a priority
+    class, whether an operator pinned it: what another instance reading the switch
+    needs to know of it."""
+    return port << 2 | int(priority) << 1 | int(operator)
+
+
+def pin_cookie_fields(low: int) -> tuple[int, bool, bool]:
+    """The inverse of :func:`pin_cookie_low`: (uplink port, priority, operator)."""
+    return low >> 2, bool(low & 2), bool(low & 1)
+
+
 def pin_rule(flow: Flow, group_id: int) -> FlowRule:
     """The ingress-leaf entry that holds a flow on its path: output through the uplink's
     fast-failover group (the uplink, or another if it goes down before we react)."""
@@ -938,5 +1042,6 @@ def pin_rule(flow: Flow, group_id: int) -> FlowRule:
         (("apply", (("group", group_id),)), ("clear",)),
         # the uplink is in the cookie: a move changes it, so the switch gets a fresh
         # entry (add) rather than a modified one
-        C.make_cookie(C.KIND_PIN, (group_id - C.FF_GROUP_BASE) << 1 | int(flow.operator)),
+        C.make_cookie(C.KIND_PIN, pin_cookie_low(group_id - C.FF_GROUP_BASE, flow.priority,
+                                                 flow.operator)),
     )

@@ -133,6 +133,25 @@ def test_all_to_all_steps_never_share_a_link_where_the_fabric_allows(spines, bes
     assert len(got.steps) == 7 and got.local  # rank r and r+4 share a leaf
 
 
+@pytest.mark.parametrize("pattern", ["all_to_all", "ring"])
+def test_a_hosts_pairs_leave_by_one_spine_and_a_leafs_hosts_by_different_ones(pattern):
+    """Rail alignment where it costs nothing: each host's pairs of every step on one
+    spine, the two hosts of each leaf on the two spines (so each uplink carries one
+    host's traffic, whatever steps the library runs at once)."""
+    leaf_of = hosts(4, 2)
+    spec = job(list(leaf_of), pattern)
+    got = place_jobs([spec], topo(2, 4), leaf_of, {}, {})["j1"]
+    assert per_step_max(spec, got, leaf_of) == 1
+    spines: dict = {}
+    for (a, _), path in got.paths.items():
+        spines.setdefault(a, set()).add(path.spine)
+    assert all(len(s) == 1 for s in spines.values()), spines
+    by_leaf: dict = {}
+    for a, (s,) in spines.items():
+        by_leaf.setdefault(leaf_of[a], []).append(s)
+    assert all(sorted(v) == [1001, 1002] for v in by_leaf.values()), by_leaf
+
+
 def test_a_second_job_takes_the_links_the_first_left_free():
     leaf_of = hosts(4, 2)
     members = list(leaf_of)

@@ -549,7 +549,76 @@ def test_the_reply_direction_of_a_connection_is_not_a_new_demand():
     assert reply is not None and te.stats["reverse_flows_placed"] == 1
     # only the first direction weighs on the links: the leaf-2 -> leaf-1 links carry
     # no fresh load, so a flow between them sees both spines idle
-    fresh = te._fresh_load(0.1)
+    fresh, _ = te._fresh_load(0.1)
     assert all(r[1] != 2002 or r[0] != "up" for r in fresh), fresh
     assert sum(1 for r in fresh if r[0] == "up") == 1
     del a
+
+
+RANKS = [1, 3, 5, 7, 2, 4, 6, 8]  # host numbers in rank order: rank r on leaf r mod 4
+
+
+def open_connections(te, t, rng, pairs, now):
+    """Connections between ranks opened at ``now`` in a random order, each direction
+    a collective-class flow placed as its first packet arrives (the reply a moment after
+    the first); their (sport, dport) by pair."""
+    ports = {}
+    for r, s in rng.sample(pairs, len(pairs)):
+        a, b = RANKS[r], RANKS[s]
+        sport, dport = rng.randrange(32768, 61000), rng.randrange(1024, 65535)
+        ports[(r, s)] = (sport, dport)
+        te.new_flow(key(a, b, sport, dport=dport), leaf_of(a), leaf_of(b), t, {}, now,
+                    "collective", True)
+        te.new_flow(key(b, a, dport, dport=sport), leaf_of(b), leaf_of(a), t, {},
+                    now + 0.001, "collective", True)
+    return ports
+
+
+def spines_of_step(te, conn, step):
+    """The spines the pairs of one step (rank -> rank) cross, by leaf pair."""
+    spines: dict = {}
+    for r, s in step:
+        if (r, s) in conn:
+            sport, dport = conn[(r, s)]
+        else:  # the reply direction of the connection s opened to r
+            dport, sport = conn[(s, r)]
+        f = te.flows[key(RANKS[r], RANKS[s], sport, dport=dport)]
+        spines.setdefault((f.src_leaf, f.dst_leaf), []).append(f.path.spine)
+    return spines
+
+
+def test_an_unregistered_all_to_all_is_spread_in_both_directions():
+    """OpenMPI's pairwise all-to-all (rank r sends to r+k at step k) over TCP: the
+    connection rank r opens to r+k at step k carries r+k -> r at step n-k, so its reply
+    direction is data too. With 8 ranks, rank r on leaf r mod 4 and two spines, both
+    pairs of every step between a leaf pair cross different spines, whatever the ports
+    hash to and the order the connections come in."""
+    n = len(RANKS)
+    rng = random.Random(11)
+    for _ in range(30):
+        t, te = topo(), TrafficEngineer()
+        conn: dict = {}
+        for k in range(1, n // 2):  # steps 1..3 open every inter-leaf connection
+            conn |= open_connections(te, t, rng, [(r, (r + k) % n) for r in range(n)],
+                                     0.4 * k)
+        for k in range(1, n):
+            if k != n // 2:  # (rank r and r + 4 share a leaf)
+                spines = spines_of_step(te, conn, [(r, (r + k) % n) for r in range(n)])
+                assert all(len(set(v)) == 2 for v in spines.values()), (k, spines)
+
+
+@pytest.mark.parametrize("jobs", [[RANKS], [RANKS[:4], RANKS[4:]]], ids=["one", "two"])
+def test_unregistered_rings_are_spread(jobs):
+    """Rings (one of 8 ranks, or two of 4 at once) whose connections all open at
+    once: every step's pairs between a leaf pair cross different spines."""
+    rng = random.Random(5)
+    index = {h: r for r, h in enumerate(RANKS)}
+    for _ in range(30):
+        t, te = topo(), TrafficEngineer()
+        steps = [[(index[j[i]], index[j[(i + 1) % len(j)]]) for j in jobs
+                  for i in range(len(j))]]
+        conn = open_connections(te, t, rng, steps[0], 1.0)
+        steps.append([(s, r) for r, s in steps[0]])  # (the reverse ring's steps)
+        for step in steps:
+            spines = spines_of_step(te, conn, step)
+            assert all(len(set(v)) == len(v) for v in spines.values()), spines
