@@ -4,7 +4,10 @@ Every ``interval`` it keeps the instance's lease alive, tells the store which sw
 it is connected to, reads who masters what and the operator intent the instances share,
 hands the fabric app the intent that changed, asks :class:`Mastership` what to do,
 claims and releases master keys, and hands the role requests to the fabric app (which
-applies and sends both on its own thread: one writer). When etcd cannot be reached it
+applies and sends both on its own thread: one writer). It also keeps the TE leadership:
+claims the te-leader key when it is free, tells the app whether it leads, writes the
+leader's moves the app hands it (``publish_moves``) and hands the app the leader's moves
+another instance wrote. When etcd cannot be reached it
 does nothing but count the time: once its lease may have expired it asks for the slave
 role on every switch, so that it never acts as a master another instance may have
 replaced.
@@ -22,6 +25,7 @@ from apps.cluster_peers import PeerWatch
 from apps.cluster_store import EtcdStore, StoreUnavailable
 from controller.core.mastership import (
     Claim,
+    ClaimLeader,
     Mastership,
     Release,
     RoleRequest,
@@ -43,6 +47,7 @@ class ClusterStatus:
     etcd_ok: bool = False
     etcd_error: str = ""
     checked_at: float = 0.0
+    te_leader: str = ""  # who holds the te-leader key ("" none)
 
 
 class ClusterAgent:
@@ -51,7 +56,10 @@ class ClusterAgent:
                  send_roles: Callable[[list[RoleRequest | Yield]], None],
                  interval: float,
                  apply_intents: Callable[[list[Intent]], None] = lambda _: None,
-                 watch_peers: bool = False) -> None:
+                 watch_peers: bool = False,
+                 set_leader: Callable[[bool], None] = lambda _: None,
+                 apply_moves: Callable[[list[tuple[int, Intent]]], None] = lambda _: None
+                 ) -> None:
         self.store = store
         self.mastership = mastership
         self._connected = connected
@@ -66,6 +74,12 @@ class ClusterAgent:
         self._wake = threading.Event()  # set: step now (a peer's process ended)
         self.peers = PeerWatch(self._peer_gone) if watch_peers else None
         self._unavailable_since: float | None = None
+        self._set_leader = set_leader
+        self._apply_moves = apply_moves
+        self._leading: bool | None = None  # as last told to the app
+        self._moves_sent: dict[int, int] = {}  # leaf -> revision of te/<leaf> handed on
+        self._to_publish: dict[int, str] = {}  # leaf -> moves to write (the app's thread)
+        self._publish_lock = threading.Lock()
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="aifabric-cluster", daemon=True)
@@ -83,6 +97,31 @@ class ClusterAgent:
                 log.exception("cluster step failed")
             self._wake.wait(self.interval)
             self._wake.clear()
+
+    def publish_moves(self, moves: dict[int, str]) -> None:
+        """The leader's moves of leaves other instances write (any thread): written at
+        once, on this agent's thread."""
+        with self._publish_lock:
+            self._to_publish.update(moves)
+        self._wake.set()
+
+    def _write_moves(self) -> None:
+        with self._publish_lock:
+            moves, self._to_publish = self._to_publish, {}
+        for leaf, value in sorted(moves.items()):
+            try:
+                if not self.store.write_moves(leaf, value):
+                    log.info("cluster: not the TE leader any more: moves of leaf %d not "
+                             "shared", leaf)
+            except StoreUnavailable as exc:
+                log.warning("cluster: moves of leaf %d not shared: %s", leaf, exc)
+
+    def _tell_leader(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            log.info("cluster: %s %s the TE leader", self.mastership.node,
+                     "is" if leading else "is not")
+            self._set_leader(leading)
 
     def _peer_gone(self, node: str, lease: int) -> None:
         """A member's process ended (apps/cluster_peers.py): revoke its lease, so that
@@ -103,6 +142,8 @@ class ClusterAgent:
         self._connections = connections
         switches = frozenset(connections)
         view: StoreView | None = None
+        if self._leading:
+            self._write_moves()
         try:
             if self.store.lease_id is None or not self.store.keepalive():
                 log.warning("cluster: lease of %s expired or missing: stepping down, "
@@ -127,6 +168,7 @@ class ClusterAgent:
         if view is None:
             if self.mastership.lease_holds(now):
                 return
+            self._tell_leader(False)
             actions = self.mastership.decide(StoreView(frozenset(), {}), switches, now)
         else:
             if self._unavailable_since is not None:
@@ -140,6 +182,11 @@ class ClusterAgent:
             if fresh:
                 self._apply_intents(sorted(fresh, key=lambda i: i.revision))
                 self._intents_sent.update((i.kind, i.revision) for i in fresh)
+            moves = [(leaf, i) for leaf, i in sorted(view.te_moves.items())
+                     if i.revision > self._moves_sent.get(leaf, 0)]
+            if moves:
+                self._apply_moves(moves)
+                self._moves_sent.update((leaf, i.revision) for leaf, i in moves)
             if self.peers is not None:
                 self.peers.update({n: p for n, p in view.peers.items()
                                    if n != self.mastership.node and n in view.members})
@@ -147,7 +194,7 @@ class ClusterAgent:
             self.status = ClusterStatus(
                 self.mastership.node, tuple(sorted(view.members)),
                 tuple(sorted((d, h.node) for d, h in view.holders.items())), True, "",
-                time.time())
+                time.time(), view.te_leader or "")
         roles: list[RoleRequest | Yield] = []
         won = False
         for action in actions:
@@ -165,6 +212,9 @@ class ClusterAgent:
                     if self.store.release(action.dpid):
                         log.info("cluster: %s released switch %d to its preferred "
                                  "instance", self.mastership.node, action.dpid)
+                elif isinstance(action, ClaimLeader) and self.store.claim_leader():
+                    view = replace(view, te_leader=self.mastership.node) if view else view
+                    self.status = replace(self.status, te_leader=self.mastership.node)
             except StoreUnavailable as exc:
                 log.warning("cluster: %s", exc)
         if won:  # ask for the master role now, not a step later
@@ -175,6 +225,8 @@ class ClusterAgent:
                 log.warning("cluster: %s", exc)
         if roles:
             self._send_roles(roles)
+        if view is not None:
+            self._tell_leader(self.mastership.leads(view, now))
 
     def mastership_ttl(self) -> int:
         return max(1, round(self.mastership.ttl))

@@ -9,6 +9,9 @@ under ``/aifabric/<cluster>/``:
   revision at which the key was created is the master's OpenFlow generation id.
 - ``intent/<kind>``: operator intent every instance applies (controller/core/shared.py),
   replaced whole by compare-and-swap on its revision.
+- ``te-leader``: the TE leader, bound to its lease; ``te/<dpid>``: the leader's latest
+  moves of that leaf's flows, for the leaf's master to make (bound to the leader's lease:
+  a leader's advice goes with it).
 
 Every call is one HTTP request with a timeout, tried on each endpoint in turn; a store
 that cannot be reached raises :class:`StoreUnavailable` (with the reason). A request
@@ -227,6 +230,8 @@ class EtcdStore:
         holders: dict[int, Holder] = {}
         intents: dict[str, Intent] = {}
         peers: dict[str, tuple[str, int]] = {}
+        te_leader: str | None = None
+        te_moves: dict[int, Intent] = {}
         for kv in got.get("kvs", []):
             key = _unb64(kv["key"])[len(self.prefix):]
             value = _unb64(kv.get("value", ""))
@@ -243,12 +248,21 @@ class EtcdStore:
                     peers[name] = (doc["peer"], int(kv["lease"]))
             elif kind == "intent":
                 intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
+            elif kind == "te-leader":
+                te_leader = value
+            elif kind == "te":
+                try:
+                    te_moves[int(name, 16)] = Intent(key, int(kv.get("mod_revision", 0)),
+                                                     value)
+                except ValueError:
+                    continue
             elif kind == "master":
                 try:
                     holders[int(name, 16)] = Holder(value, int(kv["create_revision"]))
                 except (ValueError, KeyError):
                     continue
-        return StoreView(frozenset(members), holders, connected, intents, peers)
+        return StoreView(frozenset(members), holders, connected, intents, peers, te_leader,
+                         te_moves)
 
     # --- mastership -------------------------------------------------------------------------------
     def _master_key(self, dpid: int) -> str:
@@ -257,14 +271,19 @@ class EtcdStore:
     def claim(self, dpid: int) -> int | None:
         """Create the switch's master key for this node if it is absent: the generation
         id (the key's create revision) when this node won, else None."""
-        key = _b64(self._master_key(dpid))
-        got = self._call("/kv/txn", {
-            "compare": [{"key": key, "result": "EQUAL", "target": "CREATE",
+        got = self._create_mine(self._master_key(dpid))
+        return int(got["header"]["revision"]) if got.get("succeeded") else None
+
+    def _create_mine(self, key: str) -> dict:
+        """Create ``key`` holding this node's name, bound to its lease, if it is absent
+        (the transaction's answer: ``succeeded`` when this node created it)."""
+        k = _b64(key)
+        return self._call("/kv/txn", {
+            "compare": [{"key": k, "result": "EQUAL", "target": "CREATE",
                          "create_revision": 0}],
-            "success": [{"request_put": {"key": key, "value": _b64(self.node),
+            "success": [{"request_put": {"key": k, "value": _b64(self.node),
                                          "lease": str(self.lease_id)}}],
             "failure": []})
-        return int(got["header"]["revision"]) if got.get("succeeded") else None
 
     def release(self, dpid: int) -> bool:
         """Delete the switch's master key if this node holds it."""
@@ -273,6 +292,24 @@ class EtcdStore:
             "compare": [{"key": key, "result": "EQUAL", "target": "VALUE",
                          "value": _b64(self.node)}],
             "success": [{"request_delete_range": {"key": key}}],
+            "failure": []})
+        return bool(got.get("succeeded"))
+
+    # --- the TE leader ---------------------------------------------------------------------------
+    def claim_leader(self) -> bool:
+        """Create the te-leader key for this node if it is absent (True: it won)."""
+        return bool(self._create_mine(f"{self.prefix}te-leader").get("succeeded"))
+
+    def write_moves(self, leaf: int, value: str) -> bool:
+        """The leader's latest moves of ``leaf``'s flows, if this node still holds the
+        te-leader key (False: it does not; nothing written)."""
+        leader = _b64(f"{self.prefix}te-leader")
+        got = self._call("/kv/txn", {
+            "compare": [{"key": leader, "result": "EQUAL", "target": "VALUE",
+                         "value": _b64(self.node)}],
+            "success": [{"request_put": {"key": _b64(f"{self.prefix}te/{leaf:016x}"),
+                                         "value": _b64(value),
+                                         "lease": str(self.lease_id)}}],
             "failure": []})
         return bool(got.get("succeeded"))
 

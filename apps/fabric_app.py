@@ -50,9 +50,11 @@ from controller.core.shared import (
     Intent,
     IntentError,
     decode_jobs,
+    decode_moves,
     decode_pins,
     decode_policy,
     encode_jobs,
+    encode_moves,
     encode_pins,
 )
 from controller.core.snapshot import (
@@ -234,7 +236,11 @@ class FabricApp(app_manager.OSKenApp):
         self._connection_count = 0
         self.cluster_agent = None  # set by the daemon once the app runs (cluster mode)
         self.shared = Applied()  # the revision of each shared kind applied here
+        self.node_id = cfg.cluster.node_id or ""
+        self.te_leader = False  # cluster mode: this instance relieves and rebalances
         self._publish(masters=frozenset() if self.clustered else None)
+        if self.clustered:
+            self.core.set_cluster_role(frozenset(), leader=False)
 
     def writable(self, dpid: int) -> bool:
         """True if this instance may write to ``dpid`` (alone: always)."""
@@ -550,6 +556,7 @@ class FabricApp(app_manager.OSKenApp):
         self.stats["te_passes"] += 1
         rates = {k: load.tx_bps for k, load in self.monitor.ports.items()}
         eff = self.core.te_pass(rates, now, rebalance=False)
+        self._share_moves()
         if not self._rebalancing:
             job = self.core.rebalance_job(now)
             if job is not None:
@@ -575,6 +582,7 @@ class FabricApp(app_manager.OSKenApp):
         now = time.time()
         eff, rest = self.core.rebalanced(ev.plan, now, REBALANCE_SLICE)
         self._apply(eff, now)
+        self._share_moves()
         if rest is not None:  # the next slice after whatever else is waiting
             self.send_event(self.name, EventRebalanced(rest))
             return
@@ -739,6 +747,33 @@ class FabricApp(app_manager.OSKenApp):
             log.info("switch %d: asking for the %s role (generation %d)", req.dpid, req.role,
                      req.generation)
 
+    # --- cluster mode: the TE leader -------------------------------------------------------
+    def set_te_leader(self, leading: bool) -> None:
+        """The cluster agent says whether this instance is the TE leader now."""
+        self.te_leader = leading
+        self.core.set_cluster_role(frozenset(self.masters), leading)
+
+    def _share_moves(self) -> None:
+        """The leader's moves of leaves other instances master, to the agent to write."""
+        moves = self.core.take_shared_moves()
+        if moves and self.cluster_agent is not None:
+            self.cluster_agent.publish_moves(
+                {leaf: encode_moves(self.node_id, m) for leaf, m in moves.items()})
+
+    def apply_leader_moves(self, moves: list[tuple[int, Intent]]) -> None:
+        """The TE leader's latest moves of leaves (as the agent read them): those of the
+        leaves this instance masters are made."""
+        now = time.time()
+        for leaf, intent in moves:
+            if leaf not in self.masters:
+                continue
+            try:
+                leader, got = decode_moves(intent.value)
+            except IntentError as exc:
+                log.error("cluster: TE moves of leaf %d not made: %s", leaf, exc)
+                continue
+            self._apply(self.core.apply_leader_moves(leaf, got, leader, now), now)
+
     # --- cluster mode: operator intent shared through etcd (controller/core/shared.py) ----
     def apply_intents(self, intents) -> None:
         """Apply the kinds the cluster agent read that are newer than what this instance
@@ -834,6 +869,7 @@ class FabricApp(app_manager.OSKenApp):
 
     def _masters_changed(self) -> None:
         masters = frozenset(self.masters)
+        self.core.set_cluster_role(masters, self.te_leader)
         self._publish(masters=masters)
         qos_app = app_manager.lookup_service_brick("QosApp")
         if qos_app is not None:

@@ -183,28 +183,30 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
     while (app := fabric_app()) is None:
         time.sleep(0.05)
 
-    def send_roles(requests) -> None:
-        def apply(a) -> None:  # (on the app's thread; nobody waits for the result)
-            try:
-                a.set_roles(requests)
-            except Exception:
-                log.exception("cluster: sending role requests failed")
+    def on_app(method: str, what: str):
+        """A callback for the agent's thread that runs ``method`` of the app on the
+        app's own thread (one writer); nobody waits for it."""
+        def hand(arg) -> None:
+            def run(a) -> None:
+                try:
+                    getattr(a, method)(arg)
+                except Exception:
+                    log.exception("cluster: %s failed", what)
 
-        app.send_event(app.name, EventCall(apply))
-
-    def apply_intents(intents) -> None:
-        def apply(a) -> None:  # (on the app's thread, before the role requests that follow)
-            try:
-                a.apply_intents(intents)
-            except Exception:
-                log.exception("cluster: applying the shared intent failed")
-
-        app.send_event(app.name, EventCall(apply))
+            app.send_event(app.name, EventCall(run))
+        return hand
 
     c = config.cluster
+    # (each on the app's thread in the order handed: the shared intent before the role
+    # requests of the same step, so that a new master writes what the cluster wants)
     agent = ClusterAgent(store, Mastership(c.node_id, float(c.lease_ttl)), app.connected,
-                         send_roles, interval=max(0.05, c.lease_ttl / 5),
-                         apply_intents=apply_intents, watch_peers=bool(store.peer_address))
+                         on_app("set_roles", "sending role requests"),
+                         interval=max(0.05, c.lease_ttl / 5),
+                         apply_intents=on_app("apply_intents", "applying the shared intent"),
+                         watch_peers=bool(store.peer_address),
+                         set_leader=on_app("set_te_leader", "changing the TE leadership"),
+                         apply_moves=on_app("apply_leader_moves",
+                                            "making the TE leader's moves"))
     app.cluster_agent = agent
     agent.start()
 

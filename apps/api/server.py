@@ -304,7 +304,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             name=c.name, node_id=got.node, members=list(got.members),
             masters=[fabric_pb2.SwitchMaster(dpid=d, node_id=n) for d, n in got.masters],
             mastered_here=mine, etcd_ok=got.etcd_ok, etcd_error=got.etcd_error,
-            checked_at=got.checked_at)
+            checked_at=got.checked_at, te_leader=got.te_leader)
 
     def ListLinks(self, request, context):
         pub = self._published(context)

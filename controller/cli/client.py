@@ -205,6 +205,7 @@ def cluster_dict(c: fabric_pb2.ClusterStatus) -> dict[str, Any]:
         "etcd_ok": c.etcd_ok,
         "etcd_error": c.etcd_error,
         "checked_at": c.checked_at,
+        "te_leader": c.te_leader,
     }
 
 

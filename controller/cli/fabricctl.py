@@ -185,6 +185,7 @@ def cmd_cluster(client: FabricClient, args) -> int:
     etcd = "etcd ok" if c["etcd_ok"] else f"etcd UNREACHABLE: {c['etcd_error']}"
     print(f"cluster {c['name']}: this is {c['node_id']}; {etcd}; read "
           f"{_ago(c['checked_at']) if c['checked_at'] else 'never'}")
+    print(f"TE leader (rebalances the fabric): {c['te_leader'] or 'none yet'}")
     held: dict[str, list[str]] = {m: [] for m in c["members"]}
     for dpid, node in sorted(c["masters"].items(), key=lambda kv: int(kv[0])):
         held.setdefault(node, []).append(dpid)

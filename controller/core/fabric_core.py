@@ -219,6 +219,24 @@ class FabricCore:
         self._now = now
         return self._traffic().set_pins(pins, now)
 
+    def set_cluster_role(self, writes: frozenset[int], leader: bool) -> None:
+        """Cluster mode: the switches this instance masters, and whether it is the TE
+        leader (FabricTE.set_cluster_role)."""
+        if self.traffic is not None:
+            self.traffic.set_cluster_role(writes, leader)
+
+    def take_shared_moves(self) -> dict[int, dict[FlowKey, tuple[int, str]]]:
+        """The TE leader's moves on leaves other instances write, since the last call."""
+        return self.traffic.take_shared_moves() if self.traffic is not None else {}
+
+    def apply_leader_moves(self, leaf: int, moves: dict[FlowKey, tuple[int, str]],
+                           leader: str, now: float) -> Effects:
+        """The TE leader's moves of a leaf this instance writes."""
+        self._now = now
+        if self.traffic is None:
+            return Effects()
+        return self.traffic.apply_leader_moves(leaf, moves, leader, now)
+
     def unpin_flow(self, key: FlowKey, now: float) -> Effects:
         if self.traffic is None:
             raise RuntimeError("traffic engineering is off (--no-te)")

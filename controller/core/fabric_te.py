@@ -32,6 +32,7 @@ from controller.core.te import (
     Resource,
     TeTopology,
     down,
+    pin_cookie_fields,
     pin_rule,
     up,
 )
@@ -81,6 +82,47 @@ class FabricTE:
         self.shared_pins: dict[FlowKey, int] | None = None
         self.unmet_pins: dict[FlowKey, str] = {}
         self._reconciling = False
+        # cluster mode: the leaves this instance writes (None: alone, every leaf), whether
+        # it is the TE leader (the one that rebalances), and the leader's moves on leaves
+        # others write, by leaf, for their masters to make: flow -> (spine, reason)
+        self.writes: frozenset[int] | None = None
+        self.leader = True
+        self.shared_moves: dict[int, dict[FlowKey, tuple[int, str]]] = {}
+
+    def set_cluster_role(self, writes: frozenset[int] | None, leader: bool) -> None:
+        """Cluster mode: the leaves this instance masters, and whether it leads TE."""
+        if leader != self.leader:
+            log.info("TE leader: %s", "this instance (it rebalances the fabric)" if leader
+                     else "another instance (this one places new flows only)")
+        self.writes, self.leader = writes, leader
+        if not leader:
+            self.shared_moves.clear()
+
+    def _share(self, moves: list) -> None:
+        """The leader's moves on leaves another instance writes, for it to make."""
+        if self.writes is None:
+            return
+        for m in moves:
+            if m.new.leaf not in self.writes:
+                self.shared_moves.setdefault(m.new.leaf, {})[m.key] = (m.new.spine, m.reason)
+
+    def take_shared_moves(self) -> dict[int, dict[FlowKey, tuple[int, str]]]:
+        """The leader's moves to share since the last call, by leaf."""
+        out, self.shared_moves = self.shared_moves, {}
+        return out
+
+    def apply_leader_moves(self, leaf: int, moves: Mapping[FlowKey, tuple[int, str]],
+                           leader: str, now: float) -> Effects:
+        """The TE leader's moves of a leaf this instance masters: each flow still here,
+        not pinned by an operator and with a path in service on its spine is moved."""
+        if self.writes is not None and leaf not in self.writes:
+            return Effects()
+        self._now = now
+        topo = self.te_topology()
+        made = [m for key, (spine, reason) in moves.items()
+                if (m := self.te.move_to(key, spine, topo, f"{reason} (TE leader {leader})",
+                                         now)) is not None and m.new.leaf == leaf]
+        return Effects(touched={leaf} if made else set())
 
     def invalidate(self, reason: str) -> None:
         """The fabric changed: the paths are derived again (and flows checked) when next
@@ -107,7 +149,7 @@ class FabricTE:
             reason = "; ".join(self._change_reasons) or "topology change"
             self._change_reasons = []  # (moves made now say why; later ones say their own)
             self._adopt_recovered_pins(self.reader.view())
-            moves = self.te.revalidate(topo, self.te_loads(), now, reason)
+            moves = self.te.revalidate(topo, self.te_loads(), now, reason, self.writes)
             touched = {m.new.leaf for m in moves} | {m.old.leaf for m in moves if m.old}
         waited = any(self.reader.is_settled(d, now) for d in self.jobs.waiting_on)
         if reason and len(self.jobs) or self.jobs.dirty or waited:
@@ -259,10 +301,11 @@ class FabricTE:
                              None)
                 if spine is None:
                     continue
-                self.te.adopt(Flow(key, leaf, dst.dpid, path=Path(leaf, port, spine),
-                                   operator=bool(C.cookie_low(rule.cookie) & 1),
-                                   first_seen=self._now, last_active=self._now,
-                                   bytes_at=self._now))
+                _, priority, operator = pin_cookie_fields(C.cookie_low(rule.cookie))
+                self.te.adopt(Flow(key, leaf, dst.dpid, "priority" if priority else
+                                   "best-effort", priority, Path(leaf, port, spine),
+                                   operator=operator, first_seen=self._now,
+                                   last_active=self._now, bytes_at=self._now))
                 log.info("flow %s recovered on %d:%d", key, leaf, port)
         self._recovered_pins.clear()
 
@@ -351,15 +394,20 @@ class FabricTE:
         loads = self.te_loads()
         touched |= {f.src_leaf for f in self.te.expire(now)}
         self._count_port_flows()
+        if not self.leader:  # (cluster mode: the leader relieves and rebalances)
+            return Effects(touched=touched)
         moves = self.te.congestion(topo, loads, now)
         if rebalance:
             moves += self.te.rebalance(topo, loads, now)
+        self._share(moves)
         touched |= {m.new.leaf for m in moves}
         return Effects(touched=touched)
 
     def rebalance_job(self, now: float) -> RebalanceJob | None:
         """A rebalancing pass to search apart (``te.search``), or None."""
         self.refresh(now)
+        if not self.leader:
+            return None
         return self.te.rebalance_job(self.te_topology(), self.te_loads(), now)
 
     def rebalanced(self, plan: RebalancePlan, now: float,
@@ -369,6 +417,7 @@ class FabricTE:
         self._now = now
         self.refresh(now)
         moves, rest = self.te.finish_rebalance(plan, self.te_topology(), now, limit)
+        self._share(moves)
         return Effects(touched={m.new.leaf for m in moves}), rest
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int, int]],
@@ -376,6 +425,9 @@ class FabricTE:
         """Byte counts of one leaf's pins and job pair entries (its flow statistics):
         (match, cookie, bytes)."""
         by_key, by_pair = {}, {}
+        held: list[tuple[FlowKey, Path, int, bool]] = []
+        mirrored = self.writes is not None and dpid not in self.writes
+        uplink_spines = dict(self.te_topology().uplinks.get(dpid, ())) if mirrored else {}
         for match, cookie, count in counters:
             if C.cookie_kind(cookie) == C.KIND_JOB:
                 pair = pair_of(match)
@@ -383,8 +435,17 @@ class FabricTE:
                     by_pair[pair] = count
                 continue
             key = FlowKey.from_match(match)
-            if key is not None:
-                by_key[key] = count
+            if key is None:
+                continue
+            by_key[key] = count
+            if mirrored:  # (another instance writes this leaf: the switch says what is)
+                port, priority, operator = pin_cookie_fields(C.cookie_low(cookie))
+                dst = self.fabric.host_by_ip(key.dst_ip)
+                spine = uplink_spines.get(port)
+                if not operator and dst is not None and spine is not None:
+                    held.append((key, Path(dpid, port, spine), dst.dpid, priority))
+        if mirrored:
+            self.te.mirror(dpid, held, now)
         if by_key:
             self.te.update_counters(dpid, by_key, now)
         if by_pair:

@@ -18,6 +18,9 @@ switch's master key, send an OpenFlow role request). See ``docs/cluster.md``.
   master's role request demotes it on the switch: no moment without a master).
 - An instance whose lease may have expired (no keepalive confirmed for ``ttl`` less a
   margin) masters nothing: it asks every switch for the slave role at once.
+- One instance is the TE leader, which alone relieves congestion and rebalances (over
+  every leaf, as the switches hold them): whoever creates the ``te-leader`` key, bound
+  to its lease, when it is absent; it leads while that key is its and its lease holds.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ class StoreView:
     intents: Mapping[str, Intent] = field(default_factory=dict)  # shared operator intent
     # member -> (its peer port's address, its lease): for fast failure detection
     peers: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    te_leader: str | None = None  # who holds the te-leader key
+    # leaf -> the TE leader's latest moves of that leaf's flows (kind "te/<leaf>")
+    te_moves: Mapping[int, Intent] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,11 @@ class RoleRequest:
 
 
 @dataclass(frozen=True)
+class ClaimLeader:
+    """Create the te-leader key for this instance (it is absent)."""
+
+
+@dataclass(frozen=True)
 class Yield:
     """Stop writing to ``dpid`` now, without a message: another instance holds its key,
     and its own role request demotes this one on the switch (asking for the slave role
@@ -113,7 +124,7 @@ class Yield:
     dpid: int
 
 
-Action = Claim | Release | RoleRequest | Yield
+Action = Claim | Release | RoleRequest | Yield | ClaimLeader
 
 
 @dataclass
@@ -154,6 +165,10 @@ class Mastership:
         return [self._role(d, SLAVE, self._seen.get(d, gen))
                 for d, (role, gen) in sorted(self.roles.items()) if role == MASTER]
 
+    def leads(self, view: StoreView, now: float) -> bool:
+        """True if this instance is the TE leader (its key, and its lease holds)."""
+        return view.te_leader == self.node and self.lease_holds(now)
+
     def forget(self, dpid: int) -> None:
         """The switch disconnected from this instance: its role must be sent again."""
         self.roles.pop(dpid, None)
@@ -166,7 +181,7 @@ class Mastership:
         if not self.lease_holds(now):  # partitioned (or not started): master nothing
             return [self._role(d, SLAVE, self._seen.get(d, 0)) for d in mine
                     if self._sent(d) != SLAVE]
-        out: list[Action] = []
+        out: list[Action] = [ClaimLeader()] if view.te_leader is None else []
         reach = {m: set(view.connected.get(m, ())) for m in view.members}
         reach[self.node] = reach.get(self.node, set()) | set(mine)
         wanted = assignment(reach, reach)

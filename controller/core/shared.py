@@ -117,6 +117,27 @@ def decode_pins(text: str) -> dict[FlowKey, int]:
     return pins
 
 
+def encode_moves(leader: str, moves: dict[FlowKey, tuple[int, str]]) -> str:
+    """The TE leader's moves of one leaf's flows (``te/<leaf>``): flow -> (spine, why)."""
+    return json.dumps({"leader": leader, "moves": [
+        [k.src_ip, k.dst_ip, k.proto, k.src_port, k.dst_port, spine, reason]
+        for k, (spine, reason) in sorted(moves.items())]})
+
+
+def decode_moves(text: str) -> tuple[str, dict[FlowKey, tuple[int, str]]]:
+    """The inverse of :func:`encode_moves`: (the leader, its moves)."""
+    try:
+        data = json.loads(text)
+        moves = {FlowKey(str(a), str(b), int(proto), int(sp), int(dp)): (int(spine),
+                                                                         str(reason)[:300])
+                 for a, b, proto, sp, dp, spine, reason in data["moves"]}
+        leader = str(data["leader"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntentError(f"TE moves: not a move list ({type(exc).__name__}: "
+                          f"{str(exc)[:160]})") from None
+    return leader, moves
+
+
 class Applied:
     """Which revision of each kind an instance has applied: a value is applied once, and
     never one older than the last (the store's readings may arrive out of order)."""

@@ -32,7 +32,7 @@ import ipaddress
 import itertools
 import zlib
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from itertools import repeat
@@ -777,12 +777,15 @@ class TrafficEngineer:
 
     # --- failure and drain ----------------------------------------------------------------------
     def revalidate(self, topo: TeTopology, loads: Mapping[Resource, float], now: float,
-                   reason: str) -> list[Move]:
-        """Re-place at once every flow whose path is no longer in service."""
+                   reason: str, leaves: Collection[int] | None = None) -> list[Move]:
+        """Re-place at once every flow whose path is no longer in service (of the
+        ``leaves`` given: the ones this instance writes in a cluster; None: all)."""
         moves: list[Move] = []
         planned = dict(loads)
         for flow in sorted(self.flows.values(), key=lambda f: (not f.priority, -f.rate_bps,
                                                                f.key)):
+            if leaves is not None and flow.src_leaf not in leaves:
+                continue  # (its master re-places it; the switch then says where)
             valid = topo.paths(flow.src_leaf, flow.dst_leaf)
             if flow.path in valid:
                 continue

@@ -94,6 +94,24 @@ def test_an_error_answer_from_etcd_is_a_refusal_not_an_unreachable_store(etcd):
     assert s._current == 0 and list(s._conns) == [0]  # the unused endpoint never tried
 
 
+def test_one_te_leader_whose_moves_go_with_its_lease(etcd):
+    a, b = store(etcd, "a", "c5"), store(etcd, "b", "c5")
+    a.join(2)
+    b.join(2)
+    assert a.claim_leader() and not b.claim_leader()
+    assert b.view().te_leader == "a"
+    assert a.write_moves(2001, "moves of 2001")
+    assert not b.write_moves(2002, "not the leader")  # nothing written
+    got = b.view().te_moves
+    assert list(got) == [2001] and got[2001].value == "moves of 2001"
+    again = a.write_moves(2001, "next pass") and b.view().te_moves[2001]
+    assert again and again.revision > got[2001].revision
+    assert b.revoke(a.lease_id)  # a's process ended: its leadership and advice go
+    assert b.view().te_leader is None and b.view().te_moves == {}
+    assert b.claim_leader() and b.view().te_leader == "b"
+    b.leave()
+
+
 def drive(node: Mastership, s: EtcdStore, switches: list[int], now: float,
           roles: dict) -> None:
     """One step of an instance: keep the lease, read the store, carry out the actions."""

@@ -35,6 +35,7 @@ from tests.e2e.conftest import (
     marking,
     ofctl,
     queue_rates,
+    replay_events,
     wait_qos_ready,
 )
 
@@ -364,3 +365,82 @@ def test_operator_changes_on_any_instance_are_in_force_on_every_switch(cluster_q
         finally:
             for c in clients:
                 c.close()
+
+
+def test_one_te_leader_relieves_a_leaf_another_instance_masters(cluster):
+    """One instance leads TE (every instance names the same one); a bulk TCP flow from
+    a leaf another instance masters, crowded by an operator pin onto its spine uplink, is
+    moved by the leader's decision, written to the leaf by the leaf's master; the
+    instances that do not lead decide no move of their own."""
+    from controller.cli.client import flow_dict, flow_match
+    from controller.core.constants import FF_GROUP_BASE
+    from mininet_topos import traffic as T
+
+    etcd, ctls = cluster
+    with fabric_network(SPEC, [c.controller for c in ctls]) as net:
+        assert wait_until(lambda: set(masters(ctls)) == SWITCHES, timeout=20), roles()
+        for ctl in ctls:
+            with ctl.client() as c:
+                wait_discovered(c, SPEC, timeout=30)
+        all_pairs_ok(net)
+        leaders = {cluster_json(c)["te_leader"] for c in ctls}
+        assert len(leaders) == 1 and leaders <= {c.node for c in ctls}, leaders
+        leader = leaders.pop()
+        spread = masters(ctls)
+        leaf = next(b for b in LEAVES if spread[b] != leader)
+        master = next(c for c in ctls if c.node == spread[leaf])
+        j = int(leaf[1:])
+        src, other = net.get(f"h{2 * j - 1}", f"h{2 * j}")  # the leaf's two hosts
+        far = j % 4 + 1  # the next leaf's
+        dst, dst2 = net.get(f"h{2 * far - 1}", f"h{2 * far}")
+        T.start_servers(dst, [5201])
+        T.start_servers(dst2, [5202])
+        other.cmd(f"ping -c 1 -W 1 {dst2.IP()}")  # (a pin names hosts the instances know)
+
+        def bulk(ctl) -> dict | None:  # iperf3's data connection, once large
+            with ctl.client() as c:
+                rows = [flow_dict(f) for f in c.flows().flows]
+            rows = [r for r in rows if r["dst_port"] == 5201 and r["src_ip"] == src.IP()]
+            best = max(rows, key=lambda r: r["rate_bps"], default=None)
+            return best if best and best["rate_bps"] >= 0.5 * SPEC.bw * 1e6 else None
+
+        tcp = T.tcp_flow(src, dst.IP(), 5201, 25)
+        try:
+            assert wait_until(lambda: bulk(master) is not None, timeout=10)
+            flow = bulk(master)
+            assert flow is not None
+            hot = flow["spine"]
+            with ctls[0].client() as c:  # (pins are shared: any instance takes one)
+                c.pin_flow(flow_match(other.IP(), dst2.IP(), "udp", 0, 5202), hot)
+            udp = T.udp_flow(other, dst2.IP(), 5202, 0.9 * SPEC.bw, 15)
+
+            def spine_on(ctl) -> int | None:
+                with ctl.client() as c:
+                    rows = [flow_dict(f) for f in c.flows().flows]
+                got = [r["spine"] for r in rows if r["src_port"] == flow["src_port"]
+                       and r["dst_port"] == 5201]
+                return got[0] if got else None
+
+            assert wait_until(lambda: spine_on(master) not in (hot, None), timeout=15,
+                              interval=0.5), spine_on(master)
+            moved = spine_on(master)
+            # the leaf holds the new path (its master wrote it), and the leader knows it
+            port = moved - 1000  # (leaf port i faces spine 1000+i)
+            assert wait_until(lambda: any(
+                f"tp_src={flow['src_port']}" in line and f"group:{FF_GROUP_BASE + port}" in line
+                for line in ofctl(leaf, "dump-flows").splitlines()), timeout=5), \
+                ofctl(leaf, "dump-flows")
+            lead = next(c for c in ctls if c.node == leader)
+            assert wait_until(lambda: spine_on(lead) == moved, timeout=5)
+            T.result(udp, timeout=30)
+        finally:
+            T.result(tcp, timeout=40)
+        text = f"tcp {src.IP()}:{flow['src_port']}"
+        made = [e for e in replay_events(master, "reroute") if e.fields["flow"].startswith(text)]
+        assert made and all(f"(TE leader {leader})" in e.fields["reason"] for e in made), [
+            e.message for e in made]
+        for ctl in ctls:  # no instance but the leader decided a move on its own
+            if ctl.node != leader:
+                own = [e.message for e in replay_events(ctl, "reroute")
+                       if "TE leader" not in e.fields["reason"]]
+                assert own == [], (ctl.node, own)

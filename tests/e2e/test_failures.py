@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+from aifabric.v1 import fabric_pb2
 from mininet_topos.network import ping
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import (
@@ -135,11 +136,36 @@ def test_a_flapping_uplink_is_dampened(fabric_2x4):
 
 def test_ovs_vswitchd_restart_is_reinstalled_and_keeps_its_queues(fabric_2x4):
     """ovs-vswitchd killed and started again: every table, group and meter is gone.
-    The controller re-installs exactly what the switches held before; the QoS rows in
-    OVSDB (which did not restart) are kept, the DSCP filters come back."""
+    The controller re-installs exactly what the switches held before, a registered
+    job's pair entries with the rest, on the same spines; the QoS rows in OVSDB (which
+    did not restart) are kept, the DSCP filters come back."""
     ctl, net, spec = fabric_2x4
     all_pairs_ok(net)
     switches = [s.name for s in net.switches]
+    without_job = {sw: len(flow_table(sw)) for sw in LEAVES}
+    ring = [net.get(h).IP() for h in ("h1", "h3", "h5", "h7", "h2", "h4", "h6", "h8")]
+    with ctl.client() as c:
+        c.register_job(fabric_pb2.JobSpec(id="restart-ring", members=ring, pattern="ring"))
+    try:
+        _restart_ovs_vswitchd(ctl, net, switches, without_job)
+    finally:
+        with ctl.client() as c:
+            c.delete_job("restart-ring")
+    assert_switches_hold_desired(ctl, net)
+
+
+def _restart_ovs_vswitchd(ctl, net, switches: list[str], without_job: dict) -> None:
+    def job_spines() -> dict:
+        with ctl.client() as c:
+            job = c.job("restart-ring")
+        assert job.state == "placed", job.state
+        return {(p.src_ip, p.dst_ip): p.spine for p in job.pairs}
+
+    spines = job_spines()
+    assert len(spines) == 16 and set(spines.values()) == {1001, 1002}  # both directions
+    # its pair entries are on the ingress leaves, part of what the restart must bring back
+    assert wait_until(lambda: all(len(flow_table(sw)) > without_job[sw] for sw in LEAVES),
+                      timeout=5), {sw: len(flow_table(sw)) for sw in LEAVES}
     tables = {sw: set(flow_table(sw)) for sw in switches}
     groups = {sw: group_buckets(sw) for sw in switches}
     qos = qos_rows()
@@ -170,6 +196,7 @@ def test_ovs_vswitchd_restart_is_reinstalled_and_keeps_its_queues(fabric_2x4):
     assert qos_rows() == qos  # OVSDB kept them; nothing was removed and re-made
     assert wait_until(lambda: all(dscp_filters(f"{leaf}-eth3") > 0 for leaf in LEAVES),
                       timeout=15)
+    assert job_spines() == spines
     assert_switches_hold_desired(ctl, net)
 
 

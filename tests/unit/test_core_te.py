@@ -304,3 +304,99 @@ def test_reading_the_paths_after_a_change_does_not_skip_the_re_placement():
     fab.core.te_topology()
     assert fab.core.prepare(fab.now).touched == {2001}
     assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
+
+
+def placed(fab: FakeFabric) -> dict:
+    """Every tracked flow and its spine, as the core shows them."""
+    return {FlowKey(f.src_ip, f.dst_ip, TCP if f.protocol == "tcp" else UDP, f.src_port,
+                    f.dst_port): f.spine for f in fab.core.flows(fab.now)}
+
+
+def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
+    """Two instances: A masters leaf 2001 and places its flow; B masters the others and
+    leads TE. B tracks A's flow as leaf 2001 holds it (its entry read back), relieves
+    the congestion with it, and shares the move; A makes it. A, not the leader, moves
+    nothing on its own."""
+    te = TeSettings(congestion_intervals=2, rebalance=False)
+    a, b = te_fabric(te), te_fabric(te)
+    a.core.set_cluster_role(frozenset({2001}), leader=False)
+    b.core.set_cluster_role(frozenset({1001, 1002, 2002, 2003, 2004}), leader=True)
+    a.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), a.now)
+    (key, rule), = pins(a, 2001).items()
+    first = spine_of(rule)
+    hot = {(2001, first - 1000): 4.6e6}
+
+    def read(count: int) -> None:  # both read leaf 2001's entries (as A wrote them)
+        for fab in (a, b):
+            fab.core.pin_counters(2001, [(r.match, r.cookie, count)
+                                         for r in pins(a, 2001).values()], fab.now)
+
+    read(0)
+    assert placed(b) == {key: first}
+    for fab in (a, b):
+        fab.advance(1.0)
+    read(375_000)  # 3 Mbit/s
+    for _ in range(2):
+        assert a.core.te_pass(hot, a.now).touched == set()  # not the leader: no moves
+        eff = b.core.te_pass(hot, b.now)
+        for fab in (a, b):
+            fab.advance(1.0)
+    assert eff.touched == {2001}  # (B writes nothing there: the sync skips it)
+    shared = b.core.take_shared_moves()
+    assert list(shared) == [2001] and shared[2001][key][0] != first
+    assert b.core.take_shared_moves() == {}
+    assert spine_of(pins(a, 2001)[key]) == first  # not moved until A hears of it
+    eff = a.core.apply_leader_moves(2001, shared[2001], "b", a.now)
+    assert eff.touched == {2001} and spine_of(pins(a, 2001)[key]) == shared[2001][key][0]
+    reroute = [e for e in a.core.take_events() if e.kind == "reroute"]
+    assert "congestion" in reroute[0].message and "TE leader b" in reroute[0].message
+    # a leaf A does not master: its moves are not A's to make
+    assert a.core.apply_leader_moves(2002, shared[2001], "b", a.now).touched == set()
+
+
+def test_a_leaf_another_instance_writes_is_tracked_as_its_switch_holds_it():
+    fab = te_fabric()
+    fab.core.set_cluster_role(frozenset({2002}), leader=True)
+    from controller.core.qos import default_policy
+
+    other = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
+                                             qos=default_policy()))
+    other.connect_all()  # (the master of 2001, with the collective class)
+    for n, h in HOSTS.items():
+        learn(other, 2001 + (n - 1) // 2, 3 + (n - 1) % 2, h)
+    other.advance(0.1)
+    for sport in range(3):
+        other.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 4791, UDP, dscp=26),
+                             other.now)
+    held = pins(other, 2001)
+    fab.core.pin_counters(2001, [(r.match, r.cookie, 0) for r in held.values()], fab.now)
+    assert placed(fab) == {
+        k: spine_of(r) for k, r in held.items()}
+    assert all(f.priority for f in fab.core.flows(fab.now))  # (the cookie says so)
+    # later, the master moved one and the others ended: the leaf's entries say so
+    fab.advance(TeSettings().min_move_interval)
+    (k, r), *_ = held.items()
+    other.core.apply_leader_moves(2001, {k: (2003 - spine_of(r), "test")}, "x", other.now)
+    moved = pins(other, 2001)[k]
+    fab.core.pin_counters(2001, [(moved.match, moved.cookie, 10)], fab.now)
+    assert placed(fab) == {k: spine_of(moved)}
+
+
+def test_a_failure_re_places_only_the_flows_of_leaves_this_instance_writes():
+    """A link failure: the flows of another instance's leaf are left to its master (the
+    next reading of the leaf says where they went), this instance's own are moved."""
+    fab = te_fabric()
+    fab.core.set_cluster_role(frozenset({2002}), leader=True)
+    other = te_fabric()
+    for sport in range(4):
+        other.core.flow_seen(2001, 3, packet(1, 5, 40000 + sport, 5201), other.now)
+        fab.core.flow_seen(2002, 3, packet(3, 5, 41000 + sport, 5201), fab.now)
+    fab.core.pin_counters(2001, [(r.match, r.cookie, 0) for r in pins(other, 2001).values()],
+                          fab.now)
+    fab.core.take_events()
+    # spine 1001 loses its link to leaf 2003: flows through spine 1001 must move
+    fab.core.port_status(1001, Port(3, "p3", up=False), False, fab.now)
+    fab.core.prepare(fab.now)
+    moved = [dict(e.fields) for e in fab.core.take_events() if e.kind == "reroute"]
+    assert len(moved) == 2 and all(f["flow"].startswith("tcp 10.0.0.3:") for f in moved)
+    assert {spine_of(r) for r in pins(fab, 2002).values()} == {1002}

@@ -11,6 +11,7 @@ from controller.core.mastership import (
     MASTER,
     SLAVE,
     Claim,
+    ClaimLeader,
     Holder,
     Mastership,
     Release,
@@ -31,6 +32,7 @@ class FakeStore:
     leases: dict[str, float] = field(default_factory=dict)  # node -> expiry
     masters: dict[int, Holder] = field(default_factory=dict)
     connected: dict[str, frozenset[int]] = field(default_factory=dict)
+    leader: str | None = None  # the te-leader key
 
     def keepalive(self, node: str, now: float) -> None:
         self.leases[node] = now + TTL
@@ -40,11 +42,18 @@ class FakeStore:
             if until <= now:
                 del self.leases[node]
                 self.masters = {d: h for d, h in self.masters.items() if h.node != node}
+                if self.leader == node:
+                    self.leader = None
 
     def claim(self, node: str, dpid: int) -> None:
         if node in self.leases and dpid not in self.masters:  # create if absent
             self.revision += 1
             self.masters[dpid] = Holder(node, self.revision)
+
+    def claim_leader(self, node: str) -> None:
+        if node in self.leases and self.leader is None:
+            self.revision += 1
+            self.leader = node
 
     def release(self, node: str, dpid: int) -> None:
         if self.masters.get(dpid, Holder("", 0)).node == node:  # delete if ours
@@ -52,7 +61,8 @@ class FakeStore:
             del self.masters[dpid]
 
     def view(self) -> StoreView:
-        return StoreView(frozenset(self.leases), dict(self.masters), dict(self.connected))
+        return StoreView(frozenset(self.leases), dict(self.masters), dict(self.connected),
+                         te_leader=self.leader)
 
 
 @dataclass
@@ -106,6 +116,8 @@ class Cluster:
                     self.store.claim(n, action.dpid)
                 elif isinstance(action, Release) and n in self.reaching:
                     self.store.release(n, action.dpid)
+                elif isinstance(action, ClaimLeader) and n in self.reaching:
+                    self.store.claim_leader(n)
                 elif isinstance(action, RoleRequest):
                     self.switches[action.dpid].request(n, action.role, action.generation)
                 # (a Yield sends nothing: the instance stops writing on its own)
@@ -113,6 +125,14 @@ class Cluster:
         for d in self.switches:
             writing = {n for n in self.alive if self.nodes[n].may_write(d, self.now)}
             assert len(writing) <= 1, (d, writing, self.now)
+        # and never two TE leaders
+        assert len(self.leaders()) <= 1, (self.leaders(), self.now)
+
+    def leaders(self) -> set[str]:
+        """Who leads, each judging by the store as it is now (a partitioned instance
+        by what it read last can only be older: no better for it)."""
+        view = self.store.view()
+        return {n for n in self.alive if self.nodes[n].leads(view, self.now)}
 
     def run(self, seconds: float) -> None:
         for _ in range(round(seconds / 0.1)):
@@ -216,10 +236,12 @@ def test_a_switch_its_preferred_instance_cannot_reach_is_taken_by_another():
 def test_a_new_instance_is_slave_until_it_holds_the_key():
     m = Mastership("a", TTL)
     m.keepalive(0.0)
-    actions = m.decide(StoreView(frozenset({"a", "b"}), {7: Holder("b", 55)}), [7], 0.1)
+    view = StoreView(frozenset({"a", "b"}), {7: Holder("b", 55)}, te_leader="b")
+    actions = m.decide(view, [7], 0.1)
     assert actions == [RoleRequest(7, SLAVE, 55)] and not m.may_write(7, 0.1)
-    assert m.decide(StoreView(frozenset({"a", "b"}), {7: Holder("b", 55)}), [7], 0.2) == []
-    actions = m.decide(StoreView(frozenset({"a"}), {7: Holder("a", 60)}), [7], 0.3)
+    assert m.decide(view, [7], 0.2) == []
+    actions = m.decide(StoreView(frozenset({"a"}), {7: Holder("a", 60)}, te_leader="a"),
+                       [7], 0.3)
     assert actions == [RoleRequest(7, MASTER, 60)] and m.may_write(7, 0.3)
 
 
@@ -231,3 +253,33 @@ def test_an_instance_whose_lease_is_gone_steps_down_with_the_generation_it_knew(
     assert m.may_write(7, 0.1) and not m.may_write(8, 0.1)
     assert m.step_down() == [RoleRequest(7, SLAVE, 60)]
     assert not m.may_write(7, 0.1) and m.step_down() == []
+
+
+def test_one_te_leader_taken_over_when_its_lease_goes_and_none_while_partitioned():
+    c = Cluster(["a", "b", "c"], DPIDS)
+    c.run(0.3)
+    (first,) = c.leaders()
+    c.alive.discard(first)  # killed: its lease expires, another instance leads
+    c.run(TTL + 0.5)
+    (second,) = c.leaders()
+    assert second != first
+    # the leader cut off from the store stops leading before its lease can expire
+    # (step() asserts that no two lead at any time)
+    c.reaching.discard(second)
+    c.run(TTL * 0.8)
+    assert c.store.view().te_leader == second and not c.leaders()
+    c.run(TTL)
+    (third,) = c.leaders()
+    assert third not in (first, second)
+
+
+def test_an_instance_claims_the_te_leader_key_only_while_it_is_absent():
+    m = Mastership("a", TTL)
+    m.keepalive(0.0)
+    taken = StoreView(frozenset({"a", "b"}), {}, te_leader="b")
+    assert not any(isinstance(x, ClaimLeader) for x in m.decide(taken, [], 0.1))
+    assert not m.leads(taken, 0.1)
+    free = StoreView(frozenset({"a", "b"}), {})
+    assert ClaimLeader() in m.decide(free, [], 0.2)
+    mine = StoreView(frozenset({"a"}), {}, te_leader="a")
+    assert m.leads(mine, 0.3) and not m.leads(mine, TTL)  # (no keepalive since 0.0)

@@ -120,7 +120,8 @@ class IntentStore:
         pass
 
     def view(self) -> StoreView:
-        return StoreView(frozenset({"a"}), {}, {"a": frozenset()}, dict(self.intents))
+        return StoreView(frozenset({"a"}), {}, {"a": frozenset()}, dict(self.intents),
+                         te_leader="a")
 
 
 def test_the_agent_hands_each_revision_over_once():

@@ -108,7 +108,7 @@ class Status(_message.Message):
     def __init__(self, version: _Optional[str] = ..., started_at: _Optional[float] = ..., openflow_port: _Optional[int] = ..., qos_enabled: _Optional[bool] = ..., te_enabled: _Optional[bool] = ..., link_speed_mbps: _Optional[float] = ..., counters: _Optional[_Mapping[str, int]] = ..., cluster: _Optional[_Union[ClusterStatus, _Mapping]] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "node_id", "members", "masters", "mastered_here", "etcd_ok", "etcd_error", "checked_at")
+    __slots__ = ("name", "node_id", "members", "masters", "mastered_here", "etcd_ok", "etcd_error", "checked_at", "te_leader")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class ClusterStatus(_message.Message):
     ETCD_OK_FIELD_NUMBER: _ClassVar[int]
     ETCD_ERROR_FIELD_NUMBER: _ClassVar[int]
     CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    TE_LEADER_FIELD_NUMBER: _ClassVar[int]
     name: str
     node_id: str
     members: _containers.RepeatedScalarFieldContainer[str]
@@ -125,7 +126,8 @@ class ClusterStatus(_message.Message):
     etcd_ok: bool
     etcd_error: str
     checked_at: float
-    def __init__(self, name: _Optional[str] = ..., node_id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., masters: _Optional[_Iterable[_Union[SwitchMaster, _Mapping]]] = ..., mastered_here: _Optional[_Iterable[int]] = ..., etcd_ok: _Optional[bool] = ..., etcd_error: _Optional[str] = ..., checked_at: _Optional[float] = ...) -> None: ...
+    te_leader: str
+    def __init__(self, name: _Optional[str] = ..., node_id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., masters: _Optional[_Iterable[_Union[SwitchMaster, _Mapping]]] = ..., mastered_here: _Optional[_Iterable[int]] = ..., etcd_ok: _Optional[bool] = ..., etcd_error: _Optional[str] = ..., checked_at: _Optional[float] = ..., te_leader: _Optional[str] = ...) -> None: ...
 
 class SwitchMaster(_message.Message):
     __slots__ = ("dpid", "node_id")
