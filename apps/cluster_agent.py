@@ -48,6 +48,7 @@ class ClusterStatus:
     etcd_error: str = ""
     checked_at: float = 0.0
     te_leader: str = ""  # who holds the te-leader key ("" none)
+    leading: bool = False  # this instance leads TE now (its key, and its lease holds)
 
 
 class ClusterAgent:
@@ -117,6 +118,7 @@ class ClusterAgent:
                 log.warning("cluster: moves of leaf %d not shared: %s", leaf, exc)
 
     def _tell_leader(self, leading: bool) -> None:
+        self.status = replace(self.status, leading=leading)
         if leading != self._leading:
             self._leading = leading
             log.info("cluster: %s %s the TE leader", self.mastership.node,
@@ -194,7 +196,7 @@ class ClusterAgent:
             self.status = ClusterStatus(
                 self.mastership.node, tuple(sorted(view.members)),
                 tuple(sorted((d, h.node) for d, h in view.holders.items())), True, "",
-                time.time(), view.te_leader or "")
+                time.time(), view.te_leader or "", self.status.leading)
         roles: list[RoleRequest | Yield] = []
         won = False
         for action in actions:

@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.metrics.enabled:
             from apps.api.metrics import start_metrics_server
 
-            start_metrics_server(config.metrics.address, published)
+            start_metrics_server(config.metrics.address, published, cluster)
     except RuntimeError as exc:
         print(f"fabricd: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -37,8 +38,25 @@ LOOP_LAG = Histogram(
 
 
 class FabricCollector(Collector):
-    def __init__(self, published: Callable[[], Published | None]) -> None:
+    def __init__(self, published: Callable[[], Published | None],
+                 cluster: Callable[[], Any] = lambda: None) -> None:
         self.published = published
+        self.cluster = cluster  # cluster mode: the agent's ClusterStatus (None: alone)
+
+    def _cluster(self, pub: Published) -> Iterator:
+        """Cluster mode: this instance's view of the cluster (each instance serves its
+        own; nothing when alone)."""
+        status = self.cluster()
+        if pub.masters is None or status is None:
+            return
+        yield _gauge("aifabric_cluster_etcd_reachable",
+                     "1 if etcd answered the cluster agent's last reading", int(status.etcd_ok))
+        yield _gauge("aifabric_cluster_members", "Live instances, as etcd last said",
+                     len(status.members))
+        yield _gauge("aifabric_cluster_switches_mastered",
+                     "Switches this instance is the OpenFlow master of", len(pub.masters))
+        yield _gauge("aifabric_cluster_te_leader",
+                     "1 while this instance is the TE leader", int(status.leading))
 
     def collect(self) -> Iterator:
         yield InfoMetricFamily("aifabric_build", "aifabric version",
@@ -50,6 +68,7 @@ class FabricCollector(Collector):
         yield up
         if pub is None:
             return
+        yield from self._cluster(pub)
         snap = pub.topology
         switches = GaugeMetricFamily("aifabric_switch_connected",
                                      "1 while the switch holds an OpenFlow session",
@@ -167,12 +186,18 @@ class FabricCollector(Collector):
             yield c
 
 
-def start_metrics_server(address: str,
-                         published: Callable[[], Published | None]) -> CollectorRegistry:
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    g = GaugeMetricFamily(name, doc)
+    g.add_metric([], value)
+    return g
+
+
+def start_metrics_server(address: str, published: Callable[[], Published | None],
+                         cluster: Callable[[], Any] = lambda: None) -> CollectorRegistry:
     """Serve ``/metrics`` on ``address``; RuntimeError with a reason if it cannot bind."""
     host, port = parse_host_port(address)
     registry = CollectorRegistry()
-    registry.register(FabricCollector(published))
+    registry.register(FabricCollector(published, cluster))
     registry.register(LOOP_LAG)
     registry.register(HANDLER_ERRORS)
     registry.register(WATCHDOG_TRIPS)

@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     ofctl,
     queue_rates,
     replay_events,
+    scrape,
     wait_qos_ready,
 )
 
@@ -386,6 +387,16 @@ def test_one_te_leader_relieves_a_leaf_another_instance_masters(cluster):
         leaders = {cluster_json(c)["te_leader"] for c in ctls}
         assert len(leaders) == 1 and leaders <= {c.node for c in ctls}, leaders
         leader = leaders.pop()
+        # each instance's metrics: its own share of the cluster
+        metrics = {c.node: scrape(c) for c in ctls}
+
+        def gauge(node: str, name: str) -> float:
+            return metrics[node][name].samples[0].value
+
+        assert {n for n in metrics if gauge(n, "aifabric_cluster_te_leader") == 1} == {leader}
+        assert sum(gauge(n, "aifabric_cluster_switches_mastered") for n in metrics) == 6
+        assert all(gauge(n, "aifabric_cluster_members") == 3 and
+                   gauge(n, "aifabric_cluster_etcd_reachable") == 1 for n in metrics)
         spread = masters(ctls)
         leaf = next(b for b in LEAVES if spread[b] != leader)
         master = next(c for c in ctls if c.node == spread[leaf])

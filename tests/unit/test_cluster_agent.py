@@ -94,6 +94,7 @@ def test_the_te_leadership_is_claimed_told_and_dropped_with_the_lease():
                          interval=0.2, set_leader=told.append, apply_moves=handed.extend)
     agent.step(0.0)
     assert store.leader == "a" and told == [True] and agent.status.te_leader == "a"
+    assert agent.status.leading
     agent.publish_moves({2001: "m1"})  # (from the app's thread)
     agent.step(0.2)
     assert store.moves[2001].value == "m1" and told == [True]  # told once
@@ -104,7 +105,7 @@ def test_the_te_leadership_is_claimed_told_and_dropped_with_the_lease():
     agent.step(0.6)
     assert told == [True]
     agent.step(1.2)  # (0.8 s since the last keepalive: 0.75 of the 1 s lease)
-    assert told == [True, False]
+    assert told == [True, False] and not agent.status.leading
     agent.publish_moves({2002: "m2"})
     agent.step(1.4)
     assert 2002 not in store.moves  # no longer the leader: nothing written
