@@ -79,9 +79,10 @@ def test_an_error_answer_from_etcd_is_a_refusal_not_an_unreachable_store(etcd):
     """etcd's own error (a lease it does not have) is raised at once as StoreRefused
     with its code and message; the endpoints after the answering one are not tried."""
     unused = f"http://127.0.0.1:{free_port()}"
-    s = EtcdStore([etcd.url, unused], "c4", "a")
+    s = EtcdStore([etcd.url, unused], "c6", "a")
     s.join(2)
-    other = EtcdStore([etcd.url], "c4", "b")
+    mine = s.lease_id
+    other = EtcdStore([etcd.url], "c6", "b")
     other.join(2)
     gone = other.lease_id
     assert s.revoke(gone) and "b" not in s.view().members
@@ -92,6 +93,8 @@ def test_an_error_answer_from_etcd_is_a_refusal_not_an_unreachable_store(etcd):
     assert refused.value.code == NOT_FOUND and "unreachable" not in str(refused.value)
     assert isinstance(refused.value, StoreUnavailable)  # (callers refuse writes alike)
     assert s._current == 0 and list(s._conns) == [0]  # the unused endpoint never tried
+    s.lease_id = mine
+    s.leave()
 
 
 def test_one_te_leader_whose_moves_go_with_its_lease(etcd):
