@@ -180,6 +180,10 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
         assert took < 1.0, took
         assert set(masters(ctls)) == switches
         assert victim_node not in cluster_json(survivors[0])["members"]
+        # one TE leader among the survivors (the victim's key went with its lease)
+        assert wait_until(lambda: {cluster_json(c)["te_leader"] for c in survivors}
+                          in ({c.node} for c in survivors), timeout=5), \
+            [cluster_json(c)["te_leader"] for c in survivors]
 
         # a master frozen past its lease (SIGSTOP) is replaced; woken up, it cannot act
         # as master any more: the switches refuse its old generation
