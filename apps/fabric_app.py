@@ -224,6 +224,9 @@ class FabricApp(app_manager.OSKenApp):
                       "te_passes": 0}
         self.event_bus = EventBus()
         self._awaiting_ports: set[int] = set()  # switches yet to answer this poll round
+        # the counter reads of TE pins and job pair entries in flight: xid -> (dpid, pins?
+        # (else job pairs), the reply's parts so far); a poll round drops what never ended
+        self._counter_reads: dict[int, tuple[int, bool, list]] = {}
         self._touched: set[int] = set()  # switches whose TE pins changed since the last sync
         self.heartbeat = Heartbeat()  # read by the watchdog (another thread)
         self._hosts_generation = 0
@@ -280,13 +283,16 @@ class FabricApp(app_manager.OSKenApp):
             eff = self._te_pass(now)
             self._publish_flows(now)
         self._awaiting_ports = set(self.dps)
+        self._counter_reads = {}
         for dp in self.dps.values():
             dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
             if self.core.te is not None and self.core.role(dp.id) == "leaf":
                 for kind in (C.KIND_PIN, C.KIND_JOB):
-                    dp.send_msg(parser.OFPFlowStatsRequest(
+                    req = parser.OFPFlowStatsRequest(
                         dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                        C.make_cookie(kind), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK))
+                        C.make_cookie(kind), C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK)
+                    dp.send_msg(req)  # (numbers the request)
+                    self._counter_reads[req.xid] = (dp.id, kind == C.KIND_PIN, [])
         return eff
 
     def _poll_queues(self, now: float, ev) -> Effects:
@@ -397,9 +403,16 @@ class FabricApp(app_manager.OSKenApp):
         if sync is None:
             return
         if ev.msg.xid != sync.read_xid:  # counters of the TE pins and job pairs
-            now = time.time()
-            self.core.pin_counters(ev.msg.datapath.id, [
-                (ofmsg.flow_match(s), s.cookie, s.byte_count) for s in ev.msg.body], now)
+            read = self._counter_reads.get(ev.msg.xid)
+            if read is None or read[0] != ev.msg.datapath.id:
+                return  # (a round that ended already)
+            dpid, pins, parts = read
+            parts += [(ofmsg.flow_match(s), s.cookie, s.byte_count) for s in ev.msg.body]
+            if ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+                return
+            del self._counter_reads[ev.msg.xid]
+            # (the whole list of a leaf's TE pins: what another instance's leaf holds)
+            self.core.pin_counters(dpid, parts, time.time(), all_pins=pins)
             return
         self._read(ev.msg, "flows", [ofmsg.flow_from_stats(s) for s in ev.msg.body])
 

@@ -157,10 +157,11 @@ class FabricCore:
         return self.traffic.rebalanced(plan, now, limit)
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int, int]],
-                     now: float) -> None:
-        """A leaf's TE pins and job pair entries: (match, cookie, bytes)."""
+                     now: float, all_pins: bool = False) -> None:
+        """A leaf's TE pins and job pair entries: (match, cookie, bytes); ``all_pins``
+        when ``counters`` are every TE pin the leaf holds (FabricTE.pin_counters)."""
         if self.traffic is not None:
-            self.traffic.pin_counters(dpid, counters, now)
+            self.traffic.pin_counters(dpid, counters, now, all_pins)
 
     # --- training jobs (TE's JobBook) ---------------------------------------------------------
     def _traffic(self) -> FabricTE:

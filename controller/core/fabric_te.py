@@ -421,12 +421,15 @@ class FabricTE:
         return Effects(touched={m.new.leaf for m in moves}), rest
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int, int]],
-                     now: float) -> None:
+                     now: float, all_pins: bool = False) -> None:
         """Byte counts of one leaf's pins and job pair entries (its flow statistics):
-        (match, cookie, bytes)."""
+        (match, cookie, bytes). With ``all_pins`` (the whole answer to a read of the
+        leaf's TE pins), the flows of a leaf another instance writes are tracked as the
+        leaf holds them (``TrafficEngineer.mirror``): a partial answer, or one of job
+        pair entries, must not make the others look gone."""
         by_key, by_pair = {}, {}
         held: list[tuple[FlowKey, Path, int, bool]] = []
-        mirrored = self.writes is not None and dpid not in self.writes
+        mirrored = all_pins and self.writes is not None and dpid not in self.writes
         uplink_spines = dict(self.te_topology().uplinks.get(dpid, ())) if mirrored else {}
         for match, cookie, count in counters:
             if C.cookie_kind(cookie) == C.KIND_JOB:

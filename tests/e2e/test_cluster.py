@@ -448,6 +448,12 @@ def test_one_te_leader_relieves_a_leaf_another_instance_masters(cluster):
             lead = next(c for c in ctls if c.node == leader)
             assert wait_until(lambda: spine_on(lead) == moved, timeout=5)
             T.result(udp, timeout=30)
+            # the leader tracked the flow all along (not dropped and found again: its
+            # rate is measured over the whole run); it has run for the UDP's 15 s
+            with lead.client() as c:
+                ages = [flow_dict(f)["age_seconds"] for f in c.flows().flows
+                        if f.flow.src_port == flow["src_port"] and f.flow.dst_port == 5201]
+            assert ages and ages[0] >= 12, ages
         finally:
             T.result(tcp, timeout=40)
         text = f"tcp {src.IP()}:{flow['src_port']}"
