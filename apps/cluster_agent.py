@@ -146,6 +146,9 @@ class ClusterAgent:
         view: StoreView | None = None
         if self._leading:
             self._write_moves()
+        else:  # (moves the app made as leader just before it heard it no longer is)
+            with self._publish_lock:
+                self._to_publish.clear()
         try:
             if self.store.lease_id is None or not self.store.keepalive():
                 log.warning("cluster: lease of %s expired or missing: stepping down, "

@@ -109,6 +109,10 @@ def test_the_te_leadership_is_claimed_told_and_dropped_with_the_lease():
     agent.publish_moves({2002: "m2"})
     agent.step(1.4)
     assert 2002 not in store.moves  # no longer the leader: nothing written
+    store.down = False  # back, and leading again: the old moves are not written late
+    agent.step(1.6)
+    agent.step(1.8)
+    assert told == [True, False, True] and 2002 not in store.moves
 
 
 def test_an_instance_that_is_not_the_leader_writes_no_moves():
