@@ -484,7 +484,7 @@ class FabricTE:
         if spine not in self.fabric.switches:
             raise LookupError(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
-        if not any(p.spine == spine for p in self.te_topology().paths(src_leaf, dst_leaf)):
+        if self.te_topology().path_via(src_leaf, dst_leaf, spine) is None:
             raise ValueError(f"spine {spine} has no path in service from leaf {src_leaf} "
                              f"to leaf {dst_leaf}")
 

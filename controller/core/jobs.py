@@ -231,10 +231,7 @@ def _step_counts(steps: tuple[tuple[Pair, ...], ...], paths: Mapping[Pair, Path]
 
 def _home_path(topo: TeTopology, item: PairItem, spine: int | None) -> Path | None:
     """The path of ``item`` through ``spine`` (None: no spine, or none there)."""
-    if spine is None:
-        return None
-    return next((p for p in topo.paths(item.src_leaf, item.dst_leaf) if p.spine == spine),
-                None)
+    return None if spine is None else topo.path_via(item.src_leaf, item.dst_leaf, spine)
 
 
 def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int],

@@ -173,6 +173,10 @@ class TeTopology:
                 if dst_leaf in self.reach.get(spine, frozenset())]
         return found
 
+    def path_via(self, src_leaf: int, dst_leaf: int, spine: int) -> Path | None:
+        """The path in service between two leaves through ``spine`` (None: none)."""
+        return next((p for p in self.paths(src_leaf, dst_leaf) if p.spine == spine), None)
+
     @cached_property
     def _paths(self) -> dict[tuple[int, int], list[Path]]:
         return {}
@@ -562,19 +566,18 @@ class PriorityUse:
               ) -> tuple[float, int, float, int, int]:
         """The order of the paths for a new priority flow (smaller is better)."""
         util = []
-        new_senders, new_receivers = [], 0
+        away = new_receivers = 0
         empty: set[str] = set()
-        for r in resources(p, dst_leaf):
+        for r in resources(p, dst_leaf):  # (the uplink, then the downlink)
             senders = self.senders.get(r, empty)
             receivers = self.receivers.get(r, empty)
             new_s, new_r = key.src_ip not in senders, key.dst_ip not in receivers
-            new_senders.append(new_s)
             new_receivers += new_r
             bound = min(len(senders) + new_s, len(receivers) + new_r) * self.host_rate
             load = max(loads.get(r, 0.0), bound) + fresh.get(r, 0.0)
+            if not util and self.host_rate <= topo.cap(r):
+                away = new_s  # (a host faster than its uplink gains by spreading)
             util.append(round(load / topo.cap(r), 3))
-        uplink = resources(p, dst_leaf)[0]
-        away = new_senders[0] if self.host_rate <= topo.cap(uplink) else 0
         return (util[0], away, max(util), new_receivers, _tie(key, p))
 
 
@@ -697,13 +700,13 @@ class TrafficEngineer:
     def pin(self, key: FlowKey, src_leaf: int, dst_leaf: int, spine: int,
             topo: TeTopology, now: float) -> Flow:
         """An operator's placement (``ValueError`` when the spine offers no path)."""
-        paths = [p for p in topo.paths(src_leaf, dst_leaf) if p.spine == spine]
-        if not paths:
+        path = topo.path_via(src_leaf, dst_leaf, spine)
+        if path is None:
             raise ValueError(f"spine {spine} has no path in service from leaf {src_leaf} "
                              f"to leaf {dst_leaf}")
         old = self.flows.get(key)
         flow = Flow(key, src_leaf, dst_leaf, old.cls if old else "best-effort",
-                    old.priority if old else False, paths[0], operator=True,
+                    old.priority if old else False, path, operator=True,
                     first_seen=old.first_seen if old else now, last_active=now,
                     bytes_at=now, moved_at=now)
         self.flows[key] = flow
@@ -1009,8 +1012,8 @@ class TrafficEngineer:
         f = self.flows.get(key)
         if f is None or f.operator or f.path is None or f.path.spine == spine:
             return None
-        paths = [p for p in topo.paths(f.src_leaf, f.dst_leaf) if p.spine == spine]
-        return self._move(f, paths[0], reason, now) if paths else None
+        path = topo.path_via(f.src_leaf, f.dst_leaf, spine)
+        return None if path is None else self._move(f, path, reason, now)
 
 
 def _path_text(p: Path | None, dst_leaf: int) -> str:
