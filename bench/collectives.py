@@ -123,7 +123,7 @@ class Run:
 
     def __init__(self, mode: str, net, ctl) -> None:
         self.mode, self.net, self.ctl = mode, net, ctl
-        self.retries = 0  # mpiruns launched again (OpenMPI lost a daemon at launch)
+        self.retries = 0  # mpiruns launched again (an mpirun that failed)
 
     def ip(self, h: str) -> str:
         return self.net.get(h).IP()
@@ -231,15 +231,6 @@ def with_bulk(run: Run, repeats: int) -> dict:
     return {**got, "bulk_mbps": [round(b, 3) for b in bulk]}
 
 
-def mark_collectives(net) -> None:
-    """Every host marks its TCP towards the fabric DSCP 34 (the collective class)."""
-    for h in net.hosts:
-        out = h.cmd(f"iptables -t mangle -A OUTPUT -p tcp -d 10.0.0.0/8 -j DSCP "
-                    f"--set-dscp {DSCP} && echo ok")
-        if "ok" not in out:
-            raise RuntimeError(f"{h.name}: cannot mark DSCP with iptables: {out.strip()}")
-
-
 def run_mode(mode: str, workdir: Path, repeats: int, scenarios: list[str]) -> dict:
     cleanup()
     extra = mode_args(mode, workdir, ["--link-speed", str(BW),
@@ -247,7 +238,7 @@ def run_mode(mode: str, workdir: Path, repeats: int, scenarios: list[str]) -> di
     out: dict = {"mode": mode}
     with FabricdProcess(workdir / f"fabricd-{mode}.log", extra_args=extra) as ctl:
         with discovered_fabric(SPEC, ctl) as net:
-            mark_collectives(net)
+            T.mark_tcp_dscp(net.hosts, DSCP)
             run = Run(mode, net, ctl)
             runners = {
                 "mpi-allreduce": lambda: mpi(run, "allreduce", ALLREDUCE_BYTES, repeats),

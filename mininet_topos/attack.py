@@ -4,7 +4,10 @@ Run inside a Mininet host (stdlib only, paced with sleeps; every loop ends by it
 
   python3 attack.py send IFACE HEX...          raw frames, once each
   python3 attack.py macflood IFACE COUNT RATE  ARP from random source MACs
-  python3 attack.py flowflood DST_IP SECONDS RATE   one datagram per new UDP 5-tuple
+  python3 attack.py flowflood DST_IP[,DST_IP...] SECONDS RATE [TOS]
+                                               one datagram per new UDP 5-tuple
+  python3 attack.py spoofflood IFACE SRC_MAC DST_MAC DST_IP SECONDS RATE TOS
+                                               the same from forged source addresses
   python3 attack.py udp DST_IP PORT SECONDS MBPS TOS  paced UDP at one port
 
 From the test process: :func:`run` starts it in a host, :func:`start_ping` and
@@ -56,17 +59,37 @@ def macflood(iface: str, count: int, rate: float) -> int:
     return 0
 
 
-def flowflood(dst: str, seconds: float, rate: float) -> int:
-    """One datagram per new 5-tuple: a fresh source socket port and destination port."""
+def flowflood(dsts: list[str], seconds: float, rate: float, tos: int = 0) -> int:
+    """One datagram per new 5-tuple (a fresh source socket port and destination port),
+    to the destinations in turn, marked ``tos``."""
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]
+    for sock in socks:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
     start = time.monotonic()
     i = 0
     while time.monotonic() - start < seconds:
         sock = socks[i % len(socks)]
         try:
-            sock.sendto(b"x" * 32, (dst, 20000 + random.randrange(40000)))
+            sock.sendto(b"x" * 32, (dsts[i % len(dsts)], 20000 + random.randrange(40000)))
         except OSError:
             pass
+        i += 1
+        _pace(i, start, rate)
+    print(f"sent {i} in {time.monotonic() - start:.1f} s")
+    return 0
+
+
+def spoofflood(iface: str, src_mac: str, dst_mac: str, dst_ip: str, seconds: float,
+               rate: float, tos: int) -> int:
+    """New UDP flows from the host's own MAC but random 10.77/16 source addresses."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < seconds:
+        src_ip = f"10.77.{random.randrange(256)}.{random.randrange(1, 255)}"
+        s.send(forged_udp(src_mac, dst_mac, src_ip, dst_ip, random.randrange(1024, 65535),
+                          20000 + random.randrange(40000), tos))
         i += 1
         _pace(i, start, rate)
     print(f"sent {i} in {time.monotonic() - start:.1f} s")
@@ -192,7 +215,11 @@ def main(argv: list[str]) -> int:
     if cmd == "macflood":
         return macflood(args[0], int(args[1]), float(args[2]))
     if cmd == "flowflood":
-        return flowflood(args[0], float(args[1]), float(args[2]))
+        return flowflood(args[0].split(","), float(args[1]), float(args[2]),
+                         int(args[3]) if len(args) > 3 else 0)
+    if cmd == "spoofflood":
+        return spoofflood(args[0], args[1], args[2], args[3], float(args[4]),
+                          float(args[5]), int(args[6]))
     if cmd == "udp":
         return udp(args[0], int(args[1]), float(args[2]), float(args[3]), int(args[4]))
     print(__doc__, file=sys.stderr)

@@ -5,6 +5,21 @@ starts the other ranks through OpenMPI's rsh launcher with an agent script that 
 a host's namespaces (``mnexec -a PID``); transport is TCP only (``btl tcp,self``: no
 shared memory between "machines"), on the fabric's 10.0.0.0/8 addresses. Rank order is
 the order of the hosts given (``-H 10.0.0.1:1,10.0.0.3:1,...``).
+
+What sharing one hostname and one /tmp calls for: OpenMPI keeps a session directory
+per machine (``$TMPDIR/ompi.HOSTNAME.UID``) with the files its daemon and local ranks
+share: hwloc's topology in shared memory, PMIx's data store, a directory per job. Eight
+daemons with one name shared it, and about one launch in ten lost a daemon (a
+segmentation fault in ``hwloc_shmem_topology_write``, a job directory another daemon had
+just removed). So:
+
+- every host gets its own ``TMPDIR`` (the agent sets it; mpirun's is the first host's);
+- ``rtc_hwloc_vmhole none``: no topology in shared memory (the ranks read it
+  themselves: one machine, the same answer);
+- ``orte_leave_session_attached 1``: the daemons stay attached to the agent that
+  started them instead of daemonizing, so a daemon that fails says so in mpirun's
+  output and mpirun stops at once (a daemonized one died silently and mpirun waited
+  for it until its timeout).
 """
 
 from __future__ import annotations
@@ -16,6 +31,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# the port every rank's TCP transport listens on (each host has its own namespace): a
+# collective's data connections have it at one end, the launch's control ones do not
+BTL_PORT = 1024
 # OpenMPI's tuned collectives: the algorithm numbers of Open MPI 4.1
 ALLREDUCE_RING = 4
 ALLTOALL_PAIRWISE = 2
@@ -28,7 +46,8 @@ class MpiError(RuntimeError):
 def agent_script(net, hosts: list[str], directory: Path) -> Path:
     """The rsh agent: ``agent ADDRESS CMD...`` runs CMD in the Mininet host with that
     address (mpirun is given addresses, not names: a name would cost it a DNS lookup
-    that times out, per host)."""
+    that times out, per host), with ``TMPDIR`` a directory of that host's own under
+    ``directory``."""
     pids = {net.get(h).IP(): net.get(h).pid for h in hosts}
     cases = "\n".join(f"    {h}) pid={pid} ;;" for h, pid in pids.items())
     path = directory / "mn-agent.sh"
@@ -40,6 +59,8 @@ case "$host" in
 {cases}
     *) echo "mn-agent: unknown host $host" >&2; exit 1 ;;
 esac
+TMPDIR="{directory}/tmp-$host"; export TMPDIR
+mkdir -p "$TMPDIR" || exit 1
 exec mnexec -a "$pid" /bin/sh -c "$*"
 """)
     path.chmod(0o755)
@@ -53,7 +74,11 @@ def mpirun_command(addresses: list[str], program: list[str], agent: Path,
            "--mca", "plm_rsh_agent", str(agent),
            "--mca", "btl", "tcp,self",
            "--mca", "btl_tcp_if_include", "10.0.0.0/8",
-           "--mca", "oob_tcp_if_include", "10.0.0.0/8"]
+           "--mca", "btl_tcp_port_min_v4", str(BTL_PORT),
+           "--mca", "btl_tcp_port_range_v4", "1",
+           "--mca", "oob_tcp_if_include", "10.0.0.0/8",
+           "--mca", "rtc_hwloc_vmhole", "none",
+           "--mca", "orte_leave_session_attached", "1"]
     for k, v in (mca or {}).items():
         cmd += ["--mca", k, str(v)]
     return cmd + program
@@ -72,9 +97,9 @@ def collective_mca(collective: str) -> dict[str, str | int]:
 def run_collective(net, hosts: list[str], collective: str, nbytes: int, iters: int = 5,
                    warmup: int = 1, timeout: float = 300, attempts: int = 2) -> dict:
     """Run :mod:`mininet_topos.mpi_collective` on ``hosts`` (rank order); its JSON, with
-    ``attempts_made``. OpenMPI's launch over the rsh agent very rarely loses a daemon
-    (one mpirun in a few dozen waited for it forever): an attempt that fails is retried
-    up to ``attempts`` times in all, and the result says how many it took."""
+    ``attempts_made``. An attempt that fails (mpirun's exit status, its output in the
+    error) is retried up to ``attempts`` times in all, and the result says how many it
+    took: a retry is a failure of the emulation to report, not to hide."""
     last: MpiError | None = None
     for attempt in range(1, attempts + 1):
         try:
@@ -88,6 +113,13 @@ def run_collective(net, hosts: list[str], collective: str, nbytes: int, iters: i
     raise last
 
 
+def _session(sid: int) -> str:
+    """The processes of session ``sid``: pid, state, command (for an error message)."""
+    out = subprocess.run(["ps", "-s", str(sid), "-o", "pid=,stat=,etimes=,args="],
+                         capture_output=True, text=True, check=False).stdout
+    return "\n".join(line[:160] for line in out.splitlines())
+
+
 def _run_once(net, hosts: list[str], collective: str, nbytes: int, iters: int,
               warmup: int, timeout: float) -> dict:
     root = Path(__file__).resolve().parent.parent
@@ -97,26 +129,34 @@ def _run_once(net, hosts: list[str], collective: str, nbytes: int, iters: int,
         agent = agent_script(net, hosts, Path(tmp))
         cmd = mpirun_command([net.get(h).IP() for h in hosts], program, agent,
                              collective_mca(collective))
-        env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-               "PYTHONPATH": str(root), "HOME": tmp, "OMPI_MCA_plm_rsh_no_tree_spawn": "1"}
-        line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         first = net.get(hosts[0])
-        # (exec: the process we hold is mpirun itself, which takes its daemons down
-        # when it is terminated; its own --timeout aborts a job that hangs)
+        own_tmp = Path(tmp) / f"tmp-{first.IP()}"
+        own_tmp.mkdir()
+        env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+               "PYTHONPATH": str(root), "HOME": tmp, "TMPDIR": str(own_tmp),
+               "OMPI_MCA_plm_rsh_no_tree_spawn": "1"}
+        line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        # (exec: the process we hold is mpirun itself, the leader of a session of its own
+        # (mnexec -d) that its agents, daemons and ranks stay in; its own --timeout
+        # aborts a job that hangs, and the session is killed if even that does not end
+        # it. Output goes to a file: a pipe would stay open as long as any of them)
         cmd[1:1] = ["--timeout", str(int(timeout))]
-        proc = first.popen(["/bin/sh", "-c", f"cd {shlex.quote(str(root))} && exec env "
-                            f"{line} " + shlex.join(cmd)], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+        output = Path(tmp) / "mpirun.out"
+        with output.open("w") as sink:
+            proc = first.popen(["/bin/sh", "-c", f"cd {shlex.quote(str(root))} && exec env "
+                                f"{line} " + shlex.join(cmd)], stdout=sink,
+                               stderr=subprocess.STDOUT)
         try:
-            out, _ = proc.communicate(timeout=timeout + 15)
+            proc.wait(timeout=timeout + 15)
         except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                out, _ = proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, _ = proc.communicate()
-            raise MpiError(f"mpirun did not finish in {timeout:g} s:\n{out[-3000:]}") from None
+            left = _session(proc.pid)
+            subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
+            proc.wait(timeout=10)
+            out = output.read_text(errors="replace")
+            raise MpiError(f"mpirun did not finish in {timeout + 15:g} s; its session "
+                           f"held:\n{left}\n{out[-3000:]}") from None
+        out = output.read_text(errors="replace")
+        subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)  # (strays)
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
             result = json.loads(line)

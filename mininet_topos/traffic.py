@@ -103,6 +103,17 @@ def ring_allreduce(hosts: list, chunk_bytes: int, tos: int = 0, port: int = 7100
     return max(times)
 
 
+def mark_tcp_dscp(hosts, dscp: int) -> None:
+    """Every host in ``hosts`` marks the TCP it sends into the fabric (10.0.0.0/8) with
+    ``dscp``, through iptables in its own namespace: how a cluster puts a collective
+    library that sets no DSCP of its own (OpenMPI over TCP) into a QoS class."""
+    for h in hosts:
+        out = h.cmd(f"iptables -t mangle -A OUTPUT -p tcp -d 10.0.0.0/8 -j DSCP "
+                    f"--set-dscp {dscp} && echo ok")
+        if "ok" not in out:
+            raise RuntimeError(f"{h.name}: cannot mark DSCP with iptables: {out.strip()}")
+
+
 def ping_rtts(src, dst_ip: str, count: int, interval: float = 0.05, tos: int = 0) -> list[float]:
     """Round-trip times (ms) of ``count`` pings; lost ones are left out."""
     out = src.cmd(f"ping -n -c {count} -i {interval} -W 1 -Q {tos} {dst_ip}")

@@ -341,6 +341,11 @@ class FabricTE:
         dst = self.fabric.hosts.get(eth.dst)
         if dst is None or dst.dpid == dpid:
             return Effects()
+        src = self.fabric.hosts.get(eth.src)
+        if src is None or (src.dpid, src.port) != (dpid, in_port) or src.ip != t.src_ip:
+            # (a source the port's host is not bound to: a forged address would weigh as
+            # another host in the priority use and escape the port's share of the table)
+            return self._decline(dpid, key, "te_declined_unbound_source")
         where = (dpid, in_port)
         if not (self.reader.is_settled(dpid, now) and self.reader.is_settled(dst.dpid, now)):
             return self._decline(dpid, key, "te_declined_unsettled")

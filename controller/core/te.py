@@ -547,8 +547,11 @@ class PriorityUse:
        limits them together (when it is no faster than the uplink), and the other
        hosts' flows are kept off its links whatever the order of the collective's
        steps (the rail alignment of AI fabrics, learnt from the traffic);
-    3. the worse of the uplink's and the downlink's bound, then the fewest new
-       receivers on links, then the flow's hash."""
+    3. the worse of the uplink's and the downlink's bound, then the fewest senders on
+       the uplink (two hosts sending to one receiver cost no more together than apart,
+       but their next flows would find each other on the spine they share: a job's
+       first flows, e.g. every daemon to the launcher, would set the rails), then the
+       fewest new receivers on links, then the flow's hash."""
 
     def __init__(self, host_rate: float) -> None:
         self.host_rate = host_rate
@@ -563,10 +566,10 @@ class PriorityUse:
 
     def score(self, p: Path, dst_leaf: int, key: FlowKey, topo: TeTopology,
               loads: Mapping[Resource, float], fresh: Mapping[Resource, float]
-              ) -> tuple[float, int, float, int, int]:
+              ) -> tuple[float, int, float, int, int, int]:
         """The order of the paths for a new priority flow (smaller is better)."""
         util = []
-        away = new_receivers = 0
+        away = new_receivers = uplink_senders = 0
         empty: set[str] = set()
         for r in resources(p, dst_leaf):  # (the uplink, then the downlink)
             senders = self.senders.get(r, empty)
@@ -574,11 +577,15 @@ class PriorityUse:
             new_s, new_r = key.src_ip not in senders, key.dst_ip not in receivers
             new_receivers += new_r
             bound = min(len(senders) + new_s, len(receivers) + new_r) * self.host_rate
-            load = max(loads.get(r, 0.0), bound) + fresh.get(r, 0.0)
-            if not util and self.host_rate <= topo.cap(r):
-                away = new_s  # (a host faster than its uplink gains by spreading)
+            # (a reading over the link's rate is noise of the counters' timing: left in,
+            # a host's own stream would push its next flow off its spine)
+            load = max(min(loads.get(r, 0.0), topo.cap(r)), bound) + fresh.get(r, 0.0)
+            if not util:
+                uplink_senders = len(senders) + new_s
+                if self.host_rate <= topo.cap(r):
+                    away = new_s  # (a host faster than its uplink gains by spreading)
             util.append(round(load / topo.cap(r), 3))
-        return (util[0], away, max(util), new_receivers, _tie(key, p))
+        return (util[0], away, max(util), uplink_senders, new_receivers, _tie(key, p))
 
 
 @dataclass

@@ -184,6 +184,66 @@ def test_a_cnp_marked_flood_does_not_starve_roce(fabric):
     assert f.received_mbps < 2.0, f
 
 
+def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
+    """h7 marks everything it sends DSCP 34, the collective class, whose flows TE places
+    by who sends and receives on each link: a heavy stream, new flows to three hosts
+    from its own address, and new flows from forged addresses. TE tracks flows in h7's
+    own name only, no more than its port's copy meter lets through. h8, h7's leaf
+    neighbour, starts an honest collective flow: h7's flows, however many, weigh as one
+    host, so it leaves by the spine h7's stream does not use, and keeps its rate."""
+    ctl, net = fabric
+    h1, h2, h3, h4, h5, h7, h8 = (net.get(n) for n in ("h1", "h2", "h3", "h4", "h5",
+                                                        "h7", "h8"))
+    dscp = 34
+    declined = counters(ctl).get("te_declined_unbound_source", 0)
+    T.start_servers(h1, [5205])
+    T.mark_tcp_dscp([h8], dscp)  # (iperf3 sets its TOS after the first packet)
+    try:
+        stream = attack(h7, "udp", h3.IP(), "5204", "14", "8", str(dscp << 2), wait=False)
+
+        def stream_placed() -> bool:
+            with ctl.client() as c:
+                return any(f.flow.dst_port == 5204 for f in c.flows().flows)
+
+        assert wait_until(stream_placed, timeout=3.0, interval=0.2)
+        own = attack(h7, "flowflood", ",".join(h.IP() for h in (h2, h3, h5)), "12", "1500",
+                     str(dscp << 2), wait=False)
+        forged = attack(h7, "spoofflood", "h7-eth0", h7.MAC(), h4.MAC(), h4.IP(), "12",
+                        "500", str(dscp << 2), wait=False)
+        time.sleep(3.0)
+        honest = T.tcp_flow(h8, h1.IP(), 5205, 6, omit=1)
+        time.sleep(4.0)
+        with ctl.client() as c:
+            rows = [f for f in c.flows().flows if f.src_leaf == 2004]
+        got = T.result(honest, timeout=30)
+        for proc in (stream, own, forged):
+            proc.communicate(timeout=60)
+    finally:
+        T.stop_servers(h1)
+        h8.cmd("iptables -t mangle -F OUTPUT")
+    mine = [f for f in rows if f.traffic_class == "collective" and f.flow.src_ip != h8.IP()]
+    # no flow in a forged name is tracked; the forged copies were declined
+    assert {f.flow.src_ip for f in mine} == {h7.IP()}, {f.flow.src_ip for f in mine}
+    assert counters(ctl).get("te_declined_unbound_source", 0) - declined > 100
+    # the copy meter (200/s) bounds what the flood made TE track
+    assert 10 < len(mine) <= 200 * 15, len(mine)
+    # the honest flow (iperf3's data connection: the busier of its two) does not share
+    # h7's uplink with the stream, and keeps its rate
+    spines: dict[int, int] = {}
+    for f in mine:
+        spines[f.spine] = spines.get(f.spine, 0) + 1
+    stream_spine = [f.spine for f in mine if f.flow.dst_port == 5204]
+    fair = max((f for f in rows if f.flow.src_ip == h8.IP() and f.flow.dst_port == 5205),
+               key=lambda f: f.rate_bps)
+    why = (spines, stream_spine, fair.spine, fair.moves, fair.traffic_class, got,
+           [(f.traffic_class, f.spine, f.rate_bps) for f in rows if f.flow.dst_port == 5204],
+           {k: v for k, v in counters(ctl).items() if k.startswith("te_")})
+    assert fair.traffic_class == "collective", why
+    assert len(stream_spine) == 1 and fair.spine != stream_spine[0], why
+    # (a generous bound; alone on its uplink it gets ~9 of the 10 Mbit/s)
+    assert got.received_mbps >= 6.0, why
+
+
 def test_a_host_that_really_moved_is_accepted(fabric):
     """Two genuine moves (run last: h8 and h7 end up on other leaves). h8 migrates like a
     VM: its old port stays up but nothing there answers for it any more, so the probe

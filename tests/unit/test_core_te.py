@@ -99,6 +99,25 @@ def test_copies_from_uplinks_or_bad_packets_are_ignored():
     assert pins(fab, 2001) == {}
 
 
+def test_a_flow_from_an_address_its_port_is_not_bound_to_is_left_on_ecmp():
+    """A host forging its source (another host's address, one nobody has, or from
+    another port) cannot have TE track flows in other hosts' names: they would weigh as
+    more hosts in the priority use and escape the port's share of the table."""
+    fab = te_fabric()
+    forged = [ip_frame(("00:00:00:00:00:01", "10.0.0.2"), HOSTS[3], 1, 80),  # h2's IP
+              ip_frame(("00:00:00:00:00:01", "10.9.9.9"), HOSTS[3], 2, 80, dscp=34),
+              ip_frame(("02:00:00:00:00:99", "10.0.0.1"), HOSTS[3], 3, 80),  # other MAC
+              ip_frame(HOSTS[2], HOSTS[3], 4, 80)]  # h2's own, but from h1's port
+    for frame in forged:
+        eff = fab.core.flow_seen(2001, 3, frame, fab.now)
+        assert eff.touched == set() and len(eff.ephemeral) == 1  # (its copies stop)
+    assert fab.core.counters["te_declined_unbound_source"] == 4
+    assert pins(fab, 2001) == {}
+    # the same flows from the right port and address are placed
+    assert fab.core.flow_seen(2001, 4, forged[3], fab.now).touched == {2001}
+    assert fab.core.flow_seen(2001, 3, packet(1, 3, 5, 80), fab.now).touched == {2001}
+
+
 def test_new_flows_per_host_port_are_rate_limited():
     fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
                                            new_flow_rate=5))

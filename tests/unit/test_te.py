@@ -622,3 +622,50 @@ def test_unregistered_rings_are_spread(jobs):
         for step in steps:
             spines = spines_of_step(te, conn, step)
             assert all(len(set(v)) == len(v) for v in spines.values()), spines
+
+
+def test_hosts_whose_first_flows_share_a_receiver_keep_rails_of_their_own():
+    """An MPI launch: every daemon first connects to the launcher on host 1, then the
+    ranks exchange data. Two hosts of a leaf sending to one receiver cost no more on one
+    spine than on two, but they must not end up on one: their next flows would find each
+    other there, and one of them would be split over both spines."""
+    for seed in range(20):
+        rng = random.Random(seed)
+        t, te = topo(), TrafficEngineer()
+        launch = [n for n in range(3, 9)]
+        rng.shuffle(launch)
+        for n in launch:  # (each daemon's connection to the launcher, and its reply)
+            te.new_flow(key(n, 1, sport=30000 + n), leaf_of(n), leaf_of(1), t, {}, 0.0,
+                        "collective", True)
+            te.new_flow(key(1, n, 5000, dport=30000 + n), leaf_of(1), leaf_of(n), t, {},
+                        0.001, "collective", True)
+        pairs = [(a, b) for a in range(1, 9) for b in range(1, 9)
+                 if leaf_of(a) != leaf_of(b)]
+        rng.shuffle(pairs)
+        for a, b in pairs:  # then every data connection, in any order
+            te.new_flow(key(a, b, sport=40000 + b, dport=1024), leaf_of(a), leaf_of(b), t,
+                        {}, 0.5, "collective", True)
+        spines: dict[str, set[int]] = {}
+        for f in te.flows.values():
+            spines.setdefault(f.key.src_ip, set()).add(f.path.spine)
+        assert all(len(s) == 1 for s in spines.values()), (seed, spines)
+        for leaf in range(2001, 2005):
+            mine = [next(iter(s)) for h, s in spines.items() if leaf_of(int(h[7:])) == leaf]
+            assert len(set(mine)) == len(mine) == 2, (seed, leaf, spines)
+
+
+def test_a_reading_over_the_link_rate_does_not_push_a_host_off_its_spine():
+    """Host 1 streams at its full rate on its spine; a counter reading of its uplink
+    comes out a little over the link rate (the readings' timing). Its next priority
+    flows stay on that spine: its NIC limits them together with the stream."""
+    for seed in range(10):
+        t, te = topo(), TrafficEngineer()
+        stream = te.new_flow(key(1, 3, sport=30000 + seed), 2001, 2002, t, {}, 0.0,
+                             "collective", True)
+        te.update_counters(2001, {stream.key: 0}, 4.0)
+        te.update_counters(2001, {stream.key: int(RATE / 8)}, 5.0)  # (its full rate)
+        loads = {resources(stream.path, 2002)[0]: 1.04 * RATE}
+        for n, dst in enumerate((5, 7, 4)):
+            f = te.new_flow(key(1, dst, sport=31000 + n), 2001, leaf_of(dst), t, loads, 5.0,
+                            "collective", True)
+            assert f.path.spine == stream.path.spine, (seed, n)
