@@ -31,9 +31,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-# the port every rank's TCP transport listens on (each host has its own namespace): a
-# collective's data connections have it at one end, the launch's control ones do not
-BTL_PORT = 1024
+# the ports the ranks' TCP transport listens on (the first free one; each host has its
+# own namespace, and the connections of an earlier run may hold one in TIME_WAIT): a
+# collective's data connections have one at one end, the launch's control connections
+# (ephemeral ports at both ends) do not
+BTL_PORTS = range(1024, 1124)
 # OpenMPI's tuned collectives: the algorithm numbers of Open MPI 4.1
 ALLREDUCE_RING = 4
 ALLTOALL_PAIRWISE = 2
@@ -74,8 +76,8 @@ def mpirun_command(addresses: list[str], program: list[str], agent: Path,
            "--mca", "plm_rsh_agent", str(agent),
            "--mca", "btl", "tcp,self",
            "--mca", "btl_tcp_if_include", "10.0.0.0/8",
-           "--mca", "btl_tcp_port_min_v4", str(BTL_PORT),
-           "--mca", "btl_tcp_port_range_v4", "1",
+           "--mca", "btl_tcp_port_min_v4", str(BTL_PORTS.start),
+           "--mca", "btl_tcp_port_range_v4", str(len(BTL_PORTS)),
            "--mca", "oob_tcp_if_include", "10.0.0.0/8",
            "--mca", "rtc_hwloc_vmhole", "none",
            "--mca", "orte_leave_session_attached", "1"]

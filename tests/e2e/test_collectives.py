@@ -9,7 +9,7 @@ import statistics
 
 from aifabric.v1 import fabric_pb2
 from mininet_topos import traffic as T
-from mininet_topos.mpi import BTL_PORT, run_collective
+from mininet_topos.mpi import BTL_PORTS, run_collective
 from mininet_topos.network import reachability
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric, wait_qos_ready
@@ -69,10 +69,10 @@ def test_an_unregistered_all_to_all_marked_collective_leaves_each_leaf_host_by_h
     assert rows and {r["src_ip"] for r in rows} == ips, rows
     # every flow between the ranks is in the collective class (the hosts' marking)
     assert {(r["traffic_class"], r["priority"]) for r in rows} == {("collective", True)}, rows
-    # the collective's data connections (the ranks' TCP transport listens on BTL_PORT);
+    # the collective's data connections (the ranks' TCP transport listens in BTL_PORTS);
     # the launch's control connections, every daemon to mpirun on h1, go first and
     # carry next to nothing: they share one receiver, and may share a spine
-    data = [r for r in rows if BTL_PORT in (r["src_port"], r["dst_port"])]
+    data = [r for r in rows if r["src_port"] in BTL_PORTS or r["dst_port"] in BTL_PORTS]
     first = [r for r in data if not r["moves"]]  # (as placed at their first packet)
     assert len(data) >= 40 and len(first) >= 0.8 * len(data), data
     spines: dict[str, set[int]] = {}
