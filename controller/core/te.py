@@ -677,14 +677,18 @@ class TrafficEngineer:
 
     def _priority_use(self, topo: TeTopology, now: float) -> PriorityUse:
         """Who sends and receives priority-class traffic on each link (recomputed at
-        most every half second; new priority flows are added as they come)."""
+        most every half second; new priority flows are added as they come). A flow is
+        busy if it sent within the active window of its latest counter reading: when a
+        busy controller reads a leaf late, its flows keep the state the last reading
+        showed (expiry still goes by the clock)."""
         cached = self._busy
         if cached is not None and now - cached[0] < 0.5:
             return cached[1]
         window = self.settings.active_window
         use = PriorityUse(topo.host_rate or topo.link_rate)
         for f in self.flows.values():
-            if f.priority and f.path is not None and now - f.last_active <= window:
+            if f.priority and f.path is not None and \
+                    min(now, f.bytes_at) - f.last_active <= window:
                 use.add(f)
         self._busy = (now, use)
         return use

@@ -669,3 +669,19 @@ def test_a_reading_over_the_link_rate_does_not_push_a_host_off_its_spine():
             f = te.new_flow(key(1, dst, sport=31000 + n), 2001, leaf_of(dst), t, loads, 5.0,
                             "collective", True)
             assert f.path.spine == stream.path.spine, (seed, n)
+
+
+def test_a_flow_busy_at_its_leafs_last_reading_still_counts_when_the_next_is_late():
+    """Host 1 streams on its spine; the controller, busy, reads its leaf's counters
+    6 s late. Its stream still counts on its links (as of the last reading it was
+    sending), so host 2, its leaf neighbour, starts a collective flow on the other
+    spine, whatever the flow's hash."""
+    for seed in range(10):
+        t, te = topo(), TrafficEngineer()
+        stream = te.new_flow(key(1, 3, sport=30000 + seed), 2001, 2002, t, {}, 0.0,
+                             "collective", True)
+        te.update_counters(2001, {stream.key: 0}, 4.0)
+        te.update_counters(2001, {stream.key: int(RATE / 8)}, 5.0)
+        f = te.new_flow(key(2, 5, sport=45000 + 13 * seed, dport=7000), 2001, 2003, t, {}, 11.0,
+                        "collective", True)
+        assert f.path.spine != stream.path.spine, seed
