@@ -148,17 +148,17 @@ def _run_once(net, hosts: list[str], collective: str, nbytes: int, iters: int,
             proc = first.popen(["/bin/sh", "-c", f"cd {shlex.quote(str(root))} && exec env "
                                 f"{line} " + shlex.join(cmd)], stdout=sink,
                                stderr=subprocess.STDOUT)
+        hung = None
         try:
             proc.wait(timeout=timeout + 15)
         except subprocess.TimeoutExpired:
-            left = _session(proc.pid)
-            subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
-            proc.wait(timeout=10)
-            out = output.read_text(errors="replace")
-            raise MpiError(f"mpirun did not finish in {timeout + 15:g} s; its session "
-                           f"held:\n{left}\n{out[-3000:]}") from None
-        out = output.read_text(errors="replace")
+            hung = _session(proc.pid)
         subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)  # (strays)
+        proc.wait(timeout=10)
+        out = output.read_text(errors="replace")
+        if hung is not None:
+            raise MpiError(f"mpirun did not finish in {timeout + 15:g} s; its session "
+                           f"held:\n{hung}\n{out[-3000:]}")
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
             result = json.loads(line)

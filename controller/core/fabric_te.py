@@ -378,7 +378,7 @@ class FabricTE:
 
     def _count_port_flows(self) -> None:
         """Tracked flows per ingress host port (the per-port share of the table)."""
-        at = {h.ip: (h.dpid, h.port) for h in self.fabric.hosts.values() if h.ip}
+        at = self._where()
         counts: dict[tuple[int, int], int] = {}
         for f in self.te.flows.values():
             where = at.get(f.key.src_ip)
