@@ -3,7 +3,8 @@ job registered, and an oracle, in one invocation, on a 2-spine/4-leaf fabric wit
 hosts per leaf and 5 Mbit/s links; 8 ranks, rank r on leaf r mod 4.
 
 Modes (each a fresh fabricd and fabric; QoS on, the hosts mark the collectives' packets
-DSCP 34, the collective class, as a cluster would):
+DSCP 34, the collective class, as a cluster would: OpenMPI's transport connections by
+iptables, the emulated ring by its own TOS; other TCP stays best effort):
   ecmp     fabricd --no-te: select groups only (per-flow hash)
   te       traffic engineering, nothing registered (first fit of collective flows)
   job      TE with each collective registered as a job (RegisterJob) before it runs
@@ -16,7 +17,8 @@ Scenarios, each in every mode:
   mpi-alltoall    OpenMPI's pairwise MPI_Alltoall, 256 KiB per rank
   emulated-ring   mininet_topos/allreduce.py: 2(n-1) steps of 256 KiB chunks
   two-jobs        two 4-rank MPI all-reduces at once (odd and even hosts), mean
-  job+bulk        the MPI all-reduce while two bulk TCP flows cross the fabric
+  job+bulk        the MPI all-reduce while two bulk TCP flows (best effort) cross the
+                  fabric
 
 Every scenario runs ``--repeats`` separate times (new connections, so new hashes under
 ECMP) and reports the mean; ``--modes`` and ``--scenarios`` pick subsets. Results:
@@ -39,7 +41,7 @@ from bench.common import discovered_fabric, mode_args, save
 from controller.cli.client import flow_match
 from mininet_topos import traffic as T
 from mininet_topos.controller_proc import FabricdProcess
-from mininet_topos.mpi import run_collective
+from mininet_topos.mpi import BTL_PORTS, run_collective
 from mininet_topos.network import cleanup
 from mininet_topos.spine_leaf import FabricSpec
 
@@ -238,7 +240,7 @@ def run_mode(mode: str, workdir: Path, repeats: int, scenarios: list[str]) -> di
     out: dict = {"mode": mode}
     with FabricdProcess(workdir / f"fabricd-{mode}.log", extra_args=extra) as ctl:
         with discovered_fabric(SPEC, ctl) as net:
-            T.mark_tcp_dscp(net.hosts, DSCP)
+            T.mark_tcp_dscp(net.hosts, DSCP, ports=BTL_PORTS)  # (the bulk flows: not)
             run = Run(mode, net, ctl)
             runners = {
                 "mpi-allreduce": lambda: mpi(run, "allreduce", ALLREDUCE_BYTES, repeats),

@@ -103,12 +103,19 @@ def ring_allreduce(hosts: list, chunk_bytes: int, tos: int = 0, port: int = 7100
     return max(times)
 
 
-def mark_tcp_dscp(hosts, dscp: int) -> None:
+def mark_tcp_dscp(hosts, dscp: int, ports: range | None = None) -> None:
     """Every host in ``hosts`` marks the TCP it sends into the fabric (10.0.0.0/8) with
     ``dscp``, through iptables in its own namespace: how a cluster puts a collective
-    library that sets no DSCP of its own (OpenMPI over TCP) into a QoS class."""
+    library that sets no DSCP of its own (OpenMPI over TCP) into a QoS class. With
+    ``ports``, only connections with one end in that range (e.g. OpenMPI's transport,
+    ``mininet_topos.mpi.BTL_PORTS``: its data, both ways), not the hosts' other TCP."""
+    match = ""
+    if ports is not None:
+        if not ports or ports.step != 1:
+            raise ValueError(f"ports must be a non-empty range with step 1, not {ports!r}")
+        match = f"-m multiport --ports {ports.start}:{ports.stop - 1} "
     for h in hosts:
-        out = h.cmd(f"iptables -t mangle -A OUTPUT -p tcp -d 10.0.0.0/8 -j DSCP "
+        out = h.cmd(f"iptables -t mangle -A OUTPUT -p tcp -d 10.0.0.0/8 {match}-j DSCP "
                     f"--set-dscp {dscp} && echo ok")
         if "ok" not in out:
             raise RuntimeError(f"{h.name}: cannot mark DSCP with iptables: {out.strip()}")

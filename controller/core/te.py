@@ -303,6 +303,7 @@ class Flow:
     bytes: int = 0
     bytes_at: float = 0.0
     rate_bps: float = 0.0  # smoothed
+    peak_bps: float = 0.0  # the highest smoothed rate yet
     last_bps: float | None = None  # the latest reading alone: 0 once the flow stopped
     samples: int = 0
     demand_bps: float = 0.0
@@ -351,13 +352,19 @@ class RebalanceJob:
             return (), (), ()
         # each flow read once, in C (the live flow may change meanwhile), then in columns
         rows = list(map(_SNAPSHOT_FIELDS, self.candidates))
-        _, src, dst, _, rate, path, last, pinned, moved_at = zip(*rows, strict=True)
+        (_, src, dst, prio, rate, path, last, pinned, moved_at, peak, active,
+         read_at) = zip(*rows, strict=True)
         rate_a = np.array(rate, dtype=float)
         last_a = np.array(last, dtype=float)  # (None: nan, never below anything)
         # a flow that carried (almost) nothing in the last reading has ended or paused:
-        # its smoothed rate still decays, but it must not be given a demand
+        # its smoothed rate still decays, but it must not be given a demand; except a
+        # priority-class flow that was large and is active (see
+        # :meth:`TrafficEngineer._demand_candidates`)
         no_path = np.fromiter(map(is_, path, repeat(None)), bool, len(rows))
-        keep = ~no_path & (rate_a >= large_rate) & ~(last_a < 0.5 * large_rate)
+        busy = np.array(prio, dtype=bool) & (np.array(peak, dtype=float) >= large_rate) & (
+            np.minimum(self.started, np.array(read_at, dtype=float))
+            - np.array(active, dtype=float) <= s.active_window)
+        keep = ~no_path & (((rate_a >= large_rate) & ~(last_a < 0.5 * large_rate)) | busy)
         settled = ~np.array(pinned, dtype=bool) & (
             np.array(moved_at, dtype=float) <= self.started - s.min_move_interval)
         chosen = np.nonzero(keep)[0]
@@ -403,7 +410,8 @@ class RebalanceJob:
 
 
 _SNAPSHOT_FIELDS = attrgetter("key", "src_leaf", "dst_leaf", "priority", "rate_bps", "path",
-                              "last_bps", "operator", "moved_at")
+                              "last_bps", "operator", "moved_at", "peak_bps", "last_active",
+                              "bytes_at")
 _new_snapshot = partial(tuple.__new__, FlowSnapshot)  # (from a row in that order)
 
 
@@ -437,8 +445,8 @@ def estimate_demands(flows: Sequence[Flow | FlowSnapshot],
 
 def demand_list(flows: Sequence[Flow | FlowSnapshot], host_rate: float) -> list[float]:
     """Natural demand of each large flow, in their order (Hedera's estimation): TCP
-    flows grow to a fair share of their sender's and receiver's NIC; UDP flows keep
-    their rate."""
+    flows grow to a fair share of their sender's and receiver's NIC (and no less than
+    their measured rate, except in a priority class); UDP flows keep their rate."""
     demand = [f.rate_bps for f in flows]
     if host_rate <= 0:
         return demand
@@ -502,7 +510,11 @@ def demand_list(flows: Sequence[Flow | FlowSnapshot], host_rate: float) -> list[
             est, limited = np.array(val), np.array(lim, dtype=bool)
         if not changed:
             break
-    rates = np.array([demand[i] for i in elastic])
+    # (a TCP flow of a priority class is asked for its fair share alone: a collective's
+    # connections run in lockstep, so between its steps a reading shows more than that
+    # (a neighbour paused) or less (itself paused); by its readings it would move at
+    # every pass, as the steps go)
+    rates = np.array([0.0 if flows[i].priority else demand[i] for i in elastic])
     for i, d in zip(elastic, np.maximum(est, rates).tolist(), strict=True):
         demand[i] = d
     return demand
@@ -516,13 +528,23 @@ def search(job: RebalanceJob) -> RebalancePlan:
     if not movable:
         return RebalancePlan(job, {}, (0.0, 0.0), (0.0, 0.0), (), ())
     demands = demand_list(job.large, job.topo.host_rate)
-    # (the measured loads, less each movable flow's own rate on its path)
-    placement, before, after = place(movable, [demands[i] for i in job.movable], job.loads,
-                                     job.topo, moves_only=True,
-                                     own=[f.rate_bps for f in movable])
+    wanted = [demands[i] for i in job.movable]
+    # (the measured loads, less what each movable flow puts on its path)
+    placement, before, after = place(movable, wanted, job.loads, job.topo, moves_only=True,
+                                     own=list(map(own_load, movable, wanted)))
     changes = sorted((f for f in movable if f.key in placement),
                      key=lambda f: (f.src_leaf, f.key))
     return RebalancePlan(job, placement, before, after, tuple(demands), tuple(changes))
+
+
+def own_load(flow: Flow | FlowSnapshot, demand: float) -> float:
+    """What a flow is taken to put on the measured load of its links: its rate, and a
+    priority-class flow at least its demand. The port counters and the flow's own are
+    read at other moments; for a collective's flow, which comes in bursts, the port
+    often shows more of it than its own counter did, and that excess, left in the links'
+    other load with the flow's demand added on top, is an overload nowhere but in the
+    model (passes then moved whole rings for it)."""
+    return max(flow.rate_bps, demand) if flow.priority else flow.rate_bps
 
 
 def _tie(key: FlowKey, p: Path) -> int:
@@ -771,6 +793,7 @@ class TrafficEngineer:
                 flow.last_active = now
             sample = (count - flow.bytes) * 8 / (now - flow.bytes_at)
             flow.rate_bps = sample if flow.samples == 0 else a * sample + (1 - a) * flow.rate_bps
+            flow.peak_bps = max(flow.peak_bps, flow.rate_bps)
             flow.last_bps = sample
             flow.samples += 1
             flow.bytes, flow.bytes_at = count, now
@@ -873,14 +896,22 @@ class TrafficEngineer:
     def _relieve(self, hot: Resource, topo: TeTopology, planned: dict[Resource, float],
                  now: float) -> list[Move]:
         """Move large flows off ``hot`` until it is below the threshold; ``planned`` (the
-        loads with the moves made so far) follows each move."""
+        loads with the moves made so far) follows each move.
+
+        A flow moves only to a path that stays under the threshold as measured and that
+        its demand does not overload as the rebalancer estimates demands
+        (:func:`demand_list`): a link is often full because the hosts behind it are (two
+        flows into one receiver), and a move then only takes the place another host's
+        flow needs, which the next rebalancing pass undoes, and so on."""
         s = self.settings
         cap = topo.cap(hot)
         target = s.congestion_threshold * cap
-        on_it = [f for f in self.flows.values()
-                 if f.path is not None and not f.operator and self.is_large(f, topo)
-                 and hot in resources(f.path, f.dst_leaf)
+        large = self._demand_candidates(topo, now)
+        on_it = [f for f in large if not f.operator and hot in resources(f.path, f.dst_leaf)
                  and now - f.moved_at >= s.min_move_interval]
+        if not on_it:
+            return []
+        demand, asked = self._demands_near(on_it, large, topo, planned)
         # best effort moves first; priority classes keep their paths if possible
         on_it.sort(key=lambda f: (f.priority, -f.rate_bps, f.key))
         moves = []
@@ -888,22 +919,75 @@ class TrafficEngineer:
             if planned.get(hot, 0.0) <= target:
                 break
             assert flow.path is not None
+            want = demand[flow.key]
             best, best_util = None, planned.get(hot, 0.0) / cap
+            hot_asked = asked.get(hot, 0.0) / cap
             for p in topo.paths(flow.src_leaf, flow.dst_leaf):
                 if p == flow.path:
                     continue
                 rs = resources(p, flow.dst_leaf)
                 util = max((planned.get(r, 0.0) + flow.rate_bps) / topo.cap(r) for r in rs)
-                if util < best_util - s.hysteresis and util < s.congestion_threshold + 1e-9:
+                asks = max((asked.get(r, 0.0) + want) / topo.cap(r) for r in rs)
+                if util < best_util - s.hysteresis and util < s.congestion_threshold + 1e-9 \
+                        and asks <= 1.0 + 1e-6 and asks < hot_asked - s.hysteresis:
                     best, best_util = p, util
             if best is None:
                 continue
             for r in resources(flow.path, flow.dst_leaf):
                 planned[r] = max(0.0, planned.get(r, 0.0) - flow.rate_bps)
+                asked[r] = max(0.0, asked.get(r, 0.0) - want)
             for r in resources(best, flow.dst_leaf):
                 planned[r] = planned.get(r, 0.0) + flow.rate_bps
+                asked[r] = asked.get(r, 0.0) + want
             moves.append(self._move(flow, best, f"congestion on {resource_text(hot)}", now))
+        if not moves:
+            self._count("congestion_unrelieved")
         return moves
+
+    def _demand_candidates(self, topo: TeTopology, now: float) -> list[Flow]:
+        """The flows a rebalancing pass gives a demand (as :class:`RebalanceJob` picks
+        them): placed, and large and not paused, or of a priority class, large once and
+        active (a collective's connection pauses between its steps: its hosts' other
+        flows must not take its place meanwhile)."""
+        s = self.settings
+        large_rate = s.large_flow_fraction * topo.link_rate
+        if large_rate <= 0:
+            return []
+        return [f for f in self.flows.values() if f.path is not None and (
+            (f.rate_bps >= large_rate
+             and not (f.last_bps is not None and f.last_bps < 0.5 * large_rate))
+            or (f.priority and f.peak_bps >= large_rate
+                and min(now, f.bytes_at) - f.last_active <= s.active_window))]
+
+    def _demands_near(self, movers: list[Flow], large: list[Flow], topo: TeTopology,
+                      planned: Mapping[Resource, float]
+                      ) -> tuple[dict[FlowKey, float], dict[Resource, float]]:
+        """The demands of ``movers`` and what the links they could take are asked for:
+        their measured load with the demand of each large flow there in place of its
+        rate. Estimated over the flows of the hosts on those links (a flow's demand
+        depends on its hosts' other flows), not the whole fabric: the congestion pass
+        runs on the controller's thread."""
+        near: set[Resource] = set()
+        for f in movers:
+            assert f.path is not None
+            near.update(resources(f.path, f.dst_leaf))  # (even if out of service now)
+            for p in topo.paths(f.src_leaf, f.dst_leaf):
+                near.update(resources(p, f.dst_leaf))
+        on_near = [f for f in large if not near.isdisjoint(resources(f.path, f.dst_leaf))]
+        hosts = {ip for f in on_near for ip in (f.key.src_ip, f.key.dst_ip)}
+        group = [f for f in large if f.key.src_ip in hosts or f.key.dst_ip in hosts]
+        demand = estimate_demands(group, topo.host_rate)
+        own = {r: 0.0 for r in near}
+        wanted = dict(own)
+        for f in on_near:
+            d = demand[f.key]
+            for r in resources(f.path, f.dst_leaf):
+                if r in own:
+                    own[r] += own_load(f, d)
+                    wanted[r] += d
+        # (as a rebalancing pass sees them: the other load, then the flows' demands)
+        asked = {r: max(0.0, planned.get(r, 0.0) - own[r]) + wanted[r] for r in near}
+        return demand, asked
 
     # --- rebalancing ------------------------------------------------------------------------
     def estimate_demands(self, flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
@@ -970,12 +1054,14 @@ class TrafficEngineer:
         return moves, rest
 
     def _worth_it(self, plan: RebalancePlan) -> bool:
-        """True if the placement lowers the overload, or the worst link when that is
-        busy, by at least the hysteresis."""
+        """True if the placement lowers the overload by at least the hysteresis for
+        every flow it moves (a move costs that flow a hiccup: many moves for the gain of
+        one are the noise of bursty flows' readings, undone by the next pass), or, with
+        no overload, lowers a busy worst link by the hysteresis."""
         s = self.settings
         before, after = plan.before, plan.after
         margin = s.hysteresis
-        less_overload = before[0] - after[0] >= margin
+        less_overload = before[0] - after[0] >= margin * max(1, len(plan.changes))
         # without overload, only a busy worst link is worth moving flows for: below the
         # floor every link has room, and a move only costs the flows a hiccup
         cooler = (abs(before[0] - after[0]) < 1e-9 and before[1] >= s.rebalance_floor

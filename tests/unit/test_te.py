@@ -10,12 +10,15 @@ from controller.core.te import (
     TCP,
     UDP,
     FlowKey,
+    FlowSnapshot,
     Path,
+    RebalancePlan,
     TeSettings,
     TeTopology,
     TrafficEngineer,
     down,
     resources,
+    search,
     up,
 )
 from tests.unit.tetopo import RATE, topo
@@ -171,6 +174,56 @@ def test_no_move_without_enough_gain_hysteresis():
     a.rate_bps = b.rate_bps = 4e6  # 160% -> 80%, the overload gone: worth it
     assert len(te.rebalance(t, loads_of(te), 10.0)) == 1
     assert te.rebalance(t, loads_of(te), 20.0) == []  # and no flapping back
+
+
+def test_a_pass_must_buy_the_hysteresis_for_every_flow_it_moves():
+    # seen in bench.collectives job+bulk: passes moving all eight flows of a ring for
+    # 0.07 link rates less overload (the noise of bursty readings), every cooldown
+    t = topo()
+    te = TrafficEngineer(TeSettings(hysteresis=0.05))
+    ring = [(1, 3), (3, 5), (5, 7), (7, 2), (2, 4), (4, 6), (6, 8), (8, 1)]
+    flows = [te.new_flow(key(a, b), leaf_of(a), leaf_of(b), t, {}, 0.0) for a, b in ring]
+    for f in flows:
+        f.rate_bps = f.last_bps = 1.5e6
+
+    def plan(before, after, moved, now=100.0):
+        job = te.rebalance_job(t, loads_of(te), now)
+        changes = tuple(sorted((FlowSnapshot(f.key, f.src_leaf, f.dst_leaf, f.priority,
+                                             f.rate_bps, f.path) for f in moved),
+                               key=lambda f: (f.src_leaf, f.key)))
+        other = {f.key: t.path_via(f.src_leaf, f.dst_leaf, 2003 - f.path.spine)
+                 for f in moved}
+        return RebalancePlan(job, other, before, after, (), changes)
+
+    where = [f.path for f in flows]
+    assert te.finish_rebalance(plan((1.35, 1.25), (1.28, 1.30), flows), t, 100.0) == \
+        ([], None)
+    assert [f.path for f in flows] == where
+    # the same gain for one move is worth it, and a large one for eight
+    moves, _ = te.finish_rebalance(plan((1.35, 1.25), (1.28, 1.30), flows[:1]), t, 100.0)
+    assert [m.key for m in moves] == [flows[0].key]
+    moves, _ = te.finish_rebalance(plan((1.35, 1.25), (0.5, 1.0), flows[1:], 110.0), t,
+                                   110.0)
+    assert len(moves) == 7
+
+
+def test_a_ring_alone_on_its_links_is_no_overload_whatever_the_ports_show():
+    # each step of the ring on links of its own; the ports read 2.5 Mbit/s where the
+    # flows' own counters, read at another moment of their bursts, said 1.2
+    t = topo()
+    te = TrafficEngineer()
+    ring = [(1, 3), (3, 5), (5, 7), (7, 1)]
+    loads: dict = {}
+    for a, b in ring:
+        f = te.new_flow(key(a, b), leaf_of(a), leaf_of(b), t, {}, 0.0, cls="collective",
+                        priority=True)
+        f.path = t.path_via(leaf_of(a), leaf_of(b), 1001)
+        f.rate_bps = f.last_bps = f.peak_bps = 1.2e6
+        f.last_active = f.bytes_at = 99.0
+        for r in resources(f.path, f.dst_leaf):
+            loads[r] = loads.get(r, 0.0) + 2.5e6
+    plan = search(te.rebalance_job(t, loads, 100.0))
+    assert plan.before[0] == pytest.approx(0.0) and not plan.placement
 
 
 def test_no_churn_for_a_cooler_link_when_every_link_has_room():
@@ -333,6 +386,75 @@ def test_congestion_without_a_better_path_moves_nothing():
     full = {up(2001, 1): 4.8e6, up(2001, 2): 4.8e6}
     assert te.congestion(t, full, 10.0) == []
     assert [e.kind for e in te.events] == ["congestion", "congestion"]
+
+
+def test_a_link_full_because_its_receiver_is_keeps_its_flows():
+    # seen in bench.collectives job+bulk: h6 receives a ring step from h4 and a bulk
+    # flow from h2 on spine 1001's link to its leaf, which is full (h6's NIC is); h5
+    # receives h3's ring step on spine 1002, bursty, so it measures 1.4 Mbit/s. Moving
+    # either flow into h6 there takes what h3 -> h5 needs (the rebalancer, which knows
+    # the demands, moved it back, and so on every few seconds)
+    t = topo()
+    te = TrafficEngineer(TeSettings(congestion_intervals=1))
+    flows = {(4, 6): (1001, 2.5e6), (2, 6): (1001, 2.5e6), (2, 4): (1002, 2.5e6),
+             (3, 5): (1002, 1.4e6)}
+    for (a, b), (spine, rate) in flows.items():
+        f = te.new_flow(key(a, b), leaf_of(a), leaf_of(b), t, {}, 0.0)
+        f.path = t.path_via(leaf_of(a), leaf_of(b), spine)
+        f.rate_bps = f.last_bps = rate
+    assert te.congestion(t, loads_of(te), 10.0) == []
+    assert te.stats["congestion_unrelieved"] == 1
+    # without h3 -> h5, spine 1002's link has room and the same link is relieved
+    del te.flows[key(3, 5)]
+    moves = te.congestion(t, loads_of(te), 11.0)
+    assert [m.new.spine for m in moves] == [1002], moves
+
+
+def test_a_collective_flow_paused_between_steps_keeps_its_link_against_congestion():
+    # the case above with every flow of the collective class and h3 -> h5 between two
+    # steps of its ring: it sent 1 s ago, so it is still asked for (the active window)
+    t = topo()
+    te = TrafficEngineer(TeSettings(congestion_intervals=1, active_window=3.0))
+    flows = {(4, 6): (1001, 2.5e6), (2, 6): (1001, 2.5e6), (2, 4): (1002, 2.5e6),
+             (3, 5): (1002, 0.1e6)}
+    for (a, b), (spine, rate) in flows.items():
+        f = te.new_flow(key(a, b), leaf_of(a), leaf_of(b), t, {}, 0.0, cls="collective",
+                        priority=True)
+        f.path = t.path_via(leaf_of(a), leaf_of(b), spine)
+        f.rate_bps, f.last_bps, f.peak_bps = rate, rate, 2.5e6
+        f.last_active, f.bytes_at = 9.0, 10.0
+    te.flows[key(3, 5)].last_bps = 0.0
+    assert te.congestion(t, loads_of(te), 10.0) == []
+    # once a reading shows it idle past the window, it has ended: the link is free
+    te.flows[key(3, 5)].bytes_at = 13.5
+    assert [m.new.spine for m in te.congestion(t, loads_of(te), 13.5)] == [1002]
+
+
+def test_a_collective_tcp_flow_is_asked_for_its_fair_share_whatever_it_measures():
+    # h2 sends a ring step to h4 and a flow to h6, both of the collective class; while
+    # the ring pauses the other measures more than its share, and less while it runs
+    t = topo()
+    te = TrafficEngineer()
+    ring = te.new_flow(key(2, 4), 2001, 2002, t, {}, 0.0, cls="collective", priority=True)
+    other = te.new_flow(key(2, 6), 2001, 2003, t, {}, 0.0, cls="collective", priority=True)
+    bulk = te.new_flow(key(1, 5), 2001, 2003, t, {}, 0.0)
+    ring.rate_bps, other.rate_bps, bulk.rate_bps = 1.1e6, 3.6e6, 4.8e6
+    d = te.estimate_demands([ring, other, bulk], RATE)
+    assert d[ring.key] == pytest.approx(RATE / 2) and d[other.key] == pytest.approx(RATE / 2)
+    assert d[bulk.key] == pytest.approx(RATE)  # (alone on both its hosts)
+    other.priority = ring.priority = False  # best effort: never less than it measures
+    assert te.estimate_demands([ring, other], RATE)[other.key] == 3.6e6
+
+
+def test_congestion_on_a_flow_whose_uplink_just_failed_does_not_break_the_pass():
+    # the flow's uplink is down (revalidation comes with the port's event), its spine's
+    # link to the destination is hot in the same reading
+    t = topo(cut=[(2001, 1001)])
+    te = TrafficEngineer(TeSettings(congestion_intervals=1))
+    f = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    f.path, f.rate_bps, f.last_bps = Path(2001, 1, 1001), 2e6, 2e6
+    moves = te.congestion(t, {down(1001, 2002): 4.9e6}, 10.0)
+    assert [m.new.spine for m in moves] == [1002]
 
 
 # --- failures and drain ---------------------------------------------------------------------
