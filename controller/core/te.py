@@ -907,6 +907,11 @@ class TrafficEngineer:
         cap = topo.cap(hot)
         target = s.congestion_threshold * cap
         large = self._demand_candidates(topo, now)
+        # (and a flow large by its smoothed rate whose latest reading is low: a TCP flow
+        # squeezed by a UDP stream reads as nearly paused, and is the one to move)
+        known = {f.key for f in large}
+        large += [f for f in self.flows.values() if f.key not in known
+                  and f.path is not None and self.is_large(f, topo)]
         on_it = [f for f in large if not f.operator and hot in resources(f.path, f.dst_leaf)
                  and now - f.moved_at >= s.min_move_interval]
         if not on_it:
@@ -927,9 +932,11 @@ class TrafficEngineer:
                     continue
                 rs = resources(p, flow.dst_leaf)
                 util = max((planned.get(r, 0.0) + flow.rate_bps) / topo.cap(r) for r in rs)
+                # (within the hysteresis of full: a TCP flow alone asks for a whole link,
+                # and the ACKs of others are there too)
                 asks = max((asked.get(r, 0.0) + want) / topo.cap(r) for r in rs)
                 if util < best_util - s.hysteresis and util < s.congestion_threshold + 1e-9 \
-                        and asks <= 1.0 + 1e-6 and asks < hot_asked - s.hysteresis:
+                        and asks <= 1.0 + s.hysteresis and asks < hot_asked - s.hysteresis:
                     best, best_util = p, util
             if best is None:
                 continue

@@ -446,6 +446,21 @@ def test_a_collective_tcp_flow_is_asked_for_its_fair_share_whatever_it_measures(
     assert te.estimate_demands([ring, other], RATE)[other.key] == 3.6e6
 
 
+def test_congestion_moves_a_tcp_flow_a_udp_stream_squeezes_to_almost_nothing():
+    # (tests/e2e/test_te.py: an operator pins 4.5 Mbit/s of UDP onto the TCP flow's
+    # spine; the TCP flow's latest reading is almost nothing, its smoothed rate not yet)
+    t = topo()
+    te = TrafficEngineer(TeSettings(congestion_intervals=1))
+    udp = te.pin(key(2, 4, proto=UDP), 2001, 2002, 1001, t, 0.0)
+    udp.rate_bps = udp.last_bps = 4.5e6
+    tcp = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
+    tcp.path, tcp.rate_bps, tcp.last_bps = Path(2001, 1, 1001), 1.5e6, 0.1e6
+    loads = loads_of(te)
+    loads[up(2001, 2)] = loads[down(1002, 2002)] = 2e3  # (ACKs of other flows)
+    moves = te.congestion(t, loads, 10.0)
+    assert [(m.key, m.new.spine) for m in moves] == [(tcp.key, 1002)]
+
+
 def test_congestion_on_a_flow_whose_uplink_just_failed_does_not_break_the_pass():
     # the flow's uplink is down (revalidation comes with the port's event), its spine's
     # link to the destination is hot in the same reading
