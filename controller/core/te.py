@@ -427,6 +427,7 @@ class RebalancePlan:
     demands: tuple[float, ...]  # of every large flow, in the order of ``job.large``
     # (none when no flow may move)
     changes: tuple[FlowSnapshot, ...] = ()  # flows whose placement differs, by src leaf
+    moved_bps: float = 0.0  # the demands of ``changes``, summed
     start: int = 0  # how many of ``changes`` earlier slices applied
 
     @cached_property
@@ -534,7 +535,9 @@ def search(job: RebalanceJob) -> RebalancePlan:
                                      own=list(map(own_load, movable, wanted)))
     changes = sorted((f for f in movable if f.key in placement),
                      key=lambda f: (f.src_leaf, f.key))
-    return RebalancePlan(job, placement, before, after, tuple(demands), tuple(changes))
+    moved = sum(w for f, w in zip(movable, wanted, strict=True) if f.key in placement)
+    return RebalancePlan(job, placement, before, after, tuple(demands), tuple(changes),
+                         moved)
 
 
 def own_load(flow: Flow | FlowSnapshot, demand: float) -> float:
@@ -1061,14 +1064,17 @@ class TrafficEngineer:
         return moves, rest
 
     def _worth_it(self, plan: RebalancePlan) -> bool:
-        """True if the placement lowers the overload by at least the hysteresis for
-        every flow it moves (a move costs that flow a hiccup: many moves for the gain of
-        one are the noise of bursty flows' readings, undone by the next pass), or, with
-        no overload, lowers a busy worst link by the hysteresis."""
+        """True if the placement lowers the overload by at least the hysteresis, and by
+        that share of the traffic it moves (in link rates: a move costs the moved flow a
+        hiccup; eight flows moved for the gain of one were the noise of bursty flows'
+        readings, undone by the next pass), or, with no overload, lowers a busy worst
+        link by the hysteresis."""
         s = self.settings
         before, after = plan.before, plan.after
         margin = s.hysteresis
-        less_overload = before[0] - after[0] >= margin * max(1, len(plan.changes))
+        rate = plan.job.topo.link_rate
+        moved = plan.moved_bps / rate if rate > 0 else 0.0
+        less_overload = before[0] - after[0] >= margin * max(1.0, moved)
         # without overload, only a busy worst link is worth moving flows for: below the
         # floor every link has room, and a move only costs the flows a hiccup
         cooler = (abs(before[0] - after[0]) < 1e-9 and before[1] >= s.rebalance_floor
