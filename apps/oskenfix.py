@@ -20,6 +20,8 @@
    kernel buffer (left alone, Linux grows a session's buffer up to 16 MiB). A burst
    larger than both to a switch that stops reading in the middle of it costs the
    others at most ``SEND_WAIT`` once (it cannot be told from a slow switch sooner).
+3. Say why the OpenFlow listener stopped: os-ken's native hub drops a thread's
+   exception without a word (``listener_error`` keeps it for the daemon's last line).
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ _MARK = "_aifabric_patched"
 SEND_WAIT = 1.0  # seconds without progress after which a switch with a full queue is stuck
 SEND_QUEUE = 4096  # messages waiting for one switch's send thread
 SEND_BUFFER = 1 << 20  # bytes of kernel send buffer per session (no autotuning to 16 MiB)
+
+
+# Why os-ken's OpenFlow listener thread ended (os-ken's native hub drops a thread's
+# exception without a word; its app manager then fails on a missing ``kill``).
+listener_error: BaseException | None = None
 
 
 def configure(send_queue: int, send_buffer: int) -> None:
@@ -86,8 +93,21 @@ def apply() -> None:
         self.send_q = ProgressQueue(SEND_QUEUE)
         self._send_q_sem = threading.BoundedSemaphore(SEND_QUEUE)
 
+    serve = controller.OpenFlowController.server_loop
+
+    @functools.wraps(serve)
+    def server_loop(self, *args, **kwargs) -> None:
+        global listener_error
+        try:
+            serve(self, *args, **kwargs)
+        except BaseException as exc:
+            listener_error = exc
+            log.error("the OpenFlow listener stopped: %s", exc)
+            raise
+
     setattr(recv_loop, _MARK, True)
     controller.Datapath._recv_loop = recv_loop
+    controller.OpenFlowController.server_loop = server_loop
     controller.Datapath.__init__ = datapath_init
     controller.Datapath.send = bounded_send
 

@@ -354,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])
     except Exception:
-        log.exception("controller failed after %.1f s", time.time() - started)
+        if oskenfix.listener_error is not None:  # (os-ken then fails on its own cleanup)
+            log.error("controller stopped after %.1f s: OpenFlow on %s:%d: %s",
+                      time.time() - started, of.listen_host, of.port,
+                      oskenfix.listener_error)
+        else:
+            log.exception("controller failed after %.1f s", time.time() - started)
         os._exit(EXIT_RUNTIME)
     return 0
 

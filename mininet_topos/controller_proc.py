@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -13,11 +14,24 @@ import grpc
 
 from controller.cli.client import FabricClient
 
+_given: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on every address, not handed out before by this process, and
+    below Linux's ephemeral range (32768-60999): the kernel's own pick (port 0) may come
+    back for the next call or for an outgoing connection before the caller binds it."""
+    while True:
+        port = random.randrange(20000, 32768)
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
 
 
 def start_logged(cmd: list[str], log_path: Path, ready, timeout: float,

@@ -56,6 +56,16 @@ def parse_host_port(value: str, any_port: bool = False) -> tuple[str, int]:
     return host, int(port)
 
 
+_ANY_HOST = {"*", "0.0.0.0", "::"}
+
+
+def _hosts_overlap(a: str, b: str) -> bool:
+    """Whether listening on ``a`` and ``b`` with one port collides (a wildcard address
+    takes the port on every address; localhost is 127.0.0.1)."""
+    a, b = (("127.0.0.1" if h == "localhost" else h) for h in (a, b))
+    return a == b or a in _ANY_HOST or b in _ANY_HOST
+
+
 class OpenFlowConfig(_Strict):
     listen_host: str = "0.0.0.0"
     port: int = Field(6653, ge=1, le=65535)
@@ -401,6 +411,26 @@ class FabricdConfig(_Strict):
     # The cabling plan: pairs of "DPID:PORT" ends. Links missing from it or not in it
     # are reported as warnings. Empty: no cabling validation.
     cabling: list[tuple[str, str]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _listeners_apart(self) -> FabricdConfig:
+        """The sockets fabricd listens on must not take one another's port: the one
+        started later would fail with the daemon half up."""
+        taken: list[tuple[str, str, int]] = [
+            ("openflow.port", self.openflow.listen_host, self.openflow.port),
+            ("api.address", *parse_host_port(self.api.address)),
+        ]
+        if self.metrics.enabled:
+            taken.append(("metrics.address", *parse_host_port(self.metrics.address)))
+        if self.cluster.enabled and self.cluster.peer_address:
+            taken.append(("cluster.peer_address",
+                          *parse_host_port(self.cluster.peer_address, any_port=True)))
+        for i, (key, host, port) in enumerate(taken):
+            for other, other_host, other_port in taken[:i]:
+                if port and port == other_port and _hosts_overlap(host, other_host):
+                    raise ValueError(f"{key} {host}:{port} takes the port of {other} "
+                                     f"{other_host}:{other_port}")
+        return self
 
     @field_validator("cabling")
     @classmethod

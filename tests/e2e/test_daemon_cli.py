@@ -39,6 +39,8 @@ def test_unknown_key_and_bad_flags_exit_2(tmp_path):
     for args, needle in ((["--of-port", "abc"], "--of-port"),
                          (["--grpc-addr", "localhost"], "api.address"),
                          (["--link-speed", "-5"], "link_speed_mbps"),
+                         (["--of-port", "7001", "--metrics-addr", "127.0.0.1:7001"],
+                          "takes the port of openflow.port"),
                          (["--config", str(tmp_path / "missing.yaml")], "cannot read"),
                          (["--frobnicate"], "unrecognized arguments")):
         res = run([*FABRICD, *args])

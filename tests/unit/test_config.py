@@ -47,6 +47,13 @@ def test_file_and_overrides(tmp_path):
         ("cluster: {peer_address: 'h:1'}\n", "cluster.peer_address", "not an IP address"),
         ("cluster: {peer_address: '127.0.0.1'}\n", "cluster.peer_address",
          "expected HOST:PORT"),
+        ("openflow: {port: 9464}\n", "", "metrics.address 127.0.0.1:9464 takes the port "
+         "of openflow.port 0.0.0.0:9464"),
+        ("metrics: {address: '127.0.0.1:50051'}\n", "", "takes the port of api.address"),
+        ("api: {address: 'localhost:7000'}\nmetrics: {address: '127.0.0.1:7000'}\n", "",
+         "takes the port of api.address"),
+        ("cluster: {etcd: ['http://h:1'], node_id: a, peer_address: '0.0.0.0:6653'}\n", "",
+         "cluster.peer_address 0.0.0.0:6653 takes the port of openflow.port"),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path, text, key, reason):
@@ -89,3 +96,10 @@ def test_bad_cabling_plan(tmp_path, plan, reason):
         load_config(write(tmp_path, f"cabling: {plan}\n"))
     assert err.value.key.startswith("cabling")
     assert reason in str(err.value)
+
+
+def test_listeners_may_share_a_port_on_distinct_addresses_or_when_off():
+    cfg = load_config(None, {"api.address": "127.0.0.1:7000", "metrics.address": "127.0.0.2:7000"})
+    assert cfg.metrics.address == "127.0.0.2:7000"
+    load_config(None, {"metrics.enabled": False, "metrics.address": "127.0.0.1:50051"})
+    load_config(None, {"cluster.peer_address": "127.0.0.1:6653"})  # no etcd: not started

@@ -85,3 +85,21 @@ def test_the_patch_is_installed_on_os_ken_with_a_deep_queue():
         assert dp.send(b"m%d" % n) is True
     a.close()
     b.close()
+
+
+def test_why_the_openflow_listener_stopped_is_kept_for_the_daemon(monkeypatch):
+    """os-ken's native hub drops the exception that ends its listener thread."""
+    from os_ken.controller import controller
+
+    oskenfix.apply()
+    monkeypatch.setattr(oskenfix, "listener_error", None)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            controller.OpenFlowController.server_loop(object(), port, None)
+        except OSError:
+            pass
+    assert isinstance(oskenfix.listener_error, OSError)
+    assert oskenfix.listener_error.errno == 98  # EADDRINUSE

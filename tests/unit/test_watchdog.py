@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import grpc
@@ -13,12 +12,7 @@ from apps.api.server import ControllerHandle, start_api_server
 from controller.core.config import load_config
 from controller.core.events import FabricEvent
 from controller.core.snapshot import Published, TopologySnapshot
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from mininet_topos.controller_proc import free_port
 
 
 def health(addr: str) -> str:
