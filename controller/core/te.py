@@ -329,6 +329,31 @@ class FlowSnapshot(NamedTuple):
     path: Path | None
 
 
+def select_demand_flows(candidates: Sequence[Flow], s: TeSettings, link_rate: float,
+                        now: float) -> tuple[list[tuple], np.ndarray]:
+    """The flows a rebalancing pass gives a demand, and the one rule for it (the
+    congestion pass asks it too): each flow read once into a row (the live flow may
+    change meanwhile), and the positions of those that are placed and large and not
+    paused (a flow that carried almost nothing in its latest reading has ended or
+    paused: its smoothed rate still decays, but it must not be given a demand), or of a
+    priority class, large once and active within ``active_window`` of its latest
+    reading (a collective's connection pauses between its steps: its hosts' other flows
+    must not take its place meanwhile)."""
+    if not candidates:
+        return [], np.zeros(0, dtype=np.intp)
+    large_rate = s.large_flow_fraction * link_rate
+    rows = list(map(_SNAPSHOT_FIELDS, candidates))  # (in C)
+    (_, _, _, prio, rate, path, last, _, _, peak, active, read_at) = zip(*rows, strict=True)
+    rate_a = np.array(rate, dtype=float)
+    last_a = np.array(last, dtype=float)  # (None: nan, never below anything)
+    no_path = np.fromiter(map(is_, path, repeat(None)), bool, len(rows))
+    busy = np.array(prio, dtype=bool) & (np.array(peak, dtype=float) >= large_rate) & (
+        np.minimum(now, np.array(read_at, dtype=float))
+        - np.array(active, dtype=float) <= s.active_window)
+    keep = ~no_path & (((rate_a >= large_rate) & ~(last_a < 0.5 * large_rate)) | busy)
+    return rows, np.nonzero(keep)[0]
+
+
 @dataclass(frozen=True)
 class RebalanceJob:
     """A rebalancing pass's input, taken in well under a millisecond on the controller's
@@ -347,27 +372,12 @@ class RebalanceJob:
     def _snapshot(self) -> tuple[tuple[FlowSnapshot, ...], tuple[Flow, ...],
                                  tuple[int, ...]]:
         s, topo = self.settings, self.topo
-        large_rate = s.large_flow_fraction * topo.link_rate
-        if not self.candidates:
+        rows, chosen = select_demand_flows(self.candidates, s, topo.link_rate, self.started)
+        if not rows:
             return (), (), ()
-        # each flow read once, in C (the live flow may change meanwhile), then in columns
-        rows = list(map(_SNAPSHOT_FIELDS, self.candidates))
-        (_, src, dst, prio, rate, path, last, pinned, moved_at, peak, active,
-         read_at) = zip(*rows, strict=True)
-        rate_a = np.array(rate, dtype=float)
-        last_a = np.array(last, dtype=float)  # (None: nan, never below anything)
-        # a flow that carried (almost) nothing in the last reading has ended or paused:
-        # its smoothed rate still decays, but it must not be given a demand; except a
-        # priority-class flow that was large and is active (see
-        # :meth:`TrafficEngineer._demand_candidates`)
-        no_path = np.fromiter(map(is_, path, repeat(None)), bool, len(rows))
-        busy = np.array(prio, dtype=bool) & (np.array(peak, dtype=float) >= large_rate) & (
-            np.minimum(self.started, np.array(read_at, dtype=float))
-            - np.array(active, dtype=float) <= s.active_window)
-        keep = ~no_path & (((rate_a >= large_rate) & ~(last_a < 0.5 * large_rate)) | busy)
+        (_, src, dst, _, _, _, _, pinned, moved_at, _, _, _) = zip(*rows, strict=True)
         settled = ~np.array(pinned, dtype=bool) & (
             np.array(moved_at, dtype=float) <= self.started - s.min_move_interval)
-        chosen = np.nonzero(keep)[0]
         paths, n_paths = topo.paths, {}
         at = chosen.tolist()
         movable: list[int] = []
@@ -955,19 +965,10 @@ class TrafficEngineer:
         return moves
 
     def _demand_candidates(self, topo: TeTopology, now: float) -> list[Flow]:
-        """The flows a rebalancing pass gives a demand (as :class:`RebalanceJob` picks
-        them): placed, and large and not paused, or of a priority class, large once and
-        active (a collective's connection pauses between its steps: its hosts' other
-        flows must not take its place meanwhile)."""
-        s = self.settings
-        large_rate = s.large_flow_fraction * topo.link_rate
-        if large_rate <= 0:
-            return []
-        return [f for f in self.flows.values() if f.path is not None and (
-            (f.rate_bps >= large_rate
-             and not (f.last_bps is not None and f.last_bps < 0.5 * large_rate))
-            or (f.priority and f.peak_bps >= large_rate
-                and min(now, f.bytes_at) - f.last_active <= s.active_window))]
+        """The flows a rebalancing pass gives a demand (:func:`select_demand_flows`)."""
+        flows = tuple(self.flows.values())
+        _, chosen = select_demand_flows(flows, self.settings, topo.link_rate, now)
+        return [flows[i] for i in chosen.tolist()]
 
     def _demands_near(self, movers: list[Flow], large: list[Flow], topo: TeTopology,
                       planned: Mapping[Resource, float]
