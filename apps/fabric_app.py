@@ -183,6 +183,7 @@ class FabricApp(app_manager.OSKenApp):
                 declined_flow_timeout=cfg.edge.declined_flow_timeout,
                 max_flows_per_port=cfg.te.max_flows_per_port,
                 job_limits=cfg.jobs.limits(),
+                source_guard=cfg.edge.source_guard,
             ),
             secret=runtime.secret() or os.urandom(32),
         )
@@ -683,6 +684,10 @@ class FabricApp(app_manager.OSKenApp):
         arrived = min(getattr(ev, "timestamp", now) or now, now)
         if C.is_ours(msg.cookie) and C.cookie_kind(msg.cookie) == C.KIND_TE:
             self._apply(self.core.flow_seen(dp.id, in_port, bytes(msg.data), arrived), now)
+            return
+        if C.is_ours(msg.cookie) and C.cookie_kind(msg.cookie) == C.KIND_GUARD:
+            self._apply(self.core.unbound_source(dp.id, in_port, bytes(msg.data), arrived),
+                        now)
             return
         self._apply(self.core.packet_in(dp.id, in_port, bytes(msg.data), arrived), now)
 

@@ -287,6 +287,10 @@ class EdgeConfig(_Strict):
                            "may send to the controller (its own meter)")
     declined_flow_timeout: int = Field(10, ge=1, le=3600, description="seconds a flow TE "
                                        "declined to place is no longer copied")
+    source_guard: bool = Field(True, description="IPv4 from a host port goes on only "
+                               "from a MAC and address bound there; anything else goes "
+                               "to the controller (metered), which learns a new host "
+                               "from it or drops it")
 
 
 class StaticHostConfig(_Strict):

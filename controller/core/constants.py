@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 # --- Tables -----------------------------------------------------------------------------
-TABLE_INGRESS = 0  # control punts (LLDP, ARP); later: QoS marking at host ports
-TABLE_FORWARD = 1  # destination lookup: host MAC -> port or ECMP group
-TABLE_TE = 2  # leaves, with TE: per-flow pins; new flows are copied to the controller
+TABLE_INGRESS = 0  # control punts (LLDP, ARP); the source guard at host ports
+TABLE_CLASSIFY = 1  # QoS: marking at host ports, DSCP -> queue (every switch)
+TABLE_FORWARD = 2  # destination lookup: host MAC -> port or ECMP group
+TABLE_TE = 3  # leaves, with TE: per-flow pins; new flows are copied to the controller
 
 # --- Priorities (one place, so that the pipeline can be read at a glance) ---------------
 PRIO_LLDP = 1000  # table 0: LLDP to the controller, on every port
 PRIO_ARP = 900  # table 0: ARP to the controller (proxy ARP)
-PRIO_QOS_CLASS = 500  # table 0: host-port classification (+0..3 by specificity)
-PRIO_QOS_DEFAULT = 400  # table 0: unclassified IP from host ports -> DSCP 0
-PRIO_QOS_QUEUE = 300  # table 0: DSCP -> set_queue, for the kernel datapath (every switch)
-PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to forwarding
-PRIO_PIN_OPERATOR = 300  # table 2: flows pinned through the API (ports may be wildcards)
-PRIO_JOB = 250  # table 2: a registered job's host pairs (every connection between two)
-PRIO_PIN = 200  # table 2: flows placed by traffic engineering (exact 5-tuple)
-PRIO_NOCOPY = 150  # table 2: a flow TE declined to place: ECMP, no more copies (expires)
-PRIO_TRACK = 100  # table 2: TCP/UDP not pinned yet -> copy of the header to the controller
-PRIO_TE_MISS = 0  # table 2: everything else keeps the ECMP group of table 1
-PRIO_HOST = 100  # table 1: eth_dst == known host
-PRIO_MULTICAST = 10  # table 1: broadcast/multicast from hosts -> controller (flooded to edges)
-PRIO_MISS = 0  # table 1: unknown unicast
+PRIO_GUARD_PASS = 800  # table 0: IPv4 from a host port whose MAC and address are bound there
+PRIO_GUARD = 700  # table 0: any other IPv4 from a host port -> the controller (metered)
+PRIO_INGRESS_DEFAULT = 0  # table 0: everything else goes on to classification
+PRIO_QOS_CLASS = 500  # table 1: host-port classification (+0..3 by specificity)
+PRIO_QOS_DEFAULT = 400  # table 1: unclassified IP from host ports -> DSCP 0
+PRIO_QOS_QUEUE = 300  # table 1: DSCP -> set_queue, for the kernel datapath (every switch)
+PRIO_CLASSIFY_DEFAULT = 0  # table 1: everything else goes on to forwarding
+PRIO_PIN_OPERATOR = 300  # table 3: flows pinned through the API (ports may be wildcards)
+PRIO_JOB = 250  # table 3: a registered job's host pairs (every connection between two)
+PRIO_PIN = 200  # table 3: flows placed by traffic engineering (exact 5-tuple)
+PRIO_NOCOPY = 150  # table 3: a flow TE declined to place: ECMP, no more copies (expires)
+PRIO_TRACK = 100  # table 3: TCP/UDP not pinned yet -> copy of the header to the controller
+PRIO_TE_MISS = 0  # table 3: everything else keeps the ECMP group of table 2
+PRIO_HOST = 100  # table 2: eth_dst == known host
+PRIO_MULTICAST = 10  # table 2: broadcast/multicast from hosts -> controller (flooded to edges)
+PRIO_MISS = 0  # table 2: unknown unicast
 
 # --- Cookies ------------------------------------------------------------------------------
 # Top byte marks an entry as aifabric's; the next byte says which kind of entry it is.
@@ -42,6 +46,7 @@ KIND_QOS = 0x04
 KIND_TE = 0x05  # the TE table's own plumbing (track and miss entries)
 KIND_NOCOPY = 0x06  # short-lived entries for flows TE declined (not in the desired state)
 KIND_JOB = 0x07  # a registered job's pair entries (TE table of the ingress leaf)
+KIND_GUARD = 0x08  # the source guard at host ports (its punts come back with this cookie)
 
 # --- Meters -------------------------------------------------------------------------------
 # Every entry that sends packets to the controller does so through a meter (OVS's

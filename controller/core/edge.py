@@ -94,6 +94,26 @@ class Edge:
         return eff.merge(self._flood(dpid, in_port, data, now))
 
 
+    def unbound_source(self, dpid: int, in_port: int, eth: Ethernet, data: bytes,
+                       now: float) -> Effects:
+        """An IPv4 frame the source guard sent up from a host port. From a MAC bound
+        there with another address: a forged source, dropped (a host renumbers through
+        ARP, which rebinds it, not by sending from a new address). Anything else is a
+        frame from a host port like any other: a new host is learnt from it, a claim on
+        someone else's MAC or address refused, and one whose entry is on its way
+        delivered."""
+        if eth.ethertype == C.ETH_TYPE_IP:
+            host = self.fabric.hosts.get(eth.src)
+            ip = ipv4_source(eth.payload)
+            if (host is not None and (host.dpid, host.port) == (dpid, in_port)
+                    and host.ip is not None and ip != host.ip):
+                self._count("source_guard_dropped")
+                self._rlog.log(logging.WARNING, f"source_guard:{dpid}:{in_port}", now,
+                               "source guard: dropped IPv4 from %s at %d:%d claiming %s "
+                               "(bound: %s)", eth.src, dpid, in_port, ip, host.ip)
+                return Effects()
+        return self.host_frame(dpid, in_port, eth, data, now)
+
     def transit_miss(self, dpid: int, in_port: int, dst_mac: str, ethertype: int,
                       data: bytes) -> Effects:
         """A frame inside the fabric found no entry (entries for a new host are still on

@@ -26,6 +26,7 @@ from controller.core.forwarding import (
     lldp_rule,
 )
 from controller.core.frames import (
+    Ethernet,
     FrameError,
     parse_ethernet,
 )
@@ -82,6 +83,7 @@ class CoreSettings:
     declined_flow_timeout: int = 10  # seconds a flow TE declined is not copied again
     max_flows_per_port: int = 4096  # TE-tracked flows one host port may hold
     job_limits: JobLimits = field(default_factory=JobLimits)  # registered training jobs
+    source_guard: bool = True  # IPv4 from a host port only from what is bound there
 
 
 class FabricCore:
@@ -316,6 +318,10 @@ class FabricCore:
         eff = self.discovery.probe_all(now)
         eff.merge(self.edge.expire(now))
         eff.merge(self._end_grace(now))
+        if self._guard_moved(now):  # (the guard's entries only: TE is not concerned)
+            self._view = None
+            self._desired.clear()
+            eff.changed = True
         return eff.merge(self.discovery.expire(now, now if horizon is None
                                                else min(horizon, now)))
 
@@ -324,20 +330,36 @@ class FabricCore:
         return self.discovery.is_settled(dpid, now)
 
     # --- packet-in ----------------------------------------------------------------------------
-    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+    def _frame(self, dpid: int, in_port: int, data: bytes) -> Ethernet | None:
+        """A packet-in's frame, or None (counted) when it cannot be taken."""
         if not self.fabric.is_connected(dpid):
-            return Effects()
+            return None
         try:
-            eth = parse_ethernet(data)
+            return parse_ethernet(data)
         except FrameError as exc:
             self._count("bad_frames")
             log.debug("dropping frame from %d:%d: %s", dpid, in_port, exc)
+            return None
+
+    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+        eth = self._frame(dpid, in_port, data)
+        if eth is None:
             return Effects()
         if eth.ethertype == C.ETH_TYPE_LLDP:
             return self.discovery.lldp_in(dpid, in_port, eth.payload, now)
         if not self.is_host_port(dpid, in_port, now):
             return self.edge.transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
         return self.edge.host_frame(dpid, in_port, eth, data, now)
+
+    def unbound_source(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
+        """An IPv4 frame the source guard sent up: its MAC and address are not bound at
+        its port (yet)."""
+        eth = self._frame(dpid, in_port, data)
+        if eth is None:
+            return Effects()
+        if not self.is_host_port(dpid, in_port, now):  # (no longer: the entry is going)
+            return self.edge.transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
+        return self.edge.unbound_source(dpid, in_port, eth, data, now)
 
     def host_ports(self, dpid: int, now: float) -> list[int]:
         """Ports of a settled leaf where hosts are: up long enough, and no LLDP seen."""
@@ -568,8 +590,28 @@ class FabricCore:
             drained_switches=frozenset(self.drained_switches),
             te=self.te is not None,
             punt=self.settings.punt,
+            guarded=self._guarded(leaves),
         )
         return self._view
+
+    def _guarded(self, leaves: Iterable[int]) -> dict[int, tuple[int, ...]]:
+        """Leaf -> the host ports the source guard holds: settled ones only (a port that
+        just came up may face a switch whose LLDP has not arrived yet: guarding it would
+        send transit traffic to the controller)."""
+        if not self.settings.source_guard:
+            return {}
+        now, settle = self._now, self.settings.settle_time
+        out = {d: tuple(self.fabric.edge_ports(d, now, settle)) for d in leaves
+               if self.is_settled(d, now)}
+        return {d: ports for d, ports in out.items() if ports}
+
+    def _guard_moved(self, now: float) -> bool:
+        """Whether a host port settled (or stopped being one) since the view was made."""
+        view = self._view
+        if view is None or not self.settings.source_guard:
+            return False
+        leaves = [d for d, r in view.roles.items() if r == LEAF]
+        return self._guarded(leaves) != dict(view.guarded)
 
     def desired(self, dpid: int, now: float) -> tuple[SwitchDesired, bool]:
         """What switch ``dpid`` should hold, and whether that is the complete state.

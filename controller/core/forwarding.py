@@ -1,12 +1,14 @@
 """Desired flow and group entries of each switch, from an immutable view of the fabric.
 
-Pipeline (see ``constants``): table 0 punts LLDP and ARP to the controller and sends the
-rest to table 1; table 1 forwards on the destination MAC. On a leaf, a local host is an
-output port; a host behind another leaf is a ``select`` group over the uplinks to the
-spines that reach that leaf (ECMP, per-flow hash). On a spine, a host is a group over the
-spine's links to the host's leaf. Broadcast and unknown traffic from hosts goes to the
-controller, which answers ARP itself and floods only out of edge ports: the Clos loops
-never see a flood.
+Pipeline (see ``constants``): table 0 punts LLDP and ARP to the controller, and at a
+leaf's host ports lets IPv4 on only from a MAC and address bound there (the source
+guard: anything else goes to the controller, through the port's meter); table 1 marks
+QoS classes at host ports; table 2 forwards on the destination MAC. On a leaf, a local
+host is an output port; a host behind another leaf is a ``select`` group over the
+uplinks to the spines that reach that leaf (ECMP, per-flow hash). On a spine, a host is
+a group over the spine's links to the host's leaf. Broadcast and unknown traffic from
+hosts goes to the controller, which answers ARP itself and floods only out of edge
+ports: the Clos loops never see a flood.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ class FabricView:
     # arrives, so nothing in flight is lost
     drained_ends: frozenset[tuple[int, int]] = frozenset()
     drained_switches: frozenset[int] = frozenset()
-    te: bool = False  # traffic engineering: leaves send remote traffic through table 2
+    te: bool = False  # traffic engineering: leaves send remote traffic through table 3
     punt: PuntLimits = PuntLimits()
+    # leaf -> its settled host ports, where the source guard applies (empty: off)
+    guarded: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return list(self._towards.get((dpid, peer), ()))
@@ -145,13 +149,10 @@ def control_rules(role: str, edge_ports: tuple[int, ...] = ()) -> list[FlowRule]
         lldp_rule(),
         FlowRule(C.TABLE_INGRESS, C.PRIO_ARP, make_match(eth_type=C.ETH_TYPE_ARP), shared,
                  cookie),
-        FlowRule(
-            C.TABLE_INGRESS,
-            C.PRIO_INGRESS_DEFAULT,
-            make_match(),
-            (("goto", C.TABLE_FORWARD),),
-            cookie,
-        ),
+        FlowRule(C.TABLE_INGRESS, C.PRIO_INGRESS_DEFAULT, make_match(),
+                 (("goto", C.TABLE_CLASSIFY),), cookie),
+        FlowRule(C.TABLE_CLASSIFY, C.PRIO_CLASSIFY_DEFAULT, make_match(),
+                 (("goto", C.TABLE_FORWARD),), cookie),
     ]
     multicast = (C.MULTICAST_BIT_MAC, C.MULTICAST_BIT_MAC)
     if role == LEAF:
@@ -178,6 +179,34 @@ def control_rules(role: str, edge_ports: tuple[int, ...] = ()) -> list[FlowRule]
                      cookie),
             FlowRule(C.TABLE_FORWARD, C.PRIO_MISS, make_match(), shared, cookie),
         ]
+    return rules
+
+
+def guard_rules(view: FabricView, leaf: int) -> list[FlowRule]:
+    """The source guard of a leaf's settled host ports: IPv4 goes on only from a MAC and
+    address bound at the port it came in on (and from 0.0.0.0: DHCP); any other IPv4 goes
+    to the controller through the port's own meter (a host that speaks before it ARPs
+    is learnt from it; a forged source is dropped there). ARP is punted before this."""
+    ports = view.guarded.get(leaf, ())
+    if not ports:
+        return []
+    cookie = C.make_cookie(C.KIND_GUARD)
+    on = (("goto", C.TABLE_CLASSIFY),)
+    rules = []
+    for p in ports:
+        rules += [
+            FlowRule(C.TABLE_INGRESS, C.PRIO_GUARD,
+                     make_match(in_port=p, eth_type=C.ETH_TYPE_IP),
+                     apply_actions(to_controller(C.host_meter(p))), cookie),
+            FlowRule(C.TABLE_INGRESS, C.PRIO_GUARD_PASS,
+                     make_match(in_port=p, eth_type=C.ETH_TYPE_IP, ipv4_src="0.0.0.0"),
+                     on, cookie),
+        ]
+    guarded = set(ports)
+    rules += [FlowRule(C.TABLE_INGRESS, C.PRIO_GUARD_PASS,
+                       make_match(in_port=h.port, eth_type=C.ETH_TYPE_IP, eth_src=h.mac,
+                                  ipv4_src=h.ip), on, cookie)
+              for h in view.hosts if h.dpid == leaf and h.port in guarded and h.ip]
     return rules
 
 
@@ -292,6 +321,7 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
     meters = punt_meters(view.punt, edge, te_leaf)
     if role == LEAF:
         groups = leaf_groups(view, dpid)
+        flows += guard_rules(view, dpid)
         if view.qos is not None:
             flows += marking_rules(view.qos, list(edge))
         if te_leaf:
@@ -307,7 +337,7 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
         if role == LEAF and host.dpid == dpid:
             flows.append(host_rule(host, ("output", host.port)))
         elif te_leaf:
-            # the group goes into the action set; a pin in table 2 may replace it
+            # the group goes into the action set; a pin in table 3 may replace it
             gid = view.group_ids[host.dpid]
             flows.append(FlowRule(
                 C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=host.mac),

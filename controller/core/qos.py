@@ -210,11 +210,11 @@ def marking_rules(policy: QosPolicy, host_ports: list[int]) -> list[FlowRule]:
                         for d in dscps
                         for value, mask in range_to_masks(*clause.ports)  # type: ignore[misc]
                     ]
-                rules += [FlowRule(C.TABLE_INGRESS, prio, m, (mark, goto), cookie)
+                rules += [FlowRule(C.TABLE_CLASSIFY, prio, m, (mark, goto), cookie)
                           for m in matches]
         if not policy.trust_unclassified_dscp:
             rules.append(FlowRule(
-                C.TABLE_INGRESS, C.PRIO_QOS_DEFAULT,
+                C.TABLE_CLASSIFY, C.PRIO_QOS_DEFAULT,
                 make_match(in_port=port, eth_type=C.ETH_TYPE_IP),
                 (("apply", (("set_field", "ip_dscp", 0),)), goto), cookie,
             ))
@@ -228,7 +228,7 @@ def queue_rules(policy: QosPolicy) -> list[FlowRule]:
     cookie = C.make_cookie(C.KIND_QOS)
     return [
         FlowRule(
-            C.TABLE_INGRESS, C.PRIO_QOS_QUEUE,
+            C.TABLE_CLASSIFY, C.PRIO_QOS_QUEUE,
             make_match(eth_type=C.ETH_TYPE_IP, ip_dscp=cls.dscp),
             (("apply", (("set_queue", cls.queue),)), ("goto", C.TABLE_FORWARD)), cookie,
         )

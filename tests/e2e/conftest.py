@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.core import constants as C
 from mininet_topos import tables
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
@@ -168,7 +169,8 @@ def queue_rates(port: str) -> dict[int, int]:
 
 
 def marking(switch: str) -> dict[str, str]:
-    return {k: v["actions"] for k, v in flow_table(switch).items() if k.startswith("0/5")}
+    return {k: v["actions"] for k, v in flow_table(switch).items()
+            if k.startswith(f"{C.TABLE_CLASSIFY}/5")}
 
 
 def group_buckets(switch: str, kind: str = "select") -> dict[int, list[int]]:

@@ -101,8 +101,8 @@ def test_an_unregistered_allreduce_beside_bulk_transfers_is_not_churned(controll
     ring's connections pause between steps and share their receivers with the bulk
     flows, so their readings swing and links run full because receivers are: a TE that
     moved them for that moved them back and forth (8 moves of one connection, 100 in two
-    minutes of bench.collectives). Placed flows keep their paths: a connection moves at
-    most once (a first placement corrected), and the collective completes correctly."""
+    minutes of bench.collectives). Placed flows keep their paths: a few corrections in
+    all, none undone over and over, and the collective completes correctly."""
     ctl = controller_factory("--link-speed", "5")
     with running_fabric(ctl, SPEC) as (net, _):
         wait_qos_ready(net)
@@ -127,7 +127,9 @@ def test_an_unregistered_allreduce_beside_bulk_transfers_is_not_churned(controll
                          if any(p in BTL_PORTS for p in pp))
     print("reroutes:", *(f"{m['flow']}: {m['reason']}" for m in moved), sep="\n")
     assert all(r["correct"] for r in results), results
-    assert max(ring_moves.values(), default=0) <= 1, ring_moves
+    # (a correction as a run starts, or as the other run's connections end; a second
+    # run's connection may have the first one's ports, and then counts as the same)
+    assert max(ring_moves.values(), default=0) <= 2, ring_moves
     assert sum(ring_moves.values()) <= 8, ring_moves  # (16 data connections per run)
     # and the bulk transfers were not starved (best effort, beside a priority class)
     assert min(got) > 0.1 * RATE / 1e6, got

@@ -13,7 +13,13 @@ import time
 import pytest
 
 from mininet_topos import traffic as T
-from mininet_topos.attack import gratuitous_arp, malformed_lldp, ping_result, start_ping
+from mininet_topos.attack import (
+    forged_udp,
+    gratuitous_arp,
+    malformed_lldp,
+    ping_result,
+    start_ping,
+)
 from mininet_topos.attack import run as attack
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.network import cold_reachability, ping, wait_until
@@ -187,15 +193,16 @@ def test_a_cnp_marked_flood_does_not_starve_roce(fabric):
 def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
     """h7 marks everything it sends DSCP 34, the collective class, whose flows TE places
     by who sends and receives on each link: a heavy stream, new flows to three hosts
-    from its own address, and new flows from forged addresses. TE tracks flows in h7's
-    own name only, no more than its port's copy meter lets through. h8, h7's leaf
-    neighbour, starts an honest collective flow: h7's flows, however many, weigh as one
-    host, so it leaves by the spine h7's stream does not use, and keeps its rate."""
+    from its own address, and new flows from forged addresses (the source guard stops
+    those at its port). TE tracks flows in h7's own name only, no more than its port's
+    copy meter lets through. h8, h7's leaf neighbour, starts an honest collective flow:
+    h7's flows, however many, weigh as one host, so it leaves by the spine h7's stream
+    does not use, and keeps its rate."""
     ctl, net = fabric
     h1, h2, h3, h4, h5, h7, h8 = (net.get(n) for n in ("h1", "h2", "h3", "h4", "h5",
                                                         "h7", "h8"))
     dscp = 34
-    declined = counters(ctl).get("te_declined_unbound_source", 0)
+    dropped = counters(ctl).get("source_guard_dropped", 0)
     T.start_servers(h1, [5205])
     T.mark_tcp_dscp([h8], dscp)  # (iperf3 sets its TOS after the first packet)
     try:
@@ -222,9 +229,9 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
         T.stop_servers(h1)
         h8.cmd("iptables -t mangle -F OUTPUT")
     mine = [f for f in rows if f.traffic_class == "collective" and f.flow.src_ip != h8.IP()]
-    # no flow in a forged name is tracked; the forged copies were declined
+    # no flow in a forged name is tracked: the source guard stopped them at h7's port
     assert {f.flow.src_ip for f in mine} == {h7.IP()}, {f.flow.src_ip for f in mine}
-    assert counters(ctl).get("te_declined_unbound_source", 0) - declined > 100
+    assert counters(ctl).get("source_guard_dropped", 0) - dropped > 100
     # the copy meter (200/s) bounds what the flood made TE track
     assert 10 < len(mine) <= 200 * 15, len(mine)
     # the honest flow (iperf3's data connection: the busier of its two) does not share
@@ -291,3 +298,42 @@ def test_a_host_that_really_moved_is_accepted(fabric):
     h1.cmd("ip neigh flush all")
     assert ping(h1, ip7, count=3, interval=0.1) >= 2
     assert ping(h1, ip8, count=3, interval=0.1) >= 2
+
+
+def arrivals(receiver, expr: str, send, count: int) -> int:
+    """How many packets matching ``expr`` (tcpdump) reach ``receiver`` while ``send``
+    runs, counting up to ``count``."""
+    cap = receiver.popen(["tcpdump", "-l", "-n", "-c", str(count), "-i",
+                          f"{receiver.name}-eth0", *expr.split()],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(1.0)
+    send()
+    time.sleep(1.0)
+    cap.terminate()
+    out, _ = cap.communicate(timeout=10)
+    return sum(1 for line in out.splitlines() if " IP " in line)
+
+
+def test_a_host_cannot_send_in_another_hosts_name(fabric):
+    """The source guard: h2 sends UDP as h1 (h1's address, with its own MAC and with
+    h1's) to h3 on another leaf: none of it arrives; the same frames from h1 do. h2
+    keeps its own binding and h1 its own, and both still reach h3."""
+    ctl, net = fabric
+    h1, h2, h3 = net.get("h1", "h2", "h3")
+    assert ping(h1, h3.IP(), count=2, interval=0.2) >= 1
+    assert ping(h2, h3.IP(), count=2, interval=0.2) >= 1
+    dropped = counters(ctl).get("source_guard_dropped", 0)
+    as_h1 = [forged_udp(mac, h3.MAC(), h1.IP(), h3.IP(), 40000 + k, 9).hex()
+             for k, mac in enumerate((h2.MAC(), h1.MAC()) * 10)]
+    expr = f"udp and dst port 9 and src {h1.IP()}"
+    forged = arrivals(h3, expr, lambda: attack(h2, "send", "h2-eth0", *as_h1), 20)
+    genuine = arrivals(h3, expr, lambda: attack(h1, "send", "h1-eth0", *as_h1[1::2]), 10)
+    assert forged == 0, forged
+    assert genuine >= 9, genuine  # (the same frames, from h1's own port)
+    # the frames with h2's own MAC are dropped as forged; those with h1's MAC are a
+    # claim on h1's MAC from another port: refused (h1 is probed and answers)
+    assert counters(ctl).get("source_guard_dropped", 0) - dropped >= 5
+    hosts = {h["mac"]: h for h in fabricctl(ctl, "hosts")}
+    assert hosts[h1.MAC()]["ip"] == h1.IP() and hosts[h2.MAC()]["ip"] == h2.IP()
+    assert ping(h1, h3.IP(), count=3, interval=0.2) >= 2
+    assert ping(h2, h3.IP(), count=3, interval=0.2) >= 2

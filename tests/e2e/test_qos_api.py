@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from aifabric.v1 import fabric_pb2
+from controller.core import constants as C
 from mininet_topos import traffic as T
 from mininet_topos.network import wait_until
 from mininet_topos.spine_leaf import FabricSpec
@@ -55,7 +56,8 @@ def test_qos_policy_through_the_api(controller_factory, tmp_path):
         before_marking, before_queues = marking("l1"), queue_rates("l1-eth3")
         assert before_queues[3] == 5_000_000  # default policy: RoCE gets half of 10 Mbit/s
         # every switch also maps DSCP to its queue with set_queue (the kernel datapath's way)
-        spine = {k: v["actions"] for k, v in flow_table("s1").items() if k.startswith("0/300/")}
+        spine = {k: v["actions"] for k, v in flow_table("s1").items()
+                 if k.startswith(f"{C.TABLE_CLASSIFY}/300/")}
         assert any("nw_tos=104" in k and "set_queue:3" in a for k, a in spine.items()), spine
         with ctl.client() as c:
             before = c.qos_policy()

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 
+from controller.core import constants as C
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import ping
 from tests.e2e.conftest import (
@@ -194,9 +195,10 @@ def test_tampered_tables_are_seen_and_reconciled_on_reconnect(fabric_2x4):
     h3 = net.get("h3")
     assert_switches_hold_desired(ctl, net)
     subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--strict", "del-flows", "l1",
-                    f"table=1,priority=100,dl_dst={h3.MAC()}"], check=True)
+                    f"table={C.TABLE_FORWARD},priority=100,dl_dst={h3.MAC()}"], check=True)
     subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flow", "l1",
-                    "table=1,priority=100,cookie=0xaf0200000a0000fe,dl_dst=02:00:00:00:00:fe,"
+                    f"table={C.TABLE_FORWARD},priority=100,cookie=0xaf0200000a0000fe,"
+                    "dl_dst=02:00:00:00:00:fe,"
                     "actions=drop"], check=True)
     with ctl.client() as c:
         found = tables.drift(c, tables.dpids(net))

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from controller.core import constants as C
 from mininet_topos import traffic as T
 from mininet_topos.network import wait_until
 from mininet_topos.spine_leaf import FabricSpec
@@ -100,8 +101,8 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
         results = [T.result(p, timeout=60) for p in procs]
         events.close()
         # what the leaves held at the end, for the failure message
-        pins = {leaf: [line.split("table=2, ")[-1] for line in subprocess.run(
-            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", leaf, "table=2"],
+        pins = {leaf: [line.split(f"table={C.TABLE_TE}, ")[-1] for line in subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", leaf, f"table={C.TABLE_TE}"],
             capture_output=True, text=True).stdout.splitlines() if "tp_dst=5201" in line]
             for leaf in ("l1", "l2", "l3", "l4")}
     total = sum(r.received_mbps for r in results)
@@ -264,7 +265,8 @@ def test_no_te_keeps_plain_ecmp(controller_factory):
         T.result(T.udp_flow(h1, h3.IP(), 5201, 1, 2), timeout=20)
         got = ctl_json(ctl, "flows")
         assert got == {"te_enabled": False, "flows": []}
-        res = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "l1", "table=2"],
+        res = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "l1",
+                              f"table={C.TABLE_TE}"],
                              capture_output=True, text=True, check=True).stdout
         assert "priority" not in res  # no TE table at all
         bad = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "pin", "udp", h1.IP(),

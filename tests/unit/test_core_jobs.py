@@ -105,9 +105,14 @@ def test_a_neighbour_forging_a_members_address_gets_neither_class_nor_path():
     assert liar[2] == hosts[a][2] and num.get(liar[1]) == a + 1
     forged = dp.trace(liar[2], liar[3], ip_packet((liar[0], hosts[a][1]), hosts[b][:2],
                                                   sport=45000))
-    assert forged.delivered == [hosts[b][2:]]  # (source checks are not the job's to make)
-    assert {h.dscp for h in forged.hops} == {0}  # no class
-    assert forged.to_controller == [liar[2]]  # seen by TE like any new flow, not the job's
+    # the source guard sends it up at the liar's port, unmarked and unforwarded ...
+    assert forged.delivered == [] and forged.to_controller == [liar[2]]
+    assert {h.dscp for h in forged.hops} <= {0}
+    # ... where it is dropped: the liar's MAC is bound there with its own address
+    frame = ip_frame((liar[0], hosts[a][1]), hosts[b][:2], 45000, 5201)
+    eff = fab.core.unbound_source(liar[2], liar[3], frame, fab.now)
+    assert eff.packet_outs == [] and not eff.changed
+    assert fab.core.counters.get("source_guard_dropped") == 1
 
 
 def test_a_member_re_cabled_on_its_leaf_takes_its_pair_entries_along():

@@ -80,11 +80,12 @@ def test_port_plan_shares_and_ceiling():
 
 def test_marking_rules_mark_and_remark():
     rules = marking_rules(policy(ROCE), [3, 4])
-    assert all(r.table == C.TABLE_INGRESS for r in rules)
+    assert all(r.table == C.TABLE_CLASSIFY for r in rules)
     roce = [r for r in rules if dict(r.match).get("udp_dst") == 4791]
     assert {dict(r.match)["in_port"] for r in roce} == {3, 4}
     assert roce[0].instructions == (
-        ("apply", (("set_field", "ip_dscp", 26), ("set_queue", 3))), ("goto", 1))
+        ("apply", (("set_field", "ip_dscp", 26), ("set_queue", 3))),
+        ("goto", C.TABLE_FORWARD))
     remark = [r for r in rules if r.priority == C.PRIO_QOS_DEFAULT]
     assert len(remark) == 2
     assert remark[0].instructions[0] == ("apply", (("set_field", "ip_dscp", 0),))
@@ -137,7 +138,7 @@ def test_every_switch_maps_dscp_to_queue_for_the_kernel_datapath():
 
     rules = {dict(r.match)["ip_dscp"]: r for r in queue_rules(default_policy())}
     assert set(rules) == {48, 26, 34, 10}
-    assert rules[26].instructions == (("apply", (("set_queue", 3),)), ("goto", 1))
+    assert rules[26].instructions == (("apply", (("set_queue", 3),)), ("goto", C.TABLE_FORWARD))
     assert all(r.priority < C.PRIO_QOS_DEFAULT for r in rules.values())
 
 
