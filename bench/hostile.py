@@ -12,6 +12,8 @@ Prometheus histogram over the window). Then what the attack was after is checked
   mac_flood       20,000 ARP frames from random source MACs at 2,000/s: hosts learned,
                   links kept, meter drops
   flow_flood      2,000 new UDP 5-tuples/s for 10 s: flows tracked, meter drops
+  spoof_flood     2,000 UDP frames/s for 10 s from forged source addresses (random
+                  10.77/16, the attacker's own MAC): how many reached their destination
   cnp_flood       a flood marked as CNP (the strict class) against an honest RoCE flow to
                   the same host: RoCE delivered over its demand
 
@@ -24,6 +26,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -130,8 +133,22 @@ def run(workdir: Path) -> dict:
                 attack(h["h7"], "flowflood", h["h3"].IP(), "10", "2000")
                 return {}
 
+            def do_spoof_flood() -> dict:
+                cap = h["h3"].popen(["tcpdump", "-l", "-n", "-i", "h3-eth0", "udp and src "
+                                     "net 10.77.0.0/16"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True)
+                time.sleep(1.0)
+                sent = attack(h["h7"], "spoofflood", "h7-eth0", h["h7"].MAC(), h["h3"].MAC(),
+                              h["h3"].IP(), "10", "2000", "0")
+                time.sleep(1.0)
+                cap.terminate()
+                got, _ = cap.communicate(timeout=10)
+                return {"forged_sent": int(sent.split()[1]),
+                        "forged_delivered": sum(1 for ln in got.splitlines() if " IP " in ln)}
+
             attacks = {"malformed_lldp": do_malformed_lldp, "arp_hijack": do_arp_hijack,
-                       "mac_flood": do_mac_flood, "flow_flood": do_flow_flood}
+                       "mac_flood": do_mac_flood, "flow_flood": do_flow_flood,
+                       "spoof_flood": do_spoof_flood}
             for name, fn in attacks.items():
                 before = counters(ctl)
                 off = bystander(ctl, net)
@@ -151,6 +168,8 @@ def run(workdir: Path) -> dict:
                     - before.get("host_conflicts", 0),
                     "hosts_refused": after.get("hosts_refused", 0)
                     - before.get("hosts_refused", 0),
+                    "source_guard_dropped": after.get("source_guard_dropped", 0)
+                    - before.get("source_guard_dropped", 0),
                 }
                 if name == "arp_hijack":
                     h["h5"].cmd("ip neigh flush all")
@@ -201,7 +220,7 @@ def table(res: dict) -> str:
     rows = ["| attack | bystander ping loss (off / on) | RTT p99 ms (off / on) | "
             "event-loop lag ms (off / on) | what the attack achieved |",
             "| --- | --- | --- | --- | --- |"]
-    for name in ("malformed_lldp", "arp_hijack", "mac_flood", "flow_flood"):
+    for name in ("malformed_lldp", "arp_hijack", "mac_flood", "flow_flood", "spoof_flood"):
         r = res[name]
         off, on, a = r["off"], r["on"], r["achieved"]
         got = [f"links {a['links']}/16", f"reachable {a['all_pairs_reachable']:.0%}",
@@ -213,6 +232,10 @@ def table(res: dict) -> str:
             got.append(f"hosts {a['hosts']} ({a['hosts_refused']} MACs refused)")
         if name == "flow_flood":
             got.append(f"{a['attacker_flows_tracked']} of ~20,000 flows tracked")
+        if name == "spoof_flood":
+            on_ = r["on"]
+            got.append(f"{on_['forged_delivered']} of {on_['forged_sent']} forged frames "
+                       f"delivered, {a['source_guard_dropped']} dropped by the controller")
         if a["meter_drops"]:
             got.append(f"{a['meter_drops']} dropped at the switch")
         rows.append(f"| {name} | {off['ping_loss']:.1%} / {on['ping_loss']:.1%} | "

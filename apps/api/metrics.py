@@ -170,6 +170,8 @@ class FabricCollector(Collector):
             ("aifabric_arp_proxied", "arp_proxied", "ARP requests answered by the controller"),
             ("aifabric_lldp_rejected", "rejected_lldp", "LLDP frames refused"),
             ("aifabric_bad_frames", "bad_frames", "Malformed frames from hosts dropped"),
+            ("aifabric_source_guard_dropped", "source_guard_dropped",
+             "IPv4 frames from a host port dropped for a source not bound there"),
             ("aifabric_host_conflicts", "host_conflicts",
              "Frames refused for claiming a MAC or address bound to another host"),
             ("aifabric_hosts_refused", "hosts_refused",

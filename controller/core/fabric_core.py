@@ -106,6 +106,7 @@ class FabricCore:
         self.counters: dict[str, int] = {}
         self.events: list[FabricEvent] = []  # taken by the app with take_events()
         self._now = 0.0  # time of the latest event, for decisions made while syncing
+        self._guard_checked = -1.0  # when the source guard's ports were last checked
         self._expected_groups: set[int] = set()  # ECMP groups the switches held at start
         self._grace_until: float | None = None  # end of the restart grace period
         self.host_guard = HostGuard(self.fabric, settings.hosts)
@@ -318,9 +319,7 @@ class FabricCore:
         eff = self.discovery.probe_all(now)
         eff.merge(self.edge.expire(now))
         eff.merge(self._end_grace(now))
-        if self._guard_moved(now):  # (the guard's entries only: TE is not concerned)
-            self._view = None
-            self._desired.clear()
+        if self._settle_guard(now):
             eff.changed = True
         return eff.merge(self.discovery.expire(now, now if horizon is None
                                                else min(horizon, now)))
@@ -391,7 +390,7 @@ class FabricCore:
         entries using them stay), the ports its groups send out of (they face switches:
         until each is judged, by a link found over it or the port going down, the
         switch's groups are kept as they are, and the port is not taken for a host
-        port), and its role (a spine drops multicast in table 1, a leaf punts it), so
+        port), and its role (a spine drops multicast in table 2, a leaf punts it), so
         that a switch whose links are not known yet keeps its role."""
         self._expected_groups |= {g.group_id for g in groups
                                   if 0 < g.group_id < C.FF_GROUP_BASE}
@@ -605,13 +604,20 @@ class FabricCore:
                if self.is_settled(d, now)}
         return {d: ports for d, ports in out.items() if ports}
 
-    def _guard_moved(self, now: float) -> bool:
-        """Whether a host port settled (or stopped being one) since the view was made."""
+    def _settle_guard(self, now: float) -> bool:
+        """Drop the view if a host port settled (or stopped being one) since it was made:
+        the guard's ports depend on the time (once per instant: a sync asks for every
+        switch at one). The guard's entries only: TE is not concerned."""
         view = self._view
-        if view is None or not self.settings.source_guard:
+        if view is None or not self.settings.source_guard or now == self._guard_checked:
             return False
+        self._guard_checked = now
         leaves = [d for d, r in view.roles.items() if r == LEAF]
-        return self._guarded(leaves) != dict(view.guarded)
+        if self._guarded(leaves) == dict(view.guarded):
+            return False
+        self._view = None
+        self._desired.clear()
+        return True
 
     def desired(self, dpid: int, now: float) -> tuple[SwitchDesired, bool]:
         """What switch ``dpid`` should hold, and whether that is the complete state.
@@ -626,6 +632,7 @@ class FabricCore:
         if not self.is_settled(dpid, now):
             return SwitchDesired.build([lldp_rule()], [],
                                        lldp_meters(self.settings.punt)), False
+        self._settle_guard(now)
         desired = self._desired.get(dpid)
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)

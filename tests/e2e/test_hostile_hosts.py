@@ -24,7 +24,7 @@ from mininet_topos.attack import run as attack
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.network import cold_reachability, ping, wait_until
 from mininet_topos.spine_leaf import FabricSpec
-from tests.e2e.conftest import replay_events, running_fabric
+from tests.e2e.conftest import replay_events, running_fabric, scrape
 
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
 ROCE_MBPS = 3.0
@@ -332,7 +332,11 @@ def test_a_host_cannot_send_in_another_hosts_name(fabric):
     assert genuine >= 9, genuine  # (the same frames, from h1's own port)
     # the frames with h2's own MAC are dropped as forged; those with h1's MAC are a
     # claim on h1's MAC from another port: refused (h1 is probed and answers)
-    assert counters(ctl).get("source_guard_dropped", 0) - dropped >= 5
+    now = counters(ctl).get("source_guard_dropped", 0)
+    assert now - dropped >= 5
+    # (metrics are published with the next snapshot)
+    assert wait_until(lambda: scrape(ctl)["aifabric_source_guard_dropped"].samples[0].value
+                      == now, timeout=5)
     hosts = {h["mac"]: h for h in fabricctl(ctl, "hosts")}
     assert hosts[h1.MAC()]["ip"] == h1.IP() and hosts[h2.MAC()]["ip"] == h2.IP()
     assert ping(h1, h3.IP(), count=3, interval=0.2) >= 2

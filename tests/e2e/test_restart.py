@@ -24,6 +24,10 @@ def host_entries(switch: str) -> dict[str, dict]:
     return {k: v for k, v in flow_table(switch).items() if (v["cookie"] >> 48) == 0xAF02}
 
 
+def guard_entries(switch: str) -> dict[str, dict]:
+    return {k: v for k, v in flow_table(switch).items() if (v["cookie"] >> 48) == 0xAF08}
+
+
 def assert_kept(before: dict[str, dict], after: dict[str, dict], elapsed: float) -> None:
     """Every entry is still there with the same actions, and was never re-added."""
     assert set(after) == set(before)
@@ -44,6 +48,9 @@ def test_controller_restart_loses_no_packet_and_wipes_nothing(fabric_2x4, contro
     all_pairs_ok(net)
     before = {sw: host_entries(sw) for sw in ("l1", "l4", "s1")}
     assert all(len(v) == 8 for v in before.values())
+    guards = {sw: guard_entries(sw) for sw in ("l1", "l4")}
+    # per host port: the punt, DHCP's pass and the host's own pass
+    assert all(len(v) == 6 for v in guards.values()), guards
     h1, h8 = net.get("h1"), net.get("h8")
     t0 = time.monotonic()
     pinger = h1.popen(["ping", "-n", "-q", "-i", "0.01", "-w", "7", h8.IP()],
@@ -64,6 +71,8 @@ def test_controller_restart_loses_no_packet_and_wipes_nothing(fabric_2x4, contro
     elapsed = time.monotonic() - t0
     for sw, old in before.items():
         assert_kept(old, host_entries(sw), elapsed - 1.0)
+    for sw, old in guards.items():
+        assert_kept(old, guard_entries(sw), elapsed - 1.0)
     assert len(topo["links"]) == 16
     all_pairs_ok(net)
     assert_switches_hold_desired(again, net)
