@@ -127,9 +127,11 @@ def test_an_unregistered_allreduce_beside_bulk_transfers_is_not_churned(controll
                          if any(p in BTL_PORTS for p in pp))
     print("reroutes:", *(f"{m['flow']}: {m['reason']}" for m in moved), sep="\n")
     assert all(r["correct"] for r in results), results
-    # (a correction as a run starts, or as the other run's connections end; a second
-    # run's connection may have the first one's ports, and then counts as the same)
-    assert max(ring_moves.values(), default=0) <= 2, ring_moves
-    assert sum(ring_moves.values()) <= 8, ring_moves  # (16 data connections per run)
+    # Measured: 0 to 8 moves in all, at most 2 of one 5-tuple (a correction as a run
+    # starts, or as the other run's connections end; a second run's connection may have
+    # the first one's ports, and then counts as the same); the churn this test is about
+    # moved the ring's connections 29 times, one of them 5 times
+    assert max(ring_moves.values(), default=0) <= 3, ring_moves
+    assert sum(ring_moves.values()) <= 14, ring_moves  # (16 data connections per run)
     # and the bulk transfers were not starved (best effort, beside a priority class)
     assert min(got) > 0.1 * RATE / 1e6, got
