@@ -367,6 +367,7 @@ class RebalanceJob:
     loads: Mapping[Resource, float]
     topo: TeTopology
     started: float
+    moves_before: int = 0  # how many moves the engineer had made when this was taken
 
     @cached_property
     def _snapshot(self) -> tuple[tuple[FlowSnapshot, ...], tuple[Flow, ...],
@@ -439,6 +440,7 @@ class RebalancePlan:
     changes: tuple[FlowSnapshot, ...] = ()  # flows whose placement differs, by src leaf
     moved_bps: float = 0.0  # the demands of ``changes``, summed
     start: int = 0  # how many of ``changes`` earlier slices applied
+    applied: int = 0  # how many moves earlier slices made
 
     @cached_property
     def demand(self) -> dict[FlowKey, float]:
@@ -640,6 +642,7 @@ class TrafficEngineer:
     _busy: tuple[float, PriorityUse] | None = None  # (when, active priority flows' use)
     _wildcards: set[FlowKey] = field(default_factory=set)  # operator pins with any-ports
     _last_rebalance: float = -1e18  # when a rebalancing pass last moved flows
+    _moves: int = 0  # flows moved so far (by any decision): a pass searched before is stale
     stats: dict[str, int] = field(default_factory=dict)
 
     # --- flows in and out -------------------------------------------------------------------
@@ -859,6 +862,7 @@ class TrafficEngineer:
         move = Move(flow.key, old, new, reason)
         flow.path, flow.moved_at = new, now
         flow.moves += 1
+        self._moves += 1
         self._count("reroutes")
         if announce:
             self.events.append(FabricEvent(
@@ -1020,17 +1024,21 @@ class TrafficEngineer:
             return None  # (the last moves must show in the counters before the next)
         if s.large_flow_fraction * topo.link_rate <= 0 or not self.flows:
             return None
-        return RebalanceJob(tuple(self.flows.values()), s, dict(loads), topo, now)
+        return RebalanceJob(tuple(self.flows.values()), s, dict(loads), topo, now,
+                            self._moves)
 
     def finish_rebalance(self, plan: RebalancePlan, topo: TeTopology, now: float,
                          limit: int | None = None) -> tuple[list[Move], RebalancePlan | None]:
         """Apply a searched placement if it is worth it and still holds: nothing if the
-        fabric changed meanwhile (``topo`` is not the one searched on); a flow that ended,
-        moved or was pinned meanwhile stays as it is. With a ``limit``, at most about that
-        many moves (whole ingress leaves) now, and the rest of the plan to apply next
-        (so that a pass moving thousands of flows never holds the caller for long)."""
+        fabric changed meanwhile (``topo`` is not the one searched on) or another decision
+        moved a flow meanwhile (a congestion move: the placement was searched around
+        where that flow was, and applied now it would put flows where the move just
+        went); a flow that ended or was pinned meanwhile stays as it is. With a
+        ``limit``, at most about that many moves (whole ingress leaves) now, and the rest
+        of the plan to apply next (so that a pass moving thousands of flows never holds
+        the caller for long)."""
         job, s = plan.job, self.settings
-        if job.topo is not topo:
+        if job.topo is not topo or self._moves != job.moves_before + plan.applied:
             self.stats["rebalance_stale"] = self.stats.get("rebalance_stale", 0) + 1
             return [], None
         if plan.start == 0:
@@ -1061,7 +1069,8 @@ class TrafficEngineer:
                                     announce=n < s.reroute_events))
         if moves:
             self._last_rebalance = now
-        rest = replace(plan, start=end) if end < len(plan.changes) else None
+        rest = (replace(plan, start=end, applied=plan.applied + len(moves))
+                if end < len(plan.changes) else None)
         return moves, rest
 
     def _worth_it(self, plan: RebalancePlan) -> bool:

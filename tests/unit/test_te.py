@@ -587,6 +587,31 @@ def test_a_flow_that_moved_or_ended_while_the_search_ran_is_left_alone():
     assert te.finish_rebalance(plan, t, 10.0) == ([], None)
 
 
+def test_a_searched_pass_is_dropped_when_another_decision_moved_a_flow_meanwhile():
+    """The search placed its flows around where the others were: a congestion move made
+    while it ran (seen in the lab: h1->h3 moved to spine 2 for congestion, and 8 ms
+    later the pass moved h2->h4 there too, which the next pass undid)."""
+    from controller.core.te import search
+
+    t, te, a, b = _collided_pair()
+    c = te.new_flow(key(5, 7, proto=UDP), 2003, 2004, t, {}, 0.0)
+    plan = search(te.rebalance_job(t, loads_of(te), 10.0))
+    assert plan.changes
+    assert te.move_to(c.key, 2003 - c.path.spine, t, "congestion", 10.0) is not None
+    assert te.finish_rebalance(plan, t, 10.0) == ([], None)
+    assert a.path == b.path == Path(2001, 1, 1001)
+    assert te.stats["rebalance_stale"] == 1
+    # a plan's own slices are not "another decision"
+    t2, te2 = _scrambled()
+    rest = search(te2.rebalance_job(t2, loads_of(te2), 10.0))
+    slices = 0
+    while rest is not None:
+        moves, rest = te2.finish_rebalance(rest, t2, 10.0, limit=10)
+        assert moves
+        slices += 1
+    assert slices > 2 and "rebalance_stale" not in te2.stats
+
+
 def _scrambled(seed: int = 7, spines: int = 4, leaves: int = 8, n: int = 120):
     """Many large flows, all first placed on spine 1: a pass moves most of them."""
     t = topo(spines, leaves, rate=100e6)
