@@ -682,10 +682,11 @@ class FabricApp(app_manager.OSKenApp):
         # thread), not by how long it queued: a busy loop must not reject its own fresh
         # LLDP probes as stale.
         arrived = min(getattr(ev, "timestamp", now) or now, now)
-        if C.is_ours(msg.cookie) and C.cookie_kind(msg.cookie) == C.KIND_TE:
+        kind = C.cookie_kind(msg.cookie) if C.is_ours(msg.cookie) else None
+        if kind == C.KIND_TE:
             self._apply(self.core.flow_seen(dp.id, in_port, bytes(msg.data), arrived), now)
             return
-        if C.is_ours(msg.cookie) and C.cookie_kind(msg.cookie) == C.KIND_GUARD:
+        if kind == C.KIND_GUARD:
             self._apply(self.core.unbound_source(dp.id, in_port, bytes(msg.data), arrived),
                         now)
             return

@@ -362,7 +362,13 @@ class FabricCore:
 
     def host_ports(self, dpid: int, now: float) -> list[int]:
         """Ports of a settled leaf where hosts are: up long enough, and no LLDP seen."""
-        if not self.is_settled(dpid, now) or self.role(dpid) != LEAF:
+        ports = self._settled_edge_ports(dpid, now)
+        return ports if ports and self.role(dpid) == LEAF else []
+
+    def _settled_edge_ports(self, dpid: int, now: float) -> list[int]:
+        """Edge ports of a settled switch that have been up for the settle time (none
+        while the switch itself is settling)."""
+        if not self.is_settled(dpid, now):
             return []
         return self.fabric.edge_ports(dpid, now, self.settings.settle_time)
 
@@ -599,9 +605,7 @@ class FabricCore:
         send transit traffic to the controller)."""
         if not self.settings.source_guard:
             return {}
-        now, settle = self._now, self.settings.settle_time
-        out = {d: tuple(self.fabric.edge_ports(d, now, settle)) for d in leaves
-               if self.is_settled(d, now)}
+        out = {d: tuple(self._settled_edge_ports(d, self._now)) for d in leaves}
         return {d: ports for d, ports in out.items() if ports}
 
     def _settle_guard(self, now: float) -> bool:
