@@ -33,7 +33,9 @@ from apps import ofmsg, oskenfix, runtime
 from apps.api.event_bus import EventBus
 from apps.api.metrics import LOOP_LAG
 from apps.guard import Heartbeat, guarded, handler_errors
+from apps.intake import CALL, CONTROL, TICK, IntakeLimits
 from apps.job_store import save_jobs
+from apps.loop import BoundedLoopApp
 from controller.core import constants as C
 from controller.core import ofctl_text
 from controller.core.events import FabricEvent
@@ -93,11 +95,6 @@ class EventTick(event.EventBase):
         self.posted_wall = time.time()
 
 
-class EventSync(event.EventBase):
-    """Posted by the app to itself when a change waits for its sync: it is handled after
-    every event queued before it, so a burst of events is synced once."""
-
-
 class EventRebalanced(event.EventBase):
     """A rebalancing pass searched on the worker thread comes back (None: it failed)."""
 
@@ -112,11 +109,14 @@ class EventCall(event.EventBase):
 
     A caller that gives up first cancels it with :meth:`cancel`: then either it never
     runs, or it has already started and the caller waits for its outcome, so that what
-    the caller reports is what happened."""
+    the caller reports is what happened. API calls wait in a bounded lane: beyond it
+    the app refuses them (:meth:`FabricApp.submit` returns False) and the caller says
+    the controller is busy."""
 
-    def __init__(self, fn) -> None:
+    def __init__(self, fn, must_run: bool = False) -> None:
         super().__init__()
         self.fn = fn
+        self.must_run = must_run  # never refused (the cluster agent's work), else an API call
         self.result = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -157,9 +157,9 @@ def _port(desc) -> Port:
                 int(getattr(desc, "curr_speed", 0)) * 1000)
 
 
-class FabricApp(app_manager.OSKenApp):
+class FabricApp(BoundedLoopApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _EVENTS = [EventTick, EventCall, EventSync, EventRebalanced]
+    _EVENTS = [EventTick, EventCall, EventRebalanced]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -198,7 +198,7 @@ class FabricApp(app_manager.OSKenApp):
         # groups towards leaves not back yet, and switches waiting for one
         self._frozen: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
-        self._sync_posted = False  # an EventSync is on its way
+        self._sync_due = False  # a sync is deferred until the events queued now are handled
         # TE's rebalancing search runs here, one pass at a time (its result comes back
         # as an event and is applied only if the fabric did not change meanwhile)
         self._rebalancer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aifabric-te")
@@ -246,6 +246,18 @@ class FabricApp(app_manager.OSKenApp):
         if self.clustered:
             self.core.set_cluster_role(frozenset(), leader=False)
 
+    def intake_limits(self) -> IntakeLimits:
+        of = runtime.config().openflow
+        return IntakeLimits(punts=of.punt_backlog, punts_per_switch=of.punt_backlog_per_switch,
+                            per_switch=of.message_backlog_per_switch)
+
+    def intake_lane(self, ev):
+        if isinstance(ev, EventTick):
+            return TICK, None
+        if isinstance(ev, EventCall):
+            return (CONTROL if ev.must_run else CALL), None
+        return super().intake_lane(ev)
+
     def writable(self, dpid: int) -> bool:
         """True if this instance may write to ``dpid`` (alone: always)."""
         return not self.clustered or dpid in self.masters
@@ -269,7 +281,7 @@ class FabricApp(app_manager.OSKenApp):
         # ticks, and the work happens on the app thread.
         while not self._stop.is_set():
             time.sleep(TICK_SECONDS)
-            self.send_event(self.name, EventTick())
+            self.submit(EventTick())  # (one waits at most: a late loop is not flooded)
 
     # --- periodic work: the table is in __init__ (self.schedule) ---------------------------
     def _probe(self, now: float, ev) -> Effects:
@@ -585,7 +597,7 @@ class FabricApp(app_manager.OSKenApp):
         except Exception:  # (a bug must not leave rebalancing stuck "in flight")
             log.exception("rebalancing search failed; the flows stay where they are")
             plan = None
-        self.send_event(self.name, EventRebalanced(plan))
+        self.submit(EventRebalanced(plan))
 
     @set_ev_cls(EventRebalanced)
     @guarded
@@ -598,7 +610,7 @@ class FabricApp(app_manager.OSKenApp):
         self._apply(eff, now)
         self._share_moves()
         if rest is not None:  # the next slice after whatever else is waiting
-            self.send_event(self.name, EventRebalanced(rest))
+            self.later(lambda: self._on_rebalanced(EventRebalanced(rest)))
             return
         self._rebalancing = False
         self._publish_flows(now)
@@ -921,9 +933,9 @@ class FabricApp(app_manager.OSKenApp):
     def _apply(self, eff: Effects, now: float, force_sync: bool = False,
                flush: bool = False) -> None:
         """Send what the core asked for. Changes are coalesced: the switches are synced
-        when an ``EventSync`` the app posts to itself comes round (after every event
-        queued before it), or once a change is SYNC_MAX_DELAY old, so a burst of events
-        (a fabric coming up) costs one recomputation, not one per event.
+        once every event queued before the change has been handled (:meth:`later`), or
+        once a change is SYNC_MAX_DELAY old, so a burst of events (a fabric coming up)
+        costs one recomputation, not one per event.
         Packet-outs wait for that sync: a host that gets an ARP answer sends at once,
         and its packets should find the new entries in place."""
         for dpid, rule, timeout in eff.ephemeral:
@@ -945,15 +957,14 @@ class FabricApp(app_manager.OSKenApp):
         self._held_outs += eff.packet_outs
         if flush or now - self._dirty_since >= SYNC_MAX_DELAY:
             self._flush(now)
-        elif not self._sync_posted:  # after the events already queued: then sync
-            self._sync_posted = True
-            self.send_event(self.name, EventSync())
+        elif not self._sync_due:  # after the events already queued: then sync
+            self._sync_due = True
+            self.later(self._deferred_sync)
         self._publish_events(now)
 
-    @set_ev_cls(EventSync)
     @guarded
-    def _on_sync(self, ev) -> None:
-        self._sync_posted = False
+    def _deferred_sync(self) -> None:
+        self._sync_due = False
         if self._dirty_since is not None:
             now = time.time()
             self._flush(now)

@@ -93,3 +93,31 @@ class Heartbeat:
             return None
         return (f"{what} has processed no tick for {idle:.1f} s (limit {limit:g} s): its "
                 "event loop is stalled or its thread has died")
+
+
+class StallExit:
+    """Ends the process when an event loop has been stalled for ``limit`` seconds: a
+    controller that serves a frozen view is worse than one that is gone (a service
+    manager restarts it, a standby instance takes its switches)."""
+
+    def __init__(self, heartbeat: Callable[[], Heartbeat | None], limit: float,
+                 exit_fn: Callable[[str], None], poll: float = 0.5) -> None:
+        self.heartbeat, self.limit, self.exit_fn, self.poll = heartbeat, limit, exit_fn, poll
+
+    def check(self) -> str | None:
+        """Why the process must end now, or None."""
+        beat = self.heartbeat()
+        return None if beat is None else beat.stalled(self.limit)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Check every ``poll`` seconds (on a thread of its own) until ``stop`` is set."""
+        while stop is None or not stop.is_set():
+            try:
+                why = self.check()
+            except Exception:  # the watchdog itself must not die
+                log.exception("watchdog: cannot read the heartbeat")
+                why = None
+            if why is not None:
+                self.exit_fn(why)
+                return
+            time.sleep(self.poll)

@@ -138,10 +138,16 @@ def bounded_send(self, buf, close_socket=False) -> bool:
 
 
 def _drop(dp, idle: float) -> None:
-    dp._aifabric_stuck = True
     log.error("switch %s (%s) has not read its OpenFlow session for %.1f s and its send "
               "queue is full: its connection is dropped; it is reconciled when it "
               "reconnects", dp.id, dp.address, idle)
+    end_session(dp)
+
+
+def end_session(dp) -> None:
+    """End a switch's session from any thread (its receive loop then declares it dead,
+    and the switch is reconciled when it reconnects)."""
+    dp._aifabric_stuck = True
     try:
         dp.socket.shutdown(socket.SHUT_RDWR)
     except OSError:

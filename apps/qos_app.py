@@ -21,6 +21,7 @@ from prometheus_client import Counter
 
 from apps import runtime
 from apps.guard import guarded
+from apps.loop import BoundedLoopApp
 from apps.ofmsg import port_name
 from apps.ovs_qos import (
     OvsError,
@@ -57,7 +58,7 @@ def ports_to_clear(state: dict, want: dict, stale: set[str], deleted: set[str],
         no_policy or p in stale or (p in deleted and p not in want)))
 
 
-class QosApp(app_manager.OSKenApp):
+class QosApp(BoundedLoopApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
     def __init__(self, *args, **kwargs) -> None:

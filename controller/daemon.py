@@ -26,6 +26,7 @@ log = logging.getLogger("aifabric.daemon")
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
+EXIT_STALLED = 3  # the watchdog ended a controller whose event loop stalled
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +194,7 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
                 except Exception:
                     log.exception("cluster: %s failed", what)
 
-            app.send_event(app.name, EventCall(run))
+            app.submit(EventCall(run, must_run=True))
         return hand
 
     c = config.cluster
@@ -209,6 +210,25 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
                                             "making the TE leader's moves"))
     app.cluster_agent = agent
     agent.start()
+
+
+def start_stall_exit(limit: float, fabric_app) -> None:
+    """End the process, with a clear last line, once the fabric app's loop is stalled
+    for ``limit`` seconds (see apps.guard.StallExit)."""
+    from apps.guard import StallExit
+
+    def leave(why: str) -> None:
+        log.critical("watchdog: %s; fabricd ends (exit %d) so that a service manager or a "
+                     "standby instance takes over", why, EXIT_STALLED)
+        logging.shutdown()
+        os._exit(EXIT_STALLED)
+
+    def heartbeat():
+        app = fabric_app()
+        return None if app is None else app.heartbeat
+
+    watchdog = StallExit(heartbeat, limit, leave)
+    threading.Thread(target=watchdog.run, name="aifabric-stall-exit", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         if app is None:
             raise TimeoutError("the controller is still starting")
         ev = EventCall(fn)
-        app.send_event(app.name, ev)  # run on the fabric app's own thread
+        if not app.submit(ev):  # run on the fabric app's own thread, unless too many wait
+            raise TimeoutError(f"the controller is busy ({app.intake.limits.calls} calls "
+                               "wait): not applied")
         if not ev.done.wait(timeout):
             if ev.cancel():
                 raise TimeoutError(f"not started within {timeout:g} s: not applied")
@@ -320,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if config.watchdog_exit_seconds:
+        start_stall_exit(config.watchdog_exit_seconds, fabric_app)
 
     runtime.set_config(config)
     of = config.openflow

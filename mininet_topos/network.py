@@ -7,6 +7,7 @@ checksum offload off in every host, and clean-up even when something fails.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -35,10 +36,50 @@ def ensure_ovs() -> None:
     subprocess.run(["bash", str(script)], check=True)
 
 
+MININET_LOCK = "/var/tmp/aifabric-mininet.lock"  # held while a network of ours is up
+_held: list = []  # this process's open lock file, while it holds the lock
+
+
+@contextmanager
+def mininet_lock(timeout: float = 900.0):
+    """One Mininet network at a time on this machine: wait (at most ``timeout`` s) for
+    another process's network to be gone, and hold the lock while ours is up."""
+    if _held:  # (this process holds it already: a network inside a network's test)
+        yield
+        return
+    f = open(MININET_LOCK, "a")  # noqa: SIM115 - closed below
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another process has held {MININET_LOCK} for "
+                                       f"{timeout:g} s (a Mininet network is up)") from None
+                time.sleep(0.5)
+        _held.append(f)
+        yield
+    finally:
+        if _held and _held[-1] is f:
+            _held.pop()
+        f.close()  # (releases the lock)
+
+
 def cleanup() -> None:
-    """Remove leftovers of an earlier Mininet run (bridges, veths, namespaces)."""
+    """Remove leftovers of an earlier Mininet run (bridges, veths, namespaces); not while
+    another process's network is up (it cleans up after itself)."""
     mn = shutil.which("mn")
-    if mn:
+    if not mn:
+        return
+    with open(MININET_LOCK, "a") as f:
+        if not _held:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("a Mininet network of another process is up: mn -c skipped")
+                return
         subprocess.run([mn, "-c"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=120, check=False)
 
@@ -130,21 +171,22 @@ def ensure_shaping(net: Mininet, rounds: int = 3) -> int:
 def fabric_network(spec: FabricSpec, controller: str | list[str], quiet: bool = True):
     """A started Mininet fabric; stopped (and cleaned up) on exit, even on failure."""
     setLogLevel("error" if quiet else "info")
-    ensure_ovs()
-    net = build_network(spec, controller)
-    try:
-        prepare_interfaces(net)
-        net.start()
-        ensure_shaping(net)
-        yield net
-    finally:
+    with mininet_lock():
+        ensure_ovs()
+        net = build_network(spec, controller)
         try:
-            kill_host_processes(net)
-            ensure_ovs()  # (a test may have killed ovs-vswitchd: del-br would wait forever)
-            net.stop()
-        except Exception:  # pragma: no cover - best effort, then the big hammer
-            log.exception("net.stop() failed; running mn -c")
-            cleanup()
+            prepare_interfaces(net)
+            net.start()
+            ensure_shaping(net)
+            yield net
+        finally:
+            try:
+                kill_host_processes(net)
+                ensure_ovs()  # (a test may have killed ovs-vswitchd: del-br would hang)
+                net.stop()
+            except Exception:  # pragma: no cover - best effort, then the big hammer
+                log.exception("net.stop() failed; running mn -c")
+                cleanup()
 
 
 def kill_host_processes(net: Mininet) -> int:

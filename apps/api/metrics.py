@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from apps.guard import HANDLER_ERRORS, WATCHDOG_TRIPS
+from apps.intake import INTAKE_DROPPED, INTAKE_QUEUED, SESSIONS_OVERFLOWED
 from apps.qos_app import QOS_ERRORS
 from controller import __version__
 from controller.core.config import parse_host_port
@@ -203,6 +204,8 @@ def start_metrics_server(address: str, published: Callable[[], Published | None]
     registry.register(LOOP_LAG)
     registry.register(HANDLER_ERRORS)
     registry.register(WATCHDOG_TRIPS)
+    for metric in (INTAKE_DROPPED, INTAKE_QUEUED, SESSIONS_OVERFLOWED):
+        registry.register(metric)
     registry.register(QOS_ERRORS)
     try:
         start_http_server(port, addr=host, registry=registry)

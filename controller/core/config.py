@@ -76,6 +76,15 @@ class OpenFlowConfig(_Strict):
                             "for a second is dropped")
     send_buffer: int = Field(1 << 20, ge=1 << 16, le=64 << 20, description="kernel send "
                              "buffer per switch session, bytes")
+    punt_backlog: int = Field(4096, ge=16, le=1 << 20, description="frames from hosts "
+                              "(packet-ins) waiting for the controller, in all; more are "
+                              "dropped and counted (aifabric_intake_dropped_total)")
+    punt_backlog_per_switch: int = Field(512, ge=1, le=1 << 20, description="frames from "
+                                         "hosts waiting for the controller from one switch")
+    message_backlog_per_switch: int = Field(20_000, ge=64, le=1 << 22, description="other "
+                                            "messages of one switch waiting for the "
+                                            "controller; beyond it the session is ended "
+                                            "(reconciled when it reconnects)")
 
     @field_validator("listen_host")
     @classmethod
@@ -411,10 +420,23 @@ class FabricdConfig(_Strict):
     watchdog_seconds: float = Field(5.0, gt=0, le=3600, description="health turns "
                                     "NOT_SERVING when the event loop processed no tick "
                                     "for this long")
+    watchdog_exit_seconds: float = Field(60.0, ge=0, le=86400, description="fabricd ends "
+                                         "(exit 3, a clear log line) when the event loop "
+                                         "processed no tick for this long, so that a "
+                                         "service manager or a standby instance takes "
+                                         "over; 0: never")
     roles: dict[int, Literal["spine", "leaf"]] = Field(default_factory=dict)
     # The cabling plan: pairs of "DPID:PORT" ends. Links missing from it or not in it
     # are reported as warnings. Empty: no cabling validation.
     cabling: list[tuple[str, str]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _watchdog_order(self) -> FabricdConfig:
+        if 0 < self.watchdog_exit_seconds < self.watchdog_seconds:
+            raise ValueError(f"watchdog_exit_seconds ({self.watchdog_exit_seconds:g}) must "
+                             f"be 0 (never) or at least watchdog_seconds "
+                             f"({self.watchdog_seconds:g})")
+        return self
 
     @model_validator(mode="after")
     def _listeners_apart(self) -> FabricdConfig:

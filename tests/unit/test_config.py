@@ -54,6 +54,9 @@ def test_file_and_overrides(tmp_path):
          "takes the port of api.address"),
         ("cluster: {etcd: ['http://h:1'], node_id: a, peer_address: '0.0.0.0:6653'}\n", "",
          "cluster.peer_address 0.0.0.0:6653 takes the port of openflow.port"),
+        ("watchdog_seconds: 10\nwatchdog_exit_seconds: 5\n", "", "watchdog_exit_seconds (5) "
+         "must be 0 (never) or at least watchdog_seconds (10)"),
+        ("openflow: {punt_backlog: 0}\n", "openflow.punt_backlog", "greater than or equal"),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path, text, key, reason):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import grpc
@@ -115,3 +116,47 @@ def test_watchers_are_capped_and_never_starve_unary_calls(tmp_path):
     finally:
         channel.close()
         server.stop(0)
+
+
+def test_a_loop_stalled_past_the_exit_limit_ends_the_process_with_its_reason():
+    from apps.guard import Heartbeat, StallExit
+
+    clock = [100.0]
+    beat = Heartbeat(clock=lambda: clock[0])
+    ended: list[str] = []
+    watchdog = StallExit(lambda: beat, 30.0, ended.append, poll=0.01)
+    assert watchdog.check() is None
+    clock[0] += 29.0
+    assert watchdog.check() is None
+    beat.beat()
+    clock[0] += 29.5  # beating again: the stall is counted from the last beat
+    assert watchdog.check() is None
+    clock[0] += 1.0
+    runner = threading.Thread(target=watchdog.run, daemon=True)
+    runner.start()
+    runner.join(5)
+    assert not runner.is_alive()
+    assert len(ended) == 1 and "no tick for 30.5 s" in ended[0], ended
+
+
+def test_the_exit_watchdog_waits_for_the_app_and_survives_a_failing_read():
+    from apps.guard import StallExit
+
+    reads = iter([None, RuntimeError("not yet"), None])
+
+    def heartbeat():
+        got = next(reads, None)
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    stop = threading.Event()
+    ended: list[str] = []
+    runner = threading.Thread(target=StallExit(heartbeat, 1.0, ended.append, poll=0.01).run,
+                              args=(stop,), daemon=True)
+    runner.start()
+    time.sleep(0.2)
+    assert runner.is_alive() and ended == []
+    stop.set()
+    runner.join(5)
+    assert not runner.is_alive()

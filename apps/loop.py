@@ -1,0 +1,116 @@
+"""An os-ken app whose event loop cannot freeze itself.
+
+os-ken's own loop reads a 128-event queue whose ``put`` blocks while it is full (see
+:mod:`apps.intake`). :class:`BoundedLoopApp` keeps os-ken's handler registration and
+dispatch (``@set_ev_cls``, dispatcher states) but takes its events from an
+:class:`~apps.intake.Intake`: senders never wait, a burst is taken in batches, and work
+the app defers to "after the events queued now" (:meth:`BoundedLoopApp.later`) is plain
+state on its own thread, never an event posted to itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+
+from apps import oskenfix
+from apps.guard import record_error
+from apps.intake import CONTROL, PUNT, Intake, IntakeLimits
+
+log = logging.getLogger("aifabric.loop")
+
+BATCH = 256  # events taken at once (then deferred work due by then runs)
+ETH_TYPE_LLDP = b"\x88\xcc"
+
+
+def is_lldp(frame: bytes) -> bool:
+    """True for an untagged LLDP frame (the fabric's own probes coming back)."""
+    return frame[12:14] == ETH_TYPE_LLDP
+
+
+class _AppIntake(Intake):
+    def __init__(self, app: BoundedLoopApp, limits: IntakeLimits) -> None:
+        super().__init__(limits, app.name)
+        self._app = app
+
+    def overflow(self, source: Any) -> None:
+        self._app.session_overflow(source)
+
+
+class BoundedLoopApp(app_manager.OSKenApp):
+    """Base of aifabric's os-ken apps (see the module docstring)."""
+
+    INTAKE_LIMITS = IntakeLimits()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.intake: Intake = _AppIntake(self, self.intake_limits())
+        self._later: deque[tuple[int, Callable[[], None]]] = deque()
+        self._done_seq = 0  # the sequence number of the last event handled
+
+    # --- intake (any thread) -----------------------------------------------------------------
+    def intake_limits(self) -> IntakeLimits:
+        """How much may wait for this app (read once, at start)."""
+        return self.INTAKE_LIMITS
+
+    def intake_lane(self, ev: Any) -> tuple[str, Any]:
+        """The lane of an event and whose bound it counts against (see apps.intake)."""
+        if isinstance(ev, ofp_event.EventOFPStateChange):
+            return CONTROL, None  # (one per connection change: never bounded)
+        msg = getattr(ev, "msg", None)
+        if msg is not None and isinstance(ev, ofp_event.EventOFPMsgBase):
+            if isinstance(ev, ofp_event.EventOFPPacketIn) and not is_lldp(msg.data):
+                return PUNT, msg.datapath
+            return CONTROL, msg.datapath
+        return CONTROL, None
+
+    def _send_event(self, ev: Any, state: Any) -> None:
+        # (os-ken's send_event lands here, from whatever thread sends)
+        if ev is self._event_stop:
+            self.intake.put(ev, None, CONTROL)
+            return
+        lane, source = self.intake_lane(ev)
+        self.intake.put(ev, state, lane, source)
+
+    def submit(self, ev: Any) -> bool:
+        """Hand this app an event of ours; False if its lane refused it (see apps.intake)."""
+        lane, source = self.intake_lane(ev)
+        return self.intake.put(ev, None, lane, source)
+
+    def session_overflow(self, dp: Any) -> None:
+        """A switch has more messages waiting here than allowed: end its session (it is
+        read back and reconciled when it reconnects)."""
+        log.error("%s: switch %s sent more than %d messages the controller has not handled "
+                  "yet: its session is ended (reconciled when it reconnects)", self.name,
+                  getattr(dp, "id", dp), self.intake.limits.per_switch)
+        oskenfix.end_session(dp)
+
+    # --- the app's own thread ----------------------------------------------------------------
+    def later(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on this thread once every event queued by now has been handled."""
+        self._later.append((self.intake.last_seq, fn))
+
+    def _run_later(self) -> None:
+        while self._later and self._later[0][0] <= self._done_seq:
+            _, fn = self._later.popleft()
+            try:
+                fn()
+            except Exception:
+                record_error(f"{self.name}.later")
+
+    def _event_loop(self) -> None:
+        while self.is_active or len(self.intake):
+            for item in self.intake.take(BATCH, timeout=1.0):
+                if item.event is not self._event_stop:
+                    for handler in self.get_handlers(item.event, item.state):
+                        try:
+                            handler(item.event)
+                        except Exception:  # (aifabric's handlers are guarded already)
+                            record_error(getattr(handler, "__qualname__", repr(handler)))
+                self._done_seq = item.seq
+                self._run_later()
