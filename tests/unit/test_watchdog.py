@@ -160,3 +160,29 @@ def test_the_exit_watchdog_waits_for_the_app_and_survives_a_failing_read():
     stop.set()
     runner.join(5)
     assert not runner.is_alive()
+
+
+def test_fabricd_ends_with_status_3_and_says_why_when_its_loop_stalls(monkeypatch, caplog):
+    from apps.guard import Heartbeat
+    from controller import daemon
+
+    exited = threading.Event()
+    codes: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        codes.append(code)
+        exited.set()  # (the watchdog's thread then returns)
+
+    monkeypatch.setattr(daemon.os, "_exit", fake_exit)
+    monkeypatch.setattr(daemon.logging, "shutdown", lambda: None)
+
+    class App:
+        heartbeat = Heartbeat()
+
+    App.heartbeat.last -= 10.0  # its last tick was 10 s ago
+    with caplog.at_level("CRITICAL", logger="aifabric"):
+        daemon.start_stall_exit(2.0, lambda: App)
+        assert exited.wait(5)
+    assert codes == [daemon.EXIT_STALLED] == [3]
+    assert any("processed no tick for 10" in r.getMessage() and "fabricd ends (exit 3)" in
+               r.getMessage() for r in caplog.records), caplog.text
