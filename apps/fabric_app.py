@@ -34,7 +34,6 @@ from apps.api.event_bus import EventBus
 from apps.api.metrics import LOOP_LAG
 from apps.guard import Heartbeat, guarded, handler_errors
 from apps.intake import CALL, CONTROL, TICK, IntakeLimits
-from apps.job_store import save_jobs
 from apps.loop import BoundedLoopApp
 from controller.core import constants as C
 from controller.core import ofctl_text
@@ -47,6 +46,7 @@ from controller.core.monitor import LoadMonitor, PortCounters, link_stats
 from controller.core.openflow import MeterRule
 from controller.core.schedule import Job, Schedule
 from controller.core.shared import (
+    TITLES,
     Applied,
     Drains,
     Intent,
@@ -174,7 +174,7 @@ class FabricApp(BoundedLoopApp):
                 damping=disc.dampening.settings(),
                 role_overrides=dict(cfg.roles),
                 cabling=cfg.cabling_plan(),
-                qos=cfg.qos.effective_policy() if cfg.qos.enabled else None,
+                qos=runtime.qos_policy(cfg),
                 te=cfg.te.settings() if cfg.te.enabled else None,
                 link_speed_bps=(cfg.link_speed_mbps or 0) * 1_000_000,
                 new_flow_rate=cfg.te.new_flow_rate,
@@ -202,10 +202,6 @@ class FabricApp(BoundedLoopApp):
         # TE's rebalancing search runs here, one pass at a time (its result comes back
         # as an event and is applied only if the fabric did not change meanwhile)
         self._rebalancer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aifabric-te")
-        self._jobs_file = cfg.jobs.state_file
-        if cfg.te.enabled:  # (jobs kept across a restart: placed once their hosts are known)
-            self.core.restore_jobs(runtime.jobs(), time.time())
-            self._publish(jobs=self.core.job_infos(), jobs_at=time.time())  # (pending)
         self._rebalancing = False
         self._meter_drops: dict[tuple[int, int], int] = {}  # (dpid, meter) -> dropped
         self._meter_event_at: dict[tuple[int, int], float] = {}
@@ -243,6 +239,7 @@ class FabricApp(BoundedLoopApp):
         self.node_id = cfg.cluster.node_id or ""
         self.te_leader = False  # cluster mode: this instance relieves and rebalances
         self._publish(masters=frozenset() if self.clustered else None)
+        self._restore(runtime.intents())
         if self.clustered:
             self.core.set_cluster_role(frozenset(), leader=False)
 
@@ -257,6 +254,30 @@ class FabricApp(BoundedLoopApp):
         if isinstance(ev, EventCall):
             return (CONTROL if ev.must_run else CALL), None
         return super().intake_lane(ev)
+
+    def _restore(self, intents) -> None:
+        """Standalone: the intent kept in the state file, in force before any switch
+        connects (the QoS policy is the core's from the start: runtime.qos_policy)."""
+        now = time.time()
+        for intent in intents:
+            if intent.kind == "drains":
+                self.core.set_drains(Drains.decode(intent.value))
+            elif intent.kind in ("jobs", "pins") and self.core.te is None:
+                log.warning("the %s kept in the state file are not in force: traffic "
+                            "engineering is off", TITLES[intent.kind])
+            elif intent.kind == "jobs":  # (placed once their hosts are known)
+                self.core.restore_jobs(decode_jobs(intent.value), now)
+            elif intent.kind == "pins":  # (made once their flows are seen)
+                self.core.set_pins(decode_pins(intent.value), now)
+            elif intent.kind == "qos" and self.core.qos is None:
+                log.warning("the QoS policy kept in the state file is not in force: QoS "
+                            "is off")
+            self.shared.mark(intent)
+            log.info("%s restored from the state file (revision %d)", TITLES[intent.kind],
+                     intent.revision)
+        self.core.take_events()  # (a restored drain is not news)
+        self._publish(topology=self.core.snapshot(now), qos_policy=self.core.qos)
+        self._publish_flows(now)
 
     def writable(self, dpid: int) -> bool:
         """True if this instance may write to ``dpid`` (alone: always)."""
@@ -547,13 +568,6 @@ class FabricApp(BoundedLoopApp):
             self._publish(meters=meters)
             self.stats["meter_drops"] = sum(m.dropped for m in meters)
 
-    # --- maintenance (called through EventCall) ---------------------------------------------
-    def maintain(self, action: str, dpid: int, port: int) -> str:
-        """Drain or undrain (see ``FabricCore.maintain``); what happened, in words."""
-        eff, message = self.core.maintain(action, dpid, port)
-        self._apply(eff, time.time(), flush=True)
-        return message
-
     # --- monitoring -----------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     @guarded
@@ -628,12 +642,6 @@ class FabricApp(BoundedLoopApp):
         finally:
             ev.done.set()
 
-    def pin_flow(self, key: FlowKey, spine: int) -> FlowInfo:
-        now = time.time()
-        flow, eff = self.core.pin_flow(key, spine, now)
-        self._apply(eff, now, flush=True)
-        return self.flow_info(key)
-
     def flow_info(self, key: FlowKey) -> FlowInfo:
         """The flow as published (LookupError if TE does not track it)."""
         want = (key.src_ip, key.dst_ip, PROTO_NAMES[key.proto], key.src_port, key.dst_port)
@@ -643,29 +651,6 @@ class FabricApp(BoundedLoopApp):
         if found is None:
             raise LookupError(f"no flow {key}")
         return found
-
-    def unpin_flow(self, key: FlowKey) -> None:
-        now = time.time()
-        self._apply(self.core.unpin_flow(key, now), now, flush=True)
-
-    def register_job(self, spec: JobSpec) -> JobInfo:
-        """Check the job, keep it in the state file, then register and place it (a job
-        that cannot be kept is not applied: nothing half done)."""
-        now = time.time()
-        self.core.check_job(spec)
-        save_jobs(self._jobs_file, [*self.core.job_specs(), spec])
-        self._apply(self.core.register_job(spec, now), now, flush=True)
-        self._publish_flows(now)
-        return self.job_info(spec.job_id)
-
-    def delete_job(self, job_id: str) -> None:
-        now = time.time()
-        specs = self.core.job_specs()
-        if all(s.job_id != job_id for s in specs):
-            raise LookupError(f"no job {job_id!r}")
-        save_jobs(self._jobs_file, [s for s in specs if s.job_id != job_id])
-        self._apply(self.core.delete_job(job_id, now), now, flush=True)
-        self._publish_flows(now)
 
     def job_info(self, job_id: str) -> JobInfo:
         found = next((j for j in self.core.job_infos() if j.job_id == job_id), None)

@@ -66,7 +66,7 @@ class QosApp(BoundedLoopApp):
         cfg = runtime.config()
         self.enabled = cfg.qos.enabled
         self.link_speed_mbps = cfg.link_speed_mbps
-        self.policy: QosPolicy | None = cfg.qos.effective_policy() if cfg.qos.enabled else None
+        self.policy: QosPolicy | None = runtime.qos_policy(cfg)
         self.ovs = OvsQos(db=cfg.qos.ovsdb,
                           node=cfg.cluster.node_id if cfg.cluster.enabled else None)
         self.queue_limit = cfg.qos.queue_limit_packets

@@ -7,10 +7,11 @@ validated configuration here first, and the apps read it in their constructors.
 from __future__ import annotations
 
 from controller.core.config import FabricdConfig
-from controller.core.jobs import JobSpec
+from controller.core.qos import QosPolicy
+from controller.core.shared import Intent, IntentError, decode_policy
 
 _config: FabricdConfig | None = None
-_jobs: list[JobSpec] = []
+_intents: list[Intent] = []
 _secret: bytes | None = None
 
 
@@ -23,14 +24,29 @@ def config() -> FabricdConfig:
     return _config if _config is not None else FabricdConfig()
 
 
-def set_jobs(specs: list[JobSpec]) -> None:
-    """The jobs read from the state file, for the fabric app to restore."""
-    global _jobs
-    _jobs = list(specs)
+def set_intents(intents: list[Intent]) -> None:
+    """The operator intent read from the state file (standalone), for the apps to put
+    in force before any switch connects."""
+    global _intents
+    _intents = list(intents)
 
 
-def jobs() -> list[JobSpec]:
-    return list(_jobs)
+def intents() -> list[Intent]:
+    return list(_intents)
+
+
+def qos_policy(cfg: FabricdConfig) -> QosPolicy | None:
+    """The QoS policy in force at start: the one kept in the state file, else the
+    configuration's (None: QoS off)."""
+    if not cfg.qos.enabled:
+        return None
+    for intent in _intents:
+        if intent.kind == "qos":
+            try:
+                return decode_policy(intent.value)
+            except IntentError:  # (checked when read: not reached)
+                break
+    return cfg.qos.effective_policy()
 
 
 def set_secret(secret: bytes) -> None:

@@ -236,7 +236,7 @@ def with_bulk(run: Run, repeats: int) -> dict:
 def run_mode(mode: str, workdir: Path, repeats: int, scenarios: list[str]) -> dict:
     cleanup()
     extra = mode_args(mode, workdir, ["--link-speed", str(BW),
-                                      "--jobs-file", str(workdir / f"jobs-{mode}.json")])
+                                      "--state-file", str(workdir / f"state-{mode}.json")])
     out: dict = {"mode": mode}
     with FabricdProcess(workdir / f"fabricd-{mode}.log", extra_args=extra) as ctl:
         with discovered_fabric(SPEC, ctl) as net:

@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-qos", action="store_true", help="do not provision QoS (baseline runs)")
     p.add_argument("--no-te", action="store_true",
                    help="no traffic engineering: plain ECMP only (baseline runs)")
-    p.add_argument("--jobs-file", metavar="FILE", help="where registered training jobs are "
-                   "kept across restarts (default /var/lib/aifabric/jobs.json)")
+    p.add_argument("--state-file", metavar="FILE", help="where the operator intent (QoS "
+                   "policy, drains, pins, registered jobs) is kept across restarts when "
+                   "alone (default /var/lib/aifabric/state.json; a cluster keeps it in etcd)")
     p.add_argument("--etcd", metavar="URL[,URL...]", help="join a cluster on this etcd "
                    "(http(s)://HOST:PORT, comma-separated); needs --node-id")
     p.add_argument("--node-id", metavar="NAME", help="this instance's name in the cluster")
@@ -110,8 +111,8 @@ def config_from_args(args: argparse.Namespace) -> FabricdConfig:
         overrides["qos.enabled"] = False
     if args.no_te:
         overrides["te.enabled"] = False
-    if args.jobs_file is not None:
-        overrides["jobs.state_file"] = args.jobs_file
+    if args.state_file is not None:
+        overrides["state_file"] = args.state_file
     if args.etcd is not None:
         overrides["cluster.etcd"] = [u.strip() for u in args.etcd.split(",") if u.strip()]
     for flag, key in (("node_id", "node_id"), ("cluster", "name"), ("lease_ttl", "lease_ttl"),
@@ -247,22 +248,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from apps import runtime
     from apps.api.server import ControllerHandle, start_api_server
-    from apps.job_store import JobStoreError, load_jobs
+    from apps.intent_file import IntentFile, IntentFileError
 
-    jobs = []
-    if config.cluster.enabled:  # (the cluster's jobs are kept in etcd: the file is not read)
-        log.info("cluster mode: registered jobs are kept in etcd, not in %s",
-                 config.jobs.state_file)
+    intent_file = None
+    if config.cluster.enabled:  # (a cluster's intent is kept in etcd: the file is not read)
+        log.info("cluster mode: the operator intent is kept in etcd, not in %s",
+                 config.state_file)
     else:
+        intent_file = IntentFile(config.state_file)
         try:
-            jobs = load_jobs(config.jobs.state_file, config.jobs.limits())
-        except JobStoreError as exc:
+            runtime.set_intents(intent_file.load())
+        except IntentFileError as exc:
             print(f"fabricd: {exc}", file=sys.stderr)
             return EXIT_CONFIG
-    if jobs and not config.te.enabled:
-        log.warning("%d registered jobs in %s are not placed: traffic engineering is off",
-                    len(jobs), config.jobs.state_file)
-    runtime.set_jobs(jobs)
 
     try:
         check_port_free(config.openflow.listen_host, config.openflow.port)
@@ -316,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handle = ControllerHandle(published, call=call, event_bus=event_bus, stalled=stalled,
                               cluster=cluster,
-                              write_intent=None if store is None else store.write_intent)
+                              write_intent=(intent_file or store).write_intent)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:

@@ -69,9 +69,9 @@ class FabricdProcess:
         self.proc: subprocess.Popen | None = None
         self.tls: dict[str, str] = {}  # ca/cert/key for clients, when it serves TLS
         self.token_file: Path | None = None  # else the default token file
-        # registered jobs kept beside the log: a restart of this controller finds them,
+        # operator intent kept beside the log: a restart of this controller finds it,
         # another controller (another test) does not
-        self.jobs_file = self.log_path.with_name(self.log_path.stem + ".jobs.json")
+        self.state_file = self.log_path.with_name(self.log_path.stem + ".state.json")
 
     @property
     def controller(self) -> str:
@@ -80,8 +80,8 @@ class FabricdProcess:
     def start(self, timeout: float = 20.0) -> None:
         cmd = [sys.executable, "-m", "controller.daemon", "--of-port", str(self.of_port),
                "--grpc-addr", self.grpc_addr, "--metrics-addr", self.metrics_addr,
-               *([] if "--jobs-file" in self.extra_args else
-                 ["--jobs-file", str(self.jobs_file)]),
+               *([] if "--state-file" in self.extra_args else
+                 ["--state-file", str(self.state_file)]),
                *self.extra_args]
         self.proc = start_logged(cmd, self.log_path, self._serving, timeout, "fabricd")
 

@@ -29,7 +29,6 @@ from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_cre
 from apps.api.event_bus import EventBus
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from apps.guard import WATCHDOG_TRIPS
-from apps.job_store import JobStoreError
 from controller import __version__
 from controller.core.config import FabricdConfig, first_error
 from controller.core.events import KINDS, FabricEvent, StampedEvent
@@ -240,14 +239,16 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
 
     def _shared(self, context, kind: str, compute: Callable[[Any], tuple[str | None, str,
                                                                         int]]) -> str:
-        """Cluster mode: a change of the operator intent the instances share. ``compute``
-        runs on the fabric app's thread and returns the kind's new value (None: nothing
-        to change), what the change does in words, and the revision of the kind it was
-        computed from. The value is written to etcd only if etcd still holds that
-        revision; then it is applied here at once, and by the other instances as they
-        read it. When another instance changed the kind meanwhile, its change is applied
-        here first and this one computed again."""
-        assert self.handle.write_intent is not None
+        """A change of the operator intent, in both modes. ``compute`` runs on the
+        fabric app's thread and returns the kind's new value (None: nothing to change),
+        what the change does in words, and the revision of the kind it was computed
+        from. The value is written to the store (etcd in a cluster, the state file
+        alone) only if the store still holds that revision; then it is applied here at
+        once (and by the other instances of a cluster as they read it). When the kind
+        changed meanwhile, that change is applied here first and this one computed
+        again."""
+        if self.handle.write_intent is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
         what = TITLES.get(kind, kind)
         for _ in range(SHARED_WRITE_ATTEMPTS):
             value, message, expect = self._call(context, compute)
@@ -260,14 +261,13 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
                 # on a retry: FAILED_PRECONDITION; an unreachable etcd: UNAVAILABLE)
                 code = (grpc.StatusCode.FAILED_PRECONDITION if isinstance(exc, StoreRefused)
                         else grpc.StatusCode.UNAVAILABLE)
-                context.abort(code,
-                              f"{exc}: not applied (in cluster mode {what} is kept in etcd)")
+                context.abort(code, f"{exc}: not applied ({what} could not be kept)")
             self._call(context, lambda app, i=intent: app.apply_intent(i))
             if ok:
                 return message
         context.abort(grpc.StatusCode.ABORTED,
                       f"{what} changed {SHARED_WRITE_ATTEMPTS} times while this request was "
-                      "computed (other instances are changing it): not applied; try again")
+                      "computed (others are changing it): not applied; try again")
 
     def _published(self, context) -> Published:
         got = self.handle.published()
@@ -324,15 +324,12 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
         if action == "drain_link" and port == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port: required")
-        if self.config.cluster.enabled:
-            def compute(app) -> tuple[str | None, str, int]:
-                drains, message, revision = app.maintenance_change(action, dpid, port)
-                return (None if drains == app.core.drains else drains.encode(), message,
-                        revision)
+        def compute(app) -> tuple[str | None, str, int]:
+            drains, message, revision = app.maintenance_change(action, dpid, port)
+            return (None if drains == app.core.drains else drains.encode(), message,
+                    revision)
 
-            message = self._shared(context, "drains", compute)
-        else:
-            message = self._call(context, lambda app: app.maintain(action, dpid, port))
+        message = self._shared(context, "drains", compute)
         log.info("%s by %s", message, context.peer())
         return fabric_pb2.DrainReply(message=message)
 
@@ -357,11 +354,8 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         if not self.config.qos.enabled:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "QoS is off (fabricd runs with --no-qos)")
-        if self.config.cluster.enabled:
-            value = encode_policy(policy)
-            self._shared(context, "qos", lambda app: (value, "", app.shared.revision("qos")))
-        else:
-            self._call(context, lambda app: app.set_qos_policy(policy))
+        value = encode_policy(policy)
+        self._shared(context, "qos", lambda app: (value, "", app.shared.revision("qos")))
         log.info("QoS policy set through the API by %s", context.peer())
         return policy_message(policy, True)
 
@@ -384,10 +378,6 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
                           "traffic engineering is off (fabricd runs with --no-te)")
         return key
 
-    def _te_call(self, context, request, fn):
-        key = self._te_key(context, request)
-        return key, self._call(context, lambda app: fn(app, key))
-
     def _call(self, context, fn):
         """Run ``fn(fabric_app)`` on the app's thread; its exceptions become statuses."""
         # Wait no longer than the client does: a command not started by then is not
@@ -402,8 +392,6 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except JobExists as exc:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-        except JobStoreError as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}: not applied")
         except LookupError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc).strip("'\""))
         except (ValueError, RuntimeError) as exc:
@@ -412,22 +400,15 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
     def PinFlow(self, request, context):
         if request.spine == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spine: required")
-        if self.config.cluster.enabled:
-            key = self._te_key(context, request)
-            self._shared(context, "pins", lambda app: app.pin_change(key, request.spine))
-            info = self._call(context, lambda app: app.flow_info(key))
-        else:
-            key, info = self._te_call(context, request,
-                                      lambda app, key: app.pin_flow(key, request.spine))
+        key = self._te_key(context, request)
+        self._shared(context, "pins", lambda app: app.pin_change(key, request.spine))
+        info = self._call(context, lambda app: app.flow_info(key))
         log.info("%s pinned to spine %d by %s", key, request.spine, context.peer())
         return flow_message(info)
 
     def UnpinFlow(self, request, context):
-        if self.config.cluster.enabled:
-            key = self._te_key(context, request)
-            self._shared(context, "pins", lambda app: app.pin_change(key, None))
-        else:
-            key, _ = self._te_call(context, request, lambda app, key: app.unpin_flow(key))
+        key = self._te_key(context, request)
+        self._shared(context, "pins", lambda app: app.pin_change(key, None))
         log.info("%s unpinned by %s", key, context.peer())
         return fabric_pb2.UnpinFlowReply(message=f"{key} unpinned")
 
@@ -468,11 +449,8 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             spec.validate(self.config.jobs.limits())
         except JobError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if self.config.cluster.enabled:
-            self._shared(context, "jobs", lambda app: app.job_change(register=spec))
-            info = self._call(context, lambda app: app.job_info(spec.job_id))
-        else:
-            info = self._call(context, lambda app: app.register_job(spec))
+        self._shared(context, "jobs", lambda app: app.job_change(register=spec))
+        info = self._call(context, lambda app: app.job_info(spec.job_id))
         log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,
                  len(spec.members), context.peer())
         return job_message(info)
@@ -494,10 +472,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self._jobs_enabled(context)
         if not request.id:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
-        if self.config.cluster.enabled:
-            self._shared(context, "jobs", lambda app: app.job_change(delete=request.id))
-        else:
-            self._call(context, lambda app: app.delete_job(request.id))
+        self._shared(context, "jobs", lambda app: app.job_change(delete=request.id))
         log.info("job %s deleted by %s", request.id, context.peer())
         return fabric_pb2.DeleteJobReply(message=f"job {request.id} deleted")
 

@@ -266,9 +266,6 @@ class TeConfig(_Strict):
 class JobsConfig(_Strict):
     """Training jobs registered through the API (RegisterJob)."""
 
-    state_file: str = Field("/var/lib/aifabric/jobs.json", min_length=1, description=""
-                            "where registered jobs are kept across restarts (written on "
-                            "every change; empty list when absent)")
     max_jobs: int = Field(64, ge=1, le=10_000)
     max_members: int = Field(512, ge=2, le=100_000, description="hosts in one job")
     max_pairs: int = Field(20_000, ge=1, le=10_000_000, description="directed host pairs "
@@ -417,6 +414,10 @@ class FabricdConfig(_Strict):
     edge: EdgeConfig = EdgeConfig()
     cluster: ClusterConfig = ClusterConfig()
     hosts: list[StaticHostConfig] = Field(default_factory=list)
+    state_file: str = Field("/var/lib/aifabric/state.json", min_length=1, description=""
+                            "alone: where the operator intent (QoS policy, drains, pins, "
+                            "registered jobs) is kept across restarts; rewritten atomically "
+                            "on every change (a cluster keeps it in etcd)")
     watchdog_seconds: float = Field(5.0, gt=0, le=3600, description="health turns "
                                     "NOT_SERVING when the event loop processed no tick "
                                     "for this long")

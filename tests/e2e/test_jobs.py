@@ -155,6 +155,7 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
         res = ping_result(ping)
         assert res.sent > 400 and res.sent - res.received <= 10, res  # <= 100 ms
         now = job_json(ctl, "ring8")
+        assert len(now["pairs"]) == 16, now  # (the ring of 8, both ways: all checked below)
         # every pair towards l2 avoids the cut link; the rest keep two per uplink at most
         for p in now["pairs"]:
             assert p["state"] == "placed"
@@ -171,7 +172,7 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
     # every pair where the switches hold it
     ctl.proc.kill()
     ctl.proc.wait(5)
-    again = controller_factory("--jobs-file", str(ctl.jobs_file), of_port=ctl.of_port,
+    again = controller_factory("--state-file", str(ctl.state_file), of_port=ctl.of_port,
                                grpc_port=int(ctl.grpc_addr.split(":")[1]))
     ping = start_ping(h1, h3.IP(), 6)
 
