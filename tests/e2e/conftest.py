@@ -28,7 +28,17 @@ from mininet_topos.network import (
 )
 from mininet_topos.spine_leaf import FabricSpec
 
-pytestmark = pytest.mark.e2e
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # (before ``-m`` deselects by marker)
+def pytest_collection_modifyitems(config, items):
+    """Mark every test under tests/e2e ``e2e``, so that ``-m e2e`` / ``-m "not e2e"``
+    select them. (A ``pytestmark`` in a conftest marks nothing: it applies only to the
+    module that sets it. This hook sees every item of the session: only ours are marked.)"""
+    for item in items:
+        if item.path.resolve().is_relative_to(HERE):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session", autouse=True)

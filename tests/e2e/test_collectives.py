@@ -89,6 +89,7 @@ def test_an_unregistered_all_to_all_marked_collective_leaves_each_leaf_host_by_h
     uplinks: dict[int, set[tuple[str, int]]] = {}  # leaf -> its (host, spine)
     for r in first:
         uplinks.setdefault(r["src_leaf"], set()).add((r["src_ip"], r["spine"]))
+    assert set(uplinks) == {2001, 2002, 2003, 2004}, uplinks  # every leaf's two ranks sent
     assert all(len({s for _, s in u}) == len(u) == 2 for u in uplinks.values()), uplinks
     # and the data arrived: OpenMPI checked every rank's buffer; a generous bound on the
     # rate (bench/collectives.py measures it: 42% of the link rate, ECMP 29%)

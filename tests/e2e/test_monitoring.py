@@ -59,6 +59,7 @@ def test_link_utilization_follows_traffic(controller_factory, tmp_path):
     assert uplinks[0][0] < 0.05, uplinks  # the other uplink stays idle
     assert 0.4 <= by[(spine, 2002)]["utilization"] <= 0.65  # and on into leaf 2
     idle = [r for k, r in by.items() if k not in ((2001, spine), (spine, 2002))]
+    assert len(rows) == 16 and len(idle) == 14, rows  # every other link direction
     assert all(r["utilization"] < 0.05 for r in idle), idle
     assert all(r["drops_per_second"] == 0 for r in rows)
     assert top.returncode == 0 and top.stdout.count("aifabric top") == 2, top.stderr

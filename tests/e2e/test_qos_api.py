@@ -54,6 +54,7 @@ def test_qos_policy_through_the_api(controller_factory, tmp_path):
             net, topo):
         wait_qos_ready(net)
         before_marking, before_queues = marking("l1"), queue_rates("l1-eth3")
+        assert before_marking  # (what "nothing changed" compares below)
         assert before_queues[3] == 5_000_000  # default policy: RoCE gets half of 10 Mbit/s
         # every switch also maps DSCP to its queue with set_queue (the kernel datapath's way)
         spine = {k: v["actions"] for k, v in flow_table("s1").items()

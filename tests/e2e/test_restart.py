@@ -82,6 +82,7 @@ def test_switch_reconnect_is_reconciled_not_wiped(fabric_2x4):
     ctl, net, spec = fabric_2x4
     all_pairs_ok(net)
     before = host_entries("l2")
+    assert len(before) == 8, before  # (an entry per host: else nothing below is checked)
     controller = subprocess.run(["ovs-vsctl", "get-controller", "l2"], capture_output=True,
                                 text=True, check=True).stdout.split()
     t0 = time.monotonic()
@@ -112,6 +113,7 @@ def test_sigkill_restart_with_a_late_leaf_loses_nothing(fabric_2x4, controller_f
     all_pairs_ok(net)
     h1, h3, h5, h7 = net.get("h1", "h3", "h5", "h7")
     before = {sw: host_entries(sw) for sw in ("l1", "l3", "s1")}
+    assert {sw: len(v) for sw, v in before.items()} == {"l1": 8, "l3": 8, "s1": 8}, before
     qos_before = qos_rows()
     assert len(qos_before) == 24  # every port of the 2x4 fabric has its queues
     controller = subprocess.run(["ovs-vsctl", "get-controller", "l4"], capture_output=True,

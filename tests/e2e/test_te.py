@@ -89,7 +89,8 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
             by_leaf: dict[int, set[int]] = {}
             for r in big:
                 by_leaf.setdefault(r["src_leaf"], set()).add(r["spine"])
-            return len(big) == 8 and all(len(s) == 2 for s in by_leaf.values())
+            return len(big) == 8 and len(by_leaf) == 4 and all(
+                len(s) == 2 for s in by_leaf.values())
 
         assert wait_until(placed, timeout=12, interval=1.0), flows(ctl, dst_port=5201)
         # the data plane follows: every leaf's two uplinks each carry one flow (with two

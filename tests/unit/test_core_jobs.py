@@ -107,7 +107,7 @@ def test_a_neighbour_forging_a_members_address_gets_neither_class_nor_path():
                                                   sport=45000))
     # the source guard sends it up at the liar's port, unmarked and unforwarded ...
     assert forged.delivered == [] and forged.to_controller == [liar[2]]
-    assert {h.dscp for h in forged.hops} <= {0}
+    assert {h.dscp for h in forged.hops} == {0}
     # ... where it is dropped: the liar's MAC is bound there with its own address
     frame = ip_frame((liar[0], hosts[a][1]), hosts[b][:2], 45000, 5201)
     eff = fab.core.unbound_source(liar[2], liar[3], frame, fab.now)
@@ -132,8 +132,10 @@ def test_a_member_re_cabled_on_its_leaf_takes_its_pair_entries_along():
     t = send(dp, hosts, a, b, sport=45000)
     assert t.delivered == [hosts[b][2:]] and {h.dscp for h in t.hops} == {34}
     assert t.to_controller == []
-    assert not any(("in_port", old) in r.match for r in dp.switches[leaf].flows.values()
-                   if r.priority == C.PRIO_JOB)
+    # the member's pair entries match on its new port only (none left on the old one)
+    ports = {dict(r.match)["in_port"] for r in dp.switches[leaf].flows.values()
+             if r.priority == C.PRIO_JOB and dict(r.match).get("ipv4_src") == ip}
+    assert ports == {new}, ports
 
 
 def test_a_cut_link_re_places_the_jobs_pairs_in_the_same_event():
@@ -149,6 +151,7 @@ def test_a_cut_link_re_places_the_jobs_pairs_in_the_same_event():
     dp.sync()  # (no tick, no TE pass: the same event)
     (info,) = fab.core.job_infos()
     num = by_ip(hosts)
+    assert len(info.pairs) == 16  # a ring of 8, both directions
     for p in info.pairs:
         assert (p.src_leaf, p.uplink_port) != (leaf, port)
         assert not (p.spine == spine and p.dst_leaf == leaf)
@@ -173,7 +176,7 @@ def test_bad_jobs_are_refused_and_nothing_changes():
     with pytest.raises(LookupError):
         fab.core.delete_job("nope", fab.now)
     assert [j.job_id for j in fab.core.job_infos()] == ["ring1"]
-    assert all(not p.flow_adds and not p.flow_dels for p in dp.sync().values())
+    assert dp.sync() == {}  # no switch has anything to be sent
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
 
 
@@ -213,7 +216,15 @@ def restarted(pattern: str, present_but: int | None = None):
         again.advance(0.5)
         for plan in dp.sync().values():
             assert plan.flow_dels == [] and plan.flow_adds == [], plan
+    # (those syncs were of the complete state, which may delete, not merely additive)
+    assert all_complete(again, [d for d in dp.switches if d != late])
     return again, dp, info, before, late
+
+
+def all_complete(fab, dpids) -> bool:
+    """Whether every one of ``dpids`` (at least one) is settled, so has its complete
+    desired state: a sync of it deletes what it should not hold (before, one only adds)."""
+    return bool(dpids) and all(fab.core.is_settled(d, fab.now) for d in dpids)
 
 
 def same_paths(a, b) -> bool:

@@ -126,6 +126,9 @@ def test_a_restarted_controller_changes_nothing_and_forwards_the_same():
         again.advance(0.5)
         for plan in dp.sync().values():
             assert plan.flow_dels == [] and plan.group_dels == [] and plan.group_mods == []
+    # (those syncs were of the complete state, which may delete, not additive ones)
+    assert {d: again.core.is_settled(d, again.now) for d in dp.switches} == dict.fromkeys(
+        again.spines + again.leaves, True)
     assert {d: (dict(s.flows), dict(s.groups), dict(s.meters))
             for d, s in dp.switches.items()} == before
     assert {(a, b): send(dp, hosts, a, b).hops for a in (1, 4) for b in (3, 7)} == paths

@@ -176,7 +176,7 @@ def test_idle_hosts_are_probed_then_forgotten_unless_they_answer():
     fab.core.packet_in(2001, 3, arp(ARP_REPLY, H1[0], H1[1], "0.0.0.0", eth_dst=PROBE_MAC,
                                     target_mac=PROBE_MAC), fab.now)
     fab.advance(1.5)
-    assert bound(fab, H1[0]) is not None
+    assert bound(fab, H1[0]) == (H1[1], 2001, 3)
     assert bound(fab, H3[0]) is None
     assert [e.kind for e in fab.core.take_events()].count("host_aged_out") == 1
 

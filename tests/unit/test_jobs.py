@@ -145,11 +145,13 @@ def test_a_hosts_pairs_leave_by_one_spine_and_a_leafs_hosts_by_different_ones(pa
     spines: dict = {}
     for (a, _), path in got.paths.items():
         spines.setdefault(a, set()).add(path.spine)
+    assert set(spines) == set(leaf_of)  # every host sends
     assert all(len(s) == 1 for s in spines.values()), spines
     by_leaf: dict = {}
     for a, (s,) in spines.items():
         by_leaf.setdefault(leaf_of[a], []).append(s)
-    assert all(sorted(v) == [1001, 1002] for v in by_leaf.values()), by_leaf
+    assert {leaf: sorted(v) for leaf, v in by_leaf.items()} == dict.fromkeys(
+        [2001, 2002, 2003, 2004], [1001, 1002]), by_leaf
 
 
 def test_a_second_job_takes_the_links_the_first_left_free():
@@ -221,6 +223,7 @@ def test_current_paths_are_kept_when_as_good():
     spec = job(list(leaf_of))
     first = place_jobs([spec], topo(4, 4), leaf_of, {}, {})["j1"].paths
     again = place_jobs([spec], topo(4, 4), leaf_of, {}, first)["j1"].paths
+    assert len(first) == 16  # the two-way ring of 8, every pair between two leaves
     assert again == first
     assert all(isinstance(p, Path) for p in again.values())
 

@@ -63,6 +63,7 @@ def test_what_has_no_spelling_is_refused_not_guessed():
 def test_every_entry_a_fabric_wants_has_a_spelling():
     fab = FakeFabric(settings=CoreSettings(qos=default_policy(), te=TeSettings()))
     fab.connect_all()
+    spelled = {"flows": 0, "groups": 0, "meters": 0}
     for dpid in fab.spines + fab.leaves:
         desired, complete = fab.core.desired(dpid, fab.now)
         assert complete
@@ -70,6 +71,13 @@ def test_every_entry_a_fabric_wants_has_a_spelling():
             assert flow_text(rule).startswith(f"table={rule.table},")
         for group in desired.groups.values():
             assert group_text(group).startswith(f"group_id={group.group_id},")
+        for meter in desired.meters.values():
+            assert meter_text(meter).startswith(f"meter={meter.meter_id},")
+        spelled["flows"] += len(desired.flows)
+        spelled["groups"] += len(desired.groups)
+        spelled["meters"] += len(desired.meters)
+    # (entries of each kind, as many as switches at least: no loop above ran empty)
+    assert min(spelled.values()) >= len(fab.spines + fab.leaves), spelled
 
 
 def test_a_te_pin_uses_ovs_names_for_ipv4_addresses():

@@ -91,6 +91,7 @@ def test_marking_rules_mark_and_remark():
     assert remark[0].instructions[0] == ("apply", (("set_field", "ip_dscp", 0),))
     trusting = marking_rules(policy(ROCE, trust_unclassified_dscp=True), [3])
     assert not [r for r in trusting if r.priority == C.PRIO_QOS_DEFAULT]
+    assert [dict(r.match).get("udp_dst") for r in trusting] == [4791]  # the class's mark only
 
 
 @pytest.mark.parametrize("lo,hi", [(5000, 5099), (1, 65535), (4791, 4791), (1024, 2047)])

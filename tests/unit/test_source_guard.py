@@ -108,6 +108,10 @@ def test_a_restarted_controller_keeps_the_guard_entries():
     again.advance(0.5)
     again.core.view()  # (made while nothing has settled)
     again.now += 0.6  # settled; a sync comes before the next tick
+    # (so the syncs below are of the complete state, which may delete, not additive ones;
+    # is_settled, not desired(): a read that changes nothing before the sync under test)
+    assert {d: again.core.is_settled(d, again.now) for d in dp.switches} == dict.fromkeys(
+        again.spines + again.leaves, True)
     for _ in range(3):
         for plan in dp.sync().values():
             assert plan.flow_dels == [] and plan.flow_adds == [], plan
