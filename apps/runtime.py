@@ -7,6 +7,7 @@ validated configuration here first, and the apps read it in their constructors.
 from __future__ import annotations
 
 from controller.core.config import FabricdConfig
+from controller.core.fabric_core import CoreSettings
 from controller.core.qos import QosPolicy
 from controller.core.shared import Intent, IntentError, decode_policy
 
@@ -57,3 +58,27 @@ def set_secret(secret: bytes) -> None:
 
 def secret() -> bytes | None:
     return _secret
+
+
+def core_settings(cfg: FabricdConfig) -> CoreSettings:
+    """The core's settings from the configuration."""
+    disc = cfg.discovery
+    return CoreSettings(
+        lldp_interval=disc.lldp_interval,
+        link_timeout=disc.link_timeout,
+        settle_time=disc.settle_time,
+        absent_timeout=disc.absent_timeout,
+        damping=disc.dampening.settings(),
+        role_overrides=dict(cfg.roles),
+        cabling=cfg.cabling_plan(),
+        qos=qos_policy(cfg),
+        te=cfg.te.settings() if cfg.te.enabled else None,
+        link_speed_bps=(cfg.link_speed_mbps or 0) * 1_000_000,
+        new_flow_rate=cfg.te.new_flow_rate,
+        hosts=cfg.host_settings(),
+        punt=cfg.punt_limits(),
+        declined_flow_timeout=cfg.edge.declined_flow_timeout,
+        max_flows_per_port=cfg.te.max_flows_per_port,
+        job_limits=cfg.jobs.limits(),
+        source_guard=cfg.edge.source_guard,
+    )

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RATE = 100e9
 HOSTS_PER_LEAF = 16
 CASES = ((32, 64, 4_000), (64, 256, 20_000))
-SLICE = 256  # moves applied per event, as fabricd (apps/fabric_app.py REBALANCE_SLICE)
+SLICE = 256  # moves applied per event, as fabricd (apps/rebalancer.py REBALANCE_SLICE)
 
 
 def fabric(spines: int, leaves: int) -> TeTopology:

@@ -178,38 +178,43 @@ def join_cluster(config: FabricdConfig):
 
 def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
     """Once the fabric app runs, start the agent that keeps this instance's mastership."""
+    from apps.app_events import EventCall
     from apps.cluster_agent import ClusterAgent
-    from apps.fabric_app import EventCall
     from controller.core.mastership import Mastership
 
     while (app := fabric_app()) is None:
         time.sleep(0.05)
 
-    def on_app(method: str, what: str):
-        """A callback for the agent's thread that runs ``method`` of the app on the
-        app's own thread (one writer); nobody waits for it."""
+    def on_app(run, what: str):
+        """A callback for the agent's thread that runs ``run(app, arg)`` on the app's
+        own thread (one writer); nobody waits for it."""
         def hand(arg) -> None:
-            def run(a) -> None:
+            def call(a) -> None:
                 try:
-                    getattr(a, method)(arg)
+                    run(a, arg)
                 except Exception:
                     log.exception("cluster: %s failed", what)
 
-            app.submit(EventCall(run, must_run=True))
+            app.submit(EventCall(call, must_run=True))
         return hand
 
     c = config.cluster
     # (each on the app's thread in the order handed: the shared intent before the role
     # requests of the same step, so that a new master writes what the cluster wants)
-    agent = ClusterAgent(store, Mastership(c.node_id, float(c.lease_ttl)), app.connected,
-                         on_app("set_roles", "sending role requests"),
+    agent = ClusterAgent(store, Mastership(c.node_id, float(c.lease_ttl)),
+                         app.cluster.connected,
+                         on_app(lambda a, reqs: a.cluster.set_roles(reqs, a.dps),
+                                "sending role requests"),
                          interval=max(0.05, c.lease_ttl / 5),
-                         apply_intents=on_app("apply_intents", "applying the shared intent"),
+                         apply_intents=on_app(lambda a, i: a.commands.apply_intents(i),
+                                              "applying the shared intent"),
                          watch_peers=bool(store.peer_address),
-                         set_leader=on_app("set_te_leader", "changing the TE leadership"),
-                         apply_moves=on_app("apply_leader_moves",
+                         set_leader=on_app(lambda a, lead: a.cluster.set_te_leader(lead),
+                                           "changing the TE leadership"),
+                         apply_moves=on_app(lambda a, m: a.cluster.apply_leader_moves(
+                                                m, time.time()),
                                             "making the TE leader's moves"))
-    app.cluster_agent = agent
+    app.cluster.agent = agent
     agent.start()
 
 
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return None if app is None else app.published
 
     def call(fn, timeout: float = 10.0):
-        from apps.fabric_app import EventCall
+        from apps.app_events import EventCall
 
         app = fabric_app()
         if app is None:
@@ -309,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         return None if app is None else app.stalled(config.watchdog_seconds)
 
     def cluster():
-        agent = getattr(fabric_app(), "cluster_agent", None)
+        app = fabric_app()
+        agent = None if app is None else app.cluster.agent
         return None if agent is None else agent.status
 
     handle = ControllerHandle(published, call=call, event_bus=event_bus, stalled=stalled,

@@ -262,7 +262,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
                 code = (grpc.StatusCode.FAILED_PRECONDITION if isinstance(exc, StoreRefused)
                         else grpc.StatusCode.UNAVAILABLE)
                 context.abort(code, f"{exc}: not applied ({what} could not be kept)")
-            self._call(context, lambda app, i=intent: app.apply_intent(i))
+            self._call(context, lambda app, i=intent: app.commands.apply_intent(i))
             if ok:
                 return message
         context.abort(grpc.StatusCode.ABORTED,
@@ -324,8 +324,9 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
         if action == "drain_link" and port == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port: required")
+
         def compute(app) -> tuple[str | None, str, int]:
-            drains, message, revision = app.maintenance_change(action, dpid, port)
+            drains, message, revision = app.commands.maintenance_change(action, dpid, port)
             return (None if drains == app.core.drains else drains.encode(), message,
                     revision)
 
@@ -355,7 +356,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "QoS is off (fabricd runs with --no-qos)")
         value = encode_policy(policy)
-        self._shared(context, "qos", lambda app: (value, "", app.shared.revision("qos")))
+        self._shared(context, "qos", lambda app: (value, "", app.commands.applied.revision("qos")))
         log.info("QoS policy set through the API by %s", context.peer())
         return policy_message(policy, True)
 
@@ -401,14 +402,15 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         if request.spine == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spine: required")
         key = self._te_key(context, request)
-        self._shared(context, "pins", lambda app: app.pin_change(key, request.spine))
-        info = self._call(context, lambda app: app.flow_info(key))
+        self._shared(context, "pins",
+                     lambda app: app.commands.pin_change(key, request.spine))
+        info = self._call(context, lambda app: app.commands.flow_info(key))
         log.info("%s pinned to spine %d by %s", key, request.spine, context.peer())
         return flow_message(info)
 
     def UnpinFlow(self, request, context):
         key = self._te_key(context, request)
-        self._shared(context, "pins", lambda app: app.pin_change(key, None))
+        self._shared(context, "pins", lambda app: app.commands.pin_change(key, None))
         log.info("%s unpinned by %s", key, context.peer())
         return fabric_pb2.UnpinFlowReply(message=f"{key} unpinned")
 
@@ -431,7 +433,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
     def GetSwitchEntries(self, request, context):
         if request.dpid == 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
-        got = self._call(context, lambda app: app.switch_entries(request.dpid))
+        got = self._call(context, lambda app: app.commands.switch_entries(request.dpid))
         return fabric_pb2.SwitchEntries(
             dpid=got.dpid, complete=got.complete, flows=got.flows, groups=got.groups,
             meters=got.meters, kept_groups=got.kept_groups, pending=got.pending)
@@ -449,8 +451,8 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             spec.validate(self.config.jobs.limits())
         except JobError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        self._shared(context, "jobs", lambda app: app.job_change(register=spec))
-        info = self._call(context, lambda app: app.job_info(spec.job_id))
+        self._shared(context, "jobs", lambda app: app.commands.job_change(register=spec))
+        info = self._call(context, lambda app: app.commands.job_info(spec.job_id))
         log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,
                  len(spec.members), context.peer())
         return job_message(info)
@@ -472,7 +474,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self._jobs_enabled(context)
         if not request.id:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
-        self._shared(context, "jobs", lambda app: app.job_change(delete=request.id))
+        self._shared(context, "jobs", lambda app: app.commands.job_change(delete=request.id))
         log.info("job %s deleted by %s", request.id, context.peer())
         return fabric_pb2.DeleteJobReply(message=f"job {request.id} deleted")
 

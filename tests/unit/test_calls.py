@@ -3,7 +3,7 @@ command or learns what it did, never neither."""
 
 import threading
 
-from apps.fabric_app import EventCall
+from apps.app_events import EventCall
 
 
 def test_a_command_cancelled_before_it_starts_never_runs():

@@ -156,19 +156,28 @@ class Context:
         return "test"
 
 
+class Commands:
+    """The fabric app's commands as the API's calls see them (run at once, here)."""
+
+    def __init__(self, applied: list[Intent]) -> None:
+        self.applied = Applied()
+        self._log = applied
+
+    def apply_intent(self, intent: Intent) -> bool:
+        if not self.applied.is_new(intent):
+            return False
+        self._log.append(intent)
+        self.applied.mark(intent)
+        return True
+
+
 class App:
     """The fabric app as the API's calls see it (run at once, on this thread)."""
 
     def __init__(self) -> None:
-        self.shared = Applied()
         self.applied: list[Intent] = []
-
-    def apply_intent(self, intent: Intent) -> bool:
-        if not self.shared.is_new(intent):
-            return False
-        self.applied.append(intent)
-        self.shared.mark(intent)
-        return True
+        self.commands = Commands(self.applied)
+        self.shared = self.commands.applied
 
 
 def servicer(app: App, write) -> FabricServicer:
