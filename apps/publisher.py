@@ -1,0 +1,79 @@
+"""What other threads see of the fabric app: one immutable value, replaced whole.
+
+Readers (the API's handlers, the metrics endpoint, the watchdog) take
+:attr:`Publisher.value` once and never touch the core; the fabric app's thread replaces
+it (``dataclasses.replace``, then one assignment), so a timestamp is always read with
+the data it belongs to. Fabric events go to the event bus (``WatchEvents``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+
+from apps.api.event_bus import EventBus
+from apps.guard import handler_errors
+from controller.core.events import FabricEvent
+from controller.core.fabric_core import FabricCore
+from controller.core.snapshot import Published, TopologySnapshot
+
+log = logging.getLogger("aifabric.fabric")
+
+LOGGED_KINDS = ("reroute", "congestion", "congestion_cleared", "pin", "unpin")
+
+
+class Publisher:
+    """See the module docstring; every method but the reads runs on the app's thread."""
+
+    def __init__(self, core: FabricCore) -> None:
+        self.core = core
+        self.value = Published(TopologySnapshot.empty(), qos_policy=core.qos)
+        self.bus = EventBus()  # (thread-safe)
+        self._errors_seen: dict[str, int] = {}
+
+    def set(self, **changes) -> None:
+        """Replace fields of the published value (readers see before or after)."""
+        self.value = dataclasses.replace(self.value, **changes)
+
+    def topology(self, now: float) -> None:
+        self.set(topology=self.core.snapshot(now))
+
+    def flows(self, now: float) -> None:
+        """TE's flows and jobs (nothing with TE off)."""
+        if self.core.te is not None:
+            self.set(flows=self.core.flows(now), flows_at=now, jobs=self.core.job_infos(),
+                     jobs_at=now)
+
+    def synced(self, now: float, everything: bool) -> None:
+        """After a sync (``everything``: the whole fabric was recomputed)."""
+        if everything:
+            self.topology(now)
+        self.flows(now)
+
+    def events(self, now: float) -> None:
+        """The core's events since the last call, to the bus (a host's change also to
+        the topology)."""
+        events = self.core.take_events()
+        if any(e.kind.startswith("host_") for e in events):
+            self.topology(now)
+        for e in events:
+            if e.kind in LOGGED_KINDS:
+                log.info("%s: %s", e.kind, e.message)
+        self.bus.publish(events, now)
+
+    def counters(self, now: float, counts: Mapping[str, int]) -> None:
+        """The app's counters with the core's, TE's and the handler errors' (a handler
+        that failed since the last call is announced as an event)."""
+        errors = handler_errors()
+        if errors != self._errors_seen:  # (counted in guard; announced from here)
+            self.bus.publish([FabricEvent(
+                "handler_error", f"handler {name} failed {n - self._errors_seen.get(name, 0)} "
+                f"time(s) ({n} in all); the events were dropped, the app goes on (see the "
+                "log for the traceback)", (("handler", name), ("total", str(n))))
+                for name, n in sorted(errors.items())
+                if n != self._errors_seen.get(name, 0)], now)
+            self._errors_seen = errors
+        self.set(counters={**counts, **self.core.counters,
+                           **(self.core.te.stats if self.core.te else {}),
+                           **{f"handler_errors.{k}": v for k, v in errors.items()}})

@@ -1,0 +1,135 @@
+"""The fabric app's output: what the core asks for, made into OpenFlow messages.
+
+Owns the switches' connections (``dps``), their sync sessions (read-back, mirror,
+plans: :class:`controller.core.sync.SwitchSync`) and the coalescing of changes: a
+change marks the switches dirty, and they are synced once every event queued before it
+has been handled (or once it is ``SYNC_MAX_DELAY`` old), so a burst of events (a
+fabric coming up) costs one recomputation, not one per event. Packet-outs wait for
+that sync: a host that gets an ARP answer sends at once, and its packets should find
+the new entries in place. Everything here runs on the fabric app's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from apps import ofmsg
+from controller.core.fabric_core import Effects
+from controller.core.sync import Session, SwitchSync
+
+log = logging.getLogger("aifabric.fabric")
+
+SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriving
+
+
+class Southbound:
+    """See the module docstring.
+
+    ``later(fn)`` runs ``fn`` after the events queued now (the app's loop);
+    ``writable(dpid)`` says whether this instance may write to a switch (a cluster's
+    other instances master some); ``synced(now, topology)`` is called after a sync
+    (``topology``: the whole fabric was recomputed) and ``effects_done(now)`` after
+    every change, for the app to publish."""
+
+    def __init__(self, sync: SwitchSync, later: Callable[[Callable[[], None]], None],
+                 writable: Callable[[int], bool], masters: Callable[[], set[int] | None],
+                 synced: Callable[[float, bool], None],
+                 effects_done: Callable[[float], None]) -> None:
+        self.sync = sync
+        self.dps: dict[int, Any] = {}  # dpid -> its current connection (os-ken Datapath)
+        self._later, self._writable, self._masters = later, writable, masters
+        self._synced, self._effects_done = synced, effects_done
+        self._dirty_since: float | None = None  # a change waits for its sync since then
+        self._dirty_all = False  # the change concerns every switch (else: self._touched)
+        self._touched: set[int] = set()  # switches whose TE entries changed since
+        self._held_outs: list = []  # packet-outs waiting for the entries they rely on
+        self._sync_due = False  # a sync is deferred until the events queued now are handled
+        self.stats = {"flow_mods": 0, "group_mods": 0, "packet_out": 0}
+
+    def apply(self, eff: Effects, now: float, force_sync: bool = False,
+              flush: bool = False) -> None:
+        """Send what the core asked for (see the module docstring); ``flush``: sync now."""
+        for dpid, rule, timeout in eff.ephemeral:
+            session = self.sync.sessions.get(dpid)
+            if session is not None and session.ready and self._writable(dpid):
+                dp = self.dps[dpid]
+                dp.send_msg(ofmsg.flow_add_expiring(dp, rule, timeout))
+                self.stats["flow_mods"] += 1
+        if eff.changed or force_sync:
+            self._dirty_since = self._dirty_since or now
+            self._dirty_all = True
+        if eff.touched:
+            self._dirty_since = self._dirty_since or now
+            self._touched |= eff.touched
+        if self._dirty_since is None:
+            self.send_packet_outs(eff.packet_outs)
+            self._effects_done(now)
+            return
+        self._held_outs += eff.packet_outs
+        if flush or now - self._dirty_since >= SYNC_MAX_DELAY:
+            self.flush(now)
+        elif not self._sync_due:  # after the events already queued: then sync
+            self._sync_due = True
+            self._later(self._deferred_sync)
+        self._effects_done(now)
+
+    def _deferred_sync(self) -> None:
+        self._sync_due = False
+        if self._dirty_since is not None:
+            now = time.time()
+            self.flush(now)
+            self._effects_done(now)
+
+    def flush(self, now: float) -> None:
+        """Sync the switches the waiting changes concern, then send the held packet-outs."""
+        self._dirty_since = None
+        everything = self._dirty_all
+        self._sync_all(now, None if everything else self._touched)
+        self._dirty_all = False
+        self._touched = set()
+        outs, self._held_outs = self._held_outs, []
+        self.send_packet_outs(outs)
+        self._synced(now, everything)
+
+    def _sync_all(self, now: float, only: set[int] | None) -> None:
+        for dpid, plan in self.sync.plans(now, only, self._masters()):
+            log.info("switch %d: %s", dpid, plan.summary())
+            dp = self.dps[dpid]
+            for m in ofmsg.plan_messages(dp, plan):
+                dp.send_msg(m)
+            self.stats["flow_mods"] += (len(plan.flow_adds) + len(plan.flow_mods)
+                                        + len(plan.flow_dels))
+            self.stats["group_mods"] += (len(plan.group_adds) + len(plan.group_mods)
+                                         + len(plan.group_dels))
+
+    def send_packet_outs(self, outs) -> None:
+        for po in outs:
+            dp = self.dps.get(po.dpid)
+            if dp is None or not self._writable(po.dpid):
+                continue
+            actions = [parser.OFPActionOutput(p, 0) for p in po.ports]
+            dp.send_msg(
+                parser.OFPPacketOut(dp, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, actions, po.data)
+            )
+            self.stats["packet_out"] += 1
+
+    @staticmethod
+    def request_state(dp, session: Session) -> None:
+        """Read the switch's entries, groups and meters back (its session's read-back)."""
+        req = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY)
+        dp.send_msg(req)  # (numbers the request)
+        session.read_xid = req.xid
+        dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+        meters = parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL)
+        dp.send_msg(meters)
+        session.meter_xid = meters.xid
+
+    def session(self, dp) -> Session | None:
+        """The current session of ``dp``'s connection (None: an older connection)."""
+        return self.sync.current(dp.id, dp)
