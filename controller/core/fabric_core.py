@@ -15,7 +15,6 @@ from controller.core.discovery import Discovery
 from controller.core.edge import Edge
 from controller.core.effects import Effects
 from controller.core.events import FabricEvent
-from controller.core.fabric_te import FabricTE
 from controller.core.forwarding import (
     FabricView,
     HostLocation,
@@ -50,12 +49,13 @@ from controller.core.snapshot import (
 from controller.core.te import (
     Flow,
     FlowKey,
-    RebalanceJob,
+    RebalancePass,
     RebalancePlan,
     TeSettings,
     TeTopology,
     TrafficEngineer,
 )
+from controller.core.te.fabric import FabricTE
 
 log = logging.getLogger("aifabric.core")
 
@@ -146,7 +146,7 @@ class FabricCore:
         self._now = now
         return self.traffic.te_pass(port_bps, now, rebalance) if self.traffic else Effects()
 
-    def rebalance_job(self, now: float) -> RebalanceJob | None:
+    def rebalance_job(self, now: float) -> RebalancePass | None:
         """The input of a rebalancing pass, for ``te.search`` on another thread."""
         return self.traffic.rebalance_job(now) if self.traffic is not None else None
 

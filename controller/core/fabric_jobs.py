@@ -26,12 +26,10 @@ from controller.core.jobs import (
 )
 from controller.core.openflow import FlowRule, make_match
 from controller.core.snapshot import JobInfo, JobPairInfo
-from controller.core.te import (
-    TCP,
-    UDP,
-    FlowKey,
-    Path,
+from controller.core.te.flows import TCP, UDP, FlowKey
+from controller.core.te.topology import (
     Resource,
+    SpinePath,
     TeTopology,
     resource_text,
     resources,
@@ -226,15 +224,15 @@ class JobBook:
         return {leaf for leaf in set(before) | set(after)
                 if before.get(leaf) != after.get(leaf)}
 
-    def _current(self, topo: TeTopology) -> dict[Pair, Path]:
+    def _current(self, topo: TeTopology) -> dict[Pair, SpinePath]:
         """Where each pair is now: placed, or read back from the switches after a
         restart (when that uplink still leads to a spine)."""
-        out: dict[Pair, Path] = {}
+        out: dict[Pair, SpinePath] = {}
         for pair, (leaf, rule) in self._recovered.items():
             port = C.cookie_low(rule.cookie)
             spine = next((s for p, s in topo.uplinks.get(leaf, ()) if p == port), None)
             if spine is not None:
-                out[pair] = Path(leaf, port, spine)
+                out[pair] = SpinePath(leaf, port, spine)
         for pl in self.placements.values():
             out.update(pl.paths)
         return out
@@ -255,9 +253,9 @@ class JobBook:
         return out
 
     # --- entries -------------------------------------------------------------------------------
-    def _owners(self) -> dict[Pair, tuple[JobSpec, Path]]:
+    def _owners(self) -> dict[Pair, tuple[JobSpec, SpinePath]]:
         specs = {s.job_id: s for s in self.specs()}
-        out: dict[Pair, tuple[JobSpec, Path]] = {}
+        out: dict[Pair, tuple[JobSpec, SpinePath]] = {}
         for job, pl in self.placements.items():
             spec = specs.get(job)
             if spec is not None:
@@ -265,7 +263,7 @@ class JobBook:
                     out[pair] = (spec, path)
         return out
 
-    def _build_rules(self, owners: Mapping[Pair, tuple[JobSpec, Path]],
+    def _build_rules(self, owners: Mapping[Pair, tuple[JobSpec, SpinePath]],
                      where: Mapping[str, HostPort],
                      dscp_of: Mapping[str, int] | None) -> dict[int, dict]:
         by_leaf: dict[int, dict] = {}

@@ -29,8 +29,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from controller.core.placement import place
-from controller.core.te import Path, Resource, TeTopology, resources
+from controller.core.te.placement_search import place
+from controller.core.te.topology import Resource, SpinePath, TeTopology, resources
 
 PATTERNS = ("ring", "all_to_all", "tree", "pairs")
 TRANSPORTS = ("any", "tcp", "udp", "roce")
@@ -201,7 +201,7 @@ class PairItem(NamedTuple):
 class JobPlacement:
     """Where one job's pairs go."""
 
-    paths: dict[Pair, Path] = field(default_factory=dict)  # inter-leaf pairs placed
+    paths: dict[Pair, SpinePath] = field(default_factory=dict)  # inter-leaf pairs placed
     local: tuple[Pair, ...] = ()  # both ends on one leaf: no spine to choose
     unplaced: tuple[Pair, ...] = ()  # no path in service between the leaves
     shared: dict[Pair, str] = field(default_factory=dict)  # placed by an earlier job
@@ -211,7 +211,7 @@ class JobPlacement:
     steps: tuple[tuple[Pair, ...], ...] = ()  # the host pairs of each step
 
 
-def _step_counts(steps: tuple[tuple[Pair, ...], ...], paths: Mapping[Pair, Path],
+def _step_counts(steps: tuple[tuple[Pair, ...], ...], paths: Mapping[Pair, SpinePath],
                  leaf_of: Mapping[str, int]) -> tuple[Resource | None, int]:
     """The resource that carries most pairs of one step, and how many."""
     worst: tuple[Resource | None, int] = (None, 0)
@@ -229,14 +229,14 @@ def _step_counts(steps: tuple[tuple[Pair, ...], ...], paths: Mapping[Pair, Path]
     return worst
 
 
-def _home_path(topo: TeTopology, item: PairItem, spine: int | None) -> Path | None:
+def _home_path(topo: TeTopology, item: PairItem, spine: int | None) -> SpinePath | None:
     """The path of ``item`` through ``spine`` (None: no spine, or none there)."""
     return None if spine is None else topo.path_via(item.src_leaf, item.dst_leaf, spine)
 
 
 def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int],
                background: Mapping[Resource, float],
-               current: Mapping[Pair, Path]) -> dict[str, JobPlacement]:
+               current: Mapping[Pair, SpinePath]) -> dict[str, JobPlacement]:
     """Place ``jobs`` in the order given (priority order, then registration order), each
     on top of the ``background`` load and of the jobs before it. An earlier job with as
     many steps counts step by step (two rings: forward against forward, backward against
@@ -249,7 +249,7 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
     placed: list[tuple[list[dict[Resource, float]], dict[Resource, float]]] = []
     everything: dict[Resource, float] = {}  # every earlier step of every job, summed
     owner: dict[Pair, str] = {}
-    taken: dict[Pair, Path] = {}
+    taken: dict[Pair, SpinePath] = {}
     out: dict[str, JobPlacement] = {}
     for spec in jobs:
         pending = tuple(ip for ip in spec.members if ip not in leaf_of)

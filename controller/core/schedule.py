@@ -1,5 +1,5 @@
-"""Periodic work as a table: each job has a name and an interval; ``due(now)`` says which
-jobs to run now. The app owns the clock and the work; this only keeps the times."""
+"""Periodic work as a table: each timer has a name and an interval; ``due(now)`` says
+which timers fire now. The app owns the clock and the work; this only keeps the times."""
 
 from __future__ import annotations
 
@@ -8,24 +8,28 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Job:
+class Timer:
     name: str
     interval: float  # seconds between runs (0: every tick)
 
 
-class Schedule:
-    """When each job last ran, and which are due. A job first runs at the first tick."""
+Job = Timer  # the former name (apps/fabric_app.py): not a training job (jobs.JobSpec)
 
-    def __init__(self, jobs: Iterable[Job]) -> None:
-        self.jobs = {j.name: j for j in jobs}
-        self._last: dict[str, float | None] = dict.fromkeys(self.jobs)
+
+class Schedule:
+    """When each timer last fired, and which are due. A timer first fires at the first
+    tick."""
+
+    def __init__(self, timers: Iterable[Timer]) -> None:
+        self.timers = {t.name: t for t in timers}
+        self._last: dict[str, float | None] = dict.fromkeys(self.timers)
 
     def due(self, now: float) -> list[str]:
-        """Jobs to run at ``now``, in table order; each is taken as run now."""
+        """Timers that fire at ``now``, in table order; each is taken as fired now."""
         out = []
-        for name, job in self.jobs.items():
+        for name, timer in self.timers.items():
             last = self._last[name]
-            if last is None or now - last >= job.interval:
+            if last is None or now - last >= timer.interval:
                 self._last[name] = now
                 out.append(name)
         return out

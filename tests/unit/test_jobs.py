@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from controller.core.jobs import JobError, JobLimits, JobSpec, job_order, place_jobs
-from controller.core.te import Path, resources, up
+from controller.core.te import SpinePath, resources, up
 from tests.unit.tetopo import RATE, topo
 
 
@@ -225,7 +225,7 @@ def test_current_paths_are_kept_when_as_good():
     again = place_jobs([spec], topo(4, 4), leaf_of, {}, first)["j1"].paths
     assert len(first) == 16  # the two-way ring of 8, every pair between two leaves
     assert again == first
-    assert all(isinstance(p, Path) for p in again.values())
+    assert all(isinstance(p, SpinePath) for p in again.values())
 
 
 @pytest.mark.parametrize("spines", [2, 4])

@@ -10,18 +10,18 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from controller.core import placement as P
 from controller.core.te import (
     TCP,
     UDP,
     FlowKey,
     FlowSnapshot,
-    Path,
+    SpinePath,
     TeTopology,
     down,
     estimate_demands,
     up,
 )
+from controller.core.te import placement_search as P
 
 
 def random_fabric(rnd: random.Random) -> TeTopology:
@@ -143,7 +143,7 @@ def test_the_demand_estimate_in_arrays_equals_the_loops(seed):
         a, b = rnd.sample(hosts, 2)
         proto = TCP if rnd.random() < 0.8 else UDP
         flows.append(FlowSnapshot(FlowKey(a, b, proto, n + 1, 80), 2001, 2002, False,
-                                  rnd.uniform(0.0, 1.2e10), Path(2001, 1, 1001)))
+                                  rnd.uniform(0.0, 1.2e10), SpinePath(2001, 1, 1001)))
     got = estimate_demands(flows, 1e10)
     want = demands_by_loops(flows, 1e10)
     assert got.keys() == want.keys()
@@ -162,20 +162,20 @@ def test_a_flows_current_option_is_found_by_its_uplink_and_only_while_it_is_cabl
                               [(2001, 2002)] * 5 + [(2002, 2001)] * 2)]
     rows = P._Arrays(flows, topo, [1.0] * len(flows), [0.0] * len(topo.caps))
     got = rows.positions([
-        Path(2001, 1, 1001),  # the first option
-        Path(2001, 3, 1002),  # the second uplink to 1002: the third option
-        Path(2001, 2, 1001),  # port 2 leads to 1002 now (re-cabled): not in service
-        Path(2001, 9, 1001),  # no such uplink
+        SpinePath(2001, 1, 1001),  # the first option
+        SpinePath(2001, 3, 1002),  # the second uplink to 1002: the third option
+        SpinePath(2001, 2, 1001),  # port 2 leads to 1002 now (re-cabled): not in service
+        SpinePath(2001, 9, 1001),  # no such uplink
         None,  # nowhere yet
-        Path(2002, 1, 1001),  # 1001 reaches 2001: the only option
-        Path(2002, 2, 1002),  # 1002 does not reach 2001
+        SpinePath(2002, 1, 1001),  # 1001 reaches 2001: the only option
+        SpinePath(2002, 2, 1002),  # 1002 does not reach 2001
     ], topo)
     assert got == [0, 2, -1, -1, -1, 0, -1]
     assert rows.count == [3, 3, 3, 3, 3, 1, 1]
 
 
 def test_a_pass_reads_only_large_active_flows_and_moves_only_settled_unpinned_ones():
-    from controller.core.te import RebalanceJob, TeSettings, TrafficEngineer
+    from controller.core.te import RebalancePass, TeSettings, TrafficEngineer
 
     uplinks = {leaf: ((1, 1001), (2, 1002)) for leaf in (2001, 2002)}
     reach = {1001: frozenset({2001, 2002}), 1002: frozenset({2001, 2002})}
@@ -185,19 +185,19 @@ def test_a_pass_reads_only_large_active_flows_and_moves_only_settled_unpinned_on
     te = TrafficEngineer(TeSettings(large_flow_fraction=0.1, min_move_interval=5.0))
     flows = {}
     for name, rate, last, pinned, moved_at, path in [
-            ("big", 5e8, 5e8, False, 0.0, Path(2001, 1, 1001)),
-            ("small", 5e7, 5e7, False, 0.0, Path(2001, 1, 1001)),
-            ("paused", 5e8, 1e6, False, 0.0, Path(2001, 1, 1001)),  # stopped sending
-            ("fresh", 5e8, None, False, 0.0, Path(2001, 2, 1002)),  # one reading so far
-            ("pinned", 5e8, 5e8, True, 0.0, Path(2001, 1, 1001)),
-            ("just-moved", 5e8, 5e8, False, 8.0, Path(2001, 2, 1002)),
+            ("big", 5e8, 5e8, False, 0.0, SpinePath(2001, 1, 1001)),
+            ("small", 5e7, 5e7, False, 0.0, SpinePath(2001, 1, 1001)),
+            ("paused", 5e8, 1e6, False, 0.0, SpinePath(2001, 1, 1001)),  # stopped sending
+            ("fresh", 5e8, None, False, 0.0, SpinePath(2001, 2, 1002)),  # one reading so far
+            ("pinned", 5e8, 5e8, True, 0.0, SpinePath(2001, 1, 1001)),
+            ("just-moved", 5e8, 5e8, False, 8.0, SpinePath(2001, 2, 1002)),
             ("unplaced", 5e8, 5e8, False, 0.0, None)]:
         f = te.new_flow(FlowKey("10.0.0.1", "10.0.0.2", TCP, len(flows) + 1, 80),
                         2001, 2002, topo, {}, 0.0)
         f.rate_bps, f.last_bps, f.operator, f.moved_at, f.path = (
             rate, last, pinned, moved_at, path)
         flows[f.key] = name
-    job = RebalanceJob(tuple(te.flows.values()), te.settings, {}, topo, 10.0)
+    job = RebalancePass(tuple(te.flows.values()), te.settings, {}, topo, 10.0)
     assert [flows[f.key] for f in job.large] == ["big", "fresh", "pinned", "just-moved"]
     assert [flows[f.key] for f in job.flows] == ["big", "fresh"]
     assert [flows[f.key] for f in job.large_flows] == [flows[f.key] for f in job.large]

@@ -5,18 +5,18 @@ import random
 import pytest
 
 from controller.core import constants as C
-from controller.core.placement import place
 from controller.core.te import (
     TCP,
     UDP,
     FlowKey,
     FlowSnapshot,
-    Path,
     RebalancePlan,
+    SpinePath,
     TeSettings,
     TeTopology,
     TrafficEngineer,
     down,
+    place,
     resources,
     search,
     up,
@@ -138,7 +138,7 @@ def permutation(rnd: random.Random) -> list[tuple[int, int]]:
 def collide(te: TrafficEngineer, spine: int) -> None:
     """Every flow on one spine, rates as TCP would share the links."""
     for f in te.flows.values():
-        f.path = Path(f.src_leaf, spine - 1000, spine)
+        f.path = SpinePath(f.src_leaf, spine - 1000, spine)
     counts = per_resource(te)
     for f in te.flows.values():
         f.rate_bps = RATE / max(counts[r] for r in resources(f.path, f.dst_leaf))
@@ -165,10 +165,10 @@ def test_no_move_without_enough_gain_hysteresis():
     # UDP: the demand is the measured rate
     a = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
     b = te.new_flow(key(2, 4, proto=UDP), 2001, 2002, t, {}, 0.0)
-    a.path, b.path = Path(2001, 1, 1001), Path(2001, 2, 1002)
+    a.path, b.path = SpinePath(2001, 1, 1001), SpinePath(2001, 2, 1002)
     a.rate_bps = b.rate_bps = 2e6  # apart already: nothing to gain
     assert te.rebalance(t, loads_of(te), 10.0) == []
-    b.path = Path(2001, 1, 1001)
+    b.path = SpinePath(2001, 1, 1001)
     a.rate_bps = b.rate_bps = 0.6e6  # worst link 24% -> 12%: under a 50% margin
     assert te.rebalance(t, loads_of(te), 10.0) == []
     a.rate_bps = b.rate_bps = 4e6  # 160% -> 80%, the overload gone: worth it
@@ -232,7 +232,7 @@ def test_no_churn_for_a_cooler_link_when_every_link_has_room():
     t = topo()
     te = TrafficEngineer(TeSettings(hysteresis=0.05, rebalance_floor=0.5))
     f = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
-    f.path, f.rate_bps = Path(2001, 1, 1001), 1.35e6  # 27%
+    f.path, f.rate_bps = SpinePath(2001, 1, 1001), 1.35e6  # 27%
     # the port's smoothed rate leads the flow's: 5% more than the flow on its uplink
     lagging = {up(2001, 1): 1.6e6, down(1001, 2002): 1.35e6}
     assert te.rebalance(t, lagging, 10.0) == []  # 32% -> 27% would be a pointless move
@@ -245,10 +245,10 @@ def test_rebalancing_passes_that_move_flows_are_spaced_out():
     te = TrafficEngineer(TeSettings(rebalance_cooldown=5.0, min_move_interval=0.0))
     a = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
     b = te.new_flow(key(2, 4, proto=UDP), 2001, 2002, t, {}, 0.0)
-    a.path = b.path = Path(2001, 1, 1001)
+    a.path = b.path = SpinePath(2001, 1, 1001)
     a.rate_bps = b.rate_bps = 4e6
     assert len(te.rebalance(t, loads_of(te), 10.0)) == 1
-    a.path = b.path = Path(2001, 1, 1001)  # as if put back together
+    a.path = b.path = SpinePath(2001, 1, 1001)  # as if put back together
     assert te.rebalance(t, loads_of(te), 12.0) == []  # within the cooldown
     assert len(te.rebalance(t, loads_of(te), 15.5)) == 1
 
@@ -258,7 +258,7 @@ def test_tcp_flows_are_placed_for_their_natural_demand():
     te = TrafficEngineer()
     a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
     b = te.new_flow(key(2, 4), 2001, 2002, t, {}, 0.0)
-    a.path = b.path = Path(2001, 1, 1001)
+    a.path = b.path = SpinePath(2001, 1, 1001)
     a.rate_bps = b.rate_bps = 2.5e6  # two TCP flows halving one link: each could do 5
     moves = te.rebalance(t, loads_of(te), 10.0)
     assert len(moves) == 1 and {a.path.spine, b.path.spine} == {1001, 1002}
@@ -270,7 +270,7 @@ def test_a_moved_flow_stays_put_for_the_minimum_interval():
     te = TrafficEngineer(TeSettings(min_move_interval=5.0))
     a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
     b = te.new_flow(key(2, 4), 2001, 2002, t, {}, 0.0)
-    a.path = b.path = Path(2001, 1, 1001)
+    a.path = b.path = SpinePath(2001, 1, 1001)
     a.rate_bps = b.rate_bps = 2.5e6
     a.moved_at = b.moved_at = 8.0
     assert te.rebalance(t, loads_of(te), 10.0) == []
@@ -282,7 +282,7 @@ def test_a_flow_that_stopped_gets_no_demand():
     te = TrafficEngineer(TeSettings(smoothing=0.5))
     gone = te.new_flow(key(1, 3, 1), 2001, 2002, t, {}, 0.0)
     new = te.new_flow(key(1, 3, 2), 2001, 2002, t, {}, 0.0)
-    gone.path = new.path = Path(2001, 1, 1001)
+    gone.path = new.path = SpinePath(2001, 1, 1001)
     te.update_counters(2001, {gone.key: 0, new.key: 0}, 0.0)
     te.update_counters(2001, {gone.key: 600_000, new.key: 0}, 1.0)
     te.update_counters(2001, {gone.key: 600_000, new.key: 600_000}, 2.0)  # gone stopped
@@ -297,12 +297,12 @@ def test_small_flows_are_not_rebalanced_and_operator_pins_never():
     te = TrafficEngineer()
     small = [te.new_flow(key(1, 3, s), 2001, 2002, t, {}, 0.0) for s in range(3)]
     for f in small:
-        f.path, f.rate_bps = Path(2001, 1, 1001), 0.3e6  # 6% of the link each
+        f.path, f.rate_bps = SpinePath(2001, 1, 1001), 0.3e6  # 6% of the link each
     assert te.rebalance(t, loads_of(te), 10.0) == []
     pinned = te.pin(key(2, 4), 2001, 2002, 1001, t, 0.0)
     pinned.rate_bps = 4e6
     other = te.new_flow(key(1, 4), 2001, 2002, t, {}, 0.0)
-    other.path, other.rate_bps = Path(2001, 1, 1001), 3e6
+    other.path, other.rate_bps = SpinePath(2001, 1, 1001), 3e6
     moves = te.rebalance(t, loads_of(te), 10.0)
     assert [m.key for m in moves] == [other.key] and pinned.path.spine == 1001
 
@@ -316,7 +316,7 @@ def test_priority_classes_are_placed_first():
     roce = te.new_flow(key(2, 4, 2, UDP, 4791), 2001, 2002, t, {}, 0.0, cls="roce",
                        priority=True)
     for f in (bulk, roce):
-        f.rate_bps, f.path = 3e6, Path(2001, 1, 1001)
+        f.rate_bps, f.path = 3e6, SpinePath(2001, 1, 1001)
     base = {up(2001, 1): 0.0, up(2001, 2): 2.5e6, down(1002, 2002): 2.5e6}
     demand = {bulk.key: 3e6, roce.key: 3e6}
     plan, _, _ = place([bulk, roce], demand, base, t, {})
@@ -343,7 +343,7 @@ def test_congestion_needs_several_readings_then_moves_large_flows_off():
     t = topo()
     te = TrafficEngineer(TeSettings(congestion_intervals=3, rebalance=False))
     big = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
-    big.path, big.rate_bps = Path(2001, 1, 1001), 2e6
+    big.path, big.rate_bps = SpinePath(2001, 1, 1001), 2e6
     hot = {up(2001, 1): 4.6e6, down(1001, 2002): 2e6}
     assert te.congestion(t, hot, 10.0) == []
     assert te.congestion(t, hot, 11.0) == []
@@ -364,7 +364,7 @@ def test_two_collided_flows_hot_on_uplink_and_spine_link_move_only_one():
     a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
     b = te.new_flow(key(2, 4), 2001, 2002, t, {}, 0.0)
     for f in (a, b):
-        f.path, f.rate_bps, f.moved_at = Path(2001, 1, 1001), 2.5e6, -100.0
+        f.path, f.rate_bps, f.moved_at = SpinePath(2001, 1, 1001), 2.5e6, -100.0
     moves = te.congestion(t, loads_of(te), 10.0)
     assert len(moves) == 1, [(m.key, m.reason) for m in moves]
     assert {a.path.spine, b.path.spine} == {1001, 1002}
@@ -374,7 +374,7 @@ def test_a_short_spike_is_not_congestion():
     t = topo()
     te = TrafficEngineer(TeSettings(congestion_intervals=3))
     big = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
-    big.path, big.rate_bps = Path(2001, 1, 1001), 2e6
+    big.path, big.rate_bps = SpinePath(2001, 1, 1001), 2e6
     for now, load in ((10.0, 4.8e6), (11.0, 4.8e6), (12.0, 1e6), (13.0, 4.8e6), (14.0, 4.8e6)):
         assert te.congestion(t, {up(2001, 1): load}, now) == []
     assert te.events == []
@@ -384,7 +384,7 @@ def test_congestion_without_a_better_path_moves_nothing():
     t = topo()
     te = TrafficEngineer(TeSettings(congestion_intervals=1))
     a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
-    a.path, a.rate_bps = Path(2001, 1, 1001), 2.4e6
+    a.path, a.rate_bps = SpinePath(2001, 1, 1001), 2.4e6
     full = {up(2001, 1): 4.8e6, up(2001, 2): 4.8e6}
     assert te.congestion(t, full, 10.0) == []
     assert [e.kind for e in te.events] == ["congestion", "congestion"]
@@ -456,7 +456,7 @@ def test_congestion_moves_a_tcp_flow_a_udp_stream_squeezes_to_almost_nothing():
     udp = te.pin(key(2, 4, proto=UDP), 2001, 2002, 1001, t, 0.0)
     udp.rate_bps = udp.last_bps = 4.5e6
     tcp = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
-    tcp.path, tcp.rate_bps, tcp.last_bps = Path(2001, 1, 1001), 1.5e6, 0.1e6
+    tcp.path, tcp.rate_bps, tcp.last_bps = SpinePath(2001, 1, 1001), 1.5e6, 0.1e6
     loads = loads_of(te)
     loads[up(2001, 2)] = loads[down(1002, 2002)] = 2e3  # (ACKs of other flows)
     moves = te.congestion(t, loads, 10.0)
@@ -469,7 +469,7 @@ def test_congestion_on_a_flow_whose_uplink_just_failed_does_not_break_the_pass()
     t = topo(cut=[(2001, 1001)])
     te = TrafficEngineer(TeSettings(congestion_intervals=1))
     f = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
-    f.path, f.rate_bps, f.last_bps = Path(2001, 1, 1001), 2e6, 2e6
+    f.path, f.rate_bps, f.last_bps = SpinePath(2001, 1, 1001), 2e6, 2e6
     moves = te.congestion(t, {down(1001, 2002): 4.9e6}, 10.0)
     assert [m.new.spine for m in moves] == [1002]
 
@@ -479,9 +479,9 @@ def test_flows_on_a_failed_link_are_replaced_at_once():
     t = topo()
     te = TrafficEngineer()
     a = te.new_flow(key(1, 3), 2001, 2002, t, {}, 0.0)
-    a.path, a.moved_at = Path(2001, 1, 1001), 9.9  # moved just now: failures move it anyway
+    a.path, a.moved_at = SpinePath(2001, 1, 1001), 9.9  # moved just now: failures move it anyway
     b = te.new_flow(key(5, 7), 2003, 2004, t, {}, 0.0)
-    b.path = Path(2003, 1, 1001)
+    b.path = SpinePath(2003, 1, 1001)
     broken = topo(cut={(2002, 1001)})  # spine 1 lost its link to leaf 2002
     moves = te.revalidate(broken, {}, 10.0, "port 1001:2 down")
     assert [(m.key, m.old.spine, m.new.spine) for m in moves] == [(a.key, 1001, 1002)]
@@ -493,7 +493,7 @@ def test_operator_pin_keeps_its_spine_or_waits():
     t = topo()
     te = TrafficEngineer()
     p = te.pin(key(1, 3), 2001, 2002, 1001, t, 0.0)
-    assert p.operator and p.path == Path(2001, 1, 1001)
+    assert p.operator and p.path == SpinePath(2001, 1, 1001)
     assert te.revalidate(topo(cut={(2002, 1001)}), {}, 1.0, "down") == []
     assert p.path.spine == 1001
     with pytest.raises(ValueError, match="spine 1001 has no path"):
@@ -546,7 +546,7 @@ def _collided_pair():
     te = TrafficEngineer(TeSettings(min_move_interval=0.0))
     a = te.new_flow(key(1, 3, proto=UDP), 2001, 2002, t, {}, 0.0)
     b = te.new_flow(key(2, 4, proto=UDP), 2001, 2002, t, {}, 0.0)
-    a.path = b.path = Path(2001, 1, 1001)
+    a.path = b.path = SpinePath(2001, 1, 1001)
     a.rate_bps = b.rate_bps = 4e6
     return t, te, a, b
 
@@ -561,7 +561,7 @@ def test_a_pass_searched_apart_moves_what_the_pass_on_the_thread_would():
     assert {f.rate_bps for f in job.flows} == {4e6}
     moves, rest = te.finish_rebalance(search(job), t, 10.0)
     assert rest is None and len(moves) == 1
-    assert {a.path, b.path} == {Path(2001, 1, 1001), Path(2001, 2, 1002)}
+    assert {a.path, b.path} == {SpinePath(2001, 1, 1001), SpinePath(2001, 2, 1002)}
 
 
 def test_a_searched_pass_is_dropped_when_the_fabric_changed_meanwhile():
@@ -571,7 +571,7 @@ def test_a_searched_pass_is_dropped_when_the_fabric_changed_meanwhile():
     plan = search(te.rebalance_job(t, loads_of(te), 10.0))
     rebuilt = TeTopology(t.uplinks, t.reach, t.capacity, t.host_rate)  # a new view
     assert te.finish_rebalance(plan, rebuilt, 10.0) == ([], None)
-    assert a.path == b.path == Path(2001, 1, 1001)
+    assert a.path == b.path == SpinePath(2001, 1, 1001)
     assert te.stats["rebalance_stale"] == 1
 
 
@@ -581,7 +581,7 @@ def test_a_flow_that_moved_or_ended_while_the_search_ran_is_left_alone():
     t, te, a, b = _collided_pair()
     plan = search(te.rebalance_job(t, loads_of(te), 10.0))
     moved = next(f for f in (a, b) if f.key in plan.placement)
-    moved.path = Path(2001, 2, 1002)  # moved meanwhile (a failure, an operator)
+    moved.path = SpinePath(2001, 2, 1002)  # moved meanwhile (a failure, an operator)
     assert te.finish_rebalance(plan, t, 10.0) == ([], None)
     del te.flows[moved.key]  # or ended
     assert te.finish_rebalance(plan, t, 10.0) == ([], None)
@@ -599,7 +599,7 @@ def test_a_searched_pass_is_dropped_when_another_decision_moved_a_flow_meanwhile
     assert plan.changes
     assert te.move_to(c.key, 2003 - c.path.spine, t, "congestion", 10.0) is not None
     assert te.finish_rebalance(plan, t, 10.0) == ([], None)
-    assert a.path == b.path == Path(2001, 1, 1001)
+    assert a.path == b.path == SpinePath(2001, 1, 1001)
     assert te.stats["rebalance_stale"] == 1
     # a plan's own slices are not "another decision"
     t2, te2 = _scrambled()
@@ -623,7 +623,7 @@ def _scrambled(seed: int = 7, spines: int = 4, leaves: int = 8, n: int = 120):
                                 TCP, rnd.randint(1024, 65535), 5201), 2001 + a, 2001 + b,
                         t, {}, 0.0)
         if f is not None:
-            f.path = Path(2001 + a, 1, 1001)
+            f.path = SpinePath(2001 + a, 1, 1001)
             f.rate_bps = rnd.uniform(0.11, 0.3) * 100e6
     return t, te
 
@@ -672,7 +672,7 @@ def test_a_pass_moves_only_the_flows_that_buy_its_gain():
 
     t, te = _scrambled(n=60)
     for f in list(te.flows.values())[:30]:  # half the flows already spread well
-        f.path = Path(f.src_leaf, 1 + hash(f.key) % 4, 1001 + hash(f.key) % 4)
+        f.path = SpinePath(f.src_leaf, 1 + hash(f.key) % 4, 1001 + hash(f.key) % 4)
     job = te.rebalance_job(t, loads_of(te), 10.0)
     plan = search(job)
     current, dst = job.current, {f.key: f.dst_leaf for f in job.flows}

@@ -1,5 +1,6 @@
 """The placement search of traffic engineering: given flows, their demands, the load
-that is not theirs and the paths in service, which path each flow should take.
+that is not theirs and the paths in service, which path each flow should take (for a
+rebalancing pass, :mod:`.rebalance`, and for the pairs of training jobs).
 
 Array-based (resources numbered by the topology) because a rebalancing pass of a
 32-spine, 64-leaf fabric places thousands of flows within a control interval.
@@ -14,16 +15,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from controller.core.te.topology import Resource, SpinePath, TeTopology, resources
+
 if TYPE_CHECKING:
-    from controller.core.te import Flow, FlowKey, Path, Resource, TeTopology
+    from controller.core.te.flows import Flow, FlowKey
 
 
 def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
           base: Mapping[Resource, float], topo: TeTopology,
-          current: Mapping[FlowKey, Path | None] | None = None,
+          current: Mapping[FlowKey, SpinePath | None] | None = None,
           budget: int = 400_000, moves_only: bool = False,
           own: list[float] | None = None
-          ) -> tuple[dict[FlowKey, Path], tuple[float, float], tuple[float, float]]:
+          ) -> tuple[dict[FlowKey, SpinePath], tuple[float, float], tuple[float, float]]:
     """A placement of ``flows`` on top of the ``base`` load.
 
     Greedy (priority classes first, then by demand, each flow on the path whose worse
@@ -147,7 +150,7 @@ class _Arrays:
         self.cap = np.array([*topo.caps, 1.0])
         self.base = np.array([*base_load, BIG])
 
-    def positions(self, paths: list[Path | None], topo: TeTopology) -> list[int]:
+    def positions(self, paths: list[SpinePath | None], topo: TeTopology) -> list[int]:
         """Each flow's option that is the path given (-1: none, or not in service)."""
         if not paths:
             return []
@@ -166,8 +169,6 @@ class _Arrays:
         n = len(self.base)
         self.base -= np.bincount(self.ups[on, pick[on]], weights=rate[on], minlength=n)
         self.base -= np.bincount(self.downs[on, pick[on]], weights=rate[on], minlength=n)
-        from controller.core.te import resources  # (te imports this module)
-
         for i in np.nonzero(pick < 0)[0].tolist():
             path = flows[i].path
             if path is None:

@@ -1,0 +1,36 @@
+"""TE's entries on a switch: the pin that holds a flow on its path at the ingress leaf,
+and the cookie that lets any instance reading the switch back know what the pin is
+(its uplink, whether its flow is of a priority class, whether an operator pinned it).
+"""
+
+from __future__ import annotations
+
+from controller.core import constants as C
+from controller.core.openflow import FlowRule
+from controller.core.te.flows import Flow
+
+
+def pin_cookie_low(port: int, priority: bool, operator: bool) -> int:
+    """A TE entry's cookie (low bits): its uplink, whether its flow is of a priority
+    class, whether an operator pinned it: what another instance reading the switch
+    needs to know of it."""
+    return port << 2 | int(priority) << 1 | int(operator)
+
+
+def pin_cookie_fields(low: int) -> tuple[int, bool, bool]:
+    """The inverse of :func:`pin_cookie_low`: (uplink port, priority, operator)."""
+    return low >> 2, bool(low & 2), bool(low & 1)
+
+
+def pin_rule(flow: Flow, group_id: int) -> FlowRule:
+    """The ingress-leaf entry that holds a flow on its path: output through the uplink's
+    fast-failover group (the uplink, or another if it goes down before we react)."""
+    prio = C.PRIO_PIN_OPERATOR if flow.operator else C.PRIO_PIN
+    return FlowRule(
+        C.TABLE_TE, prio, flow.key.match(),
+        (("apply", (("group", group_id),)), ("clear",)),
+        # the uplink is in the cookie: a move changes it, so the switch gets a fresh
+        # entry (add) rather than a modified one
+        C.make_cookie(C.KIND_PIN, pin_cookie_low(group_id - C.FF_GROUP_BASE, flow.priority,
+                                                 flow.operator)),
+    )
