@@ -50,7 +50,7 @@ from controller.core.fabric_core import Effects, FabricCore
 from controller.core.model import Port
 from controller.core.monitor import LoadMonitor
 from controller.core.openflow import MeterRule
-from controller.core.schedule import Job, Schedule
+from controller.core.schedule import Schedule, Timer
 from controller.core.snapshot import Published
 from controller.core.sync import SwitchSync
 
@@ -87,8 +87,8 @@ class FabricApp(BoundedLoopApp):
         self.commands = Commands(self.core, sync, self._apply, self.pub.set,
                                  lambda: self.pub.value, self.pub.flows, time.time)
         # periodic work, one table: (timer, what runs); the statistics' rows are its own
-        self.timers = Schedule([Job("probe", cfg.discovery.lldp_interval),
-                                *(Job(p.what, p.interval)
+        self.timers = Schedule([Timer("probe", cfg.discovery.lldp_interval),
+                                *(Timer(p.what, p.interval)
                                   for p in polls(cfg.te.poll_interval, self.core.qos is not None))])
         self._stop = threading.Event()
         self._settled: frozenset[int] = frozenset()
@@ -284,7 +284,6 @@ class FabricApp(BoundedLoopApp):
         """A round of port counters is in: expiry and congestion here; the rebalancing
         search (the long part) on the worker thread, so that packet-ins, LLDP and port
         status never wait for it."""
-        self.stats.round_done()
         self._counts["te_passes"] += 1
         rates = {k: load.tx_bps for k, load in self.stats.monitor.ports.items()}
         eff = self.core.te_pass(rates, now, rebalance=False)

@@ -50,6 +50,8 @@ class Southbound:
         self._touched: set[int] = set()  # switches whose TE entries changed since
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._sync_due = False  # a sync is deferred until the events queued now are handled
+        self._cost = 0.0  # seconds the last sync of every switch took
+        self._paced_until = 0.0  # (monotonic) no paced sync of every switch before then
         self.stats = {"flow_mods": 0, "group_mods": 0, "packet_out": 0}
 
     def apply(self, eff: Effects, now: float, force_sync: bool = False,
@@ -71,17 +73,25 @@ class Southbound:
             self.send_packet_outs(eff.packet_outs)
             self._effects_done(now)
             return
-        self._held_outs += eff.packet_outs
-        if flush or now - self._dirty_since >= SYNC_MAX_DELAY:
+        self.send_packet_outs([po for po in eff.packet_outs if not po.held])
+        self._held_outs += [po for po in eff.packet_outs if po.held]
+        if flush or (now - self._dirty_since >= self._max_delay()
+                     and time.monotonic() >= self._paced_until):
             self.flush(now)
         elif not self._sync_due:  # after the events already queued: then sync
             self._sync_due = True
             self._later(self._deferred_sync)
         self._effects_done(now)
 
+    def _max_delay(self) -> float:
+        """How long a change may wait while other events keep arriving: SYNC_MAX_DELAY,
+        or twice what the last sync cost (a fabric whose sync takes a second is synced
+        at most a third of the time: the loop keeps up with its other events)."""
+        return max(SYNC_MAX_DELAY, 2 * self._cost)
+
     def _deferred_sync(self) -> None:
         self._sync_due = False
-        if self._dirty_since is not None:
+        if self._dirty_since is not None and time.monotonic() >= self._paced_until:
             now = time.time()
             self.flush(now)
             self._effects_done(now)
@@ -90,7 +100,11 @@ class Southbound:
         """Sync the switches the waiting changes concern, then send the held packet-outs."""
         self._dirty_since = None
         everything = self._dirty_all
+        started = time.monotonic()
         self._sync_all(now, None if everything else self._touched)
+        if everything:
+            self._cost = time.monotonic() - started
+            self._paced_until = started + 3 * self._cost  # (a third of the time at most)
         self._dirty_all = False
         self._touched = set()
         outs, self._held_outs = self._held_outs, []

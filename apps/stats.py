@@ -76,7 +76,14 @@ class StatsPoller:
         self.monitor = monitor
         self._publish, self._on_round = publish, on_round
         self._pin_counters, self._events = pin_counters, events
-        self._awaiting: set[int] = set()  # switches yet to answer this round of ports
+        # switches yet to answer this round, by row: what a round gathers is published
+        # once, when the last switch answered or the next round starts (a reply at a
+        # time would rebuild every link's figures once per switch: quadratic)
+        self._awaiting: dict[str, set[int]] = {"ports": set(), "queues": set(),
+                                                "meters": set()}
+        self._links: tuple = ()  # the links the last port reply was read against
+        self._speed_of: Callable[[int, int], float] = lambda dpid, port: 0.0
+        self._dps: dict[int, Any] = {}
         # counter reads in flight: xid -> (dpid, pins? (else job pairs), parts so far);
         # a new round drops what never ended
         self._counter_reads: dict[int, tuple[int, bool, list]] = {}
@@ -89,10 +96,10 @@ class StatsPoller:
     def poll(self, what: str, dps: Iterable[Any], leaves: Iterable[int], now: float) -> None:
         """Send one row's requests to ``dps`` (TE entry counters to ``leaves``)."""
         dps = list(dps)
+        if self._awaiting[what]:  # a switch did not answer the last round in time
+            self._round_done(what, now)
+        self._awaiting[what] = {dp.id for dp in dps}
         if what == "ports":
-            if self._awaiting:  # a switch did not answer the last round in time
-                self._on_round(now)
-            self._awaiting = {dp.id for dp in dps}
             self._counter_reads = {}
             leaves = set(leaves)
             for dp in dps:
@@ -114,9 +121,31 @@ class StatsPoller:
             dp.send_msg(req)  # (numbers the request)
             self._counter_reads[req.xid] = (dp.id, kind == C.KIND_PIN, [])
 
-    def round_done(self) -> None:
-        """The TE pass ran: a round still waited for is over."""
-        self._awaiting = set()
+    def _answered(self, what: str, dpid: int, now: float) -> None:
+        awaiting = self._awaiting[what]
+        if dpid in awaiting:  # (a late answer to a round already over counts for nothing)
+            awaiting.discard(dpid)
+            if not awaiting:
+                self._round_done(what, now)
+
+    def _round_done(self, what: str, now: float) -> None:
+        self._awaiting[what] = set()
+        if what == "ports":
+            self._publish(links=link_stats(self._links, self.monitor, self._speed_of),
+                          links_at=now)
+            self._on_round(now)
+        elif what == "queues":
+            names = {(d.id, p.port_no): ofmsg.port_name(p)
+                     for d in self._dps.values() for p in list(d.ports.values())}
+            self._publish(queues=tuple(
+                QueueStat(d, p, names.get((d, p), ""), q, *c)
+                for (d, p, q), c in sorted(self._queues.items()) if d in self._dps),
+                queues_at=now)
+        else:
+            meters = tuple(MeterStat(d, m, *meter_role(m), n)
+                           for (d, m), n in sorted(self._drops.items()) if d in self._dps)
+            self.meter_drops = sum(m.dropped for m in meters)
+            self._publish(meters=meters)
 
     # --- replies ----------------------------------------------------------------------------
     def port_stats(self, msg, now: float, links, speed_of) -> None:
@@ -127,12 +156,9 @@ class StatsPoller:
             self.monitor.update(dp.id, s.port_no, PortCounters(
                 s.tx_bytes, s.rx_bytes, s.tx_dropped, s.rx_dropped, s.tx_errors, s.rx_errors),
                 now)
-        if msg.flags & ofp.OFPMPF_REPLY_MORE:
-            return
-        self._publish(links=link_stats(links, self.monitor, speed_of), links_at=now)
-        self._awaiting.discard(dp.id)
-        if not self._awaiting:
-            self._on_round(now)
+        self._links, self._speed_of = links, speed_of
+        if not msg.flags & ofp.OFPMPF_REPLY_MORE:
+            self._answered("ports", dp.id, now)
 
     def counters(self, msg, now: float) -> bool:
         """A reply to a counter read of ours (True), or not ours (False)."""
@@ -152,13 +178,9 @@ class StatsPoller:
         for s in msg.body:
             self._queues[(dp.id, s.port_no, s.queue_id)] = (s.tx_bytes, s.tx_packets,
                                                             s.tx_errors)
-        if msg.flags & ofp.OFPMPF_REPLY_MORE:
-            return
-        names = {(d.id, p.port_no): ofmsg.port_name(p)
-                 for d in dps.values() for p in list(d.ports.values())}
-        self._publish(queues=tuple(
-            QueueStat(d, p, names.get((d, p), ""), q, *c)
-            for (d, p, q), c in sorted(self._queues.items()) if d in dps), queues_at=now)
+        self._dps = dps
+        if not msg.flags & ofp.OFPMPF_REPLY_MORE:
+            self._answered("queues", dp.id, now)
 
     def meter_stats(self, msg, now: float, dps: dict[int, Any]) -> None:
         dp = msg.datapath
@@ -182,11 +204,9 @@ class StatsPoller:
                      ("port", str(port)), ("dropped", str(dropped - before)))))
                 log.warning("meter_drops: %s", events[-1].message)
         self._events(events, now)
+        self._dps = dps
         if not msg.flags & ofp.OFPMPF_REPLY_MORE:
-            meters = tuple(MeterStat(d, m, *meter_role(m), n)
-                           for (d, m), n in sorted(self._drops.items()) if d in dps)
-            self.meter_drops = sum(m.dropped for m in meters)
-            self._publish(meters=meters)
+            self._answered("meters", dp.id, now)
 
     def forget(self, dpid: int) -> None:
         """A switch is gone: its load readings with it."""

@@ -46,7 +46,7 @@ class Discovery:
         """LLDP probes out of ``ports`` of one switch, never out of a port with a learned
         host (a host gets no genuine probe to replay)."""
         hosted = self._hosted_ports(dpid)
-        return [PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now))
+        return [PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now), held=False)
                 for p in ports if p not in hosted]
 
     def probe(self, dpid: int, now: float) -> Effects:

@@ -12,6 +12,10 @@ class PacketOut:
     dpid: int
     ports: tuple[int, ...]
     data: bytes
+    # waits for the sync of the change it came with (an ARP answer: the asker sends at
+    # once and its packets should find the new entries); an LLDP probe relies on
+    # nothing new and goes at once (a probe held behind a long sync would arrive stale)
+    held: bool = True
 
 
 @dataclass
