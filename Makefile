@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SETUP_STAMP := .venv/.aifabric-installed
 
-.PHONY: help setup demo test unit e2e lint proto bench clean-net clean
+.PHONY: help setup demo test unit e2e lint proto config-example bench clean-net clean
 
 help:
 	@echo "make demo      set up, start fabricd and a 2-spine/4-leaf Mininet fabric, show topology, reachability and TE-placed flows"
@@ -11,6 +11,7 @@ help:
 	@echo "make unit      unit tests of the pure core only (no root, no Mininet)"
 	@echo "make lint      ruff"
 	@echo "make proto     regenerate the gRPC/protobuf code from proto/"
+	@echo "make config-example  rewrite config/fabricd.example.yaml from the config model"
 	@echo "make bench     run the benchmarks in bench/ and write docs/"
 
 setup:
@@ -34,6 +35,9 @@ lint: setup
 
 proto: setup
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto proto/aifabric/v1/fabric.proto
+
+config-example: setup
+	$(PY) -m controller.config_example > config/fabricd.example.yaml
 
 bench: setup
 	$(PY) -m bench.discovery

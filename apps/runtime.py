@@ -6,7 +6,7 @@ validated configuration here first, and the apps read it in their constructors.
 
 from __future__ import annotations
 
-from controller.core.config import FabricdConfig
+from controller.config import FabricdConfig
 from controller.core.fabric_core import CoreSettings
 from controller.core.qos import QosPolicy
 from controller.core.shared import Intent, IntentError, decode_policy

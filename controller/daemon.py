@@ -19,7 +19,7 @@ from typing import Any
 
 from controller import __version__
 from controller.cli.args import OneLineParser
-from controller.core.config import ConfigError, FabricdConfig, load_config
+from controller.config import ConfigError, FabricdConfig, load_config
 from controller.core.constants import DEFAULT_TOKEN_FILE
 
 log = logging.getLogger("aifabric.daemon")

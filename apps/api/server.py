@@ -30,7 +30,7 @@ from apps.api.event_bus import EventBus
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from apps.guard import WATCHDOG_TRIPS
 from controller import __version__
-from controller.core.config import FabricdConfig, first_error
+from controller.config import FabricdConfig, first_error
 from controller.core.events import KINDS, FabricEvent, StampedEvent
 from controller.core.fabric_jobs import JobExists
 from controller.core.jobs import JobError, JobSpec

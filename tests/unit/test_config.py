@@ -1,6 +1,8 @@
+from pathlib import Path
+
 import pytest
 
-from controller.core.config import ConfigError, load_config
+from controller.config import ConfigError, FabricdConfig, load_config
 
 
 def write(tmp_path, text):
@@ -106,3 +108,14 @@ def test_listeners_may_share_a_port_on_distinct_addresses_or_when_off():
     assert cfg.metrics.address == "127.0.0.2:7000"
     load_config(None, {"metrics.enabled": False, "metrics.address": "127.0.0.1:50051"})
     load_config(None, {"cluster.peer_address": "127.0.0.1:6653"})  # no etcd: not started
+
+
+def test_shipped_example_config_is_written_from_the_model():
+    """config/fabricd.example.yaml is `make config-example`'s output: a setting added,
+    removed or redescribed in controller/config.py without regenerating it fails here."""
+    from controller.config_example import render
+
+    shipped = (Path(__file__).parents[2] / "config" / "fabricd.example.yaml").read_text()
+    assert shipped == render(), "config/fabricd.example.yaml is stale: run make config-example"
+    example = load_config(Path(__file__).parents[2] / "config" / "fabricd.example.yaml")
+    assert example == FabricdConfig()  # (every value in it is the default)

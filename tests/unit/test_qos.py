@@ -122,13 +122,13 @@ def test_named_profiles_are_valid(name):
 
 
 def test_config_profile_and_policy(tmp_path):
-    from controller.core.config import load_config
+    from controller.config import load_config
 
     f = tmp_path / "c.yaml"
     f.write_text("qos: {profile: cisco}\n")
     assert {c.dscp for c in load_config(f).qos.effective_policy().classes} == {48, 24}
     f.write_text("qos: {profile: juniper}\n")
-    from controller.core.config import ConfigError
+    from controller.config import ConfigError
 
     with pytest.raises(ConfigError, match="qos.profile"):
         load_config(f)

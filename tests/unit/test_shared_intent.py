@@ -13,7 +13,7 @@ import pytest
 from apps.api.server import FabricServicer
 from apps.cluster_agent import ClusterAgent
 from apps.cluster_store import StoreRefused, StoreUnavailable
-from controller.core.config import FabricdConfig
+from controller.config import FabricdConfig
 from controller.core.jobs import JobSpec
 from controller.core.mastership import Mastership, StoreView
 from controller.core.model import Cable, LinkEnd

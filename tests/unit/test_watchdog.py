@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from apps.api.event_bus import EventBus
 from apps.api.server import ControllerHandle, start_api_server
-from controller.core.config import load_config
+from controller.config import load_config
 from controller.core.events import FabricEvent
 from controller.core.snapshot import Published, TopologySnapshot
 from mininet_topos.controller_proc import free_port

@@ -67,10 +67,14 @@ def _hosts_overlap(a: str, b: str) -> bool:
 
 
 class OpenFlowConfig(_Strict):
-    listen_host: str = "0.0.0.0"
+    """The OpenFlow 1.3 listener the switches connect to, and what one switch may make
+    the controller hold."""
+
+    listen_host: str = Field("0.0.0.0", description="address switches connect to")
     port: int = Field(6653, ge=1, le=65535)
     echo_interval: float = Field(2.0, gt=0, description="seconds between echo requests")
-    echo_max_unanswered: int = Field(3, ge=1)
+    echo_max_unanswered: int = Field(3, ge=1, description="a switch is dropped after this "
+                                     "many unanswered echo requests")
     send_queue: int = Field(4096, ge=64, le=1 << 20, description="messages queued for one "
                             "switch; a switch whose queue is full and that has read nothing "
                             "for a second is dropped")
@@ -119,19 +123,32 @@ class TlsConfig(_Strict):
 
 
 class ApiConfig(_Strict):
-    address: str = "127.0.0.1:50051"
-    # No tokens configured: one admin token is read from token_file, or generated and
-    # written there (mode 0600) for local use; fabricctl reads the same file.
-    tokens: list[TokenConfig] = Field(default_factory=list)
-    token_file: str = DEFAULT_TOKEN_FILE
-    tls: TlsConfig | None = None
+    """The gRPC management API (fabricctl, schedulers)."""
+
+    address: str = Field("127.0.0.1:50051", description="where it listens (fabricctl "
+                         "--server)")
+    tokens: list[TokenConfig] = Field(
+        default_factory=list, description="who may call: a reader may get, list and "
+        "watch; an admin may also set, drain and pin. None listed: one admin token is "
+        "read from token_file, or generated there (mode 0600) on first start; fabricctl "
+        "on the same machine reads the same file",
+        examples=[[{"name": "ops", "role": "admin", "token": "use-at-least-16-characters"},
+                   {"name": "grafana", "role": "reader",
+                    "token": "another-long-random-string"}]])
+    token_file: str = Field(DEFAULT_TOKEN_FILE, description="the local admin token (when "
+                            "no tokens are listed)")
+    tls: TlsConfig | None = Field(None, description="serve TLS (client_ca: require client "
+                                  "certificates signed by it)",
+                                  examples=[{"cert": "server.pem", "key": "server.key",
+                                             "client_ca": "ca.pem"}])
     audit_log: str | None = Field(None, description="JSON lines of every mutation; "
                                                     "None: the daemon's log only")
     allow_insecure: bool = Field(False, description="serve a non-loopback address "
                                                     "without TLS")
     max_watchers: int = Field(64, ge=1, le=4096, description="WatchEvents streams at "
                               "once (each holds a server thread)")
-    max_watchers_per_token: int = Field(32, ge=1, le=4096)
+    max_watchers_per_token: int = Field(32, ge=1, le=4096, description="WatchEvents "
+                                        "streams one token may hold")
 
     @field_validator("address")
     @classmethod
@@ -165,7 +182,7 @@ class ApiConfig(_Strict):
 class MetricsConfig(_Strict):
     """Prometheus metrics over HTTP (``/metrics``)."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="GET http://ADDRESS/metrics (--metrics-addr)")
     address: str = "127.0.0.1:9464"
 
     @field_validator("address")
@@ -181,10 +198,12 @@ class DampingConfig(_Strict):
     the penalty is below reuse."""
 
     enabled: bool = True
-    half_life: float = Field(2.0, gt=0, le=3600)
+    half_life: float = Field(2.0, gt=0, le=3600, description="seconds in which a penalty "
+                             "halves")
     suppress: float = Field(2.5, gt=1, le=100, description="penalty (1 per flap) that "
                             "holds a link down")
-    reuse: float = Field(0.5, gt=0, le=100)
+    reuse: float = Field(0.5, gt=0, le=100, description="penalty below which a held link "
+                         "is used again")
     max_penalty: float = Field(8.0, gt=1, le=1000, description="bounds the hold time")
 
     @model_validator(mode="after")
@@ -200,9 +219,14 @@ class DampingConfig(_Strict):
 
 
 class DiscoveryConfig(_Strict):
-    lldp_interval: float = Field(1.0, gt=0, le=60)
-    link_timeout: float = Field(3.5, gt=0, le=600)
-    settle_time: float = Field(1.0, ge=0, le=60)
+    """Finding switches, links and roles (authenticated LLDP)."""
+
+    lldp_interval: float = Field(1.0, gt=0, le=60, description="seconds between LLDP "
+                                 "probes on every port")
+    link_timeout: float = Field(3.5, gt=0, le=600, description="a link not confirmed by "
+                                "LLDP for this long is removed")
+    settle_time: float = Field(1.0, ge=0, le=60, description="a new switch is only probed "
+                               "(not programmed) this long")
     absent_timeout: float = Field(30.0, ge=0, le=3600, description="after a restart, how "
                                   "long entries towards a leaf not back yet are kept")
     dampening: DampingConfig = DampingConfig()
@@ -218,7 +242,9 @@ class DiscoveryConfig(_Strict):
 
 
 class TeConfig(_Strict):
-    enabled: bool = True
+    """Traffic engineering (docs/traffic-engineering.md)."""
+
+    enabled: bool = Field(True, description="--no-te: ECMP select groups only")
     poll_interval: float = Field(1.0, gt=0, le=60,
                                  description="port and flow statistics, seconds")
     smoothing: float = Field(0.5, gt=0, le=1, description="EWMA weight of the newest sample")
@@ -235,7 +261,8 @@ class TeConfig(_Strict):
     flow_idle_timeout: float = Field(10.0, gt=0, le=86400,
                                      description="seconds without traffic before a flow "
                                                  "is forgotten")
-    max_flows: int = Field(100_000, ge=1, le=10_000_000)
+    max_flows: int = Field(100_000, ge=1, le=10_000_000, description="flows tracked at "
+                           "once; beyond, new flows stay on ECMP")
     max_flows_per_port: int = Field(4096, ge=1, le=10_000_000, description="flows one host "
                                     "port may have tracked (its share of max_flows)")
     new_flow_rate: float = Field(2000.0, gt=0, description="new flows per second a host "
@@ -264,9 +291,9 @@ class TeConfig(_Strict):
 
 
 class JobsConfig(_Strict):
-    """Training jobs registered through the API (RegisterJob)."""
+    """Training jobs registered through the API (RegisterJob, docs/jobs.md)."""
 
-    max_jobs: int = Field(64, ge=1, le=10_000)
+    max_jobs: int = Field(64, ge=1, le=10_000, description="jobs registered at once")
     max_members: int = Field(512, ge=2, le=100_000, description="hosts in one job")
     max_pairs: int = Field(20_000, ge=1, le=10_000_000, description="directed host pairs "
                            "one job's pattern may imply")
@@ -286,7 +313,8 @@ class EdgeConfig(_Strict):
                                  "to answer before its binding is released")
     packet_in_rate: int = Field(100, ge=1, le=100_000, description="packets/s one edge "
                                 "port may send to the controller (switch meter)")
-    packet_in_burst: int = Field(200, ge=1, le=1_000_000)
+    packet_in_burst: int = Field(200, ge=1, le=1_000_000, description="burst of that "
+                                 "meter, packets")
     te_copy_rate: int = Field(200, ge=1, le=100_000, description="new-flow copies/s one "
                               "edge port may send to the controller (switch meter)")
     lldp_rate: int = Field(1000, ge=1, le=100_000, description="LLDP packets/s a switch "
@@ -323,9 +351,18 @@ class StaticHostConfig(_Strict):
 
 
 class QosConfig(_Strict):
-    enabled: bool = True
-    profile: Literal["default", "cumulus", "cisco", "sonic"] = "default"
-    policy: QosPolicy | None = Field(None, description="overrides the profile when given")
+    """Traffic classes: marking at the leaf edge, queues on every port."""
+
+    enabled: bool = Field(True, description="--no-qos: provision and mark nothing")
+    profile: Literal["default", "cumulus", "cisco", "sonic"] = Field(
+        "default", description="the built-in policy (default: CNP strict 5%, RoCE 50%, "
+        "collective 20%, storage 10%) or one after NVIDIA Cumulus, Cisco or SONiC practice")
+    policy: QosPolicy | None = Field(
+        None, description="overrides the profile when given; the shape of `fabricctl qos "
+        "set FILE`", examples=[{"classes": [{"name": "roce", "dscp": 26, "queue": 3,
+                                             "share": 0.5, "match": {"udp_dst": [4791],
+                                                                     "dscp": [26]}}],
+                                "trust_unclassified_dscp": False}])
     ovsdb: str | None = Field(None, description="OVSDB to provision (default: the local one)")
     queue_limit_packets: int = Field(32, ge=2, le=10000,
                                      description="per-queue FIFO length (userspace datapath)")
@@ -402,8 +439,12 @@ class ClusterConfig(_Strict):
 
 
 class FabricdConfig(_Strict):
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    link_speed_mbps: float | None = Field(None, gt=0, le=1_000_000)
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning or error")
+    link_speed_mbps: float | None = Field(
+        None, gt=0, le=1_000_000, description="fabric-wide link rate in Mbit/s, overriding "
+        "the speed switches report (wrong for Mininet's veths: 10 Gbit/s whatever they "
+        "are shaped to); null: as reported")
     openflow: OpenFlowConfig = OpenFlowConfig()
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -413,7 +454,10 @@ class FabricdConfig(_Strict):
     jobs: JobsConfig = JobsConfig()
     edge: EdgeConfig = EdgeConfig()
     cluster: ClusterConfig = ClusterConfig()
-    hosts: list[StaticHostConfig] = Field(default_factory=list)
+    hosts: list[StaticHostConfig] = Field(
+        default_factory=list, description="static host bindings: nothing a frame claims "
+        "can move, age or take them over",
+        examples=[[{"mac": "00:00:00:00:00:01", "ip": "10.0.0.1", "leaf": 2001, "port": 3}]])
     state_file: str = Field("/var/lib/aifabric/state.json", min_length=1, description=""
                             "alone: where the operator intent (QoS policy, drains, pins, "
                             "registered jobs) is kept across restarts; rewritten atomically "
@@ -426,10 +470,15 @@ class FabricdConfig(_Strict):
                                          "processed no tick for this long, so that a "
                                          "service manager or a standby instance takes "
                                          "over; 0: never")
-    roles: dict[int, Literal["spine", "leaf"]] = Field(default_factory=dict)
-    # The cabling plan: pairs of "DPID:PORT" ends. Links missing from it or not in it
-    # are reported as warnings. Empty: no cabling validation.
-    cabling: list[tuple[str, str]] = Field(default_factory=list)
+    roles: dict[int, Literal["spine", "leaf"]] = Field(
+        default_factory=dict, description="roles are inferred from the wiring; pin them "
+        "here if needed (dpid: spine or leaf; dpids in decimal or 0x hex)",
+        examples=[{1001: "spine", 2001: "leaf"}])
+    cabling: list[tuple[str, str]] = Field(
+        default_factory=list, description="the cabling plan: the cables the fabric should "
+        "have, as pairs of DPID:PORT ends; links LLDP does not find, or finds but are not "
+        "listed, are warnings (fabricctl topology). Empty: no cabling validation",
+        examples=[[["2001:1", "1001:1"], ["2001:2", "1002:1"]]])
 
     @model_validator(mode="after")
     def _watchdog_order(self) -> FabricdConfig:
