@@ -18,7 +18,9 @@ from typing import Any
 
 from os_ken.base import app_manager
 
+from apps.api.fabric_commands import Change, FabricCommands
 from controller.core import ofctl_text
+from controller.core.errors import NotFound
 from controller.core.fabric_core import Effects, FabricCore
 from controller.core.jobs import JobSpec
 from controller.core.qos import QosPolicy
@@ -33,6 +35,7 @@ from controller.core.shared import (
     decode_policy,
     encode_jobs,
     encode_pins,
+    encode_policy,
 )
 from controller.core.snapshot import FlowInfo, JobInfo, SwitchEntries
 from controller.core.sync import SwitchSync
@@ -41,10 +44,11 @@ from controller.core.te import PROTO_NAMES, FlowKey
 log = logging.getLogger("aifabric.fabric")
 
 
-class Commands:
-    """See the module docstring. ``apply(eff, now, flush=...)`` sends the core's
-    effects; ``publish(**fields)`` replaces published fields; ``published()`` is the
-    value readers see; ``publish_flows(now)`` republishes TE's flows and jobs."""
+class Commands(FabricCommands):
+    """The :class:`FabricCommands` the API calls, and the intent in force (see the module
+    docstring). ``apply(eff, now, flush=...)`` sends the core's effects;
+    ``publish(**fields)`` replaces published fields; ``published()`` is the value
+    readers see; ``publish_flows(now)`` republishes TE's flows and jobs."""
 
     def __init__(self, core: FabricCore, sync: SwitchSync,
                  apply: Callable[..., None], publish: Callable[..., None],
@@ -139,66 +143,75 @@ class Commands:
         log.info("QoS policy replaced: %s", ", ".join(c.name for c in policy.classes))
 
     # --- changes, computed and checked (nothing changes here) -----------------------------
-    def pin_change(self, key: FlowKey, spine: int | None) -> tuple[str, str, int]:
-        """The pins with ``key`` pinned to ``spine`` (LookupError, ValueError if it
-        cannot be) or unpinned (None; LookupError if it is not pinned), what it does, and
-        the revision of the pins it was computed from."""
-        pins = self.core.shared_pins()
-        if spine is not None:
-            self.core.check_pin(key, spine)
-            pins[key] = spine
-            message = f"{key} pinned to spine {spine}"
-        else:
-            if key not in pins:
-                raise LookupError(f"no operator pin for {key}")
-            del pins[key]
-            message = f"{key} unpinned"
-        return encode_pins(pins), message, self.applied.revision("pins")
-
-    def job_change(self, register: JobSpec | None = None,
-                   delete: str | None = None) -> tuple[str, str, int]:
-        """The job list with a job registered (JobError, JobExists if it cannot be) or
-        deleted (LookupError), what it does, and the revision it was computed from."""
-        specs = self.core.registered_jobs()
-        if register is not None:
-            self.core.check_job(register)
-            specs.append(register)
-            message = f"job {register.job_id} registered"
-        else:
-            if all(s.job_id != delete for s in specs):
-                raise LookupError(f"no job {delete!r}")
-            specs = [s for s in specs if s.job_id != delete]
-            message = f"job {delete} deleted"
-        return encode_jobs(specs), message, self.applied.revision("jobs")
-
-    def maintenance_change(self, action: str, dpid: int, port: int) -> tuple[Drains, str, int]:
-        """The drain set an operator's drain or undrain would make, what it does, and the
-        revision of the drains it was computed from."""
+    def drain_change(self, action: str, dpid: int, port: int) -> Change:
+        """The drain set an operator's drain or undrain would make (None when it is the
+        set in force), what it does, and the revision of the drains it was computed
+        from; NotFound or FailedPrecondition from the core."""
         drains, message = self.core.maintenance_change(action, dpid, port)
-        return drains, message, self.applied.revision("drains")
+        return Change(None if drains == self.core.drains else drains.encode(), message,
+                      self.applied.revision("drains"))
+
+    def qos_change(self, policy: QosPolicy) -> Change:
+        """The policy to keep (validated by the API) and the revision it replaces."""
+        return Change(encode_policy(policy), "", self.applied.revision("qos"))
+
+    def pin_change(self, key: FlowKey, spine: int) -> Change:
+        """The pins with ``key`` pinned to ``spine`` (NotFound, FailedPrecondition if it
+        cannot be), and the revision of the pins it was computed from."""
+        pins = self.core.shared_pins()
+        self.core.check_pin(key, spine)
+        pins[key] = spine
+        return Change(encode_pins(pins), f"{key} pinned to spine {spine}",
+                      self.applied.revision("pins"))
+
+    def unpin_change(self, key: FlowKey) -> Change:
+        """The pins without ``key`` (NotFound if it is not pinned)."""
+        pins = self.core.shared_pins()
+        if key not in pins:
+            raise NotFound(f"no operator pin for {key}")
+        del pins[key]
+        return Change(encode_pins(pins), f"{key} unpinned", self.applied.revision("pins"))
+
+    def job_register_change(self, spec: JobSpec) -> Change:
+        """The job list with ``spec`` registered (JobError, JobExists, or
+        FailedPrecondition with TE off, if it cannot be)."""
+        specs = self.core.registered_jobs()
+        self.core.check_job(spec)
+        return Change(encode_jobs([*specs, spec]), f"job {spec.job_id} registered",
+                      self.applied.revision("jobs"))
+
+    def job_delete_change(self, job_id: str) -> Change:
+        """The job list without ``job_id`` (NotFound if it is not registered)."""
+        specs = self.core.registered_jobs()
+        if all(s.job_id != job_id for s in specs):
+            raise NotFound(f"no job {job_id!r}")
+        return Change(encode_jobs([s for s in specs if s.job_id != job_id]),
+                      f"job {job_id} deleted", self.applied.revision("jobs"))
 
     # --- reads ------------------------------------------------------------------------------
     def flow_info(self, key: FlowKey) -> FlowInfo:
-        """The flow as published (LookupError if TE does not track it)."""
+        """The flow as published (NotFound if TE does not track it)."""
         want = (key.src_ip, key.dst_ip, PROTO_NAMES[key.proto], key.src_port, key.dst_port)
         found = next((f for f in self._published().flows
                       if (f.src_ip, f.dst_ip, f.protocol, f.src_port, f.dst_port) == want),
                      None)
         if found is None:
-            raise LookupError(f"no flow {key}")
+            raise NotFound(f"no flow {key}")
         return found
 
     def job_info(self, job_id: str) -> JobInfo:
+        """A registered job with its placement (NotFound for an unknown id)."""
         found = next((j for j in self.core.job_infos() if j.job_id == job_id), None)
         if found is None:
-            raise LookupError(f"no job {job_id!r}")
+            raise NotFound(f"no job {job_id!r}")
         return found
 
     def switch_entries(self, dpid: int) -> SwitchEntries:
-        """What switch ``dpid`` should hold, and how far its session is from it."""
+        """What switch ``dpid`` should hold, and how far its session is from it
+        (NotFound if it is not connected)."""
         session = self.sync.sessions.get(dpid)
         if session is None:
-            raise LookupError(f"switch {dpid} is not connected")
+            raise NotFound(f"switch {dpid} is not connected")
         now = self._clock()
         # (a change not synced yet: its re-placements first, as the sync would make them)
         self._apply(self.core.prepare(now), now)

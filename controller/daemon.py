@@ -287,19 +287,22 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else app.published
 
-    def call(fn, timeout: float = 10.0):
+    def call(command, timeout: float = 10.0):
+        """Run ``command(commands)`` (the API's FabricCommands) on the fabric app's
+        thread; NotAnswered when it did not run."""
+        from apps.api.fabric_commands import NotAnswered
         from apps.app_events import EventCall
 
         app = fabric_app()
         if app is None:
-            raise TimeoutError("the controller is still starting")
-        ev = EventCall(fn)
+            raise NotAnswered("the controller is still starting")
+        ev = EventCall(lambda a: command(a.commands))
         if not app.submit(ev):  # run on the fabric app's own thread, unless too many wait
-            raise TimeoutError(f"the controller is busy ({app.intake.limits.calls} calls "
-                               "wait): not applied")
+            raise NotAnswered(f"the controller is busy ({app.intake.limits.calls} calls "
+                              "wait): not applied")
         if not ev.done.wait(timeout):
             if ev.cancel():
-                raise TimeoutError(f"not started within {timeout:g} s: not applied")
+                raise NotAnswered(f"not started within {timeout:g} s: not applied")
             ev.done.wait(60.0)  # it is running: report what it did, not a guess
         if ev.error is not None:
             raise ev.error

@@ -2,13 +2,19 @@
 
 Handlers run on gRPC's own threads and never touch os-ken, a datapath or the core's
 state: reads take the immutable snapshots the fabric app publishes; anything that
-changes state (or must read it consistently) runs on the app's thread through
+changes state (or must read it consistently) is a method of
+:class:`~apps.api.fabric_commands.FabricCommands`, run on the app's thread through
 ``_call`` (an ``EventCall``), waiting no longer than the client's deadline.
+
+Refusals are domain errors (:mod:`controller.core.errors`), raised by the handlers, the
+commands and the core alike, and mapped to status codes here only (:data:`STATUS`,
+:func:`statuses`); any other exception is a defect: logged with its traceback and
+answered ``INTERNAL``.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import logging
 import threading
 import time
@@ -16,46 +22,117 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
-import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from pydantic import ValidationError
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
 from apps.api.event_bus import EventBus
+from apps.api.fabric_commands import CallCommand, Change, FabricCommands, not_started
+from apps.api.messages import (
+    event_message,
+    flow_key,
+    flow_message,
+    job_message,
+    job_spec,
+    policy_message,
+    to_message,
+    validate_policy,
+)
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from apps.guard import WATCHDOG_TRIPS
 from controller import __version__
-from controller.config import FabricdConfig, first_error
-from controller.core.events import KINDS, FabricEvent, StampedEvent
-from controller.core.fabric_jobs import JobExists
-from controller.core.jobs import JobError, JobSpec
-from controller.core.qos import PROFILES, QosPolicy, profile_policy
-from controller.core.shared import TITLES, Intent, encode_policy
-from controller.core.snapshot import FlowInfo, JobInfo, Published, TopologySnapshot
-from controller.core.te import PROTO_NUMBERS, FlowKey
+from controller.config import FabricdConfig
+from controller.core.errors import (
+    Aborted,
+    AlreadyExists,
+    FabricError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from controller.core.events import KINDS, FabricEvent
+from controller.core.shared import TITLES, Intent
+from controller.core.snapshot import Published
+from controller.core.te import FlowKey
 
 log = logging.getLogger("aifabric.api")
 
 SERVICE_NAME = fabric_pb2.DESCRIPTOR.services_by_name["Fabric"].full_name
-MAX_DOCUMENT = 256 * 1024
 MAX_REQUEST_BYTES = 1024 * 1024  # larger requests: RESOURCE_EXHAUSTED before any handler
+T = TypeVar("T")
+
+# Each domain error's status code: the one place refusals become gRPC statuses.
+STATUS: dict[type[FabricError], grpc.StatusCode] = {
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Aborted: grpc.StatusCode.ABORTED,
+}
+INTERNAL_MESSAGE = "internal error in the controller (its log has the details)"
+
+
+def status_of(error: FabricError) -> grpc.StatusCode:
+    """The status code of a domain error (of its nearest kind in :data:`STATUS`)."""
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return grpc.StatusCode.INTERNAL  # (a FabricError of no kind: a defect too)
+
+
+def _abort(context, method: str, exc: Exception) -> None:
+    """End the call with ``exc`` as its status (re-raises gRPC's own abort)."""
+    if context.code() is not None:  # context.abort() was called: its status stands
+        raise exc
+    if isinstance(exc, FabricError):
+        code = status_of(exc)
+        if code != grpc.StatusCode.INTERNAL:
+            context.abort(code, str(exc))
+    log.error("%s failed: %s: %s", method, type(exc).__name__, exc, exc_info=exc)
+    context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+def statuses(cls: type) -> type:
+    """Wrap every RPC handler of ``cls`` so that what it raises becomes its status."""
+    service = fabric_pb2.DESCRIPTOR.services_by_name["Fabric"]
+    for rpc in service.methods:
+        handler = getattr(cls, rpc.name)
+        if rpc.server_streaming:
+            @functools.wraps(handler)
+            def stream(self, request, context, _handler=handler, _name=rpc.name):
+                try:
+                    yield from _handler(self, request, context)
+                except Exception as exc:
+                    _abort(context, _name, exc)
+            setattr(cls, rpc.name, stream)
+        else:
+            @functools.wraps(handler)
+            def unary(self, request, context, _handler=handler, _name=rpc.name):
+                try:
+                    return _handler(self, request, context)
+                except Exception as exc:
+                    _abort(context, _name, exc)
+            setattr(cls, rpc.name, unary)
+    return cls
 
 
 @dataclass
 class ControllerHandle:
     """How the API reaches the controller: ``published`` is what the fabric app last
-    published (None until the apps run), read once per call; ``call`` runs a command on
-    the fabric app's thread (every mutation goes that way)."""
+    published (None until the apps run), read once per call; ``call`` runs a command
+    (a function of the app's :class:`FabricCommands`) on the fabric app's thread (every
+    mutation goes that way)."""
 
     published: Callable[[], Published | None]
-    # runs fn(fabric_app) on the app's own thread; raises what fn raised, or TimeoutError
-    call: Callable[..., Any] = lambda fn, timeout=10.0: (_ for _ in ()).throw(
-        TimeoutError("the controller is still starting"))
+    # call(command, timeout): command(commands) on the app's own thread; raises what it
+    # raised, or NotAnswered (UNAVAILABLE) when it did not run
+    call: CallCommand = not_started
     event_bus: Callable[[], EventBus | None] = lambda: None
     # why the fabric app's event loop looks stalled (the watchdog), or None
     stalled: Callable[[], str | None] = lambda: None
@@ -71,212 +148,69 @@ CALL_TIMEOUT = 10.0  # seconds a mutation may wait for the fabric app
 UNARY_THREADS = 32  # server threads only unary calls and health can use
 WATCHDOG_POLL_SECONDS = 0.5
   # how often a watcher checks that its client is still there
+STARTING = "controller is still starting"
+TE_OFF = "traffic engineering is off (fabricd runs with --no-te)"
 
 
-def flow_key(msg: fabric_pb2.FlowMatch) -> FlowKey:
-    """A FlowKey from a request, ValueError naming the field that is wrong."""
-    if not msg.src_ip or not msg.dst_ip:
-        raise ValueError("flow.src_ip and flow.dst_ip: required")
-    proto = PROTO_NUMBERS.get(msg.protocol.lower())
-    if proto is None:
-        raise ValueError(f"flow.protocol: must be tcp or udp, not {msg.protocol!r}")
-    for name in ("src_port", "dst_port"):
-        if getattr(msg, name) > 0xFFFF:
-            raise ValueError(f"flow.{name}: {getattr(msg, name)} is out of range 0-65535")
-    for name in ("src_ip", "dst_ip"):
-        try:
-            ipaddress.IPv4Address(getattr(msg, name))
-        except ValueError:
-            raise ValueError(f"flow.{name}: {getattr(msg, name)!r} is not an IPv4 "
-                             "address") from None
-    return FlowKey(msg.src_ip, msg.dst_ip, proto, msg.src_port, msg.dst_port)
-
-
-def flow_message(f: FlowInfo) -> fabric_pb2.FlowStatus:
-    return fabric_pb2.FlowStatus(
-        flow=fabric_pb2.FlowMatch(src_ip=f.src_ip, dst_ip=f.dst_ip, protocol=f.protocol,
-                                  src_port=f.src_port, dst_port=f.dst_port),
-        src_leaf=f.src_leaf, dst_leaf=f.dst_leaf, spine=f.spine, uplink_port=f.uplink_port,
-        rate_bps=f.rate_bps, demand_bps=f.demand_bps, traffic_class=f.traffic_class,
-        priority=f.priority, large=f.large, pinned_by=f.pinned_by, age_seconds=f.age,
-        moves=f.moves,
-    )
-
-
-def job_spec(msg: fabric_pb2.JobSpec) -> JobSpec:
-    """The API's JobSpec as the core's (validated by the core)."""
-    return JobSpec(msg.id, tuple(msg.members), msg.pattern,
-                   tuple((p.src, p.dst) for p in msg.pairs), msg.transport or "any",
-                   msg.traffic_class, msg.priority)
-
-
-def job_message(j: JobInfo) -> fabric_pb2.JobStatus:
-    return fabric_pb2.JobStatus(
-        spec=fabric_pb2.JobSpec(
-            id=j.job_id, members=j.members, pattern=j.pattern,
-            pairs=[fabric_pb2.RankPair(src=a, dst=b) for a, b in j.rank_pairs],
-            transport=j.transport, traffic_class=j.traffic_class, priority=j.priority),
-        registered_at=j.registered_at, state=j.state,
-        pairs=[fabric_pb2.JobPairStatus(
-            src_rank=p.src_rank, dst_rank=p.dst_rank, src_ip=p.src_ip, dst_ip=p.dst_ip,
-            src_leaf=p.src_leaf, dst_leaf=p.dst_leaf, spine=p.spine,
-            uplink_port=p.uplink_port, step=p.step, state=p.state, bytes=p.bytes,
-            rate_bps=p.rate_bps) for p in j.pairs],
-        worst_link=j.worst_link, worst_link_pairs=j.worst_link_pairs,
-        worst_link_utilization=j.worst_link_utilization)
-
-
-def event_message(e: StampedEvent) -> fabric_pb2.Event:
-    return fabric_pb2.Event(seq=e.seq, time=e.at, kind=e.event.kind,
-                            message=e.event.message, fields=dict(e.event.fields))
-
-
-# --- QoS policy <-> protobuf -------------------------------------------------------------
-def policy_message(policy: QosPolicy | None, enabled: bool) -> fabric_pb2.QosPolicy:
-    if policy is None:
-        return fabric_pb2.QosPolicy(enabled=enabled)
-    return fabric_pb2.QosPolicy(
-        classes=[
-            fabric_pb2.TrafficClass(
-                name=c.name, dscp=c.dscp, queue=c.queue, scheduling=c.scheduling,
-                share=c.share,
-                match=fabric_pb2.ClassMatch(
-                    udp_dst=[str(p) for p in c.match.udp_dst],
-                    tcp_dst=[str(p) for p in c.match.tcp_dst],
-                    tcp_src=[str(p) for p in c.match.tcp_src],
-                    dscp=list(c.match.dscp), with_dscp=list(c.match.with_dscp),
-                ),
-            )
-            for c in policy.classes
-        ],
-        trust_unclassified_dscp=policy.trust_unclassified_dscp,
-        enabled=enabled,
-        best_effort_share=policy.best_effort_share,
-    )
-
-
-def policy_data(msg: fabric_pb2.QosPolicy) -> dict:
-    """The structured policy as plain data for validation (read-only fields left out)."""
-    return {
-        "classes": [
-            {
-                "name": c.name, "dscp": c.dscp, "queue": c.queue,
-                "scheduling": c.scheduling or "share", "share": c.share,
-                "match": {k: list(getattr(c.match, k)) for k in
-                          ("udp_dst", "tcp_dst", "tcp_src", "dscp", "with_dscp")
-                          if len(getattr(c.match, k))},
-            }
-            for c in msg.classes
-        ],
-        "trust_unclassified_dscp": msg.trust_unclassified_dscp,
-    }
-
-
-def validate_policy(request: fabric_pb2.SetQosPolicyRequest) -> QosPolicy:
-    """The request's policy, validated in full; ValueError with a message naming the
-    problem (field path and reason) otherwise."""
-    which = request.WhichOneof("source")
-    if which is None:
-        raise ValueError("give a policy or a document")
-    if which == "document":
-        if len(request.document) > MAX_DOCUMENT:
-            raise ValueError(f"document: larger than {MAX_DOCUMENT} bytes")
-        try:
-            data = yaml.safe_load(request.document)
-        except yaml.YAMLError as exc:
-            kind = exc.__class__.__name__
-            raise ValueError(f"document: not valid YAML or JSON ({kind})") from None
-        if not isinstance(data, dict):
-            raise ValueError("document: must be a mapping with a 'classes' list")
-        if set(data) == {"profile"}:
-            try:
-                return profile_policy(str(data["profile"]))
-            except KeyError:
-                raise ValueError(f"profile: unknown profile {data['profile']!r} (known: "
-                                 f"default, {', '.join(PROFILES)})") from None
-    else:
-        data = policy_data(request.policy)
-    try:
-        return QosPolicy.model_validate(data)
-    except ValidationError as exc:
-        where, msg = first_error(exc, unknown="unknown field")
-        raise ValueError(f"{where or 'policy'}: {msg}") from None
-
-
-def topology_message(snap: TopologySnapshot) -> fabric_pb2.Topology:
-    return fabric_pb2.Topology(
-        switches=[
-            fabric_pb2.Switch(
-                dpid=s.dpid, role=s.role, connected=s.connected,
-                connected_since=s.connected_since, ports=s.ports, drained=s.drained,
-            )
-            for s in snap.switches
-        ],
-        links=[
-            fabric_pb2.Link(
-                src_dpid=lk.src_dpid, src_port=lk.src_port, dst_dpid=lk.dst_dpid,
-                dst_port=lk.dst_port, discovered_at=lk.discovered_at, drained=lk.drained,
-            )
-            for lk in snap.links
-        ],
-        hosts=[
-            fabric_pb2.Host(
-                mac=h.mac, ip=h.ip, dpid=h.dpid, port=h.port, first_seen=h.first_seen,
-                recovered=h.recovered, state=h.state, last_seen=h.last_seen,
-            )
-            for h in snap.hosts
-        ],
-        warnings=list(snap.warnings),
-        generated_at=snap.generated_at,
-    )
-
-
+@statuses
 class FabricServicer(fabric_pb2_grpc.FabricServicer):
+    """The handlers: validate the request (InvalidArgument naming the field), read a
+    snapshot or call a command, answer a message. Refusals are raised, never aborted
+    here (see :func:`statuses`)."""
+
     def __init__(self, handle: ControllerHandle, config: FabricdConfig, started_at: float):
         self.handle = handle
         self.config = config
         self.started_at = started_at
 
-    def _shared(self, context, kind: str, compute: Callable[[Any], tuple[str | None, str,
-                                                                        int]]) -> str:
+    def _call(self, context, command: Callable[[FabricCommands], T]) -> T:
+        """Run ``command`` on the app's thread; it raises what the command raised."""
+        # Wait no longer than the client does: a command not started by then is not
+        # applied, and the status (and the audit line) say so.
+        left = context.time_remaining()
+        timeout = CALL_TIMEOUT if left is None else max(0.05, min(CALL_TIMEOUT, left - 0.2))
+        return self.handle.call(command, timeout)
+
+    def _shared(self, context, kind: str, compute: Callable[[FabricCommands], Change]) -> str:
         """A change of the operator intent, in both modes. ``compute`` runs on the
-        fabric app's thread and returns the kind's new value (None: nothing to change),
-        what the change does in words, and the revision of the kind it was computed
-        from. The value is written to the store (etcd in a cluster, the state file
-        alone) only if the store still holds that revision; then it is applied here at
-        once (and by the other instances of a cluster as they read it). When the kind
-        changed meanwhile, that change is applied here first and this one computed
-        again."""
+        fabric app's thread and returns the :class:`Change` (its value None: nothing to
+        change). The value is written to the store (etcd in a cluster, the state file
+        alone) only if the store still holds the revision it was computed from; then it
+        is applied here at once (and by the other instances of a cluster as they read
+        it). When the kind changed meanwhile, that change is applied here first and this
+        one computed again."""
         if self.handle.write_intent is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
+            raise Unavailable(STARTING)
         what = TITLES.get(kind, kind)
         for _ in range(SHARED_WRITE_ATTEMPTS):
-            value, message, expect = self._call(context, compute)
-            if value is None:
-                return message
+            change = self._call(context, compute)
+            if change.value is None:
+                return change.message
             try:
-                ok, intent = self.handle.write_intent(kind, value, expect)
+                ok, intent = self.handle.write_intent(kind, change.value, change.revision)
+            except StoreRefused as exc:  # (etcd's own refusal: no better on a retry)
+                raise FailedPrecondition(f"{exc}: not applied ({what} could not be "
+                                         "kept)") from exc
             except StoreUnavailable as exc:
-                # (etcd's own refusal, e.g. a value over its request size, is no better
-                # on a retry: FAILED_PRECONDITION; an unreachable etcd: UNAVAILABLE)
-                code = (grpc.StatusCode.FAILED_PRECONDITION if isinstance(exc, StoreRefused)
-                        else grpc.StatusCode.UNAVAILABLE)
-                context.abort(code, f"{exc}: not applied ({what} could not be kept)")
-            self._call(context, lambda app, i=intent: app.commands.apply_intent(i))
+                raise Unavailable(f"{exc}: not applied ({what} could not be kept)") from exc
+            self._call(context, lambda c, i=intent: c.apply_intent(i))
             if ok:
-                return message
-        context.abort(grpc.StatusCode.ABORTED,
-                      f"{what} changed {SHARED_WRITE_ATTEMPTS} times while this request was "
-                      "computed (others are changing it): not applied; try again")
+                return change.message
+        raise Aborted(f"{what} changed {SHARED_WRITE_ATTEMPTS} times while this request "
+                      "was computed (others are changing it): not applied; try again")
 
-    def _published(self, context) -> Published:
+    def _published(self) -> Published:
         got = self.handle.published()
         if got is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
+            raise Unavailable(STARTING)
         return got
 
+    def _te_on(self, why: str = "") -> None:
+        if not self.config.te.enabled:
+            raise FailedPrecondition(TE_OFF + why)
+
     def GetTopology(self, request, context):
-        return topology_message(self._published(context).topology)
+        return to_message(self._published().topology, fabric_pb2.Topology)
 
     def GetStatus(self, request, context):
         return fabric_pb2.Status(
@@ -307,30 +241,18 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             checked_at=got.checked_at, te_leader=got.te_leader)
 
     def ListLinks(self, request, context):
-        pub = self._published(context)
+        pub = self._published()
         return fabric_pb2.LinkList(
-            links=[
-                fabric_pb2.LinkStatus(
-                    src_dpid=s.src_dpid, src_port=s.src_port, dst_dpid=s.dst_dpid,
-                    dst_port=s.dst_port, rate_bps=s.rate_bps, utilization=s.utilization,
-                    drops_per_second=s.drops_per_second, errors_per_second=s.errors_per_second)
-                for s in pub.links
-            ],
-            collected_at=pub.links_at,
-        )
+            links=[to_message(s, fabric_pb2.LinkStatus) for s in pub.links],
+            collected_at=pub.links_at)
 
     def _maintain(self, context, action: str, dpid: int, port: int) -> fabric_pb2.DrainReply:
         if dpid == 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
+            raise InvalidArgument("dpid: required")
         if action == "drain_link" and port == 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port: required")
-
-        def compute(app) -> tuple[str | None, str, int]:
-            drains, message, revision = app.commands.maintenance_change(action, dpid, port)
-            return (None if drains == app.core.drains else drains.encode(), message,
-                    revision)
-
-        message = self._shared(context, "drains", compute)
+            raise InvalidArgument("port: required")
+        message = self._shared(context, "drains",
+                               lambda c: c.drain_change(action, dpid, port))
         log.info("%s by %s", message, context.peer())
         return fabric_pb2.DrainReply(message=message)
 
@@ -348,80 +270,50 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         return policy_message(pub.qos_policy if pub else None, self.config.qos.enabled)
 
     def SetQosPolicy(self, request, context):
-        try:
-            policy = validate_policy(request)
-        except ValueError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        policy = validate_policy(request)
         if not self.config.qos.enabled:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "QoS is off (fabricd runs with --no-qos)")
-        value = encode_policy(policy)
-        self._shared(context, "qos", lambda app: (value, "", app.commands.applied.revision("qos")))
+            raise FailedPrecondition("QoS is off (fabricd runs with --no-qos)")
+        self._shared(context, "qos", lambda c: c.qos_change(policy))
         log.info("QoS policy set through the API by %s", context.peer())
         return policy_message(policy, True)
 
     def ListFlows(self, request, context):
         if not self.config.te.enabled:
             return fabric_pb2.FlowList(te_enabled=False)
-        pub = self._published(context)
+        pub = self._published()
         return fabric_pb2.FlowList(
             flows=[flow_message(f) for f in pub.flows if f.large or not request.large_only],
             collected_at=pub.flows_at, te_enabled=True)
 
-    def _te_key(self, context, request) -> FlowKey:
-        """The request's flow, once TE is known to be on (else a status)."""
-        try:
-            key = flow_key(request.flow)
-        except ValueError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if not self.config.te.enabled:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "traffic engineering is off (fabricd runs with --no-te)")
+    def _te_key(self, request) -> FlowKey:
+        """The request's flow, once TE is known to be on."""
+        key = flow_key(request.flow)
+        self._te_on()
         return key
-
-    def _call(self, context, fn):
-        """Run ``fn(fabric_app)`` on the app's thread; its exceptions become statuses."""
-        # Wait no longer than the client does: a command not started by then is not
-        # applied, and the status (and the audit line) say so.
-        left = context.time_remaining()
-        timeout = CALL_TIMEOUT if left is None else max(0.05, min(CALL_TIMEOUT, left - 0.2))
-        try:
-            return self.handle.call(fn, timeout)
-        except TimeoutError as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"the controller did not answer: {exc}")
-        except JobError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except JobExists as exc:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-        except LookupError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc).strip("'\""))
-        except (ValueError, RuntimeError) as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 
     def PinFlow(self, request, context):
         if request.spine == 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spine: required")
-        key = self._te_key(context, request)
-        self._shared(context, "pins",
-                     lambda app: app.commands.pin_change(key, request.spine))
-        info = self._call(context, lambda app: app.commands.flow_info(key))
+            raise InvalidArgument("spine: required")
+        key = self._te_key(request)
+        self._shared(context, "pins", lambda c: c.pin_change(key, request.spine))
+        info = self._call(context, lambda c: c.flow_info(key))
         log.info("%s pinned to spine %d by %s", key, request.spine, context.peer())
         return flow_message(info)
 
     def UnpinFlow(self, request, context):
-        key = self._te_key(context, request)
-        self._shared(context, "pins", lambda app: app.commands.pin_change(key, None))
+        key = self._te_key(request)
+        self._shared(context, "pins", lambda c: c.unpin_change(key))
         log.info("%s unpinned by %s", key, context.peer())
         return fabric_pb2.UnpinFlowReply(message=f"{key} unpinned")
 
     def WatchEvents(self, request, context):
         bus = self.handle.event_bus()
         if bus is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "controller is still starting")
+            raise Unavailable(STARTING)
         unknown = [k for k in request.kinds if k not in KINDS]
         if unknown:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"kinds: unknown kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+            raise InvalidArgument(f"kinds: unknown kind {unknown[0]!r} (known: "
+                                  f"{', '.join(KINDS)})")
         kinds = set(request.kinds)
         seq = 0 if request.replay else bus.last_seq
         while context.is_active():
@@ -432,67 +324,49 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
 
     def GetSwitchEntries(self, request, context):
         if request.dpid == 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "dpid: required")
-        got = self._call(context, lambda app: app.commands.switch_entries(request.dpid))
-        return fabric_pb2.SwitchEntries(
-            dpid=got.dpid, complete=got.complete, flows=got.flows, groups=got.groups,
-            meters=got.meters, kept_groups=got.kept_groups, pending=got.pending)
-
-    def _jobs_enabled(self, context) -> None:
-        if not self.config.te.enabled:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "traffic engineering is off (fabricd runs with --no-te): jobs "
-                          "cannot be placed")
+            raise InvalidArgument("dpid: required")
+        got = self._call(context, lambda c: c.switch_entries(request.dpid))
+        return to_message(got, fabric_pb2.SwitchEntries)
 
     def RegisterJob(self, request, context):
-        self._jobs_enabled(context)
+        self._te_on(": jobs cannot be placed")
         spec = job_spec(request)
-        try:  # (malformed jobs are refused here, before they reach the controller)
-            spec.validate(self.config.jobs.limits())
-        except JobError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        self._shared(context, "jobs", lambda app: app.commands.job_change(register=spec))
-        info = self._call(context, lambda app: app.commands.job_info(spec.job_id))
+        # (malformed jobs are refused here, before they reach the controller: JobError)
+        spec.validate(self.config.jobs.limits())
+        self._shared(context, "jobs", lambda c: c.job_register_change(spec))
+        info = self._call(context, lambda c: c.job_info(spec.job_id))
         log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,
                  len(spec.members), context.peer())
         return job_message(info)
 
     def ListJobs(self, request, context):
-        pub = self._published(context)
-        return fabric_pb2.JobList(jobs=[job_message(j) for j in pub.jobs])
+        return fabric_pb2.JobList(jobs=[job_message(j) for j in self._published().jobs])
 
     def GetJob(self, request, context):
         if not request.id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
-        pub = self._published(context)
-        found = next((j for j in pub.jobs if j.job_id == request.id), None)
+            raise InvalidArgument("id: required")
+        found = next((j for j in self._published().jobs if j.job_id == request.id), None)
         if found is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.id!r}")
+            raise NotFound(f"no job {request.id!r}")
         return job_message(found)
 
     def DeleteJob(self, request, context):
-        self._jobs_enabled(context)
+        self._te_on(": jobs cannot be placed")
         if not request.id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id: required")
-        self._shared(context, "jobs", lambda app: app.commands.job_change(delete=request.id))
+            raise InvalidArgument("id: required")
+        self._shared(context, "jobs", lambda c: c.job_delete_change(request.id))
         log.info("job %s deleted by %s", request.id, context.peer())
         return fabric_pb2.DeleteJobReply(message=f"job {request.id} deleted")
 
     def GetQosStats(self, request, context):
-        pub = self._published(context)
+        pub = self._published()
         rows = pub.queues
         if request.dpid and all(r.dpid != request.dpid for r in rows):
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no queue statistics for dpid "
-                          f"{request.dpid}")
+            raise NotFound(f"no queue statistics for dpid {request.dpid}")
         return fabric_pb2.QosStats(
-            queues=[
-                fabric_pb2.QueueStats(dpid=r.dpid, port=r.port, port_name=r.port_name,
-                                      queue=r.queue, tx_bytes=r.tx_bytes,
-                                      tx_packets=r.tx_packets, tx_errors=r.tx_errors)
-                for r in rows if not request.dpid or r.dpid == request.dpid
-            ],
-            collected_at=pub.queues_at,
-        )
+            queues=[to_message(r, fabric_pb2.QueueStats) for r in rows
+                    if not request.dpid or r.dpid == request.dpid],
+            collected_at=pub.queues_at)
 
 
 def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Server:

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
@@ -157,56 +160,61 @@ class FabricClient:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
 
+# --- messages as plain data (--json), rendered generically -------------------------------
+INT64 = frozenset({FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64,
+                   FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_FIXED64,
+                   FieldDescriptor.TYPE_SFIXED64})
+
+
+def message_dict(msg: Message) -> dict[str, Any]:
+    """A message as plain JSON-able data with the API's field names: every field (its
+    default included), 64-bit integers (dpids, counters) as numbers, not the strings
+    ProtoJSON makes of them."""
+    data = MessageToDict(msg, always_print_fields_with_no_presence=True,
+                         preserving_proto_field_name=True)
+    return _numbers(msg.DESCRIPTOR, data)
+
+
+def _numbers(desc: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its 64-bit integers as numbers, its keys in the message's order."""
+    out: dict[str, Any] = {}
+    for f in desc.fields:
+        if f.name not in data:
+            continue
+        value, kind = data[f.name], f.message_type
+        many = isinstance(value, list)  # (a repeated field)
+        if kind is not None and kind.GetOptions().map_entry:
+            entry = kind.fields_by_name["value"]
+            if entry.type in INT64:
+                value = {k: int(v) for k, v in value.items()}
+            elif entry.message_type is not None:
+                value = {k: _numbers(entry.message_type, v) for k, v in value.items()}
+        elif kind is not None:
+            value = [_numbers(kind, v) for v in value] if many else _numbers(kind, value)
+        elif f.type in INT64:
+            value = [int(v) for v in value] if many else int(value)
+        out[f.name] = value
+    return out
+
+
 def topology_dict(topo: fabric_pb2.Topology) -> dict[str, Any]:
     """The topology as plain JSON-able data with the API's field names (dpids as ints)."""
-    return {
-        "switches": [
-            {"dpid": s.dpid, "role": s.role, "connected": s.connected,
-             "connected_since": s.connected_since, "ports": s.ports, "drained": s.drained}
-            for s in topo.switches
-        ],
-        "links": [
-            {"src_dpid": lk.src_dpid, "src_port": lk.src_port, "dst_dpid": lk.dst_dpid,
-             "dst_port": lk.dst_port, "discovered_at": lk.discovered_at,
-             "drained": lk.drained}
-            for lk in topo.links
-        ],
-        "hosts": [
-            {"mac": h.mac, "ip": h.ip, "dpid": h.dpid, "port": h.port,
-             "first_seen": h.first_seen, "recovered": h.recovered, "state": h.state,
-             "last_seen": h.last_seen}
-            for h in topo.hosts
-        ],
-        "warnings": list(topo.warnings),
-    }
-
+    return message_dict(topo)
 
 
 def status_dict(st: fabric_pb2.Status) -> dict[str, Any]:
-    return {
-        "version": st.version,
-        "started_at": st.started_at,
-        "openflow_port": st.openflow_port,
-        "qos_enabled": st.qos_enabled,
-        "te_enabled": st.te_enabled,
-        "link_speed_mbps": st.link_speed_mbps,
-        "counters": dict(sorted(st.counters.items())),
-        "cluster": cluster_dict(st.cluster) if st.HasField("cluster") else None,
-    }
+    """The status; ``cluster`` None when fabricd runs alone, counters by name."""
+    d = message_dict(st)
+    d["counters"] = dict(sorted(d["counters"].items()))
+    d["cluster"] = cluster_dict(st.cluster) if st.HasField("cluster") else None
+    return d
 
 
 def cluster_dict(c: fabric_pb2.ClusterStatus) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "node_id": c.node_id,
-        "members": list(c.members),
-        "masters": {str(m.dpid): m.node_id for m in c.masters},
-        "mastered_here": list(c.mastered_here),
-        "etcd_ok": c.etcd_ok,
-        "etcd_error": c.etcd_error,
-        "checked_at": c.checked_at,
-        "te_leader": c.te_leader,
-    }
+    """The cluster's status; ``masters`` as {dpid (text): instance}."""
+    d = message_dict(c)
+    d["masters"] = {str(m.dpid): m.node_id for m in c.masters}
+    return d
 
 
 def policy_dict(p: fabric_pb2.QosPolicy) -> dict[str, Any]:
@@ -225,17 +233,11 @@ def policy_dict(p: fabric_pb2.QosPolicy) -> dict[str, Any]:
 
 
 def qos_stats_list(st: fabric_pb2.QosStats) -> list[dict[str, Any]]:
-    return [{"dpid": q.dpid, "port": q.port, "port_name": q.port_name, "queue": q.queue,
-             "tx_bytes": q.tx_bytes, "tx_packets": q.tx_packets, "tx_errors": q.tx_errors}
-            for q in st.queues]
+    return [message_dict(q) for q in st.queues]
 
 
 def links_list(ll: fabric_pb2.LinkList) -> list[dict[str, Any]]:
-    return [{"src_dpid": lk.src_dpid, "src_port": lk.src_port, "dst_dpid": lk.dst_dpid,
-             "dst_port": lk.dst_port, "rate_bps": round(lk.rate_bps, 1),
-             "utilization": round(lk.utilization, 4),
-             "drops_per_second": round(lk.drops_per_second, 3),
-             "errors_per_second": round(lk.errors_per_second, 3)} for lk in ll.links]
+    return [message_dict(lk) for lk in ll.links]
 
 
 def flow_match(src_ip: str, dst_ip: str, protocol: str, src_port: int = 0,
@@ -245,41 +247,24 @@ def flow_match(src_ip: str, dst_ip: str, protocol: str, src_port: int = 0,
 
 
 def flow_dict(f: fabric_pb2.FlowStatus) -> dict[str, Any]:
-    return {"src_ip": f.flow.src_ip, "dst_ip": f.flow.dst_ip, "protocol": f.flow.protocol,
-            "src_port": f.flow.src_port, "dst_port": f.flow.dst_port,
-            "src_leaf": f.src_leaf, "dst_leaf": f.dst_leaf, "spine": f.spine,
-            "uplink_port": f.uplink_port, "rate_bps": round(f.rate_bps, 1),
-            "demand_bps": round(f.demand_bps, 1), "traffic_class": f.traffic_class,
-            "priority": f.priority, "large": f.large, "pinned_by": f.pinned_by,
-            "age_seconds": round(f.age_seconds, 1), "moves": f.moves}
+    """A flow with its 5-tuple (``flow``) flattened in."""
+    d = message_dict(f)
+    return {**d.pop("flow"), **d}
 
 
 def event_dict(e: fabric_pb2.Event) -> dict[str, Any]:
-    return {"seq": e.seq, "time": e.time, "kind": e.kind, "message": e.message,
-            "fields": dict(e.fields)}
+    return message_dict(e)
 
 
 def job_spec_message(d: dict[str, Any]) -> fabric_pb2.JobSpec:
     """A job as a scheduler's file has it (``JobSpec.to_dict`` shape) for the API."""
-    return fabric_pb2.JobSpec(
-        id=d["id"], members=d["members"], pattern=d["pattern"],
-        pairs=[fabric_pb2.RankPair(src=a, dst=b) for a, b in d.get("pairs", [])],
-        transport=d.get("transport", ""), traffic_class=d.get("traffic_class", ""),
-        priority=d.get("priority", 0))
+    pairs = [{"src": a, "dst": b} for a, b in d.get("pairs", [])]
+    return ParseDict({**d, "pairs": pairs}, fabric_pb2.JobSpec())
 
 
 def job_dict(j: fabric_pb2.JobStatus) -> dict[str, Any]:
-    sp = j.spec
-    return {
-        "id": sp.id, "members": list(sp.members), "pattern": sp.pattern,
-        "pairs_given": [[p.src, p.dst] for p in sp.pairs], "transport": sp.transport,
-        "traffic_class": sp.traffic_class, "priority": sp.priority,
-        "registered_at": j.registered_at, "state": j.state,
-        "worst_link": j.worst_link, "worst_link_pairs": j.worst_link_pairs,
-        "worst_link_utilization": j.worst_link_utilization,
-        "pairs": [{"src_rank": p.src_rank, "dst_rank": p.dst_rank, "src_ip": p.src_ip,
-                   "dst_ip": p.dst_ip, "src_leaf": p.src_leaf, "dst_leaf": p.dst_leaf,
-                   "spine": p.spine, "uplink_port": p.uplink_port, "step": p.step,
-                   "state": p.state, "bytes": p.bytes, "rate_bps": p.rate_bps}
-                  for p in j.pairs],
-    }
+    """A job with its spec flattened in (its rank pairs as ``pairs_given``, [src, dst])."""
+    d = message_dict(j)
+    spec = d.pop("spec")
+    given = [[p["src"], p["dst"]] for p in spec.pop("pairs")]
+    return {**spec, "pairs_given": given, **d}

@@ -14,6 +14,7 @@ from controller.core.dampening import DampingSettings, FlapDamper
 from controller.core.discovery import Discovery
 from controller.core.edge import Edge
 from controller.core.effects import Effects
+from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.events import FabricEvent
 from controller.core.forwarding import (
     FabricView,
@@ -169,7 +170,8 @@ class FabricCore:
     # --- training jobs (TE's JobBook) ---------------------------------------------------------
     def _traffic(self) -> FabricTE:
         if self.traffic is None:
-            raise RuntimeError("traffic engineering is off (--no-te): jobs cannot be placed")
+            raise FailedPrecondition("traffic engineering is off (--no-te): jobs cannot be "
+                                     "placed")
         return self.traffic
 
     def check_job(self, spec: JobSpec) -> None:
@@ -206,11 +208,11 @@ class FabricCore:
 
     def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
         if self.traffic is None:
-            raise RuntimeError("traffic engineering is off (--no-te)")
+            raise FailedPrecondition("traffic engineering is off (--no-te)")
         return self.traffic.pin_flow(key, spine, now)
 
     def check_pin(self, key: FlowKey, spine: int) -> None:
-        """LookupError or ValueError unless ``key`` can be pinned to ``spine`` now."""
+        """NotFound or FailedPrecondition unless ``key`` can be pinned to ``spine`` now."""
         self._traffic().check_pin(key, spine)
 
     def shared_pins(self) -> dict[FlowKey, int]:
@@ -243,7 +245,7 @@ class FabricCore:
 
     def unpin_flow(self, key: FlowKey, now: float) -> Effects:
         if self.traffic is None:
-            raise RuntimeError("traffic engineering is off (--no-te)")
+            raise FailedPrecondition("traffic engineering is off (--no-te)")
         return self.traffic.unpin_flow(key, now)
 
     def flows(self, now: float) -> tuple[FlowInfo, ...]:
@@ -499,7 +501,7 @@ class FabricCore:
                                         *(f"{w} back in service" for w in back)]))
 
     def drain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
-        """Take a link or a spine out of service; ValueError (with the reason) if that
+        """Take a link or a spine out of service; FailedPrecondition (with the reason) if that
         would leave two leaves without a path, or if a leaf is asked for."""
         return self.set_drains(self.maintenance.with_drain(self.roles(), cable, switch))
 
@@ -515,10 +517,10 @@ class FabricCore:
     def maintenance_change(self, action: str, dpid: int, port: int = 0) -> tuple[Drains, str]:
         """The drain sets an operator's drain or undrain would make (``drain_link``,
         ``drain_switch``, ``undrain`` with a port for a link, without for a switch), and
-        what it does, in words; nothing changes here. LookupError for an unknown switch
-        or link; ValueError when the fabric's state forbids it."""
+        what it does, in words; nothing changes here. NotFound for an unknown switch or
+        link; FailedPrecondition when the fabric's state forbids it."""
         if dpid not in self.fabric.switches:
-            raise LookupError(f"no switch with dpid {dpid}")
+            raise NotFound(f"no switch with dpid {dpid}")
         current = self.drains
         if action == "drain_switch":
             return self.maintenance.with_drain(self.roles(), switch=dpid), \
@@ -533,7 +535,7 @@ class FabricCore:
             if not drained:
                 cable = self.cable_at(dpid, port)
                 if cable is None:
-                    raise LookupError(f"no link at {dpid}:{port}")
+                    raise NotFound(f"no link at {dpid}:{port}")
                 return current, f"{cable_text(cable)} is not drained"
             # (with one before re-cabling: whatever was drained there)
             return (Drains(current.cables - set(drained), current.switches),
@@ -542,7 +544,7 @@ class FabricCore:
             raise ValueError(f"unknown maintenance action {action!r}")
         cable = self.cable_at(dpid, port)
         if cable is None:
-            raise LookupError(f"no link at {dpid}:{port}")
+            raise NotFound(f"no link at {dpid}:{port}")
         return self.maintenance.with_drain(self.roles(), cable=cable), \
             f"{cable_text(cable)} drained"
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from controller.core import constants as C
+from controller.core.errors import AlreadyExists, NotFound
 from controller.core.jobs import (
     JobError,
     JobLimits,
@@ -42,7 +43,7 @@ MOVE_EVENTS = 16  # a re-placement reports this many moved pairs one by one, the
 HostPort = tuple[int, int]  # (leaf, port) a host is attached at
 
 
-class JobExists(Exception):
+class JobExists(AlreadyExists):
     """A job with that id is registered already."""
 
 
@@ -152,7 +153,7 @@ class JobBook:
 
     def delete(self, job_id: str) -> None:
         if job_id not in self._jobs:
-            raise LookupError(f"no job {job_id!r}")
+            raise NotFound(f"no job {job_id!r}")
         del self._jobs[job_id]
         self.placements.pop(job_id, None)
         self.dirty = True

@@ -29,6 +29,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from controller.core.errors import InvalidArgument
 from controller.core.te.placement_search import place
 from controller.core.te.topology import Resource, SpinePath, TeTopology, resources
 
@@ -41,7 +42,7 @@ Pair = tuple[str, str]  # (source IP, destination IP): every packet between the 
 TIE = 1e-3  # weight of a job's other steps when placing one: a tie-breaker only
 
 
-class JobError(ValueError):
+class JobError(InvalidArgument):
     """A job that cannot be registered; ``field`` names the offending part."""
 
     def __init__(self, field_name: str, message: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from controller.core.errors import FailedPrecondition
 from controller.core.model import Cable, Fabric, LinkEnd
 from controller.core.roles import LEAF
 from controller.core.shared import Drains
@@ -61,20 +62,23 @@ class Maintenance:
 
     def with_drain(self, roles: Mapping[int, str], cable: Cable | None = None,
                    switch: int | None = None) -> Drains:
-        """The drain sets with a cable or a spine more (nothing changes here); ValueError
-        (with the reason) for a leaf, or if two leaves would be left without a path."""
+        """The drain sets with a cable or a spine more (nothing changes here);
+        FailedPrecondition (with the reason) for a leaf, or if two leaves would be left
+        without a path."""
         cables, switches = set(self.cables), set(self.switches)
         if switch is not None:
             if roles.get(switch) == LEAF:
-                raise ValueError(f"switch {switch} is a leaf: its hosts have no other path")
+                raise FailedPrecondition(f"switch {switch} is a leaf: its hosts have no "
+                                         "other path")
             switches.add(switch)
         if cable is not None:
             cables.add(cable)
         cut = self.cut_pairs(cables, switches, roles)
         if cut:
             a, b = cut[0]
-            raise ValueError(f"draining would leave leaf {a} without a path to leaf {b}"
-                             + (f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""))
+            more = f" (and {len(cut) - 1} more pairs)" if len(cut) > 1 else ""
+            raise FailedPrecondition(f"draining would leave leaf {a} without a path to leaf "
+                                     f"{b}{more}")
         return Drains(frozenset(cables), frozenset(switches))
 
     def set(self, drains: Drains) -> tuple[list[str], list[str]]:

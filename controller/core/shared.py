@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from controller.core.errors import FailedPrecondition
 from controller.core.jobs import JobError, JobSpec
 from controller.core.model import Cable, LinkEnd
 from controller.core.qos import QosPolicy
@@ -42,7 +43,7 @@ class Intent:
     value: str
 
 
-class IntentError(ValueError):
+class IntentError(FailedPrecondition):
     """A stored value that cannot be read (the message says which kind and why)."""
 
 

@@ -78,7 +78,7 @@ class FlowInfo:
     priority: bool
     large: bool
     pinned_by: str  # "te" | "operator"
-    age: float
+    age_seconds: float
     moves: int
 
 

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import grpc
 import pytest
@@ -36,6 +37,12 @@ def secured(tmp_path, controller_factory):
     return ctl, tmp_path / "audit.log"
 
 
+def answered_empty(topology: fabric_pb2.Topology) -> bool:
+    """A real answer about the empty fabric this daemon sees: nothing in it, stamped now."""
+    return (not topology.switches and not topology.links and not topology.hosts
+            and abs(topology.generated_at - time.time()) < 60)
+
+
 def code_of(fn) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as err:
         fn()
@@ -54,7 +61,7 @@ def test_tokens_roles_and_the_audit_log(secured):
         assert code_of(wrong.topology) == grpc.StatusCode.UNAUTHENTICATED
         assert code_of(lambda: anon.drain_switch(1001)) == grpc.StatusCode.UNAUTHENTICATED
         # reads are for readers: answered (with the empty fabric this daemon sees)
-        assert reader.topology() == fabric_pb2.Topology()
+        assert answered_empty(reader.topology())
         assert reader.flows().te_enabled
         denied = [
             lambda: reader.drain_switch(1001),
@@ -115,7 +122,7 @@ def test_tls_with_client_certificates(tmp_path, controller_factory):
     with FabricClient(ctl.grpc_addr, ca=str(certs["ca.pem"]), cert=str(certs["client.pem"]),
                       key=str(certs["client.key"])) as good:
         assert good.health() == "SERVING"
-        assert good.topology() == fabric_pb2.Topology()  # answered (no fabric here)
+        assert answered_empty(good.topology())  # answered (no fabric here)
     with FabricClient(ctl.grpc_addr, timeout=3, ca=str(certs["ca.pem"])) as no_cert:
         assert code_of(no_cert.topology) == grpc.StatusCode.UNAVAILABLE
     with FabricClient(ctl.grpc_addr, timeout=3) as plain:
@@ -178,4 +185,4 @@ def test_oversized_and_malformed_requests_leave_it_serving(secured):
         with pytest.raises(grpc.RpcError) as err:
             raw(b"\xff\xff\xff", timeout=5, metadata=[("authorization", f"Bearer {ADMIN}")])
         assert err.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
-        assert c.health() == "SERVING" and c.topology() == fabric_pb2.Topology()
+        assert c.health() == "SERVING" and answered_empty(c.topology())

@@ -1,6 +1,7 @@
 """The decision core driven through a simulated fabric: discovery, hosts, ARP, failures."""
 
 from controller.core import constants as C
+from controller.core.errors import NotFound
 from controller.core.fabric_core import CoreSettings
 from controller.core.frames import (
     ARP_REPLY,
@@ -437,11 +438,11 @@ def test_maintain_refuses_unknown_switches_and_ports():
     import pytest
 
     fab = discovered()
-    with pytest.raises(LookupError, match="no switch"):
+    with pytest.raises(NotFound, match="no switch"):
         fab.core.maintain("drain_switch", 42)
-    with pytest.raises(LookupError, match="no link at 2001:3"):
+    with pytest.raises(NotFound, match="no link at 2001:3"):
         fab.core.maintain("drain_link", 2001, 3)
-    with pytest.raises(LookupError, match="no link at 2001:3"):
+    with pytest.raises(NotFound, match="no link at 2001:3"):
         fab.core.maintain("undrain", 2001, 3)
 
 

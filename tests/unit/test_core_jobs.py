@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from controller.core import constants as C
+from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric_core import CoreSettings
 from controller.core.fabric_jobs import JobExists
 from controller.core.jobs import JobError, JobSpec
@@ -173,7 +174,7 @@ def test_bad_jobs_are_refused_and_nothing_changes():
     with pytest.raises(JobError) as err:
         fab.core.register_job(JobSpec("j3", members, "ring", traffic_class="gold"), fab.now)
     assert err.value.field == "traffic_class" and "collective" in str(err.value)
-    with pytest.raises(LookupError):
+    with pytest.raises(NotFound):
         fab.core.delete_job("nope", fab.now)
     assert [j.job_id for j in fab.core.job_infos()] == ["ring1"]
     assert dp.sync() == {}  # no switch has anything to be sent
@@ -182,7 +183,7 @@ def test_bad_jobs_are_refused_and_nothing_changes():
 
 def test_jobs_need_traffic_engineering():
     fab, dp, hosts = fabric(te=False)
-    with pytest.raises(RuntimeError, match="--no-te"):
+    with pytest.raises(FailedPrecondition, match="--no-te"):
         fab.core.register_job(JobSpec("r", tuple(ring_members(hosts)), "ring"), fab.now)
 
 

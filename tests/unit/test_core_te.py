@@ -4,6 +4,7 @@
 import pytest
 
 from controller.core import constants as C
+from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric_core import CoreSettings
 from controller.core.model import Port
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
@@ -242,20 +243,20 @@ def test_operator_pins_and_their_errors():
     assert rule.priority == C.PRIO_PIN_OPERATOR and spine_of(rule) == 1002
     # a flow the wildcard covers is not placed by TE on its own
     assert fab.core.flow_seen(2001, 3, packet(1, 3, 7, 4791, UDP), fab.now).touched == set()
-    with pytest.raises(LookupError, match="10.0.0.99"):
+    with pytest.raises(NotFound, match="10.0.0.99"):
         fab.core.pin_flow(FlowKey("10.0.0.1", "10.0.0.99", UDP), 1002, fab.now)
-    with pytest.raises(ValueError, match="same leaf"):
+    with pytest.raises(FailedPrecondition, match="same leaf"):
         fab.core.pin_flow(FlowKey("10.0.0.1", "10.0.0.2", UDP), 1002, fab.now)
-    with pytest.raises(LookupError, match="4242"):
+    with pytest.raises(NotFound, match="4242"):
         fab.core.pin_flow(key, 4242, fab.now)
     fab.core.unpin_flow(key, fab.now)
     assert pins(fab, 2001) == {}
-    with pytest.raises(LookupError):
+    with pytest.raises(NotFound):
         fab.core.unpin_flow(key, fab.now)
     kinds = [e.kind for e in fab.core.take_events()]
     assert kinds == ["pin", "unpin"]
     off = te_fabric(te=None)
-    with pytest.raises(RuntimeError, match="--no-te"):
+    with pytest.raises(FailedPrecondition, match="--no-te"):
         off.core.pin_flow(key, 1002, off.now)
 
 

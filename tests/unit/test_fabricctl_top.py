@@ -1,6 +1,6 @@
 """fabricctl top's screen, from plain data."""
 
-from controller.cli.fabricctl import top_frame
+from controller.cli.top_cmd import top_frame
 
 
 def link(src, dst, util):

@@ -10,10 +10,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from apps.api.server import FabricServicer
+from apps.api.fabric_commands import Change
+from apps.api.server import ControllerHandle, FabricServicer, status_of
 from apps.cluster_agent import ClusterAgent
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from controller.config import FabricdConfig
+from controller.core.errors import Aborted, FailedPrecondition, NotFound, Unavailable
 from controller.core.jobs import JobSpec
 from controller.core.mastership import Mastership, StoreView
 from controller.core.model import Cable, LinkEnd
@@ -84,9 +86,9 @@ def test_an_operators_drain_is_computed_without_being_applied():
     gids = fab.core.view().group_ids
     assert {gid: len(g.buckets) for gid, g in desired.groups.items()} == {
         gids[leaf]: 2 for leaf in fab.leaves if leaf != 2001}  # still both spines
-    with pytest.raises(ValueError, match="is a leaf"):
+    with pytest.raises(FailedPrecondition, match="is a leaf"):
         fab.core.maintenance_change("drain_switch", 2001)
-    with pytest.raises(LookupError):
+    with pytest.raises(NotFound):
         fab.core.maintenance_change("drain_link", 2001, 9)
     same, message = fab.core.maintenance_change("undrain", 1001)
     assert same == Drains() and message == "switch 1001 is not drained"
@@ -141,16 +143,9 @@ def test_the_agent_hands_each_revision_over_once():
     assert got[1:] == [[Intent("drains", 9, "d2")]]
 
 
-class Aborted(Exception):
-    pass
-
-
 class Context:
     def time_remaining(self) -> float:
         return 5.0
-
-    def abort(self, code, message):
-        raise Aborted(code, message)
 
     def peer(self) -> str:
         return "test"
@@ -159,39 +154,28 @@ class Context:
 class Commands:
     """The fabric app's commands as the API's calls see them (run at once, here)."""
 
-    def __init__(self, applied: list[Intent]) -> None:
+    def __init__(self) -> None:
         self.applied = Applied()
-        self._log = applied
+        self.intents: list[Intent] = []  # applied, in order
 
     def apply_intent(self, intent: Intent) -> bool:
         if not self.applied.is_new(intent):
             return False
-        self._log.append(intent)
+        self.intents.append(intent)
         self.applied.mark(intent)
         return True
 
 
-class App:
-    """The fabric app as the API's calls see it (run at once, on this thread)."""
-
-    def __init__(self) -> None:
-        self.applied: list[Intent] = []
-        self.commands = Commands(self.applied)
-        self.shared = self.commands.applied
-
-
-def servicer(app: App, write) -> FabricServicer:
-    from apps.api.server import ControllerHandle
-
+def servicer(commands: Commands, write) -> FabricServicer:
     config = FabricdConfig.model_validate(
         {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a"}})
-    handle = ControllerHandle(lambda: None, call=lambda fn, timeout=10.0: fn(app),
+    handle = ControllerHandle(lambda: None, call=lambda fn, timeout=10.0: fn(commands),
                               write_intent=write)
     return FabricServicer(handle, config, 0.0)
 
 
 def test_a_change_that_raced_another_instances_is_computed_again_on_top_of_it():
-    app = App()
+    commands = Commands()
     theirs = Intent("qos", 12, encode_policy(default_policy()))
     writes: list = []
 
@@ -203,45 +187,47 @@ def test_a_change_that_raced_another_instances_is_computed_again_on_top_of_it():
 
     computed: list = []
 
-    def compute(a):
-        computed.append(a.shared.revision("qos"))
-        return "mine", "done", a.shared.revision("qos")
+    def compute(c):
+        computed.append(c.applied.revision("qos"))
+        return Change("mine", "done", c.applied.revision("qos"))
 
-    assert servicer(app, write)._shared(Context(), "qos", compute) == "done"
+    assert servicer(commands, write)._shared(Context(), "qos", compute) == "done"
     assert writes == [0, 12] and computed == [0, 12]
-    assert app.applied == [theirs, Intent("qos", 13, "mine")]  # theirs first, then mine
+    assert commands.intents == [theirs, Intent("qos", 13, "mine")]  # theirs first, then mine
 
 
 def test_no_change_writes_nothing_and_an_unreachable_store_applies_nothing():
-    app = App()
+    commands = Commands()
 
     def unreachable(kind, value, expect):
         raise StoreUnavailable("etcd unreachable: 127.0.0.1:2379: ConnectionRefusedError")
 
-    s = servicer(app, unreachable)
-    assert s._shared(Context(), "drains", lambda a: (None, "not drained", 0)) == "not drained"
-    with pytest.raises(Aborted) as err:
-        s._shared(Context(), "drains", lambda a: ("x", "drained", 0))
-    code, message = err.value.args
-    assert code == grpc.StatusCode.UNAVAILABLE and "etcd unreachable" in message
-    assert "not applied" in message and app.applied == []
+    s = servicer(commands, unreachable)
+    assert s._shared(Context(), "drains",
+                     lambda c: Change(None, "not drained", 0)) == "not drained"
+    with pytest.raises(Unavailable) as err:
+        s._shared(Context(), "drains", lambda c: Change("x", "drained", 0))
+    assert status_of(err.value) == grpc.StatusCode.UNAVAILABLE
+    assert "etcd unreachable" in str(err.value)
+    assert "not applied" in str(err.value) and commands.intents == []
 
 
 def test_a_change_etcd_refuses_is_a_failed_precondition_with_its_reason():
-    app = App()
+    commands = Commands()
 
     def too_large(kind, value, expect):
         raise StoreRefused(3, "etcdserver: request is too large")
 
-    with pytest.raises(Aborted) as err:
-        servicer(app, too_large)._shared(Context(), "jobs", lambda a: ("x" * 10, "ok", 0))
-    code, message = err.value.args
-    assert code == grpc.StatusCode.FAILED_PRECONDITION and "too large" in message
-    assert "not applied" in message and app.applied == []
+    with pytest.raises(FailedPrecondition) as err:
+        servicer(commands, too_large)._shared(Context(), "jobs",
+                                              lambda c: Change("x" * 10, "ok", 0))
+    assert status_of(err.value) == grpc.StatusCode.FAILED_PRECONDITION
+    assert "too large" in str(err.value)
+    assert "not applied" in str(err.value) and commands.intents == []
 
 
 def test_a_change_racing_others_every_time_is_refused_whole():
-    app = App()
+    commands = Commands()
     revision = [20]
 
     def write(kind, value, expect):
@@ -249,7 +235,7 @@ def test_a_change_racing_others_every_time_is_refused_whole():
         return False, Intent(kind, revision[0], "theirs")
 
     with pytest.raises(Aborted) as err:
-        servicer(app, write)._shared(Context(), "drains",
-                                     lambda a: ("mine", "", a.shared.revision("drains")))
-    assert err.value.args[0] == grpc.StatusCode.ABORTED
-    assert {i.value for i in app.applied} == {"theirs"}  # theirs applied, never mine
+        servicer(commands, write)._shared(
+            Context(), "drains", lambda c: Change("mine", "", c.applied.revision("drains")))
+    assert status_of(err.value) == grpc.StatusCode.ABORTED
+    assert {i.value for i in commands.intents} == {"theirs"}  # theirs applied, never mine

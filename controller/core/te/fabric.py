@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from controller.core import constants as C
 from controller.core.effects import Effects
+from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric_jobs import JobBook, pair_of
 from controller.core.jobs import JobSpec
 from controller.core.openflow import FlowRule, Match
@@ -323,18 +324,18 @@ class FabricTE:
         src = self.fabric.host_by_ip(key.src_ip)
         dst = self.fabric.host_by_ip(key.dst_ip)
         if src is None or dst is None:
-            raise LookupError(f"no host with address {key.src_ip if src is None else key.dst_ip}")
+            raise NotFound(f"no host with address {key.src_ip if src is None else key.dst_ip}")
         if src.dpid == dst.dpid:
-            raise ValueError(f"{key.src_ip} and {key.dst_ip} are on the same leaf: "
-                             "their traffic crosses no spine")
+            raise FailedPrecondition(f"{key.src_ip} and {key.dst_ip} are on the same leaf: "
+                                     "their traffic crosses no spine")
         return src.dpid, dst.dpid
 
     def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
-        """An operator's pin: LookupError for an unknown host or switch, ValueError when
-        the spine cannot carry it."""
+        """An operator's pin: NotFound for an unknown host or switch, FailedPrecondition
+        when the spine cannot carry it."""
         self._now = now
         if spine not in self.fabric.switches:
-            raise LookupError(f"no switch with dpid {spine}")
+            raise NotFound(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
         refreshed = self.refresh(now)
         flow = self.te.pin(key, src_leaf, dst_leaf, spine, self.te_topology(), now)
@@ -344,14 +345,14 @@ class FabricTE:
         return flow, Effects(touched={src_leaf} | refreshed)
 
     def check_pin(self, key: FlowKey, spine: int) -> None:
-        """LookupError (unknown host or switch) or ValueError (the spine cannot carry
+        """NotFound (unknown host or switch) or FailedPrecondition (the spine cannot carry
         it) unless ``key`` can be pinned to ``spine`` now; nothing changes."""
         if spine not in self.fabric.switches:
-            raise LookupError(f"no switch with dpid {spine}")
+            raise NotFound(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
         if self.te_topology().path_via(src_leaf, dst_leaf, spine) is None:
-            raise ValueError(f"spine {spine} has no path in service from leaf {src_leaf} "
-                             f"to leaf {dst_leaf}")
+            raise FailedPrecondition(f"spine {spine} has no path in service from leaf "
+                                     f"{src_leaf} to leaf {dst_leaf}")
 
     def set_pins(self, pins: Mapping[FlowKey, int], now: float) -> Effects:
         """Make ``pins`` (flow -> spine) the operator pins, as a cluster shares them. A

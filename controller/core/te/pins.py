@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
+from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.te.flows import Flow, FlowKey, FlowTable
 from controller.core.te.topology import TeTopology
 
@@ -23,11 +24,11 @@ class OperatorPins:
 
     def pin(self, key: FlowKey, src_leaf: int, dst_leaf: int, spine: int,
             topo: TeTopology, now: float) -> Flow:
-        """An operator's placement (``ValueError`` when the spine offers no path)."""
+        """An operator's placement (``FailedPrecondition`` when the spine offers no path)."""
         path = topo.path_via(src_leaf, dst_leaf, spine)
         if path is None:
-            raise ValueError(f"spine {spine} has no path in service from leaf {src_leaf} "
-                             f"to leaf {dst_leaf}")
+            raise FailedPrecondition(f"spine {spine} has no path in service from leaf "
+                                     f"{src_leaf} to leaf {dst_leaf}")
         flows = self.table.flows
         old = flows.get(key)
         flow = Flow(key, src_leaf, dst_leaf, old.cls if old else "best-effort",
@@ -46,7 +47,7 @@ class OperatorPins:
     def unpin(self, key: FlowKey) -> Flow:
         flow = self.table.flows.get(key)
         if flow is None or not flow.operator:
-            raise LookupError(f"no operator pin for {key}")
+            raise NotFound(f"no operator pin for {key}")
         del self.table.flows[key]
         self._wildcards.discard(key)
         return flow
@@ -76,7 +77,7 @@ class SharedPins:
                   unpin: Callable[[FlowKey], set[int]]) -> set[int]:
         """Pin and unpin (``pinned``: the operator pins here, flow -> spine) until the
         pins are the ones wanted, or say in :attr:`unmet` why one cannot be made yet
-        (``pin`` raises LookupError or ValueError); returns the leaves touched."""
+        (``pin`` raises NotFound or FailedPrecondition); returns the leaves touched."""
         if self.wanted is None or self._reconciling:
             return set()
         self._reconciling = True  # (pinning refreshes, which would come back here)
