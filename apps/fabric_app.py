@@ -80,8 +80,8 @@ class FabricApp(BoundedLoopApp):
         self.heartbeat = Heartbeat()  # read by the watchdog (another thread)
         self.cluster = ClusterRole(self.core, cfg.cluster.enabled, cfg.cluster.node_id or "",
                                    self.pub.set, self._apply)
-        self.out = Southbound(sync, self.later, self.cluster.writable, self.cluster.written,
-                              self.pub.synced, self.pub.events)
+        self.out = Southbound(sync, self.later, self.at, self.cluster.writable,
+                              self.cluster.written, self.pub.synced, self.pub.events)
         self.stats = StatsPoller(LoadMonitor(alpha=cfg.te.smoothing), self.pub.set,
                                  self._te_round, self.core.pin_counters, self.pub.bus.publish)
         self.commands = Commands(self.core, sync, self._apply, self.pub.set,

@@ -4,13 +4,17 @@ os-ken's own loop reads a 128-event queue whose ``put`` blocks while it is full 
 :mod:`apps.intake`). :class:`BoundedLoopApp` keeps os-ken's handler registration and
 dispatch (``@set_ev_cls``, dispatcher states) but takes its events from an
 :class:`~apps.intake.Intake`: senders never wait, a burst is taken in batches, and work
-the app defers to "after the events queued now" (:meth:`BoundedLoopApp.later`) is plain
-state on its own thread, never an event posted to itself.
+the app defers to "after the events queued now" (:meth:`BoundedLoopApp.later`) or to a
+moment (:meth:`BoundedLoopApp.at`) is plain state on its own thread, never an event
+posted to itself; the loop wakes for the next such moment even when no event comes.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +27,9 @@ from apps.guard import record_error
 from apps.intake import CONTROL, PUNT, Intake, IntakeLimits
 
 log = logging.getLogger("aifabric.loop")
+
+oskenfix.apply()  # (every app on this base needs os-ken's fixes: a switch leaving seen at
+# once, a switch that stops reading never stalls the loop; see apps.oskenfix)
 
 BATCH = 256  # events taken at once (then deferred work due by then runs)
 ETH_TYPE_LLDP = b"\x88\xcc"
@@ -52,6 +59,9 @@ class BoundedLoopApp(app_manager.OSKenApp):
         self.intake: Intake = _AppIntake(self, self.intake_limits())
         self._later: deque[tuple[int, Callable[[], None]]] = deque()
         self._done_seq = 0  # the sequence number of the last event handled
+        # (monotonic time, order, fn): work due at a moment, earliest first
+        self._timed: list[tuple[float, int, Callable[[], None]]] = []
+        self._timed_order = itertools.count()
 
     # --- intake (any thread) -----------------------------------------------------------------
     def intake_limits(self) -> IntakeLimits:
@@ -95,6 +105,26 @@ class BoundedLoopApp(app_manager.OSKenApp):
         """Run ``fn`` on this thread once every event queued by now has been handled."""
         self._later.append((self.intake.last_seq, fn))
 
+    def at(self, when: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on this thread at monotonic time ``when`` (once the event being
+        handled then is done), whether or not events arrive meanwhile."""
+        heapq.heappush(self._timed, (when, next(self._timed_order), fn))
+
+    def _run_timed(self) -> None:
+        now = time.monotonic()
+        while self._timed and self._timed[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timed)
+            try:
+                fn()
+            except Exception:
+                record_error(f"{self.name}.at")
+
+    def _wait(self) -> float:
+        """How long the loop may wait for an event: until the next timed work, 1 s most."""
+        if not self._timed:
+            return 1.0
+        return min(1.0, max(0.0, self._timed[0][0] - time.monotonic()))
+
     def _run_later(self) -> None:
         while self._later and self._later[0][0] <= self._done_seq:
             _, fn = self._later.popleft()
@@ -105,7 +135,7 @@ class BoundedLoopApp(app_manager.OSKenApp):
 
     def _event_loop(self) -> None:
         while self.is_active or len(self.intake):
-            for item in self.intake.take(BATCH, timeout=1.0):
+            for item in self.intake.take(BATCH, timeout=self._wait()):
                 if item.event is not self._event_stop:
                     for handler in self.get_handlers(item.event, item.state):
                         try:
@@ -114,3 +144,4 @@ class BoundedLoopApp(app_manager.OSKenApp):
                             record_error(getattr(handler, "__qualname__", repr(handler)))
                 self._done_seq = item.seq
                 self._run_later()
+            self._run_timed()

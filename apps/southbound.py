@@ -31,19 +31,22 @@ SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriv
 class Southbound:
     """See the module docstring.
 
-    ``later(fn)`` runs ``fn`` after the events queued now (the app's loop);
+    ``later(fn)`` runs ``fn`` after the events queued now (the app's loop), ``at(when,
+    fn)`` at a monotonic time (a paced sync waits for its turn, not for the next event);
     ``writable(dpid)`` says whether this instance may write to a switch (a cluster's
     other instances master some); ``synced(now, topology)`` is called after a sync
     (``topology``: the whole fabric was recomputed) and ``effects_done(now)`` after
     every change, for the app to publish."""
 
     def __init__(self, sync: SwitchSync, later: Callable[[Callable[[], None]], None],
+                 at: Callable[[float, Callable[[], None]], None],
                  writable: Callable[[int], bool], masters: Callable[[], set[int] | None],
                  synced: Callable[[float, bool], None],
                  effects_done: Callable[[float], None]) -> None:
         self.sync = sync
         self.dps: dict[int, Any] = {}  # dpid -> its current connection (os-ken Datapath)
-        self._later, self._writable, self._masters = later, writable, masters
+        self._later, self._at = later, at
+        self._writable, self._masters = writable, masters
         self._synced, self._effects_done = synced, effects_done
         self._dirty_since: float | None = None  # a change waits for its sync since then
         self._dirty_all = False  # the change concerns every switch (else: self._touched)
@@ -90,11 +93,16 @@ class Southbound:
         return max(SYNC_MAX_DELAY, 2 * self._cost)
 
     def _deferred_sync(self) -> None:
+        if self._dirty_since is None:  # (synced meanwhile)
+            self._sync_due = False
+            return
+        if time.monotonic() < self._paced_until:  # its turn comes at _paced_until
+            self._at(self._paced_until, self._deferred_sync)
+            return
         self._sync_due = False
-        if self._dirty_since is not None and time.monotonic() >= self._paced_until:
-            now = time.time()
-            self.flush(now)
-            self._effects_done(now)
+        now = time.time()
+        self.flush(now)
+        self._effects_done(now)
 
     def flush(self, now: float) -> None:
         """Sync the switches the waiting changes concern, then send the held packet-outs."""

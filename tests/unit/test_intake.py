@@ -155,3 +155,26 @@ def test_deferred_work_waits_for_what_was_queued_when_it_was_deferred():
         app.is_active = False
         app._send_event(app._event_stop, None)
         thread.join(5)
+
+
+def test_timed_work_runs_on_time_though_no_event_comes():
+    """Work due at a moment (a paced sync's turn) runs then, without waiting for an
+    event to wake the loop (with nothing arriving the loop used to wait a whole second,
+    and a change made under pacing waited for the next event)."""
+    app = BoundedLoopApp()
+    ran: list[float] = []
+    start = time.monotonic()
+    app.register_handler(Ping, lambda ev: app.at(start + 0.2, lambda: ran.append(
+        time.monotonic())))
+    app._send_event(Ping(1), None)
+    thread = threading.Thread(target=app._event_loop, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(ran) == 1 and 0.2 <= ran[0] - start < 0.6, ran
+    finally:
+        app.is_active = False
+        app._send_event(app._event_stop, None)
+        thread.join(5)

@@ -103,3 +103,19 @@ def test_why_the_openflow_listener_stopped_is_kept_for_the_daemon(monkeypatch):
             pass
     assert isinstance(oskenfix.listener_error, OSError)
     assert oskenfix.listener_error.errno == 98  # EADDRINUSE
+
+
+def test_loading_the_apps_installs_the_fixes():
+    """fabricd loads its apps by module name: loading them alone must patch os-ken (a
+    refactor once dropped the call, and a switch leaving went unnoticed for seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import apps.fabric_app\n"
+            "from os_ken.controller import controller\n"
+            "from apps import oskenfix\n"
+            "assert controller.Datapath.send is oskenfix.bounded_send\n"
+            "assert getattr(controller.Datapath._recv_loop, '_aifabric_patched', False)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
