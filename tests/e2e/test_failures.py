@@ -1,4 +1,6 @@
-"""Link and spine failures, switch restarts: groups follow within a second, traffic flows."""
+"""Spine and Open vSwitch restarts, a switch that stops reading: groups follow, queues are
+kept, traffic flows. (A link failing and recovering, a flapping uplink: on the fake
+fleet, tests/e2e/test_fleet_faults.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from tests.e2e.conftest import (
     flow_table,
     group_buckets,
     qos_rows,
-    replay_events,
     running_fabric,
     wait_until,
 )
@@ -36,36 +37,6 @@ def leaf_groups_use(ports_by_leaf: dict[str, list[int]]) -> bool:
         if len(groups) != 3 or any(b != ports for b in groups.values()):
             return False
     return True
-
-
-def test_link_failure_and_recovery(fabric_2x4):
-    ctl, net, spec = fabric_2x4
-    all_pairs_ok(net)
-    h1, h3 = net.get("h1"), net.get("h3")
-    t0 = time.monotonic()
-    net.configLinkStatus("l1", "s1", "down")
-
-    def l1_off_s1() -> bool:
-        # l1 lost its uplink 1 (its three groups, towards the other leaves, use uplink 2
-        # only); every other leaf stops using spine 1 towards l1 (gid 2001)
-        if not leaf_groups_use({"l1": [2]}):
-            return False
-        return all(group_buckets(leaf).get(2001) == [2] for leaf in LEAVES[1:])
-
-    assert wait_until(l1_off_s1, timeout=1.0, interval=0.02), "groups not updated within 1 s"
-    took = time.monotonic() - t0
-    assert took <= 1.0
-    assert ping(h1, h3.IP(), count=20, interval=0.01, timeout=1) == 20
-    all_pairs_ok(net)
-    with ctl.client() as c:
-        links = {(lk.src_dpid, lk.dst_dpid) for lk in c.topology().links}
-    assert (2001, 1001) not in links and (1001, 2001) not in links
-
-    net.configLinkStatus("l1", "s1", "up")
-    assert wait_until(lambda: leaf_groups_use({leaf: [1, 2] for leaf in LEAVES}), timeout=5.0), \
-        "spine 1 not used again towards l1 after recovery"
-    all_pairs_ok(net)
-    assert_switches_hold_desired(ctl, net)
 
 
 def test_spine_failure_and_restart(fabric_2x4):
@@ -92,46 +63,6 @@ def test_spine_failure_and_restart(fabric_2x4):
     net.configLinkStatus("l3", "s2", "down")
     assert wait_until(lambda: group_buckets("l1")[2003] == [1], timeout=1.0, interval=0.02)
     assert ping(net.get("h1"), net.get("h5").IP(), count=10, interval=0.02) == 10
-    assert_switches_hold_desired(ctl, net)
-
-
-def test_a_flapping_uplink_is_dampened(fabric_2x4):
-    """l1's uplink to s1 goes down and up every 200 ms for 10 s. The groups follow its
-    first bounces, then hold it down: no storm of rewrites, no loss for bystanders, and
-    the link is back once it has been stable for a while."""
-    from mininet_topos.attack import ping_result, start_ping
-
-    ctl, net, spec = fabric_2x4
-    all_pairs_ok(net)
-    h3, h5 = net.get("h3"), net.get("h5")
-    with ctl.client() as c:
-        before = dict(c.status().counters)
-    pinger = start_ping(h3, h5.IP(), 12)  # l2 -> l3: crosses no part of the flapping cable
-    time.sleep(0.5)
-    for _ in range(25):
-        net.configLinkStatus("l1", "s1", "down")
-        time.sleep(0.2)
-        net.configLinkStatus("l1", "s1", "up")
-        time.sleep(0.2)
-    stopped = time.monotonic()
-    # held down (checked at once: the hold ends some seconds after the last flap, and
-    # the ping below may still take a while)
-    assert group_buckets("l1") == {gid: [2] for gid in (2002, 2003, 2004)}
-    p = ping_result(pinger)
-    with ctl.client() as c:
-        after = dict(c.status().counters)
-    kinds = [e.kind for e in replay_events(ctl, "link_dampened", "link_undampened")]
-    group_mods = after.get("group_mods", 0) - before.get("group_mods", 0)
-    # without dampening each of the 50 transitions rewrites groups on 5 or 6 switches
-    assert group_mods <= 60, group_mods
-    assert "link_dampened" in kinds
-    assert p.loss <= 0.01, p
-    # then let back and rediscovered
-    with ctl.client() as c:
-        assert wait_until(lambda: len(c.topology().links) == 16, timeout=20)
-    assert time.monotonic() - stopped < 20
-    assert wait_until(lambda: leaf_groups_use({leaf: [1, 2] for leaf in LEAVES}), timeout=5)
-    all_pairs_ok(net)
     assert_switches_hold_desired(ctl, net)
 
 

@@ -17,149 +17,15 @@ ports it sees, by name).
 
 from __future__ import annotations
 
-import re
 import time
-from collections import Counter
 
-import grpc
 import pytest
 
-from controller.core import constants as C
-from tests.fakes.fleet import Fleet
-from tests.fakes.layout import spine_leaf
+from tests.e2e import fleet_support as fs
+from tests.e2e.fleet_support import bring_up, wait_links, wait_synced
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _environment():
-    """Replaces tests/e2e/conftest.py's: no Open vSwitch, no Mininet clean-up here."""
-    yield
-
-
-@pytest.fixture
-def fabricd(controller_factory, tmp_path):
-    cfg = tmp_path / "fabricd.yaml"
-    cfg.write_text("qos:\n  enabled: false\n"
-                   f"  ovsdb: unix:{tmp_path}/no-ovsdb-here.sock\n")
-    token = tmp_path / "api-token"
-    ctl = controller_factory("--no-qos", "--config", str(cfg), "--token-file", str(token))
-    ctl.token_file = token
-    return ctl
-
-
-def _links(client) -> set[tuple[int, int, int, int]]:
-    return {(lk.src_dpid, lk.src_port, lk.dst_dpid, lk.dst_port)
-            for lk in client.topology().links}
-
-
-def wait_links(ctl, want: set, timeout: float, absent: set = frozenset()) -> tuple[bool, str]:
-    """Until the controller's links are ``want`` (and none of ``absent``); the last
-    view, in words."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    with ctl.client(timeout=5) as c:
-        while time.monotonic() < deadline:
-            try:
-                got = _links(c)
-            except grpc.RpcError as exc:
-                last = f"API: {exc.code()} {exc.details()}"
-            else:
-                if got == want and not got & absent:
-                    return True, ""
-                last = (f"{len(got & want)}/{len(want)} links, {len(got - want)} unexpected: "
-                        f"{sorted(got - want)[:5]}, missing {sorted(want - got)[:5]}")
-            time.sleep(0.5)
-    return False, last
-
-
-def _flow_key(line: str) -> tuple[int, int, int]:
-    f = dict(re.findall(r"(table|priority|cookie)=(0x[0-9a-f]+|\d+)", line))
-    return int(f["table"]), int(f["priority"]), int(f["cookie"], 0)
-
-
-def _group_key(line: str) -> tuple[int, str, tuple[int | None, ...]]:
-    gid = int(re.search(r"group_id=(\d+)", line).group(1))
-    kind = re.search(r"type=(\w+)", line).group(1).replace("fast_failover", "ff")
-    watches = tuple(int(w) if w else None for w in re.findall(
-        r"bucket=(?:weight:\d+,)?(?:watch_port:(\d+),)?", line))
-    return gid, kind, watches
-
-
-def _meter_key(line: str) -> tuple[int, int, int]:
-    m = re.search(r"meter=(\d+).*rate=(\d+),burst_size=(\d+)", line)
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
-
-
-def drift(client, fleet: Fleet, dpid: int) -> str | None:
-    """How the fake switch differs from what the controller wants (None: in sync)."""
-    e = client.switch_entries(dpid)
-    sw = fleet.switch(dpid)
-    held_flows = Counter((f["table"], f["priority"], f["cookie"]) for f in sw.flows()
-                         if not (C.is_ours(f["cookie"])
-                                 and C.cookie_kind(f["cookie"]) == C.KIND_NOCOPY))
-    want_flows = Counter(_flow_key(line) for line in e.flows)
-    held_groups = {(gid, g["type"], tuple(b["watch_port"] for b in g["buckets"]))
-                   for gid, g in sw.groups().items()}
-    want_groups = {_group_key(line) for line in e.groups}
-    held_meters = {(mid, *m["bands"][0]) for mid, m in sw.meters().items()}
-    want_meters = {_meter_key(line) for line in e.meters}
-    problems = []
-    if not e.complete or e.pending:
-        problems.append(f"complete={e.complete} pending={e.pending}")
-    for what, held, want in (("flows", held_flows, want_flows),
-                             ("groups", Counter(held_groups), Counter(want_groups)),
-                             ("meters", Counter(held_meters), Counter(want_meters))):
-        if held != want:
-            problems.append(f"{what}: held-not-wanted {sorted((held - want).elements())[:4]}"
-                            f" wanted-not-held {sorted((want - held).elements())[:4]}")
-    if sw.errors:
-        problems.append(f"errors sent to the controller: {sw.errors[:3]}")
-    return f"switch {dpid}: " + "; ".join(problems) if problems else None
-
-
-def wait_synced(ctl, fleet: Fleet, dpids: list[int], timeout: float) -> tuple[bool, list]:
-    deadline = time.monotonic() + timeout
-    last: list = ["not checked"]
-    with ctl.client(timeout=5) as c:
-        while time.monotonic() < deadline:
-            try:
-                last = [d for d in (drift(c, fleet, dpid) for dpid in dpids) if d]
-            except grpc.RpcError as exc:
-                last = [f"API: {exc.code()} {exc.details()}"]
-            if not last:
-                return True, []
-            time.sleep(1.0)
-    return False, last
-
-
-@pytest.fixture
-def fleets():
-    """Fleets made by a test, closed after it whatever happened."""
-    made: list[Fleet] = []
-    yield made
-    for fleet in made:
-        fleet.close()
-
-
-def bring_up(ctl, made: list, spines: int, leaves: int, hosts: int, discover_s: float,
-             sync_s: float):
-    """A fleet connected all at once; asserts discovery and sync, reports the times."""
-    lay = spine_leaf(spines, leaves, hosts)
-    fleet = Fleet(ctl.of_port, lay)
-    made.append(fleet)
-    start = time.monotonic()
-    fleet.connect_all()
-    found, why = wait_links(ctl, lay.directed_links(), discover_s)
-    discovered = time.monotonic() - start
-    assert found, (f"{spines}x{leaves}: not every link discovered in {discover_s:.0f} s "
-                   f"({why}); fleet {dict(fleet.stats)}, controller process "
-                   f"{'alive' if ctl.proc.poll() is None else ctl.proc.returncode}")
-    synced, problems = wait_synced(ctl, fleet, lay.dpids, sync_s)
-    assert synced, f"{spines}x{leaves}: switches not in sync:\n" + "\n".join(problems[:10])
-    print(f"{spines}x{leaves} ({len(lay.dpids)} switches, {len(lay.directed_links())} "
-          f"links): discovered in {discovered:.1f} s, synced in "
-          f"{time.monotonic() - start:.1f} s")
-    assert fleet.failures == [], fleet.failures[0]
-    return fleet, lay
+# fixtures, by name
+_environment, start_fabricd, fabricd, fleets = fs.FIXTURES
 
 
 @pytest.mark.parametrize(("spines", "leaves"), [(2, 4), (4, 8)])

@@ -274,6 +274,17 @@ class FakeSwitch:
         with self.lock:
             return Counter(self.received)
 
+    def local_write(self, data: bytes) -> None:
+        """A write from the switch's own command line (``ovs-ofctl add-flow``, behind the
+        controller's back): an OpenFlow message applied outside any session, its replies
+        to nobody; OFError if the switch refuses it."""
+        with self.lock:
+            _, mtype, _, _ = struct.unpack_from("!BBHI", data)
+            handler = getattr(self, f"_on_{NAMES.get(mtype, '')}", None)
+            if mtype not in _WRITES or handler is None:
+                raise ValueError(f"not a write: message type {mtype}")
+            handler(data, 0, time.monotonic())
+
     def inject(self, port_no: int, data: bytes) -> tuple[list[bytes], Frames]:
         """For a single switch without a fleet: a frame into a port, now."""
         with self.lock:

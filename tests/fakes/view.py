@@ -65,7 +65,8 @@ def flow_dict(e: FlowEntry) -> dict[str, Any]:
             "cookie": e.cookie, "instructions": tuple(instruction_tuple(i)
                                                       for i in e.instructions),
             "packets": e.packet_count, "bytes": e.byte_count, "flags": e.flags,
-            "idle_timeout": e.idle_timeout, "hard_timeout": e.hard_timeout}
+            "idle_timeout": e.idle_timeout, "hard_timeout": e.hard_timeout,
+            "installed": e.installed}  # (monotonic: the same value, never re-added)
 
 
 _GROUP_TYPES = {ofp.OFPGT_ALL: "all", ofp.OFPGT_SELECT: "select",
