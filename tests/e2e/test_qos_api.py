@@ -93,7 +93,9 @@ def test_qos_policy_through_the_api(controller_factory, tmp_path):
             "  - {name: nccl, dscp: 34, queue: 4, share: 0.4,\n"
             "     match: {tcp_dst: ['5000-5099'], tcp_src: ['5000-5099']}}\n")
         h1, h8 = net.get("h1", "h8")
-        pinger = h1.popen(["ping", "-n", "-q", "-i", "0.01", "-w", "4", h8.IP()],
+        # (a count, not a deadline: with -w, the last ping's reply may come after
+        # ping has stopped waiting, and it is counted lost)
+        pinger = h1.popen(["ping", "-n", "-q", "-i", "0.01", "-c", "400", h8.IP()],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(0.5)
         res = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "qos", "set", str(good)],
