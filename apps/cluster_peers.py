@@ -19,7 +19,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 
-from controller.config import parse_host_port
+from controller.config_daemon import parse_host_port
 
 log = logging.getLogger("aifabric.cluster")
 

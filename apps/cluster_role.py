@@ -43,7 +43,7 @@ class ClusterRole:
         self._publish, self._apply = publish, apply
         self._publish(masters=frozenset() if clustered else None)
         if clustered:
-            core.set_cluster_role(frozenset(), leader=False)
+            core.traffic.set_cluster_role(frozenset(), leader=False)
 
     def writable(self, dpid: int) -> bool:
         """True if this instance may write to ``dpid`` (alone: always)."""
@@ -123,7 +123,7 @@ class ClusterRole:
 
     def _changed(self) -> None:
         masters = frozenset(self.masters)
-        self.core.set_cluster_role(masters, self.te_leader)
+        self.core.traffic.set_cluster_role(masters, self.te_leader)
         self._publish(masters=masters)
         qos_app = app_manager.lookup_service_brick("QosApp")
         if qos_app is not None:
@@ -133,11 +133,11 @@ class ClusterRole:
     def set_te_leader(self, leading: bool) -> None:
         """The cluster agent says whether this instance is the TE leader now."""
         self.te_leader = leading
-        self.core.set_cluster_role(frozenset(self.masters), leading)
+        self.core.traffic.set_cluster_role(frozenset(self.masters), leading)
 
     def share_moves(self) -> None:
         """The leader's moves of leaves other instances master, to the agent to write."""
-        moves = self.core.take_shared_moves()
+        moves = self.core.traffic.take_shared_moves()
         if moves and self.agent is not None:
             self.agent.publish_moves(
                 {leaf: encode_moves(self.node_id, m) for leaf, m in moves.items()})

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controller.config import etcd_endpoint
+from controller.config_daemon import etcd_endpoint
 from controller.core.mastership import Holder, StoreView
 from controller.core.shared import Intent
 

@@ -67,11 +67,11 @@ class Commands(FabricCommands):
         for intent in intents:
             if intent.kind == "drains":
                 self.core.set_drains(Drains.decode(intent.value))
-            elif intent.kind in ("jobs", "pins") and self.core.te is None:
+            elif intent.kind in ("jobs", "pins") and self.core.traffic.te is None:
                 log.warning("the %s kept in the state file are not in force: traffic "
                             "engineering is off", TITLES[intent.kind])
             elif intent.kind == "jobs":  # (placed once their hosts are known)
-                self.core.restore_jobs(decode_jobs(intent.value), now)
+                self.core.traffic.restore_jobs(decode_jobs(intent.value), now)
             elif intent.kind == "pins":  # (made once their flows are seen)
                 self.core.set_pins(decode_pins(intent.value), now)
             elif intent.kind == "qos" and self.core.qos is None:
@@ -125,7 +125,7 @@ class Commands(FabricCommands):
         return True
 
     def _te_change(self, title: str, change: Callable[[], Effects], now: float) -> None:
-        if self.core.te is None:
+        if self.core.traffic.te is None:
             log.warning("%s are not in force here: TE is off", title)
             return
         self._apply(change(), now, flush=True)
@@ -148,7 +148,8 @@ class Commands(FabricCommands):
         set in force), what it does, and the revision of the drains it was computed
         from; NotFound or FailedPrecondition from the core."""
         drains, message = self.core.maintenance_change(action, dpid, port)
-        return Change(None if drains == self.core.drains else drains.encode(), message,
+        in_force = self.core.maintenance.drains
+        return Change(None if drains == in_force else drains.encode(), message,
                       self.applied.revision("drains"))
 
     def qos_change(self, policy: QosPolicy) -> Change:
@@ -158,15 +159,15 @@ class Commands(FabricCommands):
     def pin_change(self, key: FlowKey, spine: int) -> Change:
         """The pins with ``key`` pinned to ``spine`` (NotFound, FailedPrecondition if it
         cannot be), and the revision of the pins it was computed from."""
-        pins = self.core.shared_pins()
-        self.core.check_pin(key, spine)
+        pins = dict(self.core.traffic.shared_pins or {})  # (a copy; {} alone)
+        self.core.traffic.check_pin(key, spine)
         pins[key] = spine
         return Change(encode_pins(pins), f"{key} pinned to spine {spine}",
                       self.applied.revision("pins"))
 
     def unpin_change(self, key: FlowKey) -> Change:
         """The pins without ``key`` (NotFound if it is not pinned)."""
-        pins = self.core.shared_pins()
+        pins = dict(self.core.traffic.shared_pins or {})  # (a copy; {} alone)
         if key not in pins:
             raise NotFound(f"no operator pin for {key}")
         del pins[key]
@@ -175,14 +176,14 @@ class Commands(FabricCommands):
     def job_register_change(self, spec: JobSpec) -> Change:
         """The job list with ``spec`` registered (JobError, JobExists, or
         FailedPrecondition with TE off, if it cannot be)."""
-        specs = self.core.registered_jobs()
-        self.core.check_job(spec)
+        specs = self.core.traffic.jobs.registered()
+        self.core.traffic.check_job(spec)
         return Change(encode_jobs([*specs, spec]), f"job {spec.job_id} registered",
                       self.applied.revision("jobs"))
 
     def job_delete_change(self, job_id: str) -> Change:
         """The job list without ``job_id`` (NotFound if it is not registered)."""
-        specs = self.core.registered_jobs()
+        specs = self.core.traffic.jobs.registered()
         if all(s.job_id != job_id for s in specs):
             raise NotFound(f"no job {job_id!r}")
         return Change(encode_jobs([s for s in specs if s.job_id != job_id]),
@@ -201,7 +202,7 @@ class Commands(FabricCommands):
 
     def job_info(self, job_id: str) -> JobInfo:
         """A registered job with its placement (NotFound for an unknown id)."""
-        found = next((j for j in self.core.job_infos() if j.job_id == job_id), None)
+        found = next((j for j in self.core.traffic.job_infos() if j.job_id == job_id), None)
         if found is None:
             raise NotFound(f"no job {job_id!r}")
         return found
@@ -216,7 +217,7 @@ class Commands(FabricCommands):
         # (a change not synced yet: its re-placements first, as the sync would make them)
         self._apply(self.core.prepare(now), now)
         desired, complete = self.core.desired(dpid, now)
-        keep = self.core.kept_groups(dpid, session.mirror.groups, now)
+        keep = self.core.grace.kept_groups(dpid, session.mirror.groups, now)
         pending = len(self.sync.plan_for(session, now))
         return SwitchEntries(
             dpid, complete,

@@ -83,7 +83,8 @@ class FabricApp(BoundedLoopApp):
         self.out = Southbound(sync, self.later, self.at, self.cluster.writable,
                               self.cluster.written, self.pub.synced, self.pub.events)
         self.stats = StatsPoller(LoadMonitor(alpha=cfg.te.smoothing), self.pub.set,
-                                 self._te_round, self.core.pin_counters, self.pub.bus.publish)
+                                 self._te_round, self.core.traffic.pin_counters,
+                                 self.pub.bus.publish)
         self.commands = Commands(self.core, sync, self._apply, self.pub.set,
                                  lambda: self.pub.value, self.pub.flows, time.time)
         # periodic work, one table: (timer, what runs); the statistics' rows are its own
@@ -153,7 +154,7 @@ class FabricApp(BoundedLoopApp):
         self.heartbeat.beat()
         LOOP_LAG.observe(time.monotonic() - ev.posted)
         now = time.time()
-        leaves = {d for d in self.dps if self.core.te is not None
+        leaves = {d for d in self.dps if self.core.traffic.te is not None
                   and self.core.role(d) == "leaf"}
         for timer in self.timers.due(time.monotonic()):
             if timer == "probe":
@@ -164,8 +165,8 @@ class FabricApp(BoundedLoopApp):
                 self.stats.poll(timer, self.dps.values(), leaves, now)
         # Switches become settled with time alone: sync when that happens.
         settled = frozenset(d for d in self.dps if self.core.is_settled(d, now))
-        frozen = self.core.frozen_groups(now)
-        waiting = frozenset(d for d in self.dps if self.core.waiting(d, now))
+        frozen = self.core.grace.frozen_groups(now)
+        waiting = frozenset(d for d in self.dps if self.core.grace.waiting(d, now))
         newly = settled != self._settled or (frozen, waiting) != self._frozen
         self._settled, self._frozen = settled, (frozen, waiting)
         self._apply(Effects(), now, force_sync=newly)
@@ -206,7 +207,7 @@ class FabricApp(BoundedLoopApp):
             del self.dps[dp.id]
             self.cluster.switch_down(dp.id)
             self.stats.forget(dp.id)
-            self._apply(self.core.switch_disconnected(dp.id, now), now)
+            self._apply(self.core.discovery.switch_disconnected(dp.id), now)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     @guarded
@@ -253,11 +254,11 @@ class FabricApp(BoundedLoopApp):
             got.foreign,
         )
         dpid, now = got.dpid, time.time()
-        self.core.recover_pins(dpid, got.flows)
+        self.core.traffic.recover_pins(dpid, got.flows)
         self.core.recover_layout(dpid, got.flows, got.groups)
-        self._apply(self.core.recover_hosts(dpid, got.flows, now), now, force_sync=True)
+        self._apply(self.core.edge.recover_hosts(dpid, got.flows, now), now, force_sync=True)
         # Probe only now: the switch holds its LLDP entry, so replies to it are seen.
-        self._apply(self.core.probe(dpid, now), now)
+        self._apply(self.core.discovery.probe(dpid, now), now)
 
     # --- statistics (apps.stats) ------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)

@@ -41,8 +41,9 @@ class Publisher:
 
     def flows(self, now: float) -> None:
         """TE's flows and jobs (nothing with TE off)."""
-        if self.core.te is not None:
-            self.set(flows=self.core.flows(now), flows_at=now, jobs=self.core.job_infos(),
+        traffic = self.core.traffic
+        if traffic.te is not None:
+            self.set(flows=traffic.flows(now), flows_at=now, jobs=traffic.job_infos(),
                      jobs_at=now)
 
     def synced(self, now: float, everything: bool) -> None:
@@ -75,5 +76,5 @@ class Publisher:
                 if n != self._errors_seen.get(name, 0)], now)
             self._errors_seen = errors
         self.set(counters={**counts, **self.core.counters,
-                           **(self.core.te.stats if self.core.te else {}),
+                           **(self.core.traffic.te.stats if self.core.traffic.te else {}),
                            **{f"handler_errors.{k}": v for k, v in errors.items()}})

@@ -44,7 +44,7 @@ class Rebalancer:
         """Search a pass if one is worth it and none is in flight (the app's thread)."""
         if self.busy:
             return
-        job = self.core.rebalance_job(now)
+        job = self.core.traffic.rebalance_job(now)
         if job is not None:
             self.busy = True
             self._worker.submit(self._search, job)

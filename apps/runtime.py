@@ -1,15 +1,31 @@
-"""The configuration the daemon hands to the os-ken apps it starts.
+"""The configuration the daemon hands to the os-ken apps it starts, and the core's
+settings made from it.
 
 os-ken instantiates apps itself, without arguments of ours; the daemon sets the
-validated configuration here first, and the apps read it in their constructors.
+validated configuration here first, and the apps read it in their constructors. The
+configuration model (``controller/config.py``) defines every setting; the core takes
+its own frozen values (``CoreSettings``, ``TeSettings``...), which it cannot import
+from the model: :func:`core_settings` is the one place that maps one to the other.
 """
 
 from __future__ import annotations
 
-from controller.config import FabricdConfig
-from controller.core.fabric_core import CoreSettings
+from dataclasses import fields
+from typing import Any
+
+from pydantic import BaseModel
+
+from controller.config import FabricdConfig, TeConfig
+from controller.core.cabling import make_cable, parse_end
+from controller.core.dampening import DampingSettings
+from controller.core.forwarding import PuntLimits
+from controller.core.hosts import HostSettings, StaticHost
+from controller.core.jobs import JobLimits
+from controller.core.model import Cable
 from controller.core.qos import QosPolicy
+from controller.core.settings import CoreSettings
 from controller.core.shared import Intent, IntentError, decode_policy
+from controller.core.te import TeSettings
 
 _config: FabricdConfig | None = None
 _intents: list[Intent] = []
@@ -60,25 +76,50 @@ def secret() -> bytes | None:
     return _secret
 
 
+# --- the core's settings: each setting of the configuration mapped here, once -------------
+def same_named(section: BaseModel, target: type) -> dict[str, Any]:
+    """The settings of a configuration section that the core's dataclass ``target``
+    takes under the same name. A setting keeps its name from the config file to the
+    core, so only those whose name or form changes are mapped by hand below (a unit
+    test checks that every setting reaches the core, and that the defaults agree)."""
+    names = {f.name for f in fields(target)}
+    return {k: getattr(section, k) for k in type(section).model_fields if k in names}
+
+
+def te_settings(te: TeConfig) -> TeSettings:
+    """Traffic engineering's settings (``te:``); a placement counts as load until two
+    polls of its counters have measured it."""
+    return TeSettings(**same_named(te, TeSettings), fresh_window=2 * te.poll_interval)
+
+
+def job_limits(cfg: FabricdConfig) -> JobLimits:
+    """The limits on registered training jobs (``jobs:``), which the API checks too."""
+    return JobLimits(**same_named(cfg.jobs, JobLimits))
+
+
+def cabling_plan(cfg: FabricdConfig) -> tuple[Cable, ...]:
+    return tuple(make_cable(parse_end(a), parse_end(b)) for a, b in cfg.cabling)
+
+
 def core_settings(cfg: FabricdConfig) -> CoreSettings:
     """The core's settings from the configuration."""
-    disc = cfg.discovery
+    disc, edge, te = cfg.discovery, cfg.edge, cfg.te
     return CoreSettings(
-        lldp_interval=disc.lldp_interval,
-        link_timeout=disc.link_timeout,
-        settle_time=disc.settle_time,
-        absent_timeout=disc.absent_timeout,
-        damping=disc.dampening.settings(),
+        **same_named(disc, CoreSettings),
+        **same_named(edge, CoreSettings),
+        **same_named(te, CoreSettings),
+        damping=DampingSettings(**same_named(disc.dampening, DampingSettings)),
         role_overrides=dict(cfg.roles),
-        cabling=cfg.cabling_plan(),
+        cabling=cabling_plan(cfg),
         qos=qos_policy(cfg),
-        te=cfg.te.settings() if cfg.te.enabled else None,
+        te=te_settings(te) if te.enabled else None,
         link_speed_bps=(cfg.link_speed_mbps or 0) * 1_000_000,
-        new_flow_rate=cfg.te.new_flow_rate,
-        hosts=cfg.host_settings(),
-        punt=cfg.punt_limits(),
-        declined_flow_timeout=cfg.edge.declined_flow_timeout,
-        max_flows_per_port=cfg.te.max_flows_per_port,
-        job_limits=cfg.jobs.limits(),
-        source_guard=cfg.edge.source_guard,
+        hosts=HostSettings(
+            **same_named(edge, HostSettings),
+            max_per_port=edge.max_hosts_per_port,
+            idle_timeout=edge.host_idle_timeout,
+            static=tuple(StaticHost(h.mac, h.ip, h.leaf, h.port) for h in cfg.hosts)),
+        punt=PuntLimits(host_pps=edge.packet_in_rate, host_burst=edge.packet_in_burst,
+                        te_pps=edge.te_copy_rate, lldp_pps=edge.lldp_rate),
+        job_limits=job_limits(cfg),
     )

@@ -1,28 +1,31 @@
 """fabricd configuration: a YAML file validated by pydantic, overridden by flags.
 
 Every problem is reported as one :class:`ConfigError` naming the key and the reason.
+Here: the whole (:class:`FabricdConfig`), its loading, and the sections the core's
+settings are made of (``apps/runtime.py`` maps them, each setting once); the daemon's
+own sections (listeners, TLS, etcd) are in ``controller/config_daemon.py``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from controller.config_daemon import (
+    ApiConfig,
+    ClusterConfig,
+    MetricsConfig,
+    OpenFlowConfig,
+    Strict,
+    parse_host_port,
+)
 from controller.core.cabling import make_cable, parse_end
-from controller.core.constants import DEFAULT_TOKEN_FILE
-from controller.core.dampening import DampingSettings
-from controller.core.forwarding import PuntLimits
-from controller.core.hosts import HostSettings, StaticHost, host_address, unicast_mac
-from controller.core.jobs import JobLimits
-from controller.core.model import Cable
+from controller.core.hosts import host_address, unicast_mac
 from controller.core.qos import QosPolicy, profile_policy
 from controller.core.roles import ROLES
-from controller.core.te import TeSettings
 
 
 class ConfigError(Exception):
@@ -31,29 +34,6 @@ class ConfigError(Exception):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"{key}: {reason}" if key else reason)
         self.key, self.reason = key, reason
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def parse_host_port(value: str, any_port: bool = False) -> tuple[str, int]:
-    """Split ``host:port`` (``[v6]:port`` for IPv6); raise ValueError with a reason.
-    With ``any_port``, port 0 (any free port) is allowed."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    low = 0 if any_port else 1
-    if not port.isdigit() or not low <= int(port) < 65536:
-        raise ValueError(f"port must be {low}-65535, got {port!r}")
-    if host not in ("localhost", "*"):
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} is not an IP address") from None
-    return host, int(port)
 
 
 _ANY_HOST = {"*", "0.0.0.0", "::"}
@@ -66,133 +46,7 @@ def _hosts_overlap(a: str, b: str) -> bool:
     return a == b or a in _ANY_HOST or b in _ANY_HOST
 
 
-class OpenFlowConfig(_Strict):
-    """The OpenFlow 1.3 listener the switches connect to, and what one switch may make
-    the controller hold."""
-
-    listen_host: str = Field("0.0.0.0", description="address switches connect to")
-    port: int = Field(6653, ge=1, le=65535)
-    echo_interval: float = Field(2.0, gt=0, description="seconds between echo requests")
-    echo_max_unanswered: int = Field(3, ge=1, description="a switch is dropped after this "
-                                     "many unanswered echo requests")
-    send_queue: int = Field(4096, ge=64, le=1 << 20, description="messages queued for one "
-                            "switch; a switch whose queue is full and that has read nothing "
-                            "for a second is dropped")
-    send_buffer: int = Field(1 << 20, ge=1 << 16, le=64 << 20, description="kernel send "
-                             "buffer per switch session, bytes")
-    punt_backlog: int = Field(4096, ge=16, le=1 << 20, description="frames from hosts "
-                              "(packet-ins) waiting for the controller, in all; more are "
-                              "dropped and counted (aifabric_intake_dropped_total)")
-    punt_backlog_per_switch: int = Field(512, ge=1, le=1 << 20, description="frames from "
-                                         "hosts waiting for the controller from one switch")
-    message_backlog_per_switch: int = Field(20_000, ge=64, le=1 << 22, description="other "
-                                            "messages of one switch waiting for the "
-                                            "controller; beyond it the session is ended "
-                                            "(reconciled when it reconnects)")
-
-    @field_validator("listen_host")
-    @classmethod
-    def _ip(cls, v: str) -> str:
-        ipaddress.ip_address(v)
-        return v
-
-
-
-
-class TokenConfig(_Strict):
-    """One API token: who it stands for and what it may do."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
-    role: Literal["reader", "admin"]
-    token: str = Field(min_length=16, max_length=256, pattern=r"^[\x21-\x7e]+$")
-
-
-class TlsConfig(_Strict):
-    cert: str = Field(description="server certificate chain (PEM)")
-    key: str = Field(description="its private key (PEM)")
-    client_ca: str | None = Field(None, description="CA of client certificates; set: "
-                                                    "clients must present one")
-
-    @model_validator(mode="after")
-    def _readable(self) -> TlsConfig:
-        for name in ("cert", "key", "client_ca"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).expanduser().is_file():
-                raise ValueError(f"{name}: no such file: {path}")
-        return self
-
-
-class ApiConfig(_Strict):
-    """The gRPC management API (fabricctl, schedulers)."""
-
-    address: str = Field("127.0.0.1:50051", description="where it listens (fabricctl "
-                         "--server)")
-    tokens: list[TokenConfig] = Field(
-        default_factory=list, description="who may call: a reader may get, list and "
-        "watch; an admin may also set, drain and pin. None listed: one admin token is "
-        "read from token_file, or generated there (mode 0600) on first start; fabricctl "
-        "on the same machine reads the same file",
-        examples=[[{"name": "ops", "role": "admin", "token": "use-at-least-16-characters"},
-                   {"name": "grafana", "role": "reader",
-                    "token": "another-long-random-string"}]])
-    token_file: str = Field(DEFAULT_TOKEN_FILE, description="the local admin token (when "
-                            "no tokens are listed)")
-    tls: TlsConfig | None = Field(None, description="serve TLS (client_ca: require client "
-                                  "certificates signed by it)",
-                                  examples=[{"cert": "server.pem", "key": "server.key",
-                                             "client_ca": "ca.pem"}])
-    audit_log: str | None = Field(None, description="JSON lines of every mutation; "
-                                                    "None: the daemon's log only")
-    allow_insecure: bool = Field(False, description="serve a non-loopback address "
-                                                    "without TLS")
-    max_watchers: int = Field(64, ge=1, le=4096, description="WatchEvents streams at "
-                              "once (each holds a server thread)")
-    max_watchers_per_token: int = Field(32, ge=1, le=4096, description="WatchEvents "
-                                        "streams one token may hold")
-
-    @field_validator("address")
-    @classmethod
-    def _addr(cls, v: str) -> str:
-        parse_host_port(v)
-        return v
-
-    @field_validator("tokens")
-    @classmethod
-    def _unique(cls, v: list[TokenConfig]) -> list[TokenConfig]:
-        seen: set[str] = set()
-        for t in v:
-            if t.token in seen:
-                raise ValueError(f"token of {t.name!r} is used twice")
-            seen.add(t.token)
-        return v
-
-    @model_validator(mode="after")
-    def _exposed(self) -> ApiConfig:
-        if not self.loopback and self.tls is None and not self.allow_insecure:
-            raise ValueError(f"serving {self.address} (not loopback) without TLS needs "
-                             "api.tls, or api.allow_insecure / --insecure-api")
-        return self
-
-    @property
-    def loopback(self) -> bool:
-        host, _ = parse_host_port(self.address)
-        return host == "localhost" or (host != "*" and ipaddress.ip_address(host).is_loopback)
-
-
-class MetricsConfig(_Strict):
-    """Prometheus metrics over HTTP (``/metrics``)."""
-
-    enabled: bool = Field(True, description="GET http://ADDRESS/metrics (--metrics-addr)")
-    address: str = "127.0.0.1:9464"
-
-    @field_validator("address")
-    @classmethod
-    def _addr(cls, v: str) -> str:
-        parse_host_port(v)
-        return v
-
-
-class DampingConfig(_Strict):
+class DampingConfig(Strict):
     """Link-flap dampening (RFC 2439 style): each down of a fabric port earns a penalty
     that halves every half_life seconds; from suppress on, its link is held down until
     the penalty is below reuse."""
@@ -212,13 +66,8 @@ class DampingConfig(_Strict):
             raise ValueError("need reuse < suppress <= max_penalty")
         return self
 
-    def settings(self) -> DampingSettings:
-        return DampingSettings(penalty=1.0, suppress=self.suppress, reuse=self.reuse,
-                               half_life=self.half_life, max_penalty=self.max_penalty,
-                               enabled=self.enabled)
 
-
-class DiscoveryConfig(_Strict):
+class DiscoveryConfig(Strict):
     """Finding switches, links and roles (authenticated LLDP)."""
 
     lldp_interval: float = Field(1.0, gt=0, le=60, description="seconds between LLDP "
@@ -241,7 +90,7 @@ class DiscoveryConfig(_Strict):
         return self
 
 
-class TeConfig(_Strict):
+class TeConfig(Strict):
     """Traffic engineering (docs/traffic-engineering.md)."""
 
     enabled: bool = Field(True, description="--no-te: ECMP select groups only")
@@ -273,24 +122,8 @@ class TeConfig(_Strict):
     rebalance_cooldown: float = Field(5.0, ge=0, le=3600, description="seconds after a "
                                       "rebalancing pass that moved flows before the next")
 
-    def settings(self) -> TeSettings:
-        return TeSettings(
-            large_flow_fraction=self.large_flow_fraction,
-            congestion_threshold=self.congestion_threshold,
-            congestion_intervals=self.congestion_intervals,
-            hysteresis=self.hysteresis,
-            min_move_interval=self.min_move_interval,
-            flow_idle_timeout=self.flow_idle_timeout,
-            fresh_window=2 * self.poll_interval,
-            max_flows=self.max_flows,
-            smoothing=self.smoothing,
-            rebalance=self.rebalance,
-            rebalance_floor=self.rebalance_floor,
-            rebalance_cooldown=self.rebalance_cooldown,
-        )
 
-
-class JobsConfig(_Strict):
+class JobsConfig(Strict):
     """Training jobs registered through the API (RegisterJob, docs/jobs.md)."""
 
     max_jobs: int = Field(64, ge=1, le=10_000, description="jobs registered at once")
@@ -298,11 +131,8 @@ class JobsConfig(_Strict):
     max_pairs: int = Field(20_000, ge=1, le=10_000_000, description="directed host pairs "
                            "one job's pattern may imply")
 
-    def limits(self) -> JobLimits:
-        return JobLimits(self.max_jobs, self.max_members, self.max_pairs)
 
-
-class EdgeConfig(_Strict):
+class EdgeConfig(Strict):
     """What one host (edge port) may make the controller hold or do."""
 
     max_hosts_per_port: int = Field(32, ge=1, le=4096, description="MACs one edge port "
@@ -327,7 +157,7 @@ class EdgeConfig(_Strict):
                                "from it or drops it")
 
 
-class StaticHostConfig(_Strict):
+class StaticHostConfig(Strict):
     """A host bound by the operator: nothing a frame claims can move it."""
 
     mac: str = Field(pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -350,7 +180,7 @@ class StaticHostConfig(_Strict):
         return v.lower()
 
 
-class QosConfig(_Strict):
+class QosConfig(Strict):
     """Traffic classes: marking at the leaf edge, queues on every port."""
 
     enabled: bool = Field(True, description="--no-qos: provision and mark nothing")
@@ -371,74 +201,7 @@ class QosConfig(_Strict):
         return self.policy if self.policy is not None else profile_policy(self.profile)
 
 
-def etcd_endpoint(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an etcd client URL ``http(s)://HOST:PORT``; ValueError
-    saying what is expected otherwise."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port:
-        raise ValueError(f"expected http(s)://HOST:PORT, got {url!r}")
-    return parts.scheme, parts.hostname, port
-
-
-class ClusterConfig(_Strict):
-    """Cluster mode (docs/cluster.md): several fabricd on one etcd, each switch mastered
-    by one of them. Off without ``etcd`` endpoints."""
-
-    etcd: list[str] = Field(default_factory=list, description="etcd client URLs, "
-                            "http(s)://HOST:PORT; empty: fabricd runs alone")
-    node_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-                                description="this instance's name, unique in the cluster")
-    name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-                      description="the cluster's name: its keys in etcd")
-    lease_ttl: int = Field(1, ge=1, le=60, description="seconds an instance's lease "
-                           "lives without a keepalive (etcd raises it to 1.5 x its "
-                           "election timeout)")
-    etcd_timeout: float = Field(0.5, gt=0, le=30, description="seconds one etcd request "
-                                "may take")
-    peer_address: str = Field("127.0.0.1:0", description="where the other instances "
-                              "connect to see this process end (HOST:PORT, port 0: any "
-                              "free port; a routable address when they run on other "
-                              "machines; empty: no fast failure detection, the lease "
-                              "TTL only)")
-    etcd_ca: str | None = Field(None, description="CA of etcd's certificate (https)")
-    etcd_cert: str | None = Field(None, description="client certificate for etcd (PEM)")
-    etcd_key: str | None = Field(None, description="its private key (PEM)")
-
-    @field_validator("etcd")
-    @classmethod
-    def _endpoints(cls, v: list[str]) -> list[str]:
-        for i, url in enumerate(v):
-            try:
-                etcd_endpoint(url)
-            except ValueError as exc:
-                raise ValueError(f"entry {i}: {exc}") from None
-        return v
-
-    @field_validator("peer_address")
-    @classmethod
-    def _peer(cls, v: str) -> str:
-        if v:
-            parse_host_port(v, any_port=True)
-        return v
-
-    @model_validator(mode="after")
-    def _complete(self) -> ClusterConfig:
-        if self.etcd and not self.node_id:
-            raise ValueError("node_id is needed with etcd endpoints (--node-id NAME)")
-        if bool(self.etcd_cert) != bool(self.etcd_key):
-            raise ValueError("etcd_cert and etcd_key go together")
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.etcd)
-
-
-class FabricdConfig(_Strict):
+class FabricdConfig(Strict):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error")
     link_speed_mbps: float | None = Field(
@@ -538,22 +301,6 @@ class FabricdConfig(_Strict):
             macs.add(h.mac)
             ips.add(h.ip)
         return v
-
-    def punt_limits(self) -> PuntLimits:
-        e = self.edge
-        return PuntLimits(host_pps=e.packet_in_rate, host_burst=e.packet_in_burst,
-                          te_pps=e.te_copy_rate, lldp_pps=e.lldp_rate)
-
-    def host_settings(self) -> HostSettings:
-        return HostSettings(
-            max_per_port=self.edge.max_hosts_per_port,
-            idle_timeout=self.edge.host_idle_timeout,
-            probe_timeout=self.edge.probe_timeout,
-            static=tuple(StaticHost(h.mac, h.ip, h.leaf, h.port) for h in self.hosts),
-        )
-
-    def cabling_plan(self) -> tuple[Cable, ...]:
-        return tuple(make_cable(parse_end(a), parse_end(b)) for a, b in self.cabling)
 
     @field_validator("roles", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from apps.guard import HANDLER_ERRORS, WATCHDOG_TRIPS
 from apps.intake import INTAKE_DROPPED, INTAKE_QUEUED, SESSIONS_OVERFLOWED
 from apps.qos_app import QOS_ERRORS
 from controller import __version__
-from controller.config import parse_host_port
+from controller.config_daemon import parse_host_port
 from controller.core.snapshot import Published
 
 log = logging.getLogger("aifabric.metrics")

@@ -44,6 +44,7 @@ from apps.api.messages import (
 )
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from apps.guard import WATCHDOG_TRIPS
+from apps.runtime import job_limits
 from controller import __version__
 from controller.config import FabricdConfig
 from controller.core.errors import (
@@ -332,7 +333,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self._te_on(": jobs cannot be placed")
         spec = job_spec(request)
         # (malformed jobs are refused here, before they reach the controller: JobError)
-        spec.validate(self.config.jobs.limits())
+        spec.validate(job_limits(self.config))
         self._shared(context, "jobs", lambda c: c.job_register_change(spec))
         info = self._call(context, lambda c: c.job_info(spec.job_id))
         log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from controller.core import constants as C
 from controller.core.cabling import cabling_warnings
-from controller.core.dampening import DampingSettings, FlapDamper
+from controller.core.dampening import FlapDamper
 from controller.core.discovery import Discovery
 from controller.core.edge import Edge
 from controller.core.effects import Effects
-from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.events import FabricEvent
 from controller.core.forwarding import (
     FabricView,
     HostLocation,
-    PuntLimits,
     assign_group_ids,
     desired_state,
     lldp_meters,
@@ -30,70 +27,43 @@ from controller.core.frames import (
     FrameError,
     parse_ethernet,
 )
-from controller.core.hosts import HostGuard, HostSettings
-from controller.core.jobs import JobLimits, JobSpec
-from controller.core.maintenance import Maintenance, cable_text
-from controller.core.model import Cable, Fabric, LinkEnd, Port
-from controller.core.openflow import FlowRule, GroupRule, Match, SwitchDesired
+from controller.core.hosts import HostGuard
+from controller.core.jobs import JobSpec
+from controller.core.maintenance import Maintenance
+from controller.core.model import Cable, Fabric, Port
+from controller.core.openflow import FlowRule, GroupRule, SwitchDesired
 from controller.core.qos import QosPolicy
 from controller.core.ratelog import RateLimitedLog
+from controller.core.restart_grace import RestartGrace
 from controller.core.roles import LEAF, SPINE, infer_roles
+from controller.core.settings import CoreSettings
 from controller.core.shared import Drains
 from controller.core.snapshot import (
-    FlowInfo,
     HostInfo,
-    JobInfo,
     LinkInfo,
     SwitchInfo,
     TopologySnapshot,
 )
 from controller.core.te import (
-    Flow,
     FlowKey,
-    RebalancePass,
     RebalancePlan,
-    TeSettings,
-    TeTopology,
     TrafficEngineer,
 )
 from controller.core.te.fabric import FabricTE
+from controller.core.te.off import TeOff
 
 log = logging.getLogger("aifabric.core")
-
-
-
-@dataclass(frozen=True)
-class CoreSettings:
-    lldp_interval: float = 1.0  # seconds between probes on every port
-    link_timeout: float = 3.5  # a link not re-confirmed for this long is gone
-    settle_time: float = 1.0  # after connecting, a switch is left this long to be discovered
-    # after a controller restart, entries towards a leaf that has not reconnected are
-    # kept (frozen) this long, counted from the first switch back
-    absent_timeout: float = 30.0
-    damping: DampingSettings = field(default_factory=DampingSettings)  # link flaps
-    flood_rate: float = 50.0  # broadcast/unknown frames per second per host port
-    flood_burst: float = 100.0
-    role_overrides: dict[int, str] = field(default_factory=dict)
-    cabling: tuple[Cable, ...] = ()  # the operator's cabling plan, if any
-    qos: QosPolicy | None = None  # edge marking policy; None with --no-qos
-    te: TeSettings | None = None  # traffic engineering; None with --no-te
-    link_speed_bps: float = 0.0  # overrides what switches report (0: trust them)
-    new_flow_rate: float = 2000.0  # new flows per second per host port that TE places
-    hosts: HostSettings = field(default_factory=HostSettings)  # identity rules at the edge
-    punt: PuntLimits = field(default_factory=PuntLimits)  # switch meters towards us
-    declined_flow_timeout: int = 10  # seconds a flow TE declined is not copied again
-    max_flows_per_port: int = 4096  # TE-tracked flows one host port may hold
-    job_limits: JobLimits = field(default_factory=JobLimits)  # registered training jobs
-    source_guard: bool = True  # IPv4 from a host port only from what is bound there
 
 
 class FabricCore:
     """Events in (switches, ports, frames, counters, operator commands, the time),
     desired switch state and effects out. Discovery (``discovery``: LLDP, links, flap
     dampening), the leaf edge (``edge``: frames from hosts, flooding, hosts read back
-    after a restart), host identity (``host_guard``), maintenance (``maintenance``) and
-    traffic engineering (``traffic``) are components it owns; it keeps the roles, the
-    restart grace period, the QoS policy and the derived views (``view``, ``desired``)."""
+    after a restart), host identity (``host_guard``), maintenance (``maintenance``), the
+    restart grace period (``grace``) and traffic engineering (``traffic``: FabricTE, or
+    TeOff with --no-te) are components it owns; callers reach them directly for what
+    the core adds nothing to. It keeps the roles, the QoS policy, the time of the latest
+    event and the derived views (``view``, ``desired``)."""
 
     def __init__(self, settings: CoreSettings, secret: bytes) -> None:
         self.settings = settings
@@ -108,8 +78,6 @@ class FabricCore:
         self.events: list[FabricEvent] = []  # taken by the app with take_events()
         self._now = 0.0  # time of the latest event, for decisions made while syncing
         self._guard_checked = -1.0  # when the source guard's ports were last checked
-        self._expected_groups: set[int] = set()  # ECMP groups the switches held at start
-        self._grace_until: float | None = None  # end of the restart grace period
         self.host_guard = HostGuard(self.fabric, settings.hosts)
         self.damper = FlapDamper(settings.damping)
         self.host_guard.install_static(0.0)
@@ -119,154 +87,68 @@ class FabricCore:
             lldp_interval=settings.lldp_interval, link_timeout=settings.link_timeout,
             settle_time=settings.settle_time, count=self._count, event=self._event,
             changed=self._changed, rlog=self._rlog)
+        self.grace = RestartGrace(self.fabric, settings.absent_timeout,
+                                  lambda: self.view().group_ids, self.discovery.is_settled)
         self.edge = Edge(
             self.fabric, self.host_guard, flood_rate=settings.flood_rate,
             flood_burst=settings.flood_burst, host_ports=self.host_ports,
             leaves=lambda: sorted(d for d, r in self.roles().items() if r == LEAF),
             count=self._count, emit=lambda e: self.events.append(e), changed=self._changed,
             rlog=self._rlog)
-        self.traffic: FabricTE | None = (  # traffic engineering (None with --no-te)
+        self.traffic: FabricTE | TeOff = (  # traffic engineering
             FabricTE(settings, TrafficEngineer(settings.te), self, self._count, self._event)
-            if settings.te is not None else None)
+            if settings.te is not None else TeOff())
 
-    @property
-    def te(self) -> TrafficEngineer | None:
-        """The traffic engineer (its flows, pins, stats), or None with --no-te."""
-        return self.traffic.te if self.traffic is not None else None
-
-    # --- traffic engineering: entry points of the component ---------------------------------
+    # --- traffic engineering's steps, which stamp the core's time (the rest: ``traffic``) ----
     def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
         """A copy of a packet no pin holds yet, from a leaf's TE table: place its flow."""
         self._now = now
-        return self.traffic.flow_seen(dpid, in_port, data, now) if self.traffic else Effects()
+        return self.traffic.flow_seen(dpid, in_port, data, now)
 
     def te_pass(self, port_bps: dict[tuple[int, int], float], now: float,
                 rebalance: bool = True) -> Effects:
         """One control interval: new rates in; idle flows out; congestion, and
         rebalancing unless the caller runs it apart (``rebalance_job``/``rebalanced``)."""
         self._now = now
-        return self.traffic.te_pass(port_bps, now, rebalance) if self.traffic else Effects()
-
-    def rebalance_job(self, now: float) -> RebalancePass | None:
-        """The input of a rebalancing pass, for ``te.search`` on another thread."""
-        return self.traffic.rebalance_job(now) if self.traffic is not None else None
+        return self.traffic.te_pass(port_bps, now, rebalance)
 
     def rebalanced(self, plan: RebalancePlan, now: float,
                    limit: int | None = None) -> tuple[Effects, RebalancePlan | None]:
         """A searched rebalancing pass: applied if it still holds, at most about
         ``limit`` moves now; returns the rest of the plan for the next step."""
         self._now = now
-        if self.traffic is None:
-            return Effects(), None
         return self.traffic.rebalanced(plan, now, limit)
-
-    def pin_counters(self, dpid: int, counters: list[tuple[Match, int, int]],
-                     now: float, all_pins: bool = False) -> None:
-        """A leaf's TE pins and job pair entries: (match, cookie, bytes); ``all_pins``
-        when ``counters`` are every TE pin the leaf holds (FabricTE.pin_counters)."""
-        if self.traffic is not None:
-            self.traffic.pin_counters(dpid, counters, now, all_pins)
-
-    # --- training jobs (TE's JobBook) ---------------------------------------------------------
-    def _traffic(self) -> FabricTE:
-        if self.traffic is None:
-            raise FailedPrecondition("traffic engineering is off (--no-te): jobs cannot be "
-                                     "placed")
-        return self.traffic
-
-    def check_job(self, spec: JobSpec) -> None:
-        """JobError (naming the field) or JobExists unless ``spec`` can be registered."""
-        self._traffic().check_job(spec)
 
     def register_job(self, spec: JobSpec, now: float) -> Effects:
         """Check, register and place a job (JobError naming the field, JobExists)."""
         self._now = now
-        return self._traffic().register_job(spec, now)
+        return self.traffic.register_job(spec, now)
 
     def delete_job(self, job_id: str, now: float) -> Effects:
         self._now = now
-        return self._traffic().delete_job(job_id, now)
-
-    def registered_jobs(self) -> list[JobSpec]:
-        """The registered jobs in registration order ([] with TE off)."""
-        return self.traffic.jobs.registered() if self.traffic is not None else []
+        return self.traffic.delete_job(job_id, now)
 
     def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
         """The registered jobs as a cluster shares them (FabricTE.set_jobs)."""
         self._now = now
-        return self._traffic().set_jobs(specs, now)
-
-    def restore_jobs(self, specs: list[JobSpec], now: float) -> None:
-        self._traffic().restore_jobs(specs, now)
-
-    def job_specs(self) -> list[JobSpec]:
-        """The registered jobs, in placement order (what the state file keeps)."""
-        return self.traffic.jobs.specs() if self.traffic is not None else []
-
-    def job_infos(self) -> tuple[JobInfo, ...]:
-        return self.traffic.job_infos() if self.traffic is not None else ()
-
-    def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
-        if self.traffic is None:
-            raise FailedPrecondition("traffic engineering is off (--no-te)")
-        return self.traffic.pin_flow(key, spine, now)
-
-    def check_pin(self, key: FlowKey, spine: int) -> None:
-        """NotFound or FailedPrecondition unless ``key`` can be pinned to ``spine`` now."""
-        self._traffic().check_pin(key, spine)
-
-    def shared_pins(self) -> dict[FlowKey, int]:
-        """The operator pins a cluster shares, as last set here ({} alone or TE off)."""
-        pins = self.traffic.shared_pins if self.traffic is not None else None
-        return dict(pins or {})
+        return self.traffic.set_jobs(specs, now)
 
     def set_pins(self, pins: dict[FlowKey, int], now: float) -> Effects:
         """The operator pins as a cluster shares them (FabricTE.set_pins)."""
         self._now = now
-        return self._traffic().set_pins(pins, now)
-
-    def set_cluster_role(self, writes: frozenset[int], leader: bool) -> None:
-        """Cluster mode: the switches this instance masters, and whether it is the TE
-        leader (FabricTE.set_cluster_role)."""
-        if self.traffic is not None:
-            self.traffic.set_cluster_role(writes, leader)
-
-    def take_shared_moves(self) -> dict[int, dict[FlowKey, tuple[int, str]]]:
-        """The TE leader's moves on leaves other instances write, since the last call."""
-        return self.traffic.take_shared_moves() if self.traffic is not None else {}
+        return self.traffic.set_pins(pins, now)
 
     def apply_leader_moves(self, leaf: int, moves: dict[FlowKey, tuple[int, str]],
                            leader: str, now: float) -> Effects:
         """The TE leader's moves of a leaf this instance writes."""
         self._now = now
-        if self.traffic is None:
-            return Effects()
         return self.traffic.apply_leader_moves(leaf, moves, leader, now)
-
-    def unpin_flow(self, key: FlowKey, now: float) -> Effects:
-        if self.traffic is None:
-            raise FailedPrecondition("traffic engineering is off (--no-te)")
-        return self.traffic.unpin_flow(key, now)
-
-    def flows(self, now: float) -> tuple[FlowInfo, ...]:
-        return self.traffic.flows(now) if self.traffic is not None else ()
-
-    def recover_pins(self, dpid: int, flows: list[FlowRule]) -> None:
-        """Keep a leaf's pins (read back after a restart) for TE to adopt."""
-        if self.traffic is not None:
-            self.traffic.recover_pins(dpid, flows)
-
-    def te_topology(self) -> TeTopology | None:
-        """TE's view of the paths in service (a getter)."""
-        return self.traffic.te_topology() if self.traffic is not None else None
 
     def prepare(self, now: float) -> Effects:
         """The step between a change and computing desired state: flows whose path is
         gone are re-placed (and pins recovered after a restart adopted). ``desired`` is
         a getter and does none of that; a sync calls this first."""
         self._now = now
-        if self.traffic is None:
-            return Effects()
         return Effects(touched=self.traffic.refresh(now))
 
     # --- bookkeeping ------------------------------------------------------------------------
@@ -276,8 +158,7 @@ class FabricCore:
     def _changed(self, reason: str | None = None) -> Effects:
         self._view = None
         self._desired.clear()
-        if self.traffic is not None:
-            self.traffic.invalidate(reason or "topology change")
+        self.traffic.invalidate(reason or "topology change")
         return Effects(changed=True)
 
     def _event(self, kind: str, message: str, **fields: object) -> None:
@@ -286,25 +167,19 @@ class FabricCore:
 
     def take_events(self) -> list[FabricEvent]:
         """Events since the last call (TE's included), oldest first."""
-        if self.te is not None and self.te.events:
-            self.events += self.te.events
-            self.te.events = []
+        te = self.traffic.te
+        if te is not None and te.events:
+            self.events += te.events
+            te.events = []
         out, self.events = self.events, []
         return out
 
     # --- switch events ----------------------------------------------------------------------
     def switch_connected(self, dpid: int, ports: list[Port], now: float) -> Effects:
-        """A switch (re)connected. Probe it with :meth:`probe` once its LLDP entry is in."""
-        if self._grace_until is None:
-            self._grace_until = now + self.settings.absent_timeout
+        """A switch (re)connected. Probe it (``discovery.probe``) once its LLDP entry
+        is in."""
+        self.grace.switch_connected(now)
         return self.discovery.switch_connected(dpid, ports, now)
-
-    def probe(self, dpid: int, now: float) -> Effects:
-        """LLDP probes out of every up port of one switch."""
-        return self.discovery.probe(dpid, now)
-
-    def switch_disconnected(self, dpid: int, now: float) -> Effects:
-        return self.discovery.switch_disconnected(dpid)
 
     def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
         self._now = now
@@ -320,14 +195,16 @@ class FabricCore:
         self._now = now
         eff = self.discovery.probe_all(now)
         eff.merge(self.edge.expire(now))
-        eff.merge(self._end_grace(now))
+        if self.grace.end(now):
+            eff.merge(self._changed("grace period after the restart ended"))
         if self._settle_guard(now):
             eff.changed = True
         return eff.merge(self.discovery.expire(now, now if horizon is None
                                                else min(horizon, now)))
 
     def is_settled(self, dpid: int, now: float) -> bool:
-        """A switch is settled once discovery had time to find its links."""
+        """A switch is settled once discovery had time to find its links (what TE's
+        FabricReader asks)."""
         return self.discovery.is_settled(dpid, now)
 
     # --- packet-in ----------------------------------------------------------------------------
@@ -386,27 +263,14 @@ class FabricCore:
     def is_host_port(self, dpid: int, port: int, now: float) -> bool:
         return port in self.host_ports(dpid, now)
 
-    # --- after a controller restart ------------------------------------------------------
-    def recover_hosts(self, dpid: int, flows: list[FlowRule], now: float) -> Effects:
-        """Hosts read back from a leaf's own host entries (see :class:`Edge`)."""
-        return self.edge.recover_hosts(dpid, flows, now)
-
+    # --- after a controller restart (the grace period: ``grace``) ---------------------------
     def recover_layout(self, dpid: int, flows: list[FlowRule],
                        groups: list[GroupRule]) -> None:
-        """What a switch held when it connected, beyond its hosts: its ECMP groups (each
-        leads to a leaf: until that leaf is back, or the grace period ends, they and the
-        entries using them stay), the ports its groups send out of (they face switches:
-        until each is judged, by a link found over it or the port going down, the
-        switch's groups are kept as they are, and the port is not taken for a host
-        port), and its role (a spine drops multicast in table 2, a leaf punts it), so
-        that a switch whose links are not known yet keeps its role."""
-        self._expected_groups |= {g.group_id for g in groups
-                                  if 0 < g.group_id < C.FF_GROUP_BASE}
-        linked = self.fabric.link_ports(dpid)
-        self.fabric.expected |= {
-            LinkEnd(dpid, a[1]) for g in groups for b in g.buckets for a in b.actions
-            if a[0] == "output" and a[1] not in linked
-            and self.fabric.port_is_up(dpid, a[1])}
+        """What a switch held when it connected, beyond its hosts: its ECMP groups and
+        the ports they send out of (kept through the grace period: :class:`RestartGrace`),
+        and its role (a spine drops multicast in table 2, a leaf punts it), so that a
+        switch whose links are not known yet keeps its role."""
+        self.grace.recover(dpid, groups)
         if dpid in self._roles:
             return
         for rule in flows:
@@ -416,46 +280,6 @@ class FabricCore:
                 self._view = None
                 return
 
-    def waiting(self, dpid: int, now: float) -> bool:
-        """True while a port of ``dpid`` that faced a switch before the restart is not
-        judged yet (that switch is not back): its groups are then kept as they are."""
-        return self._in_grace(now) and any(e.dpid == dpid for e in self.fabric.expected)
-
-    def kept_groups(self, dpid: int, held: Iterable[int], now: float) -> frozenset[int]:
-        """The groups (of ``held``, what switch ``dpid`` holds) that a sync must leave as
-        they are: those towards leaves not back yet, and all of them while a switch
-        ``dpid`` faces is not back (see :meth:`waiting`)."""
-        frozen = self.frozen_groups(now)
-        return frozen | frozenset(held) if self.waiting(dpid, now) else frozen
-
-    def frozen_groups(self, now: float) -> frozenset[int]:
-        """Groups towards leaves that have not come back (yet) since the restart."""
-        if not self._expected_groups or not self._in_grace(now):
-            return frozenset()
-        # a leaf's groups thaw once it is settled (its own entries read back, its hosts
-        # recovered, its links found): until then nobody can judge what it reaches
-        live = {g for d, g in self.view().group_ids.items() if self.is_settled(d, now)}
-        return frozenset(g for g in self._expected_groups if g not in live)
-
-    def _in_grace(self, now: float) -> bool:
-        return self._grace_until is not None and now < self._grace_until
-
-    def _end_grace(self, now: float) -> Effects:
-        """After the grace period, what did not come back is judged without it."""
-        if self._in_grace(now) or not (self._expected_groups or self.fabric.expected):
-            return Effects()
-        gone = sorted(self._expected_groups - set(self.view().group_ids.values()))
-        if gone:
-            log.warning("%d ECMP group(s) towards leaves that did not come back within %g s "
-                        "are removed: %s", len(gone), self.settings.absent_timeout, gone)
-        if self.fabric.expected:
-            log.warning("ports facing switches that did not come back within %g s are "
-                        "judged without them: %s", self.settings.absent_timeout,
-                        sorted((e.dpid, e.port) for e in self.fabric.expected))
-        self._expected_groups.clear()
-        self.fabric.expected.clear()
-        return self._changed("grace period after the restart ended")
-
     def set_qos_policy(self, policy: QosPolicy | None) -> Effects:
         """Replace the marking policy (validated already); entries follow on the next sync."""
         self.qos = policy
@@ -464,26 +288,7 @@ class FabricCore:
                         + ", ".join(c.name for c in policy.classes))
         return self._changed()
 
-    # --- maintenance: drain and undrain (the state and its rules: maintenance.py) ---------
-    @property
-    def drained_cables(self) -> set[Cable]:
-        return self.maintenance.cables
-
-    @property
-    def drained_switches(self) -> set[int]:
-        return self.maintenance.switches
-
-    def cable_at(self, dpid: int, port: int) -> Cable | None:
-        return self.maintenance.cable_at(dpid, port)
-
-    def drained_ends(self) -> frozenset[LinkEnd]:
-        return self.maintenance.drained_ends()
-
-    @property
-    def drains(self) -> Drains:
-        """The cables and switches out of service now."""
-        return Drains(frozenset(self.maintenance.cables), frozenset(self.maintenance.switches))
-
+    # --- maintenance: drain and undrain (the state and its rules: ``maintenance``) ----------
     def set_drains(self, drains: Drains) -> Effects:
         """Make ``drains`` the cables and switches out of service: an operator's change
         checked already (:meth:`maintenance_change`), or the set a cluster shares. An
@@ -506,7 +311,7 @@ class FabricCore:
         return self.set_drains(self.maintenance.with_drain(self.roles(), cable, switch))
 
     def undrain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
-        d = self.drains
+        d = self.maintenance.drains
         return self.set_drains(Drains(d.cables - {cable}, d.switches - {switch}))
 
     def maintain(self, action: str, dpid: int, port: int = 0) -> tuple[Effects, str]:
@@ -515,38 +320,9 @@ class FabricCore:
         return self.set_drains(drains), message
 
     def maintenance_change(self, action: str, dpid: int, port: int = 0) -> tuple[Drains, str]:
-        """The drain sets an operator's drain or undrain would make (``drain_link``,
-        ``drain_switch``, ``undrain`` with a port for a link, without for a switch), and
-        what it does, in words; nothing changes here. NotFound for an unknown switch or
-        link; FailedPrecondition when the fabric's state forbids it."""
-        if dpid not in self.fabric.switches:
-            raise NotFound(f"no switch with dpid {dpid}")
-        current = self.drains
-        if action == "drain_switch":
-            return self.maintenance.with_drain(self.roles(), switch=dpid), \
-                f"switch {dpid} drained"
-        if action == "undrain" and not port:
-            if dpid not in current.switches:
-                return current, f"switch {dpid} is not drained"
-            return (Drains(current.cables, current.switches - {dpid}),
-                    f"switch {dpid} back in service")
-        if action == "undrain":
-            drained = self.maintenance.drained_at(dpid, port)
-            if not drained:
-                cable = self.cable_at(dpid, port)
-                if cable is None:
-                    raise NotFound(f"no link at {dpid}:{port}")
-                return current, f"{cable_text(cable)} is not drained"
-            # (with one before re-cabling: whatever was drained there)
-            return (Drains(current.cables - set(drained), current.switches),
-                    " and ".join(f"{cable_text(c)} back in service" for c in drained))
-        if action != "drain_link":
-            raise ValueError(f"unknown maintenance action {action!r}")
-        cable = self.cable_at(dpid, port)
-        if cable is None:
-            raise NotFound(f"no link at {dpid}:{port}")
-        return self.maintenance.with_drain(self.roles(), cable=cable), \
-            f"{cable_text(cable)} drained"
+        """The drain sets an operator's drain or undrain would make, and what it does,
+        in words (:meth:`Maintenance.change`); nothing changes here."""
+        return self.maintenance.change(self.roles, action, dpid, port)
 
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:
@@ -593,9 +369,9 @@ class FabricCore:
             connected=frozenset(d for d in members if fab.is_connected(d)),
             edge_ports={d: tuple(fab.edge_ports(d)) for d in leaves},
             qos=self.qos,
-            drained_ends=frozenset((e.dpid, e.port) for e in self.drained_ends()),
-            drained_switches=frozenset(self.drained_switches),
-            te=self.te is not None,
+            drained_ends=frozenset((e.dpid, e.port) for e in self.maintenance.drained_ends()),
+            drained_switches=frozenset(self.maintenance.switches),
+            te=self.traffic.te is not None,
             punt=self.settings.punt,
             guarded=self._guarded(leaves),
         )
@@ -632,7 +408,7 @@ class FabricCore:
         already holds: its links are not known yet, and nothing is removed on a guess.
         Settling is per switch: once settled, its state is complete, whatever other
         switches do (one that flaps its session must not hold the fabric back). What it
-        holds towards leaves that are not back yet is kept by :meth:`frozen_groups`.
+        holds towards leaves that are not back yet is kept by ``grace.frozen_groups``.
         """
         self._now = now
         if not self.is_settled(dpid, now):
@@ -643,7 +419,7 @@ class FabricCore:
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)
         complete = True
-        if self.traffic is None or self.role(dpid) != LEAF:
+        if self.traffic.te is None or self.role(dpid) != LEAF:
             return desired, complete
         pins = self.traffic.pins_of(dpid)
         return SwitchDesired({**desired.flows, **pins}, desired.groups,
@@ -659,15 +435,15 @@ class FabricCore:
                 connected=sw.connected,
                 connected_since=sw.connected_since,
                 ports=len(sw.up_ports()),
-                drained=sw.dpid in self.drained_switches,
+                drained=sw.dpid in self.maintenance.switches,
             )
             for sw in sorted(fab.switches.values(), key=lambda s: s.dpid)
         )
-        drained = self.drained_ends()
+        drained = self.maintenance.drained_ends()
         links = tuple(
             LinkInfo(lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, lk.discovered_at,
                      lk.src in drained or bool({lk.src.dpid, lk.dst.dpid}
-                                               & self.drained_switches))
+                                               & self.maintenance.switches))
             for lk in sorted(fab.links.values(), key=lambda lk: (lk.src, lk.dst))
             if fab.is_connected(lk.src.dpid) and fab.is_connected(lk.dst.dpid)
         )

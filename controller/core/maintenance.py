@@ -8,9 +8,9 @@ and applies only while that cable is cabled (a port re-cabled elsewhere is in se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from controller.core.errors import FailedPrecondition
+from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.model import Cable, Fabric, LinkEnd
 from controller.core.roles import LEAF
 from controller.core.shared import Drains
@@ -25,6 +25,11 @@ class Maintenance:
         self.fabric = fabric
         self.cables: set[Cable] = set()  # drained: carry no traffic
         self.switches: set[int] = set()
+
+    @property
+    def drains(self) -> Drains:
+        """The cables and switches out of service now."""
+        return Drains(frozenset(self.cables), frozenset(self.switches))
 
     def cable_at(self, dpid: int, port: int) -> Cable | None:
         """The cable with an end at ``dpid:port`` now."""
@@ -92,3 +97,37 @@ class Maintenance:
         back += [f"switch {d}" for d in sorted(self.switches - switches)]
         self.cables, self.switches = set(cables), set(switches)
         return drained, back
+
+    def change(self, roles: Callable[[], Mapping[int, str]], action: str, dpid: int,
+               port: int = 0) -> tuple[Drains, str]:
+        """The drain sets an operator's drain or undrain would make (``drain_link``,
+        ``drain_switch``, ``undrain`` with a port for a link, without for a switch), and
+        what it does, in words; nothing changes here. NotFound for an unknown switch or
+        link; FailedPrecondition when the fabric's state forbids it (``roles``: the
+        switches' roles, asked for when a drain is checked)."""
+        if dpid not in self.fabric.switches:
+            raise NotFound(f"no switch with dpid {dpid}")
+        current = self.drains
+        if action == "drain_switch":
+            return self.with_drain(roles(), switch=dpid), f"switch {dpid} drained"
+        if action == "undrain" and not port:
+            if dpid not in current.switches:
+                return current, f"switch {dpid} is not drained"
+            return (Drains(current.cables, current.switches - {dpid}),
+                    f"switch {dpid} back in service")
+        if action == "undrain":
+            drained = self.drained_at(dpid, port)
+            if not drained:
+                cable = self.cable_at(dpid, port)
+                if cable is None:
+                    raise NotFound(f"no link at {dpid}:{port}")
+                return current, f"{cable_text(cable)} is not drained"
+            # (with one before re-cabling: whatever was drained there)
+            return (Drains(current.cables - set(drained), current.switches),
+                    " and ".join(f"{cable_text(c)} back in service" for c in drained))
+        if action != "drain_link":
+            raise ValueError(f"unknown maintenance action {action!r}")
+        cable = self.cable_at(dpid, port)
+        if cable is None:
+            raise NotFound(f"no link at {dpid}:{port}")
+        return self.with_drain(roles(), cable=cable), f"{cable_text(cable)} drained"

@@ -108,9 +108,9 @@ class DataPlane:
                             ("meters", list(sw.meters.values()))):
             got = self.sync_engine.read(dpid, sw, part, items, last=True)
         assert got is not None
-        fab.core.recover_pins(dpid, got.flows)
+        fab.core.traffic.recover_pins(dpid, got.flows)
         fab.core.recover_layout(dpid, got.flows, got.groups)
-        fab.deliver(fab.core.recover_hosts(dpid, got.flows, fab.now))
+        fab.deliver(fab.core.edge.recover_hosts(dpid, got.flows, fab.now))
 
     def sync(self) -> dict[int, SyncPlan]:
         """Bring every switch to the core's desired state, as the fabric app does."""
@@ -127,7 +127,7 @@ class DataPlane:
         for dpid in self.switches if present is None else present:
             fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
             self.read_back(dpid)
-            fab.deliver(fab.core.probe(dpid, fab.now))
+            fab.deliver(fab.core.discovery.probe(dpid, fab.now))
 
     def link_down(self, a: tuple[int, int]) -> None:
         """The cable at ``a`` fails: both ends see their port down (the switches'

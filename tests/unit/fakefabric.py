@@ -10,9 +10,10 @@ from __future__ import annotations
 import struct
 
 from controller.core import constants as C
-from controller.core.fabric_core import CoreSettings, Effects, FabricCore
+from controller.core.fabric_core import Effects, FabricCore
 from controller.core.frames import ARP_REPLY, ARP_REQUEST, Arp, build_arp_frame, build_ethernet
 from controller.core.model import Port
+from controller.core.settings import CoreSettings
 
 SPINE0, LEAF0 = 1000, 2000
 SECRET = b"k" * 32
@@ -63,7 +64,7 @@ class FakeFabric:
     def connect_all(self) -> None:
         for dpid in self.spines + self.leaves:
             self.deliver(self.core.switch_connected(dpid, self.ports(dpid), self.now))
-            self.deliver(self.core.probe(dpid, self.now))
+            self.deliver(self.core.discovery.probe(dpid, self.now))
         self.advance(self.core.settings.settle_time + 0.1)
 
     def advance(self, seconds: float) -> None:

@@ -29,9 +29,9 @@ from controller.core.errors import (
     NotFound,
     Unavailable,
 )
-from controller.core.fabric_core import CoreSettings
 from controller.core.fabric_jobs import JobExists
 from controller.core.jobs import JobError
+from controller.core.settings import CoreSettings
 from controller.core.shared import Intent, IntentError
 from controller.core.snapshot import Published, TopologySnapshot
 from controller.core.te import TeSettings

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.runtime import cabling_plan
 from controller.config import ConfigError, FabricdConfig, load_config
 
 
@@ -82,7 +83,7 @@ def test_shipped_example_config_is_valid():
 
 def test_cabling_plan(tmp_path):
     cfg = load_config(write(tmp_path, "cabling:\n  - ['1001:1', '0x7d1:1']\n"))
-    (cable,) = cfg.cabling_plan()
+    (cable,) = cabling_plan(cfg)
     assert (cable.a.dpid, cable.a.port, cable.b.dpid, cable.b.port) == (1001, 1, 2001, 1)
 
 

@@ -2,7 +2,6 @@
 
 from controller.core import constants as C
 from controller.core.errors import NotFound
-from controller.core.fabric_core import CoreSettings
 from controller.core.frames import (
     ARP_REPLY,
     build_lldp,
@@ -11,6 +10,7 @@ from controller.core.frames import (
 )
 from controller.core.model import Port
 from controller.core.roles import LEAF, SPINE
+from controller.core.settings import CoreSettings
 from tests.unit.fakefabric import SECRET, FakeFabric, arp_reply, arp_request, learn
 
 H1 = ("00:00:00:00:00:01", "10.0.0.1")
@@ -48,7 +48,7 @@ def test_links_found_in_both_directions_at_connect_without_waiting_for_a_tick():
     fab = FakeFabric()
     for dpid in fab.spines + fab.leaves:
         fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
-        fab.deliver(fab.core.probe(dpid, fab.now))
+        fab.deliver(fab.core.discovery.probe(dpid, fab.now))
     assert len(fab.core.fabric.cables()) == 8
 
 
@@ -149,12 +149,12 @@ def test_port_down_removes_the_uplink_from_every_group_at_once():
 
 def test_spine_disconnect_removes_it_everywhere_and_it_returns():
     fab = discovered()
-    fab.core.switch_disconnected(1001, fab.now)
+    fab.core.discovery.switch_disconnected(1001)
     for leaf in fab.leaves:
         desired, _ = fab.core.desired(leaf, fab.now)
         assert bucket_ports(desired) == towards_other_leaves(fab, leaf, [2]), leaf
     fab.deliver(fab.core.switch_connected(1001, fab.ports(1001), fab.now))
-    fab.deliver(fab.core.probe(1001, fab.now))
+    fab.deliver(fab.core.discovery.probe(1001, fab.now))
     desired, _ = fab.core.desired(2001, fab.now)
     assert bucket_ports(desired) == towards_other_leaves(fab, 2001, [1, 2])
 
@@ -174,7 +174,7 @@ def test_hosts_recovered_from_switch_entries_after_restart():
     held, _ = fab.core.desired(2001, fab.now)
     restarted = FakeFabric()
     restarted.connect_all()
-    restarted.core.recover_hosts(2001, list(held.flows.values()), restarted.now)
+    restarted.core.edge.recover_hosts(2001, list(held.flows.values()), restarted.now)
     host = restarted.core.fabric.hosts[H1[0]]
     assert (host.ip, host.dpid, host.port, host.recovered) == (H1[1], 2001, 3, True)
     again, _ = restarted.core.desired(2001, restarted.now)
@@ -262,7 +262,7 @@ def test_leaf_losing_its_controller_session_stays_reachable():
     fab = discovered()
     learn(fab, 2002, 3, H3)
     before, _ = fab.core.desired(2001, fab.now)
-    fab.core.switch_disconnected(2002, fab.now)
+    fab.core.discovery.switch_disconnected(2002)
     fab.advance(10.0)  # far past the link timeout: frozen links do not expire
     after, _ = fab.core.desired(2001, fab.now)
     assert after.flows == before.flows and after.groups == before.groups
@@ -307,10 +307,10 @@ def _restart(fab, present, mirrors):
 
 def _read_back(again, dpid, mirror):
     flows = list(mirror.flows.values())
-    again.core.recover_pins(dpid, flows)
+    again.core.traffic.recover_pins(dpid, flows)
     again.core.recover_layout(dpid, flows, list(mirror.groups.values()))
-    again.deliver(again.core.recover_hosts(dpid, flows, again.now))
-    again.deliver(again.core.probe(dpid, again.now))
+    again.deliver(again.core.edge.recover_hosts(dpid, flows, again.now))
+    again.deliver(again.core.discovery.probe(dpid, again.now))
 
 
 def _sync(again, mirrors, present):
@@ -318,7 +318,7 @@ def _sync(again, mirrors, present):
     plans = {}
     for dpid in present:
         desired, complete = again.core.desired(dpid, again.now)
-        keep = again.core.kept_groups(dpid, mirrors[dpid].groups, again.now)
+        keep = again.core.grace.kept_groups(dpid, mirrors[dpid].groups, again.now)
         plans[dpid] = mirrors[dpid].plan(desired, additive=not complete, keep_groups=keep)
         mirrors[dpid].apply(plans[dpid])
     return plans
@@ -351,14 +351,14 @@ def test_restart_with_a_late_leaf_keeps_what_leads_to_it():
         again.advance(0.5)
         for plan in _sync(again, mirrors, early).values():
             assert plan.flow_dels == [] and plan.group_dels == [] and plan.group_mods == []
-    assert again.core.frozen_groups(again.now) == {again.core.view().group_ids.get(
+    assert again.core.grace.frozen_groups(again.now) == {again.core.view().group_ids.get(
         2004, 2004)}
     # it is back: read back, settled, and every switch holds what it held before
     again.deliver(again.core.switch_connected(2004, again.ports(2004), again.now))
     _read_back(again, 2004, mirrors[2004])
     again.advance(1.1)
     _sync(again, mirrors, early + [2004])
-    assert again.core.frozen_groups(again.now) == frozenset()
+    assert again.core.grace.frozen_groups(again.now) == frozenset()
     assert {d: dict(m.flows) for d, m in mirrors.items()} == held
     assert all(len(p) == 0 for p in _sync(again, mirrors, early + [2004]).values())
 
@@ -387,11 +387,11 @@ def test_drain_spine_and_link_then_undrain():
         assert bucket_ports(desired) == towards_other_leaves(fab, leaf, [2]), leaf
     # with spine 1 drained, taking leaf 2001's other uplink would cut it off
     with pytest.raises(ValueError, match="without a path"):
-        fab.core.drain(cable=fab.core.cable_at(2001, 2))
+        fab.core.drain(cable=fab.core.maintenance.cable_at(2001, 2))
     with pytest.raises(ValueError, match="is a leaf"):
         fab.core.drain(switch=2001)
     fab.core.undrain(switch=1001)
-    fab.core.drain(cable=fab.core.cable_at(2001, 1))
+    fab.core.drain(cable=fab.core.maintenance.cable_at(2001, 1))
     desired, _ = fab.core.desired(2001, fab.now)
     assert bucket_ports(desired) == towards_other_leaves(fab, 2001, [2])
     other, _ = fab.core.desired(2003, fab.now)
@@ -400,7 +400,7 @@ def test_drain_spine_and_link_then_undrain():
     assert {(lk.src_dpid, lk.dst_dpid) for lk in snap.links if lk.drained} == {
         (2001, 1001), (1001, 2001)}
     assert len(snap.links) == 16  # drained links are still links
-    fab.core.undrain(cable=fab.core.cable_at(2001, 1))
+    fab.core.undrain(cable=fab.core.maintenance.cable_at(2001, 1))
     desired, _ = fab.core.desired(2001, fab.now)
     assert bucket_ports(desired) == towards_other_leaves(fab, 2001, [1, 2])
 
@@ -409,7 +409,7 @@ def test_a_drain_is_of_a_cable_and_undrain_at_a_recabled_port_says_what_it_did()
     fab = discovered()
     eff, message = fab.core.maintain("drain_link", 2001, 1)
     assert eff.changed and message == "link 1001:1 <-> 2001:1 drained"
-    assert {(e.dpid, e.port) for e in fab.core.drained_ends()} == {(1001, 1), (2001, 1)}
+    assert {(e.dpid, e.port) for e in fab.core.maintenance.drained_ends()} == {(1001, 1), (2001, 1)}
     # leaf 1's first uplink moves to spine 1's port that led to leaf 2: the drained cable
     # is gone, the new one is in service (a drain is not inherited by what is cabled next)
     fab.unwire((2001, 1))
@@ -420,14 +420,14 @@ def test_a_drain_is_of_a_cable_and_undrain_at_a_recabled_port_says_what_it_did()
     from controller.core.model import LinkEnd
 
     assert fab.core.fabric.links[LinkEnd(2001, 1)].dst == LinkEnd(1001, 2)
-    assert fab.core.drained_ends() == frozenset()
+    assert fab.core.maintenance.drained_ends() == frozenset()
     desired, _ = fab.core.desired(2001, fab.now)
     towards_3 = desired.groups[fab.core.view().group_ids[2003]]
     assert sorted(b.actions[0][1] for b in towards_3.buckets) == [1, 2]
     # undrain at the port clears the old record, and says which link it was
     eff, message = fab.core.maintain("undrain", 2001, 1)
     assert message == "link 1001:1 <-> 2001:1 back in service"
-    assert fab.core.drained_cables == set()
+    assert fab.core.maintenance.cables == set()
     _, message = fab.core.maintain("undrain", 2001, 1)
     assert message == "link 1001:2 <-> 2001:1 is not drained"
     _, message = fab.core.maintain("undrain", 1001, 0)

@@ -9,11 +9,11 @@ import pytest
 
 from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
-from controller.core.fabric_core import CoreSettings
 from controller.core.fabric_jobs import JobExists
 from controller.core.jobs import JobError, JobSpec
 from controller.core.model import Port
 from controller.core.qos import default_policy
+from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from tests.unit.dataplane import DataPlane, ip_packet
 from tests.unit.fakefabric import FakeFabric, arp_request, ip_frame, learn
@@ -66,7 +66,7 @@ def test_a_ring_job_holds_every_connection_of_a_pair_on_its_spine():
     fab, dp, hosts = fabric()
     spec = JobSpec("ring1", tuple(ring_members(hosts)), "ring")
     register(fab, dp, spec)
-    (info,) = fab.core.job_infos()
+    (info,) = fab.core.traffic.job_infos()
     assert info.state == "placed" and info.worst_link_pairs == 1  # 4 spines: disjoint
     num = by_ip(hosts)
     uplinks = Counter()
@@ -79,7 +79,7 @@ def test_a_ring_job_holds_every_connection_of_a_pair_on_its_spine():
             assert t.to_controller == []  # no TE copy: the job decides
         uplinks[(p.src_leaf, p.uplink_port)] += 1
     assert max(uplinks.values()) == 1
-    assert fab.core.flows(fab.now) == ()
+    assert fab.core.traffic.flows(fab.now) == ()
 
 
 def test_a_jobs_class_is_marked_at_the_edge():
@@ -143,14 +143,14 @@ def test_a_cut_link_re_places_the_jobs_pairs_in_the_same_event():
     fab, dp, hosts = fabric()
     register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
     leaf = fab.leaves[0]
-    (info,) = fab.core.job_infos()
+    (info,) = fab.core.traffic.job_infos()
     port = next(p.uplink_port for p in info.pairs if p.src_leaf == leaf)
     dp.link_down((leaf, port))
     spine, sport = fab.wires[(leaf, port)]
     fab.core.port_status(leaf, Port(port, f"p{port}", up=False), False, fab.now)
     fab.core.port_status(spine, Port(sport, f"p{sport}", up=False), False, fab.now)
     dp.sync()  # (no tick, no TE pass: the same event)
-    (info,) = fab.core.job_infos()
+    (info,) = fab.core.traffic.job_infos()
     num = by_ip(hosts)
     assert len(info.pairs) == 16  # a ring of 8, both directions
     for p in info.pairs:
@@ -176,7 +176,7 @@ def test_bad_jobs_are_refused_and_nothing_changes():
     assert err.value.field == "traffic_class" and "collective" in str(err.value)
     with pytest.raises(NotFound):
         fab.core.delete_job("nope", fab.now)
-    assert [j.job_id for j in fab.core.job_infos()] == ["ring1"]
+    assert [j.job_id for j in fab.core.traffic.job_infos()] == ["ring1"]
     assert dp.sync() == {}  # no switch has anything to be sent
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
 
@@ -194,7 +194,7 @@ def test_deleting_a_job_hands_its_pairs_back_to_ecmp_and_te():
     assert eff.touched == set(fab.leaves)  # every leaf held some of its pairs: synced
     fab.deliver(eff)
     dp.sync()
-    assert fab.core.job_infos() == ()
+    assert fab.core.traffic.job_infos() == ()
     t = send(dp, hosts, 1, 3)
     assert t.to_controller == [hosts[1][2]]  # copied to TE again
 
@@ -206,12 +206,12 @@ def restarted(pattern: str, present_but: int | None = None):
     fab, dp, hosts = fabric()
     spec = JobSpec("ring1", tuple(ring_members(hosts)), pattern)
     register(fab, dp, spec)
-    (info,) = fab.core.job_infos()
+    (info,) = fab.core.traffic.job_infos()
     before = {d: dict(s.flows) for d, s in dp.switches.items()}
     late = None if present_but is None else fab.leaves[present_but]
     again = FakeFabric(4, 4, 2, settings=fab.core.settings)
     again.now = fab.now + 10
-    again.core.restore_jobs([spec], again.now)  # (from the state file)
+    again.core.traffic.restore_jobs([spec], again.now)  # (from the state file)
     dp.controller_restarted(again, present=[d for d in dp.switches if d != late])
     for _ in range(3):
         again.advance(0.5)
@@ -236,14 +236,14 @@ def same_paths(a, b) -> bool:
 def test_a_restarted_controller_keeps_the_jobs_paths_and_changes_nothing():
     again, dp, info, before, _ = restarted("all_to_all")
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
-    (after,) = again.core.job_infos()
+    (after,) = again.core.traffic.job_infos()
     assert same_paths(after, info)
 
 
 def test_fewer_spines_than_pairs_per_leaf_shares_links_evenly():
     fab, dp, hosts = fabric(spines=2)
     register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
-    (info,) = fab.core.job_infos()
+    (info,) = fab.core.traffic.job_infos()
     uplinks = Counter((p.src_leaf, p.uplink_port) for p in info.pairs)
     forward = Counter((p.src_leaf, p.uplink_port) for p in info.pairs if p.step == 0)
     # each direction of the ring has an uplink per pair; both ways share them evenly
@@ -253,18 +253,18 @@ def test_fewer_spines_than_pairs_per_leaf_shares_links_evenly():
 
 def test_after_a_restart_a_job_waits_for_a_late_leaf_and_keeps_its_entries():
     again, dp, info, before, late = restarted("ring", present_but=3)
-    (waiting,) = again.core.job_infos()
+    (waiting,) = again.core.traffic.job_infos()
     # (the late leaf's hosts are not known yet: nothing read them back)
     assert waiting.state == "pending: 10.0.0.7, 10.0.0.8 not known as hosts yet"
     # the late leaf is back: the job is placed where the switches hold it
     again.deliver(again.core.switch_connected(late, again.ports(late), again.now))
     dp.read_back(late)
-    again.deliver(again.core.probe(late, again.now))
+    again.deliver(again.core.discovery.probe(late, again.now))
     for _ in range(4):
         again.advance(0.5)
         dp.sync()
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
-    (after,) = again.core.job_infos()
+    (after,) = again.core.traffic.job_infos()
     assert after.state == "placed" and same_paths(after, info)
 
 
@@ -278,12 +278,12 @@ def test_a_roce_job_holds_only_its_transport_and_te_places_the_rest():
     # RoCE between members follows the job's entry: not copied, not tracked by TE
     assert send(dp, hosts, a, b, proto=17, sport=5000, dport=4791).to_controller == []
     fab.core.flow_seen(leaf, port, ip_frame(host(a), host(b), 5000, 4791, proto=17), fab.now)
-    assert fab.core.flows(fab.now) == ()
+    assert fab.core.traffic.flows(fab.now) == ()
     # TCP between the same members is not the job's: TE places it
     assert send(dp, hosts, a, b, sport=40000, dport=5201).to_controller == [leaf]
     fab.deliver(fab.core.flow_seen(leaf, port, ip_frame(host(a), host(b), 40000, 5201),
                                    fab.now))
-    assert [(f.protocol, f.dst_port) for f in fab.core.flows(fab.now)] == [("tcp", 5201)]
+    assert [(f.protocol, f.dst_port) for f in fab.core.traffic.flows(fab.now)] == [("tcp", 5201)]
 
 
 def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known():
@@ -296,9 +296,9 @@ def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known(
     assert shared == [ring, later]
     fab.deliver(fab.core.set_jobs(shared, fab.now))
     dp.sync()
-    assert [s.job_id for s in fab.core.job_specs()] == ["ring", "later"]
-    assert fab.core.registered_jobs() == [ring, later]  # (what this instance writes next)
-    infos = {j.job_id: j for j in fab.core.job_infos()}
+    assert [s.job_id for s in fab.core.traffic.jobs.specs()] == ["ring", "later"]
+    assert fab.core.traffic.jobs.registered() == [ring, later]  # (what this instance writes next)
+    infos = {j.job_id: j for j in fab.core.traffic.job_infos()}
     assert infos["ring"].pairs and {p.state for p in infos["ring"].pairs} == {"placed"}
     assert {p.state for p in infos["later"].pairs} == {"pending"}  # .99 is unknown here
     # every ring pair's traffic takes its assigned spine through the data plane
@@ -308,10 +308,10 @@ def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known(
         assert t.spines == [p.spine], (p, t.hops)
     assert not fab.core.set_jobs(shared, fab.now).touched  # the same list: no change
     fab.deliver(fab.core.set_jobs([ring], fab.now))  # "later" deleted elsewhere
-    assert [s.job_id for s in fab.core.job_specs()] == ["ring"]
+    assert [s.job_id for s in fab.core.traffic.jobs.specs()] == ["ring"]
     fab.deliver(fab.core.set_jobs([], fab.now))
     dp.sync()
-    assert fab.core.job_specs() == []
+    assert fab.core.traffic.jobs.specs() == []
 
 
 def test_shared_pins_are_made_here_once_their_hosts_are_known():
@@ -326,7 +326,7 @@ def test_shared_pins_are_made_here_once_their_hosts_are_known():
     fab.deliver(fab.core.set_pins(pins, fab.now))
     dp.sync()
     assert set(fab.core.traffic.unmet_pins) == {later}
-    assert fab.core.shared_pins() == pins  # unmet ones included: they are the cluster's
+    assert fab.core.traffic.shared_pins == pins  # unmet ones included: they are the cluster's
     t = send(dp, hosts, 1, 3, proto=TCP, sport=41000, dport=22)
     assert t.spines == [1003] and t.delivered == [hosts[3][2:]]
     # .99 appears on leaf 4's spare port: the pin is made at the next step
@@ -335,12 +335,12 @@ def test_shared_pins_are_made_here_once_their_hosts_are_known():
     fab.advance(0.1)
     dp.sync()
     assert fab.core.traffic.unmet_pins == {}
-    got = {f.dst_ip: f.spine for f in fab.core.flows(fab.now) if f.pinned_by == "operator"}
+    got = {f.dst_ip: f.spine for f in fab.core.traffic.flows(fab.now) if f.pinned_by == "operator"}
     assert got == {hosts[3][1]: 1003, "10.0.0.99": 1002}
     # another instance unpinned one: gone here too
     fab.deliver(fab.core.set_pins({later: 1002}, fab.now))
     dp.sync()
-    got = {f.dst_ip for f in fab.core.flows(fab.now) if f.pinned_by == "operator"}
+    got = {f.dst_ip for f in fab.core.traffic.flows(fab.now) if f.pinned_by == "operator"}
     assert got == {"10.0.0.99"}
     with pytest.raises(ValueError, match="no path"):
-        fab.core.check_pin(known, leaf4)  # (a leaf is no spine)
+        fab.core.traffic.check_pin(known, leaf4)  # (a leaf is no spine)

@@ -5,8 +5,8 @@ import pytest
 
 from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
-from controller.core.fabric_core import CoreSettings
 from controller.core.model import Port
+from controller.core.settings import CoreSettings
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
 from tests.unit.fakefabric import FakeFabric, ip_frame, learn
 
@@ -155,7 +155,7 @@ def test_one_host_port_cannot_take_the_whole_flow_table():
         fab.now += 0.01
         if s % 5 == 0:
             fab.core.te_pass({}, fab.now)  # recounts each port's share
-    from_h1 = [f for f in fab.core.te.flows.values() if f.key.src_ip == HOSTS[1][1]]
+    from_h1 = [f for f in fab.core.traffic.te.flows.values() if f.key.src_ip == HOSTS[1][1]]
     assert len(from_h1) == 10
     assert fab.core.counters["te_port_share_full"] == 19
     # another port of the same leaf still gets its flows placed
@@ -172,7 +172,7 @@ def test_priority_class_is_taken_from_the_dscp():
     learn(fab, 2002, 3, HOSTS[3])
     fab.advance(0.1)
     fab.core.flow_seen(2001, 3, packet(1, 3, 9, 4791, UDP, dscp=26), fab.now)
-    (info,) = fab.core.flows(fab.now)
+    (info,) = fab.core.traffic.flows(fab.now)
     assert info.priority and info.traffic_class != "best-effort"
 
 
@@ -221,9 +221,9 @@ def test_congestion_pass_moves_a_large_flow_and_records_why():
     (key, rule), = pins(fab, 2001).items()
     first = spine_of(rule)
     port = first - 1000
-    fab.core.pin_counters(2001, [(rule.match, rule.cookie, 0)], fab.now)
+    fab.core.traffic.pin_counters(2001, [(rule.match, rule.cookie, 0)], fab.now)
     fab.advance(1.0)
-    fab.core.pin_counters(2001, [(rule.match, rule.cookie, 375_000)], fab.now)  # 3 Mbit/s
+    fab.core.traffic.pin_counters(2001, [(rule.match, rule.cookie, 375_000)], fab.now)  # 3 Mbit/s
     hot = {(2001, port): 4.6e6}
     fab.core.te_pass(hot, fab.now)
     fab.advance(1.0)
@@ -237,41 +237,59 @@ def test_congestion_pass_moves_a_large_flow_and_records_why():
 def test_operator_pins_and_their_errors():
     fab = te_fabric()
     key = FlowKey("10.0.0.1", "10.0.0.3", UDP, 0, 4791)
-    flow, eff = fab.core.pin_flow(key, 1002, fab.now)
+    flow, eff = fab.core.traffic.pin_flow(key, 1002, fab.now)
     assert eff.touched == {2001} and flow.path.spine == 1002
     rule = pins(fab, 2001)[key]
     assert rule.priority == C.PRIO_PIN_OPERATOR and spine_of(rule) == 1002
     # a flow the wildcard covers is not placed by TE on its own
     assert fab.core.flow_seen(2001, 3, packet(1, 3, 7, 4791, UDP), fab.now).touched == set()
     with pytest.raises(NotFound, match="10.0.0.99"):
-        fab.core.pin_flow(FlowKey("10.0.0.1", "10.0.0.99", UDP), 1002, fab.now)
+        fab.core.traffic.pin_flow(FlowKey("10.0.0.1", "10.0.0.99", UDP), 1002, fab.now)
     with pytest.raises(FailedPrecondition, match="same leaf"):
-        fab.core.pin_flow(FlowKey("10.0.0.1", "10.0.0.2", UDP), 1002, fab.now)
+        fab.core.traffic.pin_flow(FlowKey("10.0.0.1", "10.0.0.2", UDP), 1002, fab.now)
     with pytest.raises(NotFound, match="4242"):
-        fab.core.pin_flow(key, 4242, fab.now)
-    fab.core.unpin_flow(key, fab.now)
+        fab.core.traffic.pin_flow(key, 4242, fab.now)
+    fab.core.traffic.unpin_flow(key, fab.now)
     assert pins(fab, 2001) == {}
     with pytest.raises(NotFound):
-        fab.core.unpin_flow(key, fab.now)
+        fab.core.traffic.unpin_flow(key, fab.now)
     kinds = [e.kind for e in fab.core.take_events()]
     assert kinds == ["pin", "unpin"]
     off = te_fabric(te=None)
     with pytest.raises(FailedPrecondition, match="--no-te"):
-        off.core.pin_flow(key, 1002, off.now)
+        off.core.traffic.pin_flow(key, 1002, off.now)
+
+
+def test_with_te_off_the_core_holds_a_component_that_wants_nothing():
+    off = te_fabric(te=None)
+    traffic, now = off.core.traffic, off.now
+    key = FlowKey("10.0.0.1", "10.0.0.3", TCP, 40000, 5201)
+    assert traffic.te is None and traffic.te_topology() is None
+    assert traffic.flows(now) == () and traffic.job_infos() == ()
+    assert traffic.jobs.registered() == [] and traffic.shared_pins is None
+    assert traffic.rebalance_job(now) is None and traffic.take_shared_moves() == {}
+    assert not off.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), now).touched
+    assert not off.core.prepare(now).touched and not off.core.te_pass({}, now).touched
+    refused = [lambda: traffic.check_pin(key, 1001), lambda: off.core.set_pins({key: 1001}, now),
+               lambda: traffic.unpin_flow(key, now), lambda: off.core.set_jobs([], now),
+               lambda: traffic.restore_jobs([], now), lambda: off.core.delete_job("j", now)]
+    for command in refused:
+        with pytest.raises(FailedPrecondition, match="--no-te"):
+            command()
 
 
 def test_pins_are_adopted_after_a_controller_restart():
     fab = te_fabric()
     for sport in range(4):
         fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
-    fab.core.pin_flow(FlowKey("10.0.0.2", "10.0.0.4", UDP, 0, 4791), 1001, fab.now)
+    fab.core.traffic.pin_flow(FlowKey("10.0.0.2", "10.0.0.4", UDP, 0, 4791), 1001, fab.now)
     held, _ = fab.core.desired(2001, fab.now)
     restarted = te_fabric()
-    restarted.core.recover_pins(2001, list(held.flows.values()))
+    restarted.core.traffic.recover_pins(2001, list(held.flows.values()))
     restarted.core.prepare(restarted.now)  # (what a sync does first: the pins are adopted)
     again, _ = restarted.core.desired(2001, restarted.now)
     assert again.flows == held.flows
-    by = {f.pinned_by for f in restarted.core.flows(restarted.now)}
+    by = {f.pinned_by for f in restarted.core.traffic.flows(restarted.now)}
     assert by == {"te", "operator"}
 
 
@@ -286,7 +304,7 @@ def test_idle_flows_are_forgotten_and_their_pins_removed():
 def test_a_flapping_switch_does_not_hold_back_the_rest_of_the_fabric():
     fab = te_fabric()
     for i in range(10):  # leaf 2004's session flaps every 0.4 s
-        fab.core.switch_disconnected(2004, fab.now)
+        fab.core.discovery.switch_disconnected(2004)
         fab.deliver(fab.core.switch_connected(2004, fab.ports(2004), fab.now))
         fab.now += 0.4
         eff = fab.core.flow_seen(2001, 3, packet(1, 3, 1000 + i, 80), fab.now)
@@ -322,8 +340,8 @@ def test_reading_the_paths_after_a_change_does_not_skip_the_re_placement():
         fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
     fab.core.prepare(fab.now)
     fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
-    fab.core.flows(fab.now)  # a reader (the published flows) looks at the paths first
-    fab.core.te_topology()
+    fab.core.traffic.flows(fab.now)  # a reader (the published flows) looks at the paths first
+    fab.core.traffic.te_topology()
     assert fab.core.prepare(fab.now).touched == {2001}
     assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
 
@@ -331,7 +349,7 @@ def test_reading_the_paths_after_a_change_does_not_skip_the_re_placement():
 def placed(fab: FakeFabric) -> dict:
     """Every tracked flow and its spine, as the core shows them."""
     return {FlowKey(f.src_ip, f.dst_ip, TCP if f.protocol == "tcp" else UDP, f.src_port,
-                    f.dst_port): f.spine for f in fab.core.flows(fab.now)}
+                    f.dst_port): f.spine for f in fab.core.traffic.flows(fab.now)}
 
 
 def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
@@ -341,8 +359,8 @@ def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
     nothing on its own."""
     te = TeSettings(congestion_intervals=2, rebalance=False)
     a, b = te_fabric(te), te_fabric(te)
-    a.core.set_cluster_role(frozenset({2001}), leader=False)
-    b.core.set_cluster_role(frozenset({1001, 1002, 2002, 2003, 2004}), leader=True)
+    a.core.traffic.set_cluster_role(frozenset({2001}), leader=False)
+    b.core.traffic.set_cluster_role(frozenset({1001, 1002, 2002, 2003, 2004}), leader=True)
     a.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), a.now)
     (key, rule), = pins(a, 2001).items()
     first = spine_of(rule)
@@ -350,9 +368,9 @@ def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
 
     def read(count: int) -> None:  # both read leaf 2001's entries (as A wrote them)
         for fab in (a, b):
-            fab.core.pin_counters(2001, [(r.match, r.cookie, count)
-                                         for r in pins(a, 2001).values()], fab.now,
-                                  all_pins=True)
+            fab.core.traffic.pin_counters(2001, [(r.match, r.cookie, count)
+                                                 for r in pins(a, 2001).values()], fab.now,
+                                          all_pins=True)
 
     read(0)
     assert placed(b) == {key: first}
@@ -365,9 +383,9 @@ def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
         for fab in (a, b):
             fab.advance(1.0)
     assert eff.touched == {2001}  # (B writes nothing there: the sync skips it)
-    shared = b.core.take_shared_moves()
+    shared = b.core.traffic.take_shared_moves()
     assert list(shared) == [2001] and shared[2001][key][0] != first
-    assert b.core.take_shared_moves() == {}
+    assert b.core.traffic.take_shared_moves() == {}
     assert spine_of(pins(a, 2001)[key]) == first  # not moved until A hears of it
     eff = a.core.apply_leader_moves(2001, shared[2001], "b", a.now)
     assert eff.touched == {2001} and spine_of(pins(a, 2001)[key]) == shared[2001][key][0]
@@ -379,7 +397,7 @@ def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
 
 def test_a_leaf_another_instance_writes_is_tracked_as_its_switch_holds_it():
     fab = te_fabric()
-    fab.core.set_cluster_role(frozenset({2002}), leader=True)
+    fab.core.traffic.set_cluster_role(frozenset({2002}), leader=True)
     from controller.core.qos import default_policy
 
     other = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
@@ -393,22 +411,22 @@ def test_a_leaf_another_instance_writes_is_tracked_as_its_switch_holds_it():
                              other.now)
     held = pins(other, 2001)
     assert len(held) == 3  # (else what follows compares nothing)
-    fab.core.pin_counters(2001, [(r.match, r.cookie, 0) for r in held.values()], fab.now,
-                          all_pins=True)
+    fab.core.traffic.pin_counters(2001, [(r.match, r.cookie, 0) for r in held.values()],
+                                  fab.now, all_pins=True)
     assert placed(fab) == {
         k: spine_of(r) for k, r in held.items()}
-    assert all(f.priority for f in fab.core.flows(fab.now))  # (the cookie says so)
+    assert all(f.priority for f in fab.core.traffic.flows(fab.now))  # (the cookie says so)
     # the answer to the read of the leaf's job pair entries, or a part of an answer, says
     # nothing of the pins that are not in it
     fab.advance(TeSettings().min_move_interval)
-    fab.core.pin_counters(2001, [], fab.now)
+    fab.core.traffic.pin_counters(2001, [], fab.now)
     (k, r), *_ = held.items()
-    fab.core.pin_counters(2001, [(r.match, r.cookie, 5)], fab.now)
+    fab.core.traffic.pin_counters(2001, [(r.match, r.cookie, 5)], fab.now)
     assert placed(fab) == {k: spine_of(r) for k, r in held.items()}
     # later, the master moved one and the others ended: the leaf's entries say so
     other.core.apply_leader_moves(2001, {k: (2003 - spine_of(r), "test")}, "x", other.now)
     moved = pins(other, 2001)[k]
-    fab.core.pin_counters(2001, [(moved.match, moved.cookie, 10)], fab.now, all_pins=True)
+    fab.core.traffic.pin_counters(2001, [(moved.match, moved.cookie, 10)], fab.now, all_pins=True)
     assert placed(fab) == {k: spine_of(moved)}
 
 
@@ -416,13 +434,13 @@ def test_a_failure_re_places_only_the_flows_of_leaves_this_instance_writes():
     """A link failure: the flows of another instance's leaf are left to its master (the
     next reading of the leaf says where they went), this instance's own are moved."""
     fab = te_fabric()
-    fab.core.set_cluster_role(frozenset({2002}), leader=True)
+    fab.core.traffic.set_cluster_role(frozenset({2002}), leader=True)
     other = te_fabric()
     for sport in range(4):
         other.core.flow_seen(2001, 3, packet(1, 5, 40000 + sport, 5201), other.now)
         fab.core.flow_seen(2002, 3, packet(3, 5, 41000 + sport, 5201), fab.now)
-    fab.core.pin_counters(2001, [(r.match, r.cookie, 0) for r in pins(other, 2001).values()],
-                          fab.now, all_pins=True)
+    held = [(r.match, r.cookie, 0) for r in pins(other, 2001).values()]
+    fab.core.traffic.pin_counters(2001, held, fab.now, all_pins=True)
     fab.core.take_events()
     # spine 1001 loses its link to leaf 2003: flows through spine 1001 must move
     fab.core.port_status(1001, Port(3, "p3", up=False), False, fab.now)

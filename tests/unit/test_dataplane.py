@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from controller.core.fabric_core import CoreSettings
 from controller.core.model import Port
 from controller.core.qos import default_policy
+from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from tests.unit.dataplane import DataPlane, ip_packet
 from tests.unit.fakefabric import FakeFabric, ip_frame, learn
@@ -73,7 +73,7 @@ def test_a_new_tcp_flow_is_copied_to_te_and_once_pinned_follows_its_pin():
     # TE sees the copy and pins the flow to a spine
     fab.core.flow_seen(hosts[1][2], hosts[1][3], _tcp(1, 3), fab.now)
     dp.sync()
-    (flow,) = fab.core.flows(fab.now)
+    (flow,) = fab.core.traffic.flows(fab.now)
     pinned = send(dp, hosts, 1, 3)
     assert pinned.spines == [flow.spine] and pinned.to_controller == []
     assert pinned.delivered == [hosts[3][2:]]

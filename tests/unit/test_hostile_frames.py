@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core import constants as C
-from controller.core.fabric_core import CoreSettings
 from controller.core.frames import (
     Arp,
     FrameError,
@@ -22,6 +21,7 @@ from controller.core.frames import (
     parse_lldp,
     parse_transport,
 )
+from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from tests.unit.fakefabric import SECRET, FakeFabric
 

@@ -1,7 +1,6 @@
 """Host identity at the edge, driven through the core: hijacks refused, genuine moves
 accepted after a probe, per-port limits, aging, static bindings."""
 
-from controller.core.fabric_core import CoreSettings
 from controller.core.frames import (
     ARP_REPLY,
     ARP_REQUEST,
@@ -13,6 +12,7 @@ from controller.core.frames import (
 )
 from controller.core.hosts import PROBE_MAC, HostSettings, StaticHost
 from controller.core.model import Port
+from controller.core.settings import CoreSettings
 from tests.unit.fakefabric import FakeFabric
 
 H1 = ("00:00:00:00:00:01", "10.0.0.1")  # leaf 2001 port 3

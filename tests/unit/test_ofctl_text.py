@@ -4,7 +4,6 @@ into a real bridge; here, the spelling of each kind of entry)."""
 import pytest
 
 from controller.core import constants as C
-from controller.core.fabric_core import CoreSettings
 from controller.core.ofctl_text import flow_text, group_text, meter_text
 from controller.core.openflow import (
     Bucket,
@@ -15,6 +14,7 @@ from controller.core.openflow import (
     make_match,
 )
 from controller.core.qos import default_policy
+from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from tests.unit.fakefabric import FakeFabric
 

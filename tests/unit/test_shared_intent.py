@@ -78,10 +78,10 @@ def test_a_revision_is_applied_once_and_never_an_older_one():
 
 def test_an_operators_drain_is_computed_without_being_applied():
     fab = discovered()
-    before = fab.core.drains
+    before = fab.core.maintenance.drains
     drains, message = fab.core.maintenance_change("drain_switch", 1001)
     assert drains.switches == {1001} and message == "switch 1001 drained"
-    assert fab.core.drains == before == Drains()
+    assert fab.core.maintenance.drains == before == Drains()
     desired, _ = fab.core.desired(2001, fab.now)
     gids = fab.core.view().group_ids
     assert {gid: len(g.buckets) for gid, g in desired.groups.items()} == {
@@ -96,16 +96,17 @@ def test_an_operators_drain_is_computed_without_being_applied():
 
 def test_a_shared_drain_set_is_applied_whole_with_an_event_per_change():
     fab = discovered()
-    cable = fab.core.cable_at(2001, 1)
+    cable = fab.core.maintenance.cable_at(2001, 1)
     # another instance drained a spine and a cable: both arrive as one set
     eff = fab.core.set_drains(Drains(frozenset({cable}), frozenset({1002})))
     assert eff.changed
-    assert fab.core.drained_switches == {1002} and fab.core.drained_cables == {cable}
+    assert fab.core.maintenance.switches == {1002} and fab.core.maintenance.cables == {cable}
     kinds = [(e.kind, e.message) for e in fab.core.events[-2:]]
     assert ("drain", "switch 1002 drained") in kinds
-    assert not fab.core.set_drains(fab.core.drains).changed  # the same set: nothing to do
+    same = fab.core.maintenance.drains
+    assert not fab.core.set_drains(same).changed  # the same set: nothing to do
     fab.core.set_drains(Drains())
-    assert fab.core.drains == Drains()
+    assert fab.core.maintenance.drains == Drains()
     assert [e.kind for e in fab.core.events[-2:]] == ["undrain", "undrain"]
 
 

@@ -4,8 +4,8 @@ goes on only from the MAC and address bound at the port it came in on."""
 from __future__ import annotations
 
 from controller.core import constants as C
-from controller.core.fabric_core import CoreSettings
 from controller.core.model import Port
+from controller.core.settings import CoreSettings
 from tests.unit.dataplane import DataPlane, ip_packet
 from tests.unit.fakefabric import FakeFabric, ip_frame, learn
 

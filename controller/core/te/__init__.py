@@ -18,7 +18,8 @@ time; the answers are placements, moves and events. One module per concern:
 * ``engine``: ``TrafficEngineer``, which ties the decisions together;
 * ``reader``, ``derive``, ``admission``, ``restart``, ``fabric``: ``FabricTE``, TE as a
   component of the core (import it from ``controller.core.te.fabric``: it depends on
-  the core's training jobs, which depend on this package).
+  the core's training jobs, which depend on this package);
+* ``off``: ``TeOff``, what the core holds in its place with ``--no-te``.
 
 This module re-exports what the rest of aifabric uses.
 """

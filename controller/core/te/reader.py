@@ -1,6 +1,6 @@
 """What traffic engineering reads of the rest of the core: the fabric through a narrow
 interface (:class:`FabricReader`), and the core settings it uses (:class:`CoreTeSettings`,
-which ``controller.core.fabric_core.CoreSettings`` satisfies). Protocols, so that TE
+which ``controller.core.settings.CoreSettings`` satisfies). Protocols, so that TE
 imports nothing of the core that holds it.
 """
 
