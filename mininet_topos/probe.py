@@ -29,7 +29,8 @@ def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-def _checksum(data: bytes) -> int:
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071's checksum (IPv4 header, ICMP, TCP/UDP with their pseudo-header)."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -47,10 +48,10 @@ def arp_request(src_mac: bytes, src_ip: bytes, target_ip: bytes) -> bytes:
 def echo_request(src_mac: bytes, dst_mac: bytes, src_ip: bytes, dst_ip: bytes,
                  seq: int) -> bytes:
     icmp = struct.pack("!BBHHH", 8, 0, 0, 0x4242, seq & 0xFFFF) + b"aifabric-probe"
-    icmp = icmp[:2] + struct.pack("!H", _checksum(icmp)) + icmp[4:]
+    icmp = icmp[:2] + struct.pack("!H", internet_checksum(icmp)) + icmp[4:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), seq & 0xFFFF, 0, 64, 1, 0,
                      src_ip, dst_ip)
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", internet_checksum(ip)) + ip[12:]
     return dst_mac + src_mac + struct.pack("!H", ETH_IP) + ip + icmp
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mininet_topos.probe import internet_checksum
 from tests.fakes.layout import Layout
 
 if TYPE_CHECKING:
@@ -46,14 +47,6 @@ def _ip_str(raw: bytes) -> str:
     return ".".join(str(b) for b in raw)
 
 
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
 
 # --- frames -----------------------------------------------------------------------------------
 def ethernet(dst: str, src: str, ethertype: int, payload: bytes) -> bytes:
@@ -71,14 +64,14 @@ def ipv4(src_mac: str, dst_mac: str, src: str, dst: str, proto: int, l4: bytes,
          dscp: int = 0) -> bytes:
     head = struct.pack("!BBHHHBBH4s4s", 0x45, dscp << 2, 20 + len(l4), 0, 0x4000, 64, proto,
                        0, ip_bytes(src), ip_bytes(dst))
-    head = head[:10] + struct.pack("!H", _csum(head)) + head[12:]
+    head = head[:10] + struct.pack("!H", internet_checksum(head)) + head[12:]
     return ethernet(dst_mac, src_mac, ETH_IP, head + l4)
 
 
 def icmp_echo(kind: int, ident: int, seq: int, payload: bytes = b"fake-ping") -> bytes:
     """ICMP echo request (kind 8) or reply (kind 0)."""
     body = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + payload
-    return body[:2] + struct.pack("!H", _csum(body)) + body[4:]
+    return body[:2] + struct.pack("!H", internet_checksum(body)) + body[4:]
 
 
 def udp(sport: int, dport: int, payload: bytes) -> bytes:

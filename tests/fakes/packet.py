@@ -13,6 +13,7 @@ import struct
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from mininet_topos.probe import internet_checksum
 from tests.fakes.fields import (
     ETH_ARP,
     ETH_IP,
@@ -27,12 +28,6 @@ SETTABLE = frozenset({"eth_dst", "eth_src", "vlan_vid", "vlan_pcp", "ip_dscp", "
                       "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst",
                       "metadata"})
 
-
-def _csum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 class Packet:
@@ -154,4 +149,4 @@ class Packet:
         d, off = self.data, self.l3
         ihl = (d[off] & 0x0F) * 4
         struct.pack_into("!H", d, off + 10, 0)
-        struct.pack_into("!H", d, off + 10, _csum(bytes(d[off:off + ihl])))
+        struct.pack_into("!H", d, off + 10, internet_checksum(bytes(d[off:off + ihl])))

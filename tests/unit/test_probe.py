@@ -6,7 +6,13 @@ from __future__ import annotations
 import socket
 import struct
 
-from mininet_topos.probe import _checksum, arp_reply_from, arp_request, echo_request, is_echo_reply
+from mininet_topos.probe import (
+    arp_reply_from,
+    arp_request,
+    echo_request,
+    internet_checksum,
+    is_echo_reply,
+)
 
 ME, HIM = bytes.fromhex("020000000b01"), bytes.fromhex("000000000008")
 MY_IP, HIS_IP = socket.inet_aton("10.0.0.101"), socket.inet_aton("10.0.0.8")
@@ -26,7 +32,7 @@ def test_an_arp_reply_for_the_target_to_us_gives_its_mac():
 def test_echo_request_is_well_formed_and_only_its_reply_counts():
     req = echo_request(ME, HIM, MY_IP, HIS_IP, 7)
     ip = req[14:34]
-    assert _checksum(ip) == 0 and _checksum(req[34:]) == 0  # both checksums hold
+    assert internet_checksum(ip) == 0 and internet_checksum(req[34:]) == 0  # both checksums hold
     # the target's reply: addresses swapped, ICMP type 0
     body = bytearray(req[34:])
     body[0] = 0
