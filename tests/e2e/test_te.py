@@ -96,10 +96,17 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
         assert wait_until(placed, timeout=12, interval=1.0), flows(ctl, dst_port=5201)
         # the data plane follows: every leaf's two uplinks each carry one flow (with two
         # flows hashed onto one spine, the other uplink would stand idle)
-        time.sleep(max(0.0, t0 + 11 - time.time()))
-        with ctl.client() as c:
-            uplinks = {(lk.src_dpid, lk.src_port): lk.rate_bps / 1e6 for lk in c.links().links
-                       if lk.src_dpid in SPEC.leaf_dpids()}
+        # (the best of four one-second readings: a single reading can fall on a second
+        # in which the emulated link dropped and TCP backed off; CI saw 0.8 Mbit/s once
+        # on an uplink whose flow averaged 4)
+        uplinks: dict[tuple[int, int], float] = {}
+        for when in (9, 10.5, 12, 13.5):
+            time.sleep(max(0.0, t0 + when - time.time()))
+            with ctl.client() as c:
+                for lk in c.links().links:
+                    if lk.src_dpid in SPEC.leaf_dpids():
+                        key = (lk.src_dpid, lk.src_port)
+                        uplinks[key] = max(uplinks.get(key, 0.0), lk.rate_bps / 1e6)
         results = [T.result(p, timeout=60) for p in procs]
         events.close()
         # what the leaves held at the end, for the failure message
