@@ -8,14 +8,16 @@ import time
 
 from os_ken.controller import event
 
+from apps import clock
+
 
 class EventTick(event.EventBase):
     """Posted by the ticker thread; handled on the app's own thread."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.posted = time.monotonic()
-        self.posted_wall = time.time()
+        self.posted = time.monotonic()  # for the loop's lag
+        self.posted_at = clock.now()  # on the core's clock: the tick's horizon
 
 
 class EventRebalanced(event.EventBase):

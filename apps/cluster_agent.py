@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from apps import clock
 from apps.cluster_peers import PeerWatch
 from apps.cluster_store import EtcdStore, StoreUnavailable
-from controller.core.mastership import (
+from controller.core.intent.kinds import Intent
+from controller.core.intent.mastership import (
     Claim,
     ClaimLeader,
     Mastership,
@@ -32,7 +34,6 @@ from controller.core.mastership import (
     StoreView,
     Yield,
 )
-from controller.core.shared import Intent
 
 log = logging.getLogger("aifabric.cluster")
 
@@ -169,7 +170,7 @@ class ClusterAgent:
                 log.error("cluster: %s; switches keep forwarding, mastership is kept "
                           "until the lease may have expired", exc)
             self.status = replace(self.status, etcd_ok=False, etcd_error=str(exc),
-                                  checked_at=time.time())
+                                  checked_at=clock.now())
         if view is None:
             if self.mastership.lease_holds(now):
                 return
@@ -199,7 +200,7 @@ class ClusterAgent:
             self.status = ClusterStatus(
                 self.mastership.node, tuple(sorted(view.members)),
                 tuple(sorted((d, h.node) for d, h in view.holders.items())), True, "",
-                time.time(), view.te_leader or "", self.status.leading)
+                clock.now(), view.te_leader or "", self.status.leading)
         roles: list[RoleRequest | Yield] = []
         won = False
         for action in actions:

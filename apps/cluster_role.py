@@ -19,8 +19,8 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from apps import ofmsg
 from controller.core.fabric_core import Effects, FabricCore
-from controller.core.mastership import Yield
-from controller.core.shared import Intent, IntentError, decode_moves, encode_moves
+from controller.core.intent.kinds import Intent, IntentError, decode_moves, encode_moves
+from controller.core.intent.mastership import Yield
 
 log = logging.getLogger("aifabric.fabric")
 
@@ -153,4 +153,4 @@ class ClusterRole:
             except IntentError as exc:
                 log.error("cluster: TE moves of leaf %d not made: %s", leaf, exc)
                 continue
-            self._apply(self.core.apply_leader_moves(leaf, got, leader, now), now)
+            self._apply(self.core.traffic.apply_leader_moves(leaf, got, leader, now), now)

@@ -1,13 +1,13 @@
 """The cluster's store: etcd, through its JSON gateway (HTTP, the standard library).
 
-What :class:`~controller.core.mastership.Mastership` reads and asks for, as etcd keys
+What :class:`~controller.core.intent.mastership.Mastership` reads and asks for, as etcd keys
 under ``/aifabric/<cluster>/``:
 
 - ``members/<node>``: one per live instance, bound to its lease; the value (JSON) says
   which switches it is connected to, and where its peer port is (apps/cluster_peers.py).
 - ``master/<dpid>``: the node that masters the switch, bound to that node's lease; the
   revision at which the key was created is the master's OpenFlow generation id.
-- ``intent/<kind>``: operator intent every instance applies (controller/core/shared.py),
+- ``intent/<kind>``: operator intent every instance applies (controller/core/intent/kinds.py),
   replaced whole by compare-and-swap on its revision.
 - ``te-leader``: the TE leader, bound to its lease; ``te/<dpid>``: the leader's latest
   moves of that leaf's flows, for the leaf's master to make (bound to the leader's lease:
@@ -35,8 +35,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controller.config_daemon import etcd_endpoint
-from controller.core.mastership import Holder, StoreView
-from controller.core.shared import Intent
+from controller.core.intent.kinds import Intent
+from controller.core.intent.mastership import Holder, StoreView
 
 
 class StoreUnavailable(Exception):

@@ -1,6 +1,6 @@
 """What the API (and the cluster agent) ask of the fabric app, run on its thread.
 
-Operator intent (:mod:`controller.core.shared`: the QoS policy, the drains, the jobs,
+Operator intent (:mod:`controller.core.intent.kinds`: the QoS policy, the drains, the jobs,
 the pins) changes one way in both modes: a ``*_change`` method computes the kind's new
 value from the revision applied here and checks it as the API would (nothing changes
 yet); the API writes it to the store (etcd, or the state file alone) by
@@ -19,12 +19,10 @@ from typing import Any
 from os_ken.base import app_manager
 
 from apps.api.fabric_commands import Change, FabricCommands
-from controller.core import ofctl_text
-from controller.core.errors import NotFound
+from controller.core.errors import FabricError, NotFound
+from controller.core.fabric.qos import QosPolicy
 from controller.core.fabric_core import Effects, FabricCore
-from controller.core.jobs import JobSpec
-from controller.core.qos import QosPolicy
-from controller.core.shared import (
+from controller.core.intent.kinds import (
     TITLES,
     Applied,
     Drains,
@@ -38,8 +36,10 @@ from controller.core.shared import (
     encode_policy,
 )
 from controller.core.snapshot import FlowInfo, JobInfo, SwitchEntries
-from controller.core.sync import SwitchSync
+from controller.core.southbound import ofctl_text
+from controller.core.southbound.sync import SwitchSync
 from controller.core.te import PROTO_NAMES, FlowKey
+from controller.core.te.jobs import JobSpec
 
 log = logging.getLogger("aifabric.fabric")
 
@@ -73,7 +73,7 @@ class Commands(FabricCommands):
             elif intent.kind == "jobs":  # (placed once their hosts are known)
                 self.core.traffic.restore_jobs(decode_jobs(intent.value), now)
             elif intent.kind == "pins":  # (made once their flows are seen)
-                self.core.set_pins(decode_pins(intent.value), now)
+                self.core.traffic.set_pins(decode_pins(intent.value), now)
             elif intent.kind == "qos" and self.core.qos is None:
                 log.warning("the QoS policy kept in the state file is not in force: QoS "
                             "is off")
@@ -90,7 +90,7 @@ class Commands(FabricCommands):
         for intent in intents:
             try:
                 self.apply_intent(intent)
-            except IntentError as exc:
+            except (IntentError, FabricError) as exc:  # (refused here: said, not fatal)
                 log.error("%s at revision %d not applied: %s", TITLES.get(intent.kind,
                           intent.kind), intent.revision, exc)
                 self.applied.mark(intent)  # (said once; the next change is read anew)
@@ -107,10 +107,10 @@ class Commands(FabricCommands):
             self._apply(self.core.set_drains(Drains.decode(intent.value)), now, flush=True)
         elif intent.kind == "jobs":
             specs = decode_jobs(intent.value)
-            self._te_change(title, lambda: self.core.set_jobs(specs, now), now)
+            self._te_change(title, lambda: self.core.traffic.set_jobs(specs, now), now)
         elif intent.kind == "pins":
             pins = decode_pins(intent.value)
-            self._te_change(title, lambda: self.core.set_pins(pins, now), now)
+            self._te_change(title, lambda: self.core.traffic.set_pins(pins, now), now)
         elif intent.kind == "qos":
             policy = decode_policy(intent.value)
             if self.core.qos is None:
@@ -153,16 +153,21 @@ class Commands(FabricCommands):
                       self.applied.revision("drains"))
 
     def qos_change(self, policy: QosPolicy) -> Change:
-        """The policy to keep (validated by the API) and the revision it replaces."""
-        return Change(encode_policy(policy), "", self.applied.revision("qos"))
+        """The policy to keep (validated by the API; None when it is the one in force)
+        and the revision it replaces."""
+        same = self.core.qos == policy
+        return Change(None if same else encode_policy(policy),
+                      "the QoS policy is in force already" if same else "",
+                      self.applied.revision("qos"))
 
     def pin_change(self, key: FlowKey, spine: int) -> Change:
         """The pins with ``key`` pinned to ``spine`` (NotFound, FailedPrecondition if it
         cannot be), and the revision of the pins it was computed from."""
         pins = dict(self.core.traffic.shared_pins or {})  # (a copy; {} alone)
         self.core.traffic.check_pin(key, spine)
+        same = pins.get(key) == spine
         pins[key] = spine
-        return Change(encode_pins(pins), f"{key} pinned to spine {spine}",
+        return Change(None if same else encode_pins(pins), f"{key} pinned to spine {spine}",
                       self.applied.revision("pins"))
 
     def unpin_change(self, key: FlowKey) -> Change:

@@ -32,7 +32,7 @@ from os_ken.controller.handler import (
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from apps import ofmsg, runtime
+from apps import clock, ofmsg, runtime
 from apps.api.event_bus import EventBus
 from apps.api.metrics import LOOP_LAG
 from apps.app_events import EventCall, EventRebalanced, EventTick
@@ -47,12 +47,12 @@ from apps.southbound import Southbound
 from apps.stats import StatsPoller, polls
 from controller.core import constants as C
 from controller.core.fabric_core import Effects, FabricCore
-from controller.core.model import Port
-from controller.core.monitor import LoadMonitor
-from controller.core.openflow import MeterRule
+from controller.core.model.fabric_model import Port
+from controller.core.model.monitor import LoadMonitor
 from controller.core.schedule import Schedule, Timer
 from controller.core.snapshot import Published
-from controller.core.sync import SwitchSync
+from controller.core.southbound.openflow import MeterRule
+from controller.core.southbound.sync import SwitchSync
 
 log = logging.getLogger("aifabric.fabric")
 
@@ -86,7 +86,7 @@ class FabricApp(BoundedLoopApp):
                                  self._te_round, self.core.traffic.pin_counters,
                                  self.pub.bus.publish)
         self.commands = Commands(self.core, sync, self._apply, self.pub.set,
-                                 lambda: self.pub.value, self.pub.flows, time.time)
+                                 lambda: self.pub.value, self.pub.flows, clock.now)
         # periodic work, one table: (timer, what runs); the statistics' rows are its own
         self.timers = Schedule([Timer("probe", cfg.discovery.lldp_interval),
                                 *(Timer(p.what, p.interval)
@@ -153,14 +153,14 @@ class FabricApp(BoundedLoopApp):
     def _on_tick(self, ev) -> None:
         self.heartbeat.beat()
         LOOP_LAG.observe(time.monotonic() - ev.posted)
-        now = time.time()
+        now = clock.now()
         leaves = {d for d in self.dps if self.core.traffic.te is not None
                   and self.core.role(d) == "leaf"}
         for timer in self.timers.due(time.monotonic()):
             if timer == "probe":
                 # Links expire by the tick's posting time: every LLDP reply that arrived
                 # before it has been handled by now (one queue), however busy the loop was.
-                self._apply(self.core.tick(now, horizon=ev.posted_wall), now)
+                self._apply(self.core.tick(now, horizon=ev.posted_at), now)
             else:
                 self.stats.poll(timer, self.dps.values(), leaves, now)
         # Switches become settled with time alone: sync when that happens.
@@ -189,7 +189,7 @@ class FabricApp(BoundedLoopApp):
     @guarded
     def _on_state_change(self, ev) -> None:
         dp = ev.datapath
-        now = time.time()
+        now = clock.now()
         if dp.id is None:
             return
         if ev.state == MAIN_DISPATCHER:
@@ -223,7 +223,7 @@ class FabricApp(BoundedLoopApp):
         if session is None:
             return
         if ev.msg.xid != session.read_xid:  # counters of the TE pins and job pairs
-            self.stats.counters(ev.msg, time.time())
+            self.stats.counters(ev.msg, clock.now())
             return
         self._read(ev.msg, "flows", [ofmsg.flow_from_stats(s) for s in ev.msg.body])
 
@@ -253,7 +253,7 @@ class FabricApp(BoundedLoopApp):
             "(left alone)", got.dpid, len(got.flows), len(got.groups), len(got.meters),
             got.foreign,
         )
-        dpid, now = got.dpid, time.time()
+        dpid, now = got.dpid, clock.now()
         self.core.traffic.recover_pins(dpid, got.flows)
         self.core.recover_layout(dpid, got.flows, got.groups)
         self._apply(self.core.edge.recover_hosts(dpid, got.flows, now), now, force_sync=True)
@@ -265,20 +265,20 @@ class FabricApp(BoundedLoopApp):
     @guarded
     def _on_port_stats(self, ev) -> None:
         if self.out.session(ev.msg.datapath) is not None:
-            self.stats.port_stats(ev.msg, time.time(), self.pub.value.topology.links,
+            self.stats.port_stats(ev.msg, clock.now(), self.pub.value.topology.links,
                                   self.core.port_speed)
 
     @set_ev_cls(ofp_event.EventOFPQueueStatsReply, MAIN_DISPATCHER)
     @guarded
     def _on_queue_stats(self, ev) -> None:
         if self.out.session(ev.msg.datapath) is not None:
-            self.stats.queue_stats(ev.msg, time.time(), self.dps)
+            self.stats.queue_stats(ev.msg, clock.now(), self.dps)
 
     @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
     @guarded
     def _on_meter_stats(self, ev) -> None:
         if self.out.session(ev.msg.datapath) is not None:
-            self.stats.meter_stats(ev.msg, time.time(), self.dps)
+            self.stats.meter_stats(ev.msg, clock.now(), self.dps)
 
     # --- traffic engineering ----------------------------------------------------------------
     def _te_round(self, now: float) -> None:
@@ -287,7 +287,7 @@ class FabricApp(BoundedLoopApp):
         status never wait for it."""
         self._counts["te_passes"] += 1
         rates = {k: load.tx_bps for k, load in self.stats.monitor.ports.items()}
-        eff = self.core.te_pass(rates, now, rebalance=False)
+        eff = self.core.traffic.te_pass(rates, now, rebalance=False)
         self.cluster.share_moves()
         self.rebalancer.start(now)
         self._apply(eff, now)
@@ -296,7 +296,7 @@ class FabricApp(BoundedLoopApp):
     @set_ev_cls(EventRebalanced)
     @guarded
     def _on_rebalanced(self, ev) -> None:
-        self.rebalancer.finish(ev.plan, time.time())
+        self.rebalancer.finish(ev.plan, clock.now())
 
     # --- API and cluster agent calls --------------------------------------------------------
     @set_ev_cls(EventCall)
@@ -321,13 +321,13 @@ class FabricApp(BoundedLoopApp):
         if self.out.session(dp) is None or in_port is None:
             return
         self._counts["packet_in"] += 1
-        now = time.time()
+        now = clock.now()
         # The core judges a frame by when it arrived (os-ken stamps it in the receive
         # thread), not by how long it queued: a busy loop must not reject its own fresh
         # LLDP probes as stale.
-        arrived = min(getattr(ev, "timestamp", now) or now, now)
+        arrived = clock.at_wall(getattr(ev, "timestamp", None), now)
         kind = C.cookie_kind(msg.cookie) if C.is_ours(msg.cookie) else None
-        handle = {C.KIND_TE: self.core.flow_seen,
+        handle = {C.KIND_TE: self.core.traffic.flow_seen,
                   C.KIND_GUARD: self.core.unbound_source}.get(kind, self.core.packet_in)
         self._apply(handle(dp.id, in_port, bytes(msg.data), arrived), now)
 
@@ -342,7 +342,7 @@ class FabricApp(BoundedLoopApp):
         deleted = msg.reason == ofp.OFPPR_DELETE
         log.info("port %d:%d (%s) %s", dp.id, port.port_no, port.name,
                  "deleted" if deleted else ("up" if port.up else "down"))
-        now = time.time()
+        now = clock.now()
         self._apply(self.core.port_status(dp.id, port, deleted, now), now)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
@@ -355,7 +355,7 @@ class FabricApp(BoundedLoopApp):
         log.error("switch %s reported OpenFlow error type=%d code=%d; its state will be "
                   "re-read", dp.id, msg.type, msg.code)
         session = self.out.session(dp)
-        now = time.time()
+        now = clock.now()
         if session is not None and not session.ready and msg.xid == session.meter_xid:
             # a switch without meters must not stay unread forever; the meters it is sent
             # will fail too, and its punts then go unpoliced: say so loudly
@@ -372,7 +372,7 @@ class FabricApp(BoundedLoopApp):
         dp = ev.msg.datapath
         if self.dps.get(dp.id) is dp and self.cluster.role_reply(dp, ev.msg):
             # another instance wrote to it meanwhile: read it back, then sync
-            now = time.time()
+            now = clock.now()
             if not self._reread(dp, now):
                 self._apply(Effects(changed=True), now)
 

@@ -1,6 +1,6 @@
 """Operator intent kept in a file: the standalone store, alike to the cluster's etcd.
 
-A standalone fabricd keeps the kinds of :mod:`controller.core.shared` (the QoS policy,
+A standalone fabricd keeps the kinds of :mod:`controller.core.intent.kinds` (the QoS policy,
 the drains, the registered jobs, the operator pins) in one JSON file, written whole on
 every change (a temporary file, fsync, rename, fsync of the directory: a crash leaves
 the old file or the new one, never half of one). Writes are compare-and-swap on a
@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from apps.cluster_store import StoreUnavailable
-from controller.core.shared import (
+from controller.core.intent.kinds import (
     KINDS,
     Drains,
     Intent,

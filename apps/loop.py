@@ -106,8 +106,8 @@ class BoundedLoopApp(app_manager.OSKenApp):
         self._later.append((self.intake.last_seq, fn))
 
     def at(self, when: float, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on this thread at monotonic time ``when`` (once the event being
-        handled then is done), whether or not events arrive meanwhile."""
+        """Run ``fn`` on this thread at monotonic time ``when`` or soon after (after the
+        batch of events being handled then), whether or not events arrive meanwhile."""
         heapq.heappush(self._timed, (when, next(self._timed_order), fn))
 
     def _run_timed(self) -> None:
@@ -145,3 +145,4 @@ class BoundedLoopApp(app_manager.OSKenApp):
                 self._done_seq = item.seq
                 self._run_later()
             self._run_timed()
+            self._run_later()  # (what timed work deferred: nothing is queued before it)

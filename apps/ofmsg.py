@@ -1,4 +1,4 @@
-"""Translation between the core's pure entries (``controller.core.openflow``) and os-ken
+"""Translation between the core's pure entries (``controller.core.southbound.openflow``) and os-ken
 OpenFlow 1.3 messages, in both directions (the reverse is used to read what a switch
 already holds when it connects)."""
 
@@ -11,7 +11,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.core import constants as C
-from controller.core.openflow import Bucket, FlowRule, GroupRule, MeterRule, SyncPlan
+from controller.core.southbound.openflow import Bucket, FlowRule, GroupRule, MeterRule, SyncPlan
 
 # --- OVS's metered controller action ----------------------------------------------------
 # OVS's controller(max_len=N, meter_id=M) is NXAST_CONTROLLER2 with property 5

@@ -14,7 +14,7 @@ import logging
 import subprocess
 from dataclasses import dataclass
 
-from controller.core.qos import PortQosPlan
+from controller.core.fabric.qos import PortQosPlan
 
 log = logging.getLogger("aifabric.qos.ovs")
 

@@ -19,7 +19,7 @@ from os_ken.controller.handler import MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from prometheus_client import Counter
 
-from apps import runtime
+from apps import clock, runtime
 from apps.guard import guarded
 from apps.loop import BoundedLoopApp
 from apps.ofmsg import port_name
@@ -33,7 +33,7 @@ from apps.ovs_qos import (
     tc_filters,
 )
 from controller.core.events import FabricEvent
-from controller.core.qos import PortQosPlan, QosPolicy, port_plan
+from controller.core.fabric.qos import PortQosPlan, QosPolicy, port_plan
 
 log = logging.getLogger("aifabric.qos")
 
@@ -175,7 +175,7 @@ class QosApp(BoundedLoopApp):
         """An event for API watchers (the fabric app's bus is thread-safe)."""
         fabric = app_manager.lookup_service_brick("FabricApp")
         if fabric is not None:
-            fabric.event_bus.publish([FabricEvent(kind, message)], time.time())
+            fabric.event_bus.publish([FabricEvent(kind, message)], clock.now())
 
     def desired(self) -> dict[str, tuple[str, PortQosPlan]]:
         """Port name -> (bridge, plan) for every port of every switch seen (connected

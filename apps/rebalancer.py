@@ -10,11 +10,11 @@ leaves with other events served between them.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from apps import clock
 from controller.core.fabric_core import Effects, FabricCore
 from controller.core.te import search as te_search
 
@@ -63,11 +63,11 @@ class Rebalancer:
         if plan is None:
             self.busy = False
             return
-        eff, rest = self.core.rebalanced(plan, now, REBALANCE_SLICE)
+        eff, rest = self.core.traffic.rebalanced(plan, now, REBALANCE_SLICE)
         self._apply(eff, now)
         self._share_moves()
         if rest is not None:  # the next slice after whatever else is waiting
-            self._later(lambda: self.finish(rest, time.time()))
+            self._later(lambda: self.finish(rest, clock.now()))
             return
         self.busy = False
         self._done(now)

@@ -16,16 +16,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from controller.config import FabricdConfig, TeConfig
-from controller.core.cabling import make_cable, parse_end
-from controller.core.dampening import DampingSettings
-from controller.core.forwarding import PuntLimits
-from controller.core.hosts import HostSettings, StaticHost
-from controller.core.jobs import JobLimits
-from controller.core.model import Cable
-from controller.core.qos import QosPolicy
+from controller.core.fabric.dampening import DampingSettings
+from controller.core.fabric.forwarding import PuntLimits
+from controller.core.fabric.hosts import HostSettings, StaticHost
+from controller.core.fabric.qos import QosPolicy
+from controller.core.intent.kinds import Intent, IntentError, decode_policy
+from controller.core.model.cabling import make_cable, parse_end
+from controller.core.model.fabric_model import Cable
 from controller.core.settings import CoreSettings
-from controller.core.shared import Intent, IntentError, decode_policy
 from controller.core.te import TeSettings
+from controller.core.te.jobs import JobLimits
 
 _config: FabricdConfig | None = None
 _intents: list[Intent] = []

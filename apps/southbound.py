@@ -1,12 +1,14 @@
 """The fabric app's output: what the core asks for, made into OpenFlow messages.
 
 Owns the switches' connections (``dps``), their sync sessions (read-back, mirror,
-plans: :class:`controller.core.sync.SwitchSync`) and the coalescing of changes: a
-change marks the switches dirty, and they are synced once every event queued before it
-has been handled (or once it is ``SYNC_MAX_DELAY`` old), so a burst of events (a
-fabric coming up) costs one recomputation, not one per event. Packet-outs wait for
-that sync: a host that gets an ARP answer sends at once, and its packets should find
-the new entries in place. Everything here runs on the fabric app's thread.
+plans: :class:`controller.core.southbound.sync.SwitchSync`) and the coalescing of
+changes: a change marks the switches dirty, and they are synced once every event queued
+before it has been handled (or once it is ``SYNC_MAX_DELAY`` old), so a burst of events
+(a fabric coming up) costs one recomputation, not one per event. A sync of every switch
+that cost a lot is paced (the next waits for three times its cost) so that the loop
+keeps up with its other events; TE's changes of a few switches are not. Packet-outs
+wait for that sync: a host that gets an ARP answer sends at once, and its packets
+should find the new entries in place. Everything here runs on the fabric app's thread.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Any
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from apps import ofmsg
+from apps import clock, ofmsg
 from controller.core.fabric_core import Effects
-from controller.core.sync import Session, SwitchSync
+from controller.core.southbound.sync import Session, SwitchSync
 
 log = logging.getLogger("aifabric.fabric")
 
@@ -78,8 +80,7 @@ class Southbound:
             return
         self.send_packet_outs([po for po in eff.packet_outs if not po.held])
         self._held_outs += [po for po in eff.packet_outs if po.held]
-        if flush or (now - self._dirty_since >= self._max_delay()
-                     and time.monotonic() >= self._paced_until):
+        if flush or (now - self._dirty_since >= self._max_delay() and not self._paced()):
             self.flush(now)
         elif not self._sync_due:  # after the events already queued: then sync
             self._sync_due = True
@@ -88,19 +89,25 @@ class Southbound:
 
     def _max_delay(self) -> float:
         """How long a change may wait while other events keep arriving: SYNC_MAX_DELAY,
-        or twice what the last sync cost (a fabric whose sync takes a second is synced
-        at most a third of the time: the loop keeps up with its other events)."""
-        return max(SYNC_MAX_DELAY, 2 * self._cost)
+        or for a change of every switch twice what their last sync cost (a fabric whose
+        sync takes a second is synced at most a third of the time: the loop keeps up
+        with its other events)."""
+        return max(SYNC_MAX_DELAY, 2 * self._cost) if self._dirty_all else SYNC_MAX_DELAY
+
+    def _paced(self) -> bool:
+        """Whether the waiting change must wait for its turn: a sync of every switch
+        does (``_paced_until``), one of the few switches TE touched does not."""
+        return self._dirty_all and time.monotonic() < self._paced_until
 
     def _deferred_sync(self) -> None:
         if self._dirty_since is None:  # (synced meanwhile)
             self._sync_due = False
             return
-        if time.monotonic() < self._paced_until:  # its turn comes at _paced_until
+        if self._paced():  # its turn comes at _paced_until
             self._at(self._paced_until, self._deferred_sync)
             return
         self._sync_due = False
-        now = time.time()
+        now = clock.now()
         self.flush(now)
         self._effects_done(now)
 

@@ -24,7 +24,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from apps import ofmsg
 from controller.core import constants as C
 from controller.core.events import FabricEvent
-from controller.core.monitor import LoadMonitor, PortCounters, link_stats
+from controller.core.model.monitor import LoadMonitor, PortCounters, link_stats
 from controller.core.snapshot import MeterStat, QueueStat
 
 log = logging.getLogger("aifabric.stats")

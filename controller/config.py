@@ -22,10 +22,10 @@ from controller.config_daemon import (
     Strict,
     parse_host_port,
 )
-from controller.core.cabling import make_cable, parse_end
-from controller.core.hosts import host_address, unicast_mac
-from controller.core.qos import QosPolicy, profile_policy
-from controller.core.roles import ROLES
+from controller.core.fabric.hosts import host_address, unicast_mac
+from controller.core.fabric.qos import QosPolicy, profile_policy
+from controller.core.model.cabling import make_cable, parse_end
+from controller.core.model.roles import ROLES
 
 
 class ConfigError(Exception):

@@ -178,9 +178,10 @@ def join_cluster(config: FabricdConfig):
 
 def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
     """Once the fabric app runs, start the agent that keeps this instance's mastership."""
+    from apps import clock
     from apps.app_events import EventCall
     from apps.cluster_agent import ClusterAgent
-    from controller.core.mastership import Mastership
+    from controller.core.intent.mastership import Mastership
 
     while (app := fabric_app()) is None:
         time.sleep(0.05)
@@ -212,7 +213,7 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
                          set_leader=on_app(lambda a, lead: a.cluster.set_te_leader(lead),
                                            "changing the TE leadership"),
                          apply_moves=on_app(lambda a, m: a.cluster.apply_leader_moves(
-                                                m, time.time()),
+                                                m, clock.now()),
                                             "making the TE leader's moves"))
     app.cluster.agent = agent
     agent.start()
@@ -287,23 +288,32 @@ def main(argv: list[str] | None = None) -> int:
         app = fabric_app()
         return None if app is None else app.published
 
-    def call(command, timeout: float = 10.0):
+    def call(command, timeout: float = 10.0, must_run: bool = False):
         """Run ``command(commands)`` (the API's FabricCommands) on the fabric app's
-        thread; NotAnswered when it did not run."""
+        thread; NotAnswered when it did not run. ``must_run`` (a change already stored,
+        to be applied): never refused or withdrawn; NotAnswered then says it is still
+        to run when ``timeout`` passed."""
         from apps.api.fabric_commands import NotAnswered
         from apps.app_events import EventCall
 
         app = fabric_app()
         if app is None:
             raise NotAnswered("the controller is still starting")
-        ev = EventCall(lambda a: command(a.commands))
+        ev = EventCall(lambda a: command(a.commands), must_run=must_run)
         if not app.submit(ev):  # run on the fabric app's own thread, unless too many wait
             raise NotAnswered(f"the controller is busy ({app.intake.limits.calls} calls "
                               "wait): not applied")
         if not ev.done.wait(timeout):
+            if must_run:
+                raise NotAnswered(f"still waiting after {timeout:g} s: it runs when the "
+                                  "controller gets to it")
             if ev.cancel():
                 raise NotAnswered(f"not started within {timeout:g} s: not applied")
-            ev.done.wait(60.0)  # it is running: report what it did, not a guess
+            if not ev.done.wait(60.0):  # it is running: report what it did, not a guess
+                from controller.core.errors import Unavailable
+
+                raise Unavailable(f"the command started but had not finished after "
+                                  f"{timeout + 60:g} s: its outcome is unknown")
         if ev.error is not None:
             raise ev.error
         return ev.result
@@ -381,16 +391,16 @@ def main(argv: list[str] | None = None) -> int:
     if store is not None:
         threading.Thread(target=start_cluster_agent, args=(config, store, fabric_app),
                          name="aifabric-cluster-start", daemon=True).start()
-    started = time.time()
+    started = time.monotonic()
     try:
         app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])
     except Exception:
         if oskenfix.listener_error is not None:  # (os-ken then fails on its own cleanup)
             log.error("controller stopped after %.1f s: OpenFlow on %s:%d: %s",
-                      time.time() - started, of.listen_host, of.port,
+                      time.monotonic() - started, of.listen_host, of.port,
                       oskenfix.listener_error)
         else:
-            log.exception("controller failed after %.1f s", time.time() - started)
+            log.exception("controller failed after %.1f s", time.monotonic() - started)
         os._exit(EXIT_RUNTIME)
     return 0
 

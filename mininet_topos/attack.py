@@ -144,7 +144,7 @@ def run(host, *args: str, wait: bool = True, timeout: float = 120):
 def lldp_with_chassis(chassis: bytes) -> bytes:
     """An LLDP frame in aifabric's format (its organisational TLV, signed with a guessed
     key) whose chassis ID TLV holds ``chassis``."""
-    from controller.core.frames import build_ethernet, build_lldp, parse_ethernet
+    from controller.core.fabric.frames import build_ethernet, build_lldp, parse_ethernet
 
     genuine = parse_ethernet(build_lldp(1001, 3, b"x" * 32, time.time())).payload
     org = genuine[genuine.index(b"\x02\xaf\x00") - 2:]
@@ -154,7 +154,7 @@ def lldp_with_chassis(chassis: bytes) -> bytes:
 
 def malformed_lldp() -> list[bytes]:
     """LLDP frames whose chassis ID, lengths or TLVs are out of range."""
-    from controller.core.frames import build_ethernet
+    from controller.core.fabric.frames import build_ethernet
 
     frames = [lldp_with_chassis(b"\x07" + c) for c in (
         b"dpid:-1", b"dpid:+1", b"dpid:" + b"f" * 40, b"dpid:\xff", b"")]

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.core.errors import Unavailable
-from controller.core.jobs import JobSpec
-from controller.core.qos import QosPolicy
-from controller.core.shared import Intent
+from controller.core.fabric.qos import QosPolicy
+from controller.core.intent.kinds import Intent
 from controller.core.snapshot import FlowInfo, JobInfo, SwitchEntries
 from controller.core.te import FlowKey
+from controller.core.te.jobs import JobSpec
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,10 @@ class FabricCommands(Protocol):
 # Runs ``command(commands)`` on the fabric app's thread, waiting at most ``timeout``
 # seconds for it to start; returns its result or raises what it raised (NotAnswered
 # when it did not run).
-CallCommand = Callable[[Callable[[FabricCommands], Any], float], Any]
+CallCommand = Callable[..., Any]  # (command, timeout, must_run=False) -> its result
 
 
-def not_started(command: Callable[[FabricCommands], Any], timeout: float = 10.0) -> Any:
+def not_started(command: Callable[[FabricCommands], Any], timeout: float = 10.0,
+                must_run: bool = False) -> Any:
     """The call of a handle whose controller has no fabric app yet."""
     raise NotAnswered("the controller is still starting")

@@ -22,22 +22,26 @@ from aifabric.v1 import fabric_pb2
 from controller.config import first_error
 from controller.core.errors import InvalidArgument
 from controller.core.events import StampedEvent
-from controller.core.jobs import JobSpec
-from controller.core.qos import PROFILES, QosPolicy, profile_policy
+from controller.core.fabric.qos import PROFILES, QosPolicy, profile_policy
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.te import PROTO_NUMBERS, FlowKey
+from controller.core.te.jobs import JobSpec
 
 M = TypeVar("M", bound=Message)
 MAX_DOCUMENT = 256 * 1024
 
 
+# message fields a snapshot value carries flattened in (FlowInfo: the 5-tuple of ``flow``)
+FLATTENED = frozenset({"flow"})
+
+
 def to_message(value: Any, cls: type[M], **given: Any) -> M:
     """A ``cls`` message with each field taken from ``value``'s attribute of the same
     name (a snapshot dataclass), except the fields ``given``: a repeated message field
-    from a tuple of such values, a message field from the attribute or, when
-    ``value`` has none of that name, from ``value`` itself (its fields flattened in, as
-    FlowInfo's 5-tuple is FlowStatus's ``flow``). A field ``value`` lacks raises
-    AttributeError: the two shapes drifted apart."""
+    from a tuple of such values, a message field from the attribute or, for the
+    fields named in FLATTENED when ``value`` has no such attribute, from ``value``
+    itself (as FlowInfo's 5-tuple is FlowStatus's ``flow``). A field ``value`` lacks
+    raises AttributeError: the two shapes drifted apart."""
     fields: dict[str, Any] = {}
     for f in cls.DESCRIPTOR.fields:
         if f.name in given:
@@ -48,7 +52,8 @@ def to_message(value: Any, cls: type[M], **given: Any) -> M:
             fields[f.name] = dict(getattr(value, f.name))
         else:
             sub = GetMessageClass(f.message_type)
-            got = getattr(value, f.name, value)
+            got = (value if f.name in FLATTENED and not hasattr(value, f.name)
+                   else getattr(value, f.name))
             fields[f.name] = ([to_message(v, sub) for v in got]
                               if isinstance(got, (tuple, list)) else to_message(got, sub))
     return cls(**fields)

@@ -29,9 +29,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
+from apps import clock
 from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
 from apps.api.event_bus import EventBus
-from apps.api.fabric_commands import CallCommand, Change, FabricCommands, not_started
+from apps.api.fabric_commands import (
+    CallCommand,
+    Change,
+    FabricCommands,
+    NotAnswered,
+    not_started,
+)
 from apps.api.messages import (
     event_message,
     flow_key,
@@ -54,10 +61,11 @@ from controller.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
 )
 from controller.core.events import KINDS, FabricEvent
-from controller.core.shared import TITLES, Intent
+from controller.core.intent.kinds import TITLES, Intent
 from controller.core.snapshot import Published
 from controller.core.te import FlowKey
 
@@ -73,6 +81,7 @@ STATUS: dict[type[FabricError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     Aborted: grpc.StatusCode.ABORTED,
 }
@@ -164,12 +173,16 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self.config = config
         self.started_at = started_at
 
-    def _call(self, context, command: Callable[[FabricCommands], T]) -> T:
-        """Run ``command`` on the app's thread; it raises what the command raised."""
+    def _call(self, context, command: Callable[[FabricCommands], T],
+              must_run: bool = False) -> T:
+        """Run ``command`` on the app's thread; it raises what the command raised.
+        ``must_run``: it runs even after the client stopped waiting (a stored change)."""
         # Wait no longer than the client does: a command not started by then is not
         # applied, and the status (and the audit line) say so.
         left = context.time_remaining()
         timeout = CALL_TIMEOUT if left is None else max(0.05, min(CALL_TIMEOUT, left - 0.2))
+        if must_run:
+            return self.handle.call(command, timeout, must_run=True)
         return self.handle.call(command, timeout)
 
     def _shared(self, context, kind: str, compute: Callable[[FabricCommands], Change]) -> str:
@@ -194,7 +207,11 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
                                          "kept)") from exc
             except StoreUnavailable as exc:
                 raise Unavailable(f"{exc}: not applied ({what} could not be kept)") from exc
-            self._call(context, lambda c, i=intent: c.apply_intent(i))
+            try:  # (stored: applied here even if the client stops waiting)
+                self._call(context, lambda c, i=intent: c.apply_intent(i), must_run=True)
+            except NotAnswered as exc:
+                raise Unavailable(f"{what} stored at revision {intent.revision}, not in "
+                                  f"force yet ({exc})") from exc
             if ok:
                 return change.message
         raise Aborted(f"{what} changed {SHARED_WRITE_ATTEMPTS} times while this request "
@@ -297,7 +314,11 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             raise InvalidArgument("spine: required")
         key = self._te_key(request)
         self._shared(context, "pins", lambda c: c.pin_change(key, request.spine))
-        info = self._call(context, lambda c: c.flow_info(key))
+        try:
+            info = self._call(context, lambda c: c.flow_info(key))
+        except NotAnswered as exc:
+            raise Unavailable(f"{key} pinned to spine {request.spine} (stored); the "
+                              f"controller did not say how it is placed ({exc})") from exc
         log.info("%s pinned to spine %d by %s", key, request.spine, context.peer())
         return flow_message(info)
 
@@ -392,7 +413,7 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
                                            api.max_watchers, api.max_watchers_per_token)],
     )
     fabric_pb2_grpc.add_FabricServicer_to_server(
-        FabricServicer(handle, config, time.time()), server
+        FabricServicer(handle, config, clock.now()), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -450,7 +471,7 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
                     bus = handle.event_bus()
                     if bus is not None:
                         bus.publish([FabricEvent("watchdog", f"health NOT_SERVING: {why}")],
-                                    time.time())
+                                    clock.now())
                 elif tripped:
                     log.warning("watchdog: the fabric app answers again; SERVING")
             time.sleep(WATCHDOG_POLL_SECONDS)

@@ -34,9 +34,9 @@ from controller.cli.client import (
 from controller.cli.job_cmd import add_job_parser
 from controller.cli.text import table
 from controller.cli.top_cmd import add_top_parser
-from controller.core.cabling import parse_end
 from controller.core.constants import DEFAULT_TOKEN_FILE
 from controller.core.events import KINDS
+from controller.core.model.cabling import parse_end
 
 ENV_SERVER = "AIFABRIC_SERVER"
 

@@ -23,7 +23,7 @@ import yaml
 
 from controller.cli.client import FabricClient, job_dict, job_spec_message
 from controller.cli.text import table
-from controller.core.jobs import PATTERNS, TRANSPORTS, JobError, JobSpec
+from controller.core.te.jobs import PATTERNS, TRANSPORTS, JobError, JobSpec
 
 
 def _usage(message: str) -> int:

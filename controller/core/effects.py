@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.core.openflow import FlowRule
+from controller.core.southbound.openflow import FlowRule
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ class AlreadyExists(FabricError):
     """What the request would create exists already."""
 
 
+class ResourceExhausted(FabricError):
+    """A limit is reached (registered jobs, ...); freeing one makes room."""
+
+
 class Unavailable(FabricError):
     """The controller (or the store it keeps intent in) cannot answer now; a retry may
     succeed."""

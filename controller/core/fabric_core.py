@@ -5,16 +5,14 @@ and desired per-switch entries. No os-ken, no sockets, no clock: ``now`` is an a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from controller.core import constants as C
-from controller.core.cabling import cabling_warnings
-from controller.core.dampening import FlapDamper
-from controller.core.discovery import Discovery
-from controller.core.edge import Edge
 from controller.core.effects import Effects
 from controller.core.events import FabricEvent
-from controller.core.forwarding import (
+from controller.core.fabric.dampening import FlapDamper
+from controller.core.fabric.discovery import Discovery
+from controller.core.fabric.edge import Edge
+from controller.core.fabric.forwarding import (
     FabricView,
     HostLocation,
     assign_group_ids,
@@ -22,31 +20,29 @@ from controller.core.forwarding import (
     lldp_meters,
     lldp_rule,
 )
-from controller.core.frames import (
+from controller.core.fabric.frames import (
     Ethernet,
     FrameError,
     parse_ethernet,
 )
-from controller.core.hosts import HostGuard
-from controller.core.jobs import JobSpec
-from controller.core.maintenance import Maintenance
-from controller.core.model import Cable, Fabric, Port
-from controller.core.openflow import FlowRule, GroupRule, SwitchDesired
-from controller.core.qos import QosPolicy
-from controller.core.ratelog import RateLimitedLog
-from controller.core.restart_grace import RestartGrace
-from controller.core.roles import LEAF, SPINE, infer_roles
+from controller.core.fabric.hosts import HostGuard
+from controller.core.fabric.maintenance import Maintenance
+from controller.core.fabric.qos import QosPolicy
+from controller.core.fabric.ratelog import RateLimitedLog
+from controller.core.fabric.restart_grace import RestartGrace
+from controller.core.intent.kinds import Drains
+from controller.core.model.cabling import cabling_warnings
+from controller.core.model.fabric_model import Cable, Fabric, Port
+from controller.core.model.roles import LEAF, SPINE, infer_roles
 from controller.core.settings import CoreSettings
-from controller.core.shared import Drains
 from controller.core.snapshot import (
     HostInfo,
     LinkInfo,
     SwitchInfo,
     TopologySnapshot,
 )
+from controller.core.southbound.openflow import FlowRule, GroupRule, SwitchDesired
 from controller.core.te import (
-    FlowKey,
-    RebalancePlan,
     TrafficEngineer,
 )
 from controller.core.te.fabric import FabricTE
@@ -62,22 +58,22 @@ class FabricCore:
     after a restart), host identity (``host_guard``), maintenance (``maintenance``), the
     restart grace period (``grace``) and traffic engineering (``traffic``: FabricTE, or
     TeOff with --no-te) are components it owns; callers reach them directly for what
-    the core adds nothing to. It keeps the roles, the QoS policy, the time of the latest
-    event and the derived views (``view``, ``desired``)."""
+    the core adds nothing to. It keeps the roles, the QoS policy and the derived views
+    (``view``, ``desired``)."""
 
     def __init__(self, settings: CoreSettings, secret: bytes) -> None:
         self.settings = settings
         self.fabric = Fabric()
         self.qos: QosPolicy | None = settings.qos
         self.maintenance = Maintenance(self.fabric)  # drained links and spines
+        # memos, dropped together (_drop_view) by every step that changes their inputs
         self._view: FabricView | None = None
+        self._warnings: tuple[str, ...] = ()  # of the view
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
-        self._warnings: tuple[str, ...] = ()
-        self._roles: dict[int, str] = {}  # last known role of every switch ever seen
+        self._roles: dict[int, str] = {}  # role of every switch seen, as of the last view
+        self._guard_ports: dict[int, tuple[int, ...]] = {}  # leaf -> settled host ports
         self.counters: dict[str, int] = {}
         self.events: list[FabricEvent] = []  # taken by the app with take_events()
-        self._now = 0.0  # time of the latest event, for decisions made while syncing
-        self._guard_checked = -1.0  # when the source guard's ports were last checked
         self.host_guard = HostGuard(self.fabric, settings.hosts)
         self.damper = FlapDamper(settings.damping)
         self.host_guard.install_static(0.0)
@@ -99,67 +95,32 @@ class FabricCore:
             FabricTE(settings, TrafficEngineer(settings.te), self, self._count, self._event)
             if settings.te is not None else TeOff())
 
-    # --- traffic engineering's steps, which stamp the core's time (the rest: ``traffic``) ----
-    def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
-        """A copy of a packet no pin holds yet, from a leaf's TE table: place its flow."""
-        self._now = now
-        return self.traffic.flow_seen(dpid, in_port, data, now)
-
-    def te_pass(self, port_bps: dict[tuple[int, int], float], now: float,
-                rebalance: bool = True) -> Effects:
-        """One control interval: new rates in; idle flows out; congestion, and
-        rebalancing unless the caller runs it apart (``rebalance_job``/``rebalanced``)."""
-        self._now = now
-        return self.traffic.te_pass(port_bps, now, rebalance)
-
-    def rebalanced(self, plan: RebalancePlan, now: float,
-                   limit: int | None = None) -> tuple[Effects, RebalancePlan | None]:
-        """A searched rebalancing pass: applied if it still holds, at most about
-        ``limit`` moves now; returns the rest of the plan for the next step."""
-        self._now = now
-        return self.traffic.rebalanced(plan, now, limit)
-
-    def register_job(self, spec: JobSpec, now: float) -> Effects:
-        """Check, register and place a job (JobError naming the field, JobExists)."""
-        self._now = now
-        return self.traffic.register_job(spec, now)
-
-    def delete_job(self, job_id: str, now: float) -> Effects:
-        self._now = now
-        return self.traffic.delete_job(job_id, now)
-
-    def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
-        """The registered jobs as a cluster shares them (FabricTE.set_jobs)."""
-        self._now = now
-        return self.traffic.set_jobs(specs, now)
-
-    def set_pins(self, pins: dict[FlowKey, int], now: float) -> Effects:
-        """The operator pins as a cluster shares them (FabricTE.set_pins)."""
-        self._now = now
-        return self.traffic.set_pins(pins, now)
-
-    def apply_leader_moves(self, leaf: int, moves: dict[FlowKey, tuple[int, str]],
-                           leader: str, now: float) -> Effects:
-        """The TE leader's moves of a leaf this instance writes."""
-        self._now = now
-        return self.traffic.apply_leader_moves(leaf, moves, leader, now)
-
+    # --- the step before desired state is computed -----------------------------------------
     def prepare(self, now: float) -> Effects:
         """The step between a change and computing desired state: flows whose path is
         gone are re-placed (and pins recovered after a restart adopted). ``desired`` is
         a getter and does none of that; a sync calls this first."""
-        self._now = now
-        return Effects(touched=self.traffic.refresh(now))
+        eff = Effects(touched=self.traffic.refresh(now))
+        if self._settle_guard(now):
+            eff.changed = True
+        return eff
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
     def _changed(self, reason: str | None = None) -> Effects:
-        self._view = None
-        self._desired.clear()
+        self._drop_view()
         self.traffic.invalidate(reason or "topology change")
         return Effects(changed=True)
+
+    def _drop_view(self) -> None:
+        """Forget the derived view and what was computed from it; the roles it found
+        are remembered (a switch keeps its role while it is away)."""
+        if self._view is not None:
+            self._roles.update(self._view.roles)
+        self._view = None
+        self._desired.clear()
 
     def _event(self, kind: str, message: str, **fields: object) -> None:
         self.events.append(FabricEvent(kind, message,
@@ -182,7 +143,6 @@ class FabricCore:
         return self.discovery.switch_connected(dpid, ports, now)
 
     def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
-        self._now = now
         return self.discovery.port_status(dpid, port, deleted, now)
 
     def tick(self, now: float, horizon: float | None = None) -> Effects:
@@ -192,7 +152,6 @@ class FabricCore:
         ``horizon`` is the time up to which every frame that arrived has been handled
         (the app's queue position): links are judged by it, not by ``now``, so a loop
         that lags does not expire links whose probes are merely waiting in its queue."""
-        self._now = now
         eff = self.discovery.probe_all(now)
         eff.merge(self.edge.expire(now))
         if self.grace.end(now):
@@ -271,13 +230,13 @@ class FabricCore:
         and its role (a spine drops multicast in table 2, a leaf punts it), so that a
         switch whose links are not known yet keeps its role."""
         self.grace.recover(dpid, groups)
-        if dpid in self._roles:
+        if dpid in self._roles or (self._view is not None and dpid in self._view.roles):
             return
         for rule in flows:
             if (rule.table, rule.priority, C.cookie_kind(rule.cookie)) == (
                     C.TABLE_FORWARD, C.PRIO_MULTICAST, C.KIND_CONTROL):
+                self._drop_view()
                 self._roles[dpid] = LEAF if rule.instructions else SPINE
-                self._view = None
                 return
 
     def set_qos_policy(self, policy: QosPolicy | None) -> Effects:
@@ -326,13 +285,16 @@ class FabricCore:
 
     # --- derived state ----------------------------------------------------------------------
     def roles(self) -> dict[int, str]:
-        self.view()
-        return {d: r for d, r in self._roles.items() if self.fabric.is_connected(d)}
+        """The role of every connected switch."""
+        known = {**self._roles, **self.view().roles}
+        return {d: r for d, r in known.items() if self.fabric.is_connected(d)}
 
     def role(self, dpid: int) -> str | None:
         return self.roles().get(dpid)
 
     def view(self) -> FabricView:
+        """The fabric as forwarding sees it, derived from the state the steps left (a
+        memo: it writes nothing else)."""
         if self._view is not None:
             return self._view
         fab = self.fabric
@@ -350,7 +312,6 @@ class FabricCore:
             self.settings.role_overrides,
             self._roles,
         )
-        self._roles.update(result.roles)
         self._warnings = result.warnings + tuple(cabling_warnings(self.settings.cabling, cables))
         adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in members}
         for c in cables:
@@ -373,32 +334,25 @@ class FabricCore:
             drained_switches=frozenset(self.maintenance.switches),
             te=self.traffic.te is not None,
             punt=self.settings.punt,
-            guarded=self._guarded(leaves),
+            guarded={d: p for d, p in self._guard_ports.items() if d in leaves},
         )
         return self._view
 
-    def _guarded(self, leaves: Iterable[int]) -> dict[int, tuple[int, ...]]:
-        """Leaf -> the host ports the source guard holds: settled ones only (a port that
-        just came up may face a switch whose LLDP has not arrived yet: guarding it would
-        send transit traffic to the controller)."""
-        if not self.settings.source_guard:
-            return {}
-        out = {d: tuple(self._settled_edge_ports(d, self._now)) for d in leaves}
-        return {d: ports for d, ports in out.items() if ports}
-
     def _settle_guard(self, now: float) -> bool:
-        """Drop the view if a host port settled (or stopped being one) since it was made:
-        the guard's ports depend on the time (once per instant: a sync asks for every
-        switch at one). The guard's entries only: TE is not concerned."""
-        view = self._view
-        if view is None or not self.settings.source_guard or now == self._guard_checked:
+        """A step: the host ports the source guard holds, as of ``now`` (leaf -> its
+        settled host ports: a port that just came up may face a switch whose LLDP has
+        not arrived yet, and guarding it would send transit traffic to the controller).
+        True, and the view dropped, when they changed. The guard's entries only: TE is
+        not concerned."""
+        if not self.settings.source_guard:
             return False
-        self._guard_checked = now
-        leaves = [d for d, r in view.roles.items() if r == LEAF]
-        if self._guarded(leaves) == dict(view.guarded):
+        leaves = [d for d, r in self.view().roles.items() if r == LEAF]
+        ports = {d: tuple(self._settled_edge_ports(d, now)) for d in leaves}
+        ports = {d: p for d, p in ports.items() if p}
+        if ports == self._guard_ports:
             return False
-        self._view = None
-        self._desired.clear()
+        self._guard_ports = ports
+        self._drop_view()
         return True
 
     def desired(self, dpid: int, now: float) -> tuple[SwitchDesired, bool]:
@@ -409,12 +363,13 @@ class FabricCore:
         Settling is per switch: once settled, its state is complete, whatever other
         switches do (one that flaps its session must not hold the fabric back). What it
         holds towards leaves that are not back yet is kept by ``grace.frozen_groups``.
+
+        A getter: as of the last :meth:`prepare` (which a sync makes first), writing only
+        its memo.
         """
-        self._now = now
         if not self.is_settled(dpid, now):
             return SwitchDesired.build([lldp_rule()], [],
                                        lldp_meters(self.settings.punt)), False
-        self._settle_guard(now)
         desired = self._desired.get(dpid)
         if desired is None:
             desired = self._desired[dpid] = desired_state(self.view(), dpid)

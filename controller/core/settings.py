@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.core.dampening import DampingSettings
-from controller.core.forwarding import PuntLimits
-from controller.core.hosts import HostSettings
-from controller.core.jobs import JobLimits
-from controller.core.model import Cable
-from controller.core.qos import QosPolicy
+from controller.core.fabric.dampening import DampingSettings
+from controller.core.fabric.forwarding import PuntLimits
+from controller.core.fabric.hosts import HostSettings
+from controller.core.fabric.qos import QosPolicy
+from controller.core.model.fabric_model import Cable
 from controller.core.te import TeSettings
+from controller.core.te.jobs import JobLimits
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from controller.core.qos import QosPolicy
+    from controller.core.fabric.qos import QosPolicy
 
 
 @dataclass(frozen=True)

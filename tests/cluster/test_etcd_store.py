@@ -11,7 +11,7 @@ import time
 import pytest
 
 from apps.cluster_store import NOT_FOUND, Endpoint, EtcdStore, StoreRefused, StoreUnavailable
-from controller.core.mastership import Claim, Mastership, Release, RoleRequest, assignment
+from controller.core.intent.mastership import Claim, Mastership, Release, RoleRequest, assignment
 from mininet_topos.controller_proc import free_port
 from mininet_topos.etcd_proc import EtcdProcess
 
@@ -149,8 +149,13 @@ def test_two_instances_share_the_switches_and_one_takes_over_from_the_other(etcd
     lost = [d for d in dpids if holders[d].node == "a"]
     assert lost, "a masters nothing: the spread is wrong"
     killed = time.monotonic()  # a stops (no keepalive, no release)
-    while any(stores["b"].view().holders.get(d) is None or
-              stores["b"].view().holders[d].node != "b" for d in lost):
+
+    def b_holds_all() -> bool:
+        # (one view: the store's watch thread replaces it, a key may go in between)
+        held = stores["b"].view().holders
+        return all(d in held and held[d].node == "b" for d in lost)
+
+    while not b_holds_all():
         drive(nodes["b"], stores["b"], dpids, time.monotonic() - t0, roles)
         assert time.monotonic() - killed < 8, "b did not take over"
         time.sleep(0.05)

@@ -2,8 +2,10 @@
 real fabricd that touches nothing on the machine, a fleet of fake OpenFlow 1.3 switches
 cabled as a fabric (tests/fakes), hosts behind its host ports, and the checks: links
 as the controller sees them, and every switch holding exactly what the controller
-wants (its session complete, nothing pending; entries by table/priority/cookie, groups
-by id/type/buckets' watch ports, meters by id/rate/burst).
+wants (its session complete, nothing pending; every entry, group and meter whole: match,
+instructions, buckets, bands). What the fake holds is read from its own decoding of the
+controller's messages (tests/fakes: its match fields and actions), not the controller's
+read-back, and written in the ovs-ofctl syntax ``GetSwitchEntries`` answers in.
 
 No root is needed and nothing on the machine is touched: the conftest's session fixture
 (Open vSwitch start, ``mn -c``) is replaced by :func:`_environment` (import it into the
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ import grpc
 import pytest
 
 from controller.core import constants as C
+from controller.core.southbound import ofctl_text
+from controller.core.southbound.openflow import Bucket, FlowRule, GroupRule, MeterRule
 from mininet_topos.network import wait_until
 from tests.fakes.fleet import Fleet
 from tests.fakes.hosts import HostNet
@@ -117,46 +120,35 @@ def wait_links(ctl, want: set, timeout: float, absent: set = frozenset()) -> tup
     return False, last
 
 
-def _flow_key(line: str) -> tuple[int, int, int]:
-    f = dict(re.findall(r"(table|priority|cookie)=(0x[0-9a-f]+|\d+)", line))
-    return int(f["table"]), int(f["priority"]), int(f["cookie"], 0)
-
-
-def _group_key(line: str) -> tuple[int, str, tuple[int | None, ...]]:
-    gid = int(re.search(r"group_id=(\d+)", line).group(1))
-    kind = re.search(r"type=(\w+)", line).group(1).replace("fast_failover", "ff")
-    watches = tuple(int(w) if w else None for w in re.findall(
-        r"bucket=(?:weight:\d+,)?(?:watch_port:(\d+),)?", line))
-    return gid, kind, watches
-
-
-def _meter_key(line: str) -> tuple[int, int, int]:
-    m = re.search(r"meter=(\d+).*rate=(\d+),burst_size=(\d+)", line)
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+def held_text(sw) -> tuple[Counter, Counter, Counter]:
+    """A fake switch's flows (but the declined flows' expiring copies), groups and
+    meters, each in the ovs-ofctl syntax of ``GetSwitchEntries``."""
+    flows = Counter(ofctl_text.flow_text(FlowRule(
+        f["table"], f["priority"], tuple(sorted(
+            (k, tuple(v) if isinstance(v, list) else v) for k, v in f["match"].items())),
+        f["instructions"], f["cookie"])) for f in sw.flows()
+        if not (C.is_ours(f["cookie"]) and C.cookie_kind(f["cookie"]) == C.KIND_NOCOPY))
+    groups = Counter(ofctl_text.group_text(GroupRule(gid, g["type"], tuple(
+        Bucket(b["actions"], b["weight"] if g["type"] == "select" else 1, b["watch_port"])
+        for b in g["buckets"]))) for gid, g in sw.groups().items())
+    meters = Counter(ofctl_text.meter_text(MeterRule(mid, *m["bands"][0]))
+                     for mid, m in sw.meters().items() if len(m["bands"]) == 1)
+    return flows, groups, meters
 
 
 def drift(client, fleet: Fleet, dpid: int) -> str | None:
     """How the fake switch differs from what the controller wants (None: in sync)."""
     e = client.switch_entries(dpid)
     sw = fleet.switch(dpid)
-    held_flows = Counter((f["table"], f["priority"], f["cookie"]) for f in sw.flows()
-                         if not (C.is_ours(f["cookie"])
-                                 and C.cookie_kind(f["cookie"]) == C.KIND_NOCOPY))
-    want_flows = Counter(_flow_key(line) for line in e.flows)
-    held_groups = {(gid, g["type"], tuple(b["watch_port"] for b in g["buckets"]))
-                   for gid, g in sw.groups().items()}
-    want_groups = {_group_key(line) for line in e.groups}
-    held_meters = {(mid, *m["bands"][0]) for mid, m in sw.meters().items()}
-    want_meters = {_meter_key(line) for line in e.meters}
+    held = held_text(sw)
+    want = (Counter(e.flows), Counter(e.groups), Counter(e.meters))
     problems = []
     if not e.complete or e.pending:
         problems.append(f"complete={e.complete} pending={e.pending}")
-    for what, held, want in (("flows", held_flows, want_flows),
-                             ("groups", Counter(held_groups), Counter(want_groups)),
-                             ("meters", Counter(held_meters), Counter(want_meters))):
-        if held != want:
-            problems.append(f"{what}: held-not-wanted {sorted((held - want).elements())[:4]}"
-                            f" wanted-not-held {sorted((want - held).elements())[:4]}")
+    for what, h, w in zip(("flows", "groups", "meters"), held, want, strict=True):
+        if h != w:
+            problems.append(f"{what}: held-not-wanted {sorted((h - w).elements())[:4]}"
+                            f" wanted-not-held {sorted((w - h).elements())[:4]}")
     if sw.errors:
         problems.append(f"errors sent to the controller: {sw.errors[:3]}")
     return f"switch {dpid}: " + "; ".join(problems) if problems else None

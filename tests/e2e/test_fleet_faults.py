@@ -216,8 +216,9 @@ def flow_mod(**kw) -> bytes:
 
 def test_tampered_tables_are_seen_and_reconciled_on_reconnect(fabricd, fleets):
     """Someone edits a leaf's tables behind the controller's back: an entry of ours
-    removed, a stray one added with our cookie. The drift check names both; the leaf's
-    next session puts back exactly the desired state."""
+    removed, a stray one added with our cookie, another one's actions changed in place
+    (its table, priority, match and cookie as they were). The drift check names all
+    three; the leaf's next session puts back exactly the desired state."""
     fleet, hosts = up(fabricd, fleets)
     h3 = hosts["h3"]
     assert_synced(fabricd, fleet)
@@ -225,7 +226,14 @@ def test_tampered_tables_are_seen_and_reconciled_on_reconnect(fabricd, fleets):
     mine = [f for f in l1.flows() if (f["table"], f["priority"]) == (C.TABLE_FORWARD, 100)
             and f["match"].get("eth_dst") == h3.mac]
     assert len(mine) == 1, mine
+    other = next(f for f in l1.flows() if (f["table"], f["priority"]) == (
+        C.TABLE_FORWARD, 100) and f["match"].get("eth_dst") not in (None, h3.mac))
     stray = 0xAF0200000A0000FE
+    l1.local_write(flow_mod(table_id=C.TABLE_FORWARD, priority=100,
+                            command=ofp.OFPFC_MODIFY_STRICT,
+                            match=parser.OFPMatch(eth_dst=other["match"]["eth_dst"]),
+                            instructions=[parser.OFPInstructionActions(
+                                ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(99)])]))
     l1.local_write(flow_mod(table_id=C.TABLE_FORWARD, priority=100,
                             command=ofp.OFPFC_DELETE_STRICT,
                             match=parser.OFPMatch(eth_dst=h3.mac)))
@@ -236,10 +244,11 @@ def test_tampered_tables_are_seen_and_reconciled_on_reconnect(fabricd, fleets):
     with fabricd.client() as c:
         found = {dpid: drift(c, fleet, dpid) for dpid in LAYOUT.dpids}
     assert [d for d, why in found.items() if why] == [2001], found
-    assert f"({C.TABLE_FORWARD}, 100, {mine[0]['cookie']})" in found[2001].split(
-        "wanted-not-held")[1], found[2001]
-    assert f"({C.TABLE_FORWARD}, 100, {stray})" in found[2001].split(
-        "wanted-not-held")[0], found[2001]
+    held_not_wanted, wanted_not_held = found[2001].split("wanted-not-held")[:2]
+    assert f"cookie={stray:#x}" in held_not_wanted, found[2001]
+    assert "output:99" in held_not_wanted, found[2001]
+    for f in (mine[0], other):
+        assert f"cookie={f['cookie']:#x},eth_dst={f['match']['eth_dst']}" in wanted_not_held
     fleet.disconnect(2001)
     with fabricd.client() as c:
         assert fs.wait_until(lambda: 2001 not in connected(c), 5)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from controller.core.frames import build_ethernet, build_lldp
+from controller.core.fabric.frames import build_ethernet, build_lldp
 from tests.e2e import fleet_support as fs
 from tests.e2e.fleet_support import links_of, start_fleet
 from tests.fakes.hosts import ETH_LLDP

@@ -18,8 +18,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.core.openflow import FlowRule, GroupRule, SwitchMirror, SyncPlan
-from controller.core.sync import SwitchSync
+from controller.core.southbound.openflow import FlowRule, GroupRule, SwitchMirror, SyncPlan
+from controller.core.southbound.sync import SwitchSync
 from tests.unit.fakefabric import FakeFabric
 
 CONTROLLER = "controller"

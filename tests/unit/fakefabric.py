@@ -10,9 +10,15 @@ from __future__ import annotations
 import struct
 
 from controller.core import constants as C
+from controller.core.fabric.frames import (
+    ARP_REPLY,
+    ARP_REQUEST,
+    Arp,
+    build_arp_frame,
+    build_ethernet,
+)
 from controller.core.fabric_core import Effects, FabricCore
-from controller.core.frames import ARP_REPLY, ARP_REQUEST, Arp, build_arp_frame, build_ethernet
-from controller.core.model import Port
+from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 
 SPINE0, LEAF0 = 1000, 2000

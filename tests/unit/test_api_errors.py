@@ -27,14 +27,15 @@ from controller.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
 )
-from controller.core.fabric_jobs import JobExists
-from controller.core.jobs import JobError
+from controller.core.intent.kinds import Intent, IntentError
 from controller.core.settings import CoreSettings
-from controller.core.shared import Intent, IntentError
 from controller.core.snapshot import Published, TopologySnapshot
 from controller.core.te import TeSettings
+from controller.core.te.job_book import JobExists
+from controller.core.te.jobs import JobError, JobRefused
 from mininet_topos.controller_proc import free_port
 from tests.unit.fakefabric import FakeFabric
 
@@ -62,7 +63,7 @@ def serve(tmp_path, commands: Any, published: Published | None = None,
                                 "api.tokens": [{"name": "t", "role": "admin", "token": ADMIN}]})
     pub = published or Published(TopologySnapshot.empty())
     fields: dict[str, Any] = {
-        "call": lambda command, timeout=10.0: command(commands),
+        "call": lambda command, timeout=10.0, must_run=False: command(commands),
         "write_intent": lambda kind, value, expect: (True, Intent(kind, expect + 1, value)),
         **handle}
     server = start_api_server(config, ControllerHandle(lambda: pub, **fields))
@@ -92,8 +93,11 @@ def status(call: Callable[..., Any], request: Any) -> tuple[grpc.StatusCode, str
 DOMAIN = [
     (NotFound("no switch with dpid 7"), grpc.StatusCode.NOT_FOUND),
     (InvalidArgument("members[2]: bad"), grpc.StatusCode.INVALID_ARGUMENT),
-    (JobError("members[2]", "no host with address 10.0.0.99 is known"),
-     grpc.StatusCode.INVALID_ARGUMENT),
+    (JobError("members[2]", "duplicate member 10.0.0.1"), grpc.StatusCode.INVALID_ARGUMENT),
+    (JobRefused("members[2]", "no host with address 10.0.0.99 is known"),
+     grpc.StatusCode.FAILED_PRECONDITION),
+    (ResourceExhausted("64 jobs are registered, the limit"),
+     grpc.StatusCode.RESOURCE_EXHAUSTED),
     (FailedPrecondition("draining would leave leaf 1 without a path to leaf 2"),
      grpc.StatusCode.FAILED_PRECONDITION),
     (IntentError("pins: not a pin list"), grpc.StatusCode.FAILED_PRECONDITION),
@@ -194,4 +198,4 @@ def test_the_cores_refusals_keep_their_codes(tmp_path):
             grpc.StatusCode.NOT_FOUND, "no operator pin for udp 10.0.0.1:* -> 10.0.0.99:*")
         job = fabric_pb2.JobSpec(id="j", members=["10.0.0.1", "10.0.0.2"], pattern="ring")
         code, message = status(stub.RegisterJob, job)
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and message.startswith("members[0]")
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and message.startswith("members[0]")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from apps.cluster_agent import ClusterAgent
 from apps.cluster_store import StoreUnavailable
-from controller.core.mastership import MASTER, Holder, Mastership, RoleRequest, StoreView
-from controller.core.shared import Intent
+from controller.core.intent.kinds import Intent
+from controller.core.intent.mastership import MASTER, Holder, Mastership, RoleRequest, StoreView
 
 
 class FakeStore:

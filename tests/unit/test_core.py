@@ -2,14 +2,14 @@
 
 from controller.core import constants as C
 from controller.core.errors import NotFound
-from controller.core.frames import (
+from controller.core.fabric.frames import (
     ARP_REPLY,
     build_lldp,
     parse_arp,
     parse_ethernet,
 )
-from controller.core.model import Port
-from controller.core.roles import LEAF, SPINE
+from controller.core.model.fabric_model import Port
+from controller.core.model.roles import LEAF, SPINE
 from controller.core.settings import CoreSettings
 from tests.unit.fakefabric import SECRET, FakeFabric, arp_reply, arp_request, learn
 
@@ -232,7 +232,7 @@ def test_recabling_replaces_the_old_link():
     fab.wire((2001, 1), (1001, 2))  # leaf 1 now in spine 1's port that led to leaf 2
     fab.advance(0.1)
     links = fab.core.fabric.links
-    from controller.core.model import LinkEnd
+    from controller.core.model.fabric_model import LinkEnd
 
     assert links[LinkEnd(1001, 2)].dst == LinkEnd(2001, 1)
     assert LinkEnd(1001, 1) not in links or links[LinkEnd(1001, 1)].dst != LinkEnd(2001, 1)
@@ -281,7 +281,7 @@ def _hosts_on_every_leaf() -> dict:
 def _running_with_hosts(hosts: dict):
     """A discovered fabric with one host on port 3 of each leaf in ``hosts``, and what
     every switch then holds (as mirrors the app would load when reading it back)."""
-    from controller.core.openflow import SwitchMirror
+    from controller.core.southbound.openflow import SwitchMirror
 
     fab = discovered()
     for leaf, host in hosts.items():
@@ -417,7 +417,7 @@ def test_a_drain_is_of_a_cable_and_undrain_at_a_recabled_port_says_what_it_did()
     fab.wire((2001, 1), (1001, 2))
     for _ in range(5):
         fab.advance(1.0)
-    from controller.core.model import LinkEnd
+    from controller.core.model.fabric_model import LinkEnd
 
     assert fab.core.fabric.links[LinkEnd(2001, 1)].dst == LinkEnd(1001, 2)
     assert fab.core.maintenance.drained_ends() == frozenset()

@@ -9,12 +9,12 @@ import pytest
 
 from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
-from controller.core.fabric_jobs import JobExists
-from controller.core.jobs import JobError, JobSpec
-from controller.core.model import Port
-from controller.core.qos import default_policy
+from controller.core.fabric.qos import default_policy
+from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
+from controller.core.te.job_book import JobExists
+from controller.core.te.jobs import JobError, JobRefused, JobSpec
 from tests.unit.dataplane import DataPlane, ip_packet
 from tests.unit.fakefabric import FakeFabric, arp_request, ip_frame, learn
 
@@ -58,7 +58,7 @@ def by_ip(hosts) -> dict[str, int]:
 
 
 def register(fab, dp, spec: JobSpec) -> None:
-    fab.deliver(fab.core.register_job(spec, fab.now))
+    fab.deliver(fab.core.traffic.register_job(spec, fab.now))
     dp.sync()
 
 
@@ -128,7 +128,7 @@ def test_a_member_re_cabled_on_its_leaf_takes_its_pair_entries_along():
     # (a new ARP request: the same frame again would be taken for an echo of our flood)
     fab.deliver(fab.core.packet_in(leaf, new, arp_request((mac, ip), "10.0.0.251"), fab.now))
     hosts[a] = (mac, ip, leaf, new)
-    fab.deliver(fab.core.te_pass({}, fab.now))
+    fab.deliver(fab.core.traffic.te_pass({}, fab.now))
     dp.sync()
     t = send(dp, hosts, a, b, sport=45000)
     assert t.delivered == [hosts[b][2:]] and {h.dscp for h in t.hops} == {34}
@@ -167,15 +167,15 @@ def test_bad_jobs_are_refused_and_nothing_changes():
     register(fab, dp, JobSpec("ring1", members, "ring"))
     before = {d: dict(s.flows) for d, s in dp.switches.items()}
     with pytest.raises(JobExists):
-        fab.core.register_job(JobSpec("ring1", members[:2], "ring"), fab.now)
-    with pytest.raises(JobError) as err:
-        fab.core.register_job(JobSpec("j2", (*members[:2], "10.0.0.99"), "ring"), fab.now)
+        fab.core.traffic.register_job(JobSpec("ring1", members[:2], "ring"), fab.now)
+    with pytest.raises(JobRefused) as err:
+        fab.core.traffic.register_job(JobSpec("j2", (*members[:2], "10.0.0.99"), "ring"), fab.now)
     assert err.value.field == "members[2]" and "10.0.0.99" in str(err.value)
     with pytest.raises(JobError) as err:
-        fab.core.register_job(JobSpec("j3", members, "ring", traffic_class="gold"), fab.now)
+        fab.core.traffic.register_job(JobSpec("j3", members, "ring", traffic_class="gold"), fab.now)
     assert err.value.field == "traffic_class" and "collective" in str(err.value)
     with pytest.raises(NotFound):
-        fab.core.delete_job("nope", fab.now)
+        fab.core.traffic.delete_job("nope", fab.now)
     assert [j.job_id for j in fab.core.traffic.job_infos()] == ["ring1"]
     assert dp.sync() == {}  # no switch has anything to be sent
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
@@ -184,13 +184,13 @@ def test_bad_jobs_are_refused_and_nothing_changes():
 def test_jobs_need_traffic_engineering():
     fab, dp, hosts = fabric(te=False)
     with pytest.raises(FailedPrecondition, match="--no-te"):
-        fab.core.register_job(JobSpec("r", tuple(ring_members(hosts)), "ring"), fab.now)
+        fab.core.traffic.register_job(JobSpec("r", tuple(ring_members(hosts)), "ring"), fab.now)
 
 
 def test_deleting_a_job_hands_its_pairs_back_to_ecmp_and_te():
     fab, dp, hosts = fabric()
     register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
-    eff = fab.core.delete_job("ring1", fab.now)
+    eff = fab.core.traffic.delete_job("ring1", fab.now)
     assert eff.touched == set(fab.leaves)  # every leaf held some of its pairs: synced
     fab.deliver(eff)
     dp.sync()
@@ -277,24 +277,25 @@ def test_a_roce_job_holds_only_its_transport_and_te_places_the_rest():
     leaf, port = hosts[a][2], hosts[a][3]
     # RoCE between members follows the job's entry: not copied, not tracked by TE
     assert send(dp, hosts, a, b, proto=17, sport=5000, dport=4791).to_controller == []
-    fab.core.flow_seen(leaf, port, ip_frame(host(a), host(b), 5000, 4791, proto=17), fab.now)
+    fab.core.traffic.flow_seen(leaf, port, ip_frame(host(a), host(b), 5000, 4791, proto=17),
+                               fab.now)
     assert fab.core.traffic.flows(fab.now) == ()
     # TCP between the same members is not the job's: TE places it
     assert send(dp, hosts, a, b, sport=40000, dport=5201).to_controller == [leaf]
-    fab.deliver(fab.core.flow_seen(leaf, port, ip_frame(host(a), host(b), 40000, 5201),
+    fab.deliver(fab.core.traffic.flow_seen(leaf, port, ip_frame(host(a), host(b), 40000, 5201),
                                    fab.now))
     assert [(f.protocol, f.dst_port) for f in fab.core.traffic.flows(fab.now)] == [("tcp", 5201)]
 
 
 def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known():
-    from controller.core.shared import decode_jobs, encode_jobs
+    from controller.core.intent.kinds import decode_jobs, encode_jobs
 
     fab, dp, hosts = fabric()
     ring = JobSpec("ring", tuple(ring_members(hosts)), "ring")
     later = JobSpec("later", ("10.0.0.1", "10.0.0.99"), "ring")  # .99 not seen yet
     shared = decode_jobs(encode_jobs([ring, later]))
     assert shared == [ring, later]
-    fab.deliver(fab.core.set_jobs(shared, fab.now))
+    fab.deliver(fab.core.traffic.set_jobs(shared, fab.now))
     dp.sync()
     assert [s.job_id for s in fab.core.traffic.jobs.specs()] == ["ring", "later"]
     assert fab.core.traffic.jobs.registered() == [ring, later]  # (what this instance writes next)
@@ -306,16 +307,16 @@ def test_a_shared_job_list_is_applied_whole_and_pending_until_members_are_known(
     for p in infos["ring"].pairs:
         t = send(dp, hosts, ip[p.src_ip], ip[p.dst_ip], proto=6, sport=40000, dport=80)
         assert t.spines == [p.spine], (p, t.hops)
-    assert not fab.core.set_jobs(shared, fab.now).touched  # the same list: no change
-    fab.deliver(fab.core.set_jobs([ring], fab.now))  # "later" deleted elsewhere
+    assert not fab.core.traffic.set_jobs(shared, fab.now).touched  # the same list: no change
+    fab.deliver(fab.core.traffic.set_jobs([ring], fab.now))  # "later" deleted elsewhere
     assert [s.job_id for s in fab.core.traffic.jobs.specs()] == ["ring"]
-    fab.deliver(fab.core.set_jobs([], fab.now))
+    fab.deliver(fab.core.traffic.set_jobs([], fab.now))
     dp.sync()
     assert fab.core.traffic.jobs.specs() == []
 
 
 def test_shared_pins_are_made_here_once_their_hosts_are_known():
-    from controller.core.shared import decode_pins, encode_pins
+    from controller.core.intent.kinds import decode_pins, encode_pins
     from controller.core.te import TCP, FlowKey
 
     fab, dp, hosts = fabric(per_leaf=2, spare_ports=1)
@@ -323,7 +324,7 @@ def test_shared_pins_are_made_here_once_their_hosts_are_known():
     later = FlowKey(hosts[1][1], "10.0.0.99", TCP)  # .99 has not spoken yet
     pins = decode_pins(encode_pins({known: 1003, later: 1002}))
     assert pins == {known: 1003, later: 1002}
-    fab.deliver(fab.core.set_pins(pins, fab.now))
+    fab.deliver(fab.core.traffic.set_pins(pins, fab.now))
     dp.sync()
     assert set(fab.core.traffic.unmet_pins) == {later}
     assert fab.core.traffic.shared_pins == pins  # unmet ones included: they are the cluster's
@@ -338,7 +339,7 @@ def test_shared_pins_are_made_here_once_their_hosts_are_known():
     got = {f.dst_ip: f.spine for f in fab.core.traffic.flows(fab.now) if f.pinned_by == "operator"}
     assert got == {hosts[3][1]: 1003, "10.0.0.99": 1002}
     # another instance unpinned one: gone here too
-    fab.deliver(fab.core.set_pins({later: 1002}, fab.now))
+    fab.deliver(fab.core.traffic.set_pins({later: 1002}, fab.now))
     dp.sync()
     got = {f.dst_ip for f in fab.core.traffic.flows(fab.now) if f.pinned_by == "operator"}
     assert got == {"10.0.0.99"}

@@ -5,7 +5,7 @@ import pytest
 
 from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
-from controller.core.model import Port
+from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
 from tests.unit.fakefabric import FakeFabric, ip_frame, learn
@@ -72,32 +72,33 @@ def test_te_pipeline_on_leaves_and_plain_ecmp_without_te():
     gids = plain.core.view().group_ids  # ECMP towards each other leaf, nothing else
     assert {gid: g.group_type for gid, g in desired.groups.items()} == {
         gids[leaf]: "select" for leaf in plain.leaves if leaf != 2001}
-    assert plain.core.flow_seen(2001, 3, packet(1, 3, 1000, 5201), plain.now).touched == set()
+    seen = plain.core.traffic.flow_seen(2001, 3, packet(1, 3, 1000, 5201), plain.now)
+    assert seen.touched == set()
 
 
 def test_a_new_flow_gets_a_pin_at_its_ingress_leaf_only():
     fab = te_fabric()
-    eff = fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
+    eff = fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
     assert eff.touched == {2001} and not eff.changed
     got = pins(fab, 2001)
     assert list(got) == [FlowKey("10.0.0.1", "10.0.0.3", TCP, 40000, 5201)]
     assert pins(fab, 2002) == {}
     # more copies of the same flow (the pin is on its way) change nothing
-    assert fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now).touched == set()
+    assert fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now).touched == set()
     # flows starting together use both spines
     for sport in range(40001, 40004):
-        fab.core.flow_seen(2001, 3, packet(1, 3, sport, 5201), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, sport, 5201), fab.now)
     assert sorted(spine_of(r) for r in pins(fab, 2001).values()) == [1001, 1001, 1002, 1002]
 
 
 def test_copies_from_uplinks_or_bad_packets_are_ignored():
     fab = te_fabric()
-    assert fab.core.flow_seen(2001, 1, packet(1, 3, 1, 2), fab.now).touched == set()
+    assert fab.core.traffic.flow_seen(2001, 1, packet(1, 3, 1, 2), fab.now).touched == set()
     assert fab.core.counters["te_ignored_non_edge"] == 1
-    assert fab.core.flow_seen(2001, 3, packet(1, 3, 1, 2)[:30], fab.now).touched == set()
+    assert fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 1, 2)[:30], fab.now).touched == set()
     icmp = bytearray(packet(1, 3, 1, 2))
     icmp[14 + 9] = 1
-    assert fab.core.flow_seen(2001, 3, bytes(icmp), fab.now).touched == set()
+    assert fab.core.traffic.flow_seen(2001, 3, bytes(icmp), fab.now).touched == set()
     assert fab.core.counters["bad_frames"] == 2
     assert pins(fab, 2001) == {}
 
@@ -112,13 +113,13 @@ def test_a_flow_from_an_address_its_port_is_not_bound_to_is_left_on_ecmp():
               ip_frame(("02:00:00:00:00:99", "10.0.0.1"), HOSTS[3], 3, 80),  # other MAC
               ip_frame(HOSTS[2], HOSTS[3], 4, 80)]  # h2's own, but from h1's port
     for frame in forged:
-        eff = fab.core.flow_seen(2001, 3, frame, fab.now)
+        eff = fab.core.traffic.flow_seen(2001, 3, frame, fab.now)
         assert eff.touched == set() and len(eff.ephemeral) == 1  # (its copies stop)
     assert fab.core.counters["te_declined_unbound_source"] == 4
     assert pins(fab, 2001) == {}
     # the same flows from the right port and address are placed
-    assert fab.core.flow_seen(2001, 4, forged[3], fab.now).touched == {2001}
-    assert fab.core.flow_seen(2001, 3, packet(1, 3, 5, 80), fab.now).touched == {2001}
+    assert fab.core.traffic.flow_seen(2001, 4, forged[3], fab.now).touched == {2001}
+    assert fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 5, 80), fab.now).touched == {2001}
 
 
 def test_new_flows_per_host_port_are_rate_limited():
@@ -128,7 +129,8 @@ def test_new_flows_per_host_port_are_rate_limited():
     learn(fab, 2001, 3, HOSTS[1])
     learn(fab, 2002, 3, HOSTS[3])
     fab.advance(0.1)
-    effects = [fab.core.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now) for s in range(1, 20)]
+    effects = [fab.core.traffic.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now)
+               for s in range(1, 20)]
     placed = sum(bool(e.touched) for e in effects)
     assert placed == 5 and fab.core.counters["te_new_flows_rate_limited"] == 14
     # each declined flow gets one self-expiring entry that stops its copies at the switch
@@ -151,19 +153,19 @@ def test_one_host_port_cannot_take_the_whole_flow_table():
         learn(fab, 2001 + (n - 1) // 2, 3 + (n - 1) % 2, HOSTS[n])
     fab.advance(0.1)
     for s in range(1, 30):
-        fab.core.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, s, 80), fab.now)
         fab.now += 0.01
         if s % 5 == 0:
-            fab.core.te_pass({}, fab.now)  # recounts each port's share
+            fab.core.traffic.te_pass({}, fab.now)  # recounts each port's share
     from_h1 = [f for f in fab.core.traffic.te.flows.values() if f.key.src_ip == HOSTS[1][1]]
     assert len(from_h1) == 10
     assert fab.core.counters["te_port_share_full"] == 19
     # another port of the same leaf still gets its flows placed
-    assert fab.core.flow_seen(2001, 4, packet(2, 3, 7, 80), fab.now).touched == {2001}
+    assert fab.core.traffic.flow_seen(2001, 4, packet(2, 3, 7, 80), fab.now).touched == {2001}
 
 
 def test_priority_class_is_taken_from_the_dscp():
-    from controller.core.qos import default_policy
+    from controller.core.fabric.qos import default_policy
 
     fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
                                            qos=default_policy()))
@@ -171,7 +173,7 @@ def test_priority_class_is_taken_from_the_dscp():
     learn(fab, 2001, 3, HOSTS[1])
     learn(fab, 2002, 3, HOSTS[3])
     fab.advance(0.1)
-    fab.core.flow_seen(2001, 3, packet(1, 3, 9, 4791, UDP, dscp=26), fab.now)
+    fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 9, 4791, UDP, dscp=26), fab.now)
     (info,) = fab.core.traffic.flows(fab.now)
     assert info.priority and info.traffic_class != "best-effort"
 
@@ -179,7 +181,7 @@ def test_priority_class_is_taken_from_the_dscp():
 def test_flows_leave_a_failed_link_within_the_same_event():
     fab = te_fabric()
     for sport in range(4):
-        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
     fab.core.take_events()
     # spine 1001 loses its link to leaf 2002: flows through spine 1001 must move
     eff = fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
@@ -194,7 +196,7 @@ def test_flows_leave_a_failed_link_within_the_same_event():
 def test_drain_moves_pinned_flows_away():
     fab = te_fabric()
     for sport in range(4):
-        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
     fab.core.drain(switch=1001)
     assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
     assert [e.kind for e in fab.core.take_events()].count("reroute") == 2
@@ -203,7 +205,7 @@ def test_drain_moves_pinned_flows_away():
 def test_a_reroute_names_the_change_that_caused_it():
     fab = te_fabric()
     for sport in range(4):
-        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
     fab.core.take_events()
     # two changes before the paths are next looked at: the one that moves the flows
     # (spine 1001 loses leaf 2002), then another that moves nothing of theirs
@@ -217,7 +219,7 @@ def test_a_reroute_names_the_change_that_caused_it():
 
 def test_congestion_pass_moves_a_large_flow_and_records_why():
     fab = te_fabric(TeSettings(congestion_intervals=2, rebalance=False))
-    fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
+    fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
     (key, rule), = pins(fab, 2001).items()
     first = spine_of(rule)
     port = first - 1000
@@ -225,9 +227,9 @@ def test_congestion_pass_moves_a_large_flow_and_records_why():
     fab.advance(1.0)
     fab.core.traffic.pin_counters(2001, [(rule.match, rule.cookie, 375_000)], fab.now)  # 3 Mbit/s
     hot = {(2001, port): 4.6e6}
-    fab.core.te_pass(hot, fab.now)
+    fab.core.traffic.te_pass(hot, fab.now)
     fab.advance(1.0)
-    eff = fab.core.te_pass(hot, fab.now)
+    eff = fab.core.traffic.te_pass(hot, fab.now)
     assert eff.touched == {2001}
     assert spine_of(pins(fab, 2001)[key]) != first
     kinds = [e.kind for e in fab.core.take_events()]
@@ -242,7 +244,7 @@ def test_operator_pins_and_their_errors():
     rule = pins(fab, 2001)[key]
     assert rule.priority == C.PRIO_PIN_OPERATOR and spine_of(rule) == 1002
     # a flow the wildcard covers is not placed by TE on its own
-    assert fab.core.flow_seen(2001, 3, packet(1, 3, 7, 4791, UDP), fab.now).touched == set()
+    assert fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 7, 4791, UDP), fab.now).touched == set()
     with pytest.raises(NotFound, match="10.0.0.99"):
         fab.core.traffic.pin_flow(FlowKey("10.0.0.1", "10.0.0.99", UDP), 1002, fab.now)
     with pytest.raises(FailedPrecondition, match="same leaf"):
@@ -268,11 +270,11 @@ def test_with_te_off_the_core_holds_a_component_that_wants_nothing():
     assert traffic.flows(now) == () and traffic.job_infos() == ()
     assert traffic.jobs.registered() == [] and traffic.shared_pins is None
     assert traffic.rebalance_job(now) is None and traffic.take_shared_moves() == {}
-    assert not off.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), now).touched
-    assert not off.core.prepare(now).touched and not off.core.te_pass({}, now).touched
-    refused = [lambda: traffic.check_pin(key, 1001), lambda: off.core.set_pins({key: 1001}, now),
-               lambda: traffic.unpin_flow(key, now), lambda: off.core.set_jobs([], now),
-               lambda: traffic.restore_jobs([], now), lambda: off.core.delete_job("j", now)]
+    assert not off.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), now).touched
+    assert not off.core.prepare(now).touched and not off.core.traffic.te_pass({}, now).touched
+    refused = [lambda: traffic.check_pin(key, 1001), lambda: traffic.set_pins({key: 1001}, now),
+               lambda: traffic.unpin_flow(key, now), lambda: traffic.set_jobs([], now),
+               lambda: traffic.restore_jobs([], now), lambda: traffic.delete_job("j", now)]
     for command in refused:
         with pytest.raises(FailedPrecondition, match="--no-te"):
             command()
@@ -281,7 +283,7 @@ def test_with_te_off_the_core_holds_a_component_that_wants_nothing():
 def test_pins_are_adopted_after_a_controller_restart():
     fab = te_fabric()
     for sport in range(4):
-        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
     fab.core.traffic.pin_flow(FlowKey("10.0.0.2", "10.0.0.4", UDP, 0, 4791), 1001, fab.now)
     held, _ = fab.core.desired(2001, fab.now)
     restarted = te_fabric()
@@ -295,9 +297,9 @@ def test_pins_are_adopted_after_a_controller_restart():
 
 def test_idle_flows_are_forgotten_and_their_pins_removed():
     fab = te_fabric(TeSettings(flow_idle_timeout=5.0))
-    fab.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
+    fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
     fab.advance(6.0)
-    eff = fab.core.te_pass({}, fab.now)
+    eff = fab.core.traffic.te_pass({}, fab.now)
     assert eff.touched == {2001} and pins(fab, 2001) == {}
 
 
@@ -307,19 +309,19 @@ def test_a_flapping_switch_does_not_hold_back_the_rest_of_the_fabric():
         fab.core.discovery.switch_disconnected(2004)
         fab.deliver(fab.core.switch_connected(2004, fab.ports(2004), fab.now))
         fab.now += 0.4
-        eff = fab.core.flow_seen(2001, 3, packet(1, 3, 1000 + i, 80), fab.now)
+        eff = fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 1000 + i, 80), fab.now)
         assert eff.touched == {2001}, i  # placed at once, between other leaves
         _, complete = fab.core.desired(2002, fab.now)
         assert complete
     # a flow towards the flapping leaf waits (its placement would be a guess)
-    eff = fab.core.flow_seen(2001, 3, packet(1, 7, 5, 80), fab.now)
+    eff = fab.core.traffic.flow_seen(2001, 3, packet(1, 7, 5, 80), fab.now)
     assert not eff.touched and eff.ephemeral
 
 
 def test_desired_is_a_getter_and_prepare_is_the_step_that_re_places():
     fab = te_fabric()
     for sport in range(4):
-        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
     fab.core.prepare(fab.now)
     fab.core.take_events()
     fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
@@ -337,7 +339,7 @@ def test_desired_is_a_getter_and_prepare_is_the_step_that_re_places():
 def test_reading_the_paths_after_a_change_does_not_skip_the_re_placement():
     fab = te_fabric()
     for sport in range(4):
-        fab.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
+        fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
     fab.core.prepare(fab.now)
     fab.core.port_status(1001, Port(2, "p2", up=False), False, fab.now)
     fab.core.traffic.flows(fab.now)  # a reader (the published flows) looks at the paths first
@@ -361,7 +363,7 @@ def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
     a, b = te_fabric(te), te_fabric(te)
     a.core.traffic.set_cluster_role(frozenset({2001}), leader=False)
     b.core.traffic.set_cluster_role(frozenset({1001, 1002, 2002, 2003, 2004}), leader=True)
-    a.core.flow_seen(2001, 3, packet(1, 3, 40000, 5201), a.now)
+    a.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), a.now)
     (key, rule), = pins(a, 2001).items()
     first = spine_of(rule)
     hot = {(2001, first - 1000): 4.6e6}
@@ -378,8 +380,8 @@ def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
         fab.advance(1.0)
     read(375_000)  # 3 Mbit/s
     for _ in range(2):
-        assert a.core.te_pass(hot, a.now).touched == set()  # not the leader: no moves
-        eff = b.core.te_pass(hot, b.now)
+        assert a.core.traffic.te_pass(hot, a.now).touched == set()  # not the leader: no moves
+        eff = b.core.traffic.te_pass(hot, b.now)
         for fab in (a, b):
             fab.advance(1.0)
     assert eff.touched == {2001}  # (B writes nothing there: the sync skips it)
@@ -387,18 +389,18 @@ def test_in_a_cluster_the_te_leader_moves_a_flow_its_leaf_master_placed():
     assert list(shared) == [2001] and shared[2001][key][0] != first
     assert b.core.traffic.take_shared_moves() == {}
     assert spine_of(pins(a, 2001)[key]) == first  # not moved until A hears of it
-    eff = a.core.apply_leader_moves(2001, shared[2001], "b", a.now)
+    eff = a.core.traffic.apply_leader_moves(2001, shared[2001], "b", a.now)
     assert eff.touched == {2001} and spine_of(pins(a, 2001)[key]) == shared[2001][key][0]
     reroute = [e for e in a.core.take_events() if e.kind == "reroute"]
     assert "congestion" in reroute[0].message and "TE leader b" in reroute[0].message
     # a leaf A does not master: its moves are not A's to make
-    assert a.core.apply_leader_moves(2002, shared[2001], "b", a.now).touched == set()
+    assert a.core.traffic.apply_leader_moves(2002, shared[2001], "b", a.now).touched == set()
 
 
 def test_a_leaf_another_instance_writes_is_tracked_as_its_switch_holds_it():
     fab = te_fabric()
     fab.core.traffic.set_cluster_role(frozenset({2002}), leader=True)
-    from controller.core.qos import default_policy
+    from controller.core.fabric.qos import default_policy
 
     other = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=RATE,
                                              qos=default_policy()))
@@ -407,7 +409,7 @@ def test_a_leaf_another_instance_writes_is_tracked_as_its_switch_holds_it():
         learn(other, 2001 + (n - 1) // 2, 3 + (n - 1) % 2, h)
     other.advance(0.1)
     for sport in range(3):
-        other.core.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 4791, UDP, dscp=26),
+        other.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 4791, UDP, dscp=26),
                              other.now)
     held = pins(other, 2001)
     assert len(held) == 3  # (else what follows compares nothing)
@@ -424,7 +426,7 @@ def test_a_leaf_another_instance_writes_is_tracked_as_its_switch_holds_it():
     fab.core.traffic.pin_counters(2001, [(r.match, r.cookie, 5)], fab.now)
     assert placed(fab) == {k: spine_of(r) for k, r in held.items()}
     # later, the master moved one and the others ended: the leaf's entries say so
-    other.core.apply_leader_moves(2001, {k: (2003 - spine_of(r), "test")}, "x", other.now)
+    other.core.traffic.apply_leader_moves(2001, {k: (2003 - spine_of(r), "test")}, "x", other.now)
     moved = pins(other, 2001)[k]
     fab.core.traffic.pin_counters(2001, [(moved.match, moved.cookie, 10)], fab.now, all_pins=True)
     assert placed(fab) == {k: spine_of(moved)}
@@ -437,8 +439,8 @@ def test_a_failure_re_places_only_the_flows_of_leaves_this_instance_writes():
     fab.core.traffic.set_cluster_role(frozenset({2002}), leader=True)
     other = te_fabric()
     for sport in range(4):
-        other.core.flow_seen(2001, 3, packet(1, 5, 40000 + sport, 5201), other.now)
-        fab.core.flow_seen(2002, 3, packet(3, 5, 41000 + sport, 5201), fab.now)
+        other.core.traffic.flow_seen(2001, 3, packet(1, 5, 40000 + sport, 5201), other.now)
+        fab.core.traffic.flow_seen(2002, 3, packet(3, 5, 41000 + sport, 5201), fab.now)
     held = [(r.match, r.cookie, 0) for r in pins(other, 2001).values()]
     fab.core.traffic.pin_counters(2001, held, fab.now, all_pins=True)
     fab.core.take_events()

@@ -1,8 +1,8 @@
 """Link-flap dampening: the damper's arithmetic, and the fabric following a port that
 bounces every 200 ms without rewriting its groups each time."""
 
-from controller.core.dampening import DampingSettings, FlapDamper
-from controller.core.model import LinkEnd, Port
+from controller.core.fabric.dampening import DampingSettings, FlapDamper
+from controller.core.model.fabric_model import LinkEnd, Port
 from tests.unit.fakefabric import FakeFabric
 
 END = LinkEnd(2001, 1)

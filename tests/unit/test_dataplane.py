@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from controller.core.model import Port
-from controller.core.qos import default_policy
+from controller.core.fabric.qos import default_policy
+from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from tests.unit.dataplane import DataPlane, ip_packet
@@ -71,7 +71,7 @@ def test_a_new_tcp_flow_is_copied_to_te_and_once_pinned_follows_its_pin():
     first = send(dp, hosts, 1, 3)
     assert first.to_controller == [hosts[1][2]]  # the ingress leaf copies its header
     # TE sees the copy and pins the flow to a spine
-    fab.core.flow_seen(hosts[1][2], hosts[1][3], _tcp(1, 3), fab.now)
+    fab.core.traffic.flow_seen(hosts[1][2], hosts[1][3], _tcp(1, 3), fab.now)
     dp.sync()
     (flow,) = fab.core.traffic.flows(fab.now)
     pinned = send(dp, hosts, 1, 3)
@@ -114,7 +114,7 @@ def test_roce_rides_its_queue_end_to_end_and_a_forged_mark_does_not():
 
 def test_a_restarted_controller_changes_nothing_and_forwards_the_same():
     fab, dp, hosts = fabric()
-    fab.core.flow_seen(hosts[1][2], hosts[1][3], _tcp(1, 3), fab.now)
+    fab.core.traffic.flow_seen(hosts[1][2], hosts[1][3], _tcp(1, 3), fab.now)
     dp.sync()
     before = {d: (dict(s.flows), dict(s.groups), dict(s.meters))
               for d, s in dp.switches.items()}

@@ -1,6 +1,6 @@
 import pytest
 
-from controller.core.frames import (
+from controller.core.fabric.frames import (
     ARP_REQUEST,
     Arp,
     FrameError,

@@ -3,7 +3,7 @@
 import logging
 
 from apps.guard import Heartbeat, guarded, handler_errors
-from controller.core.ratelog import RateLimitedLog
+from controller.core.fabric.ratelog import RateLimitedLog
 
 
 def test_a_guarded_handler_survives_its_exception_and_counts_it(caplog):

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core import constants as C
-from controller.core.frames import (
+from controller.core.fabric.frames import (
     Arp,
     FrameError,
     build_arp_frame,
@@ -134,7 +134,7 @@ def test_core_survives_any_frame_from_a_host_and_keeps_its_links(frames, data):
     for frame in frames:
         port = data.draw(st.sampled_from([3, 4]))  # host ports of leaf 2001
         core.packet_in(2001, port, frame, FABRIC.now)
-        core.flow_seen(2001, port, frame, FABRIC.now)
+        core.traffic.flow_seen(2001, port, frame, FABRIC.now)
     now = {k: (v.src, v.dst) for k, v in core.fabric.links.items()}
     assert now == LINKS
     for h in core.fabric.hosts.values():

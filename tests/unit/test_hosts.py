@@ -1,7 +1,7 @@
 """Host identity at the edge, driven through the core: hijacks refused, genuine moves
 accepted after a probe, per-port limits, aging, static bindings."""
 
-from controller.core.frames import (
+from controller.core.fabric.frames import (
     ARP_REPLY,
     ARP_REQUEST,
     Arp,
@@ -10,8 +10,8 @@ from controller.core.frames import (
     parse_arp,
     parse_ethernet,
 )
-from controller.core.hosts import PROBE_MAC, HostSettings, StaticHost
-from controller.core.model import Port
+from controller.core.fabric.hosts import PROBE_MAC, HostSettings, StaticHost
+from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from tests.unit.fakefabric import FakeFabric
 

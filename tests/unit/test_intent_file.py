@@ -10,9 +10,9 @@ import pytest
 
 from apps.cluster_store import StoreUnavailable
 from apps.intent_file import IntentFile, IntentFileError
-from controller.core.jobs import JobSpec
-from controller.core.model import Cable, LinkEnd
-from controller.core.shared import Drains, decode_jobs, encode_jobs
+from controller.core.intent.kinds import Drains, decode_jobs, encode_jobs
+from controller.core.model.fabric_model import Cable, LinkEnd
+from controller.core.te.jobs import JobSpec
 
 
 def drains(switch: int) -> str:

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from controller.core.jobs import JobError, JobLimits, JobSpec, job_order, place_jobs
 from controller.core.te import SpinePath, resources, up
+from controller.core.te.jobs import JobError, JobLimits, JobSpec, job_order, place_jobs
 from tests.unit.tetopo import RATE, topo
 
 

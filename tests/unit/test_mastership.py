@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.core.mastership import (
+from controller.core.intent.mastership import (
     MASTER,
     SLAVE,
     Claim,

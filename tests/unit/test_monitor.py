@@ -1,6 +1,6 @@
 import pytest
 
-from controller.core.monitor import LoadMonitor, PortCounters, utilization
+from controller.core.model.monitor import LoadMonitor, PortCounters, utilization
 
 
 def counters(tx, rx=0, drops=0, errors=0):
@@ -46,7 +46,7 @@ def test_forget_switch_and_unknown_speed():
 
 
 def test_link_stats_from_the_source_port_of_each_direction():
-    from controller.core.monitor import link_stats
+    from controller.core.model.monitor import link_stats
     from controller.core.snapshot import LinkInfo
 
     m = LoadMonitor(alpha=1.0)

@@ -4,8 +4,10 @@ into a real bridge; here, the spelling of each kind of entry)."""
 import pytest
 
 from controller.core import constants as C
-from controller.core.ofctl_text import flow_text, group_text, meter_text
-from controller.core.openflow import (
+from controller.core.fabric.qos import default_policy
+from controller.core.settings import CoreSettings
+from controller.core.southbound.ofctl_text import flow_text, group_text, meter_text
+from controller.core.southbound.openflow import (
     Bucket,
     FlowRule,
     GroupRule,
@@ -13,8 +15,6 @@ from controller.core.openflow import (
     apply_actions,
     make_match,
 )
-from controller.core.qos import default_policy
-from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from tests.unit.fakefabric import FakeFabric
 

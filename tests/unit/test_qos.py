@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from controller.core import constants as C
-from controller.core.qos import (
+from controller.core.fabric.qos import (
     QosPolicy,
     default_policy,
     marking_rules,
@@ -114,7 +114,7 @@ def test_port_range_rules_use_masks():
 
 @pytest.mark.parametrize("name", ["default", "cumulus", "cisco", "sonic"])
 def test_named_profiles_are_valid(name):
-    from controller.core.qos import profile_policy
+    from controller.core.fabric.qos import profile_policy
 
     p = profile_policy(name)
     assert any(c.match.udp_dst for c in p.classes)  # RoCEv2 is recognised by its port
@@ -135,7 +135,7 @@ def test_config_profile_and_policy(tmp_path):
 
 
 def test_every_switch_maps_dscp_to_queue_for_the_kernel_datapath():
-    from controller.core.qos import queue_rules
+    from controller.core.fabric.qos import queue_rules
 
     rules = {dict(r.match)["ip_dscp"]: r for r in queue_rules(default_policy())}
     assert set(rules) == {48, 26, 34, 10}

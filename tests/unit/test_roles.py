@@ -1,5 +1,5 @@
-from controller.core.model import Cable, LinkEnd
-from controller.core.roles import LEAF, SPINE, infer_roles
+from controller.core.model.fabric_model import Cable, LinkEnd
+from controller.core.model.roles import LEAF, SPINE, infer_roles
 
 
 def cable(a, pa, b, pb):
@@ -78,7 +78,7 @@ def test_isolated_switch_keeps_its_previous_role():
 
 
 def test_cabling_plan_reports_missing_and_unexpected_links():
-    from controller.core.cabling import cabling_warnings
+    from controller.core.model.cabling import cabling_warnings
 
     plan = clos([1, 2], [11, 12])
     found = [c for c in plan if c != cable(12, 2, 2, 2)] + [cable(11, 9, 12, 9)]

@@ -1,4 +1,4 @@
-"""Operator intent a cluster shares (controller/core/shared.py): values that survive the
+"""Operator intent a cluster shares (controller/core/intent/kinds.py): values that survive the
 store's encoding, a core that computes an operator's drain without applying it and
 applies a drain set as a whole, an agent that hands each revision to the app once and
 before the role requests of its step, and the API's compare-and-swap loop (a change
@@ -10,17 +10,14 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from apps.api.fabric_commands import Change
+from apps.api.fabric_commands import Change, NotAnswered
 from apps.api.server import ControllerHandle, FabricServicer, status_of
 from apps.cluster_agent import ClusterAgent
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from controller.config import FabricdConfig
 from controller.core.errors import Aborted, FailedPrecondition, NotFound, Unavailable
-from controller.core.jobs import JobSpec
-from controller.core.mastership import Mastership, StoreView
-from controller.core.model import Cable, LinkEnd
-from controller.core.qos import default_policy, profile_policy
-from controller.core.shared import (
+from controller.core.fabric.qos import default_policy, profile_policy
+from controller.core.intent.kinds import (
     Applied,
     Drains,
     Intent,
@@ -32,7 +29,10 @@ from controller.core.shared import (
     encode_pins,
     encode_policy,
 )
+from controller.core.intent.mastership import Mastership, StoreView
+from controller.core.model.fabric_model import Cable, LinkEnd
 from controller.core.te import FlowKey
+from controller.core.te.jobs import JobSpec
 from tests.unit.fakefabric import FakeFabric
 
 
@@ -170,8 +170,8 @@ class Commands:
 def servicer(commands: Commands, write) -> FabricServicer:
     config = FabricdConfig.model_validate(
         {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a"}})
-    handle = ControllerHandle(lambda: None, call=lambda fn, timeout=10.0: fn(commands),
-                              write_intent=write)
+    handle = ControllerHandle(lambda: None, write_intent=write,
+                              call=lambda fn, timeout=10.0, must_run=False: fn(commands))
     return FabricServicer(handle, config, 0.0)
 
 
@@ -240,3 +240,29 @@ def test_a_change_racing_others_every_time_is_refused_whole():
             Context(), "drains", lambda c: Change("mine", "", c.applied.revision("drains")))
     assert status_of(err.value) == grpc.StatusCode.ABORTED
     assert {i.value for i in commands.intents} == {"theirs"}  # theirs applied, never mine
+
+
+def test_a_stored_change_the_controller_is_slow_to_apply_is_said_stored_and_still_applied():
+    """Once the store holds a change it is applied here whatever the client's deadline
+    (its call is never withdrawn); a client that stops waiting is told it is stored."""
+    commands = Commands()
+    asked: list = []
+
+    def slow_call(fn, timeout=10.0, must_run=False):
+        asked.append(must_run)
+        if must_run:
+            raise NotAnswered("still waiting after 5 s: it runs when the controller gets "
+                              "to it")
+        return fn(commands)
+
+    config = FabricdConfig.model_validate(
+        {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a"}})
+    handle = ControllerHandle(lambda: None, call=slow_call,
+                              write_intent=lambda kind, value, expect: (
+                                  True, Intent(kind, expect + 1, value)))
+    with pytest.raises(Unavailable) as err:
+        FabricServicer(handle, config, 0.0)._shared(
+            Context(), "drains", lambda c: Change("x", "drained", 0))
+    assert asked == [False, True]  # computed, then applied as a call that must run
+    assert "stored at revision 1, not in force yet" in str(err.value)
+    assert "not applied" not in str(err.value)

@@ -4,7 +4,7 @@ goes on only from the MAC and address bound at the port it came in on."""
 from __future__ import annotations
 
 from controller.core import constants as C
-from controller.core.model import Port
+from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from tests.unit.dataplane import DataPlane, ip_packet
 from tests.unit.fakefabric import FakeFabric, ip_frame, learn
@@ -118,3 +118,34 @@ def test_a_restarted_controller_keeps_the_guard_entries():
         again.advance(0.4)
     assert {r.key for r in dp.switches[2001].flows.values()
             if C.cookie_kind(r.cookie) == C.KIND_GUARD} == held
+
+
+def test_reading_the_core_at_a_later_time_changes_nothing_only_a_step_does():
+    """Time enters the core through steps: reads (view, roles, desired, snapshot) at a
+    later time write nothing that a step would not have, so two cores given the same
+    steps want the same entries, however often one of them was read in between."""
+    def built() -> FakeFabric:
+        fab, _ = fabric()
+        fab.deliver(fab.core.port_status(2003, Port(4, "p4", up=False), False, fab.now))
+        fab.advance(0.1)
+        fab.deliver(fab.core.port_status(2003, Port(4, "p4", up=True), False, fab.now))
+        fab.deliver(fab.core.prepare(fab.now))
+        return fab
+
+    read, quiet = built(), built()
+    later = read.now + read.core.settings.settle_time + 1  # port 2003:4 settled by then
+    for when in (read.now, later, later + 100):
+        read.core.view()
+        read.core.roles()
+        read.core.snapshot(when)
+        for dpid in read.spines + read.leaves:
+            read.core.desired(dpid, when)
+            read.core.is_settled(dpid, when)
+    guarded = read.core.view().guarded.get(2003, ())
+    assert 4 not in guarded  # (no step saw it settle yet)
+    for fab in (read, quiet):
+        fab.now = later
+        fab.deliver(fab.core.prepare(fab.now))
+    assert 4 in read.core.view().guarded[2003]  # the step did
+    for dpid in read.spines + read.leaves:
+        assert read.core.desired(dpid, later) == quiet.core.desired(dpid, later)

@@ -1,5 +1,6 @@
 """A change made while syncs of every switch are paced is synced when its turn comes,
-not whenever the next event happens to arrive."""
+not whenever the next event happens to arrive; TE's changes of a few switches are not
+paced."""
 
 from __future__ import annotations
 
@@ -21,13 +22,19 @@ class CountingSync:
         return []
 
 
-def test_a_change_under_pacing_is_synced_at_its_turn():
+def southbound() -> tuple[Southbound, CountingSync, list, list]:
+    """A Southbound whose deferred (``later``) and timed (``at``) work is kept in lists."""
     sync = CountingSync()
     later: list = []
     timed: list = []
     out = Southbound(sync, later.append, lambda when, fn: timed.append((when, fn)),
                      lambda dpid: True, lambda: None, lambda now, whole: None,
                      lambda now: None)
+    return out, sync, later, timed
+
+
+def test_a_change_under_pacing_is_synced_at_its_turn():
+    out, sync, later, timed = southbound()
     out._cost = 0.1  # the last sync of every switch took 100 ms: none for 300 ms now
     out._paced_until = time.monotonic() + 0.3
     out.apply(Effects(changed=True), time.time())
@@ -45,3 +52,15 @@ def test_a_change_under_pacing_is_synced_at_its_turn():
     assert len(later) == 1
     later.pop()()
     assert sync.syncs == 2
+
+
+def test_a_change_of_a_few_switches_is_not_paced():
+    out, sync, later, timed = southbound()
+    out._cost = 0.5
+    out._paced_until = time.monotonic() + 1.5
+    out.apply(Effects(touched={2001}), time.time())
+    later.pop()()  # after the queued events: synced, not timed for 1.5 s from now
+    assert sync.syncs == 1 and not timed
+    out.apply(Effects(changed=True), time.time())  # a change of every switch: paced
+    later.pop()()
+    assert sync.syncs == 1 and len(timed) == 1

@@ -1,11 +1,11 @@
-"""The per-switch sync state machine (controller/core/sync.py), without os-ken: sessions,
+"""The per-switch sync state machine (controller/core/southbound/sync.py), without os-ken: sessions,
 read-back in any order, settling, partial views, reconnects, restart adoption."""
 
 from __future__ import annotations
 
 from controller.core import constants as C
-from controller.core.openflow import FlowRule
-from controller.core.sync import SwitchSync
+from controller.core.southbound.openflow import FlowRule
+from controller.core.southbound.sync import SwitchSync
 from tests.unit.dataplane import DataPlane
 from tests.unit.fakefabric import FakeFabric, learn
 

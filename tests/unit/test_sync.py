@@ -1,5 +1,5 @@
-from controller.core.forwarding import lldp_rule
-from controller.core.openflow import (
+from controller.core.fabric.forwarding import lldp_rule
+from controller.core.southbound.openflow import (
     Bucket,
     FlowRule,
     GroupRule,
@@ -71,7 +71,7 @@ def test_os_ken_messages_round_trip_the_te_instructions():
 
     from apps import ofmsg
     from controller.core import constants as C
-    from controller.core.openflow import FlowRule
+    from controller.core.southbound.openflow import FlowRule
 
     rules = [
         FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst="00:00:00:00:00:03"),
@@ -91,7 +91,7 @@ def test_os_ken_messages_round_trip_the_te_instructions():
 
 
 def test_meters_are_planned_before_flows_and_removed_after():
-    from controller.core.openflow import MeterRule
+    from controller.core.southbound.openflow import MeterRule
 
     mirror = SwitchMirror({}, {}, {1: MeterRule(1, 1000, 1000), 9: MeterRule(9, 5, 5),
                                    0x103: MeterRule(0x103, 50, 50)})
@@ -115,8 +115,8 @@ def test_metered_controller_action_round_trips_through_bytes():
 
     from apps import ofmsg
     from controller.core import constants as C
-    from controller.core.forwarding import to_controller
-    from controller.core.openflow import MeterRule
+    from controller.core.fabric.forwarding import to_controller
+    from controller.core.southbound.openflow import MeterRule
 
     action = to_controller(C.te_meter(3), C.TRACK_MAX_LEN)
     buf = bytearray()

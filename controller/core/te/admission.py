@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from controller.core import constants as C
 from controller.core.effects import Effects, TokenBucket
-from controller.core.forwarding import nocopy_rule
-from controller.core.frames import FrameError, parse_ethernet, parse_transport
+from controller.core.fabric.forwarding import nocopy_rule
+from controller.core.fabric.frames import FrameError, parse_ethernet, parse_transport
 from controller.core.te.flows import Flow, FlowKey
 from controller.core.te.reader import CoreTeSettings, FabricReader
 

@@ -6,7 +6,7 @@ and the cookie that lets any instance reading the switch back know what the pin 
 from __future__ import annotations
 
 from controller.core import constants as C
-from controller.core.openflow import FlowRule
+from controller.core.southbound.openflow import FlowRule
 from controller.core.te.flows import Flow
 
 

@@ -18,15 +18,15 @@ from collections.abc import Callable, Mapping
 from controller.core import constants as C
 from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition, NotFound
-from controller.core.fabric_jobs import JobBook, pair_of
-from controller.core.jobs import JobSpec
-from controller.core.openflow import FlowRule, Match
 from controller.core.snapshot import FlowInfo, JobInfo
+from controller.core.southbound.openflow import FlowRule, Match
 from controller.core.te.admission import Admission, Admitted
 from controller.core.te.cookies import pin_cookie_fields, pin_rule
 from controller.core.te.derive import derive_topology, measured_loads
 from controller.core.te.engine import TrafficEngineer
 from controller.core.te.flows import Flow, FlowKey, flow_info
+from controller.core.te.job_book import JobBook, pair_of
+from controller.core.te.jobs import JobSpec
 from controller.core.te.mirroring import ClusterShare
 from controller.core.te.pins import SharedPins
 from controller.core.te.reader import CoreTeSettings, FabricReader
@@ -55,7 +55,6 @@ class FabricTE:
         self._change_reasons: list[str] = []  # why the TE topology is to be rebuilt
         self._recovered = RecoveredPins()
         self.admission = Admission(settings, reader, count)
-        self._now = 0.0  # time of the latest event
         self._unchecked = False  # the fabric changed since flows were last checked
         self.jobs = JobBook(settings.job_limits, event)  # registered training jobs
         self.shared = SharedPins()  # cluster mode: the operator pins the cluster shares
@@ -88,7 +87,6 @@ class FabricTE:
         writes = self.cluster.writes
         if writes is not None and leaf not in writes:
             return Effects()
-        self._now = now
         topo = self.te_topology()
         made = [m for key, (spine, reason) in moves.items()
                 if (m := self.te.move_to(key, spine, topo, f"{reason} (TE leader {leader})",
@@ -108,7 +106,6 @@ class FabricTE:
         adopt pins recovered after a restart, re-place every flow whose path is gone and
         the pairs of every job (in the same step, so within the event that changed the
         fabric). Returns the leaves whose pins changed (nothing when nothing changed)."""
-        self._now = now
         touched: set[int] = set()
         reason = ""
         if self._unchecked or self._recovered:
@@ -123,7 +120,7 @@ class FabricTE:
             touched = {m.new.leaf for m in moves} | {m.old.leaf for m in moves if m.old}
         waited = any(self.reader.is_settled(d, now) for d in self.jobs.waiting_on)
         if reason and len(self.jobs) or self.jobs.dirty or waited:
-            touched |= self._place_jobs(reason or "jobs changed")
+            touched |= self._place_jobs(reason or "jobs changed", now)
         if self.unmet_pins:  # (a shared pin whose hosts were not known: maybe now)
             touched |= self._reconcile_pins(now)
         return touched
@@ -136,9 +133,9 @@ class FabricTE:
         """Every learned host address and its leaf."""
         return {ip: leaf for ip, (leaf, _) in self._where().items()}
 
-    def _place_jobs(self, reason: str) -> set[int]:
+    def _place_jobs(self, reason: str, now: float) -> set[int]:
         where = self._where()
-        settled = {d for d, _ in set(where.values()) if self.reader.is_settled(d, self._now)}
+        settled = {d for d, _ in set(where.values()) if self.reader.is_settled(d, now)}
         touched = self.jobs.place(self.te_topology(), where, self.te_loads(), reason,
                                   settled, self._classes())
         # TE's own pins under a job's pair entries carry nothing any more: gone
@@ -156,25 +153,25 @@ class FabricTE:
     def register_job(self, spec: JobSpec, now: float) -> Effects:
         """Check, register and place a job: JobError (naming the field) or JobExists,
         and nothing changed, when it cannot be."""
-        self._now = now
         self.check_job(spec)
         touched = self.refresh(now)
         self.jobs.add(spec, now)
-        return Effects(touched=touched | self._place_jobs(f"job {spec.job_id} registered"))
+        return Effects(touched=touched | self._place_jobs(f"job {spec.job_id} registered", now))
 
     def delete_job(self, job_id: str, now: float) -> Effects:
-        self._now = now
         touched = self.refresh(now)
         self.jobs.delete(job_id)
-        return Effects(touched=touched | self._place_jobs(f"job {job_id} deleted"))
+        return Effects(touched=touched | self._place_jobs(f"job {job_id} deleted", now))
 
     def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
         """Make ``specs`` (in registration order) the registered jobs, as a cluster shares
         them: jobs gone are deleted, new or changed ones registered (a member not known
         here yet leaves a job pending until it is), the rest left as placed."""
-        self._now = now
         current = {s.job_id: s for s in self.jobs.specs()}
         wanted = {s.job_id: s for s in specs}
+        for spec in specs:  # (all checked before anything changes: none or all of them)
+            if current.get(spec.job_id) != spec:
+                spec.validate(self.jobs.limits)
         changed = False
         for job_id, spec in current.items():
             if wanted.get(job_id) != spec:
@@ -182,13 +179,12 @@ class FabricTE:
                 changed = True
         for spec in specs:
             if current.get(spec.job_id) != spec:
-                spec.validate(self.jobs.limits)
                 self.jobs.add(spec, now)
                 changed = True
         if not changed:
             return Effects()
         touched = self.refresh(now)
-        return Effects(touched=touched | self._place_jobs("the cluster's jobs changed"))
+        return Effects(touched=touched | self._place_jobs("the cluster's jobs changed", now))
 
     def restore_jobs(self, specs: list[JobSpec], now: float) -> None:
         """Jobs kept across a restart (placed once the fabric and their hosts are known)."""
@@ -226,7 +222,6 @@ class FabricTE:
     def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
         """A copy of a packet no pin holds yet, from a leaf's TE table: place its flow
         if :class:`.admission.Admission` admits it."""
-        self._now = now
         new = self.admission.admit(dpid, in_port, data, now, self._known)
         if not isinstance(new, Admitted):
             return new
@@ -250,11 +245,10 @@ class FabricTE:
                 rebalance: bool = True) -> Effects:
         """One control interval: new rates in; idle flows out; congestion, and (unless
         the caller runs it apart: :meth:`rebalance_job`) rebalancing."""
-        self._now = now
         self.port_bps = port_bps
         touched = self.refresh(now)
         if len(self.jobs) and self.jobs.needs_placing(self._where()):
-            touched |= self._place_jobs("a job's hosts appeared or moved")
+            touched |= self._place_jobs("a job's hosts appeared or moved", now)
         topo = self.te_topology()
         loads = self.te_loads()
         touched |= {f.src_leaf for f in self.te.expire(now)}
@@ -279,7 +273,6 @@ class FabricTE:
                    limit: int | None = None) -> tuple[Effects, RebalancePlan | None]:
         """A searched pass comes back: its moves if they still hold (at most about
         ``limit`` now), and what is left of it to apply next."""
-        self._now = now
         self.refresh(now)
         moves, rest = self.te.finish_rebalance(plan, self.te_topology(), now, limit)
         self.cluster.share(moves)
@@ -333,7 +326,6 @@ class FabricTE:
     def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
         """An operator's pin: NotFound for an unknown host or switch, FailedPrecondition
         when the spine cannot carry it."""
-        self._now = now
         if spine not in self.fabric.switches:
             raise NotFound(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
@@ -358,7 +350,6 @@ class FabricTE:
         """Make ``pins`` (flow -> spine) the operator pins, as a cluster shares them. A
         pin this instance cannot make yet (a host not seen here yet) is made once it can
         (:meth:`refresh` tries again); :attr:`unmet_pins` says which and why."""
-        self._now = now
         self.shared.wanted = dict(pins)
         return Effects(touched=self._reconcile_pins(now))
 
@@ -372,7 +363,6 @@ class FabricTE:
             lambda key: self.unpin_flow(key, now).touched)
 
     def unpin_flow(self, key: FlowKey, now: float) -> Effects:
-        self._now = now
         flow = self.te.unpin(key)
         self._event("unpin", f"{key} unpinned: traffic engineering places it again",
                     flow=str(key))

@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 from controller.core import constants as C
 from controller.core.events import FabricEvent
-from controller.core.openflow import Match, make_match
 from controller.core.snapshot import FlowInfo
+from controller.core.southbound.openflow import Match, make_match
 from controller.core.te.settings import TeSettings
 from controller.core.te.topology import SpinePath, TeTopology, path_text
 

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 
 from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition
-from controller.core.fabric_jobs import JobBook
-from controller.core.jobs import JobLimits, JobSpec
-from controller.core.openflow import FlowRule, Match
 from controller.core.snapshot import FlowInfo, JobInfo
+from controller.core.southbound.openflow import FlowRule, Match
 from controller.core.te.engine import TrafficEngineer
 from controller.core.te.flows import Flow, FlowKey
+from controller.core.te.job_book import JobBook
+from controller.core.te.jobs import JobLimits, JobSpec
 from controller.core.te.rebalance import RebalancePass, RebalancePlan
 from controller.core.te.topology import TeTopology
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from controller.core.forwarding import FabricView
-    from controller.core.jobs import JobLimits
-    from controller.core.model import Fabric
+    from controller.core.fabric.forwarding import FabricView
+    from controller.core.model.fabric_model import Fabric
+    from controller.core.te.jobs import JobLimits
 
 
 class FabricReader(Protocol):

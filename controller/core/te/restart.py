@@ -8,14 +8,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from controller.core import constants as C
-from controller.core.openflow import FlowRule
+from controller.core.southbound.openflow import FlowRule
 from controller.core.te.cookies import pin_cookie_fields
 from controller.core.te.flows import Flow, FlowKey
 from controller.core.te.topology import SpinePath
 
 if TYPE_CHECKING:
-    from controller.core.forwarding import FabricView
-    from controller.core.model import Fabric
+    from controller.core.fabric.forwarding import FabricView
+    from controller.core.model.fabric_model import Fabric
 
 log = logging.getLogger("aifabric.core")
 

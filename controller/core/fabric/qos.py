@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from controller.core import constants as C
-from controller.core.openflow import FlowRule, make_match
+from controller.core.southbound.openflow import FlowRule, make_match
 
 MAX_QUEUE = 7
 MIN_BEST_EFFORT_SHARE = 0.05

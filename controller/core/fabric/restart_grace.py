@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from controller.core import constants as C
-from controller.core.model import Fabric, LinkEnd
-from controller.core.openflow import GroupRule
+from controller.core.model.fabric_model import Fabric, LinkEnd
+from controller.core.southbound.openflow import GroupRule
 
 log = logging.getLogger("aifabric.core")
 

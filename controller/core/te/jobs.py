@@ -29,7 +29,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from controller.core.errors import InvalidArgument
+from controller.core.errors import FailedPrecondition, InvalidArgument
 from controller.core.te.placement_search import place
 from controller.core.te.topology import Resource, SpinePath, TeTopology, resources
 
@@ -43,7 +43,16 @@ TIE = 1e-3  # weight of a job's other steps when placing one: a tie-breaker only
 
 
 class JobError(InvalidArgument):
-    """A job that cannot be registered; ``field`` names the offending part."""
+    """A malformed job; ``field`` names the offending part."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+class JobRefused(FailedPrecondition):
+    """A well-formed job the fabric's state refuses now (a member not known yet, QoS
+    off); ``field`` names the part. A retry may succeed once the state changed."""
 
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(f"{field_name}: {message}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from controller.core.errors import FailedPrecondition, NotFound
-from controller.core.model import Cable, Fabric, LinkEnd
-from controller.core.roles import LEAF
-from controller.core.shared import Drains
+from controller.core.intent.kinds import Drains
+from controller.core.model.fabric_model import Cable, Fabric, LinkEnd
+from controller.core.model.roles import LEAF
 
 
 def cable_text(cable: Cable) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller.core.model import Cable, LinkEnd
+from controller.core.model.fabric_model import Cable, LinkEnd
 
 
 def parse_end(text: str) -> LinkEnd:

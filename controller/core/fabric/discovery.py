@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from controller.core.dampening import FlapDamper
 from controller.core.effects import Effects, PacketOut
-from controller.core.frames import FrameError, build_lldp, parse_lldp
-from controller.core.hosts import HostGuard
-from controller.core.model import Fabric, Link, LinkEnd, Port
-from controller.core.ratelog import RateLimitedLog
+from controller.core.fabric.dampening import FlapDamper
+from controller.core.fabric.frames import FrameError, build_lldp, parse_lldp
+from controller.core.fabric.hosts import HostGuard
+from controller.core.fabric.ratelog import RateLimitedLog
+from controller.core.model.fabric_model import Fabric, Link, LinkEnd, Port
 
 log = logging.getLogger("aifabric.core")
 

@@ -23,10 +23,10 @@ import json
 from dataclasses import dataclass
 
 from controller.core.errors import FailedPrecondition
-from controller.core.jobs import JobError, JobSpec
-from controller.core.model import Cable, LinkEnd
-from controller.core.qos import QosPolicy
+from controller.core.fabric.qos import QosPolicy
+from controller.core.model.fabric_model import Cable, LinkEnd
 from controller.core.te import FlowKey
+from controller.core.te.jobs import JobError, JobSpec
 
 KINDS = ("qos", "drains", "jobs", "pins")
 TITLES = {"qos": "the QoS policy", "drains": "the drains", "jobs": "the registered jobs",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.core.model import LinkEnd
+from controller.core.model.fabric_model import LinkEnd
 
 SAME_FLAP = 0.1  # seconds: downs of one end this close together are one flap
 

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from controller.core import constants as C
-from controller.core.openflow import FlowRule, GroupRule, MeterRule, SwitchMirror, SyncPlan
+from controller.core.southbound.openflow import (
+    FlowRule,
+    GroupRule,
+    MeterRule,
+    SwitchMirror,
+    SyncPlan,
+)
 
 if TYPE_CHECKING:
     from controller.core.fabric_core import FabricCore

@@ -21,7 +21,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from controller.core.events import FabricEvent
-from controller.core.model import Fabric, Host
+from controller.core.model.fabric_model import Fabric, Host
 
 # ARP probes are sent from this locally administered MAC with sender address 0.0.0.0
 # (RFC 5227), so no host's ARP cache learns anything from them.

@@ -1,5 +1,5 @@
 """Registered training jobs as a component of traffic engineering: the jobs, where their
-host pairs go (:func:`controller.core.jobs.place_jobs`), the pair entries each ingress
+host pairs go (:func:`controller.core.te.jobs.place_jobs`), the pair entries each ingress
 leaf holds for them, their byte counters, and their recovery after a restart.
 
 A job's pair entry matches every packet between two hosts (or only the job's transport)
@@ -15,19 +15,20 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from controller.core import constants as C
-from controller.core.errors import AlreadyExists, NotFound
-from controller.core.jobs import (
+from controller.core.errors import AlreadyExists, NotFound, ResourceExhausted
+from controller.core.snapshot import JobInfo, JobPairInfo
+from controller.core.southbound.openflow import FlowRule, make_match
+from controller.core.te.flows import TCP, UDP, FlowKey
+from controller.core.te.jobs import (
     JobError,
     JobLimits,
     JobPlacement,
+    JobRefused,
     JobSpec,
     Pair,
     job_order,
     place_jobs,
 )
-from controller.core.openflow import FlowRule, make_match
-from controller.core.snapshot import JobInfo, JobPairInfo
-from controller.core.te.flows import TCP, UDP, FlowKey
 from controller.core.te.topology import (
     Resource,
     SpinePath,
@@ -118,18 +119,21 @@ class JobBook:
 
     def check(self, spec: JobSpec, leaf_of: Mapping[str, int],
               classes: Mapping[str, int] | None) -> None:
-        """JobError (naming the field) or JobExists unless ``spec`` can be registered now."""
+        """Unless ``spec`` can be registered now: JobError (malformed, naming the field),
+        JobExists, ResourceExhausted (the job limit) or JobRefused (a member not known,
+        QoS off)."""
         spec.validate(self.limits)
         if spec.job_id in self._jobs:
             raise JobExists(f"job {spec.job_id!r} is registered already (delete it first)")
         if len(self._jobs) >= self.limits.max_jobs:
-            raise JobError("id", f"{self.limits.max_jobs} jobs are registered, the limit")
+            raise ResourceExhausted(f"{self.limits.max_jobs} jobs are registered, the limit "
+                                    "(jobs.max_jobs): delete one first")
         for i, ip in enumerate(spec.members):
             if ip not in leaf_of:
-                raise JobError(f"members[{i}]", f"no host with address {ip} is known")
+                raise JobRefused(f"members[{i}]", f"no host with address {ip} is known")
         if spec.traffic_class:
             if classes is None:
-                raise JobError("traffic_class", "QoS is off: there are no classes")
+                raise JobRefused("traffic_class", "QoS is off: there are no classes")
             if spec.traffic_class not in classes:
                 raise JobError("traffic_class", f"{spec.traffic_class!r} is not a class of "
                                f"the QoS policy (classes: {', '.join(sorted(classes))})")

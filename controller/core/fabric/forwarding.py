@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from controller.core import constants as C
-from controller.core.openflow import (
+from controller.core.fabric.qos import QosPolicy, marking_rules, queue_rules
+from controller.core.model.roles import LEAF, SPINE
+from controller.core.southbound.openflow import (
     Bucket,
     FlowRule,
     GroupRule,
@@ -27,8 +29,6 @@ from controller.core.openflow import (
     apply_actions,
     make_match,
 )
-from controller.core.qos import QosPolicy, marking_rules, queue_rules
-from controller.core.roles import LEAF, SPINE
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.core.openflow import Action, Bucket, FlowRule, GroupRule, Instruction, MeterRule
+from controller.core.southbound.openflow import (
+    Action,
+    Bucket,
+    FlowRule,
+    GroupRule,
+    Instruction,
+    MeterRule,
+)
 
 # The match fields the core uses, by their OpenFlow (os-ken) name -> ovs-ofctl's name.
 _FIELDS = {name: name for name in ("in_port", "eth_dst", "eth_src", "eth_type", "ip_dscp",

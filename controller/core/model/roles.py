@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from controller.core.model import Cable
+from controller.core.model.fabric_model import Cable
 
 SPINE = "spine"
 LEAF = "leaf"

@@ -2,7 +2,7 @@
 
 A component of :class:`~controller.core.fabric_core.FabricCore`. Every frame from a host
 port is hostile input: its sender is bound to the port only if the identity rules allow
-(:mod:`controller.core.hosts`), ARP requests for known hosts are answered here, frames to
+(:mod:`controller.core.fabric.hosts`), ARP requests for known hosts are answered here, frames to
 known hosts are delivered straight to their port, and the rest is flooded to the other
 host ports at a bounded rate per port (a flooded frame that comes back in is dropped:
 that port faces the fabric). After a controller restart the hosts are read back from the
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from controller.core import constants as C
 from controller.core.effects import Effects, PacketOut, TokenBucket
 from controller.core.events import FabricEvent
-from controller.core.frames import (
+from controller.core.fabric.frames import (
     ARP_REPLY,
     ARP_REQUEST,
     Arp,
@@ -28,10 +28,10 @@ from controller.core.frames import (
     is_multicast_mac,
     parse_arp,
 )
-from controller.core.hosts import PROBE_MAC, HostGuard, Outcome, Probe
-from controller.core.model import Fabric
-from controller.core.openflow import FlowRule
-from controller.core.ratelog import RateLimitedLog
+from controller.core.fabric.hosts import PROBE_MAC, HostGuard, Outcome, Probe
+from controller.core.fabric.ratelog import RateLimitedLog
+from controller.core.model.fabric_model import Fabric
+from controller.core.southbound.openflow import FlowRule
 
 log = logging.getLogger("aifabric.core")
 
@@ -167,8 +167,9 @@ class Edge:
 
     def _learn(self, mac: str, ip: str | None, dpid: int, port: int,
                now: float) -> tuple[Effects, bool]:
-        """Apply the binding rules (:mod:`controller.core.hosts`) to a sighting; False when the
-        frame is refused and must be dropped (the effects then hold only probes)."""
+        """Apply the binding rules (:mod:`controller.core.fabric.hosts`) to a sighting;
+        False when the frame is refused and must be dropped (the effects then hold only
+        probes)."""
         out = self.host_guard.sighting(mac, ip, dpid, port, now)
         return self.host_outcome(out, now), out.accepted
 

@@ -29,7 +29,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from controller.core.shared import Intent
+from controller.core.intent.kinds import Intent
 
 MASTER, SLAVE = "master", "slave"
 
