@@ -356,9 +356,11 @@ def test_operator_changes_on_any_instance_are_in_force_on_every_switch(cluster_q
                 clients[1].drain_switch(1001)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "etcd unreachable" in err.value.details(), err.value.details()
-            with pytest.raises(grpc.RpcError) as err:
-                clients[0].set_qos_document(POLICY)
+            with pytest.raises(grpc.RpcError) as err:  # (a change: POLICY is in force)
+                clients[0].set_qos_document(POLICY.replace("share: 0.4", "share: 0.5"))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert [k.share for k in clients[0].qos_policy().classes] == [
+                pytest.approx(0.3), pytest.approx(0.4)]
             assert not any(s.drained for c in clients for s in c.topology().switches)
             time.sleep(2.0)  # (past the lease: the instances stepped down)
             etcd.start()
