@@ -54,6 +54,7 @@ from apps.guard import WATCHDOG_TRIPS
 from apps.runtime import job_limits
 from controller import __version__
 from controller.config import FabricdConfig
+from controller.core.constants import ANSWERED_KEY
 from controller.core.errors import (
     Aborted,
     AlreadyExists,
@@ -100,6 +101,7 @@ def _abort(context, method: str, exc: Exception) -> None:
     """End the call with ``exc`` as its status (re-raises gRPC's own abort)."""
     if context.code() is not None:  # context.abort() was called: its status stands
         raise exc
+    context.set_trailing_metadata(((ANSWERED_KEY, "1"),))
     if isinstance(exc, FabricError):
         code = status_of(exc)
         if code != grpc.StatusCode.INTERNAL:

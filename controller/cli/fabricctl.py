@@ -34,7 +34,7 @@ from controller.cli.client import (
 from controller.cli.job_cmd import add_job_parser
 from controller.cli.text import table
 from controller.cli.top_cmd import add_top_parser
-from controller.core.constants import DEFAULT_TOKEN_FILE
+from controller.core.constants import ANSWERED_KEY, DEFAULT_TOKEN_FILE
 from controller.core.events import KINDS
 from controller.core.model.cabling import parse_end
 
@@ -452,6 +452,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def refusal_text(exc: grpc.RpcError, server: str) -> str:
+    """What a failed call says: the controller's own status and message when it answered
+    (UNAVAILABLE too: etcd down, a write not in force yet), else that none answered."""
+    code = exc.code()
+    answered = any(k == ANSWERED_KEY for k, _ in exc.trailing_metadata() or ())
+    if code == grpc.StatusCode.UNAVAILABLE and not answered:
+        return f"cannot reach the controller at {server} (unavailable)"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED and not answered:
+        return f"no answer from the controller at {server} in time (see --timeout)"
+    return f"{code.name}: {exc.details()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -464,11 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except grpc.RpcError as exc:
         code = exc.code()
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            print(f"fabricctl: cannot reach the controller at {args.server} "
-                  f"({code.name.lower()})", file=sys.stderr)
-        else:
-            print(f"fabricctl: {code.name}: {exc.details()}", file=sys.stderr)
+        print(f"fabricctl: {refusal_text(exc, args.server)}", file=sys.stderr)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return 2
         if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):

@@ -33,6 +33,10 @@ PRIO_MISS = 0  # table 2: unknown unicast
 # Host entries carry the host's IPv4 address in the low 32 bits, so that a restarted
 # controller can recover its host table from what the switches hold.
 DEFAULT_TOKEN_FILE = "~/.config/aifabric/api-token"  # where a local fabricd keeps its token
+# Trailing metadata on every status the API server ends a call with (a refusal, or
+# INTERNAL): fabricctl tells "the controller answered UNAVAILABLE" (etcd down, a write
+# not in force yet) from "no controller answered".
+ANSWERED_KEY = "aifabric-answered"
 
 COOKIE_OWNER = 0xAF
 COOKIE_OWNER_SHIFT = 56

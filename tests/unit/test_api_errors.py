@@ -68,8 +68,10 @@ def serve(tmp_path, commands: Any, published: Published | None = None,
         **handle}
     server = start_api_server(config, ControllerHandle(lambda: pub, **fields))
     channel = grpc.insecure_channel(addr)
+    stub = fabric_pb2_grpc.FabricStub(channel)
+    stub.address = addr  # (for clients of their own)
     try:
-        yield fabric_pb2_grpc.FabricStub(channel)
+        yield stub
     finally:
         channel.close()
         server.stop(0)
@@ -199,3 +201,27 @@ def test_the_cores_refusals_keep_their_codes(tmp_path):
         job = fabric_pb2.JobSpec(id="j", members=["10.0.0.1", "10.0.0.2"], pattern="ring")
         code, message = status(stub.RegisterJob, job)
         assert code == grpc.StatusCode.FAILED_PRECONDITION and message.startswith("members[0]")
+
+
+
+def test_fabricctl_tells_a_controller_refusing_from_no_controller(tmp_path, capsys):
+    """UNAVAILABLE from the controller itself (etcd down) is its message, not "cannot
+    reach": the server marks every status it ends a call with; no server is "cannot
+    reach"."""
+    from controller.cli import fabricctl
+
+    commands = Raising()
+    commands.error = Unavailable("etcd unreachable: drain not stored")
+    with serve(tmp_path, commands) as stub:
+        argv = ["--server", stub.address, "--token", ADMIN, "drain", "switch", "1001"]
+        assert fabricctl.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err == "fabricctl: UNAVAILABLE: etcd unreachable: drain not stored\n", err
+        commands.error = KeyError(1)  # (INTERNAL: answered too)
+        assert fabricctl.main(argv) == 1
+        assert capsys.readouterr().err == f"fabricctl: INTERNAL: {INTERNAL_MESSAGE}\n"
+    nobody = f"127.0.0.1:{free_port()}"
+    assert fabricctl.main(["--server", nobody, "--token", ADMIN, "--timeout", "1",
+                           "topology"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"fabricctl: cannot reach the controller at {nobody} (unavailable)\n", err
