@@ -4,6 +4,7 @@ bulk floods, TCP flows. Every helper is bounded in time."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -76,6 +77,22 @@ def result(proc: subprocess.Popen, timeout: float = 60) -> FlowResult:
     sent = end["sum_sent"]["bytes"] * 8 / sent_s / 1e6
     received = end["sum_received"]["bytes"] * 8 / sent_s / 1e6
     return FlowResult(sent, received, 0.0, 0, 0)
+
+
+def interrupt(proc: subprocess.Popen, timeout: float = 10) -> list[tuple[float, float]]:
+    """Stop an iperf3 client early (SIGINT, as ^C would) and return its sender's one-second
+    intervals so far, as (start s, Mbit/s): interrupted, iperf3 gives no receiver totals."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=timeout)
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError:
+        raise RuntimeError(f"iperf3 gave no JSON: {out[-500:]}") from None
+    if "interrupt" not in data.get("error", "interrupt"):
+        raise RuntimeError(f"iperf3: {data['error']}")
+    return [(i["sum"]["start"], i["sum"]["bits_per_second"] / 1e6)
+            for i in data.get("intervals", [])]
 
 
 def ring_allreduce(hosts: list, chunk_bytes: int, tos: int = 0, port: int = 7100,
