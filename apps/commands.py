@@ -162,36 +162,27 @@ class Commands(FabricCommands):
 
     def pin_change(self, key: FlowKey, spine: int) -> Change:
         """The pins with ``key`` pinned to ``spine`` (NotFound, FailedPrecondition if it
-        cannot be), and the revision of the pins it was computed from."""
-        pins = dict(self.core.traffic.shared_pins or {})  # (a copy; {} alone)
-        self.core.traffic.check_pin(key, spine)
-        same = pins.get(key) == spine
-        pins[key] = spine
+        cannot be; None when it is pinned there already), and the revision of the pins it
+        was computed from."""
+        same = (self.core.traffic.shared_pins or {}).get(key) == spine
+        pins = self.core.traffic.pins_with(key, spine)
         return Change(None if same else encode_pins(pins), f"{key} pinned to spine {spine}",
                       self.applied.revision("pins"))
 
     def unpin_change(self, key: FlowKey) -> Change:
         """The pins without ``key`` (NotFound if it is not pinned)."""
-        pins = dict(self.core.traffic.shared_pins or {})  # (a copy; {} alone)
-        if key not in pins:
-            raise NotFound(f"no operator pin for {key}")
-        del pins[key]
-        return Change(encode_pins(pins), f"{key} unpinned", self.applied.revision("pins"))
+        return Change(encode_pins(self.core.traffic.pins_without(key)), f"{key} unpinned",
+                      self.applied.revision("pins"))
 
     def job_register_change(self, spec: JobSpec) -> Change:
-        """The job list with ``spec`` registered (JobError, JobExists, or
-        FailedPrecondition with TE off, if it cannot be)."""
-        specs = self.core.traffic.jobs.registered()
-        self.core.traffic.check_job(spec)
-        return Change(encode_jobs([*specs, spec]), f"job {spec.job_id} registered",
-                      self.applied.revision("jobs"))
+        """The job list with ``spec`` registered (JobError, JobExists, ResourceExhausted,
+        or JobRefused / FailedPrecondition with TE off, if it cannot be)."""
+        return Change(encode_jobs(self.core.traffic.jobs_with(spec)),
+                      f"job {spec.job_id} registered", self.applied.revision("jobs"))
 
     def job_delete_change(self, job_id: str) -> Change:
         """The job list without ``job_id`` (NotFound if it is not registered)."""
-        specs = self.core.traffic.jobs.registered()
-        if all(s.job_id != job_id for s in specs):
-            raise NotFound(f"no job {job_id!r}")
-        return Change(encode_jobs([s for s in specs if s.job_id != job_id]),
+        return Change(encode_jobs(self.core.traffic.jobs_without(job_id)),
                       f"job {job_id} deleted", self.applied.revision("jobs"))
 
     # --- reads ------------------------------------------------------------------------------

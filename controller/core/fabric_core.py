@@ -32,7 +32,7 @@ from controller.core.fabric.ratelog import RateLimitedLog
 from controller.core.fabric.restart_grace import RestartGrace
 from controller.core.intent.kinds import Drains
 from controller.core.model.cabling import cabling_warnings
-from controller.core.model.fabric_model import Cable, Fabric, Port
+from controller.core.model.fabric_model import Fabric, Port
 from controller.core.model.roles import LEAF, SPINE, infer_roles
 from controller.core.settings import CoreSettings
 from controller.core.snapshot import (
@@ -263,20 +263,6 @@ class FabricCore:
             return Effects()
         return self._changed("; ".join([*(f"drain of {w}" for w in drained),
                                         *(f"{w} back in service" for w in back)]))
-
-    def drain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
-        """Take a link or a spine out of service; FailedPrecondition (with the reason) if that
-        would leave two leaves without a path, or if a leaf is asked for."""
-        return self.set_drains(self.maintenance.with_drain(self.roles(), cable, switch))
-
-    def undrain(self, cable: Cable | None = None, switch: int | None = None) -> Effects:
-        d = self.maintenance.drains
-        return self.set_drains(Drains(d.cables - {cable}, d.switches - {switch}))
-
-    def maintain(self, action: str, dpid: int, port: int = 0) -> tuple[Effects, str]:
-        """An operator's drain or undrain, applied (:meth:`maintenance_change`)."""
-        drains, message = self.maintenance_change(action, dpid, port)
-        return self.set_drains(drains), message
 
     def maintenance_change(self, action: str, dpid: int, port: int = 0) -> tuple[Drains, str]:
         """The drain sets an operator's drain or undrain would make, and what it does,

@@ -77,6 +77,12 @@ class FakeFabric:
         self.now += seconds
         self.deliver(self.core.tick(self.now))
 
+    def maintain(self, action: str, dpid: int, port: int = 0) -> tuple[Effects, str]:
+        """An operator's drain or undrain as fabricd applies it: the change computed and
+        checked (``maintenance_change``), then the drain set put in force."""
+        drains, message = self.core.maintenance_change(action, dpid, port)
+        return self.core.set_drains(drains), message
+
 
 # --- frames a host sends ---------------------------------------------------------------
 def arp_request(src, target_ip):

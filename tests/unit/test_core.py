@@ -1,7 +1,7 @@
 """The decision core driven through a simulated fabric: discovery, hosts, ARP, failures."""
 
 from controller.core import constants as C
-from controller.core.errors import NotFound
+from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric.frames import (
     ARP_REPLY,
     build_lldp,
@@ -381,17 +381,17 @@ def test_drain_spine_and_link_then_undrain():
     import pytest
 
     fab = discovered()
-    fab.core.drain(switch=1001)
+    fab.maintain("drain_switch", 1001)
     for leaf in fab.leaves:
         desired, _ = fab.core.desired(leaf, fab.now)
         assert bucket_ports(desired) == towards_other_leaves(fab, leaf, [2]), leaf
     # with spine 1 drained, taking leaf 2001's other uplink would cut it off
-    with pytest.raises(ValueError, match="without a path"):
-        fab.core.drain(cable=fab.core.maintenance.cable_at(2001, 2))
-    with pytest.raises(ValueError, match="is a leaf"):
-        fab.core.drain(switch=2001)
-    fab.core.undrain(switch=1001)
-    fab.core.drain(cable=fab.core.maintenance.cable_at(2001, 1))
+    with pytest.raises(FailedPrecondition, match="without a path"):
+        fab.maintain("drain_link", 2001, 2)
+    with pytest.raises(FailedPrecondition, match="is a leaf"):
+        fab.maintain("drain_switch", 2001)
+    fab.maintain("undrain", 1001)
+    fab.maintain("drain_link", 2001, 1)
     desired, _ = fab.core.desired(2001, fab.now)
     assert bucket_ports(desired) == towards_other_leaves(fab, 2001, [2])
     other, _ = fab.core.desired(2003, fab.now)
@@ -400,14 +400,14 @@ def test_drain_spine_and_link_then_undrain():
     assert {(lk.src_dpid, lk.dst_dpid) for lk in snap.links if lk.drained} == {
         (2001, 1001), (1001, 2001)}
     assert len(snap.links) == 16  # drained links are still links
-    fab.core.undrain(cable=fab.core.maintenance.cable_at(2001, 1))
+    fab.maintain("undrain", 2001, 1)
     desired, _ = fab.core.desired(2001, fab.now)
     assert bucket_ports(desired) == towards_other_leaves(fab, 2001, [1, 2])
 
 
 def test_a_drain_is_of_a_cable_and_undrain_at_a_recabled_port_says_what_it_did():
     fab = discovered()
-    eff, message = fab.core.maintain("drain_link", 2001, 1)
+    eff, message = fab.maintain("drain_link", 2001, 1)
     assert eff.changed and message == "link 1001:1 <-> 2001:1 drained"
     assert {(e.dpid, e.port) for e in fab.core.maintenance.drained_ends()} == {(1001, 1), (2001, 1)}
     # leaf 1's first uplink moves to spine 1's port that led to leaf 2: the drained cable
@@ -425,12 +425,12 @@ def test_a_drain_is_of_a_cable_and_undrain_at_a_recabled_port_says_what_it_did()
     towards_3 = desired.groups[fab.core.view().group_ids[2003]]
     assert sorted(b.actions[0][1] for b in towards_3.buckets) == [1, 2]
     # undrain at the port clears the old record, and says which link it was
-    eff, message = fab.core.maintain("undrain", 2001, 1)
+    eff, message = fab.maintain("undrain", 2001, 1)
     assert message == "link 1001:1 <-> 2001:1 back in service"
     assert fab.core.maintenance.cables == set()
-    _, message = fab.core.maintain("undrain", 2001, 1)
+    _, message = fab.maintain("undrain", 2001, 1)
     assert message == "link 1001:2 <-> 2001:1 is not drained"
-    _, message = fab.core.maintain("undrain", 1001, 0)
+    _, message = fab.maintain("undrain", 1001, 0)
     assert message == "switch 1001 is not drained"
 
 
@@ -439,16 +439,16 @@ def test_maintain_refuses_unknown_switches_and_ports():
 
     fab = discovered()
     with pytest.raises(NotFound, match="no switch"):
-        fab.core.maintain("drain_switch", 42)
+        fab.maintain("drain_switch", 42)
     with pytest.raises(NotFound, match="no link at 2001:3"):
-        fab.core.maintain("drain_link", 2001, 3)
+        fab.maintain("drain_link", 2001, 3)
     with pytest.raises(NotFound, match="no link at 2001:3"):
-        fab.core.maintain("undrain", 2001, 3)
+        fab.maintain("undrain", 2001, 3)
 
 
 def test_drained_spine_still_forwards_what_reaches_it():
     fab = discovered()
-    fab.core.drain(switch=1001)
+    fab.maintain("drain_switch", 1001)
     spine, _ = fab.core.desired(1001, fab.now)
     # in-flight traffic: a group towards every leaf, out of the port that leads to it
     gids = fab.core.view().group_ids

@@ -58,7 +58,7 @@ def by_ip(hosts) -> dict[str, int]:
 
 
 def register(fab, dp, spec: JobSpec) -> None:
-    fab.deliver(fab.core.traffic.register_job(spec, fab.now))
+    fab.deliver(fab.core.traffic.set_jobs(fab.core.traffic.jobs_with(spec), fab.now))
     dp.sync()
 
 
@@ -167,15 +167,15 @@ def test_bad_jobs_are_refused_and_nothing_changes():
     register(fab, dp, JobSpec("ring1", members, "ring"))
     before = {d: dict(s.flows) for d, s in dp.switches.items()}
     with pytest.raises(JobExists):
-        fab.core.traffic.register_job(JobSpec("ring1", members[:2], "ring"), fab.now)
+        fab.core.traffic.jobs_with(JobSpec("ring1", members[:2], "ring"))
     with pytest.raises(JobRefused) as err:
-        fab.core.traffic.register_job(JobSpec("j2", (*members[:2], "10.0.0.99"), "ring"), fab.now)
+        fab.core.traffic.jobs_with(JobSpec("j2", (*members[:2], "10.0.0.99"), "ring"))
     assert err.value.field == "members[2]" and "10.0.0.99" in str(err.value)
     with pytest.raises(JobError) as err:
-        fab.core.traffic.register_job(JobSpec("j3", members, "ring", traffic_class="gold"), fab.now)
+        fab.core.traffic.jobs_with(JobSpec("j3", members, "ring", traffic_class="gold"))
     assert err.value.field == "traffic_class" and "collective" in str(err.value)
     with pytest.raises(NotFound):
-        fab.core.traffic.delete_job("nope", fab.now)
+        fab.core.traffic.jobs_without("nope")
     assert [j.job_id for j in fab.core.traffic.job_infos()] == ["ring1"]
     assert dp.sync() == {}  # no switch has anything to be sent
     assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
@@ -184,13 +184,13 @@ def test_bad_jobs_are_refused_and_nothing_changes():
 def test_jobs_need_traffic_engineering():
     fab, dp, hosts = fabric(te=False)
     with pytest.raises(FailedPrecondition, match="--no-te"):
-        fab.core.traffic.register_job(JobSpec("r", tuple(ring_members(hosts)), "ring"), fab.now)
+        fab.core.traffic.jobs_with(JobSpec("r", tuple(ring_members(hosts)), "ring"))
 
 
 def test_deleting_a_job_hands_its_pairs_back_to_ecmp_and_te():
     fab, dp, hosts = fabric()
     register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
-    eff = fab.core.traffic.delete_job("ring1", fab.now)
+    eff = fab.core.traffic.set_jobs(fab.core.traffic.jobs_without("ring1"), fab.now)
     assert eff.touched == set(fab.leaves)  # every leaf held some of its pairs: synced
     fab.deliver(eff)
     dp.sync()
@@ -344,4 +344,4 @@ def test_shared_pins_are_made_here_once_their_hosts_are_known():
     got = {f.dst_ip for f in fab.core.traffic.flows(fab.now) if f.pinned_by == "operator"}
     assert got == {"10.0.0.99"}
     with pytest.raises(ValueError, match="no path"):
-        fab.core.traffic.check_pin(known, leaf4)  # (a leaf is no spine)
+        fab.core.traffic.pins_with(known, leaf4)  # (a leaf is no spine)

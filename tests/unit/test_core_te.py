@@ -8,6 +8,7 @@ from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
+from controller.core.te.jobs import JobSpec
 from tests.unit.fakefabric import FakeFabric, ip_frame, learn
 
 HOSTS = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 9)}
@@ -197,7 +198,7 @@ def test_drain_moves_pinned_flows_away():
     fab = te_fabric()
     for sport in range(4):
         fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
-    fab.core.drain(switch=1001)
+    fab.maintain("drain_switch", 1001)
     assert {spine_of(r) for r in pins(fab, 2001).values()} == {1002}
     assert [e.kind for e in fab.core.take_events()].count("reroute") == 2
 
@@ -239,27 +240,28 @@ def test_congestion_pass_moves_a_large_flow_and_records_why():
 def test_operator_pins_and_their_errors():
     fab = te_fabric()
     key = FlowKey("10.0.0.1", "10.0.0.3", UDP, 0, 4791)
-    flow, eff = fab.core.traffic.pin_flow(key, 1002, fab.now)
-    assert eff.touched == {2001} and flow.path.spine == 1002
+    traffic = fab.core.traffic
+    eff = traffic.set_pins(traffic.pins_with(key, 1002), fab.now)
+    assert eff.touched == {2001} and traffic.te.flows[key].path.spine == 1002
     rule = pins(fab, 2001)[key]
     assert rule.priority == C.PRIO_PIN_OPERATOR and spine_of(rule) == 1002
     # a flow the wildcard covers is not placed by TE on its own
     assert fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 7, 4791, UDP), fab.now).touched == set()
     with pytest.raises(NotFound, match="10.0.0.99"):
-        fab.core.traffic.pin_flow(FlowKey("10.0.0.1", "10.0.0.99", UDP), 1002, fab.now)
+        traffic.pins_with(FlowKey("10.0.0.1", "10.0.0.99", UDP), 1002)
     with pytest.raises(FailedPrecondition, match="same leaf"):
-        fab.core.traffic.pin_flow(FlowKey("10.0.0.1", "10.0.0.2", UDP), 1002, fab.now)
+        traffic.pins_with(FlowKey("10.0.0.1", "10.0.0.2", UDP), 1002)
     with pytest.raises(NotFound, match="4242"):
-        fab.core.traffic.pin_flow(key, 4242, fab.now)
-    fab.core.traffic.unpin_flow(key, fab.now)
+        traffic.pins_with(key, 4242)
+    traffic.set_pins(traffic.pins_without(key), fab.now)
     assert pins(fab, 2001) == {}
     with pytest.raises(NotFound):
-        fab.core.traffic.unpin_flow(key, fab.now)
+        traffic.pins_without(key)
     kinds = [e.kind for e in fab.core.take_events()]
     assert kinds == ["pin", "unpin"]
     off = te_fabric(te=None)
     with pytest.raises(FailedPrecondition, match="--no-te"):
-        off.core.traffic.pin_flow(key, 1002, off.now)
+        off.core.traffic.pins_with(key, 1002)
 
 
 def test_with_te_off_the_core_holds_a_component_that_wants_nothing():
@@ -272,9 +274,11 @@ def test_with_te_off_the_core_holds_a_component_that_wants_nothing():
     assert traffic.rebalance_job(now) is None and traffic.take_shared_moves() == {}
     assert not off.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), now).touched
     assert not off.core.prepare(now).touched and not off.core.traffic.te_pass({}, now).touched
-    refused = [lambda: traffic.check_pin(key, 1001), lambda: traffic.set_pins({key: 1001}, now),
-               lambda: traffic.unpin_flow(key, now), lambda: traffic.set_jobs([], now),
-               lambda: traffic.restore_jobs([], now), lambda: traffic.delete_job("j", now)]
+    job = JobSpec("j", ("10.0.0.1", "10.0.0.3"), "ring")
+    refused = [lambda: traffic.pins_with(key, 1001), lambda: traffic.set_pins({key: 1001}, now),
+               lambda: traffic.pins_without(key), lambda: traffic.set_jobs([], now),
+               lambda: traffic.restore_jobs([], now), lambda: traffic.jobs_with(job),
+               lambda: traffic.jobs_without("j")]
     for command in refused:
         with pytest.raises(FailedPrecondition, match="--no-te"):
             command()
@@ -284,7 +288,9 @@ def test_pins_are_adopted_after_a_controller_restart():
     fab = te_fabric()
     for sport in range(4):
         fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000 + sport, 5201), fab.now)
-    fab.core.traffic.pin_flow(FlowKey("10.0.0.2", "10.0.0.4", UDP, 0, 4791), 1001, fab.now)
+    traffic = fab.core.traffic
+    traffic.set_pins(traffic.pins_with(FlowKey("10.0.0.2", "10.0.0.4", UDP, 0, 4791), 1001),
+                     fab.now)
     held, _ = fab.core.desired(2001, fab.now)
     restarted = te_fabric()
     restarted.core.traffic.recover_pins(2001, list(held.flows.values()))

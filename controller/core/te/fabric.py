@@ -24,7 +24,7 @@ from controller.core.te.admission import Admission, Admitted
 from controller.core.te.cookies import pin_cookie_fields, pin_rule
 from controller.core.te.derive import derive_topology, measured_loads
 from controller.core.te.engine import TrafficEngineer
-from controller.core.te.flows import Flow, FlowKey, flow_info
+from controller.core.te.flows import FlowKey, flow_info
 from controller.core.te.job_book import JobBook, pair_of
 from controller.core.te.jobs import JobSpec
 from controller.core.te.mirroring import ClusterShare
@@ -147,21 +147,19 @@ class FabricTE:
         qos = self.reader.view().qos
         return None if qos is None else {c.name: c.dscp for c in qos.classes}
 
-    def check_job(self, spec: JobSpec) -> None:
+    def jobs_with(self, spec: JobSpec) -> list[JobSpec]:
+        """The registered jobs with ``spec`` added, to put in force with :meth:`set_jobs`:
+        JobError (naming the field), JobExists, ResourceExhausted or JobRefused if it
+        cannot be registered now; nothing changes here."""
         self.jobs.check(spec, self._leaf_of(), self._classes())
+        return [*self.jobs.registered(), spec]
 
-    def register_job(self, spec: JobSpec, now: float) -> Effects:
-        """Check, register and place a job: JobError (naming the field) or JobExists,
-        and nothing changed, when it cannot be."""
-        self.check_job(spec)
-        touched = self.refresh(now)
-        self.jobs.add(spec, now)
-        return Effects(touched=touched | self._place_jobs(f"job {spec.job_id} registered", now))
-
-    def delete_job(self, job_id: str, now: float) -> Effects:
-        touched = self.refresh(now)
-        self.jobs.delete(job_id)
-        return Effects(touched=touched | self._place_jobs(f"job {job_id} deleted", now))
+    def jobs_without(self, job_id: str) -> list[JobSpec]:
+        """The registered jobs without ``job_id`` (NotFound if it is not registered)."""
+        specs = self.jobs.registered()
+        if all(s.job_id != job_id for s in specs):
+            raise NotFound(f"no job {job_id!r}")
+        return [s for s in specs if s.job_id != job_id]
 
     def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
         """Make ``specs`` (in registration order) the registered jobs, as a cluster shares
@@ -323,9 +321,8 @@ class FabricTE:
                                      "their traffic crosses no spine")
         return src.dpid, dst.dpid
 
-    def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
-        """An operator's pin: NotFound for an unknown host or switch, FailedPrecondition
-        when the spine cannot carry it."""
+    def _pin_flow(self, key: FlowKey, spine: int, now: float) -> set[int]:
+        """Make an operator's pin (checked: :meth:`pins_with`); the leaves touched."""
         if spine not in self.fabric.switches:
             raise NotFound(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
@@ -334,17 +331,26 @@ class FabricTE:
         assert flow.path is not None
         self._event("pin", f"{key} pinned to spine {spine} (leaf {src_leaf} port "
                     f"{flow.path.port})", flow=str(key), spine=spine)
-        return flow, Effects(touched={src_leaf} | refreshed)
+        return {src_leaf} | refreshed
 
-    def check_pin(self, key: FlowKey, spine: int) -> None:
-        """NotFound (unknown host or switch) or FailedPrecondition (the spine cannot carry
-        it) unless ``key`` can be pinned to ``spine`` now; nothing changes."""
+    def pins_with(self, key: FlowKey, spine: int) -> dict[FlowKey, int]:
+        """The operator pins with ``key`` pinned to ``spine``, to put in force with
+        :meth:`set_pins`: NotFound (unknown host or switch) or FailedPrecondition (the
+        spine cannot carry it) if it cannot be pinned now; nothing changes here."""
         if spine not in self.fabric.switches:
             raise NotFound(f"no switch with dpid {spine}")
         src_leaf, dst_leaf = self._leaves_of(key)
         if self.te_topology().path_via(src_leaf, dst_leaf, spine) is None:
             raise FailedPrecondition(f"spine {spine} has no path in service from leaf "
                                      f"{src_leaf} to leaf {dst_leaf}")
+        return {**(self.shared.wanted or {}), key: spine}
+
+    def pins_without(self, key: FlowKey) -> dict[FlowKey, int]:
+        """The operator pins without ``key`` (NotFound if it is not pinned)."""
+        pins = self.shared.wanted or {}
+        if key not in pins:
+            raise NotFound(f"no operator pin for {key}")
+        return {k: v for k, v in pins.items() if k != key}
 
     def set_pins(self, pins: Mapping[FlowKey, int], now: float) -> Effects:
         """Make ``pins`` (flow -> spine) the operator pins, as a cluster shares them. A
@@ -359,14 +365,14 @@ class FabricTE:
                     if f.operator}
 
         return self.shared.reconcile(
-            operator_pins, lambda key, spine: self.pin_flow(key, spine, now)[1].touched,
-            lambda key: self.unpin_flow(key, now).touched)
+            operator_pins, lambda key, spine: self._pin_flow(key, spine, now),
+            lambda key: self._unpin_flow(key))
 
-    def unpin_flow(self, key: FlowKey, now: float) -> Effects:
+    def _unpin_flow(self, key: FlowKey) -> set[int]:
         flow = self.te.unpin(key)
         self._event("unpin", f"{key} unpinned: traffic engineering places it again",
                     flow=str(key))
-        return Effects(touched={flow.src_leaf})
+        return {flow.src_leaf}
 
     def flows(self, now: float) -> tuple[FlowInfo, ...]:
         topo = self._te_topo or self.te_topology()

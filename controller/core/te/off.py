@@ -13,7 +13,7 @@ from controller.core.errors import FailedPrecondition
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.southbound.openflow import FlowRule, Match
 from controller.core.te.engine import TrafficEngineer
-from controller.core.te.flows import Flow, FlowKey
+from controller.core.te.flows import FlowKey
 from controller.core.te.job_book import JobBook
 from controller.core.te.jobs import JobLimits, JobSpec
 from controller.core.te.rebalance import RebalancePass, RebalancePlan
@@ -89,13 +89,10 @@ class TeOff:
         return {}
 
     # --- the operator's commands: refused ----------------------------------------------------
-    def check_job(self, spec: JobSpec) -> None:
+    def jobs_with(self, spec: JobSpec) -> list[JobSpec]:
         raise FailedPrecondition(NO_JOBS)
 
-    def register_job(self, spec: JobSpec, now: float) -> Effects:
-        raise FailedPrecondition(NO_JOBS)
-
-    def delete_job(self, job_id: str, now: float) -> Effects:
+    def jobs_without(self, job_id: str) -> list[JobSpec]:
         raise FailedPrecondition(NO_JOBS)
 
     def set_jobs(self, specs: list[JobSpec], now: float) -> Effects:
@@ -104,14 +101,11 @@ class TeOff:
     def restore_jobs(self, specs: list[JobSpec], now: float) -> None:
         raise FailedPrecondition(NO_JOBS)
 
-    def check_pin(self, key: FlowKey, spine: int) -> None:
+    def pins_with(self, key: FlowKey, spine: int) -> dict[FlowKey, int]:
+        raise FailedPrecondition(OFF)
+
+    def pins_without(self, key: FlowKey) -> dict[FlowKey, int]:
         raise FailedPrecondition(OFF)
 
     def set_pins(self, pins: Mapping[FlowKey, int], now: float) -> Effects:
-        raise FailedPrecondition(OFF)
-
-    def pin_flow(self, key: FlowKey, spine: int, now: float) -> tuple[Flow, Effects]:
-        raise FailedPrecondition(OFF)
-
-    def unpin_flow(self, key: FlowKey, now: float) -> Effects:
         raise FailedPrecondition(OFF)
