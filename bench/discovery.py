@@ -38,10 +38,10 @@ def measure(spec: FabricSpec, workdir: Path) -> dict:
             last_link = max(lk["discovered_at"] for lk in topo["links"])
             time.sleep(1.2)  # let the last switches settle before hosts speak
             t1 = time.monotonic()
-            ok = reachability(net, count=1, timeout=2)
+            ok = reachability(net, count=1, timeout=2, at_once=False)
             reach = time.monotonic() - t1
             t2 = time.monotonic()
-            ok2 = reachability(net, count=1, timeout=2)
+            ok2 = reachability(net, count=1, timeout=2, at_once=False)
             reach_warm = time.monotonic() - t2
     return {
         "fabric": f"{spec.spines}x{spec.leaves}",

@@ -23,6 +23,7 @@ from mininet_topos.network import (
     ensure_ovs,
     fabric_network,
     reachability,
+    replies_from,
     wait_qos_provisioned,
     wait_until,
 )
@@ -122,11 +123,9 @@ def all_pairs_ok(net) -> None:
     # and then with several packets each, not one lost
     lost = []
     for a in net.hosts:
-        for b in net.hosts:
-            if a is not b:
-                out = a.cmd(f"ping -n -q -c 3 -i 0.05 -W 1 {b.IP()}")
-                if " 0% packet loss" not in out:
-                    lost.append((a.name, b.name))
+        got = replies_from(a, [b.IP() for b in net.hosts if b is not a], count=3, timeout=1,
+                           interval=0.05)
+        lost += [(a.name, ip, n) for ip, n in got.items() if n != 3]
     assert lost == []
 
 
