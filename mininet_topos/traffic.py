@@ -25,10 +25,12 @@ class FlowResult:
         return self.sent_mbps * (1 - self.lost_percent / 100)
 
 
-def start_servers(host, ports: list[int]) -> None:
+def start_servers(host, ports: list[int], settle: float = 0.3) -> None:
+    """iperf3 servers (one test each) on ``host``, listening after ``settle`` seconds
+    (0: the caller waits once for several hosts')."""
     for port in ports:
         host.cmd(f"iperf3 -s -p {port} -D -1 >/dev/null 2>&1")
-    time.sleep(0.3)
+    time.sleep(settle)
 
 
 def stop_servers(*hosts) -> None:

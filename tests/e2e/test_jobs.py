@@ -50,8 +50,8 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
     h1, h3 = net.get("h1", "h3")
     job = register_ring(ctl, net, tmp_path)
     spine = pair(job, h1.IP(), h3.IP())["spine"]
-    ping = start_ping(h1, h3.IP(), 8)  # every 10 ms
-    time.sleep(2.0)
+    ping = start_ping(h1, h3.IP(), 5)  # every 10 ms
+    time.sleep(1.0)
     # the far side of the pair's path: its spine's link to h3's leaf
     net.configLinkStatus(f"s{spine - 1000}", "l2", "down")
     try:
@@ -59,7 +59,7 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
                           not in (spine, 0), timeout=3)
         res = ping_result(ping)
         # <= 100 ms on a quiet machine; room for the CI's two shared cores (13 lost)
-        assert res.sent > 400 and res.sent - res.received <= 25, res
+        assert res.sent > 250 and res.sent - res.received <= 25, res  # (~500 sent)
         now = job_json(ctl, "ring8")
         assert len(now["pairs"]) == 16, now  # (the ring of 8, both ways: all checked below)
         # every pair towards l2 avoids the cut link; the rest keep two per uplink at most

@@ -80,7 +80,8 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
         # both on one spine (the leaf pair needs both)
         pairs = [(0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 0), (7, 1)]
         for _, d in pairs:
-            T.start_servers(hosts[d], [5201])
+            T.start_servers(hosts[d], [5201], settle=0)
+        time.sleep(0.3)
         events = EventRecorder(ctl)
         t0 = time.time()
         procs = [T.tcp_flow(hosts[s], hosts[d].IP(), 5201, 20, omit=6) for s, d in pairs]
