@@ -219,14 +219,7 @@ def kill_host_processes(net: Mininet) -> int:
 
 def ping(src, dst_ip: str, count: int = 1, timeout: float = 1.0, interval: float = 0.2) -> int:
     """Replies received by ``count`` pings from Mininet host ``src`` to ``dst_ip``."""
-    out = src.cmd(f"ping -n -q -c {count} -i {interval} -W {timeout} {dst_ip}")
-    for line in out.splitlines():
-        if "received" in line:
-            parts = [p.strip() for p in line.split(",")]
-            for p in parts:
-                if p.endswith("received"):
-                    return int(p.split()[0])
-    return 0
+    return replies_from(src, [dst_ip], count, timeout, interval)[dst_ip]
 
 
 def replies_from(src, dst_ips: list[str], count: int = 1, timeout: float = 1.0,

@@ -321,11 +321,16 @@ class FabricTE:
                                      "their traffic crosses no spine")
         return src.dpid, dst.dpid
 
-    def _pin_flow(self, key: FlowKey, spine: int, now: float) -> set[int]:
-        """Make an operator's pin (checked: :meth:`pins_with`); the leaves touched."""
+    def _pin_leaves(self, key: FlowKey, spine: int) -> tuple[int, int]:
+        """The leaves a pin of ``key`` to ``spine`` joins (NotFound: an unknown switch or
+        host; FailedPrecondition: both hosts on one leaf)."""
         if spine not in self.fabric.switches:
             raise NotFound(f"no switch with dpid {spine}")
-        src_leaf, dst_leaf = self._leaves_of(key)
+        return self._leaves_of(key)
+
+    def _pin_flow(self, key: FlowKey, spine: int, now: float) -> set[int]:
+        """Make an operator's pin (checked: :meth:`pins_with`); the leaves touched."""
+        src_leaf, dst_leaf = self._pin_leaves(key, spine)
         refreshed = self.refresh(now)
         flow = self.te.pin(key, src_leaf, dst_leaf, spine, self.te_topology(), now)
         assert flow.path is not None
@@ -337,9 +342,7 @@ class FabricTE:
         """The operator pins with ``key`` pinned to ``spine``, to put in force with
         :meth:`set_pins`: NotFound (unknown host or switch) or FailedPrecondition (the
         spine cannot carry it) if it cannot be pinned now; nothing changes here."""
-        if spine not in self.fabric.switches:
-            raise NotFound(f"no switch with dpid {spine}")
-        src_leaf, dst_leaf = self._leaves_of(key)
+        src_leaf, dst_leaf = self._pin_leaves(key, spine)
         if self.te_topology().path_via(src_leaf, dst_leaf, spine) is None:
             raise FailedPrecondition(f"spine {spine} has no path in service from leaf "
                                      f"{src_leaf} to leaf {dst_leaf}")
