@@ -38,8 +38,7 @@ def test_an_openmpi_allreduce_registered_as_a_job_runs_on_its_own_links(controll
             job = c.register_job(fabric_pb2.JobSpec(
                 id="allreduce", members=[net.get(h).IP() for h in RING], pattern="ring"))
         assert job.state == "placed" and job.worst_link_pairs == 1, job
-        runs = [run_collective(net, RING, "allreduce", MESSAGE, iters=2, timeout=90)
-                for _ in range(2)]
+        run = run_collective(net, RING, "allreduce", MESSAGE, iters=3, timeout=90)
 
         ips = [net.get(h).IP() for h in RING]
         forward = {(a, b) for a, b in zip(ips, ips[1:] + ips[:1], strict=True)}
@@ -52,11 +51,11 @@ def test_an_openmpi_allreduce_registered_as_a_job_runs_on_its_own_links(controll
                         if p.state == "placed" and (p.src_ip, p.dst_ip) in forward}
 
         # every forward pair carried its share: a ring step sends 1/8 of the message,
-        # 14 steps an iteration, 2 iterations, 2 runs: at least a message's worth each
+        # 14 steps an iteration, a warm-up and 3 iterations: at least a message's worth
         assert wait_until(lambda: len(got := pair_bytes()) == 8 and min(
             got.values()) >= MESSAGE, timeout=6), pair_bytes()
-    assert all(r["correct"] for r in runs), runs
-    assert min(r["busbw_bps"] / RATE for r in runs) >= 0.40, runs
+    assert run["correct"], run
+    assert run["busbw_bps"] / RATE >= 0.40, run
 
 
 def test_an_unregistered_all_to_all_marked_collective_leaves_each_leaf_host_by_host(
@@ -126,8 +125,7 @@ def test_an_unregistered_allreduce_beside_bulk_transfers_is_not_churned(controll
         events = EventRecorder(ctl)
         try:
             time.sleep(4.0)  # the bulk flows are placed and measured first
-            results = [run_collective(net, RING, "allreduce", 1 << 20, iters=3, timeout=120)
-                       for _ in range(2)]
+            result = run_collective(net, RING, "allreduce", 1 << 20, iters=3, timeout=120)
             moved = [e["fields"] for e in events.of("reroute")]
         finally:
             events.close()
@@ -139,12 +137,14 @@ def test_an_unregistered_allreduce_beside_bulk_transfers_is_not_churned(controll
     ring_moves = Counter(m["flow"] for m, pp in zip(moved, ports, strict=True)
                          if any(p in BTL_PORTS for p in pp))
     print("reroutes:", *(f"{m['flow']}: {m['reason']}" for m in moved), sep="\n")
-    assert all(r["correct"] for r in results), results
-    # Measured: 0 to 8 moves in all, at most 2 of one 5-tuple (a correction as a run
-    # starts, or as the other run's connections end; a second run's connection may have
-    # the first one's ports, and then counts as the same); the churn this test is about
-    # moved the ring's connections 29 times, one of them 5 times
+    assert result["correct"], result
+    # Measured over two such runs: 0 to 8 moves in all, at most 2 of one 5-tuple (a
+    # correction as a run starts, or as the other run's connections end); the churn
+    # this test is about moved the ring's connections 29 times in two runs, one of them
+    # 5 times. One run is enough to see it: it runs ~20 s, its connections pause and
+    # resume 14 times an iteration
     assert max(ring_moves.values(), default=0) <= 3, ring_moves
-    assert sum(ring_moves.values()) <= 14, ring_moves  # (16 data connections per run)
+    # (16 data connections; one run here moved 5 of them once each)
+    assert sum(ring_moves.values()) <= 10, ring_moves
     # and the bulk transfers were not starved (best effort, beside a priority class)
     assert min(got) > 0.1 * RATE / 1e6, got

@@ -1,6 +1,6 @@
 """QoS end to end: a RoCE-like flow and a collective keep their share of a congested
-port against bulk traffic, on a host port and on a spine uplink; with --no-qos the same
-scenario shows the loss (so the test proves the mechanism, not the set-up)."""
+port against bulk traffic, on a host port and on a spine uplink (the bulk traffic's own
+loss shows the port was congested; bench.qos measures the same scenarios without QoS)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import time
 import pytest
 
 from mininet_topos import traffic as T
-from mininet_topos.network import reachability
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric, wait_qos_ready
 
@@ -20,53 +19,14 @@ ROCE_SECONDS = 4.0
 # Offered beyond the flood's own 10 Mbit/s link, which caps it at the link rate: the
 # shared port gets about 13 Mbit/s for its 10.
 BULK_MBPS = 20.0
-# The depth of the controller's class queues (qos.queue_limit_packets' default).
-QUEUE_PACKETS = 32
 
 
-def shallow_link_fifos(net, packets: int = QUEUE_PACKETS) -> None:
-    """Give every shaped switch port a ``packets``-long FIFO under TCLink's HTB class
-    (5:1), as deep as one of the controller's class queues. TCLink's own is 1000
-    packets, deeper than what the userspace datapath can ever queue: ovs-vswitchd sends
-    on every port through one shared packet socket whose send buffer holds about 90
-    full-size frames, so a congested port fills that buffer instead and sends then
-    fail, unseen by tc, on whichever port comes next (RoCE's own uplink included). The
-    loss is then split between the flows by chance, not by the port they share."""
-    for sw in net.switches:
-        for intf in sw.intfList():
-            if intf.name == "lo" or not intf.params.get("bw"):
-                continue
-            res = subprocess.run(["tc", "qdisc", "replace", "dev", intf.name, "parent", "5:1",
-                                  "handle", "10:", "pfifo", "limit", str(packets)],
-                                 capture_output=True, text=True)
-            assert res.returncode == 0, (  # (TCLink's shaping is gone: the port is not shaped)
-                intf.name, res.stderr.strip(), subprocess.run(
-                    ["tc", "qdisc", "show", "dev", intf.name], capture_output=True,
-                    text=True).stdout)
-
-
-def roce_vs_bulk(controller_factory, spec, qos: bool, roce=("h3", "h1"), bulk=("h2", "h1")):
-    # The baseline is plain ECMP (no TE moves during the run), with class-deep FIFOs so
-    # that its drops happen where the flows share a queue, as with QoS (see above).
-    extra = ["--link-speed", "10"] + ([] if qos else ["--no-qos", "--no-te"])
-    ctl = controller_factory(*extra)
-    try:
-        return _roce_vs_bulk(ctl, spec, qos, roce, bulk)
-    finally:
-        # Stopped before the next scenario's network: a QoS controller left running
-        # clears the QoS of its ports once they are gone, by name, and if the next
-        # network already has ports of those names, OVS resets their qdisc, wiping
-        # TCLink's shaping there (the baseline then had unshaped ports).
-        ctl.stop()
-
-
-def _roce_vs_bulk(ctl, spec, qos: bool, roce, bulk):
+def roce_vs_bulk(controller_factory, spec, roce=("h3", "h1"), bulk=("h2", "h1")):
+    """A RoCE-like flow and, 0.3 s after it, a UDP flood onto the same port, with the
+    default QoS policy: the results of both."""
+    ctl = controller_factory("--link-speed", "10")
     with running_fabric(ctl, spec) as (net, topo):
-        if qos:
-            wait_qos_ready(net)
-        else:
-            reachability(net, count=1, timeout=2)
-            shallow_link_fifos(net)
+        wait_qos_ready(net)
         src_r, dst_r = net.get(*roce)
         src_b, dst_b = net.get(*bulk)
         T.start_servers(dst_r, [4791])
@@ -97,20 +57,19 @@ UPLINK = FabricSpec(spines=1, leaves=3, hosts_per_leaf=2, bw=10, uplink_bw=10)
     ids=["host-port", "spine-uplink"],
 )
 def test_roce_keeps_its_guarantee_against_a_bulk_flood(controller_factory, spec, roce, bulk):
-    on, bulk_on = roce_vs_bulk(controller_factory, spec, True, roce, bulk)
-    off, _ = roce_vs_bulk(controller_factory, spec, False, roce, bulk)
+    on, bulk_on = roce_vs_bulk(controller_factory, spec, roce, bulk)
     assert on.lost_percent < 1.0, on
     assert on.delivered_mbps >= 0.95 * ROCE_MBPS, on
     assert bulk_on.received_mbps > 5.0, bulk_on  # the rest of the port is still used
-    # without QoS the same flood does hurt: the shared port tail-drops both flows
-    # (measured: RoCE lost 49-83% on the host port, 12-61% on the uplink; iperf3's
-    # loss figure misses a lost tail, so the receiver's rate tells too)
-    assert off.lost_percent > 5.0 or off.received_mbps < 0.8 * ROCE_MBPS, off
+    # and the port was over-subscribed: the flood lost what did not fit beside RoCE
+    # (measured: 28% of its 9.8 Mbit/s, 7 of the port's 10 left to it).
+    # (Without QoS the same flood tail-drops both flows: bench.qos measures that
+    # baseline in the same invocation; RoCE lost 49-83% on the host port and 12-61% on
+    # the uplink when this test ran it too)
+    assert bulk_on.lost_percent > 10.0, bulk_on
 
 
 def queue_tx_bytes(switch: str, port: int, queue: int) -> int:
-    import subprocess
-
     out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "queue-stats", switch, str(port),
                           str(queue)], capture_output=True, text=True, check=True).stdout
     return int(out.split("bytes=")[1].split(",")[0])
