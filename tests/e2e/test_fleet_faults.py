@@ -105,7 +105,7 @@ def test_link_failure_and_recovery(fabricd, fleets):
 
 
 def test_a_flapping_uplink_is_dampened(fabricd, fleets):
-    """l1's uplink to s1 goes down and up every 200 ms for 10 s. The groups follow its
+    """l1's uplink to s1 goes down and up every 200 ms for 3 s. The groups follow its
     first bounces, then hold it down: no storm of rewrites, no loss for bystanders, and
     the link is back once it has been stable for a while."""
     fleet, hosts = up(fabricd, fleets)
@@ -115,12 +115,12 @@ def test_a_flapping_uplink_is_dampened(fabricd, fleets):
 
     before = group_mods_received()  # (after start_fleet saw every switch synced)
     answered: list[int] = []
-    # l2 -> l3, every 10 ms for 12 s: crosses no part of the flapping cable
+    # l2 -> l3, every 10 ms for 4 s: crosses no part of the flapping cable
     pinger = threading.Thread(target=lambda: answered.append(hosts.ping(
-        hosts["h3"], hosts["h5"], count=1200, interval=0.01, timeout=2)))
+        hosts["h3"], hosts["h5"], count=400, interval=0.01, timeout=2)))
     pinger.start()
     time.sleep(0.5)
-    for _ in range(25):
+    for _ in range(8):
         fleet.link_down((2001, 1))
         time.sleep(0.2)
         fleet.link_up((2001, 1))
@@ -129,11 +129,11 @@ def test_a_flapping_uplink_is_dampened(fabricd, fleets):
     # held down (checked at once: the hold ends some seconds after the last flap)
     assert select_buckets(fleet, 2001) == {gid: [2] for gid in (2002, 2003, 2004)}
     pinger.join(30)
-    assert answered and answered[0] >= 0.99 * 1200, answered
+    assert answered and answered[0] >= 0.99 * 400, answered
     kinds = [e.kind for e in replay_events(fabricd, "link_dampened", "link_undampened")]
     group_mods = group_mods_received() - before
     # each transition rewrites 9 groups on 5 switches: 5 of them until the third down
-    # holds the link (45); without dampening, 50 transitions (450)
+    # holds the link (45); without dampening, 16 transitions (144)
     assert 0 < group_mods <= 60, group_mods
     assert "link_dampened" in kinds
     # then let back and rediscovered
