@@ -200,7 +200,28 @@ def start_ping(src, dst_ip: str, seconds: float, interval: float = 0.01):
 
 
 def ping_result(proc, timeout: float = 120) -> PingResult:
+    """The result of a ping started by :func:`start_ping`, once it has ended."""
     out, _ = proc.communicate(timeout=timeout)
+    return _ping_summary(out)
+
+
+def stop_ping(proc, timeout: float = 10) -> PingResult:
+    """Stop a ping started by :func:`start_ping` now (SIGINT, as ^C would) and return its
+    result. The last echo, if its reply had not come yet, was in flight as ping stopped:
+    it is not counted as sent."""
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=timeout)
+    res = _ping_summary(out)
+    answered = {int(x) for x in re.findall(r"bytes from .*icmp_seq=(\d+)", out)}
+    if res.sent and res.sent not in answered:
+        return PingResult(res.sent - 1, res.received, res.rtts_ms)
+    return res
+
+
+def _ping_summary(out: str) -> PingResult:
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
     if m is None:
         raise RuntimeError(f"no ping summary in: {out[-500:]}")

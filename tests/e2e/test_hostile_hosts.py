@@ -17,8 +17,8 @@ from mininet_topos.attack import (
     forged_udp,
     gratuitous_arp,
     malformed_lldp,
-    ping_result,
     start_ping,
+    stop_ping,
 )
 from mininet_topos.attack import run as attack
 from mininet_topos.controller_proc import FabricdProcess
@@ -117,11 +117,13 @@ def test_mac_flood_is_bounded_and_bystanders_keep_their_ping(fabric):
     ctl, net = fabric
     h2, h6, h8 = net.get("h2"), net.get("h6"), net.get("h8")
     assert len(topology(ctl).links) == 16
-    pinger = start_ping(h2, h6.IP(), seconds=12)
+    pinger = start_ping(h2, h6.IP(), seconds=60)  # (stopped once the flood has ended)
     time.sleep(1.0)
-    out = attack(h8, "macflood", "h8-eth0", "20000", "2000")
-    p = ping_result(pinger)
-    assert p.sent >= 600, f"the pinger itself was starved: {p.sent} sent"
+    t0 = time.monotonic()
+    out = attack(h8, "macflood", "h8-eth0", "12000", "2000")  # 6 s
+    p = stop_ping(pinger)
+    # (10 ms apart: 100 a second, at least half of that while the flood went on)
+    assert p.sent >= 50 * (time.monotonic() - t0 + 1), f"the pinger was starved: {p}"
     assert p.loss <= 0.01, f"bystander ping lost {p.sent - p.received} of {p.sent} ({out})"
     topo = topology(ctl)
     assert len(topo.links) == 16
@@ -138,10 +140,11 @@ def test_mac_flood_is_bounded_and_bystanders_keep_their_ping(fabric):
 def test_new_flow_flood_is_policed_at_the_switch(fabric):
     ctl, net = fabric
     h3, h4, h5, h6, h7 = (net.get(n) for n in ("h3", "h4", "h5", "h6", "h7"))
-    pinger = start_ping(h4, h6.IP(), seconds=14)
+    pinger = start_ping(h4, h6.IP(), seconds=60)  # (stopped once the flood has ended)
     time.sleep(1.0)
-    flood = attack(h7, "flowflood", h3.IP(), "12", "2000", wait=False)
-    time.sleep(4.0)
+    t0 = time.monotonic()
+    flood = attack(h7, "flowflood", h3.IP(), "8", "2000", wait=False)
+    time.sleep(3.0)
     # a new TCP flow elsewhere is still placed by TE while the flood goes on
     server = h5.popen(["iperf3", "-s", "-1", "-p", "5301"], stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL)
@@ -159,14 +162,14 @@ def test_new_flow_flood_is_policed_at_the_switch(fabric):
     client.wait(20)
     server.wait(20)
     out, _ = flood.communicate(timeout=60)
-    p = ping_result(pinger)
-    assert p.sent >= 700, f"the pinger itself was starved: {p.sent} sent"
+    p = stop_ping(pinger)
+    assert p.sent >= 50 * (time.monotonic() - t0 + 1), f"the pinger was starved: {p}"
     assert p.loss <= 0.01, f"bystander ping lost {p.sent - p.received} of {p.sent} ({out})"
     st = counters(ctl)
     with ctl.client() as c:
         tracked = [f for f in c.flows().flows if f.flow.src_ip == h7.IP()]
-    # the meter let through at most its rate (200/s by default) of the ~24,000 flows
-    assert len(tracked) <= 200 * 14, len(tracked)
+    # the meter let through at most its rate (200/s by default) of the ~16,000 flows
+    assert len(tracked) <= 200 * 10, len(tracked)
     assert st.get("meter_drops", 0) > 0
     assert len(topology(ctl).links) == 16
 
@@ -223,8 +226,9 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
         with ctl.client() as c:
             rows = [f for f in c.flows().flows if f.src_leaf == 2004]
         got = T.result(honest, timeout=30)
-        for proc in (stream, own, forged):
-            proc.communicate(timeout=60)
+        for proc in (stream, own, forged):  # (read: the rest of their run would only wait)
+            proc.kill()
+            proc.communicate(timeout=10)
     finally:
         T.stop_servers(h1)
         h8.cmd("iptables -t mangle -F OUTPUT")
