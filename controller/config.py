@@ -74,6 +74,11 @@ class DiscoveryConfig(Strict):
                                  "probes on every port")
     link_timeout: float = Field(3.5, gt=0, le=600, description="a link not confirmed by "
                                 "LLDP for this long is removed")
+    probe_budget: float = Field(5000.0, ge=0, le=1_000_000, description="LLDP probes per "
+                                "second at most, over all switches (0: no limit); a fabric "
+                                "with more ports is probed in turns, each port every "
+                                "ports/budget seconds, and its links are kept that much "
+                                "longer (failures are seen by port status at once)")
     settle_time: float = Field(1.0, ge=0, le=60, description="a new switch is only probed "
                                "(not programmed) this long")
     absent_timeout: float = Field(30.0, ge=0, le=3600, description="after a restart, how "

@@ -81,7 +81,8 @@ class FabricCore:
         self.discovery = Discovery(
             self.fabric, secret, self.damper, self.host_guard,
             lldp_interval=settings.lldp_interval, link_timeout=settings.link_timeout,
-            settle_time=settings.settle_time, count=self._count, event=self._event,
+            settle_time=settings.settle_time, probe_budget=settings.probe_budget,
+            count=self._count, event=self._event,
             changed=self._changed, rlog=self._rlog)
         self.grace = RestartGrace(self.fabric, settings.absent_timeout,
                                   lambda: self.view().group_ids, self.discovery.is_settled)

@@ -20,6 +20,7 @@ from controller.core.te.jobs import JobLimits
 class CoreSettings:
     lldp_interval: float = 1.0  # seconds between probes on every port
     link_timeout: float = 3.5  # a link not re-confirmed for this long is gone
+    probe_budget: float = 5000.0  # LLDP probes per second at most (0: no limit)
     settle_time: float = 1.0  # after connecting, a switch is left this long to be discovered
     # after a controller restart, entries towards a leaf that has not reconnected are
     # kept (frozen) this long, counted from the first switch back

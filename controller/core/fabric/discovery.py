@@ -17,6 +17,7 @@ from controller.core.effects import Effects, PacketOut
 from controller.core.fabric.dampening import FlapDamper
 from controller.core.fabric.frames import FrameError, build_lldp, parse_lldp
 from controller.core.fabric.hosts import HostGuard
+from controller.core.fabric.probe_pacing import ProbePacer
 from controller.core.fabric.ratelog import RateLimitedLog
 from controller.core.model.fabric_model import Fabric, Link, LinkEnd, Port
 
@@ -26,7 +27,7 @@ log = logging.getLogger("aifabric.core")
 class Discovery:
     def __init__(self, fabric: Fabric, secret: bytes, damper: FlapDamper,
                  host_guard: HostGuard, *, lldp_interval: float, link_timeout: float,
-                 settle_time: float, count: Callable[[str], None],
+                 settle_time: float, probe_budget: float, count: Callable[[str], None],
                  event: Callable[..., None], changed: Callable[[str | None], Effects],
                  rlog: RateLimitedLog) -> None:
         self.fabric = fabric
@@ -36,6 +37,7 @@ class Discovery:
         self.lldp_interval = lldp_interval
         self.link_timeout = link_timeout
         self.settle_time = settle_time
+        self.pacer = ProbePacer(probe_budget, lldp_interval)
         self._count = count
         self._event = event
         self._changed = changed
@@ -50,19 +52,35 @@ class Discovery:
                 for p in ports if p not in hosted]
 
     def probe(self, dpid: int, now: float) -> Effects:
-        """Probes out of every up port of one switch."""
+        """Probes out of every up port of one switch (a switch that just connected):
+        as many as the probe budget allows now, the rest at the next ticks."""
         sw = self.fabric.switches.get(dpid)
         if sw is None or not sw.connected:
             return Effects()
-        return Effects(packet_outs=self.probes(dpid, sw.up_ports(), now))
+        hosted = self._hosted_ports(dpid)
+        ends = self.pacer.soon([(dpid, p) for p in sw.up_ports() if p not in hosted], now)
+        return Effects(packet_outs=self._packet_outs(ends, now))
 
     def probe_all(self, now: float) -> Effects:
-        """Probes out of every up port of every connected switch (each interval)."""
-        eff = Effects()
-        for sw in self.fabric.switches.values():
-            if sw.connected:
-                eff.packet_outs += self.probes(sw.dpid, sw.up_ports(), now)
-        return eff
+        """The probes of this tick (each interval): ports waiting for a probe, then
+        every up port of every connected switch in turn, within the probe budget
+        (:class:`ProbePacer`)."""
+        fab = self.fabric
+        hosted = {(h.dpid, h.port) for h in fab.hosts.values()}
+
+        def ports() -> list[tuple[int, int]]:
+            return [(sw.dpid, p) for sw in fab.switches.values() if sw.connected
+                    for p in sw.up_ports() if (sw.dpid, p) not in hosted]
+
+        def probeable(end: tuple[int, int]) -> bool:
+            return fab.port_is_up(*end) and fab.is_connected(end[0]) and end not in hosted
+
+        return Effects(packet_outs=self._packet_outs(self.pacer.due(now, ports, probeable),
+                                                     now))
+
+    def _packet_outs(self, ends: list[tuple[int, int]], now: float) -> list[PacketOut]:
+        return [PacketOut(d, (p,), build_lldp(d, p, self.secret, now), held=False)
+                for d, p in ends]
 
     def _hosted_ports(self, dpid: int) -> set[int]:
         return {h.port for h in self.fabric.hosts.values() if h.dpid == dpid}
@@ -130,7 +148,7 @@ class Discovery:
             if self.fabric.port_is_up(end.dpid, end.port):
                 eff.packet_outs += self.probes(end.dpid, [end.port], now)
             eff.merge(self._changed(None))  # (it may be an edge port again, or a link soon)
-        gone = self.fabric.expire_links(horizon, self.link_timeout)
+        gone = self.fabric.expire_links(horizon, self.pacer.link_max_age(self.link_timeout))
         if gone:
             self._log_gone(gone, "LLDP timeout")
             eff.merge(self._changed("LLDP timeout"))

@@ -1,0 +1,296 @@
+"""Benchmark: fabricd's control plane at hundreds to a thousand switches.
+
+A real fabricd (one process, its own OpenFlow and API ports) against a fleet of fake
+OpenFlow 1.3 switches (tests/fakes, docs/fleet.md), each on its own TCP session and
+cabled as a two-tier Clos. For each size it measures, on this machine:
+
+- connect to every link discovered, and connect to every switch synced (each fake holds
+  exactly the entries, groups and meters the controller wants, read from the fake's own
+  tables, and the controller has nothing pending);
+- steady state over a window: fabricd's CPU (share of one core), RSS, the event loop's
+  lag (p50/p99 of ``aifabric_event_loop_lag_seconds``), OpenFlow messages per second;
+- the API at that size: GetTopology, ListLinks, ListFlows (median and worst of a few);
+- a sync storm: every switch's session dropped and reopened at once (switches keep their
+  tables): time until all are synced again, messages sent to re-install (ideally none),
+  the loop's lag during it.
+
+A size that does not get there within its time limit is reported with how far it got
+(links found, switches synced) rather than dropped. Results go to
+bench/results/scale.json and docs/bench-scale.md.
+
+  python -m bench.scale [--sizes 4x96,16x304,16x984] [--window 20] [--limit 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from bench.common import save
+from mininet_topos.controller_proc import FabricdProcess
+from tests.e2e.fleet_support import drift, links_of
+from tests.fakes.fleet import Fleet
+from tests.fakes.layout import spine_leaf
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEFAULT_SIZES = "4x96,16x304,16x984"
+
+
+# --- the process ------------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scrape(ctl: FabricdProcess) -> dict[str, float]:
+    """The metrics this benchmark reads: loop-lag histogram buckets, OpenFlow message
+    counters."""
+    text = urllib.request.urlopen(f"http://{ctl.metrics_addr}/metrics", timeout=10).read()
+    out: dict[str, float] = {}
+    for line in text.decode().splitlines():
+        m = re.match(r'aifabric_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            out[f"lag_le_{m.group(1)}"] = float(m.group(2))
+        m = re.match(r'aifabric_openflow_messages_total\{type="([^"]+)"\} (\S+)', line)
+        if m:
+            out[f"msg_{m.group(1)}"] = float(m.group(2))
+    return out
+
+
+def lag_quantile(before: dict, after: dict, q: float) -> float | None:
+    """The ``q`` quantile of the loop lag between two scrapes (the upper bound of the
+    histogram bucket it falls in; None when no tick ran)."""
+    bounds = sorted((float(k[7:]) if k[7:] != "+Inf" else float("inf"), k)
+                    for k in after if k.startswith("lag_le_"))
+    total = after.get("lag_le_+Inf", 0) - before.get("lag_le_+Inf", 0)
+    if total <= 0:
+        return None
+    for bound, key in bounds:
+        if after[key] - before.get(key, 0) >= q * total:
+            return bound
+    return float("inf")
+
+
+def messages(before: dict, after: dict) -> dict[str, float]:
+    return {k[4:]: after[k] - before.get(k, 0) for k in after if k.startswith("msg_")}
+
+
+# --- waiting ----------------------------------------------------------------------------------
+def wait_links(client, want: set, limit: float, t0: float) -> tuple[float | None, int]:
+    """Seconds from ``t0`` until the controller knows every link of ``want`` (None if not
+    within ``limit``), and how many it knew last."""
+    got = 0
+    while time.monotonic() - t0 < limit:
+        try:
+            found = links_of(client)
+        except grpc.RpcError:
+            found = set()
+        got = len(found & want)
+        if found == want:
+            return round(time.monotonic() - t0, 2), got
+        time.sleep(0.5)
+    return None, got
+
+
+def wait_synced(client, fleet: Fleet, dpids: list[int], limit: float,
+                t0: float) -> tuple[float | None, int, list[str]]:
+    """Seconds from ``t0`` until every switch holds what the controller wants (None if
+    not within ``limit``), how many did at the last check, and some of the rest."""
+    pending = list(dpids)
+    problems: list[str] = []
+    while time.monotonic() - t0 < limit:
+        problems, still = [], []
+        for dpid in pending:
+            try:
+                d = drift(client, fleet, dpid)
+            except grpc.RpcError as exc:
+                d = f"switch {dpid}: API {exc.code()}"
+            if d:
+                still.append(dpid)
+                problems.append(d)
+        if not still:
+            return round(time.monotonic() - t0, 2), len(dpids), []
+        pending = still
+        time.sleep(1.0)
+    return None, len(dpids) - len(pending), problems[:3]
+
+
+def timed(fn: Callable[[], object], n: int = 5) -> dict[str, float]:
+    took = []
+    for _ in range(n):
+        t = time.monotonic()
+        fn()
+        took.append(time.monotonic() - t)
+    return {"median_ms": round(statistics.median(took) * 1000, 1),
+            "max_ms": round(max(took) * 1000, 1)}
+
+
+# --- one size ---------------------------------------------------------------------------------
+def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path) -> dict:
+    lay = spine_leaf(spines, leaves, 0)
+    want = lay.directed_links()
+    name = f"{spines}x{leaves}"
+    cfg = workdir / f"fabricd-{name}.yaml"
+    # QoS off (no queues to make), its OVSDB pointed nowhere: nothing on the machine is
+    # touched; the API's deadline long enough for a thousand switches' answers
+    cfg.write_text(json.dumps({"qos": {"enabled": False,
+                                       "ovsdb": f"unix:{workdir}/no-ovsdb.sock"}}))
+    ctl = FabricdProcess(workdir / f"fabricd-{name}.log",
+                         extra_args=["--no-qos", "--config", str(cfg)])
+    row: dict = {"fabric": name, "spines": spines, "leaves": leaves,
+                 "switches": spines + leaves, "link_directions": len(want)}
+    ctl.start()
+    pid = ctl.proc.pid
+    fleet = Fleet(ctl.of_port, lay)
+    try:
+        with ctl.client(timeout=60) as c:
+            before = scrape(ctl)
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            fleet.connect_all()
+            row["discovered_s"], row["links_found"] = wait_links(c, want, limit, t0)
+            synced, row["switches_synced"], row["sync_problems"] = wait_synced(
+                c, fleet, lay.dpids, limit, t0)
+            row["synced_s"] = synced
+            after = scrape(ctl)
+            row["bring_up"] = {
+                "cpu_s": round(cpu_seconds(pid) - cpu0, 1),
+                "lag_p99_s": lag_quantile(before, after, 0.99),
+                "messages": messages(before, after),
+            }
+            print(f"{name}: discovered {row['discovered_s']} s "
+                  f"({row['links_found']}/{len(want)}), synced {synced} s "
+                  f"({row['switches_synced']}/{len(lay.dpids)})", flush=True)
+            if synced is None:
+                return row
+            row["steady"] = steady(ctl, pid, window)
+            row["api"] = {"GetTopology": timed(c.topology), "ListLinks": timed(c.links),
+                          "ListFlows": timed(c.flows)}
+            row["storm"] = storm(ctl, c, fleet, lay.dpids, limit)
+            print(f"{name}: steady {row['steady']}, storm {row['storm']}", flush=True)
+    finally:
+        row["fleet_failures"] = fleet.failures[:3]
+        fleet.close()
+        row["exit_code"] = ctl.stop(timeout=30)
+    return row
+
+
+def steady(ctl: FabricdProcess, pid: int, window: float) -> dict:
+    before, cpu0, t0 = scrape(ctl), cpu_seconds(pid), time.monotonic()
+    time.sleep(window)
+    after, cpu1, t1 = scrape(ctl), cpu_seconds(pid), time.monotonic()
+    rate = {k: round(v / (t1 - t0), 1) for k, v in messages(before, after).items()}
+    return {"window_s": round(t1 - t0, 1), "cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
+            "rss_mb": round(rss_mb(pid), 1), "lag_p50_s": lag_quantile(before, after, 0.5),
+            "lag_p99_s": lag_quantile(before, after, 0.99), "messages_per_s": rate}
+
+
+def storm(ctl: FabricdProcess, client, fleet: Fleet, dpids: list[int], limit: float) -> dict:
+    """Every session dropped and reopened at once; the switches keep their tables."""
+    before = scrape(ctl)
+    t0 = time.monotonic()
+    for dpid in dpids:
+        fleet.disconnect(dpid)
+    fleet.connect_all()
+    synced, n, problems = wait_synced(client, fleet, dpids, limit, t0)
+    after = scrape(ctl)
+    sent = messages(before, after)
+    return {"synced_s": None if synced is None else round(synced, 2), "switches_synced": n,
+            "problems": problems, "lag_p99_s": lag_quantile(before, after, 0.99),
+            "flow_mods": sent.get("flow_mod", 0), "group_mods": sent.get("group_mod", 0)}
+
+
+# --- the page ---------------------------------------------------------------------------------
+def _f(v, unit: str = "") -> str:
+    if v is None:
+        return "not reached"
+    return f"{v:.1f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+
+def write_docs(result: dict, path: Path) -> None:
+    rows = result["sizes"]
+    lines = [
+        "# Benchmark: the control plane at hundreds to a thousand switches",
+        "",
+        "Generated by `python -m bench.scale` (raw figures: `bench/results/scale.json`).",
+        f"Machine: {result['machine']}. One fabricd against a fleet of fake OpenFlow 1.3",
+        "switches (docs/fleet.md) on the same machine, each switch on its own TCP session,",
+        "two-tier Clos, QoS off. Times are from the fleet connecting all at once.",
+        "",
+        "| fabric | switches | link directions | discovered | synced | CPU (cores) "
+        "| RSS MB | loop lag p99 | storm re-synced | storm flow/group-mods |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        st, sm = r.get("steady", {}), r.get("storm", {})
+        disc = (_f(r["discovered_s"], " s") if r["discovered_s"] is not None else
+                f"not in {result['limit_s']:.0f} s ({r['links_found']} found)")
+        syn = (_f(r["synced_s"], " s") if r["synced_s"] is not None else
+               f"not in {result['limit_s']:.0f} s ({r['switches_synced']} synced)")
+        lines.append(
+            f"| {r['fabric']} | {r['switches']} | {r['link_directions']} | {disc} | {syn} "
+            f"| {_f(st.get('cpu_cores'))} | {_f(st.get('rss_mb'))} "
+            f"| {_f(st.get('lag_p99_s'), ' s')} | {_f(sm.get('synced_s'), ' s')} "
+            f"| {_f(sm.get('flow_mods'))} / {_f(sm.get('group_mods'))} |")
+    lines += ["", "API at that size (median / worst of 5, ms):", "",
+              "| fabric | GetTopology | ListLinks | ListFlows |", "|---|---|---|---|"]
+    for r in rows:
+        api = r.get("api")
+        if api:
+            lines.append(f"| {r['fabric']} | " + " | ".join(
+                f"{api[k]['median_ms']} / {api[k]['max_ms']}"
+                for k in ("GetTopology", "ListLinks", "ListFlows")) + " |")
+    if result.get("notes"):
+        lines += ["", *result["notes"]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default=DEFAULT_SIZES,
+                    help=f"spines x leaves, comma-separated (default {DEFAULT_SIZES})")
+    ap.add_argument("--window", type=float, default=20.0,
+                    help="steady-state window, seconds (default 20)")
+    ap.add_argument("--limit", type=float, default=300.0,
+                    help="seconds each size has to be discovered and synced (default 300)")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/scale.json"))
+    ap.add_argument("--doc", default=str(ROOT / "docs/bench-scale.md"))
+    args = ap.parse_args(argv)
+    try:
+        sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
+        if any(len(s) != 2 or min(s) < 1 for s in sizes):
+            raise ValueError
+    except ValueError:
+        ap.error(f"--sizes wants SPINESxLEAVES[,...], got {args.sizes!r}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="aifabric-bench-scale-") as tmp:
+        for spines, leaves in sizes:
+            rows.append(measure(spines, leaves, args.window, args.limit, Path(tmp)))
+    result = {"machine": f"{platform.node()}, {os.cpu_count()} cores",
+              "limit_s": args.limit, "window_s": args.window, "sizes": rows}
+    save(result, args.out, args.doc, write_docs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

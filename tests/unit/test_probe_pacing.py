@@ -1,0 +1,72 @@
+"""LLDP probes within a budget (controller/core/fabric/probe_pacing.py), alone and as
+discovery runs them."""
+
+from dataclasses import replace
+
+import pytest
+
+from controller.core.fabric.probe_pacing import ProbePacer
+from controller.core.settings import CoreSettings
+from tests.unit.fakefabric import FakeFabric
+
+PORTS = [(1, p) for p in range(1, 26)]
+
+
+def always(_end) -> bool:
+    return True
+
+
+@pytest.mark.parametrize("budget", [0, 1000])  # none, or more than the ports need
+def test_without_a_binding_budget_every_port_is_probed_each_tick(budget):
+    pacer = ProbePacer(budget, 1.0)
+    for t in range(3):
+        assert pacer.due(float(t), lambda: list(PORTS), always) == PORTS
+    assert pacer.link_max_age(3.5) == 3.5
+
+
+def test_a_budget_probes_the_ports_in_turns_and_keeps_links_longer():
+    pacer = ProbePacer(10, 1.0)
+    ticks = [pacer.due(float(t), lambda: list(PORTS), always) for t in range(4)]
+    assert [len(t) for t in ticks] == [10, 10, 5, 10]  # one round at most per tick
+    assert ticks[0] + ticks[1] + ticks[2] == PORTS  # every port once per round
+    assert ticks[3] == PORTS[:10]  # and round again
+    assert pacer.round_time == 2.5
+    assert pacer.link_max_age(3.5) == 3.5 * 2.5
+    assert pacer.sent == 35
+
+
+def test_urgent_ports_go_first_within_what_the_budget_allows():
+    pacer = ProbePacer(10, 1.0)
+    urgent = [(9, p) for p in range(1, 16)]
+    assert pacer.soon(urgent, 0.0) == urgent[:10]  # the budget of one interval, now
+    assert pacer.soon([], 0.0) == []  # nothing left until time passes
+    tick = pacer.due(1.0, lambda: list(PORTS), always)
+    assert tick[:5] == urgent[10:]  # the rest first at the next tick
+    assert tick[5:] == PORTS[:5]
+
+
+def test_a_port_that_went_down_is_skipped_when_its_turn_comes():
+    pacer = ProbePacer(10, 1.0)
+    down = {(1, 3), (1, 12)}
+    first = pacer.due(0.0, lambda: list(PORTS), lambda e: e not in down)
+    second = pacer.due(1.0, lambda: list(PORTS), lambda e: e not in down)
+    assert (1, 3) not in first and (1, 12) not in second
+    assert len(first) == 9 and len(second) == 9
+
+
+def test_discovery_within_a_small_budget_keeps_every_link_and_expires_a_silent_one():
+    # 2x4 fabric: 24 probed ports (hosts' ports included until hosts are known); 8 a
+    # second: a round takes 3 s, so links are kept 3 x 3.5 s
+    fab = FakeFabric(settings=replace(CoreSettings(), probe_budget=8))
+    fab.connect_all()
+    for _ in range(12):
+        fab.advance(1.0)
+    assert len(fab.core.fabric.cables()) == 8  # found, and none expired between probes
+    assert fab.core.discovery.pacer.link_max_age(3.5) == 3.5 * 3
+    fab.unwire((2001, 1))  # no port-down event: its probes just stop arriving
+    for _ in range(7):
+        fab.advance(1.0)
+    assert len(fab.core.fabric.cables()) == 8  # 7 s: not yet
+    for _ in range(6):
+        fab.advance(1.0)
+    assert len(fab.core.fabric.cables()) == 7  # 13 s > 10.5 s: gone
