@@ -99,7 +99,8 @@ class DataPlane:
             self.read_back(dpid)
 
     def read_back(self, dpid: int) -> None:
-        """A session for the switch, read back as the fabric app reads a switch."""
+        """A session for the switch, read back as the fabric app reads a switch, then
+        probed (as the app probes it once it holds its LLDP entry)."""
         sw, fab = self.switches[dpid], self.fab
         self.sync_engine.connect(dpid, sw, fab.now)
         got = None
@@ -111,6 +112,7 @@ class DataPlane:
         fab.core.traffic.recover_pins(dpid, got.flows)
         fab.core.recover_layout(dpid, got.flows, got.groups)
         fab.deliver(fab.core.edge.recover_hosts(dpid, got.flows, fab.now))
+        fab.deliver(fab.core.discovery.probe(dpid, fab.now))
 
     def sync(self) -> dict[int, SyncPlan]:
         """Bring every switch to the core's desired state, as the fabric app does."""
@@ -127,7 +129,6 @@ class DataPlane:
         for dpid in self.switches if present is None else present:
             fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
             self.read_back(dpid)
-            fab.deliver(fab.core.discovery.probe(dpid, fab.now))
 
     def link_down(self, a: tuple[int, int]) -> None:
         """The cable at ``a`` fails: both ends see their port down (the switches'

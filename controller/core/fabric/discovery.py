@@ -11,7 +11,7 @@ expiry, and flap dampening. What changes the topology is reported through the co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from controller.core.effects import Effects, PacketOut
 from controller.core.fabric.dampening import FlapDamper
@@ -38,6 +38,12 @@ class Discovery:
         self.link_timeout = link_timeout
         self.settle_time = settle_time
         self.pacer = ProbePacer(probe_budget, lldp_interval)
+        # a connected switch's ports not probed yet, and when the last of them was: it
+        # is settled ``settle_time`` after that (within a probe budget, a switch of a
+        # large fabric that connects with many others waits its turn to be probed)
+        self._unprobed: dict[int, set[int]] = {}
+        self._probed_at: dict[int, float] = {}
+        self._session: dict[int, float] = {}  # the session (its start) they are of
         self._count = count
         self._event = event
         self._changed = changed
@@ -58,8 +64,15 @@ class Discovery:
         if sw is None or not sw.connected:
             return Effects()
         hosted = self._hosted_ports(dpid)
-        ends = self.pacer.soon([(dpid, p) for p in sw.up_ports() if p not in hosted], now)
-        return Effects(packet_outs=self._packet_outs(ends, now))
+        ports = [p for p in sw.up_ports() if p not in hosted]
+        if self._session.get(dpid) != sw.connected_since:  # (a new session: wait again)
+            self._session[dpid] = sw.connected_since
+            self._probed_at.pop(dpid, None)
+            self._unprobed[dpid] = set(ports)
+        ends = self.pacer.soon([(dpid, p) for p in ports], now)
+        eff = Effects(packet_outs=self._packet_outs(ends, now))
+        self._probed((), now)  # (a switch with no port to probe)
+        return eff
 
     def probe_all(self, now: float) -> Effects:
         """The probes of this tick (each interval): ports waiting for a probe, then
@@ -73,14 +86,27 @@ class Discovery:
                     for p in sw.up_ports() if (sw.dpid, p) not in hosted]
 
         def probeable(end: tuple[int, int]) -> bool:
-            return fab.port_is_up(*end) and fab.is_connected(end[0]) and end not in hosted
+            if fab.port_is_up(*end) and fab.is_connected(end[0]) and end not in hosted:
+                return True
+            self._probed([end], now)  # (it will not be: it does not hold its switch back)
+            return False
 
         return Effects(packet_outs=self._packet_outs(self.pacer.due(now, ports, probeable),
                                                      now))
 
     def _packet_outs(self, ends: list[tuple[int, int]], now: float) -> list[PacketOut]:
+        self._probed(ends, now)
         return [PacketOut(d, (p,), build_lldp(d, p, self.secret, now), held=False)
                 for d, p in ends]
+
+    def _probed(self, ends: Iterable[tuple[int, int]], now: float) -> None:
+        for d, p in ends:
+            waiting = self._unprobed.get(d)
+            if waiting is not None:
+                waiting.discard(p)
+        for d in [d for d, waiting in self._unprobed.items() if not waiting]:
+            del self._unprobed[d]
+            self._probed_at[d] = now
 
     def _hosted_ports(self, dpid: int) -> set[int]:
         return {h.port for h in self.fabric.hosts.values() if h.dpid == dpid}
@@ -113,6 +139,7 @@ class Discovery:
         if deleted or not port.up:
             self.fabric.expected.discard(end)
             self.host_guard.forget_port(dpid, port.port_no)
+            self._probed([(dpid, port.port_no)], now)  # (nothing to wait for there)
             # both ends of the cable earn the penalty (the far end's own down event may
             # come later or, when its switch is not ours, never)
             ends = {e for lk in gone for e in (lk.src, lk.dst)}
@@ -133,7 +160,9 @@ class Discovery:
         sw = self.fabric.switches.get(dpid)
         if sw is None or not sw.connected:
             return False
-        return now - sw.connected_since >= self.settle_time
+        probed = self._probed_at.get(dpid)
+        return (probed is not None and self._session.get(dpid) == sw.connected_since
+                and now - probed >= self.settle_time)
 
     # --- time -----------------------------------------------------------------------------------
     def expire(self, now: float, horizon: float) -> Effects:

@@ -6,6 +6,7 @@ method that depends on time takes ``now`` as an argument.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 
 from controller.core.constants import OFPP_MAX
@@ -75,8 +76,11 @@ class Fabric:
     def __init__(self) -> None:
         self.switches: dict[int, Switch] = {}
         self.links: dict[LinkEnd, Link] = {}  # by source end; changed only in this class
-        self._link_ports: dict[int, set[int]] | None = None  # dpid -> linked ports (cache)
-        self._into: dict[LinkEnd, LinkEnd] | None = None  # link dst -> src (same cache)
+        # indexes of ``links``, kept with it (a fabric of a thousand switches has some
+        # 32,000 link directions, found one by one): dpid -> port -> links on it (as
+        # source or destination); link destination -> its source
+        self._link_ports: dict[int, collections.Counter[int]] = {}
+        self._into: dict[LinkEnd, LinkEnd] = {}
         self.hosts: dict[str, Host] = {}  # keyed by MAC
         self.held: set[LinkEnd] = set()  # fabric ports held down by flap dampening
         # ports that faced a switch before a controller restart, not judged yet
@@ -112,16 +116,14 @@ class Fabric:
                 sw.port_up_since[port.port_no] = now
             return []
         self.forget_hosts_on(dpid, port.port_no)  # whatever comes back is learned afresh
-        end = LinkEnd(dpid, port.port_no)
-        return self._drop_links(lambda lk: end in (lk.src, lk.dst))
+        return self._drop_links_at(LinkEnd(dpid, port.port_no))
 
     def port_deleted(self, dpid: int, port_no: int) -> list[Link]:
         sw = self.switches.get(dpid)
         if sw is not None:
             sw.ports.pop(port_no, None)
         self.forget_hosts_on(dpid, port_no)
-        end = LinkEnd(dpid, port_no)
-        return self._drop_links(lambda lk: end in (lk.src, lk.dst))
+        return self._drop_links_at(LinkEnd(dpid, port_no))
 
     def is_connected(self, dpid: int) -> bool:
         sw = self.switches.get(dpid)
@@ -147,13 +149,12 @@ class Fabric:
             current.last_seen = now
             return False, []
         # (the links this one contradicts: from src, or into dst from elsewhere)
-        into_dst = self._link_into(dst)
-        suspects = {e for e in (src, into_dst) if e is not None and e in self.links}
-        displaced = self._drop_links(
-            lambda lk: lk.src in suspects and (lk.src == src or lk.dst == dst)
-        ) if suspects else []
-        self.links[src] = Link(src, dst, now, now)
-        self._link_ports = None
+        into_dst = self._into.get(dst)
+        suspects = [self.links[e] for e in sorted({src, into_dst} - {None}) if e in self.links]
+        displaced = [lk for lk in suspects if lk.src == src or lk.dst == dst]
+        for lk in displaced:
+            self._remove_link(lk)
+        self._add_link(Link(src, dst, now, now))
         for end in (src, dst):
             self.forget_hosts_on(end.dpid, end.port)
         return True, displaced
@@ -176,28 +177,36 @@ class Fabric:
     def _drop_links(self, pred) -> list[Link]:
         gone = [lk for lk in self.links.values() if pred(lk)]
         for lk in gone:
-            del self.links[lk.src]
-        if gone:
-            self._link_ports = None
+            self._remove_link(lk)
         return gone
 
-    def _link_into(self, dst: LinkEnd) -> LinkEnd | None:
-        """The source end of a link that arrives at ``dst``, if any."""
-        if self._link_ports is None:
-            self.link_ports(dst.dpid)  # (builds both indexes)
-        assert self._into is not None
-        return self._into.get(dst)
+    def _drop_links_at(self, end: LinkEnd) -> list[Link]:
+        """Drop the links from or into ``end``."""
+        gone = {lk.src: lk for lk in (self.links.get(end),
+                                       self.links.get(self._into.get(end)))
+                if lk is not None and end in (lk.src, lk.dst)}
+        for lk in gone.values():
+            self._remove_link(lk)
+        return list(gone.values())
+
+    def _add_link(self, lk: Link) -> None:
+        self.links[lk.src] = lk
+        self._into[lk.dst] = lk.src
+        for end in (lk.src, lk.dst):
+            self._link_ports.setdefault(end.dpid, collections.Counter())[end.port] += 1
+
+    def _remove_link(self, lk: Link) -> None:
+        del self.links[lk.src]
+        if self._into.get(lk.dst) == lk.src:
+            del self._into[lk.dst]
+        for end in (lk.src, lk.dst):
+            ports = self._link_ports[end.dpid]
+            ports[end.port] -= 1
+            if ports[end.port] <= 0:
+                del ports[end.port]
 
     def link_ports(self, dpid: int) -> set[int]:
         """Ports of ``dpid`` that LLDP has shown to face another switch (either direction)."""
-        if self._link_ports is None:  # (rebuilt once per change of the links, not per call)
-            index: dict[int, set[int]] = {}
-            into: dict[LinkEnd, LinkEnd] = {}
-            for lk in self.links.values():
-                index.setdefault(lk.src.dpid, set()).add(lk.src.port)
-                index.setdefault(lk.dst.dpid, set()).add(lk.dst.port)
-                into[lk.dst] = lk.src
-            self._link_ports, self._into = index, into
         return set(self._link_ports.get(dpid, ()))
 
     def edge_ports(self, dpid: int, now: float | None = None, min_up: float = 0.0) -> list[int]:
