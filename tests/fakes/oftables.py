@@ -18,6 +18,7 @@ Packets through this state: :mod:`tests.fakes.pipeline`.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -385,10 +386,18 @@ class SwitchTables:
         self.meters[meter_id] = meter
         return []
 
-    def flow_count(self, meter_id: int) -> int:
-        return sum(1 for e in self.entries() if e.meter() == meter_id or any(
-            getattr(a, "meter_id", None) == meter_id for a in e.actions()
-            if isinstance(a, NX_CONTROLLER_ACTIONS)))
+    def flow_counts(self) -> collections.Counter[int]:
+        """meter id -> entries that use it (by instruction or metered controller
+        action), all meters in one pass over the entries."""
+        counts: collections.Counter[int] = collections.Counter()
+        for e in self.entries():
+            used = {a.meter_id for a in e.actions() if isinstance(a, NX_CONTROLLER_ACTIONS)
+                    and getattr(a, "meter_id", None) is not None}
+            m = e.meter()
+            if m is not None:
+                used.add(m)
+            counts.update(used)
+        return counts
 
     def group_refs(self, group_id: int) -> int:
         return sum(1 for e in self.entries() if group_id in e.groups())

@@ -174,8 +174,8 @@ def _meters(sw: FakeSwitch, body: bytes) -> list[Meter]:
 
 
 def mp_meter(sw: FakeSwitch, body: bytes, now: float) -> Reply:
-    return [w.meter_stats(m, sw.tables.flow_count(m.meter_id), now)
-            for m in _meters(sw, body)], b""
+    counts = sw.tables.flow_counts()
+    return [w.meter_stats(m, counts[m.meter_id], now) for m in _meters(sw, body)], b""
 
 
 def mp_meter_config(sw: FakeSwitch, body: bytes, now: float) -> Reply:

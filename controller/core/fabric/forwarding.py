@@ -228,33 +228,37 @@ def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
     Drained spines and links are used only when nothing else is left.
     """
     groups = []
-    spines = view.neighbours(leaf, SPINE)
+    spines = sorted(view.neighbours(leaf, SPINE))
     drained = view.drained_ends
+    towards = view._towards  # (built once per view; read here for every destination)
+    uplinks = {s: towards.get((leaf, s), ()) for s in spines}
+    # the uplinks of each spine that are in service, but for the spine's own link to a
+    # destination (known per destination below): the same for every destination
+    own = {s: () if s in view.drained_switches else
+           tuple(p for p in uplinks[s] if (leaf, p) not in drained) for s in spines}
+    buckets_of: dict[tuple[tuple[int, ...], bool], tuple[Bucket, ...]] = {}
 
-    def in_service(spine: int, dest: int) -> list[int]:
-        if spine in view.drained_switches:
-            return []
-        if all((spine, p) in drained for p in view.ports_towards(spine, dest)):
-            return []
-        return [p for p in view.ports_towards(leaf, spine) if (leaf, p) not in drained]
+    def in_service(spine: int, dest: int) -> bool:
+        if not own[spine]:
+            return False
+        return not drained or not all((spine, p) in drained
+                                      for p in towards.get((spine, dest), ()))
 
     for dest, gid in sorted(view.group_ids.items()):
         if dest == leaf:
             continue
-        via = sorted(s for s in spines if view.ports_towards(s, dest))
-        usable = [s for s in via if in_service(s, dest)]
-        live = [s for s in usable if s in view.connected]
-        buckets = []
+        via = tuple(s for s in spines if towards.get((s, dest)))
+        usable = tuple(s for s in via if in_service(s, dest))
+        live = tuple(s for s in usable if s in view.connected)
         if live or usable:
-            for spine in live or usable:
-                ports = in_service(spine, dest)
-                buckets += [Bucket((("output", p),), 1, p) for p in ports]
+            key = (live or usable, True)
         else:  # only drained or silent paths remain: better them than none
-            connected = [s for s in via if s in view.connected]
-            for spine in connected or via:
-                buckets += [Bucket((("output", p),), 1, p)
-                            for p in view.ports_towards(leaf, spine)]
-        groups.append(GroupRule(gid, "select", tuple(buckets)))
+            key = (tuple(s for s in via if s in view.connected) or via, False)
+        buckets = buckets_of.get(key)
+        if buckets is None:  # (most destinations share one set of spines: built once)
+            ports = [p for s in key[0] for p in (own[s] if key[1] else uplinks[s])]
+            buckets = buckets_of[key] = tuple(Bucket((("output", p),), 1, p) for p in ports)
+        groups.append(GroupRule(gid, "select", buckets))
     return groups
 
 
