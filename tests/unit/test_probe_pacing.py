@@ -70,3 +70,21 @@ def test_discovery_within_a_small_budget_keeps_every_link_and_expires_a_silent_o
     for _ in range(6):
         fab.advance(1.0)
     assert len(fab.core.fabric.cables()) == 7  # 13 s > 10.5 s: gone
+
+
+def test_a_switch_is_settled_only_after_its_ports_were_probed():
+    # 2x4 with 2 hosts a leaf: 24 ports to probe, 4 a second: the leaves connecting
+    # last wait for their turn, and are not programmed (settled) before it
+    fab = FakeFabric(settings=replace(CoreSettings(), probe_budget=4))
+    core = fab.core
+    for dpid in fab.spines + fab.leaves:
+        fab.deliver(core.switch_connected(dpid, fab.ports(dpid), fab.now))
+        fab.deliver(core.discovery.probe(dpid, fab.now))
+    fab.advance(1.5)  # longer than settle_time since every switch connected
+    assert not core.is_settled(2004, fab.now)  # its ports have not all been probed yet
+    desired, complete = core.desired(2004, fab.now)
+    assert not complete and not desired.groups  # so it holds only what finds its links
+    for _ in range(8):
+        fab.advance(1.0)
+    assert all(core.is_settled(d, fab.now) for d in fab.spines + fab.leaves)
+    assert len(core.fabric.cables()) == 8
