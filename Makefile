@@ -49,6 +49,7 @@ bench: setup
 	$(PY) -m bench.hostile
 	$(PY) -m bench.cluster
 	$(PY) -m bench.chaos
+	$(PY) -m bench.scale
 
 clean-net:
 	-mn -c >/dev/null 2>&1
