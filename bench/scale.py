@@ -209,8 +209,9 @@ def storm(ctl: FabricdProcess, client, fleet: Fleet, dpids: list[int], limit: fl
     """Every session dropped and reopened at once; the switches keep their tables."""
     before = scrape(ctl)
     t0 = time.monotonic()
-    for dpid in dpids:
-        fleet.disconnect(dpid)
+    # all at once: one by one, the spines that go first are avoided by the leaves still
+    # connected (a spine without its controller may be dead), which is then undone
+    fleet.disconnect_all()
     fleet.connect_all()
     synced, n, problems = wait_synced(client, fleet, dpids, limit, t0)
     after = scrape(ctl)

@@ -124,6 +124,15 @@ class Fleet:
             self._close(dpid, by_peer=False)
         self._call(run)
 
+    def disconnect_all(self) -> None:
+        """End every switch's session at the same moment (they keep their state)."""
+        def run() -> None:
+            for dpid in list(self.switches):
+                self._wanted.discard(dpid)
+                self._retry_at.pop(dpid, None)
+                self._close(dpid, by_peer=False)
+        self._call(run)
+
     def reconnect(self, dpid: int, wipe: bool = False) -> None:
         """A new session (``wipe``: the switch lost its state, as after a reboot)."""
         def run() -> None:
