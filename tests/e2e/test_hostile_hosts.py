@@ -46,6 +46,16 @@ def fabric(tmp_path_factory):
         ctl.stop()
 
 
+@pytest.fixture(autouse=True)
+def _log_on_failure(request, fabric):
+    """The shared fabricd's log, when a test of this module failed (the conftest prints
+    the logs of a test's own controllers only)."""
+    yield
+    if getattr(request.node, "rep_call_failed", False):
+        log = fabric[0].log_path
+        print(f"--- {log.name} (shared by this module) ---\n{log.read_text()[-8000:]}")
+
+
 def fabricctl(ctl, *args: str):
     res = subprocess.run([sys.executable, "-m", "controller.cli.fabricctl", "--server",
                           ctl.grpc_addr, "--json", *args], capture_output=True, text=True,
