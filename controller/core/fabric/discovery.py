@@ -54,8 +54,7 @@ class Discovery:
         """LLDP probes out of ``ports`` of one switch, never out of a port with a learned
         host (a host gets no genuine probe to replay)."""
         hosted = self._hosted_ports(dpid)
-        return [PacketOut(dpid, (p,), build_lldp(dpid, p, self.secret, now), held=False)
-                for p in ports if p not in hosted]
+        return self._packet_outs([(dpid, p) for p in ports if p not in hosted], now)
 
     def probe(self, dpid: int, now: float) -> Effects:
         """Probes out of every up port of one switch (a switch that just connected):
@@ -67,12 +66,14 @@ class Discovery:
         ports = [p for p in sw.up_ports() if p not in hosted]
         if self._session.get(dpid) != sw.connected_since:  # (a new session: wait again)
             self._session[dpid] = sw.connected_since
-            self._probed_at.pop(dpid, None)
-            self._unprobed[dpid] = set(ports)
+            if ports:
+                self._unprobed[dpid] = set(ports)
+                self._probed_at.pop(dpid, None)
+            else:  # (nothing to wait for)
+                self._unprobed.pop(dpid, None)
+                self._probed_at[dpid] = now
         ends = self.pacer.soon([(dpid, p) for p in ports], now)
-        eff = Effects(packet_outs=self._packet_outs(ends, now))
-        self._probed((), now)  # (a switch with no port to probe)
-        return eff
+        return Effects(packet_outs=self._packet_outs(ends, now))
 
     def probe_all(self, now: float) -> Effects:
         """The probes of this tick (each interval): ports waiting for a probe, then
@@ -100,13 +101,15 @@ class Discovery:
                 for d, p in ends]
 
     def _probed(self, ends: Iterable[tuple[int, int]], now: float) -> None:
+        """These ports were probed (or will not be): a switch whose last port it was
+        settles from ``now``."""
         for d, p in ends:
             waiting = self._unprobed.get(d)
             if waiting is not None:
                 waiting.discard(p)
-        for d in [d for d, waiting in self._unprobed.items() if not waiting]:
-            del self._unprobed[d]
-            self._probed_at[d] = now
+                if not waiting:
+                    del self._unprobed[d]
+                    self._probed_at[d] = now
 
     def _hosted_ports(self, dpid: int) -> set[int]:
         return {h.port for h in self.fabric.hosts.values() if h.dpid == dpid}

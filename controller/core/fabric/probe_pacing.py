@@ -43,10 +43,8 @@ class ProbePacer:
         return float("inf") if not self.budget else self.budget * self.interval
 
     def _refill(self, now: float) -> None:
-        if self._refilled is not None and self.budget:
+        if self._refilled is not None:  # (without a budget the tokens stay infinite)
             self._tokens = min(self._cap, self._tokens + (now - self._refilled) * self.budget)
-        elif not self.budget:
-            self._tokens = float("inf")
         self._refilled = now
 
     def _take(self, want: int) -> int:
