@@ -18,11 +18,9 @@ import statistics
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from bench.common import LOOP_LAG, lag_sum_count, metric_samples
 from controller.cli.client import FabricClient, default_token
 from mininet_topos.certs import make_test_certs
 from mininet_topos.controller_proc import FabricdProcess
@@ -38,14 +36,10 @@ CLIENTS = (1, 10, 50)
 
 def lag(metrics_addr: str) -> tuple[float, float, float]:
     """(sum, count, count over 10 ms) of the event-loop lag histogram."""
-    with urllib.request.urlopen(f"http://{metrics_addr}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    fam = {f.name: f for f in text_string_to_metric_families(text)}
-    samples = fam["aifabric_event_loop_lag_seconds"].samples
-    total = next(s.value for s in samples if s.name.endswith("_sum"))
-    count = next(s.value for s in samples if s.name.endswith("_count"))
-    fast = next(s.value for s in samples if s.name.endswith("_bucket")
-                and s.labels["le"] == "0.01")
+    samples = metric_samples(metrics_addr)
+    total, count = lag_sum_count(samples)
+    fast = next(s.value for s in samples[LOOP_LAG]
+                if s.name.endswith("_bucket") and s.labels["le"] == "0.01")
     return total, count, count - fast
 
 

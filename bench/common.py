@@ -4,9 +4,12 @@ that is discovered and whose hosts are known before a scenario starts."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
@@ -28,6 +31,25 @@ def mode_args(mode: str, workdir: Path, base: list[str]) -> list[str]:
         cfg.write_text(ORACLE_CONFIG)
         extra += ["--config", str(cfg)]
     return extra
+
+
+def metric_samples(metrics_addr: str, timeout: float = 10.0) -> dict[str, list]:
+    """fabricd's /metrics in one read: each family's samples by the family's name
+    (parsed by prometheus_client: a counter's family is named without ``_total``)."""
+    with urllib.request.urlopen(f"http://{metrics_addr}/metrics", timeout=timeout) as r:
+        text = r.read().decode()
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+LOOP_LAG = "aifabric_event_loop_lag_seconds"
+
+
+def lag_sum_count(samples: dict[str, list]) -> tuple[float, float]:
+    """(sum, count) of the event-loop lag histogram, of :func:`metric_samples`."""
+    lag = samples.get(LOOP_LAG, [])
+    total = next((s.value for s in lag if s.name.endswith("_sum")), 0.0)
+    count = next((s.value for s in lag if s.name.endswith("_count")), 0.0)
+    return total, count
 
 
 @contextmanager

@@ -29,11 +29,9 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from bench.common import lag_sum_count, metric_samples
 from mininet_topos import traffic as T
 from mininet_topos.attack import gratuitous_arp, malformed_lldp, ping_result, start_ping
 from mininet_topos.attack import run as attack
@@ -58,16 +56,7 @@ BEGIN, END = "<!-- bench:hostile:begin -->", "<!-- bench:hostile:end -->"
 
 def loop_lag(ctl) -> tuple[float, float]:
     """(sum, count) of the event-loop lag histogram."""
-    text = urllib.request.urlopen(f"http://{ctl.metrics_addr}/metrics", timeout=5).read()
-    total = count = 0.0
-    for fam in text_string_to_metric_families(text.decode()):
-        if fam.name == "aifabric_event_loop_lag_seconds":
-            for s in fam.samples:
-                if s.name.endswith("_sum"):
-                    total = s.value
-                elif s.name.endswith("_count"):
-                    count = s.value
-    return total, count
+    return lag_sum_count(metric_samples(ctl.metrics_addr))
 
 
 def bystander(ctl, net, action=None) -> dict:

@@ -27,17 +27,15 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 
-from bench.common import save
+from bench.common import LOOP_LAG, metric_samples, save
 from mininet_topos.controller_proc import FabricdProcess
 from tests.e2e.fleet_support import drift, links_of
 from tests.fakes.fleet import Fleet
@@ -66,15 +64,12 @@ def rss_mb(pid: int) -> float:
 def scrape(ctl: FabricdProcess) -> dict[str, float]:
     """The metrics this benchmark reads: loop-lag histogram buckets, OpenFlow message
     counters."""
-    text = urllib.request.urlopen(f"http://{ctl.metrics_addr}/metrics", timeout=10).read()
-    out: dict[str, float] = {}
-    for line in text.decode().splitlines():
-        m = re.match(r'aifabric_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
-        if m:
-            out[f"lag_le_{m.group(1)}"] = float(m.group(2))
-        m = re.match(r'aifabric_openflow_messages_total\{type="([^"]+)"\} (\S+)', line)
-        if m:
-            out[f"msg_{m.group(1)}"] = float(m.group(2))
+    samples = metric_samples(ctl.metrics_addr)
+    out = {f"lag_le_{s.labels['le']}": s.value for s in samples.get(LOOP_LAG, [])
+           if s.name.endswith("_bucket")}
+    out.update({f"msg_{s.labels['type']}": s.value
+                for s in samples.get("aifabric_openflow_messages", [])
+                if s.name.endswith("_total")})
     return out
 
 

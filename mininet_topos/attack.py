@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import socket
 import struct
 import sys
@@ -209,8 +210,6 @@ def stop_ping(proc, timeout: float = 10) -> PingResult:
     """Stop a ping started by :func:`start_ping` now (SIGINT, as ^C would) and return its
     result. The last echo, if its reply had not come yet, was in flight as ping stopped:
     it is not counted as sent."""
-    import signal
-
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=timeout)

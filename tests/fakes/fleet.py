@@ -118,20 +118,11 @@ class Fleet:
 
     def disconnect(self, dpid: int) -> None:
         """End the switch's session (it keeps its state, and stays disconnected)."""
-        def run() -> None:
-            self._wanted.discard(dpid)
-            self._retry_at.pop(dpid, None)
-            self._close(dpid, by_peer=False)
-        self._call(run)
+        self._call(lambda: self._end(dpid))
 
     def disconnect_all(self) -> None:
         """End every switch's session at the same moment (they keep their state)."""
-        def run() -> None:
-            for dpid in list(self.switches):
-                self._wanted.discard(dpid)
-                self._retry_at.pop(dpid, None)
-                self._close(dpid, by_peer=False)
-        self._call(run)
+        self._call(lambda: [self._end(d) for d in self.switches])
 
     def reconnect(self, dpid: int, wipe: bool = False) -> None:
         """A new session (``wipe``: the switch lost its state, as after a reboot)."""
@@ -270,6 +261,12 @@ class Fleet:
         session = self._sessions[dpid] = _Session(dpid, sock)
         self._sel.register(sock, selectors.EVENT_WRITE, session)
         self.stats["connects"] += 1
+
+    def _end(self, dpid: int) -> None:
+        """The switch's session ends, and it stays disconnected (I/O thread)."""
+        self._wanted.discard(dpid)
+        self._retry_at.pop(dpid, None)
+        self._close(dpid, by_peer=False)
 
     def _failed(self, dpid: int) -> None:
         self.stats["connect_failures"] += 1
