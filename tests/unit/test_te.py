@@ -231,6 +231,33 @@ def test_an_active_collective_flow_counts_at_full_rate_between_its_bursts():
         assert a.path.spine != b.path.spine, seed
 
 
+def test_a_host_on_both_spines_leaves_its_neighbour_the_lighter_one():
+    """h7 streams to h3 and sends many small collective flows beside it; TE moved the
+    stream to the other spine (its downlink was hot), so h7 now sends on both uplinks
+    and bounds them alike. h8's new collective flow goes by the rates TE tracks there:
+    the spine of the small flows, not the stream's, though the links' counters, read
+    before the move, still show the stream where it was."""
+    for seed in range(8):  # (whatever the hashes: not luck)
+        t, te = topo(), TrafficEngineer()
+        stream = te.new_flow(key(7, 3, 40000 + seed, UDP, 5204), 2004, 2002, t, {}, 0.0,
+                             "collective", True)
+        small = [te.new_flow(key(7, (2, 3, 5)[i % 3], 41000 + i, UDP, 20000 + seed),
+                             2004, leaf_of((2, 3, 5)[i % 3]), t, {}, 0.1 + 0.01 * i,
+                             "collective", True) for i in range(30)]
+        assert {f.path.spine for f in small} == {stream.path.spine}
+        stream.path = next(p for p in t.paths(2004, 2002) if p != stream.path)  # moved
+        for now in (1.0, 2.0):  # (bytes: the stream at 0.8 of the link, the rest little)
+            te.update_counters(2004, {f.key: int(now * (0.1 if f.key.dst_port == 5204
+                                                        else 0.001) * RATE)
+                                      for f in (stream, *small)}, now)
+        loads = {up(2004, small[0].path.port): 0.8 * RATE,  # (read before the move)
+                 down(small[0].path.spine, 2002): 0.8 * RATE,
+                 up(2004, stream.path.port): 0.1 * RATE}
+        honest = te.new_flow(key(8, 1, 50000 + seed), 2004, 2001, t, loads, 2.5,
+                             "collective", True)
+        assert honest.path.spine == small[0].path.spine, seed
+
+
 def test_the_reply_direction_of_a_connection_is_not_a_new_demand():
     t = topo()
     te = TrafficEngineer()

@@ -45,6 +45,29 @@ def test_two_collided_flows_hot_on_uplink_and_spine_link_move_only_one():
     assert {a.path.spine, b.path.spine} == {1001, 1002}
 
 
+def test_congestion_does_not_move_a_flow_onto_a_flow_placed_a_moment_ago():
+    # (tests/e2e/test_hostile_hosts.py: h7's stream is hot on its spine's downlink; h8's
+    # collective flow has just started on h7's other uplink, too recently to show in
+    # the counters: moving the stream there would put both on one uplink)
+    for newcomer in (False, True):
+        t = topo()
+        te = TrafficEngineer(TeSettings(congestion_intervals=1, rebalance=False))
+        stream = te.new_flow(key(7, 3, proto=UDP), 2004, 2002, t, {}, 0.0, "collective",
+                             True)
+        stream.path, stream.rate_bps = SpinePath(2004, 1, 1001), 3.8e6
+        other = te.pin(key(5, 3, proto=UDP), 2003, 2002, 1001, t, 0.0)
+        other.rate_bps = 1.0e6
+        hot = {up(2004, 1): 3.8e6, down(1001, 2002): 4.8e6, up(2003, 1): 1.0e6}
+        if newcomer:
+            new = te.new_flow(key(8, 1), 2004, 2001, t, hot, 9.5, "collective", True)
+            assert new.path.spine == 1002
+        moves = te.congestion(t, hot, 10.0)
+        if newcomer:
+            assert moves == [] and te.stats["congestion_unrelieved"] == 1
+        else:
+            assert [(m.key, m.new.spine) for m in moves] == [(stream.key, 1002)]
+
+
 def test_a_short_spike_is_not_congestion():
     t = topo()
     te = TrafficEngineer(TeSettings(congestion_intervals=3))

@@ -23,10 +23,11 @@ class CongestionWatch:
         self._hot: dict[Resource, int] = {}  # readings above threshold
         self._congested: set[Resource] = set()
 
-    def check(self, topo: TeTopology, loads: Mapping[Resource, float],
-              now: float) -> list[Move]:
+    def check(self, topo: TeTopology, loads: Mapping[Resource, float], now: float,
+              recent: Mapping[Resource, float] | None = None) -> list[Move]:
         """Count readings above the threshold; move large flows off a link that stayed
-        hot for ``congestion_intervals`` readings."""
+        hot for ``congestion_intervals`` readings. ``recent``: the nominal load (bit/s)
+        of flows placed too recently to show in ``loads``."""
         s = self.table.settings
         moves: list[Move] = []
         # the loads with this pass's moves made: a move off one hot link often relieves
@@ -52,22 +53,24 @@ class CongestionWatch:
                     "congestion",
                     f"link {resource_text(r)} at {util:.0%} for {self._hot[r]} readings",
                     (("link", resource_text(r)), ("utilization", f"{util:.3f}"))))
-            moved = self._relieve(r, topo, planned, now)
+            moved = self._relieve(r, topo, planned, recent or {}, now)
             moves += moved
             if moved:
                 self._hot[r] = 0  # give the move time to show in the counters
         return moves
 
     def _relieve(self, hot: Resource, topo: TeTopology, planned: dict[Resource, float],
-                 now: float) -> list[Move]:
+                 recent: Mapping[Resource, float], now: float) -> list[Move]:
         """Move large flows off ``hot`` until it is below the threshold; ``planned`` (the
         loads with the moves made so far) follows each move.
 
-        A flow moves only to a path that stays under the threshold as measured and that
-        its demand does not overload as the rebalancer estimates demands
-        (:func:`demand_list`): a link is often full because the hosts behind it are (two
-        flows into one receiver), and a move then only takes the place another host's
-        flow needs, which the next rebalancing pass undoes, and so on."""
+        A flow moves only to a path that stays under the threshold as measured (with the
+        flows placed there too recently to show: a new flow of another host, still in
+        its first second, is not a free link) and that its demand does not overload as
+        the rebalancer estimates demands (:func:`demand_list`): a link is often full
+        because the hosts behind it are (two flows into one receiver), and a move then
+        only takes the place another host's flow needs, which the next rebalancing pass
+        undoes, and so on."""
         s = self.table.settings
         cap = topo.cap(hot)
         target = s.congestion_threshold * cap
@@ -96,7 +99,8 @@ class CongestionWatch:
                 if p == flow.path:
                     continue
                 rs = resources(p, flow.dst_leaf)
-                util = max((planned.get(r, 0.0) + flow.rate_bps) / topo.cap(r) for r in rs)
+                util = max((planned.get(r, 0.0) + recent.get(r, 0.0) + flow.rate_bps)
+                           / topo.cap(r) for r in rs)
                 # (within the hysteresis of full: a TCP flow alone asks for a whole link,
                 # and the ACKs of others are there too)
                 asks = max((asked.get(r, 0.0) + want) / topo.cap(r) for r in rs)

@@ -121,8 +121,13 @@ class TrafficEngineer:
     def congestion(self, topo: TeTopology, loads: Mapping[Resource, float],
                    now: float) -> list[Move]:
         """Count readings above the threshold; move large flows off a link that stayed
-        hot for ``congestion_intervals`` readings."""
-        return self.hot_links.check(topo, loads, now)
+        hot for ``congestion_intervals`` readings. Not onto the links of flows placed too
+        recently to show in the counters."""
+        fresh, fresh_priority = self.placer.fresh_load(now)
+        recent = dict(fresh)
+        for r, w in fresh_priority.items():
+            recent[r] = recent.get(r, 0.0) + w
+        return self.hot_links.check(topo, loads, now, recent)
 
     def estimate_demands(self, flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
         return estimate_demands(flows, host_rate)

@@ -41,12 +41,23 @@ class PriorityUse:
        the uplink (two hosts sending to one receiver cost no more together than apart,
        but their next flows would find each other on the spine they share: a job's
        first flows, e.g. every daemon to the launcher, would set the rails), then the
-       fewest new receivers on links, then the flow's hash."""
+       fewest new receivers on links;
+    4. the rates of the flows TE tracks on the path's links, in tenths of the link's
+       rate: where the bounds tie (a host that sends on both uplinks weighs on both
+       alike), the lighter path; then the flow's hash. (Not the links' counters: they
+       lag a move by a reading, and TE moves flows apart, e.g. a host's stream off its
+       other flows' spine.)"""
 
     def __init__(self, host_rate: float) -> None:
         self.host_rate = host_rate
         self.senders: dict[Resource, set[str]] = {}
         self.receivers: dict[Resource, set[str]] = {}
+        self.rates: dict[Resource, float] = {}  # of every tracked flow, bit/s
+
+    def add_rate(self, flow: Flow) -> None:
+        assert flow.path is not None
+        for r in resources(flow.path, flow.dst_leaf):
+            self.rates[r] = self.rates.get(r, 0.0) + flow.rate_bps
 
     def add(self, flow: Flow) -> None:
         assert flow.path is not None
@@ -56,10 +67,11 @@ class PriorityUse:
 
     def score(self, p: SpinePath, dst_leaf: int, key: FlowKey, topo: TeTopology,
               loads: Mapping[Resource, float], fresh: Mapping[Resource, float]
-              ) -> tuple[float, int, float, int, int, int]:
+              ) -> tuple[float, int, float, int, int, float, int]:
         """The order of the paths for a new priority flow (smaller is better)."""
         util = []
         away = new_receivers = uplink_senders = 0
+        tracked = 0.0
         empty: set[str] = set()
         for r in resources(p, dst_leaf):  # (the uplink, then the downlink)
             senders = self.senders.get(r, empty)
@@ -70,12 +82,14 @@ class PriorityUse:
             # (a reading over the link's rate is noise of the counters' timing: left in,
             # a host's own stream would push its next flow off its spine)
             load = max(min(loads.get(r, 0.0), topo.cap(r)), bound) + fresh.get(r, 0.0)
+            tracked = max(tracked, round(min(self.rates.get(r, 0.0) / topo.cap(r), 1.0), 1))
             if not util:
                 uplink_senders = len(senders) + new_s
                 if self.host_rate <= topo.cap(r):
                     away = new_s  # (a host faster than its uplink gains by spreading)
             util.append(round(load / topo.cap(r), 3))
-        return (util[0], away, max(util), uplink_senders, new_receivers, tie(key, p))
+        return (util[0], away, max(util), uplink_senders, new_receivers, tracked,
+                tie(key, p))
 
 
 class FirstPlacement:
@@ -89,7 +103,8 @@ class FirstPlacement:
         self._fresh: deque[tuple[float, Resource, Resource, float, bool]] = deque()
         self._fresh_count: dict[Resource, float] = {}
         self._fresh_priority: dict[Resource, float] = {}
-        self._busy: tuple[float, PriorityUse] | None = None  # (when, active flows' use)
+        # (when, the table's moves then, the active flows' use)
+        self._busy: tuple[float, int, PriorityUse] | None = None
 
     def place(self, key: FlowKey, src_leaf: int, dst_leaf: int, topo: TeTopology,
               loads: Mapping[Resource, float], now: float, cls: str = "best-effort",
@@ -139,7 +154,7 @@ class FirstPlacement:
             for r in (u, d):
                 count[r] = count.get(r, 0.0) + weight
         if priority and self._busy is not None:
-            self._busy[1].add(flow)  # (it counts from now on)
+            self._busy[2].add(flow)  # (it counts from now on)
         table.count("flows_placed")
         return flow
 
@@ -158,20 +173,23 @@ class FirstPlacement:
 
     def _priority_use(self, topo: TeTopology, now: float) -> PriorityUse:
         """Who sends and receives priority-class traffic on each link (recomputed at
-        most every half second; new priority flows are added as they come). A flow is
+        most every half second, and after any move; new priority flows are added as
+        they come). A flow is
         busy if it sent within the active window of its latest counter reading: when a
         busy controller reads a leaf late, its flows keep the state the last reading
         showed (expiry still goes by the clock)."""
         cached = self._busy
-        if cached is not None and now - cached[0] < 0.5:
-            return cached[1]
+        if cached is not None and now - cached[0] < 0.5 and cached[1] == self.table.moves:
+            return cached[2]
         window = self.table.settings.active_window
         use = PriorityUse(topo.host_rate or topo.link_rate)
         for f in self.table.flows.values():
-            if f.priority and f.path is not None and \
-                    min(now, f.bytes_at) - f.last_active <= window:
+            if f.path is None:
+                continue
+            use.add_rate(f)
+            if f.priority and min(now, f.bytes_at) - f.last_active <= window:
                 use.add(f)
-        self._busy = (now, use)
+        self._busy = (now, self.table.moves, use)
         return use
 
     def _first_fit_score(self, p: SpinePath, dst_leaf: int, topo: TeTopology,
