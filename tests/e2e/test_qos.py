@@ -60,7 +60,9 @@ def test_roce_keeps_its_guarantee_against_a_bulk_flood(controller_factory, spec,
     on, bulk_on = roce_vs_bulk(controller_factory, spec, roce, bulk)
     assert on.lost_percent < 1.0, on
     assert on.delivered_mbps >= 0.95 * ROCE_MBPS, on
-    assert bulk_on.received_mbps > 5.0, bulk_on  # the rest of the port is still used
+    # the rest of the port is still used (delivered: iperf3's receiver rate also counts
+    # its wait at the end, and read 4.6 Mbit/s for 7.1 delivered once in CI)
+    assert bulk_on.delivered_mbps > 5.0, bulk_on
     # and the port was over-subscribed: the flood lost what did not fit beside RoCE
     # (measured: 28% of its 9.8 Mbit/s, 7 of the port's 10 left to it).
     # (Without QoS the same flood tail-drops both flows: bench.qos measures that
