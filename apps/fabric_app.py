@@ -170,6 +170,7 @@ class FabricApp(BoundedLoopApp):
         newly = settled != self._settled or (frozen, waiting) != self._frozen
         self._settled, self._frozen = settled, (frozen, waiting)
         self._apply(Effects(), now, force_sync=newly)
+        self.pub.refresh(now)
         generation = self.core.host_guard.generation
         if generation != self._hosts_generation:  # a host's state changed, maybe silently
             self._hosts_generation = generation

@@ -21,6 +21,10 @@ from controller.core.snapshot import Published, TopologySnapshot
 log = logging.getLogger("aifabric.fabric")
 
 LOGGED_KINDS = ("reroute", "congestion", "congestion_cleared", "pin", "unpin")
+# after a sync of the few switches TE touched (new flows placed), the flows list is
+# republished at most this often (seconds): rebuilding it costs a pass over every
+# tracked flow, per packet-in batch, and capped new-flow setup at ~500 flows/s
+FLOWS_INTERVAL = 0.25
 
 
 class Publisher:
@@ -31,6 +35,8 @@ class Publisher:
         self.value = Published(TopologySnapshot.empty(), qos_policy=core.qos)
         self.bus = EventBus()  # (thread-safe)
         self._errors_seen: dict[str, int] = {}
+        self._flows_at: float | None = None  # when the flows were last published
+        self._flows_stale = False  # placed since then: :meth:`refresh` publishes them
 
     def set(self, **changes) -> None:
         """Replace fields of the published value (readers see before or after)."""
@@ -42,15 +48,26 @@ class Publisher:
     def flows(self, now: float) -> None:
         """TE's flows and jobs (nothing with TE off)."""
         traffic = self.core.traffic
+        self._flows_at, self._flows_stale = now, False
         if traffic.te is not None:
             self.set(flows=traffic.flows(now), flows_at=now, jobs=traffic.job_infos(),
                      jobs_at=now)
 
     def synced(self, now: float, everything: bool) -> None:
-        """After a sync (``everything``: the whole fabric was recomputed)."""
+        """After a sync (``everything``: the whole fabric was recomputed). After one of
+        only the switches TE touched, the flows wait for :meth:`refresh` if they were
+        published less than ``FLOWS_INTERVAL`` ago."""
         if everything:
             self.topology(now)
+        elif self._flows_at is not None and 0 <= now - self._flows_at < FLOWS_INTERVAL:
+            self._flows_stale = True
+            return
         self.flows(now)
+
+    def refresh(self, now: float) -> None:
+        """Publish the flows if placements since the last publication wait (every tick)."""
+        if self._flows_stale:
+            self.flows(now)
 
     def events(self, now: float) -> None:
         """The core's events since the last call, to the bus (a host's change also to

@@ -127,8 +127,11 @@ class Southbound:
         self._synced(now, everything)
 
     def _sync_all(self, now: float, only: set[int] | None) -> None:
+        # (a sync of the switches TE touched places new flows, as often as hosts open
+        # them: its line is for debugging only)
+        level = logging.INFO if only is None else logging.DEBUG
         for dpid, plan in self.sync.plans(now, only, self._masters()):
-            log.info("switch %d: %s", dpid, plan.summary())
+            log.log(level, "switch %d: %s", dpid, plan.summary())
             dp = self.dps[dpid]
             for m in ofmsg.plan_messages(dp, plan):
                 dp.send_msg(m)

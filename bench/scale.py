@@ -10,6 +10,10 @@ cabled as a two-tier Clos. For each size it measures, on this machine:
 - steady state over a window: fabricd's CPU (share of one core), RSS, the event loop's
   lag (p50/p99 of ``aifabric_event_loop_lag_seconds``), OpenFlow messages per second;
 - the API at that size: GetTopology, ListLinks, ListFlows (median and worst of a few);
+- last, new-flow setup (:mod:`bench.flow_setup`): new UDP 5-tuples from every fake host at an
+  offered rate, the first packet of each copied to fabricd, which pins it on its leaf:
+  flows handled per second and the latency from the frame to the entry on the switch
+  (p50/p99), the loop's lag meanwhile;
 - a sync storm: every switch's session dropped and reopened at once (switches keep their
   tables): time until all are synced again, messages sent to re-install (ideally none),
   the loop's lag during it.
@@ -19,6 +23,7 @@ A size that does not get there within its time limit is reported with how far it
 bench/results/scale.json and docs/bench-scale.md.
 
   python -m bench.scale [--sizes 4x96,16x304,16x984] [--window 20] [--limit 300]
+                        [--hosts-per-leaf 2] [--setup-rates 1000,5000]
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from pathlib import Path
 
 import grpc
 
+from bench import flow_setup
 from bench.common import LOOP_LAG, metric_samples, save
 from mininet_topos.controller_proc import FabricdProcess
 from tests.e2e.fleet_support import drift, links_of
 from tests.fakes.fleet import Fleet
+from tests.fakes.hosts import HostNet
 from tests.fakes.layout import spine_leaf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +76,9 @@ def scrape(ctl: FabricdProcess) -> dict[str, float]:
            if s.name.endswith("_bucket")}
     out.update({f"msg_{s.labels['type']}": s.value
                 for s in samples.get("aifabric_openflow_messages", [])
+                if s.name.endswith("_total")})
+    out.update({f"dropped_{s.labels['app']}_{s.labels['lane']}": s.value
+                for s in samples.get("aifabric_intake_dropped", [])
                 if s.name.endswith("_total")})
     return out
 
@@ -142,8 +152,10 @@ def timed(fn: Callable[[], object], n: int = 5) -> dict[str, float]:
 
 
 # --- one size ---------------------------------------------------------------------------------
-def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path) -> dict:
-    lay = spine_leaf(spines, leaves, 0)
+def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path,
+            hosts_per_leaf: int = 2, setup_rates: tuple[float, ...] = (1000.0, 5000.0)
+            ) -> dict:
+    lay = spine_leaf(spines, leaves, hosts_per_leaf)
     want = lay.directed_links()
     name = f"{spines}x{leaves}"
     cfg = workdir / f"fabricd-{name}.yaml"
@@ -154,10 +166,13 @@ def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path
     ctl = FabricdProcess(workdir / f"fabricd-{name}.log",
                          extra_args=["--no-qos", "--config", str(cfg)])
     row: dict = {"fabric": name, "spines": spines, "leaves": leaves,
-                 "switches": spines + leaves, "link_directions": len(want)}
+                 "switches": spines + leaves, "link_directions": len(want),
+                 "hosts": hosts_per_leaf * leaves}
     ctl.start()
     pid = ctl.proc.pid
-    fleet = Fleet(ctl.of_port, lay)
+    hosts = HostNet(lay)
+    fleet = Fleet(ctl.of_port, lay, on_host_frame=hosts.on_frame)
+    hosts.attach(fleet)
     try:
         with ctl.client(timeout=60) as c:
             before = scrape(ctl)
@@ -183,6 +198,10 @@ def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path
                           "ListFlows": timed(c.flows)}
             row["storm"] = storm(ctl, c, fleet, lay.dpids, limit)
             print(f"{name}: steady {row['steady']}, storm {row['storm']}", flush=True)
+            # (last: its flows, pinned and then expiring, would be the storm's business)
+            if hosts_per_leaf and setup_rates:
+                row["setup"] = setup(ctl, fleet, hosts, lay.leaves, setup_rates)
+                print(f"{name}: setup {row['setup']}", flush=True)
     finally:
         row["fleet_failures"] = fleet.failures[:3]
         fleet.close()
@@ -198,6 +217,29 @@ def steady(ctl: FabricdProcess, pid: int, window: float) -> dict:
     return {"window_s": round(t1 - t0, 1), "cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
             "rss_mb": round(rss_mb(pid), 1), "lag_p50_s": lag_quantile(before, after, 0.5),
             "lag_p99_s": lag_quantile(before, after, 0.99), "messages_per_s": rate}
+
+
+def setup(ctl: FabricdProcess, fleet: Fleet, hosts: HostNet, leaves: list[int],
+          rates: tuple[float, ...], seconds: float = 3.0) -> dict:
+    """New-flow setup at each offered rate in turn (bench.flow_setup)."""
+    pairs, watch = flow_setup.prepare(fleet, hosts, leaves)
+    out: dict = {"pairs": len(pairs), "runs": []}
+    if not pairs:
+        return out
+    flow_setup.run(fleet, pairs, watch, 50.0, 1.0, dport=9000)  # (warm-up: not counted)
+    for k, rate in enumerate(rates):
+        before, lost = scrape(ctl), fleet.stats["packet_ins_dropped"]
+        res = flow_setup.run(fleet, pairs, watch, rate, seconds, dport=9001 + k)
+        after = scrape(ctl)
+        res["lag_p99_s"] = lag_quantile(before, after, 0.99)
+        # where the unanswered went: punts fabricd's intake dropped (over its backlog),
+        # packet-ins the switches dropped (their backlog to a slow reader)
+        res["intake_dropped"] = sum(v - before.get(k, 0) for k, v in after.items()
+                                    if k.startswith("dropped_") and k.endswith("_punt"))
+        res["switch_dropped"] = fleet.stats["packet_ins_dropped"] - lost
+        out["runs"].append(res)
+        time.sleep(2.0)
+    return out
 
 
 def storm(ctl: FabricdProcess, client, fleet: Fleet, dpids: list[int], limit: float) -> dict:
@@ -267,6 +309,18 @@ def write_docs(result: dict, path: Path) -> None:
             f"| {_f(st['messages_per_s'].get('packet_in'))} | {_f(sm['synced_s'], ' s')} "
             f"| {_f(sm['lag_p99_s'], ' ms', 1000)} "
             f"| {_f(sm['flow_mods'])} / {_f(sm['group_mods'])} |")
+    lines += ["", "New-flow setup: every fake host sends new UDP 5-tuples to a host on the next "
+              "leaf, 3 s at each offered rate; from the frame entering its leaf to the pin "
+              "(or the no-copy entry of a declined flow) applied by the switch:", "",
+              "| fabric | hosts | offered/s | handled/s | pinned / declined / unanswered "
+              "| latency p50 / p99 | loop lag p99 |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for run in (r.get("setup") or {}).get("runs", []):
+            lines.append(
+                f"| {r['fabric']} | {r.get('hosts', '-')} | {_f(run['offered_per_s'])} "
+                f"| {_f(run['handled_per_s'])} | {run['pinned']} / {run['declined']} / "
+                f"{run['unanswered']} | {_f(run['latency_p50_ms'], ' ms')} / "
+                f"{_f(run['latency_p99_ms'], ' ms')} | {_f(run['lag_p99_s'], ' ms', 1000)} |")
     lines += ["", "API at that size (median / worst of 5, ms):", "",
               "| fabric | GetTopology | ListLinks | ListFlows |", "|---|---|---|---|"]
     for r in rows:
@@ -290,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="steady-state window, seconds (default 20)")
     ap.add_argument("--limit", type=float, default=300.0,
                     help="seconds each size has to be discovered and synced (default 300)")
+    ap.add_argument("--hosts-per-leaf", type=int, default=2,
+                    help="fake hosts behind each leaf (default 2; 0: no setup runs)")
+    ap.add_argument("--setup-rates", default="1000,5000",
+                    help="offered new flows per second of the setup runs, comma-separated "
+                         "(default 1000,5000; empty: none)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/scale.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs/bench-scale.md"))
     args = ap.parse_args(argv)
@@ -299,10 +358,18 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         ap.error(f"--sizes wants SPINESxLEAVES[,...], got {args.sizes!r}")
+    try:
+        rates = tuple(float(x) for x in args.setup_rates.split(",") if x.strip())
+        if any(r <= 0 for r in rates) or args.hosts_per_leaf < 0:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--setup-rates wants positive rates, comma-separated, got "
+                 f"{args.setup_rates!r}; --hosts-per-leaf at least 0")
     rows = []
     with tempfile.TemporaryDirectory(prefix="aifabric-bench-scale-") as tmp:
         for spines, leaves in sizes:
-            rows.append(measure(spines, leaves, args.window, args.limit, Path(tmp)))
+            rows.append(measure(spines, leaves, args.window, args.limit, Path(tmp),
+                                args.hosts_per_leaf, rates))
     result = {"machine": f"{platform.node()}, {os.cpu_count()} cores",
               "limit_s": args.limit, "window_s": args.window, "sizes": rows}
     save(result, args.out, args.doc, write_docs)

@@ -22,6 +22,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -67,6 +68,8 @@ class FakeSwitch:
         self.async_masks = [list(m) for m in DEFAULT_ASYNC]
         self.miss_send_len = 128
         self.config_flags = 0
+        # called (on the fleet's I/O thread) with every flow-mod the switch applied
+        self.on_flow_mod: Callable[[int, w.FlowMod], None] | None = None
 
     # --- sessions ---------------------------------------------------------------------------
     def session_started(self) -> bytes:
@@ -198,7 +201,10 @@ class FakeSwitch:
 
     def _on_flow_mod(self, data: bytes, xid: int, now: float):
         fm = w.flow_mod(data)
-        return self._removed(self.tables.flow_mod(fm, fm.match, now), now), []
+        removed = self._removed(self.tables.flow_mod(fm, fm.match, now), now)
+        if self.on_flow_mod is not None:
+            self.on_flow_mod(self.dpid, fm)
+        return removed, []
 
     def _on_group_mod(self, data: bytes, xid: int, now: float):
         return self._removed(self.tables.group_mod(*w.group_mod(data)), now), []
