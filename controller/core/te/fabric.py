@@ -51,6 +51,7 @@ class FabricTE:
         self._count = count
         self._event = event
         self.port_bps: dict[tuple[int, int], float] = {}  # measured tx rates (te_pass)
+        self._loads_memo: tuple | None = None  # (topo, view, port_bps, their loads)
         self._te_topo: TeTopology | None = None
         self._change_reasons: list[str] = []  # why the TE topology is to be rebuilt
         self._recovered = RecoveredPins()
@@ -201,11 +202,19 @@ class FabricTE:
         return self._te_topo
 
     def te_loads(self) -> dict[Resource, float]:
-        """Measured load of every TE resource, from the port rates the app last read."""
+        """Measured load of every TE resource, from the port rates the app last read
+        (computed once per topology, view and reading: every new flow asks; nobody may
+        change what it gets)."""
         topo = self._te_topo
         if topo is None:
             return {}
-        return measured_loads(topo, self.reader.view(), self.port_bps)
+        view = self.reader.view()
+        memo = self._loads_memo
+        if memo is None or memo[0] is not topo or memo[1] is not view \
+                or memo[2] is not self.port_bps:
+            memo = self._loads_memo = (topo, view, self.port_bps,
+                                       measured_loads(topo, view, self.port_bps))
+        return memo[3]
 
     def recover_pins(self, dpid: int, flows: list[FlowRule]) -> None:
         """Keep a leaf's pins (read back after a restart) until the fabric is known; they
