@@ -165,14 +165,22 @@ def test_a_hotspot_on_one_spine_is_routed_around(controller_factory, tmp_path, r
                 return bool(rows) and rows[0]["spine"] != hot
 
             assert wait_until(moved, timeout=12, interval=0.5), events.events
-            reroutes = [e for e in events.of("reroute")
-                        if e["fields"]["flow"].startswith(f"tcp {h1.IP()}:{flow['src_port']}")]
+
+            def reroutes() -> list[dict]:
+                return [e for e in events.of("reroute") if e["fields"]["flow"].startswith(
+                    f"tcp {h1.IP()}:{flow['src_port']}")]
+
+            # (the event reaches the recorder's stream a moment after the flows list
+            # shows the move: CI once read it too early)
+            wait_until(lambda: bool(reroutes()), timeout=3, interval=0.1)
             # with rebalancing, whichever sees it first moves it (both are right)
             why = ("rebalance", "congestion") if rebalance else ("congestion",)
-            assert reroutes and reroutes[0]["fields"]["reason"].startswith(why), reroutes
+            assert reroutes() and reroutes()[0]["fields"]["reason"].startswith(why), (
+                reroutes(), events.events, flows(ctl, dst_port=5201))
+            reroute = reroutes()[0]
             if not rebalance:
                 assert events.of("congestion")
-            took = reroutes[0]["time"] - t0
+            took = reroute["time"] - t0
             # the TCP flow has the other spine to itself (after congestion it may first
             # have to come out of its retransmission back-off)
             assert wait_until(lambda: flows(ctl, dst_port=5201, src_port=flow["src_port"])[0]
