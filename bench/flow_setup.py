@@ -68,10 +68,10 @@ def partners(hosts: HostNet, leaves: list[int]) -> list[tuple[FakeHost, FakeHost
         by_leaf.setdefault(h.dpid, []).append(h)
     out = []
     for j, leaf in enumerate(leaves):
-        nxt = by_leaf.get(leaves[(j + 1) % len(leaves)], [])
-        for i, h in enumerate(by_leaf.get(leaf, [])):
-            if nxt and leaves[(j + 1) % len(leaves)] != leaf:
-                out.append((h, nxt[i % len(nxt)]))
+        nxt = leaves[(j + 1) % len(leaves)]
+        there = by_leaf.get(nxt, [])
+        if nxt != leaf and there:
+            out += [(h, there[i % len(there)]) for i, h in enumerate(by_leaf.get(leaf, []))]
     return out
 
 

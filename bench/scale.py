@@ -234,8 +234,8 @@ def setup(ctl: FabricdProcess, fleet: Fleet, hosts: HostNet, leaves: list[int],
         res["lag_p99_s"] = lag_quantile(before, after, 0.99)
         # where the unanswered went: punts fabricd's intake dropped (over its backlog),
         # packet-ins the switches dropped (their backlog to a slow reader)
-        res["intake_dropped"] = sum(v - before.get(k, 0) for k, v in after.items()
-                                    if k.startswith("dropped_") and k.endswith("_punt"))
+        res["intake_dropped"] = sum(v - before.get(m, 0) for m, v in after.items()
+                                    if m.startswith("dropped_") and m.endswith("_punt"))
         res["switch_dropped"] = fleet.stats["packet_ins_dropped"] - lost
         out["runs"].append(res)
         time.sleep(2.0)

@@ -123,11 +123,7 @@ class TrafficEngineer:
         """Count readings above the threshold; move large flows off a link that stayed
         hot for ``congestion_intervals`` readings. Not onto the links of flows placed too
         recently to show in the counters."""
-        fresh, fresh_priority = self.placer.fresh_load(now)
-        recent = dict(fresh)
-        for r, w in fresh_priority.items():
-            recent[r] = recent.get(r, 0.0) + w
-        return self.hot_links.check(topo, loads, now, recent)
+        return self.hot_links.check(topo, loads, now, self.placer.recent_load(now))
 
     def estimate_demands(self, flows: list[Flow], host_rate: float) -> dict[FlowKey, float]:
         return estimate_demands(flows, host_rate)

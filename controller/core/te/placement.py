@@ -171,13 +171,21 @@ class FirstPlacement:
                     del count[r]
         return self._fresh_count, self._fresh_priority
 
+    def recent_load(self, now: float) -> dict[Resource, float]:
+        """Load (bit/s) per resource of every placement too recent to show in the
+        counters, of whatever class."""
+        fresh, fresh_priority = self.fresh_load(now)
+        recent = dict(fresh)
+        for r, w in fresh_priority.items():
+            recent[r] = recent.get(r, 0.0) + w
+        return recent
+
     def _priority_use(self, topo: TeTopology, now: float) -> PriorityUse:
         """Who sends and receives priority-class traffic on each link (recomputed at
         most every half second, and after any move; new priority flows are added as
-        they come). A flow is
-        busy if it sent within the active window of its latest counter reading: when a
-        busy controller reads a leaf late, its flows keep the state the last reading
-        showed (expiry still goes by the clock)."""
+        they come). A flow is busy if it sent within the active window of its latest
+        counter reading: when a busy controller reads a leaf late, its flows keep the
+        state the last reading showed (expiry still goes by the clock)."""
         cached = self._busy
         if cached is not None and now - cached[0] < 0.5 and cached[1] == self.table.moves:
             return cached[2]
