@@ -11,35 +11,36 @@ from controller.cli.client import FabricClient, topology_dict
 from mininet_topos.spine_leaf import FabricSpec
 
 
-def discovered(topo: dict[str, Any], spec: FabricSpec, settled_at: float | None = None) -> bool:
+def discovered(topo: dict[str, Any], spec: FabricSpec) -> bool:
     """True when every switch is connected with its role and every link direction is
-    known; with ``settled_at`` (controller clock), also every switch connected before it."""
+    known."""
     roles = {s["dpid"]: s["role"] for s in topo["switches"] if s["connected"]}
     want = {d: "spine" for d in spec.spine_dpids()} | {d: "leaf" for d in spec.leaf_dpids()}
-    if roles != want or len(topo["links"]) != spec.n_directed_links:
-        return False
-    return settled_at is None or all(s["connected_since"] <= settled_at for s in topo["switches"])
+    return roles == want and len(topo["links"]) == spec.n_directed_links
 
 
-def wait_discovered(
-    client: FabricClient, spec: FabricSpec, timeout: float = 30.0, settle: float = 1.0
-) -> dict:
-    """Poll GetTopology until the fabric is fully discovered and every switch has been
-    connected for ``settle`` seconds (fabricd's default settle time: from then on its
-    entries are complete and hosts are learned); raise TimeoutError if not."""
+def settled(client: FabricClient, dpids: list[int]) -> bool:
+    """Every switch settled: fabricd had time to find its links, and what it should hold
+    is complete (from then on hosts are learned and may speak)."""
+    return all(client.switch_entries(d).complete for d in dpids)
+
+
+def wait_discovered(client: FabricClient, spec: FabricSpec, timeout: float = 30.0) -> dict:
+    """Poll the API until the fabric is fully discovered and every switch is settled;
+    raise TimeoutError if not."""
     deadline = time.monotonic() + timeout
     topo: dict[str, Any] = {}
+    dpids = spec.spine_dpids() + spec.leaf_dpids()
     while time.monotonic() < deadline:
         try:
-            msg = client.topology()
-            topo = topology_dict(msg)
+            topo = topology_dict(client.topology())
+            if discovered(topo, spec) and settled(client, dpids):
+                return topo
         except grpc.RpcError:
             topo = {}
-        if topo and discovered(topo, spec, msg.generated_at - settle):
-            return topo
         time.sleep(0.1)
     raise TimeoutError(
-        f"fabric not discovered in {timeout} s: "
+        f"fabric not discovered and settled in {timeout} s: "
         f"{sum(s['connected'] for s in topo.get('switches', []))} switches connected, "
         f"{len(topo.get('links', []))}/{spec.n_directed_links} link directions"
     )

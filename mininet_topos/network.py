@@ -119,12 +119,39 @@ class QuietRemoteController(RemoteController):
         return None
 
 
+class FabricSwitch(OVSSwitch):
+    """Mininet's OVS switch, minus a fight over qdiscs: Mininet re-applies each TCLink's
+    qdisc after a switch starts and again once all have started (``batchStartup``),
+    which replaced the queues a controller connected meanwhile had just provisioned
+    (the controller notices and makes them again, seconds later). Here a switch gets
+    its controllers only once its own links are shaped again, and the second pass
+    (for switches started in batch, which these are not) is skipped."""
+
+    def start(self, controllers) -> None:
+        super().start([])  # (the bridge and its ports; their shaping re-applied)
+        if not controllers:
+            return
+        args: list[str] = []
+        for c in controllers:
+            args += ["--", f"--id=@{c.name}", "create", "Controller",
+                     f'target="{c.protocol}:{c.IP()}:{c.port}"']
+            if self.reconnectms:
+                args.append(f"max_backoff={self.reconnectms}")
+        ids = ",".join(f"@{c.name}" for c in controllers)
+        args += ["--", "set", "bridge", self.name, f"controller=[{ids}]"]
+        subprocess.run(["ovs-vsctl", *args], check=True, capture_output=True, timeout=60)
+
+    @classmethod
+    def batchStartup(cls, switches, run=None):  # noqa: N802 - Mininet's name
+        return switches
+
+
 def build_network(spec: FabricSpec, controller: str | list[str]) -> Mininet:
     """The fabric, each switch connected to ``controller`` (several: a cluster's
     instances, every switch connected to each)."""
     targets = [parse_controller(c) for c in ([controller] if isinstance(controller, str)
                                              else controller)]
-    switch = partial(OVSSwitch, datapath="user", failMode="secure", protocols="OpenFlow13",
+    switch = partial(FabricSwitch, datapath="user", failMode="secure", protocols="OpenFlow13",
                      reconnectms=1000)
     net = Mininet(
         topo=SpineLeafTopo(spec=spec),
@@ -140,10 +167,19 @@ def build_network(spec: FabricSpec, controller: str | list[str]) -> Mininet:
     return net
 
 
+def has_qos_row(port: str) -> bool:
+    """Whether OVSDB gives ``port`` a QoS (a controller provisioned it: OVS is about to
+    install its own root qdisc there, which carries the port's rate)."""
+    res = subprocess.run(["ovs-vsctl", "get", "port", port, "qos"], capture_output=True,
+                         text=True, check=False)
+    return res.returncode == 0 and res.stdout.strip() not in ("", "[]")
+
+
 def ensure_shaping(net: Mininet, rounds: int = 3) -> int:
     """Re-apply TCLink's shaping where it did not stick. OVS and Mininet fight over a new
     port's root qdisc (OVS may delete the one Mininet just made), which leaves links
-    unshaped at random. A port carrying OVS's own HTB (QoS, handle 1:) is left alone.
+    unshaped at random. A port carrying OVS's own HTB (QoS, handle 1:), or about to
+    (a controller gave it a QoS row), is left alone.
     Returns how many interfaces needed it."""
     fixed = 0
     for _ in range(rounds):
@@ -156,7 +192,7 @@ def ensure_shaping(net: Mininet, rounds: int = 3) -> int:
                 out = node.cmd(f"tc qdisc show dev {intf.name}") if node in net.hosts else \
                     subprocess.run(["tc", "qdisc", "show", "dev", intf.name],
                                    capture_output=True, text=True).stdout
-                if "htb 5:" not in out and "htb 1:" not in out:
+                if "htb 5:" not in out and "htb 1:" not in out and not has_qos_row(intf.name):
                     missing.append(intf)
         if not missing:
             return fixed
