@@ -12,12 +12,13 @@ import time
 from collections import Counter
 
 from aifabric.v1 import fabric_pb2
+from controller.cli.client import flow_dict
 from mininet_topos import traffic as T
 from mininet_topos.mpi import BTL_PORTS, run_collective
 from mininet_topos.network import reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric, wait_qos_ready
-from tests.e2e.test_te import EventRecorder, flows
+from tests.e2e.test_te import EventRecorder
 
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=5)
 RATE = 5e6
@@ -73,9 +74,16 @@ def test_an_unregistered_all_to_all_marked_collective_leaves_each_leaf_host_by_h
         wait_qos_ready(net)
         assert all(reachability(net, count=1, timeout=2).values())
         T.mark_tcp_dscp(net.hosts, 34)
-        result = run_collective(net, RING, "alltoall", 256 << 10, iters=2, timeout=90)
-        rows = [r for r in flows(ctl) if r["src_leaf"] != r["dst_leaf"]]
+        events = EventRecorder(ctl)
+        try:
+            result = run_collective(net, RING, "alltoall", 256 << 10, iters=2, timeout=90)
+            with ctl.client() as c:
+                listed = c.flows()
+        finally:
+            events.close()
+        rows = [r for r in map(flow_dict, listed.flows) if r["src_leaf"] != r["dst_leaf"]]
         ips = {net.get(h).IP() for h in RING}
+        moves = events.of("reroute")
     assert rows and {r["src_ip"] for r in rows} == ips, rows
     # every flow between the ranks is in the collective class (the hosts' marking)
     assert {(r["traffic_class"], r["priority"]) for r in rows} == {("collective", True)}, rows
@@ -85,22 +93,27 @@ def test_an_unregistered_all_to_all_marked_collective_leaves_each_leaf_host_by_h
     data = [r for r in rows if r["src_port"] in BTL_PORTS or r["dst_port"] in BTL_PORTS]
     first = [r for r in data if not r["moves"]]  # (as placed at their first packet)
     assert len(data) >= 40 and len(first) >= 0.8 * len(data), data
+    # Rails are judged on the placements made before TE first moved a flow: a move
+    # (rebalancing reads the ring's bursts as an overloaded downlink now and then: one
+    # run in eight locally) puts some of a host's flows on its other spine, and its
+    # next flows are then rightly placed by the other concerns, off its former rail
+    first_move = min((e["time"] for e in moves), default=float("inf"))
+    print("moves:", *(f"{e['time']:.3f} {e['message']}" for e in moves), sep="\n")
+    judged = [r for r in first if listed.collected_at - r["age_seconds"] < first_move]
+    assert len(judged) >= 0.5 * len(data), (len(judged), len(data))
     spines: dict[str, Counter[int]] = {}
-    for r in first:
+    for r in judged:
         spines.setdefault(r["src_ip"], Counter())[r["spine"]] += 1
     placed = sorted((-r["age_seconds"], r["src_ip"], r["dst_ip"], r["src_port"],
-                     r["dst_port"], r["spine"]) for r in first)
+                     r["dst_port"], r["spine"]) for r in judged)
     print("data flows as placed (age, src, dst, sport, dport, spine):", *placed, sep="\n")
     # Each host's flows leave by one spine (hash ECMP puts about half of them on the
-    # other). One flow in all may stray: in about one run of five (before and after
-    # 2026-12-06, same code) one host's last connection, opened by a receiver on the
-    # other spine, had its reply placed with the receiver's spine (1 of ~37 flows;
-    # under investigation, issue 25)
+    # other)
     strays = sum(sum(c.values()) - max(c.values()) for c in spines.values())
-    assert strays <= 1, spines
+    assert strays == 0, spines
     rail = {ip: c.most_common(1)[0][0] for ip, c in spines.items()}
     uplinks: dict[int, set[tuple[str, int]]] = {}  # leaf -> its (host, spine)
-    for r in first:
+    for r in judged:
         uplinks.setdefault(r["src_leaf"], set()).add((r["src_ip"], rail[r["src_ip"]]))
     assert set(uplinks) == {2001, 2002, 2003, 2004}, uplinks  # every leaf's two ranks sent
     assert all(len({s for _, s in u}) == len(u) == 2 for u in uplinks.values()), uplinks
