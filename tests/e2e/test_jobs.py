@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from controller.cli.client import job_dict
 from mininet_topos.attack import ping_result, start_ping
 from mininet_topos.network import wait_until
 from tests.e2e.conftest import all_pairs_ok, assert_switches_hold_desired
@@ -24,9 +25,10 @@ def fabricctl(ctl, *args: str, stdin: str | None = None) -> subprocess.Completed
 
 
 def job_json(ctl, job_id: str) -> dict:
-    res = fabricctl(ctl, "--json", "job", "show", job_id)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    """The job as ``fabricctl --json job show`` prints it, read in process: polled, a
+    fabricctl process per reading costs 0.4 s of CPU the fabric shares."""
+    with ctl.client() as c:
+        return job_dict(c.job(job_id))
 
 
 def pair(job: dict, src_ip: str, dst_ip: str) -> dict:
@@ -50,7 +52,7 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
     h1, h3 = net.get("h1", "h3")
     job = register_ring(ctl, net, tmp_path)
     spine = pair(job, h1.IP(), h3.IP())["spine"]
-    ping = start_ping(h1, h3.IP(), 5)  # every 10 ms
+    ping = start_ping(h1, h3.IP(), 3)  # every 10 ms
     time.sleep(1.0)
     # the far side of the pair's path: its spine's link to h3's leaf
     net.configLinkStatus(f"s{spine - 1000}", "l2", "down")
@@ -59,7 +61,7 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
                           not in (spine, 0), timeout=3)
         res = ping_result(ping)
         # <= 100 ms on a quiet machine; room for the CI's two shared cores (13 lost)
-        assert res.sent > 250 and res.sent - res.received <= 25, res  # (~500 sent)
+        assert res.sent > 150 and res.sent - res.received <= 25, res  # (~300 sent)
         now = job_json(ctl, "ring8")
         assert len(now["pairs"]) == 16, now  # (the ring of 8, both ways: all checked below)
         # every pair towards l2 avoids the cut link; the rest keep two per uplink at most
@@ -80,7 +82,7 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
     ctl.proc.wait(5)
     again = controller_factory("--state-file", str(ctl.state_file), of_port=ctl.of_port,
                                grpc_port=int(ctl.grpc_addr.split(":")[1]))
-    ping = start_ping(h1, h3.IP(), 6)
+    ping = start_ping(h1, h3.IP(), 4)  # (the restart takes ~2.5 s; settled 1 s later)
 
     def same_paths() -> bool:
         got = job_json(again, "ring8")
