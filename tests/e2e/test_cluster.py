@@ -11,11 +11,9 @@ forwarding goes on."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import grpc
@@ -23,11 +21,18 @@ import pytest
 
 from aifabric.v1 import fabric_pb2
 from mininet_topos.attack import ping_result, start_ping
-from mininet_topos.controller_proc import FabricdProcess
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.etcd_proc import fabricd_cluster
 from mininet_topos.network import fabric_network, wait_until
 from mininet_topos.spine_leaf import FabricSpec
+from tests.e2e.cluster_support import (
+    api_masters,
+    bridge_of,
+    cluster_json,
+    dpid_of,
+    masters,
+    roles,
+)
 from tests.e2e.conftest import (
     all_pairs_ok,
     flow_table,
@@ -49,15 +54,6 @@ POLICY = ("classes:\n"
           "  - {name: roce, dscp: 26, queue: 3, share: 0.3, match: {udp_dst: [4791]}}\n"
           "  - {name: nccl, dscp: 34, queue: 4, share: 0.4,\n"
           "     match: {tcp_dst: ['5000-5099'], tcp_src: ['5000-5099']}}\n")
-FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
-
-
-def bridge_of(dpid: int) -> str:
-    return f"s{dpid - 1000}" if dpid < 2000 else f"l{dpid - 2000}"
-
-
-def dpid_of(bridge: str) -> int:
-    return (1000 if bridge[0] == "s" else 2000) + int(bridge[1:])
 
 
 def every_leaf_uses(ports: list[int]) -> bool:
@@ -65,55 +61,6 @@ def every_leaf_uses(ports: list[int]) -> bool:
     (not merely: whatever groups there are, none of them others)."""
     return all(group_buckets(leaf) == {gid: ports for other, gid in GROUP_OF.items()
                                        if other != leaf} for leaf in LEAVES)
-
-
-def cluster_json(ctl: FabricdProcess) -> dict:
-    res = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "--json", "cluster"],
-                         capture_output=True, text=True, timeout=30)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
-
-
-def ovsdb_rows(table: str, columns: str) -> list[dict]:
-    out = subprocess.run(["ovs-vsctl", "-f", "json", f"--columns={columns}", "list", table],
-                         capture_output=True, text=True, check=True).stdout
-    doc = json.loads(out)
-    return [dict(zip(doc["headings"], row, strict=True)) for row in doc["data"]]
-
-
-def roles() -> dict[str, dict[int, str]]:
-    """bridge -> {OpenFlow port of the controller: role}, as Open vSwitch reports them."""
-    by_uuid = {}
-    for row in ovsdb_rows("Controller", "_uuid,target,role,is_connected"):
-        role = row["role"] if isinstance(row["role"], str) else ""
-        if row["is_connected"] is True:
-            by_uuid[row["_uuid"][1]] = (int(row["target"].rsplit(":", 1)[1]), role)
-    out = {}
-    for row in ovsdb_rows("Bridge", "name,controller"):
-        ref = row["controller"]
-        uuids = [ref[1]] if ref[0] == "uuid" else [u[1] for u in ref[1]]
-        out[row["name"]] = dict(by_uuid[u] for u in uuids if u in by_uuid)
-    return out
-
-
-def api_masters(ctls: list[FabricdProcess]) -> dict[str, str]:
-    """bridge -> the node id of its master, as the instances say (bridges one claims)."""
-    out: dict[str, str] = {}
-    for ctl in ctls:
-        with ctl.client() as c:
-            out |= {bridge_of(d): ctl.node for d in c.status().cluster.mastered_here}
-    return out
-
-
-def masters(ctls: list[FabricdProcess]) -> dict[str, str]:
-    """bridge -> the node id of its master (only bridges with exactly one master)."""
-    node_of = {c.of_port: c.node for c in ctls}
-    out = {}
-    for bridge, got in roles().items():
-        held = [port for port, role in got.items() if role == "master"]
-        if len(held) == 1:
-            out[bridge] = node_of[held[0]]
-    return out
 
 
 def start_cluster(tmp_path, request, extra: list[str]):
