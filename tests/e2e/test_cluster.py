@@ -109,7 +109,8 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
         victim = next(c for c in ctls if c.node == victim_node)
         lost = sorted(b for b, n in spread.items() if n == victim_node)
         h1, h3, h8 = net.get("h1", "h3", "h8")
-        pinger = start_ping(h3, h8.IP(), seconds=4, interval=0.01)  # established traffic
+        # established traffic, through the kill (at 0.5 s) and the takeover (< 1 s later)
+        pinger = start_ping(h3, h8.IP(), seconds=2.5, interval=0.01)
         time.sleep(0.5)
         os.kill(victim.proc.pid, signal.SIGKILL)
         killed = time.monotonic()
