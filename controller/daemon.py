@@ -7,6 +7,7 @@ management API, then runs the os-ken apps on os-ken's native-thread hub.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import logging
 import os
@@ -359,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # every thread's stack to the log on SIGUSR1 (from C: also when no Python code runs)
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     if config.watchdog_exit_seconds:
         start_stall_exit(config.watchdog_exit_seconds, fabric_app)
 

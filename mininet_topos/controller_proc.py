@@ -69,6 +69,7 @@ class FabricdProcess:
         self.proc: subprocess.Popen | None = None
         self.tls: dict[str, str] = {}  # ca/cert/key for clients, when it serves TLS
         self.token_file: Path | None = None  # else the default token file
+        self.stop_timed_out = False  # it outlived SIGTERM by the stop timeout (killed)
         # operator intent kept beside the log: a restart of this controller finds it,
         # another controller (another test) does not
         self.state_file = self.log_path.with_name(self.log_path.stem + ".state.json")
@@ -100,6 +101,13 @@ class FabricdProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                # (fabricd dumps every thread's stack to its log on SIGUSR1: the evidence
+                # of why it did not stop)
+                print(f"fabricd {self.proc.pid} still running {timeout:g} s after SIGTERM: "
+                      f"its threads' stacks go to {self.log_path}", file=sys.stderr)
+                self.proc.send_signal(signal.SIGUSR1)
+                self.stop_timed_out = True
+                time.sleep(1.0)
                 self.proc.kill()
                 self.proc.wait(5)
         rc = self.proc.returncode

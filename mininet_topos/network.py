@@ -145,19 +145,6 @@ class FabricSwitch(OVSSwitch):
     def batchStartup(cls, switches, run=None):  # noqa: N802 - Mininet's name
         return switches
 
-    @classmethod
-    def batchShutdown(cls, switches, run=None):  # noqa: N802 - Mininet's name
-        """Mininet's, without waiting for ovs-vswitchd to take the bridges down (0.4 s
-        of a 2x4 fabric's teardown): the next fabric's ``del-br``/``add-br`` of the
-        same names is committed after this one, and applied in order."""
-        if switches:
-            subprocess.run(["ovs-vsctl", "--no-wait", *[a for s in switches for a in (
-                "--", "--if-exists", "del-br", s.name)]], check=False,
-                capture_output=True, timeout=60)
-        for switch in switches:
-            switch.terminate()
-        return switches
-
 
 def build_network(spec: FabricSpec, controller: str | list[str]) -> Mininet:
     """The fabric, each switch connected to ``controller`` (several: a cluster's

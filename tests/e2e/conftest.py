@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def controller_factory(tmp_path, request):
     yield make
     for ctl in started:
         ctl.stop()
+        if ctl.stop_timed_out:  # (past pytest's capture: CI shows it)
+            print(f"--- {ctl.log_path.name}: did not stop on SIGTERM ---\n"
+                  f"{ctl.log_path.read_text()[-12000:]}", file=sys.__stderr__)
     if request.node.rep_call_failed if hasattr(request.node, "rep_call_failed") else False:
         for log in sorted(Path(tmp_path).glob("fabricd-*.log")):
             print(f"--- {log.name} ---\n{log.read_text()[-6000:]}")
