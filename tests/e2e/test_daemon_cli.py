@@ -109,3 +109,18 @@ def test_sigint_also_stops_cleanly(tmp_path):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 0
     assert "stopping" in proc.stderr.read()
+
+
+def test_sigusr1_writes_every_threads_stack_and_keeps_serving(controller_factory):
+    """The evidence for a fabricd that seems stuck: SIGUSR1 dumps every thread's stack
+    to its log (faulthandler, from C), and the daemon goes on serving."""
+    ctl = controller_factory()
+    before = ctl.log_path.read_text()
+    ctl.proc.send_signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    dumped = ctl.log_path.read_text()[len(before):]
+    assert dumped.count("Thread 0x") >= 3 and 'File "' in dumped, dumped
+    assert "fabric_app.py" in dumped, dumped  # (the event loop's thread among them)
+    with ctl.client() as c:
+        assert c.health() == "SERVING"
+    assert ctl.stop() == 0
