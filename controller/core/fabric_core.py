@@ -16,9 +16,11 @@ from controller.core.fabric.forwarding import (
     FabricView,
     HostLocation,
     assign_group_ids,
-    desired_state,
+    host_rules,
     lldp_meters,
     lldp_rule,
+    switch_base,
+    with_hosts,
 )
 from controller.core.fabric.frames import (
     Ethernet,
@@ -70,6 +72,8 @@ class FabricCore:
         self._view: FabricView | None = None
         self._warnings: tuple[str, ...] = ()  # of the view
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
+        # per switch, its state but for host entries: kept while only hosts change
+        self._base: dict[int, SwitchDesired] = {}
         self._roles: dict[int, str] = {}  # role of every switch seen, as of the last view
         self._guard_ports: dict[int, tuple[int, ...]] = {}  # leaf -> settled host ports
         self.counters: dict[str, int] = {}
@@ -90,8 +94,8 @@ class FabricCore:
             self.fabric, self.host_guard, flood_rate=settings.flood_rate,
             flood_burst=settings.flood_burst, host_ports=self.host_ports,
             leaves=lambda: sorted(d for d, r in self.roles().items() if r == LEAF),
-            count=self._count, emit=lambda e: self.events.append(e), changed=self._changed,
-            rlog=self._rlog)
+            count=self._count, emit=lambda e: self.events.append(e),
+            hosts_changed=self._hosts_changed, rlog=self._rlog)
         self.traffic: FabricTE | TeOff = (  # traffic engineering
             FabricTE(settings, TrafficEngineer(settings.te), self, self._count, self._event)
             if settings.te is not None else TeOff())
@@ -115,6 +119,14 @@ class FabricCore:
         self.traffic.invalidate(reason or "topology change")
         return Effects(changed=True)
 
+    def _hosts_changed(self, reason: str | None = None) -> Effects:
+        """Hosts came, went or changed address: the view is derived again, but what
+        switches hold besides host entries (``_base``) is kept."""
+        base = self._base
+        eff = self._changed(reason)
+        self._base = base
+        return eff
+
     def _drop_view(self) -> None:
         """Forget the derived view and what was computed from it; the roles it found
         are remembered (a switch keeps its role while it is away)."""
@@ -122,6 +134,7 @@ class FabricCore:
             self._roles.update(self._view.roles)
         self._view = None
         self._desired.clear()
+        self._base = {}
 
     def _event(self, kind: str, message: str, **fields: object) -> None:
         self.events.append(FabricEvent(kind, message,
@@ -359,7 +372,11 @@ class FabricCore:
                                        lldp_meters(self.settings.punt)), False
         desired = self._desired.get(dpid)
         if desired is None:
-            desired = self._desired[dpid] = desired_state(self.view(), dpid)
+            view = self.view()
+            base = self._base.get(dpid)
+            if base is None:
+                base = self._base[dpid] = switch_base(view, dpid)
+            desired = self._desired[dpid] = with_hosts(base, host_rules(view, dpid))
         complete = True
         if self.traffic.te is None or self.role(dpid) != LEAF:
             return desired, complete

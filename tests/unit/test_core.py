@@ -453,3 +453,35 @@ def test_drained_spine_still_forwards_what_reaches_it():
     # in-flight traffic: a group towards every leaf, out of the port that leads to it
     gids = fab.core.view().group_ids
     assert bucket_ports(spine) == {gids[leaf]: [fab.wires[(leaf, 1)][1]] for leaf in fab.leaves}
+
+
+def test_what_switches_hold_besides_hosts_is_kept_while_only_hosts_change():
+    """A host learned, readdressed or aged out rebuilds the host entries of every switch
+    and keeps the rest (groups, meters, control and guard entries); a link change drops
+    both. Either way the result is what a rebuild from scratch gives."""
+    from controller.core.fabric.forwarding import desired_state
+
+    fab = FakeFabric(settings=CoreSettings(source_guard=True))
+    fab.connect_all()
+    fab.deliver(learn(fab, 2001, 3, H1))
+    fab.advance(0.1)
+    switches = fab.spines + fab.leaves
+
+    def check() -> None:
+        fab.core.prepare(fab.now)
+        for d in switches:
+            assert fab.core.desired(d, fab.now)[0] == desired_state(fab.core.view(), d), d
+
+    check()
+    base = dict(fab.core._base)
+    assert set(base) == set(switches)
+    fab.deliver(learn(fab, 2002, 3, H3))  # a new host
+    fab.deliver(learn(fab, 2001, 3, (H1[0], "10.0.0.11")))  # h1 readdressed
+    check()
+    assert all(fab.core._base[d] is base[d] for d in switches)  # kept, not rebuilt
+    held = fab.core.desired(2002, fab.now)[0].flows
+    assert any(dict(r.match).get("ipv4_src") == H3[1] for r in held.values())  # its pass
+    fab.deliver(fab.core.port_status(2001, Port(1, "p1", up=False), False, fab.now))
+    # (a link went: everything is derived again)
+    check()
+    assert all(fab.core._base[d] is not base[d] for d in switches)

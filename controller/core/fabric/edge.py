@@ -43,7 +43,8 @@ class Edge:
                  flood_burst: float, host_ports: Callable[[int, float], list[int]],
                  leaves: Callable[[], list[int]], count: Callable[..., None],
                  emit: Callable[[FabricEvent], None],
-                 changed: Callable[[str | None], Effects], rlog: RateLimitedLog) -> None:
+                 hosts_changed: Callable[[str | None], Effects],
+                 rlog: RateLimitedLog) -> None:
         self.fabric = fabric
         self.host_guard = host_guard
         self.flood_rate = flood_rate
@@ -52,7 +53,7 @@ class Edge:
         self._leaves = leaves
         self._count = count
         self._emit = emit
-        self._changed = changed
+        self._changed = hosts_changed  # (hosts only: the rest of the view is kept)
         self._rlog = rlog
         self._buckets: dict[tuple[int, int], TokenBucket] = {}
         self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from controller.core import constants as C
 from controller.core.fabric.qos import QosPolicy, marking_rules, queue_rules
@@ -184,7 +184,8 @@ def control_rules(role: str, edge_ports: tuple[int, ...] = ()) -> list[FlowRule]
 
 def guard_rules(view: FabricView, leaf: int) -> list[FlowRule]:
     """The source guard of a leaf's settled host ports: IPv4 goes on only from a MAC and
-    address bound at the port it came in on (and from 0.0.0.0: DHCP); any other IPv4 goes
+    address bound at the port it came in on (:func:`guard_passes`) and from 0.0.0.0
+    (DHCP); any other IPv4 goes
     to the controller through the port's own meter (a host that speaks before it ARPs
     is learnt from it; a forged source is dropped there). ARP is punted before this."""
     ports = view.guarded.get(leaf, ())
@@ -202,22 +203,21 @@ def guard_rules(view: FabricView, leaf: int) -> list[FlowRule]:
                      make_match(in_port=p, eth_type=C.ETH_TYPE_IP, ipv4_src="0.0.0.0"),
                      on, cookie),
         ]
-    guarded = set(ports)
-    rules += [FlowRule(C.TABLE_INGRESS, C.PRIO_GUARD_PASS,
-                       make_match(in_port=h.port, eth_type=C.ETH_TYPE_IP, eth_src=h.mac,
-                                  ipv4_src=h.ip), on, cookie)
-              for h in view.hosts if h.dpid == leaf and h.port in guarded and h.ip]
     return rules
 
 
-def host_rule(host: HostLocation, action: tuple) -> FlowRule:
-    return FlowRule(
-        C.TABLE_FORWARD,
-        C.PRIO_HOST,
-        make_match(eth_dst=host.mac),
-        apply_actions(action),
-        C.make_cookie(C.KIND_HOST, C.ip_to_cookie_low(host.ip)),
-    )
+def guard_passes(view: FabricView, leaf: int) -> list[FlowRule]:
+    """What the source guard lets on at once: IPv4 from each host bound at one of the
+    leaf's guarded ports, with its MAC and address."""
+    guarded = set(view.guarded.get(leaf, ()))
+    if not guarded:
+        return []
+    cookie = C.make_cookie(C.KIND_GUARD)
+    on = (("goto", C.TABLE_CLASSIFY),)
+    return [FlowRule(C.TABLE_INGRESS, C.PRIO_GUARD_PASS,
+                     make_match(in_port=h.port, eth_type=C.ETH_TYPE_IP, eth_src=h.mac,
+                                ipv4_src=h.ip), on, cookie)
+            for h in view.hosts if h.dpid == leaf and h.port in guarded and h.ip]
 
 
 def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
@@ -318,6 +318,23 @@ def nocopy_rule(match) -> FlowRule:
 
 def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
     """Every flow and group aifabric wants on switch ``dpid`` (TE pins aside)."""
+    return with_hosts(switch_base(view, dpid), host_rules(view, dpid))
+
+
+def with_hosts(base: SwitchDesired, hosts: list[FlowRule]) -> SwitchDesired:
+    """``base`` with the host entries added."""
+    flows = dict(base.flows)
+    for rule in hosts:
+        have = flows.setdefault(rule.key, rule)
+        if have is not rule and have != rule:
+            raise ValueError(f"two different rules for one match: {rule.key}")
+    return SwitchDesired(flows, base.groups, base.meters)
+
+
+def switch_base(view: FabricView, dpid: int) -> SwitchDesired:
+    """What switch ``dpid`` holds whatever hosts there are: its control, guard, marking,
+    TE and queue entries, its groups and meters. Hosts come and go far more often than
+    links; this part is kept while only they change."""
     role = view.roles.get(dpid, LEAF)
     edge = tuple(view.edge_ports.get(dpid, ())) if role == LEAF else ()
     flows = control_rules(role, edge)
@@ -335,19 +352,36 @@ def desired_state(view: FabricView, dpid: int) -> SwitchDesired:
         groups = spine_groups(view, dpid)
     if view.qos is not None:
         flows += queue_rules(view.qos)
+    return SwitchDesired.build(flows, groups, meters)
+
+
+def host_rules(view: FabricView, dpid: int) -> list[FlowRule]:
+    """A switch's entries for hosts: on a leaf, the source guard's pass for each of its
+    own; towards every host, out of the host's port on its own leaf, else
+    by the ECMP group of its leaf (on a TE leaf, through table 3, where a pin may
+    replace the group)."""
+    role = view.roles.get(dpid, LEAF)
+    te_leaf = view.te and role == LEAF
+    rules = guard_passes(view, dpid) if role == LEAF else []
     for host in view.hosts:
-        if host.dpid not in view.group_ids:
+        gid = view.group_ids.get(host.dpid)
+        if gid is None:
             continue  # its switch is not (or no longer) a connected leaf
         if role == LEAF and host.dpid == dpid:
-            flows.append(host_rule(host, ("output", host.port)))
-        elif te_leaf:
-            # the group goes into the action set; a pin in table 3 may replace it
-            gid = view.group_ids[host.dpid]
-            flows.append(FlowRule(
-                C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=host.mac),
-                (("write", (("group", gid),)), ("goto", C.TABLE_TE)),
-                C.make_cookie(C.KIND_HOST, C.ip_to_cookie_low(host.ip)),
-            ))
+            rules.append(_host_entry(host.mac, host.ip, ("output", host.port), False))
         else:
-            flows.append(host_rule(host, ("group", view.group_ids[host.dpid])))
-    return SwitchDesired.build(flows, groups, meters)
+            rules.append(_host_entry(host.mac, host.ip, ("group", gid), te_leaf))
+    return rules
+
+
+@lru_cache(maxsize=1 << 16)
+def _host_entry(mac: str, ip: str, action: tuple, via_te: bool) -> FlowRule:
+    """One host entry (the same object for every switch that holds it: a fabric of
+    hundreds of leaves holds each host's entry hundreds of times, rebuilt when a host
+    comes or goes)."""
+    cookie = C.make_cookie(C.KIND_HOST, C.ip_to_cookie_low(ip))
+    if via_te:  # the group goes into the action set; a pin in table 3 may replace it
+        return FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=mac),
+                        (("write", (action,)), ("goto", C.TABLE_TE)), cookie)
+    return FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=mac),
+                    apply_actions(action), cookie)
