@@ -24,6 +24,25 @@ def test_identical_state_needs_nothing():
     assert len(mirror.plan(desired)) == 0
 
 
+def test_entries_read_back_equal_to_what_is_wanted_are_held_as_the_wanted_objects():
+    """A switch's entries read back (equal values, other objects) need nothing, and the
+    mirror then holds the wanted objects (later plans skip comparing them); an entry
+    with the wanted match but another cookie is re-added, and one nobody wants is still
+    found for deletion when every wanted entry is held too."""
+    desired = SwitchDesired.build([rule("a", 1), rule("b", 2, cookie=5)], [group(7, 1, 2)])
+    mirror = SwitchMirror({r.key: r for r in [rule("a", 1), rule("b", 2), rule("x", 3)]},
+                          {7: group(7, 1, 2)})
+    plan = mirror.plan(desired)
+    assert [r.match for r in plan.flow_adds] == [make_match(eth_dst="b")]
+    assert [r.match for r in plan.flow_dels] == [make_match(eth_dst="x")]
+    assert plan.group_adds == plan.group_mods == plan.group_dels == []
+    key_a = rule("a", 1).key
+    assert mirror.flows[key_a] is desired.flows[key_a]
+    assert mirror.groups[7] is desired.groups[7]
+    mirror.apply(plan)
+    assert len(mirror.plan(desired)) == 0
+
+
 def test_diff_adds_modifies_and_deletes_only_what_differs():
     mirror = SwitchMirror(
         {r.key: r for r in [rule("a", 1), rule("b", 2), rule("gone", 3)]},

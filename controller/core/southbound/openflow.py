@@ -155,30 +155,47 @@ class SwitchMirror:
                 out.meter_adds.append(meter)
             elif have_meter != meter:
                 out.meter_mods.append(meter)
+        # (A leaf with thousands of TE pins is planned after every placement, and almost
+        # nothing differs each time: an entry the mirror holds as the very object wanted
+        # is not compared, one found equal is held as that object from then on, and the
+        # mirror is searched for entries to delete only if it holds more than is wanted.)
         for gid, group in sorted(desired.groups.items()):
             have = self.groups.get(gid)
+            if have is group:
+                continue
             if have is None:
                 out.group_adds.append(group)
-            elif have != group and not additive and gid not in keep_groups:
+            elif have == group:
+                self.groups[gid] = group
+            elif not additive and gid not in keep_groups:
                 # (additive: a group is not rewritten on a partial view of the fabric, e.g.
                 # while the spines are still reconnecting after a controller restart)
                 out.group_mods.append(group)
-        # (compare first, sort only what differs: a leaf with thousands of TE pins is
-        # synced after every placement, and almost nothing differs each time)
+        held = 0  # wanted entries the switch holds already (with any cookie)
         for key, rule in desired.flows.items():
             have = self.flows.get(key)
-            if have is None or have.cookie != rule.cookie:
+            if have is rule:
+                held += 1
+                continue
+            if have is None:
+                out.flow_adds.append(rule)
+                continue
+            held += 1
+            if have.cookie != rule.cookie:
                 out.flow_adds.append(rule)  # an add replaces an entry with the same match
             elif have.instructions != rule.instructions:
                 out.flow_mods.append(rule)
+            else:
+                self.flows[key] = rule
         out.flow_adds.sort(key=lambda r: _sort_key(r.key))
         out.flow_mods.sort(key=lambda r: _sort_key(r.key))
         if additive:
             return out
-        out.flow_dels = sorted((rule for key, rule in self.flows.items()
-                                if key not in desired.flows
-                                and not (keep_groups and uses_groups(rule) & keep_groups)),
-                               key=lambda r: _sort_key(r.key))
+        if len(self.flows) > held:  # (else every entry held is wanted)
+            out.flow_dels = sorted((rule for key, rule in self.flows.items()
+                                    if key not in desired.flows
+                                    and not (keep_groups and uses_groups(rule) & keep_groups)),
+                                   key=lambda r: _sort_key(r.key))
         out.group_dels = sorted(gid for gid in self.groups
                                 if gid not in desired.groups and gid not in keep_groups)
         out.meter_dels = sorted(mid for mid in self.meters if mid not in desired.meters)
