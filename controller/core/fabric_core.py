@@ -5,6 +5,7 @@ and desired per-switch entries. No os-ken, no sockets, no clock: ``now`` is an a
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from controller.core import constants as C
 from controller.core.effects import Effects
@@ -53,6 +54,10 @@ from controller.core.te.off import TeOff
 log = logging.getLogger("aifabric.core")
 
 
+def _same_but_hosts(a: FabricView | None, b: FabricView) -> bool:
+    return a is not None and replace(a, hosts=()) == replace(b, hosts=())
+
+
 class FabricCore:
     """Events in (switches, ports, frames, counters, operator commands, the time),
     desired switch state and effects out. Discovery (``discovery``: LLDP, links, flap
@@ -72,8 +77,10 @@ class FabricCore:
         self._view: FabricView | None = None
         self._warnings: tuple[str, ...] = ()  # of the view
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
-        # per switch, its state but for host entries: kept while only hosts change
+        # per switch, its state but for host entries: kept while only hosts change, as
+        # long as the view derived again differs from ``_base_view`` only by its hosts
         self._base: dict[int, SwitchDesired] = {}
+        self._base_view: FabricView | None = None
         self._roles: dict[int, str] = {}  # role of every switch seen, as of the last view
         self._guard_ports: dict[int, tuple[int, ...]] = {}  # leaf -> settled host ports
         self.counters: dict[str, int] = {}
@@ -336,6 +343,9 @@ class FabricCore:
             punt=self.settings.punt,
             guarded={d: p for d, p in self._guard_ports.items() if d in leaves},
         )
+        if self._base and not _same_but_hosts(self._base_view, self._view):
+            self._base = {}  # (something else changed too, unannounced: derive it all)
+        self._base_view = self._view
         return self._view
 
     def _settle_guard(self, now: float) -> bool:

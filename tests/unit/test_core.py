@@ -485,3 +485,10 @@ def test_what_switches_hold_besides_hosts_is_kept_while_only_hosts_change():
     # (a link went: everything is derived again)
     check()
     assert all(fab.core._base[d] is not base[d] for d in switches)
+    # a change nobody announced (here: a spine drained behind the core's back) is found
+    # when the view is derived again for a host, and taken in
+    base = dict(fab.core._base)
+    fab.core.maintenance.switches.add(1002)
+    fab.deliver(learn(fab, 2003, 3, ("00:00:00:00:00:05", "10.0.0.5")))
+    check()
+    assert fab.core._base[2002] is not base[2002]
