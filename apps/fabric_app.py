@@ -164,6 +164,9 @@ class FabricApp(BoundedLoopApp):
             else:
                 self.stats.poll(timer, self.dps.values(), leaves, now)
         # Switches become settled with time alone: sync when that happens.
+        judged = self.core.judge(now)
+        if judged.changed:
+            self._apply(judged, now)
         settled = frozenset(d for d in self.dps if self.core.is_settled(d, now))
         frozen = self.core.grace.frozen_groups(now)
         waiting = frozenset(d for d in self.dps if self.core.grace.waiting(d, now))

@@ -112,8 +112,9 @@ class FabricCore:
         """The step between a change and computing desired state: flows whose path is
         gone are re-placed (and pins recovered after a restart adopted). ``desired`` is
         a getter and does none of that; a sync calls this first."""
+        judged = self._judge(now)  # (roles first: what TE re-places follows them)
         eff = Effects(touched=self.traffic.refresh(now))
-        if self._settle_guard(now):
+        if judged | self._settle_guard(now):
             eff.changed = True
         return eff
 
@@ -177,7 +178,7 @@ class FabricCore:
         eff.merge(self.edge.expire(now))
         if self.grace.end(now):
             eff.merge(self._changed("grace period after the restart ended"))
-        if self._settle_guard(now):
+        if self._judge(now) | self._settle_guard(now):  # (roles first)
             eff.changed = True
         return eff.merge(self.discovery.expire(now, now if horizon is None
                                                else min(horizon, now)))
@@ -312,19 +313,27 @@ class FabricCore:
             | {c.a.dpid for c in cables}
             | {c.b.dpid for c in cables}
         )
+        # Roles only for switches whose links have been found (or set by the operator,
+        # or with hosts, which only leaves have): until then a spine with few links
+        # known looks like a leaf, and ports not probed yet like host ports (they are
+        # not counted).
+        judged, overrides = self.discovery.judged, self.settings.role_overrides
+        hosted = {h.dpid for h in fab.hosts.values()}
+        ranked = [d for d in members if d in judged or d in overrides or d in hosted]
         result = infer_roles(
             members,
             cables,
-            {d: len(fab.edge_ports(d)) for d in members if fab.is_connected(d)},
-            self.settings.role_overrides,
+            {d: len(fab.edge_ports(d)) for d in ranked if fab.is_connected(d)},
+            overrides,
             self._roles,
         )
+        result = replace(result, roles={d: result.roles[d] for d in ranked})
         self._warnings = result.warnings + tuple(cabling_warnings(self.settings.cabling, cables))
         adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in members}
         for c in cables:
             adjacency[c.a.dpid].append((c.a.port, c.b.dpid, c.b.port))
             adjacency[c.b.dpid].append((c.b.port, c.a.dpid, c.a.port))
-        leaves = [d for d in members if result.roles[d] == LEAF]
+        leaves = [d for d in ranked if result.roles[d] == LEAF]
         hosts = tuple(
             HostLocation(h.mac, h.ip, h.dpid, h.port)
             for h in sorted(fab.hosts.values(), key=lambda h: h.mac)
@@ -347,6 +356,18 @@ class FabricCore:
             self._base = {}  # (something else changed too, unannounced: derive it all)
         self._base_view = self._view
         return self._view
+
+    def judge(self, now: float) -> Effects:
+        """A step (each tick, and before a sync): switches whose links have been found
+        for the first time get a role (:meth:`Discovery.judge`), and may then settle."""
+        return Effects(changed=self._judge(now))
+
+    def _judge(self, now: float) -> bool:
+        """True, and the views dropped, when switches were judged."""
+        if not self.discovery.judge(now):
+            return False
+        self._changed("switches judged")
+        return True
 
     def _settle_guard(self, now: float) -> bool:
         """A step: the host ports the source guard holds, as of ``now`` (leaf -> its

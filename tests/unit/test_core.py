@@ -2,6 +2,7 @@
 
 from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
+from controller.core.fabric.discovery import HOLD_SETTLES
 from controller.core.fabric.frames import (
     ARP_REPLY,
     build_lldp,
@@ -492,3 +493,64 @@ def test_what_switches_hold_besides_hosts_is_kept_while_only_hosts_change():
     fab.deliver(learn(fab, 2003, 3, ("00:00:00:00:00:05", "10.0.0.5")))
     check()
     assert fab.core._base[2002] is not base[2002]
+
+
+def test_a_group_towards_a_leaf_is_built_once_while_its_links_are_found():
+    """A leaf that comes up while the others run has no role, so no group towards it,
+    until its links have been found; then the others' groups towards it are built once,
+    as they stay (no bucket added per link found)."""
+    fab = FakeFabric()
+    late = fab.leaves[-1]
+    for dpid in fab.spines + fab.leaves[:-1]:
+        fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
+        fab.deliver(fab.core.discovery.probe(dpid, fab.now))
+    fab.advance(fab.core.settings.settle_time + 0.1)
+    seen = []
+
+    def towards_late():
+        fab.deliver(fab.core.judge(fab.now))  # (the app's step at each tick)
+        desired, _ = fab.core.desired(2001, fab.now)
+        gid = fab.core.view().group_ids.get(late)
+        return None if gid is None else bucket_ports(desired)[gid]
+
+    fab.deliver(fab.core.switch_connected(late, fab.ports(late), fab.now))
+    seen.append(towards_late())
+    fab.deliver(fab.core.discovery.probe(late, fab.now))  # its links found
+    seen.append(towards_late())
+    for _ in range(8):
+        fab.advance(0.25)
+        seen.append(towards_late())
+    assert fab.core.is_settled(late, fab.now)
+    assert seen[:2] == [None, None] and seen[-1] == [1, 2]
+    assert {tuple(s) for s in seen if s is not None} == {(1, 2)}
+
+
+def test_a_leaf_settles_once_its_spines_links_are_found_or_after_a_while():
+    """A leaf settles when its own links and those of the spines it is cabled to have
+    been found (the wiring around it is known); a spine whose session keeps failing
+    before that holds it back only for a while."""
+    fab = FakeFabric()
+    for dpid in fab.spines + fab.leaves:
+        fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
+        fab.deliver(fab.core.discovery.probe(dpid, fab.now))
+    settle, settled_at = fab.core.settings.settle_time, None
+    for step in range(1, 40):
+        fab.deliver(fab.core.discovery.switch_disconnected(1002))  # flaps every 0.25 s
+        fab.deliver(fab.core.switch_connected(1002, fab.ports(1002), fab.now))
+        fab.deliver(fab.core.discovery.probe(1002, fab.now))
+        fab.advance(0.25)
+        if settled_at is None and fab.core.is_settled(2001, fab.now):
+            settled_at = step * 0.25
+    assert 1002 not in fab.core.discovery.judged and 1001 in fab.core.discovery.judged
+    assert 2 * settle < settled_at <= HOLD_SETTLES * settle + 0.5
+    assert not fab.core.is_settled(1002, fab.now)
+
+
+def test_a_spine_that_does_not_reach_a_leaf_is_not_used_towards_it():
+    fab = FakeFabric()
+    fab.unwire((1002, 4))  # spine 2 has no cable to leaf 4
+    fab.connect_all()
+    desired, _ = fab.core.desired(2001, fab.now)
+    gids = fab.core.view().group_ids
+    assert bucket_ports(desired)[gids[2004]] == [1]
+    assert bucket_ports(desired)[gids[2002]] == [1, 2]

@@ -107,14 +107,14 @@ def test_a_restarted_controller_keeps_the_guard_entries():
     dp.controller_restarted(again)
     again.advance(0.5)
     again.core.view()  # (made while nothing has settled)
-    again.now += 0.6  # settled; a sync comes before the next tick
-    # (so the syncs below are of the complete state, which may delete, not additive ones;
-    # is_settled, not desired(): a read that changes nothing before the sync under test)
-    assert {d: again.core.is_settled(d, again.now) for d in dp.switches} == dict.fromkeys(
-        again.spines + again.leaves, True)
-    for _ in range(3):
+    again.now += 0.6  # their links found: a sync comes before the next tick
+    for i in range(3):
         for plan in dp.sync().values():
             assert plan.flow_dels == [] and plan.flow_adds == [], plan
+        # (the first sync's own step judged and settled them: the syncs are of the
+        # complete state, which may delete, not additive ones)
+        assert {d: again.core.is_settled(d, again.now) for d in dp.switches} == \
+            dict.fromkeys(again.spines + again.leaves, True), i
         again.advance(0.4)
     assert {r.key for r in dp.switches[2001].flows.values()
             if C.cookie_kind(r.cookie) == C.KIND_GUARD} == held

@@ -23,6 +23,10 @@ from controller.core.model.fabric_model import Fabric, Link, LinkEnd, Port
 
 log = logging.getLogger("aifabric.core")
 
+# a switch whose neighbours have not all found their links yet is settled anyway after
+# this many settle times (one whose session flaps from the start holds nobody back)
+HOLD_SETTLES = 5
+
 
 class Discovery:
     def __init__(self, fabric: Fabric, secret: bytes, damper: FlapDamper,
@@ -44,6 +48,10 @@ class Discovery:
         self._unprobed: dict[int, set[int]] = {}
         self._probed_at: dict[int, float] = {}
         self._session: dict[int, float] = {}  # the session (its start) they are of
+        # switches whose own links were found at least once since the start (their
+        # ports probed and the settle time passed): only these are given a role
+        self.judged: set[int] = set()
+        self._settled: dict[int, float] = {}  # dpid -> the session it settled in
         self._count = count
         self._event = event
         self._changed = changed
@@ -159,13 +167,44 @@ class Discovery:
         return eff
 
     def is_settled(self, dpid: int, now: float) -> bool:
-        """A switch is settled once discovery had time to find its links."""
+        """A switch is settled once discovery had time to find its links and those of
+        the switches at their other ends: the wiring around it is known, so its role and
+        groups are decided once, not link by link while a fabric comes up (a neighbour
+        that never gets there holds it back for ``HOLD_SETTLES`` settle times at most).
+        It stays settled for the rest of its session (a memo: a spine that joins later
+        does not unsettle the leaves it is cabled to)."""
+        sw = self.fabric.switches.get(dpid)
+        if sw is None or not sw.connected:
+            return False
+        if self._settled.get(dpid) == sw.connected_since:
+            return True
+        # (judged by the step first: a settled switch has a role in any view made since)
+        if dpid not in self.judged or not self._own_links_found(dpid, now):
+            return False
+        if (now - self._probed_at[dpid] < HOLD_SETTLES * self.settle_time
+                and not self.judged.issuperset(self.fabric.peers(dpid))):
+            return False
+        self._settled[dpid] = sw.connected_since
+        return True
+
+    def _own_links_found(self, dpid: int, now: float) -> bool:
+        """Every port of the switch probed in its current session, the settle time ago."""
         sw = self.fabric.switches.get(dpid)
         if sw is None or not sw.connected:
             return False
         probed = self._probed_at.get(dpid)
         return (probed is not None and self._session.get(dpid) == sw.connected_since
                 and now - probed >= self.settle_time)
+
+    def judge(self, now: float) -> bool:
+        """A step: switches whose own links have been found (for the first time) join
+        ``judged``. True when some did (roles are then derived again)."""
+        if self.judged.issuperset(self.fabric.switches):  # (once the fabric is up)
+            return False
+        new = {d for d in self.fabric.switches
+               if d not in self.judged and self._own_links_found(d, now)}
+        self.judged |= new
+        return bool(new)
 
     # --- time -----------------------------------------------------------------------------------
     def expire(self, now: float, horizon: float) -> Effects:
