@@ -1,6 +1,7 @@
 """The decision core driven through a simulated fabric: discovery, hosts, ARP, failures."""
 
 from controller.core import constants as C
+from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric.discovery import HOLD_SETTLES
 from controller.core.fabric.frames import (
@@ -554,3 +555,32 @@ def test_a_spine_that_does_not_reach_a_leaf_is_not_used_towards_it():
     gids = fab.core.view().group_ids
     assert bucket_ports(desired)[gids[2004]] == [1]
     assert bucket_ports(desired)[gids[2002]] == [1, 2]
+
+
+def test_switches_back_together_settle_on_links_found_again_not_on_expired_ones():
+    """Every switch reconnects at once (Open vSwitch restarted): their first probes are
+    lost (no peer holds its LLDP entry yet), and the links kept from before expire just
+    as they would settle. A switch whose links were removed waits for the next round of
+    probes to find them again: it settles with every spine in its groups."""
+    fab = discovered()
+    dpids = fab.spines + fab.leaves
+    disc, settle = fab.core.discovery, fab.core.settings.settle_time
+    for d in dpids:
+        disc.switch_disconnected(d)
+    fab.now += disc.pacer.link_max_age(disc.link_timeout) - settle  # (frozen meanwhile)
+    for d in dpids:  # back, probed, and the probes lost
+        fab.core.switch_connected(d, fab.ports(d), fab.now)
+        disc.probe(d, fab.now)
+    expired, seen, sent = False, [], Effects()
+    for _ in range(80):
+        fab.now += 0.05
+        if expired:  # the probes of the step before come back (those before the links
+            fab.deliver(sent)  # expired were lost too)
+        sent = fab.core.tick(fab.now)
+        expired = expired or len(fab.core.fabric.cables()) < 8
+        fab.deliver(fab.core.judge(fab.now))
+        if fab.core.is_settled(2001, fab.now):
+            desired, _ = fab.core.desired(2001, fab.now)
+            seen.append(bucket_ports(desired))
+    assert expired and seen
+    assert all(groups == towards_other_leaves(fab, 2001, [1, 2]) for groups in seen), seen

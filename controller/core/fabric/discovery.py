@@ -52,6 +52,7 @@ class Discovery:
         # ports probed and the settle time passed): only these are given a role
         self.judged: set[int] = set()
         self._settled: dict[int, float] = {}  # dpid -> the session it settled in
+        self._lost_at: dict[int, float] = {}  # dpid -> when a link of it was last removed
         self._count = count
         self._event = event
         self._changed = changed
@@ -81,6 +82,8 @@ class Discovery:
                 self._unprobed.pop(dpid, None)
                 self._probed_at[dpid] = now
         ends = self.pacer.soon([(dpid, p) for p in ports], now)
+        # (sent after the sync this connection causes: switches that connected with it
+        # then hold their LLDP entry, and answer)
         return Effects(packet_outs=self._packet_outs(ends, now))
 
     def probe_all(self, now: float) -> Effects:
@@ -160,7 +163,7 @@ class Discovery:
                 if self.damper.flap(e, now):
                     self._hold(e, now)
         why = f"port {dpid}:{port.port_no} {'deleted' if deleted else 'down'}"
-        self._log_gone(gone, why)
+        self._log_gone(gone, why, now)
         eff = self._changed(why if gone else None)
         if port.up and not deleted and end not in self.fabric.held:
             eff.packet_outs += self.probes(dpid, [port.port_no], now)
@@ -188,13 +191,27 @@ class Discovery:
         return True
 
     def _own_links_found(self, dpid: int, now: float) -> bool:
-        """Every port of the switch probed in its current session, the settle time ago."""
+        """Every port of the switch probed in its current session the settle time ago,
+        every link of it kept from before that session confirmed again (or removed), and
+        none removed for the settle time; or ``HOLD_SETTLES`` settle times after the
+        probes. (A probe sent before its peer could answer is lost: after switches
+        reconnect together, as when Open vSwitch restarts, links kept from their previous
+        sessions are confirmed, or expire and are found again, only at the next round.)"""
         sw = self.fabric.switches.get(dpid)
         if sw is None or not sw.connected:
             return False
         probed = self._probed_at.get(dpid)
-        return (probed is not None and self._session.get(dpid) == sw.connected_since
-                and now - probed >= self.settle_time)
+        if probed is None or self._session.get(dpid) != sw.connected_since:
+            return False
+        if now - probed < self.settle_time:
+            return False
+        if now - probed >= HOLD_SETTLES * self.settle_time:
+            return True
+        connected = self.fabric.is_connected
+        return (now - self._lost_at.get(dpid, probed) >= self.settle_time
+                and all(lk.last_seen >= sw.connected_since  # (or frozen: its peer is away)
+                        or not (connected(lk.src.dpid) and connected(lk.dst.dpid))
+                        for lk in self.fabric.links_at(dpid)))
 
     def judge(self, now: float) -> bool:
         """A step: switches whose own links have been found (for the first time) join
@@ -221,7 +238,7 @@ class Discovery:
             eff.merge(self._changed(None))  # (it may be an edge port again, or a link soon)
         gone = self.fabric.expire_links(horizon, self.pacer.link_max_age(self.link_timeout))
         if gone:
-            self._log_gone(gone, "LLDP timeout")
+            self._log_gone(gone, "LLDP timeout", now)
             eff.merge(self._changed("LLDP timeout"))
         return eff
 
@@ -234,8 +251,9 @@ class Discovery:
         self._event("link_dampened", f"port {end.dpid}:{end.port} flaps: its link is held "
                     "down until it has been stable for a while", at=f"{end.dpid}:{end.port}")
 
-    def _log_gone(self, gone: list[Link], why: str) -> None:
+    def _log_gone(self, gone: list[Link], why: str, now: float) -> None:
         for lk in gone:
+            self._lost_at[lk.src.dpid] = self._lost_at[lk.dst.dpid] = now
             log.warning(
                 "link %d:%d -> %d:%d removed (%s)",
                 lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, why,
@@ -287,7 +305,7 @@ class Discovery:
         is_new, displaced = self.fabric.link_seen(src, dst, now)
         if not is_new:
             return Effects()
-        self._log_gone(displaced, "re-cabled")
+        self._log_gone(displaced, "re-cabled", now)
         log.info("link %d:%d -> %d:%d discovered", src.dpid, src.port, dst.dpid, dst.port)
         self._event("link_up", f"link {src.dpid}:{src.port} -> {dst.dpid}:{dst.port} "
                     "discovered", src=f"{src.dpid}:{src.port}", dst=f"{dst.dpid}:{dst.port}")

@@ -209,18 +209,20 @@ class Fabric:
         """Ports of ``dpid`` that LLDP has shown to face another switch (either direction)."""
         return set(self._link_ports.get(dpid, ()))
 
-    def peers(self, dpid: int) -> set[int]:
-        """The switches at the other end of ``dpid``'s links (either direction)."""
-        out = set()
+    def links_at(self, dpid: int) -> list[Link]:
+        """The links out of and into ``dpid``."""
+        out = []
         for port in self._link_ports.get(dpid, ()):
             end = LinkEnd(dpid, port)
-            lk = self.links.get(end)
-            if lk is not None:
-                out.add(lk.dst.dpid)
-            src = self._into.get(end)
-            if src is not None:
-                out.add(src.dpid)
+            for lk in (self.links.get(end), self.links.get(self._into.get(end))):
+                if lk is not None and end in (lk.src, lk.dst):
+                    out.append(lk)
         return out
+
+    def peers(self, dpid: int) -> set[int]:
+        """The switches at the other end of ``dpid``'s links (either direction)."""
+        return {lk.dst.dpid if lk.src.dpid == dpid else lk.src.dpid
+                for lk in self.links_at(dpid)}
 
     def edge_ports(self, dpid: int, now: float | None = None, min_up: float = 0.0) -> list[int]:
         """Up ports of a connected switch with no link on them: where hosts may be.
