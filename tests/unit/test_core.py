@@ -164,10 +164,35 @@ def test_spine_disconnect_removes_it_everywhere_and_it_returns():
 def test_silent_link_failure_expires_after_the_timeout():
     fab = discovered()
     fab.unwire((2001, 1))  # no port-down event: the probes just stop arriving
-    fab.advance(CoreSettings().link_timeout / 2)
+    timeout = CoreSettings().link_timeout
+    for _ in range(int(timeout / 0.25)):  # (ticks as the app's, the others' probes pass)
+        fab.advance(0.25)
     assert len(fab.core.fabric.cables()) == 8
-    fab.advance(CoreSettings().link_timeout)
+    for _ in range(int(2 / 0.25)):  # (within a round of probes after the timeout)
+        fab.advance(0.25)
     assert len(fab.core.fabric.cables()) == 7
+
+
+def test_links_are_kept_while_no_probe_gets_through_their_switches():
+    """A switch working through a burst of flow-mods answers probes seconds late (and
+    they are refused as stale): that is no evidence against its links, which stay until
+    later probes get through its channel but not over them, or three timeouts pass."""
+    fab = discovered()
+    timeout = CoreSettings().link_timeout
+    stamp = fab.now
+    for _ in range(int(2 * timeout / 0.25)):  # every probe lost (late), none confirms
+        fab.now += 0.25
+        fab.core.tick(fab.now)
+    assert len(fab.core.fabric.cables()) == 8
+    fab.unwire((2001, 1))
+    while fab.now - stamp < 2 * timeout + 3:  # they get through again, but over (2001, 1)
+        fab.advance(0.25)
+    assert len(fab.core.fabric.cables()) == 7
+    fab.unwire((2002, 1))
+    for _ in range(int(3 * timeout / 0.25) + 8):  # nothing gets through at all
+        fab.now += 0.25
+        fab.core.tick(fab.now)
+    assert len(fab.core.fabric.cables()) == 0
 
 
 def test_hosts_recovered_from_switch_entries_after_restart():
@@ -559,9 +584,9 @@ def test_a_spine_that_does_not_reach_a_leaf_is_not_used_towards_it():
 
 def test_switches_back_together_settle_on_links_found_again_not_on_expired_ones():
     """Every switch reconnects at once (Open vSwitch restarted): their first probes are
-    lost (no peer holds its LLDP entry yet), and the links kept from before expire just
-    as they would settle. A switch whose links were removed waits for the next round of
-    probes to find them again: it settles with every spine in its groups."""
+    lost (no peer holds its LLDP entry yet) just as the links kept from before would
+    expire. Nothing got through their channels: the links are kept, confirmed by the
+    next round of probes, and the switches settle with every spine in their groups."""
     fab = discovered()
     dpids = fab.spines + fab.leaves
     disc, settle = fab.core.discovery, fab.core.settings.settle_time
@@ -571,16 +596,16 @@ def test_switches_back_together_settle_on_links_found_again_not_on_expired_ones(
     for d in dpids:  # back, probed, and the probes lost
         fab.core.switch_connected(d, fab.ports(d), fab.now)
         disc.probe(d, fab.now)
-    expired, seen, sent = False, [], Effects()
+    back, seen, sent, kept = fab.now, [], Effects(), True
     for _ in range(80):
         fab.now += 0.05
-        if expired:  # the probes of the step before come back (those before the links
-            fab.deliver(sent)  # expired were lost too)
+        if fab.now - back > settle:  # the probes of the step before come back (until
+            fab.deliver(sent)  # the links kept from before would have expired: lost)
         sent = fab.core.tick(fab.now)
-        expired = expired or len(fab.core.fabric.cables()) < 8
+        kept = kept and len(fab.core.fabric.cables()) == 8
         fab.deliver(fab.core.judge(fab.now))
         if fab.core.is_settled(2001, fab.now):
             desired, _ = fab.core.desired(2001, fab.now)
             seen.append(bucket_ports(desired))
-    assert expired and seen
+    assert kept and seen
     assert all(groups == towards_other_leaves(fab, 2001, [1, 2]) for groups in seen), seen

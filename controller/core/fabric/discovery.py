@@ -302,7 +302,7 @@ class Discovery:
                 return Effects()
         self.fabric.expected.discard(src)
         self.fabric.expected.discard(dst)
-        is_new, displaced = self.fabric.link_seen(src, dst, now)
+        is_new, displaced = self.fabric.link_seen(src, dst, now, probe.sent_at)
         if not is_new:
             return Effects()
         self._log_gone(displaced, "re-cabled", now)

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 from controller.core.constants import OFPP_MAX
 
+# how many times its timeout a link is kept while LLDP does not get through its
+# switches' control channels at all (then it is judged without them)
+LAG_TOLERANCE = 3.0
+
 
 @dataclass(frozen=True)
 class Port:
@@ -48,6 +52,7 @@ class Link:
     dst: LinkEnd
     discovered_at: float
     last_seen: float
+    last_sent: float = 0.0  # when the newest probe that confirmed it was sent
 
 
 @dataclass
@@ -81,6 +86,10 @@ class Fabric:
         # source or destination); link destination -> its source
         self._link_ports: dict[int, collections.Counter[int]] = {}
         self._into: dict[LinkEnd, LinkEnd] = {}
+        # the newest probe (by when it was sent) that came back from each switch, and
+        # to each: how far LLDP got through a switch's control channel (link expiry)
+        self.heard_from: dict[int, float] = {}
+        self.heard_at: dict[int, float] = {}
         self.hosts: dict[str, Host] = {}  # keyed by MAC
         self.held: set[LinkEnd] = set()  # fabric ports held down by flap dampening
         # ports that faced a switch before a controller restart, not judged yet
@@ -138,15 +147,22 @@ class Fabric:
         return port is not None and port.up
 
     # --- links ------------------------------------------------------------------------------
-    def link_seen(self, src: LinkEnd, dst: LinkEnd, now: float) -> tuple[bool, list[Link]]:
-        """Record an LLDP sighting; returns (is_new, links it displaced).
+    def link_seen(self, src: LinkEnd, dst: LinkEnd, now: float,
+                  sent: float | None = None) -> tuple[bool, list[Link]]:
+        """Record an LLDP sighting (of a probe sent at ``sent``, arrived at ``now``);
+        returns (is_new, links it displaced).
 
         A port has one peer: a sighting that contradicts an older link replaces it
         (re-cabling), and hosts learned on either end are forgotten.
         """
+        sent = now if sent is None else min(sent, now)
+        for heard, dpid in ((self.heard_from, src.dpid), (self.heard_at, dst.dpid)):
+            if sent > heard.get(dpid, -1.0):
+                heard[dpid] = sent
         current = self.links.get(src)
         if current is not None and current.dst == dst:
             current.last_seen = now
+            current.last_sent = max(current.last_sent, sent)
             return False, []
         # (the links this one contradicts: from src, or into dst from elsewhere)
         into_dst = self._into.get(dst)
@@ -154,7 +170,7 @@ class Fabric:
         displaced = [lk for lk in suspects if lk.src == src or lk.dst == dst]
         for lk in displaced:
             self._remove_link(lk)
-        self._add_link(Link(src, dst, now, now))
+        self._add_link(Link(src, dst, now, now, sent))
         for end in (src, dst):
             self.forget_hosts_on(end.dpid, end.port)
         return True, displaced
@@ -167,12 +183,24 @@ class Fabric:
         return gone
 
     def expire_links(self, now: float, max_age: float) -> list[Link]:
-        """Drop links LLDP stopped confirming; frozen links of disconnected switches stay."""
-        return self._drop_links(
-            lambda lk: now - lk.last_seen > max_age
-            and self.is_connected(lk.src.dpid)
-            and self.is_connected(lk.dst.dpid)
-        )
+        """Drop links LLDP stopped confirming; frozen links of disconnected switches stay.
+
+        A link unconfirmed for ``max_age`` goes once probes sent ``max_age`` after its
+        last confirmation have come back from its source and to its destination by other
+        links: LLDP gets through both switches, only not over it. While their control
+        channels lag (a switch working through a burst of flow-mods answers its probes
+        seconds late), it is kept, up to ``LAG_TOLERANCE`` times ``max_age``."""
+        def gone(lk: Link) -> bool:
+            if now - lk.last_seen <= max_age:
+                return False
+            if not (self.is_connected(lk.src.dpid) and self.is_connected(lk.dst.dpid)):
+                return False
+            through = min(self.heard_from.get(lk.src.dpid, -1.0),
+                          self.heard_at.get(lk.dst.dpid, -1.0))
+            return (through - lk.last_sent > max_age
+                    or now - lk.last_seen > LAG_TOLERANCE * max_age)
+
+        return self._drop_links(gone)
 
     def _drop_links(self, pred) -> list[Link]:
         gone = [lk for lk in self.links.values() if pred(lk)]
