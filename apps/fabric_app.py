@@ -209,6 +209,7 @@ class FabricApp(BoundedLoopApp):
             if not self.out.sync.disconnect(dp.id, dp):
                 return  # an old connection of a switch that has already reconnected
             del self.dps[dp.id]
+            self.out.forget(dp)
             self.cluster.switch_down(dp.id)
             self.stats.forget(dp.id)
             self._apply(self.core.discovery.switch_disconnected(dp.id), now)
@@ -369,6 +370,11 @@ class FabricApp(BoundedLoopApp):
             return
         if session is not None and now - session.started > RESYNC_MIN_INTERVAL:
             self._reread(dp, now)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_barrier_reply(self, ev) -> None:
+        self.out.answered(ev.msg.datapath, ev.msg.xid)  # (flow control: more may go)
 
     @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
     @guarded

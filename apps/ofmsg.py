@@ -5,6 +5,8 @@ already holds when it connects)."""
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -155,19 +157,59 @@ def async_all_roles(dp) -> parser.OFPSetAsync:
                               [removed, 0])
 
 
+# --- messages as bytes ------------------------------------------------------------------
+# The same entry goes to many switches (a host's entry to every leaf, a leaf's control
+# entries to all of them) and again after a reconnection: each is made into bytes once,
+# and sent with the connection's next xid. Building os-ken's objects was the fabric
+# app's main cost while a large fabric came up and while flows were placed.
+_NO_DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
+_XID = struct.Struct("!I")
+
+
+def encode(msg: Any) -> bytes:
+    """An os-ken message's bytes (xid 0), without a connection."""
+    msg.datapath = _NO_DP
+    msg.set_xid(0)
+    msg.serialize()
+    return bytes(msg.buf)
+
+
+@lru_cache(maxsize=1 << 17)
+def flow_mod_bytes(rule: FlowRule, command: int) -> bytes:
+    return encode(flow_mod(_NO_DP, rule, command))
+
+
+@lru_cache(maxsize=1 << 15)
+def group_mod_bytes(group: GroupRule, command: int) -> bytes:
+    return encode(group_mod(_NO_DP, group, command))
+
+
+def send(dp, msg: Any) -> None:
+    """Send an os-ken message, or bytes made by :func:`encode`, numbered as os-ken
+    numbers what it sends."""
+    if not isinstance(msg, bytes):
+        dp.send_msg(msg)
+        return
+    dp.xid = (dp.xid + 1) & ofp.MAX_XID
+    buf = bytearray(msg)
+    _XID.pack_into(buf, 4, dp.xid)
+    dp.send(bytes(buf))
+
+
 def plan_messages(dp, plan: SyncPlan) -> list[Any]:
-    """The messages of a plan, in a safe order, with barriers between dependent phases:
-    meters and groups before the flows that use them, flows deleted before them."""
+    """The messages of a plan (os-ken messages, or bytes for :func:`send`), in a safe
+    order, with barriers between dependent phases: meters and groups before the flows
+    that use them, flows deleted before them."""
     msgs: list[Any] = []
     msgs += [meter_mod(dp, m, ofp.OFPMC_ADD) for m in plan.meter_adds]
     msgs += [meter_mod(dp, m, ofp.OFPMC_MODIFY) for m in plan.meter_mods]
-    msgs += [group_mod(dp, g, ofp.OFPGC_ADD) for g in plan.group_adds]
-    msgs += [group_mod(dp, g, ofp.OFPGC_MODIFY) for g in plan.group_mods]
+    msgs += [group_mod_bytes(g, ofp.OFPGC_ADD) for g in plan.group_adds]
+    msgs += [group_mod_bytes(g, ofp.OFPGC_MODIFY) for g in plan.group_mods]
     if msgs:
         msgs.append(parser.OFPBarrierRequest(dp))
-    msgs += [flow_mod(dp, r, ofp.OFPFC_ADD) for r in plan.flow_adds]
-    msgs += [flow_mod(dp, r, ofp.OFPFC_MODIFY_STRICT) for r in plan.flow_mods]
-    msgs += [flow_mod(dp, r, ofp.OFPFC_DELETE_STRICT) for r in plan.flow_dels]
+    msgs += [flow_mod_bytes(r, ofp.OFPFC_ADD) for r in plan.flow_adds]
+    msgs += [flow_mod_bytes(r, ofp.OFPFC_MODIFY_STRICT) for r in plan.flow_mods]
+    msgs += [flow_mod_bytes(r, ofp.OFPFC_DELETE_STRICT) for r in plan.flow_dels]
     if plan.group_dels:
         msgs.append(parser.OFPBarrierRequest(dp))
         msgs += [

@@ -13,6 +13,7 @@ should find the new entries in place. Everything here runs on the fabric app's t
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -21,13 +22,33 @@ from typing import Any
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from apps import clock, ofmsg
+from apps import clock, ofmsg, oskenfix
 from controller.core.fabric_core import Effects
 from controller.core.southbound.sync import Session, SwitchSync
 
 log = logging.getLogger("aifabric.fabric")
 
 SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriving
+# Flow control: what a switch is sent goes in chunks, each closed by a barrier, with at
+# most WINDOW chunks unanswered; the rest waits here. A switch works through its session
+# in order: an LLDP probe sent behind ten thousand group-mods comes back seconds late, is
+# refused as stale, and the links it should have confirmed expire, which changes groups
+# and sends more (a large fabric coming up collapsed that way). Probes go at once, behind
+# at most WINDOW chunks.
+CHUNK = 64  # messages per barrier
+WINDOW = 2  # chunks sent and not answered yet
+MAX_WAITING = 500_000  # messages waiting for one switch before its session is dropped
+
+
+class _Outbox:
+    """What one switch connection is sent, and the barriers it has not answered."""
+
+    __slots__ = ("dp", "waiting", "unanswered")
+
+    def __init__(self, dp) -> None:
+        self.dp = dp
+        self.waiting: collections.deque = collections.deque()
+        self.unanswered: collections.deque[int] = collections.deque()  # barrier xids
 
 
 class Southbound:
@@ -57,6 +78,7 @@ class Southbound:
         self._sync_due = False  # a sync is deferred until the events queued now are handled
         self._cost = 0.0  # seconds the last sync of every switch took
         self._paced_until = 0.0  # (monotonic) no paced sync of every switch before then
+        self._outboxes: dict[int, _Outbox] = {}  # dpid -> its connection's (flow control)
         self.stats = {"flow_mods": 0, "group_mods": 0, "packet_out": 0}
 
     def apply(self, eff: Effects, now: float, force_sync: bool = False,
@@ -66,7 +88,7 @@ class Southbound:
             session = self.sync.sessions.get(dpid)
             if session is not None and session.ready and self._writable(dpid):
                 dp = self.dps[dpid]
-                dp.send_msg(ofmsg.flow_add_expiring(dp, rule, timeout))
+                self.send(dp, [ofmsg.flow_add_expiring(dp, rule, timeout)])
                 self.stats["flow_mods"] += 1
         if eff.changed or force_sync:
             self._dirty_since = self._dirty_since or now
@@ -133,23 +155,82 @@ class Southbound:
         for dpid, plan in self.sync.plans(now, only, self._masters()):
             log.log(level, "switch %d: %s", dpid, plan.summary())
             dp = self.dps[dpid]
-            for m in ofmsg.plan_messages(dp, plan):
-                dp.send_msg(m)
+            self.send(dp, ofmsg.plan_messages(dp, plan))
             self.stats["flow_mods"] += (len(plan.flow_adds) + len(plan.flow_mods)
                                         + len(plan.flow_dels))
             self.stats["group_mods"] += (len(plan.group_adds) + len(plan.group_mods)
                                          + len(plan.group_dels))
 
     def send_packet_outs(self, outs) -> None:
+        """Packet-outs: a held one (it relies on entries just planned) after what the
+        switch is sent before it, a probe at once."""
         for po in outs:
             dp = self.dps.get(po.dpid)
             if dp is None or not self._writable(po.dpid):
                 continue
             actions = [parser.OFPActionOutput(p, 0) for p in po.ports]
-            dp.send_msg(
-                parser.OFPPacketOut(dp, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, actions, po.data)
-            )
+            msg = parser.OFPPacketOut(dp, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, actions,
+                                      po.data)
+            if po.held:
+                self.send(dp, [msg])
+            else:
+                dp.send_msg(msg)
             self.stats["packet_out"] += 1
+
+    # --- flow control -------------------------------------------------------------------------
+    def send(self, dp, msgs: list) -> None:
+        """Send ``msgs`` to a switch in order, within its window (see ``CHUNK``)."""
+        box = self._outboxes.get(dp.id)
+        if box is None or box.dp is not dp:  # (a new connection starts afresh)
+            box = self._outboxes[dp.id] = _Outbox(dp)
+        box.waiting.extend(msgs)
+        if len(box.waiting) > MAX_WAITING:
+            log.error("switch %d has %d messages waiting behind %d unanswered barriers: "
+                      "its connection is dropped; it is reconciled when it reconnects",
+                      dp.id, len(box.waiting), len(box.unanswered))
+            box.waiting.clear()
+            oskenfix.end_session(dp)
+            return
+        self._pump(box)
+
+    def answered(self, dp, xid: int) -> None:
+        """A barrier reply: the chunks up to it are done; send more."""
+        box = self._outboxes.get(dp.id)
+        if box is None or box.dp is not dp or xid not in box.unanswered:
+            return  # (an old connection's, or a barrier already passed)
+        while box.unanswered.popleft() != xid:
+            pass
+        self._pump(box)
+
+    def forget(self, dp) -> None:
+        """A connection ended: what waited for it is dropped (a switch that comes back
+        is read back and reconciled)."""
+        box = self._outboxes.get(dp.id)
+        if box is not None and box.dp is dp:
+            del self._outboxes[dp.id]
+
+    def waiting(self) -> int:
+        """Messages waiting for a window, all switches together."""
+        return sum(len(b.waiting) for b in self._outboxes.values())
+
+    @staticmethod
+    def _pump(box: _Outbox) -> None:
+        """Send chunks while the window has room; a chunk ends at a barrier of the
+        messages' own (a plan ends with one) or after ``CHUNK`` messages, where one is
+        added."""
+        dp, waiting = box.dp, box.waiting
+        while waiting and len(box.unanswered) < WINDOW:
+            barrier = None
+            for _ in range(min(CHUNK, len(waiting))):
+                msg = waiting.popleft()
+                ofmsg.send(dp, msg)  # (numbers it)
+                if isinstance(msg, parser.OFPBarrierRequest):
+                    barrier = msg
+                    break
+            if barrier is None:
+                barrier = parser.OFPBarrierRequest(dp)
+                dp.send_msg(barrier)
+            box.unanswered.append(barrier.xid)
 
     @staticmethod
     def request_state(dp, session: Session) -> None:

@@ -152,3 +152,86 @@ def test_metered_controller_action_round_trips_through_bytes():
     conf = parser.OFPMeterConfigStats(flags=meter.flags, meter_id=meter.meter_id,
                                       bands=meter.bands)
     assert ofmsg.meter_from_config(conf) == MeterRule(C.host_meter(4), 100, 200)
+
+
+class _Connection:
+    """What apps.ofmsg.send needs of an os-ken Datapath, numbering as os-ken does."""
+
+    def __init__(self) -> None:
+        from os_ken.ofproto import ofproto_v1_3 as ofp
+        from os_ken.ofproto import ofproto_v1_3_parser as parser
+        self.ofproto, self.ofproto_parser, self.xid, self.sent = ofp, parser, 0, []
+
+    def send_msg(self, msg) -> None:
+        if msg.xid is None:
+            self.xid = (self.xid + 1) & self.ofproto.MAX_XID
+            msg.set_xid(self.xid)
+        msg.serialize()
+        self.send(bytes(msg.buf))
+
+    def send(self, buf: bytes) -> None:
+        self.sent.append(buf)
+
+
+def test_a_plan_sent_as_prebuilt_bytes_is_what_os_ken_would_send():
+    """Flow- and group-mods are made into bytes once per entry (apps.ofmsg): byte for
+    byte what os-ken's objects serialize to, numbered with the connection's next xid."""
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    from apps import ofmsg
+    from controller.core import constants as C
+    from controller.core.fabric.forwarding import to_controller
+    from controller.core.southbound.openflow import (
+        Bucket,
+        GroupRule,
+        MeterRule,
+        SyncPlan,
+        apply_actions,
+    )
+
+    flows = [
+        lldp_rule(),
+        FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst="00:00:00:00:00:03"),
+                 (("write", (("group", 2002),)), ("goto", C.TABLE_TE)), C.make_cookie(2, 3)),
+        FlowRule(C.TABLE_TE, C.PRIO_PIN,
+                 make_match(eth_type=0x800, ipv4_src="10.0.0.1", ipv4_dst="10.0.0.3",
+                            ip_proto=17, udp_src=5, udp_dst=4791),
+                 (("apply", (("group", C.FF_GROUP_BASE + 1),)), ("clear",)), 7),
+        FlowRule(1, 300, make_match(in_port=3, eth_type=0x800, ip_dscp=26),
+                 (("apply", (("set_field", "ip_dscp", 34), ("set_queue", 2))),
+                  ("goto", 2)), 9),
+        FlowRule(C.TABLE_TE, 10, make_match(in_port=4),
+                 apply_actions(to_controller(C.te_meter(4), C.TRACK_MAX_LEN)), 11),
+    ]
+    groups = [GroupRule(2002, "select", (Bucket((("output", 1),), 1, 1),
+                                         Bucket((("output", 2),), 1, 2))),
+              GroupRule(C.FF_GROUP_BASE + 1, "ff", (Bucket((("output", 1),), 1, 1),)),
+              GroupRule(5, "all", (Bucket((("output", 3),)), Bucket((("output", 4),))))]
+    plan = SyncPlan(meter_adds=[MeterRule(1, 100, 200)], group_adds=groups[:2],
+                    group_mods=groups[2:], flow_adds=flows[:3], flow_mods=flows[3:],
+                    flow_dels=flows[1:2], group_dels=[9], meter_dels=[4])
+    fast, slow = _Connection(), _Connection()
+    slow.xid = fast.xid = ofp.MAX_XID - 3  # (numbers wrap as os-ken's do)
+    for msg in ofmsg.plan_messages(fast, plan):
+        ofmsg.send(fast, msg)
+    for msg in ofmsg.plan_messages(fast, plan):  # (again, from the cache)
+        ofmsg.send(fast, msg)
+    for _ in range(2):  # (os-ken's objects for the same plan, as they were sent before)
+        for msg in [
+            ofmsg.meter_mod(slow, plan.meter_adds[0], ofp.OFPMC_ADD),
+            *(ofmsg.group_mod(slow, g, ofp.OFPGC_ADD) for g in plan.group_adds),
+            *(ofmsg.group_mod(slow, g, ofp.OFPGC_MODIFY) for g in plan.group_mods),
+            parser.OFPBarrierRequest(slow),
+            *(ofmsg.flow_mod(slow, r, ofp.OFPFC_ADD) for r in plan.flow_adds),
+            *(ofmsg.flow_mod(slow, r, ofp.OFPFC_MODIFY_STRICT) for r in plan.flow_mods),
+            *(ofmsg.flow_mod(slow, r, ofp.OFPFC_DELETE_STRICT) for r in plan.flow_dels),
+            parser.OFPBarrierRequest(slow),
+            parser.OFPGroupMod(slow, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, 9, []),
+            parser.OFPBarrierRequest(slow),
+            parser.OFPMeterMod(slow, ofp.OFPMC_DELETE, 0, 4, []),
+            parser.OFPBarrierRequest(slow),
+        ]:
+            slow.send_msg(msg)
+    assert any(isinstance(m, bytes) for m in ofmsg.plan_messages(fast, plan))
+    assert fast.sent == slow.sent and len(fast.sent) == 2 * 16

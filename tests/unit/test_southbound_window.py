@@ -1,0 +1,73 @@
+"""Flow control towards a switch: chunks closed by barriers, a window of unanswered
+ones, probes ahead of what waits, held packet-outs after it."""
+
+from __future__ import annotations
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from apps import southbound as sb
+from controller.core.effects import PacketOut
+from tests.unit.test_southbound_pacing import southbound
+
+
+class Connection:
+    """What the Southbound needs of an os-ken Datapath: an id, numbering, a wire."""
+
+    ofproto, ofproto_parser = ofp, parser
+
+    def __init__(self, dpid: int) -> None:
+        self.id, self.xid, self.sent = dpid, 0, []
+
+    def send_msg(self, msg) -> None:
+        self.xid += 1
+        msg.xid = self.xid
+        self.sent.append(msg)
+
+    def barriers(self) -> list[int]:
+        return [m.xid for m in self.sent if isinstance(m, parser.OFPBarrierRequest)]
+
+
+def flows(dp, n: int) -> list:
+    return [parser.OFPFlowMod(dp, cookie=i) for i in range(n)]
+
+
+def test_a_switch_is_sent_a_window_of_chunks_and_more_as_it_answers():
+    out, *_ = southbound()
+    dp = Connection(7)
+    out.dps[7] = dp
+    out.send(dp, flows(dp, sb.CHUNK * (sb.WINDOW + 2) + 5))
+    assert len(dp.sent) == sb.WINDOW * (sb.CHUNK + 1)  # the window, a barrier per chunk
+    assert out.waiting() == 2 * sb.CHUNK + 5
+    # a probe goes at once, behind the window only; a held packet-out waits its turn
+    probe = PacketOut(7, (1,), b"\x01" * 60, held=False)
+    answer = PacketOut(7, (3,), b"\x02" * 60, held=True)
+    out.send_packet_outs([probe, answer])
+    assert isinstance(dp.sent[-1], parser.OFPPacketOut) and dp.sent[-1].data == probe.data
+    out.answered(dp, dp.barriers()[0])  # one chunk done: one more goes
+    assert out.waiting() == sb.CHUNK + 6
+    out.answered(dp, 999)  # (not ours: nothing)
+    out.answered(dp, dp.barriers()[-1])  # every chunk sent so far is done
+    assert out.waiting() == 0
+    mods = [m for m in dp.sent if isinstance(m, parser.OFPFlowMod)]
+    assert [m.cookie for m in mods] == list(range(sb.CHUNK * (sb.WINDOW + 2) + 5))
+    assert dp.sent[-2].data == answer.data  # after every flow-mod sent before it
+    assert isinstance(dp.sent[-1], parser.OFPBarrierRequest)
+
+
+def test_a_chunk_ends_at_a_barrier_of_its_own_and_a_new_connection_starts_afresh():
+    out, *_ = southbound()
+    dp = Connection(7)
+    out.dps[7] = dp
+    out.send(dp, [*flows(dp, 3), parser.OFPBarrierRequest(dp), *flows(dp, 2)])
+    assert [type(m).__name__ for m in dp.sent] == [
+        "OFPFlowMod", "OFPFlowMod", "OFPFlowMod", "OFPBarrierRequest",  # (its own)
+        "OFPFlowMod", "OFPFlowMod", "OFPBarrierRequest"]
+    stuck = Connection(7)
+    out.dps[7] = stuck
+    out.send(stuck, flows(stuck, sb.CHUNK * sb.WINDOW + 1))
+    assert out.waiting() == 1
+    out.forget(dp)  # (the old connection's end: the new one's queue stays)
+    assert out.waiting() == 1
+    out.forget(stuck)
+    assert out.waiting() == 0
