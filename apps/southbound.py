@@ -34,21 +34,24 @@ SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriv
 # in order: an LLDP probe sent behind ten thousand group-mods comes back seconds late, is
 # refused as stale, and the links it should have confirmed expire, which changes groups
 # and sends more (a large fabric coming up collapsed that way). Probes go at once, behind
-# at most WINDOW chunks.
-CHUNK = 64  # messages per barrier
-WINDOW = 2  # chunks sent and not answered yet
+# at most WINDOW messages (counted in messages, not chunks: TE's pins go one at a time,
+# each closing its own chunk, and must not wait for the loop to see barrier replies).
+CHUNK = 64  # messages per barrier at most
+WINDOW = 128  # messages sent behind barriers not answered yet
 MAX_WAITING = 500_000  # messages waiting for one switch before its session is dropped
 
 
 class _Outbox:
     """What one switch connection is sent, and the barriers it has not answered."""
 
-    __slots__ = ("dp", "waiting", "unanswered")
+    __slots__ = ("dp", "waiting", "unanswered", "in_flight")
 
     def __init__(self, dp) -> None:
         self.dp = dp
         self.waiting: collections.deque = collections.deque()
-        self.unanswered: collections.deque[int] = collections.deque()  # barrier xids
+        # barriers not answered yet: (xid, messages up to it)
+        self.unanswered: collections.deque[tuple[int, int]] = collections.deque()
+        self.in_flight = 0  # messages behind them
 
 
 class Southbound:
@@ -185,9 +188,9 @@ class Southbound:
             box = self._outboxes[dp.id] = _Outbox(dp)
         box.waiting.extend(msgs)
         if len(box.waiting) > MAX_WAITING:
-            log.error("switch %d has %d messages waiting behind %d unanswered barriers: "
-                      "its connection is dropped; it is reconciled when it reconnects",
-                      dp.id, len(box.waiting), len(box.unanswered))
+            log.error("switch %d has %d messages waiting behind %d unanswered: its "
+                      "connection is dropped; it is reconciled when it reconnects",
+                      dp.id, len(box.waiting), box.in_flight)
             box.waiting.clear()
             oskenfix.end_session(dp)
             return
@@ -196,10 +199,13 @@ class Southbound:
     def answered(self, dp, xid: int) -> None:
         """A barrier reply: the chunks up to it are done; send more."""
         box = self._outboxes.get(dp.id)
-        if box is None or box.dp is not dp or xid not in box.unanswered:
+        if box is None or box.dp is not dp or all(x != xid for x, _ in box.unanswered):
             return  # (an old connection's, or a barrier already passed)
-        while box.unanswered.popleft() != xid:
-            pass
+        while True:
+            done, n = box.unanswered.popleft()
+            box.in_flight -= n
+            if done == xid:
+                break
         self._pump(box)
 
     def forget(self, dp) -> None:
@@ -219,18 +225,21 @@ class Southbound:
         messages' own (a plan ends with one) or after ``CHUNK`` messages, where one is
         added."""
         dp, waiting = box.dp, box.waiting
-        while waiting and len(box.unanswered) < WINDOW:
-            barrier = None
+        while waiting and box.in_flight < WINDOW:
+            barrier, sent = None, 0
             for _ in range(min(CHUNK, len(waiting))):
                 msg = waiting.popleft()
                 ofmsg.send(dp, msg)  # (numbers it)
+                sent += 1
                 if isinstance(msg, parser.OFPBarrierRequest):
                     barrier = msg
                     break
             if barrier is None:
                 barrier = parser.OFPBarrierRequest(dp)
                 dp.send_msg(barrier)
-            box.unanswered.append(barrier.xid)
+                sent += 1
+            box.unanswered.append((barrier.xid, sent))
+            box.in_flight += sent
 
     @staticmethod
     def request_state(dp, session: Session) -> None:

@@ -32,27 +32,40 @@ def flows(dp, n: int) -> list:
     return [parser.OFPFlowMod(dp, cookie=i) for i in range(n)]
 
 
-def test_a_switch_is_sent_a_window_of_chunks_and_more_as_it_answers():
+def test_a_switch_is_sent_a_window_of_chunks_and_more_as_it_answers(monkeypatch):
+    monkeypatch.setattr(sb, "CHUNK", 4)  # 4 messages and a barrier: 5 a chunk
+    monkeypatch.setattr(sb, "WINDOW", 10)  # two chunks unanswered
     out, *_ = southbound()
     dp = Connection(7)
     out.dps[7] = dp
-    out.send(dp, flows(dp, sb.CHUNK * (sb.WINDOW + 2) + 5))
-    assert len(dp.sent) == sb.WINDOW * (sb.CHUNK + 1)  # the window, a barrier per chunk
-    assert out.waiting() == 2 * sb.CHUNK + 5
+    out.send(dp, flows(dp, 25))
+    assert len(dp.sent) == 10 and len(dp.barriers()) == 2
+    assert out.waiting() == 25 - 8
     # a probe goes at once, behind the window only; a held packet-out waits its turn
     probe = PacketOut(7, (1,), b"\x01" * 60, held=False)
     answer = PacketOut(7, (3,), b"\x02" * 60, held=True)
     out.send_packet_outs([probe, answer])
     assert isinstance(dp.sent[-1], parser.OFPPacketOut) and dp.sent[-1].data == probe.data
     out.answered(dp, dp.barriers()[0])  # one chunk done: one more goes
-    assert out.waiting() == sb.CHUNK + 6
+    assert out.waiting() == 25 - 12 + 1
     out.answered(dp, 999)  # (not ours: nothing)
-    out.answered(dp, dp.barriers()[-1])  # every chunk sent so far is done
-    assert out.waiting() == 0
+    assert out.waiting() == 25 - 12 + 1
+    while out.waiting():  # every chunk sent so far done, again and again
+        out.answered(dp, dp.barriers()[-1])
     mods = [m for m in dp.sent if isinstance(m, parser.OFPFlowMod)]
-    assert [m.cookie for m in mods] == list(range(sb.CHUNK * (sb.WINDOW + 2) + 5))
+    assert [m.cookie for m in mods] == list(range(25))
     assert dp.sent[-2].data == answer.data  # after every flow-mod sent before it
     assert isinstance(dp.sent[-1], parser.OFPBarrierRequest)
+
+
+def test_pins_one_at_a_time_do_not_wait_for_each_barrier_reply():
+    """TE sends a pin and a barrier per placement: many fit in the window at once."""
+    out, *_ = southbound()
+    dp = Connection(7)
+    out.dps[7] = dp
+    for _ in range(sb.WINDOW // 2):
+        out.send(dp, [*flows(dp, 1), parser.OFPBarrierRequest(dp)])
+    assert out.waiting() == 0 and len(dp.barriers()) == sb.WINDOW // 2
 
 
 def test_a_chunk_ends_at_a_barrier_of_its_own_and_a_new_connection_starts_afresh():
@@ -65,9 +78,10 @@ def test_a_chunk_ends_at_a_barrier_of_its_own_and_a_new_connection_starts_afresh
         "OFPFlowMod", "OFPFlowMod", "OFPBarrierRequest"]
     stuck = Connection(7)
     out.dps[7] = stuck
-    out.send(stuck, flows(stuck, sb.CHUNK * sb.WINDOW + 1))
-    assert out.waiting() == 1
+    out.send(stuck, flows(stuck, 10 * sb.WINDOW))
+    assert out.waiting() > 0
+    left = out.waiting()
     out.forget(dp)  # (the old connection's end: the new one's queue stays)
-    assert out.waiting() == 1
+    assert out.waiting() == left
     out.forget(stuck)
     assert out.waiting() == 0
