@@ -208,11 +208,14 @@ class Fabric:
             self._remove_link(lk)
         return gone
 
+    def _links_on(self, end: LinkEnd) -> list[Link]:
+        """The links from or into ``end``."""
+        return [lk for lk in (self.links.get(end), self.links.get(self._into.get(end)))
+                if lk is not None and end in (lk.src, lk.dst)]
+
     def _drop_links_at(self, end: LinkEnd) -> list[Link]:
         """Drop the links from or into ``end``."""
-        gone = {lk.src: lk for lk in (self.links.get(end),
-                                       self.links.get(self._into.get(end)))
-                if lk is not None and end in (lk.src, lk.dst)}
+        gone = {lk.src: lk for lk in self._links_on(end)}
         for lk in gone.values():
             self._remove_link(lk)
         return list(gone.values())
@@ -239,13 +242,8 @@ class Fabric:
 
     def links_at(self, dpid: int) -> list[Link]:
         """The links out of and into ``dpid``."""
-        out = []
-        for port in self._link_ports.get(dpid, ()):
-            end = LinkEnd(dpid, port)
-            for lk in (self.links.get(end), self.links.get(self._into.get(end))):
-                if lk is not None and end in (lk.src, lk.dst):
-                    out.append(lk)
-        return out
+        return [lk for port in self._link_ports.get(dpid, ())
+                for lk in self._links_on(LinkEnd(dpid, port))]
 
     def peers(self, dpid: int) -> set[int]:
         """The switches at the other end of ``dpid``'s links (either direction)."""
