@@ -153,6 +153,8 @@ class FabricApp(BoundedLoopApp):
     def _on_tick(self, ev) -> None:
         self.heartbeat.beat()
         LOOP_LAG.observe(time.monotonic() - ev.posted)
+        # (switches that stopped answering barriers)
+        self.out.drop_stalled(ev.posted, runtime.config().openflow.barrier_timeout)
         now = clock.now()
         leaves = {d for d in self.dps if self.core.traffic.te is not None
                   and self.core.role(d) == "leaf"}
@@ -181,7 +183,8 @@ class FabricApp(BoundedLoopApp):
         self._publish_counters(now)
 
     def _publish_counters(self, now: float) -> None:
-        counts = {**self._counts, **self.out.stats, "meter_drops": self.stats.meter_drops}
+        counts = {**self._counts, **self.out.stats, "meter_drops": self.stats.meter_drops,
+                  "messages_waiting": self.out.waiting()}
         qos_app = app_manager.lookup_service_brick("QosApp")
         if qos_app is not None:  # (read-only: ints and a reference)
             counts["qos_errors"] = qos_app.errors

@@ -38,7 +38,12 @@ SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriv
 # each closing its own chunk, and must not wait for the loop to see barrier replies).
 CHUNK = 64  # messages per barrier at most
 WINDOW = 128  # messages sent behind barriers not answered yet
-MAX_WAITING = 500_000  # messages waiting for one switch before its session is dropped
+# A switch that does not answer its barriers (a hostile peer, a wedged agent) would make
+# the controller keep what it is owed: its session is dropped once a barrier has waited
+# too long for an answer (``openflow.barrier_timeout``), or once more than MAX_WAITING
+# messages wait for it (a leaf of a 1,000-switch fabric holds ~3,000 entries: this is
+# its whole state many times over).
+MAX_WAITING = 50_000
 
 
 class _Outbox:
@@ -49,8 +54,8 @@ class _Outbox:
     def __init__(self, dp) -> None:
         self.dp = dp
         self.waiting: collections.deque = collections.deque()
-        # barriers not answered yet: (xid, messages up to it)
-        self.unanswered: collections.deque[tuple[int, int]] = collections.deque()
+        # barriers not answered yet: (xid, messages up to it, monotonic time sent)
+        self.unanswered: collections.deque[tuple[int, int, float]] = collections.deque()
         self.in_flight = 0  # messages behind them
 
 
@@ -82,7 +87,8 @@ class Southbound:
         self._cost = 0.0  # seconds the last sync of every switch took
         self._paced_until = 0.0  # (monotonic) no paced sync of every switch before then
         self._outboxes: dict[int, _Outbox] = {}  # dpid -> its connection's (flow control)
-        self.stats = {"flow_mods": 0, "group_mods": 0, "packet_out": 0}
+        self.stats = {"flow_mods": 0, "group_mods": 0, "packet_out": 0,
+                      "sessions_stalled": 0}
 
     def apply(self, eff: Effects, now: float, force_sync: bool = False,
               flush: bool = False) -> None:
@@ -188,21 +194,34 @@ class Southbound:
             box = self._outboxes[dp.id] = _Outbox(dp)
         box.waiting.extend(msgs)
         if len(box.waiting) > MAX_WAITING:
-            log.error("switch %d has %d messages waiting behind %d unanswered: its "
-                      "connection is dropped; it is reconciled when it reconnects",
-                      dp.id, len(box.waiting), box.in_flight)
-            box.waiting.clear()
-            oskenfix.end_session(dp)
+            self._drop(box, f"{len(box.waiting)} messages wait behind {box.in_flight} "
+                            "unanswered")
             return
         self._pump(box)
+
+    def drop_stalled(self, horizon: float, limit: float) -> None:
+        """End the sessions of switches with a barrier sent ``limit`` seconds before
+        ``horizon`` (monotonic) still unanswered. ``horizon``: when the tick that calls
+        this was posted; every reply that arrived before it has been handled (one queue),
+        so a busy loop does not make answered barriers look late."""
+        for box in list(self._outboxes.values()):
+            if box.unanswered and horizon - box.unanswered[0][2] > limit:
+                self._drop(box, f"a barrier unanswered for {horizon - box.unanswered[0][2]:.0f} s")
+
+    def _drop(self, box: _Outbox, why: str) -> None:
+        log.error("switch %d: %s; its connection is dropped and it is reconciled when "
+                  "it reconnects", box.dp.id, why)
+        self.stats["sessions_stalled"] += 1
+        del self._outboxes[box.dp.id]
+        oskenfix.end_session(box.dp)
 
     def answered(self, dp, xid: int) -> None:
         """A barrier reply: the chunks up to it are done; send more."""
         box = self._outboxes.get(dp.id)
-        if box is None or box.dp is not dp or all(x != xid for x, _ in box.unanswered):
+        if box is None or box.dp is not dp or all(x != xid for x, _, _ in box.unanswered):
             return  # (an old connection's, or a barrier already passed)
         while True:
-            done, n = box.unanswered.popleft()
+            done, n, _ = box.unanswered.popleft()
             box.in_flight -= n
             if done == xid:
                 break
@@ -225,6 +244,7 @@ class Southbound:
         messages' own (a plan ends with one) or after ``CHUNK`` messages, where one is
         added."""
         dp, waiting = box.dp, box.waiting
+        now = time.monotonic()
         while waiting and box.in_flight < WINDOW:
             barrier, sent = None, 0
             for _ in range(min(CHUNK, len(waiting))):
@@ -238,7 +258,7 @@ class Southbound:
                 barrier = parser.OFPBarrierRequest(dp)
                 dp.send_msg(barrier)
                 sent += 1
-            box.unanswered.append((barrier.xid, sent))
+            box.unanswered.append((barrier.xid, sent, now))
             box.in_flight += sent
 
     @staticmethod

@@ -49,6 +49,10 @@ class OpenFlowConfig(Strict):
     echo_interval: float = Field(2.0, gt=0, description="seconds between echo requests")
     echo_max_unanswered: int = Field(3, ge=1, description="a switch is dropped after this "
                                      "many unanswered echo requests")
+    barrier_timeout: float = Field(10.0, ge=0.5, le=600, description="seconds a switch may "
+                                   "leave a barrier unanswered while it is sent entries; "
+                                   "then its session is ended (reconciled when it "
+                                   "reconnects)")
     send_queue: int = Field(4096, ge=64, le=1 << 20, description="messages queued for one "
                             "switch; a switch whose queue is full and that has read nothing "
                             "for a second is dropped")

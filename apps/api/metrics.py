@@ -183,10 +183,15 @@ class FabricCollector(Collector):
             ("aifabric_host_probes", "host_probes", "ARP probes sent to bound hosts"),
             ("aifabric_te_declined", "te_new_flows_rate_limited",
              "New flows left on ECMP by the per-port rate limit"),
+            ("aifabric_switch_sessions_stalled", "sessions_stalled",
+             "Switch sessions ended for not answering barriers, or for too much waiting"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], counters.get(key, 0))
             yield c
+        yield _gauge("aifabric_openflow_messages_waiting",
+                     "Messages waiting for a switch's window (unanswered barriers)",
+                     counters.get("messages_waiting", 0))
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -259,3 +259,37 @@ def test_tampered_tables_are_seen_and_reconciled_on_reconnect(fabricd, fleets):
     assert_synced(fabricd, fleet)
     assert not any(f["cookie"] == stray for f in l1.flows())
     all_pairs_ok(hosts)
+
+
+def test_a_switch_that_stops_answering_barriers_is_dropped_and_reconciled(start_fabricd,
+                                                                         fleets):
+    """l4's agent goes on reading and applying but answers no barrier (wedged, or a
+    hostile peer that wants the controller to hold what it owes it). While it is sent
+    nothing it keeps its session; once it is sent changes and leaves their barrier
+    unanswered for ``openflow.barrier_timeout``, its session ends; the other switches
+    get their changes meanwhile, and l4 is reconciled when it answers again."""
+    ctl = start_fabricd(config={"openflow": {"barrier_timeout": 1.0}})
+    fleet, hosts = up(ctl, fleets)
+    l4 = fleet.switch(2004)
+    with l4.lock:
+        l4.answers_barriers = False
+    with ctl.client() as c:
+        time.sleep(2.0)  # nothing owed: nothing to answer
+        assert 2004 in connected(c)
+        t0 = time.monotonic()
+        fleet.link_down((2001, 1))  # every leaf's group towards l1 loses spine 1
+        assert fs.wait_until(lambda: 2004 not in connected(c), 5), "l4 never dropped"
+        dropped = time.monotonic() - t0
+        assert 1.0 <= dropped < 4.0, dropped
+        assert dict(c.status().counters).get("sessions_stalled") == 1
+        assert all(select_buckets(fleet, leaf).get(2001) == [2] for leaf in LEAVES[1:3])
+        assert hosts.ping(hosts["h3"], hosts["h1"], count=10, interval=0.01) == 10
+        with l4.lock:
+            l4.answers_barriers = True
+        fleet.connect(2004)
+        assert fs.wait_until(lambda: 2004 in connected(c), 10)
+    fleet.link_up((2001, 1))
+    ok, why = wait_links(ctl, LAYOUT.directed_links(), 15)
+    assert ok, why
+    all_pairs_ok(hosts)
+    assert_synced(ctl, fleet)

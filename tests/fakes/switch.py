@@ -68,6 +68,7 @@ class FakeSwitch:
         self.async_masks = [list(m) for m in DEFAULT_ASYNC]
         self.miss_send_len = 128
         self.config_flags = 0
+        self.answers_barriers = True  # False: reads them and never answers (a wedged agent)
         # called (on the fleet's I/O thread) with every flow-mod the switch applied
         self.on_flow_mod: Callable[[int, w.FlowMod], None] | None = None
 
@@ -173,7 +174,7 @@ class FakeSwitch:
         return [], []
 
     def _on_barrier_request(self, data: bytes, xid: int, now: float):
-        return [w.msg(ofp.OFPT_BARRIER_REPLY, xid)], []
+        return ([w.msg(ofp.OFPT_BARRIER_REPLY, xid)] if self.answers_barriers else []), []
 
     def _on_role_request(self, data: bytes, xid: int, now: float):
         role, gen = struct.unpack_from("!I4xQ", data, 8)

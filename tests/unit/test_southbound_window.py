@@ -3,6 +3,8 @@ ones, probes ahead of what waits, held packet-outs after it."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -26,6 +28,9 @@ class Connection:
 
     def barriers(self) -> list[int]:
         return [m.xid for m in self.sent if isinstance(m, parser.OFPBarrierRequest)]
+
+
+STALL = 10.0  # seconds a barrier may wait for its answer
 
 
 def flows(dp, n: int) -> list:
@@ -85,3 +90,39 @@ def test_a_chunk_ends_at_a_barrier_of_its_own_and_a_new_connection_starts_afresh
     assert out.waiting() == left
     out.forget(stuck)
     assert out.waiting() == 0
+
+
+def test_a_switch_that_stops_answering_barriers_loses_its_session(monkeypatch):
+    """A peer that never answers (hostile, wedged) is not owed messages for ever: once a
+    barrier has waited too long by the tick's posting time, its session ends; one
+    that answers late but within the bound keeps it, and so do the others."""
+    ended = []
+    monkeypatch.setattr(sb.oskenfix, "end_session", ended.append)
+    clock = [100.0]
+    monkeypatch.setattr(sb, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    out, *_ = southbound()
+    mute, slow = Connection(7), Connection(8)
+    out.dps.update({7: mute, 8: slow})
+    for dp in (mute, slow):
+        out.send(dp, flows(dp, 3 * sb.WINDOW))
+    out.drop_stalled(100.0 + STALL / 2, STALL)  # neither is late yet
+    assert ended == []
+    clock[0] = 100.0 + STALL - 1  # the slow one answers just in time: more goes
+    out.answered(slow, slow.barriers()[-1])
+    out.drop_stalled(100.0 + STALL + 0.5, STALL)
+    assert ended == [mute] and out.stats["sessions_stalled"] == 1
+    out.drop_stalled(100.0 + 2 * STALL, STALL)  # (its newer barriers, unanswered since)
+    assert ended == [mute, slow] and out.waiting() == 0
+
+
+def test_a_switch_owed_too_much_loses_its_session(monkeypatch):
+    ended = []
+    monkeypatch.setattr(sb.oskenfix, "end_session", ended.append)
+    monkeypatch.setattr(sb, "MAX_WAITING", 1_000)
+    out, *_ = southbound()
+    dp = Connection(7)
+    out.dps[7] = dp
+    out.send(dp, flows(dp, 900))
+    assert ended == []
+    out.send(dp, flows(dp, 400))
+    assert ended == [dp] and out.waiting() == 0
