@@ -213,7 +213,7 @@ class Commands(FabricCommands):
         # (a change not synced yet: its re-placements first, as the sync would make them)
         self._apply(self.core.prepare(now), now)
         desired, complete = self.core.desired(dpid, now)
-        keep = self.core.grace.kept_groups(dpid, session.mirror.groups, now)
+        keep = self.core.grace.kept_groups(dpid, session.mirror, now)
         pending = len(self.sync.plan_for(session, now))
         return SwitchEntries(
             dpid, complete,

@@ -89,6 +89,8 @@ def _instructions(rule: FlowRule) -> list[Any]:
             out.append(parser.OFPInstructionActions(ofp.OFPIT_CLEAR_ACTIONS, []))
         elif ins[0] == "goto":
             out.append(parser.OFPInstructionGotoTable(ins[1]))
+        elif ins[0] == "write_metadata":
+            out.append(parser.OFPInstructionWriteMetadata(ins[1], ins[2]))
         else:
             raise ValueError(f"unknown instruction {ins!r}")
     return out
@@ -272,6 +274,8 @@ def flow_from_stats(stat: Any) -> FlowRule:
             instructions.append(("clear",))
         elif isinstance(ins, parser.OFPInstructionGotoTable):
             instructions.append(("goto", ins.table_id))
+        elif isinstance(ins, parser.OFPInstructionWriteMetadata):
+            instructions.append(("write_metadata", ins.metadata, ins.metadata_mask))
         else:
             instructions.append(("unknown", type(ins).__name__))
     return FlowRule(stat.table_id, stat.priority, match, tuple(instructions), stat.cookie)

@@ -5,8 +5,9 @@ from __future__ import annotations
 # --- Tables -----------------------------------------------------------------------------
 TABLE_INGRESS = 0  # control punts (LLDP, ARP); the source guard at host ports
 TABLE_CLASSIFY = 1  # QoS: marking at host ports, DSCP -> queue (every switch)
-TABLE_FORWARD = 2  # destination lookup: host MAC -> port or ECMP group
-TABLE_TE = 3  # leaves, with TE: per-flow pins; new flows are copied to the controller
+TABLE_FORWARD = 2  # destination lookup: host MAC -> port, its leaf's route, or a group
+TABLE_ROUTE = 3  # leaves: the route towards each other leaf -> a shared ECMP group
+TABLE_TE = 4  # leaves, with TE: per-flow pins; new flows are copied to the controller
 
 # --- Priorities (one place, so that the pipeline can be read at a glance) ---------------
 PRIO_LLDP = 1000  # table 0: LLDP to the controller, on every port
@@ -18,13 +19,14 @@ PRIO_QOS_CLASS = 500  # table 1: host-port classification (+0..3 by specificity)
 PRIO_QOS_DEFAULT = 400  # table 1: unclassified IP from host ports -> DSCP 0
 PRIO_QOS_QUEUE = 300  # table 1: DSCP -> set_queue, for the kernel datapath (every switch)
 PRIO_CLASSIFY_DEFAULT = 0  # table 1: everything else goes on to forwarding
-PRIO_PIN_OPERATOR = 300  # table 3: flows pinned through the API (ports may be wildcards)
-PRIO_JOB = 250  # table 3: a registered job's host pairs (every connection between two)
-PRIO_PIN = 200  # table 3: flows placed by traffic engineering (exact 5-tuple)
-PRIO_NOCOPY = 150  # table 3: a flow TE declined to place: ECMP, no more copies (expires)
-PRIO_TRACK = 100  # table 3: TCP/UDP not pinned yet -> copy of the header to the controller
-PRIO_TE_MISS = 0  # table 3: everything else keeps the ECMP group of table 2
+PRIO_PIN_OPERATOR = 300  # table 4: flows pinned through the API (ports may be wildcards)
+PRIO_JOB = 250  # table 4: a registered job's host pairs (every connection between two)
+PRIO_PIN = 200  # table 4: flows placed by traffic engineering (exact 5-tuple)
+PRIO_NOCOPY = 150  # table 4: a flow TE declined to place: ECMP, no more copies (expires)
+PRIO_TRACK = 100  # table 4: TCP/UDP not pinned yet -> copy of the header to the controller
+PRIO_TE_MISS = 0  # table 4: everything else keeps the ECMP group of table 3
 PRIO_HOST = 100  # table 2: eth_dst == known host
+PRIO_ROUTE = 100  # table 3: metadata == the destination leaf's route id
 PRIO_MULTICAST = 10  # table 2: broadcast/multicast from hosts -> controller (flooded to edges)
 PRIO_MISS = 0  # table 2: unknown unicast
 
@@ -51,6 +53,7 @@ KIND_TE = 0x05  # the TE table's own plumbing (track and miss entries)
 KIND_NOCOPY = 0x06  # short-lived entries for flows TE declined (not in the desired state)
 KIND_JOB = 0x07  # a registered job's pair entries (TE table of the ingress leaf)
 KIND_GUARD = 0x08  # the source guard at host ports (its punts come back with this cookie)
+KIND_ROUTE = 0x09  # a leaf's route towards another leaf (low 32 bits: its route id)
 
 # --- Meters -------------------------------------------------------------------------------
 # Every entry that sends packets to the controller does so through a meter (OVS's
@@ -78,9 +81,16 @@ def is_our_meter(meter_id: int) -> bool:
         METER_TE_BASE <= meter_id <= METER_TE_BASE + METER_MAX_PORT)
 
 # --- Groups -------------------------------------------------------------------------------
-# ECMP select groups take ids below FF_GROUP_BASE (derived from the destination leaf's
-# dpid); a leaf's fast-failover group for uplink port P is FF_GROUP_BASE + P.
+# Every leaf has a route id, below SHARED_GROUP_BASE (derived from its dpid): a spine's
+# select group towards that leaf has it as its id, and a leaf's host entries for hosts
+# behind it write it into the metadata, which the leaf's route table (table 3) maps to
+# one of its ECMP select groups. Those are shared by every destination reached through
+# the same spines (one or a few per leaf, not one per other leaf), with ids from
+# SHARED_GROUP_BASE (derived from the set of spines); a leaf's fast-failover group for
+# uplink port P is FF_GROUP_BASE + P.
+SHARED_GROUP_BASE = 0x60000000
 FF_GROUP_BASE = 0x70000000
+ROUTE_MASK = 0xFFFFFFFF  # the metadata bits a route id takes
 TRACK_MAX_LEN = 128  # bytes of a new flow's packet copied to the controller
 
 

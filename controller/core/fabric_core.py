@@ -251,7 +251,7 @@ class FabricCore:
         the ports they send out of (kept through the grace period: :class:`RestartGrace`),
         and its role (a spine drops multicast in table 2, a leaf punts it), so that a
         switch whose links are not known yet keeps its role."""
-        self.grace.recover(dpid, groups)
+        self.grace.recover(dpid, flows, groups)
         if dpid in self._roles or (self._view is not None and dpid in self._view.roles):
             return
         for rule in flows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -187,8 +188,23 @@ def marking(switch: str) -> dict[str, str]:
 
 
 def group_buckets(switch: str, kind: str = "select") -> dict[int, list[int]]:
-    """group id -> output ports of its buckets, for the switch's groups of one type
-    (ECMP ``select`` groups by default; TE's per-uplink groups are ``ff``)."""
+    """ECMP (``select``, the default): where the switch sends towards each leaf, as
+    route id -> the output ports of the buckets of the group it uses (a leaf's route
+    entries in table 3 lead to its shared groups; a spine's group ids are route ids).
+    ``ff``: TE's per-uplink groups, group id -> ports."""
+    groups = _groups(switch, kind)
+    if kind != "select":
+        return groups
+    routes = {}
+    for line in ofctl(switch, "dump-flows").splitlines():
+        m = re.search(rf"table={C.TABLE_ROUTE}, .*metadata=(0x[0-9a-f]+).*group:(\d+)", line)
+        if m:
+            routes[int(m.group(1), 16)] = groups.get(int(m.group(2)), [])
+    return routes or groups
+
+
+def _groups(switch: str, kind: str) -> dict[int, list[int]]:
+    """group id -> output ports of its buckets, for the switch's groups of one type."""
     out: dict[int, list[int]] = {}
     for line in ofctl(switch, "dump-groups").splitlines():
         line = line.strip()

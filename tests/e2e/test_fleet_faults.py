@@ -37,18 +37,24 @@ DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
 
 
 def select_buckets(fleet: Fleet, dpid: int) -> dict[int, list[int]]:
-    """ECMP group id -> the output ports of its buckets (as ``ovs-ofctl dump-groups``
-    lists them: every bucket, live or not)."""
-    out = {}
-    for gid, g in fleet.switch(dpid).groups().items():
-        if g["type"] == "select":
-            out[gid] = sorted(a[1] for b in g["buckets"] for a in b["actions"]
-                              if a[0] == "output")
-    return out
+    """Where the switch's ECMP sends towards each leaf: route id -> the output ports of
+    the buckets of the select group it uses (as ``ovs-ofctl dump-groups`` lists them:
+    every bucket, live or not). A leaf's route entries lead to its shared groups; a
+    spine's group ids are route ids."""
+    sw = fleet.switch(dpid)
+    groups = {gid: sorted(a[1] for b in g["buckets"] for a in b["actions"] if a[0] == "output")
+              for gid, g in sw.groups().items() if g["type"] == "select"}
+    routes = {}
+    for f in sw.flows():
+        if f["table"] == C.TABLE_ROUTE and "metadata" in f["match"]:
+            gids = [a[1] for ins in f["instructions"] if ins[0] in ("apply", "write")
+                    for a in ins[1] if a[0] == "group"]
+            routes[f["match"]["metadata"]] = groups.get(gids[0], []) if gids else []
+    return routes or groups
 
 
 def leaf_groups_use(fleet: Fleet, ports_by_leaf: dict[int, list[int]]) -> bool:
-    """Each leaf has its three groups (one per other leaf), each over ``ports``."""
+    """Each leaf's ECMP towards each of the three other leaves is over ``ports``."""
     for leaf, ports in ports_by_leaf.items():
         groups = select_buckets(fleet, leaf)
         if len(groups) != 3 or any(b != ports for b in groups.values()):

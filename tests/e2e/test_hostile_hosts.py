@@ -257,8 +257,13 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
     fair = max((f for f in rows if f.flow.src_ip == h8.IP() and f.flow.dst_port == 5205),
                key=lambda f: f.rate_bps)
     why = (spines, stream_spine, fair.spine, fair.moves, fair.traffic_class, got,
-           [(f.traffic_class, f.spine, f.rate_bps) for f in rows if f.flow.dst_port == 5204],
+           [(f.traffic_class, f.spine, f.rate_bps, f.moves, f.age_seconds) for f in rows
+            if f.flow.dst_port == 5204],
+           [(f.flow.src_port, f.flow.dst_port, f.spine, f.rate_bps, f.moves, f.age_seconds)
+            for f in rows if h8.IP() in (f.flow.src_ip, f.flow.dst_ip)],
+           [(e.kind, e.message) for e in replay_events(ctl, "reroute")][-10:],
            {k: v for k, v in counters(ctl).items() if k.startswith("te_")})
+    why = "\n".join(map(str, why))  # (a str: pytest would shorten a tuple's repr)
     assert fair.traffic_class == "collective", why
     assert len(stream_spine) == 1 and fair.spine != stream_spine[0], why
     # (a generous bound; alone on its uplink it gets ~9 of the 10 Mbit/s)

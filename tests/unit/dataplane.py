@@ -166,6 +166,7 @@ class DataPlane:
         emitted: list[tuple[int | str, dict]] = []
         action_set: dict[str, tuple] = {}
         table = 0
+        pkt = {**pkt, "metadata": 0}  # (each switch's pipeline starts with none)
         while True:
             rule = sw.lookup(table, pkt)
             if rule is None:
@@ -180,6 +181,9 @@ class DataPlane:
                 elif ins[0] == "write":
                     for action in ins[1]:
                         action_set[action[0]] = action
+                elif ins[0] == "write_metadata":
+                    _, value, mask = ins
+                    pkt = {**pkt, "metadata": (pkt["metadata"] & ~mask) | (value & mask)}
                 elif ins[0] == "goto":
                     goto = ins[1]
             if goto is None:

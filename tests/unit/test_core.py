@@ -4,6 +4,7 @@ from controller.core import constants as C
 from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric.discovery import HOLD_SETTLES
+from controller.core.fabric.forwarding import group_towards
 from controller.core.fabric.frames import (
     ARP_REPLY,
     build_lldp,
@@ -13,6 +14,7 @@ from controller.core.fabric.frames import (
 from controller.core.model.fabric_model import Port
 from controller.core.model.roles import LEAF, SPINE
 from controller.core.settings import CoreSettings
+from controller.core.southbound.openflow import Bucket, SwitchMirror
 from tests.unit.fakefabric import SECRET, FakeFabric, arp_reply, arp_request, learn
 
 H1 = ("00:00:00:00:00:01", "10.0.0.1")
@@ -26,8 +28,13 @@ def discovered():
 
 
 def bucket_ports(desired) -> dict[int, list[int]]:
-    """Each group of a switch's desired state and the output ports of its buckets."""
-    return {gid: [b.actions[0][1] for b in g.buckets] for gid, g in desired.groups.items()}
+    """Where a switch's ECMP sends towards each leaf: route id -> the output ports of the
+    buckets of its group (a leaf's by its route entries, a spine's select groups)."""
+    routes = {v for (table, _, match) in desired.flows if table == C.TABLE_ROUTE
+              for k, v in match if k == "metadata"}
+    ids = routes or {gid for gid, g in desired.groups.items() if g.group_type == "select"}
+    return {rid: [b.actions[0][1] for b in group_towards(desired, rid).buckets]
+            for rid in ids}
 
 
 def towards_other_leaves(fab, leaf: int, ports: list[int]) -> dict[int, list[int]]:
@@ -59,9 +66,35 @@ def test_leaf_groups_spread_over_all_spines():
     desired, complete = fab.core.desired(2001, fab.now)
     assert complete
     gid_l2 = fab.core.view().group_ids[2002]
-    group = desired.groups[gid_l2]
+    group = group_towards(desired, gid_l2)
     assert group.group_type == "select"
     assert sorted(b.actions[0][1] for b in group.buckets) == [1, 2]
+
+
+def test_a_leaf_shares_one_group_between_leaves_and_a_cut_spine_link_moves_one_route():
+    """Every other leaf is reached through the same spines: one select group, which the
+    route of each leaf uses (not a group per leaf: a thousand leaves would need a
+    million). Spine 1's link to l3 fails: at l1 the route towards l3 alone moves to a
+    group over spine 2; the shared group stays as it was."""
+    fab = discovered()
+    before, _ = fab.core.desired(2001, fab.now)
+    assert fab.core.desired(1001, fab.now)[1]  # (settled, for the last check)
+    rids = fab.core.view().group_ids
+    (shared,) = before.groups.values()
+    assert shared.group_type == "select" and len(shared.buckets) == 2
+    assert {rid: group_towards(before, rid) for leaf, rid in rids.items() if leaf != 2001} \
+        == {rid: shared for leaf, rid in rids.items() if leaf != 2001}
+    fab.core.port_status(2003, Port(1, "p1", up=False), False, fab.now)
+    after, _ = fab.core.desired(2001, fab.now)
+    plan = SwitchMirror(dict(before.flows), dict(before.groups)).plan(after)
+    assert plan.group_mods == [] and plan.group_dels == [] and plan.flow_dels == []
+    assert [g.buckets for g in plan.group_adds] == [(Bucket((("output", 2),), 1, 2),)]
+    assert [r.match for r in plan.flow_adds + plan.flow_mods] == [(("metadata", rids[2003]),)]
+    assert group_towards(after, rids[2003]) == plan.group_adds[0]
+    assert group_towards(after, rids[2002]) == shared
+    # (a spine keeps a group per leaf: spine 1 towards l3 has no bucket left)
+    spine, _ = fab.core.desired(1001, fab.now)
+    assert spine.groups[rids[2003]].buckets == () and len(spine.groups) == 4
 
 
 def test_host_learned_on_leaf_edge_port_and_forwarded_everywhere():
@@ -75,9 +108,13 @@ def test_host_learned_on_leaf_edge_port_and_forwarded_everywhere():
     assert rule.instructions == (("apply", (("output", 3),)),)
     remote, _ = fab.core.desired(2003, fab.now)
     rule = remote.flows[(C.TABLE_FORWARD, C.PRIO_HOST, (("eth_dst", H1[0]),))]
-    assert rule.instructions == (("apply", (("group", fab.core.view().group_ids[2001]),)),)
+    rid = fab.core.view().group_ids[2001]  # (on to the route towards l1, over both spines)
+    assert rule.instructions == (("write_metadata", rid, C.ROUTE_MASK),
+                                 ("goto", C.TABLE_ROUTE))
+    assert bucket_ports(remote)[rid] == [1, 2]
     spine, _ = fab.core.desired(1001, fab.now)
-    assert (C.TABLE_FORWARD, C.PRIO_HOST, (("eth_dst", H1[0]),)) in spine.flows
+    rule = spine.flows[(C.TABLE_FORWARD, C.PRIO_HOST, (("eth_dst", H1[0]),))]
+    assert rule.instructions == (("apply", (("group", rid),)),)
 
 
 def test_unknown_arp_target_is_flooded_to_host_ports_only():
@@ -139,14 +176,14 @@ def test_port_down_removes_the_uplink_from_every_group_at_once():
     eff = fab.core.port_status(2001, Port(1, "p1", up=False), False, fab.now)
     assert eff.changed
     desired, _ = fab.core.desired(2001, fab.now)
-    assert [b.actions[0][1] for b in desired.groups[gid].buckets] == [2]
+    assert [b.actions[0][1] for b in group_towards(desired, gid).buckets] == [2]
     # the far end (spine 1001 towards leaf 2001) no longer counts either
     other, _ = fab.core.desired(2003, fab.now)
-    assert [b.actions[0][1] for b in other.groups[fab.core.view().group_ids[2001]].buckets] == [2]
+    assert bucket_ports(other)[fab.core.view().group_ids[2001]] == [2]
     fab.core.port_status(2001, Port(1, "p1", up=True), False, fab.now)
     fab.advance(1.0)
     desired, _ = fab.core.desired(2001, fab.now)
-    assert sorted(b.actions[0][1] for b in desired.groups[gid].buckets) == [1, 2]
+    assert sorted(b.actions[0][1] for b in group_towards(desired, gid).buckets) == [1, 2]
 
 
 def test_spine_disconnect_removes_it_everywhere_and_it_returns():
@@ -345,7 +382,7 @@ def _sync(again, mirrors, present):
     plans = {}
     for dpid in present:
         desired, complete = again.core.desired(dpid, again.now)
-        keep = again.core.grace.kept_groups(dpid, mirrors[dpid].groups, again.now)
+        keep = again.core.grace.kept_groups(dpid, mirrors[dpid], again.now)
         plans[dpid] = mirrors[dpid].plan(desired, additive=not complete, keep_groups=keep)
         mirrors[dpid].apply(plans[dpid])
     return plans
@@ -400,8 +437,11 @@ def test_a_leaf_that_never_comes_back_is_removed_after_the_grace_period():
                "00:00:00:00:00:07" for r in mirrors[2001].flows.values())
     again.advance(again.core.settings.absent_timeout)
     plans = _sync(again, mirrors, early)
-    assert [dict(r.match)["eth_dst"] for r in plans[2001].flow_dels] == ["00:00:00:00:00:07"]
-    assert plans[2001].group_dels
+    # l1 forgets the host and its route towards l4; the spines their groups towards l4
+    rid = again.core.view().group_ids.get(2004, 2004)
+    assert {dict(r.match).get("eth_dst", dict(r.match).get("metadata"))
+            for r in plans[2001].flow_dels} == {"00:00:00:00:00:07", rid}
+    assert plans[1001].group_dels == [rid]
 
 
 def test_drain_spine_and_link_then_undrain():
@@ -422,7 +462,7 @@ def test_drain_spine_and_link_then_undrain():
     desired, _ = fab.core.desired(2001, fab.now)
     assert bucket_ports(desired) == towards_other_leaves(fab, 2001, [2])
     other, _ = fab.core.desired(2003, fab.now)
-    assert [b.actions[0][1] for b in other.groups[fab.core.view().group_ids[2001]].buckets] == [2]
+    assert bucket_ports(other)[fab.core.view().group_ids[2001]] == [2]
     snap = fab.core.snapshot(fab.now)
     assert {(lk.src_dpid, lk.dst_dpid) for lk in snap.links if lk.drained} == {
         (2001, 1001), (1001, 2001)}
@@ -449,7 +489,7 @@ def test_a_drain_is_of_a_cable_and_undrain_at_a_recabled_port_says_what_it_did()
     assert fab.core.fabric.links[LinkEnd(2001, 1)].dst == LinkEnd(1001, 2)
     assert fab.core.maintenance.drained_ends() == frozenset()
     desired, _ = fab.core.desired(2001, fab.now)
-    towards_3 = desired.groups[fab.core.view().group_ids[2003]]
+    towards_3 = group_towards(desired, fab.core.view().group_ids[2003])
     assert sorted(b.actions[0][1] for b in towards_3.buckets) == [1, 2]
     # undrain at the port clears the old record, and says which link it was
     eff, message = fab.maintain("undrain", 2001, 1)

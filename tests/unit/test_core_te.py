@@ -5,6 +5,7 @@ import pytest
 
 from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
+from controller.core.fabric.forwarding import group_towards
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
@@ -51,8 +52,13 @@ def test_te_pipeline_on_leaves_and_plain_ecmp_without_te():
     remote = [r for r in desired.flows.values()
               if r.table == C.TABLE_FORWARD and r.priority == C.PRIO_HOST
               and dict(r.match)["eth_dst"] == HOSTS[3][0]]
-    gid = fab.core.view().group_ids[2002]
-    assert remote[0].instructions == (("write", (("group", gid),)), ("goto", C.TABLE_TE))
+    rid = fab.core.view().group_ids[2002]
+    assert remote[0].instructions == (("write_metadata", rid, C.ROUTE_MASK),
+                                      ("goto", C.TABLE_ROUTE))
+    # the route writes its ECMP group into the action set; a pin in table 4 may replace it
+    route = desired.flows[(C.TABLE_ROUTE, C.PRIO_ROUTE, (("metadata", rid),))]
+    gid = group_towards(desired, rid).group_id
+    assert route.instructions == (("write", (("group", gid),)), ("goto", C.TABLE_TE))
     te_table = {(r.priority, r.match) for r in desired.flows.values() if r.table == C.TABLE_TE}
     # the miss, and TCP and UDP copies from each of the two host ports through its meter
     assert (C.PRIO_TE_MISS, ()) in te_table and len(te_table) == 5
@@ -70,9 +76,14 @@ def test_te_pipeline_on_leaves_and_plain_ecmp_without_te():
     plain = te_fabric(te=None)
     desired, _ = plain.core.desired(2001, plain.now)
     assert desired.flows and not any(r.table == C.TABLE_TE for r in desired.flows.values())
-    gids = plain.core.view().group_ids  # ECMP towards each other leaf, nothing else
-    assert {gid: g.group_type for gid, g in desired.groups.items()} == {
-        gids[leaf]: "select" for leaf in plain.leaves if leaf != 2001}
+    # ECMP towards each other leaf, by one shared select group, nothing else
+    (shared,) = desired.groups.values()
+    assert shared.group_type == "select"
+    rids = plain.core.view().group_ids
+    assert {r.match: r.instructions for r in desired.flows.values()
+            if r.table == C.TABLE_ROUTE} == {
+        (("metadata", rids[leaf]),): (("apply", (("group", shared.group_id),)),)
+        for leaf in plain.leaves if leaf != 2001}
     seen = plain.core.traffic.flow_seen(2001, 3, packet(1, 3, 1000, 5201), plain.now)
     assert seen.touched == set()
 

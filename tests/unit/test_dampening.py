@@ -2,6 +2,7 @@
 bounces every 200 ms without rewriting its groups each time."""
 
 from controller.core.fabric.dampening import DampingSettings, FlapDamper
+from controller.core.fabric.forwarding import group_towards
 from controller.core.model.fabric_model import LinkEnd, Port
 from tests.unit.fakefabric import FakeFabric
 
@@ -30,7 +31,7 @@ def test_a_bouncing_uplink_is_held_down_without_a_storm_of_rewrites():
 
     def buckets() -> tuple:
         desired, _ = fab.core.desired(2002, fab.now)
-        return tuple(b.watch_port for b in desired.groups[gid].buckets)
+        return tuple(b.watch_port for b in group_towards(desired, gid).buckets)
 
     states = [buckets()]
     for _ in range(25):  # down/up every 200 ms for 10 s, at both ends of the cable

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from controller.core.fabric.forwarding import group_towards
 from controller.core.fabric.qos import default_policy
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
@@ -91,7 +92,7 @@ def test_a_failed_uplink_is_bypassed_by_the_switch_then_by_the_core():
     fab.core.port_status(leaf, Port(1, "p1", up=False), False, fab.now)
     fab.core.port_status(fab.spines[0], Port(1, "p1", up=False), False, fab.now)
     dp.sync()
-    towards_1 = dp.switches[hosts[3][2]].groups[fab.core.view().group_ids[leaf]]
+    towards_1 = group_towards(dp.switches[hosts[3][2]], fab.core.view().group_ids[leaf])
     assert [b.watch_port for b in towards_1.buckets] == [2]
     for i in range(16):
         t = send(dp, hosts, 3, 1, sport=42000 + i)

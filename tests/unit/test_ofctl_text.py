@@ -85,6 +85,6 @@ def test_a_te_pin_uses_ovs_names_for_ipv4_addresses():
 
     key = FlowKey("10.0.0.1", "10.0.0.3", 6, 40777, 5301)
     pin = FlowRule(C.TABLE_TE, 200, key.match(), (("apply", (("group", 7),)), ("clear",)), 3)
-    assert flow_text(pin) == ("table=3,priority=200,cookie=0x3,eth_type=0x800,ip_proto=6,"
+    assert flow_text(pin) == ("table=4,priority=200,cookie=0x3,eth_type=0x800,ip_proto=6,"
                               "ip_dst=10.0.0.3,ip_src=10.0.0.1,tcp_dst=5301,tcp_src=40777,"
                               "actions=group:7,clear_actions")

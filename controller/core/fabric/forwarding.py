@@ -4,15 +4,19 @@ Pipeline (see ``constants``): table 0 punts LLDP and ARP to the controller, and 
 leaf's host ports lets IPv4 on only from a MAC and address bound there (the source
 guard: anything else goes to the controller, through the port's meter); table 1 marks
 QoS classes at host ports; table 2 forwards on the destination MAC. On a leaf, a local
-host is an output port; a host behind another leaf is a ``select`` group over the
-uplinks to the spines that reach that leaf (ECMP, per-flow hash). On a spine, a host is
-a group over the spine's links to the host's leaf. Broadcast and unknown traffic from
+host is an output port; a host behind another leaf is its leaf's route id, written into
+the metadata, and table 3 maps each route id to a ``select`` group over the uplinks to
+the spines that reach that leaf (ECMP, per-flow hash; leaves reached through the same
+spines share one group, as IP fabrics share a next-hop group between prefixes; with TE,
+table 4 may pin the flow instead). On a spine, a host is a group over the spine's links
+to the host's leaf. Broadcast and unknown traffic from
 hosts goes to the controller, which answers ARP itself and floods only out of edge
 ports: the Clos loops never see a flood.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -70,7 +74,7 @@ class FabricView:
     # arrives, so nothing in flight is lost
     drained_ends: frozenset[tuple[int, int]] = frozenset()
     drained_switches: frozenset[int] = frozenset()
-    te: bool = False  # traffic engineering: leaves send remote traffic through table 3
+    te: bool = False  # traffic engineering: leaves send remote traffic through table 4
     punt: PuntLimits = PuntLimits()
     # leaf -> its settled host ports, where the source guard applies (empty: off)
     guarded: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
@@ -92,7 +96,8 @@ class FabricView:
 
 
 def assign_group_ids(leaves: list[int]) -> dict[int, int]:
-    """Stable group ids per leaf: the dpid below ``FF_GROUP_BASE``, probed on a clash.
+    """Stable route ids per leaf (the id of the spines' groups towards it, and of its
+    routes at the other leaves): the dpid below ``SHARED_GROUP_BASE``, probed on a clash.
 
     Derived from the dpid alone (not from discovery order) so that a restarted
     controller arrives at the ids the switches already hold.
@@ -100,9 +105,9 @@ def assign_group_ids(leaves: list[int]) -> dict[int, int]:
     ids: dict[int, int] = {}
     used: set[int] = set()
     for leaf in sorted(leaves):
-        gid = (leaf % C.FF_GROUP_BASE) or 1
+        gid = (leaf % C.SHARED_GROUP_BASE) or 1
         while gid in used:
-            gid = (gid % (C.FF_GROUP_BASE - 1)) + 1
+            gid = (gid % (C.SHARED_GROUP_BASE - 1)) + 1
         ids[leaf] = gid
         used.add(gid)
     return ids
@@ -220,14 +225,16 @@ def guard_passes(view: FabricView, leaf: int) -> list[FlowRule]:
             for h in view.hosts if h.dpid == leaf and h.port in guarded and h.ip]
 
 
-def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
-    """ECMP groups of a leaf: one per other leaf, over the uplinks whose spine reaches it.
+def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, int]]:
+    """A leaf's ECMP: its select groups, one per set of spines that some other leaf is
+    reached through (shared by every leaf reached through the same spines: one or a few,
+    not one per other leaf), over the uplinks to those spines; and the group for each
+    other leaf (its route id -> group id).
 
     A spine that lost its controller session is used only when no connected spine
     reaches the destination: it may be dead, and nobody can tell until it is back.
     Drained spines and links are used only when nothing else is left.
     """
-    groups = []
     spines = sorted(view.neighbours(leaf, SPINE))
     drained = view.drained_ends
     towards = view._towards  # (built once per view; read here for every destination)
@@ -236,7 +243,6 @@ def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
     # destination (known per destination below): the same for every destination
     own = {s: () if s in view.drained_switches else
            tuple(p for p in uplinks[s] if (leaf, p) not in drained) for s in spines}
-    buckets_of: dict[tuple[tuple[int, ...], bool], tuple[Bucket, ...]] = {}
 
     def in_service(spine: int, dest: int) -> bool:
         if not own[spine]:
@@ -244,26 +250,70 @@ def leaf_groups(view: FabricView, leaf: int) -> list[GroupRule]:
         return not drained or not all((spine, p) in drained
                                       for p in towards.get((spine, dest), ()))
 
-    for dest, gid in sorted(view.group_ids.items()):
+    key_of: dict[int, tuple[tuple[int, ...], bool]] = {}  # route id -> (spines, in service)
+    for dest, rid in view.group_ids.items():
         if dest == leaf:
             continue
         via = tuple(s for s in spines if towards.get((s, dest)))
         usable = tuple(s for s in via if in_service(s, dest))
         live = tuple(s for s in usable if s in view.connected)
         if live or usable:
-            key = (live or usable, True)
+            key_of[rid] = (live or usable, True)
         else:  # only drained or silent paths remain: better them than none
-            key = (tuple(s for s in via if s in view.connected) or via, False)
-        buckets = buckets_of.get(key)
-        if buckets is None:  # (most destinations share one set of spines: built once)
-            ports = [p for s in key[0] for p in (own[s] if key[1] else uplinks[s])]
-            buckets = buckets_of[key] = tuple(Bucket((("output", p),), 1, p) for p in ports)
-        groups.append(GroupRule(gid, "select", buckets))
-    return groups
+            key_of[rid] = (tuple(s for s in via if s in view.connected) or via, False)
+    gid_of = shared_group_ids(set(key_of.values()))
+    groups = []
+    for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1]):
+        ports = [p for s in key[0] for p in (own[s] if key[1] else uplinks[s])]
+        groups.append(GroupRule(gid, "select",
+                                tuple(Bucket((("output", p),), 1, p) for p in ports)))
+    return groups, {rid: gid_of[key] for rid, key in key_of.items()}
+
+
+def shared_group_ids(keys: set[tuple[tuple[int, ...], bool]]) -> dict:
+    """Stable ids for a leaf's shared ECMP groups: from the set of spines (and whether
+    they are in service), so that a restarted controller, or another instance of a
+    cluster, arrives at the ids the switch holds; probed on a clash, in key order."""
+    ids: dict = {}
+    used: set[int] = set()
+    span = C.FF_GROUP_BASE - C.SHARED_GROUP_BASE
+    for key in sorted(keys):
+        slot = zlib.crc32(repr(key).encode()) % span
+        while C.SHARED_GROUP_BASE + slot in used:
+            slot = (slot + 1) % span
+        ids[key] = C.SHARED_GROUP_BASE + slot
+        used.add(ids[key])
+    return ids
+
+
+def route_rules(routes: Mapping[int, int], te_leaf: bool) -> list[FlowRule]:
+    """A leaf's route table: the route id of each other leaf (written into the metadata
+    by the host entries of the hosts behind it) -> its ECMP group; on a TE leaf into the
+    action set, then the TE table, where a pin may replace it."""
+    rules = []
+    for rid, gid in sorted(routes.items()):
+        action = (("write", (("group", gid),)), ("goto", C.TABLE_TE)) if te_leaf else \
+            apply_actions(("group", gid))
+        rules.append(FlowRule(C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid), action,
+                              C.make_cookie(C.KIND_ROUTE, rid)))
+    return rules
+
+
+def group_towards(desired: SwitchDesired, rid: int) -> GroupRule | None:
+    """The ECMP group a switch holding ``desired`` sends traffic for the leaf with route
+    id ``rid`` through: on a leaf the group of its route entry, on a spine its group of
+    that id (None: none)."""
+    route = desired.flows.get((C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid)))
+    if route is None:
+        return desired.groups.get(rid)
+    gids = [a[1] for ins in route.instructions if ins[0] in ("apply", "write")
+            for a in ins[1] if a[0] == "group"]
+    return desired.groups.get(gids[0]) if gids else None
 
 
 def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
-    """Groups of a spine: one per leaf, over the spine's links to that leaf."""
+    """Groups of a spine: one per leaf, over the spine's links to that leaf (its id is
+    the leaf's route id)."""
     groups = []
     for dest, gid in sorted(view.group_ids.items()):
         ports = view.ports_towards(spine, dest)
@@ -341,7 +391,8 @@ def switch_base(view: FabricView, dpid: int) -> SwitchDesired:
     te_leaf = view.te and role == LEAF
     meters = punt_meters(view.punt, edge, te_leaf)
     if role == LEAF:
-        groups = leaf_groups(view, dpid)
+        groups, routes = leaf_ecmp(view, dpid)
+        flows += route_rules(routes, te_leaf)
         flows += guard_rules(view, dpid)
         if view.qos is not None:
             flows += marking_rules(view.qos, list(edge))
@@ -357,31 +408,32 @@ def switch_base(view: FabricView, dpid: int) -> SwitchDesired:
 
 def host_rules(view: FabricView, dpid: int) -> list[FlowRule]:
     """A switch's entries for hosts: on a leaf, the source guard's pass for each of its
-    own; towards every host, out of the host's port on its own leaf, else
-    by the ECMP group of its leaf (on a TE leaf, through table 3, where a pin may
-    replace the group)."""
+    own; towards every host, out of the host's port on its own leaf, else on a leaf by
+    the route of the host's leaf (table 3), on a spine by the group towards that leaf."""
     role = view.roles.get(dpid, LEAF)
-    te_leaf = view.te and role == LEAF
     rules = guard_passes(view, dpid) if role == LEAF else []
     for host in view.hosts:
-        gid = view.group_ids.get(host.dpid)
-        if gid is None:
+        rid = view.group_ids.get(host.dpid)
+        if rid is None:
             continue  # its switch is not (or no longer) a connected leaf
-        if role == LEAF and host.dpid == dpid:
-            rules.append(_host_entry(host.mac, host.ip, ("output", host.port), False))
+        if role != LEAF:
+            rules.append(_host_entry(host.mac, host.ip, ("group", rid)))
+        elif host.dpid == dpid:
+            rules.append(_host_entry(host.mac, host.ip, ("output", host.port)))
         else:
-            rules.append(_host_entry(host.mac, host.ip, ("group", gid), te_leaf))
+            rules.append(_host_entry(host.mac, host.ip, ("route", rid)))
     return rules
 
 
 @lru_cache(maxsize=1 << 16)
-def _host_entry(mac: str, ip: str, action: tuple, via_te: bool) -> FlowRule:
+def _host_entry(mac: str, ip: str, action: tuple) -> FlowRule:
     """One host entry (the same object for every switch that holds it: a fabric of
     hundreds of leaves holds each host's entry hundreds of times, rebuilt when a host
-    comes or goes)."""
+    comes or goes). ``("route", id)``: on to the route table with the leaf's route id."""
     cookie = C.make_cookie(C.KIND_HOST, C.ip_to_cookie_low(ip))
-    if via_te:  # the group goes into the action set; a pin in table 3 may replace it
+    if action[0] == "route":
         return FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=mac),
-                        (("write", (action,)), ("goto", C.TABLE_TE)), cookie)
+                        (("write_metadata", action[1], C.ROUTE_MASK),
+                         ("goto", C.TABLE_ROUTE)), cookie)
     return FlowRule(C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=mac),
                     apply_actions(action), cookie)

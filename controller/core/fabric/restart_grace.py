@@ -1,8 +1,10 @@
 """The grace period after a controller restart: what the switches held when they
 reconnected is kept until it can be judged.
 
-A switch's ECMP groups lead to leaves: until a leaf is back and settled (or the grace
-period ends), the groups towards it stay, and so do the entries that use them. The
+A switch's ECMP groups and routes lead to leaves: until a leaf is back and settled (or
+the grace period ends), the groups and routes towards it stay (by the leaf's route id:
+a spine's group towards it, a leaf's route entry for it and the shared group that
+uses), and so do the entries that use them. The
 ports a switch's groups send out of face switches: until each is judged (a link found
 over it, or the port going down), that switch's groups are kept as they are. The
 period starts when the first switch reconnects and lasts ``absent_timeout`` seconds;
@@ -12,11 +14,11 @@ then whatever did not come back is judged without it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from controller.core import constants as C
 from controller.core.model.fabric_model import Fabric, LinkEnd
-from controller.core.southbound.openflow import GroupRule
+from controller.core.southbound.openflow import FlowRule, GroupRule, SwitchMirror, routes_matched
 
 log = logging.getLogger("aifabric.core")
 
@@ -37,11 +39,14 @@ class RestartGrace:
         if self._until is None:
             self._until = now + self.absent_timeout
 
-    def recover(self, dpid: int, groups: list[GroupRule]) -> None:
-        """The groups switch ``dpid`` held when it connected, and the ports they send
-        out of (they face switches: not taken for host ports until judged)."""
+    def recover(self, dpid: int, flows: list[FlowRule], groups: list[GroupRule]) -> None:
+        """The leaves switch ``dpid`` had groups or routes towards when it connected, and
+        the ports its groups send out of (they face switches: not taken for host ports
+        until judged)."""
         self._expected_groups |= {g.group_id for g in groups
-                                  if 0 < g.group_id < C.FF_GROUP_BASE}
+                                  if 0 < g.group_id < C.SHARED_GROUP_BASE}
+        self._expected_groups |= {rid for r in flows if _is_route(r)
+                                  for rid in routes_matched(r)}
         linked = self.fabric.link_ports(dpid)
         self.fabric.expected |= {
             LinkEnd(dpid, a[1]) for g in groups for b in g.buckets for a in b.actions
@@ -56,12 +61,15 @@ class RestartGrace:
         judged yet (that switch is not back): its groups are then kept as they are."""
         return self.active(now) and any(e.dpid == dpid for e in self.fabric.expected)
 
-    def kept_groups(self, dpid: int, held: Iterable[int], now: float) -> frozenset[int]:
-        """The groups (of ``held``, what switch ``dpid`` holds) that a sync must leave as
-        they are: those towards leaves not back yet, and all of them while a switch
-        ``dpid`` faces is not back (see :meth:`waiting`)."""
+    def kept_groups(self, dpid: int, held: SwitchMirror, now: float) -> frozenset[int]:
+        """The groups and routes (ids) that a sync of switch ``dpid`` (holding ``held``)
+        must leave as they are: those towards leaves not back yet, and all it holds
+        while a switch it faces is not back (see :meth:`waiting`)."""
         frozen = self.frozen_groups(now)
-        return frozen | frozenset(held) if self.waiting(dpid, now) else frozen
+        if not self.waiting(dpid, now):
+            return frozen
+        return frozen | frozenset(held.groups) | frozenset(
+            rid for r in held.flows.values() if _is_route(r) for rid in routes_matched(r))
 
     def frozen_groups(self, now: float) -> frozenset[int]:
         """Groups towards leaves that have not come back (yet) since the restart."""
@@ -88,3 +96,8 @@ class RestartGrace:
         self._expected_groups.clear()
         self.fabric.expected.clear()
         return True
+
+
+def _is_route(rule: FlowRule) -> bool:
+    """A leaf's route entry towards another leaf."""
+    return rule.table == C.TABLE_ROUTE and C.cookie_kind(rule.cookie) == C.KIND_ROUTE

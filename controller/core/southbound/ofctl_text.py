@@ -21,15 +21,16 @@ from controller.core.southbound.openflow import (
 )
 
 # The match fields the core uses, by their OpenFlow (os-ken) name -> ovs-ofctl's name.
-_FIELDS = {name: name for name in ("in_port", "eth_dst", "eth_src", "eth_type", "ip_dscp",
-                                   "ip_proto", "tcp_src", "tcp_dst", "udp_src", "udp_dst")}
+_FIELDS = {name: name for name in ("in_port", "metadata", "eth_dst", "eth_src", "eth_type",
+                                   "ip_dscp", "ip_proto", "tcp_src", "tcp_dst", "udp_src",
+                                   "udp_dst")}
 _FIELDS |= {"ipv4_src": "ip_src", "ipv4_dst": "ip_dst"}
 
 
 def _value(field: str, value: Any) -> str:
     if isinstance(value, tuple):  # (value, mask)
         return f"{_value(field, value[0])}/{_value(field, value[1])}"
-    return hex(value) if field == "eth_type" else str(value)
+    return hex(value) if field in ("eth_type", "metadata") else str(value)
 
 
 def match_text(match: tuple[tuple[str, Any], ...]) -> str:
@@ -69,6 +70,8 @@ def instructions_text(instructions: tuple[Instruction, ...]) -> str:
             parts.append("clear_actions")
         elif ins[0] == "write":
             parts.append(f"write_actions({_actions(ins[1])})")
+        elif ins[0] == "write_metadata":
+            parts.append(f"write_metadata:{ins[1]:#x}/{ins[2]:#x}")
         elif ins[0] == "goto":
             parts.append(f"goto_table:{ins[1]}")
         else:

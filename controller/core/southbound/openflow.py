@@ -2,7 +2,8 @@
 that reconciles what a switch holds with what the controller wants it to hold.
 
 Matches are sorted tuples of ``(field, value)`` (a masked value is ``(value, mask)``);
-instructions are tuples such as ``("apply", (("output", 3),))`` or ``("goto", 1)``;
+instructions are tuples such as ``("apply", (("output", 3),))``, ``("goto", 1)`` or
+``("write_metadata", value, mask)``;
 actions are ``("output", port)``, ``("controller", max_len)``, ``("group", id)``,
 ``("set_field", field, value)``, ``("meter_controller", max_len, meter_id)`` (to the
 controller through a meter). Meters are ``MeterRule`` (packets per second, drop band).
@@ -145,10 +146,13 @@ class SwitchMirror:
         """The difference to ``desired``; ``additive`` plans only adds and changes (used
         before a switch is settled, when what it holds must not be removed yet).
 
-        ``keep_groups`` are frozen: groups towards a switch the controller cannot judge
-        yet (a leaf not back after a restart). They, and the entries that send to them,
-        are neither removed nor changed unless ``desired`` says otherwise for an entry."""
+        ``keep_groups`` are frozen: ids of groups and routes towards a switch the
+        controller cannot judge yet (a leaf not back after a restart). They are neither
+        removed nor changed (a route: an entry that matches the id in the metadata), nor
+        are the entries that send to them or write them, unless ``desired`` says
+        otherwise for such an entry, nor the groups a kept entry sends to."""
         out = SyncPlan()
+        protected: set[int] = set()  # groups that entries left in place send to
         for mid, meter in sorted(desired.meters.items()):
             have_meter = self.meters.get(mid)
             if have_meter is None:
@@ -181,6 +185,9 @@ class SwitchMirror:
                 out.flow_adds.append(rule)
                 continue
             held += 1
+            if keep_groups and routes_matched(have) & keep_groups:
+                protected |= uses_groups(have)  # (a frozen route: left as it is)
+                continue
             if have.cookie != rule.cookie:
                 out.flow_adds.append(rule)  # an add replaces an entry with the same match
             elif have.instructions != rule.instructions:
@@ -192,12 +199,18 @@ class SwitchMirror:
         if additive:
             return out
         if len(self.flows) > held:  # (else every entry held is wanted)
-            out.flow_dels = sorted((rule for key, rule in self.flows.items()
-                                    if key not in desired.flows
-                                    and not (keep_groups and uses_groups(rule) & keep_groups)),
-                                   key=lambda r: _sort_key(r.key))
+            dels = []
+            for key, rule in self.flows.items():
+                if key in desired.flows:
+                    continue
+                if keep_groups and refs(rule) & keep_groups:
+                    protected |= uses_groups(rule)
+                else:
+                    dels.append(rule)
+            out.flow_dels = sorted(dels, key=lambda r: _sort_key(r.key))
         out.group_dels = sorted(gid for gid in self.groups
-                                if gid not in desired.groups and gid not in keep_groups)
+                                if gid not in desired.groups and gid not in keep_groups
+                                and gid not in protected)
         out.meter_dels = sorted(mid for mid in self.meters if mid not in desired.meters)
         return out
 
@@ -220,6 +233,18 @@ def uses_groups(rule: FlowRule) -> set[int]:
     """Groups an entry sends to (applied or written)."""
     return {a[1] for ins in rule.instructions if ins[0] in ("apply", "write")
             for a in ins[1] if a[0] == "group"}
+
+
+def routes_matched(rule: FlowRule) -> set[int]:
+    """Route ids an entry matches (the metadata a leaf's route entry looks for)."""
+    return {v[0] if isinstance(v, tuple) else v for k, v in rule.match if k == "metadata"}
+
+
+def refs(rule: FlowRule) -> set[int]:
+    """What an entry relies on: the groups it sends to, the route ids it writes into the
+    metadata or matches."""
+    return (uses_groups(rule) | routes_matched(rule)
+            | {ins[1] for ins in rule.instructions if ins[0] == "write_metadata"})
 
 
 def _sort_key(key: tuple[int, int, Match]) -> tuple[int, int, str]:

@@ -127,7 +127,7 @@ class SwitchSync:
         core's last :meth:`FabricCore.prepare`."""
         desired, complete = self.core.desired(session.dpid, now)
         held = session.mirror if session.ready else SwitchMirror()
-        keep = self.core.grace.kept_groups(session.dpid, held.groups, now)
+        keep = self.core.grace.kept_groups(session.dpid, held, now)
         return held.plan(desired, additive=not complete, keep_groups=keep)
 
     def plans(self, now: float, only: set[int] | None = None,
