@@ -138,7 +138,16 @@ class TrafficEngineer:
     def rebalance_job(self, topo: TeTopology, loads: Mapping[Resource, float],
                       now: float) -> RebalancePass | None:
         """The input of a rebalancing pass, copied so that the search (:func:`search`)
-        can run on another thread; None when there is nothing to rebalance now."""
+        can run on another thread; None when there is nothing to rebalance now. The
+        links carry, besides their measured load, the flows placed too recently to show
+        in the counters (as for a congestion move: a pass that cooled a busy link by
+        moving its flow onto a collective flow that just started would put both on one
+        uplink)."""
+        recent = self.placer.recent_load(now)
+        if recent:
+            loads = dict(loads)
+            for r, w in recent.items():
+                loads[r] = loads.get(r, 0.0) + w
         return self.rebalancer.take(topo, loads, now)
 
     def finish_rebalance(self, plan: RebalancePlan, topo: TeTopology, now: float,
