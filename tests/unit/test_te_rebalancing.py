@@ -20,7 +20,7 @@ from controller.core.te import (
     search,
     up,
 )
-from tests.unit.tetopo import RATE, key, leaf_of, loads_of, per_resource, topo
+from tests.unit.tetopo import RATE, host, key, leaf_of, loads_of, per_resource, topo
 
 
 def permutation(rnd: random.Random) -> list[tuple[int, int]]:
@@ -340,6 +340,13 @@ def test_rebalancing_does_not_move_a_flow_onto_a_flow_placed_a_moment_ago():
         stream.path, stream.rate_bps = SpinePath(2004, 1, 1001), 3.9e6
         # the stream and h7's flood of small flows on its uplink: 88%, the other idle
         flood = {up(2004, 1): 4.4e6, down(1001, 2002): 3.9e6}
+        # h7's flood of new collective flows on its stream's uplink, placed just now:
+        # they weigh as one host (not one host rate each)
+        for port in range(200):
+            f = te.new_flow(FlowKey(host(7), host(5), UDP, 30000 + port, 9), 2004, 2003,
+                            t, flood, 9.6, "collective", True)
+            assert f.path.spine == 1001  # (with the stream: h7's rail)
+        assert te.placer.recent_load(9.7)[up(2004, 1)] == RATE
         if newcomer:
             new = te.new_flow(key(8, 1), 2004, 2001, t, flood, 9.5, "collective", True)
             new.path = SpinePath(2004, 2, 1002)

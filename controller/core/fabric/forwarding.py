@@ -91,6 +91,11 @@ class FabricView:
                 out.setdefault((dpid, pd), []).append(lp)
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
+    @cached_property
+    def reached_by(self) -> dict[int, tuple[int, ...]]:
+        """switch -> the switches with a link to it, sorted (built once per view)."""
+        return {d: tuple(sorted({pd for _, pd, _ in adj})) for d, adj in self.adjacency.items()}
+
     def neighbours(self, dpid: int, role: str) -> set[int]:
         return {pd for _, pd, _ in self.adjacency.get(dpid, ()) if self.roles.get(pd) == role}
 
@@ -250,17 +255,31 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
         return not drained or not all((spine, p) in drained
                                       for p in towards.get((spine, dest), ()))
 
-    key_of: dict[int, tuple[tuple[int, ...], bool]] = {}  # route id -> (spines, in service)
-    for dest, rid in view.group_ids.items():
-        if dest == leaf:
-            continue
+    def key(dest: int) -> tuple[tuple[int, ...], bool]:
         via = tuple(s for s in spines if towards.get((s, dest)))
         usable = tuple(s for s in via if in_service(s, dest))
         live = tuple(s for s in usable if s in view.connected)
         if live or usable:
-            key_of[rid] = (live or usable, True)
-        else:  # only drained or silent paths remain: better them than none
-            key_of[rid] = (tuple(s for s in via if s in view.connected) or via, False)
+            return (live or usable, True)
+        # only drained or silent paths remain: better them than none
+        return (tuple(s for s in via if s in view.connected) or via, False)
+
+    key_of: dict[int, tuple[tuple[int, ...], bool]] = {}  # route id -> (spines, in service)
+    reached_by = view.reached_by
+    # (without drained links a destination's key depends only on the spines that reach
+    # it, which most destinations share: worked out once per set of them)
+    by_reach: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
+    for dest, rid in view.group_ids.items():
+        if dest == leaf:
+            continue
+        if drained:
+            key_of[rid] = key(dest)
+            continue
+        reach = reached_by.get(dest, ())
+        k = by_reach.get(reach)
+        if k is None:
+            k = by_reach[reach] = key(dest)
+        key_of[rid] = k
     gid_of = shared_group_ids(set(key_of.values()))
     groups = []
     for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1]):
@@ -290,13 +309,17 @@ def route_rules(routes: Mapping[int, int], te_leaf: bool) -> list[FlowRule]:
     """A leaf's route table: the route id of each other leaf (written into the metadata
     by the host entries of the hosts behind it) -> its ECMP group; on a TE leaf into the
     action set, then the TE table, where a pin may replace it."""
-    rules = []
-    for rid, gid in sorted(routes.items()):
-        action = (("write", (("group", gid),)), ("goto", C.TABLE_TE)) if te_leaf else \
-            apply_actions(("group", gid))
-        rules.append(FlowRule(C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid), action,
-                              C.make_cookie(C.KIND_ROUTE, rid)))
-    return rules
+    return [_route_entry(rid, gid, te_leaf) for rid, gid in sorted(routes.items())]
+
+
+@lru_cache(maxsize=1 << 16)
+def _route_entry(rid: int, gid: int, te_leaf: bool) -> FlowRule:
+    """One route entry (the same object for every leaf that holds it: leaves with the
+    same spines hold the same routes)."""
+    action = (("write", (("group", gid),)), ("goto", C.TABLE_TE)) if te_leaf else \
+        apply_actions(("group", gid))
+    return FlowRule(C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid), action,
+                    C.make_cookie(C.KIND_ROUTE, rid))
 
 
 def group_towards(desired: SwitchDesired, rid: int) -> GroupRule | None:

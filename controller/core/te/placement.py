@@ -8,7 +8,7 @@ and receive priority traffic on each link instead (:class:`PriorityUse`).
 from __future__ import annotations
 
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 
 from controller.core.te.flows import Flow, FlowKey, FlowTable
@@ -99,10 +99,14 @@ class FirstPlacement:
     def __init__(self, table: FlowTable) -> None:
         self.table = table
         # placements too recent to show in the counters: (when, uplink, downlink, bit/s,
-        # priority class), and their sum per resource, one dict per kind of flow
-        self._fresh: deque[tuple[float, Resource, Resource, float, bool]] = deque()
+        # the flow's key if of a priority class), and their load per resource: the sum
+        # of the other flows; for priority flows, as many host rates as the fewer of
+        # their senders and receivers there (a host sends no faster than its NIC,
+        # however many flows it opens: a flood of them weighs as one host)
+        self._fresh: deque[tuple[float, Resource, Resource, float, FlowKey | None]] = deque()
         self._fresh_count: dict[Resource, float] = {}
         self._fresh_priority: dict[Resource, float] = {}
+        self._fresh_ends: dict[Resource, tuple[Counter[str], Counter[str]]] = {}
         # (when, the table's moves then, the active flows' use)
         self._busy: tuple[float, int, PriorityUse] | None = None
 
@@ -113,11 +117,12 @@ class FirstPlacement:
         already tracked, has no path between leaves, or the table is full.
 
         First fit counts, on every link, its measured load plus the flows placed too
-        recently to show: a priority flow at the full host rate, any other at the
-        large-flow share, and the reverse direction of a tracked connection at nothing
-        (its ACKs). A priority-class flow is placed on the links' priority use instead
-        (see ``PriorityUse``), with this flow on them: collectives are bursty, between
-        two steps they measure as nothing."""
+        recently to show: priority flows as many host rates as the fewer of their
+        senders and receivers there, any other at the large-flow share, and the reverse
+        direction of a tracked connection at nothing (its ACKs). A priority-class flow
+        is placed on the links' priority use instead (see ``PriorityUse``), with this
+        flow on them: collectives are bursty, between two steps they measure as
+        nothing."""
         table = self.table
         if key in table.flows:
             return None
@@ -149,10 +154,12 @@ class FirstPlacement:
             weight = table.settings.large_flow_fraction * topo.link_rate
         if weight:
             u, d = resources(best, dst_leaf)
-            self._fresh.append((now, u, d, weight, priority))
-            count = fresh_priority if priority else fresh
+            self._fresh.append((now, u, d, weight, key if priority else None))
             for r in (u, d):
-                count[r] = count.get(r, 0.0) + weight
+                if priority:
+                    self._count_priority(r, key, weight, 1)
+                else:
+                    fresh[r] = fresh.get(r, 0.0) + weight
         if priority and self._busy is not None:
             self._busy[2].add(flow)  # (it counts from now on)
         table.count("flows_placed")
@@ -163,13 +170,31 @@ class FirstPlacement:
         """Load (bit/s) per resource of placements too recent to show in the counters:
         of flows of other classes, and of priority-class flows."""
         while self._fresh and now - self._fresh[0][0] >= self.table.settings.fresh_window:
-            _, u, d, w, priority = self._fresh.popleft()
-            count = self._fresh_priority if priority else self._fresh_count
+            _, u, d, w, key = self._fresh.popleft()
             for r in (u, d):
-                count[r] -= w
-                if count[r] <= 1e-6:
-                    del count[r]
+                if key is not None:
+                    self._count_priority(r, key, w, -1)
+                    continue
+                self._fresh_count[r] -= w
+                if self._fresh_count[r] <= 1e-6:
+                    del self._fresh_count[r]
         return self._fresh_count, self._fresh_priority
+
+    def _count_priority(self, r: Resource, key: FlowKey, host_rate: float, n: int) -> None:
+        """A fresh priority placement on ``r`` counted (n=1) or expired (n=-1)."""
+        senders, receivers = self._fresh_ends.setdefault(r, (Counter(), Counter()))
+        senders[key.src_ip] += n
+        receivers[key.dst_ip] += n
+        if n < 0:
+            for ends, ip in ((senders, key.src_ip), (receivers, key.dst_ip)):
+                if ends[ip] <= 0:
+                    del ends[ip]
+        bound = min(len(senders), len(receivers)) * host_rate
+        if bound > 0:
+            self._fresh_priority[r] = bound
+        else:
+            self._fresh_priority.pop(r, None)
+            del self._fresh_ends[r]
 
     def recent_load(self, now: float) -> dict[Resource, float]:
         """Load (bit/s) per resource of every placement too recent to show in the

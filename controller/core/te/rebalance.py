@@ -224,6 +224,6 @@ class Rebalancer:
         less_overload = before[0] - after[0] >= margin * max(1.0, moved)
         # without overload, only a busy worst link is worth moving flows for: below the
         # floor every link has room, and a move only costs the flows a hiccup
-        cooler = (abs(before[0] - after[0]) < 1e-9 and before[1] >= s.rebalance_floor
+        cooler = (before[0] < 1e-9 and after[0] < 1e-9 and before[1] >= s.rebalance_floor
                   and before[1] - after[1] >= margin)
         return less_overload or cooler
