@@ -234,7 +234,8 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
         honest = T.tcp_flow(h8, h1.IP(), 5205, 6, omit=1)
         time.sleep(4.0)
         with ctl.client() as c:
-            rows = [f for f in c.flows().flows if f.src_leaf == 2004]
+            listed = c.flows()
+            rows = [f for f in listed.flows if f.src_leaf == 2004]
         got = T.result(honest, timeout=30)
         for proc in (stream, own, forged):  # (read: the rest of their run would only wait)
             proc.kill()
@@ -259,9 +260,11 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
     why = (spines, stream_spine, fair.spine, fair.moves, fair.traffic_class, got,
            [(f.traffic_class, f.spine, f.rate_bps, f.moves, f.age_seconds) for f in rows
             if f.flow.dst_port == 5204],
-           [(f.flow.src_port, f.flow.dst_port, f.spine, f.rate_bps, f.moves, f.age_seconds)
+           [(f.flow.src_port, f.flow.dst_port, f.spine, f.rate_bps, f.moves,
+             f"placed at {listed.collected_at - f.age_seconds:.2f}")
             for f in rows if h8.IP() in (f.flow.src_ip, f.flow.dst_ip)],
-           [(e.kind, e.message) for e in replay_events(ctl, "reroute")][-10:],
+           {s: sum(f.rate_bps for f in mine if f.spine == s) for s in spines},  # (tracked)
+           [(f"{e.time:.2f}", e.message) for e in replay_events(ctl, "reroute")][-6:],
            {k: v for k, v in counters(ctl).items() if k.startswith("te_")})
     why = "\n".join(map(str, why))  # (a str: pytest would shorten a tuple's repr)
     assert fair.traffic_class == "collective", why

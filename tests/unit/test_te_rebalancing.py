@@ -328,30 +328,46 @@ def test_a_pass_moves_only_the_flows_that_buy_its_gain():
 
 def test_rebalancing_does_not_move_a_flow_onto_a_flow_placed_a_moment_ago():
     """(tests/e2e/test_hostile_hosts.py, seen in CI) h7's collective stream keeps its
-    uplink busy but not overloaded; h8, on the same leaf, has just started a collective
-    flow on the other uplink, too recently to show in the counters. A pass that would
-    cool the stream's link by moving it there would put both on one uplink: not while
-    the newcomer counts as placed a moment ago; without it, the stream moves."""
+    uplink busy; h8, on the same leaf, has just started a collective flow on the other
+    uplink, too recently to show in the counters. A pass that cools the stream's link by
+    moving it there would put both on one uplink: not taken while the newcomer is too
+    recent to show (the next pass sees it). h7's own flood of new flows there does not
+    hold its stream back (its NIC bounds them together)."""
     for newcomer in (False, True):
         t = topo()
         te = TrafficEngineer(TeSettings(min_move_interval=0.0))
         stream = te.new_flow(key(7, 3, proto=UDP), 2004, 2002, t, {}, 0.0, "collective",
                              True)
         stream.path, stream.rate_bps = SpinePath(2004, 1, 1001), 3.9e6
-        # the stream and h7's flood of small flows on its uplink: 88%, the other idle
-        flood = {up(2004, 1): 4.4e6, down(1001, 2002): 3.9e6}
-        # h7's flood of new collective flows on its stream's uplink, placed just now:
-        # they weigh as one host (not one host rate each)
-        for port in range(200):
+        # the stream and h7's own small flows on its uplink: 88%, the other idle
+        busy = {up(2004, 1): 4.4e6, down(1001, 2002): 3.9e6}
+        for port in range(200):  # h7's flood of new collective flows, on both uplinks
             f = te.new_flow(FlowKey(host(7), host(5), UDP, 30000 + port, 9), 2004, 2003,
-                            t, flood, 9.6, "collective", True)
-            assert f.path.spine == 1001  # (with the stream: h7's rail)
-        assert te.placer.recent_load(9.7)[up(2004, 1)] == RATE
+                            t, busy, 9.6, "collective", True)
+            f.path = SpinePath(2004, 1 + port % 2, 1001 + port % 2)
         if newcomer:
-            new = te.new_flow(key(8, 1), 2004, 2001, t, flood, 9.5, "collective", True)
+            new = te.new_flow(key(8, 1), 2004, 2001, t, busy, 9.5, "collective", True)
             new.path = SpinePath(2004, 2, 1002)
-        moves = te.rebalance(t, flood, 10.0)
+        moves = te.rebalance(t, busy, 10.0)
         if newcomer:
-            assert moves == [] and stream.path.spine == 1001
+            assert moves == [] and te.stats["rebalance_deferred"] == 1
         else:
             assert [(m.key, m.new.spine) for m in moves] == [(stream.key, 1002)]
+    # once the newcomer shows in the counters, passes judge it by them
+    assert te.placer.recent_senders(12.0) == {}
+
+
+def test_recent_priority_placements_weigh_as_their_hosts():
+    """A host's flood of new collective flows weighs on its uplink as one host rate, not
+    one per flow (a congestion move judges its targets by it)."""
+    t = topo()
+    te = TrafficEngineer()
+    for port in range(200):
+        te.new_flow(FlowKey(host(7), host(5 + port % 2), UDP, 30000 + port, 9), 2004,
+                    2003, t, {}, 1.0, "collective", True)
+    te.new_flow(FlowKey(host(8), host(5), UDP, 30000, 9), 2004, 2003, t, {}, 1.0,
+                "collective", True)
+    recent = te.placer.recent_load(1.5)
+    assert max(recent.values()) <= 2 * RATE  # (h7 and h8 at most, on any link)
+    assert sum(recent.values()) == 2 * 2 * RATE  # (each host: its uplink and downlink)
+    assert te.placer.recent_load(3.5) == {}

@@ -138,17 +138,11 @@ class TrafficEngineer:
     def rebalance_job(self, topo: TeTopology, loads: Mapping[Resource, float],
                       now: float) -> RebalancePass | None:
         """The input of a rebalancing pass, copied so that the search (:func:`search`)
-        can run on another thread; None when there is nothing to rebalance now. The
-        links carry, besides their measured load, the flows placed too recently to show
-        in the counters (as for a congestion move: a pass that cooled a busy link by
-        moving its flow onto a collective flow that just started would put both on one
-        uplink)."""
-        recent = self.placer.recent_load(now)
-        if recent:
-            loads = dict(loads)
-            for r, w in recent.items():
-                loads[r] = loads.get(r, 0.0) + w
-        return self.rebalancer.take(topo, loads, now)
+        can run on another thread; None when there is nothing to rebalance now. It
+        carries who placed flows on each link too recently to show in the counters: a
+        plan moving a flow onto another host's new flow is not taken (see
+        :meth:`Rebalancer.finish`)."""
+        return self.rebalancer.take(topo, loads, now, self.placer.recent_senders(now))
 
     def finish_rebalance(self, plan: RebalancePlan, topo: TeTopology, now: float,
                          limit: int | None = None

@@ -103,7 +103,7 @@ class FirstPlacement:
         # of the other flows; for priority flows, as many host rates as the fewer of
         # their senders and receivers there (a host sends no faster than its NIC,
         # however many flows it opens: a flood of them weighs as one host)
-        self._fresh: deque[tuple[float, Resource, Resource, float, FlowKey | None]] = deque()
+        self._fresh: deque[tuple[float, Resource, Resource, float, FlowKey, bool]] = deque()
         self._fresh_count: dict[Resource, float] = {}
         self._fresh_priority: dict[Resource, float] = {}
         self._fresh_ends: dict[Resource, tuple[Counter[str], Counter[str]]] = {}
@@ -154,7 +154,7 @@ class FirstPlacement:
             weight = table.settings.large_flow_fraction * topo.link_rate
         if weight:
             u, d = resources(best, dst_leaf)
-            self._fresh.append((now, u, d, weight, key if priority else None))
+            self._fresh.append((now, u, d, weight, key, priority))
             for r in (u, d):
                 if priority:
                     self._count_priority(r, key, weight, 1)
@@ -170,15 +170,24 @@ class FirstPlacement:
         """Load (bit/s) per resource of placements too recent to show in the counters:
         of flows of other classes, and of priority-class flows."""
         while self._fresh and now - self._fresh[0][0] >= self.table.settings.fresh_window:
-            _, u, d, w, key = self._fresh.popleft()
+            _, u, d, w, key, priority = self._fresh.popleft()
             for r in (u, d):
-                if key is not None:
+                if priority:
                     self._count_priority(r, key, w, -1)
                     continue
                 self._fresh_count[r] -= w
                 if self._fresh_count[r] <= 1e-6:
                     del self._fresh_count[r]
         return self._fresh_count, self._fresh_priority
+
+    def recent_senders(self, now: float) -> dict[Resource, frozenset[str]]:
+        """Who placed flows on each resource too recently to show in the counters."""
+        self.fresh_load(now)
+        out: dict[Resource, set[str]] = {}
+        for _, u, d, _, key, _ in self._fresh:
+            out.setdefault(u, set()).add(key.src_ip)
+            out.setdefault(d, set()).add(key.src_ip)
+        return {r: frozenset(s) for r, s in out.items()}
 
     def _count_priority(self, r: Resource, key: FlowKey, host_rate: float, n: int) -> None:
         """A fresh priority placement on ``r`` counted (n=1) or expired (n=-1)."""

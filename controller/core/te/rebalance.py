@@ -14,7 +14,7 @@ still where the search found it, in slices of whole ingress leaves.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -29,7 +29,7 @@ from controller.core.te.demand import (
 from controller.core.te.flows import Flow, FlowKey, FlowSnapshot, FlowTable, Move
 from controller.core.te.placement_search import place
 from controller.core.te.settings import TeSettings
-from controller.core.te.topology import Resource, SpinePath, TeTopology
+from controller.core.te.topology import Resource, SpinePath, TeTopology, resources
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class RebalancePass:
     topo: TeTopology
     started: float
     moves_before: int = 0  # how many moves the engineer had made when this was taken
+    # who placed flows on each link too recently to show in ``loads``
+    newcomers: Mapping[Resource, frozenset[str]] = field(default_factory=dict)
 
     @cached_property
     def _snapshot(self) -> tuple[tuple[FlowSnapshot, ...], tuple[Flow, ...],
@@ -151,17 +153,19 @@ class Rebalancer:
         self.table = table
         self.last_moved = -1e18  # when a pass last moved flows
 
-    def take(self, topo: TeTopology, loads: Mapping[Resource, float],
-             now: float) -> RebalancePass | None:
+    def take(self, topo: TeTopology, loads: Mapping[Resource, float], now: float,
+             newcomers: Mapping[Resource, frozenset[str]] | None = None
+             ) -> RebalancePass | None:
         """The input of a rebalancing pass, copied so that the search (:func:`search`)
-        can run on another thread; None when there is nothing to rebalance now."""
+        can run on another thread; None when there is nothing to rebalance now.
+        ``newcomers``: who placed flows on each link too recently to show in ``loads``."""
         s, flows = self.table.settings, self.table.flows
         if not s.rebalance or now - self.last_moved < s.rebalance_cooldown:
             return None  # (the last moves must show in the counters before the next)
         if s.large_flow_fraction * topo.link_rate <= 0 or not flows:
             return None
         return RebalancePass(tuple(flows.values()), s, dict(loads), topo, now,
-                             self.table.moves)
+                             self.table.moves, dict(newcomers or {}))
 
     def finish(self, plan: RebalancePlan, topo: TeTopology, now: float,
                limit: int | None = None) -> tuple[list[Move], RebalancePlan | None]:
@@ -183,6 +187,9 @@ class Rebalancer:
                 for live, d in zip(job.large_flows, plan.demands, strict=True):
                     live.demand_bps = d  # (shown with the flows)
             if not plan.changes or not self.worth_it(plan):
+                return [], None
+            if self.onto_newcomers(plan):
+                table.count("rebalance_deferred")
                 return [], None
         before, after = plan.before, plan.after
         reason = (f"rebalance: overload {before[0]:.2f} -> {after[0]:.2f}, "
@@ -209,6 +216,23 @@ class Rebalancer:
         rest = (replace(plan, start=end, applied=plan.applied + len(moves))
                 if end < len(plan.changes) else None)
         return moves, rest
+
+    @staticmethod
+    def onto_newcomers(plan: RebalancePlan) -> bool:
+        """True if the plan moves a flow onto a link where another host placed a flow
+        too recently to show in the counters the pass was searched on: to the search
+        that link looked idle (a collective flow that just started, the busy uplink's
+        flow moved onto it: both on one uplink). Its own host's new flows do not count
+        (its NIC bounds them together). The next pass sees the newcomer's load."""
+        newcomers = plan.job.newcomers
+        if not newcomers:
+            return False
+        for f in plan.changes:
+            old = set(resources(f.path, f.dst_leaf)) if f.path is not None else set()
+            for r in resources(plan.placement[f.key], f.dst_leaf):
+                if r not in old and newcomers.get(r, frozenset()) - {f.key.src_ip}:
+                    return True
+        return False
 
     def worth_it(self, plan: RebalancePlan) -> bool:
         """True if the placement lowers the overload by at least the hysteresis, and by
