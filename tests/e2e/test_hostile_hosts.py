@@ -208,15 +208,16 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
     by who sends and receives on each link: a heavy stream, new flows to three hosts
     from its own address, and new flows from forged addresses (the source guard stops
     those at its port). TE tracks flows in h7's own name only, no more than its port's
-    copy meter lets through. h8, h7's leaf neighbour, starts an honest collective flow:
-    h7's flows, however many, weigh as one host, so it leaves by the spine h7's stream
-    does not use, and keeps its rate."""
+    copy meter lets through. h8, h7's leaf neighbour, starts an honest collective flow
+    (to h6, whom no earlier test of the module sends to: a receiver's recent flows weigh
+    in the placement too): h7's flows, however many, weigh as one host, so it leaves by
+    the spine h7's stream does not use, and keeps its rate."""
     ctl, net = fabric
-    h1, h2, h3, h4, h5, h7, h8 = (net.get(n) for n in ("h1", "h2", "h3", "h4", "h5",
+    h2, h3, h4, h5, h6, h7, h8 = (net.get(n) for n in ("h2", "h3", "h4", "h5", "h6",
                                                         "h7", "h8"))
     dscp = 34
     dropped = counters(ctl).get("source_guard_dropped", 0)
-    T.start_servers(h1, [5205])
+    T.start_servers(h6, [5205])
     T.mark_tcp_dscp([h8], dscp)  # (iperf3 sets its TOS after the first packet)
     try:
         stream = attack(h7, "udp", h3.IP(), "5204", "14", "8", str(dscp << 2), wait=False)
@@ -231,7 +232,7 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
         forged = attack(h7, "spoofflood", "h7-eth0", h7.MAC(), h4.MAC(), h4.IP(), "12",
                         "500", str(dscp << 2), wait=False)
         time.sleep(3.0)
-        honest = T.tcp_flow(h8, h1.IP(), 5205, 6, omit=1)
+        honest = T.tcp_flow(h8, h6.IP(), 5205, 6, omit=1)
         time.sleep(4.0)
         with ctl.client() as c:
             listed = c.flows()
@@ -241,7 +242,7 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
             proc.kill()
             proc.communicate(timeout=10)
     finally:
-        T.stop_servers(h1)
+        T.stop_servers(h6)
         h8.cmd("iptables -t mangle -F OUTPUT")
     mine = [f for f in rows if f.traffic_class == "collective" and f.flow.src_ip != h8.IP()]
     # no flow in a forged name is tracked: the source guard stopped them at h7's port
