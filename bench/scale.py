@@ -354,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--setup-rates", default="1000,5000",
                     help="offered new flows per second of the setup runs, comma-separated "
                          "(default 1000,5000; empty: none)")
+    ap.add_argument("--logs", metavar="DIR", help="keep each size's fabricd log and "
+                    "config in DIR (default: a temporary directory, removed)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/scale.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs/bench-scale.md"))
     args = ap.parse_args(argv)
@@ -372,8 +374,10 @@ def main(argv: list[str] | None = None) -> int:
                  f"{args.setup_rates!r}; --hosts-per-leaf at least 0")
     rows = []
     with tempfile.TemporaryDirectory(prefix="aifabric-bench-scale-") as tmp:
+        workdir = Path(args.logs or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for spines, leaves in sizes:
-            rows.append(measure(spines, leaves, args.window, args.limit, Path(tmp),
+            rows.append(measure(spines, leaves, args.window, args.limit, workdir,
                                 args.hosts_per_leaf, rates))
     result = {"machine": f"{platform.node()}, {os.cpu_count()} cores",
               "limit_s": args.limit, "window_s": args.window, "sizes": rows}

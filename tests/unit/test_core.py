@@ -188,10 +188,16 @@ def test_port_down_removes_the_uplink_from_every_group_at_once():
 
 def test_spine_disconnect_removes_it_everywhere_and_it_returns():
     fab = discovered()
+    before = {leaf: fab.core.desired(leaf, fab.now)[0] for leaf in fab.leaves}
     fab.core.discovery.switch_disconnected(1001)
     for leaf in fab.leaves:
         desired, _ = fab.core.desired(leaf, fab.now)
         assert bucket_ports(desired) == towards_other_leaves(fab, leaf, [2]), leaf
+        # its shared group changes in place: no route moves (a storm of spine sessions
+        # lost would otherwise re-point every route of every leaf)
+        held = before[leaf]
+        plan = SwitchMirror(dict(held.flows), dict(held.groups), dict(held.meters)).plan(desired)
+        assert (len(plan.group_mods), len(plan), plan.flow_adds) == (1, 1, []), plan
     fab.deliver(fab.core.switch_connected(1001, fab.ports(1001), fab.now))
     fab.deliver(fab.core.discovery.probe(1001, fab.now))
     desired, _ = fab.core.desired(2001, fab.now)

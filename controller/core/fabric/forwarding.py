@@ -238,7 +238,11 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
 
     A spine that lost its controller session is used only when no connected spine
     reaches the destination: it may be dead, and nobody can tell until it is back.
-    Drained spines and links are used only when nothing else is left.
+    Drained spines and links are used only when nothing else is left. Those are
+    choices of buckets: a group is named after the spines that have links to its
+    destinations (and those whose links to them are drained), so that a spine losing
+    its session, or a drain of the leaf's own uplinks, changes a group in place rather
+    than the route of every leaf.
     """
     spines = sorted(view.neighbours(leaf, SPINE))
     drained = view.drained_ends
@@ -249,26 +253,30 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
     own = {s: () if s in view.drained_switches else
            tuple(p for p in uplinks[s] if (leaf, p) not in drained) for s in spines}
 
-    def in_service(spine: int, dest: int) -> bool:
-        if not own[spine]:
-            return False
-        return not drained or not all((spine, p) in drained
-                                      for p in towards.get((spine, dest), ()))
-
-    def key(dest: int) -> tuple[tuple[int, ...], bool]:
+    def key(dest: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(the spines with links to ``dest``, those whose links to it are drained)"""
         via = tuple(s for s in spines if towards.get((s, dest)))
-        usable = tuple(s for s in via if in_service(s, dest))
+        if not drained:
+            return (via, ())
+        return (via, tuple(s for s in via if all((s, p) in drained
+                                                 for p in towards.get((s, dest), ()))))
+
+    def buckets(key: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple[Bucket, ...]:
+        via, off = key
+        usable = tuple(s for s in via if own[s] and s not in off)
         live = tuple(s for s in usable if s in view.connected)
         if live or usable:
-            return (live or usable, True)
-        # only drained or silent paths remain: better them than none
-        return (tuple(s for s in via if s in view.connected) or via, False)
+            ports = [p for s in live or usable for p in own[s]]
+        else:  # only drained or silent paths remain: better them than none
+            ports = [p for s in tuple(s for s in via if s in view.connected) or via
+                     for p in uplinks[s]]
+        return tuple(Bucket((("output", p),), 1, p) for p in ports)
 
-    key_of: dict[int, tuple[tuple[int, ...], bool]] = {}  # route id -> (spines, in service)
+    key_of: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # route id -> key
     reached_by = view.reached_by
     # (without drained links a destination's key depends only on the spines that reach
     # it, which most destinations share: worked out once per set of them)
-    by_reach: dict[tuple[int, ...], tuple[tuple[int, ...], bool]] = {}
+    by_reach: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
     for dest, rid in view.group_ids.items():
         if dest == leaf:
             continue
@@ -281,17 +289,14 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
             k = by_reach[reach] = key(dest)
         key_of[rid] = k
     gid_of = shared_group_ids(set(key_of.values()))
-    groups = []
-    for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1]):
-        ports = [p for s in key[0] for p in (own[s] if key[1] else uplinks[s])]
-        groups.append(GroupRule(gid, "select",
-                                tuple(Bucket((("output", p),), 1, p) for p in ports)))
+    groups = [GroupRule(gid, "select", buckets(key))
+              for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1])]
     return groups, {rid: gid_of[key] for rid, key in key_of.items()}
 
 
-def shared_group_ids(keys: set[tuple[tuple[int, ...], bool]]) -> dict:
-    """Stable ids for a leaf's shared ECMP groups: from the set of spines (and whether
-    they are in service), so that a restarted controller, or another instance of a
+def shared_group_ids(keys: set[tuple[tuple[int, ...], tuple[int, ...]]]) -> dict:
+    """Stable ids for a leaf's shared ECMP groups: from their keys (see
+    :func:`leaf_ecmp`), so that a restarted controller, or another instance of a
     cluster, arrives at the ids the switch holds; probed on a clash, in key order."""
     ids: dict = {}
     used: set[int] = set()
