@@ -47,6 +47,9 @@ SEND_BUFFER = 1 << 20  # bytes of kernel send buffer per session (no autotuning 
 # Why os-ken's OpenFlow listener thread ended (os-ken's native hub drops a thread's
 # exception without a word; its app manager then fails on a missing ``kill``).
 listener_error: BaseException | None = None
+# Set once os-ken's OpenFlow listener has bound its port: switches can connect from then
+# on (the API reports SERVING only then; before, a switch connecting at once was refused).
+listening = threading.Event()
 
 
 def configure(send_queue: int, send_buffer: int) -> None:
@@ -105,7 +108,15 @@ def apply() -> None:
             log.error("the OpenFlow listener stopped: %s", exc)
             raise
 
+    class ListeningServer(controller.StreamServer):
+        """os-ken's StreamServer, which binds in its constructor: says when it has."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            listening.set()
+
     setattr(recv_loop, _MARK, True)
+    controller.StreamServer = ListeningServer
     controller.Datapath._recv_loop = recv_loop
     controller.OpenFlowController.server_loop = server_loop
     controller.Datapath.__init__ = datapath_init

@@ -239,6 +239,13 @@ def start_stall_exit(limit: float, fabric_app) -> None:
     threading.Thread(target=watchdog.run, name="aifabric-stall-exit", daemon=True).start()
 
 
+def _of_listening() -> bool:
+    """Whether os-ken's OpenFlow listener has bound its port (switches can connect)."""
+    from apps import oskenfix  # (imported by then: os-ken's import order comes first)
+
+    return oskenfix.listening.is_set()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -334,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
 
     handle = ControllerHandle(published, call=call, event_bus=event_bus, stalled=stalled,
                               cluster=cluster,
-                              write_intent=(intent_file or store).write_intent)
+                              write_intent=(intent_file or store).write_intent,
+                              listening=_of_listening)
     try:
         server = start_api_server(config, handle)
         if config.metrics.enabled:

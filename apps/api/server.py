@@ -152,6 +152,8 @@ class ControllerHandle:
     cluster: Callable[[], Any] = lambda: None
     # cluster mode: write a shared kind by compare-and-swap (EtcdStore.write_intent)
     write_intent: Callable[[str, str, int], tuple[bool, Intent]] | None = None
+    # whether switches can connect yet (the OpenFlow listener has bound its port)
+    listening: Callable[[], bool] = lambda: True
 
 
 WATCH_POLL_SECONDS = 1.0
@@ -450,7 +452,7 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
     def serving_once_the_apps_run() -> None:
         # SERVING means the controller answers, not just that the port is open; the
         # watchdog turns it NOT_SERVING while the fabric app's event loop is stalled.
-        while handle.published() is None:
+        while handle.published() is None or not handle.listening():
             time.sleep(0.05)
         serving = None
         tripped = False
