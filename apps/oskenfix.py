@@ -30,11 +30,12 @@ import functools
 import logging
 import queue
 import socket
+import struct
 import threading
 import time
 
 from os_ken.base import app_manager  # noqa: F401  (os-ken's own import order needs it first)
-from os_ken.controller import controller
+from os_ken.controller import controller, ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER
 
 log = logging.getLogger("aifabric.oskenfix")
@@ -56,6 +57,32 @@ def configure(send_queue: int, send_buffer: int) -> None:
     """Per-switch bounds on what the controller holds for a switch that does not read."""
     global SEND_QUEUE, SEND_BUFFER
     SEND_QUEUE, SEND_BUFFER = send_queue, send_buffer
+
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # (Linux; also SCM_TIMESTAMPNS)
+
+
+class StampedSocket:
+    """A switch's socket whose reads note when the kernel received the bytes read
+    (``arrived``, wall clock: SO_TIMESTAMPNS), so that a message's age does not include
+    the time its receive thread waited for the interpreter lock (a busy controller took
+    its own LLDP probes for stale). Everything else goes to the socket itself."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._sock = sock
+        self.arrived: float | None = None
+
+    def recv(self, n: int) -> bytes:
+        data, ancillary, _, _ = self._sock.recvmsg(n, socket.CMSG_SPACE(16))
+        for level, kind, raw in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                sec, nsec = struct.unpack("qq", raw[:16])
+                self.arrived = sec + nsec / 1e9
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
 
 
 class ProgressQueue(queue.Queue):
@@ -93,6 +120,11 @@ def apply() -> None:
     def datapath_init(self, *args, **kwargs) -> None:
         init(self, *args, **kwargs)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        if type(self.socket) is socket.socket:  # (not TLS: its reads are its own)
+            try:
+                self.socket = StampedSocket(self.socket)
+            except OSError as exc:  # (no kernel timestamps: messages stamped when read)
+                log.debug("no receive timestamps on %s: %s", self.address, exc)
         self.send_q = ProgressQueue(SEND_QUEUE)
         self._send_q_sem = threading.BoundedSemaphore(SEND_QUEUE)
 
@@ -115,6 +147,16 @@ def apply() -> None:
             super().__init__(*args, **kwargs)
             listening.set()
 
+    msg_init = ofp_event.EventOFPMsgBase.__init__
+
+    @functools.wraps(msg_init)
+    def event_init(self, msg) -> None:
+        msg_init(self, msg)
+        arrived = getattr(getattr(msg.datapath, "socket", None), "arrived", None)
+        if arrived is not None and arrived < self.timestamp:
+            self.timestamp = arrived  # (when the kernel had it: see StampedSocket)
+
+    ofp_event.EventOFPMsgBase.__init__ = event_init
     setattr(recv_loop, _MARK, True)
     controller.StreamServer = ListeningServer
     controller.Datapath._recv_loop = recv_loop

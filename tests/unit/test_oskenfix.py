@@ -119,3 +119,27 @@ def test_loading_the_apps_installs_the_fixes():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_message_is_stamped_when_the_kernel_received_it():
+    """A busy controller's receive threads wait for the interpreter lock: a message read
+    0.3 s after it arrived is dated by its arrival (the LLDP probes it judges by age)."""
+    from os_ken.controller import controller, ofp_event
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    oskenfix.apply()
+    server = socket.create_server(("127.0.0.1", 0))
+    b = socket.create_connection(server.getsockname())
+    a, _ = server.accept()
+    server.close()
+    dp = controller.Datapath(a, ("127.0.0.1", 1))
+    assert isinstance(dp.socket, oskenfix.StampedSocket)
+    b.sendall(b"x" * 20)
+    sent = time.time()
+    time.sleep(0.3)
+    assert dp.socket.recv(8) == b"x" * 8 and dp.socket.recv(12) == b"x" * 12
+    assert abs(dp.socket.arrived - sent) < 0.1
+    ev = ofp_event.EventOFPPacketIn(parser.OFPPacketIn(dp))
+    assert ev.timestamp == dp.socket.arrived and time.time() - ev.timestamp >= 0.3
+    dp.socket.close()
+    b.close()
