@@ -69,21 +69,29 @@ def test_a_queue_with_room_takes_the_message_without_waiting():
     assert dp.send_q.get() == (b"flow-mod", False)
 
 
-def test_the_patch_is_installed_on_os_ken_with_a_deep_queue():
+def session():
+    """An os-ken Datapath (patched) on one end of a loopback TCP session, and the other
+    end (the switch's)."""
     from os_ken.controller import controller
 
     oskenfix.apply()
-    assert controller.Datapath.send is oskenfix.bounded_send
     server = socket.create_server(("127.0.0.1", 0))
-    b = socket.create_connection(server.getsockname())
-    a, _ = server.accept()
+    switch = socket.create_connection(server.getsockname())
+    ours, _ = server.accept()
     server.close()
-    dp = controller.Datapath(a, ("127.0.0.1", 1))
+    return controller.Datapath(ours, ("127.0.0.1", 1)), switch
+
+
+def test_the_patch_is_installed_on_os_ken_with_a_deep_queue():
+    from os_ken.controller import controller
+
+    dp, b = session()
+    assert controller.Datapath.send is oskenfix.bounded_send
     assert isinstance(dp.send_q, oskenfix.ProgressQueue)
     assert dp.send_q.maxsize == oskenfix.SEND_QUEUE
     for n in range(oskenfix.SEND_QUEUE):  # a burst as long as the queue never waits
         assert dp.send(b"m%d" % n) is True
-    a.close()
+    dp.socket.close()
     b.close()
 
 
@@ -124,15 +132,10 @@ def test_loading_the_apps_installs_the_fixes():
 def test_a_message_is_stamped_when_the_kernel_received_it():
     """A busy controller's receive threads wait for the interpreter lock: a message read
     0.3 s after it arrived is dated by its arrival (the LLDP probes it judges by age)."""
-    from os_ken.controller import controller, ofp_event
+    from os_ken.controller import ofp_event
     from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-    oskenfix.apply()
-    server = socket.create_server(("127.0.0.1", 0))
-    b = socket.create_connection(server.getsockname())
-    a, _ = server.accept()
-    server.close()
-    dp = controller.Datapath(a, ("127.0.0.1", 1))
+    dp, b = session()
     assert isinstance(dp.socket, oskenfix.StampedSocket)
     b.sendall(b"x" * 20)
     sent = time.time()
