@@ -32,6 +32,7 @@ from controller.core.southbound.openflow import (
     SwitchDesired,
     apply_actions,
     make_match,
+    uses_groups,
 )
 
 
@@ -334,9 +335,8 @@ def group_towards(desired: SwitchDesired, rid: int) -> GroupRule | None:
     route = desired.flows.get((C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid)))
     if route is None:
         return desired.groups.get(rid)
-    gids = [a[1] for ins in route.instructions if ins[0] in ("apply", "write")
-            for a in ins[1] if a[0] == "group"]
-    return desired.groups.get(gids[0]) if gids else None
+    gids = uses_groups(route)
+    return desired.groups.get(min(gids)) if gids else None
 
 
 def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:

@@ -14,7 +14,7 @@ then whatever did not come back is judged without it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from controller.core import constants as C
 from controller.core.model.fabric_model import Fabric, LinkEnd
@@ -45,8 +45,7 @@ class RestartGrace:
         until judged)."""
         self._expected_groups |= {g.group_id for g in groups
                                   if 0 < g.group_id < C.SHARED_GROUP_BASE}
-        self._expected_groups |= {rid for r in flows if _is_route(r)
-                                  for rid in routes_matched(r)}
+        self._expected_groups |= _route_ids(flows)
         linked = self.fabric.link_ports(dpid)
         self.fabric.expected |= {
             LinkEnd(dpid, a[1]) for g in groups for b in g.buckets for a in b.actions
@@ -68,8 +67,7 @@ class RestartGrace:
         frozen = self.frozen_groups(now)
         if not self.waiting(dpid, now):
             return frozen
-        return frozen | frozenset(held.groups) | frozenset(
-            rid for r in held.flows.values() if _is_route(r) for rid in routes_matched(r))
+        return frozen | frozenset(held.groups) | _route_ids(held.flows.values())
 
     def frozen_groups(self, now: float) -> frozenset[int]:
         """Groups towards leaves that have not come back (yet) since the restart."""
@@ -98,6 +96,7 @@ class RestartGrace:
         return True
 
 
-def _is_route(rule: FlowRule) -> bool:
-    """A leaf's route entry towards another leaf."""
-    return rule.table == C.TABLE_ROUTE and C.cookie_kind(rule.cookie) == C.KIND_ROUTE
+def _route_ids(flows: Iterable[FlowRule]) -> frozenset[int]:
+    """The route ids of the leaf route entries among ``flows`` (the leaves they lead to)."""
+    return frozenset(rid for r in flows if r.table == C.TABLE_ROUTE
+                     and C.cookie_kind(r.cookie) == C.KIND_ROUTE for rid in routes_matched(r))

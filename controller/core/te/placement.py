@@ -99,7 +99,7 @@ class FirstPlacement:
     def __init__(self, table: FlowTable) -> None:
         self.table = table
         # placements too recent to show in the counters: (when, uplink, downlink, bit/s,
-        # the flow's key if of a priority class), and their load per resource: the sum
+        # the flow's key, priority class), and their load per resource: the sum
         # of the other flows; for priority flows, as many host rates as the fewer of
         # their senders and receivers there (a host sends no faster than its NIC,
         # however many flows it opens: a flood of them weighs as one host)
