@@ -75,6 +75,10 @@ class StampedSocket:
 
     def recv(self, n: int) -> bytes:
         data, ancillary, _, _ = self._sock.recvmsg(n, socket.CMSG_SPACE(16))
+        # (of this read only: the kernel stamps nothing until its timestamping is on,
+        # which it turns on a moment after the first socket asks; then None, and the
+        # message is dated when read, not by an older read's stamp)
+        self.arrived = None
         for level, kind, raw in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
                 sec, nsec = struct.unpack("qq", raw[:16])

@@ -137,6 +137,17 @@ def test_a_message_is_stamped_when_the_kernel_received_it():
 
     dp, b = session()
     assert isinstance(dp.socket, oskenfix.StampedSocket)
+    # the kernel turns timestamping on a moment after the first socket asks for it (a
+    # deferred work item): until then reads carry no stamp, and messages are dated when
+    # read; wait for it
+    deadline = time.monotonic() + 5.0
+    while True:
+        b.sendall(b"w")
+        assert dp.socket.recv(1) == b"w"
+        if dp.socket.arrived is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert dp.socket.arrived is not None, "no receive timestamps from the kernel"
     before = time.time()
     b.sendall(b"x" * 20)  # (on loopback the kernel delivers it within the call)
     after = time.time()
