@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 
 from apps.api.event_bus import EventBus
@@ -23,8 +24,10 @@ log = logging.getLogger("aifabric.fabric")
 LOGGED_KINDS = ("reroute", "congestion", "congestion_cleared", "pin", "unpin")
 # after a sync of the few switches TE touched (new flows placed), the flows list is
 # republished at most this often (seconds): rebuilding it costs a pass over every
-# tracked flow, per packet-in batch, and capped new-flow setup at ~500 flows/s
+# tracked flow, per packet-in batch, and capped new-flow setup at ~500 flows/s; and at
+# most FLOWS_SHARE of the app's time (with tens of thousands of flows, less often)
 FLOWS_INTERVAL = 0.25
+FLOWS_SHARE = 0.05
 
 
 class Publisher:
@@ -37,6 +40,7 @@ class Publisher:
         self._errors_seen: dict[str, int] = {}
         self._flows_at: float | None = None  # when the flows were last published
         self._flows_stale = False  # placed since then: :meth:`refresh` publishes them
+        self._flows_interval = FLOWS_INTERVAL  # (grows with what a publication costs)
 
     def set(self, **changes) -> None:
         """Replace fields of the published value (readers see before or after)."""
@@ -50,23 +54,29 @@ class Publisher:
         traffic = self.core.traffic
         self._flows_at, self._flows_stale = now, False
         if traffic.te is not None:
+            started = time.monotonic()
             self.set(flows=traffic.flows(now), flows_at=now, jobs=traffic.job_infos(),
                      jobs_at=now)
+            cost = time.monotonic() - started
+            self._flows_interval = max(FLOWS_INTERVAL, cost / FLOWS_SHARE)
 
     def synced(self, now: float, everything: bool) -> None:
         """After a sync (``everything``: the whole fabric was recomputed). After one of
         only the switches TE touched, the flows wait for :meth:`refresh` if they were
-        published less than ``FLOWS_INTERVAL`` ago."""
+        published less than ``FLOWS_INTERVAL`` ago (or, when publishing them costs
+        more than ``FLOWS_SHARE`` of that, that many times what it costs)."""
         if everything:
             self.topology(now)
-        elif self._flows_at is not None and 0 <= now - self._flows_at < FLOWS_INTERVAL:
+        elif self._flows_at is not None and 0 <= now - self._flows_at < self._flows_interval:
             self._flows_stale = True
             return
         self.flows(now)
 
     def refresh(self, now: float) -> None:
-        """Publish the flows if placements since the last publication wait (every tick)."""
-        if self._flows_stale:
+        """Publish the flows if placements since the last publication wait (every tick),
+        and their interval has passed."""
+        if self._flows_stale and not (self._flows_at is not None
+                                      and 0 <= now - self._flows_at < self._flows_interval):
             self.flows(now)
 
     def events(self, now: float) -> None:

@@ -54,6 +54,7 @@ KIND_NOCOPY = 0x06  # short-lived entries for flows TE declined (not in the desi
 KIND_JOB = 0x07  # a registered job's pair entries (TE table of the ingress leaf)
 KIND_GUARD = 0x08  # the source guard at host ports (its punts come back with this cookie)
 KIND_ROUTE = 0x09  # a leaf's route towards another leaf (low 32 bits: its route id)
+PIN_KINDS = frozenset({KIND_PIN, KIND_JOB})  # TE's entries on a leaf (FabricCore.pins)
 
 # --- Meters -------------------------------------------------------------------------------
 # Every entry that sends packets to the controller does so through a meter (OVS's

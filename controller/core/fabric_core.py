@@ -44,7 +44,7 @@ from controller.core.snapshot import (
     SwitchInfo,
     TopologySnapshot,
 )
-from controller.core.southbound.openflow import FlowRule, GroupRule, SwitchDesired
+from controller.core.southbound.openflow import FlowRule, GroupRule, Match, SwitchDesired
 from controller.core.te import (
     TrafficEngineer,
 )
@@ -408,12 +408,19 @@ class FabricCore:
             if base is None:
                 base = self._base[dpid] = switch_base(view, dpid)
             desired = self._desired[dpid] = with_hosts(base, host_rules(view, dpid))
-        complete = True
-        if self.traffic.te is None or self.role(dpid) != LEAF:
-            return desired, complete
-        pins = self.traffic.pins_of(dpid)
-        return SwitchDesired({**desired.flows, **pins}, desired.groups,
-                             desired.meters), complete
+        pins = self.pins(dpid, now)
+        if pins is None:
+            return desired, True
+        return SwitchDesired({**desired.flows, **pins}, desired.groups, desired.meters), True
+
+    def pins(self, dpid: int, now: float) -> dict[tuple[int, int, Match], FlowRule] | None:
+        """TE's entries (pins, jobs' pair entries: cookie kinds ``PIN_KINDS``) that a
+        settled leaf should hold, part of :meth:`desired`; None for a switch that holds
+        none (not a leaf, TE off) or is not settled (its whole state is planned)."""
+        if (self.traffic.te is None or self.role(dpid) != LEAF
+                or not self.is_settled(dpid, now)):
+            return None
+        return self.traffic.pins_of(dpid)
 
     def snapshot(self, now: float) -> TopologySnapshot:
         view = self.view()

@@ -130,3 +130,53 @@ def test_what_is_pending_while_reading_is_everything():
     everything = sync.plan_for(session, fab.now)
     desired, _ = fab.core.desired(2001, fab.now)
     assert len(everything.flow_adds) == len(desired.flows)
+
+
+def test_a_sync_of_the_leaves_te_touched_compares_only_their_pins():
+    """After placements, the leaves TE touched are planned by their pins alone (hundreds
+    of host entries and routes beside them are not compared again), and that plan is
+    the one a whole plan would make; a switch whose state was never planned whole yet
+    gets the whole plan."""
+    from controller.core.settings import CoreSettings
+    from controller.core.te import TeSettings
+    from tests.unit.fakefabric import ip_frame
+
+    fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=5e6))
+    fab.connect_all()
+    learn(fab, 2001, 3, H1)
+    learn(fab, 2002, 3, H3)
+    fab.advance(0.1)
+    dp = DataPlane(fab)
+    sync = dp.sync_engine
+    assert not sync.sessions[2001].whole  # (read back, never planned yet)
+    touched = fab.core.traffic.flow_seen(2001, 3, ip_frame(H1, H3, 40000, 5201, 6, 0),
+                                         fab.now).touched
+    assert touched == {2001}
+    first = dict(sync.plans(fab.now, only=touched))[2001]  # whole: host entries and all
+    dp.switches[2001].apply(first)
+    assert sync.sessions[2001].whole
+    assert len(first.flow_adds) > 10 and first.group_adds
+    assert 2001 not in dp.sync()  # (the rest of the fabric, whole: nothing left for 2001)
+
+    session = sync.sessions[2001]
+    held = session.mirror
+    compared = []
+    original = held._plan_flows
+
+    def counting(wanted, *args):
+        compared.append(len(wanted))
+        return original(wanted, *args)
+
+    held._plan_flows = counting  # type: ignore[method-assign]
+    # two more flows placed, the first one forgotten
+    for sport in (40001, 40002):
+        fab.core.traffic.flow_seen(2001, 3, ip_frame(H1, H3, sport, 5201, 6, 0), fab.now)
+    gone = fab.core.traffic.te.table.flows.pop(next(iter(fab.core.traffic.te.table.flows)))
+    desired, _ = fab.core.desired(2001, fab.now)
+    whole = held.plan(desired)  # (what a whole plan would send: compared, not applied)
+    plan = dict(sync.plans(fab.now, only={2001}))[2001]
+    assert compared[-1] == 2  # the two pins, not the leaf's every entry
+    assert len(plan.flow_adds) == 2 and len(plan.flow_dels) == 1
+    assert plan.flow_dels[0].match == gone.key.match()
+    assert plan == whole
+    assert dict(sync.plans(fab.now, only={2001})) == {}

@@ -12,9 +12,12 @@ The apps translate these to and from os-ken messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from controller.core.constants import cookie_kind
+from controller.core.indexed_dict import IndexedDict
 
 Match = tuple[tuple[str, Any], ...]
 Action = tuple[Any, ...]
@@ -137,9 +140,14 @@ class SwitchMirror:
     (so a reconnecting switch is reconciled, not wiped) and updated with every plan sent.
     """
 
+    # (grouped by cookie kind: a sync of only TE's pins reads only those)
     flows: dict[tuple[int, int, Match], FlowRule] = field(default_factory=dict)
     groups: dict[int, GroupRule] = field(default_factory=dict)
     meters: dict[int, MeterRule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.flows, IndexedDict):
+            self.flows = IndexedDict(_kind, self.flows)
 
     def plan(self, desired: SwitchDesired, additive: bool = False,
              keep_groups: frozenset[int] = frozenset()) -> SyncPlan:
@@ -175,25 +183,7 @@ class SwitchMirror:
                 # (additive: a group is not rewritten on a partial view of the fabric, e.g.
                 # while the spines are still reconnecting after a controller restart)
                 out.group_mods.append(group)
-        held = 0  # wanted entries the switch holds already (with any cookie)
-        for key, rule in desired.flows.items():
-            have = self.flows.get(key)
-            if have is rule:
-                held += 1
-                continue
-            if have is None:
-                out.flow_adds.append(rule)
-                continue
-            held += 1
-            if keep_groups and routes_matched(have) & keep_groups:
-                protected |= uses_groups(have)  # (a frozen route: left as it is)
-                continue
-            if have.cookie != rule.cookie:
-                out.flow_adds.append(rule)  # an add replaces an entry with the same match
-            elif have.instructions != rule.instructions:
-                out.flow_mods.append(rule)
-            else:
-                self.flows[key] = rule
+        held = self._plan_flows(desired.flows, out, keep_groups, protected)
         out.flow_adds.sort(key=lambda r: _sort_key(r.key))
         out.flow_mods.sort(key=lambda r: _sort_key(r.key))
         if additive:
@@ -212,6 +202,47 @@ class SwitchMirror:
                                 if gid not in desired.groups and gid not in keep_groups
                                 and gid not in protected)
         out.meter_dels = sorted(mid for mid in self.meters if mid not in desired.meters)
+        return out
+
+    def _plan_flows(self, wanted: Mapping[tuple[int, int, Match], FlowRule], out: SyncPlan,
+                    keep_groups: frozenset[int], protected: set[int]) -> int:
+        """Adds and changes towards ``wanted`` into ``out`` (unsorted); how many wanted
+        entries the switch holds already (with any cookie)."""
+        held = 0
+        for key, rule in wanted.items():
+            have = self.flows.get(key)
+            if have is rule:
+                held += 1
+                continue
+            if have is None:
+                out.flow_adds.append(rule)
+                continue
+            held += 1
+            if keep_groups and routes_matched(have) & keep_groups:
+                protected |= uses_groups(have)  # (a frozen route: left as it is)
+                continue
+            if have.cookie != rule.cookie:
+                out.flow_adds.append(rule)  # an add replaces an entry with the same match
+            elif have.instructions != rule.instructions:
+                out.flow_mods.append(rule)
+            else:
+                self.flows[key] = rule
+        return held
+
+    def plan_part(self, wanted: Mapping[tuple[int, int, Match], FlowRule],
+                  kinds: Collection[int], keep_groups: frozenset[int] = frozenset()
+                  ) -> SyncPlan:
+        """What :meth:`plan` would send for the entries of cookie kinds ``kinds``, when
+        ``wanted`` is every such entry the switch should hold and nothing else of it
+        changed, in a time that grows with those entries alone (a leaf's TE pins after
+        a placement, beside hundreds of host entries and routes)."""
+        out = SyncPlan()
+        self._plan_flows(wanted, out, keep_groups, set())
+        out.flow_adds.sort(key=lambda r: _sort_key(r.key))
+        out.flow_mods.sort(key=lambda r: _sort_key(r.key))
+        dels = [rule for kind in kinds for key, rule in self.flows.group(kind).items()
+                if key not in wanted and not (keep_groups and refs(rule) & keep_groups)]
+        out.flow_dels = sorted(dels, key=lambda r: _sort_key(r.key))
         return out
 
     def apply(self, plan: SyncPlan) -> None:
@@ -245,6 +276,10 @@ def refs(rule: FlowRule) -> set[int]:
     metadata or matches."""
     return (uses_groups(rule) | routes_matched(rule)
             | {ins[1] for ins in rule.instructions if ins[0] == "write_metadata"})
+
+
+def _kind(rule: FlowRule) -> int:
+    return cookie_kind(rule.cookie)
 
 
 def _sort_key(key: tuple[int, int, Match]) -> tuple[int, int, str]:

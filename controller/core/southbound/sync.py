@@ -47,6 +47,9 @@ class Session:
     done: set[str] = field(default_factory=set)  # parts of the read-back complete
     read_xid: int | None = None  # the request that reads the switch's entries
     meter_xid: int | None = None  # the request that reads its meters
+    # its mirror was last planned to the switch's complete desired state (since then,
+    # a sync of only TE's entries may compare only those)
+    whole: bool = False
 
     @property
     def ready(self) -> bool:
@@ -125,10 +128,20 @@ class SwitchSync:
         """What ``session``'s switch must be sent now to hold what the core wants (all of
         it while its state is being read back: nothing of it is known yet), as of the
         core's last :meth:`FabricCore.prepare`."""
-        desired, complete = self.core.desired(session.dpid, now)
+        return self._plan(session, now, pins_only=False)[0]
+
+    def _plan(self, session: Session, now: float, pins_only: bool) -> tuple[SyncPlan, bool]:
+        """:meth:`plan_for`, and whether it brings the switch to its complete state.
+        ``pins_only``: only TE's entries changed since then (a sync of the leaves TE
+        touched), so only those are compared."""
         held = session.mirror if session.ready else SwitchMirror()
         keep = self.core.grace.kept_groups(session.dpid, held, now)
-        return held.plan(desired, additive=not complete, keep_groups=keep)
+        if pins_only and session.whole:
+            pins = self.core.pins(session.dpid, now)
+            if pins is not None:
+                return held.plan_part(pins, C.PIN_KINDS, keep), True
+        desired, complete = self.core.desired(session.dpid, now)
+        return held.plan(desired, additive=not complete, keep_groups=keep), complete
 
     def plans(self, now: float, only: set[int] | None = None,
               writable: Collection[int] | None = None) -> list[tuple[int, SyncPlan]]:
@@ -146,7 +159,7 @@ class SwitchSync:
             if not session.ready or (only is not None and dpid not in only) or (
                     writable is not None and dpid not in writable):
                 continue
-            plan = self.plan_for(session, now)
+            plan, session.whole = self._plan(session, now, pins_only=only is not None)
             if plan:
                 session.mirror.apply(plan)
                 out.append((dpid, plan))

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from controller.core import constants as C
 from controller.core.events import FabricEvent
+from controller.core.indexed_dict import IndexedDict
 from controller.core.snapshot import FlowInfo
 from controller.core.southbound.openflow import Match, make_match
 from controller.core.te.settings import TeSettings
@@ -143,6 +144,10 @@ class FlowSnapshot(NamedTuple):
     path: SpinePath | None
 
 
+def _src_leaf(flow: Flow) -> int:
+    return flow.src_leaf
+
+
 class FlowTable:
     """The tracked flows, and the record of what was done to them: the moves (their
     number tells a rebalancing pass searched before a move that it is stale), the
@@ -150,7 +155,9 @@ class FlowTable:
 
     def __init__(self, settings: TeSettings) -> None:
         self.settings = settings
-        self.flows: dict[FlowKey, Flow] = {}
+        # (grouped by ingress leaf, which a flow keeps: a leaf's pins are asked for at
+        # every sync of it, and a pass over every flow each time capped new-flow setup)
+        self.flows: IndexedDict[FlowKey, Flow] = IndexedDict(_src_leaf)
         self.events: list[FabricEvent] = []  # drained by the caller
         self.stats: dict[str, int] = {}
         self.moves = 0  # flows moved so far (by any decision)
@@ -179,7 +186,7 @@ class FlowTable:
 
     def placed_at(self, leaf: int) -> list[Flow]:
         """The flows with a path that enter the fabric at ``leaf`` (its pins hold them)."""
-        return [f for f in self.flows.values() if f.src_leaf == leaf and f.path is not None]
+        return [f for f in self.flows.group(leaf).values() if f.path is not None]
 
     def forget(self, keys: list[FlowKey]) -> list[Flow]:
         """Stop tracking flows that something else now holds (a job's pair entries);
