@@ -189,13 +189,22 @@ def group_mod_bytes(group: GroupRule, command: int) -> bytes:
 def send(dp, msg: Any) -> None:
     """Send an os-ken message, or bytes made by :func:`encode`, numbered as os-ken
     numbers what it sends."""
+    dp.send(numbered(dp, msg))
+
+
+def numbered(dp, msg: Any) -> bytes:
+    """An os-ken message or bytes made by :func:`encode`, as sent: with the switch's next
+    xid (an os-ken message keeps one it was given, as ``send_msg`` does, and learns the
+    one it gets). Several, joined, go to the switch in one write."""
     if not isinstance(msg, bytes):
-        dp.send_msg(msg)
-        return
+        if msg.xid is None:
+            dp.set_xid(msg)
+        msg.serialize()
+        return bytes(msg.buf)
     dp.xid = (dp.xid + 1) & ofp.MAX_XID
     buf = bytearray(msg)
     _XID.pack_into(buf, 4, dp.xid)
-    dp.send(bytes(buf))
+    return bytes(buf)
 
 
 def plan_messages(dp, plan: SyncPlan) -> list[Any]:

@@ -246,18 +246,19 @@ class Southbound:
         dp, waiting = box.dp, box.waiting
         now = time.monotonic()
         while waiting and box.in_flight < WINDOW:
-            barrier, sent = None, 0
+            barrier, sent, chunk = None, 0, bytearray()
             for _ in range(min(CHUNK, len(waiting))):
                 msg = waiting.popleft()
-                ofmsg.send(dp, msg)  # (numbers it)
+                chunk += ofmsg.numbered(dp, msg)
                 sent += 1
                 if isinstance(msg, parser.OFPBarrierRequest):
                     barrier = msg
                     break
             if barrier is None:
                 barrier = parser.OFPBarrierRequest(dp)
-                dp.send_msg(barrier)
+                chunk += ofmsg.numbered(dp, barrier)
                 sent += 1
+            dp.send(bytes(chunk))  # (a chunk in one write: one entry of os-ken's queue)
             box.unanswered.append((barrier.xid, sent, now))
             box.in_flight += sent
 

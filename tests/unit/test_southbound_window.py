@@ -3,8 +3,10 @@ ones, probes ahead of what waits, held packet-outs after it."""
 
 from __future__ import annotations
 
+import struct
 from types import SimpleNamespace
 
+from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -14,17 +16,42 @@ from tests.unit.test_southbound_pacing import southbound
 
 
 class Connection:
-    """What the Southbound needs of an os-ken Datapath: an id, numbering, a wire."""
+    """What the Southbound needs of an os-ken Datapath: an id, numbering, a wire (what
+    is written to it is read back as messages, one by one)."""
 
     ofproto, ofproto_parser = ofp, parser
 
     def __init__(self, dpid: int) -> None:
         self.id, self.xid, self.sent = dpid, 0, []
+        self.writes = 0
+
+    def set_xid(self, msg) -> None:
+        self.xid += 1
+        msg.set_xid(self.xid)
 
     def send_msg(self, msg) -> None:
         self.xid += 1
         msg.xid = self.xid
         self.sent.append(msg)
+
+    def send(self, buf: bytes) -> bool:
+        self.writes += 1
+        pos = 0
+        while pos < len(buf):
+            version, kind, length, xid = ofproto_parser.header(buf[pos:])
+            one = buf[pos:pos + length]
+            if kind == ofp.OFPT_BARRIER_REQUEST:
+                msg = parser.OFPBarrierRequest(self)
+            elif kind == ofp.OFPT_PACKET_OUT:  # (os-ken parses no packet-out)
+                actions_len = struct.unpack_from("!H", one, 16)[0]
+                msg = parser.OFPPacketOut(self, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, [],
+                                          bytes(one[24 + actions_len:]))
+            else:
+                msg = ofproto_parser.msg(self, version, kind, length, xid, one)
+            msg.xid = xid
+            self.sent.append(msg)
+            pos += length
+        return True
 
     def barriers(self) -> list[int]:
         return [m.xid for m in self.sent if isinstance(m, parser.OFPBarrierRequest)]
@@ -45,6 +72,7 @@ def test_a_switch_is_sent_a_window_of_chunks_and_more_as_it_answers(monkeypatch)
     out.dps[7] = dp
     out.send(dp, flows(dp, 25))
     assert len(dp.sent) == 10 and len(dp.barriers()) == 2
+    assert dp.writes == 2  # (a chunk in one write)
     assert out.waiting() == 25 - 8
     # a probe goes at once, behind the window only; a held packet-out waits its turn
     probe = PacketOut(7, (1,), b"\x01" * 60, held=False)

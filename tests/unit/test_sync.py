@@ -162,10 +162,13 @@ class _Connection:
         from os_ken.ofproto import ofproto_v1_3_parser as parser
         self.ofproto, self.ofproto_parser, self.xid, self.sent = ofp, parser, 0, []
 
+    def set_xid(self, msg) -> None:
+        self.xid = (self.xid + 1) & self.ofproto.MAX_XID
+        msg.set_xid(self.xid)
+
     def send_msg(self, msg) -> None:
         if msg.xid is None:
-            self.xid = (self.xid + 1) & self.ofproto.MAX_XID
-            msg.set_xid(self.xid)
+            self.set_xid(msg)
         msg.serialize()
         self.send(bytes(msg.buf))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from controller.core import constants as C
@@ -27,6 +28,13 @@ PROTO_NAMES = {TCP: "tcp", UDP: "udp"}
 PROTO_NUMBERS = {v: k for k, v in PROTO_NAMES.items()}
 
 
+@lru_cache(maxsize=4096)
+def _check_ipv4(ip: str) -> None:
+    """ValueError unless ``ip`` is an IPv4 address (a key is made per new-flow copy, from
+    a few hosts' addresses: each is checked once, not at every copy)."""
+    ipaddress.IPv4Address(ip)
+
+
 @dataclass(frozen=True, order=True)
 class FlowKey:
     """A transport flow: IPv4 5-tuple. A port of 0 means any (operator pins only)."""
@@ -39,7 +47,7 @@ class FlowKey:
 
     def __post_init__(self) -> None:
         for ip in (self.src_ip, self.dst_ip):
-            ipaddress.IPv4Address(ip)  # ValueError with the address named
+            _check_ipv4(ip)  # ValueError with the address named
         if self.proto not in PROTO_NAMES:
             raise ValueError(f"protocol must be tcp or udp, not {self.proto}")
         for port in (self.src_port, self.dst_port):
