@@ -12,6 +12,7 @@ from typing import Any
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from apps import flowmod_bytes
 from controller.core import constants as C
 from controller.core.southbound.openflow import Bucket, FlowRule, GroupRule, MeterRule, SyncPlan
 
@@ -178,7 +179,8 @@ def encode(msg: Any) -> bytes:
 
 @lru_cache(maxsize=1 << 17)
 def flow_mod_bytes(rule: FlowRule, command: int) -> bytes:
-    return encode(flow_mod(_NO_DP, rule, command))
+    fast = flowmod_bytes.flow_mod(rule, command)  # (most entries: without os-ken's objects)
+    return fast if fast is not None else encode(flow_mod(_NO_DP, rule, command))
 
 
 @lru_cache(maxsize=1 << 15)

@@ -298,7 +298,11 @@ class FabricCore:
         return {d: r for d, r in known.items() if self.fabric.is_connected(d)}
 
     def role(self, dpid: int) -> str | None:
-        return self.roles().get(dpid)
+        """:meth:`roles` of one switch (asked per packet: without building them all)."""
+        if not self.fabric.is_connected(dpid):
+            return None
+        role = self.view().roles.get(dpid)
+        return role if role is not None else self._roles.get(dpid)
 
     def view(self) -> FabricView:
         """The fabric as forwarding sees it, derived from the state the steps left (a
