@@ -96,7 +96,7 @@ class FabricApp(BoundedLoopApp):
         # groups towards leaves not back yet, and switches waiting for one
         self._frozen: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self.rebalancer = Rebalancer(self.core, lambda plan: self.submit(EventRebalanced(plan)),
-                                     self.later, self._apply, self.pub.flows,
+                                     self.later, self._apply, self.pub.flows_changed,
                                      self.cluster.share_moves)
         self._counts = {"packet_in": 0, "te_passes": 0}
         self._hosts_generation = 0
@@ -299,7 +299,7 @@ class FabricApp(BoundedLoopApp):
         self.cluster.share_moves()
         self.rebalancer.start(now)
         self._apply(eff, now)
-        self.pub.flows(now)
+        self.pub.flows_changed(now)
 
     @set_ev_cls(EventRebalanced)
     @guarded

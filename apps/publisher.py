@@ -60,24 +60,29 @@ class Publisher:
             cost = time.monotonic() - started
             self._flows_interval = max(FLOWS_INTERVAL, cost / FLOWS_SHARE)
 
-    def synced(self, now: float, everything: bool) -> None:
-        """After a sync (``everything``: the whole fabric was recomputed). After one of
-        only the switches TE touched, the flows wait for :meth:`refresh` if they were
-        published less than ``FLOWS_INTERVAL`` ago (or, when publishing them costs
-        more than ``FLOWS_SHARE`` of that, that many times what it costs)."""
-        if everything:
-            self.topology(now)
-        elif self._flows_at is not None and 0 <= now - self._flows_at < self._flows_interval:
+    def flows_changed(self, now: float) -> None:
+        """TE's flows changed (placed, moved, new rates): published now, or by
+        :meth:`refresh` if they were published less than ``FLOWS_INTERVAL`` ago (or,
+        when publishing them costs more than ``FLOWS_SHARE`` of that, that many times
+        what it costs). An operator's change is published at once (:meth:`flows`)."""
+        if self._flows_at is not None and 0 <= now - self._flows_at < self._flows_interval:
             self._flows_stale = True
             return
         self.flows(now)
 
-    def refresh(self, now: float) -> None:
-        """Publish the flows if placements since the last publication wait (every tick),
-        and their interval has passed."""
-        if self._flows_stale and not (self._flows_at is not None
-                                      and 0 <= now - self._flows_at < self._flows_interval):
+    def synced(self, now: float, everything: bool) -> None:
+        """After a sync (``everything``: the whole fabric was recomputed, published at
+        once; else only the switches TE touched)."""
+        if everything:
+            self.topology(now)
             self.flows(now)
+        else:
+            self.flows_changed(now)
+
+    def refresh(self, now: float) -> None:
+        """Publish the flows if changes wait and their interval has passed (every tick)."""
+        if self._flows_stale:
+            self.flows_changed(now)
 
     def events(self, now: float) -> None:
         """The core's events since the last call, to the bus (a host's change also to

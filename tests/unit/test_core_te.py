@@ -467,3 +467,20 @@ def test_a_failure_re_places_only_the_flows_of_leaves_this_instance_writes():
     moved = [dict(e.fields) for e in fab.core.take_events() if e.kind == "reroute"]
     assert len(moved) == 2 and all(f["flow"].startswith("tcp 10.0.0.3:") for f in moved)
     assert {spine_of(r) for r in pins(fab, 2002).values()} == {1002}
+
+
+def test_a_flow_is_shown_as_the_api_shows_it():
+    """flow_info builds FlowInfo without its __init__: it must be the very value."""
+    from dataclasses import fields
+
+    from controller.core.snapshot import FlowInfo
+    from controller.core.te.flows import flow_info
+
+    fab = te_fabric()
+    fab.core.traffic.flow_seen(2001, 3, packet(1, 3, 40000, 5201), fab.now)
+    flow = fab.core.traffic.te.flows[FlowKey("10.0.0.1", "10.0.0.3", TCP, 40000, 5201)]
+    got = flow_info(flow, True, flow.first_seen + 2.5)
+    want = FlowInfo("10.0.0.1", "10.0.0.3", "tcp", 40000, 5201, 2001, 2002, flow.path.spine,
+                    flow.path.port, 0.0, flow.demand_bps, flow.cls, False, True, "te", 2.5, 0)
+    assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
+    assert [f.name for f in fields(FlowInfo)] == list(vars(got))
