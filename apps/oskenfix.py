@@ -43,6 +43,10 @@ _MARK = "_aifabric_patched"
 SEND_WAIT = 1.0  # seconds without progress after which a switch with a full queue is stuck
 SEND_QUEUE = 4096  # messages waiting for one switch's send thread
 SEND_BUFFER = 1 << 20  # bytes of kernel send buffer per session (no autotuning to 16 MiB)
+# connections waiting to be accepted (a fabric's every switch at once, after a controller
+# restart or a network blip; the kernel caps it at net.core.somaxconn): with os-ken's 50,
+# a busy controller's queue overflowed, and switches whose handshake was dropped gave up
+LISTEN_BACKLOG = 4096
 
 
 # Why os-ken's OpenFlow listener thread ended (os-ken's native hub drops a thread's
@@ -145,10 +149,12 @@ def apply() -> None:
             raise
 
     class ListeningServer(controller.StreamServer):
-        """os-ken's StreamServer, which binds in its constructor: says when it has."""
+        """os-ken's StreamServer, which binds in its constructor: says when it has, and
+        takes a storm of connections (os-ken listens with a backlog of 50)."""
 
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
+            self.server.listen(LISTEN_BACKLOG)  # (listening again sets the backlog)
             listening.set()
 
     msg_init = ofp_event.EventOFPMsgBase.__init__

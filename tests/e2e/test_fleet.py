@@ -17,6 +17,7 @@ ports it sees, by name).
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -64,6 +65,19 @@ def test_link_down_and_a_switch_reconnecting_are_followed(fabricd, fleets):
 
 
 def test_many_switches_connecting_at_once_are_all_discovered_and_synced(fabricd, fleets):
-    """80 switches (8 spines, 72 leaves, 1,152 directed links) connect at the same
-    moment, as a fabric does after a controller restart."""
-    bring_up(fabricd, fleets, 8, 72, hosts=2, discover_s=120, sync_s=90)
+    """168 switches (8 spines, 160 leaves, 2,560 directed links) connect at the same
+    moment, as a fabric does after a controller restart. Then every session drops and
+    reopens at once while fabricd cannot accept them (stopped for a second, as a busy
+    controller is): they wait in its listen queue, and none is lost (with os-ken's
+    backlog of 50, some were not connected a minute later: 64 in bench.scale's storm)."""
+    fleet, lay = bring_up(fabricd, fleets, 8, 160, hosts=2, discover_s=120, sync_s=90)
+    fabricd.proc.send_signal(signal.SIGSTOP)
+    try:
+        fleet.disconnect_all()
+        fleet.connect_all()
+        time.sleep(1.0)
+    finally:
+        fabricd.proc.send_signal(signal.SIGCONT)
+    synced, problems = wait_synced(fabricd, fleet, lay.dpids, 60)
+    assert synced, "\n".join(problems[:10])
+    assert fleet.closed_by_peer() == set() and len(fleet.connected()) == len(lay.dpids)
