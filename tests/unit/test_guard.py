@@ -57,6 +57,27 @@ def test_rate_limited_log_holds_back_repeats_and_counts_them(caplog):
 
 def test_rate_limited_log_bounds_its_keys():
     rl = RateLimitedLog(logging.getLogger("test.ratelog2"), interval=10.0, max_keys=8)
-    logged = sum(rl.log(logging.INFO, f"k{i}", 0.0, "x") for i in range(100))
+    logged = sum(rl.log(logging.INFO, f"k{i}", i * 0.01, "x") for i in range(100))
     assert logged == 8
     assert len(rl._last) <= 8
+    # full, it does not look through its keys at every new one (a burst of thousands of
+    # new keys cost a pass over all of them each): only once the oldest can go
+    passes = []
+    rl._last = _Counting(rl._last, passes)
+    assert not any(rl.log(logging.INFO, f"n{i}", 5.0 + i * 0.01, "x") for i in range(100))
+    assert passes == []
+    assert rl.log(logging.INFO, "late", 10.0, "x")  # (k0, logged at 0.0, has gone)
+    assert not rl.log(logging.INFO, "later", 10.001, "x")  # (k1 goes at 10.01)
+    assert rl.log(logging.INFO, "last", 10.011, "x")
+
+
+class _Counting(dict):
+    """A dict that records each pass over its items."""
+
+    def __init__(self, items: dict, passes: list) -> None:
+        super().__init__(items)
+        self.passes = passes
+
+    def items(self):  # type: ignore[override]
+        self.passes.append(1)
+        return super().items()
