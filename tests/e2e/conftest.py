@@ -30,6 +30,7 @@ from mininet_topos.network import (
     wait_until,
 )
 from mininet_topos.spine_leaf import FabricSpec
+from tests.ecmp import ecmp_towards
 
 HERE = Path(__file__).resolve().parent
 
@@ -195,12 +196,12 @@ def group_buckets(switch: str, kind: str = "select") -> dict[int, list[int]]:
     groups = _groups(switch, kind)
     if kind != "select":
         return groups
-    routes = {}
+    routes = []
     for line in ofctl(switch, "dump-flows").splitlines():
         m = re.search(rf"table={C.TABLE_ROUTE}, .*metadata=(0x[0-9a-f]+).*group:(\d+)", line)
         if m:
-            routes[int(m.group(1), 16)] = groups.get(int(m.group(2)), [])
-    return routes or groups
+            routes.append((int(m.group(1), 16), int(m.group(2))))
+    return ecmp_towards(routes, groups)
 
 
 def _groups(switch: str, kind: str) -> dict[int, list[int]]:

@@ -24,6 +24,7 @@ from controller.core import constants as C
 from tests.e2e import fleet_support as fs
 from tests.e2e.conftest import replay_events
 from tests.e2e.fleet_support import assert_synced, connected, drift, start_fleet, wait_links
+from tests.ecmp import ecmp_towards
 from tests.fakes.fleet import Fleet
 from tests.fakes.hosts import HostNet, ipv4, tcp
 from tests.fakes.layout import spine_leaf
@@ -44,13 +45,13 @@ def select_buckets(fleet: Fleet, dpid: int) -> dict[int, list[int]]:
     sw = fleet.switch(dpid)
     groups = {gid: sorted(a[1] for b in g["buckets"] for a in b["actions"] if a[0] == "output")
               for gid, g in sw.groups().items() if g["type"] == "select"}
-    routes = {}
+    routes = []
     for f in sw.flows():
         if f["table"] == C.TABLE_ROUTE and "metadata" in f["match"]:
             gids = [a[1] for ins in f["instructions"] if ins[0] in ("apply", "write")
                     for a in ins[1] if a[0] == "group"]
-            routes[f["match"]["metadata"]] = groups.get(gids[0], []) if gids else []
-    return routes or groups
+            routes.append((f["match"]["metadata"], gids[0] if gids else None))
+    return ecmp_towards(routes, groups)
 
 
 def leaf_groups_use(fleet: Fleet, ports_by_leaf: dict[int, list[int]]) -> bool:

@@ -14,7 +14,8 @@ from controller.core.fabric.frames import (
 from controller.core.model.fabric_model import Port
 from controller.core.model.roles import LEAF, SPINE
 from controller.core.settings import CoreSettings
-from controller.core.southbound.openflow import Bucket, SwitchMirror
+from controller.core.southbound.openflow import Bucket, SwitchMirror, uses_groups
+from tests.ecmp import ecmp_towards
 from tests.unit.fakefabric import SECRET, FakeFabric, arp_reply, arp_request, learn
 
 H1 = ("00:00:00:00:00:01", "10.0.0.1")
@@ -30,11 +31,12 @@ def discovered():
 def bucket_ports(desired) -> dict[int, list[int]]:
     """Where a switch's ECMP sends towards each leaf: route id -> the output ports of the
     buckets of its group (a leaf's by its route entries, a spine's select groups)."""
-    routes = {v for (table, _, match) in desired.flows if table == C.TABLE_ROUTE
-              for k, v in match if k == "metadata"}
-    ids = routes or {gid for gid, g in desired.groups.items() if g.group_type == "select"}
-    return {rid: [b.actions[0][1] for b in group_towards(desired, rid).buckets]
-            for rid in ids}
+    routes = [(rid, min(uses_groups(rule), default=None))
+              for (table, _, match), rule in desired.flows.items() if table == C.TABLE_ROUTE
+              for k, rid in match if k == "metadata"]
+    select = {gid: [b.actions[0][1] for b in g.buckets]
+              for gid, g in desired.groups.items() if g.group_type == "select"}
+    return ecmp_towards(routes, select)
 
 
 def towards_other_leaves(fab, leaf: int, ports: list[int]) -> dict[int, list[int]]:
