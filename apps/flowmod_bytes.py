@@ -67,7 +67,7 @@ def _match(match: tuple) -> bytes | None:
         if isinstance(value, tuple):  # (value, mask): only the metadata's here
             if name != "metadata":
                 return None
-            payload = pack(value[0]) + pack(value[1])
+            payload = pack(int(value[0]) & int(value[1])) + pack(value[1])  # (as os-ken)
             number = number << 1 | 1
         else:
             payload = pack(value)
@@ -112,7 +112,15 @@ def _instructions(rule: FlowRule) -> bytes | None:
 
 def flow_mod(rule: FlowRule, command: int) -> bytes | None:
     """``rule``'s flow-mod (xid 0) as os-ken would write it, or None when it uses a
-    field, instruction or action not written here."""
+    field, instruction or action not written here, or a value in a form os-ken reads
+    and this does not (os-ken then makes it, or says what is wrong with it)."""
+    try:
+        return _flow_mod(rule, command)
+    except (ValueError, TypeError, OSError, OverflowError, struct.error):
+        return None
+
+
+def _flow_mod(rule: FlowRule, command: int) -> bytes | None:
     match = _match(rule.match)
     if match is None:
         return None

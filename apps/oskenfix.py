@@ -9,14 +9,15 @@
 2. A switch that stops reading must not stall the controller. ``Datapath.send`` waits
    for room in a 16-message queue for as long as the socket's timeout; the fabric app
    sends from its only thread, so one stuck switch stopped every other. Here each switch
-   gets a queue of ``SEND_QUEUE`` messages, and its send thread's progress is tracked:
+   gets a queue of ``SEND_QUEUE`` writes (a message, or a chunk of the Southbound's
+   messages up to its barrier), and its send thread's progress is tracked:
    a send finds room at once (a healthy switch drains its queue far faster than the
    controller fills it), waits only while the switch is still reading, and a switch
    whose queue is full while it has read nothing for ``SEND_WAIT`` seconds is dropped
    at once (its socket shut down) and reconciled when it reconnects. A stuck switch
    that is sent little is dropped by the echo requests it never answers, long before
    its queue is full: the others do not wait for it. What a stuck switch can make the
-   controller hold is bounded: ``SEND_QUEUE`` messages and ``SEND_BUFFER`` bytes of
+   controller hold is bounded: ``SEND_QUEUE`` writes and ``SEND_BUFFER`` bytes of
    kernel buffer (left alone, Linux grows a session's buffer up to 16 MiB). A burst
    larger than both to a switch that stops reading in the middle of it costs the
    others at most ``SEND_WAIT`` once (it cannot be told from a slow switch sooner).
@@ -41,7 +42,7 @@ from os_ken.controller.handler import DEAD_DISPATCHER
 log = logging.getLogger("aifabric.oskenfix")
 _MARK = "_aifabric_patched"
 SEND_WAIT = 1.0  # seconds without progress after which a switch with a full queue is stuck
-SEND_QUEUE = 4096  # messages waiting for one switch's send thread
+SEND_QUEUE = 4096  # writes (messages, or chunks of them) waiting for a switch's send thread
 SEND_BUFFER = 1 << 20  # bytes of kernel send buffer per session (no autotuning to 16 MiB)
 # connections waiting to be accepted (a fabric's every switch at once, after a controller
 # restart or a network blip; the kernel caps it at net.core.somaxconn): with os-ken's 50,

@@ -22,10 +22,11 @@ from controller.core.snapshot import Published, TopologySnapshot
 log = logging.getLogger("aifabric.fabric")
 
 LOGGED_KINDS = ("reroute", "congestion", "congestion_cleared", "pin", "unpin")
-# after a sync of the few switches TE touched (new flows placed), the flows list is
+# when TE's flows change (placed, moved, new rates: flows_changed), the flows list is
 # republished at most this often (seconds): rebuilding it costs a pass over every
 # tracked flow, per packet-in batch, and capped new-flow setup at ~500 flows/s; and at
-# most FLOWS_SHARE of the app's time (with tens of thousands of flows, less often)
+# most FLOWS_SHARE of the app's time (with tens of thousands of flows, less often).
+# An operator's change, or a sync of every switch, publishes it at once.
 FLOWS_INTERVAL = 0.25
 FLOWS_SHARE = 0.05
 

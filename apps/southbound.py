@@ -148,6 +148,7 @@ class Southbound:
         everything = self._dirty_all
         started = time.monotonic()
         self._sync_all(now, None if everything else self._touched)
+        everything = everything or self.sync.widened
         if everything:
             self._cost = time.monotonic() - started
             self._paced_until = started + 3 * self._cost  # (a third of the time at most)
@@ -160,8 +161,9 @@ class Southbound:
     def _sync_all(self, now: float, only: set[int] | None) -> None:
         # (a sync of the switches TE touched places new flows, as often as hosts open
         # them: its line is for debugging only)
-        level = logging.INFO if only is None else logging.DEBUG
-        for dpid, plan in self.sync.plans(now, only, self._masters()):
+        plans = self.sync.plans(now, only, self._masters())
+        level = logging.INFO if self.sync.widened else logging.DEBUG
+        for dpid, plan in plans:
             log.log(level, "switch %d: %s", dpid, plan.summary())
             dp = self.dps[dpid]
             self.send(dp, ofmsg.plan_messages(dp, plan))

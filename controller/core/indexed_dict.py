@@ -19,14 +19,15 @@ _MISSING = object()
 
 class IndexedDict(dict, Generic[K, V]):
     """``dict`` whose items are also grouped by ``group_of(value)`` (``groups``: group ->
-    {key: value}, no empty group kept). Every way of changing it keeps the groups right;
-    a value's group must not change while it is in the dict."""
+    {key: value}, no empty group kept), as of when each was put in. Every way of
+    changing it keeps the groups right."""
 
     def __init__(self, group_of: Callable[[V], Hashable],
                  items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
         super().__init__()
         self._group_of = group_of
         self.groups: dict[Hashable, dict[K, V]] = {}
+        self._group_at: dict[K, Hashable] = {}  # (each key's group, as it was put in)
         for key, value in dict(items).items():
             self[key] = value
 
@@ -39,7 +40,9 @@ class IndexedDict(dict, Generic[K, V]):
         if old is not _MISSING:
             self._ungroup(key, old)
         dict.__setitem__(self, key, value)
-        self.groups.setdefault(self._group_of(value), {})[key] = value
+        name = self._group_of(value)
+        self._group_at[key] = name
+        self.groups.setdefault(name, {})[key] = value
 
     def __delitem__(self, key: K) -> None:
         self._ungroup(key, self[key])
@@ -71,6 +74,7 @@ class IndexedDict(dict, Generic[K, V]):
     def clear(self) -> None:
         dict.clear(self)
         self.groups.clear()
+        self._group_at.clear()
 
     def __ior__(self, other):  # type: ignore[override]
         self.update(other)
@@ -83,9 +87,10 @@ class IndexedDict(dict, Generic[K, V]):
         return (IndexedDict, (self._group_of, dict(self)))
 
     def _ungroup(self, key: K, value: V) -> None:
-        name = self._group_of(value)
-        members = self.groups.get(name)
-        if members is not None:
-            members.pop(key, None)
-            if not members:
-                del self.groups[name]
+        """(By the group the key was put in: a value changed meanwhile leaves no stale
+        member behind.)"""
+        name = self._group_at.pop(key)
+        members = self.groups[name]
+        del members[key]
+        if not members:
+            del self.groups[name]

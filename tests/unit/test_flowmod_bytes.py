@@ -35,6 +35,8 @@ def every_entry() -> list[FlowRule]:
 
 def test_every_entry_is_written_as_os_ken_writes_it():
     rules = every_entry() + [
+        FlowRule(0, 7, make_match(metadata=(0x12345, 0xFF)), (("goto", 3),), 1),  # (value
+        # bits outside the mask: os-ken leaves them out)
         FlowRule(0, 7, make_match(in_port=1, metadata=(5, 0xFFFF), eth_src="02:00:00:00:00:01",
                                   ip_dscp=46, tcp_src=1, tcp_dst=2, udp_src=3),
                  (("apply", (("controller", 128), ("output", 2))),), 0x1234),
@@ -47,9 +49,11 @@ def test_every_entry_is_written_as_os_ken_writes_it():
                 continue
             written += 1
             assert fast == ofmsg.encode(ofmsg.flow_mod(ofmsg._NO_DP, rule, command)), rule
-    kinds = {r.table for r in rules if flowmod_bytes.flow_mod(r, ofp.OFPFC_ADD) is not None}
-    assert written > 100 and len(kinds) >= 4  # (most entries, of every table, are)
+    tables = {r.table for r in rules if flowmod_bytes.flow_mod(r, ofp.OFPFC_ADD) is not None}
+    assert written > 100 and len(tables) >= 4  # (most entries, of every table, are)
     # what is not written here is left to os-ken
     odd = [FlowRule(0, 1, make_match(vlan_vid=5), (), 0),
-           FlowRule(0, 1, (), (("apply", (("set_queue", 2),)),), 0)]
-    assert [flowmod_bytes.flow_mod(r, ofp.OFPFC_ADD) for r in odd] == [None, None]
+           FlowRule(0, 1, (), (("apply", (("set_queue", 2),)),), 0),
+           FlowRule(0, 1, make_match(eth_dst="aa-bb-cc-dd-ee-ff"), (), 0),  # (forms os-ken
+           FlowRule(0, 1, make_match(eth_type=0x800, ipv4_dst="10.0.0.0/24"), (), 0)]  # reads)
+    assert [flowmod_bytes.flow_mod(r, ofp.OFPFC_ADD) for r in odd] == [None] * 4

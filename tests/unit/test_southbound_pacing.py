@@ -16,9 +16,11 @@ class CountingSync:
     def __init__(self) -> None:
         self.sessions: dict = {}
         self.syncs = 0
+        self.widened = False
 
     def plans(self, now, only, masters):
         self.syncs += 1
+        self.widened = only is None
         return []
 
 

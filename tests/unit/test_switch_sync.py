@@ -4,24 +4,33 @@ read-back in any order, settling, partial views, reconnects, restart adoption.""
 from __future__ import annotations
 
 from controller.core import constants as C
+from controller.core.model.fabric_model import Port
+from controller.core.settings import CoreSettings
 from controller.core.southbound.openflow import FlowRule
 from controller.core.southbound.sync import SwitchSync
+from controller.core.te import TeSettings
 from tests.unit.dataplane import DataPlane
-from tests.unit.fakefabric import FakeFabric, learn
+from tests.unit.fakefabric import FakeFabric, ip_frame, learn
 
 H1 = ("00:00:00:00:00:01", "10.0.0.1")
 H3 = ("00:00:00:00:00:03", "10.0.0.3")
 
 
-def running() -> tuple[FakeFabric, DataPlane]:
-    fab = FakeFabric()
+def running(settings: CoreSettings | None = None,
+            synced: bool = True) -> tuple[FakeFabric, DataPlane]:
+    """Hosts H1 and H3 learned; the switches read back (and ``synced``)."""
+    fab = FakeFabric(settings=settings)
     fab.connect_all()
     learn(fab, 2001, 3, H1)
     learn(fab, 2002, 3, H3)
     fab.advance(0.1)
     dp = DataPlane(fab)
-    dp.sync()
+    if synced:
+        dp.sync()
     return fab, dp
+
+
+TE = CoreSettings(te=TeSettings(), link_speed_bps=5e6)
 
 
 def test_read_back_completes_with_all_three_parts_in_any_order():
@@ -137,16 +146,7 @@ def test_a_sync_of_the_leaves_te_touched_compares_only_their_pins():
     of host entries and routes beside them are not compared again), and that plan is
     the one a whole plan would make; a switch whose state was never planned whole yet
     gets the whole plan."""
-    from controller.core.settings import CoreSettings
-    from controller.core.te import TeSettings
-    from tests.unit.fakefabric import ip_frame
-
-    fab = FakeFabric(settings=CoreSettings(te=TeSettings(), link_speed_bps=5e6))
-    fab.connect_all()
-    learn(fab, 2001, 3, H1)
-    learn(fab, 2002, 3, H3)
-    fab.advance(0.1)
-    dp = DataPlane(fab)
+    fab, dp = running(TE, synced=False)
     sync = dp.sync_engine
     assert not sync.sessions[2001].whole  # (read back, never planned yet)
     touched = fab.core.traffic.flow_seen(2001, 3, ip_frame(H1, H3, 40000, 5201, 6, 0),
@@ -180,3 +180,30 @@ def test_a_sync_of_the_leaves_te_touched_compares_only_their_pins():
     assert plan.flow_dels[0].match == gone.key.match()
     assert plan == whole
     assert dict(sync.plans(fab.now, only={2001})) == {}
+
+
+def test_a_sync_of_touched_leaves_that_finds_more_changed_plans_every_switch_whole():
+    """Preparing the core for a sync may find that time alone changed more than the
+    pins (here: a new host port settled, so the source guard covers it): nothing else
+    asks for that sync again, so the sync plans every switch whole, not only the
+    touched leaves' pins. (Found in review: the port's guard entries never came.)"""
+    fab, dp = running(TE)
+    sync = dp.sync_engine
+
+    def place(sport: int) -> None:
+        touched = fab.core.traffic.flow_seen(2001, 3, ip_frame(H1, H3, sport, 5201, 6, 0),
+                                             fab.now).touched
+        for dpid, plan in sync.plans(fab.now, only=touched):
+            dp.switches[dpid].apply(plan)
+
+    place(40000)
+    assert sync.sessions[2001].whole and not sync.widened
+    assert fab.core.port_status(2001, Port(9, "p9"), False, fab.now).changed  # a new port
+    dp.sync()
+    fab.now += fab.core.settings.settle_time + 0.5  # it settles; no tick meanwhile
+    place(40001)
+    assert sync.widened
+    desired, _ = fab.core.desired(2001, fab.now)
+    assert {k: r for k, r in desired.flows.items() if dp.switches[2001].flows.get(k) != r} \
+        == {}
+    assert any(("in_port", 9) in r.match for r in dp.switches[2001].flows.values())

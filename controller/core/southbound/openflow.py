@@ -132,6 +132,10 @@ class SyncPlan:
         )
 
 
+def _kind(rule: FlowRule) -> int:
+    return cookie_kind(rule.cookie)
+
+
 @dataclass
 class SwitchMirror:
     """What the controller believes one switch holds among aifabric's own entries.
@@ -140,8 +144,10 @@ class SwitchMirror:
     (so a reconnecting switch is reconciled, not wiped) and updated with every plan sent.
     """
 
-    # (grouped by cookie kind: a sync of only TE's pins reads only those)
-    flows: dict[tuple[int, int, Match], FlowRule] = field(default_factory=dict)
+    # (grouped by cookie kind: a sync of only TE's pins reads only those; a plain dict
+    # given is made one)
+    flows: IndexedDict[tuple[int, int, Match], FlowRule] = field(
+        default_factory=lambda: IndexedDict(_kind))
     groups: dict[int, GroupRule] = field(default_factory=dict)
     meters: dict[int, MeterRule] = field(default_factory=dict)
 
@@ -276,10 +282,6 @@ def refs(rule: FlowRule) -> set[int]:
     metadata or matches."""
     return (uses_groups(rule) | routes_matched(rule)
             | {ins[1] for ins in rule.instructions if ins[0] == "write_metadata"})
-
-
-def _kind(rule: FlowRule) -> int:
-    return cookie_kind(rule.cookie)
 
 
 def _sort_key(key: tuple[int, int, Match]) -> tuple[int, int, str]:

@@ -73,6 +73,7 @@ class SwitchSync:
     def __init__(self, core: FabricCore) -> None:
         self.core = core
         self.sessions: dict[int, Session] = {}
+        self.widened = False  # the last plans were of every switch (see plans)
 
     # --- sessions ---------------------------------------------------------------------------
     def connect(self, dpid: int, conn: object, now: float) -> Session:
@@ -148,10 +149,15 @@ class SwitchSync:
         """The plan of every ready switch (of ``only``, if given; of ``writable``, if
         given: in a cluster, the switches this instance masters) that differs, spines
         first: a leaf entry lets traffic into the fabric, so the spine entries it relies
-        on should be there first. Each plan is taken as sent (applied to its mirror)."""
-        touched = self.core.prepare(now).touched  # (flows re-placed after a change)
-        if only is not None:
-            only = only | touched
+        on should be there first. Each plan is taken as sent (applied to its mirror).
+        Asked for some switches, it plans every one if preparing the core changed the
+        desired state (``widened``)."""
+        prepared = self.core.prepare(now)
+        if prepared.changed:  # (time alone changed more: switches judged, host ports
+            only = None  # settled; nothing else asks for that sync again)
+        elif only is not None:
+            only = only | prepared.touched  # (flows re-placed after a change)
+        self.widened = only is None
         out = []
         order = sorted(self.sessions, key=lambda d: (self.core.role(d) != "spine", d))
         for dpid in order:
