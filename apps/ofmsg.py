@@ -188,16 +188,11 @@ def group_mod_bytes(group: GroupRule, command: int) -> bytes:
     return encode(group_mod(_NO_DP, group, command))
 
 
-def send(dp, msg: Any) -> None:
-    """Send an os-ken message, or bytes made by :func:`encode`, numbered as os-ken
-    numbers what it sends."""
-    dp.send(numbered(dp, msg))
-
-
 def numbered(dp, msg: Any) -> bytes:
-    """An os-ken message or bytes made by :func:`encode`, as sent: with the switch's next
-    xid (an os-ken message keeps one it was given, as ``send_msg`` does, and learns the
-    one it gets). Several, joined, go to the switch in one write."""
+    """An os-ken message or bytes made by :func:`encode`, as sent (``dp.send``): with the
+    switch's next xid, as os-ken numbers what it sends (an os-ken message keeps one it
+    was given, as ``send_msg`` does, and learns the one it gets). Several, joined, go to
+    the switch in one write."""
     if not isinstance(msg, bytes):
         if msg.xid is None:
             dp.set_xid(msg)

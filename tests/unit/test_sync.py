@@ -155,7 +155,7 @@ def test_metered_controller_action_round_trips_through_bytes():
 
 
 class _Connection:
-    """What apps.ofmsg.send needs of an os-ken Datapath, numbering as os-ken does."""
+    """What apps.ofmsg.numbered needs of an os-ken Datapath, numbering as os-ken does."""
 
     def __init__(self) -> None:
         from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -217,9 +217,9 @@ def test_a_plan_sent_as_prebuilt_bytes_is_what_os_ken_would_send():
     fast, slow = _Connection(), _Connection()
     slow.xid = fast.xid = ofp.MAX_XID - 3  # (numbers wrap as os-ken's do)
     for msg in ofmsg.plan_messages(fast, plan):
-        ofmsg.send(fast, msg)
+        fast.send(ofmsg.numbered(fast, msg))
     for msg in ofmsg.plan_messages(fast, plan):  # (again, from the cache)
-        ofmsg.send(fast, msg)
+        fast.send(ofmsg.numbered(fast, msg))
     for _ in range(2):  # (os-ken's objects for the same plan, as they were sent before)
         for msg in [
             ofmsg.meter_mod(slow, plan.meter_adds[0], ofp.OFPMC_ADD),

@@ -190,8 +190,6 @@ class SwitchMirror:
                 # while the spines are still reconnecting after a controller restart)
                 out.group_mods.append(group)
         held = self._plan_flows(desired.flows, out, keep_groups, protected)
-        out.flow_adds.sort(key=lambda r: _sort_key(r.key))
-        out.flow_mods.sort(key=lambda r: _sort_key(r.key))
         if additive:
             return out
         if len(self.flows) > held:  # (else every entry held is wanted)
@@ -212,8 +210,8 @@ class SwitchMirror:
 
     def _plan_flows(self, wanted: Mapping[tuple[int, int, Match], FlowRule], out: SyncPlan,
                     keep_groups: frozenset[int], protected: set[int]) -> int:
-        """Adds and changes towards ``wanted`` into ``out`` (unsorted); how many wanted
-        entries the switch holds already (with any cookie)."""
+        """Adds and changes towards ``wanted`` into ``out`` (in table and priority
+        order); how many wanted entries the switch holds already (with any cookie)."""
         held = 0
         for key, rule in wanted.items():
             have = self.flows.get(key)
@@ -233,6 +231,8 @@ class SwitchMirror:
                 out.flow_mods.append(rule)
             else:
                 self.flows[key] = rule
+        out.flow_adds.sort(key=lambda r: _sort_key(r.key))
+        out.flow_mods.sort(key=lambda r: _sort_key(r.key))
         return held
 
     def plan_part(self, wanted: Mapping[tuple[int, int, Match], FlowRule],
@@ -244,8 +244,6 @@ class SwitchMirror:
         a placement, beside hundreds of host entries and routes)."""
         out = SyncPlan()
         self._plan_flows(wanted, out, keep_groups, set())
-        out.flow_adds.sort(key=lambda r: _sort_key(r.key))
-        out.flow_mods.sort(key=lambda r: _sort_key(r.key))
         dels = [rule for kind in kinds for key, rule in self.flows.group(kind).items()
                 if key not in wanted and not (keep_groups and refs(rule) & keep_groups)]
         out.flow_dels = sorted(dels, key=lambda r: _sort_key(r.key))

@@ -24,7 +24,7 @@ from controller.core.te.admission import Admission, Admitted
 from controller.core.te.cookies import pin_cookie_fields, pin_rule
 from controller.core.te.derive import derive_topology, measured_loads
 from controller.core.te.engine import TrafficEngineer
-from controller.core.te.flows import Flow, FlowKey, flow_info
+from controller.core.te.flows import FlowKey, flow_info
 from controller.core.te.job_book import JobBook, pair_of
 from controller.core.te.jobs import JobSpec
 from controller.core.te.mirroring import ClusterShare
@@ -389,7 +389,7 @@ class FabricTE:
     def flows(self, now: float) -> tuple[FlowInfo, ...]:
         topo = self._te_topo or self.te_topology()
         return tuple(flow_info(f, self.te.is_large(f, topo), now)
-                     for f in sorted(self.te.flows.values(), key=_key_order))
+                     for f in sorted(self.te.flows.values(), key=lambda f: f.key.as_tuple))
 
     def pins_of(self, leaf: int) -> dict[tuple[int, int, Match], FlowRule]:
         """The pin and job pair entries ``leaf`` should hold (as of the last
@@ -402,10 +402,3 @@ class FabricTE:
         if len(self.jobs):
             pins.update(self.jobs.rules_of(leaf))
         return pins
-
-
-def _key_order(f: Flow) -> tuple:
-    """A flow's key's order as a plain tuple (FlowKey's own comparison, a dataclass's,
-    is many times slower to sort thousands of flows by)."""
-    k = f.key
-    return (k.src_ip, k.dst_ip, k.proto, k.src_port, k.dst_port)

@@ -53,9 +53,12 @@ class FlowKey:
         for port in (self.src_port, self.dst_port):
             if not 0 <= port <= 0xFFFF:
                 raise ValueError(f"port {port} is out of range 0-65535")
-        # keys are hashed a great deal in a rebalancing pass: hash once
-        object.__setattr__(self, "_hash", hash((self.src_ip, self.dst_ip, self.proto,
-                                                self.src_port, self.dst_port)))
+        # keys are hashed a great deal in a rebalancing pass (hash once), and thousands
+        # sorted for the API (by this tuple: the dataclass's comparison is many times
+        # slower, in the same order)
+        fields = (self.src_ip, self.dst_ip, self.proto, self.src_port, self.dst_port)
+        object.__setattr__(self, "as_tuple", fields)
+        object.__setattr__(self, "_hash", hash(fields))
 
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined]
