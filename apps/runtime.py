@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from controller.config import FabricdConfig, TeConfig
 from controller.core.fabric.dampening import DampingSettings
-from controller.core.fabric.forwarding import PuntLimits
+from controller.core.fabric.fabric_view import PuntLimits
 from controller.core.fabric.hosts import HostSettings, StaticHost
 from controller.core.fabric.qos import QosPolicy
 from controller.core.intent.kinds import Intent, IntentError, decode_policy

@@ -238,9 +238,9 @@ class FabricdConfig(Strict):
                                          "processed no tick for this long, so that a "
                                          "service manager or a standby instance takes "
                                          "over; 0: never")
-    roles: dict[int, Literal["spine", "leaf"]] = Field(
+    roles: dict[int, Literal["spine", "leaf", "super-spine"]] = Field(
         default_factory=dict, description="roles are inferred from the wiring; pin them "
-        "here if needed (dpid: spine or leaf; dpids in decimal or 0x hex)",
+        "here if needed (dpid: leaf, spine or super-spine; dpids in decimal or 0x hex)",
         examples=[{1001: "spine", 2001: "leaf"}])
     cabling: list[tuple[str, str]] = Field(
         default_factory=list, description="the cabling plan: the cables the fabric should "
@@ -319,7 +319,8 @@ class FabricdConfig(Strict):
             except ValueError:
                 raise ValueError(f"dpid {key!r} is not an integer (use 42 or 0x2a)") from None
             if role not in ROLES:
-                raise ValueError(f"role of {key} must be spine or leaf, got {role!r}")
+                raise ValueError(f"role of {key} must be one of {', '.join(ROLES)}, "
+                                 f"got {role!r}")
             out[dpid] = role
         return out
 

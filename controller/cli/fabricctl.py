@@ -56,9 +56,13 @@ def show_topology(topo: dict[str, Any]) -> str:
     out = []
     sw = topo["switches"]
     out.append(f"Switches ({len(sw)})")
+    # (pods and spine planes only for a fabric with three tiers)
+    tiers3 = any(s.get("pod") or s.get("spine_plane") for s in sw)
     out.append(table(
-        ["DPID", "ROLE", "STATE", "PORTS", "SINCE"],
-        [[s["dpid"], s["role"],
+        ["DPID", "ROLE", "PLANE", *(["POD", "SPINE PLANE"] if tiers3 else []), "STATE",
+         "PORTS", "SINCE"],
+        [[s["dpid"], s["role"], s.get("plane") or "-",
+          *([s.get("pod") or "-", s.get("spine_plane") or "-"] if tiers3 else []),
           ("drained" if s["drained"] else "connected") if s["connected"] else "down", s["ports"],
           _ago(s["connected_since"]) if s["connected"] else "-"] for s in sw],
     ))
@@ -79,7 +83,7 @@ def show_topology(topo: dict[str, Any]) -> str:
     out.append(f"\nWarnings ({len(warnings)})")
     out.extend(f"  ! {w}" for w in warnings)
     if not warnings:
-        out.append("  none: the wiring is a clean two-tier Clos")
+        out.append("  none: the wiring is a clean Clos")
     return "\n".join(out)
 
 

@@ -12,11 +12,10 @@ from controller.core.effects import Effects
 from controller.core.events import FabricEvent
 from controller.core.fabric.dampening import FlapDamper
 from controller.core.fabric.discovery import Discovery
+from controller.core.fabric.ecmp import assign_group_ids
 from controller.core.fabric.edge import Edge
+from controller.core.fabric.fabric_view import FabricView, HostLocation
 from controller.core.fabric.forwarding import (
-    FabricView,
-    HostLocation,
-    assign_group_ids,
     host_rules,
     lldp_meters,
     lldp_rule,
@@ -56,6 +55,12 @@ log = logging.getLogger("aifabric.core")
 
 def _same_but_hosts(a: FabricView | None, b: FabricView) -> bool:
     return a is not None and replace(a, hosts=()) == replace(b, hosts=())
+
+
+def _place_of(view: FabricView, dpid: int) -> dict[str, int]:
+    place = view.places.get(dpid)
+    return {} if place is None else {"plane": place.plane, "pod": place.pod,
+                                     "spine_plane": place.spine_plane}
 
 
 class FabricCore:
@@ -355,6 +360,7 @@ class FabricCore:
             te=self.traffic.te is not None,
             punt=self.settings.punt,
             guarded={d: p for d, p in self._guard_ports.items() if d in leaves},
+            places={d: result.places[d] for d in ranked if d in result.places},
         )
         if self._base and not _same_but_hosts(self._base_view, self._view):
             self._base = {}  # (something else changed too, unannounced: derive it all)
@@ -437,6 +443,7 @@ class FabricCore:
                 connected_since=sw.connected_since,
                 ports=len(sw.up_ports()),
                 drained=sw.dpid in self.maintenance.switches,
+                **_place_of(view, sw.dpid),
             )
             for sw in sorted(fab.switches.values(), key=lambda s: s.dpid)
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.core.fabric.dampening import DampingSettings
-from controller.core.fabric.forwarding import PuntLimits
+from controller.core.fabric.fabric_view import PuntLimits
 from controller.core.fabric.hosts import HostSettings
 from controller.core.fabric.qos import QosPolicy
 from controller.core.model.fabric_model import Cable

@@ -22,6 +22,9 @@ class SwitchInfo:
     connected_since: float
     ports: int
     drained: bool = False
+    plane: int = 0  # the connected fabric it is in (0: not judged yet)
+    pod: int = 0  # three tiers: its pod (leaves and spines; 0 otherwise)
+    spine_plane: int = 0  # three tiers: its spine plane (spines and super-spines)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def test_miswired_fabric_is_reported_and_still_forwards(start_fabricd, fleets):
     assert (hosts["h7"].dpid, hosts["h7"].port) == (2004, 2)
     topo = topology(ctl)
     assert set(topo["warnings"]) == {
-        "leaf-to-leaf link 2001:5 <-> 2002:5 (not a two-tier Clos)",
+        "leaf-to-leaf link 2001:5 <-> 2002:5 (not a Clos)",
         "leaf 2004 has no link to spine(s) 1002",
         "missing link 1002:4 <-> 2004:2 (in the cabling plan, not found)",
         "unexpected link 2001:5 <-> 2002:5 (not in the cabling plan)",

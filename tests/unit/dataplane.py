@@ -8,7 +8,8 @@ The core is synced exactly as the fabric app syncs a real switch, through the co
 that bring it to the desired state. OpenFlow 1.3 semantics as far as the core uses
 them: highest priority first, apply-actions at once (outputs included), write-actions
 into the action set, which runs when the pipeline ends; set_queue holds for later
-outputs; a select group hashes the 5-tuple over its live buckets; a fast-failover group
+outputs; a select group hashes the 5-tuple over its live buckets (seeded per switch, as
+switch ASICs do: else every tier would choose alike); a fast-failover group
 takes its first live bucket.
 """
 
@@ -93,7 +94,7 @@ class DataPlane:
     def __init__(self, fab: FakeFabric) -> None:
         """Fake switches for ``fab``'s (already connected) switches, read back empty."""
         self.fab = fab
-        self.switches = {d: Switch(dpid=d) for d in fab.spines + fab.leaves}
+        self.switches = {d: Switch(dpid=d) for d in fab.switches}
         self.sync_engine = SwitchSync(fab.core)
         for dpid in self.switches:
             self.read_back(dpid)
@@ -130,12 +131,48 @@ class DataPlane:
             fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
             self.read_back(dpid)
 
+    def restart_changes_nothing(self, again: FakeFabric, hosts: dict[int, tuple]) -> None:
+        """A controller restart (``again``'s core, every switch back at once): a few
+        rounds of syncs delete and change nothing, every switch settles, the tables
+        end as they were, and sample pairs take the paths they took."""
+        tables = {d: (dict(s.flows), dict(s.groups), dict(s.meters))
+                  for d, s in self.switches.items()}
+        pairs = [(a, b) for a in list(hosts)[:4] for b in list(hosts)[-4:] if a != b]
+        paths = {(a, b): self.send(hosts, a, b).hops for a, b in pairs}
+        again.now = self.fab.now + 10
+        self.controller_restarted(again)
+        for _ in range(3):
+            again.advance(0.5)
+            for plan in self.sync().values():
+                assert plan.flow_dels == [] and plan.group_dels == [] and plan.group_mods == []
+        # (those syncs were of the complete state, which may delete, not additive ones)
+        assert all(again.core.is_settled(d, again.now) for d in self.switches)
+        assert {d: (dict(s.flows), dict(s.groups), dict(s.meters))
+                for d, s in self.switches.items()} == tables
+        assert {(a, b): self.send(hosts, a, b).hops for a, b in pairs} == paths
+
     def link_down(self, a: tuple[int, int]) -> None:
         """The cable at ``a`` fails: both ends see their port down (the switches'
         fast-failover reacts at once; the core hears of it as port status)."""
         b = self.fab.wires[a]
         for dpid, port in (a, b):
             self.switches[dpid].down.add(port)
+
+    def send(self, hosts: dict[int, tuple], a: int, b: int, **kw) -> Trace:
+        """Trace an IPv4 packet from host ``a`` to host ``b`` (``hosts`` as
+        :func:`with_hosts` gives them; ``kw``: :func:`ip_packet`'s fields)."""
+        src, dst = hosts[a], hosts[b]
+        return self.trace(src[2], src[3], ip_packet(src[:2], dst[:2], **kw))
+
+    def every_pair(self, hosts: dict[int, tuple]):
+        """(a, b, trace) for every ordered pair of distinct hosts, each delivered to its
+        destination's port."""
+        for a in hosts:
+            for b in hosts:
+                if a != b:
+                    t = self.send(hosts, a, b)
+                    assert t.delivered == [hosts[b][2:]], (a, b, t.hops)
+                    yield a, b, t
 
     def trace(self, leaf: int, port: int, pkt: dict[str, Any], ttl: int = 8) -> Trace:
         """Send ``pkt`` (header fields by OpenFlow name) into ``leaf`` at host ``port``."""
@@ -229,10 +266,35 @@ class DataPlane:
             return live
         if group.group_type == "ff":
             return live[:1]
-        key = repr(tuple(pkt.get(f) for f in ("ipv4_src", "ipv4_dst", "ip_proto", "tcp_src",
-                                              "tcp_dst", "udp_src", "udp_dst", "eth_src",
-                                              "eth_dst")))
+        fields = ("ipv4_src", "ipv4_dst", "ip_proto", "tcp_src", "tcp_dst", "udp_src",
+                  "udp_dst", "eth_src", "eth_dst")
+        key = repr((sw.dpid, *(pkt.get(f) for f in fields)))
         return [live[zlib.crc32(key.encode()) % len(live)]]
+
+
+def with_hosts(fab: FakeFabric, per_leaf: int) -> tuple[DataPlane, dict[int, tuple]]:
+    """``fab`` connected and discovered, with ``per_leaf`` hosts learnt on every leaf
+    (host n: MAC 00:..:n, address 10.0.n>>8.n&255), synced into fake switches; host n ->
+    (mac, ip, leaf, port)."""
+    from tests.unit.fakefabric import learn
+
+    fab.connect_all()
+    hosts = {}
+    for i, leaf in enumerate(fab.leaves):
+        for j in range(per_leaf):
+            n = i * per_leaf + j + 1
+            port = fab.host_port(leaf, j + 1)
+            learn(fab, leaf, port, host(n))
+            hosts[n] = (*host(n), leaf, port)
+    fab.advance(0.1)
+    dp = DataPlane(fab)
+    dp.sync()
+    return dp, hosts
+
+
+def host(n: int) -> tuple[str, str]:
+    """(MAC, address) of host n."""
+    return (f"00:00:00:00:{n >> 8:02x}:{n & 0xFF:02x}", f"10.0.{n >> 8}.{n & 0xFF}")
 
 
 def ip_packet(src: tuple[str, str], dst: tuple[str, str], proto: int = 6, sport: int = 40000,
@@ -244,4 +306,4 @@ def ip_packet(src: tuple[str, str], dst: tuple[str, str], proto: int = 6, sport:
             f"{l4}_dst": dport}
 
 
-__all__ = ["DataPlane", "Trace", "Hop", "ip_packet", "CONTROLLER"]
+__all__ = ["DataPlane", "Trace", "Hop", "ip_packet", "CONTROLLER", "with_hosts", "host"]

@@ -2,7 +2,8 @@
 
 Switch ports are numbered like the Mininet topology: on a leaf, ports 1..S go to the
 spines and S+1.. to hosts; on a spine, port j goes to leaf j. Packet-outs of LLDP probes
-are delivered to the far end of the wire, as a switch would punt them.
+are delivered to the far end of the wire, as a switch would punt them. :func:`three_tier`
+wires pods of leaves and spines under spine planes of super-spines.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from controller.core.fabric_core import Effects, FabricCore
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 
-SPINE0, LEAF0 = 1000, 2000
+SPINE0, LEAF0, SUPER0 = 1000, 2000, 3000
 SECRET = b"k" * 32
 
 
@@ -38,6 +39,12 @@ class FakeFabric:
                 self.wire((leaf, i), (spine, j))
         self.now = 100.0
         self.outputs: list = []  # packet-outs that left towards hosts
+        self.supers: list[int] = []  # super-spines (three tiers)
+        self.host_ports: dict[int, list[int]] = {}  # leaf -> host ports, when not the rule
+
+    @property
+    def switches(self) -> list[int]:
+        return self.spines + self.leaves + self.supers
 
     def wire(self, a: tuple[int, int], b: tuple[int, int]) -> None:
         self.wires[a] = b
@@ -48,10 +55,16 @@ class FakeFabric:
         del self.wires[b]
 
     def ports(self, dpid: int) -> list[Port]:
+        if self.supers:
+            wired = [p for d, p in self.wires if d == dpid]
+            return [Port(p, f"p{p}") for p in sorted(wired + self.host_ports.get(dpid, []))]
         n = len(self.leaves) if dpid in self.spines else len(self.spines) + self.hosts_per_leaf
         return [Port(p, f"p{p}") for p in range(1, n + 1)]
 
-    def host_port(self, leaf_index: int, host_index: int) -> int:
+    def host_port(self, leaf: int, host_index: int) -> int:
+        """Port of the ``host_index``-th host (from 1) of ``leaf``."""
+        if leaf in self.host_ports:
+            return self.host_ports[leaf][host_index - 1]
         return len(self.spines) + host_index
 
     def deliver(self, eff: Effects) -> None:
@@ -68,7 +81,7 @@ class FakeFabric:
                     pending += self.core.packet_in(peer[0], peer[1], po.data, self.now).packet_outs
 
     def connect_all(self) -> None:
-        for dpid in self.spines + self.leaves:
+        for dpid in self.switches:
             self.deliver(self.core.switch_connected(dpid, self.ports(dpid), self.now))
             self.deliver(self.core.discovery.probe(dpid, self.now))
         self.advance(self.core.settings.settle_time + 0.1)
@@ -82,6 +95,31 @@ class FakeFabric:
         checked (``maintenance_change``), then the drain set put in force."""
         drains, message = self.core.maintenance_change(action, dpid, port)
         return self.core.set_drains(drains), message
+
+
+def three_tier(pods: int = 2, leaves: int = 2, spines: int = 2, supers: int = 2,
+               hosts_per_leaf: int = 2, settings: CoreSettings | None = None) -> FakeFabric:
+    """A three-tier Clos, numbered as ``mininet_topos`` numbers one: ``pods`` pods of
+    ``leaves`` leaves (dpid 2000+n, n counted across pods) and ``spines`` spines
+    (1000+n), under ``spines`` spine planes of ``supers`` super-spines (3000+n). A leaf's
+    ports 1..spines go to its pod's spines, then its hosts; spine i of a pod has ports
+    1..leaves to the pod's leaves, then one per super-spine of plane i; a super-spine's
+    port p goes to pod p's spine."""
+    fab = FakeFabric(0, 0, hosts_per_leaf, settings)
+    fab.spines = [SPINE0 + (p * spines) + i for p in range(pods) for i in range(1, spines + 1)]
+    fab.leaves = [LEAF0 + (p * leaves) + j for p in range(pods) for j in range(1, leaves + 1)]
+    fab.supers = [SUPER0 + (i * supers) + k for i in range(spines) for k in range(1, supers + 1)]
+    for p in range(pods):
+        for j in range(1, leaves + 1):
+            leaf = LEAF0 + p * leaves + j
+            fab.host_ports[leaf] = list(range(spines + 1, spines + hosts_per_leaf + 1))
+            for i in range(1, spines + 1):
+                fab.wire((leaf, i), (SPINE0 + p * spines + i, j))
+        for i in range(1, spines + 1):
+            for k in range(1, supers + 1):
+                fab.wire((SPINE0 + p * spines + i, leaves + k),
+                         (SUPER0 + (i - 1) * supers + k, p + 1))
+    return fab
 
 
 # --- frames a host sends ---------------------------------------------------------------

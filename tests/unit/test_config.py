@@ -34,7 +34,7 @@ def test_file_and_overrides(tmp_path):
         ("api: {address: 'example.com:1'}\n", "api.address", "not an IP address"),
         ("discovery: {lldp_interval: 2, link_timeout: 1}\n", "discovery", "longer than"),
         ("roles: {abc: spine}\n", "roles", "not an integer"),
-        ("roles: {1: core}\n", "roles", "spine or leaf"),
+        ("roles: {1: core}\n", "roles", "one of spine, leaf, super-spine"),
         ("log_level: loud\n", "log_level", "Input should be"),
         ("link_speed_mbps: -3\n", "link_speed_mbps", "greater than 0"),
         ("[1, 2]\n", "--config", "mapping"),

@@ -4,7 +4,7 @@ from controller.core import constants as C
 from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric.discovery import HOLD_SETTLES
-from controller.core.fabric.forwarding import group_towards
+from controller.core.fabric.ecmp import group_towards
 from controller.core.fabric.frames import (
     ARP_REPLY,
     build_lldp,

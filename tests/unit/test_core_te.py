@@ -5,7 +5,7 @@ import pytest
 
 from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
-from controller.core.fabric.forwarding import group_towards
+from controller.core.fabric.ecmp import group_towards
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TCP, UDP, FlowKey, TeSettings

@@ -2,7 +2,7 @@
 bounces every 200 ms without rewriting its groups each time."""
 
 from controller.core.fabric.dampening import DampingSettings, FlapDamper
-from controller.core.fabric.forwarding import group_towards
+from controller.core.fabric.ecmp import group_towards
 from controller.core.model.fabric_model import LinkEnd, Port
 from tests.unit.fakefabric import FakeFabric
 

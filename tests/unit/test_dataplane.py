@@ -6,19 +6,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from controller.core.fabric.forwarding import group_towards
+from controller.core.fabric.ecmp import group_towards
 from controller.core.fabric.qos import default_policy
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
-from tests.unit.dataplane import DataPlane, ip_packet
-from tests.unit.fakefabric import FakeFabric, ip_frame, learn
+from tests.unit.dataplane import DataPlane, host, with_hosts
+from tests.unit.fakefabric import FakeFabric, ip_frame
 
 RATE = 5e6
-
-
-def host(n: int) -> tuple[str, str]:
-    return (f"00:00:00:00:{n >> 8:02x}:{n & 0xFF:02x}", f"10.0.{n >> 8}.{n & 0xFF}")
 
 
 def fabric(spines: int = 2, leaves: int = 4, per_leaf: int = 2, te: bool = True,
@@ -28,36 +24,20 @@ def fabric(spines: int = 2, leaves: int = 4, per_leaf: int = 2, te: bool = True,
     fab = FakeFabric(spines, leaves, per_leaf, settings=CoreSettings(
         te=TeSettings() if te else None, qos=default_policy() if qos else None,
         link_speed_bps=RATE))
-    fab.connect_all()
-    hosts = {}
-    for i, leaf in enumerate(fab.leaves):
-        for j in range(per_leaf):
-            n = i * per_leaf + j + 1
-            port = spines + j + 1
-            learn(fab, leaf, port, host(n))
-            hosts[n] = (*host(n), leaf, port)
-    fab.advance(0.1)
-    dp = DataPlane(fab)
-    dp.sync()
+    dp, hosts = with_hosts(fab, per_leaf)
     return fab, dp, hosts
 
 
 def send(dp: DataPlane, hosts, a: int, b: int, **kw):
-    src, dst = hosts[a], hosts[b]
-    return dp.trace(src[2], src[3], ip_packet(src[:2], dst[:2], **kw))
+    return dp.send(hosts, a, b, **kw)
 
 
 def test_every_pair_is_delivered_to_its_host_and_only_there():
     fab, dp, hosts = fabric()
-    for a in hosts:
-        for b in hosts:
-            if a == b:
-                continue
-            t = send(dp, hosts, a, b)
-            assert t.delivered == [hosts[b][2:]], (a, b, t.hops)
-            same_leaf = hosts[a][2] == hosts[b][2]
-            assert len(t.spines) == (0 if same_leaf else 1), t.hops
-            assert set(t.spines) <= set(fab.spines)
+    for a, b, t in dp.every_pair(hosts):
+        same_leaf = hosts[a][2] == hosts[b][2]
+        assert len(t.spines) == (0 if same_leaf else 1), t.hops
+        assert set(t.spines) <= set(fab.spines)
 
 
 def test_ecmp_spreads_flows_over_every_spine():
@@ -117,22 +97,7 @@ def test_a_restarted_controller_changes_nothing_and_forwards_the_same():
     fab, dp, hosts = fabric()
     fab.core.traffic.flow_seen(hosts[1][2], hosts[1][3], _tcp(1, 3), fab.now)
     dp.sync()
-    before = {d: (dict(s.flows), dict(s.groups), dict(s.meters))
-              for d, s in dp.switches.items()}
-    paths = {(a, b): send(dp, hosts, a, b).hops for a in (1, 4) for b in (3, 7)}
-    again = FakeFabric(settings=fab.core.settings)
-    again.now = fab.now + 10
-    dp.controller_restarted(again)
-    for _ in range(3):
-        again.advance(0.5)
-        for plan in dp.sync().values():
-            assert plan.flow_dels == [] and plan.group_dels == [] and plan.group_mods == []
-    # (those syncs were of the complete state, which may delete, not additive ones)
-    assert {d: again.core.is_settled(d, again.now) for d in dp.switches} == dict.fromkeys(
-        again.spines + again.leaves, True)
-    assert {d: (dict(s.flows), dict(s.groups), dict(s.meters))
-            for d, s in dp.switches.items()} == before
-    assert {(a, b): send(dp, hosts, a, b).hops for a in (1, 4) for b in (3, 7)} == paths
+    dp.restart_changes_nothing(FakeFabric(settings=fab.core.settings), hosts)
 
 
 def test_a_16x64_fabric_reaches_every_leaf_in_a_unit_test():

@@ -48,3 +48,20 @@ def test_colour_scale_goes_from_green_to_red():
     assert util_colour(0.0) == "#00aa30"
     assert util_colour(1.0) == "#ff0030"
     assert util_colour(7.0) == util_colour(1.0)
+
+
+def test_three_tiers_are_drawn_in_four_rows():
+    t = topo()
+    t["switches"].append({"dpid": 3001, "role": "super-spine", "connected": True,
+                          "drained": False})
+    t["links"] += [{"src_dpid": 1001, "src_port": 9, "dst_dpid": 3001, "dst_port": 1,
+                    "drained": False}]
+    root = ET.fromstring(render_svg(t, []))
+    ys = {}
+    for rect, text in zip(root.findall(f"{NS}rect")[1:], root.findall(f"{NS}text")[1:],
+                          strict=False):
+        ys[int(text.text)] = float(rect.get("y"))
+    assert ys[3001] < ys[1001] < ys[2001]
+    up = [x for x in root.findall(f"{NS}line") if x.find(f"{NS}title") is not None
+          and "1001:9 - 3001:1" in x.find(f"{NS}title").text]
+    assert float(up[0].get("y2")) < float(up[0].get("y1"))

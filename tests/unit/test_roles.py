@@ -1,5 +1,5 @@
 from controller.core.model.fabric_model import Cable, LinkEnd
-from controller.core.model.roles import LEAF, SPINE, infer_roles
+from controller.core.model.roles import LEAF, SPINE, SUPER_SPINE, Place, infer_roles
 
 
 def cable(a, pa, b, pb):
@@ -88,3 +88,95 @@ def test_cabling_plan_reports_missing_and_unexpected_links():
         "unexpected link 11:9 <-> 12:9 (not in the cabling plan)",
     ]
     assert cabling_warnings([], found) == []
+
+
+# --- three tiers and planes -------------------------------------------------------------
+def three_tier(pods=2, leaves=2, spines=2, supers=2):
+    """Pod p: leaves 100p+j, spines 10p+i; spine plane i: super-spines 1000i+k. Every leaf
+    wired to its pod's spines, spine i of every pod to the super-spines of plane i."""
+    leaf_ids, spine_ids, super_ids, cables = [], [], [], []
+    for p in range(1, pods + 1):
+        for i in range(1, spines + 1):
+            spine_ids.append(10 * p + i)
+        for j in range(1, leaves + 1):
+            leaf = 100 * p + j
+            leaf_ids.append(leaf)
+            for i in range(1, spines + 1):
+                cables.append(cable(leaf, i, 10 * p + i, j))
+    for i in range(1, spines + 1):
+        for k in range(1, supers + 1):
+            ss = 1000 * i + k
+            super_ids.append(ss)
+            for p in range(1, pods + 1):
+                cables.append(cable(10 * p + i, leaves + k, ss, p))
+    return leaf_ids, spine_ids, super_ids, cables
+
+
+def test_three_tier_roles_pods_and_spine_planes():
+    leaves, spines, supers, cables = three_tier()
+    res = infer_roles(leaves + spines + supers, cables, {d: 1 for d in leaves})
+    assert {d for d, r in res.roles.items() if r == LEAF} == set(leaves)
+    assert {d for d, r in res.roles.items() if r == SPINE} == set(spines)
+    assert {d for d, r in res.roles.items() if r == SUPER_SPINE} == set(supers)
+    assert res.warnings == ()
+    assert res.places[101] == Place(1, pod=1) and res.places[202] == Place(1, pod=2)
+    assert res.places[11] == Place(1, pod=1, spine_plane=1)
+    assert res.places[22] == Place(1, pod=2, spine_plane=2)
+    assert res.places[1002] == Place(1, spine_plane=1)
+    assert res.places[2001] == Place(1, spine_plane=2)
+
+
+def test_three_tier_leaf_without_hosts_is_a_leaf_and_two_tiers_stay_two():
+    leaves, spines, supers, cables = three_tier(pods=3, leaves=3)
+    edges = {d: 1 for d in leaves if d != 202}
+    res = infer_roles(leaves + spines + supers, cables, edges)
+    assert res.roles[202] == LEAF and res.roles[1001] == SUPER_SPINE
+    # a two-tier fabric with a leaf without hosts: no super-spine
+    res = infer_roles([1, 2, 11, 12, 13], clos([1, 2], [11, 12, 13]), {11: 1, 12: 1})
+    assert res.roles == {1: SPINE, 2: SPINE, 11: LEAF, 12: LEAF, 13: LEAF}
+    assert res.places[13] == Place(1)
+
+
+def test_three_tier_miswiring_is_warned_by_name():
+    leaves, spines, supers, cables = three_tier(pods=2, leaves=2, spines=2, supers=2)
+    cables = [c for c in cables if c != cable(21, 3, 1001, 2)]  # pod 2 misses plane 1's 1001
+    cables.append(cable(101, 7, 1002, 7))  # a leaf cabled to a super-spine
+    res = infer_roles(leaves + spines + supers, cables, {d: 1 for d in leaves})
+    # (1001 reaches one pod only now, but one spine plane only: not a leaf)
+    assert res.roles[1001] == SUPER_SPINE and res.roles[1002] == SUPER_SPINE
+    assert all(res.roles[s] == SPINE for s in spines)
+    assert "leaf-to-super-spine link 101:7 <-> 1002:7 (not a Clos)" in res.warnings
+    assert "spine 21 has no link to super-spine(s) 1001 (spine plane 1)" in res.warnings
+
+
+def test_a_spine_in_two_spine_planes_is_warned():
+    leaves, spines, supers, cables = three_tier(pods=2, leaves=2, spines=2, supers=2)
+    cables.append(cable(12, 9, 1001, 9))  # pod 1's spine 2 also in spine plane 1
+    res = infer_roles(leaves + spines + supers, cables, {d: 1 for d in leaves})
+    assert res.roles[1001] == SUPER_SPINE and res.roles[12] == SPINE
+    assert ("super-spine 1001 is wired to two spines of pod 1 (11 and 12): a spine in two "
+            "spine planes?") in res.warnings
+
+
+def test_a_pod_missing_a_spine_plane_is_warned():
+    leaves, spines, supers, cables = three_tier(pods=3, spines=2)
+    cables = [c for c in cables if not (c.a.dpid == 32 or c.b.dpid == 32)]
+    res = infer_roles(leaves + spines + supers, cables, {d: 1 for d in leaves})
+    assert "pod 3 has no spine in spine plane 2" in res.warnings
+    assert res.roles[2001] == SUPER_SPINE
+
+
+def test_disconnected_planes_are_each_a_clean_clos():
+    a = clos([1, 2], [11, 12])
+    b = clos([3, 4], [13, 14])
+    res = infer_roles([1, 2, 3, 4, 11, 12, 13, 14], a + b, {d: 1 for d in (11, 12, 13, 14)})
+    assert res.warnings == ()
+    assert {d: p.plane for d, p in res.places.items()} == {
+        1: 1, 2: 1, 11: 1, 12: 1, 3: 2, 4: 2, 13: 2, 14: 2}
+
+
+def test_super_spine_override():
+    leaves, spines, supers, cables = three_tier()
+    res = infer_roles(leaves + spines + supers, cables, {}, {1001: SUPER_SPINE})
+    assert res.roles[1001] == SUPER_SPINE
+    assert all(res.roles[s] == SPINE for s in spines)

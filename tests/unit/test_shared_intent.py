@@ -16,7 +16,7 @@ from apps.cluster_agent import ClusterAgent
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from controller.config import FabricdConfig
 from controller.core.errors import Aborted, FailedPrecondition, NotFound, Unavailable
-from controller.core.fabric.forwarding import group_towards
+from controller.core.fabric.ecmp import group_towards
 from controller.core.fabric.qos import default_policy, profile_policy
 from controller.core.intent.kinds import (
     Applied,

@@ -8,115 +8,34 @@ host is an output port; a host behind another leaf is its leaf's route id, writt
 the metadata, and table 3 maps each route id to a ``select`` group over the uplinks to
 the spines that reach that leaf (ECMP, per-flow hash; leaves reached through the same
 spines share one group, as IP fabrics share a next-hop group between prefixes; with TE,
-table 4 may pin the flow instead). On a spine, a host is a group over the spine's links
-to the host's leaf. Broadcast and unknown traffic from
+table 4 may pin the flow instead). On a spine or a super-spine, a host is the group
+towards its leaf (:mod:`ecmp`). Broadcast and unknown traffic from
 hosts goes to the controller, which answers ARP itself and floods only out of edge
 ports: the Clos loops never see a flood.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from controller.core import constants as C
-from controller.core.fabric.qos import QosPolicy, marking_rules, queue_rules
-from controller.core.model.roles import LEAF, SPINE
+from controller.core.fabric.ecmp import (
+    leaf_ecmp,
+    route_rules,
+    spine_groups,
+    super_spine_groups,
+    uplink_groups,
+)
+from controller.core.fabric.fabric_view import FabricView, PuntLimits
+from controller.core.fabric.qos import marking_rules, queue_rules
+from controller.core.model.roles import LEAF, SUPER_SPINE
 from controller.core.southbound.openflow import (
-    Bucket,
     FlowRule,
-    GroupRule,
     MeterRule,
     SwitchDesired,
     apply_actions,
     make_match,
-    uses_groups,
 )
-
-
-@dataclass(frozen=True)
-class HostLocation:
-    mac: str
-    ip: str | None
-    dpid: int
-    port: int
-
-
-@dataclass(frozen=True)
-class PuntLimits:
-    """Packets per second the switch lets through to the controller (its meters)."""
-
-    host_pps: int = 100  # per edge port: ARP, broadcast, unknown destinations
-    host_burst: int = 200
-    te_pps: int = 200  # per edge port: TE's new-flow copies
-    lldp_pps: int = 1000  # per switch: discovery, apart from everything hosts send
-
-    @property
-    def control_pps(self) -> int:
-        """Shared by punts from ports that are not (yet) known edge ports."""
-        return 5 * self.host_pps
-
-
-@dataclass(frozen=True)
-class FabricView:
-    """What forwarding needs to know, frozen at one instant."""
-
-    roles: Mapping[int, str]
-    # dpid -> ((local port, peer dpid, peer port), ...) over usable cables
-    adjacency: Mapping[int, tuple[tuple[int, int, int], ...]]
-    hosts: tuple[HostLocation, ...]
-    group_ids: Mapping[int, int]  # leaf dpid -> id of the group that reaches it
-    connected: frozenset[int] = frozenset()  # switches with a live OpenFlow session
-    edge_ports: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # leaf -> ports
-    qos: QosPolicy | None = None  # None: no marking (--no-qos)
-    # maintenance: leaves stop sending over these; spines keep forwarding what still
-    # arrives, so nothing in flight is lost
-    drained_ends: frozenset[tuple[int, int]] = frozenset()
-    drained_switches: frozenset[int] = frozenset()
-    te: bool = False  # traffic engineering: leaves send remote traffic through table 4
-    punt: PuntLimits = PuntLimits()
-    # leaf -> its settled host ports, where the source guard applies (empty: off)
-    guarded: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
-
-    def ports_towards(self, dpid: int, peer: int) -> list[int]:
-        return list(self._towards.get((dpid, peer), ()))
-
-    @cached_property
-    def _towards(self) -> dict[tuple[int, int], tuple[int, ...]]:
-        """(switch, neighbour) -> the switch's ports to it, sorted (built once per view)."""
-        out: dict[tuple[int, int], list[int]] = {}
-        for dpid, adj in self.adjacency.items():
-            for lp, pd, _ in adj:
-                out.setdefault((dpid, pd), []).append(lp)
-        return {k: tuple(sorted(v)) for k, v in out.items()}
-
-    @cached_property
-    def reached_by(self) -> dict[int, tuple[int, ...]]:
-        """switch -> the switches with a link to it, sorted (built once per view)."""
-        return {d: tuple(sorted({pd for _, pd, _ in adj})) for d, adj in self.adjacency.items()}
-
-    def neighbours(self, dpid: int, role: str) -> set[int]:
-        return {pd for _, pd, _ in self.adjacency.get(dpid, ()) if self.roles.get(pd) == role}
-
-
-def assign_group_ids(leaves: list[int]) -> dict[int, int]:
-    """Stable route ids per leaf (the id of the spines' groups towards it, and of its
-    routes at the other leaves): the dpid below ``SHARED_GROUP_BASE``, probed on a clash.
-
-    Derived from the dpid alone (not from discovery order) so that a restarted
-    controller arrives at the ids the switches already hold.
-    """
-    ids: dict[int, int] = {}
-    used: set[int] = set()
-    for leaf in sorted(leaves):
-        gid = (leaf % C.SHARED_GROUP_BASE) or 1
-        while gid in used:
-            gid = (gid % (C.SHARED_GROUP_BASE - 1)) + 1
-        ids[leaf] = gid
-        used.add(gid)
-    return ids
 
 
 def to_controller(meter: int, max_len: int = C.OFPCML_NO_BUFFER) -> tuple:
@@ -231,146 +150,6 @@ def guard_passes(view: FabricView, leaf: int) -> list[FlowRule]:
             for h in view.hosts if h.dpid == leaf and h.port in guarded and h.ip]
 
 
-def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, int]]:
-    """A leaf's ECMP: its select groups, one per set of spines that some other leaf is
-    reached through (shared by every leaf reached through the same spines: one or a few,
-    not one per other leaf), over the uplinks to those spines; and the group for each
-    other leaf (its route id -> group id).
-
-    A spine that lost its controller session is used only when no connected spine
-    reaches the destination: it may be dead, and nobody can tell until it is back.
-    Drained spines and links are used only when nothing else is left. Those are
-    choices of buckets: a group is named after the spines that have links to its
-    destinations (and those whose links to them are drained), so that a spine losing
-    its session, or a drain of the leaf's own uplinks, changes a group in place rather
-    than the route of every leaf.
-    """
-    spines = sorted(view.neighbours(leaf, SPINE))
-    drained = view.drained_ends
-    towards = view._towards  # (built once per view; read here for every destination)
-    uplinks = {s: towards.get((leaf, s), ()) for s in spines}
-    # the uplinks of each spine that are in service, but for the spine's own link to a
-    # destination (known per destination below): the same for every destination
-    own = {s: () if s in view.drained_switches else
-           tuple(p for p in uplinks[s] if (leaf, p) not in drained) for s in spines}
-
-    def key(dest: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(the spines with links to ``dest``, those whose links to it are drained)"""
-        via = tuple(s for s in spines if towards.get((s, dest)))
-        if not drained:
-            return (via, ())
-        return (via, tuple(s for s in via if all((s, p) in drained
-                                                 for p in towards.get((s, dest), ()))))
-
-    def buckets(key: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple[Bucket, ...]:
-        via, off = key
-        usable = tuple(s for s in via if own[s] and s not in off)
-        live = tuple(s for s in usable if s in view.connected)
-        if live or usable:
-            ports = [p for s in live or usable for p in own[s]]
-        else:  # only drained or silent paths remain: better them than none
-            ports = [p for s in tuple(s for s in via if s in view.connected) or via
-                     for p in uplinks[s]]
-        return tuple(Bucket((("output", p),), 1, p) for p in ports)
-
-    key_of: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # route id -> key
-    reached_by = view.reached_by
-    # (without drained links a destination's key depends only on the spines that reach
-    # it, which most destinations share: worked out once per set of them)
-    by_reach: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    for dest, rid in view.group_ids.items():
-        if dest == leaf:
-            continue
-        if drained:
-            key_of[rid] = key(dest)
-            continue
-        reach = reached_by.get(dest, ())
-        k = by_reach.get(reach)
-        if k is None:
-            k = by_reach[reach] = key(dest)
-        key_of[rid] = k
-    gid_of = shared_group_ids(set(key_of.values()))
-    groups = [GroupRule(gid, "select", buckets(key))
-              for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1])]
-    return groups, {rid: gid_of[key] for rid, key in key_of.items()}
-
-
-def shared_group_ids(keys: set[tuple[tuple[int, ...], tuple[int, ...]]]) -> dict:
-    """Stable ids for a leaf's shared ECMP groups: from their keys (see
-    :func:`leaf_ecmp`), so that a restarted controller, or another instance of a
-    cluster, arrives at the ids the switch holds; probed on a clash, in key order."""
-    ids: dict = {}
-    used: set[int] = set()
-    span = C.FF_GROUP_BASE - C.SHARED_GROUP_BASE
-    for key in sorted(keys):
-        slot = zlib.crc32(repr(key).encode()) % span
-        while C.SHARED_GROUP_BASE + slot in used:
-            slot = (slot + 1) % span
-        ids[key] = C.SHARED_GROUP_BASE + slot
-        used.add(ids[key])
-    return ids
-
-
-def route_rules(routes: Mapping[int, int], te_leaf: bool) -> list[FlowRule]:
-    """A leaf's route table: the route id of each other leaf (written into the metadata
-    by the host entries of the hosts behind it) -> its ECMP group; on a TE leaf into the
-    action set, then the TE table, where a pin may replace it."""
-    return [_route_entry(rid, gid, te_leaf) for rid, gid in sorted(routes.items())]
-
-
-@lru_cache(maxsize=1 << 16)
-def _route_entry(rid: int, gid: int, te_leaf: bool) -> FlowRule:
-    """One route entry (the same object for every leaf that holds it: leaves with the
-    same spines hold the same routes)."""
-    action = (("write", (("group", gid),)), ("goto", C.TABLE_TE)) if te_leaf else \
-        apply_actions(("group", gid))
-    return FlowRule(C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid), action,
-                    C.make_cookie(C.KIND_ROUTE, rid))
-
-
-def group_towards(desired: SwitchDesired, rid: int) -> GroupRule | None:
-    """The ECMP group a switch holding ``desired`` sends traffic for the leaf with route
-    id ``rid`` through: on a leaf the group of its route entry, on a spine its group of
-    that id (None: none)."""
-    route = desired.flows.get((C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid)))
-    if route is None:
-        return desired.groups.get(rid)
-    gids = uses_groups(route)
-    return desired.groups.get(min(gids)) if gids else None
-
-
-def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
-    """Groups of a spine: one per leaf, over the spine's links to that leaf (its id is
-    the leaf's route id)."""
-    groups = []
-    for dest, gid in sorted(view.group_ids.items()):
-        ports = view.ports_towards(spine, dest)
-        buckets = tuple(Bucket((("output", p),), 1, p) for p in ports)
-        groups.append(GroupRule(gid, "select", buckets))
-    return groups
-
-
-def uplinks(view: FabricView, leaf: int) -> list[tuple[int, int]]:
-    """(port, spine) of every uplink of a leaf, in service first."""
-    ups = [(lp, pd) for lp, pd, _ in view.adjacency.get(leaf, ())
-           if view.roles.get(pd) == SPINE]
-    return sorted(ups, key=lambda u: ((leaf, u[0]) in view.drained_ends
-                                      or u[1] in view.drained_switches, u))
-
-
-def uplink_groups(view: FabricView, leaf: int) -> list[GroupRule]:
-    """One fast-failover group per uplink, which TE pins output through: the uplink
-    itself while it is up, else the next live uplink (until the controller re-places
-    the flow, its packets keep moving)."""
-    ups = uplinks(view, leaf)
-    groups = []
-    for port, _ in sorted(ups):
-        order = [port] + [p for p, _ in ups if p != port]
-        groups.append(GroupRule(C.FF_GROUP_BASE + port, "ff",
-                                tuple(Bucket((("output", p),), 1, p) for p in order)))
-    return groups
-
-
 def te_rules(edge_ports: tuple[int, ...]) -> list[FlowRule]:
     """Table 2 of a leaf with TE: TCP and UDP from a host port that no pin holds are
     copied (header only, through the port's own meter) to the controller, which places
@@ -427,6 +206,8 @@ def switch_base(view: FabricView, dpid: int) -> SwitchDesired:
         if te_leaf:
             groups += uplink_groups(view, dpid)
             flows += te_rules(edge)
+    elif role == SUPER_SPINE:
+        groups = super_spine_groups(view, dpid)
     else:
         groups = spine_groups(view, dpid)
     if view.qos is not None:

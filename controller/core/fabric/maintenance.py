@@ -1,4 +1,4 @@
-"""Maintenance: the links and spines an operator has taken out of service (drained).
+"""Maintenance: the links and switches an operator has taken out of service (drained).
 
 This holds the operator's intent and its rules (a leaf cannot be drained; a drain that
 would leave two leaves without a path is refused); the core turns changes into events
@@ -13,7 +13,12 @@ from collections.abc import Callable, Mapping
 from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.intent.kinds import Drains
 from controller.core.model.fabric_model import Cable, Fabric, LinkEnd
-from controller.core.model.roles import LEAF
+from controller.core.model.roles import LEAF, SPINE, TIER
+
+
+def _meet(a: tuple[frozenset, frozenset], b: tuple[frozenset, frozenset]) -> bool:
+    """Two leaves reaching ``a`` and ``b`` (spines, super-spines) have a path."""
+    return bool(a[0] & b[0] or a[1] & b[1])
 
 
 def cable_text(cable: Cable) -> str:
@@ -48,22 +53,42 @@ class Maintenance:
 
     def cut_pairs(self, cables: set[Cable], switches: set[int],
                   roles: Mapping[int, str]) -> list[tuple[int, int]]:
-        """Leaf pairs that have a path now and would have none with this drain set."""
-        def spines_of(drained_c: set[Cable], drained_s: set[int]) -> dict[int, set[int]]:
-            out: dict[int, set[int]] = {d: set() for d, r in roles.items() if r == LEAF}
-            for c in self.fabric.cables():
-                if c in drained_c or c.a.dpid in drained_s or c.b.dpid in drained_s:
-                    continue
-                for leaf, other in ((c.a.dpid, c.b.dpid), (c.b.dpid, c.a.dpid)):
-                    if leaf in out and roles.get(other) != LEAF:
-                        out[leaf].add(other)
-            return out
+        """Leaf pairs that have a path now and would have none with this drain set
+        (up-down paths: through a spine both are wired to, or up to super-spines over
+        spines of each)."""
+        before = self._reach(self.cables, self.switches, roles)
+        after = self._reach(cables, switches, roles)
+        # leaves alike before and after are judged together (a pod's leaves usually are)
+        kinds: dict[tuple[frozenset, frozenset, frozenset, frozenset], list[int]] = {}
+        for leaf in sorted(before):
+            kinds.setdefault((*before[leaf], *after[leaf]), []).append(leaf)
+        groups = sorted(kinds.items(), key=lambda kv: kv[1][0])
+        cut: list[tuple[int, int]] = []
+        for i, (ka, la) in enumerate(groups):
+            for kb, lb in groups[i:]:
+                if _meet(ka[:2], kb[:2]) and not _meet(ka[2:], kb[2:]):
+                    cut += [(a, b) for a in la for b in lb if a < b]
+        return sorted(cut)
 
-        before = spines_of(self.cables, self.switches)
-        after = spines_of(cables, switches)
-        leaves = sorted(before)
-        return [(a, b) for i, a in enumerate(leaves) for b in leaves[i + 1:]
-                if before[a] & before[b] and not after[a] & after[b]]
+    def _reach(self, cables: set[Cable], switches: set[int], roles: Mapping[int, str]
+               ) -> dict[int, tuple[frozenset[int], frozenset[int]]]:
+        """leaf -> (the spines it reaches, the super-spines over those) with these
+        cables and switches out of service."""
+        up: dict[int, set[int]] = {}
+        for c in self.fabric.cables():
+            if c in cables or c.a.dpid in switches or c.b.dpid in switches:
+                continue
+            a, b = c.a.dpid, c.b.dpid
+            ta, tb = TIER.get(roles.get(a)), TIER.get(roles.get(b))
+            if ta is None or tb is None or abs(ta - tb) != 1:
+                continue  # (not a Clos link: no up-down path uses it)
+            low, high = (a, b) if ta < tb else (b, a)
+            up.setdefault(low, set()).add(high)
+        out = {}
+        for leaf in (d for d, r in roles.items() if r == LEAF):
+            spines = frozenset(s for s in up.get(leaf, ()) if roles.get(s) == SPINE)
+            out[leaf] = (spines, frozenset(x for s in spines for x in up.get(s, ())))
+        return out
 
     def with_drain(self, roles: Mapping[int, str], cable: Cable | None = None,
                    switch: int | None = None) -> Drains:

@@ -1,14 +1,19 @@
-"""Spine/leaf role inference from the wiring, and wiring warnings.
+"""Roles inferred from the wiring (leaf, spine, super-spine), where each switch sits
+(plane, pod, spine plane), and wiring warnings.
 
-A clean two-tier Clos is a bipartite graph of switches: spines on one side, leaves on
-the other, every leaf cabled to every spine, hosts on leaves only. The side whose
-switches have edge ports (ports with no switch behind them) is the leaf side.
+A Clos is a bipartite graph of switches in tiers, every link joining two adjacent
+tiers: leaves (tier 0, the switches with host ports), spines above them and, in a
+three-tier Clos, super-spines above the spines. The leaves and spines wired together
+form a *pod*; a super-spine joins spines of at least two pods. Spines and the
+super-spines they reach form a *spine plane* (usually spine i of every pod and the
+super-spines of plane i). Disconnected fabrics under one controller (one NIC per
+plane on every server) are *planes*: each is judged on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -16,13 +21,27 @@ from controller.core.model.fabric_model import Cable
 
 SPINE = "spine"
 LEAF = "leaf"
-ROLES = (SPINE, LEAF)
+SUPER_SPINE = "super-spine"
+ROLES = (SPINE, LEAF, SUPER_SPINE)
+TIER = {LEAF: 0, SPINE: 1, SUPER_SPINE: 2}
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a switch sits: its plane (the connected fabric it is part of, numbered
+    from 1 by lowest dpid); in a three-tier plane its pod (leaves and spines) and its
+    spine plane (spines and super-spines); 0 where there is none."""
+
+    plane: int
+    pod: int = 0
+    spine_plane: int = 0
 
 
 @dataclass(frozen=True)
 class RoleResult:
     roles: dict[int, str]
     warnings: tuple[str, ...]
+    places: dict[int, Place] = field(default_factory=dict)
 
 
 def infer_roles(
@@ -45,14 +64,15 @@ def infer_roles(
         graph.add_edge(c.a.dpid, c.b.dpid)
 
     roles: dict[int, str] = {}
-    for comp in nx.connected_components(graph):
-        roles.update(
-            _component_roles(graph.subgraph(comp), edge_port_count, overrides, previous)
-        )
-    for dpid, role in overrides.items():
-        if dpid in roles:
-            roles[dpid] = role
-    return RoleResult(roles, tuple(wiring_warnings(roles, cables)))
+    places: dict[int, Place] = {}
+    comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
+    for plane, nodes in enumerate(comps, start=1):
+        comp = graph.subgraph(nodes)
+        found = _component_roles(comp, edge_port_count, overrides, previous)
+        found.update({d: r for d, r in overrides.items() if d in found})
+        roles.update(found)
+        places.update(_places(comp, found, plane))
+    return RoleResult(roles, tuple(wiring_warnings(roles, cables, places)), places)
 
 
 def _component_roles(
@@ -64,21 +84,85 @@ def _component_roles(
     nodes = sorted(comp.nodes)
     if len(nodes) == 1:
         return {nodes[0]: overrides.get(nodes[0], previous.get(nodes[0], LEAF))}
+
+    def hosted(d: int) -> bool:  # a leaf by its host ports, or by the operator's word
+        return overrides.get(d) == LEAF or (
+            edge_port_count.get(d, 0) > 0 and overrides.get(d) in (None, LEAF))
+
     if nx.is_bipartite(comp):
         side_a = set(nx.bipartite.sets(comp)[0])
         side_b = set(nodes) - side_a
-        spine_side = _pick_spine_side(side_a, side_b, edge_port_count, overrides)
-        return {d: SPINE if d in spine_side else LEAF for d in nodes}
-    # Not bipartite (e.g. a leaf-to-leaf cable): judge each switch on its own.
-    return {d: LEAF if edge_port_count.get(d, 0) > 0 else SPINE for d in nodes}
+        spines = _pick_spine_side(side_a, side_b, edge_port_count, overrides)
+        lower = set(nodes) - spines
+        known = {d for d in lower if hosted(d)}
+        if not known:  # nothing tells leaves from super-spines: two tiers
+            return {d: SPINE if d in spines else LEAF for d in nodes}
+    else:
+        # Not bipartite (a cable inside a tier): leaves by their host ports, spines
+        # next to them; a switch wired to more of those than to leaves is above them
+        # (a super-spine with a stray cable to a leaf).
+        known = {d for d in nodes if hosted(d)}
+        if not known:
+            return {d: SPINE for d in nodes}
+        near = {d for d in nodes if d not in known and any(n in known for n in comp[d])}
+        spines = {d for d in near if sum(n in near for n in comp[d])
+                  <= sum(n in known for n in comp[d])}
+        lower = set(nodes) - spines
+    roles = {d: SPINE for d in spines}
+    roles.update(_leaves_or_supers(comp, lower, known, spines))
+    return roles
+
+
+def _leaves_or_supers(comp: nx.Graph, lower: set[int], known: set[int],
+                      spines: set[int]) -> dict[int, str]:
+    """Leaves and super-spines among ``lower``: a switch without host ports that joins
+    spines of two pods or more is a super-spine, else a leaf without hosts."""
+    pod_of = _pods_of_spines(comp, known, spines)
+    out = {}
+    for d in lower:
+        pods = {pod_of[n] for n in comp[d] if n in spines}
+        out[d] = SUPER_SPINE if d not in known and len(pods) >= 2 else LEAF
+    supers = [d for d, r in out.items() if r == SUPER_SPINE]
+    if not supers:
+        return out
+    # A super-spine that lost its cables to all pods but one still reaches spines of
+    # one spine plane only, where a leaf reaches its pod's spines of every plane.
+    below = {s for s in spines if any(out.get(n) == SUPER_SPINE for n in comp[s])}
+    plane_of = nx.utils.UnionFind()
+    for x in supers:
+        plane_of.union(x, *(n for n in comp[x] if n in spines))
+    planes_of_pod: dict[int, set] = {}
+    for s in below:
+        planes_of_pod.setdefault(pod_of[s], set()).add(plane_of[s])
+    for d in sorted(lower - known):
+        up = [n for n in comp[d] if n in spines]
+        if (out[d] == LEAF and up and all(n in below for n in up)
+                and len({pod_of[n] for n in up}) == 1
+                and len({plane_of[n] for n in up}) == 1
+                and len(planes_of_pod[pod_of[up[0]]]) >= 2):
+            out[d] = SUPER_SPINE
+    return out
+
+
+def _pods_of_spines(comp: nx.Graph, leaves: Iterable[int], spines: set[int]) -> dict[int, int]:
+    """spine -> a pod key: spines that share a leaf (directly or through others) share
+    a pod; a spine with no known leaf is a pod of its own."""
+    pods = nx.utils.UnionFind(spines)
+    for leaf in leaves:
+        up = [n for n in comp[leaf] if n in spines]
+        if up:
+            pods.union(*up)
+    return {s: pods[s] for s in spines}
 
 
 def _pick_spine_side(
     side_a: set[int], side_b: set[int], edge_port_count: Mapping[int, int], overrides
 ) -> set[int]:
     for side, other in ((side_a, side_b), (side_b, side_a)):
+        # an operator's spine is on the spine side, unless the other side has
+        # super-spines (spines sit between the two)
         if any(overrides.get(d) == SPINE for d in side) or any(
-            overrides.get(d) == LEAF for d in other
+            overrides.get(d) in (LEAF, SUPER_SPINE) for d in other
         ):
             return side
 
@@ -90,31 +174,110 @@ def _pick_spine_side(
     return side_a if score(side_a) <= score(side_b) else side_b
 
 
-def wiring_warnings(roles: Mapping[int, str], cables: list[Cable]) -> list[str]:
+def _numbered(groups: Iterable[Iterable[int]]) -> dict[int, int]:
+    """switch -> the number (from 1, by lowest dpid) of the group it is in."""
+    out: dict[int, int] = {}
+    for i, group in enumerate(sorted((sorted(g) for g in groups), key=lambda g: g[0]), 1):
+        out.update((d, i) for d in group)
+    return out
+
+
+def _places(comp: nx.Graph, roles: Mapping[int, str], plane: int) -> dict[int, Place]:
+    supers = [d for d in comp if roles[d] == SUPER_SPINE]
+    if not supers:
+        return {d: Place(plane) for d in comp}
+    below = comp.subgraph(d for d in comp if roles[d] in (LEAF, SPINE))
+    pods = _numbered(nx.connected_components(below))
+    above = nx.Graph()
+    above.add_nodes_from(supers)
+    above.add_edges_from((s, n) for s in supers for n in comp[s] if roles[n] == SPINE)
+    spine_planes = _numbered(nx.connected_components(above))
+    return {d: Place(plane, pods.get(d, 0), spine_planes.get(d, 0)) for d in comp}
+
+
+def wiring_warnings(roles: Mapping[int, str], cables: list[Cable],
+                    places: Mapping[int, Place] | None = None) -> list[str]:
+    """What makes the wiring not a clean Clos, each plane judged on its own: links
+    that skip or stay in a tier, leaves not wired to every spine (of their pod), spines
+    not wired to every super-spine of their spine plane, and pods missing a plane."""
+    places = places or {d: Place(1) for d in roles}
     warnings: list[str] = []
     neighbours: dict[int, set[int]] = {d: set() for d in roles}
     for c in cables:
         ra, rb = roles.get(c.a.dpid), roles.get(c.b.dpid)
         neighbours.setdefault(c.a.dpid, set()).add(c.b.dpid)
         neighbours.setdefault(c.b.dpid, set()).add(c.a.dpid)
-        if ra == rb:
-            warnings.append(
-                f"{ra}-to-{rb} link {c.a.dpid}:{c.a.port} <-> {c.b.dpid}:{c.b.port}"
-                " (not a two-tier Clos)"
-            )
-    spines = sorted(d for d, r in roles.items() if r == SPINE)
-    leaves = sorted(d for d, r in roles.items() if r == LEAF)
-    for leaf in leaves:
-        up = neighbours[leaf] & set(spines)
+        if ra in TIER and rb in TIER and abs(TIER[ra] - TIER[rb]) != 1:
+            warnings.append(f"{ra}-to-{rb} link {c.a.dpid}:{c.a.port} <-> "
+                            f"{c.b.dpid}:{c.b.port} (not a Clos)")
+
+    def of(role: str, where) -> list[int]:
+        return sorted(d for d, r in roles.items() if r == role and where(places.get(d)))
+
+    for plane in sorted({p.plane for p in places.values()}):
+        in_plane = of(SUPER_SPINE, lambda p, n=plane: p is not None and p.plane == n)
+        if not in_plane:
+            warnings += _tier_warnings(
+                neighbours, of(LEAF, lambda p, n=plane: p is not None and p.plane == n),
+                of(SPINE, lambda p, n=plane: p is not None and p.plane == n), "spine")
+        else:
+            warnings += _three_tier_warnings(roles, places, neighbours, plane)
+    return warnings
+
+
+def _tier_warnings(neighbours: Mapping[int, set[int]], lower: list[int],
+                   upper: list[int], up_name: str, scope: str = "") -> list[str]:
+    """Switches of ``lower`` not wired to every switch of ``upper`` (``up_name``s), and
+    switches of ``upper`` wired to none of ``lower``."""
+    low_name = "leaf" if up_name == "spine" else "spine"
+    warnings: list[str] = []
+    ups = set(upper)
+    for d in lower:
+        up = neighbours.get(d, set()) & ups
         if not up:
-            warnings.append(f"leaf {leaf} has no uplinks to any spine")
+            warnings.append(f"{low_name} {d} has no uplinks to any {up_name}{scope}")
             continue
-        missing = [s for s in spines if s not in up]
+        missing = [s for s in upper if s not in up]
         if missing:
-            warnings.append(
-                f"leaf {leaf} has no link to spine(s) {', '.join(map(str, missing))}"
-            )
-    for spine in spines:
-        if not neighbours[spine] & set(leaves):
-            warnings.append(f"spine {spine} has no links to any leaf")
+            warnings.append(f"{low_name} {d} has no link to {up_name}(s) "
+                            f"{', '.join(map(str, missing))}{scope}")
+    lows = set(lower)
+    for s in upper:
+        if not neighbours.get(s, set()) & lows:
+            warnings.append(f"{up_name} {s} has no links to any {low_name}{scope}")
+    return warnings
+
+
+def _three_tier_warnings(roles: Mapping[int, str], places: Mapping[int, Place],
+                         neighbours: Mapping[int, set[int]], plane: int) -> list[str]:
+    here = {d: p for d, p in places.items() if p.plane == plane}
+    warnings: list[str] = []
+    pods = sorted({p.pod for d, p in here.items() if roles[d] != SUPER_SPINE and p.pod})
+    for pod in pods:
+        members = [d for d, p in here.items() if p.pod == pod]
+        warnings += _tier_warnings(
+            neighbours, sorted(d for d in members if roles[d] == LEAF),
+            sorted(d for d in members if roles[d] == SPINE), "spine", f" (pod {pod})")
+    spine_planes = sorted({p.spine_plane for p in here.values() if p.spine_plane})
+    for sp in spine_planes:
+        members = sorted(d for d, p in here.items() if p.spine_plane == sp)
+        spines = [d for d in members if roles[d] == SPINE]
+        supers = [d for d in members if roles[d] == SUPER_SPINE]
+        warnings += _tier_warnings(neighbours, spines, supers, "super-spine",
+                                   f" (spine plane {sp})")
+        have = {here[s].pod for s in spines}
+        warnings += [f"pod {pod} has no spine in spine plane {sp}"
+                     for pod in pods if pod not in have]
+        for x in supers:
+            seen: dict[int, int] = {}
+            for s in sorted(neighbours.get(x, set())):
+                if roles.get(s) != SPINE:
+                    continue
+                pod = here[s].pod
+                if pod in seen:
+                    warnings.append(f"super-spine {x} is wired to two spines of pod {pod} "
+                                    f"({seen[pod]} and {s}): a spine in two spine planes?")
+                seen.setdefault(pod, s)
+    lone = sorted(d for d, p in here.items() if roles[d] == SPINE and not p.spine_plane)
+    warnings += [f"spine {s} has no uplinks to any super-spine" for s in lone]
     return warnings

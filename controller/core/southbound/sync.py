@@ -159,7 +159,9 @@ class SwitchSync:
             only = only | prepared.touched  # (flows re-placed after a change)
         self.widened = only is None
         out = []
-        order = sorted(self.sessions, key=lambda d: (self.core.role(d) != "spine", d))
+        # (spines and super-spines first: the ways through them are ready before the
+        # leaves send over them)
+        order = sorted(self.sessions, key=lambda d: (self.core.role(d) in ("leaf", None), d))
         for dpid in order:
             session = self.sessions[dpid]
             if not session.ready or (only is not None and dpid not in only) or (

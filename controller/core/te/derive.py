@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from controller.core.fabric.forwarding import FabricView, uplinks
+from controller.core.fabric.ecmp import uplinks
+from controller.core.fabric.fabric_view import FabricView
 from controller.core.model.roles import LEAF
 from controller.core.te.topology import Resource, TeTopology, down, up
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from controller.core.fabric.forwarding import FabricView
+    from controller.core.fabric.fabric_view import FabricView
     from controller.core.model.fabric_model import Fabric
     from controller.core.te.jobs import JobLimits
 

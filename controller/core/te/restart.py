@@ -14,7 +14,7 @@ from controller.core.te.flows import Flow, FlowKey
 from controller.core.te.topology import SpinePath
 
 if TYPE_CHECKING:
-    from controller.core.fabric.forwarding import FabricView
+    from controller.core.fabric.fabric_view import FabricView
     from controller.core.model.fabric_model import Fabric
 
 log = logging.getLogger("aifabric.core")

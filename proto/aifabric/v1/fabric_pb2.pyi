@@ -11,20 +11,26 @@ class GetTopologyRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Switch(_message.Message):
-    __slots__ = ("dpid", "role", "connected", "connected_since", "ports", "drained")
+    __slots__ = ("dpid", "role", "connected", "connected_since", "ports", "drained", "plane", "pod", "spine_plane")
     DPID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_SINCE_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     DRAINED_FIELD_NUMBER: _ClassVar[int]
+    PLANE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    SPINE_PLANE_FIELD_NUMBER: _ClassVar[int]
     dpid: int
     role: str
     connected: bool
     connected_since: float
     ports: int
     drained: bool
-    def __init__(self, dpid: _Optional[int] = ..., role: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[float] = ..., ports: _Optional[int] = ..., drained: _Optional[bool] = ...) -> None: ...
+    plane: int
+    pod: int
+    spine_plane: int
+    def __init__(self, dpid: _Optional[int] = ..., role: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[float] = ..., ports: _Optional[int] = ..., drained: _Optional[bool] = ..., plane: _Optional[int] = ..., pod: _Optional[int] = ..., spine_plane: _Optional[int] = ...) -> None: ...
 
 class Link(_message.Message):
     __slots__ = ("src_dpid", "src_port", "dst_dpid", "dst_port", "discovered_at", "drained")

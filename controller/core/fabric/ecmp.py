@@ -1,0 +1,223 @@
+"""ECMP at every tier: the route ids of the leaves, a leaf's shared select groups and
+route table, a spine's and a super-spine's group towards each leaf, and the
+fast-failover uplink groups TE pins send through.
+
+Up-down only (never leaf -> spine -> leaf -> spine): a leaf spreads traffic for another
+leaf over the spines that reach it; a spine sends it down its links to the leaf, or up
+to the super-spines over the leaf's pod; a super-spine sends it down to the spines
+with a link to the leaf. Every group's buckets watch their port, so a dead link is
+skipped by the switch before the controller hears of it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from functools import lru_cache
+
+from controller.core import constants as C
+from controller.core.fabric.fabric_view import FabricView
+from controller.core.model.roles import SPINE
+from controller.core.southbound.openflow import (
+    Bucket,
+    FlowRule,
+    GroupRule,
+    SwitchDesired,
+    apply_actions,
+    make_match,
+    uses_groups,
+)
+
+
+def assign_group_ids(leaves: list[int]) -> dict[int, int]:
+    """Stable route ids per leaf (the id of the spines' groups towards it, and of its
+    routes at the other leaves): the dpid below ``SHARED_GROUP_BASE``, probed on a clash.
+
+    Derived from the dpid alone (not from discovery order) so that a restarted
+    controller arrives at the ids the switches already hold.
+    """
+    ids: dict[int, int] = {}
+    used: set[int] = set()
+    for leaf in sorted(leaves):
+        gid = (leaf % C.SHARED_GROUP_BASE) or 1
+        while gid in used:
+            gid = (gid % (C.SHARED_GROUP_BASE - 1)) + 1
+        ids[leaf] = gid
+        used.add(gid)
+    return ids
+
+
+def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, int]]:
+    """A leaf's ECMP: its select groups, one per set of spines that some other leaf is
+    reached through (shared by every leaf reached through the same spines: one or a few,
+    not one per other leaf), over the uplinks to those spines; and the group for each
+    other leaf (its route id -> group id).
+
+    A spine that lost its controller session is used only when no connected spine
+    reaches the destination: it may be dead, and nobody can tell until it is back.
+    Drained spines and links are used only when nothing else is left. Those are
+    choices of buckets: a group is named after the spines that have links to its
+    destinations (and those whose links to them are drained), so that a spine losing
+    its session, or a drain of the leaf's own uplinks, changes a group in place rather
+    than the route of every leaf.
+    """
+    spines = sorted(view.neighbours(leaf, SPINE))
+    drained = view.drained_ends
+    towards = view._towards  # (built once per view; read here for every destination)
+    uplinks = {s: towards.get((leaf, s), ()) for s in spines}
+    # the uplinks of each spine that are in service, but for the spine's own link to a
+    # destination (known per destination below): the same for every destination
+    own = {s: () if s in view.drained_switches else
+           tuple(p for p in uplinks[s] if (leaf, p) not in drained) for s in spines}
+
+    def key(dest: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(the spines that reach ``dest``, those with no way on to it in service)"""
+        reaching = view.reach(dest)[0]
+        via = tuple(s for s in spines if s in reaching)
+        if not view.draining:
+            return (via, ())
+        return (via, tuple(s for s in via if not view.serves(s, dest) and not any(
+            view.in_service(s, x) and view.serves(x, dest) for x in view.onward(s, dest)
+            if x != dest)))
+
+    def buckets(key: tuple[tuple[int, ...], tuple[int, ...]]) -> tuple[Bucket, ...]:
+        via, off = key
+        usable = tuple(s for s in via if own[s] and s not in off)
+        live = tuple(s for s in usable if s in view.connected)
+        if live or usable:
+            ports = [p for s in live or usable for p in own[s]]
+        else:  # only drained or silent paths remain: better them than none
+            ports = [p for s in tuple(s for s in via if s in view.connected) or via
+                     for p in uplinks[s]]
+        return tuple(Bucket((("output", p),), 1, p) for p in ports)
+
+    key_of: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # route id -> key
+    # (without drains a destination's key depends only on the spines that reach it,
+    # which most destinations share: worked out once per set of them)
+    by_reach: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for dest, rid in view.group_ids.items():
+        if dest == leaf:
+            continue
+        if view.draining:
+            key_of[rid] = key(dest)
+            continue
+        reach = view.reach(dest)[0]
+        k = by_reach.get(reach)
+        if k is None:
+            k = by_reach[reach] = key(dest)
+        key_of[rid] = k
+    gid_of = shared_group_ids(set(key_of.values()))
+    groups = [GroupRule(gid, "select", buckets(key))
+              for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1])]
+    return groups, {rid: gid_of[key] for rid, key in key_of.items()}
+
+
+def shared_group_ids(keys: set[tuple[tuple[int, ...], tuple[int, ...]]]) -> dict:
+    """Stable ids for a leaf's shared ECMP groups: from their keys (see
+    :func:`leaf_ecmp`), so that a restarted controller, or another instance of a
+    cluster, arrives at the ids the switch holds; probed on a clash, in key order."""
+    ids: dict = {}
+    used: set[int] = set()
+    span = C.FF_GROUP_BASE - C.SHARED_GROUP_BASE
+    for key in sorted(keys):
+        slot = zlib.crc32(repr(key).encode()) % span
+        while C.SHARED_GROUP_BASE + slot in used:
+            slot = (slot + 1) % span
+        ids[key] = C.SHARED_GROUP_BASE + slot
+        used.add(ids[key])
+    return ids
+
+
+def route_rules(routes: Mapping[int, int], te_leaf: bool) -> list[FlowRule]:
+    """A leaf's route table: the route id of each other leaf (written into the metadata
+    by the host entries of the hosts behind it) -> its ECMP group; on a TE leaf into the
+    action set, then the TE table, where a pin may replace it."""
+    return [_route_entry(rid, gid, te_leaf) for rid, gid in sorted(routes.items())]
+
+
+@lru_cache(maxsize=1 << 16)
+def _route_entry(rid: int, gid: int, te_leaf: bool) -> FlowRule:
+    """One route entry (the same object for every leaf that holds it: leaves with the
+    same spines hold the same routes)."""
+    action = (("write", (("group", gid),)), ("goto", C.TABLE_TE)) if te_leaf else \
+        apply_actions(("group", gid))
+    return FlowRule(C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid), action,
+                    C.make_cookie(C.KIND_ROUTE, rid))
+
+
+def group_towards(desired: SwitchDesired, rid: int) -> GroupRule | None:
+    """The ECMP group a switch holding ``desired`` sends traffic for the leaf with route
+    id ``rid`` through: on a leaf the group of its route entry, on a spine its group of
+    that id (None: none)."""
+    route = desired.flows.get((C.TABLE_ROUTE, C.PRIO_ROUTE, make_match(metadata=rid)))
+    if route is None:
+        return desired.groups.get(rid)
+    gids = uses_groups(route)
+    return desired.groups.get(min(gids)) if gids else None
+
+
+def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
+    """Groups of a spine: one per leaf (its id is the leaf's route id), over the
+    spine's links to that leaf, or (a leaf of another pod) over its uplinks to the
+    super-spines that reach it (:meth:`FabricView.next_ports`). A spine sends what
+    reaches it down its own links, drained or not: nothing in flight is lost."""
+    groups = []
+    memo: dict[tuple[int, ...], tuple[Bucket, ...]] = {}  # super-spines -> buckets
+    for dest, gid in sorted(view.group_ids.items()):
+        ports = view.ports_towards(spine, dest)
+        if ports:
+            buckets = _buckets(ports)
+        elif view.draining:  # (the super-spines whose ways down are in service first)
+            up = view.onward(spine, dest)
+            buckets = _buckets(view.next_ports(
+                spine, up, [x for x in up if view.serves(x, dest)]))
+        else:
+            up = view.onward(spine, dest)
+            buckets = memo.get(up)
+            if buckets is None:
+                buckets = memo[up] = _buckets(view.next_ports(spine, up))
+        groups.append(GroupRule(gid, "select", buckets))
+    return groups
+
+
+def super_spine_groups(view: FabricView, dpid: int) -> list[GroupRule]:
+    """Groups of a super-spine: one per leaf (its id is the leaf's route id), over its
+    links to the spines with a link to that leaf (:meth:`FabricView.next_ports`)."""
+    groups = []
+    memo: dict[tuple[int, ...], tuple[Bucket, ...]] = {}  # spines -> buckets
+    for dest, gid in sorted(view.group_ids.items()):
+        down = view.down_to(dpid, dest)
+        if view.draining:  # (the spines whose links to the leaf are in service first)
+            buckets = _buckets(view.next_ports(
+                dpid, down, [s for s in down if view.serves(s, dest)]))
+        else:
+            buckets = memo.get(down)
+            if buckets is None:
+                buckets = memo[down] = _buckets(view.next_ports(dpid, down))
+        groups.append(GroupRule(gid, "select", buckets))
+    return groups
+
+
+def _buckets(ports) -> tuple[Bucket, ...]:
+    return tuple(Bucket((("output", p),), 1, p) for p in ports)
+
+
+def uplinks(view: FabricView, leaf: int) -> list[tuple[int, int]]:
+    """(port, spine) of every uplink of a leaf, in service first."""
+    ups = [(lp, pd) for lp, pd, _ in view.adjacency.get(leaf, ())
+           if view.roles.get(pd) == SPINE]
+    return sorted(ups, key=lambda u: ((leaf, u[0]) in view.drained_ends
+                                      or u[1] in view.drained_switches, u))
+
+
+def uplink_groups(view: FabricView, leaf: int) -> list[GroupRule]:
+    """One fast-failover group per uplink, which TE pins output through: the uplink
+    itself while it is up, else the next live uplink (until the controller re-places
+    the flow, its packets keep moving)."""
+    ups = uplinks(view, leaf)
+    groups = []
+    for port, _ in sorted(ups):
+        order = [port] + [p for p, _ in ups if p != port]
+        groups.append(GroupRule(C.FF_GROUP_BASE + port, "ff",
+                                tuple(Bucket((("output", p),), 1, p) for p in order)))
+    return groups
