@@ -33,7 +33,7 @@ def _spec(args) -> FabricSpec:
         return FabricSpec(args.spines, args.leaves, args.hosts_per_leaf,
                           None if args.bw == 0 else args.bw, args.oversub, args.uplink_bw,
                           tuple(_pair(x) for x in args.extra_link),
-                          tuple(_pair(x) for x in args.omit_link))
+                          tuple(_pair(x) for x in args.omit_link), args.pods, args.supers)
     except ValueError as exc:
         raise SystemExit(f"aifabric-mininet: error: {exc}") from None
 
@@ -46,8 +46,17 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spines", type=int, default=2, help="number of spines (default 2)")
-    p.add_argument("--leaves", type=int, default=4, help="number of leaves (default 4)")
+    p.add_argument("--spines", type=int, default=2,
+                   help="number of spines (per pod with --pods; default 2)")
+    p.add_argument("--leaves", type=int, default=4,
+                   help="number of leaves (per pod with --pods; default 4)")
+    p.add_argument("--pods", type=int, default=1,
+                   help="three tiers: this many pods of --spines x --leaves, under "
+                        "--spines spine planes of --supers super-spines (default 1: "
+                        "two tiers)")
+    p.add_argument("--supers", type=int, default=0,
+                   help="three tiers: super-spines per spine plane (needs --pods 2 or "
+                        "more; default 0)")
     p.add_argument("--hosts-per-leaf", type=int, default=2, help="hosts per leaf (default 2)")
     p.add_argument("--bw", type=float, default=10.0,
                    help="host link rate in Mbit/s, 0 for unshaped (default 10)")
@@ -57,8 +66,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="uplink rate in Mbit/s (default: derived from --bw and --oversub)")
     p.add_argument("--extra-link", action="append", default=[], metavar="A-B",
                    help="miswire on purpose: add a cable, e.g. l1-l2 (repeatable)")
-    p.add_argument("--omit-link", action="append", default=[], metavar="LEAF-SPINE",
-                   help="miswire on purpose: leave a leaf-spine cable out, e.g. l4-s2")
+    p.add_argument("--omit-link", action="append", default=[], metavar="A-B",
+                   help="miswire on purpose: leave a cable out, e.g. l4-s2 or s1-x2")
     p.add_argument("--log", default=None,
                    help="fabricd log file when started here (default: a temporary file)")
 
@@ -86,8 +95,8 @@ def cmd_demo(args) -> int:
     cleanup()
     with ExitStack() as stack:
         ctl = _start_fabricd(stack, args, ["--link-speed", str(spec.bw or 10000)])
-        print(f"starting a {spec.spines}-spine, {spec.leaves}-leaf fabric with "
-              f"{spec.n_hosts} hosts on Mininet (userspace Open vSwitch)")
+        print(f"starting a {spec.shape()} fabric with {spec.n_hosts} hosts on Mininet "
+              "(userspace Open vSwitch)")
         net = stack.enter_context(fabric_network(spec, ctl.controller))
         with ctl.client() as client:
             topo = wait_discovered(client, spec, timeout=60)

@@ -15,7 +15,8 @@ def discovered(topo: dict[str, Any], spec: FabricSpec) -> bool:
     """True when every switch is connected with its role and every link direction is
     known."""
     roles = {s["dpid"]: s["role"] for s in topo["switches"] if s["connected"]}
-    want = {d: "spine" for d in spec.spine_dpids()} | {d: "leaf" for d in spec.leaf_dpids()}
+    want = ({d: "spine" for d in spec.spine_dpids()} | {d: "leaf" for d in spec.leaf_dpids()}
+            | {d: "super-spine" for d in spec.super_dpids()})
     return roles == want and len(topo["links"]) == spec.n_directed_links
 
 
@@ -30,7 +31,7 @@ def wait_discovered(client: FabricClient, spec: FabricSpec, timeout: float = 30.
     raise TimeoutError if not."""
     deadline = time.monotonic() + timeout
     topo: dict[str, Any] = {}
-    dpids = spec.spine_dpids() + spec.leaf_dpids()
+    dpids = spec.dpids()
     while time.monotonic() < deadline:
         try:
             topo = topology_dict(client.topology())

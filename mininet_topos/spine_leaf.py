@@ -1,10 +1,15 @@
-"""A parametric spine-leaf (two-tier Clos) topology for Mininet.
+"""A parametric Clos topology for Mininet: two tiers (spine-leaf), or three (pods of
+leaves and spines under spine planes of super-spines).
 
-Naming: spines ``s1..sN`` (dpid 1000+i), leaves ``l1..lM`` (dpid 2000+j), hosts
-``h1..hK`` numbered leaf by leaf, with IP ``10.0.0.K/8`` and MAC ``00:00:00:00:00:K``.
-Every leaf is cabled once to every spine. Host links run at ``bw`` Mbit/s; uplinks at
-``uplink_bw``, by default chosen so that a leaf's uplinks carry exactly its hosts'
-traffic divided by the oversubscription ratio.
+Naming: spines ``s1..sN`` (dpid 1000+i), leaves ``l1..lM`` (dpid 2000+j), super-spines
+``x1..xK`` (dpid 3000+k), hosts ``h1..hH`` numbered leaf by leaf, with IP ``10.0.0.H/8``
+and MAC ``00:00:00:00:00:H``. Two tiers: every leaf is cabled once to every spine.
+Three tiers (``supers`` > 0): pod p has ``leaves`` leaves and ``spines`` spines (numbered
+on across pods), every leaf cabled to its pod's spines; spine i of every pod is cabled
+to the ``supers`` super-spines of spine plane i. Host links run at ``bw`` Mbit/s;
+uplinks at ``uplink_bw``, by default chosen so that a leaf's uplinks carry exactly its
+hosts' traffic divided by the oversubscription ratio, and a spine's uplinks to the
+super-spines what its leaves send it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from mininet.topo import Topo
 
 SPINE_DPID_BASE = 1000
 LEAF_DPID_BASE = 2000
+SUPER_DPID_BASE = 3000
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,23 @@ class FabricSpec:
     # Deliberate miswiring, to try cabling validation: ("l1", "l2") pairs of node names.
     extra_links: tuple[tuple[str, str], ...] = ()  # cabled after everything else
     omit_links: tuple[tuple[str, str], ...] = ()  # leaf-spine cables left out
+    # three tiers: ``pods`` pods of ``leaves`` leaves and ``spines`` spines each, under
+    # ``spines`` spine planes of ``supers`` super-spines (0: two tiers)
+    pods: int = 1
+    supers: int = 0
 
     def __post_init__(self) -> None:
         if self.spines < 1 or self.leaves < 1 or self.hosts_per_leaf < 0:
             raise ValueError("need at least one spine and one leaf, and hosts_per_leaf >= 0")
-        if self.spines > 999 or self.leaves > 999:
-            raise ValueError("at most 999 spines and 999 leaves")
+        if self.pods < 1 or self.supers < 0:
+            raise ValueError("need at least one pod, and supers >= 0")
+        if self.pods > 1 and not self.supers:
+            raise ValueError("pods need super-spines above them (supers >= 1)")
+        if self.supers and self.pods < 2:
+            raise ValueError("super-spines join pods: three tiers need at least 2 pods")
+        if (self.spines * self.pods > 999 or self.leaves * self.pods > 999
+                or self.supers * self.spines > 999):
+            raise ValueError("at most 999 spines, 999 leaves and 999 super-spines")
         if self.oversubscription <= 0:
             raise ValueError("oversubscription must be positive")
         if self.bw is not None and self.bw <= 0:
@@ -49,18 +66,41 @@ class FabricSpec:
         return self.bw * hosts / (self.spines * self.oversubscription)
 
     @property
+    def super_uplink_rate(self) -> float | None:
+        """A spine's uplinks to the super-spines: what its leaves send it, divided by the
+        oversubscription ratio."""
+        uplink = self.uplink_rate
+        if uplink is None or not self.supers:
+            return None
+        return uplink * self.leaves / (self.supers * self.oversubscription)
+
+    @property
     def n_hosts(self) -> int:
-        return self.leaves * self.hosts_per_leaf
+        return self.pods * self.leaves * self.hosts_per_leaf
 
     @property
     def n_directed_links(self) -> int:
-        return 2 * (self.spines * self.leaves - len(self.omit_links) + len(self.extra_links))
+        cables = self.pods * self.spines * (self.leaves + self.supers)
+        return 2 * (cables - len(self.omit_links) + len(self.extra_links))
 
     def spine_dpids(self) -> list[int]:
-        return [SPINE_DPID_BASE + i for i in range(1, self.spines + 1)]
+        return [SPINE_DPID_BASE + i for i in range(1, self.pods * self.spines + 1)]
 
     def leaf_dpids(self) -> list[int]:
-        return [LEAF_DPID_BASE + j for j in range(1, self.leaves + 1)]
+        return [LEAF_DPID_BASE + j for j in range(1, self.pods * self.leaves + 1)]
+
+    def super_dpids(self) -> list[int]:
+        return [SUPER_DPID_BASE + k for k in range(1, self.spines * self.supers + 1)]
+
+    def dpids(self) -> list[int]:
+        return self.spine_dpids() + self.leaf_dpids() + self.super_dpids()
+
+    def shape(self) -> str:
+        """E.g. "2x4" (spines x leaves) or "2 pods of 2x2 under 2x2 super-spines"."""
+        if not self.supers:
+            return f"{self.spines}x{self.leaves}"
+        return (f"{self.pods} pods of {self.spines}x{self.leaves} under {self.spines} "
+                f"spine planes of {self.supers} super-spines")
 
     def host_leaf(self, host_index: int) -> int:
         """Leaf number (1-based) of host ``h<host_index>``."""
@@ -72,31 +112,55 @@ def dpid_str(dpid: int) -> str:
 
 
 class SpineLeafTopo(Topo):
-    """Mininet Topo built from a :class:`FabricSpec`."""
+    """Mininet Topo built from a :class:`FabricSpec` (two or three tiers)."""
 
     def build(self, spec: FabricSpec) -> None:  # noqa: D401 - Mininet API
         uplink = spec.uplink_rate
-        spines = [
-            self.addSwitch(f"s{i}", dpid=dpid_str(SPINE_DPID_BASE + i))
-            for i in range(1, spec.spines + 1)
-        ]
         host_no = 0
-        for j in range(1, spec.leaves + 1):
-            leaf = self.addSwitch(f"l{j}", dpid=dpid_str(LEAF_DPID_BASE + j))
-            for spine in spines:
-                if (leaf, spine) in spec.omit_links or (spine, leaf) in spec.omit_links:
-                    continue
-                opts = {"bw": uplink} if uplink else {}
-                self.addLink(leaf, spine, **opts)
-            for _ in range(spec.hosts_per_leaf):
-                host_no += 1
-                host = self.addHost(
-                    f"h{host_no}",
-                    ip=f"10.0.{host_no // 256}.{host_no % 256}/8",
-                    mac=f"00:00:00:00:{host_no // 256:02x}:{host_no % 256:02x}",
-                )
-                opts = {"bw": spec.bw} if spec.bw else {}
-                self.addLink(host, leaf, **opts)
+        for p in range(spec.pods):
+            spines = [
+                self.addSwitch(f"s{p * spec.spines + i}",
+                               dpid=dpid_str(SPINE_DPID_BASE + p * spec.spines + i))
+                for i in range(1, spec.spines + 1)
+            ]
+            for j in range(p * spec.leaves + 1, (p + 1) * spec.leaves + 1):
+                leaf = self.addSwitch(f"l{j}", dpid=dpid_str(LEAF_DPID_BASE + j))
+                for spine in spines:
+                    if (leaf, spine) in spec.omit_links or (spine, leaf) in spec.omit_links:
+                        continue
+                    opts = {"bw": uplink} if uplink else {}
+                    self.addLink(leaf, spine, **opts)
+                for _ in range(spec.hosts_per_leaf):
+                    host_no += 1
+                    host = self.addHost(
+                        f"h{host_no}",
+                        ip=f"10.0.{host_no // 256}.{host_no % 256}/8",
+                        mac=f"00:00:00:00:{host_no // 256:02x}:{host_no % 256:02x}",
+                    )
+                    opts = {"bw": spec.bw} if spec.bw else {}
+                    self.addLink(host, leaf, **opts)
+        if spec.supers:
+            self._supers(spec)
         for a, b in spec.extra_links:
             opts = {"bw": uplink} if uplink else {}
             self.addLink(a, b, **opts)
+
+    def _supers(self, spec: FabricSpec) -> None:
+        """Spine i of every pod to the super-spines of spine plane i (a spine's ports
+        after its leaves; a super-spine's port p faces pod p)."""
+        rate = spec.super_uplink_rate
+        opts = {"bw": rate} if rate else {}
+        supers = {
+            (i, k): self.addSwitch(
+                f"x{(i - 1) * spec.supers + k}",
+                dpid=dpid_str(SUPER_DPID_BASE + (i - 1) * spec.supers + k))
+            for i in range(1, spec.spines + 1) for k in range(1, spec.supers + 1)
+        }
+        for p in range(spec.pods):
+            for i in range(1, spec.spines + 1):
+                spine = f"s{p * spec.spines + i}"
+                for k in range(1, spec.supers + 1):
+                    if (spine, supers[(i, k)]) in spec.omit_links or (
+                            supers[(i, k)], spine) in spec.omit_links:
+                        continue
+                    self.addLink(spine, supers[(i, k)], **opts)

@@ -230,7 +230,8 @@ def audit_entries(ctl: FabricdProcess) -> list[tuple[str, str, str]]:
 
 __all__ = ["running_fabric", "assert_switches_hold_desired", "all_pairs_ok", "scrape",
            "wait_qos_ready", "ofctl", "group_buckets",
-           "wait_until", "audit_entries", "flow_table", "qos_rows", "replay_events"]
+           "wait_until", "audit_entries", "flow_table", "assert_kept", "qos_rows",
+           "replay_events"]
 
 
 def flow_table(switch: str) -> dict[str, dict]:
@@ -251,6 +252,16 @@ def flow_table(switch: str) -> dict[str, dict]:
                 "actions": actions,
             }
     return flows
+
+
+def assert_kept(before: dict[str, dict], after: dict[str, dict], elapsed: float) -> None:
+    """Every entry (of :func:`flow_table`) is still there with the same actions, and was
+    never re-added (``elapsed`` seconds after ``before`` was read)."""
+    assert set(after) == set(before)
+    for key, old in before.items():
+        new = after[key]
+        assert new["actions"] == old["actions"], key
+        assert new["duration"] >= old["duration"] + elapsed - 0.5, f"{key} was re-installed"
 
 
 def qos_rows() -> dict[str, str]:

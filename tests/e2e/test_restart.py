@@ -11,6 +11,7 @@ import time
 from mininet_topos.discovery import wait_discovered
 from tests.e2e.conftest import (
     all_pairs_ok,
+    assert_kept,
     assert_switches_hold_desired,
     flow_table,
     qos_rows,
@@ -24,15 +25,6 @@ def host_entries(switch: str) -> dict[str, dict]:
 
 def guard_entries(switch: str) -> dict[str, dict]:
     return {k: v for k, v in flow_table(switch).items() if (v["cookie"] >> 48) == 0xAF08}
-
-
-def assert_kept(before: dict[str, dict], after: dict[str, dict], elapsed: float) -> None:
-    """Every entry is still there with the same actions, and was never re-added."""
-    assert set(after) == set(before)
-    for key, old in before.items():
-        new = after[key]
-        assert new["actions"] == old["actions"], key
-        assert new["duration"] >= old["duration"] + elapsed - 0.5, f"{key} was re-installed"
 
 
 def ping_loss(out: str) -> tuple[int, int]:
