@@ -1,7 +1,8 @@
 """Discovery on fake fleets (tests/fakes) against a real fabricd, judged through fabricctl
 and pings between fake hosts (ARP through the controller, ICMP through the entries the
-switches hold): a 4x8 fabric found whole, and a fabric cabled wrong reported (with a
-cabling plan: as missing and unexpected links too) while it still forwards.
+switches hold): a 4x8 fabric found whole, a three-tier fabric found with its pods and
+spine planes, and a fabric cabled wrong reported (with a cabling plan: as missing and
+unexpected links too) while it still forwards.
 
 Moved from Mininet (tests/e2e/test_discovery.py's 4x8 test, tests/e2e/test_miswiring.py):
 what they checked is at the OpenFlow level (links from LLDP packet-ins, roles, warnings,
@@ -17,7 +18,7 @@ import pytest
 from tests.e2e import fleet_support as fs
 from tests.e2e.fleet_support import fabricctl, start_fleet
 from tests.fakes.hosts import HostNet
-from tests.fakes.layout import Layout, spine_leaf
+from tests.fakes.layout import Layout, spine_leaf, three_tier
 
 # fixtures, by name
 _environment, start_fabricd, fabricd, fleets = fs.FIXTURES
@@ -62,6 +63,23 @@ def test_4x8_discovery_and_all_pairs(fabricd, fleets):
     learned = {h["mac"]: (h["ip"], h["dpid"], h["port"]) for h in topology(fabricd)["hosts"]}
     assert learned == {h.mac: (h.ip, h.dpid, h.port) for h in hosts}
     assert fleet.failures == []
+
+
+@pytest.mark.timeout(180)
+def test_three_tier_discovery_and_all_pairs(fabricd, fleets):
+    """4 pods of 4 leaves and 2 spines under 2 spine planes of 2 super-spines (28
+    switches, a host per leaf): roles, pods and spine planes; every pair of hosts."""
+    lay = three_tier(pods=4, spines=2, leaves=4, supers=2, hosts_per_leaf=1)
+    _, hosts = start_fleet(fabricd, fleets, lay)
+    topo = topology(fabricd)
+    places = {s["dpid"]: (s["role"], s.get("pod", 0), s.get("spine_plane", 0))
+              for s in topo["switches"]}
+    want = {d: ("leaf", (d - 2001) // 4 + 1, 0) for d in lay.leaves}
+    want |= {d: ("spine", (d - 1001) // 2 + 1, (d - 1001) % 2 + 1) for d in lay.spines}
+    want |= {d: ("super-spine", 0, (d - 3001) // 2 + 1) for d in lay.supers}
+    assert places == want
+    assert topo["warnings"] == []
+    all_pairs_ok(hosts)
 
 
 def miswired() -> Layout:

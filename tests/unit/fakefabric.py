@@ -55,7 +55,7 @@ class FakeFabric:
         del self.wires[b]
 
     def ports(self, dpid: int) -> list[Port]:
-        if self.supers:
+        if self.host_ports:  # (wired by three_tier or planes)
             wired = [p for d, p in self.wires if d == dpid]
             return [Port(p, f"p{p}") for p in sorted(wired + self.host_ports.get(dpid, []))]
         n = len(self.leaves) if dpid in self.spines else len(self.spines) + self.hosts_per_leaf
@@ -119,6 +119,23 @@ def three_tier(pods: int = 2, leaves: int = 2, spines: int = 2, supers: int = 2,
             for k in range(1, supers + 1):
                 fab.wire((SPINE0 + p * spines + i, leaves + k),
                          (SUPER0 + (i - 1) * supers + k, p + 1))
+    return fab
+
+
+def planes(n: int = 2, spines: int = 2, leaves: int = 2, hosts_per_leaf: int = 1,
+           settings: CoreSettings | None = None) -> FakeFabric:
+    """``n`` disconnected spine-leaf fabrics under one controller, numbered on: plane q
+    has spines 1000+q*spines+i and leaves 2000+q*leaves+j, wired as FakeFabric wires one."""
+    fab = FakeFabric(0, 0, hosts_per_leaf, settings)
+    for q in range(n):
+        sp = [SPINE0 + q * spines + i for i in range(1, spines + 1)]
+        lv = [LEAF0 + q * leaves + j for j in range(1, leaves + 1)]
+        fab.spines += sp
+        fab.leaves += lv
+        for j, leaf in enumerate(lv, start=1):
+            fab.host_ports[leaf] = list(range(spines + 1, spines + hosts_per_leaf + 1))
+            for i, spine in enumerate(sp, start=1):
+                fab.wire((leaf, i), (spine, j))
     return fab
 
 

@@ -15,7 +15,7 @@ from controller.core.model.roles import LEAF, SPINE, SUPER_SPINE, Place
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from tests.unit.dataplane import host, with_hosts
-from tests.unit.fakefabric import ip_frame, three_tier
+from tests.unit.fakefabric import ip_frame, planes, three_tier
 
 
 def fabric(pods=2, leaves=2, spines=2, supers=2, per_leaf=2, te=False, settings=None):
@@ -149,3 +149,24 @@ def test_a_large_three_tier_fabric_reaches_every_leaf():
     assert crossed >= set(fab.supers)
     assert fab.core.snapshot(fab.now).warnings == ()
     assert built < 60, built
+
+
+def test_planes_are_each_a_fabric_of_their_own():
+    """Two disconnected 2x2 fabrics under one controller: no warning, each its own
+    plane; every pair in a plane reached, none across; a drain judged in its plane."""
+    fab = planes(2, spines=2, leaves=2, hosts_per_leaf=2)
+    dp, hosts = with_hosts(fab, 2)
+    snap = fab.core.snapshot(fab.now)
+    assert snap.warnings == ()
+    assert {s.dpid: s.plane for s in snap.switches} == {
+        1001: 1, 1002: 1, 2001: 1, 2002: 1, 1003: 2, 1004: 2, 2003: 2, 2004: 2}
+    plane_of = {n: 1 if h[2] in (2001, 2002) else 2 for n, h in hosts.items()}
+    for a in hosts:
+        for b in hosts:
+            if a != b:
+                t = dp.send(hosts, a, b)
+                assert bool(t.delivered) == (plane_of[a] == plane_of[b]), (a, b, t.hops)
+    fab.maintain("drain_switch", 1001)  # plane 1 keeps 1002
+    with pytest.raises(FailedPrecondition, match="leaf 2001 without a path to leaf 2002"):
+        fab.maintain("drain_switch", 1002)
+    fab.maintain("drain_switch", 1003)  # plane 2 keeps 1004, whatever plane 1 has left
