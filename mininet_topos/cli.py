@@ -33,7 +33,8 @@ def _spec(args) -> FabricSpec:
         return FabricSpec(args.spines, args.leaves, args.hosts_per_leaf,
                           None if args.bw == 0 else args.bw, args.oversub, args.uplink_bw,
                           tuple(_pair(x) for x in args.extra_link),
-                          tuple(_pair(x) for x in args.omit_link), args.pods, args.supers)
+                          tuple(_pair(x) for x in args.omit_link), args.pods, args.supers,
+                          args.planes)
     except ValueError as exc:
         raise SystemExit(f"aifabric-mininet: error: {exc}") from None
 
@@ -54,6 +55,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="three tiers: this many pods of --spines x --leaves, under "
                         "--spines spine planes of --supers super-spines (default 1: "
                         "two tiers)")
+    p.add_argument("--planes", type=int, default=1,
+                   help="this many disconnected fabrics of that shape, as servers with "
+                        "a NIC per plane are wired (each plane its own hosts; default 1)")
     p.add_argument("--supers", type=int, default=0,
                    help="three tiers: super-spines per spine plane (needs --pods 2 or "
                         "more; default 0)")
@@ -72,12 +76,22 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="fabricd log file when started here (default: a temporary file)")
 
 
-def print_matrix(names: list[str], ok: dict[tuple[str, str], bool]) -> None:
+def print_matrix(names: list[str], ok: dict[tuple[str, str], bool],
+                 apart: set[tuple[str, str]] = frozenset()) -> None:
+    """ok / XX per ordered pair; pairs in ``apart`` (different planes) are expected to
+    fail: "." when they do, "!!" when they do not."""
     width = max(len(n) for n in names) + 1
     print(" " * width + " ".join(n.rjust(width) for n in names))
     for a in names:
-        cells = ["-" if a == b else ("ok" if ok[(a, b)] else "XX") for b in names]
+        cells = ["-" if a == b else ("!!" if ok[(a, b)] else ".") if (a, b) in apart
+                 else ("ok" if ok[(a, b)] else "XX") for b in names]
         print(a.ljust(width) + " ".join(c.rjust(width) for c in cells))
+
+
+def planes_apart(spec: FabricSpec, names: list[str]) -> set[tuple[str, str]]:
+    """Pairs of hosts (h1..) in different planes: no path between them, by design."""
+    plane = {n: spec.plane_of_leaf(spec.host_leaf(int(n[1:]))) for n in names}
+    return {(a, b) for a in names for b in names if plane[a] != plane[b]}
 
 
 def _start_fabricd(stack: ExitStack, args, extra: list[str]) -> FabricdProcess:
@@ -111,11 +125,15 @@ def cmd_demo(args) -> int:
             subprocess.run([sys.executable, "-m", "controller.cli.fabricctl", "--server",
                             ctl.grpc_addr, *command], check=False)
             print()
-        print(f"\nReachability ({len(ok)} ordered pairs, one ping each, {elapsed:.1f} s):")
-        print_matrix([h.name for h in net.hosts], ok)
-        failed = [pair for pair, good in ok.items() if not good]
-        print(f"\n{len(ok) - len(failed)}/{len(ok)} pairs reachable"
-              + ("" if not failed else f"; unreachable: {failed[:10]}"))
+        names = [h.name for h in net.hosts]
+        apart = planes_apart(spec, names)
+        print(f"\nReachability ({len(ok)} ordered pairs, one ping each, {elapsed:.1f} s"
+              + (", pairs in different planes marked ." if apart else "") + "):")
+        print_matrix(names, ok, apart)
+        failed = [pair for pair, good in ok.items() if good == (pair in apart)]
+        within = [pair for pair in ok if pair not in apart]
+        print(f"\n{sum(ok[p] for p in within)}/{len(within)} pairs reachable"
+              + ("" if not failed else f"; wrong: {failed[:10]}"))
         if not failed:
             demo_traffic(net, ctl, spec, args.traffic_seconds)
         print("tearing down")

@@ -1,17 +1,21 @@
-"""A three-tier Clos on Mininet: 2 pods of 2 leaves and 2 spines, under 2 spine planes
-of 2 super-spines. Roles, pods and spine planes found from the wiring; every pair
-reachable; a spine-to-super-spine link cut under an inter-pod ping is skipped by the
-switches; a controller restart re-installs nothing. (The cases: tests/unit/test_three_tier.py,
-on the fake data plane.)"""
+"""Fabrics as AI clusters are built, on Mininet. A three-tier Clos (2 pods of 2 leaves
+and 2 spines, under 2 spine planes of 2 super-spines): roles, pods and spine planes
+found from the wiring; every pair reachable; a spine-to-super-spine link cut under an
+inter-pod ping is skipped by the switches; a controller restart re-installs nothing.
+Two planes under one controller. (The cases: tests/unit/test_three_tier.py, on the fake
+data plane.)"""
 
 from __future__ import annotations
 
 import subprocess
 import time
 
+import grpc
+import pytest
+
 from mininet_topos.attack import start_ping, stop_ping
 from mininet_topos.discovery import wait_discovered
-from mininet_topos.network import ping
+from mininet_topos.network import ping, replies_from
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import (
     all_pairs_ok,
@@ -84,3 +88,29 @@ def test_three_tier_fabric_reaches_every_pair_survives_a_cut_and_a_restart(
             assert_kept(tables[sw], flow_table(sw), time.monotonic() - t0 - 1.0)
         all_pairs_ok(net)
         assert_switches_hold_desired(again, net)
+
+
+def test_two_planes_under_one_controller(controller_factory):
+    """Two disconnected 2x2 fabrics (a NIC per plane): no warning, each switch in its
+    plane, every pair within a plane reachable and none across, a drain judged in its
+    own plane."""
+    spec = FabricSpec(spines=2, leaves=2, hosts_per_leaf=1, bw=10, planes=2)
+    ctl = controller_factory()
+    with running_fabric(ctl, spec) as (net, topo):
+        assert topo["warnings"] == []
+        assert {s["dpid"]: s.get("plane") for s in topo["switches"]} == {
+            1001: 1, 1002: 1, 2001: 1, 2002: 1, 1003: 2, 1004: 2, 2003: 2, 2004: 2}
+        h1, h2, h3, h4 = net.get("h1", "h2", "h3", "h4")
+        for src, same, other in ((h1, h2, h3), (h2, h1, h4), (h3, h4, h1), (h4, h3, h2)):
+            got = replies_from(src, [same.IP(), other.IP()], count=3, timeout=1,
+                               interval=0.05)
+            assert got == {same.IP(): 3, other.IP(): 0}, (src.name, got)
+        with ctl.client() as client:
+            client.drain_switch(1001)  # plane 1 keeps 1002
+            with pytest.raises(grpc.RpcError) as err:
+                client.drain_switch(1002)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "leaf 2001 without a path to leaf 2002" in err.value.details()
+            client.drain_switch(1003)  # plane 2 keeps 1004, whatever plane 1 has left
+        assert ping(h1, h2.IP(), count=5, interval=0.05) == 5
+        assert ping(h3, h4.IP(), count=5, interval=0.05) == 5

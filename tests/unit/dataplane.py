@@ -91,9 +91,13 @@ class Trace:
 class DataPlane:
     """Fake switches for every switch of a ``FakeFabric``, synced from its core."""
 
-    def __init__(self, fab: FakeFabric) -> None:
-        """Fake switches for ``fab``'s (already connected) switches, read back empty."""
+    def __init__(self, fab: FakeFabric, hashing: str = "asic") -> None:
+        """Fake switches for ``fab``'s (already connected) switches, read back empty.
+        ``hashing``: how select groups pick a bucket, "asic" (seeded per switch) or
+        "ovs" (Open vSwitch's dp_hash: one hash for every switch, leaving UDP ports
+        out; bucket = slot mod buckets, slot = the hash's low bits)."""
         self.fab = fab
+        self.hashing = hashing
         self.switches = {d: Switch(dpid=d) for d in fab.switches}
         self.sync_engine = SwitchSync(fab.core)
         for dpid in self.switches:
@@ -257,8 +261,7 @@ class DataPlane:
             raise AssertionError(f"the fake data plane does not know action {action!r}")
         return pkt
 
-    @staticmethod
-    def _buckets(sw: Switch, group: GroupRule, pkt: dict) -> list:
+    def _buckets(self, sw: Switch, group: GroupRule, pkt: dict) -> list:
         live = [b for b in group.buckets if b.watch_port is None or b.watch_port not in sw.down]
         if not live:
             return []
@@ -266,6 +269,11 @@ class DataPlane:
             return live
         if group.group_type == "ff":
             return live[:1]
+        if self.hashing == "ovs":
+            fields = ("ipv4_src", "ipv4_dst", "ip_proto", "tcp_src", "tcp_dst")
+            h = zlib.crc32(repr(tuple(pkt.get(f) for f in fields)).encode())
+            slots = max(16, 1 << (len(live) - 1).bit_length())
+            return [live[(h & (slots - 1)) % len(live)]]
         fields = ("ipv4_src", "ipv4_dst", "ip_proto", "tcp_src", "tcp_dst", "udp_src",
                   "udp_dst", "eth_src", "eth_dst")
         key = repr((sw.dpid, *(pkt.get(f) for f in fields)))

@@ -170,3 +170,25 @@ def test_planes_are_each_a_fabric_of_their_own():
     with pytest.raises(FailedPrecondition, match="leaf 2001 without a path to leaf 2002"):
         fab.maintain("drain_switch", 1002)
     fab.maintain("drain_switch", 1003)  # plane 2 keeps 1004, whatever plane 1 has left
+
+
+def test_spines_do_not_follow_the_leaves_choice_under_open_vswitch_hashing(monkeypatch):
+    """Open vSwitch hashes alike at every switch: a spine's choice of super-spine would
+    repeat the leaf's choice of spine (each spine using one super-spine of its plane)
+    but for the spines' repeated up-buckets."""
+    import controller.core.fabric.ecmp as ecmp
+
+    def supers_crossed() -> set[int]:
+        fab = three_tier(2, 2, 2, 2, 1, CoreSettings(te=None))
+        dp, hosts = with_hosts(fab, 1)
+        dp.hashing = "ovs"
+        crossed = set()
+        for sport in range(64):
+            t = dp.send(hosts, 1, 4, sport=40000 + sport)
+            assert t.delivered == [hosts[4][2:]]
+            crossed |= {h.dpid for h in t.hops} & set(fab.supers)
+        return crossed
+
+    assert supers_crossed() == {3001, 3002, 3003, 3004}
+    monkeypatch.setattr(ecmp, "_spread", lambda view, spine: 1)
+    assert len(supers_crossed()) == 2  # (polarized: the check above can fail)

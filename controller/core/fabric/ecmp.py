@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from controller.core import constants as C
 from controller.core.fabric.fabric_view import FabricView
-from controller.core.model.roles import SPINE
+from controller.core.model.roles import LEAF, SPINE
 from controller.core.southbound.openflow import (
     Bucket,
     FlowRule,
@@ -159,10 +159,12 @@ def group_towards(desired: SwitchDesired, rid: int) -> GroupRule | None:
 def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
     """Groups of a spine: one per leaf (its id is the leaf's route id), over the
     spine's links to that leaf, or (a leaf of another pod) over its uplinks to the
-    super-spines that reach it (:meth:`FabricView.next_ports`). A spine sends what
-    reaches it down its own links, drained or not: nothing in flight is lost."""
+    super-spines that reach it (:meth:`FabricView.next_ports`), each bucket repeated
+    (:func:`_spread`). A spine sends what reaches it down its own links, drained or
+    not: nothing in flight is lost."""
     groups = []
     memo: dict[tuple[int, ...], tuple[Bucket, ...]] = {}  # super-spines -> buckets
+    repeat = _spread(view, spine)
     for dest, gid in sorted(view.group_ids.items()):
         ports = view.ports_towards(spine, dest)
         if ports:
@@ -170,14 +172,35 @@ def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
         elif view.draining:  # (the super-spines whose ways down are in service first)
             up = view.onward(spine, dest)
             buckets = _buckets(view.next_ports(
-                spine, up, [x for x in up if view.serves(x, dest)]))
+                spine, up, [x for x in up if view.serves(x, dest)]), repeat)
         else:
             up = view.onward(spine, dest)
             buckets = memo.get(up)
             if buckets is None:
-                buckets = memo[up] = _buckets(view.next_ports(spine, up))
+                buckets = memo[up] = _buckets(view.next_ports(spine, up), repeat)
         groups.append(GroupRule(gid, "select", buckets))
     return groups
+
+
+# Open vSwitch hashes every select group of every switch alike (dp_hash: the same
+# symmetric L3/L4 hash, basis 0; a bucket per slot of the low 4-6 bits, in turn): a
+# spine's choice among n super-spines would repeat the leaf's among its spines,
+# taking the same bits (polarized: with 2 and 2, each spine uses one super-spine of
+# its plane). Repeating each up-bucket as many times as the leaves' spines makes the
+# spine's choice fall on the bits above the leaf's. Switch ASICs seed their hash per
+# switch; to them the repeats are equal weights.
+DP_HASH_SLOTS = 64  # (beyond that many buckets OVS hashes another way)
+
+
+def _spread(view: FabricView, spine: int) -> int:
+    """How many times a spine repeats each up-bucket: as many as the spines its leaves
+    spread over (1 when that would make too many buckets for OVS's dp_hash)."""
+    ups = len(view.tiers_above[0].get(spine, ()))
+    if not ups:
+        return 1
+    leaves = [d for d in view.reached_by.get(spine, ()) if view.roles.get(d) == LEAF]
+    width = max((len(view.neighbours(d, SPINE)) for d in leaves), default=1)
+    return width if width * ups <= DP_HASH_SLOTS else 1
 
 
 def super_spine_groups(view: FabricView, dpid: int) -> list[GroupRule]:
@@ -198,8 +221,9 @@ def super_spine_groups(view: FabricView, dpid: int) -> list[GroupRule]:
     return groups
 
 
-def _buckets(ports) -> tuple[Bucket, ...]:
-    return tuple(Bucket((("output", p),), 1, p) for p in ports)
+def _buckets(ports, repeat: int = 1) -> tuple[Bucket, ...]:
+    """A bucket per port (each ``repeat`` times, in a row), watching it."""
+    return tuple(Bucket((("output", p),), 1, p) for p in ports for _ in range(repeat))
 
 
 def uplinks(view: FabricView, leaf: int) -> list[tuple[int, int]]:

@@ -78,6 +78,24 @@ class FabricView:
     def neighbours(self, dpid: int, role: str) -> set[int]:
         return {pd for _, pd, _ in self.adjacency.get(dpid, ()) if self.roles.get(pd) == role}
 
+    @cached_property
+    def tiers_above(self) -> tuple[dict[int, tuple[int, ...]], dict[int, tuple[int, ...]]]:
+        """(spine -> its super-spines, super-spine -> its spines), sorted; empty in a
+        two-tier fabric (built once per view)."""
+        roles = self.roles
+        ups: dict[int, tuple[int, ...]] = {}
+        downs: dict[int, tuple[int, ...]] = {}
+        if SUPER_SPINE not in roles.values():
+            return ups, downs
+        for d, adj in self.adjacency.items():
+            role = roles.get(d)
+            if role == SPINE:
+                ups[d] = tuple(sorted({pd for _, pd, _ in adj
+                                       if roles.get(pd) == SUPER_SPINE}))
+            elif role == SUPER_SPINE:
+                downs[d] = tuple(sorted({pd for _, pd, _ in adj if roles.get(pd) == SPINE}))
+        return ups, downs
+
     def reach(self, dest: int) -> tuple[tuple[int, ...], frozenset[int]]:
         """How traffic goes down to leaf ``dest``, up-down only: (the spines that reach
         it, sorted: those with a link to it, and those with a link to a super-spine over
@@ -86,13 +104,16 @@ class FabricView:
         by = self.reached_by.get(dest, ())
         got = self._reach_memo.get(by)
         if got is None:
-            roles, reached_by = self.roles, self.reached_by
+            roles = self.roles
             linked = [s for s in by if roles.get(s) == SPINE]
-            supers = frozenset(x for s in linked for x in reached_by.get(s, ())
-                               if roles.get(x) == SUPER_SPINE)
-            spines = set(linked).union(*(
-                (s for s in reached_by.get(x, ()) if roles.get(s) == SPINE) for x in supers))
-            got = self._reach_memo[by] = (tuple(sorted(spines)), supers)
+            ups, downs = self.tiers_above
+            if not ups:
+                got = (tuple(linked), frozenset())
+            else:
+                supers = frozenset(x for s in linked for x in ups.get(s, ()))
+                spines = set(linked).union(*(downs.get(x, ()) for x in supers))
+                got = (tuple(sorted(spines)), supers)
+            self._reach_memo[by] = got
         return got
 
     @cached_property
@@ -105,7 +126,7 @@ class FabricView:
         if self._towards.get((spine, dest)):
             return (dest,)
         supers = self.reach(dest)[1]
-        return tuple(x for x in self.reached_by.get(spine, ()) if x in supers)
+        return tuple(x for x in self.tiers_above[0].get(spine, ()) if x in supers)
 
     def down_to(self, dpid: int, dest: int) -> tuple[int, ...]:
         """The spines with a link to leaf ``dest`` that super-spine ``dpid`` reaches."""

@@ -211,17 +211,16 @@ def wiring_warnings(roles: Mapping[int, str], cables: list[Cable],
             warnings.append(f"{ra}-to-{rb} link {c.a.dpid}:{c.a.port} <-> "
                             f"{c.b.dpid}:{c.b.port} (not a Clos)")
 
-    def of(role: str, where) -> list[int]:
-        return sorted(d for d, r in roles.items() if r == role and where(places.get(d)))
-
-    for plane in sorted({p.plane for p in places.values()}):
-        in_plane = of(SUPER_SPINE, lambda p, n=plane: p is not None and p.plane == n)
-        if not in_plane:
-            warnings += _tier_warnings(
-                neighbours, of(LEAF, lambda p, n=plane: p is not None and p.plane == n),
-                of(SPINE, lambda p, n=plane: p is not None and p.plane == n), "spine")
+    by_plane: dict[int, list[int]] = {}
+    for d in sorted(roles):
+        by_plane.setdefault(places[d].plane if d in places else 1, []).append(d)
+    for _, members in sorted(by_plane.items()):
+        if not any(roles[d] == SUPER_SPINE for d in members):
+            warnings += _tier_warnings(neighbours, [d for d in members if roles[d] == LEAF],
+                                       [d for d in members if roles[d] == SPINE], "spine")
         else:
-            warnings += _three_tier_warnings(roles, places, neighbours, plane)
+            warnings += _three_tier_warnings(roles, {d: places[d] for d in members},
+                                             neighbours)
     return warnings
 
 
@@ -248,9 +247,9 @@ def _tier_warnings(neighbours: Mapping[int, set[int]], lower: list[int],
     return warnings
 
 
-def _three_tier_warnings(roles: Mapping[int, str], places: Mapping[int, Place],
-                         neighbours: Mapping[int, set[int]], plane: int) -> list[str]:
-    here = {d: p for d, p in places.items() if p.plane == plane}
+def _three_tier_warnings(roles: Mapping[int, str], here: Mapping[int, Place],
+                         neighbours: Mapping[int, set[int]]) -> list[str]:
+    """:func:`wiring_warnings` of one three-tier plane (``here``: its switches)."""
     warnings: list[str] = []
     pods = sorted({p.pod for d, p in here.items() if roles[d] != SUPER_SPINE and p.pod})
     for pod in pods:

@@ -1,0 +1,51 @@
+"""Mininet's topologies (built as Mininet would, without starting anything) are cabled
+and numbered as the fake fleet's layouts, and as docs/topologies.md says."""
+
+from __future__ import annotations
+
+import pytest
+
+from mininet_topos.spine_leaf import FabricSpec, SpineLeafTopo
+from tests.fakes.layout import spine_leaf, three_tier
+
+
+def cables(spec: FabricSpec) -> set[frozenset]:
+    """The switch-to-switch cables of ``spec``'s Mininet topology, as (dpid, port) ends."""
+    topo = SpineLeafTopo(spec=spec)
+    dpid = {n: int(topo.nodeInfo(n)["dpid"], 16) for n in topo.switches()}
+    out = set()
+    for a, b, info in topo.links(withInfo=True):
+        if a in dpid and b in dpid:
+            out.add(frozenset({(dpid[a], info["port1"]), (dpid[b], info["port2"])}))
+    return out
+
+
+def layout_cables(lay) -> set[frozenset]:
+    return {frozenset({a, b}) for a, b in lay.cables}
+
+
+def test_two_and_three_tiers_are_numbered_as_the_fleet_numbers_them():
+    assert cables(FabricSpec(2, 4, 2)) == layout_cables(spine_leaf(2, 4, 2))
+    spec = FabricSpec(spines=2, leaves=3, hosts_per_leaf=2, pods=3, supers=2)
+    assert cables(spec) == layout_cables(three_tier(3, 2, 3, 2, 2))
+    assert spec.n_directed_links == 2 * len(cables(spec))
+    lay = three_tier(3, 2, 3, 2, 2)
+    assert sorted(spec.dpids()) == lay.dpids
+
+
+def test_planes_repeat_the_shape_numbered_on():
+    spec = FabricSpec(spines=2, leaves=2, hosts_per_leaf=1, planes=2)
+    got = cables(spec)
+    one = layout_cables(spine_leaf(2, 2))
+    shifted = {frozenset({(d + 2, p) for d, p in c}) for c in one}
+    assert got == one | shifted
+    assert spec.n_directed_links == 2 * len(got) and spec.n_hosts == 4
+    assert [spec.plane_of_leaf(j) for j in (1, 2, 3, 4)] == [1, 1, 2, 2]
+    assert spec.shape() == "2 planes of 2x2"
+
+
+@pytest.mark.parametrize("kw", [dict(pods=2), dict(supers=2), dict(planes=0),
+                                dict(pods=2, supers=-1)])
+def test_impossible_shapes_are_refused(kw):
+    with pytest.raises(ValueError):
+        FabricSpec(**kw)
