@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from os_ken.base import app_manager
@@ -175,8 +176,11 @@ class Commands(FabricCommands):
                       self.applied.revision("pins"))
 
     def job_register_change(self, spec: JobSpec) -> Change:
-        """The job list with ``spec`` registered (JobError, JobExists, ResourceExhausted,
-        or JobRefused / FailedPrecondition with TE off, if it cannot be)."""
+        """The job list with ``spec`` registered, its ``server:rail`` members as the
+        addresses of those NICs (JobError, JobExists, ResourceExhausted, or JobRefused /
+        FailedPrecondition with TE off, if it cannot be)."""
+        spec = replace(spec, members=self.core.job_members(spec.members))
+        spec.validate(self.core.settings.job_limits)  # (again: the addresses now)
         return Change(encode_jobs(self.core.traffic.jobs_with(spec)),
                       f"job {spec.job_id} registered", self.applied.revision("jobs"))
 

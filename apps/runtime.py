@@ -23,6 +23,7 @@ from controller.core.fabric.qos import QosPolicy
 from controller.core.intent.kinds import Intent, IntentError, decode_policy
 from controller.core.model.cabling import make_cable, parse_end
 from controller.core.model.fabric_model import Cable
+from controller.core.model.servers import Server
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from controller.core.te.jobs import JobLimits
@@ -111,6 +112,7 @@ def core_settings(cfg: FabricdConfig) -> CoreSettings:
         damping=DampingSettings(**same_named(disc.dampening, DampingSettings)),
         role_overrides=dict(cfg.roles),
         cabling=cabling_plan(cfg),
+        servers=tuple(Server(s.name, tuple(s.nics)) for s in cfg.all_servers()),
         qos=qos_policy(cfg),
         te=te_settings(te) if te.enabled else None,
         link_speed_bps=(cfg.link_speed_mbps or 0) * 1_000_000,

@@ -8,6 +8,7 @@ own sections (listeners, TLS, etcd) are in ``controller/config_daemon.py``.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from controller.core.fabric.hosts import host_address, unicast_mac
 from controller.core.fabric.qos import QosPolicy, profile_policy
 from controller.core.model.cabling import make_cable, parse_end
 from controller.core.model.roles import ROLES
+from controller.core.model.servers import nic_key
 
 
 class ConfigError(Exception):
@@ -185,6 +187,66 @@ class StaticHostConfig(Strict):
         return v.lower()
 
 
+class ServerConfig(Strict):
+    """A server and its NICs, one per rail (rail-optimized: NIC r on rail r's leaves)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                      description="its name (jobs name a NIC as NAME:RAIL)")
+    nics: list[str] = Field(min_length=1, max_length=64, description="its NICs in rail "
+                            "order, each an IPv4 address or a MAC")
+
+    @field_validator("nics")
+    @classmethod
+    def _nics(cls, v: list[str]) -> list[str]:
+        out = []
+        for i, nic in enumerate(v):
+            try:
+                out.append(nic_key(nic))
+            except ValueError as exc:
+                raise ValueError(f"rail {i}: {exc}") from None
+        return out
+
+
+class ServerRuleConfig(Strict):
+    """Servers numbered by their addresses: NIC r of server n (from 1) is ``first`` +
+    (n - 1) x ``server_stride`` + r x ``rail_stride``, named ``name`` with {n}."""
+
+    servers: int = Field(ge=1, le=100_000, description="how many servers")
+    rails: int = Field(ge=1, le=64, description="NICs (rails) per server")
+    first: str = Field(description="the address of server 1's NIC on rail 0")
+    server_stride: int = Field(1, ge=1, description="addresses from a server's NIC to "
+                               "the next server's on the same rail")
+    rail_stride: int | None = Field(None, ge=1, description="addresses from a server's "
+                                    "NIC to its NIC on the next rail (default: servers "
+                                    "x server_stride, as hosts numbered leaf by leaf)")
+    name: str = Field("server{n}", description="the servers' names, {n} their number")
+
+    def expand(self) -> list[ServerConfig]:
+        """The servers this rule makes (ValueError if an address leaves IPv4)."""
+        first = int(ipaddress.IPv4Address(self.first))
+        rail = self.rail_stride or self.servers * self.server_stride
+        last = first + (self.servers - 1) * self.server_stride + (self.rails - 1) * rail
+        if last > 0xFFFFFFFF:
+            raise ValueError(f"the last address, {last - first} after {self.first}, is "
+                             "past 255.255.255.255")
+        return [ServerConfig(
+            name=self.name.format(n=n),
+            nics=[str(ipaddress.IPv4Address(first + (n - 1) * self.server_stride + r * rail))
+                  for r in range(self.rails)]) for n in range(1, self.servers + 1)]
+
+    @model_validator(mode="after")
+    def _valid(self) -> ServerRuleConfig:
+        try:
+            ipaddress.IPv4Address(self.first)
+            names = self.expand()
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(str(exc)) from None
+        if len({s.name for s in names}) != len(names):
+            raise ValueError(f"name {self.name!r} gives the servers the same name: "
+                             "put {n} in it")
+        return self
+
+
 class QosConfig(Strict):
     """Traffic classes: marking at the leaf edge, queues on every port."""
 
@@ -242,6 +304,14 @@ class FabricdConfig(Strict):
         default_factory=dict, description="roles are inferred from the wiring; pin them "
         "here if needed (dpid: leaf, spine or super-spine; dpids in decimal or 0x hex)",
         examples=[{1001: "spine", 2001: "leaf"}])
+    servers: list[ServerConfig] = Field(
+        default_factory=list, description="servers and their NICs in rail order: "
+        "fabricctl servers shows where each NIC is, a NIC on a leaf of another rail is a "
+        "warning, and jobs may name a NIC as SERVER:RAIL",
+        examples=[[{"name": "gpu01", "nics": ["10.0.0.1", "10.0.1.1"]}]])
+    server_rule: ServerRuleConfig | None = Field(
+        None, description="servers numbered by their addresses, beside servers:",
+        examples=[{"servers": 32, "rails": 8, "first": "10.0.0.1", "rail_stride": 256}])
     cabling: list[tuple[str, str]] = Field(
         default_factory=list, description="the cabling plan: the cables the fabric should "
         "have, as pairs of DPID:PORT ends; links LLDP does not find, or finds but are not "
@@ -274,6 +344,26 @@ class FabricdConfig(Strict):
                 if port and port == other_port and _hosts_overlap(host, other_host):
                     raise ValueError(f"{key} {host}:{port} takes the port of {other} "
                                      f"{other_host}:{other_port}")
+        return self
+
+    def all_servers(self) -> list[ServerConfig]:
+        """``servers`` and those of ``server_rule``."""
+        return [*self.servers, *(self.server_rule.expand() if self.server_rule else [])]
+
+    @model_validator(mode="after")
+    def _servers_apart(self) -> FabricdConfig:
+        """No two servers share a name or a NIC."""
+        names: set[str] = set()
+        nics: dict[str, str] = {}
+        for s in self.all_servers():
+            if s.name in names:
+                raise ValueError(f"servers: two servers named {s.name!r}")
+            names.add(s.name)
+            for rail, nic in enumerate(s.nics):
+                if nic in nics:
+                    raise ValueError(f"servers: NIC {nic} is {nics[nic]} and server "
+                                     f"{s.name} rail {rail}")
+                nics[nic] = f"server {s.name} rail {rail}"
         return self
 
     @field_validator("cabling")

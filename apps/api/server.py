@@ -358,7 +358,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self._te_on(": jobs cannot be placed")
         spec = job_spec(request)
         # (malformed jobs are refused here, before they reach the controller: JobError)
-        spec.validate(job_limits(self.config))
+        spec.validate(job_limits(self.config), server_rails=True)
         self._shared(context, "jobs", lambda c: c.job_register_change(spec))
         info = self._call(context, lambda c: c.job_info(spec.job_id))
         log.info("job %s registered (%s over %d hosts) by %s", spec.job_id, spec.pattern,

@@ -32,6 +32,7 @@ from controller.cli.client import (
     topology_dict,
 )
 from controller.cli.job_cmd import add_job_parser
+from controller.cli.servers_cmd import add_servers_parser
 from controller.cli.text import table
 from controller.cli.top_cmd import add_top_parser
 from controller.core.constants import ANSWERED_KEY, DEFAULT_TOKEN_FILE
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop after this long")
     ev.set_defaults(func=cmd_events)
     tp = add_top_parser(sub)
+    sv = add_servers_parser(sub)
     q = sub.add_parser("qos", help="QoS policy and queue statistics")
     qsub = q.add_subparsers(dest="qos_command", required=True, metavar="ACTION")
     qs = qsub.add_parser("show", help="the policy in force")
@@ -450,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     qst.add_argument("--dpid", type=int, default=0, help="one switch only")
     q.set_defaults(func=cmd_qos)
     jobs = add_job_parser(sub)
-    for sp in (t, ho, en, s, h, lk, qs, qset, qst, fl, ev, tp, *maint, *pins, *jobs):
+    for sp in (t, ho, en, s, h, lk, qs, qset, qst, fl, ev, tp, sv, *maint, *pins, *jobs):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable JSON output")
     return p

@@ -12,6 +12,7 @@ from controller.core.fabric.fabric_view import PuntLimits
 from controller.core.fabric.hosts import HostSettings
 from controller.core.fabric.qos import QosPolicy
 from controller.core.model.fabric_model import Cable
+from controller.core.model.servers import Server
 from controller.core.te import TeSettings
 from controller.core.te.jobs import JobLimits
 
@@ -30,6 +31,7 @@ class CoreSettings:
     flood_burst: float = 100.0
     role_overrides: dict[int, str] = field(default_factory=dict)
     cabling: tuple[Cable, ...] = ()  # the operator's cabling plan, if any
+    servers: tuple[Server, ...] = ()  # servers and their NICs in rail order (rail check)
     qos: QosPolicy | None = None  # edge marking policy; None with --no-qos
     te: TeSettings | None = None  # traffic engineering; None with --no-te
     link_speed_bps: float = 0.0  # overrides what switches report (0: trust them)

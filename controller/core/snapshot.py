@@ -50,12 +50,27 @@ class HostInfo:
 
 
 @dataclass(frozen=True)
+class NicInfo:
+    """A server's NIC on one rail, where it is (``servers``: the rail check)."""
+
+    server: str
+    rail: int
+    nic: str  # as the configuration names it: an IPv4 address or a MAC
+    mac: str  # where seen ("" and 0: not seen)
+    ip: str
+    dpid: int
+    port: int
+    state: str  # ok | off-rail (on a leaf of another rail) | unseen
+
+
+@dataclass(frozen=True)
 class TopologySnapshot:
     switches: tuple[SwitchInfo, ...]
     links: tuple[LinkInfo, ...]
     hosts: tuple[HostInfo, ...]
     warnings: tuple[str, ...]
     generated_at: float
+    server_nics: tuple[NicInfo, ...] = ()
 
     @staticmethod
     def empty() -> TopologySnapshot:

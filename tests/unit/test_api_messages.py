@@ -29,6 +29,7 @@ from controller.core.snapshot import (
     JobPairInfo,
     LinkInfo,
     LinkStat,
+    NicInfo,
     QueueStat,
     SwitchEntries,
     SwitchInfo,
@@ -40,6 +41,7 @@ BIG = 2**40 + 7  # a 64-bit dpid ProtoJSON would write as a string
 SWITCH = SwitchInfo(BIG, "leaf", True, 1.5, 3, True)
 LINK = LinkInfo(BIG, 1, 1001, 2, 3.5, True)
 HOST = HostInfo("aa:bb", "10.0.0.1", BIG, 4, 5.5, True, "recovered", 6.5)
+NIC = NicInfo("gpu01", 3, "10.0.0.1", "aa:bb", "10.0.0.1", BIG, 4, "off-rail")
 FLOW = FlowInfo("10.0.0.1", "10.0.0.3", "udp", 0, 5201, BIG, 2002, 1001, 3, 1.5e6, 2.5e6,
                 "collective", True, True, "operator", 7.5, 2)
 PAIR = JobPairInfo(0, 1, "10.0.0.1", "10.0.0.3", BIG, 2002, 1001, 3, 1, "placed", 10, 2.5)
@@ -50,7 +52,8 @@ PAIRS = {
     SwitchInfo: (SWITCH, pb.Switch),
     LinkInfo: (LINK, pb.Link),
     HostInfo: (HOST, pb.Host),
-    TopologySnapshot: (TopologySnapshot((SWITCH,), (LINK,), (HOST,), ("w",), 9.5),
+    NicInfo: (NIC, pb.ServerNic),
+    TopologySnapshot: (TopologySnapshot((SWITCH,), (LINK,), (HOST,), ("w",), 9.5, (NIC,)),
                        pb.Topology),
     LinkStat: (LinkStat(BIG, 1, 1001, 2, 1.5, 0.25, 0.5, 0.75), pb.LinkStatus),
     QueueStat: (QueueStat(BIG, 1, "s1-eth1", 2, 3 * BIG, 4, 5), pb.QueueStats),
@@ -117,9 +120,11 @@ def test_a_job_and_an_event():
 
 def test_fabricctl_json_keeps_its_keys_and_numbers():
     topo = topology_dict(to_message(PAIRS[TopologySnapshot][0], pb.Topology))
-    assert set(topo) == {"switches", "links", "hosts", "warnings", "generated_at"}
+    assert set(topo) == {"switches", "links", "hosts", "warnings", "generated_at",
+                         "server_nics"}
     assert topo["switches"][0] == dataclasses.asdict(SWITCH)  # dpid a number
     assert topo["hosts"][0] == dataclasses.asdict(HOST)
+    assert topo["server_nics"][0] == dataclasses.asdict(NIC)
     flow = flow_dict(to_message(FLOW, pb.FlowStatus))
     assert flow == dataclasses.asdict(FLOW)
     job = job_dict(job_message(JOB))

@@ -42,6 +42,9 @@ Pair = tuple[str, str]  # (source IP, destination IP): every packet between the 
 TIE = 1e-3  # weight of a job's other steps when placing one: a tie-breaker only
 
 
+SERVER_RAIL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}:\d{1,3}$")
+
+
 class JobError(InvalidArgument):
     """A malformed job; ``field`` names the offending part."""
 
@@ -78,8 +81,10 @@ class JobSpec:
     traffic_class: str = ""  # QoS class its traffic is marked into at the edge ("": none)
     priority: int = 0  # higher is placed first
 
-    def validate(self, limits: JobLimits) -> None:
-        """JobError naming the field for anything malformed (hosts are checked apart)."""
+    def validate(self, limits: JobLimits, server_rails: bool = False) -> None:
+        """JobError naming the field for anything malformed (hosts are checked apart).
+        ``server_rails``: members may name a server's NIC as SERVER:RAIL (a request, not
+        yet made addresses; a registered job has addresses only)."""
         if not JOB_ID.match(self.job_id):
             raise JobError("id", f"{self.job_id!r} must be 1-64 letters, digits, '.', '_' "
                            "or '-', starting with a letter or digit")
@@ -91,10 +96,16 @@ class JobSpec:
                            f"{limits.max_members}")
         seen: dict[str, int] = {}
         for i, ip in enumerate(self.members):
+            if server_rails and SERVER_RAIL.match(ip):  # (made an address when registered)
+                if ip in seen:
+                    raise JobError(f"members[{i}]", f"{ip} is already rank {seen[ip]}")
+                seen[ip] = i
+                continue
             try:
                 addr = ipaddress.IPv4Address(ip)
             except ValueError:
-                raise JobError(f"members[{i}]", f"{ip!r} is not an IPv4 address") from None
+                raise JobError(f"members[{i}]", f"{ip!r} is not an IPv4 address"
+                               + (" nor SERVER:RAIL" if server_rails else "")) from None
             if addr.is_multicast or addr.is_unspecified or ip == "255.255.255.255":
                 raise JobError(f"members[{i}]", f"{ip} is not a host address")
             if ip in seen:

@@ -68,19 +68,41 @@ class Host(_message.Message):
     last_seen: float
     def __init__(self, mac: _Optional[str] = ..., ip: _Optional[str] = ..., dpid: _Optional[int] = ..., port: _Optional[int] = ..., first_seen: _Optional[float] = ..., recovered: _Optional[bool] = ..., state: _Optional[str] = ..., last_seen: _Optional[float] = ...) -> None: ...
 
+class ServerNic(_message.Message):
+    __slots__ = ("server", "rail", "nic", "mac", "ip", "dpid", "port", "state")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    RAIL_FIELD_NUMBER: _ClassVar[int]
+    NIC_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    DPID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    rail: int
+    nic: str
+    mac: str
+    ip: str
+    dpid: int
+    port: int
+    state: str
+    def __init__(self, server: _Optional[str] = ..., rail: _Optional[int] = ..., nic: _Optional[str] = ..., mac: _Optional[str] = ..., ip: _Optional[str] = ..., dpid: _Optional[int] = ..., port: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+
 class Topology(_message.Message):
-    __slots__ = ("switches", "links", "hosts", "warnings", "generated_at")
+    __slots__ = ("switches", "links", "hosts", "warnings", "generated_at", "server_nics")
     SWITCHES_FIELD_NUMBER: _ClassVar[int]
     LINKS_FIELD_NUMBER: _ClassVar[int]
     HOSTS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     GENERATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SERVER_NICS_FIELD_NUMBER: _ClassVar[int]
     switches: _containers.RepeatedCompositeFieldContainer[Switch]
     links: _containers.RepeatedCompositeFieldContainer[Link]
     hosts: _containers.RepeatedCompositeFieldContainer[Host]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     generated_at: float
-    def __init__(self, switches: _Optional[_Iterable[_Union[Switch, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., generated_at: _Optional[float] = ...) -> None: ...
+    server_nics: _containers.RepeatedCompositeFieldContainer[ServerNic]
+    def __init__(self, switches: _Optional[_Iterable[_Union[Switch, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., generated_at: _Optional[float] = ..., server_nics: _Optional[_Iterable[_Union[ServerNic, _Mapping]]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,91 @@
+"""Servers and rails: the rail check, SERVER:RAIL job members, the configuration's
+servers and numbering rule, and the core's snapshot of them."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.config import FabricdConfig
+from controller.core.errors import FailedPrecondition, InvalidArgument
+from controller.core.model.servers import Located, Server, rail_check, resolve_member
+from controller.core.settings import CoreSettings
+from tests.unit.fakefabric import FakeFabric, learn
+
+
+def at(ip: str, leaf: int, port: int) -> Located:
+    n = int(ip.rsplit(".", 1)[1])
+    return Located(f"00:00:00:00:00:{n:02x}", ip, leaf, port)
+
+
+# two servers with two rails each: rail 0 on leaf 2001, rail 1 on leaf 2002
+SERVERS = (Server("gpu1", ("10.0.0.1", "10.0.0.3")), Server("gpu2", ("10.0.0.2", "10.0.0.4")))
+WIRED = [at("10.0.0.1", 2001, 3), at("10.0.0.2", 2001, 4), at("10.0.0.3", 2002, 3),
+         at("10.0.0.4", 2002, 4)]
+
+
+def test_a_rail_optimized_group_passes_the_rail_check():
+    rows, warnings = rail_check(SERVERS, WIRED)
+    assert warnings == ()
+    assert [(r.server, r.rail, r.dpid, r.state) for r in rows] == [
+        ("gpu1", 0, 2001, "ok"), ("gpu1", 1, 2002, "ok"),
+        ("gpu2", 0, 2001, "ok"), ("gpu2", 1, 2002, "ok")]
+
+
+def test_a_nic_on_a_leaf_of_another_rail_is_warned_and_an_unseen_one_shown():
+    servers = SERVERS + (Server("gpu3", ("10.0.0.5", "00:00:00:00:00:06", "10.0.0.9")),)
+    hosts = WIRED + [at("10.0.0.5", 2002, 5), at("10.0.0.6", 2002, 6)]  # rail 0 on 2002
+    rows, warnings = rail_check(servers, hosts)
+    assert warnings == ("server gpu3 rail 0 NIC 10.0.0.5 is on leaf 2002 port 5, a leaf "
+                        "of rail 1",)
+    state = {(r.server, r.rail): r.state for r in rows}
+    assert state[("gpu3", 0)] == "off-rail" and state[("gpu3", 1)] == "ok"
+    assert state[("gpu3", 2)] == "unseen"
+
+
+def test_job_members_name_a_servers_nic():
+    servers = {s.name: s for s in SERVERS + (Server("gpu9", ("aa:bb:cc:dd:ee:01",)),)}
+    assert resolve_member("gpu2:1", servers, {}, 0) == "10.0.0.4"
+    assert resolve_member("10.0.0.7", servers, {}, 0) == "10.0.0.7"
+    assert resolve_member("gpu9:0", servers, {"aa:bb:cc:dd:ee:01": "10.1.0.1"}, 0) == "10.1.0.1"
+    with pytest.raises(InvalidArgument, match=r"members\[3\]: no server 'gpu7'"):
+        resolve_member("gpu7:0", servers, {}, 3)
+    with pytest.raises(InvalidArgument, match="has rails 0-1, not 2"):
+        resolve_member("gpu1:2", servers, {}, 0)
+    with pytest.raises(FailedPrecondition, match="not been seen with an address"):
+        resolve_member("gpu9:0", servers, {}, 0)
+
+
+def test_the_configuration_numbers_servers_by_rule_and_refuses_clashes():
+    cfg = FabricdConfig.model_validate({
+        "servers": [{"name": "head", "nics": ["10.9.0.1"]}],
+        "server_rule": {"servers": 2, "rails": 4, "first": "10.0.0.1", "name": "gpu{n}"}})
+    got = {s.name: s.nics for s in cfg.all_servers()}
+    assert got == {"head": ["10.9.0.1"],
+                   "gpu1": ["10.0.0.1", "10.0.0.3", "10.0.0.5", "10.0.0.7"],
+                   "gpu2": ["10.0.0.2", "10.0.0.4", "10.0.0.6", "10.0.0.8"]}
+    for bad, why in (
+            ({"servers": [{"name": "a", "nics": ["10.0.0.1"]},
+                          {"name": "b", "nics": ["10.0.0.1"]}]}, "NIC 10.0.0.1 is server a"),
+            ({"servers": [{"name": "a", "nics": ["nope"]}]}, "neither an IPv4 address"),
+            ({"server_rule": {"servers": 2, "rails": 1, "first": "10.0.0.1",
+                              "name": "x"}}, "the same name"),
+            ({"server_rule": {"servers": 2, "rails": 2, "first": "255.255.255.254"}},
+             "past 255.255.255.255")):
+        with pytest.raises(ValueError, match=why):
+            FabricdConfig.model_validate(bad)
+
+
+def test_the_core_shows_each_nic_where_it_is_and_resolves_members():
+    fab = FakeFabric(2, 2, 3, settings=CoreSettings(servers=SERVERS))
+    fab.connect_all()
+    hosts = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 5)}
+    # gpu1's and gpu2's rail-0 NICs on leaf 2001; their rail-1 NICs on 2002, but one
+    # cabled to 2001
+    for n, (leaf, port) in {1: (2001, 3), 2: (2001, 4), 3: (2002, 3), 4: (2001, 5)}.items():
+        fab.deliver(learn(fab, leaf, port, hosts[n]))
+    snap = fab.core.snapshot(fab.now)
+    state = {(r.server, r.rail): (r.dpid, r.state) for r in snap.server_nics}
+    assert state[("gpu2", 1)] == (2001, "off-rail")
+    assert any(w.startswith("server gpu2 rail 1 NIC 10.0.0.4 is on leaf 2001") for w in
+               snap.warnings)
+    assert fab.core.job_members(["gpu1:1", "gpu2:0"]) == ("10.0.0.3", "10.0.0.2")
