@@ -119,7 +119,8 @@ def add_job_parser(sub) -> list[argparse.ArgumentParser]:
     reg.add_argument("id", nargs="?", help="job id (1-64 of A-Z a-z 0-9 . _ -)")
     reg.add_argument("--file", "-f", metavar="FILE",
                      help="the job as YAML or JSON ('-' for stdin), instead of the flags")
-    reg.add_argument("--members", metavar="IP,IP,...", help="member hosts in rank order")
+    reg.add_argument("--members", metavar="IP,IP,...", help="member hosts in rank order: "
+                     "IPv4 addresses, or SERVER:RAIL for a configured server's NIC")
     reg.add_argument("--pattern", choices=PATTERNS, help="communication pattern")
     reg.add_argument("--pairs", metavar="S:D,S:D", help="rank pairs (pattern pairs)")
     reg.add_argument("--transport", choices=TRANSPORTS, default="any",

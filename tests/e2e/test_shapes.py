@@ -2,11 +2,13 @@
 and 2 spines, under 2 spine planes of 2 super-spines): roles, pods and spine planes
 found from the wiring; every pair reachable; a spine-to-super-spine link cut under an
 inter-pod ping is skipped by the switches; a controller restart re-installs nothing.
-Two planes under one controller. (The cases: tests/unit/test_three_tier.py, on the fake
-data plane.)"""
+Two planes under one controller. A rail-optimized group of servers. (The cases:
+tests/unit/test_three_tier.py and test_servers.py, and the fleet's
+tests/e2e/test_fleet_servers.py.)"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -114,3 +116,31 @@ def test_two_planes_under_one_controller(controller_factory):
             client.drain_switch(1003)  # plane 2 keeps 1004, whatever plane 1 has left
         assert ping(h1, h2.IP(), count=5, interval=0.05) == 5
         assert ping(h3, h4.IP(), count=5, interval=0.05) == 5
+
+
+def test_a_rail_optimized_group_keeps_same_rail_traffic_on_its_leaf(controller_factory,
+                                                                   tmp_path):
+    """Two servers with a NIC on each of two leaves (rail 0 on l1, rail 1 on l2), named
+    by a numbering rule: the rail check passes, and traffic between the same rail of
+    the two servers never reaches a spine, where another rail's does."""
+    spec = FabricSpec(spines=2, leaves=2, hosts_per_leaf=2, bw=10)
+    cfg = tmp_path / "rails.yaml"
+    cfg.write_text(json.dumps({"server_rule": {"servers": 2, "rails": 2,
+                                               "first": "10.0.0.1", "name": "gpu{n}"}}))
+    ctl = controller_factory("--config", str(cfg))
+    with running_fabric(ctl, spec) as (net, _):
+        h1, h2, h3 = net.get("h1", "h2", "h3")  # gpu1 rail 0, gpu2 rail 0, gpu1 rail 1
+        assert replies_from(h1, [h2.IP(), h3.IP()]) == {h2.IP(): 1, h3.IP(): 1}
+        with ctl.client() as client:
+            assert wait_until(lambda: len(client.topology().server_nics) == 4 and all(
+                n.state == "ok" for n in client.topology().server_nics), timeout=5)
+            assert client.topology().warnings == []
+
+        def spines_tx() -> int:
+            return sum(tx_packets(s, p) for s in ("s1", "s2") for p in (1, 2))
+
+        before = spines_tx()
+        assert ping(h1, h2.IP(), count=50, interval=0.01) == 50  # gpu1:0 <-> gpu2:0
+        assert spines_tx() - before < 10  # (LLDP only: a probe a second per port)
+        assert ping(h1, h3.IP(), count=50, interval=0.01) == 50  # gpu1:0 -> gpu1:1
+        assert spines_tx() - before >= 100  # (echo and reply, each over a spine)
