@@ -2,7 +2,9 @@
 
 A real fabricd (one process, its own OpenFlow and API ports) against a fleet of fake
 OpenFlow 1.3 switches (tests/fakes, docs/fleet.md), each on its own TCP session and
-cabled as a two-tier Clos. For each size it measures, on this machine:
+cabled as a two-tier Clos (``SxL``: S spines, L leaves) or a three-tier one (``PpSxL/X``:
+P pods of S spines and L leaves, under S spine planes of X super-spines). For each size
+it measures, on this machine:
 
 - connect to every link discovered, and connect to every switch synced (each fake holds
   exactly the entries, groups and meters the controller wants, read from the fake's own
@@ -22,7 +24,7 @@ A size that does not get there within its time limit is reported with how far it
 (links found, switches synced) rather than dropped. Results go to
 bench/results/scale.json and docs/bench-scale.md.
 
-  python -m bench.scale [--sizes 4x96,16x304,16x984] [--window 20] [--limit 300]
+  python -m bench.scale [--sizes 4x96,16x304,16x984,16p8x48/4] [--window 20] [--limit 300]
                         [--hosts-per-leaf 2] [--setup-rates 1000,5000]
 """
 
@@ -32,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
@@ -46,7 +49,7 @@ from mininet_topos.controller_proc import FabricdProcess
 from tests.e2e.fleet_support import drift, links_of
 from tests.fakes.fleet import Fleet
 from tests.fakes.hosts import HostNet
-from tests.fakes.layout import spine_leaf
+from tests.fakes.layout import Layout, spine_leaf, three_tier
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -152,22 +155,44 @@ def timed(fn: Callable[[], object], n: int = 5) -> dict[str, float]:
 
 
 # --- one size ---------------------------------------------------------------------------------
-def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path,
+SIZE = re.compile(r"^(?:(\d+)p)?(\d+)x(\d+)(?:/(\d+))?$")
+
+
+def parse_size(text: str) -> tuple[int, int, int, int]:
+    """``SxL`` or ``PpSxL/X`` -> (pods, spines, leaves, super-spines per spine plane);
+    ValueError if it is neither."""
+    m = SIZE.match(text.strip())
+    if m is None:
+        raise ValueError(text)
+    pods, spines, leaves, supers = (int(g) if g else 0 for g in m.groups())
+    if (pods > 0) != (supers > 0) or min(spines, leaves) < 1 or pods == 1:
+        raise ValueError(text)
+    return pods, spines, leaves, supers
+
+
+def layout_of(size: str, hosts_per_leaf: int) -> Layout:
+    pods, spines, leaves, supers = parse_size(size)
+    if pods:
+        return three_tier(pods, spines, leaves, supers, hosts_per_leaf)
+    return spine_leaf(spines, leaves, hosts_per_leaf)
+
+
+def measure(name: str, window: float, limit: float, workdir: Path,
             hosts_per_leaf: int = 2, setup_rates: tuple[float, ...] = (1000.0, 5000.0)
             ) -> dict:
-    lay = spine_leaf(spines, leaves, hosts_per_leaf)
+    lay = layout_of(name, hosts_per_leaf)
     want = lay.directed_links()
-    name = f"{spines}x{leaves}"
-    cfg = workdir / f"fabricd-{name}.yaml"
+    file = name.replace("/", "-")
+    cfg = workdir / f"fabricd-{file}.yaml"
     # QoS off (no queues to make), its OVSDB pointed nowhere: nothing on the machine is
     # touched; the API's deadline long enough for a thousand switches' answers
     cfg.write_text(json.dumps({"qos": {"enabled": False,
                                        "ovsdb": f"unix:{workdir}/no-ovsdb.sock"}}))
-    ctl = FabricdProcess(workdir / f"fabricd-{name}.log",
+    ctl = FabricdProcess(workdir / f"fabricd-{file}.log",
                          extra_args=["--no-qos", "--config", str(cfg)])
-    row: dict = {"fabric": name, "spines": spines, "leaves": leaves,
-                 "switches": spines + leaves, "link_directions": len(want),
-                 "hosts": hosts_per_leaf * leaves}
+    row: dict = {"fabric": name, "spines": len(lay.spines), "leaves": len(lay.leaves),
+                 "super_spines": len(lay.supers), "switches": len(lay.dpids),
+                 "link_directions": len(want), "hosts": hosts_per_leaf * len(lay.leaves)}
     ctl.start()
     pid = ctl.proc.pid
     hosts = HostNet(lay)
@@ -181,6 +206,7 @@ def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path
             row["discovered_s"], row["links_found"] = wait_links(c, want, limit, t0)
             synced, row["switches_synced"], row["sync_problems"] = wait_synced(
                 c, fleet, lay.dpids, limit, t0)
+            row["roles_right"] = roles_right(c, lay)
             row["synced_s"] = synced
             after = scrape(ctl)
             row["bring_up"] = {
@@ -207,6 +233,16 @@ def measure(spines: int, leaves: int, window: float, limit: float, workdir: Path
         fleet.close()
         row["exit_code"] = ctl.stop(timeout=30)
     return row
+
+
+def roles_right(client, lay: Layout) -> bool:
+    """Every switch has the role its place in the wiring gives it."""
+    want = ({d: "spine" for d in lay.spines} | {d: "leaf" for d in lay.leaves}
+            | {d: "super-spine" for d in lay.supers})
+    try:
+        return {s.dpid: s.role for s in client.topology().switches} == want
+    except grpc.RpcError:
+        return False
 
 
 def steady(ctl: FabricdProcess, pid: int, window: float) -> dict:
@@ -268,6 +304,11 @@ def _f(v, unit: str = "", scale: float = 1.0) -> str:
     return f"{v:.0f}{unit}" if abs(v) >= 100 or float(v).is_integer() else f"{v:.1f}{unit}"
 
 
+def _roles(row: dict) -> str:
+    got = row.get("roles_right")
+    return "-" if got is None else "right" if got else "wrong"
+
+
 def _per_leaf(rows: list[dict]) -> str:
     return "/".join(sorted({str(r.get("hosts", 0) // r["leaves"]) for r in rows}))
 
@@ -280,13 +321,16 @@ def write_docs(result: dict, path: Path) -> None:
         "Generated by `python -m bench.scale` (raw figures: `bench/results/scale.json`).",
         f"Machine: {result['machine']}. One fabricd against a fleet of fake OpenFlow 1.3",
         "switches (docs/fleet.md) in one process on the same machine, each switch on its own",
-        f"TCP session, two-tier Clos with {_per_leaf(rows)} fake hosts behind each leaf, QoS off,",
-        "TE on. Times are from the fleet connecting all",
-        "at once; \"synced\": every switch holds exactly what fabricd wants, nothing pending.",
+        f"TCP session, with {_per_leaf(rows)} fake hosts behind each leaf, QoS off, TE on.",
+        "Fabrics: SxL is two tiers (S spines, L leaves); PpSxL/X is three (P pods of S",
+        "spines and L leaves, under S spine planes of X super-spines; roles: whether every",
+        "switch was given the role its place gives it). Times are from the fleet connecting",
+        "all at once; \"synced\": every switch holds exactly what fabricd wants, nothing",
+        "pending.",
         "",
-        "| fabric | switches | link directions | discovered | synced | bring-up CPU s "
+        "| fabric | switches | link directions | discovered | synced | roles | bring-up CPU s "
         "| bring-up flow/group-mods |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["bring_up"]
@@ -296,7 +340,7 @@ def write_docs(result: dict, path: Path) -> None:
                f"not in {limit:.0f} s ({r['switches_synced']} synced)")
         lines.append(
             f"| {r['fabric']} | {r['switches']} | {r['link_directions']} | {disc} | {syn} "
-            f"| {_f(b['cpu_s'])} | {_f(b['messages'].get('flow_mod'))} / "
+            f"| {_roles(r)} | {_f(b['cpu_s'])} | {_f(b['messages'].get('flow_mod'))} / "
             f"{_f(b['messages'].get('group_mod'))} |")
     lines += ["", "Once synced: steady state over "
               f"{result['window_s']:.0f} s, then every session dropped and reopened at once "
@@ -344,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default=DEFAULT_SIZES,
-                    help=f"spines x leaves, comma-separated (default {DEFAULT_SIZES})")
+                    help="SPINESxLEAVES (two tiers) or PODSpSPINESxLEAVES/SUPERS (three "
+                         f"tiers), comma-separated (default {DEFAULT_SIZES})")
     ap.add_argument("--window", type=float, default=20.0,
                     help="steady-state window, seconds (default 20)")
     ap.add_argument("--limit", type=float, default=300.0,
@@ -359,12 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench/results/scale.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs/bench-scale.md"))
     args = ap.parse_args(argv)
+    sizes = [s.strip() for s in args.sizes.split(",")]
     try:
-        sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
-        if any(len(s) != 2 or min(s) < 1 for s in sizes):
-            raise ValueError
-    except ValueError:
-        ap.error(f"--sizes wants SPINESxLEAVES[,...], got {args.sizes!r}")
+        for size in sizes:
+            parse_size(size)
+    except ValueError as exc:
+        ap.error(f"--sizes wants SPINESxLEAVES or PODSpSPINESxLEAVES/SUPERS[,...] "
+                 f"(e.g. 4x96,8p4x24/2), got {exc}")
     try:
         rates = tuple(float(x) for x in args.setup_rates.split(",") if x.strip())
         if any(r <= 0 for r in rates) or args.hosts_per_leaf < 0:
@@ -376,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aifabric-bench-scale-") as tmp:
         workdir = Path(args.logs or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        for spines, leaves in sizes:
-            rows.append(measure(spines, leaves, args.window, args.limit, workdir,
+        for size in sizes:
+            rows.append(measure(size, args.window, args.limit, workdir,
                                 args.hosts_per_leaf, rates))
     result = {"machine": f"{platform.node()}, {os.cpu_count()} cores",
               "limit_s": args.limit, "window_s": args.window, "sizes": rows}
