@@ -268,7 +268,7 @@ class Discovery:
         """An LLDP frame arrived: a link, if it passes every check."""
         try:
             probe = parse_lldp(payload, self.secret, now,
-                               max_age=max(2.0, 2 * self.lldp_interval))
+                               max_age=max(self.link_timeout, 2 * self.lldp_interval))
         except FrameError as exc:
             self._count("rejected_lldp")
             self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
