@@ -187,6 +187,9 @@ class StaticHostConfig(Strict):
         return v.lower()
 
 
+MAX_NICS = 16_384  # servers' NICs in all (a 16k-GPU cluster; each is a row of GetTopology)
+
+
 class ServerConfig(Strict):
     """A server and its NICs, one per rail (rail-optimized: NIC r on rail r's leaves)."""
 
@@ -211,7 +214,7 @@ class ServerRuleConfig(Strict):
     """Servers numbered by their addresses: NIC r of server n (from 1) is ``first`` +
     (n - 1) x ``server_stride`` + r x ``rail_stride``, named ``name`` with {n}."""
 
-    servers: int = Field(ge=1, le=100_000, description="how many servers")
+    servers: int = Field(ge=1, le=16_384, description="how many servers")
     rails: int = Field(ge=1, le=64, description="NICs (rails) per server")
     first: str = Field(description="the address of server 1's NIC on rail 0")
     server_stride: int = Field(1, ge=1, description="addresses from a server's NIC to "
@@ -236,10 +239,15 @@ class ServerRuleConfig(Strict):
 
     @model_validator(mode="after")
     def _valid(self) -> ServerRuleConfig:
+        if self.servers * self.rails > MAX_NICS:
+            raise ValueError(f"{self.servers} servers of {self.rails} NICs is over the "
+                             f"limit of {MAX_NICS} NICs")
         try:
             ipaddress.IPv4Address(self.first)
             names = self.expand()
-        except (ValueError, KeyError, IndexError) as exc:
+        except (KeyError, IndexError) as exc:
+            raise ValueError(f"name {self.name!r} may use {{n}} only, not {exc}") from None
+        except ValueError as exc:
             raise ValueError(str(exc)) from None
         if len({s.name for s in names}) != len(names):
             raise ValueError(f"name {self.name!r} gives the servers the same name: "
@@ -352,10 +360,13 @@ class FabricdConfig(Strict):
 
     @model_validator(mode="after")
     def _servers_apart(self) -> FabricdConfig:
-        """No two servers share a name or a NIC."""
+        """No two servers share a name or a NIC; NICs within the limit."""
         names: set[str] = set()
         nics: dict[str, str] = {}
-        for s in self.all_servers():
+        servers = self.all_servers()
+        if sum(len(s.nics) for s in servers) > MAX_NICS:
+            raise ValueError(f"servers: more than {MAX_NICS} NICs in all")
+        for s in servers:
             if s.name in names:
                 raise ValueError(f"servers: two servers named {s.name!r}")
             names.add(s.name)

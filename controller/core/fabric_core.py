@@ -337,6 +337,7 @@ class FabricCore:
             {d: len(fab.edge_ports(d)) for d in ranked if fab.is_connected(d)},
             overrides,
             self._roles,
+            hosted,
         )
         result = replace(result, roles={d: result.roles[d] for d in ranked})
         self._warnings = result.warnings + tuple(cabling_warnings(self.settings.cabling, cables))

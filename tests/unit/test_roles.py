@@ -180,3 +180,34 @@ def test_super_spine_override():
     res = infer_roles(leaves + spines + supers, cables, {}, {1001: SUPER_SPINE})
     assert res.roles[1001] == SUPER_SPINE
     assert all(res.roles[s] == SPINE for s in spines)
+
+
+def test_a_spine_whose_links_are_still_being_found_does_not_make_a_leaf_a_super_spine():
+    """Spine 3 connected late: its only link found yet is to leaf 13, which has no
+    hosts (servers off). 13 is no super-spine: spine 3 is in no pod yet."""
+    cables = clos([1, 2], [11, 12, 13]) + [cable(13, 5, 3, 3)]
+    res = infer_roles([1, 2, 3, 11, 12, 13], cables, {11: 1, 12: 1})
+    assert res.roles == {1: SPINE, 2: SPINE, 3: SPINE, 11: LEAF, 12: LEAF, 13: LEAF}
+
+
+def test_a_super_spine_with_a_port_facing_a_router_stays_a_super_spine():
+    """Super-spine 1001 has an up port with no link (an uplink to a border router):
+    with hosts learnt on the leaves, it still joins two pods."""
+    leaves, spines, supers, cables = three_tier()
+    edges = {d: 1 for d in leaves} | {1001: 1}
+    res = infer_roles(leaves + spines + supers, cables, edges, hosted=leaves)
+    assert res.roles[1001] == SUPER_SPINE and res.warnings == ()
+
+
+def test_a_pod_whose_leaves_lost_their_sessions_keeps_its_super_spines():
+    """Pod 2's leaves are disconnected (no port counts), their hosts still known; or,
+    after a restart, no host is known yet and the super-spines' previous role (read
+    back from what they hold) says they are above the leaves."""
+    leaves, spines, supers, cables = three_tier()
+    pod1 = [d for d in leaves if d < 200]
+    res = infer_roles(leaves + spines + supers, cables, {d: 1 for d in pod1}, hosted=leaves)
+    assert {d for d, r in res.roles.items() if r == SUPER_SPINE} == set(supers)
+    res = infer_roles(leaves + spines + supers, cables, {},
+                      previous={d: SPINE for d in spines + supers})
+    assert {d for d, r in res.roles.items() if r == SUPER_SPINE} == set(supers)
+    assert {d for d, r in res.roles.items() if r == LEAF} == set(leaves)

@@ -22,6 +22,9 @@ from controller.core.fabric.ratelog import RateLimitedLog
 from controller.core.model.fabric_model import Fabric, Link, LinkEnd, Port
 
 log = logging.getLogger("aifabric.core")
+# a probe is accepted while the link it confirms would live (link_timeout), but never
+# older than this: a replayed probe is good for no longer
+MAX_PROBE_AGE = 10.0
 
 # a switch whose neighbours have not all found their links yet is settled anyway after
 # this many settle times (one whose session flaps from the start holds nobody back)
@@ -268,7 +271,8 @@ class Discovery:
         """An LLDP frame arrived: a link, if it passes every check."""
         try:
             probe = parse_lldp(payload, self.secret, now,
-                               max_age=max(self.link_timeout, 2 * self.lldp_interval))
+                               max_age=max(min(self.link_timeout, MAX_PROBE_AGE),
+                                           2 * self.lldp_interval))
         except FrameError as exc:
             self._count("rejected_lldp")
             self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,

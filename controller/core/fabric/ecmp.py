@@ -69,6 +69,7 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
     # destination (known per destination below): the same for every destination
     own = {s: () if s in view.drained_switches else
            tuple(p for p in uplinks[s] if (leaf, p) not in drained) for s in spines}
+    three_tiers = bool(view.tiers_above[0])
 
     def key(dest: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(the spines that reach ``dest``, those with no way on to it in service)"""
@@ -76,6 +77,9 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
         via = tuple(s for s in spines if s in reaching)
         if not view.draining:
             return (via, ())
+        if not three_tiers:  # (a spine's way on is its links to dest)
+            return (via, tuple(s for s in via if all((s, p) in drained
+                                                     for p in towards.get((s, dest), ()))))
         return (via, tuple(s for s in via if not view.serves(s, dest) and not any(
             view.in_service(s, x) and view.serves(x, dest) for x in view.onward(s, dest)
             if x != dest)))
@@ -92,19 +96,21 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
         return tuple(Bucket((("output", p),), 1, p) for p in ports)
 
     key_of: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # route id -> key
-    # (without drains a destination's key depends only on the spines that reach it,
-    # which most destinations share: worked out once per set of them)
-    by_reach: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    # (a destination's key depends only on the spines that reach it, which most
+    # destinations share, and with drained switches on those with a link to it (a pod's
+    # leaves share them): worked out once per set of them; with drained links, per
+    # destination)
+    memo: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
     for dest, rid in view.group_ids.items():
         if dest == leaf:
             continue
-        if view.draining:
+        if drained:
             key_of[rid] = key(dest)
             continue
-        reach = view.reach(dest)[0]
-        k = by_reach.get(reach)
+        by = view.reached_by.get(dest, ()) if view.draining else view.reach(dest)[0]
+        k = memo.get(by)
         if k is None:
-            k = by_reach[reach] = key(dest)
+            k = memo[by] = key(dest)
         key_of[rid] = k
     gid_of = shared_group_ids(set(key_of.values()))
     groups = [GroupRule(gid, "select", buckets(key))
@@ -163,7 +169,7 @@ def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
     (:func:`_spread`). A spine sends what reaches it down its own links, drained or
     not: nothing in flight is lost."""
     groups = []
-    memo: dict[tuple[int, ...], tuple[Bucket, ...]] = {}  # super-spines -> buckets
+    memo: dict[tuple, tuple[Bucket, ...]] = {}  # super-spines (, and more) -> buckets
     repeat = _spread(view, spine)
     for dest, gid in sorted(view.group_ids.items()):
         ports = view.ports_towards(spine, dest)
@@ -171,8 +177,12 @@ def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
             buckets = _buckets(ports)
         elif view.draining:  # (the super-spines whose ways down are in service first)
             up = view.onward(spine, dest)
-            buckets = _buckets(view.next_ports(
-                spine, up, [x for x in up if view.serves(x, dest)]), repeat)
+            # (without drained links that depends on the spines with a link to dest)
+            memo_key = (up, dest if view.drained_ends else view.reached_by.get(dest, ()))
+            buckets = memo.get(memo_key)
+            if buckets is None:
+                buckets = memo[memo_key] = _buckets(view.next_ports(
+                    spine, up, [x for x in up if view.serves(x, dest)]), repeat)
         else:
             up = view.onward(spine, dest)
             buckets = memo.get(up)
@@ -195,7 +205,7 @@ DP_HASH_SLOTS = 64  # (beyond that many buckets OVS hashes another way)
 def _spread(view: FabricView, spine: int) -> int:
     """How many times a spine repeats each up-bucket: as many as the spines its leaves
     spread over (1 when that would make too many buckets for OVS's dp_hash)."""
-    ups = len(view.tiers_above[0].get(spine, ()))
+    ups = sum(len(view.ports_towards(spine, x)) for x in view.tiers_above[0].get(spine, ()))
     if not ups:
         return 1
     leaves = [d for d in view.reached_by.get(spine, ()) if view.roles.get(d) == LEAF]
@@ -210,10 +220,10 @@ def super_spine_groups(view: FabricView, dpid: int) -> list[GroupRule]:
     memo: dict[tuple[int, ...], tuple[Bucket, ...]] = {}  # spines -> buckets
     for dest, gid in sorted(view.group_ids.items()):
         down = view.down_to(dpid, dest)
-        if view.draining:  # (the spines whose links to the leaf are in service first)
+        if view.drained_ends:  # (the spines whose links to the leaf are in service first)
             buckets = _buckets(view.next_ports(
                 dpid, down, [s for s in down if view.serves(s, dest)]))
-        else:
+        else:  # (drained switches are among ``down``: the same for the same spines)
             buckets = memo.get(down)
             if buckets is None:
                 buckets = memo[down] = _buckets(view.next_ports(dpid, down))

@@ -12,7 +12,7 @@ plane on every server) are *planes*: each is judged on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -50,11 +50,14 @@ def infer_roles(
     edge_port_count: Mapping[int, int],
     overrides: Mapping[int, str] | None = None,
     previous: Mapping[int, str] | None = None,
+    hosted: Collection[int] = (),
 ) -> RoleResult:
     """Assign a role to each switch and list what makes the wiring not a clean Clos.
 
     A switch with no usable link keeps its ``previous`` role (a spine whose links are
-    all down is still a spine), or is taken for a leaf if it never had one.
+    all down is still a spine), or is taken for a leaf if it never had one. ``hosted``:
+    switches where hosts were learnt (leaves for sure; a port with no link may face
+    anything: a router, a switch not under this controller).
     """
     overrides = dict(overrides or {})
     previous = dict(previous or {})
@@ -68,7 +71,7 @@ def infer_roles(
     comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
     for plane, nodes in enumerate(comps, start=1):
         comp = graph.subgraph(nodes)
-        found = _component_roles(comp, edge_port_count, overrides, previous)
+        found = _component_roles(comp, edge_port_count, overrides, previous, set(hosted))
         found.update({d: r for d, r in overrides.items() if d in found})
         roles.update(found)
         places.update(_places(comp, found, plane))
@@ -80,28 +83,35 @@ def _component_roles(
     edge_port_count: Mapping[int, int],
     overrides: Mapping[int, str],
     previous: Mapping[int, str],
+    hosted: set[int],
 ) -> dict[int, str]:
     nodes = sorted(comp.nodes)
     if len(nodes) == 1:
         return {nodes[0]: overrides.get(nodes[0], previous.get(nodes[0], LEAF))}
 
-    def hosted(d: int) -> bool:  # a leaf by its host ports, or by the operator's word
-        return overrides.get(d) == LEAF or (
-            edge_port_count.get(d, 0) > 0 and overrides.get(d) in (None, LEAF))
+    def above(d: int) -> bool:  # judged a spine or super-spine before (or after a restart)
+        return previous.get(d) in (SPINE, SUPER_SPINE)
 
+    # leaves for sure: hosts learnt there, or the operator's word; by their host ports
+    # alone (a port with no link may face a router), unless they were above before
+    strong = {d for d in nodes if overrides.get(d) == LEAF
+              or (d in hosted and overrides.get(d) is None)}
+    weak = {d for d in nodes if edge_port_count.get(d, 0) > 0 and overrides.get(d) is None
+            and not above(d)} - strong
     if nx.is_bipartite(comp):
         side_a = set(nx.bipartite.sets(comp)[0])
         side_b = set(nodes) - side_a
         spines = _pick_spine_side(side_a, side_b, edge_port_count, overrides)
         lower = set(nodes) - spines
-        known = {d for d in lower if hosted(d)}
-        if not known:  # nothing tells leaves from super-spines: two tiers
-            return {d: SPINE if d in spines else LEAF for d in nodes}
+        strong &= lower
+        weak &= lower
+        if not (strong or weak or any(above(d) for d in lower)):
+            return {d: SPINE if d in spines else LEAF for d in nodes}  # (two tiers)
     else:
         # Not bipartite (a cable inside a tier): leaves by their host ports, spines
         # next to them; a switch wired to more of those than to leaves is above them
         # (a super-spine with a stray cable to a leaf).
-        known = {d for d in nodes if hosted(d)}
+        known = strong | weak
         if not known:
             return {d: SPINE for d in nodes}
         near = {d for d in nodes if d not in known and any(n in known for n in comp[d])}
@@ -109,19 +119,27 @@ def _component_roles(
                   <= sum(n in known for n in comp[d])}
         lower = set(nodes) - spines
     roles = {d: SPINE for d in spines}
-    roles.update(_leaves_or_supers(comp, lower, known, spines))
+    roles.update(_leaves_or_supers(comp, lower, strong, weak, spines, previous))
     return roles
 
 
-def _leaves_or_supers(comp: nx.Graph, lower: set[int], known: set[int],
-                      spines: set[int]) -> dict[int, str]:
-    """Leaves and super-spines among ``lower``: a switch without host ports that joins
-    spines of two pods or more is a super-spine, else a leaf without hosts."""
-    pod_of = _pods_of_spines(comp, known, spines)
+def _leaves_or_supers(comp: nx.Graph, lower: set[int], strong: set[int], weak: set[int],
+                      spines: set[int], previous: Mapping[int, str]) -> dict[int, str]:
+    """Leaves and super-spines among ``lower``. Pods are the spines that share a leaf
+    (``strong`` ones where there are, else those with host ports); a switch that joins
+    spines of two pods or more is a super-spine, even with a port of no link, unless
+    hosts were learnt there; a switch judged above the leaves before stays so while
+    nothing says otherwise; the rest are leaves (with no hosts yet, some)."""
+    pod_of = _pods_of_spines(comp, strong or weak, spines)
     out = {}
     for d in lower:
-        pods = {pod_of[n] for n in comp[d] if n in spines}
-        out[d] = SUPER_SPINE if d not in known and len(pods) >= 2 else LEAF
+        pods = {pod_of[n] for n in comp[d] if n in pod_of}
+        if d in strong or (d in weak and not strong):
+            out[d] = LEAF
+        elif len(pods) >= 2 or (previous.get(d) in (SPINE, SUPER_SPINE) and d not in weak):
+            out[d] = SUPER_SPINE
+        else:
+            out[d] = LEAF
     supers = [d for d, r in out.items() if r == SUPER_SPINE]
     if not supers:
         return out
@@ -132,27 +150,28 @@ def _leaves_or_supers(comp: nx.Graph, lower: set[int], known: set[int],
     for x in supers:
         plane_of.union(x, *(n for n in comp[x] if n in spines))
     planes_of_pod: dict[int, set] = {}
-    for s in below:
+    for s in below & set(pod_of):
         planes_of_pod.setdefault(pod_of[s], set()).add(plane_of[s])
-    for d in sorted(lower - known):
+    for d in sorted(lower - strong - weak):
         up = [n for n in comp[d] if n in spines]
-        if (out[d] == LEAF and up and all(n in below for n in up)
+        if (out[d] == LEAF and up and all(n in below and n in pod_of for n in up)
                 and len({pod_of[n] for n in up}) == 1
                 and len({plane_of[n] for n in up}) == 1
-                and len(planes_of_pod[pod_of[up[0]]]) >= 2):
+                and len(planes_of_pod.get(pod_of[up[0]], ())) >= 2):
             out[d] = SUPER_SPINE
     return out
 
 
 def _pods_of_spines(comp: nx.Graph, leaves: Iterable[int], spines: set[int]) -> dict[int, int]:
-    """spine -> a pod key: spines that share a leaf (directly or through others) share
-    a pod; a spine with no known leaf is a pod of its own."""
-    pods = nx.utils.UnionFind(spines)
+    """spine -> a pod key, for the spines with a leaf of ``leaves``: spines that share a
+    leaf (directly or through others) share a pod. (A spine with none is in no pod yet:
+    a new spine, or one whose links are still being found, says nothing.)"""
+    pods = nx.utils.UnionFind()
     for leaf in leaves:
         up = [n for n in comp[leaf] if n in spines]
         if up:
             pods.union(*up)
-    return {s: pods[s] for s in spines}
+    return {s: pods[s] for s in spines if s in pods.parents}
 
 
 def _pick_spine_side(
