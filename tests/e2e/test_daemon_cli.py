@@ -83,7 +83,7 @@ def test_running_daemon_serves_health_reflection_and_status(controller_factory):
     res = run([*FABRICCTL, "--server", ctl.grpc_addr, "--json", "topology"])
     topo = json.loads(res.stdout)
     stamped = topo.pop("generated_at")  # (when the snapshot was taken)
-    assert topo == {"switches": [], "links": [], "hosts": [], "warnings": []}
+    assert topo == {"switches": [], "links": [], "hosts": [], "warnings": [], "server_nics": []}
     assert abs(stamped - time.time()) < 60
     with grpc.insecure_channel(ctl.grpc_addr) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)

@@ -40,7 +40,7 @@ def test_2x4_discovery_hosts_and_all_pairs(fabric_2x4, tmp_path):
     topo = json.loads(subprocess.run(
         [sys.executable, "-m", "controller.cli.fabricctl", "--server", ctl.grpc_addr, "topology",
          "--json"], capture_output=True, text=True, check=True).stdout)
-    assert set(topo) == {"switches", "links", "hosts", "warnings", "generated_at"}
+    assert set(topo) == {"switches", "links", "hosts", "warnings", "generated_at", "server_nics"}
     hosts = {h["mac"]: (h["ip"], h["dpid"], h["port"]) for h in topo["hosts"]}
     for n, host in enumerate(net.hosts, 1):
         leaf = spec.leaf_dpids()[spec.host_leaf(n) - 1]
