@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--planes", type=int, default=1,
                    help="this many disconnected fabrics of that shape, as servers with "
                         "a NIC per plane are wired (each plane its own hosts; default 1)")
+    p.add_argument("--rails", action="store_true",
+                   help="a rail-optimized group: each leaf a rail, host k of every leaf a "
+                        "NIC of server k (the fabricd started here is told so; see "
+                        "fabricctl servers)")
     p.add_argument("--supers", type=int, default=0,
                    help="three tiers: super-spines per spine plane (needs --pods 2 or "
                         "more; default 0)")
@@ -94,9 +99,26 @@ def planes_apart(spec: FabricSpec, names: list[str]) -> set[tuple[str, str]]:
     return {(a, b) for a in names for b in names if plane[a] != plane[b]}
 
 
+def rails_config(spec: FabricSpec) -> dict:
+    """fabricd's configuration for a rail-optimized group: every leaf a rail, and host
+    k of every leaf a NIC of server k (hosts are numbered leaf by leaf, 10.0.0.1 on)."""
+    if spec.n_leaves > 64:
+        raise SystemExit(f"aifabric-mininet: error: --rails makes a rail of each leaf: "
+                         f"{spec.n_leaves} leaves is over 64 rails")
+    if spec.hosts_per_leaf < 1:
+        raise SystemExit("aifabric-mininet: error: --rails needs --hosts-per-leaf 1 or more")
+    return {"server_rule": {"servers": spec.hosts_per_leaf, "rails": spec.n_leaves,
+                            "first": "10.0.0.1", "name": "server{n}"}}
+
+
 def _start_fabricd(stack: ExitStack, args, extra: list[str]) -> FabricdProcess:
     # not in /tmp: Mininet's clean-up (mn -c) deletes /tmp/*.log
     log = args.log or tempfile.mktemp(prefix="aifabric-fabricd-", suffix=".log", dir="/var/tmp")
+    if args.rails:
+        cfg = Path(log).with_suffix(".rails.yaml")
+        cfg.write_text(json.dumps(rails_config(_spec(args))))
+        extra = [*extra, "--config", str(cfg)]
+        print(f"servers: host k of every leaf is a NIC of server k, rail = its leaf ({cfg})")
     ctl = FabricdProcess(log, extra_args=extra)
     print(f"starting fabricd (OpenFlow :{ctl.of_port}, API {ctl.grpc_addr}, log {log})")
     ctl.start()
@@ -121,7 +143,7 @@ def cmd_demo(args) -> int:
         t0 = time.monotonic()
         ok = reachability(net, count=1, timeout=2)
         elapsed = time.monotonic() - t0
-        for command in (["topology"], ["qos", "show"]):
+        for command in (["topology"], ["qos", "show"], *([["servers"]] if args.rails else [])):
             subprocess.run([sys.executable, "-m", "controller.cli.fabricctl", "--server",
                             ctl.grpc_addr, *command], check=False)
             print()
@@ -169,6 +191,9 @@ def cmd_run(args) -> int:
     spec = _spec(args)
     with ExitStack() as stack:
         controller = args.controller
+        if controller is not None and args.rails:
+            print("aifabric-mininet: --rails describes the servers to a fabricd started "
+                  "here; give yours servers: in its configuration", file=sys.stderr)
         if controller is None:
             extra = ["--link-speed", str(spec.bw)] if spec.bw else []
             controller = _start_fabricd(stack, args, extra).controller

@@ -49,3 +49,26 @@ def test_planes_repeat_the_shape_numbered_on():
 def test_impossible_shapes_are_refused(kw):
     with pytest.raises(ValueError):
         FabricSpec(**kw)
+
+
+def test_rails_make_each_leaf_a_rail_and_host_k_a_nic_of_server_k():
+    from controller.config import FabricdConfig
+    from mininet_topos.cli import rails_config
+
+    cfg = FabricdConfig.model_validate(rails_config(FabricSpec(2, 3, 2)))
+    assert {s.name: s.nics for s in cfg.all_servers()} == {
+        "server1": ["10.0.0.1", "10.0.0.3", "10.0.0.5"],  # h1, h3, h5: on l1, l2, l3
+        "server2": ["10.0.0.2", "10.0.0.4", "10.0.0.6"]}
+    with pytest.raises(SystemExit, match="over 64 rails"):
+        rails_config(FabricSpec(2, 65, 1))
+
+
+def test_a_three_tier_cabling_plan_is_checked_like_any_other():
+    from controller.core.model.cabling import cabling_warnings, make_cable
+    from controller.core.model.fabric_model import LinkEnd
+
+    lay = three_tier(2, 2, 2, 2, 1)
+    plan = [make_cable(LinkEnd(*a), LinkEnd(*b)) for a, b in lay.cables]
+    found = [c for c in plan if (c.a.dpid, c.b.dpid) != (1001, 3001)]
+    assert cabling_warnings(plan, found) == [
+        "missing link 1001:3 <-> 3001:1 (in the cabling plan, not found)"]
