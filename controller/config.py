@@ -204,9 +204,12 @@ class ServerConfig(Strict):
         out = []
         for i, nic in enumerate(v):
             try:
-                out.append(nic_key(nic))
+                key = nic_key(nic)
             except ValueError as exc:
                 raise ValueError(f"rail {i}: {exc}") from None
+            if not (unicast_mac(key) if ":" in key else host_address(key)):
+                raise ValueError(f"rail {i}: {nic} is not an address a host may own")
+            out.append(key)
         return out
 
 

@@ -67,6 +67,9 @@ def test_the_configuration_numbers_servers_by_rule_and_refuses_clashes():
             ({"servers": [{"name": "a", "nics": ["10.0.0.1"]},
                           {"name": "b", "nics": ["10.0.0.1"]}]}, "NIC 10.0.0.1 is server a"),
             ({"servers": [{"name": "a", "nics": ["nope"]}]}, "neither an IPv4 address"),
+            ({"servers": [{"name": "a", "nics": ["224.0.0.1"]}]}, "not an address a host"),
+            ({"servers": [{"name": "a", "nics": ["ff:ff:ff:ff:ff:ff"]}]},
+             "not an address a host"),
             ({"server_rule": {"servers": 2, "rails": 1, "first": "10.0.0.1",
                               "name": "x"}}, "the same name"),
             ({"server_rule": {"servers": 2, "rails": 2, "first": "255.255.255.254"}},
@@ -76,16 +79,20 @@ def test_the_configuration_numbers_servers_by_rule_and_refuses_clashes():
 
 
 def test_the_core_shows_each_nic_where_it_is_and_resolves_members():
-    fab = FakeFabric(2, 2, 3, settings=CoreSettings(servers=SERVERS))
+    by_mac = Server("gpu9", ("00:00:00:00:00:05",))  # (a NIC named by its MAC)
+    fab = FakeFabric(2, 2, 3, settings=CoreSettings(servers=SERVERS + (by_mac,)))
     fab.connect_all()
     hosts = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 5)}
     # gpu1's and gpu2's rail-0 NICs on leaf 2001; their rail-1 NICs on 2002, but one
     # cabled to 2001
-    for n, (leaf, port) in {1: (2001, 3), 2: (2001, 4), 3: (2002, 3), 4: (2001, 5)}.items():
+    hosts[5] = ("00:00:00:00:00:05", "10.0.0.5")
+    where = {1: (2001, 3), 2: (2001, 4), 3: (2002, 3), 4: (2001, 5), 5: (2002, 4)}
+    for n, (leaf, port) in where.items():
         fab.deliver(learn(fab, leaf, port, hosts[n]))
     snap = fab.core.snapshot(fab.now)
     state = {(r.server, r.rail): (r.dpid, r.state) for r in snap.server_nics}
     assert state[("gpu2", 1)] == (2001, "off-rail")
+    assert state[("gpu9", 0)][0] == 2002  # (found by its MAC)
     assert any(w.startswith("server gpu2 rail 1 NIC 10.0.0.4 is on leaf 2001") for w in
                snap.warnings)
     assert fab.core.job_members(["gpu1:1", "gpu2:0"]) == ("10.0.0.3", "10.0.0.2")

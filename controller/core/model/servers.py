@@ -57,6 +57,10 @@ def rail_check(servers: Iterable[Server], hosts: Iterable[Located]
                ) -> tuple[tuple[NicInfo, ...], tuple[str, ...]]:
     """Every NIC of every server where it is ("ok", "off-rail": on a leaf of another
     rail, "unseen": not in the host table), and a warning per NIC off its rail."""
+    servers = tuple(servers)
+    if not servers:  # (every topology snapshot asks: the host table is not read)
+        return (), ()
+    hosts = list(hosts)  # (read twice below)
     by_ip = {h.ip: h for h in hosts if h.ip}
     by_mac = {h.mac: h for h in hosts}
     hosts_at = {**by_mac, **by_ip}
