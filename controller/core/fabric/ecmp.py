@@ -169,25 +169,22 @@ def spine_groups(view: FabricView, spine: int) -> list[GroupRule]:
     (:func:`_spread`). A spine sends what reaches it down its own links, drained or
     not: nothing in flight is lost."""
     groups = []
-    memo: dict[tuple, tuple[Bucket, ...]] = {}  # super-spines (, and more) -> buckets
+    memo: dict[tuple, tuple[Bucket, ...]] = {}  # (super-spines, what else counts) -> buckets
     repeat = _spread(view, spine)
     for dest, gid in sorted(view.group_ids.items()):
         ports = view.ports_towards(spine, dest)
         if ports:
             buckets = _buckets(ports)
-        elif view.draining:  # (the super-spines whose ways down are in service first)
+        else:  # (first the super-spines whose ways down are in service: with drained
+            # switches that depends on the spines with a link to dest, with drained
+            # links on dest itself)
             up = view.onward(spine, dest)
-            # (without drained links that depends on the spines with a link to dest)
-            memo_key = (up, dest if view.drained_ends else view.reached_by.get(dest, ()))
-            buckets = memo.get(memo_key)
+            key = (up, dest if view.drained_ends else
+                   view.reached_by.get(dest, ()) if view.draining else ())
+            buckets = memo.get(key)
             if buckets is None:
-                buckets = memo[memo_key] = _buckets(view.next_ports(
+                buckets = memo[key] = _buckets(view.next_ports(
                     spine, up, [x for x in up if view.serves(x, dest)]), repeat)
-        else:
-            up = view.onward(spine, dest)
-            buckets = memo.get(up)
-            if buckets is None:
-                buckets = memo[up] = _buckets(view.next_ports(spine, up), repeat)
         groups.append(GroupRule(gid, "select", buckets))
     return groups
 
@@ -217,16 +214,16 @@ def super_spine_groups(view: FabricView, dpid: int) -> list[GroupRule]:
     """Groups of a super-spine: one per leaf (its id is the leaf's route id), over its
     links to the spines with a link to that leaf (:meth:`FabricView.next_ports`)."""
     groups = []
-    memo: dict[tuple[int, ...], tuple[Bucket, ...]] = {}  # spines -> buckets
+    memo: dict[tuple, tuple[Bucket, ...]] = {}  # (spines, what else counts) -> buckets
     for dest, gid in sorted(view.group_ids.items()):
         down = view.down_to(dpid, dest)
-        if view.drained_ends:  # (the spines whose links to the leaf are in service first)
-            buckets = _buckets(view.next_ports(
+        # (first the spines whose links to the leaf are in service: the same for the
+        # same spines, but with drained links)
+        key = (down, dest if view.drained_ends else ())
+        buckets = memo.get(key)
+        if buckets is None:
+            buckets = memo[key] = _buckets(view.next_ports(
                 dpid, down, [s for s in down if view.serves(s, dest)]))
-        else:  # (drained switches are among ``down``: the same for the same spines)
-            buckets = memo.get(down)
-            if buckets is None:
-                buckets = memo[down] = _buckets(view.next_ports(dpid, down))
         groups.append(GroupRule(gid, "select", buckets))
     return groups
 
