@@ -21,8 +21,9 @@ from controller.core.fabric.frames import (
 from controller.core.fabric_core import Effects, FabricCore
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
+from tests.fakes import layout
 
-SPINE0, LEAF0, SUPER0 = 1000, 2000, 3000
+SPINE0, LEAF0 = 1000, 2000
 SECRET = b"k" * 32
 
 
@@ -99,26 +100,21 @@ class FakeFabric:
 
 def three_tier(pods: int = 2, leaves: int = 2, spines: int = 2, supers: int = 2,
                hosts_per_leaf: int = 2, settings: CoreSettings | None = None) -> FakeFabric:
-    """A three-tier Clos, numbered as ``mininet_topos`` numbers one: ``pods`` pods of
-    ``leaves`` leaves (dpid 2000+n, n counted across pods) and ``spines`` spines
-    (1000+n), under ``spines`` spine planes of ``supers`` super-spines (3000+n). A leaf's
-    ports 1..spines go to its pod's spines, then its hosts; spine i of a pod has ports
-    1..leaves to the pod's leaves, then one per super-spine of plane i; a super-spine's
-    port p goes to pod p's spine."""
+    """A three-tier Clos, wired and numbered as the fleet's (and Mininet's) are
+    (:func:`tests.fakes.layout.three_tier`): ``pods`` pods of ``leaves`` leaves and
+    ``spines`` spines under ``spines`` spine planes of ``supers`` super-spines."""
+    return from_layout(layout.three_tier(pods, spines, leaves, supers, hosts_per_leaf),
+                       hosts_per_leaf, settings)
+
+
+def from_layout(lay: layout.Layout, hosts_per_leaf: int,
+                settings: CoreSettings | None = None) -> FakeFabric:
+    """A fake fabric wired as ``lay``."""
     fab = FakeFabric(0, 0, hosts_per_leaf, settings)
-    fab.spines = [SPINE0 + (p * spines) + i for p in range(pods) for i in range(1, spines + 1)]
-    fab.leaves = [LEAF0 + (p * leaves) + j for p in range(pods) for j in range(1, leaves + 1)]
-    fab.supers = [SUPER0 + (i * supers) + k for i in range(spines) for k in range(1, supers + 1)]
-    for p in range(pods):
-        for j in range(1, leaves + 1):
-            leaf = LEAF0 + p * leaves + j
-            fab.host_ports[leaf] = list(range(spines + 1, spines + hosts_per_leaf + 1))
-            for i in range(1, spines + 1):
-                fab.wire((leaf, i), (SPINE0 + p * spines + i, j))
-        for i in range(1, spines + 1):
-            for k in range(1, supers + 1):
-                fab.wire((SPINE0 + p * spines + i, leaves + k),
-                         (SUPER0 + (i - 1) * supers + k, p + 1))
+    fab.spines, fab.leaves, fab.supers = list(lay.spines), list(lay.leaves), list(lay.supers)
+    fab.host_ports = {d: list(p) for d, p in lay.host_ports.items()}
+    for a, b in lay.cables:
+        fab.wire(a, b)
     return fab
 
 
