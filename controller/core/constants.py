@@ -19,6 +19,8 @@ PRIO_QOS_CLASS = 500  # table 1: host-port classification (+0..3 by specificity)
 PRIO_QOS_DEFAULT = 400  # table 1: unclassified IP from host ports -> DSCP 0
 PRIO_QOS_QUEUE = 300  # table 1: DSCP -> set_queue, for the kernel datapath (every switch)
 PRIO_CLASSIFY_DEFAULT = 0  # table 1: everything else goes on to forwarding
+# (TE pins of flows between pods also sit in table 2 of their ingress spine, with the
+# same priorities: ahead of the host entries)
 PRIO_PIN_OPERATOR = 300  # table 4: flows pinned through the API (ports may be wildcards)
 PRIO_JOB = 250  # table 4: a registered job's host pairs (every connection between two)
 PRIO_PIN = 200  # table 4: flows placed by traffic engineering (exact 5-tuple)

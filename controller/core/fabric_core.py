@@ -428,9 +428,11 @@ class FabricCore:
 
     def pins(self, dpid: int, now: float) -> dict[tuple[int, int, Match], FlowRule] | None:
         """TE's entries (pins, jobs' pair entries: cookie kinds ``PIN_KINDS``) that a
-        settled leaf should hold, part of :meth:`desired`; None for a switch that holds
-        none (not a leaf, TE off) or is not settled (its whole state is planned)."""
-        if (self.traffic.te is None or self.role(dpid) != LEAF
+        settled leaf or spine (with three tiers) should hold, part of :meth:`desired`;
+        None for a switch that holds none (a super-spine, TE off) or is not settled
+        (its whole state is planned)."""
+        role = self.role(dpid)
+        if (self.traffic.te is None or role not in (LEAF, SPINE)
                 or not self.is_settled(dpid, now)):
             return None
         return self.traffic.pins_of(dpid)

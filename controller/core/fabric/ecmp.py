@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from controller.core import constants as C
 from controller.core.fabric.fabric_view import FabricView
-from controller.core.model.roles import LEAF, SPINE
+from controller.core.model.roles import LEAF, SPINE, SUPER_SPINE
 from controller.core.southbound.openflow import (
     Bucket,
     FlowRule,
@@ -233,19 +233,21 @@ def _buckets(ports, repeat: int = 1) -> tuple[Bucket, ...]:
     return tuple(Bucket((("output", p),), 1, p) for p in ports for _ in range(repeat))
 
 
-def uplinks(view: FabricView, leaf: int) -> list[tuple[int, int]]:
-    """(port, spine) of every uplink of a leaf, in service first."""
-    ups = [(lp, pd) for lp, pd, _ in view.adjacency.get(leaf, ())
-           if view.roles.get(pd) == SPINE]
-    return sorted(ups, key=lambda u: ((leaf, u[0]) in view.drained_ends
+def uplinks(view: FabricView, dpid: int) -> list[tuple[int, int]]:
+    """(port, switch above) of every uplink of a leaf (to spines) or a spine (to
+    super-spines), in service first."""
+    above = SPINE if view.roles.get(dpid) == LEAF else SUPER_SPINE
+    ups = [(lp, pd) for lp, pd, _ in view.adjacency.get(dpid, ())
+           if view.roles.get(pd) == above]
+    return sorted(ups, key=lambda u: ((dpid, u[0]) in view.drained_ends
                                       or u[1] in view.drained_switches, u))
 
 
-def uplink_groups(view: FabricView, leaf: int) -> list[GroupRule]:
-    """One fast-failover group per uplink, which TE pins output through: the uplink
-    itself while it is up, else the next live uplink (until the controller re-places
-    the flow, its packets keep moving)."""
-    ups = uplinks(view, leaf)
+def uplink_groups(view: FabricView, dpid: int) -> list[GroupRule]:
+    """One fast-failover group per uplink of a leaf or a spine, which TE pins output
+    through: the uplink itself while it is up, else the next live uplink (until the
+    controller re-places the flow, its packets keep moving)."""
+    ups = uplinks(view, dpid)
     groups = []
     for port, _ in sorted(ups):
         order = [port] + [p for p, _ in ups if p != port]

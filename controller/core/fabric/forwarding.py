@@ -210,6 +210,8 @@ def switch_base(view: FabricView, dpid: int) -> SwitchDesired:
         groups = super_spine_groups(view, dpid)
     else:
         groups = spine_groups(view, dpid)
+        if view.te:  # (with three tiers: TE pins between pods leave by these)
+            groups += uplink_groups(view, dpid)
     if view.qos is not None:
         flows += queue_rules(view.qos)
     return SwitchDesired.build(flows, groups, meters)

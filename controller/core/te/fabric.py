@@ -18,21 +18,22 @@ from collections.abc import Callable, Mapping
 from controller.core import constants as C
 from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition, NotFound
+from controller.core.model.roles import SPINE
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.southbound.openflow import FlowRule, Match
 from controller.core.te.admission import Admission, Admitted
-from controller.core.te.cookies import pin_cookie_fields, pin_rule
+from controller.core.te.cookies import pin_cookie_fields, pin_rule, spine_pin_rule
 from controller.core.te.derive import derive_topology, measured_loads
 from controller.core.te.engine import TrafficEngineer
-from controller.core.te.flows import FlowKey, flow_info
+from controller.core.te.flows import FlowKey, Move, flow_info, pinned_at
 from controller.core.te.job_book import JobBook, pair_of
 from controller.core.te.jobs import JobSpec
 from controller.core.te.mirroring import ClusterShare
 from controller.core.te.pins import SharedPins
 from controller.core.te.reader import CoreTeSettings, FabricReader
 from controller.core.te.rebalance import RebalancePass, RebalancePlan
-from controller.core.te.restart import RecoveredPins, te_pins
-from controller.core.te.topology import Resource, SpinePath, TeTopology
+from controller.core.te.restart import RecoveredPins
+from controller.core.te.topology import Resource, SpinePath, TeTopology, path_text
 
 log = logging.getLogger("aifabric.core")
 
@@ -92,7 +93,7 @@ class FabricTE:
         made = [m for key, (spine, reason) in moves.items()
                 if (m := self.te.move_to(key, spine, topo, f"{reason} (TE leader {leader})",
                                          now)) is not None and m.new.leaf == leaf]
-        return Effects(touched={leaf} if made else set())
+        return Effects(touched=_switches(made))
 
     def invalidate(self, reason: str) -> None:
         """The fabric changed: the paths are derived again (and flows checked) when next
@@ -109,16 +110,20 @@ class FabricTE:
         fabric). Returns the leaves whose pins changed (nothing when nothing changed)."""
         touched: set[int] = set()
         reason = ""
-        if self._unchecked or self._recovered:
+        def settled(dpid: int) -> bool:
+            return self.reader.is_settled(dpid, now)
+
+        if self._unchecked or self._recovered.ready(settled):
             self._unchecked = False
             topo = self.te_topology()
             reason = "; ".join(self._change_reasons) or "topology change"
             self._change_reasons = []  # (moves made now say why; later ones say their own)
-            for flow in self._recovered.take_flows(self.reader.view(), self.fabric, now):
+            for flow in self._recovered.take_flows(self.reader.view(), self.fabric, topo,
+                                                   settled, now):
                 self.te.adopt(flow)
             moves = self.te.revalidate(topo, self.te_loads(), now, reason,
                                        self.cluster.writes)
-            touched = {m.new.leaf for m in moves} | {m.old.leaf for m in moves if m.old}
+            touched = _switches(moves)
         waited = any(self.reader.is_settled(d, now) for d in self.jobs.waiting_on)
         if reason and len(self.jobs) or self.jobs.dirty or waited:
             touched |= self._place_jobs(reason or "jobs changed", now)
@@ -141,7 +146,7 @@ class FabricTE:
                                   settled, self._classes())
         # TE's own pins under a job's pair entries carry nothing any more: gone
         dropped = self.te.forget([k for k in self.te.flows if self.jobs.covers(k)])
-        return touched | {f.src_leaf for f in dropped}
+        return touched | {d for f in dropped for d in pinned_at(f)}
 
     # --- jobs ----------------------------------------------------------------------------------
     def _classes(self) -> dict[str, int] | None:
@@ -197,8 +202,11 @@ class FabricTE:
         """The paths in service for TE, as the current view has them (a getter: flows
         are re-placed by :meth:`refresh`)."""
         if self._te_topo is None:
+            # (in a cluster, a spine's master may not be the leaf's: flows between pods
+            # are left to the groups there)
             self._te_topo = derive_topology(self.reader.view(), self.reader.port_speed,
-                                            self.settings.link_speed_bps)
+                                            self.settings.link_speed_bps,
+                                            three_tier=self.cluster.writes is None)
         return self._te_topo
 
     def te_loads(self) -> dict[Resource, float]:
@@ -217,13 +225,11 @@ class FabricTE:
         return memo[3]
 
     def recover_pins(self, dpid: int, flows: list[FlowRule]) -> None:
-        """Keep a leaf's pins (read back after a restart) until the fabric is known; they
-        are then adopted, so that flows stay where they were."""
+        """Keep a switch's pins (read back after a restart) until its leaf is settled;
+        they are then adopted, so that flows stay where they were."""
         self.jobs.recover(dpid, [r for r in flows if C.cookie_kind(r.cookie) == C.KIND_JOB
                                  and r.table == C.TABLE_TE])
-        pins = te_pins(flows)
-        if pins:
-            self._recovered.keep(dpid, pins)
+        if self._recovered.keep(dpid, flows):
             self._te_topo = None
 
     def flow_seen(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
@@ -242,7 +248,7 @@ class FabricTE:
             return eff
         self.admission.placed(new)
         log.debug("flow %s placed on %s", new.key, flow.path)
-        return Effects(touched={dpid} | refreshed)
+        return Effects(touched={*pinned_at(flow)} | refreshed)
 
     def _known(self, key: FlowKey) -> bool:
         """Whether a pin or a job's pair entry holds ``key`` already."""
@@ -258,7 +264,7 @@ class FabricTE:
             touched |= self._place_jobs("a job's hosts appeared or moved", now)
         topo = self.te_topology()
         loads = self.te_loads()
-        touched |= {f.src_leaf for f in self.te.expire(now)}
+        touched |= {d for f in self.te.expire(now) for d in pinned_at(f)}
         self.admission.recount(self.te.flows.values(), self._where())
         if not self.cluster.leader:  # (cluster mode: the leader relieves and rebalances)
             return Effects(touched=touched)
@@ -266,8 +272,7 @@ class FabricTE:
         if rebalance:
             moves += self.te.rebalance(topo, loads, now)
         self.cluster.share(moves)
-        touched |= {m.new.leaf for m in moves}
-        return Effects(touched=touched)
+        return Effects(touched=touched | _switches(moves))
 
     def rebalance_job(self, now: float) -> RebalancePass | None:
         """A rebalancing pass to search apart (``te.search``), or None."""
@@ -283,7 +288,7 @@ class FabricTE:
         self.refresh(now)
         moves, rest = self.te.finish_rebalance(plan, self.te_topology(), now, limit)
         self.cluster.share(moves)
-        return Effects(touched={m.new.leaf for m in moves}), rest
+        return Effects(touched=_switches(moves)), rest
 
     def pin_counters(self, dpid: int, counters: list[tuple[Match, int, int]],
                      now: float, all_pins: bool = False) -> None:
@@ -341,11 +346,13 @@ class FabricTE:
         """Make an operator's pin (checked: :meth:`pins_with`); the leaves touched."""
         src_leaf, dst_leaf = self._pin_leaves(key, spine)
         refreshed = self.refresh(now)
+        old = self.te.flows.get(key)
+        before = set(pinned_at(old)) if old is not None else set()
         flow = self.te.pin(key, src_leaf, dst_leaf, spine, self.te_topology(), now)
         assert flow.path is not None
-        self._event("pin", f"{key} pinned to spine {spine} (leaf {src_leaf} port "
-                    f"{flow.path.port})", flow=str(key), spine=spine)
-        return {src_leaf} | refreshed
+        self._event("pin", f"{key} pinned to {path_text(flow.path, dst_leaf)}",
+                    flow=str(key), spine=spine)
+        return {*flow.path.switches} | before | refreshed
 
     def pins_with(self, key: FlowKey, spine: int) -> dict[FlowKey, int]:
         """The operator pins with ``key`` pinned to ``spine``, to put in force with
@@ -384,21 +391,34 @@ class FabricTE:
         flow = self.te.unpin(key)
         self._event("unpin", f"{key} unpinned: traffic engineering places it again",
                     flow=str(key))
-        return {flow.src_leaf}
+        return {*pinned_at(flow)}
 
     def flows(self, now: float) -> tuple[FlowInfo, ...]:
         topo = self._te_topo or self.te_topology()
         return tuple(flow_info(f, self.te.is_large(f, topo), now)
                      for f in sorted(self.te.flows.values(), key=lambda f: f.key.as_tuple))
 
-    def pins_of(self, leaf: int) -> dict[tuple[int, int, Match], FlowRule]:
-        """The pin and job pair entries ``leaf`` should hold (as of the last
-        :meth:`refresh`)."""
+    def pins_of(self, dpid: int) -> dict[tuple[int, int, Match], FlowRule]:
+        """The pin and job pair entries a leaf should hold, or the pins of a spine (the
+        flows between pods it sends up), as of the last :meth:`refresh`."""
         pins = {}
-        for flow in self.te.placed_at(leaf):
+        if self.reader.view().roles.get(dpid) == SPINE:  # (the flows it sends up)
+            for leaf in self.te_topology().leaves_under.get(dpid, ()):
+                for flow in self.te.placed_at(leaf):
+                    path = flow.path
+                    if path is not None and path.spine == dpid and path.super_spine:
+                        rule = spine_pin_rule(flow, C.FF_GROUP_BASE + path.spine_port)
+                        pins[rule.key] = rule
+            return pins
+        for flow in self.te.placed_at(dpid):
             assert flow.path is not None
             rule = pin_rule(flow, C.FF_GROUP_BASE + flow.path.port)
             pins[rule.key] = rule
         if len(self.jobs):
-            pins.update(self.jobs.rules_of(leaf))
+            pins.update(self.jobs.rules_of(dpid))
         return pins
+
+
+def _switches(moves: list[Move]) -> set[int]:
+    """The switches whose pins ``moves`` change."""
+    return {d for m in moves for d in m.switches}

@@ -143,6 +143,17 @@ class Move:
     new: SpinePath
     reason: str
 
+    @property
+    def switches(self) -> set[int]:
+        """The switches whose pins it changes (the ingress leaf; between pods, the
+        ingress spines it leaves and takes)."""
+        return {*self.new.switches, *(self.old.switches if self.old else ())}
+
+
+def pinned_at(flow: Flow) -> tuple[int, ...]:
+    """The switches that hold a flow's pins (its ingress leaf without a path)."""
+    return flow.path.switches if flow.path is not None else (flow.src_leaf,)
+
 
 class FlowSnapshot(NamedTuple):
     """What a rebalancing search reads of a flow (cheap to take: a tuple)."""

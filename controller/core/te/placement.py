@@ -98,12 +98,12 @@ class FirstPlacement:
 
     def __init__(self, table: FlowTable) -> None:
         self.table = table
-        # placements too recent to show in the counters: (when, uplink, downlink, bit/s,
-        # the flow's key, priority class), and their load per resource: the sum
+        # placements too recent to show in the counters: (when, the path's resources,
+        # bit/s, the flow's key, priority class), and their load per resource: the sum
         # of the other flows; for priority flows, as many host rates as the fewer of
         # their senders and receivers there (a host sends no faster than its NIC,
         # however many flows it opens: a flood of them weighs as one host)
-        self._fresh: deque[tuple[float, Resource, Resource, float, FlowKey, bool]] = deque()
+        self._fresh: deque[tuple[float, tuple[Resource, ...], float, FlowKey, bool]] = deque()
         self._fresh_count: dict[Resource, float] = {}
         self._fresh_priority: dict[Resource, float] = {}
         self._fresh_ends: dict[Resource, tuple[Counter[str], Counter[str]]] = {}
@@ -153,9 +153,9 @@ class FirstPlacement:
         else:
             weight = table.settings.large_flow_fraction * topo.link_rate
         if weight:
-            u, d = resources(best, dst_leaf)
-            self._fresh.append((now, u, d, weight, key, priority))
-            for r in (u, d):
+            rs = resources(best, dst_leaf)
+            self._fresh.append((now, rs, weight, key, priority))
+            for r in rs:
                 if priority:
                     self._count_priority(r, key, weight, 1)
                 else:
@@ -170,8 +170,8 @@ class FirstPlacement:
         """Load (bit/s) per resource of placements too recent to show in the counters:
         of flows of other classes, and of priority-class flows."""
         while self._fresh and now - self._fresh[0][0] >= self.table.settings.fresh_window:
-            _, u, d, w, key, priority = self._fresh.popleft()
-            for r in (u, d):
+            _, rs, w, key, priority = self._fresh.popleft()
+            for r in rs:
                 if priority:
                     self._count_priority(r, key, w, -1)
                     continue
@@ -184,9 +184,9 @@ class FirstPlacement:
         """Who placed flows on each resource too recently to show in the counters."""
         self.fresh_load(now)
         out: dict[Resource, set[str]] = {}
-        for _, u, d, _, key, _ in self._fresh:
-            out.setdefault(u, set()).add(key.src_ip)
-            out.setdefault(d, set()).add(key.src_ip)
+        for _, rs, _, key, _ in self._fresh:
+            for r in rs:
+                out.setdefault(r, set()).add(key.src_ip)
         return {r: frozenset(s) for r, s in out.items()}
 
     def _count_priority(self, r: Resource, key: FlowKey, host_rate: float, n: int) -> None:

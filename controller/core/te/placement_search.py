@@ -102,20 +102,21 @@ def _keep_in_place(choice: list[int], cur: list[int], rows: _Arrays, dem: list[f
     moved.sort(key=dem.__getitem__)
     at = np.array(moved, dtype=np.intp)
     to, back = np.array(choice, dtype=np.intp)[at], np.array(cur, dtype=np.intp)[at]
-    links = zip(moved, rows.ups[at, to].tolist(), rows.downs[at, to].tolist(),
-                rows.ups[at, back].tolist(), rows.downs[at, back].tolist(), strict=True)
-    for i, u0, w0, u, w in links:
+    real = len(caps)
+    gone = [[r for r in rs if r < real] for rs in rows.stack(at, to).tolist()]
+    home = [[r for r in rs if r < real] for rs in rows.stack(at, back).tolist()]
+    for i, old, new in zip(moved, gone, home, strict=True):
         d = dem[i]
-        load[u0] -= d
-        load[w0] -= d
+        for r in old:
+            load[r] -= d
         # no new overload where it returns (where it leaves, load only falls)
-        if load[u] + d <= limit * caps[u] and load[w] + d <= limit * caps[w]:
+        if all(load[r] + d <= limit * caps[r] for r in new):
             choice[i] = cur[i]
-            load[u] += d
-            load[w] += d
+            for r in new:
+                load[r] += d
         else:
-            load[u0] += d
-            load[w0] += d
+            for r in old:
+                load[r] += d
     over, worst = _score(load, caps)
     return over, worst, sum(1 for a, b in zip(choice, cur, strict=True) if a != b)
 
@@ -129,36 +130,52 @@ def _score(load: list[float], caps: list[float]) -> tuple[float, float]:
     return round(over, 6), round(float(util.max()), 6)
 
 
-TIE = 1e-6  # how much the lesser sum of an option's two links counts against its worse
+TIE = 1e-6  # how much the lesser links of an option count against its worst
 BIG = 1e30  # the load of the padding resource: never the least loaded
+PADS = 2  # resources after the topology's: the padding (never chosen), nothing (no load)
 
 
 class _Arrays:
-    """The flows' options as arrays: resource numbers (flow x option, padded with a
-    resource that is never chosen), each flow's two leaves (flows that share neither
-    share no link), demands, capacities and the base load."""
+    """The flows' options as arrays: resource numbers (flow x option, one block of
+    columns per hop: :attr:`TeTopology.columns`, padded with a resource that is never
+    chosen, and a path with fewer hops with one that is never loaded), each flow's
+    leaves and the groups of links it shares with others (flows that share none share
+    no link), demands, capacities and the base load."""
 
     def __init__(self, flows: list[Flow], topo: TeTopology, dem: list[float],
                  base_load: list[float]) -> None:
         self.leaves = [(f.src_leaf, f.dst_leaf) for f in flows]
         self.both, count = topo.option_table(self.leaves)
-        self.width = topo.width
-        self.ups, self.downs = self.both[:, :self.width], self.both[:, self.width:]
+        self.width = w = topo.width
+        self.cols = [self.both[:, c * w:(c + 1) * w] for c in range(topo.columns)]
+        self.ups, self.downs = self.cols[0], self.cols[1]
         self.count_a = count
         self.count = count.tolist()
         self.dem = np.array(dem, dtype=float)
-        self.cap = np.array([*topo.caps, 1.0])
-        self.base = np.array([*base_load, BIG])
+        self.cap = np.array([*topo.caps, 1.0, np.inf])
+        self.base = np.array([*base_load, BIG, 0.0])
+        self.shared = _shared_groups(topo, self.leaves)
+
+    def stack(self, at: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        """The resources (flow x hop) of option ``pick[n]`` of flow ``at[n]``."""
+        return np.stack([c[at, pick] for c in self.cols], axis=1).reshape(len(at),
+                                                                          len(self.cols))
 
     def positions(self, paths: list[SpinePath | None], topo: TeTopology) -> list[int]:
         """Each flow's option that is the path given (-1: none, or not in service)."""
         if not paths:
             return []
-        # (an uplink in service leads to one spine: a path's uplink names its option)
+        if topo.columns > 2:
+            return [-1 if p is None else topo.option_number(a, b).get(p, -1)
+                    for (a, b), p in zip(self.leaves, paths, strict=True)]
+        # (two tiers: an uplink in service leads to one spine, it names the option)
         ups = np.fromiter(map(topo.uplink_number.get, paths, repeat(-3)), np.int64,
                           len(paths))
         hit = self.ups == ups[:, None]
         return np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
+
+    def _reset_pads(self, load: np.ndarray) -> None:
+        load[-2], load[-1] = BIG, 0.0
 
     def take_out(self, flows: list[Flow], own: list[float], cur: list[int],
                  index: Mapping[Resource, int]) -> None:
@@ -167,8 +184,8 @@ class _Arrays:
         rate = np.array(own, dtype=float)
         on = np.nonzero(pick >= 0)[0]
         n = len(self.base)
-        self.base -= np.bincount(self.ups[on, pick[on]], weights=rate[on], minlength=n)
-        self.base -= np.bincount(self.downs[on, pick[on]], weights=rate[on], minlength=n)
+        for c in self.cols:
+            self.base -= np.bincount(c[on, pick[on]], weights=rate[on], minlength=n)
         for i in np.nonzero(pick < 0)[0].tolist():
             path = flows[i].path
             if path is None:
@@ -178,7 +195,7 @@ class _Arrays:
                 if k is not None:
                     self.base[k] -= own[i]
         np.maximum(self.base, 0.0, out=self.base)
-        self.base[-1] = BIG
+        self._reset_pads(self.base)
 
     def load_of(self, choice: list[int]) -> list[float]:
         """Each resource's load with every flow on its chosen option (-1: none)."""
@@ -187,56 +204,75 @@ class _Arrays:
         load = self.base.copy()
         d = self.dem[on]
         n = len(load)
-        load += np.bincount(self.ups[on, pick[on]], weights=d, minlength=n)
-        load += np.bincount(self.downs[on, pick[on]], weights=d, minlength=n)
-        return load[:-1].tolist()
+        for c in self.cols:
+            load += np.bincount(c[on, pick[on]], weights=d, minlength=n)
+        return load[:-PADS].tolist()
+
+
+def _shared_groups(topo: TeTopology, leaves: list[tuple[int, int]]) -> list[tuple]:
+    """What each flow may share links with besides its own two leaves: with three
+    tiers, a flow between pods loads its ingress spines' uplinks (shared by the leaves
+    under the same spines) and the links down to the destination's spines (shared by
+    the leaves above which the same spines are): the groups, as keys."""
+    if topo.columns == 2:
+        return [()] * len(leaves)
+    spines = {leaf: frozenset(s for _, s in u) for leaf, u in topo.uplinks.items()}
+    out = []
+    for src, dst in leaves:
+        opts = topo.options(src, dst)
+        if any(p.super_spine for p, _ in opts):
+            out.append((("up", spines.get(src)), ("down", spines.get(dst))))
+        else:
+            out.append(())
+    return out
 
 
 def _greedy(order: list[int], rows: _Arrays, cur: list[int]) -> tuple[list[int], list[float]]:
-    """Each flow of ``order`` in turn on the option whose worse link ends up least
-    loaded, then (by a hair, :data:`TIE`) the lesser sum of its two links, then its
+    """Each flow of ``order`` in turn on the option whose worst link ends up least
+    loaded, then (by a hair, :data:`TIE`) the lesser sum of its links, then its
     current option, then the first; returns the choices and the load they make.
 
     Exact, but batched: a flow's choice depends only on the flows before it that share
-    a leaf with it (flows that share no leaf share no link), so the flows are made into
-    waves, each flow one wave after the latest flow before it with its source or its
+    a leaf with it (flows that share no leaf share no link: with three tiers, no leaf
+    and no group of spines, :func:`_shared_groups`), so the flows are made into waves,
+    each flow one wave after the latest flow before it with its source or its
     destination leaf, and a wave's choices are made in one array operation (on 64
     spines and 256 leaves with 20,000 flows, ~150 waves of ~130 flows)."""
     choice = [-1] * len(rows.count)
     load, cap, dem_a = rows.base.copy(), rows.cap, rows.dem
     cur_a = np.array(cur, dtype=np.intp)
     waves: list[list[int]] = []
-    src_wave: dict[int, int] = {}
-    dst_wave: dict[int, int] = {}
-    leaves, count, width = rows.leaves, rows.count, rows.width
+    last: dict = {}
+    leaves, count, width, shared = rows.leaves, rows.count, rows.width, rows.shared
+    k = len(rows.cols)
     for i in order:
         if not count[i]:
             continue
         src, dst = leaves[i]
-        wave = max(src_wave.get(src, -1), dst_wave.get(dst, -1)) + 1
-        src_wave[src] = dst_wave[dst] = wave
+        keys = (("s", src), ("d", dst), *shared[i])
+        wave = max(last.get(x, -1) for x in keys) + 1
+        for x in keys:
+            last[x] = wave
         if wave == len(waves):
             waves.append([])
         waves[wave].append(i)
     for members in waves:
         batch = np.array(members, dtype=np.intp)
         both = rows.both[batch]
-        ups, downs = both[:, :width], both[:, width:]
         d = dem_a[batch][:, None]
-        util = np.round((load[both] + d) / cap[both], 9)
-        a, b = util[:, :width], util[:, width:]
-        key = np.abs(a - b) + (a + b) * (1 + TIE)
+        util = np.round((load[both] + d) / cap[both], 9).reshape(len(batch), k, width)
+        key = 2 * util.max(axis=1) + TIE * util.sum(axis=1)
         best = key.argmin(axis=1)
         here = cur_a[batch]
         at = np.nonzero(here >= 0)[0]
         stay = at[key[at, here[at]] == key[at, best[at]]]
         best[stay] = here[stay]
-        line = np.arange(len(batch))
-        load[ups[line, best]] += d[:, 0]
-        load[downs[line, best]] += d[:, 0]
+        for c in rows.cols:
+            load[c[batch, best]] += d[:, 0]
+        load[-1] = 0.0
         for i, j in zip(batch.tolist(), best.tolist(), strict=True):
             choice[i] = j
-    return choice, load[:-1].tolist()
+    return choice, load[:-PADS].tolist()
 
 
 def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: list[int],
@@ -244,44 +280,44 @@ def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: lis
     """Move single flows while that lowers the sum of squared utilizations. Only flows
     on the hottest links as a round starts are tried: moving anything else cannot lower
     the worst link."""
-    cap_a = rows.cap[:-1]
+    cap_a = rows.cap[:-PADS]
+    real = len(caps)
     for _ in range(rounds):
         util = np.array(load) / cap_a
         worst = float(util.max()) if len(util) else 0.0
         hot = 0.8 * worst
         pick = np.array(choice, dtype=np.intp)
         line = np.arange(len(pick))
-        hot_at = np.append(util >= hot, False)  # (the padding is never hot)
-        tried = (pick >= 0) & (rows.count_a >= 2) & (
-            hot_at[rows.ups[line, pick]] | hot_at[rows.downs[line, pick]])
+        hot_at = np.append(util >= hot, [False] * PADS)  # (the padding is never hot)
+        on_hot = np.zeros(len(pick), dtype=bool)
+        for c in rows.cols:
+            on_hot |= hot_at[c[line, pick]]
+        tried = (pick >= 0) & (rows.count_a >= 2) & on_hot
         is_tried = tried.tolist()
         improved = False
         for i in order:
             if not is_tried[i]:
                 continue
             d, n = dem[i], rows.count[i]
-            ups, downs = rows.ups[i, :n].tolist(), rows.downs[i, :n].tolist()
-            u0, w0 = ups[choice[i]], downs[choice[i]]
-            cu0, cw0 = caps[u0], caps[w0]
-            if load[u0] / cu0 < hot and load[w0] / cw0 < hot:
+            opts = list(zip(*(c[i, :n].tolist() for c in rows.cols), strict=True))
+            old = [r for r in opts[choice[i]] if r < real]
+            if all(load[r] / caps[r] < hot for r in old):
                 continue
-            off = ((load[u0] / cu0) ** 2 - ((load[u0] - d) / cu0) ** 2)
-            off_w = ((load[w0] / cw0) ** 2 - ((load[w0] - d) / cw0) ** 2)
-            for j, (u, w) in enumerate(zip(ups, downs, strict=True)):
+            off = {r: (load[r] / caps[r]) ** 2 - ((load[r] - d) / caps[r]) ** 2
+                   for r in old}
+            for j, rs in enumerate(opts):
                 if j == choice[i]:
                     continue
-                cu, cw = caps[u], caps[w]
-                on = ((load[u] + d) / cu) ** 2 - (load[u] / cu) ** 2
-                if w == w0:  # same spine, other uplink: the spine side does not change
-                    gain = off - on
-                else:
-                    on += ((load[w] + d) / cw) ** 2 - (load[w] / cw) ** 2
-                    gain = off + off_w - on
+                new = [r for r in rs if r < real]
+                gain = sum(v for r, v in off.items() if r not in new)
+                for r in new:
+                    if r not in off:
+                        gain -= ((load[r] + d) / caps[r]) ** 2 - (load[r] / caps[r]) ** 2
                 if gain > 1e-9:
-                    load[u0] -= d
-                    load[w0] -= d
-                    load[u] += d
-                    load[w] += d
+                    for r in old:
+                        load[r] -= d
+                    for r in new:
+                        load[r] += d
                     choice[i] = j
                     improved = True
                     break

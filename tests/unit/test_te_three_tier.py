@@ -1,0 +1,211 @@
+"""Traffic engineering over three tiers: a flow between pods is placed on a path of
+(uplink, spine, spine uplink, super-spine), held there by a pin at its ingress leaf and
+one at its ingress spine, moved off a dead link, pinned by an operator to a
+super-spine; the array-based search weighs the four links of such a path."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from controller.core.model.fabric_model import Port
+from controller.core.settings import CoreSettings
+from controller.core.te import TCP, FlowKey, FlowSnapshot, TeSettings, TeTopology, down, up
+from controller.core.te import placement_search as P
+from controller.core.te.topology import resources
+from tests.unit.dataplane import host, with_hosts
+from tests.unit.fakefabric import ip_frame, three_tier
+
+
+def fabric(pods=2, leaves=2, spines=2, supers=2, per_leaf=2):
+    fab = three_tier(pods, leaves, spines, supers, per_leaf,
+                     CoreSettings(te=TeSettings(), link_speed_bps=1e9))
+    dp, hosts = with_hosts(fab, per_leaf)
+    return fab, dp, hosts
+
+
+def start(fab, hosts, a: int, b: int, sport: int = 40000):
+    """Host ``a`` opens a flow to host ``b``: its first packet reaches the controller."""
+    src = hosts[a]
+    fab.deliver(fab.core.traffic.flow_seen(src[2], src[3],
+                                           ip_frame(host(a), host(b), sport, 5201), fab.now))
+    return fab.core.traffic.te.flows[FlowKey(host(a)[1], host(b)[1], TCP, sport, 5201)]
+
+
+def crossed(trace) -> list[int]:
+    return [h.dpid for h in trace.hops if h.out_port != "controller"]
+
+
+def test_a_flow_between_pods_is_placed_on_a_super_spine_and_its_packets_follow():
+    fab, dp, hosts = fabric()
+    seen = set()
+    for n in range(8):
+        flow = start(fab, hosts, 1, 7, sport=40000 + n)  # leaf 2001 (pod 1) -> 2004 (pod 2)
+        p = flow.path
+        assert p is not None and p.super_spine in fab.supers, p
+        assert p.egress in (1003, 1004) and p.spine in (1001, 1002)
+        dp.sync()
+        t = dp.send(hosts, 1, 7, sport=40000 + n, dport=5201)
+        assert t.delivered == [hosts[7][2:]]
+        assert crossed(t) == [2001, p.spine, p.super_spine, p.egress, 2004], t.hops
+        seen.add(p.super_spine)
+    assert seen == set(fab.supers)  # (new flows spread over the four)
+    # a flow within a pod takes no super-spine, and its spine holds no pin for it
+    flow = start(fab, hosts, 1, 3)
+    assert flow.path.super_spine == 0 and flow.path.switches == (2001,)
+    dp.sync()
+    assert crossed(dp.send(hosts, 1, 3, sport=40000, dport=5201)) == [2001, flow.path.spine,
+                                                                        2002]
+
+
+def test_an_operator_pins_a_flow_between_pods_to_each_super_spine_in_turn():
+    fab, dp, hosts = fabric()
+    key = FlowKey(host(2)[1], host(5)[1], TCP, 41000, 5201)
+    for ss in fab.supers:
+        fab.deliver(fab.core.traffic.set_pins(fab.core.traffic.pins_with(key, ss), fab.now))
+        dp.sync()
+        t = dp.send(hosts, 2, 5, sport=41000, dport=5201)
+        assert t.delivered == [hosts[5][2:]]
+        assert ss in crossed(t) and not set(fab.supers) - {ss} & set(crossed(t)), t.hops
+    # unpinned: the pins at the leaf and at the spine both go
+    fab.deliver(fab.core.traffic.set_pins(fab.core.traffic.pins_without(key), fab.now))
+    dp.sync()
+    assert key not in fab.core.traffic.te.flows
+    for dpid in (2001, *fab.spines):
+        assert not [r for r in dp.switches[dpid].flows.values()
+                    if r.match == key.match()], dpid
+
+
+def test_a_dead_spine_uplink_is_skipped_then_the_flow_moves_off_it():
+    fab, dp, hosts = fabric()
+    flow = start(fab, hosts, 1, 7)
+    p = flow.path
+    dp.sync()
+    ss_port = next(b[1] for a, b in fab.wires.items() if a == (p.spine, p.spine_port))
+    dp.link_down((p.spine, p.spine_port))
+    t = dp.send(hosts, 1, 7, sport=40000, dport=5201)  # the spine's fast failover
+    assert t.delivered == [hosts[7][2:]] and p.super_spine not in crossed(t), t.hops
+    for dpid, port in ((p.spine, p.spine_port), (p.super_spine, ss_port)):
+        fab.deliver(fab.core.port_status(dpid, Port(port, f"p{port}", up=False), False,
+                                         fab.now))
+    fab.advance(0.1)
+    dp.sync()  # (the core re-places flows whose path is gone before it plans)
+    new = fab.core.traffic.te.flows[flow.key].path
+    assert new != p and (new.spine, new.spine_port) != (p.spine, p.spine_port)
+    t = dp.send(hosts, 1, 7, sport=40000, dport=5201)
+    assert t.delivered == [hosts[7][2:]]
+    assert crossed(t) == [2001, new.spine, new.super_spine, new.egress, 2004]
+    # a move to another spine takes the old spine's pin away
+    if new.spine != p.spine:
+        assert not [r for r in dp.switches[p.spine].flows.values()
+                    if r.match == flow.key.match()]
+
+
+def test_a_restart_keeps_every_pin_of_a_three_tier_fabric():
+    fab, dp, hosts = fabric()
+    for n in range(6):
+        start(fab, hosts, 1 + n % 4, 5 + n % 4, sport=42000 + n)
+    dp.sync()
+    assert any(r.table == 2 and r.priority == 200 for d in fab.spines
+               for r in dp.switches[d].flows.values())
+    again = three_tier(settings=fab.core.settings)
+    dp.restart_changes_nothing(again, hosts)
+    assert {k: f.path for k, f in again.core.traffic.te.flows.items()} == {
+        k: f.path for k, f in fab.core.traffic.te.flows.items()}
+
+
+def three_tier_topo(pods=2, leaves=2, spines=2, supers=2, rate=1e9) -> TeTopology:
+    """Pods of ``leaves`` leaves (2000+) and ``spines`` spines (1000+), spine plane i of
+    ``supers`` super-spines (3000+) over the i-th spine of each pod; every link ``rate``."""
+    uplinks, reach, cap, spine_ups, descent = {}, {}, {}, {}, {}
+    for pod in range(pods):
+        ls = [2001 + pod * leaves + j for j in range(leaves)]
+        ss = [1001 + pod * spines + i for i in range(spines)]
+        for leaf in ls:
+            uplinks[leaf] = tuple((i + 1, s) for i, s in enumerate(ss))
+            for i, s in enumerate(ss):
+                cap[up(leaf, i + 1)] = cap[down(s, leaf)] = rate
+        for i, s in enumerate(ss):
+            reach[s] = frozenset(ls)
+            tops = [3001 + i * supers + k for k in range(supers)]
+            spine_ups[s] = tuple((leaves + 1 + k, x) for k, x in enumerate(tops))
+            for k, x in enumerate(tops):
+                cap[up(s, leaves + 1 + k)] = cap[down(x, s)] = rate
+                for leaf in ls:
+                    descent.setdefault(x, {})[leaf] = (s,)
+    return TeTopology(uplinks, reach, cap, rate, spine_ups, descent)
+
+
+def test_paths_between_pods_go_up_and_down_only():
+    topo = three_tier_topo()
+    within = topo.paths(2001, 2002)
+    assert [(p.spine, p.super_spine) for p in within] == [(1001, 0), (1002, 0)]
+    across = topo.paths(2001, 2004)
+    assert len(across) == 4 == topo.width
+    for p in across:
+        assert p.egress == 1003 + (p.spine - 1001)  # the same spine plane in pod 2
+        assert resources(p, 2004) == (up(2001, p.port), up(p.spine, p.spine_port),
+                                      down(p.super_spine, p.egress), down(p.egress, 2004))
+    assert topo.leaves_under == {1001: (2001, 2002), 1002: (2001, 2002),
+                                 1003: (2003, 2004), 1004: (2003, 2004)}
+    assert topo.path_via(2001, 2004, 3003).spine == 1002
+
+
+def one_at_a_time(order: list[int], rows: P._Arrays, cur: list[int]) -> list[int]:
+    """The greedy as its definition reads, over every hop: each flow in turn on the
+    option whose worst link ends up least loaded (then the lesser sum)."""
+    load = rows.base.copy()
+    choice = [-1] * len(rows.count)
+    for i in order:
+        if not rows.count[i]:
+            continue
+        cols, d = [c[i] for c in rows.cols], rows.dem[i]
+        util = np.array([np.round((load[c] + d) / rows.cap[c], 9) for c in cols])
+        key = 2 * util.max(axis=0) + P.TIE * util.sum(axis=0)
+        j = int(key.argmin())
+        if cur[i] >= 0 and key[cur[i]] == key[j]:
+            j = cur[i]
+        choice[i] = j
+        for c in cols:
+            load[c[j]] += d
+        load[-1] = 0.0
+    return choice
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_greedy_in_waves_chooses_as_one_flow_at_a_time_over_three_tiers(seed):
+    rnd = random.Random(seed)
+    topo = three_tier_topo(pods=rnd.randint(2, 4), leaves=rnd.randint(1, 4),
+                           spines=rnd.randint(1, 3), supers=rnd.randint(1, 3))
+    leaves = list(topo.uplinks)
+    flows = [FlowSnapshot(FlowKey("10.0.0.1", "10.0.0.2", TCP, n + 1, 80), *rnd.sample(
+        leaves, 2), False, 0.0, None) for n in range(rnd.randint(1, 100))]
+    dem = [rnd.choice((1e8, 2.5e8, 5e8)) for _ in flows]
+    base = [rnd.choice((0.0, 0.0, 1e8, 7e8)) for _ in topo.caps]
+    rows = P._Arrays(flows, topo, dem, base)
+    cur = [rnd.randrange(-1, c) if c else -1 for c in rows.count]
+    order = list(range(len(flows)))
+    got, load = P._greedy(order, rows, cur)
+    assert got == one_at_a_time(order, rows, cur)
+    assert load == pytest.approx(rows.load_of(got), rel=1e-12)
+
+
+def test_a_search_spreads_flows_between_pods_over_the_super_spines():
+    from controller.core.te import Flow, SpinePath, place
+
+    topo = three_tier_topo(supers=2, rate=1e9)
+    stacked = SpinePath(2001, 1, 1001, 3, 3001, 1003)
+    flows = [Flow(FlowKey("10.0.0.1", f"10.0.1.{n}", TCP, 1, 80), a, b,
+                  path=SpinePath(a, 1, 1001, 3, 3001, 1003))
+             for n, (a, b) in enumerate([(2001, 2003), (2001, 2004), (2002, 2003),
+                                         (2002, 2004)])]
+    plan, before, after = place(flows, [4e8] * 4, {}, topo)
+    assert before[1] == pytest.approx(1.6)  # four flows of 40% up one spine link
+    assert after == (0.0, pytest.approx(0.4))  # one flow on every link
+    assert {p.super_spine for p in plan.values()} == {3001, 3002, 3003, 3004}
+    # where each flow is now is found by its whole path, not its uplink alone
+    rows = P._Arrays(flows, topo, [1.0] * 4, [0.0] * len(topo.caps))
+    assert rows.positions([stacked, SpinePath(2001, 1, 1001, 4, 3002, 1003), None,
+                           SpinePath(2001, 1, 1001, 9, 3002, 1003)], topo) == [0, 1, -1, -1]
