@@ -209,3 +209,30 @@ def test_a_search_spreads_flows_between_pods_over_the_super_spines():
     rows = P._Arrays(flows, topo, [1.0] * 4, [0.0] * len(topo.caps))
     assert rows.positions([stacked, SpinePath(2001, 1, 1001, 4, 3002, 1003), None,
                            SpinePath(2001, 1, 1001, 9, 3002, 1003)], topo) == [0, 1, -1, -1]
+
+
+def test_a_job_across_pods_holds_each_pair_on_its_super_spine_and_keeps_it_at_restart():
+    from controller.core.te.jobs import JobSpec
+
+    fab, dp, hosts = fabric(per_leaf=1)  # hosts 1, 2 in pod 1; 3, 4 in pod 2
+    spec = JobSpec("a2a", tuple(host(n)[1] for n in (1, 3, 2, 4)), "all_to_all")
+    fab.deliver(fab.core.traffic.set_jobs(fab.core.traffic.jobs_with(spec), fab.now))
+    dp.sync()
+    paths = fab.core.traffic.jobs.placements["a2a"].paths
+    by_ip = {h[1]: n for n, h in hosts.items()}
+    across = {pair: p for pair, p in paths.items() if p.super_spine}
+    assert len(across) == 8  # (each of the 2 x 2 x 2 directed pairs between pods)
+    for (a, b), p in paths.items():
+        for sport in (1000, 2000, 3000):  # every connection of the pair, whatever its hash
+            t = dp.send(hosts, by_ip[a], by_ip[b], sport=sport)
+            assert t.delivered == [hosts[by_ip[b]][2:]]
+            want = [p.leaf, p.spine, p.super_spine, p.egress] if p.super_spine else [
+                p.leaf, p.spine]
+            assert crossed(t)[:-1] == want, (a, b, t.hops)
+    assert len({p.super_spine for p in across.values()}) == 4
+    again = three_tier(2, 2, 2, 2, 1, fab.core.settings)
+    again.core.traffic.restore_jobs([spec], again.now)
+    dp.restart_changes_nothing(again, hosts)
+    assert again.core.traffic.jobs.placements["a2a"].paths == paths
+    # each pair was found where its two entries hold it, not moved back to it
+    assert [e for e in again.core.take_events() if e.kind == "job_reroute"] == []

@@ -228,7 +228,7 @@ class FabricTE:
         """Keep a switch's pins (read back after a restart) until its leaf is settled;
         they are then adopted, so that flows stay where they were."""
         self.jobs.recover(dpid, [r for r in flows if C.cookie_kind(r.cookie) == C.KIND_JOB
-                                 and r.table == C.TABLE_TE])
+                                 and r.table in (C.TABLE_TE, C.TABLE_FORWARD)])
         if self._recovered.keep(dpid, flows):
             self._te_topo = None
 
@@ -409,6 +409,8 @@ class FabricTE:
                     if path is not None and path.spine == dpid and path.super_spine:
                         rule = spine_pin_rule(flow, C.FF_GROUP_BASE + path.spine_port)
                         pins[rule.key] = rule
+            if len(self.jobs):
+                pins.update(self.jobs.rules_of(dpid))
             return pins
         for flow in self.te.placed_at(dpid):
             assert flow.path is not None

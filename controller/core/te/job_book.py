@@ -5,7 +5,9 @@ leaf holds for them, their byte counters, and their recovery after a restart.
 A job's pair entry matches every packet between two hosts (or only the job's transport)
 in the TE table of the source's leaf, above TE's per-flow pins and below operator pins,
 and sends it through the chosen uplink's fast-failover group; with a traffic class it
-also sets the class's DSCP, so hosts need not mark their collectives themselves.
+also sets the class's DSCP, so hosts need not mark their collectives themselves. A pair
+between pods of a three-tier fabric has a second entry in its ingress spine's forwarding
+table, which sends it up to the chosen super-spine.
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ def pair_rule(pair: Pair, transport: str, in_port: int, port: int,
                     (("apply", actions), ("clear",)), C.make_cookie(C.KIND_JOB, port))
 
 
+def spine_pair_rule(pair: Pair, transport: str, port: int) -> FlowRule:
+    """The ingress spine's entry that sends ``pair`` (between pods) up its uplink
+    ``port``, ahead of its host entries."""
+    return FlowRule(C.TABLE_FORWARD, C.PRIO_JOB,
+                    make_match(eth_type=C.ETH_TYPE_IP, ipv4_src=pair[0], ipv4_dst=pair[1],
+                               **TRANSPORT_FIELDS[transport]),
+                    (("apply", (("group", C.FF_GROUP_BASE + port),)),),
+                    C.make_cookie(C.KIND_JOB, port))
+
+
 def pair_of(match) -> Pair | None:
     m = dict(match)
     src, dst = m.get("ipv4_src"), m.get("ipv4_dst")
@@ -100,6 +112,7 @@ class JobBook:
         self._placed_with: dict[str, HostPort] = {}  # member -> where when last placed
         self.dirty = False
         self._recovered: dict[Pair, tuple[int, FlowRule]] = {}  # pair -> its read-back entry
+        self._recovered_up: dict[Pair, tuple[int, FlowRule]] = {}  # and its spine's entry
         self.counters: dict[Pair, PairCounter] = {}
         self._rules: dict[int, dict] = {}  # leaf -> its pair entries, as last placed
         self.waiting_on: frozenset[int] = frozenset()  # leaves some job waits for
@@ -195,7 +208,7 @@ class JobBook:
         self.waiting_on = frozenset(d for leaves in waiting.values() for d in leaves)
         self._placed_with = {ip: where[ip] for spec in ready for ip in spec.members
                              if ip in where}
-        current = self._current(topo)
+        current = self._current(topo, leaf_of)
         self.placements = place_jobs(ready, topo, leaf_of,
                                      self._background(background, leaf_of), current)
         for spec in specs:
@@ -213,6 +226,8 @@ class JobBook:
                   for rp in spec.rank_pairs()}
         self._recovered = {pair: got for pair, got in self._recovered.items()
                            if pair in wanted and pair not in self._covered}
+        self._recovered_up = {pair: got for pair, got in self._recovered_up.items()
+                              if pair in wanted and pair not in self._covered}
         before = self._rules
         after = self._rules = self._build_rules(owners, where, dscp_of)
         moved = [(job, pair, current[pair], p) for job, pl in self.placements.items()
@@ -229,15 +244,24 @@ class JobBook:
         return {leaf for leaf in set(before) | set(after)
                 if before.get(leaf) != after.get(leaf)}
 
-    def _current(self, topo: TeTopology) -> dict[Pair, SpinePath]:
+    def _current(self, topo: TeTopology, leaf_of: Mapping[str, int]
+                 ) -> dict[Pair, SpinePath]:
         """Where each pair is now: placed, or read back from the switches after a
-        restart (when that uplink still leads to a spine)."""
+        restart (when that uplink still leads to a spine; between pods, with the
+        super-spine its spine's entry names)."""
         out: dict[Pair, SpinePath] = {}
         for pair, (leaf, rule) in self._recovered.items():
             port = C.cookie_low(rule.cookie)
             spine = next((s for p, s in topo.uplinks.get(leaf, ()) if p == port), None)
-            if spine is not None:
-                out[pair] = SpinePath(leaf, port, spine)
+            if spine is None:
+                continue
+            out[pair] = SpinePath(leaf, port, spine)
+            up = self._recovered_up.get(pair)
+            dst = leaf_of.get(pair[1])
+            if up is not None and up[0] == spine and dst is not None:
+                sport = C.cookie_low(up[1].cookie)
+                out[pair] = next((p for p in topo.paths(leaf, dst)
+                                  if p[:4] == (leaf, port, spine, sport)), out[pair])
         for pl in self.placements.values():
             out.update(pl.paths)
         return out
@@ -277,13 +301,18 @@ class JobBook:
             dscp = dscp_of.get(cls) if cls and dscp_of else None
             rule = pair_rule(pair, spec.transport, where[pair[0]][1], path.port, dscp)
             by_leaf.setdefault(path.leaf, {})[rule.key] = rule
-        for leaf, rule in self._recovered.values():  # (their jobs wait for a leaf)
-            by_leaf.setdefault(leaf, {})[rule.key] = rule
+            if path.super_spine:
+                rule = spine_pair_rule(pair, spec.transport, path.spine_port)
+                by_leaf.setdefault(path.spine, {})[rule.key] = rule
+        # (their jobs wait for a leaf)
+        for dpid, rule in [*self._recovered.values(), *self._recovered_up.values()]:
+            by_leaf.setdefault(dpid, {})[rule.key] = rule
         return by_leaf
 
-    def rules_of(self, leaf: int) -> dict:
-        """The pair entries ``leaf`` should hold (keyed like the rest of its flows)."""
-        return self._rules.get(leaf, {})
+    def rules_of(self, dpid: int) -> dict:
+        """The pair entries a leaf (or a spine, between pods) should hold (keyed like the
+        rest of its flows)."""
+        return self._rules.get(dpid, {})
 
     def covers(self, key: FlowKey) -> bool:
         """True when a job's pair entry holds the flow ``key`` (the pair has an entry and
@@ -294,13 +323,14 @@ class JobBook:
         fields = {"ip_proto": key.proto, "udp_dst": key.dst_port if key.proto == UDP else None}
         return all(fields[f] == v for f, v in TRANSPORT_FIELDS[transport].items())
 
-    def recover(self, leaf: int, rules: list[FlowRule]) -> None:
-        """A leaf's pair entries read back after a restart: the jobs (from the state
-        file) keep those paths where they still hold."""
+    def recover(self, dpid: int, rules: list[FlowRule]) -> None:
+        """A switch's pair entries read back after a restart (a leaf's, a spine's between
+        pods): the jobs (from the state file) keep those paths where they still hold."""
         for rule in rules:
             pair = pair_of(rule.match)
             if pair is not None:
-                self._recovered[pair] = (leaf, rule)
+                into = self._recovered if rule.table == C.TABLE_TE else self._recovered_up
+                into[pair] = (dpid, rule)
         if rules:
             self.dirty = True
 
