@@ -22,8 +22,6 @@ from controller.cli.client import (
     DEFAULT_SERVER,
     FabricClient,
     event_dict,
-    flow_dict,
-    flow_match,
     links_list,
     message_dict,
     policy_dict,
@@ -31,6 +29,7 @@ from controller.cli.client import (
     status_dict,
     topology_dict,
 )
+from controller.cli.flows_cmd import add_flows_parsers
 from controller.cli.job_cmd import add_job_parser
 from controller.cli.servers_cmd import add_servers_parser
 from controller.cli.text import table
@@ -280,51 +279,6 @@ def cmd_maintenance(client: FabricClient, args) -> int:
     return 0
 
 
-def cmd_flows(client: FabricClient, args) -> int:
-    got = client.flows(large_only=args.large)
-    rows = [flow_dict(f) for f in got.flows]
-    if args.json:
-        print(json.dumps({"te_enabled": got.te_enabled, "flows": rows}, indent=2))
-        return 0
-    if not got.te_enabled:
-        print("traffic engineering is off (fabricd --no-te): ECMP groups carry every flow")
-        return 0
-
-    def end(ip: str, port: int) -> str:
-        return f"{ip}:{port or '*'}"
-
-    print(table(["PROTO", "SOURCE", "DESTINATION", "LEAVES", "SPINE", "UPLINK", "MBIT/S",
-                 "CLASS", "LARGE", "BY", "MOVES"],
-                [[r["protocol"], end(r["src_ip"], r["src_port"]),
-                  end(r["dst_ip"], r["dst_port"]), f"{r['src_leaf']}->{r['dst_leaf']}",
-                  r["spine"] or "ECMP", r["uplink_port"] or "-", f"{r['rate_bps'] / 1e6:.2f}",
-                  r["traffic_class"], "yes" if r["large"] else "", r["pinned_by"], r["moves"]]
-                 for r in sorted(rows, key=lambda r: -r["rate_bps"])]))
-    return 0
-
-
-def _flow_arg(args) -> Any:
-    return flow_match(args.src, args.dst, args.protocol, args.sport, args.dport)
-
-
-def cmd_pin(client: FabricClient, args) -> int:
-    f = client.pin_flow(_flow_arg(args), args.spine)
-    row = flow_dict(f)
-    if args.json:
-        print(json.dumps(row, indent=2))
-    else:
-        print(f"{row['protocol']} {row['src_ip']}:{row['src_port'] or '*'} -> "
-              f"{row['dst_ip']}:{row['dst_port'] or '*'} pinned to spine {row['spine']} "
-              f"(leaf {row['src_leaf']} port {row['uplink_port']})")
-    return 0
-
-
-def cmd_unpin(client: FabricClient, args) -> int:
-    message = client.unpin_flow(_flow_arg(args))
-    print(json.dumps({"message": message}) if args.json else message)
-    return 0
-
-
 def cmd_events(client: FabricClient, args) -> int:
     stream = client.watch_events(args.kind, args.replay, args.duration)
     shown = 0
@@ -415,23 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         maint.append(mp)
     lk = sub.add_parser("links", help="link directions with measured rate and utilization")
     lk.set_defaults(func=cmd_links)
-    fl = sub.add_parser("flows", help="flows traffic engineering tracks, with their paths")
-    fl.add_argument("--large", action="store_true", help="only large flows")
-    fl.set_defaults(func=cmd_flows)
-    pins = []
-    for verb, text in (("pin", "hold a flow on one spine (TE leaves it there)"),
-                       ("unpin", "hand a pinned flow back to traffic engineering")):
-        pp = sub.add_parser(verb, help=text)
-        pp.add_argument("protocol", choices=["tcp", "udp"])
-        pp.add_argument("src", help="source IPv4 address")
-        pp.add_argument("dst", help="destination IPv4 address")
-        pp.add_argument("--sport", type=int, default=0, help="source port (default: any)")
-        pp.add_argument("--dport", type=int, default=0, help="destination port (default: any)")
-        if verb == "pin":
-            pp.add_argument("--spine", type=lambda v: int(v, 0), required=True,
-                            help="dpid of the spine the flow must cross")
-        pp.set_defaults(func=cmd_pin if verb == "pin" else cmd_unpin)
-        pins.append(pp)
+    fl, *pins = add_flows_parsers(sub)
     ev = sub.add_parser("events", help="stream fabric events (link down, congestion, "
                                        "reroute, drain...) until interrupted")
     ev.add_argument("--kind", action="append", default=[], metavar="KIND",

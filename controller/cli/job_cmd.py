@@ -74,11 +74,13 @@ def show_job(j: dict[str, Any]) -> str:
         lines.append(f"worst link: {j['worst_link']} carries {j['worst_link_pairs']} of its "
                      f"concurrent pairs, {j['worst_link_utilization']:.0%} busy")
     lines.append("")
+    tiers = any(p["super_spine"] for p in j["pairs"])  # (three tiers: and super-spines)
     lines.append(table(
-        ["STEP", "RANKS", "SOURCE", "DESTINATION", "LEAVES", "SPINE", "UPLINK", "STATE",
-         "MBIT/S", "BYTES"],
+        ["STEP", "RANKS", "SOURCE", "DESTINATION", "LEAVES", "SPINE", "UPLINK",
+         *(["SUPER-SPINE"] if tiers else []), "STATE", "MBIT/S", "BYTES"],
         [[p["step"], f"{p['src_rank']}->{p['dst_rank']}", p["src_ip"], p["dst_ip"],
           f"{p['src_leaf']}->{p['dst_leaf']}", p["spine"] or "-", p["uplink_port"] or "-",
+          *([p["super_spine"] or "-"] if tiers else []),
           p["state"], f"{p['rate_bps'] / 1e6:.2f}", p["bytes"]] for p in j["pairs"]]))
     return "\n".join(lines)
 

@@ -98,6 +98,8 @@ class FlowInfo:
     pinned_by: str  # "te" | "operator"
     age_seconds: float
     moves: int
+    super_spine: int = 0  # between pods of a three-tier fabric (0: none)
+    spine_uplink_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class JobPairInfo:
     state: str  # "placed" | "local" (one leaf) | "shared:<job>" | "no path" | "pending"
     bytes: int
     rate_bps: float
+    super_spine: int = 0  # between pods of a three-tier fabric (0: none)
 
 
 @dataclass(frozen=True)

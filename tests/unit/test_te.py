@@ -171,7 +171,7 @@ def test_operator_pin_keeps_its_spine_or_waits():
     assert p.operator and p.path == SpinePath(2001, 1, 1001)
     assert te.revalidate(topo(cut={(2002, 1001)}), {}, 1.0, "down") == []
     assert p.path.spine == 1001
-    with pytest.raises(FailedPrecondition, match="spine 1001 has no path"):
+    with pytest.raises(FailedPrecondition, match="switch 1001 is on no path"):
         te.pin(key(2, 4), 2001, 2002, 1001, topo(cut={(2002, 1001)}), 0.0)
     te.unpin(p.key)
     with pytest.raises(NotFound):

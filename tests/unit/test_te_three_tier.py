@@ -236,3 +236,23 @@ def test_a_job_across_pods_holds_each_pair_on_its_super_spine_and_keeps_it_at_re
     assert again.core.traffic.jobs.placements["a2a"].paths == paths
     # each pair was found where its two entries hold it, not moved back to it
     assert [e for e in again.core.take_events() if e.kind == "job_reroute"] == []
+
+
+def test_fabricctl_shows_the_super_spine_of_flows_between_pods():
+    from apps.api.messages import flow_message
+    from controller.cli.client import flow_dict
+    from controller.cli.flows_cmd import show_flows
+
+    fab, _, hosts = fabric()
+    start(fab, hosts, 1, 7)  # between pods
+    start(fab, hosts, 1, 3)  # within pod 1
+    rows = [flow_dict(flow_message(f)) for f in fab.core.traffic.flows(fab.now)]
+    text = show_flows(rows).splitlines()
+    assert "SUPER-SPINE" in text[0]
+    across = fab.core.traffic.te.flows[FlowKey(host(1)[1], host(7)[1], TCP, 40000, 5201)]
+    p = across.path
+    assert any(f"{p.super_spine} (port {p.spine_port})" in line and "10.0.0.7" in line
+               for line in text[1:]), text
+    assert any("10.0.0.3" in line and " - " in line for line in text[1:]), text
+    # within one tier of spines, no such column
+    assert "SUPER-SPINE" not in show_flows([r for r in rows if not r["super_spine"]])

@@ -360,7 +360,7 @@ class FabricTE:
         spine cannot carry it) if it cannot be pinned now; nothing changes here."""
         src_leaf, dst_leaf = self._pin_leaves(key, spine)
         if self.te_topology().path_via(src_leaf, dst_leaf, spine) is None:
-            raise FailedPrecondition(f"spine {spine} has no path in service from leaf "
+            raise FailedPrecondition(f"switch {spine} is on no path in service from leaf "
                                      f"{src_leaf} to leaf {dst_leaf}")
         return {**(self.shared.wanted or {}), key: spine}
 

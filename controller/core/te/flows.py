@@ -268,7 +268,8 @@ def flow_info(f: Flow, large: bool, now: float) -> FlowInfo:
         uplink_port=path.port if path else 0, rate_bps=f.rate_bps, demand_bps=f.demand_bps,
         traffic_class=f.cls, priority=f.priority, large=large,
         pinned_by="operator" if f.operator else "te", age_seconds=now - f.first_seen,
-        moves=f.moves)
+        moves=f.moves, super_spine=path.super_spine if path else 0,
+        spine_uplink_port=path.spine_port if path else 0)
     return info
 
 

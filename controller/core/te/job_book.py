@@ -235,8 +235,7 @@ class JobBook:
         for n, (job, pair, old, new) in enumerate(moved):
             if n < MOVE_EVENTS:
                 self._event("job_reroute", f"job {job}: {pair[0]} -> {pair[1]} moved from "
-                            f"spine {old.spine} (port {old.port}) to spine {new.spine} "
-                            f"(port {new.port}): {reason}", job=job, src=pair[0],
+                            f"{old} to {new}: {reason}", job=job, src=pair[0],
                             dst=pair[1], spine=new.spine, reason=reason)
         if len(moved) > MOVE_EVENTS:
             self._event("job_reroute", f"{len(moved)} job pairs moved in all: {reason}",
@@ -375,7 +374,8 @@ class JobBook:
                     pairs.append(JobPairInfo(
                         a, b, pair[0], pair[1], leaf_of.get(pair[0], 0),
                         leaf_of.get(pair[1], 0), path.spine if path else 0,
-                        path.port if path else 0, k, state, c.bytes, c.rate_bps))
+                        path.port if path else 0, k, state, c.bytes, c.rate_bps,
+                        path.super_spine if path else 0))
             worst, count = pl.worst
             util = 0.0
             if worst is not None and topo is not None and worst in topo.capacity:

@@ -27,7 +27,7 @@ class OperatorPins:
         """An operator's placement (``FailedPrecondition`` when the spine offers no path)."""
         path = topo.path_via(src_leaf, dst_leaf, spine)
         if path is None:
-            raise FailedPrecondition(f"spine {spine} has no path in service from leaf "
+            raise FailedPrecondition(f"switch {spine} is on no path in service from leaf "
                                      f"{src_leaf} to leaf {dst_leaf}")
         flows = self.table.flows
         old = flows.get(key)

@@ -332,7 +332,7 @@ class FlowMatch(_message.Message):
     def __init__(self, src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., protocol: _Optional[str] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ...) -> None: ...
 
 class FlowStatus(_message.Message):
-    __slots__ = ("flow", "src_leaf", "dst_leaf", "spine", "uplink_port", "rate_bps", "demand_bps", "traffic_class", "priority", "large", "pinned_by", "age_seconds", "moves")
+    __slots__ = ("flow", "src_leaf", "dst_leaf", "spine", "uplink_port", "rate_bps", "demand_bps", "traffic_class", "priority", "large", "pinned_by", "age_seconds", "moves", "super_spine", "spine_uplink_port")
     FLOW_FIELD_NUMBER: _ClassVar[int]
     SRC_LEAF_FIELD_NUMBER: _ClassVar[int]
     DST_LEAF_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +346,8 @@ class FlowStatus(_message.Message):
     PINNED_BY_FIELD_NUMBER: _ClassVar[int]
     AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MOVES_FIELD_NUMBER: _ClassVar[int]
+    SUPER_SPINE_FIELD_NUMBER: _ClassVar[int]
+    SPINE_UPLINK_PORT_FIELD_NUMBER: _ClassVar[int]
     flow: FlowMatch
     src_leaf: int
     dst_leaf: int
@@ -359,7 +361,9 @@ class FlowStatus(_message.Message):
     pinned_by: str
     age_seconds: float
     moves: int
-    def __init__(self, flow: _Optional[_Union[FlowMatch, _Mapping]] = ..., src_leaf: _Optional[int] = ..., dst_leaf: _Optional[int] = ..., spine: _Optional[int] = ..., uplink_port: _Optional[int] = ..., rate_bps: _Optional[float] = ..., demand_bps: _Optional[float] = ..., traffic_class: _Optional[str] = ..., priority: _Optional[bool] = ..., large: _Optional[bool] = ..., pinned_by: _Optional[str] = ..., age_seconds: _Optional[float] = ..., moves: _Optional[int] = ...) -> None: ...
+    super_spine: int
+    spine_uplink_port: int
+    def __init__(self, flow: _Optional[_Union[FlowMatch, _Mapping]] = ..., src_leaf: _Optional[int] = ..., dst_leaf: _Optional[int] = ..., spine: _Optional[int] = ..., uplink_port: _Optional[int] = ..., rate_bps: _Optional[float] = ..., demand_bps: _Optional[float] = ..., traffic_class: _Optional[str] = ..., priority: _Optional[bool] = ..., large: _Optional[bool] = ..., pinned_by: _Optional[str] = ..., age_seconds: _Optional[float] = ..., moves: _Optional[int] = ..., super_spine: _Optional[int] = ..., spine_uplink_port: _Optional[int] = ...) -> None: ...
 
 class FlowList(_message.Message):
     __slots__ = ("flows", "collected_at", "te_enabled")
@@ -471,7 +475,7 @@ class JobSpec(_message.Message):
     def __init__(self, id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., pattern: _Optional[str] = ..., pairs: _Optional[_Iterable[_Union[RankPair, _Mapping]]] = ..., transport: _Optional[str] = ..., traffic_class: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class JobPairStatus(_message.Message):
-    __slots__ = ("src_rank", "dst_rank", "src_ip", "dst_ip", "src_leaf", "dst_leaf", "spine", "uplink_port", "step", "state", "bytes", "rate_bps")
+    __slots__ = ("src_rank", "dst_rank", "src_ip", "dst_ip", "src_leaf", "dst_leaf", "spine", "uplink_port", "step", "state", "bytes", "rate_bps", "super_spine")
     SRC_RANK_FIELD_NUMBER: _ClassVar[int]
     DST_RANK_FIELD_NUMBER: _ClassVar[int]
     SRC_IP_FIELD_NUMBER: _ClassVar[int]
@@ -484,6 +488,7 @@ class JobPairStatus(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    SUPER_SPINE_FIELD_NUMBER: _ClassVar[int]
     src_rank: int
     dst_rank: int
     src_ip: str
@@ -496,7 +501,8 @@ class JobPairStatus(_message.Message):
     state: str
     bytes: int
     rate_bps: float
-    def __init__(self, src_rank: _Optional[int] = ..., dst_rank: _Optional[int] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., src_leaf: _Optional[int] = ..., dst_leaf: _Optional[int] = ..., spine: _Optional[int] = ..., uplink_port: _Optional[int] = ..., step: _Optional[int] = ..., state: _Optional[str] = ..., bytes: _Optional[int] = ..., rate_bps: _Optional[float] = ...) -> None: ...
+    super_spine: int
+    def __init__(self, src_rank: _Optional[int] = ..., dst_rank: _Optional[int] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., src_leaf: _Optional[int] = ..., dst_leaf: _Optional[int] = ..., spine: _Optional[int] = ..., uplink_port: _Optional[int] = ..., step: _Optional[int] = ..., state: _Optional[str] = ..., bytes: _Optional[int] = ..., rate_bps: _Optional[float] = ..., super_spine: _Optional[int] = ...) -> None: ...
 
 class JobStatus(_message.Message):
     __slots__ = ("spec", "registered_at", "state", "pairs", "worst_link", "worst_link_pairs", "worst_link_utilization")

@@ -206,7 +206,8 @@ class FabricServicer:
 
     def ListFlows(self, request, context):
         """ListFlows returns the flows traffic engineering tracks (TCP and UDP between hosts on
-        different leaves): each with its path (ingress leaf, uplink port, spine), measured
+        different leaves): each with its path (ingress leaf, uplink port, spine; between pods
+        of a three-tier fabric, the spine's uplink port and super-spine too), measured
         rate, estimated demand, QoS class, and who placed it. Empty with --no-te.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -214,11 +215,12 @@ class FabricServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PinFlow(self, request, context):
-        """PinFlow holds a flow (a 5-tuple; a port of 0 matches any port) on one spine until
-        UnpinFlow; traffic engineering never moves it, except off a failed uplink to another
-        link to the same spine. INVALID_ARGUMENT for a malformed flow, NOT_FOUND for an
-        unknown host or spine, FAILED_PRECONDITION when the spine has no path in service
-        between the hosts' leaves, or when TE is off (--no-te).
+        """PinFlow holds a flow (a 5-tuple; a port of 0 matches any port) on one spine (or,
+        between pods of a three-tier fabric, one spine or super-spine) until UnpinFlow;
+        traffic engineering never moves it, except off a failed uplink to another link to the
+        same spine. INVALID_ARGUMENT for a malformed flow, NOT_FOUND for an unknown host or
+        switch, FAILED_PRECONDITION when the switch has no path in service between the
+        hosts' leaves, or when TE is off (--no-te).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
