@@ -12,7 +12,10 @@ of a link, the worst case for a pass), and time:
 
 Each pass is timed on a fresh copy of the same state, several times; the median is
 reported. Results: bench/results/te-scale.json and docs/bench-te-scale.md.
-Target (issue 4): one pass of the 32x64 / 4,000-flow case under 200 ms.
+Target (issue 4): one pass of the 32x64 / 4,000-flow case under 200 ms. The three-tier
+case (issue 24): 8 pods of 16 leaves and 16 spines under 64 super-spines (spine plane i:
+super-spines 4i+1..4i+4 over the i-th spine of every pod), flows between any two leaves
+(7 in 8 between pods: four links each).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from controller.core.te import (
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 100e9
 HOSTS_PER_LEAF = 16
-CASES = ((32, 64, 4_000), (64, 256, 20_000))
+# (spines, leaves (of a pod), flows, pods, super-spines)
+CASES = ((32, 64, 4_000, 1, 0), (64, 256, 20_000, 1, 0), (16, 16, 20_000, 8, 64))
 SLICE = 256  # moves applied per event, as fabricd (apps/rebalancer.py REBALANCE_SLICE)
 
 
@@ -56,6 +60,29 @@ def fabric(spines: int, leaves: int) -> TeTopology:
     for i in range(spines):
         reach[1000 + i] = frozenset(2000 + j for j in range(leaves))
     return TeTopology(uplinks, reach, cap, host_rate=RATE)
+
+
+def three_tier(pods: int, spines: int, leaves: int, supers: int) -> TeTopology:
+    """Pod p: leaves 2000+p*leaves+j, spines 1000+p*spines+i; super-spine 3000+k sits in
+    spine plane k // (supers // spines) over spine i of every pod."""
+    per_plane = supers // spines
+    uplinks, reach, cap, spine_ups, descent = {}, {}, {}, {}, {}
+    for pod in range(pods):
+        ls = [2000 + pod * leaves + j for j in range(leaves)]
+        ss = [1000 + pod * spines + i for i in range(spines)]
+        for leaf in ls:
+            uplinks[leaf] = tuple((i + 1, s) for i, s in enumerate(ss))
+            for i, s in enumerate(ss):
+                cap[up(leaf, i + 1)] = cap[down(s, leaf)] = RATE
+        for i, s in enumerate(ss):
+            reach[s] = frozenset(ls)
+            tops = [3000 + i * per_plane + k for k in range(per_plane)]
+            spine_ups[s] = tuple((leaves + 1 + k, x) for k, x in enumerate(tops))
+            for k, x in enumerate(tops):
+                cap[up(s, leaves + 1 + k)] = cap[down(x, s)] = RATE
+                for leaf in ls:
+                    descent.setdefault(x, {})[leaf] = (s,)
+    return TeTopology(uplinks, reach, cap, RATE, spine_ups, descent)
 
 
 def populate(topo: TeTopology, leaves: int, n_flows: int, seed: int):
@@ -117,9 +144,10 @@ def pass_as_fabricd_runs_it(te: TrafficEngineer, topo: TeTopology, loads: dict,
             "total": applied - t0, "lags": lags, **quality}
 
 
-def run_case(spines: int, leaves: int, n_flows: int, repeats: int) -> dict:
-    topo = fabric(spines, leaves)
-    te, loads, placing = populate(topo, leaves, n_flows, seed=spines * leaves)
+def run_case(spines: int, leaves: int, n_flows: int, repeats: int, pods: int = 1,
+             supers: int = 0) -> dict:
+    topo = three_tier(pods, spines, leaves, supers) if supers else fabric(spines, leaves)
+    te, loads, placing = populate(topo, pods * leaves, n_flows, seed=spines * leaves)
     times, moves = [], 0
     for _ in range(repeats):
         fresh = copy.deepcopy(te)
@@ -136,7 +164,8 @@ def run_case(spines: int, leaves: int, n_flows: int, repeats: int) -> dict:
         return round(statistics.median(r[k] for r in runs) * 1e3, 1)
 
     return {
-        "spines": spines, "leaves": leaves, "flows": n_flows,
+        "spines": spines, "leaves": leaves, "flows": n_flows, "pods": pods,
+        "super_spines": supers,
         "first_placement_us_per_flow": round(placing / n_flows * 1e6, 1),
         # (the first pass also builds the topology's caches: it has its own column)
         "rebalance_pass_ms_median": round(statistics.median(times[1:] or times) * 1e3, 1),
@@ -179,7 +208,10 @@ def write_docs(rows: list[dict], path: Path) -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        lines.append(f"| {r['spines']} spines x {r['leaves']} leaves | {r['flows']:,} | "
+        shape = (f"{r['pods']} pods x ({r['spines']} spines x {r['leaves']} leaves), "
+                 f"{r['super_spines']} super-spines" if r.get("super_spines") else
+                 f"{r['spines']} spines x {r['leaves']} leaves")
+        lines.append(f"| {shape} | {r['flows']:,} | "
                      f"{r['first_placement_us_per_flow']} | {r['rebalance_pass_ms_median']} | "
                      f"{r['rebalance_pass_ms_min']}-{r['rebalance_pass_ms_max']} | "
                      f"{r['first_pass_after_topology_change_ms']} | "
@@ -234,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doc", default=str(ROOT / "docs" / "bench-te-scale.md"))
     args = p.parse_args(argv)
     rows = []
-    for spines, leaves, n in CASES:
-        rows.append(run_case(spines, leaves, n, args.repeats))
+    for spines, leaves, n, pods, supers in CASES:
+        rows.append(run_case(spines, leaves, n, args.repeats, pods, supers))
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
             rng.shuffle(rest)
             order = top + rest
         choice, load = _greedy(order, arrays, cur)
-        _local_search(order, arrays, dem, choice, caps, load)
+        _local_search(order, arrays, dem, choice, caps, load, budget=budget)
         over, worst = _score(load, caps)
         moved = sum(1 for a, b in zip(choice, cur, strict=True) if a != b)
         score = (over, worst, moved)
@@ -103,20 +103,22 @@ def _keep_in_place(choice: list[int], cur: list[int], rows: _Arrays, dem: list[f
     at = np.array(moved, dtype=np.intp)
     to, back = np.array(choice, dtype=np.intp)[at], np.array(cur, dtype=np.intp)[at]
     real = len(caps)
-    gone = [[r for r in rs if r < real] for rs in rows.stack(at, to).tolist()]
-    home = [[r for r in rs if r < real] for rs in rows.stack(at, back).tolist()]
+    # (with the pads: "nothing" has no limit, and what it gathers is dropped)
+    ext, room = [*load, BIG, 0.0], [limit * c for c in caps] + [0.0, float("inf")]
+    gone, home = rows.stack(at, to).tolist(), rows.stack(at, back).tolist()
     for i, old, new in zip(moved, gone, home, strict=True):
         d = dem[i]
         for r in old:
-            load[r] -= d
+            ext[r] -= d
         # no new overload where it returns (where it leaves, load only falls)
-        if all(load[r] + d <= limit * caps[r] for r in new):
+        if all(ext[r] + d <= room[r] for r in new):
             choice[i] = cur[i]
             for r in new:
-                load[r] += d
+                ext[r] += d
         else:
             for r in old:
-                load[r] += d
+                ext[r] += d
+    load[:] = ext[:real]
     over, worst = _score(load, caps)
     return over, worst, sum(1 for a, b in zip(choice, cur, strict=True) if a != b)
 
@@ -276,15 +278,20 @@ def _greedy(order: list[int], rows: _Arrays, cur: list[int]) -> tuple[list[int],
 
 
 def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: list[int],
-                  caps: list[float], load: list[float], rounds: int = 4) -> None:
-    """Move single flows while that lowers the sum of squared utilizations. Only flows
-    on the hottest links as a round starts are tried: moving anything else cannot lower
-    the worst link."""
-    cap_a = rows.cap[:-PADS]
+                  caps: list[float], load: list[float], rounds: int = 4,
+                  budget: int = 1 << 62) -> None:
+    """Move single flows while that lowers the sum of squared utilizations (each to the
+    first of its options that does). Only flows on the hottest links as a round starts
+    are tried: moving anything else cannot lower the worst link. A flow's options are
+    weighed in one array operation; at most ``budget`` options are weighed in all (an
+    overloaded fabric makes nearly every flow hot)."""
     real = len(caps)
+    big = np.array([*load, BIG, 0.0])  # (the loads, with the two pads)
+    cap = rows.cap
+    k, width = len(rows.cols), rows.width
     for _ in range(rounds):
-        util = np.array(load) / cap_a
-        worst = float(util.max()) if len(util) else 0.0
+        util = big[:real] / cap[:real]
+        worst = float(util.max()) if real else 0.0
         hot = 0.8 * worst
         pick = np.array(choice, dtype=np.intp)
         line = np.arange(len(pick))
@@ -298,28 +305,31 @@ def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: lis
         for i in order:
             if not is_tried[i]:
                 continue
-            d, n = dem[i], rows.count[i]
-            opts = list(zip(*(c[i, :n].tolist() for c in rows.cols), strict=True))
-            old = [r for r in opts[choice[i]] if r < real]
-            if all(load[r] / caps[r] < hot for r in old):
+            n = rows.count[i]
+            budget -= n
+            if budget < 0:
+                break
+            d = dem[i]
+            opts = rows.both[i].reshape(k, width)[:, :n]  # (hop, option)
+            old = opts[:, choice[i]]
+            lo, co = big[old], cap[old]
+            if (lo / co < hot).all():
                 continue
-            off = {r: (load[r] / caps[r]) ** 2 - ((load[r] - d) / caps[r]) ** 2
-                   for r in old}
-            for j, rs in enumerate(opts):
-                if j == choice[i]:
-                    continue
-                new = [r for r in rs if r < real]
-                gain = sum(v for r, v in off.items() if r not in new)
-                for r in new:
-                    if r not in off:
-                        gain -= ((load[r] + d) / caps[r]) ** 2 - (load[r] / caps[r]) ** 2
-                if gain > 1e-9:
-                    for r in old:
-                        load[r] -= d
-                    for r in new:
-                        load[r] += d
-                    choice[i] = j
-                    improved = True
-                    break
-        if not improved:
+            off = (lo / co) ** 2 - ((lo - d) / co) ** 2  # (what leaving each link gains)
+            lr, cr = big[opts], cap[opts]
+            on = ((lr + d) / cr) ** 2 - (lr / cr) ** 2  # (what joining each costs)
+            same = opts[:, :, None] == old[None, None, :]  # a link it keeps
+            gain = off.sum() - (same * off).sum(axis=(0, 2)) - np.where(
+                same.any(axis=2), 0.0, on).sum(axis=0)
+            gain[choice[i]] = 0.0
+            better = np.nonzero(gain > 1e-9)[0]
+            if len(better):
+                j = int(better[0])
+                big[old] -= d
+                big[opts[:, j]] += d
+                big[-1] = 0.0
+                choice[i] = j
+                improved = True
+        if not improved or budget < 0:
             break
+    load[:] = big[:real].tolist()
