@@ -282,15 +282,13 @@ def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: lis
                   budget: int = 1 << 62) -> None:
     """Move single flows while that lowers the sum of squared utilizations (each to the
     first of its options that does). Only flows on the hottest links as a round starts
-    are tried: moving anything else cannot lower the worst link. A flow's options are
-    weighed in one array operation; at most ``budget`` options are weighed in all (an
-    overloaded fabric makes nearly every flow hot)."""
+    are tried: moving anything else cannot lower the worst link. At most ``budget``
+    options are weighed in all (an overloaded fabric makes nearly every flow hot)."""
     real = len(caps)
-    big = np.array([*load, BIG, 0.0])  # (the loads, with the two pads)
-    cap = rows.cap
-    k, width = len(rows.cols), rows.width
+    wide = len(rows.cols) > 2
+    ext = np.array([*load, BIG, 0.0]) if wide else load  # (three tiers: with the pads)
     for _ in range(rounds):
-        util = big[:real] / cap[:real]
+        util = np.array(ext[:real]) / rows.cap[:real]
         worst = float(util.max()) if real else 0.0
         hot = 0.8 * worst
         pick = np.array(choice, dtype=np.intp)
@@ -299,37 +297,79 @@ def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: lis
         on_hot = np.zeros(len(pick), dtype=bool)
         for c in rows.cols:
             on_hot |= hot_at[c[line, pick]]
-        tried = (pick >= 0) & (rows.count_a >= 2) & on_hot
-        is_tried = tried.tolist()
+        is_tried = ((pick >= 0) & (rows.count_a >= 2) & on_hot).tolist()
         improved = False
         for i in order:
             if not is_tried[i]:
                 continue
-            n = rows.count[i]
-            budget -= n
+            budget -= rows.count[i]
             if budget < 0:
                 break
-            d = dem[i]
-            opts = rows.both[i].reshape(k, width)[:, :n]  # (hop, option)
-            old = opts[:, choice[i]]
-            lo, co = big[old], cap[old]
-            if (lo / co < hot).all():
-                continue
-            off = (lo / co) ** 2 - ((lo - d) / co) ** 2  # (what leaving each link gains)
-            lr, cr = big[opts], cap[opts]
-            on = ((lr + d) / cr) ** 2 - (lr / cr) ** 2  # (what joining each costs)
-            same = opts[:, :, None] == old[None, None, :]  # a link it keeps
-            gain = off.sum() - (same * off).sum(axis=(0, 2)) - np.where(
-                same.any(axis=2), 0.0, on).sum(axis=0)
-            gain[choice[i]] = 0.0
-            better = np.nonzero(gain > 1e-9)[0]
-            if len(better):
-                j = int(better[0])
-                big[old] -= d
-                big[opts[:, j]] += d
-                big[-1] = 0.0
-                choice[i] = j
+            move = (_better_wide(rows, i, choice[i], dem[i], ext, hot) if wide else
+                    _better_two(rows, i, choice[i], dem[i], caps, ext, hot))
+            if move >= 0:
+                choice[i] = move
                 improved = True
         if not improved or budget < 0:
             break
-    load[:] = big[:real].tolist()
+    if wide:
+        load[:] = ext[:real].tolist()
+
+
+def _better_two(rows: _Arrays, i: int, now: int, d: float, caps: list[float],
+                load: list[float], hot: float) -> int:
+    """Two tiers: the first option of flow ``i`` (on option ``now``, demand ``d``) whose
+    uplink and spine link gain more than they cost, moved to (``load`` updated), or -1.
+    (Plain Python: an option is two links.)"""
+    n = rows.count[i]
+    ups, downs = rows.ups[i, :n].tolist(), rows.downs[i, :n].tolist()
+    u0, w0 = ups[now], downs[now]
+    cu0, cw0 = caps[u0], caps[w0]
+    if load[u0] / cu0 < hot and load[w0] / cw0 < hot:
+        return -1
+    off = ((load[u0] / cu0) ** 2 - ((load[u0] - d) / cu0) ** 2)
+    off_w = ((load[w0] / cw0) ** 2 - ((load[w0] - d) / cw0) ** 2)
+    for j, (u, w) in enumerate(zip(ups, downs, strict=True)):
+        if j == now:
+            continue
+        cu, cw = caps[u], caps[w]
+        on = ((load[u] + d) / cu) ** 2 - (load[u] / cu) ** 2
+        if w == w0:  # same spine, other uplink: the spine side does not change
+            gain = off - on
+        else:
+            on += ((load[w] + d) / cw) ** 2 - (load[w] / cw) ** 2
+            gain = off + off_w - on
+        if gain > 1e-9:
+            load[u0] -= d
+            load[w0] -= d
+            load[u] += d
+            load[w] += d
+            return j
+    return -1
+
+
+def _better_wide(rows: _Arrays, i: int, now: int, d: float, ext: np.ndarray,
+                 hot: float) -> int:
+    """:func:`_better_two` over up to four links an option (three tiers), every option
+    weighed in one array operation; ``ext`` holds the loads and the pads."""
+    k, width, cap = len(rows.cols), rows.width, rows.cap
+    opts = rows.both[i].reshape(k, width)[:, :rows.count[i]]  # (hop, option)
+    old = opts[:, now]
+    lo, co = ext[old], cap[old]
+    if (lo / co < hot).all():
+        return -1
+    off = (lo / co) ** 2 - ((lo - d) / co) ** 2  # (what leaving each link gains)
+    lr, cr = ext[opts], cap[opts]
+    on = ((lr + d) / cr) ** 2 - (lr / cr) ** 2  # (what joining each costs)
+    same = opts[:, :, None] == old[None, None, :]  # a link it keeps
+    gain = off.sum() - (same * off).sum(axis=(0, 2)) - np.where(
+        same.any(axis=2), 0.0, on).sum(axis=0)
+    gain[now] = 0.0
+    better = np.nonzero(gain > 1e-9)[0]
+    if not len(better):
+        return -1
+    j = int(better[0])
+    ext[old] -= d
+    ext[opts[:, j]] += d
+    ext[-1] = 0.0
+    return j
