@@ -1,7 +1,8 @@
 """Fabrics as AI clusters are built, on Mininet. A three-tier Clos (2 pods of 2 leaves
 and 2 spines, under 2 spine planes of 2 super-spines): roles, pods and spine planes
 found from the wiring; every pair reachable; a spine-to-super-spine link cut under an
-inter-pod ping is skipped by the switches; a controller restart re-installs nothing.
+inter-pod ping is skipped by the switches; a controller restart re-installs nothing;
+TE holds a flow between pods on a super-spine.
 Two planes under one controller. A rail-optimized group of servers. (The cases:
 tests/unit/test_three_tier.py and test_servers.py, and the fleet's
 tests/e2e/test_fleet_servers.py.)"""
@@ -15,10 +16,12 @@ import time
 import grpc
 import pytest
 
+from controller.cli.client import flow_match
 from mininet_topos.attack import start_ping, stop_ping
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import ping, replies_from
 from mininet_topos.spine_leaf import FabricSpec
+from mininet_topos.traffic import result, start_servers, stop_servers, udp_flow
 from tests.e2e.conftest import (
     all_pairs_ok,
     assert_kept,
@@ -90,6 +93,61 @@ def test_three_tier_fabric_reaches_every_pair_survives_a_cut_and_a_restart(
             assert_kept(tables[sw], flow_table(sw), time.monotonic() - t0 - 1.0)
         all_pairs_ok(net)
         assert_switches_hold_desired(again, net)
+
+
+def test_te_holds_a_flow_between_pods_on_its_super_spine(controller_factory):
+    """A UDP flow from pod 1 to pod 2 is placed by TE on a whole path: its packets go up
+    the spine uplink the path names (the spine's pin), and nowhere else; pinned by an
+    operator to each super-spine in turn, they follow; that uplink cut, the spine's fast
+    failover and the controller keep them flowing."""
+    ctl = controller_factory()
+    with running_fabric(ctl, SPEC) as (net, _):
+        h1, h3 = net.get("h1", "h3")
+        all_pairs_ok(net)
+        start_servers(h3, [5201])
+        proc = udp_flow(h1, h3.IP(), 5201, mbps=2, seconds=30)  # ~210 packets a second
+        try:
+            with ctl.client() as client:
+                def placed():
+                    return next((f for f in client.flows().flows if f.flow.protocol == "udp"
+                                 and f.flow.dst_ip == h3.IP() and f.super_spine), None)
+
+                assert wait_until(lambda: placed() is not None, timeout=10)
+                f = placed()
+
+                def carried(up: tuple[str, int]) -> dict:
+                    """Packets up each spine uplink in 1.5 s: the flow's uplink carries
+                    it (~300), the others only LLDP and the test's control traffic."""
+                    time.sleep(0.5)  # (entries in force, queues drained)
+                    before = uplink_counts()
+                    time.sleep(1.5)
+                    grew = {k: v - before[k] for k, v in uplink_counts().items()}
+                    assert grew[up] >= 200, (up, grew)
+                    assert all(v < 60 for k, v in grew.items() if k != up), (up, grew)
+                    return grew
+
+                carried((f"s{f.spine - 1000}", f.spine_uplink_port))
+                match = flow_match(h1.IP(), h3.IP(), "udp", f.flow.src_port, 5201)
+                for ss in (3001, 3002, 3003, 3004):
+                    got = client.pin_flow(match, ss)
+                    assert got.super_spine == ss and got.pinned_by == "operator"
+                    carried((f"s{got.spine - 1000}", got.spine_uplink_port))
+                # pinned to x1 (over s1 port 3), then that cable fails
+                got = client.pin_flow(match, 3001)
+                assert (got.spine, got.spine_uplink_port) == (1001, 3)
+                carried(("s1", 3))
+                net.configLinkStatus("s1", "x1", "down")
+                try:
+                    carried(("s1", 4))  # (fast failover, then the pin's new path)
+                    assert wait_until(lambda: placed().super_spine == 3002, timeout=5)
+                finally:
+                    net.configLinkStatus("s1", "x1", "up")
+            got = result(proc, timeout=40)
+            assert got.lost_percent < 5, got
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            stop_servers(h3)
 
 
 def test_two_planes_under_one_controller(controller_factory):

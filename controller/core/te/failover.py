@@ -1,5 +1,6 @@
 """Failure and drain: a flow whose path is no longer in service is re-placed at once (an
-operator's pin keeps its spine, on another uplink to it if there is one)."""
+operator's pin keeps its switch, the super-spine between pods, else the spine, on
+another uplink or spine to it if there is one)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ def revalidate(table: FlowTable, topo: TeTopology, loads: Mapping[Resource, floa
             continue
         if not valid:
             continue  # nothing to move to: the data plane falls back on its groups
-        if flow.operator:
-            same = [p for p in valid if flow.path and p.spine == flow.path.spine]
+        if flow.operator:  # (its switch kept: the super-spine, else the spine)
+            old = flow.path
+            same = [p for p in valid if old and p.choice == old.choice] or [
+                p for p in valid if old and p.spine == old.spine]
             if same:
                 moves.append(table.move(flow, same[0], f"{reason}: uplink changed", now))
             continue
