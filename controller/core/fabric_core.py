@@ -422,7 +422,7 @@ class FabricCore:
                 base = self._base[dpid] = switch_base(view, dpid)
             desired = self._desired[dpid] = with_hosts(base, host_rules(view, dpid))
         pins = self.pins(dpid, now)
-        if pins is None:
+        if not pins:  # (a spine between no pods, a leaf with no flows: nothing to add)
             return desired, True
         return SwitchDesired({**desired.flows, **pins}, desired.groups, desired.meters), True
 

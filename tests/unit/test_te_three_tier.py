@@ -66,6 +66,8 @@ def test_an_operator_pins_a_flow_between_pods_to_each_super_spine_in_turn():
     for ss in fab.supers:
         fab.deliver(fab.core.traffic.set_pins(fab.core.traffic.pins_with(key, ss), fab.now))
         dp.sync()
+        said = [e.message for e in fab.core.take_events() if e.kind == "pin"]
+        assert f"pinned to super-spine {ss} (spine " in said[-1], said
         t = dp.send(hosts, 2, 5, sport=41000, dport=5201)
         assert t.delivered == [hosts[5][2:]]
         assert ss in crossed(t) and not set(fab.supers) - {ss} & set(crossed(t)), t.hops

@@ -33,7 +33,7 @@ from controller.core.te.pins import SharedPins
 from controller.core.te.reader import CoreTeSettings, FabricReader
 from controller.core.te.rebalance import RebalancePass, RebalancePlan
 from controller.core.te.restart import RecoveredPins
-from controller.core.te.topology import Resource, SpinePath, TeTopology, path_text
+from controller.core.te.topology import Resource, SpinePath, TeTopology
 
 log = logging.getLogger("aifabric.core")
 
@@ -350,7 +350,10 @@ class FabricTE:
         before = set(pinned_at(old)) if old is not None else set()
         flow = self.te.pin(key, src_leaf, dst_leaf, spine, self.te_topology(), now)
         assert flow.path is not None
-        self._event("pin", f"{key} pinned to {path_text(flow.path, dst_leaf)}",
+        p = flow.path
+        via = (f"super-spine {p.super_spine} (spine {p.spine} port {p.spine_port})"
+               if p.super_spine else f"spine {p.spine}")
+        self._event("pin", f"{key} pinned to {via} (leaf {src_leaf} port {p.port})",
                     flow=str(key), spine=spine)
         return {*flow.path.switches} | before | refreshed
 
