@@ -111,6 +111,7 @@ def core_settings(cfg: FabricdConfig) -> CoreSettings:
         **same_named(te, CoreSettings),
         damping=DampingSettings(**same_named(disc.dampening, DampingSettings)),
         role_overrides=dict(cfg.roles),
+        spine_uplink_repeats=cfg.spine_uplink_repeats == "auto",
         cabling=cabling_plan(cfg),
         servers=tuple(Server(s.name, tuple(s.nics)) for s in cfg.all_servers()),
         qos=qos_policy(cfg),

@@ -323,6 +323,12 @@ class FabricdConfig(Strict):
     server_rule: ServerRuleConfig | None = Field(
         None, description="servers numbered by their addresses, beside servers:",
         examples=[{"servers": 32, "rails": 8, "first": "10.0.0.1", "rail_stride": 256}])
+    spine_uplink_repeats: Literal["auto", "off"] = Field(
+        "auto", description="three tiers: auto repeats each of a spine's up-buckets as "
+        "many times as its leaves have spines (within 64 buckets), so that Open vSwitch, "
+        "which hashes alike at every switch, spreads a spine's traffic over its "
+        "super-spines; off: one bucket per uplink (switches that seed their hash per "
+        "switch, or whose ECMP member table is small)")
     cabling: list[tuple[str, str]] = Field(
         default_factory=list, description="the cabling plan: the cables the fabric should "
         "have, as pairs of DPID:PORT ends; links LLDP does not find, or finds but are not "

@@ -364,6 +364,7 @@ class FabricCore:
             punt=self.settings.punt,
             guarded={d: p for d, p in self._guard_ports.items() if d in leaves},
             places={d: result.places[d] for d in ranked if d in result.places},
+            repeat_up=self.settings.spine_uplink_repeats,
         )
         if self._base and not _same_but_hosts(self._base_view, self._view):
             self._base = {}  # (something else changed too, unannounced: derive it all)

@@ -30,6 +30,7 @@ class CoreSettings:
     flood_rate: float = 50.0  # broadcast/unknown frames per second per host port
     flood_burst: float = 100.0
     role_overrides: dict[int, str] = field(default_factory=dict)
+    spine_uplink_repeats: bool = True  # a spine's up-buckets repeated (ecmp._spread)
     cabling: tuple[Cable, ...] = ()  # the operator's cabling plan, if any
     servers: tuple[Server, ...] = ()  # servers and their NICs in rail order (rail check)
     qos: QosPolicy | None = None  # edge marking policy; None with --no-qos

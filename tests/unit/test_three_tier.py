@@ -172,14 +172,12 @@ def test_planes_are_each_a_fabric_of_their_own():
     fab.maintain("drain_switch", 1003)  # plane 2 keeps 1004, whatever plane 1 has left
 
 
-def test_spines_do_not_follow_the_leaves_choice_under_open_vswitch_hashing(monkeypatch):
+def test_spines_do_not_follow_the_leaves_choice_under_open_vswitch_hashing():
     """Open vSwitch hashes alike at every switch: a spine's choice of super-spine would
     repeat the leaf's choice of spine (each spine using one super-spine of its plane)
-    but for the spines' repeated up-buckets."""
-    import controller.core.fabric.ecmp as ecmp
-
-    def supers_crossed() -> set[int]:
-        fab = three_tier(2, 2, 2, 2, 1, CoreSettings(te=None))
+    but for the spines' repeated up-buckets (config spine_uplink_repeats: auto)."""
+    def supers_crossed(repeats: bool) -> set[int]:
+        fab = three_tier(2, 2, 2, 2, 1, CoreSettings(te=None, spine_uplink_repeats=repeats))
         dp, hosts = with_hosts(fab, 1)
         dp.hashing = "ovs"
         crossed = set()
@@ -189,6 +187,5 @@ def test_spines_do_not_follow_the_leaves_choice_under_open_vswitch_hashing(monke
             crossed |= {h.dpid for h in t.hops} & set(fab.supers)
         return crossed
 
-    assert supers_crossed() == {3001, 3002, 3003, 3004}
-    monkeypatch.setattr(ecmp, "_spread", lambda view, spine: 1)
-    assert len(supers_crossed()) == 2  # (polarized: the check above can fail)
+    assert supers_crossed(True) == {3001, 3002, 3003, 3004}
+    assert len(supers_crossed(False)) == 2  # (polarized: the check above can fail)

@@ -201,7 +201,10 @@ DP_HASH_SLOTS = 64  # (beyond that many buckets OVS hashes another way)
 
 def _spread(view: FabricView, spine: int) -> int:
     """How many times a spine repeats each up-bucket: as many as the spines its leaves
-    spread over (1 when that would make too many buckets for OVS's dp_hash)."""
+    spread over (1 when that would make too many buckets for OVS's dp_hash, or when the
+    operator turned repeats off)."""
+    if not view.repeat_up:
+        return 1
     ups = sum(len(view.ports_towards(spine, x)) for x in view.tiers_above[0].get(spine, ()))
     if not ups:
         return 1

@@ -57,6 +57,7 @@ class FabricView:
     # leaf -> its settled host ports, where the source guard applies (empty: off)
     guarded: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     places: Mapping[int, Place] = field(default_factory=dict)  # plane, pod, spine plane
+    repeat_up: bool = True  # a spine's up-buckets repeated against OVS's hash (ecmp)
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return list(self._towards.get((dpid, peer), ()))
