@@ -20,7 +20,7 @@ from typing import Any
 from os_ken.base import app_manager
 
 from apps.api.fabric_commands import Change, FabricCommands
-from controller.core.errors import FabricError, NotFound
+from controller.core.errors import FabricError, InvalidArgument, NotFound
 from controller.core.fabric.qos import QosPolicy
 from controller.core.fabric_core import Effects, FabricCore
 from controller.core.intent.kinds import (
@@ -32,10 +32,13 @@ from controller.core.intent.kinds import (
     decode_jobs,
     decode_pins,
     decode_policy,
+    decode_servers,
     encode_jobs,
     encode_pins,
     encode_policy,
+    encode_servers,
 )
+from controller.core.model.servers import Server
 from controller.core.snapshot import FlowInfo, JobInfo, SwitchEntries
 from controller.core.southbound import ofctl_text
 from controller.core.southbound.sync import SwitchSync
@@ -75,6 +78,12 @@ class Commands(FabricCommands):
                 self.core.traffic.restore_jobs(decode_jobs(intent.value), now)
             elif intent.kind == "pins":  # (made once their flows are seen)
                 self.core.traffic.set_pins(decode_pins(intent.value), now)
+            elif intent.kind == "servers":
+                try:
+                    self._set_servers(decode_servers(intent.value))
+                except InvalidArgument as exc:  # (the configuration changed since)
+                    log.error("the servers kept in the state file are not in force: %s",
+                              exc)
             elif intent.kind == "qos" and self.core.qos is None:
                 log.warning("the QoS policy kept in the state file is not in force: QoS "
                             "is off")
@@ -112,6 +121,9 @@ class Commands(FabricCommands):
         elif intent.kind == "pins":
             pins = decode_pins(intent.value)
             self._te_change(title, lambda: self.core.traffic.set_pins(pins, now), now)
+        elif intent.kind == "servers":
+            self._set_servers(decode_servers(intent.value))
+            self._publish(topology=self.core.snapshot(now))
         elif intent.kind == "qos":
             policy = decode_policy(intent.value)
             if self.core.qos is None:
@@ -124,6 +136,12 @@ class Commands(FabricCommands):
         self.applied.mark(intent)
         log.info("%s at revision %d applied", title, intent.revision)
         return True
+
+    def _set_servers(self, servers: tuple[Server, ...]) -> None:
+        """Put the API's servers in force (InvalidArgument, nothing changed, if they
+        clash with this instance's configured ones)."""
+        self.core.servers.check(servers)
+        self.core.servers.api = servers
 
     def _te_change(self, title: str, change: Callable[[], Effects], now: float) -> None:
         if self.core.traffic.te is None:
@@ -174,6 +192,18 @@ class Commands(FabricCommands):
         """The pins without ``key`` (NotFound if it is not pinned)."""
         return Change(encode_pins(self.core.traffic.pins_without(key)), f"{key} unpinned",
                       self.applied.revision("pins"))
+
+    def servers_change(self, servers: tuple[Server, ...]) -> Change:
+        """The servers to keep in place of those set through the API so far
+        (InvalidArgument if they clash with the configured ones; None when they are the
+        ones in force), and the revision they replace."""
+        self.core.servers.check(servers)
+        same = self.core.servers.api == servers
+        nics = sum(len(s.nics) for s in servers)
+        return Change(None if same else encode_servers(servers),
+                      f"{len(servers)} servers ({nics} NICs) set through the API"
+                      + (" (in force already)" if same else ""),
+                      self.applied.revision("servers"))
 
     def job_register_change(self, spec: JobSpec) -> Change:
         """The job list with ``spec`` registered, its ``server:rail`` members as the

@@ -22,19 +22,9 @@ import threading
 from pathlib import Path
 
 from apps.cluster_store import StoreUnavailable
-from controller.core.intent.kinds import (
-    KINDS,
-    Drains,
-    Intent,
-    IntentError,
-    decode_jobs,
-    decode_pins,
-    decode_policy,
-)
+from controller.core.intent.kinds import DECODERS, KINDS, Intent, IntentError
 
 FORMAT = 1
-DECODERS = {"qos": decode_policy, "drains": Drains.decode, "jobs": decode_jobs,
-            "pins": decode_pins}
 
 
 class IntentFileError(Exception):

@@ -23,11 +23,12 @@ from controller.config_daemon import (
     Strict,
     parse_host_port,
 )
+from controller.core.errors import InvalidArgument
 from controller.core.fabric.hosts import host_address, unicast_mac
 from controller.core.fabric.qos import QosPolicy, profile_policy
 from controller.core.model.cabling import make_cable, parse_end
 from controller.core.model.roles import ROLES
-from controller.core.model.servers import nic_key
+from controller.core.model.servers import MAX_NICS, Server, check_apart, server_of
 
 
 class ConfigError(Exception):
@@ -187,7 +188,6 @@ class StaticHostConfig(Strict):
         return v.lower()
 
 
-MAX_NICS = 16_384  # servers' NICs in all (a 16k-GPU cluster; each is a row of GetTopology)
 
 
 class ServerConfig(Strict):
@@ -201,16 +201,10 @@ class ServerConfig(Strict):
     @field_validator("nics")
     @classmethod
     def _nics(cls, v: list[str]) -> list[str]:
-        out = []
-        for i, nic in enumerate(v):
-            try:
-                key = nic_key(nic)
-            except ValueError as exc:
-                raise ValueError(f"rail {i}: {exc}") from None
-            if not (unicast_mac(key) if ":" in key else host_address(key)):
-                raise ValueError(f"rail {i}: {nic} is not an address a host may own")
-            out.append(key)
-        return out
+        try:
+            return list(server_of("x", v).nics)
+        except InvalidArgument as exc:  # ("nics[i]: ...", as the API says it)
+            raise ValueError(str(exc)) from None
 
 
 class ServerRuleConfig(Strict):
@@ -370,20 +364,10 @@ class FabricdConfig(Strict):
     @model_validator(mode="after")
     def _servers_apart(self) -> FabricdConfig:
         """No two servers share a name or a NIC; NICs within the limit."""
-        names: set[str] = set()
-        nics: dict[str, str] = {}
-        servers = self.all_servers()
-        if sum(len(s.nics) for s in servers) > MAX_NICS:
-            raise ValueError(f"servers: more than {MAX_NICS} NICs in all")
-        for s in servers:
-            if s.name in names:
-                raise ValueError(f"servers: two servers named {s.name!r}")
-            names.add(s.name)
-            for rail, nic in enumerate(s.nics):
-                if nic in nics:
-                    raise ValueError(f"servers: NIC {nic} is {nics[nic]} and server "
-                                     f"{s.name} rail {rail}")
-                nics[nic] = f"server {s.name} rail {rail}"
+        try:
+            check_apart(Server(s.name, tuple(s.nics)) for s in self.all_servers())
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @field_validator("cabling")

@@ -24,7 +24,7 @@ log = logging.getLogger("aifabric.api")
 
 SERVICE_PREFIX = "/aifabric.v1.Fabric/"
 MUTATING = frozenset({"SetQosPolicy", "DrainLink", "DrainSwitch", "Undrain", "PinFlow",
-                      "UnpinFlow", "RegisterJob", "DeleteJob"})
+                      "UnpinFlow", "RegisterJob", "DeleteJob", "SetServers"})
 ROLES = ("reader", "admin")
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from controller.core.errors import Unavailable
 from controller.core.fabric.qos import QosPolicy
 from controller.core.intent.kinds import Intent
+from controller.core.model.servers import Server
 from controller.core.snapshot import FlowInfo, JobInfo, SwitchEntries
 from controller.core.te import FlowKey
 from controller.core.te.jobs import JobSpec
@@ -75,6 +76,11 @@ class FabricCommands(Protocol):
     @abstractmethod
     def job_delete_change(self, job_id: str) -> Change:
         """The jobs without ``job_id``: NotFound if it is not registered."""
+
+    @abstractmethod
+    def servers_change(self, servers: tuple[Server, ...]) -> Change:
+        """The servers set through the API replaced by ``servers``: InvalidArgument if
+        they clash with the configured ones."""
 
     @abstractmethod
     def apply_intent(self, intent: Intent) -> bool:

@@ -23,6 +23,7 @@ from controller.config import first_error
 from controller.core.errors import InvalidArgument
 from controller.core.events import StampedEvent
 from controller.core.fabric.qos import PROFILES, QosPolicy, profile_policy
+from controller.core.model.servers import MAX_NICS, Server, check_apart, server_of
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.te import PROTO_NUMBERS, FlowKey
 from controller.core.te.jobs import JobSpec
@@ -143,6 +144,17 @@ def policy_data(msg: fabric_pb2.QosPolicy) -> dict:
         ],
         "trust_unclassified_dscp": msg.trust_unclassified_dscp,
     }
+
+
+def validate_servers(request: fabric_pb2.SetServersRequest) -> tuple[Server, ...]:
+    """The servers of a SetServers request, each checked as the configuration checks
+    it (InvalidArgument naming the field: ``servers[i].nics[r]``...)."""
+    if len(request.servers) > MAX_NICS:
+        raise InvalidArgument(f"servers: more than {MAX_NICS} servers")
+    servers = tuple(server_of(s.name, s.nics, f"servers[{i}]")
+                    for i, s in enumerate(request.servers))
+    check_apart(servers)
+    return servers
 
 
 def validate_policy(request: fabric_pb2.SetQosPolicyRequest) -> QosPolicy:

@@ -48,6 +48,7 @@ from apps.api.messages import (
     policy_message,
     to_message,
     validate_policy,
+    validate_servers,
 )
 from apps.cluster_store import StoreRefused, StoreUnavailable
 from apps.guard import WATCHDOG_TRIPS
@@ -383,6 +384,12 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
         self._shared(context, "jobs", lambda c: c.job_delete_change(request.id))
         log.info("job %s deleted by %s", request.id, context.peer())
         return fabric_pb2.DeleteJobReply(message=f"job {request.id} deleted")
+
+    def SetServers(self, request, context):
+        servers = validate_servers(request)
+        message = self._shared(context, "servers", lambda c: c.servers_change(servers))
+        log.info("%s by %s", message, context.peer())
+        return fabric_pb2.SetServersReply(message=message)
 
     def GetQosStats(self, request, context):
         pub = self._published()

@@ -144,6 +144,12 @@ class FabricClient:
         return self.stub.DeleteJob(fabric_pb2.DeleteJobRequest(id=job_id),
                                    timeout=max(self.timeout, 15.0)).message
 
+    def set_servers(self, servers: list[tuple[str, list[str]]]) -> str:
+        """Replace the servers set through the API: (name, NICs in rail order) each."""
+        req = fabric_pb2.SetServersRequest(servers=[
+            fabric_pb2.ServerSpec(name=name, nics=nics) for name, nics in servers])
+        return self.stub.SetServers(req, timeout=max(self.timeout, 15.0)).message
+
     def switch_entries(self, dpid: int) -> fabric_pb2.SwitchEntries:
         return self.stub.GetSwitchEntries(fabric_pb2.GetSwitchEntriesRequest(dpid=dpid),
                                           timeout=self.timeout)

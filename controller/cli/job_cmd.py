@@ -19,10 +19,8 @@ import json
 import sys
 from typing import Any
 
-import yaml
-
 from controller.cli.client import FabricClient, job_dict, job_spec_message
-from controller.cli.text import table
+from controller.cli.text import read_document, table
 from controller.core.te.jobs import PATTERNS, TRANSPORTS, JobError, JobSpec
 
 
@@ -45,15 +43,7 @@ def spec_from_args(args) -> dict[str, Any]:
     """The job as a dict (JobSpec.to_dict shape), from --file or the flags; JobError
     naming the field, ValueError for an unreadable file."""
     if args.file:
-        try:
-            text = sys.stdin.read() if args.file == "-" else open(args.file).read()
-        except OSError as exc:
-            raise ValueError(f"cannot read {args.file}: {exc.strerror}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{args.file} is not YAML or JSON: {exc}") from None
-        spec = JobSpec.from_dict(data)
+        spec = JobSpec.from_dict(read_document(args.file))
     else:
         if not args.id or not args.members or not args.pattern:
             raise ValueError("give ID, --members and --pattern, or --file")

@@ -1,9 +1,25 @@
-"""Text output of the command-line tools."""
+"""Text in and out of the command-line tools: tables, and the documents they read."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
+
+import yaml
+
+
+def read_document(path: str) -> Any:
+    """A YAML (or JSON) file's content (``-``: standard input); ValueError saying why it
+    cannot be read."""
+    try:
+        text = sys.stdin.read() if path == "-" else open(path).read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not YAML or JSON: {exc}") from None
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

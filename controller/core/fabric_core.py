@@ -37,7 +37,7 @@ from controller.core.intent.kinds import Drains
 from controller.core.model.cabling import cabling_warnings
 from controller.core.model.fabric_model import Fabric, Port
 from controller.core.model.roles import LEAF, SPINE, infer_roles
-from controller.core.model.servers import Located, rail_check, resolve_member
+from controller.core.model.servers import Located, ServerBook, rail_check, resolve_member
 from controller.core.settings import CoreSettings
 from controller.core.snapshot import (
     HostInfo,
@@ -102,6 +102,7 @@ class FabricCore:
             settle_time=settings.settle_time, probe_budget=settings.probe_budget,
             count=self._count, event=self._event,
             changed=self._changed, rlog=self._rlog)
+        self.servers = ServerBook(settings.servers)  # (the rail check's, jobs' SERVER:RAIL)
         self.grace = RestartGrace(self.fabric, settings.absent_timeout,
                                   lambda: self.view().group_ids, self.discovery.is_settled)
         self.edge = Edge(
@@ -468,13 +469,13 @@ class FabricCore:
                      else "recovered" if h.recovered else "bound", h.last_seen)
             for h in sorted(fab.hosts.values(), key=lambda h: (h.dpid, h.port, h.mac))
         )
-        nics, off_rail = rail_check(self.settings.servers, (
+        nics, off_rail = rail_check(self.servers.all, (
             Located(h.mac, h.ip, h.dpid, h.port) for h in fab.hosts.values()))
         return TopologySnapshot(switches, links, hosts, self._warnings + off_rail, now, nics)
 
     def job_members(self, members: Iterable[str]) -> tuple[str, ...]:
         """A job's members as given (IPv4 addresses, or ``server:rail``), as addresses
         (InvalidArgument or FailedPrecondition naming the member that is not)."""
-        servers = {s.name: s for s in self.settings.servers}
+        servers = self.servers.by_name()
         ip_of_mac = {h.mac: h.ip for h in self.fabric.hosts.values() if h.ip}
         return tuple(resolve_member(m, servers, ip_of_mac, i) for i, m in enumerate(members))

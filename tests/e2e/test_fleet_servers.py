@@ -57,3 +57,56 @@ def test_servers_rail_check_and_a_job_by_server_and_rail(start_fabricd, fleets, 
     assert res.returncode != 0 and "members[3]: no server 'gpu9'" in res.stderr, res.stderr
     res = fabricctl(ctl, "--json", "job", "list")
     assert [j["id"] for j in json.loads(res.stdout)] == ["rails"]
+
+
+def test_servers_set_through_the_api_are_checked_kept_and_usable(start_fabricd, fleets,
+                                                                tmp_path):
+    """Servers beside the configured one, set with fabricctl servers --set: shown with
+    the rail check, refused whole when one clashes or is malformed, usable as SERVER:RAIL,
+    kept across a restart (the state file), removed with --clear."""
+    state = str(tmp_path / "state.json")
+    ctl = start_fabricd("--state-file", state, config={"servers": SERVERS[:1]})
+    _, hosts = start_fleet(ctl, fleets, LAYOUT)
+    assert hosts.all_pairs() == []
+    (tmp_path / "servers.yaml").write_text(
+        "servers:\n" + "".join(f"- name: {s['name']}\n  nics: [{', '.join(s['nics'])}]\n"
+                               for s in SERVERS[1:]))
+    res = fabricctl(ctl, "servers", "--set", str(tmp_path / "servers.yaml"))
+    assert res.returncode == 0 and "2 servers (4 NICs) set through the API" in res.stdout, \
+        (res.stdout, res.stderr)
+
+    def rows(c) -> dict:
+        got = fabricctl(c, "--json", "servers")
+        assert got.returncode == 0, got.stderr
+        return {(n["server"], n["rail"]): n["state"] for n in json.loads(got.stdout)}
+
+    placed = {("gpu1", 0): "ok", ("gpu1", 1): "ok", ("gpu2", 0): "ok", ("gpu2", 1): "ok",
+              ("gpu3", 0): "off-rail", ("gpu3", 1): "off-rail"}
+    assert rows(ctl) == placed
+    for doc, says in (
+            ([SERVERS[0]], "two servers named 'gpu1'"),  # (the configuration's)
+            ([{"name": "gpu4", "nics": [IP[1]]}], f"NIC {IP[1]} is server gpu1 rail 0"),
+            ([{"name": "gpu4", "nics": ["224.0.0.1"]}],
+             "servers[0].nics[0]: 224.0.0.1 is not an address a host may own"),
+            ([{"name": "-x", "nics": [IP[2]]}], "servers[0].name")):
+        (tmp_path / "bad.json").write_text(json.dumps(doc))
+        res = fabricctl(ctl, "servers", "--set", str(tmp_path / "bad.json"))
+        assert res.returncode == 2 and "INVALID_ARGUMENT" in res.stderr \
+            and says in res.stderr, (doc, res.stderr)
+    (tmp_path / "odd.json").write_text(json.dumps({"gpu4": [IP[2]]}))
+    res = fabricctl(ctl, "servers", "--set", str(tmp_path / "odd.json"))
+    assert res.returncode == 2 and "expected a list of servers" in res.stderr, res.stderr
+    assert rows(ctl) == placed  # (nothing of the refused ones)
+    doc = {"id": "api", "members": ["gpu2:0", "gpu2:1"], "pattern": "ring"}
+    (tmp_path / "job.json").write_text(json.dumps(doc))
+    res = fabricctl(ctl, "--json", "job", "register", "--file", str(tmp_path / "job.json"))
+    assert res.returncode == 0 and json.loads(res.stdout)["members"] == [IP[2], IP[5]], \
+        res.stderr
+
+    ctl.proc.kill()  # (SIGKILL: what the state file holds is what was written)
+    ctl.proc.wait(5)
+    again = start_fabricd("--state-file", state, config={"servers": SERVERS[:1]})
+    assert set(rows(again)) == set(placed)
+    res = fabricctl(again, "servers", "--clear")
+    assert res.returncode == 0 and "0 servers (0 NICs)" in res.stdout, res.stderr
+    assert set(rows(again)) == {("gpu1", 0), ("gpu1", 1)}

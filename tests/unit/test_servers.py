@@ -96,3 +96,78 @@ def test_the_core_shows_each_nic_where_it_is_and_resolves_members():
     assert any(w.startswith("server gpu2 rail 1 NIC 10.0.0.4 is on leaf 2001") for w in
                snap.warnings)
     assert fab.core.job_members(["gpu1:1", "gpu2:0"]) == ("10.0.0.3", "10.0.0.2")
+
+
+@pytest.mark.parametrize(("name", "nics", "says"), [
+    ("gpu1", ["10.0.0.1", "02:00:00:00:00:01"], None),
+    ("-gpu", ["10.0.0.1"], "s.name: '-gpu' must be"),
+    ("g" * 65, ["10.0.0.1"], "s.name"),
+    ("gpu1", [], "s.nics: a server has 1 to 64 NICs, not 0"),
+    ("gpu1", ["10.0.0.1"] * 65, "s.nics: a server has 1 to 64 NICs, not 65"),
+    ("gpu1", ["10.0.0.1", "nope"], "s.nics[1]: 'nope' is neither"),
+    ("gpu1", ["224.0.0.5"], "s.nics[0]: 224.0.0.5 is not an address a host may own"),
+    ("gpu1", ["ff:ff:ff:ff:ff:ff"], "s.nics[0]: ff:ff:ff:ff:ff:ff is not an address"),
+])
+def test_a_server_is_checked_field_by_field(name, nics, says):
+    from controller.core.model.servers import server_of
+
+    if says is None:
+        assert server_of(name, nics, "s") == Server("gpu1", ("10.0.0.1", "02:00:00:00:00:01"))
+        return
+    with pytest.raises(InvalidArgument) as err:
+        server_of(name, nics, "s")
+    assert says in str(err.value)
+
+
+def test_servers_set_through_the_api_stand_beside_the_configured_ones_or_not_at_all():
+    from controller.core.intent.kinds import (
+        DECODERS,
+        KINDS,
+        IntentError,
+        decode_servers,
+        encode_servers,
+    )
+    from controller.core.model.servers import ServerBook
+
+    book = ServerBook(SERVERS[:1])
+    api = (Server("gpu2", ("10.0.0.2", "10.0.0.4")),)
+    book.check(api)
+    book.api = api
+    assert book.all == SERVERS and set(book.by_name()) == {"gpu1", "gpu2"}
+    for clash, says in (((Server("gpu1", ("10.0.0.9",)),), "two servers named 'gpu1'"),
+                        ((Server("gpu3", ("10.0.0.3",)),), "NIC 10.0.0.3 is server gpu1"),
+                        ((Server("a", ("10.0.0.8",)), Server("a", ("10.0.0.9",))),
+                         "servers: two servers named 'a'")):
+        with pytest.raises(InvalidArgument, match=says):
+            book.check(clash)
+    assert book.api == api  # (checked, not changed)
+    # as a store keeps them: read back as strictly as a request
+    assert decode_servers(encode_servers(SERVERS)) == SERVERS
+    assert decode_servers("") == ()
+    for stored in ('{"name": "a"}', '[{"name": "a"}]', '[{"name": "a", "nics": ["x"]}]',
+                   '[{"name": "a", "nics": ["10.0.0.1"]}, {"name": "a", "nics": '
+                   '["10.0.0.2"]}]', "\xff", '[{"name": "", "nics": ["10.0.0.1"]}]'):
+        with pytest.raises(IntentError, match="servers: not a server list"):
+            decode_servers(stored)
+    assert set(DECODERS) == set(KINDS)
+
+
+def test_fabricctl_reads_a_servers_file_in_either_shape(tmp_path):
+    from controller.cli.servers_cmd import servers_from_file
+
+    f = tmp_path / "s.yaml"
+    f.write_text("- name: gpu1\n  nics: [10.0.0.1, 10.0.0.3]\n")
+    assert servers_from_file(str(f)) == [("gpu1", ["10.0.0.1", "10.0.0.3"])]
+    f.write_text('{"servers": [{"name": "gpu1", "nics": ["10.0.0.1"]}]}')
+    assert servers_from_file(str(f)) == [("gpu1", ["10.0.0.1"])]
+    f.write_text("")
+    assert servers_from_file(str(f)) == []
+    for text, says in (("gpu1: [10.0.0.1]", "expected a list"),
+                       ("- name: gpu1\n", r"servers\[0\] must be"),
+                       ("- {name: a, nics: x}", r"servers\[0\] must be"),
+                       ("[", "not YAML or JSON")):
+        f.write_text(text)
+        with pytest.raises(ValueError, match=says):
+            servers_from_file(str(f))
+    with pytest.raises(ValueError, match="cannot read"):
+        servers_from_file(str(tmp_path / "missing.yaml"))

@@ -15,6 +15,8 @@ Kinds:
 - ``jobs``: the registered training jobs, in registration order (each job's spec as the
   API and the state file write it).
 - ``pins``: the operator pins, each flow (its 5-tuple, ports 0 for any) and its spine.
+- ``servers``: the servers set through the API (beside the configuration's), each a
+  name and its NICs in rail order.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from controller.core.errors import FailedPrecondition
+from controller.core.errors import FailedPrecondition, InvalidArgument
 from controller.core.fabric.qos import QosPolicy
 from controller.core.model.fabric_model import Cable, LinkEnd
+from controller.core.model.servers import Server, check_apart, server_of
 from controller.core.te import FlowKey
 from controller.core.te.jobs import JobError, JobSpec
 
-KINDS = ("qos", "drains", "jobs", "pins")
+KINDS = ("qos", "drains", "jobs", "pins", "servers")
 TITLES = {"qos": "the QoS policy", "drains": "the drains", "jobs": "the registered jobs",
-          "pins": "the operator pins"}  # (in messages)
+          "pins": "the operator pins", "servers": "the servers"}  # (in messages)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,25 @@ def decode_pins(text: str) -> dict[FlowKey, int]:
     return pins
 
 
+def encode_servers(servers: tuple[Server, ...]) -> str:
+    return json.dumps([{"name": s.name, "nics": list(s.nics)} for s in servers])
+
+
+def decode_servers(text: str) -> tuple[Server, ...]:
+    """The servers as stored, checked as strictly as an API request."""
+    try:
+        data = json.loads(text) if text else []
+        if not isinstance(data, list):
+            raise ValueError("not a list")
+        servers = tuple(server_of(str(d["name"]), [str(n) for n in d["nics"]],
+                                  f"servers[{i}]") for i, d in enumerate(data))
+        check_apart(servers)
+    except (ValueError, KeyError, TypeError, InvalidArgument) as exc:
+        raise IntentError(f"servers: not a server list ({type(exc).__name__}: "
+                          f"{str(exc)[:160]})") from None
+    return servers
+
+
 def encode_moves(leader: str, moves: dict[FlowKey, tuple[int, str]]) -> str:
     """The TE leader's moves of one leaf's flows (``te/<leaf>``): flow -> (spine, why)."""
     return json.dumps({"leader": leader, "moves": [
@@ -137,6 +159,12 @@ def decode_moves(text: str) -> tuple[str, dict[FlowKey, tuple[int, str]]]:
         raise IntentError(f"TE moves: not a move list ({type(exc).__name__}: "
                           f"{str(exc)[:160]})") from None
     return leader, moves
+
+
+# every kind's decoder: its stored text -> its value (IntentError when unreadable)
+DECODERS = {"qos": decode_policy, "drains": Drains.decode, "jobs": decode_jobs,
+            "pins": decode_pins, "servers": decode_servers}
+assert set(DECODERS) == set(KINDS)
 
 
 class Applied:

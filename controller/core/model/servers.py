@@ -18,9 +18,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.core.errors import FailedPrecondition, InvalidArgument
+from controller.core.fabric.hosts import host_address, unicast_mac
 from controller.core.snapshot import NicInfo
 
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_NICS = 16_384  # servers' NICs in all (a 16k-GPU cluster; each is a row of GetTopology)
+MAX_RAILS = 64  # NICs of one server
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,72 @@ def nic_key(text: str) -> str:
         return str(ipaddress.IPv4Address(t))
     except ValueError:
         raise ValueError(f"{text!r} is neither an IPv4 address nor a MAC") from None
+
+
+def server_of(name: str, nics: Iterable[str], where: str = "") -> Server:
+    """A server checked as the configuration and the API check it (its NICs
+    normalized): InvalidArgument naming the field (``where``: the server's)."""
+    at = f"{where}." if where else ""
+    if not NAME.match(name):
+        raise InvalidArgument(f"{at}name: {name[:80]!r} must be 1-64 letters, digits, '.', "
+                              "'_' or '-', starting with a letter or digit")
+    given = list(nics)
+    if not 1 <= len(given) <= MAX_RAILS:
+        raise InvalidArgument(f"{at}nics: a server has 1 to {MAX_RAILS} NICs, "
+                              f"not {len(given)}")
+    out = []
+    for rail, nic in enumerate(given):
+        try:
+            key = nic_key(nic)
+        except ValueError as exc:
+            raise InvalidArgument(f"{at}nics[{rail}]: {exc}") from None
+        if not (unicast_mac(key) if ":" in key else host_address(key)):
+            raise InvalidArgument(f"{at}nics[{rail}]: {nic} is not an address a host may "
+                                  "own")
+        out.append(key)
+    return Server(name, tuple(out))
+
+
+def check_apart(servers: Iterable[Server], where: str = "servers") -> None:
+    """No two servers share a name or a NIC, and their NICs are within
+    :data:`MAX_NICS`: InvalidArgument saying which otherwise."""
+    names: set[str] = set()
+    owner: dict[str, str] = {}
+    count = 0
+    for s in servers:
+        if s.name in names:
+            raise InvalidArgument(f"{where}: two servers named {s.name!r}")
+        names.add(s.name)
+        count += len(s.nics)
+        if count > MAX_NICS:
+            raise InvalidArgument(f"{where}: more than {MAX_NICS} NICs in all")
+        for rail, nic in enumerate(s.nics):
+            if nic in owner:
+                raise InvalidArgument(f"{where}: NIC {nic} is {owner[nic]} and server "
+                                      f"{s.name} rail {rail}")
+            owner[nic] = f"server {s.name} rail {rail}"
+
+
+class ServerBook:
+    """The servers in force: the configuration's, and those set through the API (which
+    replace each other whole, as the store keeps them)."""
+
+    def __init__(self, configured: tuple[Server, ...] = ()) -> None:
+        self.configured = configured
+        self.api: tuple[Server, ...] = ()
+
+    @property
+    def all(self) -> tuple[Server, ...]:
+        return self.configured + self.api
+
+    def by_name(self) -> dict[str, Server]:
+        return {s.name: s for s in self.all}
+
+    def check(self, api: tuple[Server, ...]) -> None:
+        """InvalidArgument if ``api`` cannot stand beside the configured servers (a name
+        or a NIC used twice, too many NICs in all)."""
+        check_apart(api)
+        check_apart(self.configured + api, "servers (with the configuration's)")
 
 
 @dataclass(frozen=True)
@@ -97,7 +167,8 @@ def resolve_member(member: str, servers: Mapping[str, Server],
     where = f"members[{index}]"
     server = servers.get(name)
     if server is None:
-        raise InvalidArgument(f"{where}: no server {name!r} (servers: in the configuration)")
+        raise InvalidArgument(f"{where}: no server {name!r} (servers: in the configuration, "
+                              "or fabricctl servers --set)")
     try:
         rail = int(rail_text)
     except ValueError:

@@ -88,6 +88,26 @@ class ServerNic(_message.Message):
     state: str
     def __init__(self, server: _Optional[str] = ..., rail: _Optional[int] = ..., nic: _Optional[str] = ..., mac: _Optional[str] = ..., ip: _Optional[str] = ..., dpid: _Optional[int] = ..., port: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
 
+class ServerSpec(_message.Message):
+    __slots__ = ("name", "nics")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NICS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    nics: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., nics: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetServersRequest(_message.Message):
+    __slots__ = ("servers",)
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    servers: _containers.RepeatedCompositeFieldContainer[ServerSpec]
+    def __init__(self, servers: _Optional[_Iterable[_Union[ServerSpec, _Mapping]]] = ...) -> None: ...
+
+class SetServersReply(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...
+
 class Topology(_message.Message):
     __slots__ = ("switches", "links", "hosts", "warnings", "generated_at", "server_nics")
     SWITCHES_FIELD_NUMBER: _ClassVar[int]

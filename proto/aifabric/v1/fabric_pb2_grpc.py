@@ -125,6 +125,11 @@ class FabricStub:
                 request_serializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobRequest.SerializeToString,
                 response_deserializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobReply.FromString,
                 _registered_method=True)
+        self.SetServers = channel.unary_unary(
+                '/aifabric.v1.Fabric/SetServers',
+                request_serializer=aifabric_dot_v1_dot_fabric__pb2.SetServersRequest.SerializeToString,
+                response_deserializer=aifabric_dot_v1_dot_fabric__pb2.SetServersReply.FromString,
+                _registered_method=True)
 
 
 class FabricServicer:
@@ -289,6 +294,18 @@ class FabricServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetServers(self, request, context):
+        """SetServers replaces the servers set through the API (beside those of the
+        configuration's servers: and server_rule:, which stay): each a name and its NICs in
+        rail order, as GetTopology's server_nics then shows them and jobs may name them
+        (SERVER:RAIL). An empty list removes them all. INVALID_ARGUMENT naming the field for
+        a malformed name or NIC, a name or NIC used twice (or by a configured server), or
+        more NICs than the limit; nothing changes then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FabricServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -381,6 +398,11 @@ def add_FabricServicer_to_server(servicer, server):
                     servicer.DeleteJob,
                     request_deserializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobRequest.FromString,
                     response_serializer=aifabric_dot_v1_dot_fabric__pb2.DeleteJobReply.SerializeToString,
+            ),
+            'SetServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetServers,
+                    request_deserializer=aifabric_dot_v1_dot_fabric__pb2.SetServersRequest.FromString,
+                    response_serializer=aifabric_dot_v1_dot_fabric__pb2.SetServersReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -870,6 +892,33 @@ class Fabric:
             '/aifabric.v1.Fabric/DeleteJob',
             aifabric_dot_v1_dot_fabric__pb2.DeleteJobRequest.SerializeToString,
             aifabric_dot_v1_dot_fabric__pb2.DeleteJobReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aifabric.v1.Fabric/SetServers',
+            aifabric_dot_v1_dot_fabric__pb2.SetServersRequest.SerializeToString,
+            aifabric_dot_v1_dot_fabric__pb2.SetServersReply.FromString,
             options,
             channel_credentials,
             insecure,
