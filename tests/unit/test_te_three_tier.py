@@ -258,3 +258,19 @@ def test_fabricctl_shows_the_super_spine_of_flows_between_pods():
     assert any("10.0.0.3" in line and " - " in line for line in text[1:]), text
     # within one tier of spines, no such column
     assert "SUPER-SPINE" not in show_flows([r for r in rows if not r["super_spine"]])
+
+
+def test_in_a_cluster_flows_between_pods_go_back_to_ecmp():
+    """A spine's master may not be its leaves': between pods, a cluster leaves flows to
+    the groups (within a pod, TE places them as alone)."""
+    fab, dp, hosts = fabric()
+    flow = start(fab, hosts, 1, 7)
+    assert flow.path.super_spine
+    fab.core.traffic.set_cluster_role(frozenset(fab.switches), True)
+    dp.sync()  # (re-placed: no path in service between pods any more)
+    assert fab.core.traffic.te_topology().paths(2001, 2004) == []
+    assert not [r for d in fab.spines for r in dp.switches[d].flows.values()
+                if r.table == 2 and r.priority == 200]
+    t = dp.send(hosts, 1, 7, sport=40000, dport=5201)
+    assert t.delivered == [hosts[7][2:]]
+    assert start(fab, hosts, 1, 3, sport=40001).path is not None  # (within pod 1)

@@ -76,6 +76,8 @@ class FabricTE:
     # --- cluster mode -----------------------------------------------------------------------
     def set_cluster_role(self, writes: frozenset[int] | None, leader: bool) -> None:
         """Cluster mode: the leaves this instance masters, and whether it leads TE."""
+        if (writes is None) != (self.cluster.writes is None):
+            self.invalidate("cluster mode")  # (paths between pods: only alone)
         self.cluster.set_role(writes, leader)
 
     def take_shared_moves(self) -> dict[int, dict[FlowKey, tuple[int, str]]]:
