@@ -261,8 +261,9 @@ def write_docs(rows: list[dict], path: Path) -> None:
               "Its greedy step is exact too, in more waves: flows from one pod share its "
               "spines' uplinks, and flows into one pod the super-spines' links down, so a "
               "wave holds at most one flow between pods per source pod and per destination "
-              "pod (about 2,500 waves here); the local search weighs a flow's options in "
-              "one array operation, within the evaluation budget.", "",
+              "pod (about 2,500 waves here, their rows gathered once); the local search "
+              "weighs a flow's options in one array operation, within a quarter of the "
+              "evaluation budget.", "",
               "Targets: issue 4, one pass of the 32x64 case with 4,000 flows under 200 ms; "
               "issue 10, the event loop's lag under 10 ms at p99 during a pass of that "
               "case, and a 64x256 / 20,000-flow pass under 300 ms (met at the median and "
