@@ -54,6 +54,10 @@ def servers_from_file(path: str) -> list[tuple[str, list[str]]]:
 
 def cmd_servers(client: FabricClient, args) -> int:
     if args.set is not None or args.clear:
+        if args.name:
+            print("fabricctl: error: --set and --clear take no NAME (they replace every "
+                  "server set through the API)", file=sys.stderr)
+            return 2
         try:
             servers = [] if args.clear else servers_from_file(args.set)
         except ValueError as exc:
