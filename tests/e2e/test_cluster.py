@@ -31,6 +31,7 @@ from tests.e2e.cluster_support import (
     cluster_json,
     dpid_of,
     masters,
+    reachable_or_explained,
     roles,
 )
 from tests.e2e.conftest import (
@@ -98,6 +99,7 @@ def test_three_instances_share_the_switches_and_survive_a_sigkill(cluster):
         for ctl in ctls:  # every instance sees the whole fabric
             with ctl.client() as c:
                 wait_discovered(c, SPEC, timeout=30)
+        reachable_or_explained(net, ctls)
         all_pairs_ok(net)
         shown = cluster_json(ctls[0])
         assert shown["members"] == ["n0", "n1", "n2"] and shown["etcd_ok"]
