@@ -215,7 +215,8 @@ class FabricCore:
         if eth.ethertype == C.ETH_TYPE_LLDP:
             return self.discovery.lldp_in(dpid, in_port, eth.payload, now)
         if not self.is_host_port(dpid, in_port, now):
-            return self.edge.transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
+            return self.edge.transit_miss(dpid, in_port, eth.dst, eth.ethertype, data,
+                                          now)
         return self.edge.host_frame(dpid, in_port, eth, data, now)
 
     def unbound_source(self, dpid: int, in_port: int, data: bytes, now: float) -> Effects:
@@ -225,7 +226,8 @@ class FabricCore:
         if eth is None:
             return Effects()
         if not self.is_host_port(dpid, in_port, now):  # (no longer: the entry is going)
-            return self.edge.transit_miss(dpid, in_port, eth.dst, eth.ethertype, data)
+            return self.edge.transit_miss(dpid, in_port, eth.dst, eth.ethertype, data,
+                                          now)
         return self.edge.unbound_source(dpid, in_port, eth, data, now)
 
     def host_ports(self, dpid: int, now: float) -> list[int]:

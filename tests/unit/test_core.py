@@ -16,7 +16,14 @@ from controller.core.model.roles import LEAF, SPINE
 from controller.core.settings import CoreSettings
 from controller.core.southbound.openflow import Bucket, SwitchMirror, uses_groups
 from tests.ecmp import ecmp_towards
-from tests.unit.fakefabric import SECRET, FakeFabric, arp_reply, arp_request, learn
+from tests.unit.fakefabric import (
+    SECRET,
+    FakeFabric,
+    arp_reply,
+    arp_request,
+    ip_frame,
+    learn,
+)
 
 H1 = ("00:00:00:00:00:01", "10.0.0.1")
 H3 = ("00:00:00:00:00:03", "10.0.0.3")
@@ -311,6 +318,43 @@ def test_packet_overtaking_its_entries_in_the_fabric_is_delivered():
     frame = bytes.fromhex("000000000003" "000000000001" "0800") + b"\x45" + b"\x00" * 40
     eff = fab.core.packet_in(1001, 2, frame, fab.now)  # a spine miss
     assert [(po.dpid, po.ports) for po in eff.packet_outs] == [(2002, (3,))]
+
+
+def test_a_frame_in_transit_to_a_host_not_known_yet_is_delivered_once_it_is():
+    """In a cluster, another instance's entries can bring a frame to a spine before the
+    frame that tells this instance of its destination (another switch's connection):
+    it waits for the host, and goes out of its port when the host is learnt."""
+    fab = discovered()
+    learn(fab, 2001, 3, H1)
+    frame = ip_frame(H1, H3, 1000, 2000)
+    assert fab.core.packet_in(1001, 2, frame, fab.now).packet_outs == []  # (not known)
+    eff = learn(fab, 2002, 3, H3)
+    assert [(po.dpid, po.ports, po.data) for po in eff.packet_outs
+            if po.data == frame] == [(2002, (3,), frame)]
+    assert fab.core.counters["transit_miss_delivered"] == 1
+    # delivered once: learnt again or other frames later, it is not sent again
+    assert all(po.data != frame for po in learn(fab, 2002, 3, H3).packet_outs)
+
+
+def test_transit_frames_wait_a_second_at_most_and_sixty_four_at_once():
+    from controller.core.fabric.edge import TRANSIT_WAIT, TRANSIT_WAIT_MAX
+
+    fab = discovered()
+    learn(fab, 2001, 3, H1)
+    for k in range(TRANSIT_WAIT_MAX + 10):
+        fab.core.packet_in(1001, 2, ip_frame(H1, H3, 1000 + k, 2000), fab.now)
+    assert fab.core.counters["transit_miss_waiting"] == TRANSIT_WAIT_MAX
+    assert fab.core.counters["ignored_non_edge"] == 10
+    fab.advance(TRANSIT_WAIT + 0.5)  # (ticks expire them)
+    assert fab.core.counters["transit_miss_expired"] == TRANSIT_WAIT_MAX
+    eff = learn(fab, 2002, 3, H3)
+    assert all(po.ports != (3,) or po.dpid != 2002 for po in eff.packet_outs)
+    # room again once they are gone
+    h5 = ("00:00:00:00:00:05", "10.0.0.5")
+    fab.core.packet_in(1001, 3, ip_frame(H1, h5, 999, 2000), fab.now)
+    assert fab.core.counters["transit_miss_waiting"] == TRANSIT_WAIT_MAX + 1
+    assert [po.dpid for po in learn(fab, 2003, 3, h5).packet_outs
+            if po.ports == (3,) and po.dpid == 2003] == [2003]
 
 
 def test_recabling_replaces_the_old_link():

@@ -36,6 +36,12 @@ from controller.core.southbound.openflow import FlowRule
 log = logging.getLogger("aifabric.core")
 
 FLOOD_ECHO_WINDOW = 0.5  # seconds during which a flooded frame coming back is dropped
+# A frame inside the fabric to a host this instance does not know yet (in a cluster,
+# another instance wrote the entries that brought it here, and the frame that tells this
+# one of the host is a moment behind on another switch's connection): kept this long,
+# at most this many, and delivered when the host is learnt.
+TRANSIT_WAIT = 1.0
+TRANSIT_WAIT_MAX = 64
 
 
 class Edge:
@@ -57,10 +63,13 @@ class Edge:
         self._rlog = rlog
         self._buckets: dict[tuple[int, int], TokenBucket] = {}
         self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
+        self._transit_waiting: list[tuple[float, str, bytes]] = []  # (until, dst MAC, frame)
 
     def expire(self, now: float) -> Effects:
-        """Forget old flood echoes; resolve host probes whose time is up."""
+        """Forget old flood echoes and transit frames nobody claimed; resolve host probes
+        whose time is up."""
         self._recent_floods = {h: t for h, t in self._recent_floods.items() if t > now}
+        self._expire_waiting(now)
         return self.host_outcome(self.host_guard.expire(now), now)
 
     def host_frame(self, dpid: int, in_port: int, eth: Ethernet, data: bytes,
@@ -116,17 +125,50 @@ class Edge:
         return self.host_frame(dpid, in_port, eth, data, now)
 
     def transit_miss(self, dpid: int, in_port: int, dst_mac: str, ethertype: int,
-                      data: bytes) -> Effects:
+                     data: bytes, now: float) -> Effects:
         """A frame inside the fabric found no entry (entries for a new host are still on
-        their way to this switch): hand it straight to the destination host's port."""
-        dst = None if is_multicast_mac(dst_mac) else self.fabric.hosts.get(dst_mac)
-        if dst is None or ethertype == C.ETH_TYPE_ARP:
-            self._count("ignored_non_edge")
-            log.debug("ignored frame to %s type %#x on non-host port %d:%d",
-                      dst_mac, ethertype, dpid, in_port)
+        their way to this switch): hand it straight to the destination host's port. To
+        a unicast MAC not known yet, it waits (bounded: :data:`TRANSIT_WAIT_MAX` frames,
+        :data:`TRANSIT_WAIT` seconds) for the host to be learnt."""
+        if is_multicast_mac(dst_mac) or ethertype == C.ETH_TYPE_ARP:
+            return self._ignored(dpid, in_port, dst_mac, ethertype)
+        dst = self.fabric.hosts.get(dst_mac)
+        if dst is None:
+            if len(self._transit_waiting) >= TRANSIT_WAIT_MAX:
+                self._expire_waiting(now)
+            if len(self._transit_waiting) >= TRANSIT_WAIT_MAX:
+                return self._ignored(dpid, in_port, dst_mac, ethertype)
+            self._transit_waiting.append((now + TRANSIT_WAIT, dst_mac, data))
+            self._count("transit_miss_waiting")
             return Effects()
         self._count("transit_miss_delivered")
         return Effects(packet_outs=[PacketOut(dst.dpid, (dst.port,), data)])
+
+    def _ignored(self, dpid: int, in_port: int, dst_mac: str, ethertype: int) -> Effects:
+        self._count("ignored_non_edge")
+        log.debug("ignored frame to %s type %#x on non-host port %d:%d",
+                  dst_mac, ethertype, dpid, in_port)
+        return Effects()
+
+    def _expire_waiting(self, now: float) -> None:
+        kept = [w for w in self._transit_waiting if w[0] > now]
+        if len(kept) < len(self._transit_waiting):
+            self._count("transit_miss_expired", len(self._transit_waiting) - len(kept))
+            self._transit_waiting = kept
+
+    def _deliver_waiting(self) -> list[PacketOut]:
+        """The transit frames waiting for a host that is known now, to its port."""
+        outs, kept = [], []
+        for item in self._transit_waiting:
+            dst = self.fabric.hosts.get(item[1])
+            if dst is None:
+                kept.append(item)
+            else:
+                outs.append(PacketOut(dst.dpid, (dst.port,), item[2]))
+        if outs:
+            self._transit_waiting = kept
+            self._count("transit_miss_delivered", len(outs))
+        return outs
 
     def _arp_in(
         self, dpid: int, in_port: int, eth_src: str, frame: bytes, payload: bytes, now: float
@@ -184,6 +226,8 @@ class Edge:
         for e in out.events:
             self._emit(e)
         eff = self._changed(None) if out.changed else Effects()
+        if out.changed and self._transit_waiting:
+            eff.packet_outs += self._deliver_waiting()
         eff.packet_outs += [self._probe_host(p) for p in out.probes]
         self._count("host_probes", len(out.probes))
         return eff
@@ -239,5 +283,7 @@ class Edge:
             self.fabric.learn_host(mac, ip, dpid, outputs[0], now, recovered=True)
             log.info("host %s (%s) recovered from %d:%d", mac, ip, dpid, outputs[0])
             eff.merge(self._changed(None))
+        if self._transit_waiting:
+            eff.packet_outs += self._deliver_waiting()
         return eff
 

@@ -138,8 +138,10 @@ def search(job: RebalancePass) -> RebalancePlan:
     # (the measured loads, less what each movable flow puts on its path)
     placement, before, after = place(movable, wanted, job.loads, job.topo, moves_only=True,
                                      own=list(map(own_load, movable, wanted)))
+    # (by the key's tuple: the same order, compared in C; the dataclass's comparison
+    # took 0.4 s for 20,000 flows)
     changes = sorted((f for f in movable if f.key in placement),
-                     key=lambda f: (f.src_leaf, f.key))
+                     key=lambda f: (f.src_leaf, f.key.as_tuple))
     moved = sum(w for f, w in zip(movable, wanted, strict=True) if f.key in placement)
     return RebalancePlan(job, placement, before, after, tuple(demands), tuple(changes),
                          moved)
