@@ -21,7 +21,8 @@ from controller.core.te import (
     estimate_demands,
     up,
 )
-from controller.core.te import placement_search as P
+from controller.core.te.greedy import greedy
+from controller.core.te.option_arrays import TIE, OptionArrays
 
 
 def random_fabric(rnd: random.Random) -> TeTopology:
@@ -46,7 +47,7 @@ def random_fabric(rnd: random.Random) -> TeTopology:
     return TeTopology(uplinks, reach, cap, host_rate=1e10)
 
 
-def one_at_a_time(order: list[int], rows: P._Arrays, cur: list[int]) -> list[int]:
+def one_at_a_time(order: list[int], rows: OptionArrays, cur: list[int]) -> list[int]:
     """The greedy as its definition reads: each flow in turn, on the loads so far."""
     load = rows.base.copy()
     choice = [-1] * len(rows.count)
@@ -56,7 +57,7 @@ def one_at_a_time(order: list[int], rows: P._Arrays, cur: list[int]) -> list[int
         ups, downs, d = rows.ups[i], rows.downs[i], rows.dem[i]
         a = np.round((load[ups] + d) / rows.cap[ups], 9)
         b = np.round((load[downs] + d) / rows.cap[downs], 9)
-        key = np.abs(a - b) + (a + b) * (1 + P.TIE)
+        key = np.abs(a - b) + (a + b) * (1 + TIE)
         j = int(key.argmin())
         if cur[i] >= 0 and key[cur[i]] == key[j]:
             j = cur[i]
@@ -79,10 +80,10 @@ def test_the_greedy_in_waves_chooses_as_one_flow_at_a_time(seed):
     # demands of a few sizes, so that loads often tie
     dem = [rnd.choice((1e8, 2.5e8, 5e8, 1e9, 3e9)) for _ in flows]
     base = [rnd.choice((0.0, 0.0, 1e8, 7e8)) for _ in topo.caps]
-    rows = P._Arrays(flows, topo, dem, base)
+    rows = OptionArrays(flows, topo, dem, base)
     cur = [rnd.randrange(-1, c) if c else -1 for c in rows.count]
     order = sorted(range(len(flows)), key=lambda i: (not flows[i].priority, -dem[i]))
-    got, load = P._greedy(order, rows, cur)
+    got, load = greedy(order, rows, cur, TIE)
     assert got == one_at_a_time(order, rows, cur)
     assert load == pytest.approx(rows.load_of(got), rel=1e-12)
     assert all(j >= 0 for i, j in enumerate(got) if rows.count[i])
@@ -160,7 +161,7 @@ def test_a_flows_current_option_is_found_by_its_uplink_and_only_while_it_is_cabl
     flows = [FlowSnapshot(FlowKey("10.0.0.1", "10.0.0.2", TCP, n + 1, 80), src, dst,
                           False, 0.0, None) for n, (src, dst) in enumerate(
                               [(2001, 2002)] * 5 + [(2002, 2001)] * 2)]
-    rows = P._Arrays(flows, topo, [1.0] * len(flows), [0.0] * len(topo.caps))
+    rows = OptionArrays(flows, topo, [1.0] * len(flows), [0.0] * len(topo.caps))
     got = rows.positions([
         SpinePath(2001, 1, 1001),  # the first option
         SpinePath(2001, 3, 1002),  # the second uplink to 1002: the third option

@@ -13,7 +13,8 @@ import pytest
 from controller.core.model.fabric_model import Port
 from controller.core.settings import CoreSettings
 from controller.core.te import TCP, FlowKey, FlowSnapshot, TeSettings, TeTopology, down, up
-from controller.core.te import placement_search as P
+from controller.core.te.greedy import greedy_by_plane
+from controller.core.te.option_arrays import TIE, OptionArrays
 from controller.core.te.topology import resources
 from tests.unit.dataplane import host, with_hosts
 from tests.unit.fakefabric import ip_frame, three_tier
@@ -155,23 +156,53 @@ def test_paths_between_pods_go_up_and_down_only():
     assert topo.path_via(2001, 2004, 3003).spine == 1002
 
 
-def one_at_a_time(order: list[int], rows: P._Arrays, cur: list[int]) -> list[int]:
-    """The greedy as its definition reads, over every hop: each flow in turn on the
-    option whose worst link ends up least loaded (then the lesser sum)."""
-    load = rows.base.copy()
+def two_steps_one_at_a_time(order: list[int], rows: OptionArrays, cur: list[int],
+                            topo) -> list[int]:
+    """The three-tier greedy as its definition reads (controller/core/te/greedy.py),
+    one flow at a time: first every flow on the option whose leaf links end up least
+    loaded (a path through a super-spine weighed also by its spine-tier links as they
+    were), then every flow between pods on the super-spine of that plane whose links
+    end up least loaded."""
+    load, base, cap = rows.base.copy(), rows.base.copy(), rows.cap
+    c0, c1, c2, c3 = rows.cols
+    inter = topo.resource_ends[2][c1]
     choice = [-1] * len(rows.count)
+
+    def util(r: int, d: float) -> float:
+        return float(np.round((load[r] + d) / cap[r], 9))
+
+    def pick(i: int, keys: list[float]) -> int:
+        j = int(np.argmin(keys))
+        return cur[i] if cur[i] >= 0 and keys[cur[i]] == keys[j] else j
+
     for i in order:
         if not rows.count[i]:
             continue
-        cols, d = [c[i] for c in rows.cols], rows.dem[i]
-        util = np.array([np.round((load[c] + d) / rows.cap[c], 9) for c in cols])
-        key = 2 * util.max(axis=0) + P.TIE * util.sum(axis=0)
-        j = int(key.argmin())
-        if cur[i] >= 0 and key[cur[i]] == key[j]:
-            j = cur[i]
-        choice[i] = j
-        for c in cols:
-            load[c[j]] += d
+        d, keys = rows.dem[i], []
+        for j in range(rows.width):
+            hops = (c0[i, j], c3[i, j] if inter[i, j] else c1[i, j])
+            u = [util(r, d) for r in hops]
+            floor = max(float(np.round((base[r] + d) / cap[r], 9))
+                        for r in (c1[i, j], c2[i, j])) if inter[i, j] else 0.0
+            keys.append(2 * max(*u, floor) + TIE * sum(u))
+        j = choice[i] = pick(i, keys)
+        for r in (c0[i, j], c3[i, j] if inter[i, j] else c1[i, j]):
+            load[r] += d
+        load[-1] = 0.0
+    for i in order:
+        j1 = choice[i]
+        if j1 < 0 or not inter[i, j1]:
+            continue
+        d, keys = rows.dem[i], []
+        for j in range(rows.width):
+            if inter[i, j] and c0[i, j] == c0[i, j1] and c3[i, j] == c3[i, j1]:
+                u = [util(r, d) for r in (c1[i, j], c2[i, j])]
+                keys.append(2 * max(u) + TIE * sum(u))
+            else:
+                keys.append(float("inf"))
+        j = choice[i] = pick(i, keys)
+        for r in (c1[i, j], c2[i, j]):
+            load[r] += d
         load[-1] = 0.0
     return choice
 
@@ -186,12 +217,13 @@ def test_the_greedy_in_waves_chooses_as_one_flow_at_a_time_over_three_tiers(seed
         leaves, 2), False, 0.0, None) for n in range(rnd.randint(1, 100))]
     dem = [rnd.choice((1e8, 2.5e8, 5e8)) for _ in flows]
     base = [rnd.choice((0.0, 0.0, 1e8, 7e8)) for _ in topo.caps]
-    rows = P._Arrays(flows, topo, dem, base)
+    rows = OptionArrays(flows, topo, dem, base)
     cur = [rnd.randrange(-1, c) if c else -1 for c in rows.count]
     order = list(range(len(flows)))
-    got, load = P._greedy(order, rows, cur)
-    assert got == one_at_a_time(order, rows, cur)
+    got, load = greedy_by_plane(order, rows, cur, topo, TIE)
+    assert got == two_steps_one_at_a_time(order, rows, cur, topo)
     assert load == pytest.approx(rows.load_of(got), rel=1e-12)
+    assert all(j >= 0 for i, j in enumerate(got) if rows.count[i])
 
 
 def test_a_search_spreads_flows_between_pods_over_the_super_spines():
@@ -208,7 +240,7 @@ def test_a_search_spreads_flows_between_pods_over_the_super_spines():
     assert after == (0.0, pytest.approx(0.4))  # one flow on every link
     assert {p.super_spine for p in plan.values()} == {3001, 3002, 3003, 3004}
     # where each flow is now is found by its whole path, not its uplink alone
-    rows = P._Arrays(flows, topo, [1.0] * 4, [0.0] * len(topo.caps))
+    rows = OptionArrays(flows, topo, [1.0] * 4, [0.0] * len(topo.caps))
     assert rows.positions([stacked, SpinePath(2001, 1, 1001, 4, 3002, 1003), None,
                            SpinePath(2001, 1, 1001, 9, 3002, 1003)], topo) == [0, 1, -1, -1]
 

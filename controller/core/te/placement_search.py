@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from controller.core.te.topology import Resource, SpinePath, TeTopology, resources
+from controller.core.te.greedy import greedy, greedy_by_plane
+from controller.core.te.option_arrays import BIG, PADS, TIE, OptionArrays
+from controller.core.te.topology import Resource, SpinePath, TeTopology
 
 if TYPE_CHECKING:
     from controller.core.te.flows import Flow, FlowKey
@@ -46,7 +47,7 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
     caps = topo.caps
     dem = ([demand[f.key] for f in flows] if isinstance(demand, Mapping)
            else list(demand))
-    arrays = _Arrays(flows, topo, dem, topo.load_list(base))
+    arrays = OptionArrays(flows, topo, dem, topo.load_list(base))
     cur = arrays.positions([f.path for f in flows] if current is None
                            else [current.get(f.key) for f in flows], topo)
     if own is not None:
@@ -68,7 +69,8 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
             rng.shuffle(top)
             rng.shuffle(rest)
             order = top + rest
-        choice, load = _greedy(order, arrays, cur)
+        choice, load = (greedy_by_plane(order, arrays, cur, topo, TIE) if topo.columns > 2
+                        else greedy(order, arrays, cur, TIE))
         # (three tiers: a quarter of it, ~0.1 s; nearly every flow is hot when the
         # spine tier is oversubscribed, and each weighs 64 paths or more)
         _local_search(order, arrays, dem, choice, caps, load,
@@ -92,7 +94,7 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
     return plan, before, best_score[:2]
 
 
-def _keep_in_place(choice: list[int], cur: list[int], rows: _Arrays, dem: list[float],
+def _keep_in_place(choice: list[int], cur: list[int], rows: OptionArrays, dem: list[float],
                    caps: list[float], load: list[float],
                    score: tuple[float, float, int]) -> tuple[float, float, int]:
     """Put back on its current path every flow the search moved whose return raises
@@ -135,165 +137,9 @@ def _score(load: list[float], caps: list[float]) -> tuple[float, float]:
     return round(over, 6), round(float(util.max()), 6)
 
 
-TIE = 1e-6  # how much the lesser links of an option count against its worst
-BIG = 1e30  # the load of the padding resource: never the least loaded
-PADS = 2  # resources after the topology's: the padding (never chosen), nothing (no load)
 
 
-class _Arrays:
-    """The flows' options as arrays: resource numbers (flow x option, one block of
-    columns per hop: :attr:`TeTopology.columns`, padded with a resource that is never
-    chosen, and a path with fewer hops with one that is never loaded), each flow's
-    leaves and the groups of links it shares with others (flows that share none share
-    no link), demands, capacities and the base load."""
-
-    def __init__(self, flows: list[Flow], topo: TeTopology, dem: list[float],
-                 base_load: list[float]) -> None:
-        self.leaves = [(f.src_leaf, f.dst_leaf) for f in flows]
-        self.both, count = topo.option_table(self.leaves)
-        self.width = w = topo.width
-        self.cols = [self.both[:, c * w:(c + 1) * w] for c in range(topo.columns)]
-        self.ups, self.downs = self.cols[0], self.cols[1]
-        self.count_a = count
-        self.count = count.tolist()
-        self.dem = np.array(dem, dtype=float)
-        self.cap = np.array([*topo.caps, 1.0, np.inf])
-        self.base = np.array([*base_load, BIG, 0.0])
-        self.shared = _shared_groups(topo, self.leaves)
-
-    def stack(self, at: np.ndarray, pick: np.ndarray) -> np.ndarray:
-        """The resources (flow x hop) of option ``pick[n]`` of flow ``at[n]``."""
-        return np.stack([c[at, pick] for c in self.cols], axis=1).reshape(len(at),
-                                                                          len(self.cols))
-
-    def positions(self, paths: list[SpinePath | None], topo: TeTopology) -> list[int]:
-        """Each flow's option that is the path given (-1: none, or not in service)."""
-        if not paths:
-            return []
-        if topo.columns > 2:
-            return [-1 if p is None else topo.option_number(a, b).get(p, -1)
-                    for (a, b), p in zip(self.leaves, paths, strict=True)]
-        # (two tiers: an uplink in service leads to one spine, it names the option)
-        ups = np.fromiter(map(topo.uplink_number.get, paths, repeat(-3)), np.int64,
-                          len(paths))
-        hit = self.ups == ups[:, None]
-        return np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
-
-    def _reset_pads(self, load: np.ndarray) -> None:
-        load[-2], load[-1] = BIG, 0.0
-
-    def take_out(self, flows: list[Flow], own: list[float], cur: list[int],
-                 index: Mapping[Resource, int]) -> None:
-        """Take each flow's own rate off the links of its current path (not below 0)."""
-        pick = np.array(cur, dtype=np.intp)
-        rate = np.array(own, dtype=float)
-        on = np.nonzero(pick >= 0)[0]
-        n = len(self.base)
-        for c in self.cols:
-            self.base -= np.bincount(c[on, pick[on]], weights=rate[on], minlength=n)
-        for i in np.nonzero(pick < 0)[0].tolist():
-            path = flows[i].path
-            if path is None:
-                continue
-            for r in resources(path, flows[i].dst_leaf):  # (out of service: maybe measured)
-                k = index.get(r)
-                if k is not None:
-                    self.base[k] -= own[i]
-        np.maximum(self.base, 0.0, out=self.base)
-        self._reset_pads(self.base)
-
-    def load_of(self, choice: list[int]) -> list[float]:
-        """Each resource's load with every flow on its chosen option (-1: none)."""
-        pick = np.array(choice, dtype=np.intp)
-        on = np.nonzero(pick >= 0)[0]
-        load = self.base.copy()
-        d = self.dem[on]
-        n = len(load)
-        for c in self.cols:
-            load += np.bincount(c[on, pick[on]], weights=d, minlength=n)
-        return load[:-PADS].tolist()
-
-
-def _shared_groups(topo: TeTopology, leaves: list[tuple[int, int]]) -> list[tuple]:
-    """What each flow may share links with besides its own two leaves: with three
-    tiers, a flow between pods loads its ingress spines' uplinks (shared by the leaves
-    under the same spines) and the links down to the destination's spines (shared by
-    the leaves above which the same spines are): the groups, as keys."""
-    if topo.columns == 2:
-        return [()] * len(leaves)
-    spines = {leaf: frozenset(s for _, s in u) for leaf, u in topo.uplinks.items()}
-    out = []
-    for src, dst in leaves:
-        opts = topo.options(src, dst)
-        if any(p.super_spine for p, _ in opts):
-            out.append((("up", spines.get(src)), ("down", spines.get(dst))))
-        else:
-            out.append(())
-    return out
-
-
-def _greedy(order: list[int], rows: _Arrays, cur: list[int]) -> tuple[list[int], list[float]]:
-    """Each flow of ``order`` in turn on the option whose worst link ends up least
-    loaded, then (by a hair, :data:`TIE`) the lesser sum of its links, then its
-    current option, then the first; returns the choices and the load they make.
-
-    Exact, but batched: a flow's choice depends only on the flows before it that share
-    a leaf with it (flows that share no leaf share no link: with three tiers, no leaf
-    and no group of spines, :func:`_shared_groups`), so the flows are made into waves,
-    each flow one wave after the latest flow before it with its source or its
-    destination leaf, and a wave's choices are made in one array operation (on 64
-    spines and 256 leaves with 20,000 flows, ~150 waves of ~130 flows)."""
-    choice = [-1] * len(rows.count)
-    load, cap, dem_a = rows.base.copy(), rows.cap, rows.dem
-    cur_a = np.array(cur, dtype=np.intp)
-    waves: list[list[int]] = []
-    last: dict = {}
-    leaves, count, width, shared = rows.leaves, rows.count, rows.width, rows.shared
-    k = len(rows.cols)
-    for i in order:
-        if not count[i]:
-            continue
-        src, dst = leaves[i]
-        keys = (("s", src), ("d", dst), *shared[i])
-        wave = max(last.get(x, -1) for x in keys) + 1
-        for x in keys:
-            last[x] = wave
-        if wave == len(waves):
-            waves.append([])
-        waves[wave].append(i)
-    # (every wave's rows gathered once, in wave order: a wave is then slices)
-    flat = np.fromiter((i for w in waves for i in w), np.intp, sum(map(len, waves)))
-    both_all = rows.both[flat]
-    cap_all = cap[both_all]
-    d_all = dem_a[flat]
-    here_all = cur_a[flat]
-    best_all = np.empty(len(flat), dtype=np.intp)
-    start = 0
-    for members in waves:
-        end = start + len(members)
-        n = end - start
-        both = both_all[start:end]
-        d = d_all[start:end]
-        util = np.round((load[both] + d[:, None]) / cap_all[start:end], 9).reshape(
-            n, k, width)
-        key = 2 * util.max(axis=1) + TIE * util.sum(axis=1)
-        best = key.argmin(axis=1)
-        here = here_all[start:end]
-        at = np.nonzero(here >= 0)[0]
-        if len(at):
-            stay = at[key[at, here[at]] == key[at, best[at]]]
-            best[stay] = here[stay]
-        picked = both.reshape(n, k, width)[np.arange(n), :, best]  # (flow, hop)
-        load[picked.ravel()] += np.repeat(d, k)  # (no two flows of a wave share a link)
-        load[-1] = 0.0
-        best_all[start:end] = best
-        start = end
-    for i, j in zip(flat.tolist(), best_all.tolist(), strict=True):
-        choice[i] = j
-    return choice, load[:-PADS].tolist()
-
-
-def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: list[int],
+def _local_search(order: list[int], rows: OptionArrays, dem: list[float], choice: list[int],
                   caps: list[float], load: list[float], rounds: int = 4,
                   budget: int = 1 << 62) -> None:
     """Move single flows while that lowers the sum of squared utilizations (each to the
@@ -332,7 +178,7 @@ def _local_search(order: list[int], rows: _Arrays, dem: list[float], choice: lis
         load[:] = ext[:real].tolist()
 
 
-def _better_two(rows: _Arrays, i: int, now: int, d: float, caps: list[float],
+def _better_two(rows: OptionArrays, i: int, now: int, d: float, caps: list[float],
                 load: list[float], hot: float) -> int:
     """Two tiers: the first option of flow ``i`` (on option ``now``, demand ``d``) whose
     uplink and spine link gain more than they cost, moved to (``load`` updated), or -1.
@@ -364,7 +210,7 @@ def _better_two(rows: _Arrays, i: int, now: int, d: float, caps: list[float],
     return -1
 
 
-def _better_wide(rows: _Arrays, i: int, now: int, d: float, ext: np.ndarray,
+def _better_wide(rows: OptionArrays, i: int, now: int, d: float, ext: np.ndarray,
                  hot: float) -> int:
     """:func:`_better_two` over up to four links an option (three tiers), every option
     weighed in one array operation; ``ext`` holds the loads and the pads."""

@@ -158,6 +158,21 @@ class TeTopology:
         return len(self.caps) + 1
 
     @cached_property
+    def resource_ends(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """By resource number (and the two pads, -1 and False): the switch a resource
+        leaves (an uplink's switch, a bundle's upper end), the switch below it (an
+        uplink's: 0), and whether it is a spine's uplink (three tiers)."""
+        n = len(self.order)
+        upper = np.full(n + 2, -1, dtype=np.int64)
+        lower = np.full(n + 2, -1, dtype=np.int64)
+        spine_up = np.zeros(n + 2, dtype=bool)
+        for k, (kind, a, b) in enumerate(self.order):
+            upper[k] = a
+            lower[k] = b if kind == "down" else 0
+            spine_up[k] = kind == "up" and a in self.spine_uplinks
+        return upper, lower, spine_up
+
+    @cached_property
     def uplink_number(self) -> dict[SpinePath, int]:
         """The resource number of each path's uplink, for the paths in service of a
         two-tier fabric (where a path's uplink names it)."""
