@@ -22,7 +22,7 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q --durations=40 tests
 
 unit: setup
 	$(PY) -m pytest -q tests/unit
