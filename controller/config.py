@@ -8,7 +8,6 @@ own sections (listeners, TLS, etcd) are in ``controller/config_daemon.py``.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +22,13 @@ from controller.config_daemon import (
     Strict,
     parse_host_port,
 )
+from controller.config_servers import ServerConfig, ServerNamesConfig, ServerRuleConfig
 from controller.core.errors import InvalidArgument
 from controller.core.fabric.hosts import host_address, unicast_mac
 from controller.core.fabric.qos import QosPolicy, profile_policy
 from controller.core.model.cabling import make_cable, parse_end
 from controller.core.model.roles import ROLES
-from controller.core.model.servers import MAX_NICS, Server, check_apart, server_of
+from controller.core.model.servers import Server, check_apart
 
 
 class ConfigError(Exception):
@@ -190,68 +190,6 @@ class StaticHostConfig(Strict):
 
 
 
-class ServerConfig(Strict):
-    """A server and its NICs, one per rail (rail-optimized: NIC r on rail r's leaves)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-                      description="its name (jobs name a NIC as NAME:RAIL)")
-    nics: list[str] = Field(min_length=1, max_length=64, description="its NICs in rail "
-                            "order, each an IPv4 address or a MAC")
-
-    @field_validator("nics")
-    @classmethod
-    def _nics(cls, v: list[str]) -> list[str]:
-        try:
-            return list(server_of("x", v).nics)
-        except InvalidArgument as exc:  # ("nics[i]: ...", as the API says it)
-            raise ValueError(str(exc)) from None
-
-
-class ServerRuleConfig(Strict):
-    """Servers numbered by their addresses: NIC r of server n (from 1) is ``first`` +
-    (n - 1) x ``server_stride`` + r x ``rail_stride``, named ``name`` with {n}."""
-
-    servers: int = Field(ge=1, le=16_384, description="how many servers")
-    rails: int = Field(ge=1, le=64, description="NICs (rails) per server")
-    first: str = Field(description="the address of server 1's NIC on rail 0")
-    server_stride: int = Field(1, ge=1, description="addresses from a server's NIC to "
-                               "the next server's on the same rail")
-    rail_stride: int | None = Field(None, ge=1, description="addresses from a server's "
-                                    "NIC to its NIC on the next rail (default: servers "
-                                    "x server_stride, as hosts numbered leaf by leaf)")
-    name: str = Field("server{n}", description="the servers' names, {n} their number")
-
-    def expand(self) -> list[ServerConfig]:
-        """The servers this rule makes (ValueError if an address leaves IPv4)."""
-        first = int(ipaddress.IPv4Address(self.first))
-        rail = self.rail_stride or self.servers * self.server_stride
-        last = first + (self.servers - 1) * self.server_stride + (self.rails - 1) * rail
-        if last > 0xFFFFFFFF:
-            raise ValueError(f"the last address, {last - first} after {self.first}, is "
-                             "past 255.255.255.255")
-        return [ServerConfig(
-            name=self.name.format(n=n),
-            nics=[str(ipaddress.IPv4Address(first + (n - 1) * self.server_stride + r * rail))
-                  for r in range(self.rails)]) for n in range(1, self.servers + 1)]
-
-    @model_validator(mode="after")
-    def _valid(self) -> ServerRuleConfig:
-        if self.servers * self.rails > MAX_NICS:
-            raise ValueError(f"{self.servers} servers of {self.rails} NICs is over the "
-                             f"limit of {MAX_NICS} NICs")
-        try:
-            ipaddress.IPv4Address(self.first)
-            names = self.expand()
-        except (KeyError, IndexError) as exc:
-            raise ValueError(f"name {self.name!r} may use {{n}} only, not {exc}") from None
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        if len({s.name for s in names}) != len(names):
-            raise ValueError(f"name {self.name!r} gives the servers the same name: "
-                             "put {n} in it")
-        return self
-
-
 class QosConfig(Strict):
     """Traffic classes: marking at the leaf edge, queues on every port."""
 
@@ -317,6 +255,10 @@ class FabricdConfig(Strict):
     server_rule: ServerRuleConfig | None = Field(
         None, description="servers numbered by their addresses, beside servers:",
         examples=[{"servers": 32, "rails": 8, "first": "10.0.0.1", "rail_stride": 256}])
+    server_names: ServerNamesConfig | None = Field(
+        None, description="servers grouped from their NICs' host names in a hosts file, "
+        "beside servers:", examples=[{"hosts_file": "/etc/hosts",
+                                      "pattern": "(?P<server>.+)-rail(?P<rail>[0-9]+)"}])
     spine_uplink_repeats: Literal["auto", "off"] = Field(
         "auto", description="three tiers: auto repeats each of a spine's up-buckets as "
         "many times as its leaves have spines (within 64 buckets), so that Open vSwitch, "
@@ -358,8 +300,9 @@ class FabricdConfig(Strict):
         return self
 
     def all_servers(self) -> list[ServerConfig]:
-        """``servers`` and those of ``server_rule``."""
-        return [*self.servers, *(self.server_rule.expand() if self.server_rule else [])]
+        """``servers`` and those of ``server_rule`` and ``server_names``."""
+        return [*self.servers, *(self.server_rule.expand() if self.server_rule else []),
+                *(self.server_names.expand() if self.server_names else [])]
 
     @model_validator(mode="after")
     def _servers_apart(self) -> FabricdConfig:

@@ -1,8 +1,8 @@
 """Rail-optimized servers through fabricctl against a real fabricd and a fake fleet
-(tests/fakes): two leaves, one per rail, three servers with a NIC on each; one server
-cabled the wrong way round. fabricctl servers shows every NIC where it is and the rail
-check names the two off their rail; a job names its members as SERVER:RAIL, and its
-same-rail pairs stay on their leaf."""
+(tests/fakes): two leaves, one per rail, three servers with a NIC on each (two listed,
+one named in a hosts file); one server cabled the wrong way round. fabricctl servers
+shows every NIC where it is and the rail check names the two off their rail; a job
+names its members as SERVER:RAIL, and its same-rail pairs stay on their leaf."""
 
 from __future__ import annotations
 
@@ -22,7 +22,11 @@ SERVERS = [{"name": "gpu1", "nics": [IP[1], IP[4]]}, {"name": "gpu2", "nics": [I
 
 
 def test_servers_rail_check_and_a_job_by_server_and_rail(start_fabricd, fleets, tmp_path):
-    ctl = start_fabricd(config={"servers": SERVERS})
+    # gpu1 and gpu2 listed, gpu3 grouped from its NICs' names in a hosts file
+    hosts_file = tmp_path / "hosts"
+    hosts_file.write_text(f"127.0.0.1 localhost\n{IP[6]} gpu3-rail0\n{IP[3]} gpu3-rail1\n")
+    ctl = start_fabricd(config={"servers": SERVERS[:2],
+                                "server_names": {"hosts_file": str(hosts_file)}})
     _, hosts = start_fleet(ctl, fleets, LAYOUT)
     assert [h.ip for h in hosts] == list(IP.values())
     assert hosts.all_pairs() == []  # (the controller knows every host)

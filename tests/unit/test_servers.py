@@ -3,6 +3,8 @@ servers and numbering rule, and the core's snapshot of them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from controller.config import FabricdConfig
@@ -171,3 +173,58 @@ def test_fabricctl_reads_a_servers_file_in_either_shape(tmp_path):
             servers_from_file(str(f))
     with pytest.raises(ValueError, match="cannot read"):
         servers_from_file(str(tmp_path / "missing.yaml"))
+
+
+def test_servers_are_grouped_from_their_nics_host_names(tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "127.0.0.1 localhost\n"
+        "::1 localhost ip6-localhost   # (IPv6: left alone)\n"
+        "10.0.0.1 gpu01-rail0 gpu01\n"
+        "10.0.1.1 gpu01-rail1\n"
+        "10.0.0.2 node2 gpu02-rail0   # (an alias matches)\n"
+        "10.0.1.2 gpu02-rail1\n"
+        "10.9.9.9 storage01           # (no match: not a server)\n")
+    cfg = FabricdConfig.model_validate({
+        "servers": [{"name": "head", "nics": ["10.9.0.1"]}],
+        "server_names": {"hosts_file": str(hosts)}})
+    assert {s.name: s.nics for s in cfg.all_servers()} == {
+        "head": ["10.9.0.1"], "gpu01": ["10.0.0.1", "10.0.1.1"],
+        "gpu02": ["10.0.0.2", "10.0.1.2"]}
+    # rails counted from 1, another pattern
+    hosts.write_text("10.0.0.1 n1.nic1\n10.0.1.1 n1.nic2\n")
+    cfg = FabricdConfig.model_validate({"server_names": {
+        "hosts_file": str(hosts), "pattern": r"(?P<server>n\d+)\.nic(?P<rail>\d)",
+        "first_rail": 1}})
+    assert [(s.name, s.nics) for s in cfg.all_servers()] == [("n1", ["10.0.0.1",
+                                                                      "10.0.1.1"])]
+
+
+@pytest.mark.parametrize(("text", "extra", "says"), [
+    ("10.0.0.1 a-rail0\n10.0.0.2 a-rail0\n", {}, "line 2: server a rail 0 is 10.0.0.1 "
+     "already (line 1)"),
+    ("10.0.0.1 a-rail0\n10.0.2.1 a-rail2\n", {}, "server a has no NIC on rail 1"),
+    ("10.0.0.1 a-rail0\n", {"first_rail": 1}, "line 1: rail 0 is below first_rail"),
+    ("10.0.0.1 -a-rail0\n", {}, "line 1: server '-a'"),
+    ("10.0.0.1 a-rail0\n10.0.0.1 b-rail0\n", {}, "NIC 10.0.0.1 is server a"),
+    ("10.0.0.1 a-railx\n", {"pattern": "(?P<server>a)-rail(?P<rail>.+)"},
+     "line 1: rail 'x' is not a number"),
+    ("", {"pattern": "(?P<server>.+)"}, "needs the groups"),
+    ("", {"pattern": "(?P<server>"}, "is not a regular expression"),
+])
+def test_a_bad_hosts_file_or_pattern_is_refused_with_the_line(tmp_path, text, extra, says):
+    hosts = tmp_path / "hosts"
+    hosts.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(says)):
+        FabricdConfig.model_validate({"server_names": {"hosts_file": str(hosts), **extra}})
+
+
+def test_a_missing_hosts_file_is_a_one_line_config_error(tmp_path):
+    from controller.config import ConfigError, load_config
+
+    cfg = tmp_path / "fabricd.yaml"
+    cfg.write_text(f"server_names: {{hosts_file: {tmp_path / 'nope'}}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(cfg))
+    assert str(err.value).startswith("server_names: ")
+    assert "No such file" in str(err.value) and "\n" not in str(err.value)
