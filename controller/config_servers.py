@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 
 from controller.config_daemon import Strict
 from controller.core.errors import InvalidArgument
-from controller.core.model.servers import MAX_NICS, server_of
+from controller.core.model.servers import MAX_NICS, MAX_RAILS, server_of
 
 MAX_HOSTS_FILE = 16 << 20  # bytes of a hosts file read for server names
 
@@ -116,7 +116,7 @@ class ServerNamesConfig(Strict):
         return self
 
     def _text(self) -> str:
-        path = Path(self.hosts_file)
+        path = Path(self.hosts_file).expanduser()
         try:
             with path.open("rb") as f:
                 data = f.read(MAX_HOSTS_FILE + 1)
@@ -143,12 +143,15 @@ class ServerNamesConfig(Strict):
             if m is None:
                 continue
             server, rail = m["server"], m["rail"]
+            if not server or rail is None:
+                raise ValueError(f"{where} line {lineno}: the pattern matched {m[0]!r} "
+                                 "without a server or a rail")
             if not rail.isdigit() or len(rail) > 7:
                 raise ValueError(f"{where} line {lineno}: rail {rail!r} is not a number")
             r = int(rail) - self.first_rail
-            if r < 0:
-                raise ValueError(f"{where} line {lineno}: rail {rail} is below first_rail "
-                                 f"({self.first_rail})")
+            if not 0 <= r < MAX_RAILS:
+                raise ValueError(f"{where} line {lineno}: rail {rail} is not one of the "
+                                 f"{MAX_RAILS} from first_rail ({self.first_rail})")
             held = rails.setdefault(server, {})
             if r in held:
                 raise ValueError(f"{where} line {lineno}: server {server} rail {rail} is "
@@ -159,18 +162,20 @@ class ServerNamesConfig(Strict):
             held[r] = (words[0], lineno)
         out = []
         for server, held in rails.items():
+            first_line = min(n for _, n in held.values())
             missing = [r for r in range(max(held) + 1) if r not in held]
             if missing:
-                raise ValueError(f"{where}: server {server} has no NIC on rail "
-                                 f"{missing[0] + self.first_rail} (its names go up to rail "
-                                 f"{max(held) + self.first_rail})")
+                raise ValueError(f"{where} line {first_line}: server {server} has no NIC "
+                                 f"on rail {missing[0] + self.first_rail} (its names go up "
+                                 f"to rail {max(held) + self.first_rail})")
             try:
                 out.append(ServerConfig(name=server,
                                         nics=[held[r][0] for r in range(len(held))]))
             except ValidationError as exc:
                 err = exc.errors()[0]
-                raise ValueError(f"{where} line {min(n for _, n in held.values())}: server "
-                                 f"{server!r}: {err['msg']}") from None
+                why = str(err["msg"]).removeprefix("Value error, ")
+                raise ValueError(f"{where} line {first_line}: server {server!r}: "
+                                 f"{why}") from None
         return out
 
     def expand(self) -> list[ServerConfig]:

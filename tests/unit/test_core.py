@@ -336,25 +336,47 @@ def test_a_frame_in_transit_to_a_host_not_known_yet_is_delivered_once_it_is():
     assert all(po.data != frame for po in learn(fab, 2002, 3, H3).packet_outs)
 
 
-def test_transit_frames_wait_a_second_at_most_and_sixty_four_at_once():
-    from controller.core.fabric.edge import TRANSIT_WAIT, TRANSIT_WAIT_MAX
+def test_transit_frames_wait_a_second_at_most_sixty_four_at_once_eight_a_port():
+    from controller.core.fabric.edge import TRANSIT_WAIT, TRANSIT_WAIT_MAX, TRANSIT_WAIT_PORT
 
     fab = discovered()
     learn(fab, 2001, 3, H1)
-    for k in range(TRANSIT_WAIT_MAX + 10):
+    counters = fab.core.counters
+    # from one port: eight wait, the rest are dropped
+    for k in range(TRANSIT_WAIT_PORT + 2):
         fab.core.packet_in(1001, 2, ip_frame(H1, H3, 1000 + k, 2000), fab.now)
-    assert fab.core.counters["transit_miss_waiting"] == TRANSIT_WAIT_MAX
-    assert fab.core.counters["ignored_non_edge"] == 10
+    assert (counters["transit_miss_waiting"], counters["transit_miss_dropped"]) == (
+        TRANSIT_WAIT_PORT, 2)
+    # from every fabric port: sixty-four in all
+    ports = [(s, p) for s in fab.spines for p in range(1, 5)] + [
+        (leaf, p) for leaf in fab.leaves for p in (1, 2)]
+    for dpid, port in ports:
+        for k in range(TRANSIT_WAIT_PORT):
+            fab.core.packet_in(dpid, port, ip_frame(H1, H3, 3000 + k, 2000), fab.now)
+    assert counters["transit_miss_waiting"] == TRANSIT_WAIT_MAX
     fab.advance(TRANSIT_WAIT + 0.5)  # (ticks expire them)
-    assert fab.core.counters["transit_miss_expired"] == TRANSIT_WAIT_MAX
+    assert counters["transit_miss_expired"] == TRANSIT_WAIT_MAX
     eff = learn(fab, 2002, 3, H3)
     assert all(po.ports != (3,) or po.dpid != 2002 for po in eff.packet_outs)
     # room again once they are gone
     h5 = ("00:00:00:00:00:05", "10.0.0.5")
     fab.core.packet_in(1001, 3, ip_frame(H1, h5, 999, 2000), fab.now)
-    assert fab.core.counters["transit_miss_waiting"] == TRANSIT_WAIT_MAX + 1
+    assert counters["transit_miss_waiting"] == TRANSIT_WAIT_MAX + 1
     assert [po.dpid for po in learn(fab, 2003, 3, h5).packet_outs
             if po.ports == (3,) and po.dpid == 2003] == [2003]
+
+
+def test_a_transit_frame_past_its_wait_is_not_delivered_even_without_a_tick():
+    from controller.core.fabric.edge import TRANSIT_WAIT
+
+    fab = discovered()
+    learn(fab, 2001, 3, H1)
+    frame = ip_frame(H1, H3, 1000, 2000)
+    fab.core.packet_in(1001, 2, frame, fab.now)
+    later = fab.now + TRANSIT_WAIT + 4  # (no tick in between)
+    eff = fab.core.packet_in(2002, 3, arp_request(H3, "10.0.0.250"), later)
+    assert all(po.data != frame for po in eff.packet_outs)
+    assert fab.core.counters["transit_miss_expired"] == 1
 
 
 def test_recabling_replaces_the_old_link():

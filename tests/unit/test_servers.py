@@ -203,8 +203,15 @@ def test_servers_are_grouped_from_their_nics_host_names(tmp_path):
 @pytest.mark.parametrize(("text", "extra", "says"), [
     ("10.0.0.1 a-rail0\n10.0.0.2 a-rail0\n", {}, "line 2: server a rail 0 is 10.0.0.1 "
      "already (line 1)"),
-    ("10.0.0.1 a-rail0\n10.0.2.1 a-rail2\n", {}, "server a has no NIC on rail 1"),
-    ("10.0.0.1 a-rail0\n", {"first_rail": 1}, "line 1: rail 0 is below first_rail"),
+    ("10.0.0.1 a-rail0\n10.0.2.1 a-rail2\n", {}, "line 1: server a has no NIC on rail 1"),
+    ("10.0.0.1 a-rail9999999\n", {}, "line 1: rail 9999999 is not one of the 64"),
+    ("10.0.0.1 a-rail\n", {"pattern": "(?P<server>.+)-rail(?P<rail>[0-9]+)?"},
+     "line 1: the pattern matched 'a-rail' without a server or a rail"),
+    ("10.0.0.1 a-rail0\n", {"pattern": "(?P<server>x)?a-rail(?P<rail>[0-9]+)"},
+     "without a server or a rail"),
+    ("0.0.0.0 a-rail0\n", {}, "line 1: server 'a': nics[0]: 0.0.0.0 is not an address"),
+    ("10.0.0.1 a-rail0\n", {"first_rail": 1},
+     "line 1: rail 0 is not one of the 64 from first_rail (1)"),
     ("10.0.0.1 -a-rail0\n", {}, "line 1: server '-a'"),
     ("10.0.0.1 a-rail0\n10.0.0.1 b-rail0\n", {}, "NIC 10.0.0.1 is server a"),
     ("10.0.0.1 a-railx\n", {"pattern": "(?P<server>a)-rail(?P<rail>.+)"},

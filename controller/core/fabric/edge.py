@@ -42,6 +42,7 @@ FLOOD_ECHO_WINDOW = 0.5  # seconds during which a flooded frame coming back is d
 # at most this many, and delivered when the host is learnt.
 TRANSIT_WAIT = 1.0
 TRANSIT_WAIT_MAX = 64
+TRANSIT_WAIT_PORT = 8  # of them from one switch port
 
 
 class Edge:
@@ -63,7 +64,8 @@ class Edge:
         self._rlog = rlog
         self._buckets: dict[tuple[int, int], TokenBucket] = {}
         self._recent_floods: dict[int, float] = {}  # frame hash -> until when echoes drop
-        self._transit_waiting: list[tuple[float, str, bytes]] = []  # (until, dst MAC, frame)
+        # (until, dst MAC, frame, (switch, port) it came in on)
+        self._transit_waiting: list[tuple[float, str, bytes, tuple[int, int]]] = []
 
     def expire(self, now: float) -> Effects:
         """Forget old flood echoes and transit frames nobody claimed; resolve host probes
@@ -128,17 +130,20 @@ class Edge:
                      data: bytes, now: float) -> Effects:
         """A frame inside the fabric found no entry (entries for a new host are still on
         their way to this switch): hand it straight to the destination host's port. To
-        a unicast MAC not known yet, it waits (bounded: :data:`TRANSIT_WAIT_MAX` frames,
-        :data:`TRANSIT_WAIT` seconds) for the host to be learnt."""
+        a unicast MAC not known yet, it waits for the host to be learnt (bounded:
+        :data:`TRANSIT_WAIT_MAX` frames, :data:`TRANSIT_WAIT_PORT` from one port,
+        :data:`TRANSIT_WAIT` seconds; beyond, dropped and counted)."""
         if is_multicast_mac(dst_mac) or ethertype == C.ETH_TYPE_ARP:
             return self._ignored(dpid, in_port, dst_mac, ethertype)
         dst = self.fabric.hosts.get(dst_mac)
         if dst is None:
-            if len(self._transit_waiting) >= TRANSIT_WAIT_MAX:
-                self._expire_waiting(now)
-            if len(self._transit_waiting) >= TRANSIT_WAIT_MAX:
-                return self._ignored(dpid, in_port, dst_mac, ethertype)
-            self._transit_waiting.append((now + TRANSIT_WAIT, dst_mac, data))
+            self._expire_waiting(now)
+            came = (dpid, in_port)
+            if len(self._transit_waiting) >= TRANSIT_WAIT_MAX or sum(
+                    w[3] == came for w in self._transit_waiting) >= TRANSIT_WAIT_PORT:
+                self._count("transit_miss_dropped")
+                return Effects()
+            self._transit_waiting.append((now + TRANSIT_WAIT, dst_mac, data, came))
             self._count("transit_miss_waiting")
             return Effects()
         self._count("transit_miss_delivered")
@@ -151,13 +156,17 @@ class Edge:
         return Effects()
 
     def _expire_waiting(self, now: float) -> None:
+        if not self._transit_waiting or self._transit_waiting[0][0] > now:
+            return  # (in the order they came: the first expires first)
         kept = [w for w in self._transit_waiting if w[0] > now]
-        if len(kept) < len(self._transit_waiting):
-            self._count("transit_miss_expired", len(self._transit_waiting) - len(kept))
-            self._transit_waiting = kept
+        self._count("transit_miss_expired", len(self._transit_waiting) - len(kept))
+        self._transit_waiting = kept
 
-    def _deliver_waiting(self) -> list[PacketOut]:
-        """The transit frames waiting for a host that is known now, to its port."""
+    def _deliver_waiting(self, now: float) -> list[PacketOut]:
+        """The transit frames waiting for a host that is known now, to its port (each
+        instance of a cluster counts what it hands on; only the master of the host's
+        leaf can send it)."""
+        self._expire_waiting(now)
         outs, kept = [], []
         for item in self._transit_waiting:
             dst = self.fabric.hosts.get(item[1])
@@ -227,7 +236,7 @@ class Edge:
             self._emit(e)
         eff = self._changed(None) if out.changed else Effects()
         if out.changed and self._transit_waiting:
-            eff.packet_outs += self._deliver_waiting()
+            eff.packet_outs += self._deliver_waiting(now)
         eff.packet_outs += [self._probe_host(p) for p in out.probes]
         self._count("host_probes", len(out.probes))
         return eff
@@ -284,6 +293,6 @@ class Edge:
             log.info("host %s (%s) recovered from %d:%d", mac, ip, dpid, outputs[0])
             eff.merge(self._changed(None))
         if self._transit_waiting:
-            eff.packet_outs += self._deliver_waiting()
+            eff.packet_outs += self._deliver_waiting(now)
         return eff
 

@@ -83,25 +83,26 @@ def greedy_by_plane(order: list[int], rows: OptionArrays, cur: list[int], topo: 
         allowed = np.zeros_like(inter)
         allowed[at] = ((c0[at] == c0[at, pick][:, None]) & (c3[at] == c3[at, pick][:, None])
                        & inter[at])
+        banned = np.where(allowed, 0.0, np.inf)
         ins, outs = upper[c1[at, pick]].tolist(), lower[c2[at, pick]].tolist()
         keys = {i: (("in", a), ("out", b)) if b > 0 else (("in", a),)
                 for i, a, b in zip(across, ins, outs, strict=True)}
         second = in_waves(across, keys, [c1, c2], load, cap, dem, cur_a, tie,
-                           allowed=allowed)
+                          floor=banned)
         for i, j in zip(across, second, strict=True):
             choice[i] = j
     return choice, load[:-2].tolist()
 
 
 def in_waves(members: list[int], keys: dict[int, tuple], cols: list[np.ndarray],
-              load: np.ndarray, cap: np.ndarray, dem: np.ndarray, cur: np.ndarray,
-              tie: float, floor: np.ndarray | None = None,
-              allowed: np.ndarray | None = None) -> list[int]:
+             load: np.ndarray, cap: np.ndarray, dem: np.ndarray, cur: np.ndarray,
+             tie: float, floor: np.ndarray | None = None) -> list[int]:
     """Each flow of ``members`` in turn on the option whose worst resource of ``cols``
-    (and ``floor``, where given) ends up least loaded, among the ``allowed``; ``load``
-    is updated. Flows that share no key share no resource of ``cols``: a flow waits only
-    for the latest earlier flow with one of its keys, and a wave's choices are one
-    array operation. Returns the choices, in the order of ``members``."""
+    (or ``floor``, where given and higher: infinite for an option not allowed) ends up
+    least loaded; ``load`` is updated. Flows that share no key share no resource of
+    ``cols``: a flow waits only for the latest earlier flow with one of its keys, and a
+    wave's choices are one array operation. Returns the choices, in the order of
+    ``members``."""
     waves: list[list[int]] = []
     last: dict = {}
     for i in members:
@@ -115,33 +116,33 @@ def in_waves(members: list[int], keys: dict[int, tuple], cols: list[np.ndarray],
     flat = np.fromiter((i for w in waves for i in w), np.intp, len(members))
     k = len(cols)
     width = cols[0].shape[1]
+    # (everything a wave reads, gathered once in wave order: a wave is then slices)
     res_all = np.concatenate([c[flat] for c in cols], axis=1)  # (flow, hop * option)
-    cap_all, d_all, here_all = cap[res_all], dem[flat], cur[flat]
+    cap_all, d_all = cap[res_all], dem[flat]
+    d_hops = np.repeat(d_all, k)
+    here_all = cur[flat]
+    has_all = here_all >= 0
+    here_all = np.maximum(here_all, 0)
     floor_all = None if floor is None else floor[flat]
-    banned_all = None if allowed is None else ~allowed[flat]
+    line = np.arange(max(map(len, waves), default=0))
     best_all = np.empty(len(flat), dtype=np.intp)
     start = 0
     for wave in waves:
         end = start + len(wave)
         m = end - start
+        at = line[:m]
         res = res_all[start:end]
-        d = d_all[start:end]
-        util = np.round((load[res] + d[:, None]) / cap_all[start:end], 9).reshape(
-            m, k, width)
+        util = np.round((load[res] + d_all[start:end, None]) / cap_all[start:end],
+                        9).reshape(m, k, width)
         worst = util.max(axis=1)
         if floor_all is not None:
             np.maximum(worst, floor_all[start:end], out=worst)
         key = 2 * worst + tie * util.sum(axis=1)
-        if banned_all is not None:
-            key[banned_all[start:end]] = np.inf
         best = key.argmin(axis=1)
         here = here_all[start:end]
-        at = np.nonzero(here >= 0)[0]
-        if len(at):
-            stay = at[key[at, here[at]] == key[at, best[at]]]
-            best[stay] = here[stay]
-        picked = res.reshape(m, k, width)[np.arange(m), :, best]  # (flow, hop)
-        load[picked.ravel()] += np.repeat(d, k)  # (no two flows of a wave share one)
+        best = np.where(has_all[start:end] & (key[at, here] == key[at, best]), here, best)
+        picked = res.reshape(m, k, width)[at, :, best]  # (flow, hop)
+        load[picked.ravel()] += d_hops[start * k:end * k]  # (no two flows share one)
         load[-1] = 0.0  # ("nothing" stays empty)
         best_all[start:end] = best
         start = end
