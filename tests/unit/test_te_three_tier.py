@@ -306,3 +306,57 @@ def test_in_a_cluster_flows_between_pods_go_back_to_ecmp():
     t = dp.send(hosts, 1, 7, sport=40000, dport=5201)
     assert t.delivered == [hosts[7][2:]]
     assert start(fab, hosts, 1, 3, sport=40001).path is not None  # (within pod 1)
+
+
+def degraded_topology(rnd: random.Random) -> TeTopology:
+    """A three-tier fabric with cables missing anywhere: leaves on some spines, spines
+    reaching some leaves and some super-spines, super-spines reaching a leaf through one
+    spine or several (pairs with paths of both kinds, egress spines 0), mixed rates."""
+    leaves = [2001 + i for i in range(rnd.randint(2, 6))]
+    spines = [1001 + i for i in range(rnd.randint(2, 4))]
+    supers = [3001 + i for i in range(rnd.randint(1, 4))]
+    uplinks, reach, cap, ups, descent = {}, {}, {}, {}, {}
+
+    def rate() -> float:
+        return rnd.choice((1e9, 1e9, 4e8, 2e9))
+
+    for leaf in leaves:
+        on = rnd.sample(spines, rnd.randint(1, len(spines)))
+        uplinks[leaf] = tuple((k + 1, s) for k, s in enumerate(on))
+        for k in range(len(on)):
+            cap[up(leaf, k + 1)] = rate()
+    for s in spines:
+        reach[s] = frozenset(leaf for leaf in leaves if rnd.random() < 0.5)
+        for leaf in reach[s]:
+            cap[down(s, leaf)] = rate()
+        tops = rnd.sample(supers, rnd.randint(1, len(supers)))
+        ups[s] = tuple((100 + k, x) for k, x in enumerate(tops))
+        for k in range(len(tops)):
+            cap[up(s, 100 + k)] = rate()
+    for x in supers:
+        below = [s for s in spines if any(t == x for _, t in ups[s])]
+        descent[x] = {}
+        for leaf in leaves:
+            via = tuple(s for s in below if leaf in reach[s] and rnd.random() < 0.8)
+            if via:
+                descent[x][leaf] = via
+                if len(via) == 1:
+                    cap[down(x, via[0])] = rate()
+    return TeTopology(uplinks, reach, cap, 1e9, ups, descent)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_greedy_in_waves_chooses_as_one_flow_at_a_time_on_degraded_fabrics(seed):
+    rnd = random.Random(seed)
+    topo = degraded_topology(rnd)
+    leaves = list(topo.uplinks)
+    flows = [FlowSnapshot(FlowKey("10.0.0.1", "10.0.0.2", TCP, n + 1, 80), *rnd.sample(
+        leaves, 2), False, 0.0, None) for n in range(rnd.randint(1, 80))]
+    dem = [rnd.choice((1e8, 2.5e8, 5e8)) for _ in flows]
+    rows = OptionArrays(flows, topo, dem, [rnd.choice((0.0, 1e8, 7e8)) for _ in topo.caps])
+    cur = [rnd.randrange(-1, c) if c else -1 for c in rows.count]
+    order = list(range(len(flows)))
+    rnd.shuffle(order)
+    got, load = greedy_by_plane(order, rows, cur, topo, TIE)
+    assert got == two_steps_one_at_a_time(order, rows, cur, topo)
+    assert load == pytest.approx(rows.load_of(got), rel=1e-12)
