@@ -38,12 +38,12 @@ from controller.core.intent.kinds import (
     encode_policy,
     encode_servers,
 )
+from controller.core.model.job_spec import JobSpec
 from controller.core.model.servers import Server
 from controller.core.snapshot import FlowInfo, JobInfo, SwitchEntries
 from controller.core.southbound import ofctl_text
 from controller.core.southbound.sync import SwitchSync
 from controller.core.te import PROTO_NAMES, FlowKey
-from controller.core.te.jobs import JobSpec
 
 log = logging.getLogger("aifabric.fabric")
 

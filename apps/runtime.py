@@ -23,10 +23,10 @@ from controller.core.fabric.qos import QosPolicy
 from controller.core.intent.kinds import Intent, IntentError, decode_policy
 from controller.core.model.cabling import make_cable, parse_end
 from controller.core.model.fabric_model import Cable
+from controller.core.model.job_spec import JobLimits
 from controller.core.model.servers import Server
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
-from controller.core.te.jobs import JobLimits
 
 _config: FabricdConfig | None = None
 _intents: list[Intent] = []

@@ -19,10 +19,10 @@ from typing import Any, Protocol
 from controller.core.errors import Unavailable
 from controller.core.fabric.qos import QosPolicy
 from controller.core.intent.kinds import Intent
+from controller.core.model.job_spec import JobSpec
 from controller.core.model.servers import Server
 from controller.core.snapshot import FlowInfo, JobInfo, SwitchEntries
 from controller.core.te import FlowKey
-from controller.core.te.jobs import JobSpec
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from controller.config import first_error
 from controller.core.errors import InvalidArgument
 from controller.core.events import StampedEvent
 from controller.core.fabric.qos import PROFILES, QosPolicy, profile_policy
+from controller.core.model.job_spec import JobSpec
 from controller.core.model.servers import MAX_NICS, Server, check_apart, server_of
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.te import PROTO_NUMBERS, FlowKey
-from controller.core.te.jobs import JobSpec
 
 M = TypeVar("M", bound=Message)
 MAX_DOCUMENT = 256 * 1024

@@ -21,7 +21,7 @@ from typing import Any
 
 from controller.cli.client import FabricClient, job_dict, job_spec_message
 from controller.cli.text import read_document, table
-from controller.core.te.jobs import PATTERNS, TRANSPORTS, JobError, JobSpec
+from controller.core.model.job_spec import PATTERNS, TRANSPORTS, JobError, JobSpec
 
 
 def _usage(message: str) -> int:

@@ -12,9 +12,9 @@ from controller.core.fabric.fabric_view import PuntLimits
 from controller.core.fabric.hosts import HostSettings
 from controller.core.fabric.qos import QosPolicy
 from controller.core.model.fabric_model import Cable
+from controller.core.model.job_spec import JobLimits
 from controller.core.model.servers import Server
 from controller.core.te import TeSettings
-from controller.core.te.jobs import JobLimits
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,11 @@ from controller.core.errors import (
     Unavailable,
 )
 from controller.core.intent.kinds import Intent, IntentError
+from controller.core.model.job_spec import JobError, JobRefused
 from controller.core.settings import CoreSettings
 from controller.core.snapshot import Published, TopologySnapshot
 from controller.core.te import TeSettings
 from controller.core.te.job_book import JobExists
-from controller.core.te.jobs import JobError, JobRefused
 from mininet_topos.controller_proc import free_port
 from tests.unit.fakefabric import FakeFabric
 

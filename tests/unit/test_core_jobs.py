@@ -11,10 +11,10 @@ from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric.qos import default_policy
 from controller.core.model.fabric_model import Port
+from controller.core.model.job_spec import JobError, JobRefused, JobSpec
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from controller.core.te.job_book import JobExists
-from controller.core.te.jobs import JobError, JobRefused, JobSpec
 from tests.unit.dataplane import DataPlane, ip_packet
 from tests.unit.fakefabric import FakeFabric, arp_request, ip_frame, learn
 

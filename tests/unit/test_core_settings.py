@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from apps.runtime import core_settings, job_limits
 from controller.config import ConfigError, FabricdConfig, load_config
+from controller.core.model.job_spec import JobLimits
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
-from controller.core.te.jobs import JobLimits
 
 # the sections of the configuration that are the core's (api, metrics, cluster... are
 # the daemon's; qos is the policy, made by ``qos_policy``)

@@ -7,9 +7,9 @@ from controller.core import constants as C
 from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.fabric.ecmp import group_towards
 from controller.core.model.fabric_model import Port
+from controller.core.model.job_spec import JobSpec
 from controller.core.settings import CoreSettings
 from controller.core.te import TCP, UDP, FlowKey, TeSettings
-from controller.core.te.jobs import JobSpec
 from tests.unit.fakefabric import FakeFabric, ip_frame, learn
 
 HOSTS = {n: (f"00:00:00:00:00:{n:02x}", f"10.0.0.{n}") for n in range(1, 9)}

@@ -12,7 +12,7 @@ from apps.cluster_store import StoreUnavailable
 from apps.intent_file import IntentFile, IntentFileError
 from controller.core.intent.kinds import Drains, decode_jobs, encode_jobs
 from controller.core.model.fabric_model import Cable, LinkEnd
-from controller.core.te.jobs import JobSpec
+from controller.core.model.job_spec import JobSpec
 
 
 def drains(switch: int) -> str:

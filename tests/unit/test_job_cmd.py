@@ -6,7 +6,7 @@ import argparse
 import pytest
 
 from controller.cli.job_cmd import spec_from_args
-from controller.core.te.jobs import JobError
+from controller.core.model.job_spec import JobError
 
 
 def args(**kw) -> argparse.Namespace:

@@ -4,8 +4,9 @@ import itertools
 
 import pytest
 
+from controller.core.model.job_spec import JobError, JobLimits, JobSpec
 from controller.core.te import SpinePath, resources, up
-from controller.core.te.jobs import JobError, JobLimits, JobSpec, job_order, place_jobs
+from controller.core.te.jobs import job_order, place_jobs
 from tests.unit.tetopo import RATE, topo
 
 

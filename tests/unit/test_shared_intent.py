@@ -32,8 +32,8 @@ from controller.core.intent.kinds import (
 )
 from controller.core.intent.mastership import Mastership, StoreView
 from controller.core.model.fabric_model import Cable, LinkEnd
+from controller.core.model.job_spec import JobSpec
 from controller.core.te import FlowKey
-from controller.core.te.jobs import JobSpec
 from tests.unit.fakefabric import FakeFabric
 
 

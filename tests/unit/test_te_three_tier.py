@@ -246,7 +246,7 @@ def test_a_search_spreads_flows_between_pods_over_the_super_spines():
 
 
 def test_a_job_across_pods_holds_each_pair_on_its_super_spine_and_keeps_it_at_restart():
-    from controller.core.te.jobs import JobSpec
+    from controller.core.model.job_spec import JobSpec
 
     fab, dp, hosts = fabric(per_leaf=1)  # hosts 1, 2 in pod 1; 3, 4 in pod 2
     spec = JobSpec("a2a", tuple(host(n)[1] for n in (1, 3, 2, 4)), "all_to_all")

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from controller.core.errors import FailedPrecondition, InvalidArgument
 from controller.core.fabric.qos import QosPolicy
 from controller.core.model.fabric_model import Cable, LinkEnd
+from controller.core.model.job_spec import JobError, JobSpec
 from controller.core.model.servers import Server, check_apart, server_of
 from controller.core.te import FlowKey
-from controller.core.te.jobs import JobError, JobSpec
 
 KINDS = ("qos", "drains", "jobs", "pins", "servers")
 TITLES = {"qos": "the QoS policy", "drains": "the drains", "jobs": "the registered jobs",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from controller.core import constants as C
 from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition, NotFound
+from controller.core.model.job_spec import JobSpec
 from controller.core.model.roles import SPINE
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.southbound.openflow import FlowRule, Match
@@ -27,7 +28,6 @@ from controller.core.te.derive import derive_topology, measured_loads
 from controller.core.te.engine import TrafficEngineer
 from controller.core.te.flows import FlowKey, Move, flow_info, pinned_at
 from controller.core.te.job_book import JobBook, pair_of
-from controller.core.te.jobs import JobSpec
 from controller.core.te.mirroring import ClusterShare
 from controller.core.te.pins import SharedPins
 from controller.core.te.reader import CoreTeSettings, FabricReader

@@ -18,16 +18,12 @@ from dataclasses import dataclass
 
 from controller.core import constants as C
 from controller.core.errors import AlreadyExists, NotFound, ResourceExhausted
+from controller.core.model.job_spec import JobError, JobLimits, JobRefused, JobSpec, Pair
 from controller.core.snapshot import JobInfo, JobPairInfo
 from controller.core.southbound.openflow import FlowRule, make_match
 from controller.core.te.flows import TCP, UDP, FlowKey
 from controller.core.te.jobs import (
-    JobError,
-    JobLimits,
     JobPlacement,
-    JobRefused,
-    JobSpec,
-    Pair,
     job_order,
     place_jobs,
 )

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 
 from controller.core.effects import Effects
 from controller.core.errors import FailedPrecondition
+from controller.core.model.job_spec import JobLimits, JobSpec
 from controller.core.snapshot import FlowInfo, JobInfo
 from controller.core.southbound.openflow import FlowRule, Match
 from controller.core.te.engine import TrafficEngineer
 from controller.core.te.flows import FlowKey
 from controller.core.te.job_book import JobBook
-from controller.core.te.jobs import JobLimits, JobSpec
 from controller.core.te.rebalance import RebalancePass, RebalancePlan
 from controller.core.te.topology import TeTopology
 

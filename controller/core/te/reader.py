@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from controller.core.fabric.fabric_view import FabricView
     from controller.core.model.fabric_model import Fabric
-    from controller.core.te.jobs import JobLimits
+    from controller.core.model.job_spec import JobLimits
 
 
 class FabricReader(Protocol):
