@@ -52,3 +52,17 @@ def test_bad_files_are_named(tmp_path):
     f.write_text("- a list\n")
     with pytest.raises(JobError, match="expected a mapping"):
         spec_from_args(args(file=str(f)))
+
+
+def test_fabricctl_loads_no_traffic_engineering():
+    """Every fabricctl call starts a Python process: it must not load the TE core and
+    numpy (half its CPU) to read a job file or print a table."""
+    import subprocess
+    import sys
+
+    code = ("import sys, controller.cli.fabricctl; "
+            "print(sorted(m for m in sys.modules if m == 'numpy' "
+            "or m.startswith('controller.core.te')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
