@@ -244,3 +244,24 @@ def test_two_rings_at_once_get_their_forward_pairs_on_links_of_their_own(spines)
             for r in resources(got[spec.job_id].paths[pair], leaf_of[pair[1]]):
                 forward[r] = forward.get(r, 0) + 1
     assert max(forward.values()) == 1
+
+
+def test_a_placement_read_back_after_a_restart_is_adopted_as_it_is():
+    """What the switches hold is kept when every pair's path is in service, even where
+    a placement from scratch (or from those paths as the current ones) would differ:
+    a restart must not move pairs. A path out of service, or a pair without one, makes
+    the job placed as usual."""
+    leaf_of = hosts(4, 2)
+    spec = job(list(leaf_of), "all_to_all")
+    t = topo(2, 4)
+    stacked = {spec.host_pair(rp): SpinePath(leaf_of[spec.members[rp[0]]], 1, 1001)
+               for rp in spec.rank_pairs()
+               if leaf_of[spec.members[rp[0]]] != leaf_of[spec.members[rp[1]]]}
+    # (as the current paths only, the search spreads them: the test means something)
+    assert place_jobs([spec], t, leaf_of, {}, stacked)["j1"].paths != stacked
+    assert place_jobs([spec], t, leaf_of, {}, stacked, adopt=stacked)["j1"].paths == stacked
+    some = dict(itertools.islice(stacked.items(), len(stacked) - 1))
+    assert place_jobs([spec], t, leaf_of, {}, some, adopt=some)["j1"].paths != stacked
+    cut = topo(2, 4, cut={(2001, 1001)})
+    got = place_jobs([spec], cut, leaf_of, {}, stacked, adopt=stacked)["j1"].paths
+    assert all(p.spine == 1002 for p in got.values() if p.leaf == 2001)

@@ -205,8 +205,15 @@ class JobBook:
         self._placed_with = {ip: where[ip] for spec in ready for ip in spec.members
                              if ip in where}
         current = self._current(topo, leaf_of)
+        # (a job placed for the first time since a restart keeps what the switches hold)
+        fresh = {spec.job_id for spec in ready
+                 if not self.placements.get(spec.job_id, JobPlacement()).paths}
+        fresh_pairs = {s.host_pair(rp) for s in ready if s.job_id in fresh
+                       for rp in s.rank_pairs()}
+        adopt = {pair: path for pair, path in self._read_back(topo, leaf_of).items()
+                 if pair in fresh_pairs}
         self.placements = place_jobs(ready, topo, leaf_of,
-                                     self._background(background, leaf_of), current)
+                                     self._background(background, leaf_of), current, adopt)
         for spec in specs:
             if spec.job_id in waiting:
                 self.placements[spec.job_id] = JobPlacement(
@@ -242,8 +249,17 @@ class JobBook:
     def _current(self, topo: TeTopology, leaf_of: Mapping[str, int]
                  ) -> dict[Pair, SpinePath]:
         """Where each pair is now: placed, or read back from the switches after a
-        restart (when that uplink still leads to a spine; between pods, with the
-        super-spine its spine's entry names)."""
+        restart."""
+        out = self._read_back(topo, leaf_of)
+        for pl in self.placements.values():
+            out.update(pl.paths)
+        return out
+
+    def _read_back(self, topo: TeTopology, leaf_of: Mapping[str, int]
+                   ) -> dict[Pair, SpinePath]:
+        """The pairs' paths read back from the switches after a restart (when that
+        uplink still leads to a spine; between pods, with the super-spine its spine's
+        entry names)."""
         out: dict[Pair, SpinePath] = {}
         for pair, (leaf, rule) in self._recovered.items():
             port = C.cookie_low(rule.cookie)
@@ -257,8 +273,6 @@ class JobBook:
                 sport = C.cookie_low(up[1].cookie)
                 out[pair] = next((p for p in topo.paths(leaf, dst)
                                   if p[:4] == (leaf, port, spine, sport)), out[pair])
-        for pl in self.placements.values():
-            out.update(pl.paths)
         return out
 
     def _background(self, loads: Mapping[Resource, float],

@@ -82,15 +82,19 @@ def _home_path(topo: TeTopology, item: PairItem, spine: int | None) -> SpinePath
 
 def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int],
                background: Mapping[Resource, float],
-               current: Mapping[Pair, SpinePath]) -> dict[str, JobPlacement]:
+               current: Mapping[Pair, SpinePath],
+               adopt: Mapping[Pair, SpinePath] | None = None) -> dict[str, JobPlacement]:
     """Place ``jobs`` in the order given (priority order, then registration order), each
     on top of the ``background`` load and of the jobs before it. An earlier job with as
     many steps counts step by step (two rings: forward against forward, backward against
     backward, as they run), any other with its busiest step on every link; all of them
     also as a tie-breaker, so that jobs take links of their own when there are enough.
     ``current`` paths are kept where they are as good as any (a re-placement moves only
-    the pairs that buy something). A pair two jobs share follows the earlier job's
-    path."""
+    the pairs that buy something). A job whose every pair between leaves has a path in
+    ``adopt`` still in service takes those paths as they are (read back after a
+    restart: what the switches hold is kept, not placed anew, which could swap pairs
+    of equal cost). A pair two jobs share follows the earlier job's path."""
+    adopt = adopt or {}
     rate = topo.host_rate or 1.0
     placed: list[tuple[list[dict[Resource, float]], dict[Resource, float]]] = []
     everything: dict[Resource, float] = {}  # every earlier step of every job, summed
@@ -105,6 +109,7 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
         if pending:
             continue
         local, unplaced = [], []
+        kept = _adoptable(spec, steps, topo, leaf_of, adopt, owner)
         home: dict[str, int] = {}  # host -> the spine its first placed pair leaves by
         profile: dict[Resource, float] = {}  # this job's busiest step, per resource
         step_loads: list[dict[Resource, float]] = []
@@ -149,8 +154,9 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
                 # (kept where that is as good as any: the search keeps flows in place)
                 start = {i.key: current[i.key] if i.key in current else
                          _home_path(topo, i, home.get(i.key[0])) for i in items}
-                plan, _, _ = place(items, demand, base, topo,  # type: ignore[arg-type]
-                                   {k: p for k, p in start.items() if p is not None})
+                plan = kept if kept is not None else place(
+                    items, demand, base, topo,  # type: ignore[arg-type]
+                    {k: p for k, p in start.items() if p is not None})[0]
                 for item in items:
                     path = plan[item.key]
                     home.setdefault(item.key[0], path.spine)
@@ -169,6 +175,24 @@ def place_jobs(jobs: list[JobSpec], topo: TeTopology, leaf_of: Mapping[str, int]
         all_paths = {**{p: taken[p] for p in result.shared if p in taken}, **result.paths}
         result.worst = _step_counts(steps, all_paths, leaf_of)
     return out
+
+
+def _adoptable(spec: JobSpec, steps: tuple[tuple[Pair, ...], ...], topo: TeTopology,
+               leaf_of: Mapping[str, int], adopt: Mapping[Pair, SpinePath],
+               owner: Mapping[Pair, str]) -> Mapping[Pair, SpinePath] | None:
+    """``adopt`` when it holds a path in service for every pair of the job between
+    leaves that no earlier job holds, else None."""
+    if not adopt:
+        return None
+    for step in steps:
+        for a, b in step:
+            la, lb = leaf_of[a], leaf_of[b]
+            if la == lb or ((a, b) in owner and owner[(a, b)] != spec.job_id):
+                continue
+            path = adopt.get((a, b))
+            if path is None or path not in topo.paths(la, lb):
+                return None
+    return adopt
 
 
 def job_order(jobs: Collection[tuple[int, JobSpec]]) -> list[JobSpec]:
