@@ -40,6 +40,9 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
     ``own`` (each flow's measured rate), ``base`` is the measured load, which still
     holds each flow on its current path: that is taken out first.
 
+    When every flow has a current path and that placement is as good as the one
+    found, it is kept: nothing moves for nothing.
+
     Returns the placement (with ``moves_only``, of the flows whose path changes) and
     (total overload in link rates, worst utilization) of the current placement and of
     the new one.
@@ -86,6 +89,10 @@ def place(flows: list[Flow], demand: Mapping[FlowKey, float] | Sequence[float],
     best_score = _keep_in_place(best_choice, cur, arrays, dem, caps,
                                 arrays.load_of(best_choice), best_score)
     before = _score(arrays.load_of(cur), caps)
+    if before <= best_score[:2] and all(j >= 0 for j in cur):
+        # (where every flow is now is as good: the search, which starts from greedy
+        # orders, may have found only another placement of equal or higher cost)
+        best_choice, best_score = list(cur), (*before, 0)
     plan = {}
     for i, j in enumerate(best_choice):
         if j >= 0 and not (moves_only and j == cur[i]):
