@@ -34,26 +34,39 @@ def free_port() -> int:
         return port
 
 
-def start_logged(cmd: list[str], log_path: Path, ready, timeout: float,
-                 name: str) -> subprocess.Popen:
-    """Start ``cmd`` with its output appended to ``log_path`` and wait until ``ready()``;
-    RuntimeError (with the log's end) if it exits or is not ready in ``timeout`` s (it
-    is then killed)."""
+def launch_logged(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    """Start ``cmd`` with its output appended to ``log_path``; do not wait."""
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     log.close()
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen, log_path: Path, ready, timeout: float,
+               name: str) -> None:
+    """Wait until ``ready()``; RuntimeError (with the log's end) if ``proc`` exits or is
+    not ready in ``timeout`` s (it is then killed)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}; see {log_path}:\n"
                                + log_path.read_text()[-2000:])
         if ready():
-            return proc
+            return
         time.sleep(0.1)
     proc.kill()
     proc.wait(5)
     raise RuntimeError(f"{name} was not ready within {timeout} s; see {log_path}:\n"
                        + log_path.read_text()[-2000:])
+
+
+def start_logged(cmd: list[str], log_path: Path, ready, timeout: float,
+                 name: str) -> subprocess.Popen:
+    """Start ``cmd`` with its output appended to ``log_path`` and wait until ``ready()``
+    (see ``wait_ready``)."""
+    proc = launch_logged(cmd, log_path)
+    wait_ready(proc, log_path, ready, timeout, name)
+    return proc
 
 
 class FabricdProcess:
@@ -70,6 +83,7 @@ class FabricdProcess:
         self.tls: dict[str, str] = {}  # ca/cert/key for clients, when it serves TLS
         self.token_file: Path | None = None  # else the default token file
         self.stop_timed_out = False  # it outlived SIGTERM by the stop timeout (killed)
+        self._serving_seen = False  # the process launched last has served
         # operator intent kept beside the log: a restart of this controller finds it,
         # another controller (another test) does not
         self.state_file = self.log_path.with_name(self.log_path.stem + ".state.json")
@@ -79,16 +93,33 @@ class FabricdProcess:
         return f"tcp:127.0.0.1:{self.of_port}"
 
     def start(self, timeout: float = 20.0) -> None:
+        """Start fabricd and wait until it serves."""
+        self.launch()
+        self.wait_serving(timeout)
+
+    def launch(self) -> None:
+        """Start fabricd without waiting: a caller has other work meanwhile (a Mininet
+        network to build: fabricd takes about a second to import and start). The first
+        ``client()`` or ``wait_serving()`` waits for it."""
         cmd = [sys.executable, "-m", "controller.daemon", "--of-port", str(self.of_port),
                "--grpc-addr", self.grpc_addr, "--metrics-addr", self.metrics_addr,
                *([] if "--state-file" in self.extra_args else
                  ["--state-file", str(self.state_file)]),
                *self.extra_args]
-        self.proc = start_logged(cmd, self.log_path, self._serving, timeout, "fabricd")
+        self.proc = launch_logged(cmd, self.log_path)
+        self._serving_seen = False
+
+    def wait_serving(self, timeout: float = 20.0) -> None:
+        """Wait until the process launched last serves (at once when it was seen to);
+        RuntimeError with its log's end if it exits or does not serve in time."""
+        if self.proc is None or self._serving_seen:
+            return
+        wait_ready(self.proc, self.log_path, self._serving, timeout, "fabricd")
+        self._serving_seen = True
 
     def _serving(self) -> bool:
         try:
-            with self.client(timeout=1.0) as c:
+            with self._client(timeout=1.0) as c:
                 return c.health() == "SERVING"
         except grpc.RpcError:
             return False
@@ -115,6 +146,11 @@ class FabricdProcess:
         return rc
 
     def client(self, timeout: float = 5.0) -> FabricClient:
+        """An API client (once the process launched last serves)."""
+        self.wait_serving()
+        return self._client(timeout)
+
+    def _client(self, timeout: float) -> FabricClient:
         token = None
         if self.token_file is not None and self.token_file.exists():
             token = self.token_file.read_text().strip()

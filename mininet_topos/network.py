@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -204,14 +205,20 @@ def ensure_shaping(net: Mininet, rounds: int = 3) -> int:
 
 
 @contextmanager
-def fabric_network(spec: FabricSpec, controller: str | list[str], quiet: bool = True):
-    """A started Mininet fabric; stopped (and cleaned up) on exit, even on failure."""
+def fabric_network(spec: FabricSpec, controller: str | list[str], quiet: bool = True,
+                   before_start: Callable[[], None] | None = None):
+    """A started Mininet fabric; stopped (and cleaned up) on exit, even on failure.
+    ``before_start`` runs once the network is built, before its switches start (to wait
+    for a controller launched meanwhile: a switch that finds no controller retries only
+    a second later)."""
     setLogLevel("error" if quiet else "info")
     with mininet_lock():
         ensure_ovs()
         net = build_network(spec, controller)
         try:
             prepare_interfaces(net)
+            if before_start is not None:
+                before_start()
             net.start()
             ensure_shaping(net)
             yield net
@@ -219,10 +226,31 @@ def fabric_network(spec: FabricSpec, controller: str | list[str], quiet: bool = 
             try:
                 kill_host_processes(net)
                 ensure_ovs()  # (a test may have killed ovs-vswitchd: del-br would hang)
-                net.stop()
+                stop_network(net)
             except Exception:  # pragma: no cover - best effort, then the big hammer
                 log.exception("net.stop() failed; running mn -c")
                 cleanup()
+
+
+def stop_network(net: Mininet) -> None:
+    """What Mininet's ``stop`` does, in two commands rather than two per link (0.4 s
+    instead of 0.85 s for a 2x4 fabric): the bridges deleted in one OVSDB transaction
+    that does not wait for ovs-vswitchd to apply it (whatever touches OVSDB next waits
+    for that), every interface in one ``ip -batch`` (a veth's peer in a host goes with
+    it), then every node's shell ended."""
+    bridges = [s.name for s in net.switches]
+    if bridges:
+        args = ["ovs-vsctl", "--no-wait"]
+        for name in bridges:
+            args += ["--", "--if-exists", "del-br", name]
+        subprocess.run(args, check=True, capture_output=True, timeout=60)
+    # (the userspace datapath's tap of each bridge too; names already gone are skipped)
+    names = sorted({i.name for s in net.switches for i in s.intfList() if i.name != "lo"}
+                   | set(bridges))
+    subprocess.run(["ip", "-force", "-batch", "-"], input="".join(
+        f"link del {n}\n" for n in names), text=True, capture_output=True, timeout=60)
+    for node in net.switches + net.hosts:
+        node.terminate()
 
 
 def kill_host_processes(net: Mininet) -> int:

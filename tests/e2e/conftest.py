@@ -56,7 +56,8 @@ def _environment():
 
 @pytest.fixture
 def controller_factory(tmp_path, request):
-    """Start fabricd processes; their logs are printed when a test fails."""
+    """Start fabricd processes (launched, not waited for: their first client, or
+    ``wait_serving``, waits); their logs are printed when a test fails."""
     started: list[FabricdProcess] = []
 
     def make(*extra: str, of_port: int | None = None, grpc_port: int | None = None,
@@ -65,7 +66,9 @@ def controller_factory(tmp_path, request):
                              grpc_port=grpc_port, extra_args=list(extra))
         started.append(ctl)
         if start:
-            ctl.start()
+            # (not waited for here: ``running_fabric`` builds the network meanwhile;
+            # its first client, or ``wait_serving``, waits for it)
+            ctl.launch()
         return ctl
 
     yield make
@@ -90,7 +93,7 @@ def pytest_runtest_makereport(item, call):
 @contextmanager
 def running_fabric(ctl: FabricdProcess, spec: FabricSpec, timeout: float = 60.0):
     """A Mininet fabric against ``ctl``, discovered and settled (hosts may speak)."""
-    with fabric_network(spec, ctl.controller) as net:
+    with fabric_network(spec, ctl.controller, before_start=ctl.wait_serving) as net:
         with ctl.client() as client:
             topo = wait_discovered(client, spec, timeout=timeout)
             if client.status().qos_enabled:
@@ -148,6 +151,7 @@ def scrape(ctl) -> dict:
 
     from prometheus_client.parser import text_string_to_metric_families
 
+    ctl.wait_serving()
     with urllib.request.urlopen(f"http://{ctl.metrics_addr}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     return {f.name: f for f in text_string_to_metric_families(text)}

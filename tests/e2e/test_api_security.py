@@ -34,6 +34,7 @@ def secured(tmp_path, controller_factory):
         f"    - {{name: bob, role: reader, token: {READER}}}\n"
         f"  audit_log: {tmp_path / 'audit.log'}\n")
     ctl = controller_factory("--config", str(cfg), "--no-qos")
+    ctl.wait_serving()
     return ctl, tmp_path / "audit.log"
 
 

@@ -75,6 +75,7 @@ def test_help_and_version():
 
 def test_running_daemon_serves_health_reflection_and_status(controller_factory):
     ctl = controller_factory("--link-speed", "25", "--no-te")
+    ctl.wait_serving()
     res = run([*FABRICCTL, "--server", ctl.grpc_addr, "health"])
     assert res.returncode == 0 and res.stdout.strip() == "SERVING"
     res = run([*FABRICCTL, "--server", ctl.grpc_addr, "status", "--json"])
@@ -115,6 +116,7 @@ def test_sigusr1_writes_every_threads_stack_and_keeps_serving(controller_factory
     """The evidence for a fabricd that seems stuck: SIGUSR1 dumps every thread's stack
     to its log (faulthandler, from C), and the daemon goes on serving."""
     ctl = controller_factory()
+    ctl.wait_serving()
     before = ctl.log_path.read_text()
     ctl.proc.send_signal(signal.SIGUSR1)
     time.sleep(0.5)

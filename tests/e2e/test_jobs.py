@@ -89,6 +89,7 @@ def test_a_jobs_pairs_survive_a_spine_link_cut_and_a_controller_restart(
     ctl.proc.wait(5)
     again = controller_factory("--state-file", str(ctl.state_file), of_port=ctl.of_port,
                                grpc_port=int(ctl.grpc_addr.split(":")[1]))
+    again.wait_serving()
     ping = start_ping(h1, h3.IP(), 4)  # (the restart takes ~2.5 s; settled 1 s later)
 
     def same_paths() -> bool:
