@@ -32,7 +32,8 @@ def test_drain_and_undrain_without_loss(fabric_2x4):
     ctl, net, spec = fabric_2x4
     all_pairs_ok(net)
     h1, h3, h5 = net.get("h1", "h3", "h5")
-    pingers = [src.popen(["ping", "-n", "-q", "-i", "0.01", "-w", "6", dst.IP()],
+    # (every reply printed: the echo still in flight at the deadline is not a loss)
+    pingers = [src.popen(["ping", "-n", "-i", "0.01", "-w", "6", dst.IP()],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for src, dst in ((h1, h3), (h3, h5), (h5, h1))]
 
@@ -62,11 +63,15 @@ def test_drain_and_undrain_without_loss(fabric_2x4):
     assert wait_until(lambda: every_leaf_uses([1, 2]), 1.0, 0.02)
     for p in pingers:
         out, _ = p.communicate(timeout=15)
-        sent, received = (int(x) for x in re.search(
-            r"(\d+) packets transmitted, (\d+) received", out).groups())
+        sent = int(re.search(r"(\d+) packets transmitted", out)[1])
+        replied = {int(n) for n in re.findall(r"icmp_seq=(\d+) ", out)}
+        # (the last echo may be in flight when ping's deadline ends it: counted lost by
+        # ping, and by this test until it read the replies, once in 5 runs or so)
+        lost = sorted(set(range(1, sent)) - replied)
         # Known issue (see the issue note): now and then one packet in ~500 is lost while
         # OVS's userspace datapath swaps a select group's buckets in place.
-        assert sent > 250 and sent - received <= 1, out  # ~600 at 10 ms; fewer on a busy CPU
+        assert sent > 250 and len(lost) <= 1, (lost, out[-400:])  # ~600 at 10 ms; fewer
+        # on a busy CPU
     all_pairs_ok(net)
     audited = audit_entries(ctl)
     for entry in (("DrainSwitch", "OK"), ("DrainLink", "FAILED_PRECONDITION"),

@@ -300,3 +300,61 @@ def test_a_switch_that_stops_answering_barriers_is_dropped_and_reconciled(start_
     assert ok, why
     all_pairs_ok(hosts)
     assert_synced(ctl, fleet)
+
+
+def test_a_switch_that_stops_reading_delays_no_one(start_fabricd, fleets):
+    """A switch with 100 edge ports (a socket-level fake: it can wedge on demand) stops
+    reading its session, keeping it open, just before the controller sends it its full
+    state (some 1,700 messages, more than the session's kernel buffer takes). The
+    controller's thread keeps answering at once, the fleet keeps forwarding, the wedged
+    switch is dropped, and when it connects again it is reconciled. (Moved from
+    Mininet: nothing in it needs real packets.)"""
+    from tests.e2e.fake_switch import FakeSwitch
+
+    # echo every second: the wedged switch, sent less than its queue holds, is dropped
+    # by the three echo requests it leaves unanswered (~4 s; ~8 s at the default 2 s)
+    ctl = start_fabricd(config={"openflow": {"send_buffer": 131072, "echo_interval": 1.0}})
+    fleet, hosts = up(ctl, fleets)
+    fake = FakeSwitch(ctl.of_port, dpid=0xFA, ports=100)
+    answered: list[int] = []
+    # l1 -> l3 every 10 ms while the wedged switch is connected and dropped
+    pinger = threading.Thread(target=lambda: answered.append(hosts.ping(
+        hosts["h1"], hosts["h5"], count=500, interval=0.01, timeout=2)))
+
+    def wedged_connected(c) -> bool:
+        return any(s.dpid == 0xFA and s.connected for s in c.topology().switches)
+
+    try:
+        with ctl.client() as c:
+            pinger.start()
+            fake.wedge_after("flow_mod", 1)  # its LLDP entry came; its full state will not
+            fake.connect()
+            assert fs.wait_until(lambda: wedged_connected(c), timeout=10)
+            t0 = time.monotonic()
+            worst = 0.0
+            while (wedged_connected(c) or time.monotonic() - t0 < 2) and \
+                    time.monotonic() - t0 < 20:
+                t = time.monotonic()
+                c.switch_entries(2001)  # runs on the controller's thread
+                worst = max(worst, time.monotonic() - t)
+                time.sleep(0.1)
+            dropped = time.monotonic() - t0
+            assert not wedged_connected(c), "the wedged switch was never dropped"
+            assert fake.received["flow_mod"] == 1, fake.received  # it read no more
+            assert worst < 0.5, f"the controller's thread answered in {worst:.2f} s"
+            assert dropped < 15, dropped
+            pinger.join(15)
+            assert answered == [500], answered
+            # it comes back: read back (empty) and given its entries again
+            fake.close()
+            fake.connect()
+            assert fs.wait_until(lambda: wedged_connected(c), timeout=10)
+            # (its whole state: two meters and some seven entries per edge port; the
+            # first session had read one entry)
+            assert fs.wait_until(lambda: fake.received["meter_mod"] >= 200
+                                 and fake.received["flow_mod"] >= 700, timeout=15), \
+                fake.received
+    finally:
+        fake.close()
+    all_pairs_ok(hosts)
+    assert_synced(ctl, fleet)
