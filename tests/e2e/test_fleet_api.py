@@ -4,10 +4,11 @@ behind them receive: a flow pinned to a spine (its frames cross that spine, its
 counters are the pin's), pins refused with a clear error; a training job registered,
 its pairs' packets marked into its class at the first leaf (and a forged sender's not),
 bad job input refused with nothing applied, the job deleted. Every mutation audited.
+Without TE: no TE table, nothing tracked, pins refused.
 
-Moved from Mininet (tests/e2e/test_te.py's pins and errors, tests/e2e/test_jobs.py's
-job through fabricctl): nothing there needed a real rate or a real process; the frames
-here go through the very entries the controller installed.
+Moved from Mininet (tests/e2e/test_te.py's pins and errors and its no-TE test,
+tests/e2e/test_jobs.py's job through fabricctl): nothing there needed a real rate or a
+real process; the frames here go through the very entries the controller installed.
 """
 
 from __future__ import annotations
@@ -228,3 +229,22 @@ def test_a_job_through_fabricctl_marks_its_class_and_refuses_bad_input(start_fab
                   ("DeleteJob", "OK"), ("DeleteJob", "NOT_FOUND")):
         assert entry in got, (entry, got)
     assert ("local-admin", "RegisterJob", "OK") in audit_entries(ctl)
+
+
+def test_no_te_keeps_plain_ecmp(start_fabricd, fleets):
+    """With ``--no-te``: no TE table on any leaf, nothing tracked while traffic flows
+    (it is delivered by ECMP), and a pin refused with exit 3 naming the flag. (Moved
+    from Mininet: nothing in it needs a real rate.)"""
+    from controller.core import constants as C
+
+    ctl = start_fabricd("--no-te")
+    fleet, hosts = start_fleet(ctl, fleets, LAYOUT)
+    h1, h3 = hosts["h1"], hosts["h3"]
+    hosts.udp(h1, h3, 40000, 5201, count=50)
+    assert hosts.wait(lambda: hosts.received(
+        h3, lambda s: s.dport == 5201) == 50, timeout=5)
+    assert ctl_json(ctl, "flows") == {"te_enabled": False, "flows": []}
+    for leaf in (2001, 2002, 2003, 2004):
+        assert not [f for f in fleet.switch(leaf).flows() if f["table"] == C.TABLE_TE]
+    bad = fabricctl(ctl, "pin", "udp", h1.ip, h3.ip, "--spine", "1001")
+    assert bad.returncode == 3 and "--no-te" in bad.stderr

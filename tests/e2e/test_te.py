@@ -1,7 +1,7 @@
 """Traffic engineering on Mininet with real TCP/UDP flows and 5 Mbit/s links (2 spines,
 4 leaves, 2 hosts per leaf): permutation throughput, a hotspot routed around, a spine
-link cut during a ping, plain ECMP without TE. (Flows pinned and refused through
-fabricctl: on the fake fleet, tests/e2e/test_fleet_api.py.)"""
+link cut during a ping. (Flows pinned and refused through fabricctl, plain ECMP
+without TE: on the fake fleet, tests/e2e/test_fleet_api.py.)"""
 
 from __future__ import annotations
 
@@ -231,20 +231,3 @@ def test_cutting_a_spine_link_loses_a_fraction_of_a_second(controller_factory):
     assert res.packets > 500 and res.lost_packets <= 25, res
     assert after["spine"] != spine and after["moves"] >= 1
     assert any("down" in e["fields"]["reason"] for e in reroutes), reroutes
-
-
-def test_no_te_keeps_plain_ecmp(controller_factory):
-    ctl = controller_factory(*ARGS, "--no-te")
-    with running_fabric(ctl, SPEC) as (net, topo):
-        h1, h3 = net.get("h1", "h3")
-        T.start_servers(h3, [5201])
-        T.result(T.udp_flow(h1, h3.IP(), 5201, 1, 2), timeout=20)
-        got = ctl_json(ctl, "flows")
-        assert got == {"te_enabled": False, "flows": []}
-        res = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "l1",
-                              f"table={C.TABLE_TE}"],
-                             capture_output=True, text=True, check=True).stdout
-        assert "priority" not in res  # no TE table at all
-        bad = subprocess.run([*FABRICCTL, "--server", ctl.grpc_addr, "pin", "udp", h1.IP(),
-                              h3.IP(), "--spine", "1001"], capture_output=True, text=True)
-        assert bad.returncode == 3 and "--no-te" in bad.stderr
