@@ -403,16 +403,27 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=start_cluster_agent, args=(config, store, fabric_app),
                          name="aifabric-cluster-start", daemon=True).start()
     started = time.monotonic()
-    try:
-        app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])
-    except Exception:
-        if oskenfix.listener_error is not None:  # (os-ken then fails on its own cleanup)
-            log.error("controller stopped after %.1f s: OpenFlow on %s:%d: %s",
-                      time.monotonic() - started, of.listen_host, of.port,
-                      oskenfix.listener_error)
-        else:
-            log.exception("controller failed after %.1f s", time.monotonic() - started)
-        os._exit(EXIT_RUNTIME)
+
+    def run_apps() -> None:
+        try:
+            app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])
+        except Exception:
+            if oskenfix.listener_error is not None:  # (os-ken then fails on its cleanup)
+                log.error("controller stopped after %.1f s: OpenFlow on %s:%d: %s",
+                          time.monotonic() - started, of.listen_host, of.port,
+                          oskenfix.listener_error)
+            else:
+                log.exception("controller failed after %.1f s", time.monotonic() - started)
+            os._exit(EXIT_RUNTIME)
+
+    # The apps run on a thread of their own, and the main thread waits for it in steps:
+    # a signal the kernel hands to another thread (any thread may take SIGTERM) runs its
+    # Python handler only once the main thread runs Python code, which it never did
+    # while blocked in os-ken's untimed join (SIGTERM was then ignored until SIGKILL).
+    apps = threading.Thread(target=run_apps, name="aifabric-apps", daemon=True)
+    apps.start()
+    while apps.is_alive():
+        apps.join(0.25)
     return 0
 
 
