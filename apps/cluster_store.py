@@ -81,7 +81,33 @@ def _b64(text: str) -> str:
 
 
 def _unb64(text: str) -> str:
+    """A key or value as the gateway gives it (base64), as text: ValueError if it is
+    not base64 of UTF-8."""
     return base64.b64decode(text).decode()
+
+
+def _lenient(text: str) -> tuple[str, bool]:
+    """A value as text whatever its bytes (undecodable ones escaped), and whether it was
+    clean UTF-8: what cannot be read is then refused by the reader of its kind, as any
+    other malformed value, rather than raising here."""
+    try:
+        raw = base64.b64decode(text)
+    except ValueError:
+        return "", False
+    try:
+        return raw.decode(), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), False
+
+
+def _escaped(b64: object) -> str:
+    """A key as etcd's gateway gave it (base64), readable in a log line whatever its
+    bytes: escaped, at most 80 characters."""
+    try:
+        raw = base64.b64decode(str(b64))
+    except ValueError:
+        return repr(str(b64)[:80])
+    return raw.decode("utf-8", "backslashreplace")[:80]
 
 
 def _prefix_end(prefix: str) -> str:
@@ -232,37 +258,46 @@ class EtcdStore:
         peers: dict[str, tuple[str, int]] = {}
         te_leader: str | None = None
         te_moves: dict[int, Intent] = {}
-        for kv in got.get("kvs", []):
-            key = _unb64(kv["key"])[len(self.prefix):]
-            value = _unb64(kv.get("value", ""))
+        unreadable: list[str] = []
+        for kv in got.get("kvs", []) if isinstance(got.get("kvs"), list) else ():
+            # (anyone who can write to etcd can put anything under the prefix: a key or
+            # value that is not what its kind holds is skipped and named, never applied
+            # and never an exception out of here)
+            try:
+                key = _unb64(kv["key"])[len(self.prefix):]
+                value, clean = _lenient(kv.get("value", ""))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                unreadable.append(_escaped(kv.get("key") if isinstance(kv, dict) else None))
+                continue
             kind, _, name = key.partition("/")
-            if kind == "members":
-                members.add(name)
-                try:
-                    doc = json.loads(value)
-                    connected[name] = frozenset(int(d) for d in doc["connected"])
-                except (ValueError, KeyError, TypeError):
-                    connected[name] = frozenset()
+            if not clean:
+                unreadable.append(_escaped(kv["key"]))
+                if kind != "intent":  # (an intent's reader refuses it, and says so)
                     continue
-                if isinstance(doc.get("peer"), str) and doc["peer"] and kv.get("lease"):
-                    peers[name] = (doc["peer"], int(kv["lease"]))
-            elif kind == "intent":
-                intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
-            elif kind == "te-leader":
-                te_leader = value
-            elif kind == "te":
-                try:
+            try:
+                if kind == "members":
+                    members.add(name)
+                    try:
+                        doc = json.loads(value)
+                        connected[name] = frozenset(int(d) for d in doc["connected"])
+                    except (ValueError, KeyError, TypeError):
+                        connected[name] = frozenset()
+                        continue
+                    if isinstance(doc.get("peer"), str) and doc["peer"] and kv.get("lease"):
+                        peers[name] = (doc["peer"], int(kv["lease"]))
+                elif kind == "intent":
+                    intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
+                elif kind == "te-leader":
+                    te_leader = value
+                elif kind == "te":
                     te_moves[int(name, 16)] = Intent(key, int(kv.get("mod_revision", 0)),
                                                      value)
-                except ValueError:
-                    continue
-            elif kind == "master":
-                try:
+                elif kind == "master":
                     holders[int(name, 16)] = Holder(value, int(kv["create_revision"]))
-                except (ValueError, KeyError):
-                    continue
+            except (ValueError, KeyError, TypeError):
+                unreadable.append(_escaped(kv.get("key")))
         return StoreView(frozenset(members), holders, connected, intents, peers, te_leader,
-                         te_moves)
+                         te_moves, tuple(unreadable))
 
     # --- mastership -------------------------------------------------------------------------------
     def _master_key(self, dpid: int) -> str:
@@ -329,7 +364,8 @@ class EtcdStore:
         kvs = got["responses"][0]["response_range"].get("kvs", [])
         if not kvs:
             return False, Intent(kind, 0, "")
-        return False, Intent(kind, int(kvs[0]["mod_revision"]), _unb64(kvs[0].get("value", "")))
+        return False, Intent(kind, int(kvs[0]["mod_revision"]),
+                             _lenient(kvs[0].get("value", ""))[0])
 
     # --- shared settings --------------------------------------------------------------------------
     def shared_secret(self, fresh: bytes) -> bytes:
@@ -344,4 +380,8 @@ class EtcdStore:
         if got.get("succeeded"):
             return fresh
         kvs = got["responses"][0]["response_range"].get("kvs", [])
-        return bytes.fromhex(_unb64(kvs[0]["value"]))
+        try:
+            return bytes.fromhex(_unb64(kvs[0]["value"]))
+        except (ValueError, KeyError) as exc:
+            raise StoreRefused(0, f"the cluster's LLDP key in etcd ({self.prefix}lldp-"
+                                  "secret) is not what an instance writes (hex)") from exc

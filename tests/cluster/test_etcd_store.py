@@ -187,3 +187,39 @@ def test_shared_intent_is_replaced_by_compare_and_swap_on_its_revision(etcd):
     assert not ok and a.view().intents["drains"] == second
     ok, qos = a.write_intent("qos", "{}", 0)  # kinds are apart
     assert ok and a.view().intents == {"drains": second, "qos": qos}
+
+
+def test_keys_anyone_wrote_under_the_prefix_are_ignored_and_named(etcd):
+    """Whoever can write to etcd can put anything under the prefix: a value that is not
+    UTF-8, a master key whose dpid is not hex or whose value is not a name, a move for
+    no leaf. The reading goes on (it used to raise UnicodeDecodeError and stop every
+    instance's agent): the rest is read as before, each bad key is named, and an
+    unreadable intent is handed on escaped for its reader to refuse."""
+    import base64
+
+    a = store(etcd, "a", "c10")
+    a.join(2, connected=[1])
+    assert a.claim(1) is not None
+    ok, qos = a.write_intent("qos", "{}", 0)
+    assert ok
+
+    def put(key: str, raw: bytes) -> None:
+        a._call("/kv/put", {"key": base64.b64encode(f"{a.prefix}{key}".encode()).decode(),
+                            "value": base64.b64encode(raw).decode()})
+
+    put("master/0000000000000002", b"\xff\xfe not a name")
+    put("master/not-hex", b"a")
+    put("te/zz", b"{}")
+    put("intent/drains", b'{"switches": [\xff]}')
+    view = a.view()
+    assert view.members == {"a"} and set(view.holders) == {1}
+    assert view.intents["qos"] == qos
+    assert "\\xff" in view.intents["drains"].value  # (its reader refuses it, and says so)
+    assert sorted(view.unreadable) == sorted(
+        f"{a.prefix}{k}" for k in ("master/0000000000000002", "master/not-hex", "te/zz",
+                                   "intent/drains"))
+    ok, now = a.write_intent("drains", "{}", 0)  # told what is there, escaped
+    assert not ok and "\\xff" in now.value
+    ok, _ = a.write_intent("drains", "{}", now.revision)  # and it can be replaced
+    assert ok and f"{a.prefix}intent/drains" not in a.view().unreadable
+    a.leave()

@@ -91,6 +91,9 @@ class StoreView:
     te_leader: str | None = None  # who holds the te-leader key
     # leaf -> the TE leader's latest moves of that leaf's flows (kind "te/<leaf>")
     te_moves: Mapping[int, Intent] = field(default_factory=dict)
+    # keys under the prefix that could not be read (not UTF-8, not the shape their kind
+    # has): ignored, each named (escaped, cut short) for the log and the metrics
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
