@@ -286,19 +286,45 @@ def ping(src, dst_ip: str, count: int = 1, timeout: float = 1.0, interval: float
     return replies_from(src, [dst_ip], count, timeout, interval)[dst_ip]
 
 
-def replies_from(src, dst_ips: list[str], count: int = 1, timeout: float = 1.0,
-                 interval: float = 0.2) -> dict[str, int]:
-    """Replies to ``count`` pings from Mininet host ``src`` to each of ``dst_ips``, the
-    destinations pinged at once (one shell command; each its own ping process)."""
+def _ping_script(dst_ips: list[str], count: int, timeout: float, interval: float) -> str:
+    """A shell command pinging each of ``dst_ips`` at once (each its own ping process),
+    printing "IP N received" for each."""
     jobs = " ".join(
         f"( echo {ip} $(ping -n -q -c {count} -i {interval} -W {timeout} {ip} "
         f"| grep -o '[0-9]* received') ) &" for ip in dst_ips)
-    out = src.cmd(f"{jobs} wait")
+    return f"{jobs} wait"
+
+
+def _replies(out: str, dst_ips: list[str]) -> dict[str, int]:
     got = dict.fromkeys(dst_ips, 0)
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[0] in got and parts[2] == "received":
             got[parts[0]] = int(parts[1])
+    return got
+
+
+def replies_from(src, dst_ips: list[str], count: int = 1, timeout: float = 1.0,
+                 interval: float = 0.2) -> dict[str, int]:
+    """Replies to ``count`` pings from Mininet host ``src`` to each of ``dst_ips``, the
+    destinations pinged at once (one shell command; each its own ping process)."""
+    return _replies(src.cmd(_ping_script(dst_ips, count, timeout, interval)), dst_ips)
+
+
+def replies_between(hosts: list, count: int = 1, timeout: float = 1.0,
+                    interval: float = 0.2) -> dict[tuple[str, str], int]:
+    """Replies to ``count`` pings between every ordered pair of ``hosts``, every source
+    pinging at once: (source name, destination IP) -> replies."""
+    procs = []
+    for src in hosts:
+        dsts = [h.IP() for h in hosts if h is not src]
+        procs.append((src, dsts, src.popen(["sh", "-c", _ping_script(
+            dsts, count, timeout, interval)], stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)))
+    got = {}
+    for src, dsts, proc in procs:
+        out, _ = proc.communicate(timeout=60 + count * (interval + timeout))
+        got.update({(src.name, ip): n for ip, n in _replies(out, dsts).items()})
     return got
 
 
