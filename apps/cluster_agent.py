@@ -50,7 +50,7 @@ class ClusterStatus:
     checked_at: float = 0.0
     te_leader: str = ""  # who holds the te-leader key ("" none)
     leading: bool = False  # this instance leads TE now (its key, and its lease holds)
-    unreadable: int = 0  # keys under the prefix ignored at the last reading (malformed)
+    ignored: int = 0  # keys under the prefix ignored at the last reading (malformed)
 
 
 class ClusterAgent:
@@ -77,7 +77,7 @@ class ClusterAgent:
         self._wake = threading.Event()  # set: step now (a peer's process ended)
         self.peers = PeerWatch(self._peer_gone) if watch_peers else None
         self._unavailable_since: float | None = None
-        self._unreadable_said: set[str] = set()  # malformed keys logged already
+        self._ignored_said: set[str] = set()  # malformed keys logged already
         self._set_leader = set_leader
         self._apply_moves = apply_moves
         self._leading: bool | None = None  # as last told to the app
@@ -199,16 +199,17 @@ class ClusterAgent:
                 self.peers.update({n: p for n, p in view.peers.items()
                                    if n != self.mastership.node and n in view.members})
             actions = self.mastership.decide(view, switches, now)
-            if set(view.unreadable) - self._unreadable_said:
-                log.error("cluster: %d key(s) under the prefix cannot be read and are "
-                          "ignored (written by something other than fabricd?): %s",
-                          len(view.unreadable), ", ".join(view.unreadable[:5]))
-            self._unreadable_said = set(view.unreadable)
+            if set(view.ignored) - self._ignored_said:
+                log.error("cluster: %d key(s) under the prefix are ignored: unreadable, "
+                          "or TE moves not under the TE leader's lease (written by "
+                          "something other than fabricd?): %s", len(view.ignored),
+                          ", ".join(view.ignored[:5]))
+            self._ignored_said = set(view.ignored)
             self.status = ClusterStatus(
                 self.mastership.node, tuple(sorted(view.members)),
                 tuple(sorted((d, h.node) for d, h in view.holders.items())), True, "",
                 clock.now(), view.te_leader or "", self.status.leading,
-                len(view.unreadable))
+                len(view.ignored))
         roles: list[RoleRequest | Yield] = []
         won = False
         for action in actions:

@@ -258,7 +258,9 @@ class EtcdStore:
         peers: dict[str, tuple[str, int]] = {}
         te_leader: str | None = None
         te_moves: dict[int, Intent] = {}
-        unreadable: list[str] = []
+        leader_lease = 0  # the te-leader key's lease: the leader's moves are under it
+        move_leases: dict[int, tuple[int, str]] = {}  # leaf -> (its key's lease, key)
+        ignored: list[str] = []
         for kv in got.get("kvs", []) if isinstance(got.get("kvs"), list) else ():
             # (anyone who can write to etcd can put anything under the prefix: a key or
             # value that is not what its kind holds is skipped and named, never applied
@@ -267,11 +269,11 @@ class EtcdStore:
                 key = _unb64(kv["key"])[len(self.prefix):]
                 value, clean = _lenient(kv.get("value", ""))
             except (ValueError, KeyError, TypeError, AttributeError):
-                unreadable.append(_escaped(kv.get("key") if isinstance(kv, dict) else None))
+                ignored.append(_escaped(kv.get("key") if isinstance(kv, dict) else None))
                 continue
             kind, _, name = key.partition("/")
             if not clean:
-                unreadable.append(_escaped(kv["key"]))
+                ignored.append(_escaped(kv["key"]))
                 if kind != "intent":  # (an intent's reader refuses it, and says so)
                     continue
             try:
@@ -289,15 +291,24 @@ class EtcdStore:
                     intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
                 elif kind == "te-leader":
                     te_leader = value
+                    leader_lease = int(kv.get("lease", 0))
                 elif kind == "te":
-                    te_moves[int(name, 16)] = Intent(key, int(kv.get("mod_revision", 0)),
-                                                     value)
+                    leaf = int(name, 16)
+                    te_moves[leaf] = Intent(key, int(kv.get("mod_revision", 0)), value)
+                    move_leases[leaf] = (int(kv.get("lease", 0)), kv["key"])
                 elif kind == "master":
                     holders[int(name, 16)] = Holder(value, int(kv["create_revision"]))
             except (ValueError, KeyError, TypeError):
-                unreadable.append(_escaped(kv.get("key")))
+                ignored.append(_escaped(kv.get("key")))
+        # moves count only under the te-leader key's own lease: the leader writes them
+        # so (``write_moves``); others were written by someone else, or by a leader
+        # that is no more
+        for leaf, (lease, raw) in move_leases.items():
+            if not leader_lease or lease != leader_lease:
+                del te_moves[leaf]
+                ignored.append(_escaped(raw))
         return StoreView(frozenset(members), holders, connected, intents, peers, te_leader,
-                         te_moves, tuple(unreadable))
+                         te_moves, tuple(ignored))
 
     # --- mastership -------------------------------------------------------------------------------
     def _master_key(self, dpid: int) -> str:

@@ -58,10 +58,10 @@ class FabricCollector(Collector):
                      "Switches this instance is the OpenFlow master of", len(pub.masters))
         yield _gauge("aifabric_cluster_te_leader",
                      "1 while this instance is the TE leader", int(status.leading))
-        yield _gauge("aifabric_cluster_store_unreadable_keys",
+        yield _gauge("aifabric_cluster_store_ignored_keys",
                      "Keys under the cluster's etcd prefix ignored at the last reading "
                      "because they cannot be read (not UTF-8, not their kind's shape)",
-                     status.unreadable)
+                     status.ignored)
 
     def collect(self) -> Iterator:
         yield InfoMetricFamily("aifabric_build", "aifabric version",

@@ -115,6 +115,32 @@ def test_one_te_leader_whose_moves_go_with_its_lease(etcd):
     b.leave()
 
 
+def test_moves_count_only_under_the_leaders_lease(etcd):
+    """A te/<leaf> key anyone else wrote (no lease, or another member's) is not the
+    leader's advice: ignored and named, while the leader's own moves are read."""
+    import base64
+
+    a, b = store(etcd, "a", "c11"), store(etcd, "b", "c11")
+    a.join(2)
+    b.join(2)
+    assert a.claim_leader() and a.write_moves(2001, "moves of 2001")
+
+    def forge(leaf: int, lease: int | None) -> str:
+        key = f"{b.prefix}te/{leaf:016x}"
+        b._call("/kv/put", {"key": base64.b64encode(key.encode()).decode(),
+                            "value": base64.b64encode(b"forged").decode(),
+                            **({"lease": str(lease)} if lease else {})})
+        return key
+
+    forged = {forge(2002, None), forge(2003, b.lease_id)}
+    view = b.view()
+    assert list(view.te_moves) == [2001] and set(view.ignored) == forged
+    assert b.revoke(a.lease_id)  # no leader: no moves count, not even forged ones
+    view = b.view()
+    assert view.te_leader is None and view.te_moves == {} and set(view.ignored) == forged
+    b.leave()
+
+
 def drive(node: Mastership, s: EtcdStore, switches: list[int], now: float,
           roles: dict) -> None:
     """One step of an instance: keep the lease, read the store, carry out the actions."""
@@ -215,11 +241,11 @@ def test_keys_anyone_wrote_under_the_prefix_are_ignored_and_named(etcd):
     assert view.members == {"a"} and set(view.holders) == {1}
     assert view.intents["qos"] == qos
     assert "\\xff" in view.intents["drains"].value  # (its reader refuses it, and says so)
-    assert sorted(view.unreadable) == sorted(
+    assert sorted(view.ignored) == sorted(
         f"{a.prefix}{k}" for k in ("master/0000000000000002", "master/not-hex", "te/zz",
                                    "intent/drains"))
     ok, now = a.write_intent("drains", "{}", 0)  # told what is there, escaped
     assert not ok and "\\xff" in now.value
     ok, _ = a.write_intent("drains", "{}", now.revision)  # and it can be replaced
-    assert ok and f"{a.prefix}intent/drains" not in a.view().unreadable
+    assert ok and f"{a.prefix}intent/drains" not in a.view().ignored
     a.leave()

@@ -23,7 +23,7 @@ class FakeStore:
         self.leader: str | None = None
         self.moves: dict[int, Intent] = {}
         self.down = False  # unreachable
-        self.unreadable: tuple[str, ...] = ()  # malformed keys under the prefix
+        self.ignored: tuple[str, ...] = ()  # malformed keys under the prefix
 
     def keepalive(self) -> bool:
         if self.down:
@@ -39,7 +39,7 @@ class FakeStore:
     def view(self) -> StoreView:
         return StoreView(frozenset({"a"}), dict(self.holders), {"a": self.connected},
                          te_leader=self.leader, te_moves=dict(self.moves),
-                         unreadable=self.unreadable)
+                         ignored=self.ignored)
 
     def claim_leader(self) -> bool:
         if self.leader is not None:
@@ -130,19 +130,19 @@ def test_an_instance_that_is_not_the_leader_writes_no_moves():
     assert store.moves == {}
 
 
-def test_unreadable_keys_are_counted_and_said_once_while_mastership_goes_on(caplog):
+def test_ignored_keys_are_counted_and_said_once_while_mastership_goes_on(caplog):
     store = FakeStore()
     sent: list = []
     agent = ClusterAgent(store, Mastership("a", 1.0), lambda: {7: 1},
                          sent.extend, interval=0.2)  # type: ignore[arg-type]
-    store.unreadable = ("/aifabric/default/master/zz",)
+    store.ignored = ("/aifabric/default/master/zz",)
     with caplog.at_level("ERROR", logger="aifabric.cluster"):
         for k in range(3):
             agent.step(0.2 * k)
     assert RoleRequest(7, MASTER, store.holders[7].generation) in sent
-    assert agent.status.etcd_ok and agent.status.unreadable == 1
-    said = [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert agent.status.etcd_ok and agent.status.ignored == 1
+    said = [r for r in caplog.records if "are ignored" in r.getMessage()]
     assert len(said) == 1 and "master/zz" in said[0].getMessage()
-    store.unreadable = ()
+    store.ignored = ()
     agent.step(0.8)
-    assert agent.status.unreadable == 0
+    assert agent.status.ignored == 0

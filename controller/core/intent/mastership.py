@@ -91,9 +91,10 @@ class StoreView:
     te_leader: str | None = None  # who holds the te-leader key
     # leaf -> the TE leader's latest moves of that leaf's flows (kind "te/<leaf>")
     te_moves: Mapping[int, Intent] = field(default_factory=dict)
-    # keys under the prefix that could not be read (not UTF-8, not the shape their kind
-    # has): ignored, each named (escaped, cut short) for the log and the metrics
-    unreadable: tuple[str, ...] = ()
+    # keys under the prefix that are ignored: not UTF-8, not the shape their kind has, or
+    # TE moves not under the te-leader key's lease; each named (escaped, cut short) for
+    # the log and the metrics
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
