@@ -28,6 +28,7 @@ from controller.core.intent.kinds import Intent
 from controller.core.intent.mastership import (
     Claim,
     ClaimLeader,
+    Clear,
     Mastership,
     Release,
     RoleRequest,
@@ -223,6 +224,11 @@ class ClusterAgent:
                         won = True
                         log.info("cluster: %s won switch %d (generation %d)",
                                  self.mastership.node, action.dpid, gen)
+                elif isinstance(action, Clear):
+                    if self.store.clear(action.key, action.lease):
+                        log.warning("cluster: removed %s%s, which no live instance wrote "
+                                    "(lease %d)", self.store.prefix, action.key,
+                                    action.lease)
                 elif isinstance(action, Release):
                     if self.store.release(action.dpid):
                         log.info("cluster: %s released switch %d to its preferred "

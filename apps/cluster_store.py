@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from controller.config_daemon import etcd_endpoint
 from controller.core.intent.kinds import Intent
-from controller.core.intent.mastership import Holder, StoreView
+from controller.core.intent.mastership import Holder, StoreView, master_key
 
 
 class StoreUnavailable(Exception):
@@ -259,7 +259,10 @@ class EtcdStore:
         te_leader: str | None = None
         te_moves: dict[int, Intent] = {}
         leader_lease = 0  # the te-leader key's lease: the leader's moves are under it
+        leader_key: tuple[str, int, str] | None = None  # (its value, lease, raw key)
         move_leases: dict[int, tuple[int, str]] = {}  # leaf -> (its key's lease, key)
+        member_lease: dict[str, int] = {}
+        masters: list[tuple[int, Holder, int, str]] = []  # (dpid, holder, lease, key)
         ignored: list[str] = []
         for kv in got.get("kvs", []) if isinstance(got.get("kvs"), list) else ():
             # (anyone who can write to etcd can put anything under the prefix: a key or
@@ -279,6 +282,7 @@ class EtcdStore:
             try:
                 if kind == "members":
                     members.add(name)
+                    member_lease[name] = int(kv.get("lease", 0))
                     try:
                         doc = json.loads(value)
                         connected[name] = frozenset(int(d) for d in doc["connected"])
@@ -290,16 +294,32 @@ class EtcdStore:
                 elif kind == "intent":
                     intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
                 elif kind == "te-leader":
-                    te_leader = value
-                    leader_lease = int(kv.get("lease", 0))
+                    leader_key = (value, int(kv.get("lease", 0)), kv["key"])
                 elif kind == "te":
                     leaf = int(name, 16)
                     te_moves[leaf] = Intent(key, int(kv.get("mod_revision", 0)), value)
                     move_leases[leaf] = (int(kv.get("lease", 0)), kv["key"])
                 elif kind == "master":
-                    holders[int(name, 16)] = Holder(value, int(kv["create_revision"]))
+                    masters.append((int(name, 16), Holder(value, int(kv["create_revision"])),
+                                    int(kv.get("lease", 0)), kv["key"]))
             except (ValueError, KeyError, TypeError):
                 ignored.append(_escaped(kv.get("key")))
+        # a master or te-leader key counts only under the lease of the live member it
+        # names (an instance writes it so); any other is cleared by an instance
+        forged: dict[str, int] = {}
+        for dpid, holder, lease, raw in masters:
+            if lease and member_lease.get(holder.node) == lease:
+                holders[dpid] = holder
+            else:
+                forged[master_key(dpid)] = lease
+                ignored.append(_escaped(raw))
+        if leader_key is not None:
+            value, lease, raw = leader_key
+            if lease and member_lease.get(value) == lease:
+                te_leader, leader_lease = value, lease
+            else:
+                forged["te-leader"] = lease
+                ignored.append(_escaped(raw))
         # moves count only under the te-leader key's own lease: the leader writes them
         # so (``write_moves``); others were written by someone else, or by a leader
         # that is no more
@@ -308,11 +328,22 @@ class EtcdStore:
                 del te_moves[leaf]
                 ignored.append(_escaped(raw))
         return StoreView(frozenset(members), holders, connected, intents, peers, te_leader,
-                         te_moves, tuple(ignored))
+                         te_moves, tuple(ignored), forged)
 
     # --- mastership -------------------------------------------------------------------------------
     def _master_key(self, dpid: int) -> str:
-        return f"{self.prefix}master/{dpid:016x}"
+        return f"{self.prefix}{master_key(dpid)}"
+
+    def clear(self, key: str, lease: int) -> bool:
+        """Delete ``key`` (below the prefix) if it still carries ``lease`` (0: none): a
+        key no live member wrote. False if it changed meanwhile (nothing deleted)."""
+        k = _b64(f"{self.prefix}{key}")
+        got = self._call("/kv/txn", {
+            "compare": [{"key": k, "result": "EQUAL", "target": "LEASE",
+                         "lease": str(lease)}],
+            "success": [{"request_delete_range": {"key": k}}],
+            "failure": []})
+        return bool(got.get("succeeded"))
 
     def claim(self, dpid: int) -> int | None:
         """Create the switch's master key for this node if it is absent: the generation

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from apps.cluster_store import NOT_FOUND, Endpoint, EtcdStore, StoreRefused, StoreUnavailable
+from controller.core.intent import mastership as ms
 from controller.core.intent.mastership import Claim, Mastership, Release, RoleRequest, assignment
 from mininet_topos.controller_proc import free_port
 from mininet_topos.etcd_proc import EtcdProcess
@@ -151,6 +152,10 @@ def drive(node: Mastership, s: EtcdStore, switches: list[int], now: float,
             s.claim(action.dpid)
         elif isinstance(action, Release):
             s.release(action.dpid)
+        elif isinstance(action, ms.Clear):
+            s.clear(action.key, action.lease)
+        elif isinstance(action, ms.ClaimLeader):
+            s.claim_leader()
         elif isinstance(action, RoleRequest):
             roles[(node.node, action.dpid)] = (action.role, action.generation)
 
@@ -249,3 +254,38 @@ def test_keys_anyone_wrote_under_the_prefix_are_ignored_and_named(etcd):
     ok, _ = a.write_intent("drains", "{}", now.revision)  # and it can be replaced
     assert ok and f"{a.prefix}intent/drains" not in a.view().ignored
     a.leave()
+
+
+def test_master_and_leader_keys_no_member_wrote_are_cleared_and_claimed(etcd):
+    """Anyone who reaches etcd can write a master key for a holder that does not exist,
+    or a te-leader key: every instance yielded to it, so the switch had no master and
+    TE no leader. Such a key (not under the lease of the member it names) does not
+    count: the instance clears it and claims as usual; a genuine key is left alone."""
+    import base64
+
+    a, b = store(etcd, "a", "c12"), store(etcd, "b", "c12")
+    a.join(5, connected=[5, 6])
+    b.join(5, connected=[6])
+
+    def forge(key: str, value: str, lease: int | None) -> None:
+        a._call("/kv/put", {"key": base64.b64encode(f"{a.prefix}{key}".encode()).decode(),
+                            "value": base64.b64encode(value.encode()).decode(),
+                            **({"lease": str(lease)} if lease else {})})
+
+    forge("master/0000000000000005", "ghost", None)
+    forge("master/0000000000000006", "a", b.lease_id)  # a's name under b's lease
+    forge("te-leader", "ghost", None)
+    view = a.view()
+    assert view.holders == {} and view.te_leader is None
+    assert view.forged == {"master/0000000000000005": 0,
+                           "master/0000000000000006": b.lease_id, "te-leader": 0}
+    node, roles = Mastership("a", ttl=5.0), {}
+    drive(node, a, [5, 6], 0.0, roles)  # cleared and claimed
+    drive(node, a, [5, 6], 0.1, roles)  # (the master role is asked for once held)
+    view = a.view()
+    assert view.forged == {} and view.te_leader == "a"
+    assert view.holders[5].node == "a" and roles[("a", 5)][0] == "master"
+    assert not a.clear("master/0000000000000005", 0)  # genuine now: left alone
+    assert a.view().holders[5].node == "a"
+    a.leave()
+    b.leave()

@@ -12,6 +12,7 @@ from controller.core.intent.mastership import (
     SLAVE,
     Claim,
     ClaimLeader,
+    Clear,
     Holder,
     Mastership,
     Release,
@@ -284,3 +285,20 @@ def test_an_instance_claims_the_te_leader_key_only_while_it_is_absent():
     assert ClaimLeader() in m.decide(free, [], 0.2)
     mine = StoreView(frozenset({"a"}), {}, te_leader="a")
     assert m.leads(mine, 0.3) and not m.leads(mine, TTL)  # (no keepalive since 0.0)
+
+
+def test_keys_no_live_member_wrote_are_cleared_before_the_claim():
+    """A master key or te-leader key the store reads as forged (not under the lease of
+    the member it names) does not count as held: it is cleared, carrying the lease it
+    was read with, and then claimed as if absent."""
+    node = Mastership("a", TTL)
+    node.keepalive(0.0)
+    view = StoreView(frozenset({"a"}), {}, {"a": frozenset({5})},
+                     forged={"master/0000000000000005": 0, "te-leader": 77})
+    got = node.decide(view, [5], 0.0)
+    assert got[:2] == [Clear("te-leader", 77), ClaimLeader()]
+    assert got.index(Clear("master/0000000000000005", 0)) < got.index(Claim(5))
+    # (a key that counts is never cleared)
+    held = StoreView(frozenset({"a"}), {5: Holder("a", 3)}, {"a": frozenset({5})},
+                     te_leader="a")
+    assert not [a for a in node.decide(held, [5], 0.1) if isinstance(a, Clear)]

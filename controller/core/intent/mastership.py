@@ -95,6 +95,15 @@ class StoreView:
     # TE moves not under the te-leader key's lease; each named (escaped, cut short) for
     # the log and the metrics
     ignored: tuple[str, ...] = ()
+    # master and te-leader keys no live member wrote (their lease is not the lease of
+    # the member they name): key below the prefix -> its lease (0: none). Not counted as
+    # held: an instance clears them (only while they still carry that lease)
+    forged: Mapping[str, int] = field(default_factory=dict)
+
+
+def master_key(dpid: int) -> str:
+    """The switch's master key, below the cluster's prefix."""
+    return f"master/{dpid:016x}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,15 @@ class RoleRequest:
 
 
 @dataclass(frozen=True)
+class Clear:
+    """Delete ``key`` (below the prefix) if it still carries ``lease``: a master or
+    te-leader key no live member wrote, which would otherwise block every claim."""
+
+    key: str
+    lease: int
+
+
+@dataclass(frozen=True)
 class ClaimLeader:
     """Create the te-leader key for this instance (it is absent)."""
 
@@ -128,7 +146,7 @@ class Yield:
     dpid: int
 
 
-Action = Claim | Release | RoleRequest | Yield | ClaimLeader
+Action = Claim | Release | RoleRequest | Yield | ClaimLeader | Clear
 
 
 @dataclass
@@ -185,13 +203,20 @@ class Mastership:
         if not self.lease_holds(now):  # partitioned (or not started): master nothing
             return [self._role(d, SLAVE, self._seen.get(d, 0)) for d in mine
                     if self._sent(d) != SLAVE]
-        out: list[Action] = [ClaimLeader()] if view.te_leader is None else []
+        out: list[Action] = []
+        if view.te_leader is None:
+            if "te-leader" in view.forged:
+                out.append(Clear("te-leader", view.forged["te-leader"]))
+            out.append(ClaimLeader())
         reach = {m: set(view.connected.get(m, ())) for m in view.members}
         reach[self.node] = reach.get(self.node, set()) | set(mine)
         wanted = assignment(reach, reach)
         for dpid in mine:
             holder = view.holders.get(dpid)
             if holder is None:
+                forged = master_key(dpid)
+                if forged in view.forged:  # (cleared first: it would block the claim)
+                    out.append(Clear(forged, view.forged[forged]))
                 self._empty_since.setdefault(dpid, now)
                 if wanted.get(dpid) == self.node or \
                         now - self._empty_since[dpid] >= self.takeover_after:
