@@ -160,6 +160,9 @@ class ClusterAgent:
                 down = self.mastership.step_down()
                 if down:  # (before anything else: another instance may master them)
                     self._send_roles(down)
+                # (a join that fails after taking the lease is announced at the next
+                # step: what is claimed under the lease counts only with its member key)
+                self._announced = None
                 self.store.join(self.mastership_ttl(), switches)
                 self._announced = switches
             self.mastership.keepalive(now)
@@ -225,10 +228,10 @@ class ClusterAgent:
                         log.info("cluster: %s won switch %d (generation %d)",
                                  self.mastership.node, action.dpid, gen)
                 elif isinstance(action, Clear):
-                    if self.store.clear(action.key, action.lease):
-                        log.warning("cluster: removed %s%s, which no live instance wrote "
-                                    "(lease %d)", self.store.prefix, action.key,
-                                    action.lease)
+                    if self.store.clear(action.key, action.revision):
+                        log.warning("cluster: removed %s%s (revision %d), which no live "
+                                    "instance wrote", self.store.prefix, action.key,
+                                    action.revision)
                 elif isinstance(action, Release):
                     if self.store.release(action.dpid):
                         log.info("cluster: %s released switch %d to its preferred "

@@ -259,10 +259,11 @@ class EtcdStore:
         te_leader: str | None = None
         te_moves: dict[int, Intent] = {}
         leader_lease = 0  # the te-leader key's lease: the leader's moves are under it
-        leader_key: tuple[str, int, str] | None = None  # (its value, lease, raw key)
+        leader_key: tuple[str, int, int, str] | None = None  # (value, lease, mod rev, key)
         move_leases: dict[int, tuple[int, str]] = {}  # leaf -> (its key's lease, key)
         member_lease: dict[str, int] = {}
-        masters: list[tuple[int, Holder, int, str]] = []  # (dpid, holder, lease, key)
+        # (dpid, holder, lease, mod revision, key)
+        masters: list[tuple[int, Holder, int, int, str]] = []
         ignored: list[str] = []
         for kv in got.get("kvs", []) if isinstance(got.get("kvs"), list) else ():
             # (anyone who can write to etcd can put anything under the prefix: a key or
@@ -277,7 +278,9 @@ class EtcdStore:
             kind, _, name = key.partition("/")
             if not clean:
                 ignored.append(_escaped(kv["key"]))
-                if kind != "intent":  # (an intent's reader refuses it, and says so)
+                # (an intent's reader refuses it, and says so; a master or te-leader key
+                # names no member, so it is cleared below: it would block every claim)
+                if kind not in ("intent", "master", "te-leader"):
                     continue
             try:
                 if kind == "members":
@@ -294,31 +297,37 @@ class EtcdStore:
                 elif kind == "intent":
                     intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
                 elif kind == "te-leader":
-                    leader_key = (value, int(kv.get("lease", 0)), kv["key"])
+                    leader_key = (value, int(kv.get("lease", 0)),
+                                  int(kv["mod_revision"]), kv["key"])
                 elif kind == "te":
                     leaf = int(name, 16)
                     te_moves[leaf] = Intent(key, int(kv.get("mod_revision", 0)), value)
                     move_leases[leaf] = (int(kv.get("lease", 0)), kv["key"])
                 elif kind == "master":
-                    masters.append((int(name, 16), Holder(value, int(kv["create_revision"])),
-                                    int(kv.get("lease", 0)), kv["key"]))
+                    dpid = int(name, 16)
+                    if name != f"{dpid:016x}":  # (not a name an instance writes: it
+                        raise ValueError(name)  # blocks no claim, and is only named)
+                    masters.append((dpid, Holder(value, int(kv["create_revision"])),
+                                    int(kv.get("lease", 0)), int(kv["mod_revision"]),
+                                    kv["key"]))
             except (ValueError, KeyError, TypeError):
                 ignored.append(_escaped(kv.get("key")))
         # a master or te-leader key counts only under the lease of the live member it
-        # names (an instance writes it so); any other is cleared by an instance
+        # names (an instance writes it so); any other is cleared by an instance, as
+        # long as it is still the version read here
         forged: dict[str, int] = {}
-        for dpid, holder, lease, raw in masters:
+        for dpid, holder, lease, revision, raw in masters:
             if lease and member_lease.get(holder.node) == lease:
                 holders[dpid] = holder
             else:
-                forged[master_key(dpid)] = lease
+                forged[master_key(dpid)] = revision
                 ignored.append(_escaped(raw))
         if leader_key is not None:
-            value, lease, raw = leader_key
+            value, lease, revision, raw = leader_key
             if lease and member_lease.get(value) == lease:
                 te_leader, leader_lease = value, lease
             else:
-                forged["te-leader"] = lease
+                forged["te-leader"] = revision
                 ignored.append(_escaped(raw))
         # moves count only under the te-leader key's own lease: the leader writes them
         # so (``write_moves``); others were written by someone else, or by a leader
@@ -328,19 +337,20 @@ class EtcdStore:
                 del te_moves[leaf]
                 ignored.append(_escaped(raw))
         return StoreView(frozenset(members), holders, connected, intents, peers, te_leader,
-                         te_moves, tuple(ignored), forged)
+                         te_moves, tuple(dict.fromkeys(ignored)), forged)
 
     # --- mastership -------------------------------------------------------------------------------
     def _master_key(self, dpid: int) -> str:
         return f"{self.prefix}{master_key(dpid)}"
 
-    def clear(self, key: str, lease: int) -> bool:
-        """Delete ``key`` (below the prefix) if it still carries ``lease`` (0: none): a
-        key no live member wrote. False if it changed meanwhile (nothing deleted)."""
+    def clear(self, key: str, revision: int) -> bool:
+        """Delete ``key`` (below the prefix) if it is still the version last modified at
+        ``revision``: a key no live member wrote. False if it changed or went meanwhile
+        (nothing deleted: another instance may have cleared it and claimed)."""
         k = _b64(f"{self.prefix}{key}")
         got = self._call("/kv/txn", {
-            "compare": [{"key": k, "result": "EQUAL", "target": "LEASE",
-                         "lease": str(lease)}],
+            "compare": [{"key": k, "result": "EQUAL", "target": "MOD",
+                         "mod_revision": str(revision)}],
             "success": [{"request_delete_range": {"key": k}}],
             "failure": []})
         return bool(got.get("succeeded"))

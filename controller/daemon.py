@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     def run_apps() -> None:
         try:
             app_manager.AppManager.run_apps(["apps.fabric_app", "apps.qos_app"])
-        except Exception:
+        except BaseException:  # (on this thread, not the main one: anything ends it)
             if oskenfix.listener_error is not None:  # (os-ken then fails on its cleanup)
                 log.error("controller stopped after %.1f s: OpenFlow on %s:%d: %s",
                           time.monotonic() - started, of.listen_host, of.port,
@@ -424,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     apps.start()
     while apps.is_alive():
         apps.join(0.25)
-    return 0
+    log.error("controller stopped after %.1f s: the apps returned", time.monotonic() - started)
+    return EXIT_RUNTIME
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def drive(node: Mastership, s: EtcdStore, switches: list[int], now: float,
         elif isinstance(action, Release):
             s.release(action.dpid)
         elif isinstance(action, ms.Clear):
-            s.clear(action.key, action.lease)
+            s.clear(action.key, action.revision)
         elif isinstance(action, ms.ClaimLeader):
             s.claim_leader()
         elif isinstance(action, RoleRequest):
@@ -249,6 +249,11 @@ def test_keys_anyone_wrote_under_the_prefix_are_ignored_and_named(etcd):
     assert sorted(view.ignored) == sorted(
         f"{a.prefix}{k}" for k in ("master/0000000000000002", "master/not-hex", "te/zz",
                                    "intent/drains"))
+    # (a master key that names no member would block every claim of its switch: it is
+    # to be cleared; one whose name is not an instance's blocks nothing)
+    assert set(view.forged) == {"master/0000000000000002"}
+    assert a.clear("master/0000000000000002", view.forged["master/0000000000000002"])
+    assert a.claim(2) is not None and a.view().holders[2].node == "a"
     ok, now = a.write_intent("drains", "{}", 0)  # told what is there, escaped
     assert not ok and "\\xff" in now.value
     ok, _ = a.write_intent("drains", "{}", now.revision)  # and it can be replaced
@@ -277,15 +282,18 @@ def test_master_and_leader_keys_no_member_wrote_are_cleared_and_claimed(etcd):
     forge("te-leader", "ghost", None)
     view = a.view()
     assert view.holders == {} and view.te_leader is None
-    assert view.forged == {"master/0000000000000005": 0,
-                           "master/0000000000000006": b.lease_id, "te-leader": 0}
+    assert set(view.forged) == {"master/0000000000000005", "master/0000000000000006",
+                                "te-leader"}
+    stale = view.forged["master/0000000000000005"]
     node, roles = Mastership("a", ttl=5.0), {}
     drive(node, a, [5, 6], 0.0, roles)  # cleared and claimed
     drive(node, a, [5, 6], 0.1, roles)  # (the master role is asked for once held)
     view = a.view()
     assert view.forged == {} and view.te_leader == "a"
     assert view.holders[5].node == "a" and roles[("a", 5)][0] == "master"
-    assert not a.clear("master/0000000000000005", 0)  # genuine now: left alone
+    # a clear as read before (another instance's, late) leaves the genuine key alone
+    assert not a.clear("master/0000000000000005", stale)
     assert a.view().holders[5].node == "a"
+    assert not a.clear("master/0000000000000007", 1)  # (nothing there: nothing done)
     a.leave()
     b.leave()

@@ -289,8 +289,8 @@ def test_an_instance_claims_the_te_leader_key_only_while_it_is_absent():
 
 def test_keys_no_live_member_wrote_are_cleared_before_the_claim():
     """A master key or te-leader key the store reads as forged (not under the lease of
-    the member it names) does not count as held: it is cleared, carrying the lease it
-    was read with, and then claimed as if absent."""
+    the member it names) does not count as held: it is cleared, as the version read
+    (its revision), and then claimed as if absent."""
     node = Mastership("a", TTL)
     node.keepalive(0.0)
     view = StoreView(frozenset({"a"}), {}, {"a": frozenset({5})},

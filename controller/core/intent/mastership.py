@@ -96,8 +96,8 @@ class StoreView:
     # the log and the metrics
     ignored: tuple[str, ...] = ()
     # master and te-leader keys no live member wrote (their lease is not the lease of
-    # the member they name): key below the prefix -> its lease (0: none). Not counted as
-    # held: an instance clears them (only while they still carry that lease)
+    # the member they name): key below the prefix -> the revision it was last modified
+    # at. Not counted as held: an instance clears them (only while still that version)
     forged: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -125,11 +125,12 @@ class RoleRequest:
 
 @dataclass(frozen=True)
 class Clear:
-    """Delete ``key`` (below the prefix) if it still carries ``lease``: a master or
-    te-leader key no live member wrote, which would otherwise block every claim."""
+    """Delete ``key`` (below the prefix) if it is still the version modified at
+    ``revision``: a master or te-leader key no live member wrote, which would otherwise
+    block every claim."""
 
     key: str
-    lease: int
+    revision: int
 
 
 @dataclass(frozen=True)
