@@ -227,7 +227,11 @@ class EtcdStore:
     def keepalive(self) -> bool:
         """Refresh the lease; False if it has expired (the node must join again)."""
         got = self._call("/lease/keepalive", {"ID": str(self.lease_id)})
-        return int(got.get("result", {}).get("TTL", -1)) > 0
+        result = got.get("result") if isinstance(got, dict) else None
+        if not isinstance(result, dict):  # (the gateway streams an error as a 200 with
+            # "error": not an answer about the lease, which may well be alive)
+            raise StoreUnavailable(f"etcd did not answer the keepalive: {str(got)[:200]}")
+        return int(result.get("TTL", 0)) > 0
 
     def revoke(self, lease_id: int) -> bool:
         """Revoke another member's lease (its process ended): its keys go at once.
