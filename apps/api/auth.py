@@ -189,6 +189,10 @@ def load_or_create_token(path: str | Path) -> tuple[str, bool]:
 
     p = Path(path).expanduser()
     if p.exists():
+        mode = p.stat().st_mode & 0o777
+        if mode & 0o077:  # (as ssh refuses a private key others can read)
+            raise RuntimeError(f"{p}: the admin token is open to other users (mode "
+                               f"{mode:o}); run: chmod 600 {p}")
         token = p.read_text().strip()
         if len(token) < 16:
             raise RuntimeError(f"{p}: the token in it is shorter than 16 characters")

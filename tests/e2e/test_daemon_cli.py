@@ -103,6 +103,18 @@ def test_fabricctl_unreachable_server_exits_1_with_one_line():
     assert len(res.stderr.strip().splitlines()) == 1 and "cannot reach" in res.stderr
 
 
+def test_a_token_file_others_can_read_is_refused_in_one_line(tmp_path):
+    token = tmp_path / "api-token"
+    token.write_text("t" * 32 + "\n")
+    token.chmod(0o644)
+    res = run([*FABRICD, "--of-port", str(free_port()), "--grpc-addr",
+               f"127.0.0.1:{free_port()}", "--token-file", str(token), "--no-qos"])
+    assert res.returncode == 1, res.stderr
+    line = [x for x in res.stderr.splitlines() if x.startswith("fabricd:")]
+    assert line and "open to other users (mode 644)" in line[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_sigint_also_stops_cleanly(tmp_path):
     proc = subprocess.Popen([*FABRICD, "--of-port", str(free_port()), "--grpc-addr",
                              f"127.0.0.1:{free_port()}"], stderr=subprocess.PIPE, text=True)
