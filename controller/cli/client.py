@@ -18,6 +18,22 @@ from controller.core.constants import DEFAULT_TOKEN_FILE
 DEFAULT_SERVER = "127.0.0.1:50051"
 
 
+def local_target(server: str) -> bool:
+    """Whether a gRPC target is this host: ``localhost``, a loopback address or a unix
+    socket (a host name other than localhost is taken as another host)."""
+    import ipaddress
+
+    if server.startswith("unix:"):
+        return True
+    host = server[1:server.find("]")] if server.startswith("[") else server.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def default_token() -> str | None:
     """$AIFABRIC_TOKEN, else the token file ($AIFABRIC_TOKEN_FILE or the local default)
     when it is readable, else None."""

@@ -21,8 +21,10 @@ from controller.cli.args import OneLineParser
 from controller.cli.client import (
     DEFAULT_SERVER,
     FabricClient,
+    default_token,
     event_dict,
     links_list,
+    local_target,
     message_dict,
     policy_dict,
     qos_stats_list,
@@ -326,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="client certificate for TLS (default $AIFABRIC_CERT)")
     p.add_argument("--key", default=os.environ.get("AIFABRIC_KEY"), metavar="PEM",
                    help="its private key (default $AIFABRIC_KEY)")
+    p.add_argument("--insecure-api", action="store_true",
+                   help="send the token without TLS to a server that is not this host "
+                   "(refused otherwise: anyone on the path could read it)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                    help="per-call deadline (default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
@@ -410,6 +415,12 @@ def refusal_text(exc: grpc.RpcError, server: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    token = args.token if args.token is not None else default_token()
+    if token and args.ca is None and not args.insecure_api and not local_target(args.server):
+        print(f"fabricctl: not sending the API token in clear to {args.server}, which is "
+              "not this host: use --ca for TLS, or --insecure-api to send it anyway",
+              file=sys.stderr)
+        return 2
     try:
         with FabricClient(args.server, args.timeout, token=args.token, ca=args.ca,
                           cert=args.cert, key=args.key) as client:
