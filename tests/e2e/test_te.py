@@ -98,11 +98,14 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
 
         assert wait_until(placed, timeout=12, interval=1.0), flows(ctl, dst_port=5201)
         # the data plane follows: every leaf's two uplinks each carry one flow (with two
-        # flows hashed onto one spine, the other uplink would stand idle)
+        # flows hashed onto one spine, the other uplink would stand idle), and so does
+        # each spine's link into every leaf (two flows into a leaf over one spine would
+        # leave its other downlink idle)
         # (the best of four one-second readings: a single reading can fall on a second
         # in which the emulated link dropped and TCP backed off; CI saw 0.8 Mbit/s once
         # on an uplink whose flow averaged 4)
         uplinks: dict[tuple[int, int], float] = {}
+        downlinks: dict[tuple[int, int], float] = {}
         for when in (8, 9.5, 11, 12.5):
             time.sleep(max(0.0, t0 + when - time.time()))
             with ctl.client() as c:
@@ -110,6 +113,9 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
                     if lk.src_dpid in SPEC.leaf_dpids():
                         key = (lk.src_dpid, lk.src_port)
                         uplinks[key] = max(uplinks.get(key, 0.0), lk.rate_bps / 1e6)
+                    else:
+                        key = (lk.src_dpid, lk.dst_dpid)
+                        downlinks[key] = max(downlinks.get(key, 0.0), lk.rate_bps / 1e6)
         results = [T.result(p, timeout=60) for p in procs]
         events.close()
         # what the leaves held at the end, for the failure message
@@ -119,13 +125,17 @@ def test_permutation_reaches_the_non_blocking_rate(controller_factory):
             for leaf in ("l1", "l2", "l3", "l4")}
     total = sum(r.received_mbps for r in results)
     moves = [(round(e["time"] - t0, 1), e["message"]) for e in events.of("reroute")]
-    why = ([round(r.received_mbps, 2) for r in results], uplinks, moves, pins)
+    why = ([round(r.received_mbps, 2) for r in results], uplinks, downlinks, moves, pins)
     # (an idle uplink carries only ACKs, ~0.1 Mbit/s; a used one at least several times
     # the 1 Mbit/s bound even when the emulation runs slow)
     assert len(uplinks) == 8 and min(uplinks.values()) >= 0.2 * RATE, why
-    # (a generous bound: the rate itself is measured in bench/te.py; on 2 shared cores
-    # the emulated links deliver 80-95% of their rate when all eight flows run)
-    assert total >= 0.7 * 8 * RATE, why
+    assert len(downlinks) == 8 and min(downlinks.values()) >= 0.2 * RATE, why
+    # (generous bounds, that no flow was starved: the rate itself is measured in
+    # bench/te.py. On 2 shared cores the emulated links deliver 80-95% of their rate
+    # when all eight flows run on a quiet day, and CI saw 69% on a busy one, with every
+    # link above in use; the links' use is what shows the placement)
+    assert min(r.received_mbps for r in results) >= 0.3 * RATE, why
+    assert total >= 0.55 * 8 * RATE, why
 
 
 @pytest.mark.parametrize("rebalance", [True, False], ids=["rebalancing", "congestion-only"])
