@@ -51,7 +51,7 @@ class ClusterStatus:
     checked_at: float = 0.0
     te_leader: str = ""  # who holds the te-leader key ("" none)
     leading: bool = False  # this instance leads TE now (its key, and its lease holds)
-    ignored: int = 0  # keys under the prefix ignored at the last reading (malformed)
+    ignored: int = 0  # keys under the prefix ignored at the last reading (StoreView's)
 
 
 class ClusterAgent:
@@ -78,7 +78,7 @@ class ClusterAgent:
         self._wake = threading.Event()  # set: step now (a peer's process ended)
         self.peers = PeerWatch(self._peer_gone) if watch_peers else None
         self._unavailable_since: float | None = None
-        self._ignored_said: set[str] = set()  # malformed keys logged already
+        self._ignored_said: set[str] = set()  # ignored keys logged already
         self._set_leader = set_leader
         self._apply_moves = apply_moves
         self._leading: bool | None = None  # as last told to the app
@@ -205,9 +205,9 @@ class ClusterAgent:
             actions = self.mastership.decide(view, switches, now)
             if set(view.ignored) - self._ignored_said:
                 log.error("cluster: %d key(s) under the prefix are ignored: unreadable, "
-                          "or TE moves not under the TE leader's lease (written by "
-                          "something other than fabricd?): %s", len(view.ignored),
-                          ", ".join(view.ignored[:5]))
+                          "or master, TE leader or TE move keys no live instance wrote "
+                          "(written by something other than fabricd?): %s",
+                          len(view.ignored), ", ".join(view.ignored[:5]))
             self._ignored_said = set(view.ignored)
             self.status = ClusterStatus(
                 self.mastership.node, tuple(sorted(view.members)),

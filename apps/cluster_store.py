@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from controller.config_daemon import etcd_endpoint
 from controller.core.intent.kinds import Intent
-from controller.core.intent.mastership import Holder, StoreView, master_key
+from controller.core.intent.mastership import LEADER_KEY, Holder, StoreView, master_key
 
 
 class StoreUnavailable(Exception):
@@ -284,7 +284,7 @@ class EtcdStore:
                 ignored.append(_escaped(kv["key"]))
                 # (an intent's reader refuses it, and says so; a master or te-leader key
                 # names no member, so it is cleared below: it would block every claim)
-                if kind not in ("intent", "master", "te-leader"):
+                if kind not in ("intent", "master", LEADER_KEY):
                     continue
             try:
                 if kind == "members":
@@ -300,7 +300,7 @@ class EtcdStore:
                         peers[name] = (doc["peer"], int(kv["lease"]))
                 elif kind == "intent":
                     intents[name] = Intent(name, int(kv.get("mod_revision", 0)), value)
-                elif kind == "te-leader":
+                elif kind == LEADER_KEY:
                     leader_key = (value, int(kv.get("lease", 0)),
                                   int(kv["mod_revision"]), kv["key"])
                 elif kind == "te":
@@ -331,7 +331,7 @@ class EtcdStore:
             if lease and member_lease.get(value) == lease:
                 te_leader, leader_lease = value, lease
             else:
-                forged["te-leader"] = revision
+                forged[LEADER_KEY] = revision
                 ignored.append(_escaped(raw))
         # moves count only under the te-leader key's own lease: the leader writes them
         # so (``write_moves``); others were written by someone else, or by a leader
@@ -389,12 +389,12 @@ class EtcdStore:
     # --- the TE leader ---------------------------------------------------------------------------
     def claim_leader(self) -> bool:
         """Create the te-leader key for this node if it is absent (True: it won)."""
-        return bool(self._create_mine(f"{self.prefix}te-leader").get("succeeded"))
+        return bool(self._create_mine(f"{self.prefix}{LEADER_KEY}").get("succeeded"))
 
     def write_moves(self, leaf: int, value: str) -> bool:
         """The leader's latest moves of ``leaf``'s flows, if this node still holds the
         te-leader key (False: it does not; nothing written)."""
-        leader = _b64(f"{self.prefix}te-leader")
+        leader = _b64(f"{self.prefix}{LEADER_KEY}")
         got = self._call("/kv/txn", {
             "compare": [{"key": leader, "result": "EQUAL", "target": "VALUE",
                          "value": _b64(self.node)}],

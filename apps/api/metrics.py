@@ -59,8 +59,9 @@ class FabricCollector(Collector):
         yield _gauge("aifabric_cluster_te_leader",
                      "1 while this instance is the TE leader", int(status.leading))
         yield _gauge("aifabric_cluster_store_ignored_keys",
-                     "Keys under the cluster's etcd prefix ignored at the last reading "
-                     "because they cannot be read (not UTF-8, not their kind's shape)",
+                     "Keys under the cluster's etcd prefix ignored at the last reading: "
+                     "unreadable, or master, TE leader and TE move keys no live instance "
+                     "wrote",
                      status.ignored)
 
     def collect(self) -> Iterator:

@@ -91,14 +91,17 @@ class StoreView:
     te_leader: str | None = None  # who holds the te-leader key
     # leaf -> the TE leader's latest moves of that leaf's flows (kind "te/<leaf>")
     te_moves: Mapping[int, Intent] = field(default_factory=dict)
-    # keys under the prefix that are ignored: not UTF-8, not the shape their kind has, or
-    # TE moves not under the te-leader key's lease; each named (escaped, cut short) for
-    # the log and the metrics
+    # keys under the prefix that are ignored: not UTF-8, not the shape their kind has,
+    # master and te-leader keys in ``forged``, TE moves not under the te-leader key's
+    # lease; each named (escaped, cut short) for the log and the metrics
     ignored: tuple[str, ...] = ()
     # master and te-leader keys no live member wrote (their lease is not the lease of
     # the member they name): key below the prefix -> the revision it was last modified
     # at. Not counted as held: an instance clears them (only while still that version)
     forged: Mapping[str, int] = field(default_factory=dict)
+
+
+LEADER_KEY = "te-leader"  # the TE leader's key, below the cluster's prefix
 
 
 def master_key(dpid: int) -> str:
@@ -206,8 +209,8 @@ class Mastership:
                     if self._sent(d) != SLAVE]
         out: list[Action] = []
         if view.te_leader is None:
-            if "te-leader" in view.forged:
-                out.append(Clear("te-leader", view.forged["te-leader"]))
+            if LEADER_KEY in view.forged:
+                out.append(Clear(LEADER_KEY, view.forged[LEADER_KEY]))
             out.append(ClaimLeader())
         reach = {m: set(view.connected.get(m, ())) for m in view.members}
         reach[self.node] = reach.get(self.node, set()) | set(mine)
