@@ -32,7 +32,8 @@ from os_ken.controller.handler import (
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from apps import clock, ofmsg, runtime
+from apps import clock, ofmsg, oskenfix, runtime
+from apps.admission import SwitchAdmission
 from apps.api.event_bus import EventBus
 from apps.api.metrics import LOOP_LAG
 from apps.app_events import EventCall, EventRebalanced, EventTick
@@ -92,13 +93,11 @@ class FabricApp(BoundedLoopApp):
                                 *(Timer(p.what, p.interval)
                                   for p in polls(cfg.te.poll_interval, self.core.qos is not None))])
         self._stop = threading.Event()
-        self._settled: frozenset[int] = frozenset()
-        # groups towards leaves not back yet, and switches waiting for one
-        self._frozen: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
         self.rebalancer = Rebalancer(self.core, lambda plan: self.submit(EventRebalanced(plan)),
                                      self.later, self._apply, self.pub.flows_changed,
                                      self.cluster.share_moves)
         self._counts = {"packet_in": 0, "te_passes": 0}
+        self.admission = SwitchAdmission.of(cfg.openflow, self.pub.bus.publish)
         self._hosts_generation = 0
         self.commands.restore(runtime.intents())
 
@@ -156,6 +155,8 @@ class FabricApp(BoundedLoopApp):
         # (switches that stopped answering barriers)
         self.out.drop_stalled(ev.posted, runtime.config().openflow.barrier_timeout)
         now = clock.now()
+        for dp in self.admission.expired(now):  # (switches back over a dead session)
+            self._accept(dp, now)
         leaves = {d for d in self.dps if self.core.traffic.te is not None
                   and self.core.role(d) == "leaf"}
         for timer in self.timers.due(time.monotonic()):
@@ -165,16 +166,7 @@ class FabricApp(BoundedLoopApp):
                 self._apply(self.core.tick(now, horizon=ev.posted_at), now)
             else:
                 self.stats.poll(timer, self.dps.values(), leaves, now)
-        # Switches become settled with time alone: sync when that happens.
-        judged = self.core.judge(now)
-        if judged.changed:
-            self._apply(judged, now)
-        settled = frozenset(d for d in self.dps if self.core.is_settled(d, now))
-        frozen = self.core.grace.frozen_groups(now)
-        waiting = frozenset(d for d in self.dps if self.core.grace.waiting(d, now))
-        newly = settled != self._settled or (frozen, waiting) != self._frozen
-        self._settled, self._frozen = settled, (frozen, waiting)
-        self._apply(Effects(), now, force_sync=newly)
+        self._apply(self.core.time_passed(self.dps, now), now)  # (settled with time alone)
         self.pub.refresh(now)
         generation = self.core.host_guard.generation
         if generation != self._hosts_generation:  # a host's state changed, maybe silently
@@ -184,7 +176,8 @@ class FabricApp(BoundedLoopApp):
 
     def _publish_counters(self, now: float) -> None:
         counts = {**self._counts, **self.out.stats, "meter_drops": self.stats.meter_drops,
-                  "messages_waiting": self.out.waiting()}
+                  "messages_waiting": self.out.waiting(), **self.admission.counts(),
+                  "openflow_tls_failures": oskenfix.tls_failures}
         qos_app = app_manager.lookup_service_brick("QosApp")
         if qos_app is not None:  # (read-only: ints and a reference)
             counts["qos_errors"] = qos_app.errors
@@ -200,22 +193,34 @@ class FabricApp(BoundedLoopApp):
         if dp.id is None:
             return
         if ev.state == MAIN_DISPATCHER:
-            old = self.dps.get(dp.id)
-            if old is not None and old is not dp:
-                log.info("switch %d reconnected; the old connection is dropped", dp.id)
-            ports = [_port(p) for p in list(dp.ports.values())]
-            self.dps[dp.id] = dp
-            self.cluster.switch_up(dp)
-            self.out.request_state(dp, self.out.sync.connect(dp.id, dp, now))
-            self._apply(self.core.switch_connected(dp.id, ports, now), now)
+            if self.admission.connected(dp, self.dps.get(dp.id), now):
+                self._accept(dp, now)
         elif ev.state == DEAD_DISPATCHER:
-            if not self.out.sync.disconnect(dp.id, dp):
-                return  # an old connection of a switch that has already reconnected
-            del self.dps[dp.id]
-            self.out.forget(dp)
-            self.cluster.switch_down(dp.id)
-            self.stats.forget(dp.id)
-            self._apply(self.core.discovery.switch_disconnected(dp.id), now)
+            newcomer = self.admission.ended(dp, now)  # (a claim on its dpid: it takes it now)
+            if self.out.sync.disconnect(dp.id, dp):  # (else an old or refused connection)
+                del self.dps[dp.id]
+                self.out.forget(dp)
+                self.cluster.switch_down(dp.id)
+                self.stats.forget(dp.id)
+                self._apply(self.core.discovery.switch_disconnected(dp.id), now)
+            if newcomer is not None and newcomer.is_active:
+                self._accept(newcomer, now)
+
+    def _accept(self, dp, now: float) -> None:
+        """``dp`` is the switch of its dpid from now on (an older connection is dropped)."""
+        ports = [_port(p) for p in list(dp.ports.values())]
+        self.dps[dp.id] = dp
+        self.cluster.switch_up(dp)
+        self.out.request_state(dp, self.out.sync.connect(dp.id, dp, now))
+        self._apply(self.core.switch_connected(dp.id, ports, now), now)
+        qos_app = app_manager.lookup_service_brick("QosApp")
+        if qos_app is not None:
+            qos_app.switch_accepted(dp)
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
+    @guarded
+    def _on_echo_reply(self, ev) -> None:
+        self.admission.echo_reply(ev.msg.datapath, bytes(ev.msg.data or b""), clock.now())
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     @guarded
@@ -256,11 +261,9 @@ class FabricApp(BoundedLoopApp):
         got = self.out.sync.read(dp.id, dp, part, items, last)
         if got is None:
             return
-        log.info(
-            "switch %d holds %d aifabric entries, %d groups, %d meters, %d foreign entries "
-            "(left alone)", got.dpid, len(got.flows), len(got.groups), len(got.meters),
-            got.foreign,
-        )
+        log.info("switch %d holds %d aifabric entries, %d groups, %d meters, %d foreign "
+                 "entries (left alone)", got.dpid, len(got.flows), len(got.groups),
+                 len(got.meters), got.foreign)
         dpid, now = got.dpid, clock.now()
         self.core.traffic.recover_pins(dpid, got.flows)
         self.core.recover_layout(dpid, got.flows, got.groups)
@@ -269,26 +272,20 @@ class FabricApp(BoundedLoopApp):
         self._apply(self.core.discovery.probe(dpid, now), now)
 
     # --- statistics (apps.stats) ------------------------------------------------------------
-    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPQueueStatsReply,
+                 ofp_event.EventOFPMeterStatsReply], MAIN_DISPATCHER)
     @guarded
-    def _on_port_stats(self, ev) -> None:
-        if self.out.session(ev.msg.datapath) is not None:
-            self.stats.port_stats(ev.msg, clock.now(), self.pub.value.topology.links,
-                                  self.core.port_speed)
+    def _on_stats(self, ev) -> None:
+        msg, now = ev.msg, clock.now()
+        if self.out.session(msg.datapath) is None:
+            return
+        if isinstance(ev, ofp_event.EventOFPPortStatsReply):
+            self.stats.port_stats(msg, now, self.pub.value.topology.links, self.core.port_speed)
+        elif isinstance(ev, ofp_event.EventOFPQueueStatsReply):
+            self.stats.queue_stats(msg, now, self.dps)
+        else:
+            self.stats.meter_stats(msg, now, self.dps)
 
-    @set_ev_cls(ofp_event.EventOFPQueueStatsReply, MAIN_DISPATCHER)
-    @guarded
-    def _on_queue_stats(self, ev) -> None:
-        if self.out.session(ev.msg.datapath) is not None:
-            self.stats.queue_stats(ev.msg, clock.now(), self.dps)
-
-    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
-    @guarded
-    def _on_meter_stats(self, ev) -> None:
-        if self.out.session(ev.msg.datapath) is not None:
-            self.stats.meter_stats(ev.msg, clock.now(), self.dps)
-
-    # --- traffic engineering ----------------------------------------------------------------
     def _te_round(self, now: float) -> None:
         """A round of port counters is in: expiry and congestion here; the rebalancing
         search (the long part) on the worker thread, so that packet-ins, LLDP and port

@@ -23,6 +23,8 @@
    others at most ``SEND_WAIT`` once (it cannot be told from a slow switch sooner).
 3. Say why the OpenFlow listener stopped: os-ken's native hub drops a thread's
    exception without a word (``listener_error`` keeps it for the daemon's last line).
+4. Over TLS, a handshake that fails or stalls ends its connection with a line and a
+   count (``tls_failures``); os-ken's waited without a timeout and failed silently.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import functools
 import logging
 import queue
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -38,6 +41,9 @@ import time
 from os_ken.base import app_manager  # noqa: F401  (os-ken's own import order needs it first)
 from os_ken.controller import controller, ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER
+from os_ken.lib import hub
+
+from controller.core.fabric.ratelog import RateLimitedLog
 
 log = logging.getLogger("aifabric.oskenfix")
 _MARK = "_aifabric_patched"
@@ -49,6 +55,11 @@ SEND_BUFFER = 1 << 20  # bytes of kernel send buffer per session (no autotuning 
 # a busy controller's queue overflowed, and switches whose handshake was dropped gave up
 LISTEN_BACKLOG = 4096
 
+
+HANDSHAKE_TIMEOUT = 5.0  # seconds a TLS handshake may take
+tls_failures = 0  # TLS handshakes that failed (read by the fabric app for its counters)
+_TLS_LOG = RateLimitedLog(log)
+_TLS_LOCK = threading.Lock()  # (handshakes fail on their own threads)
 
 # Why os-ken's OpenFlow listener thread ended (os-ken's native hub drops a thread's
 # exception without a word; its app manager then fails on a missing ``kill``).
@@ -151,12 +162,36 @@ def apply() -> None:
 
     class ListeningServer(controller.StreamServer):
         """os-ken's StreamServer, which binds in its constructor: says when it has, and
-        takes a storm of connections (os-ken listens with a backlog of 50)."""
+        takes a storm of connections (os-ken listens with a backlog of 50). Over TLS,
+        a handshake that fails or does not finish in ``HANDSHAKE_TIMEOUT`` ends its
+        connection with a line (per peer address, at most one per 10 s) and a count;
+        os-ken's own waited forever and failed without a word."""
 
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
+            self.tls = "ssl_ctx" in kwargs
             self.server.listen(LISTEN_BACKLOG)  # (listening again sets the backlog)
             listening.set()
+
+        def serve_forever(self) -> None:
+            while True:
+                sock, addr = self.server.accept()
+                sock.settimeout(HANDSHAKE_TIMEOUT)  # (os-ken sets its own once it serves)
+                hub.spawn(self._serve, sock, addr)
+
+        def _serve(self, sock: socket.socket, addr) -> None:
+            try:
+                self.handle(sock, addr)
+            except (ssl.SSLError, OSError) as exc:  # (TLS: os-ken's handler only serves)
+                if not self.tls:
+                    raise
+                global tls_failures
+                with _TLS_LOCK:
+                    tls_failures += 1
+                    _TLS_LOG.log(logging.WARNING, str(addr[0]), time.monotonic(),
+                                 "OpenFlow connection from %s refused: TLS handshake "
+                                 "failed (%s)", addr[0], exc)
+                sock.close()
 
     msg_init = ofp_event.EventOFPMsgBase.__init__
 

@@ -80,6 +80,7 @@ class QosApp(BoundedLoopApp):
         self.failing: str | None = None  # why provisioning fails now (None: it works)
         self._missing: dict[str, float] = {}  # port -> since when OVS's qdisc is missing
         self._deleted: set[str] = set()  # ports the switches said were deleted
+        self._accepted: dict[int, object] = {}  # dpid -> the connection taken as it
         # in cluster mode, the switches this instance masters (only it provisions them)
         self._masters: frozenset[int] | None = None
 
@@ -122,22 +123,26 @@ class QosApp(BoundedLoopApp):
             self._deleted -= set(phys)
         self._wake.set()
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER])
-    @guarded
-    def _on_state(self, ev) -> None:
-        # A switch that loses its OpenFlow session keeps its queues (OVSDB does not care
-        # who holds the session): only a deleted port or a policy change removes rows.
-        if ev.datapath.id is not None:
-            self._record(ev.datapath)
+    def switch_accepted(self, dp) -> None:
+        """The fabric app took ``dp`` as its switch (any thread). Only such connections
+        are provisioned: one that merely claims a dpid names no port here. A switch that
+        loses its OpenFlow session keeps its queues (OVSDB does not care who holds the
+        session): only a deleted port or a policy change removes rows."""
+        with self._lock:
+            self._accepted[dp.id] = dp
+        self._record(dp)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def _on_port(self, ev) -> None:
         # os-ken's ofp_handler updated dp.ports before this event was queued
-        if ev.msg.reason == ofp.OFPPR_DELETE:
-            with self._lock:
+        dp = ev.msg.datapath
+        with self._lock:
+            if self._accepted.get(dp.id) is not dp:
+                return
+            if ev.msg.reason == ofp.OFPPR_DELETE:
                 self._deleted.add(port_name(ev.msg.desc))
-        self._record(ev.msg.datapath)
+        self._record(dp)
 
     # --- worker -------------------------------------------------------------------------------
     def _worker(self) -> None:

@@ -6,6 +6,7 @@ tokens and TLS, and cluster mode (etcd). None of them reaches the pure core.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -40,6 +41,31 @@ def parse_host_port(value: str, any_port: bool = False) -> tuple[str, int]:
     return host, int(port)
 
 
+class OpenFlowTlsConfig(Strict):
+    """TLS on the OpenFlow channel: the controller's certificate, and the CA every
+    switch's certificate must be signed by (a switch without one is refused)."""
+
+    cert: str = Field(description="the controller's certificate chain (PEM)")
+    key: str = Field(description="its private key (PEM)")
+    ca: str = Field(description="CA of the switches' certificates (PEM)")
+
+    @model_validator(mode="after")
+    def _usable(self) -> OpenFlowTlsConfig:
+        for name in ("cert", "key", "ca"):
+            if not Path(getattr(self, name)).expanduser().is_file():
+                raise ValueError(f"{name}: no such file: {getattr(self, name)}")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(self.cert, self.key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"cert {self.cert} with key {self.key}: {exc}") from None
+        try:
+            ctx.load_verify_locations(self.ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"ca {self.ca}: {exc}") from None
+        return self
+
+
 class OpenFlowConfig(Strict):
     """The OpenFlow 1.3 listener the switches connect to, and what one switch may make
     the controller hold."""
@@ -67,6 +93,31 @@ class OpenFlowConfig(Strict):
                                             "messages of one switch waiting for the "
                                             "controller; beyond it the session is ended "
                                             "(reconciled when it reconnects)")
+    allowed_dpids: list[int] | None = Field(None, max_length=100_000, description="the "
+                                            "only datapath ids that may connect (a "
+                                            "switch with another is refused, logged and "
+                                            "counted); unset: any",
+                                            examples=[[1001, 1002, 2001, 2002]])
+    tls: OpenFlowTlsConfig | None = Field(None, description="switches connect over TLS "
+                                          "(Open vSwitch: ssl:HOST:PORT targets and "
+                                          "ovs-vsctl set-ssl) with certificates signed by "
+                                          "ca; unset: plain TCP",
+                                          examples=[{"cert": "controller.pem",
+                                                     "key": "controller.key",
+                                                     "ca": "switch-ca.pem"}])
+    claim_timeout: float = Field(1.0, ge=0.1, le=30, description="a second connection "
+                                 "claiming the dpid of a connected switch waits this long "
+                                 "for the switch to answer an echo: if it answers, the "
+                                 "newcomer is refused; if not, the newcomer takes its "
+                                 "place (a switch reconnecting over a dead session)")
+
+    @field_validator("allowed_dpids")
+    @classmethod
+    def _dpids(cls, v: list[int] | None) -> list[int] | None:
+        bad = [d for d in v or () if not 0 <= d < 1 << 64]
+        if bad:
+            raise ValueError(f"a datapath id is 0..2^64-1, got {bad[0]}")
+        return v
 
     @field_validator("listen_host")
     @classmethod

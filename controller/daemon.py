@@ -379,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         [
             "--ofp-tcp-listen-port", str(of.port),
             "--ofp-listen-host", of.listen_host,
+            # (TLS: os-ken serves the SSL port alone once it has a certificate)
+            *(["--ofp-ssl-listen-port", str(of.port), "--ctl-privkey", of.tls.key,
+               "--ctl-cert", of.tls.cert, "--ca-certs", of.tls.ca] if of.tls else []),
         ],
         project="os_ken",
         version=__version__,
@@ -389,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
 
     oskenfix.configure(send_queue=of.send_queue, send_buffer=of.send_buffer)
     log.info(
-        "fabricd %s: OpenFlow on %s:%d, API on %s, QoS %s, TE %s, link speed %s",
-        __version__, of.listen_host, of.port, config.api.address,
+        "fabricd %s: OpenFlow%s on %s:%d, API on %s, QoS %s, TE %s, link speed %s",
+        __version__, " over TLS" if of.tls else "", of.listen_host, of.port,
+        config.api.address,
         "on" if config.qos.enabled else "off", "on" if config.te.enabled else "off",
         f"{config.link_speed_mbps:g} Mbit/s" if config.link_speed_mbps else "as reported",
     )

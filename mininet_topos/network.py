@@ -85,13 +85,15 @@ def cleanup() -> None:
                        timeout=120, check=False)
 
 
-def parse_controller(addr: str) -> tuple[str, int]:
-    """``tcp:HOST:PORT`` (or ``HOST:PORT``) -> (host, port)."""
-    text = addr[4:] if addr.startswith("tcp:") else addr
+def parse_controller(addr: str) -> tuple[str, int, str]:
+    """``tcp:HOST:PORT``, ``ssl:HOST:PORT`` (or ``HOST:PORT``) -> (host, port, protocol).
+    Over ``ssl`` Open vSwitch needs its key and certificates (``ovs-vsctl set-ssl``)."""
+    protocol, _, text = addr.partition(":") if addr[:4] in ("tcp:", "ssl:") else ("tcp", "",
+                                                                               addr)
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
-        raise ValueError(f"controller must be tcp:HOST:PORT, got {addr!r}")
-    return host, int(port)
+        raise ValueError(f"controller must be tcp:HOST:PORT or ssl:HOST:PORT, got {addr!r}")
+    return host, int(port), protocol
 
 
 def prepare_interfaces(net: Mininet) -> None:
@@ -201,8 +203,9 @@ def build_network(spec: FabricSpec, controller: str | list[str]) -> Mininet:
         autoSetMacs=False,
         build=False,
     )
-    for i, (host, port) in enumerate(targets):
-        net.addController(f"c{i}", controller=QuietRemoteController, ip=host, port=port)
+    for i, (host, port, protocol) in enumerate(targets):
+        net.addController(f"c{i}", controller=QuietRemoteController, ip=host, port=port,
+                          protocol=protocol)
     net.build()
     return net
 

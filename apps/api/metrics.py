@@ -190,6 +190,13 @@ class FabricCollector(Collector):
              "New flows left on ECMP by the per-port rate limit"),
             ("aifabric_switch_sessions_stalled", "sessions_stalled",
              "Switch sessions ended for not answering barriers, or for too much waiting"),
+            ("aifabric_switch_connections_refused", "switches_refused",
+             "OpenFlow connections refused: a dpid not in openflow.allowed_dpids, or one "
+             "a connected switch that answers its echo holds"),
+            ("aifabric_openflow_tls_failures", "openflow_tls_failures",
+             "OpenFlow connections whose TLS handshake failed (no or a wrong certificate)"),
+            ("aifabric_switch_takeovers", "switch_takeovers",
+             "Connections that took a dpid from a session that no longer answered"),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], counters.get(key, 0))

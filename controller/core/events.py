@@ -15,7 +15,7 @@ KINDS = (
     "qos_policy", "host_conflict", "host_moved", "host_refused", "host_aged_out",
     "meter_drops", "handler_error", "watchdog", "link_dampened", "link_undampened",
     "qos_unavailable", "qos_available", "rebalance", "job_registered", "job_deleted",
-    "job_reroute",
+    "job_reroute", "switch_refused", "switch_takeover",
 )
 
 

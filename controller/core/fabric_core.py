@@ -90,6 +90,7 @@ class FabricCore:
         self._base_view: FabricView | None = None
         self._roles: dict[int, str] = {}  # role of every switch seen, as of the last view
         self._guard_ports: dict[int, tuple[int, ...]] = {}  # leaf -> settled host ports
+        self._timed: tuple = (frozenset(), frozenset(), frozenset())  # (time_passed)
         self.counters: dict[str, int] = {}
         self.events: list[FabricEvent] = []  # taken by the app with take_events()
         self.host_guard = HostGuard(self.fabric, settings.hosts)
@@ -378,6 +379,16 @@ class FabricCore:
         """A step (each tick, and before a sync): switches whose links have been found
         for the first time get a role (:meth:`Discovery.judge`), and may then settle."""
         return Effects(changed=self._judge(now))
+
+    def time_passed(self, dpids: Iterable[int], now: float) -> Effects:
+        """A step at each tick: what time alone changes (roles judged, connected switches
+        settled, the restart grace's frozen groups): a sync when any did."""
+        judged, dpids = self.judge(now), list(dpids)
+        timed = (frozenset(d for d in dpids if self.is_settled(d, now)),
+                 self.grace.frozen_groups(now),
+                 frozenset(d for d in dpids if self.grace.waiting(d, now)))
+        newly, self._timed = timed != self._timed, timed
+        return judged.merge(Effects(changed=newly))
 
     def _judge(self, now: float) -> bool:
         """True, and the views dropped, when switches were judged."""

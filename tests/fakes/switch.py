@@ -69,6 +69,7 @@ class FakeSwitch:
         self.miss_send_len = 128
         self.config_flags = 0
         self.answers_barriers = True  # False: reads them and never answers (a wedged agent)
+        self.answers_echo = True  # False: echo requests go unanswered (a session that died)
         # called (on the fleet's I/O thread) with every flow-mod the switch applied
         self.on_flow_mod: Callable[[int, w.FlowMod], None] | None = None
 
@@ -157,6 +158,8 @@ class FakeSwitch:
         return [], []
 
     def _on_echo_request(self, data: bytes, xid: int, now: float):
+        if not self.answers_echo:
+            return [], []
         return [w.msg(ofp.OFPT_ECHO_REPLY, xid, data[8:])], []
 
     def _on_echo_reply(self, data: bytes, xid: int, now: float):

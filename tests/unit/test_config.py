@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,14 @@ def test_file_and_overrides(tmp_path):
         ("watchdog_seconds: 10\nwatchdog_exit_seconds: 5\n", "", "watchdog_exit_seconds (5) "
          "must be 0 (never) or at least watchdog_seconds (10)"),
         ("openflow: {punt_backlog: 0}\n", "openflow.punt_backlog", "greater than or equal"),
+        ("openflow: {allowed_dpids: [1, -5]}\n", "openflow.allowed_dpids",
+         "a datapath id is 0..2^64-1, got -5"),
+        ("openflow: {allowed_dpids: [18446744073709551616]}\n", "openflow.allowed_dpids",
+         "0..2^64-1"),
+        ("openflow: {allowed_dpids: [1.9]}\n", "openflow.allowed_dpids.0", "integer"),
+        ("openflow: {claim_timeout: 0}\n", "openflow.claim_timeout", "greater than"),
+        ("openflow: {tls: {cert: /nonexistent.pem, key: k, ca: c}}\n", "openflow.tls",
+         "cert: no such file: /nonexistent.pem"),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path, text, key, reason):
@@ -120,3 +129,22 @@ def test_shipped_example_config_is_written_from_the_model():
     assert shipped == render(), "config/fabricd.example.yaml is stale: run make config-example"
     example = load_config(Path(__file__).parents[2] / "config" / "fabricd.example.yaml")
     assert example == FabricdConfig()  # (every value in it is the default)
+
+
+def test_openflow_tls_material_is_checked_at_load(tmp_path):
+    """A certificate that is not one, or a key that does not match it, names the file."""
+    from mininet_topos.certs import make_test_certs
+
+    certs = make_test_certs(tmp_path)
+    good = {"cert": certs["server.pem"], "key": certs["server.key"], "ca": certs["ca.pem"]}
+    cfg = load_config(write(tmp_path, json.dumps({"openflow": {"tls": good}}, default=str)))
+    assert cfg.openflow.tls.ca == str(certs["ca.pem"])
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    for bad, named in (({"cert": junk}, f"cert {junk}"),
+                       ({"key": certs["client.key"]}, f"with key {certs['client.key']}"),
+                       ({"ca": junk}, f"ca {junk}")):
+        doc = {**good, **bad}
+        with pytest.raises(ConfigError) as err:
+            load_config(write(tmp_path, json.dumps({"openflow": {"tls": doc}}, default=str)))
+        assert err.value.key == "openflow.tls" and named in err.value.reason, err.value
