@@ -53,7 +53,9 @@ class SwitchAdmission:
                          f"switch {dp.id} from {_address(dp)} is not in "
                          "openflow.allowed_dpids: its session is ended")
             return False
-        if holder is None or holder is dp or not getattr(holder, "is_active", True):
+        # (a claim pending: that one is decided first, whatever became of the holder)
+        pending = self.claims.pending(dp.id) is not None
+        if holder is None or holder is dp or (not pending and not holder.is_active):
             return True
         if self.claims.claim(dp.id, holder, dp, now) == ASK:
             self._log.log(logging.WARNING, f"asked {dp.id}", now,
@@ -61,41 +63,50 @@ class SwitchAdmission:
                           "asking the switch (echo) whether it still holds it",
                           _address(dp), dp.id, _address(holder))
             echo = parser.OFPEchoRequest(holder, data=ECHO_DATA)
-            holder.send_msg(echo)
+            holder.send_msg(echo)  # (which gives it its xid)
+            self.claims.pending(dp.id).xid = echo.xid
             return False
         self._refuse(dp, now, "claim",
                      f"switch {dp.id}: another connection from {_address(dp)} claims it "
                      "while a claim is pending: refused")
         return False
 
-    def echo_reply(self, dp: Any, data: bytes, now: float) -> None:
-        claim = self.claims.answered(dp, data)
+    def echo_reply(self, dp: Any, data: bytes, xid: int, now: float) -> None:
+        claim = self.claims.answered(dp, data, xid)
         if claim is not None:
             self._refuse(claim.newcomer, now, "claim",
                          f"switch {claim.dpid} answered from {_address(dp)}: the second "
                          f"connection claiming it from {_address(claim.newcomer)} is refused")
 
-    def ended(self, dp: Any, now: float) -> Any | None:
+    def ended(self, dp: Any, now: float, holder_of: Callable[[int], Any]) -> Any | None:
         """A session ended: the newcomer that takes its dpid now, if it held one that
-        was claimed."""
+        was claimed (``holder_of``: who holds a dpid now, after this end was handled)."""
         claim = self.claims.ended(dp)
-        return None if claim is None else self._takeover(claim, "its session ended", now)
+        if claim is None:
+            return None
+        return self._takeover(claim, "its session ended", now, holder_of(claim.dpid) is None)
 
-    def is_waiting(self, dp: Any) -> bool:
-        """Whether ``dp`` is a newcomer waiting for a claim's answer."""
-        return self.claims.is_newcomer(dp)
-
-    def expired(self, now: float) -> list[Any]:
-        """Newcomers whose claim the holder did not answer in time: they take the dpid
-        (the holder's session is ended)."""
+    def expired(self, now: float, holder_of: Callable[[int], Any]) -> list[Any]:
+        """Newcomers whose claim the holder did not answer by ``now`` (the posting time
+        of the tick: a reply queued before it has been handled): they take the dpid (the
+        holder's session is ended)."""
         out = []
         for claim in self.claims.expired(now):
-            oskenfix.end_session(claim.holder)
-            out.append(self._takeover(
-                claim, f"it did not answer in {self.claims.timeout:g} s", now))
+            still = holder_of(claim.dpid) is claim.holder
+            if still:
+                oskenfix.end_session(claim.holder)
+            newcomer = self._takeover(
+                claim, f"it did not answer in {self.claims.timeout:g} s", now, still)
+            if newcomer is not None:
+                out.append(newcomer)
         return out
 
-    def _takeover(self, claim: Claim, why: str, now: float) -> Any:
+    def _takeover(self, claim: Claim, why: str, now: float, free: bool) -> Any | None:
+        """The claim's newcomer, which takes the dpid; None (its session ended) if the
+        dpid is held by another connection than the claimed one meanwhile (``free``)."""
+        if not free or not claim.newcomer.is_active:
+            oskenfix.end_session(claim.newcomer)
+            return None
         message = (f"switch {claim.dpid}: the connection from {_address(claim.newcomer)} "
                    f"takes its place ({why}): a switch reconnecting over a session that died")
         if self._log.log(logging.WARNING, f"takeover {claim.dpid}", now, "%s", message):

@@ -20,6 +20,14 @@ class EventTick(event.EventBase):
         self.posted_at = clock.now()  # on the core's clock: the tick's horizon
 
 
+class EventSwitchAccepted(event.EventBase):
+    """The fabric app took a connection as the switch of its dpid (to the QoS app)."""
+
+    def __init__(self, dp) -> None:
+        super().__init__()
+        self.dp = dp
+
+
 class EventRebalanced(event.EventBase):
     """A rebalancing pass searched on the worker thread comes back (None: it failed)."""
 

@@ -69,7 +69,7 @@ def _refusal(status: int, body: bytes) -> StoreRefused | None:
     try:
         doc = json.loads(body)
         code, message = int(doc["code"]), str(doc.get("message") or doc.get("error"))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     if code in _ENDPOINT_CODES or status >= 500 and code == 2:  # (2: unknown)
         return None
@@ -196,7 +196,7 @@ class EtcdStore:
                 i = (self._current + k) % len(self.endpoints)
                 try:
                     result = self._post(i, path, payload)
-                except (OSError, http.client.HTTPException, ValueError) as exc:
+                except (OSError, http.client.HTTPException, ValueError, RecursionError) as exc:
                     e = self.endpoints[i]
                     errors.append(f"{e.host}:{e.port}: {type(exc).__name__}: "
                                   f"{str(exc)[:160]}")
@@ -276,7 +276,7 @@ class EtcdStore:
             try:
                 key = _unb64(kv["key"])[len(self.prefix):]
                 value, clean = _lenient(kv.get("value", ""))
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 ignored.append(_escaped(kv.get("key") if isinstance(kv, dict) else None))
                 continue
             kind, _, name = key.partition("/")
@@ -293,7 +293,7 @@ class EtcdStore:
                     try:
                         doc = json.loads(value)
                         connected[name] = frozenset(int(d) for d in doc["connected"])
-                    except (ValueError, KeyError, TypeError):
+                    except (ValueError, KeyError, TypeError, RecursionError):
                         connected[name] = frozenset()
                         continue
                     if isinstance(doc.get("peer"), str) and doc["peer"] and kv.get("lease"):
@@ -314,7 +314,7 @@ class EtcdStore:
                     masters.append((dpid, Holder(value, int(kv["create_revision"])),
                                     int(kv.get("lease", 0)), int(kv["mod_revision"]),
                                     kv["key"]))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 ignored.append(_escaped(kv.get("key")))
         # a master or te-leader key counts only under the lease of the live member it
         # names (an instance writes it so); any other is cleared by an instance, as

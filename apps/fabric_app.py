@@ -36,7 +36,7 @@ from apps import clock, ofmsg, oskenfix, runtime
 from apps.admission import SwitchAdmission
 from apps.api.event_bus import EventBus
 from apps.api.metrics import LOOP_LAG
-from apps.app_events import EventCall, EventRebalanced, EventTick
+from apps.app_events import EventCall, EventRebalanced, EventSwitchAccepted, EventTick
 from apps.cluster_role import ClusterRole
 from apps.commands import Commands
 from apps.guard import Heartbeat, guarded
@@ -155,8 +155,8 @@ class FabricApp(BoundedLoopApp):
         # (switches that stopped answering barriers)
         self.out.drop_stalled(ev.posted, runtime.config().openflow.barrier_timeout)
         now = clock.now()
-        for dp in self.admission.expired(now):  # (switches back over a dead session)
-            self._accept(dp, now)
+        for dp in self.admission.expired(ev.posted_at, self.dps.get):  # (back over a
+            self._accept(dp, now)  # dead session: by the posting time, as barriers)
         leaves = {d for d in self.dps if self.core.traffic.te is not None
                   and self.core.role(d) == "leaf"}
         for timer in self.timers.due(time.monotonic()):
@@ -196,31 +196,35 @@ class FabricApp(BoundedLoopApp):
             if self.admission.connected(dp, self.dps.get(dp.id), now):
                 self._accept(dp, now)
         elif ev.state == DEAD_DISPATCHER:
-            newcomer = self.admission.ended(dp, now)  # (a claim on its dpid: it takes it now)
             if self.out.sync.disconnect(dp.id, dp):  # (else an old or refused connection)
                 del self.dps[dp.id]
                 self.out.forget(dp)
                 self.cluster.switch_down(dp.id)
                 self.stats.forget(dp.id)
                 self._apply(self.core.discovery.switch_disconnected(dp.id), now)
-            if newcomer is not None and newcomer.is_active:
+            newcomer = self.admission.ended(dp, now, self.dps.get)  # (a claim: it takes it)
+            if newcomer is not None:
                 self._accept(newcomer, now)
 
     def _accept(self, dp, now: float) -> None:
-        """``dp`` is the switch of its dpid from now on (an older connection is dropped)."""
+        """``dp`` is the switch of its dpid from now on (an older connection is ended)."""
+        old = self.dps.get(dp.id)
+        if old is not None and old is not dp:
+            oskenfix.end_session(old)
         ports = [_port(p) for p in list(dp.ports.values())]
         self.dps[dp.id] = dp
+        qos_app = app_manager.lookup_service_brick("QosApp")
+        if qos_app is not None:
+            qos_app.submit(EventSwitchAccepted(dp))  # (its ports: on its own thread)
         self.cluster.switch_up(dp)
         self.out.request_state(dp, self.out.sync.connect(dp.id, dp, now))
         self._apply(self.core.switch_connected(dp.id, ports, now), now)
-        qos_app = app_manager.lookup_service_brick("QosApp")
-        if qos_app is not None:
-            qos_app.switch_accepted(dp)
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
     @guarded
     def _on_echo_reply(self, ev) -> None:
-        self.admission.echo_reply(ev.msg.datapath, bytes(ev.msg.data or b""), clock.now())
+        msg = ev.msg
+        self.admission.echo_reply(msg.datapath, bytes(msg.data or b""), msg.xid, clock.now())
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     @guarded
@@ -355,20 +359,20 @@ class FabricApp(BoundedLoopApp):
     def _on_error(self, ev) -> None:
         msg = ev.msg
         dp = msg.datapath
-        if self.cluster.refused(dp, msg):
-            return
+        session = self.out.session(dp)
+        if session is None or self.cluster.refused(dp, msg):
+            return  # (a connection not taken as its switch says nothing here)
         log.error("switch %s reported OpenFlow error type=%d code=%d; its state will be "
                   "re-read", dp.id, msg.type, msg.code)
-        session = self.out.session(dp)
         now = clock.now()
-        if session is not None and not session.ready and msg.xid == session.meter_xid:
+        if not session.ready and msg.xid == session.meter_xid:
             # a switch without meters must not stay unread forever; the meters it is sent
             # will fail too, and its punts then go unpoliced: say so loudly
             log.error("switch %s cannot report its meters: packets to the controller are "
                       "not policed at this switch", dp.id)
             self._read(msg, "meters", [], last=True)
             return
-        if session is not None and now - session.started > RESYNC_MIN_INTERVAL:
+        if now - session.started > RESYNC_MIN_INTERVAL:
             self._reread(dp, now)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)

@@ -53,7 +53,7 @@ class IntentFile:
                                   f"{exc.strerror}") from None
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise IntentFileError(f"{self.path}: not JSON ({exc}); fix or remove it") from None
         if (not isinstance(data, dict) or data.get("format") != FORMAT
                 or not isinstance(data.get("revision"), int)

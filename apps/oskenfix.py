@@ -43,6 +43,7 @@ from os_ken.controller import controller, ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER
 from os_ken.lib import hub
 
+from apps import oskentls
 from controller.core.fabric.ratelog import RateLimitedLog
 
 log = logging.getLogger("aifabric.oskenfix")
@@ -167,24 +168,27 @@ def apply() -> None:
         connection with a line (per peer address, at most one per 10 s) and a count;
         os-ken's own waited forever and failed without a word."""
 
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            self.tls = "ssl_ctx" in kwargs
+        def __init__(self, listen_info, handle=None, *args, **kwargs) -> None:
+            # (os-ken's server handshakes without a timeout and then shares one TLS
+            # connection between two threads: here both are done by oskentls)
+            self.tls_ctx = kwargs.get("ssl_ctx")
+            super().__init__(listen_info, handle, *args, **kwargs)
+            self.serve = handle
             self.server.listen(LISTEN_BACKLOG)  # (listening again sets the backlog)
             listening.set()
 
         def serve_forever(self) -> None:
             while True:
                 sock, addr = self.server.accept()
-                sock.settimeout(HANDSHAKE_TIMEOUT)  # (os-ken sets its own once it serves)
-                hub.spawn(self._serve, sock, addr)
+                if self.tls_ctx is None:
+                    hub.spawn(self.serve, sock, addr)
+                else:
+                    hub.spawn(self._serve_tls, sock, addr)
 
-        def _serve(self, sock: socket.socket, addr) -> None:
+        def _serve_tls(self, sock: socket.socket, addr) -> None:
             try:
-                self.handle(sock, addr)
-            except (ssl.SSLError, OSError) as exc:  # (TLS: os-ken's handler only serves)
-                if not self.tls:
-                    raise
+                tls = oskentls.handshake(self.tls_ctx, sock, HANDSHAKE_TIMEOUT)
+            except (ssl.SSLError, OSError) as exc:
                 global tls_failures
                 with _TLS_LOCK:
                     tls_failures += 1
@@ -192,6 +196,8 @@ def apply() -> None:
                                  "OpenFlow connection from %s refused: TLS handshake "
                                  "failed (%s)", addr[0], exc)
                 sock.close()
+                return
+            self.serve(tls, addr)
 
     msg_init = ofp_event.EventOFPMsgBase.__init__
 

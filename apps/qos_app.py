@@ -20,6 +20,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from prometheus_client import Counter
 
 from apps import clock, runtime
+from apps.app_events import EventSwitchAccepted
 from apps.guard import guarded
 from apps.loop import BoundedLoopApp
 from apps.ofmsg import port_name
@@ -119,18 +120,25 @@ class QosApp(BoundedLoopApp):
         # down ports keep their queues: a flapping link must not churn OVSDB rows
         phys = {port_name(p): self._rate(p) for p in ports if p.port_no <= ofp.OFPP_MAX}
         with self._lock:
+            # (ports gone since the last record were deleted, whether or not this app
+            # saw the port status: it ignores a connection before it is accepted)
+            old = self._switches.get(dp.id)
+            if old is not None:
+                self._deleted |= set(old[1]) - set(phys)
             self._switches[dp.id] = (bridge, phys)
             self._deleted -= set(phys)
         self._wake.set()
 
-    def switch_accepted(self, dp) -> None:
-        """The fabric app took ``dp`` as its switch (any thread). Only such connections
-        are provisioned: one that merely claims a dpid names no port here. A switch that
+    @set_ev_cls(EventSwitchAccepted)
+    @guarded
+    def _on_accepted(self, ev) -> None:
+        """The fabric app took ``ev.dp`` as its switch. Only such connections are
+        provisioned: one that merely claims a dpid names no port here. A switch that
         loses its OpenFlow session keeps its queues (OVSDB does not care who holds the
         session): only a deleted port or a policy change removes rows."""
         with self._lock:
-            self._accepted[dp.id] = dp
-        self._record(dp)
+            self._accepted[ev.dp.id] = ev.dp
+        self._record(ev.dp)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded

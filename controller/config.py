@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from controller import documents
 from controller.config_daemon import (
     ApiConfig,
     ClusterConfig,
@@ -29,6 +29,8 @@ from controller.core.fabric.qos import QosPolicy, profile_policy
 from controller.core.model.cabling import make_cable, parse_end
 from controller.core.model.roles import ROLES
 from controller.core.model.servers import Server, check_apart
+
+MAX_CONFIG_BYTES = 16 << 20  # a config file larger than this is refused
 
 
 class ConfigError(Exception):
@@ -351,10 +353,15 @@ class FabricdConfig(Strict):
             return v
         out = {}
         for key, role in v.items():
-            try:
-                dpid = int(key, 0) if isinstance(key, str) else int(key)
+            try:  # (an integer, or its text; not a float, a bool or null)
+                if isinstance(key, bool) or not isinstance(key, int | str):
+                    raise ValueError
+                dpid = int(key, 0) if isinstance(key, str) else key
             except ValueError:
-                raise ValueError(f"dpid {key!r} is not an integer (use 42 or 0x2a)") from None
+                raise ValueError(f"dpid {str(key)[:40]!r} is not an integer (use 42 or "
+                                 "0x2a)") from None
+            if not 0 <= dpid < 1 << 64:
+                raise ValueError(f"dpid {str(key)[:40]} is not in 0..2^64-1")
             if role not in ROLES:
                 raise ValueError(f"role of {key} must be one of {', '.join(ROLES)}, "
                                  f"got {role!r}")
@@ -388,11 +395,9 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         except OSError as exc:
             raise ConfigError("--config", f"cannot read {p}: {exc.strerror}") from None
         try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError("--config", f"{p} is not valid YAML{where}") from None
+            loaded = documents.load(text, MAX_CONFIG_BYTES)
+        except documents.DocumentError as exc:
+            raise ConfigError("--config", f"{p} is not valid YAML: {exc}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

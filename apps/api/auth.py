@@ -3,22 +3,23 @@
 Token authentication with two roles: ``reader`` (get, list, watch) and ``admin`` (also
 set, drain, pin). A client sends ``authorization: Bearer <token>`` metadata. Health
 checking and reflection stay open, so that generic tools and probes work. Every call of
-a mutating method, allowed or not, is written to the audit log as one JSON line: when,
-who (token name and peer), what (method and request), and the result.
+a mutating method is written to the audit log (:mod:`apps.api.audit`), and every
+refused call, aggregated per client host.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from google.protobuf.json_format import MessageToDict
+
+from apps.api.audit import AuditLog
 
 log = logging.getLogger("aifabric.api")
 
@@ -34,36 +35,15 @@ class Principal:
     role: str
 
 
-class AuditLog:
-    """Append-only JSON lines; one writer lock, flushed per line."""
-
-    def __init__(self, path: str | Path | None) -> None:
-        self.path = Path(path) if path else None
-        self._lock = threading.Lock()
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def record(self, who: str, peer: str, method: str, request: dict, result: str,
-               detail: str = "") -> None:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-                 + f".{int(time.time() * 1000) % 1000:03d}Z",
-                 "who": who, "peer": peer, "method": method, "request": request,
-                 "result": result}
-        if detail:
-            entry["detail"] = detail
-        line = json.dumps(entry, sort_keys=True)
-        log.info("audit: %s", line)
-        if self.path is None:
-            return
-        with self._lock, self.path.open("a") as f:
-            f.write(line + "\n")
-
-
-def _abort_handler(code: grpc.StatusCode, message: str, streaming: bool):
+def _abort_handler(code: grpc.StatusCode, message: str, streaming: bool,
+                   refused: Callable[[str], None]):
+    """A handler that refuses the call (``refused(peer)`` first: the audit)."""
     def unary(request, context):
+        refused(context.peer())
         context.abort(code, message)
 
     def stream(request, context):
+        refused(context.peer())
         context.abort(code, message)
         yield  # pragma: no cover - a generator, so that streaming calls fail cleanly
 
@@ -108,16 +88,17 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         streaming = name == "WatchEvents"
         who = self._who(details.invocation_metadata)
         if who is None:
-            if name in MUTATING:
-                self.audit.record("-", "", name, {}, "UNAUTHENTICATED")
             return _abort_handler(grpc.StatusCode.UNAUTHENTICATED,
                                   "a valid token is required (authorization: Bearer TOKEN; "
-                                  "fabricctl --token or $AIFABRIC_TOKEN)", streaming)
+                                  "fabricctl --token or $AIFABRIC_TOKEN)", streaming,
+                                  lambda peer: self.audit.refused("-", peer, name,
+                                                                  "UNAUTHENTICATED"))
         if name in MUTATING and who.role != "admin":
-            self.audit.record(who.name, "", name, {}, "PERMISSION_DENIED")
             return _abort_handler(grpc.StatusCode.PERMISSION_DENIED,
                                   f"{name} needs the admin role; token {who.name!r} is "
-                                  f"{who.role}", streaming)
+                                  f"{who.role}", streaming,
+                                  lambda peer: self.audit.refused(who.name, peer, name,
+                                                                  "PERMISSION_DENIED"))
         handler = continuation(details)
         if handler is not None and streaming:
             return grpc.unary_stream_rpc_method_handler(
@@ -159,12 +140,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         audit = self.audit
 
         def call(request, context):
-            req = MessageToDict(request, preserving_proto_field_name=True)
-            if "document" in req and len(req["document"]) > 200:
-                req["document"] = req["document"][:200] + "..."
-            for many in ("members", "pairs"):  # (a job's lists: the first ones say enough)
-                if len(req.get(many, ())) > 16:
-                    req[many] = [*req[many][:16], f"... ({len(req[many])} in all)"]
+            req = MessageToDict(request, preserving_proto_field_name=True)  # (cut: audit)
             try:
                 response = behavior(request, context)
             except Exception:

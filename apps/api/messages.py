@@ -13,12 +13,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, TypeVar
 
-import yaml
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from pydantic import ValidationError
 
 from aifabric.v1 import fabric_pb2
+from controller import documents
 from controller.config import first_error
 from controller.core.errors import InvalidArgument
 from controller.core.events import StampedEvent
@@ -164,20 +164,17 @@ def validate_policy(request: fabric_pb2.SetQosPolicyRequest) -> QosPolicy:
     if which is None:
         raise InvalidArgument("give a policy or a document")
     if which == "document":
-        if len(request.document) > MAX_DOCUMENT:
-            raise InvalidArgument(f"document: larger than {MAX_DOCUMENT} bytes")
         try:
-            data = yaml.safe_load(request.document)
-        except yaml.YAMLError as exc:
-            kind = exc.__class__.__name__
-            raise InvalidArgument(f"document: not valid YAML or JSON ({kind})") from None
+            data = documents.load(request.document, MAX_DOCUMENT)
+        except documents.DocumentError as exc:
+            raise InvalidArgument(f"document: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidArgument("document: must be a mapping with a 'classes' list")
         if set(data) == {"profile"}:
             try:
                 return profile_policy(str(data["profile"]))
             except KeyError:
-                raise InvalidArgument(f"profile: unknown profile {data['profile']!r} "
+                raise InvalidArgument(f"profile: unknown profile {str(data['profile'])[:80]!r} "
                                       f"(known: default, {', '.join(PROFILES)})") from None
     else:
         data = policy_data(request.policy)

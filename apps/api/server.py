@@ -30,7 +30,8 @@ from grpc_reflection.v1alpha import reflection
 
 from aifabric.v1 import fabric_pb2, fabric_pb2_grpc
 from apps import clock
-from apps.api.auth import AuditLog, Principal, TokenAuthInterceptor, load_or_create_token
+from apps.api.audit import AuditLog
+from apps.api.auth import Principal, TokenAuthInterceptor, load_or_create_token
 from apps.api.event_bus import EventBus
 from apps.api.fabric_commands import (
     CallCommand,

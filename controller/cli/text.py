@@ -6,7 +6,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
+from controller import documents
+
+MAX_DOCUMENT_BYTES = 64 << 20  # a file fabricctl reads
 
 
 def read_document(path: str) -> Any:
@@ -17,8 +19,8 @@ def read_document(path: str) -> Any:
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        return documents.load(text, MAX_DOCUMENT_BYTES)
+    except documents.DocumentError as exc:
         raise ValueError(f"{path} is not YAML or JSON: {exc}") from None
 
 

@@ -20,9 +20,11 @@ def test_a_holder_that_answers_keeps_its_dpid_and_the_newcomer_is_refused():
     claims, holder, newcomer = DpidClaims(1.0), Conn("switch"), Conn("impostor")
     assert claims.claim(2001, holder, newcomer, now=10.0) == ASK
     assert claims.is_newcomer(newcomer) and not claims.is_newcomer(holder)
-    assert claims.answered(holder, b"someone else's echo") is None  # (not ours)
-    assert claims.answered(newcomer, ECHO_DATA) is None  # (only the holder's answer)
-    claim = claims.answered(holder, ECHO_DATA)
+    claims.pending(2001).xid = 77  # (the echo's, once sent)
+    assert claims.answered(holder, b"someone else's echo", 77) is None  # (not ours)
+    assert claims.answered(newcomer, ECHO_DATA, 77) is None  # (only the holder's answer)
+    assert claims.answered(holder, ECHO_DATA, 76) is None  # (a late reply to an older one)
+    claim = claims.answered(holder, ECHO_DATA, 77)
     assert claim is not None and claim.newcomer is newcomer and claim.dpid == 2001
     assert claims.pending(2001) is None and claims.refused == 1
     assert claims.expired(now=100.0) == []  # (settled: nothing left to time out)
@@ -32,11 +34,12 @@ def test_a_holder_that_answers_keeps_its_dpid_and_the_newcomer_is_refused():
 def test_a_holder_that_does_not_answer_in_time_gives_the_dpid_to_the_newcomer():
     claims, holder, newcomer = DpidClaims(1.0), Conn("dead session"), Conn("switch")
     claims.claim(2001, holder, newcomer, now=10.0)
+    claims.pending(2001).xid = 5
     assert claims.expired(now=10.9) == []
     [claim] = claims.expired(now=11.0)
     assert claim.newcomer is newcomer and claim.holder is holder
     assert claims.taken_over == 1 and claims.pending(2001) is None
-    assert claims.answered(holder, ECHO_DATA) is None  # (too late: no refusal)
+    assert claims.answered(holder, ECHO_DATA, 5) is None  # (too late: no refusal)
 
 
 def test_one_claim_per_dpid_at_a_time_a_further_one_is_refused_at_once():

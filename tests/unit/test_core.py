@@ -739,3 +739,26 @@ def test_switches_back_together_settle_on_links_found_again_not_on_expired_ones(
             seen.append(bucket_ports(desired))
     assert kept and seen
     assert all(groups == towards_other_leaves(fab, 2001, [1, 2]) for groups in seen), seen
+
+
+def test_a_switch_that_left_without_a_link_is_forgotten_one_with_links_is_kept():
+    """Anyone who reaches the OpenFlow port could register made-up dpids: a switch
+    disconnected for FORGET_UNLINKED_AFTER without a link is forgotten (its state, hence
+    its metric series); a fabric switch that left keeps its frozen links and its place."""
+    from controller.core.fabric.discovery import FORGET_UNLINKED_AFTER
+
+    fab = discovered()
+    for dpid in range(9001, 9021):  # twenty switches nothing is cabled to
+        fab.deliver(fab.core.switch_connected(dpid, [Port(1, "p1")], fab.now))
+    fab.advance(1.0)
+    for dpid in list(range(9001, 9021)) + [1002]:
+        fab.deliver(fab.core.discovery.switch_disconnected(dpid))
+    fab.advance(1.0)
+    assert len(fab.core.fabric.switches) == 6 + 20
+    fab.advance(FORGET_UNLINKED_AFTER)
+    assert sorted(fab.core.fabric.switches) == sorted(fab.switches)  # 1002 is kept
+    assert not fab.core.fabric.is_connected(1002) and fab.core.fabric.link_ports(1002)
+    assert {s.dpid for s in fab.core.snapshot(fab.now).switches} == set(fab.switches)
+    # a forgotten dpid that connects again is a new switch, as on its first day
+    fab.deliver(fab.core.switch_connected(9001, [Port(1, "p1")], fab.now))
+    assert fab.core.fabric.is_connected(9001)

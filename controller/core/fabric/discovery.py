@@ -29,6 +29,11 @@ MAX_PROBE_AGE = 10.0
 # a switch whose neighbours have not all found their links yet is settled anyway after
 # this many settle times (one whose session flaps from the start holds nobody back)
 HOLD_SETTLES = 5
+# A switch disconnected this long without a link is forgotten (its state and metric
+# series): anyone who reaches the OpenFlow port could otherwise grow the switch table
+# without bound, one made-up dpid at a time. A switch with links is kept (it is part of
+# the fabric: its links stay frozen until it is back).
+FORGET_UNLINKED_AFTER = 60.0
 
 
 class Discovery:
@@ -243,7 +248,31 @@ class Discovery:
         if gone:
             self._log_gone(gone, "LLDP timeout", now)
             eff.merge(self._changed("LLDP timeout"))
+        if self._forget_departed(now):
+            eff.merge(self._changed("switches forgotten"))
         return eff
+
+    def _forget_departed(self, now: float) -> bool:
+        """Forget switches disconnected for FORGET_UNLINKED_AFTER without a link."""
+        forgotten = []
+        for dpid, sw in list(self.fabric.switches.items()):
+            if sw.connected:
+                continue
+            if sw.down_since is None:
+                sw.down_since = now
+            elif (now - sw.down_since >= FORGET_UNLINKED_AFTER
+                  and not self.fabric.link_ports(dpid)):
+                self.fabric.forget_switch(dpid)
+                for d in (self._unprobed, self._probed_at, self._session, self._settled,
+                          self._lost_at):
+                    d.pop(dpid, None)
+                self.judged.discard(dpid)
+                forgotten.append(dpid)
+        if forgotten:
+            log.info("forgot %d switch(es) disconnected for %g s without a link: %s",
+                     len(forgotten), FORGET_UNLINKED_AFTER,
+                     ", ".join(map(str, forgotten[:10])))
+        return bool(forgotten)
 
     def _hold(self, end: LinkEnd, now: float) -> None:
         self.fabric.held.add(end)

@@ -69,7 +69,7 @@ class Drains:
                 Cable(LinkEnd(int(a), int(pa)), LinkEnd(int(b), int(pb)))
                 for a, pa, b, pb in data["cables"])
             switches = frozenset(int(d) for d in data["switches"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise IntentError(f"drains: not a drain set ({type(exc).__name__}: "
                               f"{str(exc)[:120]})") from None
         return Drains(cables, switches)
@@ -96,7 +96,7 @@ def decode_jobs(text: str) -> list[JobSpec]:
         if not isinstance(data, list):
             raise ValueError("not a list")
         specs = [JobSpec.from_dict(d) for d in data]
-    except (ValueError, JobError) as exc:
+    except (ValueError, JobError, RecursionError) as exc:
         raise IntentError(f"jobs: not a job list ({str(exc)[:200]})") from None
     if len({s.job_id for s in specs}) != len(specs):
         raise IntentError("jobs: a job is listed twice")
@@ -113,7 +113,7 @@ def decode_pins(text: str) -> dict[FlowKey, int]:
         data = json.loads(text) if text else []
         pins = {FlowKey(str(a), str(b), int(proto), int(sp), int(dp)): int(d["spine"])
                 for d in data for a, b, proto, sp, dp in [d["flow"]]}
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise IntentError(f"pins: not a pin list ({type(exc).__name__}: "
                           f"{str(exc)[:160]})") from None
     if len(pins) != len(data):
@@ -134,7 +134,7 @@ def decode_servers(text: str) -> tuple[Server, ...]:
         servers = tuple(server_of(str(d["name"]), [str(n) for n in d["nics"]],
                                   f"servers[{i}]") for i, d in enumerate(data))
         check_apart(servers)
-    except (ValueError, KeyError, TypeError, InvalidArgument) as exc:
+    except (ValueError, KeyError, TypeError, InvalidArgument, RecursionError) as exc:
         raise IntentError(f"servers: not a server list ({type(exc).__name__}: "
                           f"{str(exc)[:160]})") from None
     return servers
@@ -155,7 +155,7 @@ def decode_moves(text: str) -> tuple[str, dict[FlowKey, tuple[int, str]]]:
                                                                          str(reason)[:300])
                  for a, b, proto, sp, dp, spine, reason in data["moves"]}
         leader = str(data["leader"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise IntentError(f"TE moves: not a move list ({type(exc).__name__}: "
                           f"{str(exc)[:160]})") from None
     return leader, moves

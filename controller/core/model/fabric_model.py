@@ -32,6 +32,7 @@ class Switch:
     connected: bool = True
     connected_since: float = 0.0
     port_up_since: dict[int, float] = field(default_factory=dict)
+    down_since: float | None = None  # disconnected: since when (set by the next step)
 
     def up_ports(self) -> list[int]:
         """Physical ports that are up (reserved ports such as LOCAL are left out)."""
@@ -112,6 +113,21 @@ class Fabric:
         sw = self.switches.get(dpid)
         if sw is not None:
             sw.connected = False
+
+    def forget_switch(self, dpid: int) -> None:
+        """Remove a disconnected switch that has no link: as if never seen (its ports,
+        hosts and probe times)."""
+        sw = self.switches.get(dpid)
+        if sw is None or sw.connected or self._link_ports.get(dpid):
+            return
+        for port in list(sw.ports):
+            self.forget_hosts_on(dpid, port)
+        del self.switches[dpid]
+        self._link_ports.pop(dpid, None)
+        self.heard_from.pop(dpid, None)
+        self.heard_at.pop(dpid, None)
+        self.held = {e for e in self.held if e.dpid != dpid}
+        self.expected = {e for e in self.expected if e.dpid != dpid}
 
     def port_update(self, dpid: int, port: Port, now: float) -> list[Link]:
         """Record a port's new state; a port that is down loses its links."""

@@ -32,6 +32,7 @@ class Claim:
     newcomer: Any
     deadline: float
     asked_at: float = field(default=0.0)
+    xid: int | None = None  # the echo's transaction id, once sent (its reply must match)
 
 
 class DpidClaims:
@@ -67,12 +68,13 @@ class DpidClaims:
     def is_newcomer(self, conn: Any) -> bool:
         return any(c.newcomer is conn for c in self._by_dpid.values())
 
-    def answered(self, holder: Any, data: bytes) -> Claim | None:
+    def answered(self, holder: Any, data: bytes, xid: int) -> Claim | None:
         """An echo reply from ``holder``: the claim it settles (its newcomer is refused),
-        if it answers ours."""
+        if it answers this claim's echo (a late reply to an earlier one does not)."""
         if data != ECHO_DATA:
             return None
-        claim = next((c for c in self._by_dpid.values() if c.holder is holder), None)
+        claim = next((c for c in self._by_dpid.values() if c.holder is holder
+                      and c.xid == xid), None)
         if claim is not None:
             del self._by_dpid[claim.dpid]
             self.refused += 1
