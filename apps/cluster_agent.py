@@ -60,7 +60,7 @@ class ClusterAgent:
                  send_roles: Callable[[list[RoleRequest | Yield]], None],
                  interval: float,
                  apply_intents: Callable[[list[Intent]], None] = lambda _: None,
-                 watch_peers: bool = False,
+                 peer_key: Callable[[], bytes | None] | None = None,
                  set_leader: Callable[[bool], None] = lambda _: None,
                  apply_moves: Callable[[list[tuple[int, Intent]]], None] = lambda _: None
                  ) -> None:
@@ -76,7 +76,9 @@ class ClusterAgent:
         self._connections: Mapping[int, int] = {}  # dpid -> connection, as last seen
         self._stop = threading.Event()
         self._wake = threading.Event()  # set: step now (a peer's process ended)
-        self.peers = PeerWatch(self._peer_gone) if watch_peers else None
+        # (peer_key: watch the other members' peer ports, authenticated with it)
+        self.peers = None if peer_key is None else PeerWatch(self._peer_gone, peer_key,
+                                                              mastership.node)
         self._unavailable_since: float | None = None
         self._ignored_said: set[str] = set()  # ignored keys logged already
         self._set_leader = set_leader

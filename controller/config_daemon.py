@@ -255,6 +255,16 @@ class ClusterConfig(Strict):
     etcd_ca: str | None = Field(None, description="CA of etcd's certificate (https)")
     etcd_cert: str | None = Field(None, description="client certificate for etcd (PEM)")
     etcd_key: str | None = Field(None, description="its private key (PEM)")
+    secret_file: str | None = Field(None, description="a file every instance is given "
+                                    "(mode 0600, at least 32 characters, e.g. openssl rand "
+                                    "-hex 32): the LLDP key and the peer port's key are "
+                                    "derived from it and nothing secret is kept in etcd; "
+                                    "unset: the LLDP key is kept in etcd, readable by "
+                                    "whoever reads etcd")
+    insecure_etcd: bool = Field(False, description="accept etcd over plain http://, or "
+                                "https:// without a client certificate: whoever reaches "
+                                "etcd then controls the cluster (drains, jobs, "
+                                "mastership); a test bench only")
 
     @field_validator("etcd")
     @classmethod
@@ -279,6 +289,24 @@ class ClusterConfig(Strict):
             raise ValueError("node_id is needed with etcd endpoints (--node-id NAME)")
         if bool(self.etcd_cert) != bool(self.etcd_key):
             raise ValueError("etcd_cert and etcd_key go together")
+        plain = [u for u in self.etcd if u.startswith("http://")]
+        if plain and (self.etcd_ca or self.etcd_cert):
+            raise ValueError(f"etcd_ca, etcd_cert and etcd_key apply to https:// endpoints; "
+                             f"{plain[0]} is plain http")
+        if self.etcd and not self.insecure_etcd:
+            if plain:
+                raise ValueError(f"{plain[0]} is plain http: whoever reaches it controls "
+                                 "the cluster; use https:// with etcd_ca, etcd_cert and "
+                                 "etcd_key (docs/cluster.md), or insecure_etcd "
+                                 "(--insecure-etcd) on a test bench")
+            if not self.etcd_cert:
+                raise ValueError("etcd needs this instance's client certificate (etcd_cert "
+                                 "and etcd_key, --etcd-cert/--etcd-key), or insecure_etcd "
+                                 "(--insecure-etcd) on a test bench")
+        for name in ("etcd_ca", "etcd_cert", "etcd_key", "secret_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).expanduser().is_file():
+                raise ValueError(f"{name}: no such file: {path}")
         return self
 
     @property

@@ -78,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-address", metavar="HOST:PORT", help="where the other instances "
                    "connect to see this one end, for a takeover well within the lease "
                    "(default 127.0.0.1:0, any free port; '' to rely on the lease alone)")
+    p.add_argument("--etcd-ca", metavar="PEM", help="CA of etcd's certificate (https)")
+    p.add_argument("--etcd-cert", metavar="PEM", help="this instance's client certificate "
+                   "for etcd (with --etcd-key)")
+    p.add_argument("--etcd-key", metavar="PEM", help="its private key")
+    p.add_argument("--cluster-secret-file", metavar="FILE", help="the secret every "
+                   "instance is given (mode 0600): the LLDP and peer keys are derived from "
+                   "it, nothing secret is kept in etcd")
+    p.add_argument("--insecure-etcd", action="store_true", help="accept etcd over plain "
+                   "http://, or https:// without a client certificate: whoever reaches "
+                   "etcd then controls the cluster (a test bench only)")
     p.add_argument("--version", action="version", version=f"fabricd {__version__}")
     return p
 
@@ -116,8 +126,12 @@ def config_from_args(args: argparse.Namespace) -> FabricdConfig:
         overrides["state_file"] = args.state_file
     if args.etcd is not None:
         overrides["cluster.etcd"] = [u.strip() for u in args.etcd.split(",") if u.strip()]
+    if args.insecure_etcd:
+        overrides["cluster.insecure_etcd"] = True
     for flag, key in (("node_id", "node_id"), ("cluster", "name"), ("lease_ttl", "lease_ttl"),
-                      ("peer_address", "peer_address")):
+                      ("peer_address", "peer_address"), ("etcd_ca", "etcd_ca"),
+                      ("etcd_cert", "etcd_cert"), ("etcd_key", "etcd_key"),
+                      ("cluster_secret_file", "secret_file")):
         if getattr(args, flag) is not None:
             overrides[f"cluster.{key}"] = getattr(args, flag)
     return load_config(args.config, overrides)
@@ -147,7 +161,8 @@ def check_port_free(host: str, port: int) -> None:
 
 def join_cluster(config: FabricdConfig):
     """Join the cluster's etcd (an EtcdStore), or None after saying why not."""
-    from apps.cluster_peers import PeerListener
+    from apps import runtime
+    from apps.cluster_peers import PeerListener, peer_key
     from apps.cluster_store import EtcdStore, StoreUnavailable
 
     c = config.cluster
@@ -155,7 +170,8 @@ def join_cluster(config: FabricdConfig):
     peer = ""
     if c.peer_address:
         try:  # (held open for the life of the process: its end is what peers see)
-            peer = PeerListener(c.peer_address).address
+            # (its handshakes use the key of the shared secret, known once joined)
+            peer = PeerListener(c.peer_address, lambda: peer_key(runtime.secret())).address
         except OSError as exc:
             print(f"fabricd: cannot listen for peers on {c.peer_address}: {exc.strerror}",
                   file=sys.stderr)
@@ -164,6 +180,7 @@ def join_cluster(config: FabricdConfig):
                       cert=(c.etcd_cert, c.etcd_key) if c.etcd_cert and c.etcd_key else None,
                       peer_address=peer)
     deadline = time.monotonic() + 10.0
+    said = False
     while True:
         try:
             store.join(c.lease_ttl)
@@ -174,14 +191,34 @@ def join_cluster(config: FabricdConfig):
             if time.monotonic() > deadline:
                 print(f"fabricd: cannot join cluster {c.name!r}: {exc}", file=sys.stderr)
                 return None
+            if not said:
+                log.warning("cluster %s: etcd not reachable yet (%s): trying for 10 s",
+                            c.name, exc)
+                said = True
             time.sleep(0.5)
+
+
+def cluster_file_key(c) -> bytes | None:
+    """The cluster's LLDP key derived from ``secret_file`` when the instances are given
+    one (then nothing secret is kept in etcd), else None (the one kept in etcd is
+    used); RuntimeError saying why the file cannot be used."""
+    import hashlib
+    import hmac
+
+    from controller.private_files import read_private
+
+    if not c.secret_file:
+        return None
+    secret = read_private(c.secret_file, "the cluster's secret", 32)
+    return hmac.new(secret.encode(), b"aifabric lldp key v1", hashlib.sha256).digest()
 
 
 def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
     """Once the fabric app runs, start the agent that keeps this instance's mastership."""
-    from apps import clock
+    from apps import clock, runtime
     from apps.app_events import EventCall
     from apps.cluster_agent import ClusterAgent
+    from apps.cluster_peers import peer_key
     from controller.core.intent.mastership import Mastership
 
     while (app := fabric_app()) is None:
@@ -210,7 +247,8 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
                          interval=max(0.05, c.lease_ttl / 5),
                          apply_intents=on_app(lambda a, i: a.commands.apply_intents(i),
                                               "applying the shared intent"),
-                         watch_peers=bool(store.peer_address),
+                         peer_key=(lambda: peer_key(runtime.secret())) if store.peer_address
+                         else None,
                          set_leader=on_app(lambda a, lead: a.cluster.set_te_leader(lead),
                                            "changing the TE leadership"),
                          apply_moves=on_app(lambda a, m: a.cluster.apply_leader_moves(
@@ -284,10 +322,19 @@ def main(argv: list[str] | None = None) -> int:
 
     store = None
     if config.cluster.enabled:
+        try:
+            file_key = cluster_file_key(config.cluster)
+        except RuntimeError as exc:
+            print(f"fabricd: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         store = join_cluster(config)
         if store is None:
             return EXIT_RUNTIME
-        runtime.set_secret(store.shared_secret(os.urandom(32)))
+        if file_key is None:
+            log.warning("cluster %s: the LLDP key is kept in etcd, readable by whoever "
+                        "reads etcd (give every instance cluster.secret_file, "
+                        "--cluster-secret-file)", config.cluster.name)
+        runtime.set_secret(file_key or store.shared_secret(os.urandom(32)))
 
     def fabric_app():
         return app_manager.lookup_service_brick("FabricApp")

@@ -20,6 +20,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from apps.api.audit import AuditLog
+from controller.private_files import read_private
 
 log = logging.getLogger("aifabric.api")
 
@@ -165,14 +166,7 @@ def load_or_create_token(path: str | Path) -> tuple[str, bool]:
 
     p = Path(path).expanduser()
     if p.exists():
-        mode = p.stat().st_mode & 0o777
-        if mode & 0o077:  # (as ssh refuses a private key others can read)
-            raise RuntimeError(f"{p}: the admin token is open to other users (mode "
-                               f"{mode:o}); run: chmod 600 {p}")
-        token = p.read_text().strip()
-        if len(token) < 16:
-            raise RuntimeError(f"{p}: the token in it is shorter than 16 characters")
-        return token, False
+        return read_private(p, "the admin token", 16), False
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(24)
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -55,6 +55,14 @@ def test_file_and_overrides(tmp_path):
         ("cluster: {etcd: ['http://h:1'], node_id: a, etcd_cert: c.pem}\n", "cluster",
          "go together"),
         ("cluster: {lease_ttl: 0}\n", "cluster.lease_ttl", "greater than or equal to 1"),
+        ("cluster: {etcd: ['http://h:1'], node_id: a}\n", "cluster",
+         "http://h:1 is plain http: whoever reaches it controls the cluster"),
+        ("cluster: {etcd: ['https://h:1'], node_id: a}\n", "cluster",
+         "etcd needs this instance's client certificate"),
+        ("cluster: {etcd: ['http://h:1'], node_id: a, etcd_ca: ca.pem, insecure_etcd: true}\n",
+         "cluster", "apply to https:// endpoints; http://h:1 is plain http"),
+        ("cluster: {etcd: ['https://h:1'], node_id: a, etcd_cert: /no/c.pem, "
+         "etcd_key: /no/c.key}\n", "cluster", "etcd_cert: no such file: /no/c.pem"),
         ("cluster: {peer_address: 'h:1'}\n", "cluster.peer_address", "not an IP address"),
         ("cluster: {peer_address: '127.0.0.1'}\n", "cluster.peer_address",
          "expected HOST:PORT"),
@@ -63,7 +71,8 @@ def test_file_and_overrides(tmp_path):
         ("metrics: {address: '127.0.0.1:50051'}\n", "", "takes the port of api.address"),
         ("api: {address: 'localhost:7000'}\nmetrics: {address: '127.0.0.1:7000'}\n", "",
          "takes the port of api.address"),
-        ("cluster: {etcd: ['http://h:1'], node_id: a, peer_address: '0.0.0.0:6653'}\n", "",
+        ("cluster: {etcd: ['http://h:1'], node_id: a, peer_address: '0.0.0.0:6653', "
+         "insecure_etcd: true}\n", "",
          "cluster.peer_address 0.0.0.0:6653 takes the port of openflow.port"),
         ("watchdog_seconds: 10\nwatchdog_exit_seconds: 5\n", "", "watchdog_exit_seconds (5) "
          "must be 0 (never) or at least watchdog_seconds (10)"),

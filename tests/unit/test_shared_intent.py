@@ -171,7 +171,7 @@ class Commands:
 
 def servicer(commands: Commands, write) -> FabricServicer:
     config = FabricdConfig.model_validate(
-        {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a"}})
+        {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a", "insecure_etcd": True}})
     handle = ControllerHandle(lambda: None, write_intent=write,
                               call=lambda fn, timeout=10.0, must_run=False: fn(commands))
     return FabricServicer(handle, config, 0.0)
@@ -258,7 +258,7 @@ def test_a_stored_change_the_controller_is_slow_to_apply_is_said_stored_and_stil
         return fn(commands)
 
     config = FabricdConfig.model_validate(
-        {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a"}})
+        {"cluster": {"etcd": ["http://127.0.0.1:2379"], "node_id": "a", "insecure_etcd": True}})
     handle = ControllerHandle(lambda: None, call=slow_call,
                               write_intent=lambda kind, value, expect: (
                                   True, Intent(kind, expect + 1, value)))

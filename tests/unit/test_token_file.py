@@ -35,3 +35,26 @@ def test_a_short_token_is_refused(tmp_path):
     path.chmod(0o600)
     with pytest.raises(RuntimeError, match="shorter than 16"):
         load_or_create_token(path)
+
+
+def test_the_cluster_secret_file_is_private_long_and_gives_one_key(tmp_path):
+    """Every instance given the same file derives the same LLDP key (nothing secret is
+    kept in etcd); a file others may read, or a short secret, is refused."""
+    from types import SimpleNamespace
+
+    from controller.daemon import cluster_file_key
+
+    f = tmp_path / "secret"
+    f.write_text("s" * 64 + "\n")
+    f.chmod(0o600)
+    key = cluster_file_key(SimpleNamespace(secret_file=str(f)))
+    assert len(key) == 32 and b"s" * 32 not in key
+    assert cluster_file_key(SimpleNamespace(secret_file=str(f))) == key
+    assert cluster_file_key(SimpleNamespace(secret_file=None)) is None
+    f.chmod(0o644)
+    with pytest.raises(RuntimeError, match="open to other users .* chmod 600"):
+        cluster_file_key(SimpleNamespace(secret_file=str(f)))
+    f.write_text("short\n")
+    f.chmod(0o600)
+    with pytest.raises(RuntimeError, match="shorter than 32 characters"):
+        cluster_file_key(SimpleNamespace(secret_file=str(f)))
