@@ -47,6 +47,7 @@ bench: setup
 	$(PY) -m bench.collectives
 	$(PY) -m bench.api
 	$(PY) -m bench.hostile
+	$(PY) -m bench.intruder
 	$(PY) -m bench.cluster
 	$(PY) -m bench.chaos
 	$(PY) -m bench.scale

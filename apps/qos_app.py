@@ -10,6 +10,7 @@ qdisc that OVS rebuilt gets its filters back.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -35,6 +36,7 @@ from apps.ovs_qos import (
 )
 from controller.core.events import FabricEvent
 from controller.core.fabric.qos import PortQosPlan, QosPolicy, port_plan
+from controller.core.fabric.ratelog import RateLimitedLog
 
 log = logging.getLogger("aifabric.qos")
 
@@ -47,6 +49,8 @@ QOS_ERRORS = Counter("aifabric_qos_errors", "Failed QoS provisioning passes (OVS
 # such as Mininet's TCLink, replaced the qdisc behind OVS's back). OVS itself can take
 # a second or more to install the qdiscs of a large transaction.
 MISSING_QDISC_SECONDS = 2.0
+# Port and bridge names passed to ovs-vsctl and tc: what an interface may be called
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.:@][A-Za-z0-9_.:@-]{0,62}$")
 
 
 def ports_to_clear(state: dict, want: dict, stale: set[str], deleted: set[str],
@@ -84,6 +88,7 @@ class QosApp(BoundedLoopApp):
         self._accepted: dict[int, object] = {}  # dpid -> the connection taken as it
         # in cluster mode, the switches this instance masters (only it provisions them)
         self._masters: frozenset[int] | None = None
+        self._rlog = RateLimitedLog(log)  # (names a switch reports: its lines bounded)
 
     def start(self):
         thread = super().start()
@@ -115,10 +120,11 @@ class QosApp(BoundedLoopApp):
     def _record(self, dp) -> None:
         ports = list(dp.ports.values())
         bridge = next((port_name(p) for p in ports if p.port_no == ofp.OFPP_LOCAL), None)
-        if bridge is None:
+        if bridge is None or not self._safe(dp.id, bridge):
             return
         # down ports keep their queues: a flapping link must not churn OVSDB rows
-        phys = {port_name(p): self._rate(p) for p in ports if p.port_no <= ofp.OFPP_MAX}
+        phys = {port_name(p): self._rate(p) for p in ports if p.port_no <= ofp.OFPP_MAX
+                and self._safe(dp.id, port_name(p))}
         with self._lock:
             # (ports gone since the last record were deleted, whether or not this app
             # saw the port status: it ignores a connection before it is accepted)
@@ -128,6 +134,16 @@ class QosApp(BoundedLoopApp):
             self._switches[dp.id] = (bridge, phys)
             self._deleted -= set(phys)
         self._wake.set()
+
+    def _safe(self, dpid: int, name: str) -> bool:
+        """Whether a name a switch reports may reach ovs-vsctl and tc as an argument
+        (an interface name: no option-like, whitespace or syntax characters)."""
+        if SAFE_NAME.match(name):
+            return True
+        self._rlog.log(logging.WARNING, f"name {dpid}", time.monotonic(), "switch %d "
+                       "reports a port named %r: not provisioned (names are %s)", dpid,
+                       name[:80], SAFE_NAME.pattern)
+        return False
 
     @set_ev_cls(EventSwitchAccepted)
     @guarded
