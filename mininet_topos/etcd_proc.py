@@ -18,6 +18,17 @@ from pathlib import Path
 from mininet_topos.certs import make_test_certs
 from mininet_topos.controller_proc import FabricdProcess, free_port, start_logged
 
+_made: list[dict[str, Path]] = []  # this process's test certificates, made once
+
+
+def _test_certs(where: Path) -> dict[str, Path]:
+    """The test CA and certificates (three RSA keys: made once per process, in the first
+    ``where`` asked for, then shared)."""
+    if not _made or not all(p.exists() for p in _made[0].values()):
+        where.mkdir(parents=True, exist_ok=True)
+        _made[:] = [make_test_certs(where)]
+    return _made[0]
+
 
 class EtcdProcess:
     """etcd with tuned timing: ``heartbeat_ms`` and ``election_ms`` set the lease floor
@@ -30,9 +41,7 @@ class EtcdProcess:
         self.data_dir = Path(data_dir)
         self.certs: dict[str, Path] | None = None
         if tls:
-            certs = self.data_dir.with_name(self.data_dir.name + "-certs")
-            certs.mkdir(parents=True, exist_ok=True)
-            self.certs = make_test_certs(certs)
+            self.certs = _test_certs(self.data_dir.with_name(self.data_dir.name + "-certs"))
         self.client_port = free_port()
         self.peer_port = free_port()
         self.heartbeat_ms = heartbeat_ms

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openvswitch-switch mininet iperf3 ethtool iputils-ping iproute2 python3-venv python3-dev openssl librsvg2-bin tcpdump iptables openmpi-bin python3-mpi4py etcd-server etcd-client)
+APT_PACKAGES=(openvswitch-switch mininet iperf3 ethtool iputils-ping iproute2 python3-venv python3-dev openssl librsvg2-bin tcpdump iptables openmpi-bin python3-mpi4py etcd-server etcd-client prometheus)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null; then SUDO="sudo"; else
