@@ -54,16 +54,22 @@ class OpenFlowTlsConfig(Strict):
         for name in ("cert", "key", "ca"):
             if not Path(getattr(self, name)).expanduser().is_file():
                 raise ValueError(f"{name}: no such file: {getattr(self, name)}")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            ctx.load_cert_chain(self.cert, self.key)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"cert {self.cert} with key {self.key}: {exc}") from None
-        try:
-            ctx.load_verify_locations(self.ca)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"ca {self.ca}: {exc}") from None
+        _load_tls(self.cert, self.key, self.ca)
         return self
+
+
+def _load_tls(cert: str, key: str, ca: str | None) -> None:
+    """ValueError naming the file if the certificate, its key or the CA is unusable."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(Path(cert).expanduser(), Path(key).expanduser())
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"cert {cert} with key {key}: {exc}") from None
+    if ca is not None:
+        try:
+            ctx.load_verify_locations(Path(ca).expanduser())
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"ca {ca}: {exc}") from None
 
 
 class OpenFlowConfig(Strict):
@@ -146,6 +152,7 @@ class TlsConfig(Strict):
             path = getattr(self, name)
             if path is not None and not Path(path).expanduser().is_file():
                 raise ValueError(f"{name}: no such file: {path}")
+        _load_tls(self.cert, self.key, self.client_ca)
         return self
 
 

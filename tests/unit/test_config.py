@@ -164,3 +164,20 @@ def test_openflow_tls_material_is_checked_at_load(tmp_path):
         with pytest.raises(ConfigError) as err:
             load_config(write(tmp_path, json.dumps({"openflow": {"tls": doc}}, default=str)))
         assert err.value.key == "openflow.tls" and named in err.value.reason, err.value
+
+
+def test_a_bad_api_certificate_names_its_file_at_load(tmp_path):
+    """It said "Failed to bind to address" when the API started (issue 26)."""
+    from mininet_topos.certs import make_test_certs
+
+    certs = make_test_certs(tmp_path)
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
+    good = {"cert": str(certs["server.pem"]), "key": str(certs["server.key"])}
+    assert load_config(None, {"api.tls": good}).api.tls is not None
+    with pytest.raises(ConfigError) as err:
+        load_config(None, {"api.tls": {**good, "cert": str(junk)}})
+    assert err.value.key == "api.tls" and f"cert {junk}" in err.value.reason
+    with pytest.raises(ConfigError) as err:
+        load_config(None, {"api.tls": {**good, "client_ca": str(junk)}})
+    assert f"ca {junk}" in err.value.reason
