@@ -281,7 +281,7 @@ def start_stall_exit(limit: float, fabric_app) -> None:
     threading.Thread(target=watchdog.run, name="aifabric-stall-exit", daemon=True).start()
 
 
-LIVE_SETTINGS = frozenset({"log_level"})  # applied by a reload (SIGHUP) without a restart
+LIVE_SETTINGS = ("log_level", "api.tokens")  # applied by a reload (SIGHUP), no restart
 
 
 def changed_settings(old: FabricdConfig, new: FabricdConfig) -> list[str]:
@@ -298,10 +298,12 @@ def changed_settings(old: FabricdConfig, new: FabricdConfig) -> list[str]:
     return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
-def reload_config(args: argparse.Namespace, current: list[FabricdConfig]) -> None:
+def reload_config(args: argparse.Namespace, current: list[FabricdConfig],
+                  server: Any = None) -> None:
     """SIGHUP: read the config again (the same file and flags). An invalid one changes
-    nothing; of a valid one, the live settings are applied and the others named: they
-    need a restart and are not applied (nothing half-applied)."""
+    nothing; of a valid one, the live settings are applied (the log level; the API's
+    tokens, on ``server``) and the others named: they need a restart and are not
+    applied (nothing half-applied)."""
     try:
         new = config_from_args(args)
     except ConfigError as exc:
@@ -313,9 +315,20 @@ def reload_config(args: argparse.Namespace, current: list[FabricdConfig]) -> Non
         return
     live = [k for k in changed if k in LIVE_SETTINGS]
     later = [k for k in changed if k not in LIVE_SETTINGS]
+    if "api.tokens" in live:
+        from apps.api.server import reload_tokens
+
+        try:
+            if server is not None:
+                reload_tokens(server, new.api)
+        except RuntimeError as exc:
+            log.error("reload (SIGHUP): the API's tokens: %s; nothing changed", exc)
+            return
     if "log_level" in live:
         logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
-    current[0] = current[0].model_copy(update={k: getattr(new, k) for k in live})
+    current[0] = current[0].model_copy(update={
+        "log_level": new.log_level,
+        "api": current[0].api.model_copy(update={"tokens": new.api.tokens})})
     if live:
         log.warning("reload (SIGHUP): applied %s", ", ".join(live))
     if later:
@@ -497,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     # process before: 132 of 600 pings lost, issue 28)
     current = [config]
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
-        target=reload_config, args=(args, current), name="aifabric-reload",
+        target=reload_config, args=(args, current, server), name="aifabric-reload",
         daemon=True).start())
     # every thread's stack to the log on SIGUSR1 (from C: also when no Python code runs)
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)

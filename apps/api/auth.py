@@ -66,6 +66,10 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         self._watch_lock = threading.Lock()
         self._watchers: dict[str, int] = {}  # by token name
 
+    def set_tokens(self, tokens: dict[str, Principal]) -> None:
+        """Who may call from now on (any thread: one reference, replaced whole)."""
+        self.tokens = dict(tokens)
+
     def _who(self, metadata) -> Principal | None:
         value = ""
         for key, v in metadata or ():
@@ -75,7 +79,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         if scheme.lower() != "bearer" or not token:
             return None
         found = None
-        for known, principal in self.tokens.items():
+        for known, principal in self.tokens.items():  # (one mapping, even if replaced)
             # compare with every token in constant time: no early exit to time
             if hmac.compare_digest(known.encode(), token.strip().encode()):
                 found = principal

@@ -403,27 +403,39 @@ class FabricServicer(fabric_pb2_grpc.FabricServicer):
             collected_at=pub.queues_at)
 
 
+def api_tokens(api) -> dict[str, Principal]:
+    """Who may call: the config's tokens, or the local admin token (read from its file,
+    made there on first start); RuntimeError if that file is unusable."""
+    if api.tokens:
+        return {t.token: Principal(t.name, t.role) for t in api.tokens}
+    try:
+        token, made = load_or_create_token(api.token_file)
+    except OSError as exc:
+        raise RuntimeError(f"api.token_file {api.token_file}: {exc.strerror}") from None
+    log.info("API admin token %s %s (fabricctl reads it from there)",
+             "generated in" if made else "read from", api.token_file)
+    return {token: Principal("local-admin", "admin")}
+
+
+def reload_tokens(server: grpc.Server, api) -> None:
+    """A reload: the running server's callers are the new config's from now on
+    (RuntimeError, nothing changed, if they cannot be read)."""
+    server.aifabric_auth.set_tokens(api_tokens(api))
+
+
 def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Server:
     """Bind and start the API; raises RuntimeError with a reason if the address is unusable."""
     api = config.api
-    if api.tokens:
-        tokens = {t.token: Principal(t.name, t.role) for t in api.tokens}
-    else:
-        try:
-            token, made = load_or_create_token(api.token_file)
-        except OSError as exc:
-            raise RuntimeError(f"api.token_file {api.token_file}: {exc.strerror}") from None
-        tokens = {token: Principal("local-admin", "admin")}
-        log.info("API admin token %s %s (fabricctl reads it from there)",
-                 "generated in" if made else "read from", api.token_file)
+    auth = TokenAuthInterceptor(api_tokens(api), AuditLog(api.audit_log), api.max_watchers,
+                                api.max_watchers_per_token)
     server = grpc.server(
         # watchers are capped below the pool: UNARY_THREADS always remain for the rest
         futures.ThreadPoolExecutor(max_workers=api.max_watchers + UNARY_THREADS,
                                    thread_name_prefix="aifabric-api"),
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
-        interceptors=[TokenAuthInterceptor(tokens, AuditLog(api.audit_log),
-                                           api.max_watchers, api.max_watchers_per_token)],
+        interceptors=[auth],
     )
+    server.aifabric_auth = auth  # (a reload replaces its tokens: reload_tokens)
     fabric_pb2_grpc.add_FabricServicer_to_server(
         FabricServicer(handle, config, clock.now()), server
     )

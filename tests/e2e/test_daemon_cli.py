@@ -163,14 +163,28 @@ def test_sigusr1_writes_every_threads_stack_and_keeps_serving(controller_factory
 
 def test_sighup_reloads_the_config_and_keeps_serving(controller_factory, tmp_path):
     """SIGHUP is what a service manager sends for "reload": it used to end fabricd (132
-    of 600 pings lost, issue 28). Now the config is read again: a live setting is
-    applied, one that needs a restart is named and not applied, an invalid file changes
+    of 600 pings lost, issue 28). Now the config is read again: the live settings are
+    applied (the log level, the API's tokens: the old one refused at once, the new one
+    taken), one that needs a restart is named and not applied, an invalid file changes
     nothing, and the daemon goes on serving."""
+    import grpc
+    import pytest
+
+    from controller.cli.client import FabricClient
+
+    old, new = "old-token-0123456789abcdef", "new-token-0123456789abcdef"
+
+    def config(token: str, extra: str = "") -> str:
+        return (f"log_level: {'debug' if extra else 'info'}\n"
+                f"api: {{tokens: [{{name: ops, role: admin, token: {token}}}]}}\n{extra}")
+
     cfg = tmp_path / "f.yaml"
-    cfg.write_text("log_level: info\n")
+    cfg.write_text(config(old))
     ctl = controller_factory("--no-qos", "--config", str(cfg))
     ctl.wait_serving()
-    cfg.write_text("log_level: debug\nte: {enabled: false}\n")
+    with FabricClient(ctl.grpc_addr, token=old) as c:
+        assert c.flows().te_enabled
+    cfg.write_text(config(new, "te: {enabled: false}\n"))
     ctl.proc.send_signal(signal.SIGHUP)
     log = ctl.log_path
 
@@ -182,11 +196,17 @@ def test_sighup_reloads_the_config_and_keeps_serving(controller_factory, tmp_pat
             time.sleep(0.1)
         return False
 
-    assert said("reload (SIGHUP): applied log_level")
+    assert said("reload (SIGHUP): applied api.tokens, log_level")
     assert said("te.enabled changed and need a restart: not applied")
+    with FabricClient(ctl.grpc_addr, token=old) as c:
+        with pytest.raises(grpc.RpcError) as err:
+            c.flows()
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with FabricClient(ctl.grpc_addr, token=new) as c:
+        assert c.flows().te_enabled  # (TE stays on: that change needs a restart)
     cfg.write_text("roles: {null: spine}\n")
     ctl.proc.send_signal(signal.SIGHUP)
     assert said("reload (SIGHUP): config error")
-    with ctl.client() as c:
+    with FabricClient(ctl.grpc_addr, token=new) as c:
         assert c.health() == "SERVING" and c.flows().te_enabled
     assert ctl.stop() == 0
