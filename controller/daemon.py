@@ -304,6 +304,14 @@ def reload_config(args: argparse.Namespace, current: list[FabricdConfig],
     nothing; of a valid one, the live settings are applied (the log level; the API's
     tokens, on ``server``) and the others named: they need a restart and are not
     applied (nothing half-applied)."""
+    with _RELOADING:  # (two signals in a row: one reload after the other)
+        _reload(args, current, server)
+
+
+_RELOADING = threading.Lock()
+
+
+def _reload(args: argparse.Namespace, current: list[FabricdConfig], server: Any) -> None:
     try:
         new = config_from_args(args)
     except ConfigError as exc:
