@@ -290,6 +290,7 @@ class FabricApp(BoundedLoopApp):
         else:
             self.stats.meter_stats(msg, now, self.dps)
 
+    # --- traffic engineering ----------------------------------------------------------------
     def _te_round(self, now: float) -> None:
         """A round of port counters is in: expiry and congestion here; the rebalancing
         search (the long part) on the worker thread, so that packet-ins, LLDP and port

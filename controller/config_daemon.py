@@ -51,11 +51,18 @@ class OpenFlowTlsConfig(Strict):
 
     @model_validator(mode="after")
     def _usable(self) -> OpenFlowTlsConfig:
-        for name in ("cert", "key", "ca"):
-            if not Path(getattr(self, name)).expanduser().is_file():
-                raise ValueError(f"{name}: no such file: {getattr(self, name)}")
+        _files_exist(self, "cert", "key", "ca")
         _load_tls(self.cert, self.key, self.ca)
         return self
+
+
+def _files_exist(section: BaseModel, *names: str) -> None:
+    """ValueError naming the first of these settings (file paths) that is set and names
+    no file."""
+    for name in names:
+        path = getattr(section, name)
+        if path is not None and not Path(path).expanduser().is_file():
+            raise ValueError(f"{name}: no such file: {path}")
 
 
 def _load_tls(cert: str, key: str, ca: str | None) -> None:
@@ -148,10 +155,7 @@ class TlsConfig(Strict):
 
     @model_validator(mode="after")
     def _readable(self) -> TlsConfig:
-        for name in ("cert", "key", "client_ca"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).expanduser().is_file():
-                raise ValueError(f"{name}: no such file: {path}")
+        _files_exist(self, "cert", "key", "client_ca")
         _load_tls(self.cert, self.key, self.client_ca)
         return self
 
@@ -310,10 +314,7 @@ class ClusterConfig(Strict):
                 raise ValueError("etcd needs this instance's client certificate (etcd_cert "
                                  "and etcd_key, --etcd-cert/--etcd-key), or insecure_etcd "
                                  "(--insecure-etcd) on a test bench")
-        for name in ("etcd_ca", "etcd_cert", "etcd_key", "secret_file"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).expanduser().is_file():
-                raise ValueError(f"{name}: no such file: {path}")
+        _files_exist(self, "etcd_ca", "etcd_cert", "etcd_key", "secret_file")
         return self
 
     @property

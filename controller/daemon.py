@@ -165,8 +165,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def join_cluster(config: FabricdConfig):
     """Join the cluster's etcd (an EtcdStore), or None after saying why not."""
-    from apps import runtime
-    from apps.cluster_peers import PeerListener, peer_key
+    from apps.cluster_peers import PeerListener
     from apps.cluster_store import EtcdStore, StoreUnavailable
 
     c = config.cluster
@@ -175,7 +174,7 @@ def join_cluster(config: FabricdConfig):
     if c.peer_address:
         try:  # (held open for the life of the process: its end is what peers see)
             # (its handshakes use the key of the shared secret, known once joined)
-            peer = PeerListener(c.peer_address, lambda: peer_key(runtime.secret())).address
+            peer = PeerListener(c.peer_address, cluster_peer_key).address
         except OSError as exc:
             print(f"fabricd: cannot listen for peers on {c.peer_address}: {exc.strerror}",
                   file=sys.stderr)
@@ -202,6 +201,14 @@ def join_cluster(config: FabricdConfig):
             time.sleep(0.5)
 
 
+def cluster_peer_key() -> bytes | None:
+    """The peer port's key, from the cluster's shared secret (None until it is known)."""
+    from apps import runtime
+    from apps.cluster_peers import peer_key
+
+    return peer_key(runtime.secret())
+
+
 def cluster_file_key(c) -> bytes | None:
     """The cluster's LLDP key derived from ``secret_file`` when the instances are given
     one (then nothing secret is kept in etcd), else None (the one kept in etcd is
@@ -219,10 +226,9 @@ def cluster_file_key(c) -> bytes | None:
 
 def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
     """Once the fabric app runs, start the agent that keeps this instance's mastership."""
-    from apps import clock, runtime
+    from apps import clock
     from apps.app_events import EventCall
     from apps.cluster_agent import ClusterAgent
-    from apps.cluster_peers import peer_key
     from controller.core.intent.mastership import Mastership
 
     while (app := fabric_app()) is None:
@@ -251,8 +257,7 @@ def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
                          interval=max(0.05, c.lease_ttl / 5),
                          apply_intents=on_app(lambda a, i: a.commands.apply_intents(i),
                                               "applying the shared intent"),
-                         peer_key=(lambda: peer_key(runtime.secret())) if store.peer_address
-                         else None,
+                         peer_key=cluster_peer_key if store.peer_address else None,
                          set_leader=on_app(lambda a, lead: a.cluster.set_te_leader(lead),
                                            "changing the TE leadership"),
                          apply_moves=on_app(lambda a, m: a.cluster.apply_leader_moves(

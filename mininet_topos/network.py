@@ -124,12 +124,12 @@ class QuietRemoteController(RemoteController):
 
 class FabricSwitch(OVSSwitch):
     """Mininet's OVS switch, started in batch with the others (``start_switches``, then
-    ``connect_controllers``): its controllers are set only once every link is shaped.
-    Mininet re-applies each TCLink's qdisc after a switch starts and again once all
-    have started (``batchStartup``), which replaced the queues a controller connected
-    meanwhile had just provisioned (the controller notices and makes them again,
-    seconds later). ``start`` (a switch started again alone, as a test does) shapes
-    its links before it connects too."""
+    ``connect_controllers``, not Mininet's ``start``): its controllers are set only once
+    every link is shaped. Mininet re-applied each TCLink's qdisc after a switch started
+    and again once all had, which replaced the queues a controller connected meanwhile
+    had just provisioned (the controller noticed and made them again, seconds later).
+    ``start`` (a switch started again alone, as a test does) shapes its links before it
+    connects too."""
 
     def start(self, controllers) -> None:
         super().start([])  # (the bridge and its ports; their shaping re-applied)
@@ -139,10 +139,6 @@ class FabricSwitch(OVSSwitch):
     @staticmethod
     def TCReapply(intf) -> None:  # noqa: N802 - Mininet's name
         shape([intf])
-
-    @classmethod
-    def batchStartup(cls, switches, run=None):  # noqa: N802 - Mininet's name
-        return switches
 
 
 def _run_vsctl(args: list[str]) -> None:
@@ -181,11 +177,8 @@ def start_switches(net: Mininet) -> None:
 
 def connect_controllers(net: Mininet) -> None:
     """Every switch given ``net``'s controllers, in one OVSDB transaction."""
-    args: list[str] = []
-    for sw in net.switches:
-        if net.controllers:
-            args += _controller_args(sw, net.controllers)
-    _run_vsctl(args)
+    if net.controllers:
+        _run_vsctl([a for sw in net.switches for a in _controller_args(sw, net.controllers)])
 
 
 def build_network(spec: FabricSpec, controller: str | list[str]) -> Mininet:

@@ -19,7 +19,7 @@ def test_any_dpid_without_an_allow_list_and_only_those_listed_with_one():
 def test_a_holder_that_answers_keeps_its_dpid_and_the_newcomer_is_refused():
     claims, holder, newcomer = DpidClaims(1.0), Conn("switch"), Conn("impostor")
     assert claims.claim(2001, holder, newcomer, now=10.0) == ASK
-    assert claims.is_newcomer(newcomer) and not claims.is_newcomer(holder)
+    assert claims.pending(2001).newcomer is newcomer and claims.pending(2001).holder is holder
     claims.pending(2001).xid = 77  # (the echo's, once sent)
     assert claims.answered(holder, b"someone else's echo", 77) is None  # (not ours)
     assert claims.answered(newcomer, ECHO_DATA, 77) is None  # (only the holder's answer)

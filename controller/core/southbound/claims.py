@@ -16,7 +16,7 @@ it is, sends the echo and ends the sessions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ECHO_DATA = b"aifabric: do you still hold this dpid?"
@@ -31,7 +31,6 @@ class Claim:
     holder: Any
     newcomer: Any
     deadline: float
-    asked_at: float = field(default=0.0)
     xid: int | None = None  # the echo's transaction id, once sent (its reply must match)
 
 
@@ -59,14 +58,11 @@ class DpidClaims:
         if dpid in self._by_dpid:
             self.refused += 1
             return REFUSE
-        self._by_dpid[dpid] = Claim(dpid, holder, newcomer, now + self.timeout, now)
+        self._by_dpid[dpid] = Claim(dpid, holder, newcomer, now + self.timeout)
         return ASK
 
     def pending(self, dpid: int) -> Claim | None:
         return self._by_dpid.get(dpid)
-
-    def is_newcomer(self, conn: Any) -> bool:
-        return any(c.newcomer is conn for c in self._by_dpid.values())
 
     def answered(self, holder: Any, data: bytes, xid: int) -> Claim | None:
         """An echo reply from ``holder``: the claim it settles (its newcomer is refused),
