@@ -6,7 +6,7 @@ SETUP_STAMP := .venv/.aifabric-installed
 
 help:
 	@echo "make demo      set up, start fabricd and a 2-spine/4-leaf Mininet fabric, show topology, reachability and TE-placed flows"
-	@echo "make test      set up and run the whole test suite (unit + end-to-end on Mininet)"
+	@echo "make test      set up and run the whole test suite (unit + end-to-end; Mininet tests in one lane, the rest beside it)"
 	@echo "make setup     install Debian packages, .venv, the project; start Open vSwitch"
 	@echo "make unit      unit tests of the pure core only (no root, no Mininet)"
 	@echo "make lint      ruff"
@@ -22,7 +22,7 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --durations=40 tests
+	$(PY) scripts/run_tests.py
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -54,13 +54,14 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9_.:@][A-Za-z0-9_.:@-]{0,62}$")
 
 
 def ports_to_clear(state: dict, want: dict, stale: set[str], deleted: set[str],
-                   no_policy: bool) -> list[str]:
+                   no_policy: bool, known: set[str]) -> list[str]:
     """Ports whose QoS rows (ours) go. Only what the controller positively knows: no
-    policy at all (--no-qos), a port the switch deleted, or rows to be re-made (stale).
-    A port merely not known yet (its switch has not reconnected since a restart) or
-    whose switch lost its session keeps its rows."""
+    policy at all (--no-qos) on a port of a switch it took, a port the switch deleted,
+    or rows to be re-made (stale). A port merely not known yet (its switch has not
+    reconnected since a restart), whose switch lost its session, or of a bridge this
+    instance never saw (another controller's, on the same OVSDB) keeps its rows."""
     return sorted(p for p, st in state.items() if st.ours and (
-        no_policy or p in stale or (p in deleted and p not in want)))
+        (no_policy and p in known) or p in stale or (p in deleted and p not in want)))
 
 
 class QosApp(BoundedLoopApp):
@@ -206,17 +207,26 @@ class QosApp(BoundedLoopApp):
         if fabric is not None:
             fabric.event_bus.publish([FabricEvent(kind, message)], clock.now())
 
-    def desired(self) -> dict[str, tuple[str, PortQosPlan]]:
-        """Port name -> (bridge, plan) for every port of every switch seen (connected
-        or not: a lost session changes nothing in OVSDB)."""
+    def _provisioned(self) -> tuple[QosPolicy | None, list[tuple[str, dict[str, int]]]]:
+        """The policy, and (bridge, {port: rate}) of the switches this instance provisions
+        (every switch seen, connected or not: a lost session changes nothing in OVSDB;
+        in cluster mode those it masters)."""
         with self._lock:
             policy, masters = self.policy, self._masters
-            switches = {d: sw for d, sw in self._switches.items()
-                        if masters is None or d in masters}
+            return policy, [sw for d, sw in self._switches.items()
+                            if masters is None or d in masters]
+
+    def known_ports(self) -> set[str]:
+        """The names of the ports of the switches this instance provisions."""
+        return {name for _, ports in self._provisioned()[1] for name in ports}
+
+    def desired(self) -> dict[str, tuple[str, PortQosPlan]]:
+        """Port name -> (bridge, plan) for every port this instance provisions."""
+        policy, switches = self._provisioned()
         if policy is None:
             return {}
         out = {}
-        for bridge, ports in switches.values():
+        for bridge, ports in switches:
             for name, rate in ports.items():
                 if rate > 0:
                     out[name] = (bridge, port_plan(policy, rate))
@@ -238,7 +248,8 @@ class QosApp(BoundedLoopApp):
             del change[p]
         with self._lock:
             policy, deleted = self.policy, set(self._deleted)
-        clear = ports_to_clear(state, want, stale, deleted, policy is None)
+        clear = ports_to_clear(state, want, stale, deleted, policy is None,
+                               self.known_ports())
         if change or clear or orphan_qos or orphan_queues:
             self.ovs.apply(change, clear, state, (orphan_qos, orphan_queues))
             log.info("QoS: %d ports provisioned, %d cleared (%d to be re-made: their qdisc "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import socket
@@ -17,12 +18,27 @@ from controller.cli.client import FabricClient
 _given: set[int] = set()
 
 
+def port_range() -> tuple[int, int]:
+    """Where :func:`free_port` picks: ``AIFABRIC_TEST_PORTS`` (``LOW-HIGH``, so that
+    processes running at once never pick the same port, see scripts/run_tests.py), else
+    20000-32767: below Linux's ephemeral range (32768-60999), where the kernel's own
+    pick (port 0) may come back for the next call or for an outgoing connection before
+    the caller binds it."""
+    text = os.environ.get("AIFABRIC_TEST_PORTS", "")
+    low, sep, high = text.partition("-")
+    if not text:
+        return 20000, 32767
+    if not (sep and low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) < 32768):
+        raise ValueError(f"AIFABRIC_TEST_PORTS must be LOW-HIGH within 1024-32767, got {text!r}")
+    return int(low), int(high)
+
+
 def free_port() -> int:
-    """A TCP port free on every address, not handed out before by this process, and
-    below Linux's ephemeral range (32768-60999): the kernel's own pick (port 0) may come
-    back for the next call or for an outgoing connection before the caller binds it."""
+    """A TCP port free on every address, in :func:`port_range`, not handed out before by
+    this process."""
+    low, high = port_range()
     while True:
-        port = random.randrange(20000, 32768)
+        port = random.randrange(low, high + 1)
         if port in _given:
             continue
         with socket.socket() as s:

@@ -44,7 +44,12 @@ _held: list = []  # this process's open lock file, while it holds the lock
 @contextmanager
 def mininet_lock(timeout: float = 900.0):
     """One Mininet network at a time on this machine: wait (at most ``timeout`` s) for
-    another process's network to be gone, and hold the lock while ours is up."""
+    another process's network to be gone, and hold the lock while ours is up.
+    Refused where ``AIFABRIC_NO_MININET`` is set (a test lane that runs beside the
+    Mininet lane, see scripts/run_tests.py: a test building a network belongs there)."""
+    if os.environ.get("AIFABRIC_NO_MININET"):
+        raise RuntimeError("AIFABRIC_NO_MININET is set: this process builds no Mininet "
+                           "network (a test that does is marked `mininet`)")
     if _held:  # (this process holds it already: a network inside a network's test)
         yield
         return

@@ -46,12 +46,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _environment():
+def _environment(request):
+    """Root; and Open vSwitch started and Mininet's leftovers removed, before and after,
+    when the session has a test marked ``mininet`` (the other lane of
+    scripts/run_tests.py runs beside a network: it must not clean it away)."""
     assert os.geteuid() == 0, "end-to-end tests need root (Mininet, Open vSwitch)"
-    ensure_ovs()
-    cleanup()
+    mininet = any(item.get_closest_marker("mininet") for item in request.session.items)
+    if mininet:
+        ensure_ovs()
+        cleanup()
     yield
-    cleanup()
+    if mininet:
+        cleanup()
 
 
 @pytest.fixture

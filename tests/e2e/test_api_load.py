@@ -9,9 +9,13 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from controller.cli.client import FabricClient
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric, scrape
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 CLIENTS = 50
 SECONDS = 6.0

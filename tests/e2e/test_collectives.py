@@ -11,6 +11,8 @@ import statistics
 import time
 from collections import Counter
 
+import pytest
+
 from aifabric.v1 import fabric_pb2
 from controller.cli.client import flow_dict
 from mininet_topos import traffic as T
@@ -19,6 +21,8 @@ from mininet_topos.network import reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric, wait_qos_ready
 from tests.e2e.test_te import EventRecorder
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=5)
 RATE = 5e6

@@ -7,8 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import all_pairs_ok, group_buckets
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 
 def expected_links(spec: FabricSpec) -> set[tuple[int, int, int, int]]:

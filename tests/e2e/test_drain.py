@@ -8,8 +8,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from mininet_topos.network import wait_until
 from tests.e2e.conftest import all_pairs_ok, audit_entries, group_buckets
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 LEAVES = ("l1", "l2", "l3", "l4")

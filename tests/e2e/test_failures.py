@@ -9,6 +9,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from aifabric.v1 import fabric_pb2
 from mininet_topos.network import ping
 from tests.e2e.conftest import (
@@ -20,6 +22,8 @@ from tests.e2e.conftest import (
     replay_events,
     wait_until,
 )
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 LEAVES = ("l1", "l2", "l3", "l4")
 

@@ -26,6 +26,8 @@ from mininet_topos.network import cold_reachability, ping, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import replay_events, running_fabric, scrape
 
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
+
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
 ROCE_MBPS = 3.0
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from aifabric.v1 import fabric_pb2
 from controller.core import constants as C
 from mininet_topos.discovery import wait_discovered
@@ -20,6 +22,8 @@ from tests.e2e.conftest import (
     wait_qos_ready,
     wait_until,
 )
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=10)
 ARGS = ("--link-speed", "10")

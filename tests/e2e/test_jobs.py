@@ -10,10 +10,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from controller.cli.client import job_dict
 from mininet_topos.attack import ping_result, start_ping
 from mininet_topos.network import wait_until
 from tests.e2e.conftest import all_pairs_ok, assert_switches_hold_desired
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 RING = ("h1", "h3", "h5", "h7", "h2", "h4", "h6", "h8")  # rank r on leaf r mod 4

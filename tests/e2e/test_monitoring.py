@@ -7,10 +7,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from mininet_topos import traffic as T
 from mininet_topos.network import reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric, scrape
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 

@@ -11,11 +11,15 @@ import ssl
 import subprocess
 import time
 
+import pytest
+
 from mininet_topos.certs import make_test_certs
 from mininet_topos.discovery import wait_discovered
 from mininet_topos.network import fabric_network, reachability, wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import scrape
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 SPEC = FabricSpec(spines=2, leaves=2, hosts_per_leaf=1, bw=10)
 HELLO = bytes.fromhex("0400000800000001")  # OpenFlow 1.3 HELLO

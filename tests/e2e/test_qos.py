@@ -14,6 +14,8 @@ from mininet_topos import traffic as T
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric, wait_qos_ready
 
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
+
 ROCE_MBPS = 3.0
 ROCE_SECONDS = 4.0
 # Offered beyond the flood's own 10 Mbit/s link, which caps it at the link rate: the

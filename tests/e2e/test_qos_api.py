@@ -26,6 +26,8 @@ from tests.e2e.conftest import (
     wait_qos_ready,
 )
 
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
+
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 
 

@@ -8,6 +8,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from mininet_topos.discovery import wait_discovered
 from tests.e2e.conftest import (
     all_pairs_ok,
@@ -17,6 +19,8 @@ from tests.e2e.conftest import (
     qos_rows,
     wait_until,
 )
+
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
 
 
 def host_entries(switch: str) -> dict[str, dict]:

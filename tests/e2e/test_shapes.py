@@ -31,6 +31,8 @@ from tests.e2e.conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
+
 SPEC = FabricSpec(spines=2, leaves=2, hosts_per_leaf=1, bw=10, pods=2, supers=2)
 UPLINKS = {f"s{i}": (3, 4) for i in range(1, 5)}  # a spine's ports to its super-spines
 

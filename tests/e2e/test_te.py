@@ -19,6 +19,8 @@ from mininet_topos.network import wait_until
 from mininet_topos.spine_leaf import FabricSpec
 from tests.e2e.conftest import running_fabric
 
+pytestmark = pytest.mark.mininet  # (scripts/run_tests.py: the serial lane)
+
 FABRICCTL = [sys.executable, "-m", "controller.cli.fabricctl"]
 SPEC = FabricSpec(spines=2, leaves=4, hosts_per_leaf=2, bw=5)
 RATE = 5.0  # Mbit/s

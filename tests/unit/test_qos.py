@@ -152,10 +152,13 @@ def test_qos_rows_are_removed_only_when_positively_gone():
     state = {"l1-eth1": ours, "l2-eth1": ours, "l3-eth1": ours, "x-eth1": foreign}
     want = {"l1-eth1": ("l1", None)}
     # after a restart only l1 is known: l2's and l3's rows stay
-    assert ports_to_clear(state, want, set(), set(), False) == []
+    known = {"l1-eth1", "l2-eth1", "l3-eth1", "x-eth1"}
+    assert ports_to_clear(state, want, set(), set(), False, known) == []
     # l3-eth1 was deleted by its switch; l1-eth1 must be re-made
-    assert ports_to_clear(state, want, {"l1-eth1"}, {"l3-eth1"}, False) == [
+    assert ports_to_clear(state, want, {"l1-eth1"}, {"l3-eth1"}, False, known) == [
         "l1-eth1", "l3-eth1"]
-    # --no-qos: every row of ours goes, never a foreign one
-    assert ports_to_clear(state, want, set(), set(), True) == [
+    # --no-qos: every row of ours on the switches it took goes, never a foreign one
+    assert ports_to_clear(state, want, set(), set(), True, known) == [
         "l1-eth1", "l2-eth1", "l3-eth1"]
+    # nor one of a bridge it never saw (another controller's, on the same OVSDB)
+    assert ports_to_clear(state, {}, set(), set(), True, {"l1-eth1"}) == ["l1-eth1"]

@@ -72,3 +72,21 @@ def test_a_three_tier_cabling_plan_is_checked_like_any_other():
     found = [c for c in plan if (c.a.dpid, c.b.dpid) != (1001, 3001)]
     assert cabling_warnings(plan, found) == [
         "missing link 1001:3 <-> 3001:1 (in the cabling plan, not found)"]
+
+
+def test_a_lane_beside_the_mininet_lane_builds_no_network_and_has_its_own_ports(monkeypatch):
+    from mininet_topos.controller_proc import free_port, port_range
+    from mininet_topos.network import mininet_lock
+
+    monkeypatch.setenv("AIFABRIC_NO_MININET", "1")
+    with pytest.raises(RuntimeError, match="marked `mininet`"), mininet_lock():
+        pass
+    monkeypatch.setenv("AIFABRIC_TEST_PORTS", "26384-26390")
+    assert port_range() == (26384, 26390)
+    assert all(26384 <= free_port() <= 26390 for _ in range(3))
+    for bad in ("26384", "x-y", "40000-50000", "2000-1000"):
+        monkeypatch.setenv("AIFABRIC_TEST_PORTS", bad)
+        with pytest.raises(ValueError, match="AIFABRIC_TEST_PORTS"):
+            port_range()
+    monkeypatch.delenv("AIFABRIC_TEST_PORTS")
+    assert port_range() == (20000, 32767)
