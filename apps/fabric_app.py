@@ -34,7 +34,6 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from apps import clock, ofmsg, oskenfix, runtime
 from apps.admission import SwitchAdmission
-from apps.api.event_bus import EventBus
 from apps.api.metrics import LOOP_LAG
 from apps.app_events import EventCall, EventRebalanced, EventSwitchAccepted, EventTick
 from apps.cluster_role import ClusterRole
@@ -109,10 +108,6 @@ class FabricApp(BoundedLoopApp):
     def published(self) -> Published:
         """What other threads see (any thread: one value, replaced whole)."""
         return self.pub.value
-
-    @property
-    def event_bus(self) -> EventBus:
-        return self.pub.bus
 
     def intake_limits(self) -> IntakeLimits:
         of = runtime.config().openflow

@@ -205,7 +205,7 @@ class QosApp(BoundedLoopApp):
         """An event for API watchers (the fabric app's bus is thread-safe)."""
         fabric = app_manager.lookup_service_brick("FabricApp")
         if fabric is not None:
-            fabric.event_bus.publish([FabricEvent(kind, message)], clock.now())
+            fabric.pub.bus.publish([FabricEvent(kind, message)], clock.now())
 
     def _provisioned(self) -> tuple[QosPolicy | None, list[tuple[str, dict[str, int]]]]:
         """The policy, and (bridge, {port: rate}) of the switches this instance provisions

@@ -23,6 +23,8 @@ from controller import __version__
 from controller.cli.args import OneLineParser
 from controller.config import ConfigError, FabricdConfig, load_config
 from controller.core.constants import DEFAULT_TOKEN_FILE
+from controller.daemon_cluster import cluster_file_key, join_cluster, start_cluster_agent
+from controller.daemon_reload import reload_config
 
 log = logging.getLogger("aifabric.daemon")
 
@@ -163,110 +165,6 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def join_cluster(config: FabricdConfig):
-    """Join the cluster's etcd (an EtcdStore), or None after saying why not."""
-    from apps.cluster_peers import PeerListener
-    from apps.cluster_store import EtcdStore, StoreUnavailable
-
-    c = config.cluster
-    assert c.node_id is not None
-    peer = ""
-    if c.peer_address:
-        try:  # (held open for the life of the process: its end is what peers see)
-            # (its handshakes use the key of the shared secret, known once joined)
-            peer = PeerListener(c.peer_address, cluster_peer_key).address
-        except OSError as exc:
-            print(f"fabricd: cannot listen for peers on {c.peer_address}: {exc.strerror}",
-                  file=sys.stderr)
-            return None
-    store = EtcdStore(c.etcd, c.name, c.node_id, timeout=c.etcd_timeout, ca_cert=c.etcd_ca,
-                      cert=(c.etcd_cert, c.etcd_key) if c.etcd_cert and c.etcd_key else None,
-                      peer_address=peer)
-    deadline = time.monotonic() + 10.0
-    said = False
-    while True:
-        try:
-            store.join(c.lease_ttl)
-            log.info("cluster %s: joined as %s (etcd %s, lease %d s, peer port %s)", c.name,
-                     c.node_id, ", ".join(c.etcd), c.lease_ttl, peer or "off")
-            return store
-        except StoreUnavailable as exc:
-            if time.monotonic() > deadline:
-                print(f"fabricd: cannot join cluster {c.name!r}: {exc}", file=sys.stderr)
-                return None
-            if not said:
-                log.warning("cluster %s: etcd not reachable yet (%s): trying for 10 s",
-                            c.name, exc)
-                said = True
-            time.sleep(0.5)
-
-
-def cluster_peer_key() -> bytes | None:
-    """The peer port's key, from the cluster's shared secret (None until it is known)."""
-    from apps import runtime
-    from apps.cluster_peers import peer_key
-
-    return peer_key(runtime.secret())
-
-
-def cluster_file_key(c) -> bytes | None:
-    """The cluster's LLDP key derived from ``secret_file`` when the instances are given
-    one (then nothing secret is kept in etcd), else None (the one kept in etcd is
-    used); RuntimeError saying why the file cannot be used."""
-    import hashlib
-    import hmac
-
-    from controller.private_files import read_private
-
-    if not c.secret_file:
-        return None
-    secret = read_private(c.secret_file, "the cluster's secret", 32)
-    return hmac.new(secret.encode(), b"aifabric lldp key v1", hashlib.sha256).digest()
-
-
-def start_cluster_agent(config: FabricdConfig, store, fabric_app) -> None:
-    """Once the fabric app runs, start the agent that keeps this instance's mastership."""
-    from apps import clock
-    from apps.app_events import EventCall
-    from apps.cluster_agent import ClusterAgent
-    from controller.core.intent.mastership import Mastership
-
-    while (app := fabric_app()) is None:
-        time.sleep(0.05)
-
-    def on_app(run, what: str):
-        """A callback for the agent's thread that runs ``run(app, arg)`` on the app's
-        own thread (one writer); nobody waits for it."""
-        def hand(arg) -> None:
-            def call(a) -> None:
-                try:
-                    run(a, arg)
-                except Exception:
-                    log.exception("cluster: %s failed", what)
-
-            app.submit(EventCall(call, must_run=True))
-        return hand
-
-    c = config.cluster
-    # (each on the app's thread in the order handed: the shared intent before the role
-    # requests of the same step, so that a new master writes what the cluster wants)
-    agent = ClusterAgent(store, Mastership(c.node_id, float(c.lease_ttl)),
-                         app.cluster.connected,
-                         on_app(lambda a, reqs: a.cluster.set_roles(reqs, a.dps),
-                                "sending role requests"),
-                         interval=max(0.05, c.lease_ttl / 5),
-                         apply_intents=on_app(lambda a, i: a.commands.apply_intents(i),
-                                              "applying the shared intent"),
-                         peer_key=cluster_peer_key if store.peer_address else None,
-                         set_leader=on_app(lambda a, lead: a.cluster.set_te_leader(lead),
-                                           "changing the TE leadership"),
-                         apply_moves=on_app(lambda a, m: a.cluster.apply_leader_moves(
-                                                m, clock.now()),
-                                            "making the TE leader's moves"))
-    app.cluster.agent = agent
-    agent.start()
-
-
 def start_stall_exit(limit: float, fabric_app) -> None:
     """End the process, with a clear last line, once the fabric app's loop is stalled
     for ``limit`` seconds (see apps.guard.StallExit)."""
@@ -284,70 +182,6 @@ def start_stall_exit(limit: float, fabric_app) -> None:
 
     watchdog = StallExit(heartbeat, limit, leave)
     threading.Thread(target=watchdog.run, name="aifabric-stall-exit", daemon=True).start()
-
-
-LIVE_SETTINGS = ("log_level", "api.tokens")  # applied by a reload (SIGHUP), no restart
-
-
-def changed_settings(old: FabricdConfig, new: FabricdConfig) -> list[str]:
-    """The dotted keys whose values differ between two configs (leaves only)."""
-    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
-        if isinstance(d, dict):
-            out: dict[str, Any] = {}
-            for k, v in d.items():
-                out.update(flat(v, f"{prefix}{k}."))
-            return out
-        return {prefix[:-1]: d}
-
-    a, b = flat(old.model_dump()), flat(new.model_dump())
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-
-
-def reload_config(args: argparse.Namespace, current: list[FabricdConfig],
-                  server: Any = None) -> None:
-    """SIGHUP: read the config again (the same file and flags). An invalid one changes
-    nothing; of a valid one, the live settings are applied (the log level; the API's
-    tokens, on ``server``) and the others named: they need a restart and are not
-    applied (nothing half-applied)."""
-    with _RELOADING:  # (two signals in a row: one reload after the other)
-        _reload(args, current, server)
-
-
-_RELOADING = threading.Lock()
-
-
-def _reload(args: argparse.Namespace, current: list[FabricdConfig], server: Any) -> None:
-    try:
-        new = config_from_args(args)
-    except ConfigError as exc:
-        log.error("reload (SIGHUP): config error: %s; nothing changed", exc)
-        return
-    changed = changed_settings(current[0], new)
-    if not changed:
-        log.info("reload (SIGHUP): the config has not changed")
-        return
-    live = [k for k in changed if k in LIVE_SETTINGS]
-    later = [k for k in changed if k not in LIVE_SETTINGS]
-    if "api.tokens" in live:
-        from apps.api.server import reload_tokens
-
-        try:
-            if server is not None:
-                reload_tokens(server, new.api)
-        except RuntimeError as exc:
-            log.error("reload (SIGHUP): the API's tokens: %s; nothing changed", exc)
-            return
-    if "log_level" in live:
-        logging.getLogger().setLevel(getattr(logging, new.log_level.upper()))
-    current[0] = current[0].model_copy(update={
-        "log_level": new.log_level,
-        "api": current[0].api.model_copy(update={"tokens": new.api.tokens})})
-    if live:
-        log.warning("reload (SIGHUP): applied %s", ", ".join(live))
-    if later:
-        log.warning("reload (SIGHUP): %s changed and need a restart: not applied",
-                    ", ".join(later[:20]) + (f" (and {len(later) - 20} more)"
-                                              if len(later) > 20 else ""))
 
 
 def check_config(config: FabricdConfig) -> int:
@@ -478,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def event_bus():
         app = fabric_app()
-        return None if app is None else app.event_bus
+        return None if app is None else app.pub.bus
 
     def stalled():
         app = fabric_app()
@@ -523,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     # process before: 132 of 600 pings lost, issue 28)
     current = [config]
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
-        target=reload_config, args=(args, current, server), name="aifabric-reload",
-        daemon=True).start())
+        target=reload_config, args=(lambda: config_from_args(args), current, server),
+        name="aifabric-reload", daemon=True).start())
     # every thread's stack to the log on SIGUSR1 (from C: also when no Python code runs)
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     if config.watchdog_exit_seconds:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from apps.api.fabric_commands import (
     NotAnswered,
     not_started,
 )
+from apps.api.health_watch import SERVICE_NAME, watch_health
 from apps.api.messages import (
     event_message,
     flow_key,
@@ -52,7 +52,6 @@ from apps.api.messages import (
     validate_servers,
 )
 from apps.cluster_store import StoreRefused, StoreUnavailable
-from apps.guard import WATCHDOG_TRIPS
 from apps.runtime import job_limits
 from controller import __version__
 from controller.config import FabricdConfig
@@ -67,14 +66,13 @@ from controller.core.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from controller.core.events import KINDS, FabricEvent
+from controller.core.events import KINDS
 from controller.core.intent.kinds import TITLES, Intent
 from controller.core.snapshot import Published
 from controller.core.te import FlowKey
 
 log = logging.getLogger("aifabric.api")
 
-SERVICE_NAME = fabric_pb2.DESCRIPTOR.services_by_name["Fabric"].full_name
 MAX_REQUEST_BYTES = 1024 * 1024  # larger requests: RESOURCE_EXHAUSTED before any handler
 T = TypeVar("T")
 
@@ -162,7 +160,6 @@ WATCH_POLL_SECONDS = 1.0
 SHARED_WRITE_ATTEMPTS = 3  # cluster mode: tries of a change racing other instances
 CALL_TIMEOUT = 10.0  # seconds a mutation may wait for the fabric app
 UNARY_THREADS = 32  # server threads only unary calls and health can use
-WATCHDOG_POLL_SECONDS = 0.5
   # how often a watcher checks that its client is still there
 STARTING = "controller is still starting"
 TE_OFF = "traffic engineering is off (fabricd runs with --no-te)"
@@ -469,39 +466,8 @@ def start_api_server(config: FabricdConfig, handle: ControllerHandle) -> grpc.Se
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    def serving_once_the_apps_run() -> None:
-        # SERVING means the controller answers, not just that the port is open; the
-        # watchdog turns it NOT_SERVING while the fabric app's event loop is stalled.
-        while handle.published() is None or not handle.listening():
-            time.sleep(0.05)
-        serving = None
-        tripped = False
-        while True:
-            try:
-                why = handle.stalled()
-            except Exception:  # the watchdog itself must not die
-                log.exception("watchdog: cannot read the fabric app's heartbeat")
-                why = "the fabric app's heartbeat cannot be read"
-            if (why is None) != serving:
-                serving = why is None
-                state = (health_pb2.HealthCheckResponse.SERVING if serving
-                         else health_pb2.HealthCheckResponse.NOT_SERVING)
-                for name in ("", SERVICE_NAME):
-                    health_servicer.set(name, state)
-                if why is not None:
-                    log.error("watchdog: NOT_SERVING: %s", why)
-                    WATCHDOG_TRIPS.inc()
-                    tripped = True
-                    bus = handle.event_bus()
-                    if bus is not None:
-                        bus.publish([FabricEvent("watchdog", f"health NOT_SERVING: {why}")],
-                                    clock.now())
-                elif tripped:
-                    log.warning("watchdog: the fabric app answers again; SERVING")
-            time.sleep(WATCHDOG_POLL_SECONDS)
-
-    threading.Thread(target=serving_once_the_apps_run, name="aifabric-health",
-                     daemon=True).start()
+    threading.Thread(target=watch_health, args=(handle, health_servicer),
+                     name="aifabric-health", daemon=True).start()
     log.info("management API listening on %s (%s)", address,
              "TLS" + (", client certificates required" if api.tls.client_ca else "")
              if api.tls else "plain TCP")

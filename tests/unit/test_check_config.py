@@ -46,7 +46,8 @@ def test_a_reload_applies_what_is_live_names_the_rest_and_survives_a_bad_file(
         tmp_path, caplog):
     import logging
 
-    from controller.daemon import build_parser, changed_settings, config_from_args, reload_config
+    from controller.daemon import build_parser, config_from_args
+    from controller.daemon_reload import changed_settings, reload_config
 
     cfg = tmp_path / "f.yaml"
     cfg.write_text("log_level: info\n")
@@ -56,7 +57,7 @@ def test_a_reload_applies_what_is_live_names_the_rest_and_survives_a_bad_file(
     try:
         cfg.write_text("log_level: debug\nte: {enabled: false}\n")
         with caplog.at_level(logging.INFO, logger="aifabric.daemon"):
-            reload_config(args, current)
+            reload_config(lambda: config_from_args(args), current)
         assert current[0].log_level == "debug" and current[0].te.enabled  # (not applied)
         assert "applied log_level" in caplog.text
         assert "te.enabled changed and need a restart: not applied" in caplog.text
@@ -64,7 +65,7 @@ def test_a_reload_applies_what_is_live_names_the_rest_and_survives_a_bad_file(
         caplog.clear()
         cfg.write_text("roles: {null: spine}\n")
         with caplog.at_level(logging.INFO, logger="aifabric.daemon"):
-            reload_config(args, current)
+            reload_config(lambda: config_from_args(args), current)
         assert "config error" in caplog.text and "nothing changed" in caplog.text
         assert current[0].log_level == "debug"
     finally:

@@ -42,7 +42,7 @@ def test_the_cluster_secret_file_is_private_long_and_gives_one_key(tmp_path):
     kept in etcd); a file others may read, or a short secret, is refused."""
     from types import SimpleNamespace
 
-    from controller.daemon import cluster_file_key
+    from controller.daemon_cluster import cluster_file_key
 
     f = tmp_path / "secret"
     f.write_text("s" * 64 + "\n")
