@@ -1,12 +1,15 @@
 """Run the whole test suite in two lanes at once (``make test``).
 
 - **mininet**: the tests marked ``mininet``, one after another (one Mininet network at
-  a time on a machine), at normal priority: they measure rates and timing.
+  a time on a machine), and those marked ``serial`` (timing-sensitive without a
+  network: etcd leases, handshake deadlines), at normal priority: they measure rates
+  and timing.
 - **others**: everything else (unit tests, the fake switch fleet, etcd, daemon CLI),
   beside them in Linux's idle scheduling class (``SCHED_IDLE``: it runs only on a
   core nothing else wants), so that they take the CPU the Mininet lane leaves idle,
   never the CPU its measurements need (a mere ``nice 10`` cost a bystander ping 1% of
-  its packets under a flood, and a cluster test a ping reply). This lane may
+  its packets under a flood). It may then wait for seconds: a test with a deadline of
+  a few seconds is marked ``serial`` (a peer handshake test missed its 5 s there). This lane may
   not build a network (``AIFABRIC_NO_MININET``: a test that does fails, naming the
   marker) and picks its TCP ports from another range than the Mininet lane.
 
@@ -42,8 +45,8 @@ class Lane:
 
 
 LANES = (
-    Lane("mininet", "mininet", False, "20000-26383", 25, no_mininet=False),
-    Lane("others", "not mininet", True, "26384-32767", 15, no_mininet=True),
+    Lane("mininet", "mininet or serial", False, "20000-26383", 25, no_mininet=False),
+    Lane("others", "not mininet and not serial", True, "26384-32767", 15, no_mininet=True),
 )
 
 

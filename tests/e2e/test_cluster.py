@@ -338,6 +338,9 @@ def test_operator_changes_on_any_instance_are_in_force_on_every_switch(cluster_q
             # that crosses a group as it changes in place may be lost, as pings were
             # here when they started within the 40 ms it took)
             assert wait_until(lambda: every_leaf_uses([1, 2]), timeout=10)
+            # (and given a moment: pinged within ~50 ms of the last leaf's group change
+            # in place, 19 of 56 pairs lost one echo of three in a run)
+            time.sleep(1.0)
             all_pairs_ok(net)
         finally:
             for c in clients:
