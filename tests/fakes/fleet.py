@@ -40,6 +40,11 @@ from tests.fakes.switch import FakeSwitch
 
 MAX_HOPS = 32  # a frame forwarded more often than this is dropped (a loop)
 PACKET_IN_BACKLOG = 1 << 20  # bytes queued to a session beyond which packet-ins drop
+# Messages a switch handles in one turn of the I/O loop: the rest wait for its next turn,
+# after every other switch's and the frames in flight (a spine sent thousands of
+# flow-mods must not hold back every other switch's echo replies and probes for seconds)
+TURN = 256
+READ_AHEAD = 1 << 20  # bytes read ahead of what a switch has handled (then TCP waits)
 TICK = 0.25  # seconds between timeout checks
 HostCallback = Callable[["Fleet", int, int, bytes], None]
 
@@ -97,6 +102,7 @@ class Fleet:
         self._peer_closed: set[int] = set()
         self._frames: collections.deque[tuple[int, int, bytes, int]] = collections.deque()
         self._dirty: set[_Session] = set()
+        self._unread: set[_Session] = set()  # sessions with whole messages left to handle
         self._calls: collections.deque[tuple[Callable[[], Any], list, threading.Event]] = \
             collections.deque()
         self._sel = selectors.DefaultSelector()
@@ -217,7 +223,8 @@ class Fleet:
     def _loop(self) -> None:
         next_tick = time.monotonic() + TICK
         while not self._stop.is_set():
-            wait = 0.0 if self._frames else max(0.0, next_tick - time.monotonic())
+            wait = (0.0 if self._frames or self._unread
+                    else max(0.0, next_tick - time.monotonic()))
             events = self._sel.select(timeout=wait)
             with self.lock:
                 now = time.monotonic()
@@ -228,11 +235,18 @@ class Fleet:
                     except BaseException as exc:  # handed to the caller
                         result.append(exc)
                     done.set()
+                turned = set()
                 for key, mask in events:
                     if key.data is None:
                         self._drain_wake()
                     elif self._sessions.get(key.data.dpid) is key.data:
                         self._ready(key.data, mask, now)
+                        turned.add(key.data)
+                for s in list(self._unread - turned):  # (their next turn)
+                    if self._sessions.get(s.dpid) is s:
+                        self._messages(s, now)
+                    else:
+                        self._unread.discard(s)
                 self._run_frames(now)
                 if now >= next_tick:
                     next_tick = now + TICK
@@ -284,6 +298,7 @@ class Fleet:
         if session is None:
             return
         self._dirty.discard(session)
+        self._unread.discard(session)
         try:
             self._sel.unregister(session.sock)
         except (KeyError, ValueError):
@@ -308,7 +323,7 @@ class Fleet:
             self._peer_closed.discard(s.dpid)
             self._send(s, self.switches[s.dpid].session_started())
             return
-        if mask & selectors.EVENT_READ:
+        if mask & selectors.EVENT_READ and len(s.inbuf) < READ_AHEAD:
             try:
                 chunk = s.sock.recv(1 << 18)
             except (BlockingIOError, InterruptedError):
@@ -325,8 +340,14 @@ class Fleet:
             self._dirty.add(s)
 
     def _messages(self, s: _Session, now: float) -> None:
-        sw, buf, pos = self.switches[s.dpid], s.inbuf, 0
+        """Handle up to ``TURN`` whole messages of the session's input."""
+        sw, buf, pos, turn = self.switches[s.dpid], s.inbuf, 0, TURN
+        self._unread.discard(s)
         while len(buf) - pos >= 8:
+            if not turn:
+                self._unread.add(s)
+                break
+            turn -= 1
             (length,) = struct.unpack_from("!H", buf, pos + 2)
             if length < 8:  # a broken stream: what a switch does is hang up
                 self.stats["protocol_errors"] += 1

@@ -17,6 +17,7 @@ from controller.core.effects import Effects, PacketOut
 from controller.core.fabric.dampening import FlapDamper
 from controller.core.fabric.frames import FrameError, build_lldp, parse_lldp
 from controller.core.fabric.hosts import HostGuard
+from controller.core.fabric.probe_delay import ProbeDelay
 from controller.core.fabric.probe_pacing import ProbePacer
 from controller.core.fabric.ratelog import RateLimitedLog
 from controller.core.model.fabric_model import Fabric, Link, LinkEnd, Port
@@ -50,6 +51,7 @@ class Discovery:
         self.link_timeout = link_timeout
         self.settle_time = settle_time
         self.pacer = ProbePacer(probe_budget, lldp_interval)
+        self.delay = ProbeDelay()  # how late probes come back: settling and ages stretch
         # a connected switch's ports not probed yet, and when the last of them was: it
         # is settled ``settle_time`` after that (within a probe budget, a switch of a
         # large fabric that connects with many others waits its turn to be probed)
@@ -192,7 +194,7 @@ class Discovery:
         # (judged by the step first: a settled switch has a role in any view made since)
         if dpid not in self.judged or not self._own_links_found(dpid, now):
             return False
-        if (now - self._probed_at[dpid] < HOLD_SETTLES * self.settle_time
+        if (now - self._probed_at[dpid] < HOLD_SETTLES * self._settle(now)
                 and not self.judged.issuperset(self.fabric.peers(dpid))):
             return False
         self._settled[dpid] = sw.connected_since
@@ -211,15 +213,20 @@ class Discovery:
         probed = self._probed_at.get(dpid)
         if probed is None or self._session.get(dpid) != sw.connected_since:
             return False
-        if now - probed < self.settle_time:
+        settle = self._settle(now)
+        if now - probed < settle:
             return False
-        if now - probed >= HOLD_SETTLES * self.settle_time:
+        if now - probed >= HOLD_SETTLES * settle:
             return True
         connected = self.fabric.is_connected
-        return (now - self._lost_at.get(dpid, probed) >= self.settle_time
+        return (now - self._lost_at.get(dpid, probed) >= settle
                 and all(lk.last_seen >= sw.connected_since  # (or frozen: its peer is away)
                         or not (connected(lk.src.dpid) and connected(lk.dst.dpid))
                         for lk in self.fabric.links_at(dpid)))
+
+    def _settle(self, now: float) -> float:
+        """The settle time, stretched while probes come back late (:mod:`probe_delay`)."""
+        return self.delay.settle_time(self.settle_time, now)
 
     def judge(self, now: float) -> bool:
         """A step: switches whose own links have been found (for the first time) join
@@ -298,10 +305,8 @@ class Discovery:
     # --- LLDP -------------------------------------------------------------------------------------
     def lldp_in(self, dpid: int, in_port: int, payload: bytes, now: float) -> Effects:
         """An LLDP frame arrived: a link, if it passes every check."""
-        try:
-            probe = parse_lldp(payload, self.secret, now,
-                               max_age=max(min(self.link_timeout, MAX_PROBE_AGE),
-                                           2 * self.lldp_interval))
+        try:  # (how old it may be is judged below, once it is known to be of a link)
+            probe = parse_lldp(payload, self.secret, now, max_age=MAX_PROBE_AGE)
         except FrameError as exc:
             self._count("rejected_lldp")
             self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
@@ -333,6 +338,15 @@ class Discovery:
                                src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
                 )
                 return Effects()
+        age = max(0.0, now - probe.sent_at)
+        if age > self.delay.max_age(max(self.link_timeout, 2 * self.lldp_interval),
+                                    MAX_PROBE_AGE, now):
+            self._count("rejected_lldp")
+            self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
+                           "rejected LLDP frame on %d:%d: LLDP probe is stale (%.1f s old)",
+                           dpid, in_port, age)
+            return Effects()
+        self.delay.seen(age, now)  # (of accepted probes: the age allowed grows by steps)
         self.fabric.expected.discard(src)
         self.fabric.expected.discard(dst)
         is_new, displaced = self.fabric.link_seen(src, dst, now, probe.sent_at)
