@@ -51,8 +51,9 @@ LANES = (
 
 
 def command(lane: Lane, extra: list[str]) -> list[str]:
+    """(Paths among ``extra`` narrow the run; pyproject's ``testpaths`` is the default.)"""
     return [sys.executable, "-m", "pytest", "-q", "-m", lane.marker,
-            f"--durations={lane.durations}", *extra, "tests"]
+            f"--durations={lane.durations}", *extra]
 
 
 def environment(lane: Lane) -> dict[str, str]:
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the lanes' output is kept (default: %(default)s)")
     ap.add_argument("pytest_args", nargs="*", help="passed to both pytest runs")
     args = ap.parse_args(argv)
+    if any(a == "-m" or a.startswith("-m") and not a.startswith("--") for a in args.pytest_args):
+        ap.error("-m would override the lanes' own markers: select with -k or paths")
     args.log_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _interrupted)  # (the lanes go too)
     started = time.monotonic()
@@ -92,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                 if name not in ended and proc.poll() is not None:
                     ended[name] = (proc.returncode, time.monotonic() - started)
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        return 130
+    except BaseException:
+        _stop(procs)  # (their fixtures clean up: Mininet's leftovers, fabricd processes)
+        for lane in LANES[1:]:
+            if lane.name in logs and logs[lane.name].exists():
+                print(f"\n===== lane {lane.name} (stopped; {logs[lane.name]}) =====")
+                sys.stdout.write(logs[lane.name].read_text(errors="replace"))
+        raise
     for lane in LANES[1:]:
         print(f"\n===== lane {lane.name} ({logs[lane.name]}) =====", flush=True)
         sys.stdout.write(logs[lane.name].read_text(errors="replace"))
@@ -121,5 +126,23 @@ def _interrupted(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _stop(procs: dict[str, subprocess.Popen], grace: float = 60.0) -> None:
+    """Interrupt every lane still running as Ctrl-C would (pytest then runs its
+    fixtures' teardown), and kill what is left after ``grace`` seconds."""
+    running = [p for p in procs.values() if p.poll() is None]
+    for proc in running:
+        os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -103,6 +103,7 @@ class Fleet:
         self._frames: collections.deque[tuple[int, int, bytes, int]] = collections.deque()
         self._dirty: set[_Session] = set()
         self._unread: set[_Session] = set()  # sessions with whole messages left to handle
+        self._turned: set[_Session] = set()  # sessions that had their turn this loop
         self._calls: collections.deque[tuple[Callable[[], Any], list, threading.Event]] = \
             collections.deque()
         self._sel = selectors.DefaultSelector()
@@ -235,14 +236,13 @@ class Fleet:
                     except BaseException as exc:  # handed to the caller
                         result.append(exc)
                     done.set()
-                turned = set()
+                self._turned.clear()
                 for key, mask in events:
                     if key.data is None:
                         self._drain_wake()
                     elif self._sessions.get(key.data.dpid) is key.data:
                         self._ready(key.data, mask, now)
-                        turned.add(key.data)
-                for s in list(self._unread - turned):  # (their next turn)
+                for s in list(self._unread - self._turned):  # (their next turn)
                     if self._sessions.get(s.dpid) is s:
                         self._messages(s, now)
                     else:
@@ -330,7 +330,8 @@ class Fleet:
                 chunk = None
             except OSError:
                 chunk = b""
-            if chunk == b"":
+            if chunk == b"":  # (what the controller sent before it hung up is applied)
+                self._messages(s, now, turn=None)
                 self._close(s.dpid, by_peer=True)
                 return
             if chunk:
@@ -339,15 +340,17 @@ class Fleet:
         if mask & selectors.EVENT_WRITE:
             self._dirty.add(s)
 
-    def _messages(self, s: _Session, now: float) -> None:
-        """Handle up to ``TURN`` whole messages of the session's input."""
-        sw, buf, pos, turn = self.switches[s.dpid], s.inbuf, 0, TURN
+    def _messages(self, s: _Session, now: float, turn: int | None = TURN) -> None:
+        """Handle up to ``turn`` whole messages of the session's input (None: all)."""
+        sw, buf, pos = self.switches[s.dpid], s.inbuf, 0
         self._unread.discard(s)
+        self._turned.add(s)
         while len(buf) - pos >= 8:
-            if not turn:
-                self._unread.add(s)
-                break
-            turn -= 1
+            if turn is not None:
+                if not turn:
+                    self._unread.add(s)
+                    break
+                turn -= 1
             (length,) = struct.unpack_from("!H", buf, pos + 2)
             if length < 8:  # a broken stream: what a switch does is hang up
                 self.stats["protocol_errors"] += 1

@@ -238,15 +238,18 @@ def test_a_late_probe_confirms_its_link_while_the_link_would_still_live():
 
     assert late(timeout - 0.5) == fab.now + timeout - 0.5
     assert fab.core.counters.get("rejected_lldp", 0) == 0
+    ahead = fab.core.discovery.probes(2001, [1], fab.now + timeout + 0.5)[0].data
+    fab.core.packet_in(1001, 1, ahead, fab.now)  # (stamped ahead: as old as it is ahead)
+    assert fab.core.counters["rejected_lldp"] == 1
     seen = link.last_seen
     fab.now += 5.0  # (the delay seen a moment ago lets a probe 2 x 3 s late through)
     assert late(2 * (timeout - 0.5) - 0.1) == fab.now + 2 * (timeout - 0.5) - 0.1 > seen
     seen = link.last_seen
     assert late(MAX_PROBE_AGE + 0.5) == seen  # never past the replay bound
-    assert fab.core.counters["rejected_lldp"] == 1
+    assert fab.core.counters["rejected_lldp"] == 2
     fab.now += 60.0  # once the lateness is past, the link timeout again
     assert late(timeout + 0.5) == seen
-    assert fab.core.counters["rejected_lldp"] == 2
+    assert fab.core.counters["rejected_lldp"] == 3
 
 
 def test_hosts_recovered_from_switch_entries_after_restart():

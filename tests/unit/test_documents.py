@@ -35,11 +35,11 @@ def test_plain_documents_read_as_before():
     ("x" * 101, "larger than 100 bytes"),
 ])
 def test_what_is_refused_and_why_in_one_line(text, reason):
-    t0 = time.monotonic()
+    t0 = time.process_time()  # (the parser's work, however the machine schedules it)
     with pytest.raises(DocumentError) as err:
         load(text, 100 if text.startswith("xx") else 1 << 20)
     assert reason in str(err.value) and "\n" not in str(err.value), err.value
-    assert time.monotonic() - t0 < 0.5
+    assert time.process_time() - t0 < 0.5
 
 
 def test_a_qos_policy_document_that_would_explode_is_an_invalid_argument():

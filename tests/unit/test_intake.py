@@ -6,11 +6,15 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from os_ken.base import app_manager
 from os_ken.controller import event
 
 from apps.intake import CALL, CONTROL, PUNT, TICK, Intake, IntakeLimits
 from apps.loop import BoundedLoopApp
+
+# (wall-clock windows of a tenth of a second: off the idle lane, scripts/run_tests.py)
+pytestmark = pytest.mark.serial
 
 
 def test_punts_are_dropped_beyond_their_bounds_and_counted():

@@ -4,7 +4,12 @@ import socket
 import threading
 import time
 
+import pytest
+
 from apps import oskenfix
+
+# (wall-clock windows of a tenth of a second: off the idle lane, scripts/run_tests.py)
+pytestmark = pytest.mark.serial
 
 
 class FullDatapath:

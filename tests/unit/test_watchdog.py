@@ -6,6 +6,7 @@ import threading
 import time
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from apps.api.event_bus import EventBus
@@ -14,6 +15,9 @@ from controller.config import load_config
 from controller.core.events import FabricEvent
 from controller.core.snapshot import Published, TopologySnapshot
 from mininet_topos.controller_proc import free_port
+
+# (wall-clock windows of a tenth of a second: off the idle lane, scripts/run_tests.py)
+pytestmark = pytest.mark.serial
 
 
 def health(addr: str) -> str:

@@ -338,15 +338,15 @@ class Discovery:
                                src.dpid, src.port, dst.dpid, dst.port, end.dpid, end.port,
                 )
                 return Effects()
-        age = max(0.0, now - probe.sent_at)
-        if age > self.delay.max_age(max(self.link_timeout, 2 * self.lldp_interval),
+        age = now - probe.sent_at  # (stamped ahead of the clock: as old as it is ahead)
+        if abs(age) > self.delay.max_age(max(self.link_timeout, 2 * self.lldp_interval),
                                     MAX_PROBE_AGE, now):
             self._count("rejected_lldp")
             self._rlog.log(logging.WARNING, f"lldp:{dpid}:{in_port}", now,
                            "rejected LLDP frame on %d:%d: LLDP probe is stale (%.1f s old)",
-                           dpid, in_port, age)
+                           dpid, in_port, abs(age))
             return Effects()
-        self.delay.seen(age, now)  # (of accepted probes: the age allowed grows by steps)
+        self.delay.seen(max(0.0, age), now)  # (of accepted probes: the age allowed grows by steps)
         self.fabric.expected.discard(src)
         self.fabric.expected.discard(dst)
         is_new, displaced = self.fabric.link_seen(src, dst, now, probe.sent_at)
