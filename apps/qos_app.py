@@ -64,6 +64,16 @@ def ports_to_clear(state: dict, want: dict, stale: set[str], deleted: set[str],
         (no_policy and p in known) or p in stale or (p in deleted and p not in want)))
 
 
+def port_plans(policy: QosPolicy | None, switches: list[tuple[str, dict[str, int]]]
+               ) -> dict[str, tuple[str, PortQosPlan]]:
+    """Port name -> (bridge, plan) for every port of ``switches`` ((bridge, {port: rate})
+    each) with a rate; none without a policy."""
+    if policy is None:
+        return {}
+    return {name: (bridge, port_plan(policy, rate))
+            for bridge, ports in switches for name, rate in ports.items() if rate > 0}
+
+
 class QosApp(BoundedLoopApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
@@ -207,33 +217,20 @@ class QosApp(BoundedLoopApp):
         if fabric is not None:
             fabric.pub.bus.publish([FabricEvent(kind, message)], clock.now())
 
-    def _provisioned(self) -> tuple[QosPolicy | None, list[tuple[str, dict[str, int]]]]:
-        """The policy, and (bridge, {port: rate}) of the switches this instance provisions
-        (every switch seen, connected or not: a lost session changes nothing in OVSDB;
-        in cluster mode those it masters)."""
+    def _provisioned(self) -> tuple[QosPolicy | None, list[tuple[str, dict[str, int]]],
+                                    set[str]]:
+        """One snapshot: the policy; (bridge, {port: rate}) of the switches this instance
+        provisions (every switch seen, connected or not: a lost session changes nothing
+        in OVSDB; in cluster mode those it masters); the ports switches said were
+        deleted."""
         with self._lock:
             policy, masters = self.policy, self._masters
-            return policy, [sw for d, sw in self._switches.items()
-                            if masters is None or d in masters]
-
-    def known_ports(self) -> set[str]:
-        """The names of the ports of the switches this instance provisions."""
-        return {name for _, ports in self._provisioned()[1] for name in ports}
-
-    def desired(self) -> dict[str, tuple[str, PortQosPlan]]:
-        """Port name -> (bridge, plan) for every port this instance provisions."""
-        policy, switches = self._provisioned()
-        if policy is None:
-            return {}
-        out = {}
-        for bridge, ports in switches:
-            for name, rate in ports.items():
-                if rate > 0:
-                    out[name] = (bridge, port_plan(policy, rate))
-        return out
+            return (policy, [sw for d, sw in self._switches.items()
+                             if masters is None or d in masters], set(self._deleted))
 
     def reconcile(self) -> None:
-        want = self.desired()
+        policy, switches, deleted = self._provisioned()
+        want = port_plans(policy, switches)
         state, orphan_qos, orphan_queues = self.ovs.read()
         # OVS caches the qdisc it installed: to make it install again, clear the port's
         # QoS first (OVS then deletes the root qdisc); the next pass provisions it afresh.
@@ -246,10 +243,8 @@ class QosApp(BoundedLoopApp):
         for p in foreign:
             log.warning("port %s has a QoS row aifabric did not make; leaving it alone", p)
             del change[p]
-        with self._lock:
-            policy, deleted = self.policy, set(self._deleted)
-        clear = ports_to_clear(state, want, stale, deleted, policy is None,
-                               self.known_ports())
+        known = {name for _, ports in switches for name in ports}
+        clear = ports_to_clear(state, want, stale, deleted, policy is None, known)
         if change or clear or orphan_qos or orphan_queues:
             self.ovs.apply(change, clear, state, (orphan_qos, orphan_queues))
             log.info("QoS: %d ports provisioned, %d cleared (%d to be re-made: their qdisc "

@@ -13,6 +13,7 @@ from controller.config import ConfigError, FabricdConfig
 log = logging.getLogger("aifabric.daemon")
 
 LIVE_SETTINGS = ("log_level", "api.tokens")  # applied by a reload (SIGHUP), no restart
+_RELOADING = threading.Lock()  # (two signals in a row: one reload after the other)
 
 
 def changed_settings(old: FabricdConfig, new: FabricdConfig) -> list[str]:
@@ -35,11 +36,8 @@ def reload_config(read: Callable[[], FabricdConfig], current: list[FabricdConfig
     nothing; of a valid one, the live settings are applied (the log level; the API's
     tokens, on ``server``) and the others named: they need a restart and are not
     applied (nothing half-applied)."""
-    with _RELOADING:  # (two signals in a row: one reload after the other)
+    with _RELOADING:
         _reload(read, current, server)
-
-
-_RELOADING = threading.Lock()
 
 
 def _reload(read: Callable[[], FabricdConfig], current: list[FabricdConfig],

@@ -9,9 +9,9 @@
   core nothing else wants), so that they take the CPU the Mininet lane leaves idle,
   never the CPU its measurements need (a mere ``nice 10`` cost a bystander ping 1% of
   its packets under a flood). It may then wait for seconds: a test with a deadline of
-  a few seconds is marked ``serial`` (a peer handshake test missed its 5 s there). This lane may
-  not build a network (``AIFABRIC_NO_MININET``: a test that does fails, naming the
-  marker) and picks its TCP ports from another range than the Mininet lane.
+  a few seconds is marked ``serial`` (a peer handshake test missed its 5 s there).
+  This lane may not build a network (``AIFABRIC_NO_MININET``: a test that does fails,
+  naming the marker) and picks its TCP ports from another range than the Mininet lane.
 
 The Mininet lane's output is shown as it runs; the other lane's when both are done (and
 kept in ``--log-dir``). The exit status is the first failing lane's (a lane with
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the lanes' output is kept (default: %(default)s)")
     ap.add_argument("pytest_args", nargs="*", help="passed to both pytest runs")
     args = ap.parse_args(argv)
-    if any(a == "-m" or a.startswith("-m") and not a.startswith("--") for a in args.pytest_args):
+    if any(a.startswith("-m") for a in args.pytest_args):
         ap.error("-m would override the lanes' own markers: select with -k or paths")
     args.log_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _interrupted)  # (the lanes go too)

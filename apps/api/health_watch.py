@@ -53,4 +53,3 @@ def watch_health(handle, health_servicer: health.HealthServicer) -> None:
             elif tripped:
                 log.warning("watchdog: the fabric app answers again; SERVING")
         time.sleep(WATCHDOG_POLL_SECONDS)
-

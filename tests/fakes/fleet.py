@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import math
 import selectors
 import socket
 import struct
@@ -331,7 +332,7 @@ class Fleet:
             except OSError:
                 chunk = b""
             if chunk == b"":  # (what the controller sent before it hung up is applied)
-                self._messages(s, now, turn=None)
+                self._messages(s, now, turn=math.inf)
                 self._close(s.dpid, by_peer=True)
                 return
             if chunk:
@@ -340,17 +341,16 @@ class Fleet:
         if mask & selectors.EVENT_WRITE:
             self._dirty.add(s)
 
-    def _messages(self, s: _Session, now: float, turn: int | None = TURN) -> None:
-        """Handle up to ``turn`` whole messages of the session's input (None: all)."""
+    def _messages(self, s: _Session, now: float, turn: float = TURN) -> None:
+        """Handle up to ``turn`` whole messages of the session's input."""
         sw, buf, pos = self.switches[s.dpid], s.inbuf, 0
         self._unread.discard(s)
         self._turned.add(s)
         while len(buf) - pos >= 8:
-            if turn is not None:
-                if not turn:
-                    self._unread.add(s)
-                    break
-                turn -= 1
+            if not turn:
+                self._unread.add(s)
+                break
+            turn -= 1
             (length,) = struct.unpack_from("!H", buf, pos + 2)
             if length < 8:  # a broken stream: what a switch does is hang up
                 self.stats["protocol_errors"] += 1
