@@ -272,8 +272,10 @@ def test_a_flood_of_collective_flows_weighs_as_one_host(fabric):
     why = "\n".join(map(str, why))  # (a str: pytest would shorten a tuple's repr)
     assert fair.traffic_class == "collective", why
     assert len(stream_spine) == 1 and fair.spine != stream_spine[0], why
-    # (a generous bound; alone on its uplink it gets ~9 of the 10 Mbit/s)
-    assert got.received_mbps >= 6.0, why
+    # Alone on its uplink it gets ~9 of the 10 Mbit/s (8.3-9.3 in 12 local runs); on
+    # the stream's, beside 8 Mbit/s of UDP, 2 at most. A fresh-clone CI run once got
+    # 5.46 with the placement right (the machine busy): the bound sits between the two.
+    assert got.received_mbps >= 4.5, why
 
 
 def test_a_host_that_really_moved_is_accepted(fabric):

@@ -15,7 +15,7 @@ from controller.core.model.job_spec import JobError, JobRefused, JobSpec
 from controller.core.settings import CoreSettings
 from controller.core.te import TeSettings
 from controller.core.te.job_book import JobExists
-from tests.unit.dataplane import DataPlane, ip_packet
+from tests.unit.dataplane import DataPlane, Switch, ip_packet
 from tests.unit.fakefabric import FakeFabric, arp_request, ip_frame, learn
 
 RATE = 5e6
@@ -345,3 +345,46 @@ def test_shared_pins_are_made_here_once_their_hosts_are_known():
     assert got == {"10.0.0.99"}
     with pytest.raises(ValueError, match="no path"):
         fab.core.traffic.pins_with(known, leaf4)  # (a leaf is no spine)
+
+
+def test_switches_wiped_and_back_get_the_jobs_pairs_where_they_were():
+    """Open vSwitch restarted under a running controller: every table is gone, every
+    switch reconnects and is probed again. The job waits for its leaves to settle and is
+    then put back on the paths it had, not placed anew (which could move pairs that were
+    fine: here it was placed with a link down, so anew would use that link again)."""
+    fab, dp, hosts = fabric()
+    leaf, port = fab.leaves[0], 1
+    spine, sport = fab.wires[(leaf, port)]
+    for dpid, p, up in ((leaf, port, False), (spine, sport, False)):
+        fab.deliver(fab.core.port_status(dpid, Port(p, f"p{p}", up=up), False, fab.now))
+    dp.link_down((leaf, port))
+    register(fab, dp, JobSpec("ring1", tuple(ring_members(hosts)), "ring"))
+    for dpid, p in ((leaf, port), (spine, sport)):
+        dp.switches[dpid].down.discard(p)
+        fab.deliver(fab.core.port_status(dpid, Port(p, f"p{p}"), False, fab.now))
+    fab.deliver(fab.core.discovery.probe(leaf, fab.now))
+    for _ in range(4):
+        fab.advance(0.5)
+        dp.sync()
+    (info,) = fab.core.traffic.job_infos()
+    assert info.state == "placed" and all(p.spine != spine or p.src_leaf != leaf
+                                          for p in info.pairs)
+    before = {d: dict(s.flows) for d, s in dp.switches.items()}
+    fab.core.take_events()
+    for dpid in fab.switches:
+        fab.deliver(fab.core.discovery.switch_disconnected(dpid))
+    fab.advance(0.5)
+    waited = False
+    for dpid in fab.switches:
+        dp.switches[dpid] = Switch(dpid=dpid)
+        fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
+        dp.read_back(dpid)
+    for _ in range(8):
+        (now,) = fab.core.traffic.job_infos()
+        waited = waited or now.state.startswith("pending")
+        fab.advance(0.5)
+        dp.sync()
+    (after,) = fab.core.traffic.job_infos()
+    assert waited and after.state == "placed" and same_paths(after, info)
+    assert {d: dict(s.flows) for d, s in dp.switches.items()} == before
+    assert not [e for e in fab.core.take_events() if e.kind == "job_reroute"]

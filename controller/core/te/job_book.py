@@ -113,6 +113,7 @@ class JobBook:
         self._rules: dict[int, dict] = {}  # leaf -> its pair entries, as last placed
         self.waiting_on: frozenset[int] = frozenset()  # leaves some job waits for
         self._covered: dict[Pair, str] = {}  # pair with an entry -> the transport it takes
+        self._held: dict[Pair, SpinePath] = {}  # paths of placed jobs that now wait
 
     # --- registration ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -189,7 +190,8 @@ class JobBook:
         entries; ``where`` has each known host's (leaf, port). Returns the leaves whose
         entries changed. A job waits (its entries read back after a restart kept as they
         are) until the leaves of its members are settled: before that their uplinks may
-        not be known yet, and a guess would move pairs that are fine."""
+        not be known yet, and a guess would move pairs that are fine. It then goes back
+        on the paths it had (switches wiped and back) where every one still holds."""
         self.dirty = False
         leaf_of = {ip: leaf for ip, (leaf, _) in where.items()}
         specs = self.specs()
@@ -202,6 +204,8 @@ class JobBook:
             else:
                 ready.append(spec)
         self.waiting_on = frozenset(d for leaves in waiting.values() for d in leaves)
+        for job in waiting:  # (switches wiped and back: put back where they were)
+            self._held.update(self.placements.get(job, JobPlacement()).paths)
         self._placed_with = {ip: where[ip] for spec in ready for ip in spec.members
                              if ip in where}
         current = self._current(topo, leaf_of)
@@ -210,7 +214,8 @@ class JobBook:
                  if not self.placements.get(spec.job_id, JobPlacement()).paths}
         fresh_pairs = {s.host_pair(rp) for s in ready if s.job_id in fresh
                        for rp in s.rank_pairs()}
-        adopt = {pair: path for pair, path in self._read_back(topo, leaf_of).items()
+        adopt = {pair: path for pair, path in {**self._held,
+                                               **self._read_back(topo, leaf_of)}.items()
                  if pair in fresh_pairs}
         self.placements = place_jobs(ready, topo, leaf_of,
                                      self._background(background, leaf_of), current, adopt)
@@ -231,6 +236,8 @@ class JobBook:
                            if pair in wanted and pair not in self._covered}
         self._recovered_up = {pair: got for pair, got in self._recovered_up.items()
                               if pair in wanted and pair not in self._covered}
+        self._held = {pair: path for pair, path in self._held.items()
+                      if pair in wanted and pair not in self._covered}
         before = self._rules
         after = self._rules = self._build_rules(owners, where, dscp_of)
         moved = [(job, pair, current[pair], p) for job, pl in self.placements.items()
@@ -249,8 +256,8 @@ class JobBook:
     def _current(self, topo: TeTopology, leaf_of: Mapping[str, int]
                  ) -> dict[Pair, SpinePath]:
         """Where each pair is now: placed, or read back from the switches after a
-        restart."""
-        out = self._read_back(topo, leaf_of)
+        restart, or held while their job waits."""
+        out = {**self._held, **self._read_back(topo, leaf_of)}
         for pl in self.placements.values():
             out.update(pl.paths)
         return out
