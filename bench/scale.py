@@ -31,6 +31,7 @@ bench/results/scale.json and docs/bench-scale.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ import grpc
 
 from bench import flow_setup
 from bench.common import LOOP_LAG, metric_samples, save
+from controller.daemon import GC_THRESHOLDS
 from mininet_topos.controller_proc import FabricdProcess
 from tests.e2e.fleet_support import drift, links_of
 from tests.fakes.fleet import Fleet
@@ -425,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error(f"--setup-rates wants positive rates, comma-separated, got "
                  f"{args.setup_rates!r}; --hosts-per-leaf at least 0")
+    # (the fleet is one Python thread: its collector tuned as fabricd's, controller/daemon.py)
+    gc.set_threshold(*GC_THRESHOLDS)
     rows = []
     with tempfile.TemporaryDirectory(prefix="aifabric-bench-scale-") as tmp:
         workdir = Path(args.logs or tmp)

@@ -182,8 +182,9 @@ class FabricCore:
 
         ``horizon`` is the time up to which every frame that arrived has been handled
         (the app's queue position): links are judged by it, not by ``now``, so a loop
-        that lags does not expire links whose probes are merely waiting in its queue."""
-        eff = self.discovery.probe_all(now)
+        that lags does not expire links whose probes are merely waiting in its queue;
+        how far it lags paces the probes."""
+        eff = self.discovery.probe_all(now, 0.0 if horizon is None else max(0.0, now - horizon))
         eff.merge(self.edge.expire(now))
         if self.grace.end(now):
             eff.merge(self._changed("grace period after the restart ended"))
@@ -362,7 +363,7 @@ class FabricCore:
             connected=frozenset(d for d in members if fab.is_connected(d)),
             edge_ports={d: tuple(fab.edge_ports(d)) for d in leaves},
             qos=self.qos,
-            drained_ends=frozenset((e.dpid, e.port) for e in self.maintenance.drained_ends()),
+            drained_ends=frozenset(self.maintenance.drained_ends(cables)),
             drained_switches=frozenset(self.maintenance.switches),
             te=self.traffic.te is not None,
             punt=self.settings.punt,

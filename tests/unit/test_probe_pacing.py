@@ -31,7 +31,7 @@ def test_a_budget_probes_the_ports_in_turns_and_keeps_links_longer():
     assert ticks[0] + ticks[1] + ticks[2] == PORTS  # every port once per round
     assert ticks[3] == PORTS[:10]  # and round again
     assert pacer.round_time == 2.5
-    assert pacer.link_max_age(3.5) == 3.5 * 2.5
+    assert pacer.link_max_age(3.5) == 3.5 * 3  # (the last round took three ticks)
     assert pacer.sent == 35
 
 
@@ -70,6 +70,40 @@ def test_discovery_within_a_small_budget_keeps_every_link_and_expires_a_silent_o
     for _ in range(6):
         fab.advance(1.0)
     assert len(fab.core.fabric.cables()) == 7  # 13 s > 10.5 s: gone
+
+
+def test_a_lagging_loop_slows_the_probes_down_to_a_floor_and_they_come_back():
+    ports = [(1, p) for p in range(1, 3001)]
+    pacer = ProbePacer(1000, 1.0)
+    assert len(pacer.due(0.0, lambda: list(ports), always)) == 1000
+    rates = []
+    for t in range(1, 8):  # the loop 1 s behind: halved each tick, to a round in 30 s
+        pacer.adapt(1.0)
+        rates.append(pacer.rate)
+        assert len(pacer.due(float(t), lambda: list(ports), always)) == int(pacer.rate)
+    assert rates == [500, 250, 125, 100, 100, 100, 100]  # (3,000 ports / MAX_ROUND)
+    assert pacer.link_max_age(3.5) == 3.5 * 30  # links wait for the slower round
+    pacer.adapt(0.1)  # between the two marks: held
+    assert pacer.rate == 100
+    for _ in range(12):  # keeping up: a tenth of the budget back per tick
+        pacer.adapt(0.0)
+    assert pacer.rate == 1000
+
+
+def test_discovery_keeps_every_link_while_its_loop_lags():
+    # 2x4, 24 probed ports, 200 probes a second at most; the loop 2 s behind at every
+    # tick: the rate falls to MIN_RATE (50 a second, still every port each tick) and
+    # links are judged by the loop's position, so none expires
+    fab = FakeFabric(settings=replace(CoreSettings(), probe_budget=200))
+    fab.connect_all()
+    for _ in range(3):
+        fab.advance(1.0)
+    assert len(fab.core.fabric.cables()) == 8
+    for _ in range(30):
+        fab.now += 1.0
+        fab.deliver(fab.core.tick(fab.now, horizon=fab.now - 2.0))
+        assert len(fab.core.fabric.cables()) == 8
+    assert fab.core.discovery.pacer.rate == 50  # (MIN_RATE)
 
 
 def test_a_switch_is_settled_only_after_its_ports_were_probed():

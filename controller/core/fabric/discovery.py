@@ -96,10 +96,12 @@ class Discovery:
         # then hold their LLDP entry, and answer)
         return Effects(packet_outs=self._packet_outs(ends, now))
 
-    def probe_all(self, now: float) -> Effects:
+    def probe_all(self, now: float, lag: float = 0.0) -> Effects:
         """The probes of this tick (each interval): ports waiting for a probe, then
         every up port of every connected switch in turn, within the probe budget
-        (:class:`ProbePacer`)."""
+        (:class:`ProbePacer`), fewer while the caller's loop runs ``lag`` seconds
+        behind."""
+        self.pacer.adapt(lag)
         fab = self.fabric
         hosted = {(h.dpid, h.port) for h in fab.hosts.values()}
 

@@ -250,10 +250,17 @@ def uplink_groups(view: FabricView, dpid: int) -> list[GroupRule]:
     """One fast-failover group per uplink of a leaf or a spine, which TE pins output
     through: the uplink itself while it is up, else the next live uplink (until the
     controller re-places the flow, its packets keep moving)."""
-    ups = uplinks(view, dpid)
+    return list(_ff_groups(tuple(p for p, _ in uplinks(view, dpid))))
+
+
+@lru_cache(maxsize=1024)
+def _ff_groups(ports: tuple[int, ...]) -> tuple[GroupRule, ...]:
+    """The fast-failover groups over uplink ``ports`` (in order of preference): made
+    once for every switch wired alike (16 groups of 16 buckets each on every leaf of a
+    16-spine fabric)."""
     groups = []
-    for port, _ in sorted(ups):
-        order = [port] + [p for p, _ in ups if p != port]
+    for port in sorted(ports):
+        order = [port] + [p for p in ports if p != port]
         groups.append(GroupRule(C.FF_GROUP_BASE + port, "ff",
                                 tuple(Bucket((("output", p),), 1, p) for p in order)))
-    return groups
+    return tuple(groups)

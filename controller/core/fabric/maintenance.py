@@ -8,7 +8,7 @@ and applies only while that cable is cabled (a port re-cabled elsewhere is in se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from controller.core.errors import FailedPrecondition, NotFound
 from controller.core.intent.kinds import Drains
@@ -46,9 +46,12 @@ class Maintenance:
         end = LinkEnd(dpid, port)
         return sorted((c for c in self.cables if end in (c.a, c.b)), key=lambda c: (c.a, c.b))
 
-    def drained_ends(self) -> frozenset[LinkEnd]:
-        """Port ends out of service: those of drained cables that are cabled now."""
-        present = set(self.fabric.cables())
+    def drained_ends(self, cables: Iterable[Cable] | None = None) -> frozenset[LinkEnd]:
+        """Port ends out of service: those of drained cables that are cabled now
+        (``cables``: the fabric's, when the caller has them already)."""
+        if not self.cables:
+            return frozenset()
+        present = set(self.fabric.cables() if cables is None else cables)
         return frozenset(e for c in self.cables if c in present for e in (c.a, c.b))
 
     def cut_pairs(self, cables: set[Cable], switches: set[int],

@@ -82,10 +82,11 @@ class SwitchDesired:
     def build(flows: Iterable[FlowRule], groups: Iterable[GroupRule],
               meters: Iterable[MeterRule] = ()) -> SwitchDesired:
         flow_map: dict[tuple[int, int, Match], FlowRule] = {}
-        for rule in flows:
-            if rule.key in flow_map and flow_map[rule.key] != rule:
-                raise ValueError(f"two different rules for one match: {rule.key}")
-            flow_map[rule.key] = rule
+        for rule in flows:  # (the key inline: ~100,000 rules per pass at 320 switches)
+            key = (rule.table, rule.priority, rule.match)
+            held = flow_map.setdefault(key, rule)
+            if held is not rule and held != rule:
+                raise ValueError(f"two different rules for one match: {key}")
         return SwitchDesired(flow_map, {g.group_id: g for g in groups},
                              {m.meter_id: m for m in meters})
 
