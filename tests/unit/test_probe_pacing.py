@@ -122,3 +122,22 @@ def test_a_switch_is_settled_only_after_its_ports_were_probed():
         fab.advance(1.0)
     assert all(core.is_settled(d, fab.now) for d in fab.spines + fab.leaves)
     assert len(core.fabric.cables()) == 8
+
+
+def test_switches_connecting_faster_than_the_budget_probes_get_their_roles_right():
+    """8x64 with no hosts (1,024 ports, 300 probes a second: the first probes take over
+    3 s), spines connecting first: their first probes find no one, and half their ports
+    look like host ports until the leaves probe back. Nothing is judged before every
+    switch's ports were probed (spines were taken for leaves, leaves for spines, then
+    super-spines for good)."""
+    fab = FakeFabric(8, 64, 0, settings=replace(CoreSettings(), probe_budget=300))
+    core = fab.core
+    for dpid in fab.switches:
+        fab.deliver(core.switch_connected(dpid, fab.ports(dpid), fab.now))
+        fab.deliver(core.discovery.probe(dpid, fab.now))
+    want = {d: "spine" if d in fab.spines else "leaf" for d in fab.switches}
+    for _ in range(20):
+        fab.advance(0.5)
+        roles = core.view().roles
+        assert {d: r for d, r in roles.items() if r != want[d]} == {}
+    assert roles == want and all(core.is_settled(d, fab.now) for d in fab.switches)

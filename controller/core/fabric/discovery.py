@@ -61,6 +61,7 @@ class Discovery:
         # switches whose own links were found at least once since the start (their
         # ports probed and the settle time passed): only these are given a role
         self.judged: set[int] = set()
+        self._all_probed_at = 0.0  # when no switch had ports waiting for a probe, last
         self._settled: dict[int, float] = {}  # dpid -> the session it settled in
         self._lost_at: dict[int, float] = {}  # dpid -> when a link of it was last removed
         self._count = count
@@ -133,6 +134,8 @@ class Discovery:
                 if not waiting:
                     del self._unprobed[d]
                     self._probed_at[d] = now
+                    if not self._unprobed:
+                        self._all_probed_at = now
 
     def _hosted_ports(self, dpid: int) -> set[int]:
         return {h.port for h in self.fabric.hosts.values() if h.dpid == dpid}
@@ -220,6 +223,13 @@ class Discovery:
             return False
         if now - probed >= HOLD_SETTLES * settle:
             return True
+        # A probe sent before the switch at the other end connected found nothing, and
+        # the port looks like a host's until that switch probes back: while switches
+        # that connected since wait for their first probes (the budget spreads them over
+        # seconds on a large fabric), and a settle time after, nothing is judged (a spine
+        # with half its ports unlinked was taken for a leaf, and leaves for spines).
+        if self._unprobed or now - self._all_probed_at < settle:
+            return False
         connected = self.fabric.is_connected
         return (now - self._lost_at.get(dpid, probed) >= settle
                 and all(lk.last_seen >= sw.connected_since  # (or frozen: its peer is away)
