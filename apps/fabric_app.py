@@ -152,15 +152,18 @@ class FabricApp(BoundedLoopApp):
         now = clock.now()
         for dp in self.admission.expired(ev.posted_at, self.dps.get):  # (back over a
             self._accept(dp, now)  # dead session: by the posting time, as barriers)
-        leaves = {d for d in self.dps if self.core.traffic.te is not None
-                  and self.core.role(d) == "leaf"}
+        leaves: set[int] | None = None
         for timer in self.timers.due(time.monotonic()):
             if timer == "probe":
                 # Links expire by the tick's posting time: every LLDP reply that arrived
                 # before it has been handled by now (one queue), however busy the loop was.
                 self._apply(self.core.tick(now, horizon=ev.posted_at), now)
-            else:
-                self.stats.poll(timer, self.dps.values(), leaves, now)
+                continue
+            if leaves is None:  # (the roles last derived: a change of the fabric's
+                leaves = {d for d in self.dps  # view waits for the next sync)
+                          if self.core.traffic.te is not None
+                          and self.core.role(d, derive=False) == "leaf"}
+            self.stats.poll(timer, self.dps.values(), leaves, now)
         self._apply(self.core.time_passed(self.dps, now), now)  # (settled with time alone)
         self.pub.refresh(now)
         generation = self.core.host_guard.generation

@@ -29,6 +29,10 @@ from controller.core.southbound.sync import Session, SwitchSync
 log = logging.getLogger("aifabric.fabric")
 
 SYNC_MAX_DELAY = 0.05  # seconds a change may wait while other events keep arriving
+# A sync of every switch plans for this long, then lets the events queued meanwhile in
+# (packet-ins, ticks, barrier replies) and goes on: at 1,000 switches one took seconds,
+# and the probes waiting behind it came back stale. An operator's change is synced whole.
+SYNC_SLICE = 0.1
 # Flow control: what a switch is sent goes in chunks, each closed by a barrier, with at
 # most WINDOW chunks unanswered; the rest waits here. A switch works through its session
 # in order: an LLDP probe sent behind ten thousand group-mods comes back seconds late, is
@@ -86,6 +90,8 @@ class Southbound:
         self._sync_due = False  # a sync is deferred until the events queued now are handled
         self._cost = 0.0  # seconds the last sync of every switch took
         self._paced_until = 0.0  # (monotonic) no paced sync of every switch before then
+        self._rest: list[int] | None = None  # what the sync of every switch under way has
+        self._rest_cost = 0.0  # left to plan, and what its slices cost so far (seconds)
         self._outboxes: dict[int, _Outbox] = {}  # dpid -> its connection's (flow control)
         self.stats = {"flow_mods": 0, "group_mods": 0, "packet_out": 0,
                       "sessions_stalled": 0}
@@ -112,7 +118,7 @@ class Southbound:
         self.send_packet_outs([po for po in eff.packet_outs if not po.held])
         self._held_outs += [po for po in eff.packet_outs if po.held]
         if flush or (now - self._dirty_since >= self._max_delay() and not self._paced()):
-            self.flush(now)
+            self.flush(now, sliced=not flush)
         elif not self._sync_due:  # after the events already queued: then sync
             self._sync_due = True
             self._later(self._deferred_sync)
@@ -127,41 +133,83 @@ class Southbound:
 
     def _paced(self) -> bool:
         """Whether the waiting change must wait for its turn: a sync of every switch
-        does (``_paced_until``), one of the few switches TE touched does not."""
-        return self._dirty_all and time.monotonic() < self._paced_until
+        does (``_paced_until``, or the end of the one under way), one of the few
+        switches TE touched does not."""
+        return self._dirty_all and (self._rest is not None
+                                    or time.monotonic() < self._paced_until)
 
     def _deferred_sync(self) -> None:
         if self._dirty_since is None:  # (synced meanwhile)
             self._sync_due = False
             return
         if self._paced():  # its turn comes at _paced_until
-            self._at(self._paced_until, self._deferred_sync)
+            if self._rest is None:
+                self._at(self._paced_until, self._deferred_sync)
+            else:  # (the sync under way asks again when it is done)
+                self._sync_due = False
             return
         self._sync_due = False
         now = clock.now()
         self.flush(now)
         self._effects_done(now)
 
-    def flush(self, now: float) -> None:
-        """Sync the switches the waiting changes concern, then send the held packet-outs."""
+    def flush(self, now: float, sliced: bool = True) -> None:
+        """Sync the switches the waiting changes concern, then send the held packet-outs
+        (a sync of every switch goes in slices, ``sliced``: see SYNC_SLICE)."""
         self._dirty_since = None
         everything = self._dirty_all
         started = time.monotonic()
-        self._sync_all(now, None if everything else self._touched)
-        everything = everything or self.sync.widened
-        if everything:
-            self._cost = time.monotonic() - started
-            self._paced_until = started + 3 * self._cost  # (a third of the time at most)
+        if everything:  # (one under way starts over)
+            self._rest, self._rest_cost = None, 0.0
+        self._sync_all(now, None if everything else self._touched, sliced=sliced)
+        if self.sync.widened and not everything:  # (time alone changed every switch)
+            self._rest, self._rest_cost = None, 0.0
+            everything = True
         self._dirty_all = False
         self._touched = set()
+        if everything:
+            self._slice_done(now, started)
+        elif self._rest is None:  # (else they wait for the sync under way)
+            self._send_held()
+            self._synced(now, False)
+
+    def _go_on(self) -> None:
+        """The next slice of the sync of every switch under way."""
+        if self._rest is None:
+            return
+        now, started = clock.now(), time.monotonic()
+        self._sync_all(now, None, rest=self._rest)
+        self._slice_done(now, started)
+        self._effects_done(now)
+
+    def _slice_done(self, now: float, started: float) -> None:
+        """A slice of a sync of every switch is done: the next goes after the events
+        queued meanwhile, or, with the last, the sync is paced and announced."""
+        self._rest_cost += time.monotonic() - started
+        if self.sync.left:
+            self._rest = self.sync.left
+            self._later(self._go_on)
+            return
+        self._rest = None
+        self._cost = self._rest_cost
+        self._paced_until = time.monotonic() + 2 * self._cost  # (a third of the time)
+        self._send_held()
+        self._synced(now, True)
+        if self._dirty_since is not None and not self._sync_due:  # (changes meanwhile)
+            self._sync_due = True
+            self._at(self._paced_until, self._deferred_sync)
+
+    def _send_held(self) -> None:
         outs, self._held_outs = self._held_outs, []
         self.send_packet_outs(outs)
-        self._synced(now, everything)
 
-    def _sync_all(self, now: float, only: set[int] | None) -> None:
+    def _sync_all(self, now: float, only: set[int] | None, rest: list[int] | None = None,
+                  sliced: bool = True) -> None:
         # (a sync of the switches TE touched places new flows, as often as hosts open
         # them: its line is for debugging only)
-        plans = self.sync.plans(now, only, self._masters())
+        deadline = time.monotonic() + SYNC_SLICE
+        plans = self.sync.plans(now, only, self._masters(), rest,
+                                (lambda: time.monotonic() > deadline) if sliced else None)
         level = logging.INFO if self.sync.widened else logging.DEBUG
         for dpid, plan in plans:
             log.log(level, "switch %d: %s", dpid, plan.summary())

@@ -18,9 +18,32 @@ class CountingSync:
         self.syncs = 0
         self.widened = False
 
-    def plans(self, now, only, masters):
+    def plans(self, now, only, masters, rest=None, enough=None):
         self.syncs += 1
         self.widened = only is None
+        self.left = []
+        return []
+
+
+class SlowSync(CountingSync):
+    """Plans switches 1..n (the rest given), each taking ``cost`` seconds."""
+
+    def __init__(self, n: int, cost: float) -> None:
+        super().__init__()
+        self.n, self.cost = n, cost
+        self.planned: list[int] = []
+
+    def plans(self, now, only, masters, rest=None, enough=None):
+        self.syncs += 1
+        self.widened = only is None and rest is None
+        order = list(range(1, self.n + 1)) if rest is None else list(rest)
+        self.left = []
+        for i, dpid in enumerate(order):
+            time.sleep(self.cost)
+            self.planned.append(dpid)
+            if enough is not None and only is None and enough():
+                self.left = order[i + 1:]
+                break
         return []
 
 
@@ -66,3 +89,42 @@ def test_a_change_of_a_few_switches_is_not_paced():
     out.apply(Effects(changed=True), time.time())  # a change of every switch: paced
     later.pop()()
     assert sync.syncs == 1 and len(timed) == 1
+
+
+def test_a_sync_of_every_switch_goes_in_slices_and_a_change_meanwhile_waits_for_its_end():
+    """Each slice plans for SYNC_SLICE (0.1 s) and lets the queued events in; a change
+    of every switch that arrives meanwhile neither restarts it (the last switches would
+    never be reached while changes keep coming) nor waits for the next event: it is
+    synced once the sync under way is done and its pacing allows."""
+    sync = SlowSync(10, 0.03)
+    later: list = []
+    timed: list = []
+    synced: list = []
+    out = Southbound(sync, later.append, lambda when, fn: timed.append((when, fn)),
+                     lambda dpid: True, lambda: None, lambda now, whole: synced.append(whole),
+                     lambda now: None)
+    out.apply(Effects(changed=True), time.time())
+    later.pop()()  # the first slice
+    assert 2 <= len(sync.planned) <= 5 and not synced and len(later) == 1
+    out.apply(Effects(changed=True), time.time())  # a change meanwhile: deferred ...
+    assert len(later) == 2
+    go_on, deferred = later.pop(0), later.pop(0)
+    deferred()  # ... and not synced while the sync under way goes on
+    assert sync.syncs == 1 and not timed
+    go_on()
+    while later:
+        later.pop(0)()
+    assert sync.planned == list(range(1, 11)) and synced == [True]  # each switch once
+    (when, fn), = timed  # the change meanwhile, at the pacing's turn
+    time.sleep(max(0.0, when - time.monotonic()))
+    fn()
+    assert sync.planned[10:12] == [1, 2]  # a new sync of every switch began
+
+
+def test_an_operators_change_is_synced_whole_at_once():
+    sync = SlowSync(10, 0.03)
+    synced: list = []
+    out = Southbound(sync, lambda fn: None, lambda when, fn: None, lambda dpid: True,
+                     lambda: None, lambda now, whole: synced.append(whole), lambda now: None)
+    out.apply(Effects(changed=True), time.time(), flush=True)
+    assert sync.planned == list(range(1, 11)) and synced == [True]

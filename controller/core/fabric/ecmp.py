@@ -12,7 +12,8 @@ skipped by the switch before the controller hears of it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from controller.core import constants as C
@@ -95,15 +96,33 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
                      for p in uplinks[s]]
         return tuple(Bucket((("output", p),), 1, p) for p in ports)
 
-    key_of: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # route id -> key
-    # (a destination's key depends only on the spines that reach it, which most
-    # destinations share, and with drained switches on those with a link to it (a pod's
-    # leaves share them): worked out once per set of them; with drained links, per
-    # destination)
-    memo: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    # Every destination's key, worked out once per view for every leaf wired to the
+    # same spines (all leaves of a healthy fabric: 1,000 leaves each asked it of 1,000
+    # destinations); this leaf's own is left out below.
+    memo = view.leaf_keys.get(tuple(spines))
+    if memo is None:
+        memo = view.leaf_keys[tuple(spines)] = _keys_of(view, key, bool(drained))
+    key_of, counts = memo
+    own_rid = view.group_ids.get(leaf)
+    keys = set(counts)
+    if own_rid is not None and counts[key_of[own_rid]] == 1:
+        keys.discard(key_of[own_rid])
+    gid_of = shared_group_ids(keys)
+    groups = [GroupRule(gid, "select", buckets(key))
+              for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1])]
+    return groups, {rid: gid_of[key] for rid, key in key_of.items() if rid != own_rid}
+
+
+def _keys_of(view: FabricView, key: Callable[[int], tuple], drained: bool
+             ) -> tuple[dict[int, tuple], Counter]:
+    """route id -> the key of its leaf (see :func:`leaf_ecmp`), for every leaf, and
+    how many have each. (A key depends only on the spines that reach the destination,
+    which most destinations share, and with drained switches on those with a link to
+    it (a pod's leaves share them): worked out once per set of them; with drained
+    links, per destination.)"""
+    key_of: dict[int, tuple] = {}
+    memo: dict[tuple[int, ...], tuple] = {}
     for dest, rid in view.group_ids.items():
-        if dest == leaf:
-            continue
         if drained:
             key_of[rid] = key(dest)
             continue
@@ -112,10 +131,7 @@ def leaf_ecmp(view: FabricView, leaf: int) -> tuple[list[GroupRule], dict[int, i
         if k is None:
             k = memo[by] = key(dest)
         key_of[rid] = k
-    gid_of = shared_group_ids(set(key_of.values()))
-    groups = [GroupRule(gid, "select", buckets(key))
-              for key, gid in sorted(gid_of.items(), key=lambda kv: kv[1])]
-    return groups, {rid: gid_of[key] for rid, key in key_of.items()}
+    return key_of, Counter(key_of.values())
 
 
 def shared_group_ids(keys: set[tuple[tuple[int, ...], tuple[int, ...]]]) -> dict:

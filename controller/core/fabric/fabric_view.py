@@ -5,6 +5,7 @@ ports a switch sends through towards the next tier.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -116,6 +117,12 @@ class FabricView:
                 got = (tuple(sorted(spines)), supers)
             self._reach_memo[by] = got
         return got
+
+    @cached_property
+    def leaf_keys(self) -> dict[tuple[int, ...], tuple[dict, Counter]]:
+        """A leaf's spines -> the key of every destination leaf, and how many share
+        each (worked out once per view: :func:`controller.core.fabric.ecmp.leaf_ecmp`)."""
+        return {}
 
     @cached_property
     def _reach_memo(self) -> dict[tuple[int, ...], tuple[tuple[int, ...], frozenset[int]]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-import networkx as nx
+from networkx.utils import UnionFind
 
 from controller.core.model.fabric_model import Cable
 
@@ -44,6 +44,72 @@ class RoleResult:
     places: dict[int, Place] = field(default_factory=dict)
 
 
+class Graph:
+    """Switches and who is cabled to whom: what role inference asks of a graph,
+    without networkx's per-edge overhead (a view of 1,000 switches is derived at every
+    change of the fabric; networkx's graph, components and colouring were half of it)."""
+
+    def __init__(self, adj: dict[int, set[int]]) -> None:
+        self.adj = adj
+
+    @classmethod
+    def of(cls, nodes: Iterable[int], edges: Iterable[tuple[int, int]]) -> Graph:
+        adj: dict[int, set[int]] = {d: set() for d in nodes}
+        for a, b in edges:
+            adj.setdefault(a, set()).add(b)
+            adj.setdefault(b, set()).add(a)
+        return cls(adj)
+
+    @property
+    def nodes(self) -> Iterable[int]:
+        return self.adj.keys()
+
+    def __iter__(self):
+        return iter(self.adj)
+
+    def __getitem__(self, node: int) -> set[int]:
+        return self.adj[node]
+
+    def subgraph(self, nodes: Iterable[int]) -> Graph:
+        keep = set(nodes)
+        return Graph({d: self.adj[d] & keep for d in keep})
+
+    def components(self) -> list[set[int]]:
+        """The connected components."""
+        seen: set[int] = set()
+        out = []
+        for start in self.adj:
+            if start in seen:
+                continue
+            comp, todo = {start}, [start]
+            while todo:
+                for n in self.adj[todo.pop()]:
+                    if n not in comp:
+                        comp.add(n)
+                        todo.append(n)
+            seen |= comp
+            out.append(comp)
+        return out
+
+    def two_sides(self) -> tuple[set[int], set[int]] | None:
+        """The two sides of a connected bipartite graph (the lowest node's first), or
+        None when a link joins two nodes of one side."""
+        if not self.adj:
+            return set(), set()
+        start = min(self.adj)
+        side = {start: 0}
+        todo = [start]
+        while todo:
+            d = todo.pop()
+            for n in self.adj[d]:
+                if n not in side:
+                    side[n] = 1 - side[d]
+                    todo.append(n)
+                elif side[n] == side[d]:
+                    return None
+        return ({d for d, k in side.items() if k == 0}, {d for d, k in side.items() if k == 1})
+
+
 def infer_roles(
     switches: list[int],
     cables: list[Cable],
@@ -61,14 +127,11 @@ def infer_roles(
     """
     overrides = dict(overrides or {})
     previous = dict(previous or {})
-    graph = nx.Graph()
-    graph.add_nodes_from(switches)
-    for c in cables:
-        graph.add_edge(c.a.dpid, c.b.dpid)
+    graph = Graph.of(switches, ((c.a.dpid, c.b.dpid) for c in cables))
 
     roles: dict[int, str] = {}
     places: dict[int, Place] = {}
-    comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
+    comps = sorted((sorted(c) for c in graph.components()), key=lambda c: c[0])
     for plane, nodes in enumerate(comps, start=1):
         comp = graph.subgraph(nodes)
         found = _component_roles(comp, edge_port_count, overrides, previous, set(hosted))
@@ -79,7 +142,7 @@ def infer_roles(
 
 
 def _component_roles(
-    comp: nx.Graph,
+    comp: Graph,
     edge_port_count: Mapping[int, int],
     overrides: Mapping[int, str],
     previous: Mapping[int, str],
@@ -98,9 +161,9 @@ def _component_roles(
               or (d in hosted and overrides.get(d) is None)}
     weak = {d for d in nodes if edge_port_count.get(d, 0) > 0 and overrides.get(d) is None
             and not above(d)} - strong
-    if nx.is_bipartite(comp):
-        side_a = set(nx.bipartite.sets(comp)[0])
-        side_b = set(nodes) - side_a
+    sides = comp.two_sides()
+    if sides is not None:
+        side_a, side_b = sides
         spines = _pick_spine_side(side_a, side_b, edge_port_count, overrides)
         lower = set(nodes) - spines
         strong &= lower
@@ -123,7 +186,7 @@ def _component_roles(
     return roles
 
 
-def _leaves_or_supers(comp: nx.Graph, lower: set[int], strong: set[int], weak: set[int],
+def _leaves_or_supers(comp: Graph, lower: set[int], strong: set[int], weak: set[int],
                       spines: set[int], previous: Mapping[int, str]) -> dict[int, str]:
     """Leaves and super-spines among ``lower``. Pods are the spines that share a leaf
     (``strong`` ones where there are, else those with host ports); a switch that joins
@@ -146,7 +209,7 @@ def _leaves_or_supers(comp: nx.Graph, lower: set[int], strong: set[int], weak: s
     # A super-spine that lost its cables to all pods but one still reaches spines of
     # one spine plane only, where a leaf reaches its pod's spines of every plane.
     below = {s for s in spines if any(out.get(n) == SUPER_SPINE for n in comp[s])}
-    plane_of = nx.utils.UnionFind()
+    plane_of = UnionFind()
     for x in supers:
         plane_of.union(x, *(n for n in comp[x] if n in spines))
     planes_of_pod: dict[int, set] = {}
@@ -162,11 +225,11 @@ def _leaves_or_supers(comp: nx.Graph, lower: set[int], strong: set[int], weak: s
     return out
 
 
-def _pods_of_spines(comp: nx.Graph, leaves: Iterable[int], spines: set[int]) -> dict[int, int]:
+def _pods_of_spines(comp: Graph, leaves: Iterable[int], spines: set[int]) -> dict[int, int]:
     """spine -> a pod key, for the spines with a leaf of ``leaves``: spines that share a
     leaf (directly or through others) share a pod. (A spine with none is in no pod yet:
     a new spine, or one whose links are still being found, says nothing.)"""
-    pods = nx.utils.UnionFind()
+    pods = UnionFind()
     for leaf in leaves:
         up = [n for n in comp[leaf] if n in spines]
         if up:
@@ -201,16 +264,14 @@ def _numbered(groups: Iterable[Iterable[int]]) -> dict[int, int]:
     return out
 
 
-def _places(comp: nx.Graph, roles: Mapping[int, str], plane: int) -> dict[int, Place]:
+def _places(comp: Graph, roles: Mapping[int, str], plane: int) -> dict[int, Place]:
     supers = [d for d in comp if roles[d] == SUPER_SPINE]
     if not supers:
         return {d: Place(plane) for d in comp}
     below = comp.subgraph(d for d in comp if roles[d] in (LEAF, SPINE))
-    pods = _numbered(nx.connected_components(below))
-    above = nx.Graph()
-    above.add_nodes_from(supers)
-    above.add_edges_from((s, n) for s in supers for n in comp[s] if roles[n] == SPINE)
-    spine_planes = _numbered(nx.connected_components(above))
+    pods = _numbered(below.components())
+    above = Graph.of(supers, ((s, n) for s in supers for n in comp[s] if roles[n] == SPINE))
+    spine_planes = _numbered(above.components())
     return {d: Place(plane, pods.get(d, 0), spine_planes.get(d, 0)) for d in comp}
 
 

@@ -13,7 +13,7 @@ opaque token.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,7 @@ class SwitchSync:
         self.core = core
         self.sessions: dict[int, Session] = {}
         self.widened = False  # the last plans were of every switch (see plans)
+        self.left: list[int] = []  # switches the last plans of every one did not reach
 
     # --- sessions ---------------------------------------------------------------------------
     def connect(self, dpid: int, conn: object, now: float) -> Session:
@@ -145,30 +146,39 @@ class SwitchSync:
         return held.plan(desired, additive=not complete, keep_groups=keep), complete
 
     def plans(self, now: float, only: set[int] | None = None,
-              writable: Collection[int] | None = None) -> list[tuple[int, SyncPlan]]:
+              writable: Collection[int] | None = None,
+              rest: Collection[int] | None = None,
+              enough: Callable[[], bool] | None = None) -> list[tuple[int, SyncPlan]]:
         """The plan of every ready switch (of ``only``, if given; of ``writable``, if
         given: in a cluster, the switches this instance masters) that differs, spines
         first: a leaf entry lets traffic into the fabric, so the spine entries it relies
         on should be there first. Each plan is taken as sent (applied to its mirror).
         Asked for some switches, it plans every one if preparing the core changed the
-        desired state (``widened``)."""
+        desired state (``widened``). ``rest``: the switches a sync of every one left
+        (planned whole, in the same order); ``enough()``: asked after each switch,
+        True stops there, and the switches not planned are in :attr:`left`."""
         prepared = self.core.prepare(now)
         if prepared.changed:  # (time alone changed more: switches judged, host ports
-            only = None  # settled; nothing else asks for that sync again)
+            only, rest = None, None  # settled; nothing else asks for that sync again)
         elif only is not None:
             only = only | prepared.touched  # (flows re-placed after a change)
-        self.widened = only is None
-        out = []
+        self.widened = only is None and rest is None
+        out: list[tuple[int, SyncPlan]] = []
         # (spines and super-spines first: the ways through them are ready before the
         # leaves send over them)
-        order = sorted(self.sessions, key=lambda d: (self.core.role(d) in ("leaf", None), d))
-        for dpid in order:
-            session = self.sessions[dpid]
-            if not session.ready or (only is not None and dpid not in only) or (
-                    writable is not None and dpid not in writable):
+        order = sorted(self.sessions if rest is None else rest,
+                       key=lambda d: (self.core.role(d) in ("leaf", None), d))
+        self.left = []
+        for i, dpid in enumerate(order):
+            session = self.sessions.get(dpid)
+            if session is None or not session.ready or (only is not None and dpid not in only) \
+                    or (writable is not None and dpid not in writable):
                 continue
             plan, session.whole = self._plan(session, now, pins_only=only is not None)
             if plan:
                 session.mirror.apply(plan)
                 out.append((dpid, plan))
+            if enough is not None and only is None and enough():
+                self.left = order[i + 1:]
+                break
         return out
