@@ -106,6 +106,9 @@ class TeConfig(Strict):
     enabled: bool = Field(True, description="--no-te: ECMP select groups only")
     poll_interval: float = Field(1.0, gt=0, le=60,
                                  description="port and flow statistics, seconds")
+    poll_budget: float = Field(10_000.0, ge=0, le=10_000_000,
+                               description="port counters read per second at most: a "
+                               "larger fabric is polled less often (0: no limit)")
     smoothing: float = Field(0.5, gt=0, le=1, description="EWMA weight of the newest sample")
     large_flow_fraction: float = Field(0.10, gt=0, le=1,
                                        description="a flow is large from this share of a link")

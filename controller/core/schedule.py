@@ -3,7 +3,7 @@ which timers fire now. The app owns the clock and the work; this only keeps the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 
@@ -24,12 +24,15 @@ class Schedule:
         self.timers = {t.name: t for t in timers}
         self._last: dict[str, float | None] = dict.fromkeys(self.timers)
 
-    def due(self, now: float) -> list[str]:
-        """Timers that fire at ``now``, in table order; each is taken as fired now."""
+    def due(self, now: float, stretch: float = 1.0,
+            stretched: Collection[str] = ()) -> list[str]:
+        """Timers that fire at ``now``, in table order; each is taken as fired now. The
+        intervals of the ``stretched`` timers are ``stretch`` times longer."""
         out = []
         for name, timer in self.timers.items():
             last = self._last[name]
-            if last is None or now - last >= timer.interval:
+            interval = timer.interval * (stretch if name in stretched else 1.0)
+            if last is None or now - last >= interval:
                 self._last[name] = now
                 out.append(name)
         return out

@@ -17,3 +17,13 @@ def test_a_late_tick_runs_a_job_once_not_once_per_missed_interval():
     s.due(10.0)
     assert s.due(15.0) == ["probe"]
     assert s.due(15.5) == []
+
+
+def test_stretched_timers_fire_that_many_times_less_often():
+    """A large fabric's statistics within their budget (apps/fabric_app.py): the
+    stretched rows run 3x less often, the rest as configured."""
+    s = Schedule([Job("probe", 1.0), Job("ports", 1.0), Job("meters", 1.0)])
+    fired = [s.due(float(t), 3.0, ("ports", "meters")) for t in range(7)]
+    assert [t for t, names in enumerate(fired) if "ports" in names] == [0, 3, 6]
+    assert [t for t, names in enumerate(fired) if "meters" in names] == [0, 3, 6]
+    assert all("probe" in names for names in fired)

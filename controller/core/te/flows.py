@@ -177,6 +177,9 @@ class FlowTable:
 
     def __init__(self, settings: TeSettings) -> None:
         self.settings = settings
+        # counters are read this many times less often than te.poll_interval (a large
+        # fabric within te.poll_budget): a placement counts as load as much longer
+        self.poll_stretch = 1.0
         # (grouped by ingress leaf, which a flow keeps: a leaf's pins are asked for at
         # every sync of it, and a pass over every flow each time capped new-flow setup)
         self.flows: IndexedDict[FlowKey, Flow] = IndexedDict(_src_leaf)

@@ -169,7 +169,8 @@ class FirstPlacement:
                    ) -> tuple[dict[Resource, float], dict[Resource, float]]:
         """Load (bit/s) per resource of placements too recent to show in the counters:
         of flows of other classes, and of priority-class flows."""
-        while self._fresh and now - self._fresh[0][0] >= self.table.settings.fresh_window:
+        window = self.table.settings.fresh_window * self.table.poll_stretch
+        while self._fresh and now - self._fresh[0][0] >= window:
             _, rs, w, key, priority = self._fresh.popleft()
             for r in rs:
                 if priority:

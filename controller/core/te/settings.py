@@ -15,6 +15,9 @@ class TeSettings:
     min_move_interval: float = 5.0  # seconds a moved flow stays put (failures excepted)
     flow_idle_timeout: float = 10.0  # seconds without a byte before a flow is forgotten
     fresh_window: float = 2.0  # seconds a new placement counts as nominal load
+    # port counters read per second at most: a larger fabric's statistics are read less
+    # often (the fabric app stretches its polls; FlowTable.poll_stretch says how much)
+    poll_budget: float = 10_000.0
     active_window: float = 3.0  # seconds since its last byte a priority flow counts as busy
     max_flows: int = 100_000  # flows tracked at once; beyond that, new flows stay on ECMP
     smoothing: float = 0.5  # EWMA weight of the newest rate sample
