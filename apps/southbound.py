@@ -92,6 +92,7 @@ class Southbound:
         self._paced_until = 0.0  # (monotonic) no paced sync of every switch before then
         self._rest: list[int] | None = None  # what the sync of every switch under way has
         self._rest_cost = 0.0  # left to plan, and what its slices cost so far (seconds)
+        self._go_on_due = False  # its next slice is queued
         self._outboxes: dict[int, _Outbox] = {}  # dpid -> its connection's (flow control)
         self.stats = {"flow_mods": 0, "group_mods": 0, "packet_out": 0,
                       "sessions_stalled": 0}
@@ -175,6 +176,7 @@ class Southbound:
 
     def _go_on(self) -> None:
         """The next slice of the sync of every switch under way."""
+        self._go_on_due = False
         if self._rest is None:
             return
         now, started = clock.now(), time.monotonic()
@@ -188,7 +190,9 @@ class Southbound:
         self._rest_cost += time.monotonic() - started
         if self.sync.left:
             self._rest = self.sync.left
-            self._later(self._go_on)
+            if not self._go_on_due:  # (one on its way: a sync that started over)
+                self._go_on_due = True
+                self._later(self._go_on)
             return
         self._rest = None
         self._cost = self._rest_cost

@@ -83,7 +83,8 @@ class DiscoveryConfig(Strict):
                                 "second at most, over all switches (0: no limit); a fabric "
                                 "with more ports is probed in turns, each port every "
                                 "ports/budget seconds, and its links are kept that much "
-                                "longer (failures are seen by port status at once)")
+                                "longer (failures are seen by port status at once); "
+                                "fewer while fabricd's event loop lags")
     settle_time: float = Field(1.0, ge=0, le=60, description="a new switch is only probed "
                                "(not programmed) this long")
     absent_timeout: float = Field(30.0, ge=0, le=3600, description="after a restart, how "
