@@ -160,15 +160,12 @@ class Southbound:
         self._dirty_since = None
         everything = self._dirty_all
         started = time.monotonic()
-        if everything:  # (one under way starts over)
-            self._rest, self._rest_cost = None, 0.0
         self._sync_all(now, None if everything else self._touched, sliced=sliced)
-        if self.sync.widened and not everything:  # (time alone changed every switch)
-            self._rest, self._rest_cost = None, 0.0
-            everything = True
+        everything = everything or self.sync.widened  # (time alone changed every switch)
         self._dirty_all = False
         self._touched = set()
-        if everything:
+        if everything:  # (one under way starts over)
+            self._rest, self._rest_cost = None, 0.0
             self._slice_done(now, started)
         elif self._rest is None:  # (else they wait for the sync under way)
             self._send_held()

@@ -208,15 +208,18 @@ class JobBook:
             self._held.update(self.placements.get(job, JobPlacement()).paths)
         self._placed_with = {ip: where[ip] for spec in ready for ip in spec.members
                              if ip in where}
-        current = self._current(topo, leaf_of)
+        # where pairs were before (held while their job waited, read back after a
+        # restart), then where they are placed now
+        earlier = {**self._held, **self._read_back(topo, leaf_of)}
+        current = dict(earlier)
+        for pl in self.placements.values():
+            current.update(pl.paths)
         # (a job placed for the first time since a restart keeps what the switches hold)
         fresh = {spec.job_id for spec in ready
                  if not self.placements.get(spec.job_id, JobPlacement()).paths}
         fresh_pairs = {s.host_pair(rp) for s in ready if s.job_id in fresh
                        for rp in s.rank_pairs()}
-        adopt = {pair: path for pair, path in {**self._held,
-                                               **self._read_back(topo, leaf_of)}.items()
-                 if pair in fresh_pairs}
+        adopt = {pair: path for pair, path in earlier.items() if pair in fresh_pairs}
         self.placements = place_jobs(ready, topo, leaf_of,
                                      self._background(background, leaf_of), current, adopt)
         for spec in specs:
@@ -252,15 +255,6 @@ class JobBook:
                         pairs=len(moved), reason=reason)
         return {leaf for leaf in set(before) | set(after)
                 if before.get(leaf) != after.get(leaf)}
-
-    def _current(self, topo: TeTopology, leaf_of: Mapping[str, int]
-                 ) -> dict[Pair, SpinePath]:
-        """Where each pair is now: placed, or read back from the switches after a
-        restart, or held while their job waits."""
-        out = {**self._held, **self._read_back(topo, leaf_of)}
-        for pl in self.placements.values():
-            out.update(pl.paths)
-        return out
 
     def _read_back(self, topo: TeTopology, leaf_of: Mapping[str, int]
                    ) -> dict[Pair, SpinePath]:
