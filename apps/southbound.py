@@ -86,6 +86,7 @@ class Southbound:
         self._dirty_since: float | None = None  # a change waits for its sync since then
         self._dirty_all = False  # the change concerns every switch (else: self._touched)
         self._touched: set[int] = set()  # switches whose TE entries changed since
+        self._dirty_hosts = False  # hosts changed since (their entries, on every switch)
         self._held_outs: list = []  # packet-outs waiting for the entries they rely on
         self._sync_due = False  # a sync is deferred until the events queued now are handled
         self._cost = 0.0  # seconds the last sync of every switch took
@@ -112,6 +113,9 @@ class Southbound:
         if eff.touched:
             self._dirty_since = self._dirty_since or now
             self._touched |= eff.touched
+        if eff.hosts:
+            self._dirty_since = self._dirty_since or now
+            self._dirty_hosts = True
         if self._dirty_since is None:
             self.send_packet_outs(eff.packet_outs)
             self._effects_done(now)
@@ -160,9 +164,10 @@ class Southbound:
         self._dirty_since = None
         everything = self._dirty_all
         started = time.monotonic()
-        self._sync_all(now, None if everything else self._touched, sliced=sliced)
+        self._sync_all(now, None if everything else self._touched, sliced=sliced,
+                       hosts=self._dirty_hosts)
         everything = everything or self.sync.widened  # (time alone changed every switch)
-        self._dirty_all = False
+        self._dirty_all = self._dirty_hosts = False
         self._touched = set()
         if everything:  # (one under way starts over)
             self._rest, self._rest_cost = None, 0.0
@@ -205,12 +210,13 @@ class Southbound:
         self.send_packet_outs(outs)
 
     def _sync_all(self, now: float, only: set[int] | None, rest: list[int] | None = None,
-                  sliced: bool = True) -> None:
+                  sliced: bool = True, hosts: bool = False) -> None:
         # (a sync of the switches TE touched places new flows, as often as hosts open
         # them: its line is for debugging only)
         deadline = time.monotonic() + SYNC_SLICE
         plans = self.sync.plans(now, only, self._masters(), rest,
-                                (lambda: time.monotonic() > deadline) if sliced else None)
+                                (lambda: time.monotonic() > deadline) if sliced else None,
+                                hosts)
         level = logging.INFO if self.sync.widened else logging.DEBUG
         for dpid, plan in plans:
             log.log(level, "switch %d: %s", dpid, plan.summary())

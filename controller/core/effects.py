@@ -24,6 +24,8 @@ class Effects:
 
     packet_outs: list[PacketOut] = field(default_factory=list)
     changed: bool = False  # forwarding state must be recomputed and pushed
+    # hosts came, went or moved: only host entries change (``FabricCore.host_delta``)
+    hosts: bool = False
     touched: set[int] = field(default_factory=set)  # switches whose TE pins changed
     # entries outside the desired state that expire on the switch by themselves:
     # (dpid, rule, hard timeout in seconds)
@@ -33,6 +35,7 @@ class Effects:
         self.packet_outs += other.packet_outs
         self.ephemeral += other.ephemeral
         self.changed = self.changed or other.changed
+        self.hosts = self.hosts or other.hosts
         self.touched |= other.touched
         return self
 

@@ -13,10 +13,10 @@ from controller.core.effects import Effects
 from controller.core.events import FabricEvent
 from controller.core.fabric.dampening import FlapDamper
 from controller.core.fabric.discovery import Discovery
-from controller.core.fabric.ecmp import assign_group_ids
 from controller.core.fabric.edge import Edge
-from controller.core.fabric.fabric_view import FabricView, HostLocation
+from controller.core.fabric.fabric_view import FabricView
 from controller.core.fabric.forwarding import (
+    host_entries,
     host_rules,
     lldp_meters,
     lldp_rule,
@@ -28,15 +28,16 @@ from controller.core.fabric.frames import (
     FrameError,
     parse_ethernet,
 )
+from controller.core.fabric.host_log import HostLog
 from controller.core.fabric.hosts import HostGuard
 from controller.core.fabric.maintenance import Maintenance
 from controller.core.fabric.qos import QosPolicy
 from controller.core.fabric.ratelog import RateLimitedLog
 from controller.core.fabric.restart_grace import RestartGrace
+from controller.core.fabric.view_derive import derive_view, host_locations
 from controller.core.intent.kinds import Drains
-from controller.core.model.cabling import cabling_warnings
 from controller.core.model.fabric_model import Fabric, Port
-from controller.core.model.roles import LEAF, SPINE, infer_roles
+from controller.core.model.roles import LEAF, SPINE
 from controller.core.model.servers import Located, ServerBook, rail_check, resolve_member
 from controller.core.settings import CoreSettings
 from controller.core.snapshot import (
@@ -87,7 +88,10 @@ class FabricCore:
         # per switch, its state but for host entries: kept while only hosts change, as
         # long as the view derived again differs from ``_base_view`` only by its hosts
         self._base: dict[int, SwitchDesired] = {}
-        self._base_view: FabricView | None = None
+        self._base_view: FabricView | None = None  # the last view made (host_log's)
+        self._hosts_stale = False  # hosts changed since the view was made
+        self._unannounced = False  # found while taking hosts in: more changed (prepare)
+        self.host_log = HostLog()  # which hosts each view changed
         self._roles: dict[int, str] = {}  # role of every switch seen, as of the last view
         self._guard_ports: dict[int, tuple[int, ...]] = {}  # leaf -> settled host ports
         self._timed: tuple = (frozenset(), frozenset(), frozenset())  # (time_passed)
@@ -122,8 +126,10 @@ class FabricCore:
         gone are re-placed (and pins recovered after a restart adopted). ``desired`` is
         a getter and does none of that; a sync calls this first."""
         judged = self._judge(now)  # (roles first: what TE re-places follows them)
+        self.view()  # (hosts taken in: more may have changed)
+        unannounced, self._unannounced = self._unannounced, False
         eff = Effects(touched=self.traffic.refresh(now))
-        if judged | self._settle_guard(now):
+        if judged | self._settle_guard(now) | unannounced:
             eff.changed = True
         return eff
 
@@ -136,13 +142,25 @@ class FabricCore:
         self.traffic.invalidate(reason or "topology change")
         return Effects(changed=True)
 
-    def _hosts_changed(self, reason: str | None = None) -> Effects:
-        """Hosts came, went or changed address: the view is derived again, but what
-        switches hold besides host entries (``_base``) is kept."""
-        base = self._base
-        eff = self._changed(reason)
-        self._base = base
-        return eff
+    def _hosts_changed(self) -> Effects:
+        """Hosts came, went or changed address: the view takes them in when next asked
+        (:meth:`_take_hosts`), what switches hold besides host entries (``_base``) is
+        kept, and switches are sent the entries of those hosts alone (:meth:`host_delta`)."""
+        self._hosts_stale = True
+        self._desired.clear()
+        self.traffic.hosts_changed()
+        return Effects(hosts=True)
+
+    def host_delta(self, dpid: int, gen: int) -> tuple[dict, list] | None:
+        """Switch ``dpid``'s entries towards the hosts changed since generation ``gen`` of
+        :attr:`host_log`, and the keys of all of them (:func:`host_entries`); None when
+        it is to be planned whole: its own hosts changed (the source guard's passes
+        too), or ``gen`` is further back than the log."""
+        view = self.view()  # (its hosts are the log's last generation)
+        changes = self.host_log.since(gen)
+        if changes is None or dpid in changes[1]:
+            return None
+        return host_entries(view, dpid, changes[0])
 
     def _drop_view(self) -> None:
         """Forget the derived view and what was computed from it; the roles it found
@@ -321,63 +339,43 @@ class FabricCore:
 
     def view(self) -> FabricView:
         """The fabric as forwarding sees it, derived from the state the steps left (a
-        memo: it writes nothing else)."""
+        memo: it writes nothing else); after hosts alone changed, the same view with
+        the hosts taken again."""
         if self._view is not None:
+            if self._hosts_stale:
+                self._take_hosts()
             return self._view
-        fab = self.fabric
-        cables = fab.cables()
-        # Disconnected switches still carrying (frozen) links remain part of the fabric.
-        members = sorted(
-            {d for d, s in fab.switches.items() if s.connected}
-            | {c.a.dpid for c in cables}
-            | {c.b.dpid for c in cables}
-        )
-        # Roles only for switches whose links have been found (or set by the operator,
-        # or with hosts, which only leaves have): until then a spine with few links
-        # known looks like a leaf, and ports not probed yet like host ports (they are
-        # not counted).
-        judged, overrides = self.discovery.judged, self.settings.role_overrides
-        hosted = {h.dpid for h in fab.hosts.values()}
-        ranked = [d for d in members if d in judged or d in overrides or d in hosted]
-        result = infer_roles(
-            members,
-            cables,
-            {d: len(fab.edge_ports(d)) for d in ranked if fab.is_connected(d)},
-            overrides,
-            self._roles,
-            hosted,
-        )
-        result = replace(result, roles={d: result.roles[d] for d in ranked})
-        self._warnings = result.warnings + tuple(cabling_warnings(self.settings.cabling, cables))
-        adjacency: dict[int, list[tuple[int, int, int]]] = {d: [] for d in members}
-        for c in cables:
-            adjacency[c.a.dpid].append((c.a.port, c.b.dpid, c.b.port))
-            adjacency[c.b.dpid].append((c.b.port, c.a.dpid, c.a.port))
-        leaves = [d for d in ranked if result.roles[d] == LEAF]
-        hosts = tuple(
-            HostLocation(h.mac, h.ip, h.dpid, h.port)
-            for h in sorted(fab.hosts.values(), key=lambda h: h.mac)
-        )
-        self._view = FabricView(
-            roles=result.roles,
-            adjacency={d: tuple(sorted(v)) for d, v in adjacency.items()},
-            hosts=hosts,
-            group_ids=assign_group_ids(leaves),
-            connected=frozenset(d for d in members if fab.is_connected(d)),
-            edge_ports={d: tuple(fab.edge_ports(d)) for d in leaves},
-            qos=self.qos,
-            drained_ends=frozenset(self.maintenance.drained_ends(cables)),
-            drained_switches=frozenset(self.maintenance.switches),
-            te=self.traffic.te is not None,
-            punt=self.settings.punt,
-            guarded={d: p for d, p in self._guard_ports.items() if d in leaves},
-            places={d: result.places[d] for d in ranked if d in result.places},
-            repeat_up=self.settings.spine_uplink_repeats,
-        )
-        if self._base and not _same_but_hosts(self._base_view, self._view):
-            self._base = {}  # (something else changed too, unannounced: derive it all)
+        self._hosts_stale = False
+        before = self._base_view
+        self._view, warnings = derive_view(
+            self.fabric, self.settings, self.discovery.judged, self._roles, self.maintenance,
+            self.qos, self._guard_ports, self.traffic.te is not None)
+        self._warnings = warnings
+        if before is not None:
+            self.host_log.record(before.hosts, self._view.hosts)
         self._base_view = self._view
         return self._view
+
+    def _take_hosts(self) -> None:
+        """Hosts came, went or moved: the view with its hosts taken again; derived
+        again only when a leaf got its first host or lost its last (with hosts, a
+        switch is a leaf), and then whatever else differs is announced by
+        :meth:`prepare` (a change of something besides hosts nobody announced)."""
+        self._hosts_stale = False
+        old = self._view
+        assert old is not None
+        hosts = host_locations(self.fabric)
+        if {h.dpid for h in hosts} == {h.dpid for h in old.hosts}:
+            self._view = self._base_view = replace(old, hosts=hosts)
+            self.host_log.record(old.hosts, hosts)
+            return
+        base = self._base
+        self._drop_view()
+        if _same_but_hosts(old, self.view()):
+            self._base = base
+        else:
+            self._unannounced = True
+            self.traffic.invalidate("topology change")
 
     def judge(self, now: float) -> Effects:
         """A step (each tick, and before a sync): switches whose links have been found

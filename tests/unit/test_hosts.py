@@ -65,7 +65,7 @@ def test_gratuitous_arp_hijack_is_refused_in_both_forms():
         fab = fabric()
         garp = arp(op, H3[0], H1[1], H1[1])  # H3 claims H1's address
         eff = fab.core.packet_in(2002, 3, garp, fab.now)
-        assert not eff.changed
+        assert not (eff.changed or eff.hosts)
         assert [p for p in eff.packet_outs if parse_ethernet(p.data).src != PROBE_MAC] == []
         assert probes_in(eff) == [(2001, (3,), H1[0], H1[1])]  # the owner is asked
         assert bound(fab, H1[0]) == (H1[1], 2001, 3)
@@ -111,12 +111,12 @@ def test_mac_claimed_on_another_port_is_refused_until_the_old_port_goes_down():
     fab = fabric()
     frame = arp(ARP_REQUEST, H1[0], H1[1], "10.0.0.251")
     eff = fab.core.packet_in(2003, 3, frame, fab.now)
-    assert not eff.changed and probes_in(eff) == [(2001, (3,), H1[0], H1[1])]
+    assert not eff.hosts and probes_in(eff) == [(2001, (3,), H1[0], H1[1])]
     assert bound(fab, H1[0]) == (H1[1], 2001, 3)
     # the host is re-cabled: its old port goes down, then it speaks on the new one
     fab.core.port_status(2001, Port(3, "p3", up=False), False, fab.now)
     eff = fab.core.packet_in(2003, 3, frame, fab.now)
-    assert eff.changed
+    assert eff.hosts
     assert bound(fab, H1[0]) == (H1[1], 2003, 3)
 
 
@@ -191,7 +191,7 @@ def test_static_binding_cannot_be_claimed_moved_or_aged():
     assert probes_in(eff) == []  # nothing to verify: the operator said so
     eff = fab.core.packet_in(2002, 4, arp(ARP_REQUEST, H1[0], "10.0.0.99", "10.0.0.2"),
                              fab.now)
-    assert not eff.changed
+    assert not (eff.changed or eff.hosts)
     fab.core.port_status(2001, Port(3, "p3", up=False), False, fab.now)
     fab.advance(30.0)
     assert bound(fab, H1[0]) == (H1[1], 2001, 3)

@@ -58,7 +58,7 @@ def test_a_host_that_speaks_ip_before_it_arps_is_learnt_and_then_passes():
     fab, dp = fabric()
     assert dp.trace(2002, 4, ip_packet(NEW, H1)).to_controller == [2002]
     eff = fab.core.unbound_source(2002, 4, ip_frame(NEW, H1, 40000, 5201), fab.now)
-    assert eff.changed and fab.core.fabric.hosts[NEW[0]].ip == NEW[1]
+    assert eff.hosts and fab.core.fabric.hosts[NEW[0]].ip == NEW[1]
     assert [(po.dpid, po.ports) for po in eff.packet_outs] == [(2001, (3,))]  # delivered
     fab.deliver(eff)
     dp.sync()

@@ -18,7 +18,7 @@ class CountingSync:
         self.syncs = 0
         self.widened = False
 
-    def plans(self, now, only, masters, rest=None, enough=None):
+    def plans(self, now, only, masters, rest=None, enough=None, hosts=False):
         self.syncs += 1
         self.widened = only is None
         self.left = []
@@ -33,7 +33,7 @@ class SlowSync(CountingSync):
         self.n, self.cost = n, cost
         self.planned: list[int] = []
 
-    def plans(self, now, only, masters, rest=None, enough=None):
+    def plans(self, now, only, masters, rest=None, enough=None, hosts=False):
         self.syncs += 1
         self.widened = only is None and rest is None
         order = list(range(1, self.n + 1)) if rest is None else list(rest)

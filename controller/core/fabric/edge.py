@@ -50,7 +50,7 @@ class Edge:
                  flood_burst: float, host_ports: Callable[[int, float], list[int]],
                  leaves: Callable[[], list[int]], count: Callable[..., None],
                  emit: Callable[[FabricEvent], None],
-                 hosts_changed: Callable[[str | None], Effects],
+                 hosts_changed: Callable[[], Effects],
                  rlog: RateLimitedLog) -> None:
         self.fabric = fabric
         self.host_guard = host_guard
@@ -234,7 +234,7 @@ class Edge:
                            "%s: %s", e.kind, e.message)
         for e in out.events:
             self._emit(e)
-        eff = self._changed(None) if out.changed else Effects()
+        eff = self._changed() if out.changed else Effects()
         if out.changed and self._transit_waiting:
             eff.packet_outs += self._deliver_waiting(now)
         eff.packet_outs += [self._probe_host(p) for p in out.probes]
@@ -291,7 +291,7 @@ class Edge:
             ip = C.ip_from_cookie_low(C.cookie_low(rule.cookie))
             self.fabric.learn_host(mac, ip, dpid, outputs[0], now, recovered=True)
             log.info("host %s (%s) recovered from %d:%d", mac, ip, dpid, outputs[0])
-            eff.merge(self._changed(None))
+            eff.merge(self._changed())
         if self._transit_waiting:
             eff.packet_outs += self._deliver_waiting(now)
         return eff

@@ -73,6 +73,10 @@ class FabricView:
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
     @cached_property
+    def hosts_by_mac(self) -> dict[str, HostLocation]:
+        return {h.mac: h for h in self.hosts}
+
+    @cached_property
     def reached_by(self) -> dict[int, tuple[int, ...]]:
         """switch -> the switches with a link to it, sorted (built once per view)."""
         return {d: tuple(sorted({pd for _, pd, _ in adj})) for d, adj in self.adjacency.items()}

@@ -16,6 +16,7 @@ ports: the Clos loops never see a flood.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
 from controller.core import constants as C
@@ -26,11 +27,12 @@ from controller.core.fabric.ecmp import (
     super_spine_groups,
     uplink_groups,
 )
-from controller.core.fabric.fabric_view import FabricView, PuntLimits
+from controller.core.fabric.fabric_view import FabricView, HostLocation, PuntLimits
 from controller.core.fabric.qos import marking_rules, queue_rules
 from controller.core.model.roles import LEAF, SUPER_SPINE
 from controller.core.southbound.openflow import (
     FlowRule,
+    Match,
     MeterRule,
     SwitchDesired,
     apply_actions,
@@ -224,16 +226,39 @@ def host_rules(view: FabricView, dpid: int) -> list[FlowRule]:
     role = view.roles.get(dpid, LEAF)
     rules = guard_passes(view, dpid) if role == LEAF else []
     for host in view.hosts:
-        rid = view.group_ids.get(host.dpid)
-        if rid is None:
-            continue  # its switch is not (or no longer) a connected leaf
-        if role != LEAF:
-            rules.append(_host_entry(host.mac, host.ip, ("group", rid)))
-        elif host.dpid == dpid:
-            rules.append(_host_entry(host.mac, host.ip, ("output", host.port)))
-        else:
-            rules.append(_host_entry(host.mac, host.ip, ("route", rid)))
+        rule = _towards_host(view, role, dpid, host)
+        if rule is not None:
+            rules.append(rule)
     return rules
+
+
+def host_entries(view: FabricView, dpid: int, macs: Iterable[str]
+                 ) -> tuple[dict[tuple[int, int, Match], FlowRule], list[tuple[int, int, Match]]]:
+    """:func:`host_rules`' entries towards the hosts ``macs`` only (not the guard's
+    passes: a leaf whose own hosts changed is planned whole), and the keys of all of
+    them: an entry held at one of those keys and not wanted is to go."""
+    role = view.roles.get(dpid, LEAF)
+    wanted: dict[tuple[int, int, Match], FlowRule] = {}
+    keys = []
+    for mac in macs:
+        keys.append((C.TABLE_FORWARD, C.PRIO_HOST, make_match(eth_dst=mac)))
+        host = view.hosts_by_mac.get(mac)
+        rule = None if host is None else _towards_host(view, role, dpid, host)
+        if rule is not None:
+            wanted[rule.key] = rule
+    return wanted, keys
+
+
+def _towards_host(view: FabricView, role: str, dpid: int, host: HostLocation
+                  ) -> FlowRule | None:
+    rid = view.group_ids.get(host.dpid)
+    if rid is None:
+        return None  # its switch is not (or no longer) a connected leaf
+    if role != LEAF:
+        return _host_entry(host.mac, host.ip, ("group", rid))
+    if host.dpid == dpid:
+        return _host_entry(host.mac, host.ip, ("output", host.port))
+    return _host_entry(host.mac, host.ip, ("route", rid))
 
 
 @lru_cache(maxsize=1 << 16)

@@ -123,6 +123,17 @@ class SyncPlan:
             )
         )
 
+    def add_flows(self, other: SyncPlan) -> SyncPlan:
+        """This plan with ``other``'s entries too (plans of different entries of one
+        switch: TE's pins and host entries)."""
+        for mine, theirs in ((self.flow_adds, other.flow_adds),
+                             (self.flow_mods, other.flow_mods),
+                             (self.flow_dels, other.flow_dels)):
+            if theirs:
+                mine += theirs
+                mine.sort(key=lambda r: _sort_key(r.key))
+        return self
+
     def summary(self) -> str:
         return (
             f"groups +{len(self.group_adds)} ~{len(self.group_mods)} -{len(self.group_dels)}, "
@@ -247,6 +258,20 @@ class SwitchMirror:
         self._plan_flows(wanted, out, keep_groups, set())
         dels = [rule for kind in kinds for key, rule in self.flows.group(kind).items()
                 if key not in wanted and not (keep_groups and refs(rule) & keep_groups)]
+        out.flow_dels = sorted(dels, key=lambda r: _sort_key(r.key))
+        return out
+
+    def plan_keys(self, wanted: Mapping[tuple[int, int, Match], FlowRule],
+                  keys: Iterable[tuple[int, int, Match]],
+                  keep_groups: frozenset[int] = frozenset()) -> SyncPlan:
+        """What :meth:`plan` would send for the entries at ``keys``, when ``wanted`` is
+        those of them the switch should hold and nothing else of it changed (a host's
+        entry on every switch, in a time that grows with the hosts that changed)."""
+        out = SyncPlan()
+        self._plan_flows(wanted, out, keep_groups, set())
+        dels = [rule for key in keys if key not in wanted
+                and (rule := self.flows.get(key)) is not None
+                and not (keep_groups and refs(rule) & keep_groups)]
         out.flow_dels = sorted(dels, key=lambda r: _sort_key(r.key))
         return out
 

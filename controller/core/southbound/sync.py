@@ -50,6 +50,9 @@ class Session:
     # its mirror was last planned to the switch's complete desired state (since then,
     # a sync of only TE's entries may compare only those)
     whole: bool = False
+    # the generation of the core's hosts its host entries were planned at (since then,
+    # a sync of host entries sends only those of the hosts changed: FabricCore.host_delta)
+    host_gen: int = -1
 
     @property
     def ready(self) -> bool:
@@ -132,23 +135,47 @@ class SwitchSync:
         core's last :meth:`FabricCore.prepare`."""
         return self._plan(session, now, pins_only=False)[0]
 
-    def _plan(self, session: Session, now: float, pins_only: bool) -> tuple[SyncPlan, bool]:
+    def _plan(self, session: Session, now: float, pins_only: bool,
+              hosts: bool = False) -> tuple[SyncPlan, bool]:
         """:meth:`plan_for`, and whether it brings the switch to its complete state.
         ``pins_only``: only TE's entries changed since then (a sync of the leaves TE
-        touched), so only those are compared."""
+        touched), so only those are compared; ``hosts``: hosts changed too, so are
+        the entries of those hosts."""
         held = session.mirror if session.ready else SwitchMirror()
         keep = self.core.grace.kept_groups(session.dpid, held, now)
-        if pins_only and session.whole:
-            pins = self.core.pins(session.dpid, now)
-            if pins is not None:
-                return held.plan_part(pins, C.PIN_KINDS, keep), True
+        if (pins_only or hosts) and session.whole:
+            plan = self._plan_part(session, held, keep, now, pins_only, hosts)
+            if plan is not None:
+                return plan, True
         desired, complete = self.core.desired(session.dpid, now)
+        if complete:  # (the desired state has every host of the log's last generation)
+            session.host_gen = self.core.host_log.gen
         return held.plan(desired, additive=not complete, keep_groups=keep), complete
+
+    def _plan_part(self, session: Session, held: SwitchMirror, keep: frozenset[int],
+                   now: float, pins_only: bool, hosts: bool) -> SyncPlan | None:
+        """The plan of a switch whose mirror was planned whole, comparing only TE's
+        entries (``pins_only``) and the entries of the hosts changed since (``hosts``);
+        None when it is to be planned whole."""
+        plan = SyncPlan()
+        if pins_only:
+            pins = self.core.pins(session.dpid, now)
+            if pins is None:
+                return None
+            plan = held.plan_part(pins, C.PIN_KINDS, keep)
+        if hosts and session.host_gen != self.core.host_log.gen:
+            delta = self.core.host_delta(session.dpid, session.host_gen)
+            if delta is None:
+                return None
+            plan.add_flows(held.plan_keys(*delta, keep))
+            session.host_gen = self.core.host_log.gen
+        return plan
 
     def plans(self, now: float, only: set[int] | None = None,
               writable: Collection[int] | None = None,
               rest: Collection[int] | None = None,
-              enough: Callable[[], bool] | None = None) -> list[tuple[int, SyncPlan]]:
+              enough: Callable[[], bool] | None = None,
+              hosts: bool = False) -> list[tuple[int, SyncPlan]]:
         """The plan of every ready switch (of ``only``, if given; of ``writable``, if
         given: in a cluster, the switches this instance masters) that differs, spines
         first: a leaf entry lets traffic into the fabric, so the spine entries it relies
@@ -156,12 +183,15 @@ class SwitchSync:
         Asked for some switches, it plans every one if preparing the core changed the
         desired state (``widened``). ``rest``: the switches a sync of every one left
         (planned whole, in the same order); ``enough()``: asked after each switch,
-        True stops there, and the switches not planned are in :attr:`left`."""
+        True stops there, and the switches not planned are in :attr:`left`.
+        ``hosts``: hosts changed, and every switch is sent their entries (only those,
+        where it was planned whole before)."""
         prepared = self.core.prepare(now)
         if prepared.changed:  # (time alone changed more: switches judged, host ports
-            only, rest = None, None  # settled; nothing else asks for that sync again)
+            only, rest, hosts = None, None, False  # settled; nothing else asks again)
         elif only is not None:
             only = only | prepared.touched  # (flows re-placed after a change)
+        hosts = hosts and only is not None  # (else every switch is planned whole)
         self.widened = only is None and rest is None
         out: list[tuple[int, SyncPlan]] = []
         # (spines and super-spines first: the ways through them are ready before the
@@ -171,10 +201,13 @@ class SwitchSync:
         self.left = []
         for i, dpid in enumerate(order):
             session = self.sessions.get(dpid)
-            if session is None or not session.ready or (only is not None and dpid not in only) \
-                    or (writable is not None and dpid not in writable):
+            if session is None or not session.ready or (writable is not None
+                                                        and dpid not in writable):
                 continue
-            plan, session.whole = self._plan(session, now, pins_only=only is not None)
+            pins = only is not None and dpid in only
+            if only is not None and not pins and not hosts:
+                continue
+            plan, session.whole = self._plan(session, now, pins, hosts)
             if plan:
                 session.mirror.apply(plan)
                 out.append((dpid, plan))

@@ -58,6 +58,7 @@ class FabricTE:
         self._recovered = RecoveredPins()
         self.admission = Admission(settings, reader, count)
         self._unchecked = False  # the fabric changed since flows were last checked
+        self._hosts_moved = False  # hosts came, went or moved since (jobs' members?)
         self.jobs = JobBook(settings.job_limits, event)  # registered training jobs
         self.shared = SharedPins()  # cluster mode: the operator pins the cluster shares
         self.cluster = ClusterShare()  # cluster mode: the leaves written here, TE leader
@@ -105,6 +106,11 @@ class FabricTE:
         if reason not in self._change_reasons:
             self._change_reasons.append(reason)
 
+    def hosts_changed(self) -> None:
+        """Hosts came, went or moved: no path changes, but a job's members may have
+        appeared or moved (placed by the next :meth:`refresh`)."""
+        self._hosts_moved = True
+
     def refresh(self, now: float) -> set[int]:
         """The explicit step after the fabric changed: derive the paths in service again,
         adopt pins recovered after a restart, re-place every flow whose path is gone and
@@ -127,8 +133,11 @@ class FabricTE:
                                        self.cluster.writes)
             touched = _switches(moves)
         waited = any(self.reader.is_settled(d, now) for d in self.jobs.waiting_on)
+        hosts, self._hosts_moved = self._hosts_moved, False
         if reason and len(self.jobs) or self.jobs.dirty or waited:
             touched |= self._place_jobs(reason or "jobs changed", now)
+        elif hosts and len(self.jobs) and self.jobs.needs_placing(self._where()):
+            touched |= self._place_jobs("a job's hosts appeared or moved", now)
         if self.unmet_pins:  # (a shared pin whose hosts were not known: maybe now)
             touched |= self._reconcile_pins(now)
         return touched

@@ -42,6 +42,9 @@ class TeOff:
     def invalidate(self, reason: str) -> None:
         pass
 
+    def hosts_changed(self) -> None:
+        pass
+
     def refresh(self, now: float) -> set[int]:
         return set()
 
