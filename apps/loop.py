@@ -21,6 +21,7 @@ from typing import Any
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
+from prometheus_client import Counter
 
 from apps import oskenfix
 from apps.guard import record_error
@@ -32,6 +33,22 @@ oskenfix.apply()  # (every app on this base needs os-ken's fixes: a switch leavi
 # once, a switch that stops reading never stalls the loop; see apps.oskenfix)
 
 BATCH = 256  # events taken at once (then deferred work due by then runs)
+# One piece of work (a handler, deferred or timed work) that holds the loop this long
+# delays everything queued behind it: counted by name (``SLOW_WORK``) and logged, at
+# most once per SLOW_LOG_EVERY seconds per name, with the worst since the last line.
+SLOW = 0.25
+SLOW_LOG_EVERY = 10.0
+SLOW_WORK = Counter(
+    "aifabric_loop_slow_work",
+    f"Work that held an app's event loop {SLOW} s or more (a handler, deferred or timed "
+    "work), by app and name; _seconds: how long in all",
+    ["app", "work"], registry=None,
+)
+SLOW_WORK_SECONDS = Counter(
+    "aifabric_loop_slow_work_seconds",
+    f"Seconds spent in work that held an app's event loop {SLOW} s or more",
+    ["app", "work"], registry=None,
+)
 ETH_TYPE_LLDP = b"\x88\xcc"
 
 
@@ -58,6 +75,8 @@ class BoundedLoopApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.intake: Intake = _AppIntake(self, self.intake_limits())
         self._later: deque[tuple[int, Callable[[], None]]] = deque()
+        # name -> (when its last line was logged, slow ones since, the worst since)
+        self._slow: dict[str, tuple[float, int, float]] = {}
         self._done_seq = 0  # the sequence number of the last event handled
         # (monotonic time, order, fn): work due at a moment, earliest first
         self._timed: list[tuple[float, int, Callable[[], None]]] = []
@@ -114,10 +133,34 @@ class BoundedLoopApp(app_manager.OSKenApp):
         now = time.monotonic()
         while self._timed and self._timed[0][0] <= now:
             _, _, fn = heapq.heappop(self._timed)
+            started = time.monotonic()
             try:
                 fn()
             except Exception:
                 record_error(f"{self.name}.at")
+            self._took(fn, started)
+
+    def _took(self, work: Callable, started: float) -> None:
+        """Count and log ``work`` if it held the loop since ``started`` too long."""
+        took = time.monotonic() - started
+        if took < SLOW:
+            return
+        name = getattr(work, "__qualname__", type(work).__name__)
+        SLOW_WORK.labels(self.name, name).inc()
+        SLOW_WORK_SECONDS.labels(self.name, name).inc(took)
+        logged, count, worst = self._slow.get(name, (0.0, 0, 0.0))
+        count, worst = count + 1, max(worst, took)
+        now = time.monotonic()
+        if now - logged < SLOW_LOG_EVERY:
+            self._slow[name] = (logged, count, worst)
+            return
+        self._slow[name] = (now, 0, 0.0)
+        if logged:
+            log.warning("%s: %s held the event loop %.2f s (%d times %.1f s or more in the "
+                        "last %.0f s, the longest %.2f s)", self.name, name, took, count,
+                        SLOW, now - logged, worst)
+        else:
+            log.warning("%s: %s held the event loop %.2f s", self.name, name, took)
 
     def _wait(self) -> float:
         """How long the loop may wait for an event: until the next timed work, 1 s most."""
@@ -128,20 +171,24 @@ class BoundedLoopApp(app_manager.OSKenApp):
     def _run_later(self) -> None:
         while self._later and self._later[0][0] <= self._done_seq:
             _, fn = self._later.popleft()
+            started = time.monotonic()
             try:
                 fn()
             except Exception:
                 record_error(f"{self.name}.later")
+            self._took(fn, started)
 
     def _event_loop(self) -> None:
         while self.is_active or len(self.intake):
             for item in self.intake.take(BATCH, timeout=self._wait()):
                 if item.event is not self._event_stop:
                     for handler in self.get_handlers(item.event, item.state):
+                        started = time.monotonic()
                         try:
                             handler(item.event)
                         except Exception:  # (aifabric's handlers are guarded already)
                             record_error(getattr(handler, "__qualname__", repr(handler)))
+                        self._took(handler, started)
                 self._done_seq = item.seq
                 self._run_later()
             self._run_timed()

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from apps.guard import HANDLER_ERRORS, WATCHDOG_TRIPS
 from apps.intake import INTAKE_DROPPED, INTAKE_QUEUED, SESSIONS_OVERFLOWED
+from apps.loop import SLOW_WORK, SLOW_WORK_SECONDS
 from apps.qos_app import QOS_ERRORS
 from controller import __version__
 from controller.config_daemon import parse_host_port
@@ -221,7 +222,8 @@ def start_metrics_server(address: str, published: Callable[[], Published | None]
     registry.register(LOOP_LAG)
     registry.register(HANDLER_ERRORS)
     registry.register(WATCHDOG_TRIPS)
-    for metric in (INTAKE_DROPPED, INTAKE_QUEUED, SESSIONS_OVERFLOWED):
+    for metric in (INTAKE_DROPPED, INTAKE_QUEUED, SESSIONS_OVERFLOWED, SLOW_WORK,
+                   SLOW_WORK_SECONDS):
         registry.register(metric)
     registry.register(QOS_ERRORS)
     try:

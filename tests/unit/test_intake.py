@@ -182,3 +182,32 @@ def test_timed_work_runs_on_time_though_no_event_comes():
         app.is_active = False
         app._send_event(app._event_stop, None)
         thread.join(5)
+
+
+def test_work_that_holds_the_loop_is_counted_by_name_and_logged_once_per_interval(caplog,
+                                                                                 monkeypatch):
+    """A handler or deferred work that holds the loop SLOW seconds or more is counted
+    (metric by app and name) and logged, the repeats within SLOW_LOG_EVERY folded into
+    the next line; quick work is neither."""
+    from apps import loop
+
+    monkeypatch.setattr(loop, "SLOW", 0.05)
+    app = BoundedLoopApp()
+
+    def stall(ev):
+        if ev.n % 2:
+            time.sleep(0.06)
+
+    app.register_handler(Ping, stall)
+    name = stall.__qualname__
+    before = loop.SLOW_WORK.labels(app.name, name)._value.get()
+    for n in range(1, 6):  # three slow (1, 3, 5), two quick
+        app._send_event(Ping(n), None)
+    app._send_event(app._event_stop, None)
+    app.is_active = False
+    with caplog.at_level("WARNING", logger="aifabric.loop"):
+        app._event_loop()
+    assert loop.SLOW_WORK.labels(app.name, name)._value.get() - before == 3
+    assert loop.SLOW_WORK_SECONDS.labels(app.name, name)._value.get() >= 0.18
+    lines = [r.getMessage() for r in caplog.records if name in r.getMessage()]
+    assert len(lines) == 1 and "held the event loop 0.0" in lines[0], lines
