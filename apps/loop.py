@@ -156,9 +156,9 @@ class BoundedLoopApp(app_manager.OSKenApp):
             return
         self._slow[name] = (now, 0, 0.0)
         if logged:
-            log.warning("%s: %s held the event loop %.2f s (%d times %.1f s or more in the "
-                        "last %.0f s, the longest %.2f s)", self.name, name, took, count,
-                        SLOW, now - logged, worst)
+            log.warning("%s: %s held the event loop %.2f s (in the last %.0f s: %d over "
+                        "%g s, the longest %.2f s)", self.name, name, took, now - logged,
+                        count, SLOW, worst)
         else:
             log.warning("%s: %s held the event loop %.2f s", self.name, name, took)
 

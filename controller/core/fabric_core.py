@@ -38,14 +38,10 @@ from controller.core.fabric.view_derive import derive_view, host_locations
 from controller.core.intent.kinds import Drains
 from controller.core.model.fabric_model import Fabric, Port
 from controller.core.model.roles import LEAF, SPINE
-from controller.core.model.servers import Located, ServerBook, rail_check, resolve_member
+from controller.core.model.servers import ServerBook, resolve_member
 from controller.core.settings import CoreSettings
-from controller.core.snapshot import (
-    HostInfo,
-    LinkInfo,
-    SwitchInfo,
-    TopologySnapshot,
-)
+from controller.core.snapshot import TopologySnapshot
+from controller.core.snapshot_maker import SnapshotMaker
 from controller.core.southbound.openflow import FlowRule, GroupRule, Match, SwitchDesired
 from controller.core.te import (
     TrafficEngineer,
@@ -58,12 +54,6 @@ log = logging.getLogger("aifabric.core")
 
 def _same_but_hosts(a: FabricView | None, b: FabricView) -> bool:
     return a is not None and replace(a, hosts=()) == replace(b, hosts=())
-
-
-def _place_of(view: FabricView, dpid: int) -> dict[str, int]:
-    place = view.places.get(dpid)
-    return {} if place is None else {"plane": place.plane, "pod": place.pod,
-                                     "spine_plane": place.spine_plane}
 
 
 class FabricCore:
@@ -92,6 +82,8 @@ class FabricCore:
         self._hosts_stale = False  # hosts changed since the view was made
         self._unannounced = False  # found while taking hosts in: more changed (prepare)
         self.host_log = HostLog()  # which hosts each view changed
+        self.derived = 0  # views derived (not counting those with other hosts alone)
+        self._snapshots = SnapshotMaker()
         self._roles: dict[int, str] = {}  # role of every switch seen, as of the last view
         self._guard_ports: dict[int, tuple[int, ...]] = {}  # leaf -> settled host ports
         self._timed: tuple = (frozenset(), frozenset(), frozenset())  # (time_passed)
@@ -347,6 +339,7 @@ class FabricCore:
             return self._view
         self._hosts_stale = False
         before = self._base_view
+        self.derived += 1
         self._view, warnings = derive_view(
             self.fabric, self.settings, self.discovery.judged, self._roles, self.maintenance,
             self.qos, self._guard_ports, self.traffic.te is not None)
@@ -366,7 +359,7 @@ class FabricCore:
         assert old is not None
         hosts = host_locations(self.fabric)
         if {h.dpid for h in hosts} == {h.dpid for h in old.hosts}:
-            self._view = self._base_view = replace(old, hosts=hosts)
+            self._view = self._base_view = old.with_hosts(hosts)
             self.host_log.record(old.hosts, hosts)
             return
         base = self._base
@@ -454,39 +447,19 @@ class FabricCore:
             return None
         return self.traffic.pins_of(dpid)
 
+    def warnings(self) -> tuple[str, ...]:
+        """What makes the wiring not a clean Clos, as of the view."""
+        self.view()
+        return self._warnings
+
+    def last_role(self, dpid: int) -> str | None:
+        """The role a switch had as of the last view it was in (kept while it is away)."""
+        return self._roles.get(dpid)
+
     def snapshot(self, now: float) -> TopologySnapshot:
-        view = self.view()
-        fab = self.fabric
-        switches = tuple(
-            SwitchInfo(
-                dpid=sw.dpid,
-                role=view.roles.get(sw.dpid, self._roles.get(sw.dpid, "unknown")),
-                connected=sw.connected,
-                connected_since=sw.connected_since,
-                ports=len(sw.up_ports()),
-                drained=sw.dpid in self.maintenance.switches,
-                **_place_of(view, sw.dpid),
-            )
-            for sw in sorted(fab.switches.values(), key=lambda s: s.dpid)
-        )
-        drained = self.maintenance.drained_ends()
-        links = tuple(
-            LinkInfo(lk.src.dpid, lk.src.port, lk.dst.dpid, lk.dst.port, lk.discovered_at,
-                     lk.src in drained or bool({lk.src.dpid, lk.dst.dpid}
-                                               & self.maintenance.switches))
-            for lk in sorted(fab.links.values(), key=lambda lk: (lk.src, lk.dst))
-            if fab.is_connected(lk.src.dpid) and fab.is_connected(lk.dst.dpid)
-        )
-        probing = self.host_guard.pending
-        hosts = tuple(
-            HostInfo(h.mac, h.ip or "", h.dpid, h.port, h.first_seen, h.recovered,
-                     "static" if h.static else "probing" if h.mac in probing
-                     else "recovered" if h.recovered else "bound", h.last_seen)
-            for h in sorted(fab.hosts.values(), key=lambda h: (h.dpid, h.port, h.mac))
-        )
-        nics, off_rail = rail_check(self.servers.all, (
-            Located(h.mac, h.ip, h.dpid, h.port) for h in fab.hosts.values()))
-        return TopologySnapshot(switches, links, hosts, self._warnings + off_rail, now, nics)
+        """The topology as the API shows it (switches and links made again only after
+        a change of the fabric: hosts alone change far more often)."""
+        return self._snapshots.make(self, now)
 
     def job_members(self, members: Iterable[str]) -> tuple[str, ...]:
         """A job's members as given (IPv4 addresses, or ``server:rail``), as addresses

@@ -154,3 +154,17 @@ def test_a_jobs_member_learned_places_the_job_with_the_paths_kept():
         t = dp.trace(leaf, port, ip_packet(src, dst, proto=6, sport=40000, dport=80))
         assert t.spines == [p.spine], p
     holds_what_is_wanted(fab, dp)
+
+
+def test_the_topology_snapshot_keeps_its_switches_and_links_while_hosts_alone_change():
+    fab, dp = synced()
+    before = fab.core.snapshot(fab.now)
+    learn(fab, 2002, 4, H5)  # (leaf 2002 has a host already: hosts alone change)
+    after = fab.core.snapshot(fab.now)
+    assert after.links is before.links and after.switches is before.switches
+    assert {h.mac for h in after.hosts} == {h.mac for h in before.hosts} | {H5[0]}
+    fab.deliver(fab.core.port_status(2001, Port(1, "p1", up=False), False, fab.now))
+    cut = fab.core.snapshot(fab.now)
+    assert len(cut.links) == len(before.links) - 2  # (both directions of the cable)
+    assert {(lk.src_dpid, lk.src_port) for lk in before.links} - {
+        (lk.src_dpid, lk.src_port) for lk in cut.links} == {(2001, 1), (1001, 1)}

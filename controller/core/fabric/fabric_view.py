@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from controller.core.fabric.qos import QosPolicy
@@ -59,6 +59,13 @@ class FabricView:
     guarded: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     places: Mapping[int, Place] = field(default_factory=dict)  # plane, pod, spine plane
     repeat_up: bool = True  # a spine's up-buckets repeated against OVS's hash (ecmp)
+
+    def with_hosts(self, hosts: tuple[HostLocation, ...]) -> FabricView:
+        """This view with other hosts; what it derived and keeps (the ways through the
+        fabric: nothing of it depends on hosts) is carried over, not derived again."""
+        view = replace(self, hosts=hosts)
+        view.__dict__.update({k: v for k, v in self.__dict__.items() if k in _CARRIED})
+        return view
 
     def ports_towards(self, dpid: int, peer: int) -> list[int]:
         return list(self._towards.get((dpid, peer), ()))
@@ -183,3 +190,7 @@ class FabricView:
                 return ports
         group = [s for s in nexts if s in self.connected] or list(nexts)
         return tuple(p for s in group for p in towards.get((dpid, s), ()))
+
+
+# what a view derives and keeps that does not depend on its hosts (FabricView.with_hosts)
+_CARRIED = frozenset(("_towards", "reached_by", "tiers_above", "leaf_keys", "_reach_memo"))

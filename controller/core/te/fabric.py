@@ -52,7 +52,7 @@ class FabricTE:
         self._count = count
         self._event = event
         self.port_bps: dict[tuple[int, int], float] = {}  # measured tx rates (te_pass)
-        self._loads_memo: tuple | None = None  # (topo, view, port_bps, their loads)
+        self._loads_memo: tuple | None = None  # (topo, view adjacency, port_bps, loads)
         self._te_topo: TeTopology | None = None
         self._change_reasons: list[str] = []  # why the TE topology is to be rebuilt
         self._recovered = RecoveredPins()
@@ -206,6 +206,8 @@ class FabricTE:
         self.jobs.restore(specs, now)
 
     def job_infos(self) -> tuple[JobInfo, ...]:
+        if not len(self.jobs):
+            return ()
         topo = self._te_topo or self.te_topology()
         return self.jobs.infos(self._leaf_of(), self.te_loads(), topo)
 
@@ -229,9 +231,10 @@ class FabricTE:
             return {}
         view = self.reader.view()
         memo = self._loads_memo
-        if memo is None or memo[0] is not topo or memo[1] is not view \
+        # (a view with other hosts has the same ways through the fabric: its adjacency)
+        if memo is None or memo[0] is not topo or memo[1] is not view.adjacency \
                 or memo[2] is not self.port_bps:
-            memo = self._loads_memo = (topo, view, self.port_bps,
+            memo = self._loads_memo = (topo, view.adjacency, self.port_bps,
                                        measured_loads(topo, view, self.port_bps))
         return memo[3]
 
