@@ -157,6 +157,9 @@ class FabricApp(BoundedLoopApp):
         stretch = self._poll_stretch()
         if self.core.traffic.te is not None:
             self.core.traffic.te.table.poll_stretch = stretch
+        # (probes as the budget refills, every tick: an interval's worth at once, 5,000
+        # at 320 switches, held the loop a third of a second)
+        self._apply(self.core.probe(now, horizon=ev.posted_at), now)
         for timer in self.timers.due(time.monotonic(), stretch, STATS_TIMERS):
             if timer == "probe":
                 # Links expire by the tick's posting time: every LLDP reply that arrived

@@ -60,6 +60,18 @@ def meter_role(meter_id: int) -> tuple[str, int]:
     return "host", meter_id - C.METER_HOST_BASE
 
 
+# the requests, as bytes (sent with each connection's next xid: ofmsg.numbered)
+_PORT_STATS = ofmsg.encode(parser.OFPPortStatsRequest(None, 0, ofp.OFPP_ANY))
+_QUEUE_STATS = ofmsg.encode(parser.OFPQueueStatsRequest(None, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
+_METER_STATS = ofmsg.encode(parser.OFPMeterStatsRequest(None, 0, ofp.OFPM_ALL))
+# a leaf's TE entry counters: its pins, its jobs' pair entries (by cookie kind)
+_COUNTER_READS = tuple(
+    (kind, ofmsg.encode(parser.OFPFlowStatsRequest(
+        None, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY, C.make_cookie(kind),
+        C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK)))
+    for kind in (C.KIND_PIN, C.KIND_JOB))
+
+
 class StatsPoller:
     """Sends the table's requests and reads the replies (the fabric app's thread only).
 
@@ -94,7 +106,10 @@ class StatsPoller:
 
     # --- requests ---------------------------------------------------------------------------
     def poll(self, what: str, dps: Iterable[Any], leaves: Iterable[int], now: float) -> None:
-        """Send one row's requests to ``dps`` (TE entry counters to ``leaves``)."""
+        """Send one row's requests to ``dps`` (TE entry counters to ``leaves``): made
+        into bytes once, each switch's in one write (at 320 switches, building and
+        queueing os-ken's request objects, a thousand a second, was a fifth of the
+        fabric app's thread)."""
         dps = list(dps)
         if self._awaiting[what]:  # a switch did not answer the last round in time
             self._round_done(what, now)
@@ -103,23 +118,16 @@ class StatsPoller:
             self._counter_reads = {}
             leaves = set(leaves)
             for dp in dps:
-                dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
+                data = ofmsg.numbered(dp, _PORT_STATS)
                 if dp.id in leaves:
-                    self._read_counters(dp)
-        elif what == "queues":
+                    for kind, request in _COUNTER_READS:
+                        data += ofmsg.numbered(dp, request)
+                        self._counter_reads[dp.xid] = (dp.id, kind == C.KIND_PIN, [])
+                dp.send(data)
+        else:
+            request = _QUEUE_STATS if what == "queues" else _METER_STATS
             for dp in dps:
-                dp.send_msg(parser.OFPQueueStatsRequest(dp, 0, ofp.OFPP_ANY, ofp.OFPQ_ALL))
-        elif what == "meters":
-            for dp in dps:
-                dp.send_msg(parser.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL))
-
-    def _read_counters(self, dp) -> None:
-        for kind in (C.KIND_PIN, C.KIND_JOB):
-            req = parser.OFPFlowStatsRequest(
-                dp, 0, C.TABLE_TE, ofp.OFPP_ANY, ofp.OFPG_ANY, C.make_cookie(kind),
-                C.COOKIE_OWNER_MASK | C.COOKIE_KIND_MASK)
-            dp.send_msg(req)  # (numbers the request)
-            self._counter_reads[req.xid] = (dp.id, kind == C.KIND_PIN, [])
+                dp.send(ofmsg.numbered(dp, request))
 
     def _answered(self, what: str, dpid: int, now: float) -> None:
         awaiting = self._awaiting[what]

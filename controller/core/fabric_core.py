@@ -203,6 +203,13 @@ class FabricCore:
         return eff.merge(self.discovery.expire(now, now if horizon is None
                                                else min(horizon, now)))
 
+    def probe(self, now: float, horizon: float | None = None) -> Effects:
+        """The probes the budget allows now (the app asks at every one of its ticks,
+        between those of :meth:`tick`: they go out as the budget refills, not a whole
+        interval's worth at once; ``horizon`` as for :meth:`tick`)."""
+        return self.discovery.probe_all(now, 0.0 if horizon is None
+                                        else max(0.0, now - horizon))
+
     def is_settled(self, dpid: int, now: float) -> bool:
         """A switch is settled once discovery had time to find its links (what TE's
         FabricReader asks)."""

@@ -373,7 +373,7 @@ def test_recabling_replaces_the_old_link():
     fab.unwire((2001, 1))
     fab.unwire((2002, 1))
     fab.wire((2001, 1), (1001, 2))  # leaf 1 now in spine 1's port that led to leaf 2
-    fab.advance(0.1)
+    fab.advance(1.0)  # (the next round of probes)
     links = fab.core.fabric.links
     from controller.core.model.fabric_model import LinkEnd
 

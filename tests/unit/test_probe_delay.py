@@ -47,12 +47,15 @@ def bring_up(fab: FakeFabric, delay: float, until: float, seed: int = 1) -> tupl
         send(core.discovery.probe(d, now))
     held: dict = {}
     writes = 0
+    step = 0  # (as the fabric app: probes at every tick of 0.25 s, the rest each 1 s)
     while now < 100.0 + until:
-        now = round(now + 0.1, 3)
+        now, step = round(now + 0.25, 3), step + 1
         while queue and queue[0][0] <= now:
             at, _, dpid, port, data = heapq.heappop(queue)
             send(core.packet_in(dpid, port, data, at))
-        send(core.tick(now, horizon=now))
+        send(core.probe(now, horizon=now))
+        if step % 4 == 0:
+            send(core.tick(now, horizon=now))
         send(core.time_passed(fab.switches, now))
         core.prepare(now)
         for d in fab.switches:

@@ -78,15 +78,17 @@ def test_a_lagging_loop_slows_the_probes_down_to_a_floor_and_they_come_back():
     assert len(pacer.due(0.0, lambda: list(ports), always)) == 1000
     rates = []
     for t in range(1, 8):  # the loop 1 s behind: halved each tick, to a round in 30 s
-        pacer.adapt(1.0)
+        pacer.adapt(1.0, float(t))
         rates.append(pacer.rate)
         assert len(pacer.due(float(t), lambda: list(ports), always)) == int(pacer.rate)
     assert rates == [500, 250, 125, 100, 100, 100, 100]  # (3,000 ports / MAX_ROUND)
     assert pacer.link_max_age(3.5) == 3.5 * 30  # links wait for the slower round
-    pacer.adapt(0.1)  # between the two marks: held
+    pacer.adapt(0.1, 8.0)  # between the two marks: held
     assert pacer.rate == 100
-    for _ in range(12):  # keeping up: a tenth of the budget back per tick
-        pacer.adapt(0.0)
+    pacer.adapt(0.0, 8.5)  # (once an interval at most)
+    assert pacer.rate == 100
+    for t in range(9, 21):  # keeping up: a tenth of the budget back per interval
+        pacer.adapt(0.0, float(t))
     assert pacer.rate == 1000
 
 
@@ -141,3 +143,18 @@ def test_switches_connecting_faster_than_the_budget_probes_get_their_roles_right
         roles = core.view().roles
         assert {d: r for d, r in roles.items() if r != want[d]} == {}
     assert roles == want and all(core.is_settled(d, fab.now) for d in fab.switches)
+
+
+def test_asked_every_quarter_second_the_probes_go_out_as_the_budget_refills():
+    """Called more often than its interval, a pacer hands out a quarter of a second's
+    worth of probes at a time on a large fabric (not an interval's worth at once), and
+    on a small one still probes every port once an interval, not at every call."""
+    big = [(1, p) for p in range(1, 5001)]
+    pacer = ProbePacer(1000, 1.0)
+    assert len(pacer.due(0.0, lambda: list(big), always)) == 1000  # (a full bucket first)
+    sizes = [len(pacer.due(t / 4, lambda: list(big), always)) for t in range(1, 9)]
+    assert sizes == [250] * 8
+    small = [(1, p) for p in range(1, 41)]
+    pacer = ProbePacer(1000, 1.0)
+    got = [len(pacer.due(t / 4, lambda: list(small), always)) for t in range(0, 12)]
+    assert got == [40, 0, 0, 0] * 3

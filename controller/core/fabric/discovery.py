@@ -17,7 +17,7 @@ from controller.core.effects import Effects, PacketOut
 from controller.core.fabric.dampening import FlapDamper
 from controller.core.fabric.frames import FrameError, build_lldp, parse_lldp
 from controller.core.fabric.hosts import HostGuard
-from controller.core.fabric.probe_delay import ProbeDelay
+from controller.core.fabric.probe_delay import AGE_STRETCH, ProbeDelay
 from controller.core.fabric.probe_pacing import ProbePacer
 from controller.core.fabric.ratelog import RateLimitedLog
 from controller.core.model.fabric_model import Fabric, Link, LinkEnd, Port
@@ -102,7 +102,7 @@ class Discovery:
         every up port of every connected switch in turn, within the probe budget
         (:class:`ProbePacer`), fewer while the caller's loop runs ``lag`` seconds
         behind."""
-        self.pacer.adapt(lag)
+        self.pacer.adapt(lag, now)
         fab = self.fabric
         hosted = {(h.dpid, h.port) for h in fab.hosts.values()}
 
@@ -263,7 +263,10 @@ class Discovery:
             if self.fabric.port_is_up(end.dpid, end.port):
                 eff.packet_outs += self.probes(end.dpid, [end.port], now)
             eff.merge(self._changed(None))  # (it may be an edge port again, or a link soon)
-        gone = self.fabric.expire_links(horizon, self.pacer.link_max_age(self.link_timeout))
+        # (a link waits for its probes as long as probes lately took to come back)
+        max_age = max(self.pacer.link_max_age(self.link_timeout),
+                      AGE_STRETCH * self.delay.recent(now))
+        gone = self.fabric.expire_links(horizon, max_age)
         if gone:
             self._log_gone(gone, "LLDP timeout", now)
             eff.merge(self._changed("LLDP timeout"))

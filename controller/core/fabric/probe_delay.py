@@ -7,7 +7,8 @@ seconds later. What assumes a prompt return then goes wrong: a switch was judged
 a role, then its groups and routes) a settle time after its ports were probed, with most
 of its links still on their way, and was re-programmed as each arrived; probes older
 than the link timeout were rejected as stale, and their links expired. Both now stretch
-with the delay seen (:class:`ProbeDelay`), up to the bound a replayed probe is held to.
+with the delay seen (:class:`ProbeDelay`): the age a probe is accepted at up to the
+bound a replayed probe is held to, and how long a link waits for its next probe.
 """
 
 from __future__ import annotations

@@ -40,7 +40,10 @@ MIN_RATE = 50.0  # probes/s at the slowest, however few the ports
 class ProbePacer:
     def __init__(self, budget: float, interval: float) -> None:
         """``budget``: probes per second at most (0: no limit); ``interval``: seconds
-        between the ticks that call :meth:`due`."""
+        between rounds at the most often (a port is probed once an interval at most).
+        :meth:`due` may be called more often than that (the fabric app calls it every
+        quarter of a second): the probes then go out as the budget refills, a quarter
+        of a second's worth at a time, instead of an interval's worth at once."""
         self.budget = budget
         self.interval = interval
         self.rate = budget  # probes per second now: the budget, less while the loop lags
@@ -51,6 +54,7 @@ class ProbePacer:
         self._round_size = 0  # ports in the current round
         self._round_started: float | None = None
         self._last_round = interval  # seconds the last full round took
+        self._adapted: float | None = None  # when the rate was last changed by adapt
         self.sent = 0  # probes handed out, in all
 
     @property
@@ -64,12 +68,15 @@ class ProbePacer:
             return self.interval
         return max(self.interval, self._round_size / self.rate)
 
-    def adapt(self, lag: float) -> None:
-        """The caller's event loop runs ``lag`` seconds behind (called each tick):
-        halve the rate above LAG_HIGH, add a tenth of the budget below LAG_LOW, keep it
-        between (see the module docstring). No budget, no adapting."""
-        if not self.budget:
+    def adapt(self, lag: float, now: float) -> None:
+        """The caller's event loop runs ``lag`` seconds behind (called each tick, acted
+        on once an interval at most): halve the rate above LAG_HIGH, add a tenth of the
+        budget below LAG_LOW, keep it between (see the module docstring). No budget, no
+        adapting."""
+        if not self.budget or (self._adapted is not None
+                               and now - self._adapted < self.interval):
             return
+        self._adapted = now
         floor = min(self.budget, max(MIN_RATE, self._round_size / MAX_ROUND))
         if lag > LAG_HIGH:
             self.rate = max(floor, self.rate / 2)
@@ -104,14 +111,15 @@ class ProbePacer:
         ``probeable``: whether a port still is, as the round reaches it)."""
         self._refill(now)
         out = [p for p in self.soon((), now) if probeable(p)]
-        if not self._round:
+        if not self._round and (self._round_started is None
+                                or now - self._round_started >= self.interval - 1e-6):
             fresh = ports()
             self._round.extend(fresh)
             self._round_size = len(fresh)
             if self._round_started is not None:
                 self._last_round = now - self._round_started
             self._round_started = now
-        # at most one full round per tick, and no more than the budget
+        # at most one round per interval, and no more than the budget
         n = self._take(len(self._round))
         for _ in range(n):
             p = self._round.popleft()
