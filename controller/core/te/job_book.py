@@ -228,13 +228,17 @@ class JobBook:
                     waiting=tuple(waiting[spec.job_id]),
                     steps=tuple(tuple(spec.host_pair(rp) for rp in step)
                                 for step in spec.steps()))
+        # pairs left with no path in service (every spine's session ended at once) go
+        # back where they were once there is one again, like a waiting job's
+        unplaced = {pair for pl in self.placements.values() for pair in pl.unplaced}
+        self._held.update({pair: current[pair] for pair in unplaced if pair in current})
         owners = self._owners()
         self._covered = {pair: spec.transport for pair, (spec, _) in owners.items()}
         # read-back entries: kept while their job waits (for a leaf, for its hosts),
         # dropped once placed or when no registered job has the pair
-        wanted = {spec.host_pair(rp) for spec in specs
-                  if spec.job_id in waiting or self.placements[spec.job_id].pending
-                  for rp in spec.rank_pairs()}
+        wanted = unplaced | {spec.host_pair(rp) for spec in specs
+                             if spec.job_id in waiting or self.placements[spec.job_id].pending
+                             for rp in spec.rank_pairs()}
         self._recovered = {pair: got for pair, got in self._recovered.items()
                            if pair in wanted and pair not in self._covered}
         self._recovered_up = {pair: got for pair, got in self._recovered_up.items()
