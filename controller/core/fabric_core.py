@@ -359,8 +359,8 @@ class FabricCore:
     def _take_hosts(self) -> None:
         """Hosts came, went or moved: the view with its hosts taken again; derived
         again only when a leaf got its first host or lost its last (with hosts, a
-        switch is a leaf), and then whatever else differs is announced by
-        :meth:`prepare` (a change of something besides hosts nobody announced)."""
+        switch is a leaf, which may change roles), and then whatever else differs is
+        announced by :meth:`prepare` (a change besides hosts nobody announced)."""
         self._hosts_stale = False
         old = self._view
         assert old is not None
@@ -369,10 +369,12 @@ class FabricCore:
             self._view = self._base_view = old.with_hosts(hosts)
             self.host_log.record(old.hosts, hosts)
             return
-        base = self._base
+        base, derived = self._base, self.derived
         self._drop_view()
-        if _same_but_hosts(old, self.view()):
-            self._base = base
+        new = self.view()
+        if _same_but_hosts(old, new):  # (the old view stands, with the new hosts: what
+            self._view = self._base_view = old.with_hosts(new.hosts)  # was made from it
+            self._base, self.derived = base, derived  # too, e.g. the snapshot's links)
         else:
             self._unannounced = True
             self.traffic.invalidate("topology change")
