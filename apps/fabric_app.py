@@ -98,7 +98,7 @@ class FabricApp(BoundedLoopApp):
                                      self.cluster.share_moves)
         self._counts = {"packet_in": 0, "te_passes": 0}
         self.admission = SwitchAdmission.of(cfg.openflow, self.pub.bus.publish)
-        self._hosts_generation = 0
+        self._hosts_generation = (0, 0)  # (the host guard's, the view's hosts')
         self.commands.restore(runtime.intents())
 
     @property
@@ -164,7 +164,7 @@ class FabricApp(BoundedLoopApp):
             if timer == "probe":
                 # Links expire by the tick's posting time: every LLDP reply that arrived
                 # before it has been handled by now (one queue), however busy the loop was.
-                self._apply(self.core.tick(now, horizon=ev.posted_at), now)
+                self._apply(self.core.tick(now, horizon=ev.posted_at, probe=False), now)
                 continue
             if leaves is None:  # (the roles last derived: a change of the fabric's
                 leaves = {d for d in self.dps  # view waits for the next sync)
@@ -173,8 +173,10 @@ class FabricApp(BoundedLoopApp):
             self.stats.poll(timer, self.dps.values(), leaves, now)
         self._apply(self.core.time_passed(self.dps, now), now)  # (settled with time alone)
         self.pub.refresh(now)
-        generation = self.core.host_guard.generation
-        if generation != self._hosts_generation:  # a host's state changed, maybe silently
+        # a host's state changed, maybe silently (a host's address: synced as host
+        # entries alone, which publish no topology)
+        generation = (self.core.host_guard.generation, self.core.host_log.gen)
+        if generation != self._hosts_generation:
             self._hosts_generation = generation
             self.pub.topology(now)
         self._publish_counters(now)

@@ -186,15 +186,16 @@ class FabricCore:
     def port_status(self, dpid: int, port: Port, deleted: bool, now: float) -> Effects:
         return self.discovery.port_status(dpid, port, deleted, now)
 
-    def tick(self, now: float, horizon: float | None = None) -> Effects:
+    def tick(self, now: float, horizon: float | None = None, probe: bool = True) -> Effects:
         """Periodic work: probe every up port, expire links that stopped answering,
         hosts that did not answer a probe, and the restart grace period.
 
         ``horizon`` is the time up to which every frame that arrived has been handled
         (the app's queue position): links are judged by it, not by ``now``, so a loop
         that lags does not expire links whose probes are merely waiting in its queue;
-        how far it lags paces the probes."""
-        eff = self.discovery.probe_all(now, 0.0 if horizon is None else max(0.0, now - horizon))
+        how far it lags paces the probes. ``probe=False``: the caller probes apart
+        (:meth:`probe`, more often)."""
+        eff = self.probe(now, horizon) if probe else Effects()
         eff.merge(self.edge.expire(now))
         if self.grace.end(now):
             eff.merge(self._changed("grace period after the restart ended"))
@@ -280,7 +281,10 @@ class FabricCore:
         the ports they send out of (kept through the grace period: :class:`RestartGrace`),
         and its role (a spine drops multicast in table 2, a leaf punts it), so that a
         switch whose links are not known yet keeps its role."""
+        expected = len(self.fabric.expected)
         self.grace.recover(dpid, flows, groups)
+        if len(self.fabric.expected) != expected:  # (ports that face switches: not edge
+            self._drop_view()  # ports, which the view has)
         if dpid in self._roles or (self._view is not None and dpid in self._view.roles):
             return
         for rule in flows:

@@ -11,7 +11,7 @@ from controller.core.fabric.hosts import HostSettings
 from controller.core.model.fabric_model import Port
 from controller.core.model.job_spec import JobSpec
 from controller.core.settings import CoreSettings
-from controller.core.southbound.openflow import make_match
+from controller.core.southbound.openflow import make_match, uses_groups
 from controller.core.te import TeSettings
 from tests.unit.dataplane import DataPlane, ip_packet
 from tests.unit.fakefabric import FakeFabric, arp_request, learn
@@ -172,3 +172,54 @@ def test_the_topology_snapshot_keeps_its_switches_and_links_while_hosts_alone_ch
     assert len(cut.links) == len(before.links) - 2  # (both directions of the cable)
     assert {(lk.src_dpid, lk.src_port) for lk in before.links} - {
         (lk.src_dpid, lk.src_port) for lk in cut.links} == {(2001, 1), (1001, 1)}
+
+
+def groups_exist(dp: DataPlane) -> None:
+    """Every entry of every switch sends only to groups the switch holds (a switch
+    refuses one that does not: OFPBAC_BAD_OUT_GROUP)."""
+    for dpid, sw in dp.switches.items():
+        for rule in sw.flows.values():
+            assert uses_groups(rule) <= set(sw.groups), (dpid, rule)
+
+
+def test_hosts_changed_while_a_sync_of_every_switch_is_under_way_are_sent_whole():
+    """A sync of every switch goes in slices; a host learned meanwhile is sent to the
+    switches the sync has not reached yet with the rest of their new state (its entry
+    sends to a group they would not hold yet)."""
+    fab = FakeFabric(2, 5, settings=CoreSettings(source_guard=True))
+    late = fab.leaves[-1]  # (a leaf that joins later: the spines get a group towards it)
+    for dpid in fab.switches:
+        if dpid != late:
+            fab.deliver(fab.core.switch_connected(dpid, fab.ports(dpid), fab.now))
+            fab.deliver(fab.core.discovery.probe(dpid, fab.now))
+    for leaf, port, host in ((2001, 3, H1), (2002, 3, H3)):
+        fab.deliver(learn(fab, leaf, port, host))
+    for _ in range(3):
+        fab.advance(1.0)
+    dp = DataPlane(fab)
+    dp.sync()
+    fab.deliver(fab.core.switch_connected(late, fab.ports(late), fab.now))
+    dp.read_back(late)
+    for _ in range(3):
+        fab.advance(1.0)
+    first = dp.sync_engine.plans(fab.now, enough=lambda: True)  # (one switch, then stop)
+    assert [d for d, _ in first] == [fab.spines[0]] and dp.sync_engine.left
+    for dpid, plan in first:
+        dp.switches[dpid].apply(plan)
+    learn(fab, late, 3, H5)
+    hosts_sync(fab, dp)
+    groups_exist(dp)
+    holds_what_is_wanted(fab, dp)
+
+
+def test_reading_a_switchs_plan_does_not_count_as_sending_it():
+    """What the API shows of a switch's pending plan (plan_for) is not taken as sent:
+    the next sync still sends it a host learned before."""
+    fab, dp = synced()
+    learn(fab, 2003, 3, H5)
+    spine = fab.spines[0]
+    session = dp.sync_engine.sessions[spine]
+    assert dp.sync_engine.plan_for(session, fab.now).flow_adds  # (read, not sent)
+    plans = hosts_sync(fab, dp)
+    assert [r.key for r in plans[spine].flow_adds] == [host_key(H5[0])]
+    holds_what_is_wanted(fab, dp)

@@ -55,7 +55,7 @@ def bring_up(fab: FakeFabric, delay: float, until: float, seed: int = 1) -> tupl
             send(core.packet_in(dpid, port, data, at))
         send(core.probe(now, horizon=now))
         if step % 4 == 0:
-            send(core.tick(now, horizon=now))
+            send(core.tick(now, horizon=now, probe=False))
         send(core.time_passed(fab.switches, now))
         core.prepare(now)
         for d in fab.switches:

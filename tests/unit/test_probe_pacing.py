@@ -154,6 +154,10 @@ def test_asked_every_quarter_second_the_probes_go_out_as_the_budget_refills():
     assert len(pacer.due(0.0, lambda: list(big), always)) == 1000  # (a full bucket first)
     sizes = [len(pacer.due(t / 4, lambda: list(big), always)) for t in range(1, 9)]
     assert sizes == [250] * 8
+    even = [(1, p) for p in range(1, 1001)]  # (a round's worth of the budget: spread too)
+    pacer = ProbePacer(1000, 1.0)
+    got = [len(pacer.due(t / 4, lambda: list(even), always)) for t in range(0, 13)]
+    assert got[0] == 1000 and got[4:] == [250] * 9, got  # (a full bucket first)
     small = [(1, p) for p in range(1, 41)]
     pacer = ProbePacer(1000, 1.0)
     got = [len(pacer.due(t / 4, lambda: list(small), always)) for t in range(0, 12)]

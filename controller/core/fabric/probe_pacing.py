@@ -35,6 +35,7 @@ LAG_HIGH = 0.25  # s the event loop runs behind: probe at half the rate
 LAG_LOW = 0.05  # s: below this, probe faster again
 MAX_ROUND = 30.0  # s a round of every port takes at the slowest
 MIN_RATE = 50.0  # probes/s at the slowest, however few the ports
+MIN_SPACING = 0.05  # s: calls of due closer than this save up this long's worth
 
 
 class ProbePacer:
@@ -47,6 +48,11 @@ class ProbePacer:
         self.budget = budget
         self.interval = interval
         self.rate = budget  # probes per second now: the budget, less while the loop lags
+        # seconds between the calls of due (an interval at most): the tokens saved up
+        # are that long's worth at most, so that the probes of a round are spread over
+        # the calls made during it rather than sent with the first
+        self._spacing = interval
+        self._last_due: float | None = None
         self._tokens = self._cap
         self._refilled: float | None = None
         self._urgent: collections.OrderedDict[Port, None] = collections.OrderedDict()
@@ -59,7 +65,7 @@ class ProbePacer:
 
     @property
     def _cap(self) -> float:
-        return float("inf") if not self.budget else self.rate * self.interval
+        return float("inf") if not self.budget else self.rate * self._spacing
 
     @property
     def round_time(self) -> float:
@@ -109,6 +115,9 @@ class ProbePacer:
         """The ports to probe at this tick: waiting urgent ones first, then the round
         (``ports()``: every port that is probed, asked for when a round starts;
         ``probeable``: whether a port still is, as the round reaches it)."""
+        if self._last_due is not None and now > self._last_due:
+            self._spacing = min(self.interval, max(MIN_SPACING, now - self._last_due))
+        self._last_due = now
         self._refill(now)
         out = [p for p in self.soon((), now) if probeable(p)]
         if not self._round and (self._round_started is None

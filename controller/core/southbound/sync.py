@@ -136,21 +136,20 @@ class SwitchSync:
         return self._plan(session, now, pins_only=False)[0]
 
     def _plan(self, session: Session, now: float, pins_only: bool,
-              hosts: bool = False) -> tuple[SyncPlan, bool]:
-        """:meth:`plan_for`, and whether it brings the switch to its complete state.
-        ``pins_only``: only TE's entries changed since then (a sync of the leaves TE
-        touched), so only those are compared; ``hosts``: hosts changed too, so are
-        the entries of those hosts."""
+              hosts: bool = False) -> tuple[SyncPlan, bool, bool]:
+        """:meth:`plan_for`, whether it brings the switch to its complete state, and
+        whether to the host entries of the log's last generation. ``pins_only``: only
+        TE's entries changed since then (a sync of the leaves TE touched), so only
+        those are compared; ``hosts``: hosts changed too, so are the entries of those
+        hosts. A getter: the caller applies the plan (and its host generation)."""
         held = session.mirror if session.ready else SwitchMirror()
         keep = self.core.grace.kept_groups(session.dpid, held, now)
         if (pins_only or hosts) and session.whole:
             plan = self._plan_part(session, held, keep, now, pins_only, hosts)
             if plan is not None:
-                return plan, True
+                return plan, True, hosts
         desired, complete = self.core.desired(session.dpid, now)
-        if complete:  # (the desired state has every host of the log's last generation)
-            session.host_gen = self.core.host_log.gen
-        return held.plan(desired, additive=not complete, keep_groups=keep), complete
+        return held.plan(desired, additive=not complete, keep_groups=keep), complete, complete
 
     def _plan_part(self, session: Session, held: SwitchMirror, keep: frozenset[int],
                    now: float, pins_only: bool, hosts: bool) -> SyncPlan | None:
@@ -168,7 +167,6 @@ class SwitchSync:
             if delta is None:
                 return None
             plan.add_flows(held.plan_keys(*delta, keep))
-            session.host_gen = self.core.host_log.gen
         return plan
 
     def plans(self, now: float, only: set[int] | None = None,
@@ -207,11 +205,19 @@ class SwitchSync:
             pins = only is not None and dpid in only
             if only is not None and not pins and not hosts:
                 continue
-            plan, session.whole = self._plan(session, now, pins, hosts)
+            plan, session.whole, hosts_done = self._plan(session, now, pins, hosts)
+            if hosts_done:  # (its host entries are those of the log's last generation)
+                session.host_gen = self.core.host_log.gen
             if plan:
                 session.mirror.apply(plan)
                 out.append((dpid, plan))
             if enough is not None and only is None and enough():
                 self.left = order[i + 1:]
+                # (what they are sent before this sync reaches them is planned whole:
+                # their mirrors are of an older fabric, and a host's or a pin's entry
+                # of the new one may send to a group they are not sent yet)
+                for later in self.left:
+                    if later in self.sessions:
+                        self.sessions[later].whole = False
                 break
         return out
