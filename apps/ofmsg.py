@@ -188,6 +188,21 @@ def group_mod_bytes(group: GroupRule, command: int) -> bytes:
     return encode(group_mod(_NO_DP, group, command))
 
 
+_PACKET_OUT = struct.Struct("!BBHIIIH6x")  # header, buffer id, in port, actions' length
+_OUTPUT = struct.Struct("!HHIH6x")  # an output action: type, length, port, max length
+
+
+def packet_out_bytes(ports: tuple[int, ...], data: bytes) -> bytes:
+    """A packet-out of ``data`` (from the controller, unbuffered) out of ``ports``, as
+    bytes with xid 0 (:func:`numbered` gives it the connection's next): the same
+    message os-ken builds, without its objects (LLDP probes go out thousands a second)."""
+    actions = b"".join(_OUTPUT.pack(ofp.OFPAT_OUTPUT, _OUTPUT.size, p, 0) for p in ports)
+    head = _PACKET_OUT.pack(ofp.OFP_VERSION, ofp.OFPT_PACKET_OUT,
+                            _PACKET_OUT.size + len(actions) + len(data), 0,
+                            ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, len(actions))
+    return head + actions + data
+
+
 def numbered(dp, msg: Any) -> bytes:
     """An os-ken message or bytes made by :func:`encode`, as sent (``dp.send``): with the
     switch's next xid, as os-ken numbers what it sends (an os-ken message keeps one it

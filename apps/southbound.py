@@ -229,19 +229,21 @@ class Southbound:
 
     def send_packet_outs(self, outs) -> None:
         """Packet-outs: a held one (it relies on entries just planned) after what the
-        switch is sent before it, a probe at once."""
+        switch is sent before it, the others (probes) at once, each switch's in one
+        write."""
+        now: dict[int, tuple[Any, list[bytes]]] = {}
         for po in outs:
             dp = self.dps.get(po.dpid)
             if dp is None or not self._writable(po.dpid):
                 continue
-            actions = [parser.OFPActionOutput(p, 0) for p in po.ports]
-            msg = parser.OFPPacketOut(dp, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, actions,
-                                      po.data)
+            msg = ofmsg.packet_out_bytes(po.ports, po.data)
             if po.held:
                 self.send(dp, [msg])
             else:
-                dp.send_msg(msg)
+                now.setdefault(po.dpid, (dp, []))[1].append(ofmsg.numbered(dp, msg))
             self.stats["packet_out"] += 1
+        for dp, msgs in now.values():
+            dp.send(b"".join(msgs))
 
     # --- flow control -------------------------------------------------------------------------
     def send(self, dp, msgs: list) -> None:

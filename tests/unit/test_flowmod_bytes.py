@@ -57,3 +57,15 @@ def test_every_entry_is_written_as_os_ken_writes_it():
            FlowRule(0, 1, make_match(eth_dst="aa-bb-cc-dd-ee-ff"), (), 0),  # (forms os-ken
            FlowRule(0, 1, make_match(eth_type=0x800, ipv4_dst="10.0.0.0/24"), (), 0)]  # reads)
     assert [flowmod_bytes.flow_mod(r, ofp.OFPFC_ADD) for r in odd] == [None] * 4
+
+
+def test_packet_outs_are_written_as_os_ken_writes_them():
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    from controller.core.fabric.frames import build_lldp
+
+    frame = build_lldp(2001, 3, b"k" * 32, 100.0)
+    for ports in ((3,), (1, 2, 4), (0xFFFFFF00,)):
+        msg = parser.OFPPacketOut(ofmsg._NO_DP, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER,
+                                  [parser.OFPActionOutput(p, 0) for p in ports], frame)
+        assert ofmsg.packet_out_bytes(ports, frame) == ofmsg.encode(msg), ports

@@ -163,9 +163,14 @@ def test_the_topology_snapshot_keeps_its_switches_and_links_while_hosts_alone_ch
     after = fab.core.snapshot(fab.now)
     assert after.links is before.links and after.switches is before.switches
     assert {h.mac for h in after.hosts} == {h.mac for h in before.hosts} | {H5[0]}
-    # a leaf's first host: the view is derived again, finds nothing else, and stands
+    # a leaf's first host: the view is derived again (before the next sync), finds
+    # nothing else, and stands
     learn(fab, 2003, 3, ("00:00:00:00:00:06", "10.0.0.6"))
+    derived = fab.core.derived
+    assert fab.core._recheck and not fab.core.prepare(fab.now).changed
+    assert not fab.core._recheck
     first = fab.core.snapshot(fab.now)
+    assert fab.core.derived == derived
     assert first.links is before.links and len(first.hosts) == len(after.hosts) + 1
     fab.deliver(fab.core.port_status(2001, Port(1, "p1", up=False), False, fab.now))
     cut = fab.core.snapshot(fab.now)
