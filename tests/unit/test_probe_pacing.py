@@ -162,3 +162,51 @@ def test_asked_every_quarter_second_the_probes_go_out_as_the_budget_refills():
     pacer = ProbePacer(1000, 1.0)
     got = [len(pacer.due(t / 4, lambda: list(small), always)) for t in range(0, 12)]
     assert got == [40, 0, 0, 0] * 3
+
+
+def test_the_rate_follows_the_worst_lag_of_each_interval():
+    """Told the lag at every tick, the pacer acts once an interval on the worst of them:
+    one tick far behind among quick ones halves the rate."""
+    ports = [(1, p) for p in range(1, 3001)]
+    pacer = ProbePacer(1000, 1.0)
+    pacer.due(0.0, lambda: list(ports), always)
+    pacer.adapt(0.0, 0.0)  # (acts: at the budget already)
+    for t, lag in ((0.25, 0.0), (0.5, 0.3), (0.75, 0.0)):
+        pacer.adapt(lag, t)
+        assert pacer.rate == 1000  # (not before the interval is over)
+    pacer.adapt(0.0, 1.0)
+    assert pacer.rate == 500
+
+
+def lagging(ports: list) -> ProbePacer:
+    """A pacer of 1,000 probes a second whose loop ran 1 s behind for 4 s (at its
+    floor: ``ports`` in MAX_ROUND)."""
+    pacer = ProbePacer(1000, 1.0)
+    pacer.due(0.0, lambda: list(ports), always)
+    for t in range(1, 5):
+        pacer.adapt(1.0, float(t))
+        pacer.due(float(t), lambda: list(ports), always)
+    return pacer
+
+
+def test_ports_of_a_switch_that_just_connected_go_at_the_budget_while_the_loop_lags():
+    """The round slows down while the loop lags; the ports of switches that just
+    connected (what discovery waits for while a fabric comes up) do not."""
+    ports = [(1, p) for p in range(1, 3001)]
+    pacer = lagging(ports)
+    assert pacer.rate == 100  # (the floor: 3,000 ports in 30 s)
+    new = [(2, p) for p in range(1, 1001)]
+    assert pacer.soon(new, 4.0) == []  # (the tokens of this tick are spent)
+    got = [len(pacer.due(4.0 + t / 4, lambda: list(ports), always)) for t in range(1, 5)]
+    assert got == [250] * 4  # the budget's pace, a quarter of a second's worth a tick
+    assert len(pacer.due(5.25, lambda: list(ports), always)) == 25  # then the round's
+
+
+def test_while_links_are_being_found_the_round_goes_at_the_budget_whatever_the_lag():
+    ports = [(1, p) for p in range(1, 3001)]
+    pacer = lagging(ports)
+    assert pacer.rate == 100
+    got = [len(pacer.due(4.0 + t / 4, lambda: list(ports), always, full=True))
+           for t in range(1, 5)]
+    assert got == [250] * 4
+    assert len(pacer.due(5.25, lambda: list(ports), always)) == 25  # (found: the rate's)

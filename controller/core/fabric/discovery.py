@@ -116,8 +116,11 @@ class Discovery:
             self._probed([end], now)  # (it will not be: it does not hold its switch back)
             return False
 
-        return Effects(packet_outs=self._packet_outs(self.pacer.due(now, ports, probeable),
-                                                     now))
+        # (while switches' links are still being found, at the whole budget)
+        finding = not self.judged.issuperset(
+            d for d, sw in fab.switches.items() if sw.connected)
+        return Effects(packet_outs=self._packet_outs(
+            self.pacer.due(now, ports, probeable, full=finding), now))
 
     def _packet_outs(self, ends: list[tuple[int, int]], now: float) -> list[PacketOut]:
         self._probed(ends, now)

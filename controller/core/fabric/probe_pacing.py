@@ -8,7 +8,8 @@ finds links and confirms that a cable still goes where it went. So probes go out
 most ``budget`` per second:
 
 - ports that need a probe soon (a switch that connected) are probed first, as far as
-  the budget allows now, the rest at the next ticks;
+  the budget allows now (the whole budget, even while the loop lags: a fabric coming
+  up keeps it behind, and discovery waits for them), the rest at the next ticks;
 - every other port is probed in turn, round-robin, at most once per interval: on a
   small fabric every port each interval, as without a budget; on a large one a full
   round takes ``ports / budget`` seconds, and links are kept that much longer
@@ -16,7 +17,7 @@ most ``budget`` per second:
 - while the controller's event loop runs behind (:meth:`ProbePacer.adapt`), fewer: a
   probe that waits in the queue comes back stale, and its reply adds to the queue. The
   rate halves while the loop lags more than ``LAG_HIGH`` and grows back by a tenth of
-  the budget per tick below ``LAG_LOW``, never below a round every ``MAX_ROUND``
+  the budget per interval below ``LAG_LOW``, never below a round every ``MAX_ROUND``
   seconds (measured at 320 switches beside the fleet on two cores: at the full budget
   fabricd took a whole core with 3,300 LLDP packet-ins a second, its loop half a
   second behind, until links expired).
@@ -31,8 +32,8 @@ from collections.abc import Callable, Iterable
 
 Port = tuple[int, int]  # (dpid, port)
 
-LAG_HIGH = 0.25  # s the event loop runs behind: probe at half the rate
-LAG_LOW = 0.05  # s: below this, probe faster again
+LAG_HIGH = 0.1  # s the event loop runs behind: probe at half the rate
+LAG_LOW = 0.025  # s: below this, probe faster again
 MAX_ROUND = 30.0  # s a round of every port takes at the slowest
 MIN_RATE = 50.0  # probes/s at the slowest, however few the ports
 MIN_SPACING = 0.05  # s: calls of due closer than this save up this long's worth
@@ -61,6 +62,7 @@ class ProbePacer:
         self._round_started: float | None = None
         self._last_round = interval  # seconds the last full round took
         self._adapted: float | None = None  # when the rate was last changed by adapt
+        self._worst_lag = 0.0  # the worst lag adapt was told of since
         self.sent = 0  # probes handed out, in all
 
     @property
@@ -76,13 +78,15 @@ class ProbePacer:
 
     def adapt(self, lag: float, now: float) -> None:
         """The caller's event loop runs ``lag`` seconds behind (called each tick, acted
-        on once an interval at most): halve the rate above LAG_HIGH, add a tenth of the
-        budget below LAG_LOW, keep it between (see the module docstring). No budget, no
-        adapting."""
-        if not self.budget or (self._adapted is not None
-                               and now - self._adapted < self.interval):
+        on once an interval at most, by the worst lag since): halve the rate above
+        LAG_HIGH, add a tenth of the budget below LAG_LOW, keep it between (see the
+        module docstring). No budget, no adapting."""
+        if not self.budget:
             return
-        self._adapted = now
+        self._worst_lag = max(self._worst_lag, lag)
+        if self._adapted is not None and now - self._adapted < self.interval:
+            return
+        lag, self._worst_lag, self._adapted = self._worst_lag, 0.0, now
         floor = min(self.budget, max(MIN_RATE, self._round_size / MAX_ROUND))
         if lag > LAG_HIGH:
             self.rate = max(floor, self.rate / 2)
@@ -90,9 +94,14 @@ class ProbePacer:
             self.rate = min(self.budget, self.rate + self.budget / 10)
         self._tokens = min(self._tokens, self._cap)
 
-    def _refill(self, now: float) -> None:
-        if self._refilled is not None:  # (without a budget the tokens stay infinite)
-            self._tokens = min(self._cap, self._tokens + (now - self._refilled) * self.rate)
+    def _refill(self, now: float, full: bool = False) -> None:
+        if self._refilled is not None and self.budget and now > self._refilled:
+            # (without a budget the tokens are infinite; while ports of switches that
+            # just connected wait, or ``full``: at the whole budget whatever the lag:
+            # discovery waits for them, and a fabric coming up keeps the loop behind)
+            rate = self.budget if self._urgent or full else self.rate
+            self._tokens = min(rate * self._spacing,
+                               self._tokens + (now - self._refilled) * rate)
         self._refilled = now
 
     def _take(self, want: int) -> int:
@@ -111,14 +120,15 @@ class ProbePacer:
         return [self._urgent.popitem(last=False)[0] for _ in range(n)]
 
     def due(self, now: float, ports: Callable[[], list[Port]],
-            probeable: Callable[[Port], bool]) -> list[Port]:
+            probeable: Callable[[Port], bool], full: bool = False) -> list[Port]:
         """The ports to probe at this tick: waiting urgent ones first, then the round
         (``ports()``: every port that is probed, asked for when a round starts;
-        ``probeable``: whether a port still is, as the round reaches it)."""
+        ``probeable``: whether a port still is, as the round reaches it; ``full``: at
+        the whole budget, whatever the lag, as while links are still being found)."""
         if self._last_due is not None and now > self._last_due:
             self._spacing = min(self.interval, max(MIN_SPACING, now - self._last_due))
         self._last_due = now
-        self._refill(now)
+        self._refill(now, full)
         out = [p for p in self.soon((), now) if probeable(p)]
         if not self._round and (self._round_started is None
                                 or now - self._round_started >= self.interval - 1e-6):
