@@ -423,8 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(default 1000,5000; empty: none)")
     ap.add_argument("--setup-sizes", metavar="SIZES",
                     help="the sizes the setup runs are made at, comma-separated (default: "
-                         "the first of --sizes; at 16x304 learning the 608 hosts to pair "
-                         "took a quarter of an hour, each host a sync of every switch)")
+                         "the first of --sizes; at 16x304 resolving the 608 pairs one "
+                         "after the other takes about five minutes)")
     ap.add_argument("--logs", metavar="DIR", help="keep each size's fabricd log and "
                     "config in DIR (default: a temporary directory, removed)")
     ap.add_argument("--out", default=str(ROOT / "bench/results/scale.json"))

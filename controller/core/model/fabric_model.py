@@ -82,7 +82,8 @@ class Fabric:
 
     def __init__(self) -> None:
         self.switches: dict[int, Switch] = {}
-        self.links: dict[LinkEnd, Link] = {}  # by source end; changed only in this class
+        # by source end, oldest confirmation first; changed only in this class
+        self.links: dict[LinkEnd, Link] = {}
         # indexes of ``links``, kept with it (a fabric of a thousand switches has some
         # 32,000 link directions, found one by one): dpid -> port -> links on it (as
         # source or destination); link destination -> its source
@@ -180,6 +181,7 @@ class Fabric:
         if current is not None and current.dst == dst:
             current.last_seen = now
             current.last_sent = max(current.last_sent, sent)
+            self.links[src] = self.links.pop(src)  # (the links stay oldest first)
             return False, []
         # (the links this one contradicts: from src, or into dst from elsewhere)
         into_dst = self._into.get(dst)
@@ -217,13 +219,18 @@ class Fabric:
             return (through - lk.last_sent > max_age
                     or now - lk.last_seen > LAG_TOLERANCE * max_age)
 
-        return self._drop_links(gone)
-
-    def _drop_links(self, pred) -> list[Link]:
-        gone = [lk for lk in self.links.values() if pred(lk)]
-        for lk in gone:
+        # (links are kept in the order they were last confirmed: the scan stops at the
+        # first one confirmed within max_age; at 1,000 switches a scan of all 31,488
+        # every second was a twelfth of the loop)
+        old = []
+        for lk in self.links.values():
+            if now - lk.last_seen <= max_age:
+                break
+            if gone(lk):
+                old.append(lk)
+        for lk in old:
             self._remove_link(lk)
-        return gone
+        return old
 
     def _links_on(self, end: LinkEnd) -> list[Link]:
         """The links from or into ``end``."""
