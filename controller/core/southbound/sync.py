@@ -194,8 +194,13 @@ class SwitchSync:
         out: list[tuple[int, SyncPlan]] = []
         # (spines and super-spines first: the ways through them are ready before the
         # leaves send over them)
-        order = sorted(self.sessions if rest is None else rest,
-                       key=lambda d: (self.core.role(d) in ("leaf", None), d))
+        if rest is not None:
+            candidates: Collection[int] = rest
+        elif only is not None and not hosts:  # (a new flow's leaf, not every switch)
+            candidates = only & self.sessions.keys()
+        else:
+            candidates = self.sessions
+        order = sorted(candidates, key=lambda d: (self.core.role(d) in ("leaf", None), d))
         self.left = []
         for i, dpid in enumerate(order):
             session = self.sessions.get(dpid)
