@@ -133,16 +133,18 @@ class BoundedLoopApp(app_manager.OSKenApp):
         now = time.monotonic()
         while self._timed and self._timed[0][0] <= now:
             _, _, fn = heapq.heappop(self._timed)
-            started = time.monotonic()
-            try:
-                fn()
-            except Exception:
-                record_error(f"{self.name}.at")
-            self._took(fn, started)
+            self._run(fn, f"{self.name}.at")
 
-    def _took(self, work: Callable, started: float) -> None:
-        """Count and log ``work`` if it held the loop since ``started`` too long."""
-        took = time.monotonic() - started
+    def _run(self, work: Callable, failed: str | None, *args: Any) -> None:
+        """``work(*args)``, an exception recorded as ``failed``'s (None: as the work's
+        own name), and counted and logged if it held the loop too long (SLOW)."""
+        started = time.monotonic()
+        try:
+            work(*args)
+        except Exception:
+            record_error(failed or getattr(work, "__qualname__", repr(work)))
+        now = time.monotonic()
+        took = now - started
         if took < SLOW:
             return
         name = getattr(work, "__qualname__", type(work).__name__)
@@ -150,7 +152,6 @@ class BoundedLoopApp(app_manager.OSKenApp):
         SLOW_WORK_SECONDS.labels(self.name, name).inc(took)
         logged, count, worst = self._slow.get(name, (0.0, 0, 0.0))
         count, worst = count + 1, max(worst, took)
-        now = time.monotonic()
         if now - logged < SLOW_LOG_EVERY:
             self._slow[name] = (logged, count, worst)
             return
@@ -171,24 +172,15 @@ class BoundedLoopApp(app_manager.OSKenApp):
     def _run_later(self) -> None:
         while self._later and self._later[0][0] <= self._done_seq:
             _, fn = self._later.popleft()
-            started = time.monotonic()
-            try:
-                fn()
-            except Exception:
-                record_error(f"{self.name}.later")
-            self._took(fn, started)
+            self._run(fn, f"{self.name}.later")
 
     def _event_loop(self) -> None:
         while self.is_active or len(self.intake):
             for item in self.intake.take(BATCH, timeout=self._wait()):
                 if item.event is not self._event_stop:
                     for handler in self.get_handlers(item.event, item.state):
-                        started = time.monotonic()
-                        try:
-                            handler(item.event)
-                        except Exception:  # (aifabric's handlers are guarded already)
-                            record_error(getattr(handler, "__qualname__", repr(handler)))
-                        self._took(handler, started)
+                        # (aifabric's handlers are guarded already)
+                        self._run(handler, None, item.event)
                 self._done_seq = item.seq
                 self._run_later()
             self._run_timed()

@@ -54,8 +54,8 @@ log = logging.getLogger("aifabric.core")
 GUARD_RECHECK = 0.25  # s: host ports settle with time alone; looked at again this often
 
 
-def _same_but_hosts(a: FabricView | None, b: FabricView) -> bool:
-    return a is not None and replace(a, hosts=()) == replace(b, hosts=())
+def _same_but_hosts(a: FabricView, b: FabricView) -> bool:
+    return replace(a, hosts=()) == replace(b, hosts=())
 
 
 class FabricCore:
@@ -77,10 +77,10 @@ class FabricCore:
         self._view: FabricView | None = None
         self._warnings: tuple[str, ...] = ()  # of the view
         self._desired: dict[int, SwitchDesired] = {}  # per switch, for the current view
-        # per switch, its state but for host entries: kept while only hosts change, as
-        # long as the view derived again differs from ``_base_view`` only by its hosts
+        # per switch, its state but for host entries: kept while only hosts change (the
+        # view then takes them in: _take_hosts)
         self._base: dict[int, SwitchDesired] = {}
-        self._base_view: FabricView | None = None  # the last view made (host_log's)
+        self._last_view: FabricView | None = None  # the last view made (host_log's)
         self._hosts_stale = False  # hosts changed since the view was made
         self._recheck = False  # a leaf got its first host or lost its last (prepare)
         self.host_log = HostLog()  # which hosts each view changed
@@ -352,7 +352,7 @@ class FabricCore:
                 self._take_hosts()
             return self._view
         self._hosts_stale = self._recheck = False
-        before = self._base_view
+        before = self._last_view
         self.derived += 1
         self._view, warnings = derive_view(
             self.fabric, self.settings, self.discovery.judged, self._roles, self.maintenance,
@@ -360,7 +360,7 @@ class FabricCore:
         self._warnings = warnings
         if before is not None:
             self.host_log.record(before.hosts, self._view.hosts)
-        self._base_view = self._view
+        self._last_view = self._view
         return self._view
 
     def _take_hosts(self) -> None:
@@ -375,7 +375,7 @@ class FabricCore:
         hosts = host_locations(self.fabric)
         if {h.dpid for h in hosts} != {h.dpid for h in old.hosts}:
             self._recheck = True
-        self._view = self._base_view = old.with_hosts(hosts)
+        self._view = self._last_view = old.with_hosts(hosts)
         self.host_log.record(old.hosts, hosts)
 
     def _rederive(self) -> bool:
@@ -385,7 +385,7 @@ class FabricCore:
         old, base, derived = self.view(), self._base, self.derived
         self._drop_view()
         if _same_but_hosts(old, self.view()):  # (the old view stands: what was made
-            self._view = self._base_view = old  # from it too, e.g. the snapshot's links)
+            self._view = self._last_view = old  # from it too, e.g. the snapshot's links)
             self._base, self.derived = base, derived
             return False
         self.traffic.invalidate("topology change")

@@ -254,12 +254,8 @@ class SwitchMirror:
         ``wanted`` is every such entry the switch should hold and nothing else of it
         changed, in a time that grows with those entries alone (a leaf's TE pins after
         a placement, beside hundreds of host entries and routes)."""
-        out = SyncPlan()
-        self._plan_flows(wanted, out, keep_groups, set())
-        dels = [rule for kind in kinds for key, rule in self.flows.group(kind).items()
-                if key not in wanted and not (keep_groups and refs(rule) & keep_groups)]
-        out.flow_dels = sorted(dels, key=lambda r: _sort_key(r.key))
-        return out
+        return self.plan_keys(wanted, [key for kind in kinds for key in self.flows.group(kind)],
+                              keep_groups)
 
     def plan_keys(self, wanted: Mapping[tuple[int, int, Match], FlowRule],
                   keys: Iterable[tuple[int, int, Match]],

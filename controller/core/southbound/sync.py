@@ -207,9 +207,7 @@ class SwitchSync:
             if session is None or not session.ready or (writable is not None
                                                         and dpid not in writable):
                 continue
-            pins = only is not None and dpid in only
-            if only is not None and not pins and not hosts:
-                continue
+            pins = only is not None and dpid in only  # (else: for hosts, or whole)
             plan, session.whole, hosts_done = self._plan(session, now, pins, hosts)
             if hosts_done:  # (its host entries are those of the log's last generation)
                 session.host_gen = self.core.host_log.gen
